@@ -1,0 +1,195 @@
+"""The FastAPI application: ``create_app(settings)`` builds it; the lifespan opens the
+store (migrating it to the newest schema) and loads the decider once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.errors import ApiError
+from serving.fallback import FallbackDecider
+from serving.metrics import Metrics
+from serving.model_loader import Loader, ModelHolder, load_decider
+from serving.routes import ops, v1
+from serving.schemas import BatchRequest, ErrorBody, OutcomesRequest, RecommendationRequest
+from serving.settings import Settings, get_settings
+from serving.store.db import make_engine, migrate
+
+logger = logging.getLogger(__name__)
+API_VERSION = "1.0.0"
+REQUEST_SCHEMAS = (RecommendationRequest, BatchRequest, OutcomesRequest)
+
+
+class MetricsMiddleware:
+    """Counts and times every request by route template (not raw path) and status."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            self.metrics.observe_request(
+                getattr(route, "path", "unmatched"),
+                scope["method"],
+                status,
+                time.perf_counter() - start,
+            )
+
+
+def _error_response(status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, error: ApiError) -> JSONResponse:
+        return _error_response(error.status, error.body, error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
+        field = ".".join(str(p) for p in first["loc"]) or None
+        return _error_response(
+            422, ErrorBody(code="invalid_value", message=f"{field}: {first['msg']}", field=field)
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        code = codes.get(error.status_code, "http_error")
+        return _error_response(
+            error.status_code,
+            ErrorBody(code=code, message=str(error.detail)),
+            getattr(error, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, error: Exception) -> JSONResponse:
+        # the request body is never logged: it may hold personal data
+        logger.error("internal error: %s", type(error).__name__, exc_info=error)
+        return _error_response(
+            500,
+            ErrorBody(code="internal_error", message="internal error; the request was not completed"),
+        )
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The schema with the request models (read by hand after auth) as components."""
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in REQUEST_SCHEMAS:
+            json_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in json_schema.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components[model.__name__] = json_schema
+        app.openapi_schema = schema
+        return schema
+
+    return build
+
+
+async def _periodic_reload(app: FastAPI, seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        ok = await run_in_threadpool(app.state.holder.reload)
+        app.state.metrics.reloads.labels("ok" if ok else "failed").inc()
+        app.state.metrics.model_fallback.set(int(app.state.holder.current.decider.fallback))
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = make_engine(settings.database_url)
+    await run_in_threadpool(migrate, engine)
+    app.state.engine = engine
+    holder: ModelHolder = app.state.holder
+    await run_in_threadpool(holder.load)
+    app.state.metrics.model_fallback.set(int(holder.current.decider.fallback))
+    task = None
+    if settings.reload_interval_seconds > 0:
+        task = asyncio.create_task(_periodic_reload(app, settings.reload_interval_seconds))
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        engine.dispose()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    loader: Loader = load_decider,
+) -> FastAPI:
+    """The app; ``settings`` default to the environment (``SMARTRETRY_*``)."""
+    settings = settings if settings is not None else get_settings()
+    digests = settings.key_hashes()
+    if not digests:
+        raise RuntimeError(
+            "no API keys configured: set SMARTRETRY_API_KEYS (comma-separated) or "
+            "SMARTRETRY_API_KEYS_FILE (one 'sha256:<hex>' per line)"
+        )
+    app = FastAPI(
+        title="smartretry",
+        version=API_VERSION,
+        description="When to retry failed recurring payments and which dunning message to send. "
+        "API contract v1; see docs/api.md.",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.key_digests = digests
+    app.state.metrics = Metrics()
+    fallback = FallbackDecider.from_settings(settings)
+    app.state.holder = ModelHolder(settings.model, fallback, loader)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    _install_error_handlers(app)
+    app.include_router(v1)
+    app.include_router(ops)
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        """Prometheus text format."""
+        return PlainTextResponse(
+            generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+        )
+
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
+    return app
+

@@ -1,0 +1,93 @@
+"""Hold the decider the service answers with; load it once, reload it atomically.
+
+The decision artifact is loaded by ``training.artifact.load_decider(uri_or_path)`` (MLflow
+model URI such as ``models:/smart-retry@champion``, or a local path). When no source is
+configured, the loader module is not installed, or loading fails, the service answers
+with the rules fallback and says so on ``/readyz`` and ``/v1/model``.
+
+A reload builds the new decider completely and then swaps one attribute, so a request in
+flight keeps the decider it started with and the next request gets the new one; a
+failed reload keeps the current decider and records the error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from training.policy.decisions import Decider
+
+logger = logging.getLogger(__name__)
+
+Loader = Callable[[str], Decider]
+
+
+class ModelUnavailable(RuntimeError):
+    """No decision artifact can be loaded (no loader installed, or no source)."""
+
+
+def load_decider(source: str) -> Decider:
+    """Load a decision artifact with the training package's loader."""
+    try:
+        from training.artifact import load_decider as load
+    except ModuleNotFoundError as error:
+        if error.name not in ("training.artifact",):
+            raise
+        raise ModelUnavailable("no model loader installed (training.artifact)") from error
+    return load(source)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    decider: Decider
+    source: str | None
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class ModelHolder:
+    """The current decider; ``current`` is read once per request."""
+
+    def __init__(
+        self, source: str | None, fallback: Decider, loader: Loader = load_decider
+    ) -> None:
+        self.source = source
+        self.fallback = fallback
+        self.loader = loader
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+        self.current = Loaded(fallback, None)
+
+    def load(self) -> bool:
+        """Initial load at startup: the configured model, else the fallback. Never raises."""
+        if self.source is None:
+            self.last_error = "no model configured"
+            logger.warning("no model configured: answering with the rules fallback")
+            return False
+        return self.reload()
+
+    def reload(self, source: str | None = None) -> bool:
+        """Load ``source`` (default: the configured one) and swap it in; keep the old on failure."""
+        source = source or self.source
+        with self._lock:
+            if source is None:
+                self.last_error = "no model configured"
+                return False
+            try:
+                decider = self.loader(source)
+            except Exception as error:  # any loader failure keeps the current decider
+                self.last_error = f"{type(error).__name__}: {error}"
+                logger.warning(
+                    "model load from %s failed, keeping %s: %s",
+                    source,
+                    self.current.decider.model_version,
+                    self.last_error,
+                )
+                return False
+            self.current = Loaded(decider, source)
+            self.source = source
+            self.last_error = None
+            logger.info("model %s loaded from %s", decider.model_version, source)
+            return True

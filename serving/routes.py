@@ -1,0 +1,230 @@
+"""HTTP routes: parse, call a plain function, answer. The work lives in the functions below
+the routers (and in :mod:`serving.service`), which run in the thread pool because they
+are CPU work (pandas) and blocking database writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from serving.body import read_json_object
+from serving.errors import ApiError, from_validation_error
+from serving.schemas import (
+    BatchResponse,
+    Customer,
+    ErrorBody,
+    Health,
+    ItemError,
+    ModelInfo,
+    OutcomesRequest,
+    OutcomesResponse,
+    Readiness,
+    RecommendationRequest,
+    RecommendationResponse,
+)
+from serving.security import ApiKey
+from serving.sensitive import scan
+from serving.service import Result, recommend, validate_item
+from serving.store.db import ping
+from serving.store.writes import known_customers, record_decisions, record_outcomes
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        400: "body is not JSON",
+        401: "missing or invalid API key",
+        413: "body larger than the limit",
+        422: "invalid request (code and field name what)",
+        503: "store unavailable",
+    }.items()
+}
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        }
+    }
+
+
+v1 = APIRouter(prefix="/v1", dependencies=[ApiKey], responses=ERRORS)
+ops = APIRouter()
+
+
+@v1.post(
+    "/recommendations",
+    response_model=RecommendationResponse,
+    tags=["recommendations"],
+    openapi_extra=_body("RecommendationRequest"),
+)
+async def post_recommendation(request: Request) -> Any:
+    """Retry times and dunning messages for one failed charge."""
+    body = await read_json_object(request, request.app.state.settings.max_body_bytes)
+    scan(body)
+    [result] = await run_in_threadpool(answer, request.app.state, [body], "")
+    if isinstance(result, ItemError):
+        raise ApiError(422, result.error.code, result.error.message, result.error.field)
+    return result
+
+
+@v1.post(
+    "/recommendations/batch",
+    response_model=BatchResponse,
+    tags=["recommendations"],
+    openapi_extra=_body("BatchRequest"),
+)
+async def post_batch(request: Request) -> Any:
+    """Many failed charges at once; a bad item gets a per-item error, the rest are answered."""
+    state = request.app.state
+    body = await read_json_object(request, state.settings.max_body_bytes)
+    scan(body)
+    items = _list_field(body, "items", state.settings.max_batch_items)
+    return BatchResponse(items=await run_in_threadpool(answer, state, items, "items"))
+
+
+@v1.post(
+    "/outcomes",
+    response_model=OutcomesResponse,
+    tags=["outcomes"],
+    openapi_extra=_body("OutcomesRequest"),
+)
+async def post_outcomes(request: Request) -> Any:
+    """Report what happened (attempts, messages sent/opened/clicked); idempotent by event_id."""
+    state = request.app.state
+    body = await read_json_object(request, state.settings.max_body_bytes)
+    scan(body)
+    _list_field(body, "events", state.settings.max_outcome_events)
+    try:
+        events = OutcomesRequest.model_validate(body).events
+    except ValidationError as error:
+        raise ApiError(422, **from_validation_error(error).model_dump()) from None
+    accepted, duplicates = await run_in_threadpool(record_outcomes, state.engine, events)
+    state.metrics.outcomes.labels("accepted").inc(accepted)
+    state.metrics.outcomes.labels("duplicate").inc(duplicates)
+    return OutcomesResponse(accepted=accepted, duplicates=duplicates)
+
+
+@v1.get("/model", response_model=ModelInfo, tags=["model"])
+def get_model(request: Request) -> Any:
+    """The decider answering now: name, version, training data period, evaluation figures."""
+    return model_info(request.app.state)
+
+
+@v1.post(
+    "/admin/reload",
+    response_model=ModelInfo,
+    tags=["model"],
+    responses={409: {"model": ErrorBody}},
+)
+async def post_reload(request: Request) -> Any:
+    """Load the configured model again and swap it in; on failure the current one stays."""
+    state = request.app.state
+    if not state.settings.allow_reload:
+        raise ApiError(409, "reload_disabled", "reload is disabled (SMARTRETRY_ALLOW_RELOAD)")
+    ok = await run_in_threadpool(state.holder.reload)
+    state.metrics.reloads.labels("ok" if ok else "failed").inc()
+    state.metrics.model_fallback.set(int(state.holder.current.decider.fallback))
+    if not ok:
+        raise ApiError(
+            503,
+            "reload_failed",
+            f"reload failed, still answering with {state.holder.current.decider.model_version}: "
+            f"{state.holder.last_error}",
+        )
+    return model_info(state)
+
+
+@ops.get("/healthz", response_model=Health, tags=["operations"])
+def healthz() -> Any:
+    """Liveness: the process answers."""
+    return Health(status="ok")
+
+
+@ops.get("/readyz", response_model=Readiness, tags=["operations"], responses={503: {"model": Readiness}})
+def readyz(request: Request, response: Response) -> Any:
+    """Readiness: a model or the fallback is loaded and the store is reachable."""
+    state = request.app.state
+    decider = state.holder.current.decider
+    reachable = ping(state.engine)
+    if not reachable:
+        response.status_code = 503
+    return Readiness(
+        ready=reachable,
+        model_loaded=not decider.fallback,
+        fallback=decider.fallback,
+        model_version=decider.model_version,
+        store_reachable=reachable,
+    )
+
+
+def _list_field(body: dict[str, Any], name: str, limit: int) -> list[Any]:
+    value = body.get(name)
+    if value is None:
+        raise ApiError(422, "missing_field", f"{name}: field required", name)
+    if not isinstance(value, list):
+        raise ApiError(422, "invalid_type", f"{name}: must be a list", name)
+    if not value:
+        raise ApiError(422, "too_few_items", f"{name}: at least one is required", name)
+    if len(value) > limit:
+        raise ApiError(
+            422, "too_many_items", f"{name}: at most {limit} per request, got {len(value)}", name
+        )
+    extra = sorted(set(body) - {name})
+    if extra:
+        raise ApiError(422, "unknown_field", f"{extra[0]}: unknown field", extra[0])
+    return value
+
+
+def answer(state: Any, items: list[Any], prefix: str) -> list[Result]:
+    """Validate, decide, store the decisions (one transaction) and count them."""
+    holder = state.holder
+    validated = [
+        validate_item(item, f"{prefix}[{i}]" if prefix else "") for i, item in enumerate(items)
+    ]
+    ids = [
+        v.customer_id
+        for v in validated
+        if isinstance(v, RecommendationRequest) and not _complete_customer(v.customer)
+    ]
+    known = known_customers(state.engine, ids) if ids else {}
+    results = recommend(
+        holder.current.decider, validated, known_customers=known, fallback=holder.fallback
+    )
+    answered = [
+        (request, result)
+        for request, result in zip(validated, results, strict=True)
+        if isinstance(result, RecommendationResponse)
+    ]
+    record_decisions(state.engine, [a[0] for a in answered], [a[1] for a in answered])
+    state.metrics.observe_decisions(
+        (r.decline.category, r.decline.retryable, r.fallback) for _, r in answered
+    )
+    for result in results:
+        if isinstance(result, ItemError):
+            state.metrics.item_errors.labels(result.error.code).inc()
+    return results
+
+
+def _complete_customer(customer: Customer | None) -> bool:
+    fields = ("country", "timezone", "signup_at", "sms_opt_in")
+    return customer is not None and all(getattr(customer, f) is not None for f in fields)
+
+
+def model_info(state: Any) -> ModelInfo:
+    loaded = state.holder.current
+    described = dict(loaded.decider.describe())
+    return ModelInfo(
+        name=str(described.pop("name", "smart-retry")),
+        version=loaded.decider.model_version,
+        fallback=loaded.decider.fallback,
+        source=loaded.source,
+        loaded_at=loaded.loaded_at,
+        training_data=described.get("training_data"),
+        evaluation=described.get("evaluation"),
+        last_reload_error=state.holder.last_error,
+    )

@@ -1,0 +1,100 @@
+"""The service's settings: one typed object read from ``SMARTRETRY_*`` environment variables.
+
+Built by :func:`get_settings` (cached) when the app is created, never at import time.
+Tests build their own :class:`Settings` and pass it to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+HASH_PREFIX = "sha256:"
+
+
+def hash_key(key: str) -> str:
+    """The stored form of an API key: ``sha256:<hex of SHA-256 of the UTF-8 key>``."""
+    return HASH_PREFIX + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def read_key_file(path: Path) -> list[str]:
+    """Hashed keys, one ``sha256:<64 hex>`` per line; blank lines and ``#`` comments skipped."""
+    hashes = []
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        digest = line.removeprefix(HASH_PREFIX).lower()
+        if not line.startswith(HASH_PREFIX) or len(digest) != 64 or not all(
+            c in "0123456789abcdef" for c in digest
+        ):
+            raise ValueError(
+                f"{path}:{number}: expected 'sha256:<64 hex digits>' "
+                "(make one with: printf %s KEY | sha256sum)"
+            )
+        hashes.append(HASH_PREFIX + digest)
+    return hashes
+
+
+class Settings(BaseSettings):
+    """Every knob of ``smartretry serve``; environment variable = ``SMARTRETRY_`` + name."""
+
+    model_config = SettingsConfigDict(env_prefix="SMARTRETRY_", extra="ignore", frozen=True)
+
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="plain API keys, comma-separated"
+    )
+    api_keys_file: Path | None = Field(
+        None, description="file of hashed keys, one 'sha256:<hex>' per line"
+    )
+    database_url: str = Field(
+        "sqlite:///smartretry.sqlite", description="SQLAlchemy URL of the decisions/outcomes store"
+    )
+    model: str | None = Field(
+        "models:/smart-retry@champion",
+        description="decision artifact: MLflow model URI or local path; empty = rules fallback only",
+    )
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0, description="largest accepted request body")
+    max_batch_items: int = Field(1000, ge=1000, description="items per /v1/recommendations/batch")
+    max_outcome_events: int = Field(5000, ge=1000, description="events per /v1/outcomes")
+    quiet_start_hour: int = Field(21, ge=0, le=23, description="local quiet hours start")
+    quiet_end_hour: int = Field(8, ge=0, le=23, description="local quiet hours end")
+    allow_reload: bool = Field(True, description="enable POST /v1/admin/reload")
+    reload_interval_seconds: float = Field(
+        0, ge=0, description="re-load the model every N seconds (0: only on POST /v1/admin/reload)"
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _empty_model_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _check_keys_file(self) -> Settings:
+        if self.api_keys_file is not None and not self.api_keys_file.is_file():
+            raise ValueError(f"SMARTRETRY_API_KEYS_FILE: no such file {self.api_keys_file}")
+        return self
+
+    def key_hashes(self) -> list[str]:
+        """All accepted keys in stored form; plain keys are hashed here."""
+        hashes = [hash_key(k) for k in self.api_keys]
+        if self.api_keys_file is not None:
+            hashes += read_key_file(self.api_keys_file)
+        return hashes
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""The decisions and outcomes store: SQLAlchemy models, engine, migrations, writes."""

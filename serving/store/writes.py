@@ -1,0 +1,160 @@
+"""Writes and lookups of the store, each one transaction, committed before the API answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, case, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from serving.schemas import OutcomeEvent as OutcomeEventModel
+from serving.schemas import RecommendationRequest, RecommendationResponse
+from serving.store.models import Customer, Decision, Invoice, OutcomeEvent
+
+CUSTOMER_FIELDS = ("country", "timezone", "signup_at", "sms_opt_in", "plan")
+_IN_CHUNK = 500
+
+
+def _insert(engine: Engine, table: Any) -> Any:
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def record_decisions(
+    engine: Engine,
+    requests: Sequence[RecommendationRequest],
+    responses: Sequence[RecommendationResponse],
+) -> None:
+    """Store decisions with their request, and upsert the customers and invoices they carry."""
+    if not requests:
+        return
+    now = datetime.now(UTC)
+    decisions = [
+        {
+            "decision_id": resp.decision_id,
+            "invoice_id": req.invoice_id,
+            "customer_id": req.customer_id,
+            "request": req.model_dump(mode="json", exclude_none=True),
+            "response": resp.model_dump(mode="json"),
+            "model_version": resp.model_version,
+            "propensity": resp.propensity,
+            "fallback": resp.fallback,
+            "created_at": now,
+        }
+        for req, resp in zip(requests, responses, strict=True)
+    ]
+    customers: dict[str, dict[str, Any]] = {}
+    invoices: dict[str, dict[str, Any]] = {}
+    for req in requests:  # merge repeats inside one batch: later non-null values win
+        given = req.customer.model_dump() if req.customer else {}
+        row = customers.setdefault(
+            req.customer_id,
+            {"customer_id": req.customer_id, **dict.fromkeys(CUSTOMER_FIELDS)},
+        )
+        row.update({k: v for k, v in given.items() if v is not None})
+        due = min([req.failed_at, *(a.attempted_at for a in req.previous_attempts)])
+        previous = invoices.get(req.invoice_id)
+        invoices[req.invoice_id] = {
+            "invoice_id": req.invoice_id,
+            "customer_id": req.customer_id,
+            "amount_minor": req.amount_minor,
+            "currency": req.currency,
+            "payment_method": req.payment_method,
+            "card_brand": req.card_brand,
+            "processor": req.processor,
+            "due_at": min(due, previous["due_at"]) if previous else due,
+        }
+    with engine.begin() as conn:
+        conn.execute(_insert(engine, Decision), decisions)
+
+        stmt = _insert(engine, Customer)
+        table = Customer.__table__
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["customer_id"],
+            set_={
+                **{f: func.coalesce(stmt.excluded[f], table.c[f]) for f in CUSTOMER_FIELDS},
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+        conn.execute(
+            stmt,
+            [{**row, "first_seen_at": now, "updated_at": now} for row in customers.values()],
+        )
+
+        stmt = _insert(engine, Invoice)
+        table = Invoice.__table__
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["invoice_id"],
+            set_={
+                **{
+                    f: stmt.excluded[f]
+                    for f in ("amount_minor", "currency", "payment_method", "processor")
+                },
+                "card_brand": func.coalesce(stmt.excluded.card_brand, table.c.card_brand),
+                "due_at": case(
+                    (stmt.excluded.due_at < table.c.due_at, stmt.excluded.due_at),
+                    else_=table.c.due_at,
+                ),
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+        conn.execute(
+            stmt,
+            [{**row, "first_seen_at": now, "updated_at": now} for row in invoices.values()],
+        )
+
+
+def record_outcomes(engine: Engine, events: Sequence[OutcomeEventModel]) -> tuple[int, int]:
+    """Store events once per ``event_id`` in one transaction; returns (accepted, duplicates).
+
+    A repeated ``event_id`` (already stored, or twice in this batch) is acknowledged and
+    not stored again; the first stored version is kept.
+    """
+    now = datetime.now(UTC)
+    unique: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event.event_id in unique:
+            continue
+        payload = event.model_dump(mode="json", exclude_none=True)
+        unique[event.event_id] = {
+            "event_id": event.event_id,
+            "type": event.type,
+            "invoice_id": event.invoice_id,
+            "occurred_at": event.occurred_at,
+            "decision_id": event.decision_id,
+            "message_id": getattr(event, "message_id", None),
+            "payload": payload,
+            "received_at": now,
+        }
+    rows = list(unique.values())
+    stmt = (
+        _insert(engine, OutcomeEvent)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(OutcomeEvent.event_id)
+    )
+    inserted = 0
+    with engine.begin() as conn:
+        for chunk in _chunks(rows):
+            inserted += len(conn.execute(stmt, list(chunk)).all())
+    return inserted, len(events) - inserted
+
+
+def known_customers(engine: Engine, customer_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Stored customer fields for these ids (only ids the store knows)."""
+    ids = sorted(set(customer_ids))
+    found: dict[str, dict[str, Any]] = {}
+    with engine.connect() as conn:
+        for chunk in _chunks(ids):
+            rows = conn.execute(
+                select(Customer.__table__).where(Customer.customer_id.in_(chunk))
+            ).mappings()
+            for row in rows:
+                found[row["customer_id"]] = {f: row[f] for f in CUSTOMER_FIELDS}
+    return found

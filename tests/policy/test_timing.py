@@ -1,0 +1,78 @@
+"""Local-time helpers: conversions per row time zone, quiet hours across DST changes."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from training.policy.timing import (
+    at_local_time,
+    defer_out_of_quiet_hours,
+    from_local,
+    in_quiet_hours,
+    local_hour,
+    local_weekday,
+    to_local,
+)
+
+# (utc time, zone, expected result in UTC) with quiet hours 21:00-08:00
+DEFER_CASES = [
+    # London, spring forward 29 Mar 2026 01:00 UTC: 00:30 GMT -> 08:00 BST = 07:00 UTC
+    ("2026-03-29T00:30:00Z", "Europe/London", "2026-03-29T07:00:00Z"),
+    # London, fall back 25 Oct 2026: 22:30 BST on the 24th -> 08:00 GMT on the 25th
+    ("2026-10-24T21:30:00Z", "Europe/London", "2026-10-25T08:00:00Z"),
+    # New York, spring forward 8 Mar 2026: 22:30 EST on the 7th -> 08:00 EDT = 12:00 UTC
+    ("2026-03-08T03:30:00Z", "America/New_York", "2026-03-08T12:00:00Z"),
+    # New York, fall back 1 Nov 2026: 01:30 EDT (the first one) -> 08:00 EST = 13:00 UTC
+    ("2026-11-01T05:30:00Z", "America/New_York", "2026-11-01T13:00:00Z"),
+    # Kolkata, UTC+05:30 all year: 01:30 local -> 08:00 local = 02:30 UTC
+    ("2026-11-20T20:00:00Z", "Asia/Kolkata", "2026-11-21T02:30:00Z"),
+    # Sydney, DST started 4 Oct 2026 02:00: 10:00 UTC = 21:00 AEDT -> 08:00 AEDT on the 5th
+    ("2026-10-04T10:00:00Z", "Australia/Sydney", "2026-10-04T21:00:00Z"),
+    # Sydney, DST ends 5 Apr 2026: 02:30 (second, AEST) -> 08:00 AEST = 22:00 UTC on the 4th
+    ("2026-04-04T16:30:00Z", "Australia/Sydney", "2026-04-04T22:00:00Z"),
+    # outside quiet hours: unchanged (20:59 local Amsterdam)
+    ("2026-11-20T19:59:00Z", "Europe/Amsterdam", "2026-11-20T19:59:00Z"),
+    # exactly 08:00 local is allowed, exactly 21:00 is not
+    ("2026-11-20T07:00:00Z", "Europe/Amsterdam", "2026-11-20T07:00:00Z"),
+    ("2026-11-20T20:00:00Z", "Europe/Amsterdam", "2026-11-21T07:00:00Z"),
+]
+
+
+def test_defer_out_of_quiet_hours_across_zones_and_dst():
+    ts = pd.Series(pd.to_datetime([c[0] for c in DEFER_CASES], utc=True))
+    tz = pd.Series([c[1] for c in DEFER_CASES])
+    expected = pd.Series(pd.to_datetime([c[2] for c in DEFER_CASES], utc=True))
+    got = defer_out_of_quiet_hours(ts, tz)
+    pd.testing.assert_series_equal(got, expected.astype(got.dtype), check_names=False)
+    assert not in_quiet_hours(got, tz).any()
+
+
+def test_quiet_hours_not_wrapping_midnight():
+    ts = pd.Series(pd.to_datetime(["2026-11-20T13:30:00Z", "2026-11-20T16:00:00Z"], utc=True))
+    got = defer_out_of_quiet_hours(ts, "UTC", start_hour=13, end_hour=15)
+    assert got.tolist() == [pd.Timestamp("2026-11-20T15:00:00Z"), pd.Timestamp("2026-11-20T16:00:00Z")]
+
+
+def test_local_fields_per_row_zone():
+    ts = pd.Series(pd.to_datetime(["2026-11-20T23:30:00Z"] * 3, utc=True), index=[7, 3, 5])
+    tz = pd.Series(["Asia/Kolkata", "America/New_York", "UTC"], index=[7, 3, 5])
+    assert local_hour(ts, tz).tolist() == [5, 18, 23]
+    assert local_weekday(ts, tz).tolist() == [5, 4, 4]  # Saturday in Kolkata
+    assert list(to_local(ts, tz).index) == [7, 3, 5]
+
+
+def test_from_local_handles_gaps_and_repeats():
+    local = pd.Series(pd.to_datetime(["2026-03-29 01:30", "2026-10-25 01:30"]))
+    got = from_local(local, "Europe/London")
+    # 01:30 does not exist on 29 Mar (-> 02:00 BST); happens twice on 25 Oct (first: BST)
+    assert got.tolist() == [pd.Timestamp("2026-03-29T01:00:00Z"), pd.Timestamp("2026-10-25T00:30:00Z")]
+
+
+@pytest.mark.parametrize("zone", ["Europe/London", "America/New_York", "Asia/Kolkata", "Australia/Sydney"])
+def test_at_local_time_round_trips(zone):
+    days = pd.Series(pd.date_range("2026-01-01", "2026-12-31", freq="D"))
+    at = at_local_time(days, zone, 6, 15)
+    local = to_local(at, zone)
+    assert (local.dt.hour == 6).all() and (local.dt.minute == 15).all()
+    assert (local.dt.normalize() == days).all()

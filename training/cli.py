@@ -1,0 +1,144 @@
+"""The ``smartretry`` command: one subcommand per pipeline stage.
+
+Commands stay thin: they parse options, call one function of the package and print
+what happened. Heavy imports happen inside the commands so ``smartretry --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from training.declines.cli import app as declines_app
+
+app = typer.Typer(
+    name="smartretry",
+    help="Learn when to retry failed payments and which dunning message to send.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(declines_app, name="declines")
+
+ParamsOption = Annotated[
+    Path | None, typer.Option("--params", help="params.yaml to read (default: ./params.yaml)")
+]
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="folder for the history")],
+    invoices: Annotated[int | None, typer.Option(help="invoices to simulate")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="parquet or csv (default: params.yaml)")
+    ] = None,
+    truth_out: Annotated[
+        Path | None,
+        typer.Option("--truth-out", help="folder for the ground truth (default: OUT-truth)"),
+    ] = None,
+    params: ParamsOption = None,
+) -> None:
+    """Simulate a history of failed payments in the data contract, and its ground truth."""
+    from training.params import load_params
+    from training.simulator.run import run_simulation
+
+    settings = load_params(params).simulate
+    overrides = {
+        k: v for k, v in {"invoices": invoices, "seed": seed, "format": fmt}.items() if v is not None
+    }
+    settings = settings.model_copy(update=overrides)
+    if settings.format not in ("parquet", "csv"):
+        raise typer.BadParameter("--format must be parquet or csv")
+    summary = run_simulation(settings, out, truth_out)
+    typer.echo(summary)
+
+
+@app.command()
+def validate(
+    data: Annotated[Path, typer.Option("--data", help="history folder (data contract)")],
+    rejects: Annotated[
+        Path | None,
+        typer.Option(help="rejects file to write (default: DATA/rejects/rejects.csv)"),
+    ] = None,
+    max_reject_share: Annotated[
+        float | None, typer.Option(help="fail above this share of rejected rows")
+    ] = None,
+    params: ParamsOption = None,
+) -> None:
+    """Check a history against the data contract; write rejected rows with reasons."""
+    from training.contract.validate import ContractError, validate_folder
+    from training.params import load_params
+
+    settings = load_params(params).validate_
+    if max_reject_share is not None:
+        settings = settings.model_copy(update={"max_reject_share": max_reject_share})
+    try:
+        report = validate_folder(data, settings, rejects_path=rejects)
+    except ContractError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from error
+    typer.echo(report.summary())
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    model: Annotated[
+        str | None,
+        typer.Option(help="model URI or path (default: SMARTRETRY_MODEL, else the champion)"),
+    ] = None,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    no_model: Annotated[
+        bool, typer.Option("--no-model", help="answer with the rules fallback only")
+    ] = False,
+) -> None:
+    """Run the HTTP API (settings: SMARTRETRY_* environment variables, docs/serving.md)."""
+    import uvicorn
+
+    from serving.app import create_app
+    from serving.settings import Settings
+
+    overrides: dict[str, object] = {}
+    if model is not None:
+        overrides["model"] = model
+    if no_model:
+        overrides["model"] = None
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        application = create_app(settings)
+    except (RuntimeError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from error
+    uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@app.command("export-outcomes")
+def export_outcomes(
+    out: Annotated[Path, typer.Option("--out", help="folder for the history")],
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="store to read (default: SMARTRETRY_DATABASE_URL, else the SQLite file)"),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv")] = "parquet",
+) -> None:
+    """Write the service's stored requests, decisions and outcomes as a history (data contract)."""
+    from serving.export import export_outcomes as export
+    from serving.settings import Settings
+    from serving.store.db import make_engine, migrate
+
+    if fmt not in ("parquet", "csv"):
+        raise typer.BadParameter("--format must be parquet or csv")
+    url = database_url or Settings().database_url
+    engine = make_engine(url)
+    migrate(engine)
+    typer.echo(export(engine, out, fmt))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

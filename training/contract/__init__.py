@@ -1,0 +1,1 @@
+"""The data contract (../shared/spec/data-contract.md): table definitions, I/O and validation."""

@@ -1,0 +1,156 @@
+"""Customer features as of a decision time: tenure, failure and recovery history, pay
+cycle, active hours, channel responsiveness.
+
+Computed per customer with running sums over the event log (a group-by over
+``customer_id``) and one binary search per decision, so every feature counts only
+events strictly before the decision time, for one decision or a million alike.
+A customer without history gets NaN (LightGBM's missing value) and zero counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from training.features.history_log import FLAGS
+
+SPAN = np.int64(10**11)  # seconds: keys are customer * SPAN + epoch seconds
+YEAR_S = 365 * 86400
+MEAN_MONTH_DAYS = 30.44
+
+CUSTOMER_FEATURES = (
+    "cust_tenure_days",
+    "cust_failures_total",
+    "cust_failures_12m",
+    "cust_days_since_last_failure",
+    "cust_recoveries_total",
+    "cust_recovery_rate",
+    "cust_recovery_by_retry_share",
+    "cust_last_recovery_by_retry",
+    "cust_payments",
+    "cust_pay_day_of_month",
+    "cust_pay_day_strength",
+    "cust_pay_weekday",
+    "cust_pay_weekday_strength",
+    "cust_activity",
+    "cust_active_hour",
+    "cust_active_hour_strength",
+    "cust_email_sent",
+    "cust_email_click_rate",
+    "cust_sms_sent",
+    "cust_sms_click_rate",
+)
+
+
+def _seconds(ts: pd.Series) -> np.ndarray:
+    return pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).asi8 // 10**9
+
+
+def running_sums(log: pd.DataFrame) -> pd.DataFrame:
+    """Per-customer running totals of the log (sorted by customer, time)."""
+    angles = pd.DataFrame(
+        {
+            "pay_dom": 2 * np.pi * (log["local_day_of_month"] - 1) / log["days_in_month"],
+            "pay_wd": 2 * np.pi * log["local_weekday"] / 7.0,
+            "act_hour": 2 * np.pi * log["local_hour"] / 24.0,
+        }
+    )
+    values = pd.DataFrame({f: log[f].astype(np.int64) for f in FLAGS})
+    pay = log["payment"].to_numpy()
+    act = log["activity"].to_numpy()
+    for name, weight in (("pay_dom", pay), ("pay_wd", pay), ("act_hour", act)):
+        values[f"{name}_cos"] = np.cos(angles[name]) * weight
+        values[f"{name}_sin"] = np.sin(angles[name]) * weight
+    seconds = _seconds(log["at"])
+    values["last_failure_s"] = np.where(log["failure"] == 1, seconds, -1)
+    values["last_by_retry_s"] = np.where(log["recovery_by_retry"] == 1, seconds, -1)
+    values["last_by_customer_s"] = np.where(log["recovery_by_customer"] == 1, seconds, -1)
+    groups = log["customer_id"].to_numpy()
+    sums = values.drop(columns=["last_failure_s", "last_by_retry_s", "last_by_customer_s"])
+    out = sums.groupby(groups, sort=False).cumsum()
+    maxima = values[["last_failure_s", "last_by_retry_s", "last_by_customer_s"]]
+    out = out.join(maxima.groupby(groups, sort=False).cummax())
+    return out
+
+
+def _lookup(
+    log_codes: np.ndarray, log_keys: np.ndarray, codes: np.ndarray, seconds: np.ndarray
+) -> np.ndarray:
+    """Index of the customer's last log row strictly before ``seconds`` (-1 if none)."""
+    idx = np.searchsorted(log_keys, codes * SPAN + seconds, side="left") - 1
+    valid = (idx >= 0) & (log_codes[np.maximum(idx, 0)] == codes)
+    return np.where(valid, idx, -1)
+
+
+def _circular_mean(cos: np.ndarray, sin: np.ndarray, n: np.ndarray, period: float):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        angle = np.mod(np.arctan2(sin, cos), 2 * np.pi)
+        strength = np.sqrt(cos**2 + sin**2) / n
+    value = angle / (2 * np.pi) * period
+    return np.where(n > 0, value, np.nan), np.where(n > 0, strength, np.nan)
+
+
+def customer_features(decisions: pd.DataFrame, log: pd.DataFrame) -> pd.DataFrame:
+    """Features for each decision row (columns customer_id, as_of, signup_at).
+
+    ``log`` is a customer event log (:mod:`training.features.history_log`) sorted by
+    customer and time. Returns a frame with :data:`CUSTOMER_FEATURES`, same index.
+    """
+    sums = running_sums(log)
+    categories = pd.Index(pd.unique(np.concatenate([log["customer_id"].to_numpy(), decisions["customer_id"].to_numpy()])))
+    log_codes = categories.get_indexer(log["customer_id"]).astype(np.int64)
+    log_keys = log_codes * SPAN + _seconds(log["at"])
+    codes = categories.get_indexer(decisions["customer_id"]).astype(np.int64)
+    as_of = _seconds(decisions["as_of"])
+    now = _lookup(log_codes, log_keys, codes, as_of)
+    year_ago = _lookup(log_codes, log_keys, codes, as_of - YEAR_S)
+
+    def at(idx: np.ndarray, column: str, empty: float = 0.0) -> np.ndarray:
+        values = sums[column].to_numpy(dtype=float)
+        return np.where(idx >= 0, values[np.maximum(idx, 0)], empty)
+
+    failures = at(now, "failure")
+    recoveries = at(now, "recovery")
+    by_retry = at(now, "recovery_by_retry")
+    payments = at(now, "payment")
+    activity = at(now, "activity")
+    email_sent, sms_sent = at(now, "email_sent"), at(now, "sms_sent")
+    last_failure = at(now, "last_failure_s", -1)
+    last_retry, last_customer = at(now, "last_by_retry_s", -1), at(now, "last_by_customer_s", -1)
+    pay_dom, pay_dom_r = _circular_mean(
+        at(now, "pay_dom_cos"), at(now, "pay_dom_sin"), payments, MEAN_MONTH_DAYS
+    )
+    pay_wd, pay_wd_r = _circular_mean(at(now, "pay_wd_cos"), at(now, "pay_wd_sin"), payments, 7.0)
+    act_hour, act_r = _circular_mean(
+        at(now, "act_hour_cos"), at(now, "act_hour_sin"), activity, 24.0
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        features = {
+            "cust_tenure_days": (as_of - _seconds(decisions["signup_at"])) / 86400.0,
+            "cust_failures_total": failures,
+            "cust_failures_12m": failures - at(year_ago, "failure"),
+            "cust_days_since_last_failure": np.where(
+                last_failure >= 0, (as_of - last_failure) / 86400.0, np.nan
+            ),
+            "cust_recoveries_total": recoveries,
+            "cust_recovery_rate": np.where(failures > 0, recoveries / failures, np.nan),
+            "cust_recovery_by_retry_share": np.where(recoveries > 0, by_retry / recoveries, np.nan),
+            "cust_last_recovery_by_retry": np.where(
+                np.maximum(last_retry, last_customer) >= 0,
+                (last_retry > last_customer).astype(float),
+                np.nan,
+            ),
+            "cust_payments": payments,
+            "cust_pay_day_of_month": pay_dom + np.where(payments > 0, 1.0, np.nan),
+            "cust_pay_day_strength": pay_dom_r,
+            "cust_pay_weekday": pay_wd,
+            "cust_pay_weekday_strength": pay_wd_r,
+            "cust_activity": activity,
+            "cust_active_hour": act_hour,
+            "cust_active_hour_strength": act_r,
+            "cust_email_sent": email_sent,
+            "cust_email_click_rate": np.where(email_sent > 0, at(now, "email_click") / email_sent, np.nan),
+            "cust_sms_sent": sms_sent,
+            "cust_sms_click_rate": np.where(sms_sent > 0, at(now, "sms_click") / sms_sent, np.nan),
+        }
+    return pd.DataFrame(features, index=decisions.index)[list(CUSTOMER_FEATURES)]

@@ -1,0 +1,102 @@
+"""Fit the three models on a history: time split, boosting, calibration, test metrics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from training.contract.history import History
+from training.declines.table import DeclineTable
+from training.features.frames import (
+    CATEGORICAL,
+    MESSAGE_FEATURES,
+    RETRY_FEATURES,
+    SELF_CURE_FEATURES,
+)
+from training.models.calibrated import CalibratedModel, fit_calibrated
+from training.models.datasets import Dataset, TrainingData, build_training_data
+from training.models.metrics import binary_metrics
+from training.models.split import TimeSplit
+from training.params import TrainParams
+
+MODEL_FEATURES = {
+    "retry": RETRY_FEATURES,
+    "message": MESSAGE_FEATURES,
+    "self_cure": SELF_CURE_FEATURES,
+}
+
+
+@dataclass
+class TrainedModels:
+    retry: CalibratedModel
+    message: CalibratedModel
+    self_cure: CalibratedModel
+
+    def items(self) -> list[tuple[str, CalibratedModel]]:
+        return [("retry", self.retry), ("message", self.message), ("self_cure", self.self_cure)]
+
+
+@dataclass
+class TrainResult:
+    models: TrainedModels
+    split: TimeSplit
+    data: TrainingData
+    metrics: dict[str, dict[str, float]]
+    test_predictions: dict[str, tuple[np.ndarray, np.ndarray]]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _part(dataset: Dataset, mask: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    return dataset.features[mask], dataset.label[mask]
+
+
+def train_models(
+    history: History, params: TrainParams, table: DeclineTable, progress: bool = True
+) -> TrainResult:
+    """Build features, split by time, fit and calibrate, score the test period."""
+    if len(history.invoices) == 0:
+        raise ValueError("the history has no invoices: nothing to train on")
+    seconds: dict[str, float] = {}
+    steps = tqdm(total=4, desc="train", unit="step", disable=not progress)
+    started = time.perf_counter()
+    steps.set_postfix_str("features")
+    data = build_training_data(history, table, params.window_days)
+    seconds["features"] = time.perf_counter() - started
+    steps.update()
+    split = TimeSplit.from_due_dates(history.invoices["due_at"], params)
+
+    fitted: dict[str, CalibratedModel] = {}
+    metrics: dict[str, dict[str, float]] = {}
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name in ("retry", "message", "self_cure"):
+        steps.set_postfix_str(name)
+        dataset: Dataset = getattr(data, name)
+        part = split.assign(dataset.due_at)
+        features = list(MODEL_FEATURES[name])
+        categorical = [c for c in CATEGORICAL if c in features]
+        model = fit_calibrated(
+            name,
+            _part(dataset, part == "train"),
+            _part(dataset, part == "valid"),
+            features,
+            categorical,
+            params.model,
+        )
+        fitted[name] = model
+        seconds[f"fit_{name}"] = model.fit_seconds
+        x_test, y_test = _part(dataset, part == "test")
+        p_test = model.predict(x_test)
+        predictions[name] = (y_test, p_test)
+        metrics[name] = binary_metrics(y_test, p_test, model.base_rate)
+        metrics[name]["train_rows"] = float((part == "train").sum())
+        metrics[name]["best_iteration"] = float(model.best_iteration)
+        steps.update()
+    steps.close()
+    seconds["total"] = time.perf_counter() - started
+    return TrainResult(
+        TrainedModels(**fitted), split, data, metrics, predictions, seconds
+    )

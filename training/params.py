@@ -1,0 +1,111 @@
+"""Every pipeline knob, typed, in one place.
+
+``params.yaml`` at the project root holds one section per DVC stage; the defaults below
+are the embedded defaults used when a key (or the whole file) is absent, so every
+``smartretry`` command also works outside the repository. ``tests/test_params.py``
+keeps ``params.yaml`` and these defaults in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from training.declines.limits import RetryLimits
+
+DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimulateParams(Section):
+    invoices: int = Field(20_000, gt=0, description="invoices (dunning cycles) to simulate")
+    seed: int = 7
+    format: str = Field("parquet", pattern="^(parquet|csv)$")
+    start: str = Field("2024-01-01", description="first invoice due date (UTC)")
+    months: int = Field(18, gt=0, description="span of invoice due dates")
+    window_days: int = Field(14, gt=0, description="dunning window the world resolves in")
+
+
+class ValidateParams(Section):
+    max_reject_share: float = Field(
+        0.05, ge=0, le=1, description="fail when more than this share of rows is rejected"
+    )
+
+
+class ModelParams(Section):
+    """LightGBM and calibration knobs, shared by the retry, message and self-cure models."""
+
+    num_leaves: int = Field(31, ge=2)
+    learning_rate: float = Field(0.05, gt=0)
+    min_data_in_leaf: int = Field(100, ge=1)
+    feature_fraction: float = Field(0.9, gt=0, le=1)
+    bagging_fraction: float = Field(0.8, gt=0, le=1)
+    bagging_freq: int = Field(1, ge=0)
+    lambda_l2: float = Field(1.0, ge=0)
+    cat_smooth: float = Field(10.0, ge=0)
+    num_boost_round: int = Field(400, ge=1, description="upper bound; early stopping picks")
+    early_stopping_rounds: int = Field(30, ge=1)
+    max_positive_weight: float = Field(
+        4.0, ge=1, description="class imbalance: positives weighted by min(neg/pos, this)"
+    )
+    calibration: str = Field("sigmoid", pattern="^(sigmoid|isotonic)$")
+    num_threads: int = Field(2, ge=1)
+    seed: int = 7
+
+
+class TrainParams(Section):
+    window_days: int = Field(14, gt=0, description="dunning window the history resolves in")
+    valid_share: float = Field(0.15, gt=0, lt=0.5, description="time share for early stopping + calibration")
+    test_share: float = Field(0.2, gt=0, lt=0.5, description="latest time share held out for evaluation")
+    embargo_days: int = Field(
+        14, ge=0, description="drop training invoices whose window runs into the next period"
+    )
+    response_hours: float = Field(2.0, gt=0, description="a payment this soon after a click is the message's")
+    attribution_hours: float = Field(48.0, gt=0, description="without click tracking: last touch within")
+    model: ModelParams = ModelParams()
+    registered_model: str = "smart-retry"
+    experiment: str = "smartretry"
+
+
+class Params(Section):
+    simulate: SimulateParams = SimulateParams()
+    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
+    retry_rules: RetryLimits = RetryLimits()
+    train: TrainParams = TrainParams()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def as_flat_dict(self) -> dict[str, Any]:
+        """Dotted keys for MLflow ``log_params``."""
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for key, inner in value.items():
+                    walk(f"{prefix}.{key}" if prefix else key, inner)
+            else:
+                flat[prefix] = value
+
+        walk("", self.model_dump(by_alias=True, mode="json"))
+        return flat
+
+
+def load_params(path: Path | str | None = None) -> Params:
+    """Read ``params.yaml`` (default: the one in the working directory, if any)."""
+    path = Path(path) if path is not None else DEFAULT_PARAMS_PATH
+    if not path.exists():
+        return Params()
+    raw = yaml.safe_load(path.read_text()) or {}
+    return Params.model_validate(raw)
+
+
+@lru_cache(maxsize=1)
+def default_params() -> Params:
+    return load_params()

@@ -1,0 +1,146 @@
+"""Turn recommendation requests (API contract) into the ``events`` and ``previous_attempts`` frames.
+
+The API validates a request first (``serving.schemas``) and hands this module plain
+mappings (``model_dump()``), so batch scoring can call it on parsed JSON lines too.
+
+Documented defaults, applied field by field:
+
+* ``constraints`` missing (or a field of it): ``max_retries`` 4, ``window_days`` 14,
+  ``max_messages`` 3, ``channels`` email and SMS.
+* ``customer`` missing (or a field of it): first the values the service already knows
+  for that ``customer_id`` (``known_customers``: from earlier requests and, later, the
+  model artifact), else the cold-start defaults: ``timezone`` UTC, ``sms_opt_in`` false
+  (no SMS without consent), ``country`` and ``signup_at`` unknown (null / NaT).
+  The request's own values always win. ``customer_source`` says where they came from:
+  ``request``, ``known`` or ``default`` (when any field fell back to a default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from training.policy.schedule import EVENT_COLUMNS
+
+DEFAULT_CONSTRAINTS: dict[str, Any] = {
+    "max_retries": 4,
+    "window_days": 14,
+    "max_messages": 3,
+    "channels": ("email", "sms"),
+}
+COLD_START_CUSTOMER: dict[str, Any] = {
+    "country": None,
+    "timezone": "UTC",
+    "signup_at": None,
+    "sms_opt_in": False,
+    "plan": None,
+}
+CUSTOMER_FIELDS = tuple(COLD_START_CUSTOMER)
+EXTRA_EVENT_COLUMNS = ("plan", "customer_source")
+PREVIOUS_ATTEMPT_COLUMNS = ("event_id", "attempted_at", "decline_code", "merchant_advice_code")
+
+
+def _customer_values(
+    request: Mapping[str, Any], known: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    given = request.get("customer") or {}
+    stored = known.get(request["customer_id"], {})
+    values: dict[str, Any] = {}
+    sources: set[str] = set()
+    for name in CUSTOMER_FIELDS:
+        if given.get(name) is not None:
+            values[name], source = given[name], "request"
+        elif stored.get(name) is not None and not pd.isna(stored[name]):
+            values[name], source = stored[name], "known"
+        else:
+            values[name], source = COLD_START_CUSTOMER[name], "default"
+        if name != "plan":
+            sources.add(source)
+    values["customer_source"] = (
+        "default" if "default" in sources else "known" if "known" in sources else "request"
+    )
+    return values
+
+
+def _constraint_values(request: Mapping[str, Any]) -> dict[str, Any]:
+    given = request.get("constraints") or {}
+    values = {k: given.get(k) if given.get(k) is not None else v for k, v in DEFAULT_CONSTRAINTS.items()}
+    channels = set(values.pop("channels"))
+    values["allow_email"] = "email" in channels
+    values["allow_sms"] = "sms" in channels
+    return values
+
+
+def known_customers_index(customers: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
+    """``customer_id`` → field values, from a customers frame (contract columns)."""
+    if customers is None or customers.empty:
+        return {}
+    cols = [c for c in CUSTOMER_FIELDS if c in customers.columns]
+    return customers.set_index("customer_id")[cols].to_dict(orient="index")
+
+
+def requests_to_frames(
+    requests: Sequence[Mapping[str, Any]],
+    event_ids: Sequence[str] | None = None,
+    known_customers: pd.DataFrame | Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Build ``events`` (one row per request) and ``previous_attempts`` (long).
+
+    ``event_ids`` defaults to the request positions as strings ("0", "1", ...).
+    """
+    ids = [str(i) for i in range(len(requests))] if event_ids is None else list(event_ids)
+    if len(ids) != len(requests):
+        raise ValueError("event_ids must have one id per request")
+    known = (
+        known_customers_index(known_customers)
+        if known_customers is None or isinstance(known_customers, pd.DataFrame)
+        else dict(known_customers)
+    )
+    rows = [
+        {
+            "event_id": event_id,
+            "invoice_id": r["invoice_id"],
+            "customer_id": r["customer_id"],
+            "amount_minor": r["amount_minor"],
+            "currency": r["currency"],
+            "payment_method": r["payment_method"],
+            "card_brand": r.get("card_brand"),
+            "processor": r["processor"],
+            "decline_code": r["decline_code"],
+            "merchant_advice_code": r.get("merchant_advice_code"),
+            "failed_at": r["failed_at"],
+            **_customer_values(r, known),
+            **_constraint_values(r),
+        }
+        for event_id, r in zip(ids, requests, strict=True)
+    ]
+    columns = [*EVENT_COLUMNS, *EXTRA_EVENT_COLUMNS]
+    events = pd.DataFrame(rows, columns=columns)
+    events["failed_at"] = pd.to_datetime(events["failed_at"], utc=True)
+    events["signup_at"] = pd.to_datetime(events["signup_at"], utc=True)
+    events["amount_minor"] = events["amount_minor"].astype("int64")
+    for col in ("max_retries", "window_days", "max_messages"):
+        events[col] = events[col].astype("int64")
+    for col in ("sms_opt_in", "allow_email", "allow_sms"):
+        events[col] = events[col].astype(bool)
+
+    attempts = [
+        {
+            "event_id": event_id,
+            "attempted_at": a["attempted_at"],
+            "decline_code": a.get("decline_code"),
+            "merchant_advice_code": a.get("merchant_advice_code"),
+        }
+        for event_id, r in zip(ids, requests, strict=True)
+        for a in (r.get("previous_attempts") or [])
+    ]
+    previous = pd.DataFrame(attempts, columns=list(PREVIOUS_ATTEMPT_COLUMNS))
+    previous["attempted_at"] = pd.to_datetime(previous["attempted_at"], utc=True).astype(
+        "datetime64[ns, UTC]"
+    )
+    previous = previous.astype({"event_id": object, "decline_code": object})
+    return events, previous.sort_values(["event_id", "attempted_at"], kind="stable").reset_index(
+        drop=True
+    )

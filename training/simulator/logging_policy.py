@@ -1,0 +1,174 @@
+"""The simulated billing team's own dunning: a legacy fixed schedule plus exploration.
+
+Per invoice the team draws one retry plan and one message plan, independently: the
+legacy plan with probability ``1 - explore_rate`` and otherwise one plan uniformly from
+the menu (the legacy plan included). Every logged retry carries its plan's probability
+as ``propensity``, every logged message its message plan's. Plans are offsets in hours
+from the failed charge, as most billing systems configure them. The team's system sends
+SMS only with opt-in (email otherwise) and holds SMS back during local quiet hours;
+it sends email at the planned time, day or night.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from training.simulator.localtime import hour_of_day, naive_utc, to_local, to_utc
+
+Message = tuple[float, str, str]  # (offset hours, template, channel)
+
+
+class LoggingPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    explore_rate: float = Field(0.35, gt=0, le=1)
+    retry_plans: dict[str, tuple[float, ...]] = {
+        "legacy_3_5_7": (72, 120, 168),
+        "early": (24, 72, 144),
+        "offset_6h": (30, 102, 174),
+        "half_day": (12, 60, 132),
+        "late": (96, 168, 264),
+        "dawn": (18, 90, 210),
+        "four_spread": (48, 120, 216, 312),
+        "four_quick": (6, 54, 126, 246),
+    }
+    message_plans: dict[str, tuple[Message, ...]] = {
+        "legacy_reminders": (
+            (0, "friendly_reminder", "email"),
+            (72, "friendly_reminder", "email"),
+            (168, "friendly_reminder", "email"),
+        ),
+        "links": (
+            (1, "payment_link", "email"),
+            (49, "payment_link", "email"),
+            (121, "final_notice", "email"),
+        ),
+        "update_first": (
+            (0, "update_payment_method", "email"),
+            (26, "update_payment_method", "sms"),
+            (98, "payment_link", "email"),
+        ),
+        "sms_link": (
+            (3, "payment_link", "sms"),
+            (75, "friendly_reminder", "email"),
+            (200, "final_notice", "sms"),
+        ),
+        "plan_offer": (
+            (2, "friendly_reminder", "email"),
+            (50, "payment_plan_offer", "email"),
+            (170, "final_notice", "email"),
+        ),
+        "evening": (
+            (10, "payment_link", "email"),
+            (82, "update_payment_method", "email"),
+            (250, "final_notice", "email"),
+        ),
+    }
+    legacy_retry_plan: str = "legacy_3_5_7"
+    legacy_message_plan: str = "legacy_reminders"
+
+    def plan_probability(self, plans: dict, legacy: str) -> dict[str, float]:
+        uniform = self.explore_rate / len(plans)
+        return {
+            name: uniform + (1.0 - self.explore_rate) * (name == legacy) for name in plans
+        }
+
+
+def draw_plans(
+    n: int, policy: LoggingPolicy, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """One retry plan and one message plan name per invoice."""
+    retry = _draw(n, policy.plan_probability(policy.retry_plans, policy.legacy_retry_plan), rng)
+    message = _draw(
+        n, policy.plan_probability(policy.message_plans, policy.legacy_message_plan), rng
+    )
+    return retry, message
+
+
+def _draw(n: int, probabilities: dict[str, float], rng: np.random.Generator) -> np.ndarray:
+    names = np.array(list(probabilities), dtype=object)
+    return rng.choice(names, size=n, p=np.array(list(probabilities.values())))
+
+
+def planned_retries(
+    invoices: pd.DataFrame, plan: np.ndarray, policy: LoggingPolicy, window_hours: float
+) -> pd.DataFrame:
+    """Long frame invoice_id, t, propensity of every retry the plans schedule."""
+    probability = policy.plan_probability(policy.retry_plans, policy.legacy_retry_plan)
+    rows = []
+    for name, offsets in policy.retry_plans.items():
+        idx = np.flatnonzero(plan == name)
+        for offset in offsets:
+            if offset >= window_hours:
+                continue
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "invoice_id": invoices["invoice_id"].to_numpy()[idx],
+                        "t": naive_utc(invoices["due_at"])[idx]
+                        + np.timedelta64(int(offset * 3600), "s"),
+                        "propensity": probability[name],
+                    }
+                )
+            )
+    frame = pd.concat(rows, ignore_index=True)
+    frame["t"] = pd.to_datetime(frame["t"], utc=True)
+    return frame
+
+
+def planned_messages(
+    invoices: pd.DataFrame,
+    timezone: pd.Series,
+    sms_opt_in: pd.Series,
+    plan: np.ndarray,
+    policy: LoggingPolicy,
+    window_hours: float,
+    quiet: tuple[int, int],
+) -> pd.DataFrame:
+    """Long frame invoice_id, t, template, channel, propensity of the planned messages."""
+    probability = policy.plan_probability(policy.message_plans, policy.legacy_message_plan)
+    rows = []
+    for name, messages in policy.message_plans.items():
+        idx = np.flatnonzero(plan == name)
+        for offset, template, channel in messages:
+            if offset >= window_hours:
+                continue
+            opted_in = sms_opt_in.to_numpy()[idx]
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "invoice_id": invoices["invoice_id"].to_numpy()[idx],
+                        "t": naive_utc(invoices["due_at"])[idx]
+                        + np.timedelta64(int(offset * 3600), "s"),
+                        "template": template,
+                        "channel": np.where((channel == "sms") & opted_in, "sms", "email"),
+                        "timezone": timezone.to_numpy()[idx],
+                        "propensity": probability[name],
+                    }
+                )
+            )
+    frame = pd.concat(rows, ignore_index=True)
+    sms = (frame["channel"] == "sms").to_numpy()
+    t = frame["t"].to_numpy()
+    t[sms] = defer_quiet_hours(t[sms], frame["timezone"].to_numpy()[sms], quiet)
+    frame["t"] = pd.to_datetime(t, utc=True)
+    end = frame["invoice_id"].map(invoices.set_index("invoice_id")["due_at"]) + pd.Timedelta(
+        hours=window_hours
+    )
+    frame = frame[frame["t"] < end]
+    return frame.drop(columns="timezone").reset_index(drop=True)
+
+
+def defer_quiet_hours(utc: np.ndarray, tz: np.ndarray, quiet: tuple[int, int]) -> np.ndarray:
+    """Move times inside local quiet hours (start..end) to the next end hour."""
+    start, end = quiet
+    local = to_local(utc, tz)
+    hour = hour_of_day(local)
+    inside = (hour >= start) | (hour < end)
+    day = local.astype("datetime64[D]")
+    next_day = np.where(hour >= start, day + 1, day)
+    target = next_day.astype("datetime64[ns]") + np.timedelta64(end, "h")
+    moved = to_utc(target, tz)
+    return np.where(inside, moved, naive_utc(utc))
