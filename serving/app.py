@@ -65,7 +65,9 @@ class MetricsMiddleware:
             )
 
 
-def _error_response(status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> JSONResponse:
+def _error_response(
+    status: int, body: ErrorBody, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
@@ -98,7 +100,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         logger.error("internal error: %s", type(error).__name__, exc_info=error)
         return _error_response(
             500,
-            ErrorBody(code="internal_error", message="internal error; the request was not completed"),
+            ErrorBody(
+                code="internal_error", message="internal error; the request was not completed"
+            ),
         )
 
 
@@ -192,4 +196,3 @@ def create_app(
 
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app
-

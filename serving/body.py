@@ -31,8 +31,12 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
             raise _too_large(limit)
     try:
         body = json.loads(chunks)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ApiError(400, "invalid_json", f"request body is not valid JSON: {error.msg if hasattr(error, 'msg') else 'not UTF-8'}") from None
+    except json.JSONDecodeError as error:
+        raise ApiError(
+            400, "invalid_json", f"request body is not valid JSON: {error.msg}"
+        ) from None
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_json", "request body is not UTF-8 encoded JSON") from None
     if not isinstance(body, dict):
         raise ApiError(422, "invalid_type", "request body must be a JSON object")
     return body

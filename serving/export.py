@@ -118,9 +118,7 @@ def _event_frame(events: pd.DataFrame, kind: str) -> pd.DataFrame:
     return payload
 
 
-def _attempts(
-    decisions: pd.DataFrame, events: pd.DataFrame, propensity: pd.Series
-) -> pd.DataFrame:
+def _attempts(decisions: pd.DataFrame, events: pd.DataFrame, propensity: pd.Series) -> pd.DataFrame:
     from_requests = _request_attempts(decisions) if not decisions.empty else None
     reported = _event_frame(events, "attempt")
     columns = [
@@ -149,8 +147,8 @@ def _attempts(
         )
         reported["attempt_id"] = reported["attempt_id"].fillna(reported["event_id"])
         reported = reported.rename(columns={"occurred_at": "attempted_at"})
-        reported["propensity"] = reported["decision_id"].map(propensity).where(
-            reported["initiated_by"] == "merchant"
+        reported["propensity"] = (
+            reported["decision_id"].map(propensity).where(reported["initiated_by"] == "merchant")
         )
         reported = reported.drop_duplicates("attempt_id")
     frames = [f[columns] for f in (reported, from_requests) if f is not None and not f.empty]

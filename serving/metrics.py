@@ -64,9 +64,7 @@ class Metrics:
             registry=r,
         )
 
-    def observe_request(
-        self, route: str, method: str, status: int, seconds: float
-    ) -> None:
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         labels = (route, method, str(status))
         self.requests.labels(*labels).inc()
         self.latency.labels(*labels).observe(seconds)

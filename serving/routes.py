@@ -27,7 +27,7 @@ from serving.schemas import (
 )
 from serving.security import ApiKey
 from serving.sensitive import scan
-from serving.service import Result, recommend, validate_item
+from serving.service import Result, customer_knowledge, recommend, validate_item
 from serving.store.db import ping
 from serving.store.writes import known_customers, record_decisions, record_outcomes
 
@@ -145,7 +145,9 @@ def healthz() -> Any:
     return Health(status="ok")
 
 
-@ops.get("/readyz", response_model=Readiness, tags=["operations"], responses={503: {"model": Readiness}})
+@ops.get(
+    "/readyz", response_model=Readiness, tags=["operations"], responses={503: {"model": Readiness}}
+)
 def readyz(request: Request, response: Response) -> Any:
     """Readiness: a model or the fallback is loaded and the store is reachable."""
     state = request.app.state
@@ -191,10 +193,10 @@ def answer(state: Any, items: list[Any], prefix: str) -> list[Result]:
         for v in validated
         if isinstance(v, RecommendationRequest) and not _complete_customer(v.customer)
     ]
-    known = known_customers(state.engine, ids) if ids else {}
-    results = recommend(
-        holder.current.decider, validated, known_customers=known, fallback=holder.fallback
-    )
+    decider = holder.current.decider
+    stored = known_customers(state.engine, ids) if ids else {}
+    known = customer_knowledge(decider, ids, stored) if ids else {}
+    results = recommend(decider, validated, known_customers=known, fallback=holder.fallback)
     answered = [
         (request, result)
         for request, result in zip(validated, results, strict=True)

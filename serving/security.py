@@ -47,7 +47,9 @@ def require_api_key(
             challenge,
         )
     if not key_is_valid(credentials.credentials, request.app.state.key_digests):
-        raise ApiError(401, "invalid_api_key", "the API key is not valid", "Authorization", challenge)
+        raise ApiError(
+            401, "invalid_api_key", "the API key is not valid", "Authorization", challenge
+        )
 
 
 ApiKey = Depends(require_api_key)

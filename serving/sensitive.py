@@ -26,14 +26,39 @@ from stdnum import luhn
 from serving.errors import ApiError, field_path
 
 _CARD_RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
-_IBAN_RUN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])")
+_IBAN_RUN = re.compile(
+    r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])"
+)
 _SECURITY_CODE_KEYS = frozenset(
-    {"cvc", "cvc2", "cvv", "cvv2", "cvn", "cvn2", "cid", "csc", "cav2", "securitycode",
-     "cardsecuritycode", "cardverificationcode", "cardverificationvalue", "cardcode"}
+    {
+        "cvc",
+        "cvc2",
+        "cvv",
+        "cvv2",
+        "cvn",
+        "cvn2",
+        "cid",
+        "csc",
+        "cav2",
+        "securitycode",
+        "cardsecuritycode",
+        "cardverificationcode",
+        "cardverificationvalue",
+        "cardcode",
+    }
 )
 _ACCOUNT_KEYS = frozenset(
-    {"cardnumber", "pan", "primaryaccountnumber", "ccnumber", "creditcardnumber", "iban",
-     "bankaccount", "bankaccountnumber", "accountnumber"}
+    {
+        "cardnumber",
+        "pan",
+        "primaryaccountnumber",
+        "ccnumber",
+        "creditcardnumber",
+        "iban",
+        "bankaccount",
+        "bankaccountnumber",
+        "accountnumber",
+    }
 )
 
 
@@ -79,9 +104,16 @@ def scan(body: Any, prefix: str = "") -> None:
             for key, inner in reversed(value.items()):
                 name = _normalized_key(str(key))
                 if name in _SECURITY_CODE_KEYS:
-                    raise _refuse("card_security_code_refused", "a card security code", [*loc, key], prefix)
+                    raise _refuse(
+                        "card_security_code_refused", "a card security code", [*loc, key], prefix
+                    )
                 if name in _ACCOUNT_KEYS:
-                    raise _refuse("account_number_refused", "a card or bank account number", [*loc, key], prefix)
+                    raise _refuse(
+                        "account_number_refused",
+                        "a card or bank account number",
+                        [*loc, key],
+                        prefix,
+                    )
                 stack.append(([*loc, str(key)], inner))
             # children were pushed in reverse, so they pop in document order
         elif isinstance(value, list):

@@ -46,13 +46,13 @@ def validate_item(item: Any, prefix: str = "") -> RecommendationRequest | ItemEr
     except ApiError as error:
         return ItemError(invoice_id=_invoice_id(item), error=error.body)
     except ValidationError as error:
-        return ItemError(
-            invoice_id=_invoice_id(item), error=from_validation_error(error, prefix)
-        )
+        return ItemError(invoice_id=_invoice_id(item), error=from_validation_error(error, prefix))
 
 
 def _probability(value: Any) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    return (
+        None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    )
 
 
 def responses_from_decisions(
@@ -109,6 +109,25 @@ def responses_from_decisions(
             )
         )
     return responses
+
+
+def customer_knowledge(
+    decider: Decider,
+    customer_ids: Sequence[str],
+    stored: Mapping[str, Mapping[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """What the service knows about these customers, field by field.
+
+    A decider may know customers from its training history through an optional method
+    ``known_customers(ids) -> {customer_id: {field: value}}``; values stored from earlier
+    requests (``stored``) are newer and win over it. The request's own values win over
+    both (in :func:`training.policy.events.requests_to_frames`).
+    """
+    lookup = getattr(decider, "known_customers", None)
+    known = {k: dict(v) for k, v in lookup(list(customer_ids)).items()} if callable(lookup) else {}
+    for customer_id, fields in stored.items():
+        known.setdefault(customer_id, {}).update({k: v for k, v in fields.items() if v is not None})
+    return known
 
 
 def decide(

@@ -30,8 +30,10 @@ def read_key_file(path: Path) -> list[str]:
         if not line or line.startswith("#"):
             continue
         digest = line.removeprefix(HASH_PREFIX).lower()
-        if not line.startswith(HASH_PREFIX) or len(digest) != 64 or not all(
-            c in "0123456789abcdef" for c in digest
+        if (
+            not line.startswith(HASH_PREFIX)
+            or len(digest) != 64
+            or not all(c in "0123456789abcdef" for c in digest)
         ):
             raise ValueError(
                 f"{path}:{number}: expected 'sha256:<64 hex digits>' "

@@ -87,6 +87,54 @@ def validate(
 
 
 @app.command()
+def train(
+    data: Annotated[Path, typer.Option("--data", help="history folder (data contract)")],
+    model_dir: Annotated[
+        Path, typer.Option("--model-dir", help="folder for the decision artifact")
+    ] = Path("models"),
+    metrics: Annotated[
+        Path, typer.Option("--metrics", help="test metrics and timings (JSON)")
+    ] = Path("reports/train_metrics.json"),
+    plots_dir: Annotated[
+        Path, typer.Option("--plots-dir", help="folder for the calibration and importance plots")
+    ] = Path("reports/plots"),
+    no_register: Annotated[
+        bool,
+        typer.Option("--no-register", help="log the MLflow run but do not register the model"),
+    ] = False,
+    params: ParamsOption = None,
+) -> None:
+    """Train the retry, message and self-cure models; write the artifact; track in MLflow.
+
+    Runs go to MLFLOW_TRACKING_URI, else the local store sqlite:///mlflow.db (docs/training.md).
+    """
+    import logging
+
+    from training.params import load_params
+    from training.pipeline_train import TrainInputError, run_train
+
+    class EchoHandler(logging.Handler):  # resolves stderr per message (works under CliRunner)
+        def emit(self, record: logging.LogRecord) -> None:
+            typer.echo(self.format(record), err=True)
+
+    logger = logging.getLogger("training")
+    if not any(type(h).__name__ == "EchoHandler" for h in logger.handlers):
+        handler = EchoHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    settings = load_params(params)
+    try:
+        outcome = run_train(
+            data, model_dir, metrics, plots_dir, settings, register=not no_register
+        )
+    except TrainInputError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from error
+    typer.echo(outcome.summary())
+
+
+@app.command()
 def serve(
     model: Annotated[
         str | None,

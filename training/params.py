@@ -42,7 +42,7 @@ class ValidateParams(Section):
 class ModelParams(Section):
     """LightGBM and calibration knobs, shared by the retry, message and self-cure models."""
 
-    num_leaves: int = Field(31, ge=2)
+    num_leaves: int = Field(15, ge=2)
     learning_rate: float = Field(0.05, gt=0)
     min_data_in_leaf: int = Field(100, ge=1)
     feature_fraction: float = Field(0.9, gt=0, le=1)
@@ -53,7 +53,10 @@ class ModelParams(Section):
     num_boost_round: int = Field(400, ge=1, description="upper bound; early stopping picks")
     early_stopping_rounds: int = Field(30, ge=1)
     max_positive_weight: float = Field(
-        4.0, ge=1, description="class imbalance: positives weighted by min(neg/pos, this)"
+        2.0,
+        ge=1,
+        description="class imbalance: positives weighted by min(neg/pos, this); calibration "
+        "undoes the shift (heavier weights overfit: docs/training.md)",
     )
     calibration: str = Field("sigmoid", pattern="^(sigmoid|isotonic)$")
     num_threads: int = Field(2, ge=1)

@@ -45,33 +45,74 @@ HOSTILE: dict[str, dict[str, Any]] = {
     "stolen card": {"decline_code": "stolen_card"},
     "fraudulent": {"decline_code": "fraudulent"},
     "expired card": {"decline_code": "expired_card"},
-    "MAC 03": {"card_brand": "mastercard", "decline_code": "do_not_honor", "merchant_advice_code": "03"},
-    "MAC 21": {"card_brand": "mastercard", "decline_code": "do_not_honor", "merchant_advice_code": "21"},
-    "MAC 01": {"card_brand": "mastercard", "decline_code": "do_not_honor", "merchant_advice_code": "01"},
-    "MAC 02": {"card_brand": "mastercard", "decline_code": "do_not_honor", "merchant_advice_code": "02"},
-    "visa cap reached": {"decline_code": "do_not_honor", "previous_attempts": attempts(daily(1, 16))},
-    "visa cap almost reached": {"decline_code": "do_not_honor", "previous_attempts": attempts(daily(3, 14))},
+    "MAC 03": {
+        "card_brand": "mastercard",
+        "decline_code": "do_not_honor",
+        "merchant_advice_code": "03",
+    },
+    "MAC 21": {
+        "card_brand": "mastercard",
+        "decline_code": "do_not_honor",
+        "merchant_advice_code": "21",
+    },
+    "MAC 01": {
+        "card_brand": "mastercard",
+        "decline_code": "do_not_honor",
+        "merchant_advice_code": "01",
+    },
+    "MAC 02": {
+        "card_brand": "mastercard",
+        "decline_code": "do_not_honor",
+        "merchant_advice_code": "02",
+    },
+    "visa cap reached": {
+        "decline_code": "do_not_honor",
+        "previous_attempts": attempts(daily(1, 16)),
+    },
+    "visa cap almost reached": {
+        "decline_code": "do_not_honor",
+        "previous_attempts": attempts(daily(3, 14)),
+    },
     "mastercard 24h burst": {
         "card_brand": "mastercard",
         "decline_code": "do_not_honor",
         "previous_attempts": attempts([f"2026-11-20T{h:02d}:00:00Z" for h in range(1, 14)]),
     },
     "ach R01 twice": {
-        "payment_method": "ach_debit", "card_brand": None, "processor": "ach", "currency": "USD",
-        "decline_code": "R01", "previous_attempts": attempts(daily(10, 2), "R01"),
+        "payment_method": "ach_debit",
+        "card_brand": None,
+        "processor": "ach",
+        "currency": "USD",
+        "decline_code": "R01",
+        "previous_attempts": attempts(daily(10, 2), "R01"),
     },
     "ach R01 once": {
-        "payment_method": "ach_debit", "card_brand": None, "processor": "ach", "currency": "USD",
-        "decline_code": "R01", "previous_attempts": attempts(daily(10, 1), "R01"),
+        "payment_method": "ach_debit",
+        "card_brand": None,
+        "processor": "ach",
+        "currency": "USD",
+        "decline_code": "R01",
+        "previous_attempts": attempts(daily(10, 1), "R01"),
     },
     "bacs near its window": {
-        "payment_method": "bacs_debit", "card_brand": None, "processor": "bacs", "currency": "GBP",
-        "decline_code": "0", "previous_attempts": attempts(["2026-10-25T10:00:00Z"], "0"),
+        "payment_method": "bacs_debit",
+        "card_brand": None,
+        "processor": "bacs",
+        "currency": "GBP",
+        "decline_code": "0",
+        "previous_attempts": attempts(["2026-10-25T10:00:00Z"], "0"),
         "customer": {"country": "GB", "timezone": "Europe/London", "sms_opt_in": True},
     },
-    "sepa AM04": {"payment_method": "sepa_debit", "card_brand": None, "processor": "sepa", "decline_code": "AM04"},
+    "sepa AM04": {
+        "payment_method": "sepa_debit",
+        "card_brand": None,
+        "processor": "sepa",
+        "decline_code": "AM04",
+    },
     "unknown code": {"decline_code": "zz_unheard_of"},
-    "no sms opt-in": {"customer": {"country": "NL", "timezone": "Europe/Amsterdam", "sms_opt_in": False}},
+    "no sms opt-in": {
+        "customer": {"country": "NL", "timezone": "Europe/Amsterdam", "sms_opt_in": False}
+    },
     "sms only, no opt-in": {
         "customer": {"timezone": "Europe/Amsterdam", "sms_opt_in": False},
         "constraints": {"channels": ["sms"]},
@@ -87,7 +128,8 @@ HOSTILE: dict[str, dict[str, Any]] = {
         "customer": {"country": "US", "timezone": "America/New_York", "sms_opt_in": True},
     },
     "London, clocks go back": {
-        "failed_at": "2026-10-23T21:45:00Z", "decline_code": "do_not_honor",
+        "failed_at": "2026-10-23T21:45:00Z",
+        "decline_code": "do_not_honor",
         "customer": {"country": "GB", "timezone": "Europe/London", "sms_opt_in": True},
     },
     "Kolkata past midnight": {
@@ -138,9 +180,14 @@ def test_no_rule_is_broken_on_hostile_events(rules, frames, baseline, config):
     violations = rules.schedule_violations(events, schedules.retries, previous, schedules.messages)
     assert violations.empty, violations.to_string()
 
-    for name, frame, column in (("retries", schedules.retries, "at"), ("messages", schedules.messages, "send_at")):
+    for name, frame, column in (
+        ("retries", schedules.retries, "at"),
+        ("messages", schedules.messages, "send_at"),
+    ):
         assert list(frame.columns[:2]) == ["event_id", column], name
-        assert frame.equals(frame.sort_values(["event_id", column], kind="stable").reset_index(drop=True))
+        assert frame.equals(
+            frame.sort_values(["event_id", column], kind="stable").reset_index(drop=True)
+        )
         assert str(frame[column].dtype) == "datetime64[ns, UTC]"
         joined = frame.merge(events[["event_id", "failed_at", "window_days"]], on="event_id")
         end = joined["failed_at"] + pd.to_timedelta(joined["window_days"], unit="D")
@@ -160,8 +207,16 @@ def test_no_rule_is_broken_on_hostile_events(rules, frames, baseline, config):
     assert (m.loc[sms, "sms_opt_in"] & m.loc[sms, "allow_sms"]).all()
     assert m.loc[~sms, "allow_email"].all()
 
-    never = ["stolen card", "fraudulent", "MAC 03", "MAC 21", "visa cap reached", "ach R01 twice",
-             "expired card, no channel", "no retries wanted"]
+    never = [
+        "stolen card",
+        "fraudulent",
+        "MAC 03",
+        "MAC 21",
+        "visa cap reached",
+        "ach R01 twice",
+        "expired card, no channel",
+        "no retries wanted",
+    ]
     assert not schedules.retries["event_id"].isin(never).any()
     assert counts["visa cap almost reached"] <= 1
     assert counts["ach R01 once"] <= 1
@@ -176,8 +231,12 @@ def test_fixed_schedule_defaults(rules, frames):
     schedules = fixed_schedule(events, previous, rules)
     retries, messages = by_event(schedules, "insufficient funds")
     assert retries["at"].tolist() == [pd.Timestamp(f"2026-11-{d}T14:03:00Z") for d in (23, 25, 27)]
-    assert messages["send_at"].tolist() == [pd.Timestamp(f"2026-11-{d}T14:03:00Z") for d in (20, 23, 27)]
-    assert set(messages["template"]) == {"friendly_reminder"} and set(messages["channel"]) == {"email"}
+    assert messages["send_at"].tolist() == [
+        pd.Timestamp(f"2026-11-{d}T14:03:00Z") for d in (20, 23, 27)
+    ]
+    assert set(messages["template"]) == {"friendly_reminder"} and set(messages["channel"]) == {
+        "email"
+    }
     # no update request in the fixed schedule: an after_update decline gets no retry
     assert by_event(schedules, "expired card")[0].empty
 
@@ -197,7 +256,11 @@ def test_rules_baseline_paydays(rules, frames):
     day_before = local.dt.normalize() - pd.Timedelta(days=1)
     month_end = day_before + pd.offsets.MonthEnd(0)
     last_business = month_end - pd.to_timedelta(np.maximum(month_end.dt.weekday - 4, 0), unit="D")
-    assert (day_before.dt.day.isin([1, 15]) | (day_before.dt.weekday == 4) | (day_before == last_business)).all()
+    assert (
+        day_before.dt.day.isin([1, 15])
+        | (day_before.dt.weekday == 4)
+        | (day_before == last_business)
+    ).all()
     assert set(messages["template"]) == {"payment_link"}
 
 
@@ -208,7 +271,11 @@ def test_rules_baseline_update_first(rules, frames):
         retries, messages = by_event(schedules, name)
         assert messages.iloc[0]["template"] == "update_payment_method"
         assert len(retries) > 0
-        assert (retries["at"] >= messages.iloc[0]["send_at"] + pd.Timedelta(hours=rules.limits.update_plausible_after_hours)).all()
+        assert (
+            retries["at"]
+            >= messages.iloc[0]["send_at"]
+            + pd.Timedelta(hours=rules.limits.update_plausible_after_hours)
+        ).all()
     assert set(by_event(schedules, "stolen card")[1]["template"]) == {"update_payment_method"}
 
 
@@ -225,10 +292,23 @@ def test_rules_baseline_sms_follows_consent(rules, frames):
 def test_many_events_at_once_equal_one_at_a_time(rules, frames, baseline):
     events, previous = frames
     together = baseline(events, previous, rules)
-    for event_id in ("insufficient funds", "MAC 01", "bacs near its window", "night in New York, DST ends"):
-        one = baseline(events[events["event_id"] == event_id], previous[previous["event_id"] == event_id], rules)
-        pd.testing.assert_frame_equal(one.retries, together.for_event(event_id).retries.reset_index(drop=True))
-        pd.testing.assert_frame_equal(one.messages, together.for_event(event_id).messages.reset_index(drop=True))
+    for event_id in (
+        "insufficient funds",
+        "MAC 01",
+        "bacs near its window",
+        "night in New York, DST ends",
+    ):
+        one = baseline(
+            events[events["event_id"] == event_id],
+            previous[previous["event_id"] == event_id],
+            rules,
+        )
+        pd.testing.assert_frame_equal(
+            one.retries, together.for_event(event_id).retries.reset_index(drop=True)
+        )
+        pd.testing.assert_frame_equal(
+            one.messages, together.for_event(event_id).messages.reset_index(drop=True)
+        )
 
 
 def test_no_action_is_empty(frames):
@@ -239,17 +319,33 @@ def test_no_action_is_empty(frames):
 
 def test_thousands_of_events_are_fast_and_clean(rules):
     rng = np.random.default_rng(3)
-    codes = ["insufficient_funds", "do_not_honor", "expired_card", "stolen_card", "zz_new", "card_declined"]
+    codes = [
+        "insufficient_funds",
+        "do_not_honor",
+        "expired_card",
+        "stolen_card",
+        "zz_new",
+        "card_declined",
+    ]
     zones = ["Europe/London", "America/New_York", "Asia/Kolkata", "Australia/Sydney", "UTC"]
     n = 3000
-    failed = pd.Timestamp("2026-01-01T00:00:00Z") + pd.to_timedelta(rng.integers(0, 365 * 24 * 60, n), unit="min")
+    failed = pd.Timestamp("2026-01-01T00:00:00Z") + pd.to_timedelta(
+        rng.integers(0, 365 * 24 * 60, n), unit="min"
+    )
     requests = [
-        {**BASE, "invoice_id": f"in_{i}", "decline_code": codes[i % len(codes)], "failed_at": failed[i],
-         "customer": {"timezone": zones[i % len(zones)], "sms_opt_in": bool(i % 2)}}
+        {
+            **BASE,
+            "invoice_id": f"in_{i}",
+            "decline_code": codes[i % len(codes)],
+            "failed_at": failed[i],
+            "customer": {"timezone": zones[i % len(zones)], "sms_opt_in": bool(i % 2)},
+        }
         for i in range(n)
     ]
     events, previous = requests_to_frames(requests)
     for baseline in BASELINES.values():
         schedules = baseline(events, previous, rules)
-        assert rules.schedule_violations(events, schedules.retries, previous, schedules.messages).empty
+        assert rules.schedule_violations(
+            events, schedules.retries, previous, schedules.messages
+        ).empty
         assert schedules.retries["event_id"].nunique() > n / 3

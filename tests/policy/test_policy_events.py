@@ -26,28 +26,61 @@ def test_defaults_for_missing_constraints_and_cold_start_customer():
     row = events.iloc[0]
     assert (row["max_retries"], row["window_days"], row["max_messages"]) == (4, 14, 3)
     assert bool(row["allow_email"]) and bool(row["allow_sms"])
-    assert (row["timezone"], bool(row["sms_opt_in"]), row["customer_source"]) == ("UTC", False, "default")
+    assert (row["timezone"], bool(row["sms_opt_in"]), row["customer_source"]) == (
+        "UTC",
+        False,
+        "default",
+    )
     assert row["country"] is None and pd.isna(row["signup_at"])
     assert row["failed_at"] == pd.Timestamp("2026-11-20T14:03:00Z")
-    assert previous.empty and list(previous.columns[:3]) == ["event_id", "attempted_at", "decline_code"]
+    assert previous.empty and list(previous.columns[:3]) == [
+        "event_id",
+        "attempted_at",
+        "decline_code",
+    ]
 
 
 def test_request_values_win_over_known_ones_field_by_field():
-    known = {"cus_1": {"country": "DE", "timezone": "Europe/Berlin", "sms_opt_in": True, "signup_at": None}}
-    partial = {**REQUEST, "customer": {"timezone": "Europe/Paris"}, "constraints": {"channels": ["sms"], "max_retries": 2}}
-    events, _ = requests_to_frames([partial, {**REQUEST, "customer_id": "cus_2"}], ["a", "b"], known)
+    known = {
+        "cus_1": {
+            "country": "DE",
+            "timezone": "Europe/Berlin",
+            "sms_opt_in": True,
+            "signup_at": None,
+        }
+    }
+    partial = {
+        **REQUEST,
+        "customer": {"timezone": "Europe/Paris"},
+        "constraints": {"channels": ["sms"], "max_retries": 2},
+    }
+    events, _ = requests_to_frames(
+        [partial, {**REQUEST, "customer_id": "cus_2"}], ["a", "b"], known
+    )
     a, b = events.iloc[0], events.iloc[1]
     assert (a["country"], a["timezone"], bool(a["sms_opt_in"])) == ("DE", "Europe/Paris", True)
     assert a["customer_source"] == "default"  # signup_at unknown everywhere
-    assert (a["max_retries"], a["window_days"], bool(a["allow_email"]), bool(a["allow_sms"])) == (2, 14, False, True)
+    assert (a["max_retries"], a["window_days"], bool(a["allow_email"]), bool(a["allow_sms"])) == (
+        2,
+        14,
+        False,
+        True,
+    )
     assert (b["timezone"], b["customer_source"]) == ("UTC", "default")
 
 
 def test_previous_attempts_are_long_and_sorted():
-    request = {**REQUEST, "previous_attempts": [
-        {"attempted_at": "2026-11-19T09:00:00Z", "decline_code": "x"},
-        {"attempted_at": "2026-11-18T09:00:00Z", "decline_code": "y", "merchant_advice_code": "02"},
-    ]}
+    request = {
+        **REQUEST,
+        "previous_attempts": [
+            {"attempted_at": "2026-11-19T09:00:00Z", "decline_code": "x"},
+            {
+                "attempted_at": "2026-11-18T09:00:00Z",
+                "decline_code": "y",
+                "merchant_advice_code": "02",
+            },
+        ],
+    }
     _, previous = requests_to_frames([REQUEST, request], ["a", "b"])
     assert previous["event_id"].tolist() == ["b", "b"]
     assert previous["decline_code"].tolist() == ["y", "x"]

@@ -51,7 +51,10 @@ def test_defer_out_of_quiet_hours_across_zones_and_dst():
 def test_quiet_hours_not_wrapping_midnight():
     ts = pd.Series(pd.to_datetime(["2026-11-20T13:30:00Z", "2026-11-20T16:00:00Z"], utc=True))
     got = defer_out_of_quiet_hours(ts, "UTC", start_hour=13, end_hour=15)
-    assert got.tolist() == [pd.Timestamp("2026-11-20T15:00:00Z"), pd.Timestamp("2026-11-20T16:00:00Z")]
+    assert got.tolist() == [
+        pd.Timestamp("2026-11-20T15:00:00Z"),
+        pd.Timestamp("2026-11-20T16:00:00Z"),
+    ]
 
 
 def test_local_fields_per_row_zone():
@@ -66,10 +69,15 @@ def test_from_local_handles_gaps_and_repeats():
     local = pd.Series(pd.to_datetime(["2026-03-29 01:30", "2026-10-25 01:30"]))
     got = from_local(local, "Europe/London")
     # 01:30 does not exist on 29 Mar (-> 02:00 BST); happens twice on 25 Oct (first: BST)
-    assert got.tolist() == [pd.Timestamp("2026-03-29T01:00:00Z"), pd.Timestamp("2026-10-25T00:30:00Z")]
+    assert got.tolist() == [
+        pd.Timestamp("2026-03-29T01:00:00Z"),
+        pd.Timestamp("2026-10-25T00:30:00Z"),
+    ]
 
 
-@pytest.mark.parametrize("zone", ["Europe/London", "America/New_York", "Asia/Kolkata", "Australia/Sydney"])
+@pytest.mark.parametrize(
+    "zone", ["Europe/London", "America/New_York", "Asia/Kolkata", "Australia/Sydney"]
+)
 def test_at_local_time_round_trips(zone):
     days = pd.Series(pd.date_range("2026-01-01", "2026-12-31", freq="D"))
     at = at_local_time(days, zone, 6, 15)

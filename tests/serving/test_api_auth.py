@@ -52,7 +52,9 @@ def test_every_v1_route_is_listed_here(client):
 
 @pytest.mark.parametrize(("method", "path", "body"), V1_ROUTES, ids=[r[1] for r in V1_ROUTES])
 @pytest.mark.parametrize("headers", BAD_HEADERS.values(), ids=BAD_HEADERS.keys())
-def test_without_a_valid_key_401_and_nothing_written(client, row_counts, method, path, body, headers):
+def test_without_a_valid_key_401_and_nothing_written(
+    client, row_counts, method, path, body, headers
+):
     before = row_counts()
     response = client.request(method, path, json=body, headers=headers)
     assert response.status_code == 401
@@ -81,7 +83,10 @@ def test_hashed_key_file(tmp_path, settings):
     with TestClient(create_app(file_settings)) as client:
         ok = client.get("/v1/model", headers={"Authorization": "Bearer from-file"})
         assert ok.status_code == 200
-        assert client.get("/v1/model", headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 401
+        assert (
+            client.get("/v1/model", headers={"Authorization": f"Bearer {API_KEY}"}).status_code
+            == 401
+        )
 
 
 def test_malformed_key_file_names_the_line(tmp_path):

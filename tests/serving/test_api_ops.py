@@ -43,6 +43,10 @@ class FileDecider(FallbackDecider):
             "evaluation": {"recovery_rate": 0.5},
         }
 
+    def known_customers(self, customer_ids: list[str]) -> dict[str, dict[str, Any]]:
+        history = {"cus_hist": {"timezone": "Asia/Kolkata", "sms_opt_in": True, "country": "IN"}}
+        return {c: history[c] for c in customer_ids if c in history}
+
     def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame) -> Decisions:
         if self.broken:
             raise RuntimeError("model exploded")
@@ -150,7 +154,9 @@ def test_reload_swaps_and_a_failed_reload_keeps_the_old_model(model_client, mode
     assert info["last_reload_error"].startswith("JSONDecodeError")
     answer = post_json(model_client, "/v1/recommendations", request_body()).json()
     assert answer["model_version"] == "smart-retry/2"
-    assert 'smartretry_model_reloads_total{result="failed"} 1.0' in model_client.get("/metrics").text
+    assert (
+        'smartretry_model_reloads_total{result="failed"} 1.0' in model_client.get("/metrics").text
+    )
 
 
 def test_model_that_fails_to_load_starts_in_fallback(tmp_path):
@@ -158,7 +164,9 @@ def test_model_that_fails_to_load_starts_in_fallback(tmp_path):
     with TestClient(create_app(settings, loader=load_file_decider)) as client:
         ready = client.get("/readyz").json()
         assert (ready["ready"], ready["fallback"]) == (True, True)
-        assert "FileNotFoundError" in client.get("/v1/model", headers=AUTH).json()["last_reload_error"]
+        assert (
+            "FileNotFoundError" in client.get("/v1/model", headers=AUTH).json()["last_reload_error"]
+        )
 
 
 def test_default_loader_without_a_model_starts_in_fallback(tmp_path):
@@ -186,3 +194,37 @@ def test_docs_openapi_is_current():
     assert DOCS_OPENAPI.read_text() == render(), (
         "docs/openapi.json is stale: run python -m serving.openapi docs/openapi.json"
     )
+
+
+def test_periodic_reload_picks_up_a_new_model(tmp_path, model_file):
+    import time
+
+    settings = make_settings(tmp_path, model=str(model_file), reload_interval_seconds=0.05)
+    with TestClient(create_app(settings, loader=load_file_decider)) as client:
+        assert client.get("/v1/model", headers=AUTH).json()["version"] == "smart-retry/1"
+        model_file.write_text(json.dumps({"version": "smart-retry/2"}))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if client.get("/v1/model", headers=AUTH).json()["version"] == "smart-retry/2":
+                break
+            time.sleep(0.05)
+        assert client.get("/v1/model", headers=AUTH).json()["version"] == "smart-retry/2"
+
+
+def test_customers_known_from_the_model_then_from_requests(model_client):
+    body = request_body(
+        customer_id="cus_hist",
+        customer=None,
+        previous_attempts=None,
+        failed_at="2026-11-20T17:00:00Z",
+    )
+    answer = post_json(model_client, "/v1/recommendations", body).json()
+    # Kolkata from the model's history: 22:30 local is quiet, first message 08:00 IST
+    assert answer["messages"][0]["send_at"] == "2026-11-21T02:30:00Z"
+    assert any(m["channel"] == "sms" for m in answer["messages"])
+    # a later request's customer values are stored and win over the model's
+    told = {"timezone": "Europe/Amsterdam", "sms_opt_in": False}
+    post_json(model_client, "/v1/recommendations", {**body, "invoice_id": "in_2", "customer": told})
+    answer = post_json(model_client, "/v1/recommendations", {**body, "invoice_id": "in_3"}).json()
+    assert answer["messages"][0]["send_at"] == "2026-11-20T17:00:00Z"
+    assert {m["channel"] for m in answer["messages"]} == {"email"}

@@ -47,7 +47,9 @@ def test_contract_example_is_accepted(client, row_counts):
 
 def test_repeated_event_id_is_acknowledged_and_stored_once(client, row_counts):
     post_json(client, "/v1/outcomes", {"events": EVENTS})
-    again = post_json(client, "/v1/outcomes", {"events": [EVENTS[0], {**EVENTS[2], "event_id": "ev_4"}]})
+    again = post_json(
+        client, "/v1/outcomes", {"events": [EVENTS[0], {**EVENTS[2], "event_id": "ev_4"}]}
+    )
     assert again.status_code == 200
     assert again.json() == {"accepted": 1, "duplicates": 1}
     assert row_counts()["outcome_events"] == 4
@@ -63,8 +65,20 @@ BAD_BATCHES = [
     # (id, index of the bad event, change, code, field)
     ("unknown type", 1, {"type": "refund"}, "invalid_enum", "events[1].type"),
     ("missing type", 2, {"type": None}, "missing_field", "events[2].type"),
-    ("bad timestamp", 2, {"occurred_at": "20/11/2026"}, "invalid_timestamp", "events[2].occurred_at"),
-    ("failed without code", 0, {"decline_code": None}, "decline_code_required", "events[0].decline_code"),
+    (
+        "bad timestamp",
+        2,
+        {"occurred_at": "20/11/2026"},
+        "invalid_timestamp",
+        "events[2].occurred_at",
+    ),
+    (
+        "failed without code",
+        0,
+        {"decline_code": None},
+        "decline_code_required",
+        "events[0].decline_code",
+    ),
     ("unknown outcome", 0, {"outcome": "maybe"}, "invalid_enum", "events[0].outcome"),
     ("sms typo", 1, {"channel": "sms "}, "invalid_enum", "events[1].channel"),
     ("missing message_id", 2, {"message_id": None}, "missing_field", "events[2].message_id"),

@@ -23,23 +23,63 @@ def test_export_produces_a_valid_contract_history(client, settings, tmp_path):
     )
     post_json(client, "/v1/recommendations", retry)
     # an invoice of a customer the service never got `customer` for
-    post_json(client, "/v1/recommendations", request_body(invoice_id="in_2", customer_id="cus_9", customer=None))
+    post_json(
+        client,
+        "/v1/recommendations",
+        request_body(invoice_id="in_2", customer_id="cus_9", customer=None),
+    )
     events = [
-        {"event_id": "e1", "type": "message_sent", "invoice_id": "in_1029",
-         "occurred_at": "2026-11-20T14:03:00Z", "message_id": "m1", "channel": "email",
-         "template": "payment_link", "decision_id": first["decision_id"]},
-        {"event_id": "e2", "type": "message_opened", "invoice_id": "in_1029",
-         "occurred_at": "2026-11-20T15:00:00Z", "message_id": "m1"},
-        {"event_id": "e3", "type": "message_clicked", "invoice_id": "in_1029",
-         "occurred_at": "2026-11-20T15:01:00Z", "message_id": "m1"},
-        {"event_id": "e4", "type": "attempt", "invoice_id": "in_1029",
-         "occurred_at": "2026-11-28T05:00:00Z", "initiated_by": "merchant", "outcome": "failed",
-         "decline_code": "insufficient_funds", "decision_id": first["decision_id"]},
-        {"event_id": "e5", "type": "attempt", "invoice_id": "in_1029",
-         "occurred_at": "2026-12-01T05:00:02Z", "initiated_by": "merchant", "outcome": "succeeded",
-         "decision_id": first["decision_id"]},
-        {"event_id": "e6", "type": "attempt", "invoice_id": "in_unknown",
-         "occurred_at": "2026-12-01T05:00:02Z", "initiated_by": "customer", "outcome": "succeeded"},
+        {
+            "event_id": "e1",
+            "type": "message_sent",
+            "invoice_id": "in_1029",
+            "occurred_at": "2026-11-20T14:03:00Z",
+            "message_id": "m1",
+            "channel": "email",
+            "template": "payment_link",
+            "decision_id": first["decision_id"],
+        },
+        {
+            "event_id": "e2",
+            "type": "message_opened",
+            "invoice_id": "in_1029",
+            "occurred_at": "2026-11-20T15:00:00Z",
+            "message_id": "m1",
+        },
+        {
+            "event_id": "e3",
+            "type": "message_clicked",
+            "invoice_id": "in_1029",
+            "occurred_at": "2026-11-20T15:01:00Z",
+            "message_id": "m1",
+        },
+        {
+            "event_id": "e4",
+            "type": "attempt",
+            "invoice_id": "in_1029",
+            "occurred_at": "2026-11-28T05:00:00Z",
+            "initiated_by": "merchant",
+            "outcome": "failed",
+            "decline_code": "insufficient_funds",
+            "decision_id": first["decision_id"],
+        },
+        {
+            "event_id": "e5",
+            "type": "attempt",
+            "invoice_id": "in_1029",
+            "occurred_at": "2026-12-01T05:00:02Z",
+            "initiated_by": "merchant",
+            "outcome": "succeeded",
+            "decision_id": first["decision_id"],
+        },
+        {
+            "event_id": "e6",
+            "type": "attempt",
+            "invoice_id": "in_unknown",
+            "occurred_at": "2026-12-01T05:00:02Z",
+            "initiated_by": "customer",
+            "outcome": "succeeded",
+        },
     ]
     assert post_json(client, "/v1/outcomes", {"events": events}).status_code == 200
 
@@ -64,8 +104,12 @@ def test_export_produces_a_valid_contract_history(client, settings, tmp_path):
     attempts = history.attempts.sort_values("attempted_at")
     assert attempts["attempted_at"].tolist() == [
         pd.Timestamp(t)
-        for t in ("2026-11-18T09:00:00Z", "2026-11-20T14:03:00Z", "2026-11-28T05:00:00Z",
-                  "2026-12-01T05:00:02Z")
+        for t in (
+            "2026-11-18T09:00:00Z",
+            "2026-11-20T14:03:00Z",
+            "2026-11-28T05:00:00Z",
+            "2026-12-01T05:00:02Z",
+        )
     ]
     assert attempts["outcome"].tolist() == ["failed", "failed", "failed", "succeeded"]
     # the retries reported against the decision carry its propensity; the original charge none
@@ -73,7 +117,11 @@ def test_export_produces_a_valid_contract_history(client, settings, tmp_path):
     assert (attempts["propensity"].dropna() == 1.0).all()
 
     message = history.messages.iloc[0]
-    assert (message["message_id"], message["template"], message["propensity"]) == ("m1", "payment_link", 1.0)
+    assert (message["message_id"], message["template"], message["propensity"]) == (
+        "m1",
+        "payment_link",
+        1.0,
+    )
     assert message["opened_at"] == pd.Timestamp("2026-11-20T15:00:00Z")
     assert message["clicked_at"] == pd.Timestamp("2026-11-20T15:01:00Z")
 

@@ -20,6 +20,8 @@ MEAN_MONTH_DAYS = 30.44
 
 CUSTOMER_FEATURES = (
     "cust_tenure_days",
+    "cust_observed_days",
+    "cust_failures_per_year",
     "cust_failures_total",
     "cust_failures_12m",
     "cust_days_since_last_failure",
@@ -43,7 +45,9 @@ CUSTOMER_FEATURES = (
 
 
 def _seconds(ts: pd.Series) -> np.ndarray:
-    return pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).asi8 // 10**9
+    """Epoch seconds (int64); missing times become the minimum int64."""
+    values = pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).asi8
+    return np.where(values == np.iinfo(np.int64).min, values, values // 10**9)
 
 
 def running_sums(log: pd.DataFrame) -> pd.DataFrame:
@@ -77,6 +81,8 @@ def _lookup(
     log_codes: np.ndarray, log_keys: np.ndarray, codes: np.ndarray, seconds: np.ndarray
 ) -> np.ndarray:
     """Index of the customer's last log row strictly before ``seconds`` (-1 if none)."""
+    if len(log_keys) == 0:
+        return np.full(len(codes), -1)
     idx = np.searchsorted(log_keys, codes * SPAN + seconds, side="left") - 1
     valid = (idx >= 0) & (log_codes[np.maximum(idx, 0)] == codes)
     return np.where(valid, idx, -1)
@@ -90,11 +96,18 @@ def _circular_mean(cos: np.ndarray, sin: np.ndarray, n: np.ndarray, period: floa
     return np.where(n > 0, value, np.nan), np.where(n > 0, strength, np.nan)
 
 
-def customer_features(decisions: pd.DataFrame, log: pd.DataFrame) -> pd.DataFrame:
+def customer_features(
+    decisions: pd.DataFrame, log: pd.DataFrame, history_start: pd.Timestamp | None = None
+) -> pd.DataFrame:
     """Features for each decision row (columns customer_id, as_of, signup_at).
 
     ``log`` is a customer event log (:mod:`training.features.history_log`) sorted by
-    customer and time. Returns a frame with :data:`CUSTOMER_FEATURES`, same index.
+    customer and time. ``history_start`` is when the exported history begins (default:
+    the log's first event): a count of failures means little without how long the
+    customer was observed, and a history export always starts somewhere, so
+    ``cust_observed_days`` (since signup or the export start, whichever is later) and
+    the failure rate per observed year are features too.
+    Returns a frame with :data:`CUSTOMER_FEATURES`, same index.
     """
     sums = running_sums(log)
     categories = pd.Index(pd.unique(np.concatenate([log["customer_id"].to_numpy(), decisions["customer_id"].to_numpy()])))
@@ -107,6 +120,8 @@ def customer_features(decisions: pd.DataFrame, log: pd.DataFrame) -> pd.DataFram
 
     def at(idx: np.ndarray, column: str, empty: float = 0.0) -> np.ndarray:
         values = sums[column].to_numpy(dtype=float)
+        if len(values) == 0:
+            return np.full(len(idx), empty)
         return np.where(idx >= 0, values[np.maximum(idx, 0)], empty)
 
     failures = at(now, "failure")
@@ -124,9 +139,17 @@ def customer_features(decisions: pd.DataFrame, log: pd.DataFrame) -> pd.DataFram
     act_hour, act_r = _circular_mean(
         at(now, "act_hour_cos"), at(now, "act_hour_sin"), activity, 24.0
     )
+    signup = _seconds(decisions["signup_at"]).astype(float)
+    signup[signup == float(np.iinfo(np.int64).min)] = np.nan
+    if history_start is None:
+        history_start = log["at"].min() if len(log) else decisions["as_of"].min()
+    start = float(_seconds(pd.Series([history_start]))[0])
+    observed_days = (as_of - np.fmax(signup, start)) / 86400.0
     with np.errstate(invalid="ignore", divide="ignore"):
         features = {
-            "cust_tenure_days": (as_of - _seconds(decisions["signup_at"])) / 86400.0,
+            "cust_tenure_days": (as_of - signup) / 86400.0,
+            "cust_observed_days": observed_days,
+            "cust_failures_per_year": failures / np.maximum(observed_days, 30.0) * 365.0,
             "cust_failures_total": failures,
             "cust_failures_12m": failures - at(year_ago, "failure"),
             "cust_days_since_last_failure": np.where(

@@ -1,5 +1,4 @@
-"""Where a dunning cycle stands at a candidate time: what was tried, what was sent, what
-was observed.
+"""Where a dunning cycle stands at a candidate time: what was tried and what was sent.
 
 A *timeline* is one invoice's events in long format, logged or proposed:
 
@@ -9,9 +8,12 @@ A *timeline* is one invoice's events in long format, logged or proposed:
 features; the others are context (earlier attempts and messages). Training builds one
 timeline per invoice from the logged rows; the policy builds one per proposed schedule.
 
-Observations (``clicks``: key, clicked_at, template) are what the customer did that the
-billing system reported; a candidate may only use those made before its *decision
-time*, the last merchant attempt before it (the API is called at each failed attempt).
+Every feature here is known when the schedule is *planned* (at the failed charge):
+it depends on what is scheduled, never on how the customer reacted. So the models'
+probabilities chain correctly over a whole planned schedule (P(all fail) = product of
+each event's failure probability given the earlier ones failed). Whether the card was
+likely updated is therefore read from the plan: an update request sent long enough
+before the candidate (``card_update_likely``), not from a click nobody has seen yet.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ STATE_FEATURES = (
     "update_requests_before",
     "hours_since_update_request",
     "same_template_before",
-    "clicks_known",
-    "card_update_known",
+    "card_update_likely",
 )
+UPDATE_PLAUSIBLE_HOURS = 24.0
 
 
 def _hours(ts: pd.Series) -> np.ndarray:
@@ -55,7 +57,7 @@ def _earlier_last(frame: pd.DataFrame, hours: np.ndarray, flag: np.ndarray) -> n
     return previous.groupby(frame["key"], sort=False).ffill().to_numpy()
 
 
-def timeline_state(timeline: pd.DataFrame, clicks: pd.DataFrame | None = None) -> pd.DataFrame:
+def timeline_state(timeline: pd.DataFrame) -> pd.DataFrame:
     """State features of the candidate rows (index: the timeline's index)."""
     order = timeline["kind"].map(KIND_ORDER).to_numpy()
     frame = timeline.assign(_order=order).sort_values(["key", "t", "_order"], kind="stable")
@@ -89,33 +91,10 @@ def timeline_state(timeline: pd.DataFrame, clicks: pd.DataFrame | None = None) -
         },
         index=frame.index,
     )
-    decision = np.where(np.isnan(last_attempt), hours, last_attempt)
-    state["clicks_known"], state["card_update_known"] = _observed(frame, decision, clicks)
+    first_update = pd.Series(np.where(update, hours, np.nan), index=frame.index)
+    first_update = first_update.groupby(frame["key"], sort=False).transform("min").to_numpy()
+    state["card_update_likely"] = (hours - first_update >= UPDATE_PLAUSIBLE_HOURS).astype(float)
     candidate = frame["candidate"].to_numpy(dtype=bool)
     return state[candidate].reindex(timeline.index[timeline["candidate"].to_numpy(dtype=bool)])[
         list(STATE_FEATURES)
     ]
-
-
-def _observed(
-    frame: pd.DataFrame, decision_hours: np.ndarray, clicks: pd.DataFrame | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Clicks, and clicks on an update request, reported before each row's decision."""
-    if clicks is None or clicks.empty:
-        zeros = np.zeros(len(frame))
-        return zeros, zeros
-    clicks = clicks.assign(h=_hours(clicks["clicked_at"]))
-    clicks = clicks.sort_values(["key", "h"], kind="stable")
-    rows = pd.DataFrame({"key": frame["key"].to_numpy(), "h": decision_hours, "pos": np.arange(len(frame))})
-    counts = []
-    for subset in (clicks, clicks[clicks["template"] == UPDATE_TEMPLATE]):
-        keyed = subset.assign(n=subset.groupby("key").cumcount() + 1)[["key", "h", "n"]]
-        merged = pd.merge_asof(
-            rows.sort_values("h"),
-            keyed.sort_values("h"),
-            on="h",
-            by="key",
-            allow_exact_matches=False,
-        ).sort_values("pos")
-        counts.append(merged["n"].fillna(0).to_numpy(dtype=float))
-    return counts[0], np.minimum(counts[1], 1.0)

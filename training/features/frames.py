@@ -86,12 +86,10 @@ def _time_features(t: pd.Series, per_row: pd.DataFrame) -> pd.DataFrame:
     return calendar
 
 
-def candidate_features(
-    events_features: pd.DataFrame, timeline: pd.DataFrame, clicks: pd.DataFrame | None = None
-) -> pd.DataFrame:
+def candidate_features(events_features: pd.DataFrame, timeline: pd.DataFrame) -> pd.DataFrame:
     """Rows for every candidate of the timeline (columns key, event_id, t, kind, template,
     channel, candidate); index: the candidate rows' timeline index."""
-    state = timeline_state(timeline, clicks)
+    state = timeline_state(timeline)
     rows = timeline.loc[state.index]
     per_row = events_features.loc[rows["event_id"].to_numpy()]
     per_row.index = rows.index

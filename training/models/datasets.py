@@ -41,8 +41,8 @@ class TrainingData:
     log: pd.DataFrame
 
 
-def history_timeline(history: History) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Logged timeline (original charge, merchant retries, messages) and clicks."""
+def history_timeline(history: History) -> pd.DataFrame:
+    """Logged timeline: the original charge, merchant retries and messages."""
     att = history.attempts.sort_values(["invoice_id", "attempted_at"], kind="stable")
     merchant = att[att["initiated_by"] == "merchant"]
     is_original = ~merchant["invoice_id"].duplicated()
@@ -73,15 +73,7 @@ def history_timeline(history: History) -> tuple[pd.DataFrame, pd.DataFrame]:
     timeline["t"] = pd.to_datetime(timeline["t"], utc=True)
     timeline["event_id"] = timeline["key"]
     timeline["candidate"] = timeline["kind"] != "original"
-    clicked = msgs[msgs["clicked_at"].notna()]
-    clicks = pd.DataFrame(
-        {
-            "key": clicked["invoice_id"].to_numpy(),
-            "clicked_at": clicked["clicked_at"].to_numpy(),
-            "template": clicked["template"].to_numpy(),
-        }
-    )
-    return timeline, clicks
+    return timeline
 
 
 def _customer_payments(history: History) -> pd.DataFrame:
@@ -152,8 +144,8 @@ def build_training_data(history: History, table: DeclineTable, window_days: int)
     events = events_from_history(history)
     log = customer_event_log(history)
     features = event_features(events, log, table)
-    timeline, clicks = history_timeline(history)
-    rows = candidate_features(features, timeline, clicks)
+    timeline = history_timeline(history)
+    rows = candidate_features(features, timeline)
     meta = timeline.loc[rows.index]
     due = events.set_index("event_id")["failed_at"]
 

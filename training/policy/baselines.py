@@ -26,12 +26,11 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from training.declines.rules import RetryRules
-from training.policy.schedule import Schedules, empty_messages, empty_retries
+from training.policy.schedule import Schedules
 from training.policy.timing import at_local_time, defer_out_of_quiet_hours, from_local, to_local
 
 UTC = "datetime64[ns, UTC]"
 Channel = Literal["email", "sms"]
-DAY = pd.Timedelta(days=1)
 
 
 class BaselineConfig(BaseModel):
@@ -89,181 +88,251 @@ class BaselineConfig(BaseModel):
 
 
 # -- building blocks -------------------------------------------------------------------
+# Internally an event is its position in ``events`` (after ``reset_index``) and a time is
+# int64 nanoseconds since the epoch (UTC; NaT is the smallest int64, "no bound"): plain
+# numpy takes and comparisons instead of merges keep a one-event call cheap for the API.
+
+NAT = np.iinfo(np.int64).min
+NS_PER_HOUR = 3_600_000_000_000
+NS_PER_DAY = 24 * NS_PER_HOUR
 
 
-def _frame(events: pd.DataFrame) -> pd.DataFrame:
-    ev = events.reset_index(drop=True).copy()
-    ev["failed_at"] = pd.to_datetime(ev["failed_at"], utc=True).astype(UTC)
-    ev["window_end"] = ev["failed_at"] + pd.to_timedelta(ev["window_days"], unit="D")
-    return ev
+def _ns(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+    return pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).asi8.copy()
 
 
-def _slots(ev: pd.DataFrame, days: tuple[float, ...]) -> pd.DataFrame:
-    """Events x offsets: event_id, slot (0-based), days."""
-    offsets = pd.DataFrame({"slot": np.arange(len(days)), "days": np.asarray(days, dtype=float)})
-    return ev[["event_id"]].merge(offsets, how="cross")
+def _series(ns: np.ndarray) -> pd.Series:
+    return pd.Series(pd.to_datetime(ns, utc=True).as_unit("ns"), dtype=UTC)
 
 
-def same_local_clock(ts: pd.Series, tz: pd.Series, days: pd.Series) -> pd.Series:
-    """``ts`` moved by ``days`` keeping the local wall-clock time (DST-safe)."""
-    return from_local(to_local(ts, tz) + pd.to_timedelta(days, unit="D"), tz)
+class _Events:
+    """Column arrays of the events frame, by position."""
+
+    def __init__(self, events: pd.DataFrame) -> None:
+        self.frame = events.reset_index(drop=True)
+        f = self.frame
+        self.n = len(f)
+        self.event_id = f["event_id"].to_numpy(dtype=object)
+        self.timezone = f["timezone"].to_numpy(dtype=object)
+        self.failed = _ns(f["failed_at"])
+        self.window_end = self.failed + f["window_days"].to_numpy(dtype="int64") * NS_PER_DAY
+        self.max_retries = f["max_retries"].to_numpy(dtype="int64")
+        self.max_messages = f["max_messages"].to_numpy(dtype="int64")
+        self.email_ok = f["allow_email"].to_numpy(dtype=bool)
+        self.sms_ok = f["allow_sms"].to_numpy(dtype=bool) & f["sms_opt_in"].to_numpy(dtype=bool)
+        self.method = f["payment_method"].to_numpy(dtype=object)
+        self.window_days = f["window_days"].to_numpy(dtype="int64")
+
+    def positions(self, event_ids: pd.Series | np.ndarray) -> np.ndarray:
+        index = pd.Index(self.event_id)
+        return index.get_indexer(pd.Index(event_ids))
 
 
-def _limits(ev: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
-    """Per event: how many retries, from when, and whether an update is needed first."""
-    out = ev[["event_id", "failed_at", "window_end", "payment_method"]].copy()
-    out["limit"] = np.minimum(
-        decisions["max_additional_retries"].to_numpy(), ev["max_retries"].to_numpy()
+def _slots(pos: np.ndarray, days: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (event position, slot, offset in days) pair, events outer."""
+    k = len(days)
+    return (
+        np.repeat(pos, k),
+        np.tile(np.arange(k), len(pos)),
+        np.tile(np.asarray(days, dtype=float), len(pos)),
     )
-    out["open"] = (decisions["retryable"].to_numpy() != "no") & (out["limit"].to_numpy() > 0)
-    out["needs_update"] = decisions["needs_update_first"].to_numpy(dtype=bool)
-    out["allowed"] = decisions["allowed"].to_numpy(dtype=bool)
-    out["not_before"] = pd.to_datetime(decisions["not_before"], utc=True).astype(UTC).array
-    return out
 
 
-def _first_attempt(ev: pd.DataFrame, previous: pd.DataFrame | None) -> pd.Series:
-    first = ev.set_index("event_id")["failed_at"]
+def same_local_clock(ts: pd.Series, tz: pd.Series | np.ndarray, days: np.ndarray) -> pd.Series:
+    """``ts`` moved by ``days`` keeping the local wall-clock time (DST-safe)."""
+    zones = pd.Series(np.asarray(tz, dtype=object), index=ts.index)
+    shift = pd.Series(pd.to_timedelta(np.asarray(days, dtype=float), unit="D"), index=ts.index)
+    return from_local(to_local(ts, zones) + shift, zones)
+
+
+def _at_same_clock(ev: _Events, pos: np.ndarray, days: np.ndarray) -> np.ndarray:
+    if len(pos) == 0:
+        return np.empty(0, dtype="int64")
+    return _ns(same_local_clock(_series(ev.failed[pos]), ev.timezone[pos], days))
+
+
+def _first_attempt(ev: _Events, previous: pd.DataFrame | None) -> np.ndarray:
+    first = ev.failed.copy()
     if previous is None or previous.empty:
         return first
-    earliest = pd.to_datetime(previous["attempted_at"], utc=True).groupby(
-        previous["event_id"].to_numpy()
-    ).min()
-    return pd.concat([first, earliest.reindex(first.index)], axis=1).min(axis=1).astype(UTC)
+    pos = ev.positions(previous["event_id"])
+    keep = pos >= 0
+    np.minimum.at(first, pos[keep], _ns(previous["attempted_at"])[keep])
+    return first
 
 
-def clip_retries(
-    ev: pd.DataFrame,
-    candidates: pd.DataFrame,
+def _distinct(pos: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """False where a (sorted) row repeats the previous row's event and time."""
+    if len(pos) == 0:
+        return np.zeros(0, dtype=bool)
+    return np.r_[True, (pos[1:] != pos[:-1]) | (at[1:] != at[:-1])]
+
+
+def _order(pos: np.ndarray, at: np.ndarray) -> np.ndarray:
+    return np.lexsort((at, pos))
+
+
+def _rank_in_group(pos: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within runs of equal (sorted) ``pos``."""
+    if len(pos) == 0:
+        return pos
+    idx = np.arange(len(pos))
+    starts = np.r_[True, pos[1:] != pos[:-1]]
+    return idx - np.maximum.accumulate(np.where(starts, idx, 0))
+
+
+def _clip_retries(
+    ev: _Events,
     decisions: pd.DataFrame,
     rules: RetryRules,
-    previous: pd.DataFrame | None = None,
-    update_plausible_at: pd.Series | None = None,
+    previous: pd.DataFrame | None,
+    pos: np.ndarray,
+    at: np.ndarray,
+    movable: np.ndarray,
+    plausible: np.ndarray,
 ) -> pd.DataFrame:
-    """Keep what the rules and constraints allow of candidate retries (event_id, at).
-
-    Retries move to the earliest allowed time (``not_before``; for ``after_update``, when
-    an update is plausible) or, where the optional bool column ``movable`` is false (a
-    retry tied to a moment, like a payday morning), are dropped instead; they are pushed apart to the minimum spacing, cut at the window
-    end (and the debit scheme's re-presentation window) and at the allowed count.
-    """
-    if candidates.empty:
-        return empty_retries()
     lim = rules.limits
-    per_event = _limits(ev, decisions)
-    per_event["first_attempt"] = per_event["event_id"].map(_first_attempt(ev, previous))
-    plausible = (
-        update_plausible_at
-        if update_plausible_at is not None
-        else pd.Series(dtype=UTC)
-    )
-    per_event["plausible"] = per_event["event_id"].map(plausible).astype(UTC)
-    movable = candidates["movable"] if "movable" in candidates else True
-    c = candidates[["event_id", "at"]].assign(movable=movable).merge(per_event, on="event_id")
-    usable = c["open"] & (c["allowed"] | (c["needs_update"] & c["plausible"].notna()))
-    c = c[usable]
-    at = c["at"].astype(UTC)
-    early = (c["not_before"].notna() & (at < c["not_before"])) | (
-        c["needs_update"] & (at < c["plausible"])
-    )
-    c = c[~early | c["movable"].astype(bool)]
-    if c.empty:
-        return empty_retries()
-    at = c["at"].astype(UTC)
-    at = at.where(c["not_before"].isna() | (at >= c["not_before"]), c["not_before"])
-    at = at.where(~c["needs_update"] | (at >= c["plausible"]), c["plausible"])
-    c = c.assign(at=at.astype(UTC)).sort_values(["event_id", "at"], kind="stable")
-    c = c.drop_duplicates(["event_id", "at"])
-    # spacing: at_k >= at_{k-1} + s  <=>  at_k' = k*s + cummax_j(at_j - j*s)
-    spacing = pd.Timedelta(hours=lim.min_spacing_hours)
-    k = c.groupby("event_id").cumcount().to_numpy()
-    shifted = c["at"] - k * spacing
-    c["at"] = (shifted.groupby(c["event_id"].to_numpy()).cummax() + k * spacing).astype(UTC)
-    scheme_end = np.where(
-        c["payment_method"] == "ach_debit",
-        c["first_attempt"] + pd.Timedelta(days=lim.ach_reinitiation_window_days),
-        np.where(
-            c["payment_method"] == "bacs_debit",
-            c["first_attempt"] + pd.Timedelta(days=lim.bacs_representment_window_days),
-            c["window_end"],
-        ),
-    )
-    inside = (c["at"] > c["failed_at"]) & (c["at"] <= c["window_end"])
-    inside &= c["at"].to_numpy() <= pd.to_datetime(scheme_end, utc=True)
-    c = c[inside]
-    c = c[c.groupby("event_id").cumcount() < c["limit"]]
-    return c[["event_id", "at"]].reset_index(drop=True)
+    limit = np.minimum(decisions["max_additional_retries"].to_numpy(dtype="int64"), ev.max_retries)
+    is_open = (decisions["retryable"].to_numpy() != "no") & (limit > 0)
+    needs_update = decisions["needs_update_first"].to_numpy(dtype=bool)
+    allowed = decisions["allowed"].to_numpy(dtype=bool)
+    not_before = _ns(decisions["not_before"])
+    has_plausible = plausible != NAT
+
+    usable = is_open[pos] & (allowed[pos] | (needs_update[pos] & has_plausible[pos]))
+    pos, at, movable = pos[usable], at[usable], movable[usable]
+    lower = np.maximum(not_before[pos], np.where(needs_update[pos], plausible[pos], NAT))
+    early = at < lower
+    keep = ~early | movable
+    pos, at, lower = pos[keep], at[keep], lower[keep]
+    at = np.maximum(at, lower)
+
+    order = _order(pos, at)
+    pos, at = pos[order], at[order]
+    distinct = _distinct(pos, at)
+    pos, at = pos[distinct], at[distinct]
+    # spacing: at_k >= at_{k-1} + s  <=>  at_k' = k*s + cummax_j<=k(at_j - j*s), per event
+    spacing = int(lim.min_spacing_hours * NS_PER_HOUR)
+    k = _rank_in_group(pos)
+    shifted = pd.Series(at - k * spacing).groupby(pos).cummax().to_numpy()
+    at = shifted + k * spacing
+
+    first = _first_attempt(ev, previous)
+    end = ev.window_end.copy()
+    ach, bacs = ev.method == "ach_debit", ev.method == "bacs_debit"
+    end[ach] = np.minimum(end[ach], first[ach] + lim.ach_reinitiation_window_days * NS_PER_DAY)
+    end[bacs] = np.minimum(end[bacs], first[bacs] + lim.bacs_representment_window_days * NS_PER_DAY)
+    inside = (at > ev.failed[pos]) & (at <= end[pos])
+    pos, at = pos[inside], at[inside]
+    within = _rank_in_group(pos) < limit[pos]
+    pos, at = pos[within], at[within]
+    return pd.DataFrame({"event_id": ev.event_id[pos], "at": _series(at)})
 
 
-def fit_messages(ev: pd.DataFrame, candidates: pd.DataFrame, config: BaselineConfig) -> pd.DataFrame:
-    """Keep what the constraints allow of candidate messages (event_id, send_at, channel, template).
-
-    SMS needs ``allow_sms`` and ``sms_opt_in`` (else email, if allowed), email needs
-    ``allow_email`` (else SMS, if permitted); messages move out of local quiet hours, stay
-    inside the window and are cut at ``max_messages``.
-    """
-    if candidates.empty:
-        return empty_messages()
-    info = ev[["event_id", "timezone", "failed_at", "window_end", "max_messages", "allow_email"]]
-    info = info.assign(sms_ok=ev["allow_sms"].to_numpy() & ev["sms_opt_in"].to_numpy())
-    c = candidates[["event_id", "send_at", "channel", "template"]].merge(info, on="event_id")
-    email_ok = c["allow_email"].to_numpy(dtype=bool)
-    sms_ok = c["sms_ok"].to_numpy(dtype=bool)
-    wants_sms = c["channel"].to_numpy() == "sms"
+def _fit_messages(
+    ev: _Events,
+    config: BaselineConfig,
+    pos: np.ndarray,
+    send_at: np.ndarray,
+    channel: np.ndarray,
+    template: np.ndarray,
+) -> pd.DataFrame:
+    wants_sms = channel == "sms"
+    email_ok, sms_ok = ev.email_ok[pos], ev.sms_ok[pos]
     channel = np.where(
         wants_sms,
-        np.where(sms_ok, "sms", np.where(email_ok, "email", None)),
-        np.where(email_ok, "email", np.where(sms_ok, "sms", None)),
+        np.where(sms_ok, "sms", np.where(email_ok, "email", "")),
+        np.where(email_ok, "email", np.where(sms_ok, "sms", "")),
     )
-    c = c.assign(channel=channel)[pd.notna(channel)]
-    if c.empty:
-        return empty_messages()
-    c["send_at"] = defer_out_of_quiet_hours(
-        c["send_at"].astype(UTC),
-        c["timezone"],
-        config.quiet_start_hour,
-        config.quiet_end_hour,
-    ).to_numpy()
-    c = c[(c["send_at"] >= c["failed_at"]) & (c["send_at"] <= c["window_end"])]
-    c = c.sort_values(["event_id", "send_at"], kind="stable").drop_duplicates(
-        ["event_id", "send_at"]
+    keep = channel != ""
+    pos, send_at, channel, template = pos[keep], send_at[keep], channel[keep], template[keep]
+    if len(pos):
+        send_at = _ns(
+            defer_out_of_quiet_hours(
+                _series(send_at),
+                pd.Series(ev.timezone[pos]),
+                config.quiet_start_hour,
+                config.quiet_end_hour,
+            )
+        )
+    inside = (send_at >= ev.failed[pos]) & (send_at <= ev.window_end[pos])
+    pos, send_at, channel, template = (
+        pos[inside],
+        send_at[inside],
+        channel[inside],
+        template[inside],
     )
-    c = c[c.groupby("event_id").cumcount() < c["max_messages"]]
-    return c[["event_id", "send_at", "channel", "template"]].reset_index(drop=True)
+    order = _order(pos, send_at)
+    pos, send_at, channel, template = pos[order], send_at[order], channel[order], template[order]
+    distinct = _distinct(pos, send_at)
+    within = distinct.copy()
+    within[distinct] = _rank_in_group(pos[distinct]) < ev.max_messages[pos[distinct]]
+    pos, send_at, channel, template = (
+        pos[within],
+        send_at[within],
+        channel[within],
+        template[within],
+    )
+    return pd.DataFrame(
+        {
+            "event_id": ev.event_id[pos],
+            "send_at": _series(send_at),
+            "channel": channel.astype(object),
+            "template": template.astype(object),
+        }
+    )
 
 
-def payday_mornings(ev: pd.DataFrame, config: BaselineConfig) -> pd.DataFrame:
-    """Candidate retries (event_id, at) at ``payday_retry_hour`` local on each day after a
-    payday (1st, 15th, last business day of the month, Fridays), inside the window."""
-    max_days = int(ev["window_days"].max()) if len(ev) else 0
-    days = _slots(ev, tuple(range(1, max_days + 1))).merge(
-        ev[["event_id", "timezone", "failed_at", "window_days"]], on="event_id"
+def _payday_mornings(
+    ev: _Events, pos: np.ndarray, config: BaselineConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate retries at ``payday_retry_hour`` local on each day after a payday (1st,
+    15th, last business day of the month, Fridays), inside the window.
+
+    Calendar arithmetic runs on numpy ``datetime64[D]`` days (1970-01-01 was a Thursday).
+    """
+    if len(pos) == 0:
+        return pos, np.empty(0, dtype="int64")
+    max_days = int(ev.window_days[pos].max())
+    failed_day = (
+        to_local(_series(ev.failed[pos]), pd.Series(ev.timezone[pos])).to_numpy().astype("M8[D]")
     )
-    days = days[days["days"] <= days["window_days"]]
-    local_day = to_local(days["failed_at"], days["timezone"]).dt.normalize() + pd.to_timedelta(
-        days["days"], unit="D"
-    )
-    payday = local_day - DAY
-    month_end = payday + pd.offsets.MonthEnd(0)
-    weekday_end = month_end.dt.weekday
-    last_business = month_end - pd.to_timedelta(np.maximum(weekday_end - 4, 0), unit="D")
-    is_payday = payday.dt.day.isin(config.payday_month_days) | payday.dt.weekday.isin(
-        config.payday_weekdays
+    pos, slot, days = _slots(pos, tuple(range(1, max_days + 1)))
+    inside = days <= ev.window_days[pos]
+    pos, local_day = pos[inside], np.repeat(failed_day, max_days)[inside] + days[inside].astype(int)
+    payday = local_day - np.timedelta64(1, "D")
+    month = payday.astype("M8[M]")
+    day_of_month = (payday - month.astype("M8[D]")).astype(int) + 1
+    weekday = (payday.astype(int) + 3) % 7  # Monday=0
+    month_end = (month + 1).astype("M8[D]") - np.timedelta64(1, "D")
+    end_weekday = (month_end.astype(int) + 3) % 7
+    last_business = month_end - np.maximum(end_weekday - 4, 0).astype("m8[D]")
+    is_payday = np.isin(day_of_month, config.payday_month_days) | np.isin(
+        weekday, config.payday_weekdays
     )
     if config.payday_last_business_day:
         is_payday |= payday == last_business
-    days = days[is_payday.to_numpy()]
-    at = at_local_time(local_day[is_payday], days["timezone"], config.payday_retry_hour)
-    return pd.DataFrame(
-        {"event_id": days["event_id"].to_numpy(), "at": at.to_numpy(), "movable": False}
+    pos, local_day = pos[is_payday], local_day[is_payday]
+    at = at_local_time(
+        pd.Series(local_day.astype("M8[ns]")), pd.Series(ev.timezone[pos]), config.payday_retry_hour
     )
+    return pos, _ns(at)
+
+
+def _update_plausible(ev: _Events, messages: pd.DataFrame, rules: RetryRules) -> np.ndarray:
+    """Per event: when an update is plausible (first update request + the rules' delay)."""
+    plausible = np.full(ev.n, np.iinfo(np.int64).max)
+    asks = messages[messages["template"].isin(rules.limits.update_message_templates)]
+    np.minimum.at(plausible, ev.positions(asks["event_id"]), _ns(asks["send_at"]))
+    delay = int(rules.limits.update_plausible_after_hours * NS_PER_HOUR)
+    return np.where(plausible == np.iinfo(np.int64).max, NAT, plausible + delay)
 
 
 def _decisions(
-    rules: RetryRules, ev: pd.DataFrame, previous: pd.DataFrame | None, decisions: pd.DataFrame | None
+    rules: RetryRules, ev: _Events, previous: pd.DataFrame | None, decisions: pd.DataFrame | None
 ) -> pd.DataFrame:
     if decisions is None:
-        decisions = rules.decide_many(ev, previous)
+        decisions = rules.decide_many(ev.frame, previous)
     return decisions.reset_index(drop=True)
 
 
@@ -277,27 +346,36 @@ def fixed_schedule(
     config: BaselineConfig | None = None,
     decisions: pd.DataFrame | None = None,
 ) -> Schedules:
-    """The configured fixed schedule, clipped by the rules and the request's constraints."""
+    """The configured fixed schedule, clipped by the rules and the request's constraints.
+
+    ``decisions`` (``rules.decide_many`` of these events, same order) may be passed when
+    the caller already has them.
+    """
     config = config or BaselineConfig()
-    ev = _frame(events)
+    ev = _Events(events)
     decisions = _decisions(rules, ev, previous_attempts, decisions)
-    tries = _slots(ev, config.fixed_retry_days).merge(ev[["event_id", "failed_at", "timezone"]])
-    tries["at"] = same_local_clock(tries["failed_at"], tries["timezone"], tries["days"])
-    sends = _slots(ev, config.fixed_message_days).merge(ev[["event_id", "failed_at", "timezone"]])
-    sends["send_at"] = same_local_clock(sends["failed_at"], sends["timezone"], sends["days"])
-    sends["channel"] = config.fixed_message_channel
-    sends["template"] = config.fixed_message_template
-    messages = fit_messages(ev, sends, config)
-    retries = clip_retries(
-        ev, tries, decisions, rules, previous_attempts, _update_plausible(messages, rules)
+    every = np.arange(ev.n)
+    pos, _, days = _slots(every, config.fixed_message_days)
+    messages = _fit_messages(
+        ev,
+        config,
+        pos,
+        _at_same_clock(ev, pos, days),
+        np.full(len(pos), config.fixed_message_channel, dtype=object),
+        np.full(len(pos), config.fixed_message_template, dtype=object),
+    )
+    pos, _, days = _slots(every, config.fixed_retry_days)
+    retries = _clip_retries(
+        ev,
+        decisions,
+        rules,
+        previous_attempts,
+        pos,
+        _at_same_clock(ev, pos, days),
+        np.ones(len(pos), dtype=bool),
+        _update_plausible(ev, messages, rules),
     )
     return Schedules(retries, messages).sorted()
-
-
-def _update_plausible(messages: pd.DataFrame, rules: RetryRules) -> pd.Series:
-    asks = messages[messages["template"].isin(rules.limits.update_message_templates)]
-    first = asks.groupby("event_id")["send_at"].min()
-    return (first + pd.Timedelta(hours=rules.limits.update_plausible_after_hours)).astype(UTC)
 
 
 def message_templates(decisions: pd.DataFrame, config: BaselineConfig) -> np.ndarray:
@@ -311,7 +389,7 @@ def message_templates(decisions: pd.DataFrame, config: BaselineConfig) -> np.nda
     )
     return np.where(
         card_problem | needs_new_method, config.update_template, config.payment_link_template
-    )
+    ).astype(object)
 
 
 def rules_baseline(
@@ -327,41 +405,44 @@ def rules_baseline(
     the caller already has them.
     """
     config = config or BaselineConfig()
-    ev = _frame(events)
+    ev = _Events(events)
     decisions = _decisions(rules, ev, previous_attempts, decisions)
+    every = np.arange(ev.n)
 
-    sends = _slots(ev, config.rules_message_days).merge(ev[["event_id", "failed_at", "timezone"]])
-    sends["send_at"] = same_local_clock(sends["failed_at"], sends["timezone"], sends["days"])
+    pos, slot, days = _slots(every, config.rules_message_days)
     channels = np.asarray(config.rules_message_channels, dtype=object)
-    sends["channel"] = channels[sends["slot"].to_numpy() % len(channels)]
-    template = pd.Series(message_templates(decisions, config), index=ev["event_id"])
-    sends["template"] = sends["event_id"].map(template)
-    messages = fit_messages(ev, sends, config)
-
-    category = decisions["category"].to_numpy()
-    funds = ev.loc[category == "insufficient_funds", ["event_id", "timezone", "failed_at", "window_days"]]
-    spaced = ev[(category != "insufficient_funds") & ~decisions["needs_update_first"].to_numpy()]
-    tries = _slots(spaced, config.soft_retry_days).merge(ev[["event_id", "failed_at", "timezone"]])
-    tries["at"] = same_local_clock(tries["failed_at"], tries["timezone"], tries["days"])
-
-    plausible = _update_plausible(messages, rules)
-    updating = ev[decisions["needs_update_first"].to_numpy()]
-    updating = updating[updating["event_id"].isin(plausible.index)]
-    after = _slots(updating, config.update_retry_days)
-    after["at"] = (
-        after["event_id"].map(plausible) + pd.to_timedelta(after["days"], unit="D")
-    ).astype(UTC)
-
-    parts = [
-        payday_mornings(funds, config),
-        tries[["event_id", "at"]].assign(movable=True),
-        after[["event_id", "at"]].assign(movable=True),
-    ]
-    parts = [p for p in parts if not p.empty]
-    candidates = (
-        pd.concat(parts, ignore_index=True) if parts else empty_retries().assign(movable=True)
+    messages = _fit_messages(
+        ev,
+        config,
+        pos,
+        _at_same_clock(ev, pos, days),
+        channels[slot % len(channels)],
+        message_templates(decisions, config)[pos],
     )
-    retries = clip_retries(ev, candidates, decisions, rules, previous_attempts, plausible)
+    plausible = _update_plausible(ev, messages, rules)
+
+    funds = decisions["category"].to_numpy() == "insufficient_funds"
+    needs_update = decisions["needs_update_first"].to_numpy(dtype=bool)
+    payday_pos, payday_at = _payday_mornings(ev, every[funds], config)
+    soft_pos, _, soft_days = _slots(every[~funds & ~needs_update], config.soft_retry_days)
+    soft_at = _at_same_clock(ev, soft_pos, soft_days)
+    upd_pos, _, upd_days = _slots(
+        every[needs_update & (plausible != NAT)], config.update_retry_days
+    )
+    upd_at = plausible[upd_pos] + (upd_days * NS_PER_DAY).astype("int64")
+
+    retries = _clip_retries(
+        ev,
+        decisions,
+        rules,
+        previous_attempts,
+        np.concatenate([payday_pos, soft_pos, upd_pos]),
+        np.concatenate([payday_at, soft_at, upd_at]),
+        np.concatenate(
+            [np.zeros(len(payday_pos), bool), np.ones(len(soft_pos) + len(upd_pos), bool)]
+        ),
+        plausible,
+    )
     return Schedules(retries, messages).sorted()
 
 

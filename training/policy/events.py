@@ -66,7 +66,9 @@ def _customer_values(
 
 def _constraint_values(request: Mapping[str, Any]) -> dict[str, Any]:
     given = request.get("constraints") or {}
-    values = {k: given.get(k) if given.get(k) is not None else v for k, v in DEFAULT_CONSTRAINTS.items()}
+    values = {
+        k: given.get(k) if given.get(k) is not None else v for k, v in DEFAULT_CONSTRAINTS.items()
+    }
     channels = set(values.pop("channels"))
     values["allow_email"] = "email" in channels
     values["allow_sms"] = "sms" in channels

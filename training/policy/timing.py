@@ -32,8 +32,11 @@ def to_local(ts: pd.Series, tz: pd.Series | str) -> pd.Series:
     """Naive local wall-clock times (``datetime64[ns]``) of UTC ``ts`` in zone ``tz``."""
     ts = _as_utc(ts)
     zones = _zones(tz, ts.index)
+    unique = pd.unique(zones)
+    if len(unique) == 1:  # the API's one-event case: no masks
+        return ts.dt.tz_convert(unique[0]).dt.tz_localize(None).astype("datetime64[ns]")
     out = pd.Series(pd.NaT, index=ts.index, dtype="datetime64[ns]")
-    for zone in pd.unique(zones):
+    for zone in unique:
         mask = (zones == zone).to_numpy()
         out.loc[mask] = ts[mask].dt.tz_convert(zone).dt.tz_localize(None).to_numpy()
     return out
@@ -43,8 +46,14 @@ def from_local(local: pd.Series, tz: pd.Series | str) -> pd.Series:
     """UTC instants of naive local wall-clock times ``local`` in zone ``tz`` (DST-safe)."""
     local = pd.to_datetime(local).astype("datetime64[ns]")
     zones = _zones(tz, local.index)
+    unique = pd.unique(zones)
+    if len(unique) == 1:
+        localized = local.dt.tz_localize(
+            unique[0], ambiguous=np.ones(len(local), dtype=bool), nonexistent="shift_forward"
+        )
+        return localized.dt.tz_convert("UTC").astype(UTC_DTYPE)
     out = pd.Series(pd.NaT, index=local.index, dtype=UTC_DTYPE)
-    for zone in pd.unique(zones):
+    for zone in unique:
         mask = (zones == zone).to_numpy()
         part = local[mask]
         localized = part.dt.tz_localize(

@@ -1,0 +1,38 @@
+"""How the learned policy searches for a schedule. Travels inside the decision artifact,
+so what was evaluated is what is served; defaults live here, overrides in params.yaml
+(``policy``)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from training.policy.baselines import BaselineConfig
+
+
+class PolicyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    retry_grid_hours: int = Field(
+        3, ge=1, le=24, description="coarse grid of candidate retry times (then refined hourly)"
+    )
+    refine_hours: int = Field(2, ge=0, description="hours tried either side of each chosen retry")
+    nominal_retry_gap_hours: float = Field(
+        48.0, gt=0, description="gap to the previous retry assumed while placing later retries"
+    )
+    message_local_hours: tuple[int, ...] = Field(
+        (8, 10, 12, 14, 16, 18, 20), description="local send hours tried for messages"
+    )
+    message_days_ahead: int = Field(3, ge=1, description="days ahead searched for each message")
+    min_message_gap_hours: float = Field(20.0, ge=0, description="between two messages")
+    min_message_gain: float = Field(
+        0.002, ge=0, description="send a message only if its response probability is above"
+    )
+    quiet_start_hour: int = Field(21, ge=0, le=23)
+    quiet_end_hour: int = Field(8, ge=0, le=23)
+    exploration_rate: float = Field(
+        0.05, ge=0, le=1, description="share of decisions that take a randomized alternative"
+    )
+    exploration_shifts_hours: tuple[int, ...] = Field(
+        (-12, -6, 6, 12), description="alternatives: every retry shifted by these hours"
+    )
+    baseline: BaselineConfig = BaselineConfig()
