@@ -22,8 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from serving.errors import ApiError
 from serving.fallback import FallbackDecider
 from serving.metrics import Metrics
+from serving.microbatch import MicroBatcher
 from serving.model_loader import Loader, ModelHolder, load_decider
-from serving.routes import ops, v1
+from serving.routes import answer, ops, v1
 from serving.schemas import BatchRequest, ErrorBody, OutcomesRequest, RecommendationRequest
 from serving.settings import Settings, get_settings
 from serving.store.db import make_engine, migrate
@@ -147,9 +148,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     task = None
     if settings.reload_interval_seconds > 0:
         task = asyncio.create_task(_periodic_reload(app, settings.reload_interval_seconds))
+    batcher = app.state.batcher = None
+    if settings.microbatch_max_items > 1:
+        batcher = app.state.batcher = MicroBatcher(
+            lambda items: answer(app.state, items, ""),
+            settings.microbatch_max_items,
+            settings.microbatch_wait_ms / 1000,
+        )
+        batcher.start()
     try:
         yield
     finally:
+        if batcher is not None:
+            await batcher.stop()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -182,6 +193,7 @@ def create_app(
     app.state.metrics = Metrics()
     fallback = FallbackDecider.from_settings(settings)
     app.state.holder = ModelHolder(settings.model, fallback, loader)
+    app.state.batcher = None  # set by the lifespan (serving.microbatch)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     _install_error_handlers(app)
     app.include_router(v1)

@@ -1,7 +1,8 @@
 """Hold the decider the service answers with; load it once, reload it atomically.
 
-The decision artifact is loaded by ``training.artifact.load_decider(uri_or_path)`` (MLflow
-model URI such as ``models:/smart-retry@champion``, or a local path). When no source is
+The decision artifact is loaded by ``training.artifact.load_artifact(uri_or_path)`` (MLflow
+model URI such as ``models:/smart-retry@champion``, or a local path) and wrapped in
+:class:`serving.artifact_decider.ArtifactDecider` (known customers, description). When no source is
 configured, the loader module is not installed, or loading fails, the service answers
 with the rules fallback and says so on ``/readyz`` and ``/v1/model``.
 
@@ -30,14 +31,18 @@ class ModelUnavailable(RuntimeError):
 
 
 def load_decider(source: str) -> Decider:
-    """Load a decision artifact with the training package's loader."""
+    """Load a decision artifact with the training package's loader, wrapped so the service
+    also gets the artifact's known customers and description
+    (:class:`serving.artifact_decider.ArtifactDecider`)."""
     try:
-        from training.artifact import load_decider as load
+        import training.artifact  # noqa: F401  (the loader must be installed)
     except ModuleNotFoundError as error:
-        if error.name not in ("training.artifact",):
+        if error.name not in ("training", "training.artifact"):
             raise
         raise ModelUnavailable("no model loader installed (training.artifact)") from error
-    return load(source)
+    from serving.artifact_decider import load_artifact_decider
+
+    return load_artifact_decider(source)
 
 
 @dataclass(frozen=True)

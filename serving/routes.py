@@ -14,7 +14,6 @@ from serving.body import read_json_object
 from serving.errors import ApiError, from_validation_error
 from serving.schemas import (
     BatchResponse,
-    Customer,
     ErrorBody,
     Health,
     ItemError,
@@ -22,12 +21,17 @@ from serving.schemas import (
     OutcomesRequest,
     OutcomesResponse,
     Readiness,
-    RecommendationRequest,
     RecommendationResponse,
 )
 from serving.security import ApiKey
 from serving.sensitive import scan
-from serving.service import Result, customer_knowledge, recommend, validate_item
+from serving.service import (
+    Result,
+    customer_knowledge,
+    customers_to_look_up,
+    recommend,
+    validate_item,
+)
 from serving.store.db import ping
 from serving.store.writes import known_customers, record_decisions, record_outcomes
 
@@ -64,9 +68,13 @@ ops = APIRouter()
 )
 async def post_recommendation(request: Request) -> Any:
     """Retry times and dunning messages for one failed charge."""
-    body = await read_json_object(request, request.app.state.settings.max_body_bytes)
+    state = request.app.state
+    body = await read_json_object(request, state.settings.max_body_bytes)
     scan(body)
-    [result] = await run_in_threadpool(answer, request.app.state, [body], "")
+    if state.batcher is not None:  # decided together with the requests arriving meanwhile
+        result = await state.batcher.submit(body)
+    else:
+        [result] = await run_in_threadpool(answer, state, [body], "")
     if isinstance(result, ItemError):
         raise ApiError(422, result.error.code, result.error.message, result.error.field)
     return result
@@ -188,11 +196,7 @@ def answer(state: Any, items: list[Any], prefix: str) -> list[Result]:
     validated = [
         validate_item(item, f"{prefix}[{i}]" if prefix else "") for i, item in enumerate(items)
     ]
-    ids = [
-        v.customer_id
-        for v in validated
-        if isinstance(v, RecommendationRequest) and not _complete_customer(v.customer)
-    ]
+    ids = customers_to_look_up(validated)
     decider = holder.current.decider
     stored = known_customers(state.engine, ids) if ids else {}
     known = customer_knowledge(decider, ids, stored) if ids else {}
@@ -210,11 +214,6 @@ def answer(state: Any, items: list[Any], prefix: str) -> list[Result]:
         if isinstance(result, ItemError):
             state.metrics.item_errors.labels(result.error.code).inc()
     return results
-
-
-def _complete_customer(customer: Customer | None) -> bool:
-    fields = ("country", "timezone", "signup_at", "sms_opt_in")
-    return customer is not None and all(getattr(customer, f) is not None for f in fields)
 
 
 def model_info(state: Any) -> ModelInfo:

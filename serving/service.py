@@ -111,6 +111,20 @@ def responses_from_decisions(
     return responses
 
 
+LOOKUP_FIELDS = ("country", "timezone", "signup_at", "sms_opt_in")
+
+
+def customers_to_look_up(validated: Sequence[RecommendationRequest | ItemError]) -> list[str]:
+    """Customer ids of the valid requests whose ``customer`` leaves a field out (only those
+    need what the service knows about them)."""
+    return [
+        v.customer_id
+        for v in validated
+        if isinstance(v, RecommendationRequest)
+        and (v.customer is None or any(getattr(v.customer, f) is None for f in LOOKUP_FIELDS))
+    ]
+
+
 def customer_knowledge(
     decider: Decider,
     customer_ids: Sequence[str],

@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     reload_interval_seconds: float = Field(
         0, ge=0, description="re-load the model every N seconds (0: only on POST /v1/admin/reload)"
     )
+    microbatch_max_items: int = Field(
+        256,
+        ge=1,
+        description="single recommendations arriving together are decided in one call of at "
+        "most this many (1: one call per request)",
+    )
+    microbatch_wait_ms: float = Field(
+        0, ge=0, le=1000, description="wait this long for more single requests before a call"
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

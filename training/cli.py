@@ -109,7 +109,11 @@ def train(
     Runs go to MLFLOW_TRACKING_URI, else the local store sqlite:///mlflow.db (docs/training.md).
     """
     import logging
+    import os
 
+    # LightGBM's OpenMP threads spin while waiting; on a busy 2-core machine that made
+    # the fits 5x slower (docs/training.md). Must be set before lightgbm is imported.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from training.params import load_params
     from training.pipeline_train import TrainInputError, run_train
 
@@ -135,6 +139,89 @@ def train(
 
 
 @app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="history folder (data contract)")],
+    model: Annotated[
+        str, typer.Option("--model", help="decision artifact folder or MLflow model URI")
+    ],
+    truth: Annotated[
+        Path | None,
+        typer.Option("--truth", help="ground-truth folder of a simulated history (exact scores)"),
+    ] = None,
+    metrics: Annotated[
+        Path, typer.Option("--metrics", help="headline figures as JSON (DVC metrics)")
+    ] = Path("reports/evaluate_metrics.json"),
+    report_dir: Annotated[
+        Path, typer.Option("--report-dir", help="Markdown report and plots")
+    ] = Path("reports/evaluation"),
+    params: ParamsOption = None,
+) -> None:
+    """Compare the learned policy with the baselines (and the oracle) on held-out data."""
+    from training.contract.validate import ContractError
+    from training.evaluation.run import evaluate_command
+    from training.params import load_params
+
+    settings = load_params(params)
+    try:
+        result = evaluate_command(data, model, truth, metrics, report_dir, settings)
+    except (ContractError, FileNotFoundError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from error
+    m = result.metrics
+    if "truth" in m:
+        t = m["truth"]
+        for name in ("learned", "fixed", "rules", "no_action", "oracle"):
+            entry = t[f"{name}_recovery_rate"]
+            typer.echo(
+                f"{name:>10}: {100 * entry['value']:5.1f}%  "
+                f"[{100 * entry['lower']:5.1f}, {100 * entry['upper']:5.1f}]"
+            )
+        c = t["captured_share"]
+        typer.echo(
+            f"captured share of the oracle's uplift: {100 * c['value']:.1f}% "
+            f"[{100 * c['lower']:.1f}, {100 * c['upper']:.1f}]"
+        )
+    for name in ("ips", "snips", "dr"):
+        if name in m.get("off_policy", {}):
+            e = m["off_policy"][name]
+            typer.echo(
+                f"off-policy {name.upper():>5}: {100 * e['value']:5.1f}% "
+                f"[{100 * e['lower']:5.1f}, {100 * e['upper']:5.1f}]"
+            )
+    typer.echo(f"rule violations: {m['rule_violations']}")
+    typer.echo(f"metrics: {metrics}\nreport: {report_dir / 'report.md'}")
+
+
+@app.command()
+def recommend(
+    model: Annotated[str, typer.Option(help="decision artifact: local path or MLflow model URI")],
+    input_path: Annotated[
+        Path, typer.Option("--input", help="requests, one API-contract JSON object per line")
+    ],
+    output_path: Annotated[
+        Path, typer.Option("--output", help="responses (or per-item errors), line by line")
+    ],
+    batch_size: Annotated[int, typer.Option(min=1, help="lines scored together")] = 1000,
+    progress: Annotated[bool, typer.Option(help="progress bar on stderr")] = True,
+) -> None:
+    """Batch scoring in the API's request/response format, through the API's own code path."""
+    from serving.model_loader import load_decider
+    from training.recommend_batch import run_recommend
+
+    if not input_path.is_file():
+        raise typer.BadParameter(f"no such file: {input_path}", param_hint="--input")
+    try:
+        decider = load_decider(model)
+    except Exception as error:  # any load failure: say what and stop
+        typer.echo(f"error: cannot load model {model}: {type(error).__name__}: {error}", err=True)
+        raise typer.Exit(code=2) from error
+    summary = run_recommend(
+        decider, input_path, output_path, batch_size=batch_size, progress=progress
+    )
+    typer.echo(f"{summary.summary()} -> {output_path} (model {decider.model_version})")
+
+
+@app.command()
 def serve(
     model: Annotated[
         str | None,
@@ -145,8 +232,13 @@ def serve(
     no_model: Annotated[
         bool, typer.Option("--no-model", help="answer with the rules fallback only")
     ] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, help="uvicorn worker processes (each loads the model)")
+    ] = 1,
 ) -> None:
     """Run the HTTP API (settings: SMARTRETRY_* environment variables, docs/serving.md)."""
+    import os
+
     import uvicorn
 
     from serving.app import create_app
@@ -163,7 +255,17 @@ def serve(
     except (RuntimeError, ValueError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from error
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(application, host=host, port=port, log_level="info")
+        return
+    from serving.store.db import make_engine, migrate
+
+    migrate(make_engine(settings.database_url))  # once, before the workers race to it
+    os.environ["SMARTRETRY_MODEL"] = settings.model or ""  # each worker reads the environment
+    uvicorn.run(
+        "serving.app:create_app", factory=True, workers=workers, host=host, port=port,
+        log_level="info",
+    )  # fmt: skip
 
 
 @app.command("export-outcomes")

@@ -126,22 +126,22 @@ def decisions_frame(decisions: Decisions, model_version: str) -> pd.DataFrame:
 class DecisionModel(PythonModel):
     """Loads the decision artifact once; ``predict`` decides a frame of failure events.
 
-    ``label`` is reported as ``model_version`` when the artifact itself says ``local``.
+    ``model_config["label"]`` is reported as ``model_version`` while the artifact
+    itself says ``local`` (the registry version is only known after logging).
     """
-
-    def __init__(self, label: str = "local") -> None:
-        self.label = label
 
     def load_context(self, context: Any) -> None:
         from training.artifact import DecisionArtifact
 
         self.artifact = DecisionArtifact.load(context.artifacts[ARTIFACT_KEY])
         self.decider = self.artifact.decider()
+        version = self.artifact.model_version
+        config = context.model_config or {}
+        self.version = str(config.get("label", version)) if version == "local" else version
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         events = prepare_events(pd.DataFrame(model_input))
         decisions = self.decider.decide(events, None)
-        version = self.artifact.model_version
-        return decisions_frame(decisions, self.label if version == "local" else version)
+        return decisions_frame(decisions, self.version)

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from training.declines.limits import RetryLimits
+from training.policy.config import PolicyConfig
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 
@@ -25,11 +26,11 @@ class Section(BaseModel):
 
 
 class SimulateParams(Section):
-    invoices: int = Field(20_000, gt=0, description="invoices (dunning cycles) to simulate")
+    invoices: int = Field(100_000, gt=0, description="invoices (dunning cycles) to simulate")
     seed: int = 7
     format: str = Field("parquet", pattern="^(parquet|csv)$")
     start: str = Field("2024-01-01", description="first invoice due date (UTC)")
-    months: int = Field(18, gt=0, description="span of invoice due dates")
+    months: int = Field(24, gt=0, description="span of invoice due dates")
     window_days: int = Field(14, gt=0, description="dunning window the world resolves in")
 
 
@@ -77,11 +78,27 @@ class TrainParams(Section):
     experiment: str = "smartretry"
 
 
+class EvaluateParams(Section):
+    max_invoices: int = Field(
+        3000, gt=0, description="held-out invoices sampled for the simulator-truth comparison"
+    )
+    max_ope_invoices: int = Field(
+        30000, gt=0, description="held-out invoices used for the off-policy estimates"
+    )
+    bootstrap: int = Field(1000, ge=100, description="bootstrap replicates for the intervals")
+    oracle_grid_hours: int = Field(2, ge=1, description="the oracle's retry grid (finer than the policy's)")
+    min_plan_support: int = Field(20, ge=1, description="complete logs a plan needs to enter the menu")
+    min_group: int = Field(30, ge=1, description="smallest group shown in a breakdown")
+    seed: int = 7
+
+
 class Params(Section):
     simulate: SimulateParams = SimulateParams()
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
     retry_rules: RetryLimits = RetryLimits()
     train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    policy: PolicyConfig = PolicyConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

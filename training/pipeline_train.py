@@ -115,9 +115,6 @@ def input_example(result: TrainResult, rows: int = 2) -> pd.DataFrame:
 def build_artifact(
     result: TrainResult, history: History, params: Params, fingerprint: dict[str, Any], source: Path
 ) -> DecisionArtifact:
-    from training.policy.config import PolicyConfig
-
-    policy = getattr(params, "policy", None) or PolicyConfig()
     metadata = {
         "name": params.train.registered_model,
         "model_version": "local",
@@ -140,7 +137,7 @@ def build_artifact(
         result.data.log,
         history.customers,
         sorted(history.messages["template"].dropna().unique()),
-        policy,
+        params.policy,
         params.retry_rules,
         _json_ready(metadata),
     )
@@ -232,7 +229,11 @@ def track_run(
     name = params.train.registered_model
     tracking.use_experiment(params.train.experiment)
     log.info("logging the run to MLflow at %s", tracking.tracking_uri())
-    flat = {k: v for k, v in params.as_flat_dict().items() if not k.startswith("simulate.")}
+    flat = {
+        k: v
+        for k, v in params.as_flat_dict().items()
+        if not k.startswith(("simulate.", "evaluate."))  # other stages' knobs
+    }
     with mlflow.start_run(run_name=f"train-{fingerprint['sha256'][:8]}") as run:
         outcome.run_id = run.info.run_id
         mlflow.log_params({**flat, "data.sha256": fingerprint["sha256"]})
@@ -248,7 +249,8 @@ def track_run(
         mlflow.log_metrics(
             tracking.finite_metrics({"test": result.metrics, "seconds": result.seconds})
         )
-        mlflow.log_artifacts(str(outcome.plots[0].parent), artifact_path="plots")
+        for plot in outcome.plots:
+            mlflow.log_artifact(str(plot), artifact_path="plots")
         mlflow.log_artifact(str(outcome.metrics_path), artifact_path="metrics")
         with tempfile.TemporaryDirectory(prefix="smartretry-artifact-") as folder:
             staged = Path(folder) / "decision"

@@ -49,15 +49,18 @@ def mlflow_module() -> ModuleType:
     return mlflow
 
 
-def local_artifact_root(uri: str) -> Path | None:
-    """``mlartifacts`` beside a local SQLite database file; None for any other store."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "sqlite" or not uri.startswith("sqlite:///"):
+def local_database(uri: str) -> Path | None:
+    """The file of a local SQLite store (``sqlite:///mlflow.db``); None for any other."""
+    if urlparse(uri).scheme != "sqlite" or not uri.startswith("sqlite:///"):
         return None
     database = Path(uri.removeprefix("sqlite:///"))
-    if str(database) in ("", ":memory:"):
-        return None
-    return database.resolve().parent / "mlartifacts"
+    return None if str(database) in ("", ".", ":memory:") else database
+
+
+def local_artifact_root(uri: str) -> Path | None:
+    """``mlartifacts`` beside a local SQLite database file; None for any other store."""
+    database = local_database(uri)
+    return None if database is None else database.resolve().parent / "mlartifacts"
 
 
 def use_experiment(name: str) -> str:
@@ -117,16 +120,12 @@ def log_decision_model(artifact_dir: Path, events: pd.DataFrame, label: str) -> 
     (the registry version is only known after logging).
     """
     mlflow = mlflow_module()
-    from training.mlflow_model import (
-        ARTIFACT_KEY,
-        DecisionModel,
-        decision_signature,
-        example_events,
-    )
+    from training.mlflow_model import ARTIFACT_KEY, decision_signature, example_events
 
     info = mlflow.pyfunc.log_model(
         name=MODEL_NAME,
-        python_model=DecisionModel(label),
+        python_model=str(Path(__file__).with_name("mlflow_entry.py")),
+        model_config={"label": label},
         artifacts={ARTIFACT_KEY: str(artifact_dir)},
         signature=decision_signature(),
         input_example=example_events(events),
@@ -216,6 +215,12 @@ def load_registered_artifact(uri: str) -> DecisionArtifact:
     ``model_version`` is set to the registry version (``smart-retry/3``) when the URI
     names one.
     """
+    database = local_database(tracking_uri())
+    if database is not None and not database.exists():
+        raise FileNotFoundError(
+            f"cannot load {uri}: no MLflow store at {database} (run `smartretry train` "
+            "first, or set MLFLOW_TRACKING_URI to the store holding the model)"
+        )
     mlflow = mlflow_module()
     from training.artifact import DecisionArtifact
     from training.mlflow_model import ARTIFACT_KEY

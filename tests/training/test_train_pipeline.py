@@ -182,6 +182,7 @@ def test_registered_pyfunc_model_decides_events(
     events = events_from_history(small_history).tail(3)
     out = model.predict(example_events(events))
     assert list(out["event_id"]) == list(events["event_id"])
+    assert out["model_version"].str.fullmatch("run:[0-9a-f]{32}").all()
     for text in out["retries"]:
         for retry in json.loads(text):
             assert pd.Timestamp(retry["at"]) > pd.Timestamp("2024-01-01T00:00:00Z")
@@ -274,3 +275,33 @@ def test_bad_or_empty_history_is_a_clear_error_with_exit_code_2(
     assert message in result.output
     assert not (tmp_path / "model").exists()
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_loading_from_a_missing_local_store_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'none.db'}")
+    with pytest.raises(FileNotFoundError, match="no MLflow store at .*none.db"):
+        load_artifact("models:/smart-retry@champion")
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_no_register_logs_the_run_but_leaves_the_registry_alone(
+    small_history_dir: Path,
+    fast_params: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    result = runner.invoke(
+        app,
+        ["train", "--data", str(small_history_dir), "--model-dir", str(tmp_path / "model"),
+         "--metrics", str(tmp_path / "m.json"), "--plots-dir", str(tmp_path / "plots"),
+         "--params", str(fast_params(num_boost_round=5)), "--no-register"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    artifact = DecisionArtifact.load(tmp_path / "model")
+    assert artifact.model_version == "local"
+    mlflow = tracking.mlflow_module()
+    assert mlflow.get_run(artifact.metadata["run_id"]).info.status == "FINISHED"
+    assert mlflow.MlflowClient().search_registered_models() == []

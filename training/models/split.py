@@ -53,4 +53,5 @@ class TimeSplit:
             "train_period": f"{self.start.date()} .. {(self.valid_start - self.embargo).date()}",
             "valid_period": f"{self.valid_start.date()} .. {(self.test_start - self.embargo).date()}",
             "test_period": f"{self.test_start.date()} .. {self.end.date()}",
+            "test_start": self.test_start.isoformat(),
         }

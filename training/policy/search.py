@@ -140,10 +140,8 @@ def plan_messages(
         pick = pick[pick["p"] >= config.min_message_gain]
         if pick.empty:
             break
-        chosen = pd.concat(
-            [chosen, pick.rename(columns={"p": "response_probability"}).drop(columns="pos")],
-            ignore_index=True,
-        )
+        picked = pick.rename(columns={"p": "response_probability"}).drop(columns="pos")
+        chosen = picked if chosen.empty else pd.concat([chosen, picked], ignore_index=True)
         pos = pick["pos"].to_numpy()
         earliest[pos] = _ns(pick["send_at"]) + gap
         stopped = np.setdiff1d(np.flatnonzero(active), pos)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from training.simulator.localtime import hour_of_day, naive_utc, to_local, weekday
 from training.simulator.paycycles import days_since_payday
@@ -20,7 +21,7 @@ HOUR_NS = 3_600_000_000_000
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    return expit(x)
 
 
 def _bump(hour: np.ndarray, peak: np.ndarray | float, width: float) -> np.ndarray:

@@ -23,7 +23,7 @@ Message = tuple[float, str, str]  # (offset hours, template, channel)
 class LoggingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    explore_rate: float = Field(0.35, gt=0, le=1)
+    explore_rate: float = Field(0.4, gt=0, le=1)
     retry_plans: dict[str, tuple[float, ...]] = {
         "legacy_3_5_7": (72, 120, 168),
         "early": (24, 72, 144),
@@ -64,6 +64,26 @@ class LoggingPolicy(BaseModel):
             (10, "payment_link", "email"),
             (82, "update_payment_method", "email"),
             (250, "final_notice", "email"),
+        ),
+        "plan_first": (
+            (4, "payment_plan_offer", "email"),
+            (28, "payment_link", "email"),
+            (100, "payment_plan_offer", "sms"),
+        ),
+        "quick_trio": (
+            (6, "payment_link", "sms"),
+            (30, "update_payment_method", "email"),
+            (54, "payment_plan_offer", "email"),
+        ),
+        "late_push": (
+            (20, "friendly_reminder", "email"),
+            (140, "final_notice", "email"),
+            (230, "payment_link", "email"),
+        ),
+        "update_sms": (
+            (5, "update_payment_method", "sms"),
+            (53, "payment_link", "email"),
+            (149, "final_notice", "email"),
         ),
     }
     legacy_retry_plan: str = "legacy_3_5_7"

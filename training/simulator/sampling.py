@@ -207,10 +207,14 @@ def _message_rows(frame, executed, clicked_h, effects, rng) -> pd.DataFrame:
     open_rate = np.where(sms, effects.open_rate_sms, effects.open_rate_email)
     response = msgs["p_response"].to_numpy()
     opens_anyway = rng.random(len(msgs)) < np.clip((open_rate - response) / (1 - response), 0, 1)
+    # people read messages when they are active: the next time their local clock comes
+    # round to their active hour (give or take), unless they clicked at once
+    sent_local = hour_of_day(to_local(msgs["t"], msgs["timezone"]))
+    wait = np.mod(msgs["active_peak_hour"].to_numpy() + rng.normal(0, 1.5, len(msgs)) - sent_local, 24)
     open_h = np.where(
         clicked,
         sent_h + rng.random(len(msgs)) * (np.nan_to_num(click) - sent_h),
-        np.where(opens_anyway, sent_h + rng.exponential(3.0, len(msgs)), np.nan),
+        np.where(opens_anyway, sent_h + wait, np.nan),
     )
     out = pd.DataFrame(
         {

@@ -296,7 +296,7 @@ class MessageEffects(Frozen):
     base: float = -2.1
     engagement_sd: float = 0.6
     sms_bonus: float = 0.25
-    sms_preference_sd: float = 0.8
+    sms_preference_sd: float = 0.5
     active_hour_boost: float = 0.9
     active_hour_width: float = 3.0
     quiet_penalty_email: float = 0.9
@@ -334,4 +334,4 @@ class WorldConfig(Frozen):
     customer: CustomerEffects = CustomerEffects()
     quiet_start_hour: int = 21
     quiet_end_hour: int = 8
-    invoices_per_customer: float = Field(1.8, description="mean failed invoices per customer")
+    invoices_per_customer: float = Field(2.5, description="mean failed invoices per customer")

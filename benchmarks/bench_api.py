@@ -1,0 +1,379 @@
+"""Load test of ``smartretry serve`` over loopback with the real model.
+
+    python benchmarks/bench_api.py [--rate 200] [--duration 30] [--batch-runs 20]
+        [--outcome-batches 40] [--invoices 20000] [--seed 7] [--work /tmp/smartretry-bench]
+
+The server runs as a child process (``smartretry serve``, one uvicorn worker, a fresh
+SQLite file) with the model trained by ``bench_world.py``. The load generator is an
+open-loop one written with ``httpx`` + asyncio: request *i* is sent at ``start + i/rate``
+whether or not earlier ones were answered (constant arrival rate), and its latency is
+counted from that scheduled time, so a slow server cannot slow the generator down and hide
+its own queueing (no coordinated omission). Phases:
+
+1. single recommendations at ``--rate`` per second for ``--duration`` seconds: p50/p99
+   latency, throughput, errors (non-2xx or no answer within ``--timeout``);
+2. a 1,000-item ``/v1/recommendations/batch``, ``--batch-runs`` times one after another;
+3. the same requests in-process (``serving.service.recommend`` on the loaded artifact,
+   no HTTP, no store), so the HTTP and store overhead is visible;
+4. outcomes under load: ``--outcome-batches`` batches of ``/v1/outcomes`` (a fifth of
+   them sent twice) posted concurrently while single recommendations keep arriving at
+   ``--rate``; then the SQLite file is read and every event_id must be stored exactly once
+   ("no lost outcome").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from bench_world import API_KEY, World, prepare
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+@dataclass
+class Load:
+    latencies: list[float] = field(default_factory=list)  # seconds, answered with 2xx
+    errors: dict[str, int] = field(default_factory=dict)
+    first: float = 0.0
+    last: float = 0.0
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def report(self, label: str) -> dict[str, Any]:
+        ms = np.array(self.latencies) * 1000
+        sent = len(self.latencies) + sum(self.errors.values())
+        span = max(self.last - self.first, 1e-9)
+        out = {
+            "label": label,
+            "sent": sent,
+            "ok": len(self.latencies),
+            "errors": self.errors,
+            "throughput_per_s": len(self.latencies) / span,
+            "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
+            "p90_ms": float(np.percentile(ms, 90)) if len(ms) else None,
+            "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None,
+            "max_ms": float(ms.max()) if len(ms) else None,
+        }
+        print(
+            f"{label}: sent {sent}, ok {out['ok']}, errors {self.errors or 0}, "
+            f"throughput {out['throughput_per_s']:.1f}/s, p50 {_ms(out['p50_ms'])}, "
+            f"p99 {_ms(out['p99_ms'])}, max {_ms(out['max_ms'])}",
+            flush=True,
+        )
+        return out
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+@contextmanager
+def server(world: World, work: Path, port: int, workers: int):
+    """``smartretry serve`` as a child process with a fresh SQLite store."""
+    database = work / f"bench-api-{int(time.time())}.sqlite"
+    env = {
+        **os.environ,
+        "SMARTRETRY_API_KEYS": API_KEY,
+        "SMARTRETRY_DATABASE_URL": f"sqlite:///{database}",
+        "SMARTRETRY_MAX_BATCH_ITEMS": "1000",
+        "PYTHONWARNINGS": "ignore",
+    }
+    command = [
+        sys.executable, "-m", "training.cli", "serve", "--model", str(world.model_dir),
+        "--port", str(port), "--workers", str(workers),
+    ]  # fmt: skip
+    log = (work / "serve.log").open("w")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited; see {work / 'serve.log'}")
+            try:
+                ready = httpx.get(f"{base}/readyz", timeout=2).json()
+                if ready.get("model_loaded"):
+                    break
+                raise RuntimeError(f"server answers without a model: {ready}")
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        yield base, database
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+class Sender:
+    """Posts with at most ``connections`` requests in flight. Requests beyond that wait on
+    a semaphore here (their latency still counts from the scheduled time) rather than in
+    httpx's connection pool, whose bookkeeping grows with the square of its queue."""
+
+    def __init__(self, client: httpx.AsyncClient, connections: int) -> None:
+        self.client = client
+        self.slots = asyncio.Semaphore(connections)
+
+    async def post(
+        self, path: str, body: Any, load: Load, at: float, timeout: float | None = None
+    ) -> Any:
+        async with self.slots:
+            return await _send(self.client, path, body, load, at, timeout)
+
+
+async def _send(
+    client: httpx.AsyncClient,
+    path: str,
+    body: Any,
+    load: Load,
+    at: float,
+    timeout: float | None = None,
+) -> Any:
+    try:
+        extra = {} if timeout is None else {"timeout": timeout}
+        response = await client.post(path, json=body, headers=AUTH, **extra)
+    except httpx.TimeoutException:
+        load.error("timeout")
+        return None
+    except httpx.TransportError as error:
+        load.error(type(error).__name__)
+        return None
+    done = time.perf_counter()
+    load.last = max(load.last, done)
+    if response.status_code // 100 != 2:
+        load.error(str(response.status_code))
+        return None
+    load.latencies.append(done - at)
+    return response.json()
+
+
+async def open_loop(
+    client: Sender, path: str, bodies: list[Any], rate: float
+) -> tuple[Load, list[Any]]:
+    """Send ``bodies[i]`` at ``start + i / rate``; latency from the scheduled time."""
+    load = Load()
+    start = time.perf_counter() + 0.05
+    load.first = start
+    tasks = []
+    for i, body in enumerate(bodies):
+        at = start + i / rate
+        delay = at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(client.post(path, body, load, at)))
+    answers = await asyncio.gather(*tasks)
+    return load, answers
+
+
+async def drain(client: Sender, body: Any) -> float:
+    """Wait until the server has worked off its backlog: single requests are queued first
+    in, first out, so one answered request means everything sent before it is done."""
+    start = time.perf_counter()
+    await client.client.post("/v1/recommendations", json=body, headers=AUTH, timeout=600)
+    return time.perf_counter() - start
+
+
+async def batches(client: Sender, items: list[Any], runs: int, timeout: float) -> Load:
+    load = Load(first=time.perf_counter())
+    for _ in range(runs):
+        answer = await client.post(
+            "/v1/recommendations/batch", {"items": items}, load, time.perf_counter(), timeout
+        )
+        if answer is not None and len(answer["items"]) != len(items):
+            load.error("wrong item count")
+    return load
+
+
+def outcome_batches(decisions: list[dict[str, Any]], count: int, size: int) -> list[dict]:
+    """``count`` batches of ``size`` events about answered decisions; unique event ids."""
+    rng = random.Random(5)
+    out = []
+    for b in range(count):
+        events = []
+        for e in range(size):
+            decision = decisions[rng.randrange(len(decisions))]
+            base = {
+                "event_id": f"ev_{b}_{e}",
+                "invoice_id": decision["invoice_id"],
+                "occurred_at": "2026-11-21T10:00:00Z",
+                "decision_id": decision["decision_id"],
+            }
+            if e % 2:
+                base |= {"type": "attempt", "initiated_by": "merchant", "outcome": "failed",
+                         "decline_code": "insufficient_funds"}  # fmt: skip
+            else:
+                base |= {"type": "message_sent", "message_id": f"msg_{b}_{e}",
+                         "channel": "email", "template": "payment_link"}  # fmt: skip
+            events.append(base)
+        out.append({"events": events})
+    return out
+
+
+async def outcomes_under_load(
+    client: Sender, singles: list[Any], rate: float, bodies: list[dict]
+) -> tuple[Load, Load, int]:
+    """Outcome batches (a fifth twice) posted concurrently during a recommendation load."""
+    resent = bodies[: max(1, len(bodies) // 5)]
+    sends = [*bodies, *resent]
+    random.Random(3).shuffle(sends)
+    outcome_load = Load(first=time.perf_counter())
+    acknowledged = 0
+
+    async def post(body: dict) -> None:
+        """As docs/api.md tells integrators: no 2xx, send the batch again."""
+        nonlocal acknowledged
+        for _ in range(5):
+            answer = await client.post("/v1/outcomes", body, outcome_load, time.perf_counter())
+            if answer is not None:
+                acknowledged += answer["accepted"] + answer["duplicates"]
+                return
+
+    async def post_all() -> None:
+        await asyncio.sleep(0.5)
+        await asyncio.gather(*(post(b) for b in sends))
+
+    (single_load, _), _ = await asyncio.gather(
+        open_loop(client, "/v1/recommendations", singles, rate), post_all()
+    )
+    sent = sum(len(b["events"]) for b in sends)
+    if acknowledged != sent:
+        outcome_load.error(f"acknowledged {acknowledged} of {sent}")
+    return single_load, outcome_load, sent
+
+
+def stored_event_ids(database: Path) -> list[str]:
+    with sqlite3.connect(database) as conn:
+        return [row[0] for row in conn.execute("SELECT event_id FROM outcome_events")]
+
+
+def in_process(world: World, singles: list[Any], batch: list[Any], runs: int) -> dict[str, Any]:
+    """The same requests through ``serving.service.recommend`` (no HTTP, no store)."""
+    import warnings
+
+    from serving.artifact_decider import load_artifact_decider
+    from serving.service import customer_knowledge, customers_to_look_up, recommend, validate_item
+
+    warnings.simplefilter("ignore", FutureWarning)  # pandas deprecations inside the policy
+    decider = load_artifact_decider(str(world.model_dir))
+
+    def call(items: list[Any]) -> float:
+        start = time.perf_counter()
+        validated = [validate_item(i) for i in items]
+        ids = customers_to_look_up(validated)
+        known = customer_knowledge(decider, ids, {}) if ids else {}
+        recommend(decider, validated, known_customers=known, prefix="")
+        return (time.perf_counter() - start) * 1000
+
+    call(singles[:3])  # warm-up
+    single_ms = np.array([call([s]) for s in singles])
+    batch_ms = np.array([call(batch) for _ in range(runs)])
+    out = {
+        "single_p50_ms": float(np.percentile(single_ms, 50)),
+        "single_p99_ms": float(np.percentile(single_ms, 99)),
+        "single_per_s_one_thread": 1000 / float(single_ms.mean()),
+        "batch_1000_p50_ms": float(np.percentile(batch_ms, 50)),
+        "batch_1000_max_ms": float(batch_ms.max()),
+    }
+    print(
+        f"in-process: single p50 {out['single_p50_ms']:.1f} ms, p99 {out['single_p99_ms']:.1f} "
+        f"ms ({len(singles)} calls, one at a time); 1,000-item batch p50 "
+        f"{out['batch_1000_p50_ms']:.0f} ms, max {out['batch_1000_max_ms']:.0f} ms ({runs} runs)",
+        flush=True,
+    )
+    return out
+
+
+async def run(args: argparse.Namespace, world: World) -> dict[str, Any]:
+    results: dict[str, Any] = {"rate": args.rate, "duration_s": args.duration}
+    n = int(args.rate * args.duration)
+    singles = world.sample(n, known_share=0.2)
+    batch = world.sample(1000, known_share=0.2)
+    with server(world, args.work, args.port, args.workers) as (base, database):
+        limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=64)
+        timeout = httpx.Timeout(args.timeout)
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as http:
+            client = Sender(http, args.connections)
+            warm, _ = await open_loop(client, "/v1/recommendations", singles[:20], 10)
+            print(f"warm-up: {len(warm.latencies)} ok", flush=True)
+            load, answers = await open_loop(client, "/v1/recommendations", singles, args.rate)
+            results["single"] = load.report(f"single @ {args.rate:g}/s for {args.duration:g} s")
+            print(f"backlog drained in {await drain(client, singles[0]):.1f} s", flush=True)
+            results["batch"] = (
+                await batches(client, batch, args.batch_runs, args.batch_timeout)
+            ).report(f"1,000-item batch x {args.batch_runs}")
+            decisions = [a for a in answers if a is not None] or [
+                {"invoice_id": "in_x", "decision_id": "dec_x"}
+            ]
+            bodies = outcome_batches(decisions, args.outcome_batches, args.outcome_size)
+            more = world.sample(int(args.rate * args.outcome_duration), known_share=0.2)
+            single_load, outcome_load, sent = await outcomes_under_load(
+                client, more, args.rate, bodies
+            )
+            results["single_during_outcomes"] = single_load.report("single during outcomes")
+            await drain(client, singles[0])
+            results["outcomes"] = outcome_load.report(f"outcome batches ({sent} events sent)")
+        stored = stored_event_ids(database)
+        expected = {e["event_id"] for b in bodies for e in b["events"]}
+        lost = expected - set(stored)
+        duplicated = len(stored) - len(set(stored))
+        results["outcomes_check"] = {
+            "unique_events_sent": len(expected),
+            "stored": len(stored),
+            "lost": len(lost),
+            "stored_twice": duplicated,
+        }
+        print(
+            f"outcomes: {len(expected)} unique events sent, {len(stored)} stored, "
+            f"{len(lost)} lost, {duplicated} stored twice",
+            flush=True,
+        )
+    results["in_process"] = in_process(
+        world, singles[: args.in_process_singles], batch, args.batch_runs
+    )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="single requests per second")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of steady load")
+    parser.add_argument("--batch-runs", type=int, default=20)
+    parser.add_argument("--outcome-batches", type=int, default=40)
+    parser.add_argument("--outcome-size", type=int, default=250)
+    parser.add_argument("--outcome-duration", type=float, default=10.0)
+    parser.add_argument("--in-process-singles", type=int, default=200)
+    parser.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
+    parser.add_argument("--batch-timeout", type=float, default=120.0, help="per batch, seconds")
+    parser.add_argument("--connections", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--invoices", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/smartretry-bench"))
+    parser.add_argument("--out", type=Path, default=None, help="results JSON")
+    args = parser.parse_args()
+    world = prepare(args.work, args.invoices, args.seed)
+    results = asyncio.run(run(args, world))
+    out = args.out or args.work / "bench_api.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main()

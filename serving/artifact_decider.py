@@ -1,0 +1,79 @@
+"""A loaded decision artifact as the service uses it: the decider, plus its known customers
+and the description ``GET /v1/model`` shows.
+
+The artifact carries the customers of its training history (``artifact.customers``), so
+a request may leave ``customer`` out for them (API contract). This adapter answers
+``known_customers(ids)``, the optional lookup :func:`serving.service.customer_knowledge`
+asks a decider for, and otherwise delegates to the artifact's own decider. The API and
+``smartretry recommend`` both load through :func:`load_artifact_decider`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from training.policy.decisions import Decider, Decisions
+from training.policy.events import CUSTOMER_FIELDS
+
+DEFAULT_NAME = "smart-retry"
+
+
+class ArtifactDecider:
+    """:class:`~training.policy.decisions.Decider` of an artifact, with its customers."""
+
+    def __init__(
+        self, decider: Decider, customers: pd.DataFrame, metadata: dict[str, Any] | None = None
+    ) -> None:
+        self.decider = decider
+        columns = [c for c in CUSTOMER_FIELDS if c in customers.columns]
+        table = customers.drop_duplicates("customer_id", keep="last").set_index("customer_id")
+        self._customers = table[columns]
+        self._metadata = dict(metadata or {})
+
+    @property
+    def model_version(self) -> str:
+        return self.decider.model_version
+
+    @property
+    def fallback(self) -> bool:
+        return self.decider.fallback
+
+    @property
+    def customer_count(self) -> int:
+        return len(self._customers)
+
+    def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame) -> Decisions:
+        return self.decider.decide(events, previous_attempts)
+
+    def known_customers(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Fields of the training history's customers among ``customer_ids`` (others absent)."""
+        found = self._customers.index.intersection(pd.Index(list(customer_ids)).unique())
+        if found.empty:
+            return {}
+        rows = self._customers.loc[found]
+        return rows.astype(object).where(rows.notna(), None).to_dict(orient="index")
+
+    def describe(self) -> dict[str, Any]:
+        """Name, version, training data period and evaluation figures (``GET /v1/model``);
+        the artifact's other metadata is kept under its own keys."""
+        described = {**self._metadata, **self.decider.describe()}
+        described.update(
+            name=str(self._metadata.get("name") or DEFAULT_NAME),
+            version=self.model_version,
+            fallback=self.fallback,
+            training_data=self._metadata.get("training_data"),
+            evaluation=self._metadata.get("evaluation"),
+            known_customers=self.customer_count,
+        )
+        return described
+
+
+def load_artifact_decider(source: str) -> ArtifactDecider:
+    """Load an artifact (local path or MLflow model URI) for serving or batch scoring."""
+    from training.artifact import load_artifact
+
+    artifact = load_artifact(source)
+    return ArtifactDecider(artifact.decider(), artifact.customers, artifact.metadata)

@@ -1,0 +1,49 @@
+"""The schedules every compared policy proposes for the same held-out failure events."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from training.policy.baselines import fixed_schedule, no_action, rules_baseline
+from training.policy.config import PolicyConfig
+from training.policy.decider import ModelDecider
+from training.policy.schedule import Schedules
+from training.policy.scorer import past_rows
+from training.policy.search import plan_messages, plan_retries, retry_windows
+
+POLICIES = ("learned", "fixed", "rules", "no_action", "oracle")
+
+
+def learned_schedules(decider: ModelDecider, events: pd.DataFrame) -> Schedules:
+    """What the served policy decides (exploration off: its greedy choice)."""
+    _, _, retries, messages, _ = decider.plan(events, None, explore=False)
+    return Schedules(retries[["event_id", "at"]], messages[["event_id", "send_at", "template", "channel"]])
+
+
+def searched_schedules(
+    scorer, decider: ModelDecider, events: pd.DataFrame, config: PolicyConfig
+) -> Schedules:
+    """The policy's search run with another scorer (the ground truth, for the oracle)."""
+    events = events.reset_index(drop=True)
+    decisions = decider.rules.decide_many(events, None).reset_index(drop=True)
+    features = events.set_index("event_id")
+    past = past_rows(events, None)
+    messages = plan_messages(scorer, events, features, past, decisions, decider.templates, config)
+    limits = decider.rules.limits
+    count, start, end = retry_windows(
+        events, decisions, messages, limits.update_plausible_after_hours, limits.min_spacing_hours
+    )
+    retries = plan_retries(
+        scorer, events, features, past, messages, count, start, end, limits.min_spacing_hours, config
+    )
+    return Schedules(retries[["event_id", "at"]], messages[["event_id", "send_at", "template", "channel"]])
+
+
+def baseline_schedules(decider: ModelDecider, events: pd.DataFrame) -> dict[str, Schedules]:
+    decisions = decider.rules.decide_many(events, None)
+    config = decider.config.baseline
+    return {
+        "fixed": fixed_schedule(events, None, decider.rules, config, decisions),
+        "rules": rules_baseline(events, None, decider.rules, config, decisions),
+        "no_action": no_action(events),
+    }
