@@ -36,6 +36,19 @@ RECOVERY_FIGURES = {
     "revenue_at_risk.png",
 }
 
+MODEL_FIGURES = {
+    "calibration.png",
+    "feature_importance.png",
+    "policies.png",
+    "off_policy.png",
+    "uplift_by_segment.png",
+}
+WHAT_IF_FIGURES = {
+    "retry_probability.png",
+    "message_options.png",
+    "what_if_variants.png",
+}
+
 
 def all_notebooks() -> list[Path]:
     return sorted(NOTEBOOKS.glob("*.ipynb"))
@@ -56,6 +69,38 @@ def output_images(notebook: nbformat.NotebookNode) -> int:
         if cell.cell_type == "code"
         for output in cell.outputs
     )
+
+
+def errors_in(notebook: nbformat.NotebookNode) -> list:
+    return [
+        o
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "error"
+    ]
+
+
+def run_notebook(name: str, tmp_path: Path, kernel: str, parameters: dict) -> nbformat.NotebookNode:
+    executed = tmp_path / f"executed-{name}"
+    pm.execute_notebook(
+        str(NOTEBOOKS / name),
+        str(executed),
+        parameters=parameters,
+        kernel_name=kernel,
+        cwd=str(tmp_path),
+        progress_bar=False,
+    )
+    return nbformat.read(executed, as_version=4)
+
+
+@pytest.fixture
+def saved_world(small_world, tmp_path: Path) -> dict[str, str]:
+    """The session's small simulated world and model, written where a notebook reads."""
+    write_history(small_world.history, tmp_path / "history")
+    small_world.truth.save(tmp_path / "truth")
+    small_world.artifact.save(tmp_path / "model")
+    return {name: str(tmp_path / name) for name in ("history", "truth", "model")}
 
 
 @pytest.mark.slow
@@ -88,6 +133,61 @@ def test_recovery_analytics_notebook_runs_headless(tmp_path: Path, kernel: str) 
     assert not errors
 
 
+@pytest.mark.slow
+def test_model_and_policy_notebook_computes_its_evaluation(
+    tmp_path: Path, kernel: str, saved_world: dict[str, str]
+) -> None:
+    """No metrics JSON on disk and no MLflow run: the notebook evaluates a small sample."""
+    figures = tmp_path / "figures"
+    result = run_notebook(
+        "02-model-and-policy.ipynb",
+        tmp_path,
+        kernel,
+        {
+            "model": saved_world["model"],
+            "history_dir": saved_world["history"],
+            "truth_dir": saved_world["truth"],
+            "evaluation_metrics": str(tmp_path / "missing.json"),
+            "evaluation_report_dir": None,
+            "output_dir": str(figures),
+            "max_invoices": 120,
+            "bootstrap": 100,
+        },
+    )
+    assert not errors_in(result)
+    assert {p.name for p in figures.glob("*.png")} == MODEL_FIGURES
+    assert output_images(result) == len(MODEL_FIGURES)
+    text = "\n".join(
+        o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+        for c in result.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+    assert "computed on 120 invoices" in text
+    assert "oracle" in text and "SNIPS" in text
+    assert not (tmp_path / "mlflow.db").exists()  # nothing asked of a tracking store
+
+
+@pytest.mark.slow
+def test_what_if_notebook_runs_headless(
+    tmp_path: Path, kernel: str, saved_world: dict[str, str]
+) -> None:
+    figures = tmp_path / "figures"
+    result = run_notebook(
+        "03-what-if.ipynb",
+        tmp_path,
+        kernel,
+        {
+            "model": saved_world["model"],
+            "history_dir": saved_world["history"],
+            "output_dir": str(figures),
+        },
+    )
+    assert not errors_in(result)
+    assert {p.name for p in figures.glob("*.png")} == WHAT_IF_FIGURES
+    assert output_images(result) == len(WHAT_IF_FIGURES)
+
+
 @pytest.mark.parametrize("path", all_notebooks(), ids=lambda p: p.name)
 def test_notebook_is_committed_without_outputs(path: Path) -> None:
     notebook = nbformat.read(path, as_version=4)
@@ -111,5 +211,10 @@ def test_notebook_takes_parameters_and_imports_the_package(path: Path) -> None:
     assert not defined, f"{path.name}: put functions in the package, not in cells: {defined}"
 
 
-def test_there_is_a_recovery_analytics_notebook() -> None:
-    assert NOTEBOOKS / "01-recovery-analytics.ipynb" in all_notebooks()
+def test_there_are_the_three_notebooks() -> None:
+    names = {p.name for p in all_notebooks()}
+    assert {
+        "01-recovery-analytics.ipynb",
+        "02-model-and-policy.ipynb",
+        "03-what-if.ipynb",
+    } <= names

@@ -71,11 +71,11 @@ def held_out_invoice(
     artifact: DecisionArtifact,
     params: Params,
     category: str | None = "insufficient_funds",
-    payment_method: str | None = "card",
+    processor: str | None = "stripe",
     seed: int = 0,
 ) -> str:
     """An invoice of the period the model never saw (closed window), preferring the given
-    decline category and payment method when the period has any; ``seed`` picks which."""
+    decline category and processor when the period has any; ``seed`` picks which."""
     from training.evaluation.run import held_out_events
 
     held = held_out_events(history, artifact, params)
@@ -83,8 +83,9 @@ def held_out_invoice(
     preferred = np.ones(len(held), dtype=bool)
     if category is not None:
         preferred &= (classified["category"] == category).to_numpy()
-    if payment_method is not None:
-        preferred &= (held["payment_method"] == payment_method).to_numpy()
+    if category is not None and processor is not None:
+        both = preferred & (held["processor"] == processor).to_numpy()
+        preferred = both if both.any() else preferred
     pool = held[preferred] if preferred.any() else held
     return str(pool.sample(1, random_state=seed)["invoice_id"].iloc[0])
 
@@ -118,6 +119,59 @@ def changed(request: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
         else:
             raise ValueError(f"cannot change {name!r}: not a field of a recommendation request")
     return out
+
+
+def decline_variants(request: Mapping[str, Any], categories: list[str]) -> dict[str, dict[str, Any]]:
+    """The request with the processor's code of each decline category, by name
+    (``"expired_card (expired_card)"``); categories the processor has no code for are
+    left out."""
+    out = {}
+    for category in categories:
+        code = decline_code_for(request["processor"], category)
+        if code is not None:
+            out[f"{category} ({code})"] = changed(request, decline_category=category)
+    return out
+
+
+def starting_request(
+    event: Mapping[str, Any] | None,
+    history: History | None,
+    invoice_id: str | None,
+    artifact: DecisionArtifact,
+    params: Params,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The request to explore: ``event`` when given, else the invoice's (``invoice_id``,
+    or one picked from the held-out period with ``seed``)."""
+    if event is not None:
+        return check_request(event)
+    if history is None:
+        raise ValueError("give an event (a request in the API contract) or a history_dir")
+    if invoice_id is None:
+        invoice_id = held_out_invoice(history, artifact, params, seed=seed)
+    return check_request(request_for_invoice(history, invoice_id))
+
+
+def standard_variants(
+    request: Mapping[str, Any],
+    decline_categories: list[str],
+    timezone: str | None = None,
+    constraints: Mapping[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The request as given, then one change at a time: each decline category (the
+    processor's code; the request's own category and categories the processor has no
+    code for are left out), another time zone, other constraints."""
+    own = load_decline_table().classify(
+        pd.Series([request["processor"]]), pd.Series([request["decline_code"]])
+    )["category"].iloc[0]
+    variants = {"as given": dict(request)}
+    variants.update(decline_variants(request, [c for c in decline_categories if c != own]))
+    if timezone:
+        variants[f"time zone {timezone}"] = changed(request, timezone=timezone)
+    if constraints:
+        label = ", ".join(f"{k}={'+'.join(v) if isinstance(v, list | tuple) else v}" for k, v in constraints.items())
+        variants[f"constraints {label}"] = changed(request, **constraints)
+    return variants
 
 
 @dataclass

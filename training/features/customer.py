@@ -9,10 +9,13 @@ A customer without history gets NaN (LightGBM's missing value) and zero counts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from training.features.history_log import FLAGS
+from training.policy.timing import to_ns
 
 SPAN = np.int64(10**11)  # seconds: keys are customer * SPAN + epoch seconds
 YEAR_S = 365 * 86400
@@ -46,7 +49,7 @@ CUSTOMER_FEATURES = (
 
 def _seconds(ts: pd.Series) -> np.ndarray:
     """Epoch seconds (int64); missing times become the minimum int64."""
-    values = pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).asi8
+    values = to_ns(ts)
     return np.where(values == np.iinfo(np.int64).min, values, values // 10**9)
 
 
@@ -96,30 +99,64 @@ def _circular_mean(cos: np.ndarray, sin: np.ndarray, n: np.ndarray, period: floa
     return np.where(n > 0, value, np.nan), np.where(n > 0, strength, np.nan)
 
 
+@dataclass
+class CustomerIndex:
+    """The log's per-customer running sums, ready for as-of lookups.
+
+    Built once per log (training builds it once; the scorer keeps it), so a decision
+    costs two binary searches instead of a pass over the whole log.
+    """
+
+    customers: pd.Index
+    log_codes: np.ndarray
+    log_keys: np.ndarray
+    sums: dict[str, np.ndarray]
+    history_start: float
+
+    @classmethod
+    def build(cls, log: pd.DataFrame, history_start: pd.Timestamp | None = None) -> CustomerIndex:
+        customers = pd.Index(pd.unique(log["customer_id"].to_numpy()))
+        log_codes = customers.get_indexer(log["customer_id"]).astype(np.int64)
+        if history_start is None:
+            history_start = log["at"].min() if len(log) else None
+        start = float(_seconds(pd.Series([history_start]))[0]) if history_start is not None else np.nan
+        sums = running_sums(log)
+        return cls(
+            customers,
+            log_codes,
+            log_codes * SPAN + _seconds(log["at"]),
+            {c: sums[c].to_numpy(dtype=float) for c in sums.columns},
+            start,
+        )
+
+
 def customer_features(
-    decisions: pd.DataFrame, log: pd.DataFrame, history_start: pd.Timestamp | None = None
+    decisions: pd.DataFrame,
+    log: pd.DataFrame | None = None,
+    history_start: pd.Timestamp | None = None,
+    index: CustomerIndex | None = None,
 ) -> pd.DataFrame:
     """Features for each decision row (columns customer_id, as_of, signup_at).
 
     ``log`` is a customer event log (:mod:`training.features.history_log`) sorted by
-    customer and time. ``history_start`` is when the exported history begins (default:
-    the log's first event): a count of failures means little without how long the
-    customer was observed, and a history export always starts somewhere, so
-    ``cust_observed_days`` (since signup or the export start, whichever is later) and
-    the failure rate per observed year are features too.
+    customer and time (or pass its prebuilt ``index``). ``history_start`` is when the
+    exported history begins (default: the log's first event): a count of failures means
+    little without how long the customer was observed, and a history export always
+    starts somewhere, so ``cust_observed_days`` (since signup or the export start,
+    whichever is later) and the failure rate per observed year are features too.
     Returns a frame with :data:`CUSTOMER_FEATURES`, same index.
     """
-    sums = running_sums(log)
-    categories = pd.Index(pd.unique(np.concatenate([log["customer_id"].to_numpy(), decisions["customer_id"].to_numpy()])))
-    log_codes = categories.get_indexer(log["customer_id"]).astype(np.int64)
-    log_keys = log_codes * SPAN + _seconds(log["at"])
-    codes = categories.get_indexer(decisions["customer_id"]).astype(np.int64)
+    if index is None:
+        index = CustomerIndex.build(log, history_start)
+    sums = index.sums
+    codes = index.customers.get_indexer(decisions["customer_id"]).astype(np.int64)
     as_of = _seconds(decisions["as_of"])
-    now = _lookup(log_codes, log_keys, codes, as_of)
-    year_ago = _lookup(log_codes, log_keys, codes, as_of - YEAR_S)
+    known = codes >= 0
+    now = np.where(known, _lookup(index.log_codes, index.log_keys, codes, as_of), -1)
+    year_ago = np.where(known, _lookup(index.log_codes, index.log_keys, codes, as_of - YEAR_S), -1)
 
     def at(idx: np.ndarray, column: str, empty: float = 0.0) -> np.ndarray:
-        values = sums[column].to_numpy(dtype=float)
+        values = sums[column]
         if len(values) == 0:
             return np.full(len(idx), empty)
         return np.where(idx >= 0, values[np.maximum(idx, 0)], empty)
@@ -141,9 +178,9 @@ def customer_features(
     )
     signup = _seconds(decisions["signup_at"]).astype(float)
     signup[signup == float(np.iinfo(np.int64).min)] = np.nan
-    if history_start is None:
-        history_start = log["at"].min() if len(log) else decisions["as_of"].min()
-    start = float(_seconds(pd.Series([history_start]))[0])
+    start = index.history_start
+    if np.isnan(start):
+        start = float(as_of.min()) if len(as_of) else 0.0
     observed_days = (as_of - np.fmax(signup, start)) / 86400.0
     with np.errstate(invalid="ignore", divide="ignore"):
         features = {

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from training.policy.timing import to_ns
+
 UPDATE_TEMPLATE = "update_payment_method"
 KIND_ORDER = {"original": 0, "retry": 1, "message": 2}
 
@@ -39,7 +41,7 @@ UPDATE_PLAUSIBLE_HOURS = 24.0
 
 
 def _hours(ts: pd.Series) -> np.ndarray:
-    return pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).asi8 / 3.6e12
+    return to_ns(ts) / 3.6e12
 
 
 def _earlier_count(frame: pd.DataFrame, flag: np.ndarray, by: list[str]) -> np.ndarray:

@@ -12,7 +12,12 @@ import pandas as pd
 
 from training.declines.table import DeclineTable
 from training.features.calendar import circular_difference, local_calendar
-from training.features.customer import CUSTOMER_FEATURES, MEAN_MONTH_DAYS, customer_features
+from training.features.customer import (
+    CUSTOMER_FEATURES,
+    MEAN_MONTH_DAYS,
+    CustomerIndex,
+    customer_features,
+)
 from training.features.dunning_state import STATE_FEATURES, timeline_state
 from training.features.invoice import INVOICE_CATEGORICAL, INVOICE_NUMERIC, invoice_features
 
@@ -36,9 +41,10 @@ CONTEXT_COLUMNS = ("timezone", "dunning_start")  # carried along, not model inpu
 
 def event_features(
     events: pd.DataFrame,
-    log: pd.DataFrame,
+    log: pd.DataFrame | None,
     table: DeclineTable,
     previous_attempts: pd.DataFrame | None = None,
+    index: CustomerIndex | None = None,
 ) -> pd.DataFrame:
     """Invoice and customer features of each failure event, indexed by ``event_id``.
 
@@ -60,7 +66,10 @@ def event_features(
         index=events.index,
     )
     features = pd.concat(
-        [invoice_features(events, previous_attempts, table), customer_features(decisions, log)],
+        [
+            invoice_features(events, previous_attempts, table),
+            customer_features(decisions, log, index=index),
+        ],
         axis=1,
     )
     features.index = events["event_id"].to_numpy()

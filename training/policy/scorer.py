@@ -10,39 +10,35 @@ the unprompted part from the self-cure model's daily hazards.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from training.declines.table import DeclineTable
+from training.features.customer import CustomerIndex
 from training.features.frames import candidate_features, event_features, self_cure_features
 from training.models.train import TrainedModels
-
-TIMELINE_COLUMNS = ("key", "event_id", "t", "kind", "template", "channel", "candidate")
+from training.policy.timing import from_ns, to_ns
 
 
 def past_rows(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> pd.DataFrame:
     """The attempts already made per event: the first is the original charge."""
-    failed = pd.DataFrame(
-        {"event_id": events["event_id"].to_numpy(), "t": pd.to_datetime(events["failed_at"], utc=True).to_numpy()}
-    )
-    parts = [failed]
+    ids = [events["event_id"].to_numpy()]
+    times = [to_ns(events["failed_at"])]
     if previous_attempts is not None and len(previous_attempts):
-        parts.append(
-            pd.DataFrame(
-                {
-                    "event_id": previous_attempts["event_id"].to_numpy(),
-                    "t": pd.to_datetime(previous_attempts["attempted_at"], utc=True).to_numpy(),
-                }
-            )
-        )
-    rows = pd.concat(parts, ignore_index=True)
-    rows["t"] = pd.to_datetime(rows["t"], utc=True)
-    rows = rows.sort_values(["event_id", "t"], kind="stable")
-    first = ~rows["event_id"].duplicated()
-    rows["kind"] = np.where(first, "original", "retry")
-    return rows.reset_index(drop=True)
+        ids.append(previous_attempts["event_id"].to_numpy())
+        times.append(to_ns(previous_attempts["attempted_at"]))
+    rows = pd.DataFrame({"event_id": np.concatenate(ids), "ns": np.concatenate(times)})
+    rows = rows.sort_values(["event_id", "ns"], kind="stable")
+    first = ~rows["event_id"].duplicated().to_numpy()
+    return pd.DataFrame(
+        {
+            "event_id": rows["event_id"].to_numpy(),
+            "t": from_ns(rows["ns"].to_numpy()),
+            "kind": np.where(first, "original", "retry").astype(object),
+        }
+    )
 
 
 def build_timeline(
@@ -56,38 +52,45 @@ def build_timeline(
 
     retries: key, at; messages: key, send_at, template, channel. Proposed rows of the
     kinds in ``candidate_kinds`` are candidates (get probabilities); the past never is.
+    Built column by column with numpy (this runs in the policy's inner loop).
     """
-    history = keys.merge(past, on="event_id", how="left")
-    history["template"] = None
-    history["channel"] = None
-    history["candidate"] = False
-    owner = keys.set_index("key")["event_id"]
-    proposed_retries = pd.DataFrame(
+    history = keys[["key", "event_id"]].merge(past, on="event_id", how="left")
+    owner = pd.Series(keys["event_id"].to_numpy(), index=keys["key"].to_numpy())
+    n_h, n_r, n_m = len(history), len(retries), len(messages)
+    nothing = np.full(n_h + n_r, None, dtype=object)
+    return pd.DataFrame(
         {
-            "key": retries["key"].to_numpy(),
-            "event_id": retries["key"].map(owner).to_numpy(),
-            "t": pd.to_datetime(retries["at"], utc=True).to_numpy(),
-            "kind": "retry",
-            "template": None,
-            "channel": None,
-            "candidate": "retry" in candidate_kinds,
+            "key": np.concatenate(
+                [history["key"].to_numpy(), retries["key"].to_numpy(), messages["key"].to_numpy()]
+            ),
+            "event_id": np.concatenate(
+                [
+                    history["event_id"].to_numpy(),
+                    owner.reindex(retries["key"].to_numpy()).to_numpy(),
+                    owner.reindex(messages["key"].to_numpy()).to_numpy(),
+                ]
+            ),
+            "t": from_ns(
+                np.concatenate([to_ns(history["t"]), to_ns(retries["at"]), to_ns(messages["send_at"])])
+            ),
+            "kind": np.concatenate(
+                [
+                    history["kind"].to_numpy(dtype=object),
+                    np.full(n_r, "retry", dtype=object),
+                    np.full(n_m, "message", dtype=object),
+                ]
+            ),
+            "template": np.concatenate([nothing, messages["template"].to_numpy(dtype=object)]),
+            "channel": np.concatenate([nothing, messages["channel"].to_numpy(dtype=object)]),
+            "candidate": np.concatenate(
+                [
+                    np.zeros(n_h, dtype=bool),
+                    np.full(n_r, "retry" in candidate_kinds),
+                    np.full(n_m, "message" in candidate_kinds),
+                ]
+            ),
         }
     )
-    proposed_messages = pd.DataFrame(
-        {
-            "key": messages["key"].to_numpy(),
-            "event_id": messages["key"].map(owner).to_numpy(),
-            "t": pd.to_datetime(messages["send_at"], utc=True).to_numpy(),
-            "kind": "message",
-            "template": messages["template"].to_numpy(),
-            "channel": messages["channel"].to_numpy(),
-            "candidate": "message" in candidate_kinds,
-        }
-    )
-    parts = [p for p in (history, proposed_retries, proposed_messages) if len(p)]
-    timeline = pd.concat(parts, ignore_index=True)[list(TIMELINE_COLUMNS)]
-    timeline["t"] = pd.to_datetime(timeline["t"], utc=True)
-    return timeline
 
 
 @dataclass
@@ -97,11 +100,21 @@ class ModelScorer:
     models: TrainedModels
     log: pd.DataFrame
     table: DeclineTable
+    _index: CustomerIndex | None = field(default=None, init=False, repr=False)
+
+    @property
+    def customer_index(self) -> CustomerIndex:
+        """Running sums of the customer log, built once and kept."""
+        if self._index is None:
+            self._index = CustomerIndex.build(self.log)
+        return self._index
 
     def event_features(
         self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None
     ) -> pd.DataFrame:
-        return event_features(events, self.log, self.table, previous_attempts)
+        return event_features(
+            events, None, self.table, previous_attempts, index=self.customer_index
+        )
 
     def self_cure_probability(self, features: pd.DataFrame, window_days: pd.Series) -> pd.Series:
         """P(the customer pays unprompted within the window), per event_id."""

@@ -22,18 +22,24 @@ import pandas as pd
 
 from training.policy.config import PolicyConfig
 from training.policy.scorer import ModelScorer, build_timeline
-from training.policy.timing import at_local_time, defer_out_of_quiet_hours, to_local
+from training.policy.timing import (
+    at_local_time,
+    defer_out_of_quiet_hours,
+    from_ns,
+    to_local,
+    to_ns,
+)
 
 HOUR_NS = 3_600_000_000_000
 UPDATE_TEMPLATE = "update_payment_method"
 
 
 def _ns(ts) -> np.ndarray:
-    return pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).asi8.copy()
+    return to_ns(ts).copy()
 
 
 def _utc(ns: np.ndarray) -> pd.Series:
-    return pd.Series(pd.to_datetime(ns, utc=True))
+    return pd.Series(from_ns(ns))
 
 
 def _in_quiet(local_hour: np.ndarray, config: PolicyConfig) -> np.ndarray:
@@ -122,7 +128,7 @@ def plan_messages(
                 idx = np.flatnonzero(ok)
                 combos.append(
                     pd.DataFrame(
-                        {"pos": idx, "event_id": ids[idx], "send_at": _utc(ref[idx]).to_numpy(), "template": template, "channel": channel}
+                        {"pos": idx, "event_id": ids[idx], "send_at": _utc(ref[idx]).array, "template": template, "channel": channel}
                     )
                 )
         combos = pd.concat(combos, ignore_index=True)
@@ -356,7 +362,7 @@ def _refine(
     members = keys.merge(plan.reset_index(names="row"), on="event_id")
     moved_row = variants["variant_of"].to_numpy()[members["key"].to_numpy()]
     members["at"] = np.where(members["row"].to_numpy() == moved_row, variants["moved"].to_numpy()[members["key"].to_numpy()], _ns(members["at"]))
-    members["at"] = _utc(members["at"].to_numpy(dtype=np.int64)).to_numpy()
+    members["at"] = from_ns(members["at"].to_numpy(dtype=np.int64))
     spacing_ok = _spacing_ok(members, past, min_spacing_hours)
     msg_context = keys.merge(messages[["event_id", "send_at", "template", "channel"]], on="event_id")
     timeline = build_timeline(keys, past, members[["key", "at"]], msg_context, ("retry",))
@@ -370,8 +376,7 @@ def _refine(
     best = best.sort_values(["event", "log_survival"], kind="stable").drop_duplicates("event")
     out_ns = base_ns.copy()
     out_ns[best["variant_of"].to_numpy()] = best["moved"].to_numpy()
-    plan["at"] = _utc(out_ns).to_numpy()
-    plan["at"] = pd.to_datetime(plan["at"], utc=True)
+    plan["at"] = from_ns(out_ns)
     return plan.sort_values(["event_id", "at"], kind="stable").reset_index(drop=True)
 
 

@@ -126,3 +126,15 @@ def defer_out_of_quiet_hours(
     out = ts.copy()
     out.loc[quiet] = target.to_numpy()
     return out
+
+
+def to_ns(values) -> np.ndarray:
+    """UTC instants as int64 nanoseconds, without a detour through Python objects."""
+    if isinstance(values, pd.Series | pd.Index) and isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.array.asi8
+    return pd.DatetimeIndex(pd.to_datetime(values, utc=True, cache=False)).asi8
+
+
+def from_ns(ns: np.ndarray) -> pd.DatetimeIndex:
+    """int64 nanoseconds (UTC) back to a UTC ``DatetimeIndex``."""
+    return pd.DatetimeIndex(np.asarray(ns, dtype=np.int64).view("datetime64[ns]")).tz_localize("UTC")
