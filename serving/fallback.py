@@ -6,7 +6,6 @@ so every probability is null and the decision is deterministic (propensity 1.0).
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import numpy as np
@@ -15,14 +14,10 @@ import pandas as pd
 from serving.settings import Settings
 from training.declines.rules import RetryRules
 from training.policy.baselines import BaselineConfig, rules_baseline, rules_reasons
-from training.policy.decisions import Decisions
+from training.policy.decisions import Decisions, new_decision_ids
 
 FALLBACK_VERSION = "rules-fallback/1"
 NO_MODEL = "no model loaded: rule-based schedule (fallback)"
-
-
-def new_decision_ids(n: int) -> list[str]:
-    return [f"dec_{uuid.uuid4().hex}" for _ in range(n)]
 
 
 class FallbackDecider:

@@ -84,7 +84,7 @@ def evaluation_from_run(run_id: str) -> Evaluation | None:
                     run_id=run_id, artifact_path="evaluation", dst_path=folder
                 )
             )
-        except Exception:  # noqa: BLE001 - no such run/folder: the caller falls back
+        except Exception:
             return None
         for candidate in sorted(local.glob("*.json")):
             try:
