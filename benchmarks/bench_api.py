@@ -225,24 +225,52 @@ def outcome_batches(decisions: list[dict[str, Any]], count: int, size: int) -> l
     return out
 
 
+@dataclass
+class Outcomes:
+    load: Load
+    sent: int = 0  # events in all posts, repeats included
+    acknowledged: set[str] = field(default_factory=set)  # event ids answered 2xx
+    refused: dict[str, int] = field(default_factory=dict)  # 4xx code -> events
+
+
 async def outcomes_under_load(
     client: Sender, singles: list[Any], rate: float, bodies: list[dict]
-) -> tuple[Load, Load, int]:
-    """Outcome batches (a fifth twice) posted concurrently during a recommendation load."""
+) -> tuple[Load, Outcomes]:
+    """Outcome batches (a fifth twice) posted concurrently during a recommendation load.
+
+    As docs/api.md tells integrators: without an answer (timeout, connection error, 5xx)
+    the batch is sent again, up to 5 times; a 4xx is final (the batch is invalid)."""
     resent = bodies[: max(1, len(bodies) // 5)]
     sends = [*bodies, *resent]
     random.Random(3).shuffle(sends)
-    outcome_load = Load(first=time.perf_counter())
-    acknowledged = 0
+    out = Outcomes(Load(first=time.perf_counter()))
 
     async def post(body: dict) -> None:
-        """As docs/api.md tells integrators: no 2xx, send the batch again."""
-        nonlocal acknowledged
+        ids = [e["event_id"] for e in body["events"]]
+        out.sent += len(ids)
         for _ in range(5):
-            answer = await client.post("/v1/outcomes", body, outcome_load, time.perf_counter())
-            if answer is not None:
-                acknowledged += answer["accepted"] + answer["duplicates"]
+            start = time.perf_counter()
+            try:
+                async with client.slots:
+                    response = await client.client.post("/v1/outcomes", json=body, headers=AUTH)
+            except httpx.TransportError as error:
+                out.load.error(f"{type(error).__name__} (sent again)")
+                continue
+            out.load.last = max(out.load.last, time.perf_counter())
+            if response.status_code >= 500:
+                out.load.error(f"{response.status_code} (sent again)")
+                continue
+            if response.status_code // 100 != 2:
+                code = f"{response.status_code} {response.json().get('code')}"
+                out.load.error(code)
+                out.refused[code] = out.refused.get(code, 0) + len(ids)
                 return
+            out.load.latencies.append(time.perf_counter() - start)
+            answer = response.json()
+            if answer["accepted"] + answer["duplicates"] != len(ids):
+                out.load.error("wrong counts")
+            out.acknowledged.update(ids)
+            return
 
     async def post_all() -> None:
         await asyncio.sleep(0.5)
@@ -251,10 +279,7 @@ async def outcomes_under_load(
     (single_load, _), _ = await asyncio.gather(
         open_loop(client, "/v1/recommendations", singles, rate), post_all()
     )
-    sent = sum(len(b["events"]) for b in sends)
-    if acknowledged != sent:
-        outcome_load.error(f"acknowledged {acknowledged} of {sent}")
-    return single_load, outcome_load, sent
+    return single_load, out
 
 
 def stored_event_ids(database: Path) -> list[str]:
@@ -322,25 +347,28 @@ async def run(args: argparse.Namespace, world: World) -> dict[str, Any]:
             ]
             bodies = outcome_batches(decisions, args.outcome_batches, args.outcome_size)
             more = world.sample(int(args.rate * args.outcome_duration), known_share=0.2)
-            single_load, outcome_load, sent = await outcomes_under_load(
-                client, more, args.rate, bodies
-            )
+            single_load, outcomes = await outcomes_under_load(client, more, args.rate, bodies)
             results["single_during_outcomes"] = single_load.report("single during outcomes")
+            results["outcomes"] = outcomes.load.report(
+                f"outcome batches ({outcomes.sent} events sent)"
+            )
             await drain(client, singles[0])
-            results["outcomes"] = outcome_load.report(f"outcome batches ({sent} events sent)")
         stored = stored_event_ids(database)
-        expected = {e["event_id"] for b in bodies for e in b["events"]}
-        lost = expected - set(stored)
+        lost = outcomes.acknowledged - set(stored)
         duplicated = len(stored) - len(set(stored))
         results["outcomes_check"] = {
-            "unique_events_sent": len(expected),
+            "unique_events_sent": len({e["event_id"] for b in bodies for e in b["events"]}),
+            "acknowledged_2xx": len(outcomes.acknowledged),
+            "refused_4xx": outcomes.refused,
             "stored": len(stored),
             "lost": len(lost),
             "stored_twice": duplicated,
         }
         print(
-            f"outcomes: {len(expected)} unique events sent, {len(stored)} stored, "
-            f"{len(lost)} lost, {duplicated} stored twice",
+            f"outcomes: {results['outcomes_check']['unique_events_sent']} unique events sent, "
+            f"{len(outcomes.acknowledged)} acknowledged with 2xx, refused {outcomes.refused or 0}, "
+            f"{len(stored)} stored, {len(lost)} acknowledged but not stored (lost), "
+            f"{duplicated} stored twice",
             flush=True,
         )
     results["in_process"] = in_process(

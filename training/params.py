@@ -83,7 +83,7 @@ class EvaluateParams(Section):
         3000, gt=0, description="held-out invoices sampled for the simulator-truth comparison"
     )
     max_ope_invoices: int = Field(
-        30000, gt=0, description="held-out invoices used for the off-policy estimates"
+        10000, gt=0, description="held-out invoices used for the off-policy estimates"
     )
     bootstrap: int = Field(1000, ge=100, description="bootstrap replicates for the intervals")
     oracle_grid_hours: int = Field(2, ge=1, description="the oracle's retry grid (finer than the policy's)")

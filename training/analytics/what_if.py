@@ -47,7 +47,7 @@ def check_request(event: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(checked, RecommendationRequest):
         error = checked.error
         raise ValueError(f"invalid request ({error.code}) at {error.field}: {error.message}")
-    return checked.model_dump()
+    return checked.model_dump(mode="json")
 
 
 def request_for_invoice(history: History, invoice_id: str) -> dict[str, Any]:
@@ -192,11 +192,13 @@ class WhatIf:
     def failed_at(self) -> pd.Timestamp:
         return pd.Timestamp(self.events["failed_at"].iloc[0])
 
-    def summary(self) -> pd.Series:
+    def summary(self, name: str = "recommended") -> pd.DataFrame:
+        """One row (index ``name``): the decline, the context, the schedule's size and
+        the expected recovery of it and of the fixed schedule."""
         row = self.decisions.events.iloc[0]
         ev = self.events.iloc[0]
         channels = [c for c, on in (("email", ev["allow_email"]), ("sms", ev["allow_sms"])) if on]
-        return pd.Series(
+        return pd.DataFrame(
             {
                 "decline_code": ev["decline_code"],
                 "decline_category": row["decline_category"],
@@ -209,9 +211,10 @@ class WhatIf:
                 "sms_opt_in": bool(ev["sms_opt_in"]),
                 "retries": len(self.decisions.retries),
                 "messages": len(self.decisions.messages),
-                "expected_recovery_rate": row["expected_recovery_probability"],
-                "baseline_recovery_rate": row["baseline_recovery_probability"],
-            }
+                "expected_recovery_rate": float(row["expected_recovery_probability"]),
+                "baseline_recovery_rate": float(row["baseline_recovery_probability"]),
+            },
+            index=pd.Index([name], name="variant"),
         )
 
 
@@ -241,14 +244,15 @@ class WhatIfExplorer:
         return WhatIf(checked, events, previous, rules, decisions)
 
     def schedule(self, what_if: WhatIf) -> pd.DataFrame:
-        """Retries and messages in time order, in UTC and the customer's local time."""
+        """Retries and messages in time order, in UTC and the customer's local time, with
+        the model's success (retry) or response (message) probability."""
         retries = what_if.decisions.retries.rename(
-            columns={"at": "time", "success_probability": "probability"}
+            columns={"at": "time", "success_probability": "rate"}
         ).assign(kind="retry", channel="–", template="–")
         messages = what_if.decisions.messages.rename(
-            columns={"send_at": "time", "response_probability": "probability"}
+            columns={"send_at": "time", "response_probability": "rate"}
         ).assign(kind="message")
-        columns = ["kind", "time", "channel", "template", "probability"]
+        columns = ["kind", "time", "channel", "template", "rate"]
         parts = [p[columns] for p in (retries, messages) if len(p)]
         if not parts:
             return pd.DataFrame(columns=["kind", "utc", "local_time", "days_after_failure"])
@@ -263,7 +267,7 @@ class WhatIfExplorer:
                 "days_after_failure": (hours / 24).round(2),
                 "channel": rows["channel"],
                 "template": rows["template"],
-                "success_or_response_rate": rows["probability"].astype(float),
+                "success_or_response_rate": rows["rate"].astype(float),
             }
         )
 
@@ -318,8 +322,9 @@ class WhatIfExplorer:
         )
 
     def message_options(self, what_if: WhatIf) -> pd.DataFrame:
-        """Response probability of every template x allowed channel as the first message,
-        at the first time outside local quiet hours (the policy's first comparison)."""
+        """Response probability (``response_rate``) of every template x allowed channel as
+        the first message, at the first time outside local quiet hours (the policy's first
+        comparison)."""
         events = what_if.events
         ev = events.iloc[0]
         config = self.decider.config
@@ -331,7 +336,7 @@ class WhatIfExplorer:
             [self.decider.templates, channels], names=["template", "channel"]
         ).to_frame(index=False)
         if grid.empty:
-            return grid.assign(response_probability=pd.Series(dtype=float))
+            return grid.assign(response_rate=pd.Series(dtype=float))
         keys = pd.DataFrame({"key": np.arange(len(grid)), "event_id": EVENT_ID})
         messages = grid.assign(key=keys["key"], send_at=first)
         no_retries = pd.DataFrame(
@@ -341,14 +346,14 @@ class WhatIfExplorer:
         timeline = build_timeline(keys, past, no_retries, messages, ("message",))
         scorer = self.decider.scorer
         p = scorer.candidate_probabilities(scorer.event_features(events, what_if.previous), timeline)
-        grid["response_probability"] = np.nan
-        grid.loc[timeline.loc[p.index, "key"].to_numpy(), "response_probability"] = p.to_numpy()
+        grid["response_rate"] = np.nan
+        grid.loc[timeline.loc[p.index, "key"].to_numpy(), "response_rate"] = p.to_numpy()
         chosen = what_if.decisions.messages.head(1)
         grid["chosen_first"] = (
             grid["template"].isin(chosen["template"]) & grid["channel"].isin(chosen["channel"])
         )
         grid.insert(2, "local_time", _local_text(pd.Series([first] * len(grid)), what_if.timezone))
-        return grid.sort_values("response_probability", ascending=False, kind="stable").reset_index(
+        return grid.sort_values("response_rate", ascending=False, kind="stable").reset_index(
             drop=True
         )
 
@@ -362,10 +367,7 @@ class WhatIfExplorer:
             retries = schedule[schedule["kind"] == "retry"]
             messages = schedule[schedule["kind"] == "message"]
             rows.append(
-                what_if.summary()
-                .rename(name)
-                .to_frame()
-                .T.assign(
+                what_if.summary(name).assign(
                     retry_times=" · ".join(retries["local_time"]) or "none",
                     message_plan=" · ".join(
                         messages["template"] + " by " + messages["channel"] + " " + messages["local_time"]
@@ -373,10 +375,4 @@ class WhatIfExplorer:
                     or "none",
                 )
             )
-        table = pd.concat(rows)
-        table.index.name = "variant"
-        for column in ("expected_recovery_rate", "baseline_recovery_rate"):
-            table[column] = table[column].astype(float)
-        for column in ("retries", "messages"):
-            table[column] = table[column].astype(int)
-        return table, decided
+        return pd.concat(rows), decided

@@ -87,7 +87,7 @@ def plot_retry_curve(
     fig, ax = plt.subplots(figsize=(12, 4.8), layout="constrained")
     plt.close(fig)
     _draw_curve(ax, curve, what_if)
-    summary = what_if.summary()
+    summary = what_if.summary().iloc[0]
     ax.set_title(
         f"Retry success probability over the window: {summary['decline_category']} "
         f"({summary['decline_code']}), failed {summary['failed_at_local']} local "
@@ -112,7 +112,7 @@ def plot_variants(
     for ax, name in zip(axes.flat, names, strict=False):
         curve, what_if = curves[name]
         _draw_curve(ax, curve, what_if, legend=False, top=top)
-        summary = what_if.summary()
+        summary = what_if.summary().iloc[0]
         ax.set_title(
             f"{name}: {summary['retries']} retries, expected recovery "
             f"{summary['expected_recovery_rate']:.0%}",
@@ -138,7 +138,7 @@ def plot_message_options(options: pd.DataFrame, save_to: str | Path | None = Non
     plt.close(fig)
     labels = rows["template"].str.replace("_", " ") + " / " + rows["channel"]
     colors = np.where(rows["chosen_first"].to_numpy(dtype=bool), CUSTOMER_COLOR, BLOCKED_COLOR)
-    ax.barh(np.arange(len(rows)), rows["response_probability"], color=colors)
+    ax.barh(np.arange(len(rows)), rows["response_rate"], color=colors)
     ax.set_yticks(np.arange(len(rows)), labels)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
     ax.set_xlabel("P(customer pays through this message) (%)")
