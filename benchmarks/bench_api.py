@@ -10,12 +10,14 @@ whether or not earlier ones were answered (constant arrival rate), and its laten
 counted from that scheduled time, so a slow server cannot slow the generator down and hide
 its own queueing (no coordinated omission). Phases:
 
+0. single recommendations one at a time (``--idle``), each first in-process
+   (``serving.service.recommend`` on the same artifact: no HTTP, no store) and then over
+   HTTP to the idle server, so the HTTP + JSON + store overhead is the difference;
 1. single recommendations at ``--rate`` per second for ``--duration`` seconds: p50/p99
    latency, throughput, errors (non-2xx or no answer within ``--timeout``);
-2. a 1,000-item ``/v1/recommendations/batch``, ``--batch-runs`` times one after another;
-3. the same requests in-process (``serving.service.recommend`` on the loaded artifact,
-   no HTTP, no store), so the HTTP and store overhead is visible;
-4. outcomes under load: ``--outcome-batches`` batches of ``/v1/outcomes`` (a fifth of
+2. a 1,000-item ``/v1/recommendations/batch``, ``--batch-runs`` times one after another,
+   each followed by the same batch in-process;
+3. outcomes under load: ``--outcome-batches`` batches of ``/v1/outcomes`` (a fifth of
    them sent twice) posted concurrently while single recommendations keep arriving at
    ``--rate``; then the SQLite file is read and every event_id must be stored exactly once
    ("no lost outcome").
@@ -83,7 +85,7 @@ def _ms(value: float | None) -> str:
 
 
 @contextmanager
-def server(world: World, work: Path, port: int, workers: int):
+def server(world: World, work: Path, port: int, workers: int, threads: int | None):
     """``smartretry serve`` as a child process with a fresh SQLite store."""
     database = work / f"bench-api-{int(time.time())}.sqlite"
     env = {
@@ -93,6 +95,8 @@ def server(world: World, work: Path, port: int, workers: int):
         "SMARTRETRY_MAX_BATCH_ITEMS": "1000",
         "PYTHONWARNINGS": "ignore",
     }
+    if threads is not None:  # LightGBM's OpenMP threads per worker
+        env["OMP_NUM_THREADS"] = str(threads)
     command = [
         sys.executable, "-m", "training.cli", "serve", "--model", str(world.model_dir),
         "--port", str(port), "--workers", str(workers),
@@ -189,17 +193,6 @@ async def drain(client: Sender, body: Any) -> float:
     return time.perf_counter() - start
 
 
-async def batches(client: Sender, items: list[Any], runs: int, timeout: float) -> Load:
-    load = Load(first=time.perf_counter())
-    for _ in range(runs):
-        answer = await client.post(
-            "/v1/recommendations/batch", {"items": items}, load, time.perf_counter(), timeout
-        )
-        if answer is not None and len(answer["items"]) != len(items):
-            load.error("wrong item count")
-    return load
-
-
 def outcome_batches(decisions: list[dict[str, Any]], count: int, size: int) -> list[dict]:
     """``count`` batches of ``size`` events about answered decisions; unique event ids."""
     rng = random.Random(5)
@@ -287,41 +280,65 @@ def stored_event_ids(database: Path) -> list[str]:
         return [row[0] for row in conn.execute("SELECT event_id FROM outcome_events")]
 
 
-def in_process(world: World, singles: list[Any], batch: list[Any], runs: int) -> dict[str, Any]:
-    """The same requests through ``serving.service.recommend`` (no HTTP, no store)."""
-    import warnings
+class InProcess:
+    """The API's code path without HTTP and store: ``serving.service.recommend`` on the same
+    artifact, in the generator's process (timed while the server is idle)."""
 
-    from serving.artifact_decider import load_artifact_decider
-    from serving.service import customer_knowledge, customers_to_look_up, recommend, validate_item
+    def __init__(self, world: World) -> None:
+        import warnings
 
-    warnings.simplefilter("ignore", FutureWarning)  # pandas deprecations inside the policy
-    decider = load_artifact_decider(str(world.model_dir))
+        from serving.artifact_decider import load_artifact_decider
 
-    def call(items: list[Any]) -> float:
+        warnings.simplefilter("ignore", FutureWarning)  # pandas deprecations inside the policy
+        self.decider = load_artifact_decider(str(world.model_dir))
+
+    def seconds(self, items: list[Any]) -> float:
+        from serving.service import (
+            customer_knowledge,
+            customers_to_look_up,
+            recommend,
+            validate_item,
+        )
+
         start = time.perf_counter()
         validated = [validate_item(i) for i in items]
         ids = customers_to_look_up(validated)
-        known = customer_knowledge(decider, ids, {}) if ids else {}
-        recommend(decider, validated, known_customers=known, prefix="")
-        return (time.perf_counter() - start) * 1000
+        known = customer_knowledge(self.decider, ids, {}) if ids else {}
+        recommend(self.decider, validated, known_customers=known, prefix="")
+        return time.perf_counter() - start
 
-    call(singles[:3])  # warm-up
-    single_ms = np.array([call([s]) for s in singles])
-    batch_ms = np.array([call(batch) for _ in range(runs)])
-    out = {
-        "single_p50_ms": float(np.percentile(single_ms, 50)),
-        "single_p99_ms": float(np.percentile(single_ms, 99)),
-        "single_per_s_one_thread": 1000 / float(single_ms.mean()),
-        "batch_1000_p50_ms": float(np.percentile(batch_ms, 50)),
-        "batch_1000_max_ms": float(batch_ms.max()),
+
+async def paired_singles(client: Sender, local: InProcess, bodies: list[Any]) -> dict:
+    """Each request in-process, then over HTTP to the idle server (one at a time), so
+    both see the same machine load: the difference is HTTP + JSON + store."""
+    http, inproc = Load(first=time.perf_counter()), Load(first=time.perf_counter())
+    for body in bodies:
+        inproc.latencies.append(local.seconds([body]))
+        await client.post("/v1/recommendations", body, http, time.perf_counter())
+    inproc.last = time.perf_counter()
+    return {
+        "http": http.report(f"single over HTTP, one at a time x {len(bodies)}"),
+        "in_process": inproc.report(f"single in-process, one at a time x {len(bodies)}"),
     }
-    print(
-        f"in-process: single p50 {out['single_p50_ms']:.1f} ms, p99 {out['single_p99_ms']:.1f} "
-        f"ms ({len(singles)} calls, one at a time); 1,000-item batch p50 "
-        f"{out['batch_1000_p50_ms']:.0f} ms, max {out['batch_1000_max_ms']:.0f} ms ({runs} runs)",
-        flush=True,
-    )
-    return out
+
+
+async def paired_batches(
+    client: Sender, local: InProcess, items: list[Any], runs: int, timeout: float
+) -> dict:
+    """1,000-item batches one after another, alternating HTTP and in-process."""
+    http, inproc = Load(first=time.perf_counter()), Load(first=time.perf_counter())
+    for _ in range(runs):
+        answer = await client.post(
+            "/v1/recommendations/batch", {"items": items}, http, time.perf_counter(), timeout
+        )
+        if answer is not None and len(answer["items"]) != len(items):
+            http.error("wrong item count")
+        inproc.latencies.append(local.seconds(items))
+    inproc.last = time.perf_counter()
+    return {
+        "http": http.report(f"{len(items):,}-item batch over HTTP x {runs}"),
+        "in_process": inproc.report(f"{len(items):,}-item batch in-process x {runs}"),
+    }
 
 
 async def run(args: argparse.Namespace, world: World) -> dict[str, Any]:
@@ -329,19 +346,22 @@ async def run(args: argparse.Namespace, world: World) -> dict[str, Any]:
     n = int(args.rate * args.duration)
     singles = world.sample(n, known_share=0.2)
     batch = world.sample(1000, known_share=0.2)
-    with server(world, args.work, args.port, args.workers) as (base, database):
+    with server(world, args.work, args.port, args.workers, args.threads) as (base, database):
         limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=64)
         timeout = httpx.Timeout(args.timeout)
         async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as http:
             client = Sender(http, args.connections)
             warm, _ = await open_loop(client, "/v1/recommendations", singles[:20], 10)
             print(f"warm-up: {len(warm.latencies)} ok", flush=True)
+            local = InProcess(world)
+            local.seconds(batch[:50])  # warm-up (caches, first LightGBM call)
+            results["single_idle"] = await paired_singles(client, local, singles[: args.idle])
             load, answers = await open_loop(client, "/v1/recommendations", singles, args.rate)
             results["single"] = load.report(f"single @ {args.rate:g}/s for {args.duration:g} s")
             print(f"backlog drained in {await drain(client, singles[0]):.1f} s", flush=True)
-            results["batch"] = (
-                await batches(client, batch, args.batch_runs, args.batch_timeout)
-            ).report(f"1,000-item batch x {args.batch_runs}")
+            results["batch"] = await paired_batches(
+                client, local, batch, args.batch_runs, args.batch_timeout
+            )
             decisions = [a for a in answers if a is not None] or [
                 {"invoice_id": "in_x", "decision_id": "dec_x"}
             ]
@@ -371,9 +391,6 @@ async def run(args: argparse.Namespace, world: World) -> dict[str, Any]:
             f"{duplicated} stored twice",
             flush=True,
         )
-    results["in_process"] = in_process(
-        world, singles[: args.in_process_singles], batch, args.batch_runs
-    )
     return results
 
 
@@ -385,11 +402,16 @@ def main() -> None:
     parser.add_argument("--outcome-batches", type=int, default=40)
     parser.add_argument("--outcome-size", type=int, default=250)
     parser.add_argument("--outcome-duration", type=float, default=10.0)
-    parser.add_argument("--in-process-singles", type=int, default=200)
+    parser.add_argument(
+        "--idle", type=int, default=50, help="single requests one at a time, HTTP and in-process"
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
     parser.add_argument("--batch-timeout", type=float, default=120.0, help="per batch, seconds")
     parser.add_argument("--connections", type=int, default=256)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="OMP_NUM_THREADS of the server (default: unset)"
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--invoices", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)

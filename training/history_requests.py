@@ -67,14 +67,10 @@ def history_requests(
             }
         )
     )
-    requests = body.to_dict("records")
-    for request in requests:  # numpy ints are not JSON
-        request["amount_minor"] = int(request["amount_minor"])
     if with_customer:
         customers = rows[["customer_id"]].merge(history.customers, on="customer_id", how="left")
         customers["signup_at"] = _iso(customers["signup_at"])
         fields = _none(customers[list(CUSTOMER_FIELDS)])
-        fields["sms_opt_in"] = customers["sms_opt_in"].map(bool)
-        for request, customer in zip(requests, fields.to_dict("records"), strict=True):
-            request["customer"] = customer
-    return requests
+        fields["sms_opt_in"] = customers["sms_opt_in"].fillna(False).astype(bool).astype(object)
+        body["customer"] = fields.to_dict("records")
+    return body.to_dict("records")

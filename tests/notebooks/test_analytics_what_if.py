@@ -93,7 +93,9 @@ def test_message_options_rank_what_the_policy_compares(decided, explorer, reques
     options = explorer.message_options(decided)
     first = decided.decisions.messages.iloc[0]
     chosen = options[options["chosen_first"]]
-    assert chosen[["template", "channel"]].values.tolist() == [[first["template"], first["channel"]]]
+    assert chosen[["template", "channel"]].values.tolist() == [
+        [first["template"], first["channel"]]
+    ]
     assert options["response_rate"].is_monotonic_decreasing
     no_sms = explorer.message_options(explorer.decide(wi.changed(request_, sms_opt_in=False)))
     assert set(no_sms["channel"]) == {"email"}
@@ -122,3 +124,12 @@ def test_variants_change_one_thing_at_a_time(explorer, request_):
     assert len(limited.retries) <= 2
     assert set(limited.messages["channel"]) <= {"email"}
     assert pd.api.types.is_float_dtype(table["expected_recovery_rate"])
+
+
+def test_a_typed_event_without_customer_uses_what_the_model_knows(explorer, request_):
+    event = {k: v for k, v in request_.items() if k != "customer"}
+    started = wi.starting_request(event, None, None, None, Params())
+    assert started["customer"] is None
+    decided = explorer.decide(started)
+    assert decided.timezone == request_["customer"]["timezone"]  # from the artifact
+    assert bool(decided.events["sms_opt_in"].iloc[0]) == request_["customer"]["sms_opt_in"]

@@ -151,6 +151,7 @@ def test_model_and_policy_notebook_computes_its_evaluation(
             "evaluation_report_dir": None,
             "output_dir": str(figures),
             "max_invoices": 120,
+            "max_ope_invoices": 600,
             "bootstrap": 100,
         },
     )

@@ -37,14 +37,15 @@ METRIC_COLUMNS = (
 )
 
 
-def describe_model(artifact: DecisionArtifact) -> pd.DataFrame:
-    """Name, version, when and on what it was trained (from the artifact's metadata)."""
+def describe_model(artifact: DecisionArtifact, run_id: str | None = None) -> pd.DataFrame:
+    """Name, version, MLflow run, when and on what it was trained (the artifact's
+    metadata; ``run_id`` when known from elsewhere, e.g. the registry)."""
     meta = artifact.metadata
     data = meta.get("training_data", {})
     rows = {
         "name": meta.get("name", "smart-retry"),
         "version": artifact.model_version,
-        "MLflow run": meta.get("run_id", "–"),
+        "MLflow run": run_id or meta.get("run_id") or "–",
         "trained at": meta.get("trained_at", "–"),
         "train period": data.get("train_period", "–"),
         "validation period": data.get("valid_period", "–"),
@@ -57,7 +58,9 @@ def describe_model(artifact: DecisionArtifact) -> pd.DataFrame:
     return pd.DataFrame({"value": rows}).rename_axis("model")
 
 
-def held_out_start(artifact: DecisionArtifact, history: History, params: TrainParams) -> pd.Timestamp:
+def held_out_start(
+    artifact: DecisionArtifact, history: History, params: TrainParams
+) -> pd.Timestamp:
     """The artifact's test start (its metadata), else the split the training would make
     of this history."""
     start = artifact.metadata.get("training_data", {}).get("test_start")

@@ -222,12 +222,19 @@ def headline(metrics: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     truth = metrics.get("truth", {})
     rows = []
     for key, label in (
-        ("uplift_over_fixed", "uplift over the fixed schedule (points of recovery rate)"),
-        ("captured_share", "share of the oracle's uplift captured"),
+        ("uplift_over_fixed", "uplift over fixed (points)"),
+        ("captured_share", "oracle uplift captured"),
     ):
         if key in truth:
             e = truth[key]
-            rows.append({"measure": label, "value_rate": e["value"], "ci_low": e["lower"], "ci_high": e["upper"]})
+            rows.append(
+                {
+                    "measure": label,
+                    "value_rate": e["value"],
+                    "ci_low": e["lower"],
+                    "ci_high": e["upper"],
+                }
+            )
     table = pd.DataFrame(rows, columns=["measure", "value_rate", "ci_low", "ci_high"])
     counts = pd.DataFrame(
         {

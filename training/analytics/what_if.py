@@ -26,7 +26,7 @@ from training.history_requests import history_requests
 from training.params import Params
 from training.policy.decider import ModelDecider
 from training.policy.decisions import Decisions
-from training.policy.events import requests_to_frames
+from training.policy.events import known_customers_index, requests_to_frames
 from training.policy.scorer import build_timeline, past_rows
 from training.policy.search import retry_windows
 from training.policy.timing import defer_out_of_quiet_hours, in_quiet_hours, to_local
@@ -121,7 +121,9 @@ def changed(request: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
     return out
 
 
-def decline_variants(request: Mapping[str, Any], categories: list[str]) -> dict[str, dict[str, Any]]:
+def decline_variants(
+    request: Mapping[str, Any], categories: list[str]
+) -> dict[str, dict[str, Any]]:
     """The request with the processor's code of each decline category, by name
     (``"expired_card (expired_card)"``); categories the processor has no code for are
     left out."""
@@ -161,15 +163,22 @@ def standard_variants(
     """The request as given, then one change at a time: each decline category (the
     processor's code; the request's own category and categories the processor has no
     code for are left out), another time zone, other constraints."""
-    own = load_decline_table().classify(
-        pd.Series([request["processor"]]), pd.Series([request["decline_code"]])
-    )["category"].iloc[0]
+    own = (
+        load_decline_table()
+        .classify(pd.Series([request["processor"]]), pd.Series([request["decline_code"]]))[
+            "category"
+        ]
+        .iloc[0]
+    )
     variants = {"as given": dict(request)}
     variants.update(decline_variants(request, [c for c in decline_categories if c != own]))
     if timezone:
         variants[f"time zone {timezone}"] = changed(request, timezone=timezone)
     if constraints:
-        label = ", ".join(f"{k}={'+'.join(v) if isinstance(v, list | tuple) else v}" for k, v in constraints.items())
+        label = ", ".join(
+            f"{k}={'+'.join(v) if isinstance(v, list | tuple) else v}"
+            for k, v in constraints.items()
+        )
         variants[f"constraints {label}"] = changed(request, **constraints)
     return variants
 
@@ -233,12 +242,12 @@ class WhatIfExplorer:
             raise TypeError("the what-if explorer needs a model decider")
         decider.config = decider.config.model_copy(update={"exploration_rate": 0.0})
         self.decider = decider
-        self.customers = artifact.customers
+        self.known_customers = known_customers_index(artifact.customers)
 
     def decide(self, request: Mapping[str, Any]) -> WhatIf:
         """Validate and decide one request (as ``POST /v1/recommendations`` would)."""
         checked = check_request(request)
-        events, previous = requests_to_frames([checked], [EVENT_ID], self.customers)
+        events, previous = requests_to_frames([checked], [EVENT_ID], self.known_customers)
         rules = self.decider.rules.decide_many(events, previous).reset_index(drop=True)
         decisions = self.decider.decide(events, previous)
         return WhatIf(checked, events, previous, rules, decisions)
@@ -331,7 +340,14 @@ class WhatIfExplorer:
         first = defer_out_of_quiet_hours(
             events["failed_at"], events["timezone"], config.quiet_start_hour, config.quiet_end_hour
         ).iloc[0]
-        channels = [c for c, ok in (("email", ev["allow_email"]), ("sms", ev["allow_sms"] and ev["sms_opt_in"])) if ok]
+        channels = [
+            c
+            for c, ok in (
+                ("email", ev["allow_email"]),
+                ("sms", ev["allow_sms"] and ev["sms_opt_in"]),
+            )
+            if ok
+        ]
         grid = pd.MultiIndex.from_product(
             [self.decider.templates, channels], names=["template", "channel"]
         ).to_frame(index=False)
@@ -345,19 +361,23 @@ class WhatIfExplorer:
         past = past_rows(events, what_if.previous)
         timeline = build_timeline(keys, past, no_retries, messages, ("message",))
         scorer = self.decider.scorer
-        p = scorer.candidate_probabilities(scorer.event_features(events, what_if.previous), timeline)
+        p = scorer.candidate_probabilities(
+            scorer.event_features(events, what_if.previous), timeline
+        )
         grid["response_rate"] = np.nan
         grid.loc[timeline.loc[p.index, "key"].to_numpy(), "response_rate"] = p.to_numpy()
         chosen = what_if.decisions.messages.head(1)
-        grid["chosen_first"] = (
-            grid["template"].isin(chosen["template"]) & grid["channel"].isin(chosen["channel"])
+        grid["chosen_first"] = grid["template"].isin(chosen["template"]) & grid["channel"].isin(
+            chosen["channel"]
         )
         grid.insert(2, "local_time", _local_text(pd.Series([first] * len(grid)), what_if.timezone))
         return grid.sort_values("response_rate", ascending=False, kind="stable").reset_index(
             drop=True
         )
 
-    def compare(self, variants: Mapping[str, Mapping[str, Any]]) -> tuple[pd.DataFrame, dict[str, WhatIf]]:
+    def compare(
+        self, variants: Mapping[str, Mapping[str, Any]]
+    ) -> tuple[pd.DataFrame, dict[str, WhatIf]]:
         """Decide every variant request; one summary row per variant (with its schedule
         in words) and the decided variants by name."""
         decided = {name: self.decide(request) for name, request in variants.items()}
@@ -370,7 +390,11 @@ class WhatIfExplorer:
                 what_if.summary(name).assign(
                     retry_times=" · ".join(retries["local_time"]) or "none",
                     message_plan=" · ".join(
-                        messages["template"] + " by " + messages["channel"] + " " + messages["local_time"]
+                        messages["template"]
+                        + " by "
+                        + messages["channel"]
+                        + " "
+                        + messages["local_time"]
                     )
                     or "none",
                 )

@@ -49,26 +49,54 @@ def _draw_curve(
         linewidth=0,
         label="local quiet hours (no messages)",
     )
-    ax.plot(days, np.where(allowed, np.nan, p), color=BLOCKED_COLOR, linestyle="--",
-            label="first retry not allowed here (rules / constraints)")
-    ax.plot(days, np.where(allowed, p, np.nan), color=RETRY_COLOR,
-            label="P(first retry at this hour succeeds)")
+    ax.plot(
+        days,
+        np.where(allowed, np.nan, p),
+        color=BLOCKED_COLOR,
+        linestyle="--",
+        label="first retry not allowed here (rules / constraints)",
+    )
+    ax.plot(
+        days,
+        np.where(allowed, p, np.nan),
+        color=RETRY_COLOR,
+        label="P(first retry at this hour succeeds)",
+    )
     retries = what_if.decisions.retries
     failed = what_if.failed_at
     for i, (at, prob) in enumerate(zip(retries["at"], retries["success_probability"], strict=True)):
         x = (at - failed).total_seconds() / 86400
-        ax.axvline(x, color="black", linewidth=1, alpha=0.7,
-                   label="chosen retry time" if i == 0 else None)
-        ax.plot(x, prob, marker="o", color="black",
-                label="its probability in the schedule (earlier retries failed)" if i == 0 else None)
+        ax.axvline(
+            x, color="black", linewidth=1, alpha=0.7, label="chosen retry time" if i == 0 else None
+        )
+        ax.plot(
+            x,
+            prob,
+            marker="o",
+            color="black",
+            label="its probability in the schedule (earlier retries failed)" if i == 0 else None,
+        )
     messages = what_if.decisions.messages
     for i, row in enumerate(messages.itertuples(index=False)):  # at most a few messages
         x = (row.send_at - failed).total_seconds() / 86400
-        ax.plot(x, 0.97, marker="v", color=CUSTOMER_COLOR, transform=ax.get_xaxis_transform(),
-                label="message sent" if i == 0 else None, clip_on=False)
-        ax.annotate(f"{row.template.replace('_', ' ')}\n({row.channel})", (x, 0.93 - 0.09 * (i % 2)),
-                    xycoords=("data", "axes fraction"), fontsize=7, ha="center", va="top",
-                    color=CUSTOMER_COLOR)
+        ax.plot(
+            x,
+            0.97,
+            marker="v",
+            color=CUSTOMER_COLOR,
+            transform=ax.get_xaxis_transform(),
+            label="message sent" if i == 0 else None,
+            clip_on=False,
+        )
+        ax.annotate(
+            f"{row.template.replace('_', ' ')}\n({row.channel})",
+            (x, 0.93 - 0.09 * (i % 2)),
+            xycoords=("data", "axes fraction"),
+            fontsize=7,
+            ha="center",
+            va="top",
+            color=CUSTOMER_COLOR,
+        )
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlim(0, float(days.max()) if len(days) else 1.0)
     ax.set_ylim(0, top if top is not None else _top(curve, what_if))
@@ -104,7 +132,10 @@ def plot_variants(
     columns = 2 if len(names) > 1 else 1
     rows = int(np.ceil(len(names) / columns))
     fig, axes = plt.subplots(
-        rows, columns, figsize=(8 * columns, 3.6 * rows), layout="constrained",
+        rows,
+        columns,
+        figsize=(8 * columns, 3.6 * rows),
+        layout="constrained",
         squeeze=False,
     )
     plt.close(fig)
@@ -118,15 +149,16 @@ def plot_variants(
             f"{summary['expected_recovery_rate']:.0%}",
             fontsize="medium",
         )
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.set_axis_off()
     handles, labels = {}, {}
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
             labels[label] = label
-    fig.legend(list(handles.values()), list(labels), loc="outside lower center", ncols=3,
-               fontsize="small")
+    fig.legend(
+        list(handles.values()), list(labels), loc="outside lower center", ncols=3, fontsize="small"
+    )
     fig.suptitle("How the schedule changes: retry success probability and chosen times per variant")
     return save_figure(fig, save_to)
 
