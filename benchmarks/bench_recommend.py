@@ -79,15 +79,36 @@ def profile_recommend(
     return pstats.Stats(str(stats_file))
 
 
+def _short(func: tuple[str, int, str]) -> str:
+    path = func[0].split("site-packages/")[-1].split("/work/main/")[-1]
+    return f"{path}:{func[1]}({func[2]})"
+
+
+def _paths_to_project(stats: pstats.Stats, func: tuple, depth: int = 0, seen=None) -> None:
+    """Print the heaviest callers of ``func`` up to the first project function (>= 50 ms)."""
+    seen = set() if seen is None else seen
+    callers = stats.stats[func][4]  # type: ignore[attr-defined]
+    for caller, (*_, cumulative) in sorted(callers.items(), key=lambda kv: -kv[1][3])[:3]:
+        if cumulative < 0.05 or caller in seen:
+            continue
+        seen.add(caller)
+        print("  " * (depth + 1) + f"<- {_short(caller)} {cumulative:.2f} s")
+        if "site-packages" in caller[0] and depth < 8:
+            _paths_to_project(stats, caller, depth + 1, seen)
+
+
 def print_hot_spots(stats: pstats.Stats, top: int) -> None:
-    """Project functions by cumulative time, everything by own time, and who calls the
-    heaviest own-time functions (that is where to optimize)."""
+    """Project functions by cumulative time, everything by own time, and the call paths
+    from the heaviest own-time functions up to the project code that causes them."""
     print(f"\n--- project functions by cumulative time (top {top}) ---")
     stats.sort_stats("cumulative").print_stats(r"/(training|serving)/", top)
     print(f"\n--- all functions by own time (top {top}) ---")
     stats.sort_stats("tottime").print_stats(top)
-    print("\n--- callers of the 5 heaviest own-time functions ---")
-    stats.sort_stats("tottime").print_callers(5)
+    print("\n--- where the 8 heaviest own-time functions are called from ---")
+    heaviest = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:8]  # type: ignore[attr-defined]
+    for func, (_, _, own, *_) in heaviest:
+        print(f"{_short(func)}: {own:.2f} s own")
+        _paths_to_project(stats, func)
 
 
 def main() -> None:

@@ -148,3 +148,56 @@ def test_decline_features_use_the_reference_table(history, table, column):
     features = event_features(events.head(200), customer_event_log(history), table)
     assert features[column].notna().all()
     assert set(features["inv_decline_category"]) <= set(table.rows["category"])
+
+
+def test_grid_fast_path_matches_the_timeline_path(small_world):
+    """The search's direct retry-grid features equal those of scoring each candidate
+    through its full timeline (earlier failed retries as rows, messages as context)."""
+    from training.policy.config import PolicyConfig
+    from training.policy.scorer import build_timeline
+    from training.policy.search import _counter, retry_grid_rows
+
+    decider = small_world.artifact.decider()
+    events = events_from_history(small_world.history).tail(25).reset_index(drop=True)
+    features = decider.scorer.event_features(events, None)
+    previous = pd.DataFrame(
+        {"event_id": events["event_id"].iloc[:5], "attempted_at": events["failed_at"].iloc[:5] - pd.Timedelta(days=2)}
+    )
+    past = past_rows(events, previous)
+    messages = pd.DataFrame(
+        {
+            "event_id": np.repeat(events["event_id"].to_numpy(), 2),
+            "send_at": np.repeat(events["failed_at"].to_numpy(), 2) + np.tile([pd.Timedelta(hours=1), pd.Timedelta(hours=30)], len(events)),
+            "template": np.tile(["update_payment_method", "payment_link"], len(events)),
+            "channel": "email",
+        }
+    )
+    rng = np.random.default_rng(3)
+    ids = np.repeat(events["event_id"].to_numpy(), 8)
+    hour = 3_600_000_000_000
+    at = pd.DatetimeIndex(events["failed_at"]).asi8.repeat(8) + rng.integers(1, 300, len(ids)) * hour
+    k = rng.integers(0, 4, len(ids))
+    config = PolicyConfig()
+    fast = retry_grid_rows(features, past, messages, ids, at, k, config)
+
+    n = len(ids)
+    keys = pd.DataFrame({"key": np.arange(n), "event_id": ids})
+    phantom = np.repeat(np.arange(n), k)
+    gap = int(config.nominal_retry_gap_hours * hour)
+    retries = pd.DataFrame(
+        {
+            "key": np.concatenate([np.arange(n), phantom]),
+            "at": pd.to_datetime(np.concatenate([at, at[phantom] - (_counter(k) + 1) * gap]), utc=True),
+        }
+    )
+    context = keys.merge(messages, on="event_id")
+    timeline = build_timeline(keys, past, retries, context, ("retry",))
+    proposed = timeline.index[timeline["candidate"].to_numpy()]
+    timeline.loc[proposed, "candidate"] = np.r_[np.ones(n, bool), np.zeros(len(phantom), bool)]
+    slow = candidate_features(features, timeline)
+    slow = slow.assign(key=timeline.loc[slow.index, "key"].to_numpy()).sort_values("key")
+    pd.testing.assert_frame_equal(
+        fast[list(RETRY_FEATURES)].reset_index(drop=True),
+        slow[list(RETRY_FEATURES)].reset_index(drop=True),
+        check_dtype=False,
+    )

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from training.analytics import what_if as wi
+from training.analytics import what_if_requests as wr
 from training.params import Params
 from training.policy.timing import local_hour
 
@@ -17,8 +18,8 @@ def explorer(small_world) -> wi.WhatIfExplorer:
 
 @pytest.fixture(scope="module")
 def request_(small_world) -> dict:
-    invoice = wi.held_out_invoice(small_world.history, small_world.artifact, Params(), seed=1)
-    return wi.starting_request(None, small_world.history, invoice, small_world.artifact, Params())
+    invoice = wr.held_out_invoice(small_world.history, small_world.artifact, Params(), seed=1)
+    return wr.starting_request(None, small_world.history, invoice, small_world.artifact, Params())
 
 
 @pytest.fixture(scope="module")
@@ -33,27 +34,27 @@ def test_request_for_invoice_is_the_failed_charge(small_world, request_):
     assert request_["processor"] == "stripe"  # the held-out pick prefers Stripe ...
     assert request_["decline_code"] == "insufficient_funds"  # ... and insufficient funds
     with pytest.raises(ValueError, match="invoice_id 'nope' is not in the history"):
-        wi.request_for_invoice(small_world.history, "nope")
+        wr.request_for_invoice(small_world.history, "nope")
 
 
 def test_a_typed_event_is_validated_like_the_api(request_):
     bad = {**request_, "amount_minor": -5}
     with pytest.raises(ValueError, match="amount_minor"):
-        wi.check_request(bad)
+        wr.check_request(bad)
     with pytest.raises(ValueError, match="give an event"):
-        wi.starting_request(None, None, None, None, Params())
+        wr.starting_request(None, None, None, None, Params())
 
 
 def test_changed_puts_each_field_where_it_belongs(request_):
-    out = wi.changed(request_, timezone="Asia/Tokyo", max_retries=2, channels=["email"])
+    out = wr.changed(request_, timezone="Asia/Tokyo", max_retries=2, channels=["email"])
     assert out["customer"]["timezone"] == "Asia/Tokyo"
     assert out["constraints"] == {"max_retries": 2, "channels": ["email"]}
     assert request_["constraints"] is None  # the original is untouched
-    assert wi.changed(request_, decline_category="lost_or_stolen")["decline_code"] == "lost_card"
+    assert wr.changed(request_, decline_category="lost_or_stolen")["decline_code"] == "lost_card"
     with pytest.raises(ValueError, match="cannot change 'colour'"):
-        wi.changed(request_, colour="red")
+        wr.changed(request_, colour="red")
     with pytest.raises(ValueError, match="processor 'sepa' has no decline code in 'expired_card'"):
-        wi.changed({**request_, "processor": "sepa"}, decline_category="expired_card")
+        wr.changed({**request_, "processor": "sepa"}, decline_category="expired_card")
 
 
 def test_schedule_lists_every_retry_and_message(decided, explorer):
@@ -84,7 +85,7 @@ def test_retry_curve_matches_the_schedules_first_retry(decided, explorer):
 
 
 def test_no_allowed_retry_hour_for_a_lost_card(explorer, request_):
-    lost = explorer.decide(wi.changed(request_, decline_category="lost_or_stolen"))
+    lost = explorer.decide(wr.changed(request_, decline_category="lost_or_stolen"))
     assert lost.decisions.retries.empty
     assert not explorer.retry_curve(lost)["allowed"].any()
 
@@ -97,12 +98,12 @@ def test_message_options_rank_what_the_policy_compares(decided, explorer, reques
         [first["template"], first["channel"]]
     ]
     assert options["response_rate"].is_monotonic_decreasing
-    no_sms = explorer.message_options(explorer.decide(wi.changed(request_, sms_opt_in=False)))
+    no_sms = explorer.message_options(explorer.decide(wr.changed(request_, sms_opt_in=False)))
     assert set(no_sms["channel"]) == {"email"}
 
 
 def test_variants_change_one_thing_at_a_time(explorer, request_):
-    variants = wi.standard_variants(
+    variants = wr.standard_variants(
         request_,
         ["insufficient_funds", "expired_card", "lost_or_stolen"],
         "America/Los_Angeles",
@@ -128,7 +129,7 @@ def test_variants_change_one_thing_at_a_time(explorer, request_):
 
 def test_a_typed_event_without_customer_uses_what_the_model_knows(explorer, request_):
     event = {k: v for k, v in request_.items() if k != "customer"}
-    started = wi.starting_request(event, None, None, None, Params())
+    started = wr.starting_request(event, None, None, None, Params())
     assert started["customer"] is None
     decided = explorer.decide(started)
     assert decided.timezone == request_["customer"]["timezone"]  # from the artifact

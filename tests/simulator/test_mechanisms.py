@@ -184,3 +184,13 @@ def test_logging_policy_records_propensities(world):
     assert abs(share - legacy) < 0.05
     msgs = world.history.messages
     assert msgs["propensity"].between(0, 1, inclusive="right").all()
+
+
+def test_customers_read_messages_at_their_active_hours(world):
+    msgs = world.history.messages
+    read = msgs[msgs["opened_at"].notna() & msgs["clicked_at"].isna()]
+    read = read.merge(world.truth.invoices[["invoice_id", "timezone", "active_peak_hour"]], on="invoice_id")
+    hour = hour_of_day(to_local(read["opened_at"], read["timezone"]))
+    distance = np.abs((hour - read["active_peak_hour"].to_numpy() + 12) % 24 - 12)
+    assert len(read) > 200
+    assert (distance < 4).mean() > 0.9

@@ -24,18 +24,9 @@ import pandas as pd
 
 from training.artifact import DecisionArtifact
 from training.contract.history import History
+from training.evaluation.report import LABELS
 from training.params import Params
 
-# The policy names of ``training.evaluation.report`` (its tables use these labels; the
-# round-trip test checks they match). Not imported from there: that module switches
-# matplotlib to the Agg backend on import, which would stop a notebook showing figures.
-LABELS = {
-    "learned": "learned policy",
-    "fixed": "fixed schedule",
-    "rules": "rules baseline",
-    "no_action": "no action",
-    "oracle": "oracle",
-}
 POLICIES = tuple(LABELS)
 ESTIMATORS = ("ips", "snips", "dr", "dm")
 REPORT_FILE = "report.md"

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from training.artifact import DecisionArtifact
 
@@ -20,6 +17,12 @@ LABELS = {
     "no_action": "no action",
     "oracle": "oracle",
 }
+
+
+def _figure(figsize: tuple[float, float]) -> tuple[Figure, object]:
+    """A figure not attached to pyplot (no global state, no backend switch)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 def _pct(value: float) -> str:
@@ -36,21 +39,20 @@ def plot_policies(metrics: dict, path: Path) -> Path:
     values = np.array([truth[f"{n}_recovery_rate"]["value"] for n in names])
     lower = values - np.array([truth[f"{n}_recovery_rate"]["lower"] for n in names])
     upper = np.array([truth[f"{n}_recovery_rate"]["upper"] for n in names]) - values
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _figure(figsize=(7, 4))
     ax.bar([LABELS[n] for n in names], 100 * values, yerr=100 * np.vstack([lower, upper]), capsize=4,
            color=["#2b8cbe" if n == "learned" else "#bbbbbb" if n != "oracle" else "#238b45" for n in names])
     ax.set_ylabel("expected recovery rate (%)")
     ax.set_title("Held-out period: exact expected recovery by policy (95% bootstrap CI)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
 def plot_calibration(metrics: dict, path: Path) -> Path:
     bins = metrics["expected_recovery_calibration"]["bins"]
     estimate, truth = zip(*bins, strict=True)
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _figure(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", label="perfect")
     ax.plot(estimate, truth, marker="o", label="deciles of the estimate")
     ax.set_xlabel("expected_recovery_probability (model)")
@@ -59,13 +61,12 @@ def plot_calibration(metrics: dict, path: Path) -> Path:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
 def plot_breakdown(table: pd.DataFrame, title: str, path: Path) -> Path:
     columns = [c for c in LABELS if c in table.columns and c != "no_action"]
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(table) + 1.5))
+    fig, ax = _figure(figsize=(8, 0.45 * len(table) + 1.5))
     y = np.arange(len(table))
     height = 0.8 / len(columns)
     for i, name in enumerate(columns):
@@ -76,7 +77,6 @@ def plot_breakdown(table: pd.DataFrame, title: str, path: Path) -> Path:
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -85,7 +85,7 @@ def plot_off_policy(metrics: dict, path: Path) -> Path:
     names = [n for n in ("ips", "snips", "dr", "dm") if n in ope]
     values = np.array([ope[n]["value"] for n in names])
     err = np.vstack([values - [ope[n]["lower"] for n in names], [ope[n]["upper"] for n in names] - values])
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _figure(figsize=(6, 4))
     ax.errorbar(range(len(names)), 100 * values, yerr=100 * err, fmt="o", capsize=5)
     if "truth" in ope:
         ax.axhline(100 * ope["truth"], color="#238b45", linestyle="--", label="simulator truth")
@@ -95,7 +95,6 @@ def plot_off_policy(metrics: dict, path: Path) -> Path:
     ax.set_title("Off-policy estimates of the model choosing among logged plans")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 

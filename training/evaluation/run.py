@@ -154,6 +154,10 @@ def run_evaluation(
             "customer segment": pd.Series(_segments(features.loc[sample["event_id"]])),
         }
         tables = {name: breakdown(values, g, settings.min_group) for name, g in groups.items()}
+        metrics["breakdowns"] = {
+            name: table.reset_index(names="group").to_dict(orient="records")
+            for name, table in tables.items()
+        }
         steps.update()
 
     steps.set_postfix_str("off-policy")

@@ -100,3 +100,71 @@ def timeline_state(timeline: pd.DataFrame) -> pd.DataFrame:
     return state[candidate].reindex(timeline.index[timeline["candidate"].to_numpy(dtype=bool)])[
         list(STATE_FEATURES)
     ]
+
+
+def _latest_before(
+    group: np.ndarray, times: np.ndarray, query_group: np.ndarray, query_t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each query: how many of its group's times are strictly earlier, and the
+    latest of them (NaN if none). ``group``/``times`` sorted by (group, time)."""
+    if len(times) == 0:
+        return np.zeros(len(query_t)), np.full(len(query_t), np.nan)
+    span = np.float64(1e7)  # hours: keys are group * span + time (times << span)
+    keys = group * span + times
+    position = np.searchsorted(keys, query_group * span + query_t, side="left")
+    first = np.searchsorted(keys, query_group * span - span / 2, side="left")
+    count = position - first
+    latest = np.where(count > 0, times[np.maximum(position - 1, 0)], np.nan)
+    return count.astype(float), latest
+
+
+def grid_state(
+    event: np.ndarray,
+    hours: np.ndarray,
+    new_retries_before: np.ndarray,
+    start: np.ndarray,
+    last_attempt: np.ndarray,
+    past_retries: np.ndarray,
+    message_event: np.ndarray,
+    message_hours: np.ndarray,
+    message_is_update: np.ndarray,
+    nominal_gap_hours: float,
+) -> pd.DataFrame:
+    """:func:`timeline_state` of candidate retries, without building their timelines.
+
+    The schedule search scores hundreds of candidate retry times per event, the k-th new
+    retry sitting after k failed ones at a nominal gap; building a timeline per candidate
+    repeats the same context rows thousands of times. This computes the same features
+    directly (``tests/features/test_features.py`` checks they are identical):
+
+    * per candidate: ``event`` (position), ``hours`` (time, hours since epoch),
+      ``new_retries_before`` (k);
+    * per event: ``start`` (the original charge), ``last_attempt`` (the latest attempt
+      already made), ``past_retries`` (retries already made);
+    * planned messages: ``message_event``, ``message_hours``, ``message_is_update``,
+      sorted by event and time.
+    """
+    k = new_retries_before.astype(float)
+    previous_attempt = np.where(
+        k > 0, np.maximum(hours - nominal_gap_hours, last_attempt[event]), last_attempt[event]
+    )
+    n_msg, last_msg = _latest_before(message_event, message_hours, event, hours)
+    upd_event = message_event[message_is_update]
+    upd_hours = message_hours[message_is_update]
+    n_upd, last_upd = _latest_before(upd_event, upd_hours, event, hours)
+    first_upd = np.full(len(start), np.nan)
+    if len(upd_hours):
+        np.fmin.at(first_upd, upd_event, upd_hours)
+    return pd.DataFrame(
+        {
+            "hours_since_failure": hours - start[event],
+            "retries_before": past_retries[event] + k,
+            "hours_since_last_attempt": hours - previous_attempt,
+            "messages_before": n_msg,
+            "hours_since_last_message": hours - last_msg,
+            "update_requests_before": n_upd,
+            "hours_since_update_request": hours - last_upd,
+            "same_template_before": np.nan,
+            "card_update_likely": (hours - first_upd[event] >= UPDATE_PLAUSIBLE_HOURS).astype(float),
+        }
+    )[list(STATE_FEATURES)]

@@ -100,6 +100,14 @@ def candidate_features(events_features: pd.DataFrame, timeline: pd.DataFrame) ->
     channel, candidate); index: the candidate rows' timeline index."""
     state = timeline_state(timeline)
     rows = timeline.loc[state.index]
+    return assemble_rows(events_features, rows, state)
+
+
+def assemble_rows(
+    events_features: pd.DataFrame, rows: pd.DataFrame, state: pd.DataFrame
+) -> pd.DataFrame:
+    """Event features + dunning state + candidate time features, one row per candidate
+    (``rows``: event_id, t, kind, template, channel; same index as ``state``)."""
     per_row = events_features.loc[rows["event_id"].to_numpy()]
     per_row.index = rows.index
     times = _time_features(rows["t"], per_row)

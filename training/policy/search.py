@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from training.features.dunning_state import grid_state
+from training.features.frames import assemble_rows
 from training.policy.config import PolicyConfig
 from training.policy.scorer import ModelScorer, build_timeline
 from training.policy.timing import (
@@ -249,8 +251,63 @@ def _retry_probabilities(
     k: np.ndarray,
     config: PolicyConfig,
 ) -> np.ndarray:
-    """Success probability of a retry at ``at`` as the k-th new one (k earlier new retries
-    failed, placed at the nominal gap before it)."""
+    """Success probability of a retry at ``at`` (ns) as the k-th new one (k earlier new
+    retries failed, the last at the nominal gap before it).
+
+    With the models, the candidates' features come straight from :func:`grid_state`;
+    any other scorer (the ground truth, for the oracle) gets the candidates as timelines.
+    """
+    if not isinstance(scorer, ModelScorer):
+        return _timeline_retry_probabilities(scorer, features, past, messages, event_ids, at, k, config)
+    frame = retry_grid_rows(features, past, messages, event_ids, at, k, config)
+    return scorer.models.retry.predict(frame)
+
+
+def retry_grid_rows(
+    features: pd.DataFrame,
+    past: pd.DataFrame,
+    messages: pd.DataFrame,
+    event_ids: np.ndarray,
+    at: np.ndarray,
+    k: np.ndarray,
+    config: PolicyConfig,
+) -> pd.DataFrame:
+    """Model input rows of candidate retries (see :func:`_retry_probabilities`)."""
+    position = pd.Index(pd.unique(event_ids))
+    event = position.get_indexer(event_ids)
+    owner = position.get_indexer(past["event_id"])
+    keep = owner >= 0
+    past_h = to_ns(past["t"])[keep] / HOUR_NS
+    owner = owner[keep]
+    is_original = (past["kind"].to_numpy() == "original")[keep]
+    start = np.full(len(position), np.nan)
+    np.fmin.at(start, owner[is_original], past_h[is_original])
+    last_attempt = np.full(len(position), -np.inf)
+    np.maximum.at(last_attempt, owner, past_h)
+    past_retries = np.bincount(owner[~is_original], minlength=len(position)).astype(float)
+    msg_owner = position.get_indexer(messages["event_id"])
+    msgs = pd.DataFrame(
+        {"e": msg_owner, "h": to_ns(messages["send_at"]) / HOUR_NS,
+         "update": (messages["template"] == UPDATE_TEMPLATE).to_numpy()}
+    )
+    msgs = msgs[msgs["e"] >= 0].sort_values(["e", "h"], kind="stable")
+    hours = at / HOUR_NS
+    state = grid_state(
+        event, hours, k, start, last_attempt, past_retries,
+        msgs["e"].to_numpy(), msgs["h"].to_numpy(), msgs["update"].to_numpy(dtype=bool),
+        config.nominal_retry_gap_hours,
+    )
+    rows = pd.DataFrame(
+        {"event_id": event_ids, "t": from_ns(at), "kind": "retry", "template": None, "channel": None}
+    )
+    return assemble_rows(features, rows, state)
+
+
+def _timeline_retry_probabilities(
+    scorer, features, past, messages, event_ids, at, k, config
+) -> np.ndarray:
+    """The same as :func:`_retry_probabilities`, through full timelines: each candidate
+    with its k earlier failed retries as rows at the nominal gap and its event's messages."""
     n = len(at)
     keys = pd.DataFrame({"key": np.arange(n), "event_id": event_ids})
     gap = int(config.nominal_retry_gap_hours * HOUR_NS)
