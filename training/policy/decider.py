@@ -96,7 +96,7 @@ class ModelDecider:
         moved_ns = pd.DatetimeIndex(moved).asi8
         inside = (moved_ns >= start[pos]) & (moved_ns < end[pos])
         valid = pd.Series(inside).groupby(pos).all()
-        arm = np.where(valid.reindex(np.arange(len(events))).fillna(True).to_numpy(), arm, 0)
+        arm = np.where(valid.reindex(np.arange(len(events)), fill_value=True).to_numpy(dtype=bool), arm, 0)
         offset = np.array([0, *shifts])[arm[pos]] * HOUR
         retries = retries.assign(at=retries["at"] + pd.to_timedelta(offset))
         propensity = np.where(arm == 0, 1.0 - rate + rate / arms, rate / arms)
