@@ -105,14 +105,25 @@ def learn_menu(logged: LoggedSchedules, min_support: int = 20) -> Menu:
     probabilities (the median logged propensity of each)."""
     done = logged.complete
     retry = _plans(logged.retry_offsets[done], logged.retry_propensity[done], min_support, np.nan)
-    keys = np.concatenate([logged.message_templates[done]], axis=1)
+    keys = logged.message_templates[done]
     messages = _plans(keys, logged.message_propensity[done], min_support, "")
     # nominal message times: the earliest logged per position (quiet hours only delay)
-    frame = pd.DataFrame(logged.message_offsets[done])
-    groups = pd.DataFrame(keys).apply(tuple, axis=1) if len(keys) else pd.Series(dtype=object)
-    earliest = frame.groupby(groups.to_numpy()).min()
-    message_offsets = earliest.loc[[tuple(row) for row in messages[0]]].to_numpy(dtype=float)
+    plan = plan_index(keys, messages[0])
+    offsets = pd.DataFrame(logged.message_offsets[done])
+    earliest = offsets[plan >= 0].groupby(plan[plan >= 0]).min()
+    message_offsets = earliest.reindex(np.arange(len(messages[0]))).to_numpy(dtype=float)
     return Menu(retry[0].astype(float), retry[1], message_offsets, messages[0], messages[1])
+
+
+def plan_index(sequences: np.ndarray, plans: np.ndarray) -> np.ndarray:
+    """For each row of ``sequences`` the index of the identical row of ``plans`` (-1 if
+    none); both padded to the same width or narrower plans."""
+    width = max(sequences.shape[1], plans.shape[1]) if len(plans) else sequences.shape[1]
+    fill = "" if sequences.dtype == object else np.nan
+    seq = _widen(sequences, width, fill)
+    menu = _widen(plans, width, fill)
+    equal = (seq[:, None, :] == menu[None, :, :]).all(axis=2)
+    return np.where(equal.any(axis=1), equal.argmax(axis=1), -1)
 
 
 def _plans(rows: np.ndarray, propensity: np.ndarray, min_support: int, fill) -> tuple[np.ndarray, np.ndarray]:

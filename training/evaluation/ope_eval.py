@@ -24,6 +24,7 @@ from training.evaluation.logged_plans import (
     consistent_message_plans,
     consistent_retry_plans,
     learn_menu,
+    plan_index,
     read_logged,
 )
 from training.evaluation.ope import LoggedFeedback, default_estimators, summarize
@@ -54,11 +55,9 @@ def sms_positions(history: History, logged: LoggedSchedules, menu: Menu) -> np.n
         )
     )
     msgs = msgs.assign(pos=msgs.groupby("invoice_id").cumcount(), opt_in=opt_in.to_numpy())
-    key = pd.Series([tuple(r) for r in logged.message_templates], index=logged.invoice_id)
-    msgs["plan"] = msgs["invoice_id"].map(key)
-    plan_index = {tuple(t): i for i, t in enumerate(menu.message_templates)}
-    msgs["plan_i"] = msgs["plan"].map(plan_index)
-    opted = msgs[(msgs["opt_in"] == True) & msgs["plan_i"].notna()]  # noqa: E712
+    plans = pd.Series(plan_index(logged.message_templates, menu.message_templates), index=logged.invoice_id)
+    msgs["plan_i"] = msgs["invoice_id"].map(plans)
+    opted = msgs[msgs["opt_in"].fillna(False).astype(bool).to_numpy() & (msgs["plan_i"] >= 0).to_numpy()]
     share = opted.assign(sms=opted["channel"] == "sms").groupby(["plan_i", "pos"])["sms"].mean()
     out = np.zeros(menu.message_templates.shape, dtype=bool)
     for (plan_i, pos), value in share.items():  # a handful of (plan, position) cells
