@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import numpy as np
@@ -11,16 +10,12 @@ import pandas as pd
 from training.declines.rules import RetryRules
 from training.policy.baselines import fixed_schedule
 from training.policy.config import PolicyConfig
-from training.policy.decisions import Decisions
+from training.policy.decisions import Decisions, new_decision_ids
 from training.policy.reasons import model_reasons
 from training.policy.scorer import ModelScorer, build_timeline, past_rows
 from training.policy.search import plan_messages, plan_retries, retry_windows
 
 HOUR = pd.Timedelta(hours=1)
-
-
-def _decision_ids(n: int) -> np.ndarray:
-    return np.array([f"dec_{uuid.uuid4().hex[:16]}" for _ in range(n)], dtype=object)
 
 
 class ModelDecider:
@@ -151,7 +146,7 @@ class ModelDecider:
                 "expected_recovery_probability": expected_v,
                 "baseline_recovery_probability": baseline_v,
                 "propensity": propensity,
-                "decision_id": _decision_ids(len(events)),
+                "decision_id": new_decision_ids(len(events)),
                 "reasons": reasons,
                 "fallback": False,
             }
