@@ -54,21 +54,7 @@ def test_recommend_writes_one_answer_per_line(model_dir, requests, tmp_path):
     ]
     source = _write_lines(tmp_path / "requests.jsonl", lines)
     output = tmp_path / "out" / "responses.jsonl"
-    result = CliRunner().invoke(
-        app,
-        [
-            "recommend",
-            "--model",
-            str(model_dir),
-            "--input",
-            str(source),
-            "--output",
-            str(output),
-            "--batch-size",
-            "3",
-            "--no-progress",
-        ],
-    )
+    result = _recommend(str(model_dir), str(source), str(output), "--batch-size", "3", "--no-progress")
     assert result.exit_code == 0, result.output
     assert "7 items, 4 errors" in result.output and "items/s" in result.output
     out = [json.loads(line) for line in output.read_text().splitlines()]
@@ -102,19 +88,7 @@ def test_recommend_answers_as_the_api_does(model_dir, requests, tmp_path):
     items = [*requests[:6], {"invoice_id": "in_bad", "amount_minor": 1}]
     source = _write_lines(tmp_path / "requests.jsonl", [json.dumps(i) for i in items])
     output = tmp_path / "responses.jsonl"
-    result = CliRunner().invoke(
-        app,
-        [
-            "recommend",
-            "--model",
-            str(model_dir),
-            "--input",
-            str(source),
-            "--output",
-            str(output),
-            "--no-progress",
-        ],
-    )
+    result = _recommend(str(model_dir), str(source), str(output), "--no-progress")
     assert result.exit_code == 0, result.output
     cli = [json.loads(line) for line in output.read_text().splitlines()]
     settings = Settings(
@@ -151,19 +125,14 @@ def test_input_is_streamed_not_read_whole():
     assert first == [{"n": 0}, {"n": 1}, {"n": 2}, {"n": 3}]
 
 
+def _recommend(model, source, output, *extra: str):
+    """Run `smartretry recommend` in-process."""
+    args = ["recommend", "--model", str(model), "--input", str(source), "--output", str(output)]
+    return CliRunner().invoke(app, [*args, *extra])
+
+
 def test_unloadable_model_is_a_clear_error(tmp_path):
     source = _write_lines(tmp_path / "requests.jsonl", ["{}"])
-    result = CliRunner().invoke(
-        app,
-        [
-            "recommend",
-            "--model",
-            str(tmp_path / "missing"),
-            "--input",
-            str(source),
-            "--output",
-            str(tmp_path / "out.jsonl"),
-        ],
-    )
+    result = _recommend(str(tmp_path / "missing"), str(source), str(tmp_path / "out.jsonl"))
     assert result.exit_code == 2
     assert "cannot load model" in result.output and "FileNotFoundError" in result.output

@@ -175,8 +175,7 @@ def _message_slots(
     slots = best.iloc[grid_pos[keep]][["pos", "event_id", "template", "channel"]].reset_index(drop=True)
     slots.insert(2, "send_at", _utc(at[keep]))
     # the first allowed time itself is always a candidate
-    first = best[["pos", "event_id", "send_at", "template", "channel"]].drop(columns=[]).copy()
-    first = first.drop(columns=[c for c in first.columns if c == "p"])
+    first = best[["pos", "event_id", "send_at", "template", "channel"]]
     return pd.concat([first, slots], ignore_index=True).drop_duplicates(["pos", "send_at"])
 
 
