@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from pydantic import ValidationError
 
 from serving.errors import ApiError, from_validation_error
@@ -36,12 +38,19 @@ def _invoice_id(item: Any) -> str | None:
     return None
 
 
-def validate_item(item: Any, prefix: str = "") -> RecommendationRequest | ItemError:
-    """One request item: sensitive-data scan, then the contract's validation."""
+def validate_item(
+    item: Any, prefix: str = "", *, scanned: bool = False
+) -> RecommendationRequest | ItemError:
+    """One request item: sensitive-data scan, then the contract's validation.
+
+    ``scanned``: the caller already ran :func:`serving.sensitive.scan` over a body holding
+    the item (the HTTP routes scan the whole body first), so the item is not scanned twice.
+    """
     if isinstance(item, RecommendationRequest | ItemError):
         return item
     try:
-        scan(item, prefix)
+        if not scanned:
+            scan(item, prefix)
         return RecommendationRequest.model_validate(item)
     except ApiError as error:
         return ItemError(invoice_id=_invoice_id(item), error=error.body)
@@ -55,60 +64,119 @@ def _probability(value: Any) -> float | None:
     )
 
 
+def _probabilities(frame: pd.DataFrame, column: str) -> list[float | None]:
+    if column not in frame.columns:
+        return [None] * len(frame)
+    return [_probability(v) for v in frame[column].tolist()]
+
+
+def _rows_by_event(
+    frame: pd.DataFrame, time_column: str, index: pd.Index
+) -> tuple[np.ndarray, np.ndarray, list[datetime]]:
+    """Row order (by event, then time; stable, NaT last), the rows' event positions in
+    ``index`` (-1: not asked for) and their times as ``datetime``."""
+    times = pd.DatetimeIndex(frame[time_column])
+    at = np.where(times.isna(), np.iinfo(np.int64).max, times.asi8)
+    event = index.get_indexer(pd.Index(frame["event_id"].to_numpy(dtype=object)))
+    order = np.lexsort((at, event))
+    return order, event, list(times.to_pydatetime())
+
+
+def _group(
+    rows: list[dict[str, Any]], order: np.ndarray, event: np.ndarray, n: int
+) -> list[list[dict[str, Any]]]:
+    """Rows (already in ``order``) as one list per event position."""
+    grouped: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    for row, at in zip(rows, event[order].tolist(), strict=True):
+        if at >= 0:
+            grouped[at].append(row)
+    return grouped
+
+
 def responses_from_decisions(
     requests: Sequence[RecommendationRequest],
     event_ids: Sequence[str],
     decisions: Decisions,
     model_version: str,
 ) -> list[RecommendationResponse]:
-    """One response per request, in order, from the decider's long-format frames."""
-    retries: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in decisions.retries.sort_values(["event_id", "at"]).to_dict("records"):
-        retries[row["event_id"]].append(
+    """One response per request, in order, from the decider's long-format frames.
+
+    Columns are read as lists by position (no per-row pandas boxing); each response is
+    validated once, in pydantic's compiled validator.
+    """
+    if len(requests) != len(event_ids):
+        raise ValueError("responses_from_decisions: one event id per request")
+    asked = pd.Index(list(event_ids), dtype=object)
+    frame = decisions.retries
+    order, event, times = _rows_by_event(frame, "at", asked)
+    p = _probabilities(frame, "success_probability")
+    retries = _group(
+        [{"at": times[i], "success_probability": p[i]} for i in order.tolist()],
+        order,
+        event,
+        len(asked),
+    )
+    frame = decisions.messages
+    order, event, times = _rows_by_event(frame, "send_at", asked)
+    p = _probabilities(frame, "response_probability")
+    channel, template = frame["channel"].tolist(), frame["template"].tolist()
+    messages = _group(
+        [
             {
-                "at": row["at"].to_pydatetime(),
-                "success_probability": _probability(row.get("success_probability")),
+                "send_at": times[i],
+                "channel": channel[i],
+                "template": template[i],
+                "response_probability": p[i],
+            }
+            for i in order.tolist()
+        ],
+        order,
+        event,
+        len(asked),
+    )
+    events = decisions.events
+    rows = pd.Index(events["event_id"].to_numpy(dtype=object)).get_indexer(asked)
+    if (rows < 0).any():
+        raise KeyError(asked[rows < 0][0])
+    column = {
+        name: [values[i] for i in rows.tolist()]
+        for name in (
+            "decline_category",
+            "retryable",
+            "expected_recovery_probability",
+            "baseline_recovery_probability",
+            "decision_id",
+            "propensity",
+            "reasons",
+            "fallback",
+        )
+        for values in [events[name].tolist()]
+    }
+    return [
+        RecommendationResponse.model_validate(
+            {
+                "invoice_id": request.invoice_id,
+                "model_version": model_version,
+                "decline": {
+                    "category": column["decline_category"][i],
+                    "retryable": column["retryable"][i],
+                },
+                "retries": retries[i],
+                "messages": messages[i],
+                "expected_recovery_probability": _probability(
+                    column["expected_recovery_probability"][i]
+                ),
+                "baseline_recovery_probability": _probability(
+                    column["baseline_recovery_probability"][i]
+                ),
+                "decision_id": column["decision_id"][i],
+                "propensity": float(column["propensity"][i]),
+                "reasons": list(column["reasons"][i]),
+                "fallback": bool(column["fallback"][i]),
             }
         )
-    messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in decisions.messages.sort_values(["event_id", "send_at"]).to_dict("records"):
-        messages[row["event_id"]].append(
-            {
-                "send_at": row["send_at"].to_pydatetime(),
-                "channel": row["channel"],
-                "template": row["template"],
-                "response_probability": _probability(row.get("response_probability")),
-            }
-        )
-    by_event = decisions.events.set_index("event_id").to_dict("index")
-    responses = []
-    for request, event_id in zip(requests, event_ids, strict=True):
-        event = by_event[event_id]
-        responses.append(
-            RecommendationResponse.model_validate(
-                {
-                    "invoice_id": request.invoice_id,
-                    "model_version": model_version,
-                    "decline": {
-                        "category": event["decline_category"],
-                        "retryable": event["retryable"],
-                    },
-                    "retries": retries.get(event_id, []),
-                    "messages": messages.get(event_id, []),
-                    "expected_recovery_probability": _probability(
-                        event["expected_recovery_probability"]
-                    ),
-                    "baseline_recovery_probability": _probability(
-                        event["baseline_recovery_probability"]
-                    ),
-                    "decision_id": event["decision_id"],
-                    "propensity": float(event["propensity"]),
-                    "reasons": list(event["reasons"]),
-                    "fallback": bool(event["fallback"]),
-                }
-            )
-        )
-    return responses
+        for i, request in enumerate(requests)
+    ]
 
 
 LOOKUP_FIELDS = ("country", "timezone", "signup_at", "sms_opt_in")

@@ -38,14 +38,15 @@ class DecisionArtifact:
     def model_version(self) -> str:
         return str(self.metadata.get("model_version", "local"))
 
-    def decider(self):  # -> ModelDecider (import cycle kept out of module level)
+    def decider(self, threads: int = 1):  # -> ModelDecider (import cycle kept out of module level)
+        """The learned policy; ``threads``: LightGBM threads for big scoring calls."""
         from training.declines.rules import RetryRules
         from training.declines.table import load_decline_table
         from training.policy.decider import ModelDecider
         from training.policy.scorer import ModelScorer
 
         table = load_decline_table()
-        scorer = ModelScorer(self.models, self.log, table)
+        scorer = ModelScorer(self.models, self.log, table, threads=threads)
         return ModelDecider(
             scorer,
             RetryRules(self.retry_limits, table),
@@ -85,6 +86,6 @@ def load_artifact(uri_or_path: str | Path) -> DecisionArtifact:
     return DecisionArtifact.load(uri_or_path)
 
 
-def load_decider(uri_or_path: str | Path):
+def load_decider(uri_or_path: str | Path, threads: int = 1):
     """The :class:`~training.policy.decisions.Decider` of a stored artifact."""
-    return load_artifact(uri_or_path).decider()
+    return load_artifact(uri_or_path).decider(threads=threads)

@@ -153,9 +153,10 @@ def test_decline_features_use_the_reference_table(history, table, column):
 def test_grid_fast_path_matches_the_timeline_path(small_world):
     """The search's direct retry-grid features equal those of scoring each candidate
     through its full timeline (earlier failed retries as rows, messages as context)."""
+    from training.models.calibrated import encode_matrix
     from training.policy.config import PolicyConfig
     from training.policy.scorer import build_timeline
-    from training.policy.search import _counter, retry_grid_rows
+    from training.policy.search import _counter, retry_grid_columns
 
     decider = small_world.artifact.decider()
     events = events_from_history(small_world.history).tail(25).reset_index(drop=True)
@@ -178,7 +179,9 @@ def test_grid_fast_path_matches_the_timeline_path(small_world):
     at = pd.DatetimeIndex(events["failed_at"]).asi8.repeat(8) + rng.integers(1, 300, len(ids)) * hour
     k = rng.integers(0, 4, len(ids))
     config = PolicyConfig()
-    fast = retry_grid_rows(features, past, messages, ids, at, k, config)
+    pos, columns = retry_grid_columns(features, past, messages, ids, at, k, config)
+    model = decider.scorer.models.retry
+    fast = features.model_matrix(model, pos, columns)
 
     n = len(ids)
     keys = pd.DataFrame({"key": np.arange(n), "event_id": ids})
@@ -194,10 +197,6 @@ def test_grid_fast_path_matches_the_timeline_path(small_world):
     timeline = build_timeline(keys, past, retries, context, ("retry",))
     proposed = timeline.index[timeline["candidate"].to_numpy()]
     timeline.loc[proposed, "candidate"] = np.r_[np.ones(n, bool), np.zeros(len(phantom), bool)]
-    slow = candidate_features(features, timeline)
+    slow = candidate_features(features.features, timeline)
     slow = slow.assign(key=timeline.loc[slow.index, "key"].to_numpy()).sort_values("key")
-    pd.testing.assert_frame_equal(
-        fast[list(RETRY_FEATURES)].reset_index(drop=True),
-        slow[list(RETRY_FEATURES)].reset_index(drop=True),
-        check_dtype=False,
-    )
+    np.testing.assert_array_equal(fast, encode_matrix(slow, model.features, model.categories))

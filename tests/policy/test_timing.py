@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from training.policy.timing import (
+    NAT,
     at_local_time,
     defer_out_of_quiet_hours,
     from_local,
@@ -13,6 +15,8 @@ from training.policy.timing import (
     local_hour,
     local_weekday,
     to_local,
+    to_ns,
+    utc_offsets,
 )
 
 # (utc time, zone, expected result in UTC) with quiet hours 21:00-08:00
@@ -84,3 +88,82 @@ def test_at_local_time_round_trips(zone):
     local = to_local(at, zone)
     assert (local.dt.hour == 6).all() and (local.dt.minute == 15).all()
     assert (local.dt.normalize() == days).all()
+
+
+def test_utc_offsets_per_row_zone_across_dst():
+    ts = pd.to_datetime(
+        ["2026-03-29T00:59:00Z", "2026-03-29T01:00:00Z", "2026-07-01T12:00:00Z", "2026-07-01T12:00:00Z"],
+        utc=True,
+    ).asi8
+    zones = np.array(["Europe/London", "Europe/London", "Asia/Kolkata", "America/St_Johns"], dtype=object)
+    hours = utc_offsets(np.append(ts, NAT), np.append(zones, "Asia/Kolkata")) / 3.6e12
+    assert hours.tolist() == [0.0, 1.0, 5.5, -2.5, 0.0]  # NaT gets 0
+    assert utc_offsets(ts, "Asia/Kathmandu").tolist() == [int(5.75 * 3.6e12)] * 4
+    with pytest.raises(ValueError, match="zones: expected"):
+        utc_offsets(ts, zones[:2])
+    with pytest.raises(ValueError, match="Nowhere/Land"):
+        utc_offsets(ts, "Nowhere/Land")
+    with pytest.raises(ValueError, match="IANA name, got 3"):
+        utc_offsets(ts, np.array([3, "UTC", "UTC", "UTC"], dtype=object))
+    missing = np.array([None, np.nan, pd.NA, "Asia/Kolkata"], dtype=object)
+    assert (utc_offsets(ts, missing) / 3.6e12).tolist() == [0.0, 0.0, 0.0, 5.5]
+
+
+def test_to_local_many_zones_keeps_nat_index_and_name():
+    ts = pd.Series(
+        pd.to_datetime(["2026-11-20T23:30:00Z", None, "2026-06-01T00:00:00Z"], utc=True),
+        index=[4, 2, 9],
+        name="at",
+    )
+    got = to_local(ts, pd.Series(["Asia/Kolkata", "UTC", "America/New_York"]))
+    assert got.dtype == "datetime64[ns]" and got.name == "at" and list(got.index) == [4, 2, 9]
+    assert got.iloc[0] == pd.Timestamp("2026-11-21 05:00") and pd.isna(got.iloc[1])
+    assert got.iloc[2] == pd.Timestamp("2026-05-31 20:00")
+
+
+def test_to_ns_is_nanoseconds_whatever_the_unit():
+    ns = pd.Timestamp("2026-01-02T03:04:05Z").value
+    for unit in ("s", "ms", "us", "ns"):
+        aware = pd.Series(pd.to_datetime([ns], utc=True).as_unit(unit))
+        assert to_ns(aware).tolist() == [ns], unit
+        assert to_ns(aware.dt.tz_localize(None)).tolist() == [ns], unit
+
+
+ZONES_WITH_ODD_CHANGES = [
+    "Europe/Berlin",
+    "America/New_York",
+    "Australia/Sydney",
+    "Australia/Lord_Howe",  # 30-minute daylight saving
+    "America/Havana",  # changes at midnight
+    "Pacific/Chatham",
+    "Asia/Kolkata",
+    "UTC",
+]
+
+
+@pytest.mark.parametrize("zone", ZONES_WITH_ODD_CHANGES)
+def test_local_to_utc_ns_equals_from_local_around_every_change(zone):
+    from training.policy.timing import from_local, local_to_utc_ns
+
+    # every 10 minutes over two years: each spring-forward gap and fall-back repeat
+    local = pd.Series(pd.date_range("2025-01-01", "2026-12-31", freq="10min"))
+    want = to_ns(from_local(local, zone))
+    got = local_to_utc_ns(local.to_numpy().view("int64"), zone)
+    np.testing.assert_array_equal(got, want)
+    mixed = np.array([zone, "Europe/Berlin"] * (len(local) // 2) + [zone] * (len(local) % 2), dtype=object)
+    want_mixed = to_ns(from_local(local, pd.Series(mixed)))
+    np.testing.assert_array_equal(local_to_utc_ns(local.to_numpy().view("int64"), mixed), want_mixed)
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Australia/Lord_Howe", "America/Havana"])
+def test_deferred_times_leave_quiet_hours_at_their_end(zone):
+    from training.policy.timing import from_local
+
+    utc = pd.Series(pd.date_range("2025-03-01", "2025-11-30", freq="37min", tz="UTC"))
+    got = defer_out_of_quiet_hours(utc, zone, 21, 8)
+    local = to_local(utc, zone)
+    quiet = (local.dt.hour >= 21) | (local.dt.hour < 8)
+    assert (got[~quiet] == utc[~quiet]).all()
+    day = local.dt.normalize() + pd.to_timedelta((local.dt.hour >= 21).astype(int), unit="D")
+    want = from_local(day + pd.Timedelta(hours=8), zone)
+    np.testing.assert_array_equal(to_ns(got[quiet]), to_ns(want[quiet]))

@@ -20,11 +20,16 @@ Conventions
 * Unknown or missing codes (category ``other``, ``known=False``) are retried
   conservatively: at most ``unknown_max_retries`` retries, the first no sooner than
   ``unknown_min_wait_hours`` after the failure.
+
+Speed: one decision is a few dozen numpy operations on the event arrays. The texts
+(explanation, source) are worded once per distinct decision; for short calls they, like the
+code classification, come from a bounded memo, so the API's single-event calls stay near
+a millisecond. ``tests/declines/test_declines_fast_paths.py`` checks that both paths agree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,6 +53,10 @@ EVENT_COLUMNS = (
     "merchant_advice_code",
     "failed_at",
 )
+# Up to this many events, explanations and sources come from a memo of the distinct
+# decisions seen before (``wording`` builds each text once); longer inputs are worded whole.
+SMALL_INPUT_ROWS = 64
+TEXT_MEMO_MAX_ENTRIES = 4096
 DECISION_COLUMNS = (
     "category",
     "retryable",
@@ -74,8 +83,31 @@ class RetryDecision:
     source: str
 
 
+@dataclass(frozen=True)
+class _Events:
+    """Validated, normalized failure events as column arrays (``index`` = the caller's)."""
+
+    index: pd.Index
+    ids: pd.Index  # event_id, unique
+    processor: np.ndarray  # normalized vocabulary names
+    payment_method: np.ndarray
+    card_brand: np.ndarray  # "" when missing
+    decline_code: pd.Series  # as given
+    merchant_advice_code: pd.Series  # as given
+    failed_at: pd.Series  # UTC
+    card_updated: np.ndarray
+
+
 def to_utc(values: pd.Series, what: str) -> pd.Series:
     """Parse timestamps as UTC (naive ones are taken to be UTC); unparseable ones raise."""
+    if values.dtype.kind == "M":  # already timestamps: the same result as parsing, cheaper
+        stamps = values.array
+        stamps = stamps.tz_localize("UTC") if stamps.tz is None else stamps.tz_convert("UTC")
+        missing = stamps.isna()
+        if missing.any():
+            rows = values.index[missing].tolist()[:10]
+            raise ValueError(f"{what}: missing or unparseable timestamp at row(s) {rows}")
+        return pd.Series(stamps, index=values.index, name=values.name, copy=False)
     parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
     bad = parsed.isna() & values.notna()
     if bad.any() or values.isna().any():
@@ -90,6 +122,16 @@ class RetryRules:
     def __init__(self, limits: RetryLimits | None = None, table: DeclineTable | None = None):
         self.limits = limits or RetryLimits()
         self.table = table or load_decline_table()
+        # decision key -> (explanation, source), for the limits they were worded with
+        self._text_memo: dict[tuple[Hashable, ...], tuple[str, str]] = {}
+        self._text_memo_limits = self.limits
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_text_memo": {}}  # the memo is a cache: not worth storing
+
+    def __setstate__(self, state: dict) -> None:
+        # rules pickled before the memo existed have neither attribute
+        self.__dict__.update({"_text_memo": {}, "_text_memo_limits": state.get("limits"), **state})
 
     # -- single event ------------------------------------------------------------------
     def decide(
@@ -106,17 +148,18 @@ class RetryRules:
     ) -> RetryDecision:
         """One decision; the same computation as ``decide_many`` on a one-row frame."""
         self.table.check_processor(processor)
-        events = pd.DataFrame(
+        one = [processor, payment_method, card_brand, decline_code, merchant_advice_code]
+        events = pd.DataFrame(  # object columns given as such: no per-column type inference
             {
-                "event_id": ["event"],
-                "processor": [processor],
-                "payment_method": [payment_method],
-                "card_brand": [card_brand],
-                "decline_code": pd.Series([decline_code], dtype="object"),
-                "merchant_advice_code": pd.Series([merchant_advice_code], dtype="object"),
+                "event_id": np.array(["event"], dtype=object),
+                **{
+                    name: np.array([value], dtype=object)
+                    for name, value in zip(EVENT_COLUMNS[1:6], one, strict=True)
+                },
                 "failed_at": [failed_at],
                 "card_updated": [card_updated],
-            }
+            },
+            copy=False,
         )
         previous = pd.DataFrame(
             {
@@ -124,7 +167,7 @@ class RetryRules:
                 "attempted_at": list(previous_attempts),
             }
         )
-        row = self.decide_many(events, previous).iloc[0]
+        row = {name: column[0] for name, column in self._decide_columns(events, previous).items()}
         not_before = row["not_before"]
         return RetryDecision(
             category=str(row["category"]),
@@ -146,43 +189,54 @@ class RetryRules:
 
         Columns: the ``RetryDecision`` fields plus ``known`` and ``code`` (normalized).
         """
+        columns = self._decide_columns(events, previous_attempts)
+        return pd.DataFrame(columns, index=events.index, copy=False)
+
+    def _decide_columns(
+        self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None
+    ) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
+        """The columns of ``decide_many``, in order, as arrays in the row order of ``events``."""
         ev = self._prepare_events(events)
         counts = self._attempt_counts(ev, previous_attempts)
         lim = self.limits
         rows = self.table.rows
 
-        code = self.table.classify(ev["processor"], ev["decline_code"])
-        mac_raw = ev["merchant_advice_code"].where(ev["payment_method"] == "card")
-        mac = self.table.classify(pd.Series("mastercard_mac", index=ev.index), mac_raw)
-        mac_known = mac["known"].to_numpy()
-        mac_ret = mac["retryable"].to_numpy()
+        method = ev.payment_method
+        is_card = method == "card"
+        code = self.table.classify_columns(
+            pd.Series(ev.processor, index=ev.index, copy=False), ev.decline_code
+        )
+        mac_code = ev.merchant_advice_code
+        mac = self.table.classify_columns(
+            pd.Series("mastercard_mac", index=ev.index),
+            mac_code if is_card.all() else mac_code.where(is_card),  # MACs are card-only
+        )
+        mac_known = mac["known"]
+        mac_ret = mac["retryable"]
         mac_stop = mac_known & (mac_ret == "no")
         mac_update = mac_known & (mac_ret == "after_update")
         mac_later = mac_known & (mac_ret == "yes")
 
-        hard = code["category"].isin(HARD_CATEGORIES).to_numpy()
+        hard = _among(code["category"], HARD_CATEGORIES)
         overriding = (mac_stop | mac_update) & ~hard
         category = np.where(overriding, mac["category"], code["category"])
-        base = code["retryable"].to_numpy()
+        base = code["retryable"]
         retryable = np.select(
             [mac_stop, mac_update & (base != "no")], ["no", "after_update"], default=base
         )
-        updated = ev["card_updated"].to_numpy()
+        updated = ev.card_updated
         needs_update = (retryable == "after_update") & ~updated
-        known = code["known"].to_numpy()
+        known = code["known"]
 
-        method = ev["payment_method"].to_numpy()
-        brand = ev["card_brand"].to_numpy()
-        is_card = method == "card"
+        brand = ev.card_brand
         visa, mastercard = is_card & (brand == "visa"), is_card & (brand == "mastercard")
         other_card = is_card & ~visa & ~mastercard
         ach, sepa, bacs = method == "ach_debit", method == "sepa_debit", method == "bacs_debit"
 
-        n_prev = counts["n_prev"].to_numpy()
-        in_30d = counts["n_30d"].to_numpy() + 1
-        in_24h = counts["n_24h"].to_numpy() + 1
-        failed_at = ev["failed_at"]
-        age = (failed_at - counts["first_at"]).to_numpy()
+        n_prev = counts["n_prev"]
+        in_30d = counts["n_30d"] + 1
+        in_24h = counts["n_24h"] + 1
+        age = ev.failed_at.to_numpy(dtype="datetime64[ns]") - counts["first_at"]
         day = np.timedelta64(1, "D")
         window_over = (ach & (age >= lim.ach_reinitiation_window_days * day)) | (
             bacs & (age >= lim.bacs_representment_window_days * day)
@@ -203,10 +257,10 @@ class RetryRules:
         max_retries = np.where(retryable == "no", 0, max_retries).astype("int64")
 
         mac_wait = rows["wait_hours"].to_numpy(dtype="float64", na_value=np.nan)[
-            np.maximum(mac["table_row"].to_numpy(), 0)
+            np.maximum(mac["table_row"], 0)
         ]
         mac_wait = np.where(np.isnan(mac_wait), lim.mac02_wait_hours, mac_wait)
-        wait_h = np.full(len(ev), lim.min_spacing_hours)
+        wait_h = np.full(len(ev.index), lim.min_spacing_hours)
         wait_h = np.where(mac_later, np.maximum(wait_h, mac_wait), wait_h)
         wait_h = np.where(~known, np.maximum(wait_h, lim.unknown_min_wait_hours), wait_h)
         wait_h = np.where(
@@ -214,8 +268,8 @@ class RetryRules:
             np.maximum(wait_h, 24.0),
             wait_h,
         )
-        not_before = failed_at + pd.to_timedelta(wait_h, unit="h")
-        not_before = not_before.where(max_retries > 0)
+        not_before = ev.failed_at.array + pd.to_timedelta(wait_h, unit="h").array
+        not_before[max_retries <= 0] = pd.NaT
 
         allowed = (retryable != "no") & (max_retries > 0) & ~needs_update
         cap_rule = np.select(
@@ -259,28 +313,97 @@ class RetryRules:
             ],
             default="retry_allowed",
         )
-        out = pd.DataFrame(
-            {
-                "category": category,
-                "retryable": retryable,
-                "allowed": allowed,
-                "max_additional_retries": max_retries,
-                "not_before": not_before,
-                "needs_update_first": needs_update,
-                "rule": rule,
-            },
-            index=ev.index,
-        )
         code_source = np.where(
             known,
-            rows["source"].to_numpy()[np.maximum(code["table_row"].to_numpy(), 0)],
+            rows["source"].to_numpy()[np.maximum(code["table_row"], 0)],
             np.where(mac_known, src.MAC_SOURCE, src.PRODUCT_SOURCE),
         )
-        out["source"] = rule_sources(rule, cap_rule, code_source)
-        out["explanation"] = explain(lim, ev, code, out, cap_rule, in_30d, n_prev, mac_wait)
-        out["known"] = known
-        out["code"] = code["code"]
-        return out[[*DECISION_COLUMNS, "known", "code"]]
+        explanation, source = self._texts(
+            {
+                "processor": ev.processor,
+                "code": code["code"],
+                "category": category,
+                "retryable": retryable,
+                "rule": rule,
+                "cap_rule": cap_rule,
+                "code_source": code_source,
+                "in_30d": in_30d,
+                "n_prev": n_prev,
+                "mac_wait": mac_wait,
+            },
+            lim,
+        )
+        return {
+            "category": category,
+            "retryable": retryable,
+            "allowed": allowed,
+            "max_additional_retries": max_retries,
+            "not_before": not_before,
+            "needs_update_first": needs_update,
+            "rule": rule,
+            "explanation": explanation,
+            "source": source,
+            "known": known,
+            "code": code["code"],
+        }
+
+    def _texts(
+        self, parts: dict[str, np.ndarray], lim: RetryLimits
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Explanation and source of each decision (``parts``: what the wording reads).
+
+        Both depend on nothing but these parts and the limits, so each distinct decision
+        is worded once; short inputs also keep a memo of the decisions already worded (a
+        warm API call words nothing).
+        """
+        n = len(parts["rule"])
+        if not 0 < n <= SMALL_INPUT_ROWS:  # word each distinct decision once
+            combination = _combination_ids(list(parts.values()))
+            first = np.unique(combination, return_index=True)[1]
+            explanation, source = self._word(
+                {name: part[first] for name, part in parts.items()}, lim
+            )
+            return explanation[combination], source[combination]
+        if self._text_memo_limits is not lim:  # limits replaced: the old texts may be wrong
+            self._text_memo, self._text_memo_limits = {}, lim
+        memo = self._text_memo
+        keys = list(zip(*(parts[name].tolist() for name in parts), strict=True))
+        found = [memo.get(key) for key in keys]
+        if None in found:
+            first: dict[tuple[Hashable, ...], int] = {}
+            for i, (key, hit) in enumerate(zip(keys, found, strict=True)):
+                if hit is None:
+                    first.setdefault(key, i)
+            at = np.fromiter(first.values(), dtype="int64", count=len(first))
+            explanation, source = self._word({name: part[at] for name, part in parts.items()}, lim)
+            new = dict(
+                zip(first, zip(explanation.tolist(), source.tolist(), strict=True), strict=True)
+            )
+            found = [
+                hit if hit is not None else new[key] for key, hit in zip(keys, found, strict=True)
+            ]
+            if len(memo) + len(new) > TEXT_MEMO_MAX_ENTRIES:
+                memo.clear()
+            memo.update(new)
+        explanation, source = zip(*found, strict=True)
+        return np.array(explanation, dtype=object), np.array(source, dtype=object)
+
+    @staticmethod
+    def _word(parts: dict[str, np.ndarray], lim: RetryLimits) -> tuple[np.ndarray, np.ndarray]:
+        """``wording.explain`` and ``wording.rule_sources`` of every row of ``parts``."""
+        index = pd.RangeIndex(len(parts["rule"]))
+        explanation = explain(
+            lim,
+            pd.DataFrame({"processor": parts["processor"]}, index=index),
+            pd.DataFrame({"code": parts["code"]}, index=index),
+            pd.DataFrame({name: parts[name] for name in ("category", "retryable", "rule")}),
+            parts["cap_rule"],
+            parts["in_30d"],
+            parts["n_prev"],
+            parts["mac_wait"],
+        )
+        source = rule_sources(parts["rule"], parts["cap_rule"], parts["code_source"])
+        return explanation.to_numpy(dtype=object), np.asarray(source, dtype=object)
 
     def schedule_violations(
         self,
@@ -296,38 +419,52 @@ class RetryRules:
         return find_violations(self, events, decisions, retries, previous_attempts, messages)
 
     # -- helpers -----------------------------------------------------------------------
-    def _prepare_events(self, events: pd.DataFrame) -> pd.DataFrame:
+    def _prepare_events(self, events: pd.DataFrame) -> _Events:
         missing = [c for c in EVENT_COLUMNS if c not in events.columns]
         if missing:
             raise ValueError(f"events: missing column(s) {missing}")
-        if events["event_id"].isna().any() or events["event_id"].duplicated().any():
-            dup = events.index[events["event_id"].isna() | events["event_id"].duplicated()]
+        ids = pd.Index(events["event_id"])
+        if ids.hasnans or not ids.is_unique:
+            event_id = events["event_id"]
+            dup = events.index[event_id.isna() | event_id.duplicated()]
             raise ValueError(f"events: event_id missing or repeated at row(s) {dup.tolist()[:10]}")
-        ev = events[list(EVENT_COLUMNS)].copy()
-        ev["processor"] = ev["processor"].astype("string").str.strip().str.casefold()
-        bad = ~ev["processor"].isin(self.table.vocabularies).fillna(False)
+        processor = _clean_tokens(events["processor"])
+        bad = ~_among(processor, self.table.vocabularies)
         if bad.any():
             raise ValueError(
-                f"events: unknown processor at row(s) {ev.index[bad].tolist()[:10]}; "
+                f"events: unknown processor at row(s) {events.index[bad].tolist()[:10]}; "
                 f"expected one of {', '.join(self.table.vocabularies)}"
             )
-        ev["payment_method"] = ev["payment_method"].astype("string").str.strip().str.casefold()
-        bad = ~ev["payment_method"].isin(PAYMENT_METHODS).fillna(False)
+        method = _clean_tokens(events["payment_method"])
+        bad = ~_among(method, PAYMENT_METHODS)
         if bad.any():
             raise ValueError(
                 f"events: payment_method not one of {PAYMENT_METHODS} at row(s) "
-                f"{ev.index[bad].tolist()[:10]}"
+                f"{events.index[bad].tolist()[:10]}"
             )
-        ev["card_brand"] = ev["card_brand"].astype("string").str.strip().str.casefold().fillna("")
-        ev["failed_at"] = to_utc(ev["failed_at"], "events.failed_at")
-        updated = events["card_updated"] if "card_updated" in events else False
-        ev["card_updated"] = pd.Series(updated, index=ev.index).fillna(False).astype(bool)
-        return ev
+        brand = _clean_tokens(events["card_brand"], missing="")
+        failed_at = to_utc(events["failed_at"], "events.failed_at")
+        if "card_updated" in events and events["card_updated"].dtype == bool:
+            updated = events["card_updated"].to_numpy()
+        else:
+            given = events["card_updated"] if "card_updated" in events else False
+            updated = pd.Series(given, index=events.index).fillna(False).astype(bool).to_numpy()
+        return _Events(
+            index=events.index,
+            ids=ids,
+            processor=processor,
+            payment_method=method,
+            card_brand=brand,
+            decline_code=events["decline_code"],
+            merchant_advice_code=events["merchant_advice_code"],
+            failed_at=failed_at,
+            card_updated=updated,
+        )
 
-    def _attempt_counts(self, ev: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    def _attempt_counts(self, ev: _Events, previous: pd.DataFrame | None) -> dict[str, np.ndarray]:
         """Per event: previous attempts in total, in the last 30 days / 24 hours, first one."""
-        n = len(ev)
-        failed = ev["failed_at"].to_numpy(dtype="datetime64[ns]")
+        n = len(ev.index)
+        failed = ev.failed_at.to_numpy(dtype="datetime64[ns]")
         counts = {
             "n_prev": np.zeros(n, "int64"),
             "n_30d": np.zeros(n, "int64"),
@@ -338,7 +475,7 @@ class RetryRules:
             for column in ("event_id", "attempted_at"):
                 if column not in previous.columns:
                     raise ValueError(f"previous_attempts: missing column {column!r}")
-            pos = pd.Index(ev["event_id"]).get_indexer(previous["event_id"])
+            pos = ev.ids.get_indexer(previous["event_id"])
             if (pos < 0).any():
                 orphan = previous["event_id"].to_numpy()[pos < 0]
                 raise ValueError(
@@ -354,12 +491,36 @@ class RetryRules:
                 )
             keep = gap > np.timedelta64(0)  # an entry at failed_at is the failed charge itself
             pos, at, gap = pos[keep], at[keep], gap[keep]
-            counts["n_prev"] = np.bincount(pos, minlength=n)
-            counts["n_30d"] = np.bincount(pos, weights=gap < np.timedelta64(30, "D"), minlength=n)
-            counts["n_24h"] = np.bincount(pos, weights=gap < np.timedelta64(24, "h"), minlength=n)
+            counts["n_prev"] = np.bincount(pos, minlength=n).astype("int64")
+            for name, span in (
+                ("n_30d", np.timedelta64(30, "D")),
+                ("n_24h", np.timedelta64(24, "h")),
+            ):
+                counts[name] = np.bincount(pos, weights=gap < span, minlength=n).astype("int64")
             np.minimum.at(counts["first_at"], pos, at)
-        out = pd.DataFrame(counts, index=ev.index)
-        for column in ("n_prev", "n_30d", "n_24h"):
-            out[column] = out[column].astype("int64")
-        out["first_at"] = pd.to_datetime(out["first_at"], utc=True)
-        return out
+        return counts
+
+
+def _clean_tokens(values: pd.Series, missing: str | None = None) -> np.ndarray:
+    """``values.astype("string").str.strip().str.casefold()`` as an object array, worked
+    out once per distinct value (a column holds a handful); missing values give ``missing``."""
+    codes, uniques = pd.factorize(values)
+    done = [str(value).strip().casefold() for value in uniques]
+    return np.array([*done, missing], dtype=object)[codes]
+
+
+def _combination_ids(columns: list[np.ndarray]) -> np.ndarray:
+    """Number the distinct rows of ``columns`` in order of appearance; missing is a value."""
+    combined = np.zeros(len(columns[0]), dtype="int64")
+    for column in columns:
+        codes, uniques = pd.factorize(column, use_na_sentinel=False)
+        combined = pd.factorize(combined * max(len(uniques), 1) + codes)[0]
+    return combined
+
+
+def _among(values: np.ndarray, allowed: Iterable[str]) -> np.ndarray:
+    """Membership for object arrays that may hold ``None`` (``np.isin`` may sort them)."""
+    found = np.zeros(len(values), dtype=bool)
+    for name in allowed:
+        found |= values == name
+    return found

@@ -10,13 +10,20 @@ spaces or hyphens instead of underscores (``Insufficient Funds``), ``2001.0`` fr
 float column, ``ARUDD-0`` for Bacs ``0``, ``R1`` for ACH ``R01`` and ``5`` for Visa
 ``05`` all find their row; a code that is not in the table maps to ``other`` with
 ``known=False`` and is never guessed.
+
+``classify`` works on the distinct (processor, code) pairs of a call. Short calls (the
+API's one to a few events) are answered from a bounded memo of the pairs seen before, so
+a warm call costs dict lookups rather than a dozen pandas string operations.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,6 +63,12 @@ UNKNOWN_CATEGORY = "other"
 UNKNOWN_RETRYABLE = "yes"
 _RANGE = r"^(\d+)-(\d+)$"
 _SEP = "\x1f"  # joins vocabulary and code into one lookup key
+# Inputs up to this many rows are classified through the memo (per-row dict lookups);
+# longer ones by the vectorized path, which is cheaper per row from a few dozen rows on.
+SMALL_INPUT_ROWS = 64
+# Distinct (processor, code) inputs remembered per table; when full the memo starts over.
+MEMO_MAX_ENTRIES = 4096
+CLASSIFIED_COLUMNS = ("category", "retryable", "known", "code", "raw_code", "table_row")
 
 
 class UnknownProcessorError(ValueError):
@@ -165,11 +178,22 @@ class DeclineTable:
             )
         self._keys = dict(zip(keys["processor"] + _SEP + keys["key"], keys["row"], strict=True))
         self.vocabularies = tuple(sorted(rows["processor"].unique()))
+        # (processor dtype, code dtype) -> {(processor key, code key): classified tuple}
+        self._memo: dict[tuple[Any, Any], dict[tuple[Hashable, Hashable], tuple]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_memo": {}}  # the memo is a cache: not worth storing
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"_memo": {}, **state})  # tables pickled before the memo existed
 
     # -- single lookups ---------------------------------------------------------------
     def check_processor(self, processor: str) -> str:
         """The normalized vocabulary name, or ``UnknownProcessorError`` naming the valid ones."""
-        name = normalize_processor(pd.Series([processor]))[0]
+        if isinstance(processor, str):  # the same steps as normalize_processor, without pandas
+            name = re.sub(r"[\s\-]+", "_", processor.strip().casefold())
+        else:
+            name = normalize_processor(pd.Series([processor]))[0]
         if pd.isna(name) or name not in self.vocabularies:
             raise UnknownProcessorError(
                 f"unknown processor {processor!r}; expected one of {', '.join(self.vocabularies)}"
@@ -210,10 +234,83 @@ class DeclineTable:
         and ``table_row`` (row of ``rows``, -1 when unknown). Unknown processors and codes
         give ``other`` with ``known=False``; nothing raises.
         """
+        return pd.DataFrame(self.classify_columns(processor, code), index=code.index, copy=False)
+
+    def classify_columns(
+        self, processor: pd.Series, code: pd.Series
+    ) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
+        """``classify`` as a dict of column arrays (row order of the inputs), without a frame.
+
+        Short inputs (up to ``SMALL_INPUT_ROWS``) are answered from a memo of the distinct
+        pairs seen before, so a warm call costs a few dict lookups; the pairs not in the memo
+        go through the vectorized path once. Both give the same values and dtypes.
+        """
         if not processor.index.equals(code.index):
             raise ValueError("classify: processor and code must share one index")
-        proc = _on_uniques(normalize_processor, processor.astype("string"))
-        key = _on_uniques(normalize_codes, proc, code.astype("string"))
+        if 0 < len(code) <= SMALL_INPUT_ROWS:
+            columns = self._classify_memo(processor, code)
+            if columns is not None:
+                return columns
+        return self._classify_vectorized(processor, code)
+
+    def _classify_memo(
+        self, processor: pd.Series, code: pd.Series
+    ) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray] | None:
+        """Memo path of ``classify_columns``; ``None`` when a value cannot be a dict key."""
+        # the result depends on the value and on the dtype it is spelled in (2001 vs 2001.0)
+        memo = self._memo.setdefault((processor.dtype, code.dtype), {})
+        try:
+            keys = [
+                (_memo_key(p), _memo_key(c))
+                for p, c in zip(processor.tolist(), code.tolist(), strict=True)
+            ]
+            found = [memo.get(key) for key in keys]
+        except TypeError:  # unhashable values: leave them to the vectorized path
+            return None
+        if None in found:
+            first: dict[tuple[Hashable, Hashable], int] = {}
+            for i, (key, hit) in enumerate(zip(keys, found, strict=True)):
+                if hit is None:
+                    first.setdefault(key, i)
+            at = list(first.values())
+            done = self._classify_vectorized(processor.iloc[at], code.iloc[at])
+            rows = zip(*(done[c].tolist() for c in CLASSIFIED_COLUMNS), strict=True)
+            new = dict(zip(first, rows, strict=True))
+            found = [
+                hit if hit is not None else new[key] for key, hit in zip(keys, found, strict=True)
+            ]
+            if len(memo) + len(new) > MEMO_MAX_ENTRIES:
+                memo.clear()
+            memo.update(new)
+        category, retryable, known, table_code, raw, row = zip(*found, strict=True)
+        return {
+            "category": np.array(category, dtype=object),
+            "retryable": np.array(retryable, dtype=object),
+            "known": np.array(known, dtype=bool),
+            "code": pd.array(table_code, dtype="string"),
+            "raw_code": pd.array(raw, dtype="string"),
+            "table_row": np.array(row, dtype="int64"),
+        }
+
+    def _classify_vectorized(
+        self, processor: pd.Series, code: pd.Series
+    ) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
+        """Classify each distinct (processor, code) text once, then spread to the rows."""
+        proc_text, code_text = processor.astype("string"), code.astype("string")
+        pair = _pair_ids(proc_text.to_numpy(), code_text.to_numpy())
+        first = np.unique(pair, return_index=True)[1]  # pair ids number first appearances
+        done = self._classify_distinct(
+            proc_text.iloc[first].reset_index(drop=True),
+            code_text.iloc[first].reset_index(drop=True),
+        )
+        return {name: values[pair] for name, values in done.items()}
+
+    def _classify_distinct(
+        self, processor: pd.Series, code: pd.Series
+    ) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
+        """The classification itself, on ``string`` columns (of distinct pairs)."""
+        proc = normalize_processor(processor)
+        key = normalize_codes(proc, code)
         row = (proc + _SEP + key).map(self._keys).to_numpy(dtype="float64", na_value=np.nan)
         number = pd.to_numeric(key, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         for rng in self._ranges.itertuples():
@@ -227,39 +324,39 @@ class DeclineTable:
         known = ~np.isnan(row)
         row_int = np.where(known, row, -1).astype("int64")
         take = np.where(known, row_int, 0)
-        raw = code.astype("string").str.strip()
+        raw = code.str.strip()
         raw = raw.mask(raw == "")
+        raw_values = raw.to_numpy(dtype="object")
         table_code = self.rows["code"].to_numpy()[take]
         in_range = known & self._is_range[take]
-        out = pd.DataFrame(
-            {
-                "category": np.where(
-                    known, self.rows["category"].to_numpy()[take], UNKNOWN_CATEGORY
-                ),
-                "retryable": np.where(
-                    known, self.rows["retryable"].to_numpy()[take], UNKNOWN_RETRYABLE
-                ),
-                "known": known,
-                "code": np.where(known & ~in_range, table_code, raw.to_numpy(dtype="object")),
-                "raw_code": raw.to_numpy(dtype="object"),
-                "table_row": row_int,
-            },
-            index=code.index,
-        )
-        out["code"] = out["code"].astype("string")
-        out["raw_code"] = out["raw_code"].astype("string")
-        return out
+        return {
+            "category": np.where(known, self.rows["category"].to_numpy()[take], UNKNOWN_CATEGORY),
+            "retryable": np.where(
+                known, self.rows["retryable"].to_numpy()[take], UNKNOWN_RETRYABLE
+            ),
+            "known": known,
+            "code": pd.array(np.where(known & ~in_range, table_code, raw_values), dtype="string"),
+            "raw_code": pd.array(raw_values, dtype="string"),
+            "table_row": row_int,
+        }
 
 
-def _on_uniques(normalize, *columns: pd.Series) -> pd.Series:
-    """Apply a row-wise string normalization once per distinct input (codes repeat a lot)."""
-    joined = columns[0].fillna("\x00")
-    for column in columns[1:]:
-        joined = joined + _SEP + column.fillna("\x00")
-    inverse, _ = pd.factorize(joined)
-    first = np.unique(inverse, return_index=True)[1]
-    done = normalize(*(column.iloc[first].reset_index(drop=True) for column in columns))
-    return pd.Series(done.to_numpy()[inverse], index=columns[0].index, dtype="string")
+def _memo_key(value: Any) -> Hashable:
+    """A dict key for one input value: every kind of missing is one key, and the type is
+    part of the key so that 1, 1.0 and True (equal in Python) stay apart."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    return (type(value), value)
+
+
+def _pair_ids(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Number the distinct (first, second) pairs in order of appearance; missing is a value."""
+    first_id, first_values = pd.factorize(first, use_na_sentinel=False)
+    second_id, second_values = pd.factorize(second, use_na_sentinel=False)
+    combined = first_id.astype("int64") * max(len(second_values), 1) + second_id
+    return pd.factorize(combined)[0]
 
 
 def _unknown_text(code: str | None) -> str:

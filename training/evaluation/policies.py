@@ -7,9 +7,10 @@ import pandas as pd
 from training.policy.baselines import fixed_schedule, no_action, rules_baseline
 from training.policy.config import PolicyConfig
 from training.policy.decider import ModelDecider
+from training.policy.message_search import plan_messages
 from training.policy.schedule import Schedules
 from training.policy.scorer import past_rows
-from training.policy.search import plan_messages, plan_retries, retry_windows
+from training.policy.search import plan_retries, retry_windows
 
 POLICIES = ("learned", "fixed", "rules", "no_action", "oracle")
 

@@ -151,7 +151,7 @@ def run_evaluation(
             "decline category": decisions["category"].reset_index(drop=True),
             "processor": sample["processor"],
             "country": sample["country"].fillna("unknown"),
-            "customer segment": pd.Series(_segments(features.loc[sample["event_id"]])),
+            "customer segment": pd.Series(_segments(features.features.loc[sample["event_id"]])),
         }
         tables = {name: breakdown(values, g, settings.min_group) for name, g in groups.items()}
         metrics["breakdowns"] = {

@@ -49,7 +49,11 @@ CUSTOMER_FEATURES = (
 
 def _seconds(ts: pd.Series) -> np.ndarray:
     """Epoch seconds (int64); missing times become the minimum int64."""
-    values = to_ns(ts)
+    return _ns_to_seconds(to_ns(ts))
+
+
+def _ns_to_seconds(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.int64)
     return np.where(values == np.iinfo(np.int64).min, values, values // 10**9)
 
 
@@ -148,9 +152,27 @@ def customer_features(
     """
     if index is None:
         index = CustomerIndex.build(log, history_start)
+    columns = customer_columns(
+        decisions["customer_id"].to_numpy(),
+        to_ns(decisions["as_of"]),
+        to_ns(decisions["signup_at"]),
+        index,
+    )
+    values = np.column_stack(list(columns.values())) if len(decisions) else None
+    return pd.DataFrame(values, index=decisions.index, columns=list(columns), dtype=float)
+
+
+def customer_columns(
+    customer_ids: np.ndarray, as_of_ns: np.ndarray, signup_ns: np.ndarray, index: CustomerIndex
+) -> dict[str, np.ndarray]:
+    """:data:`CUSTOMER_FEATURES` (in that order) as float arrays, one value per decision.
+
+    ``as_of_ns`` and ``signup_ns`` are UTC int64 nanoseconds (NaT allowed for signup);
+    the numpy core of :func:`customer_features`, for callers that build one frame.
+    """
     sums = index.sums
-    codes = index.customers.get_indexer(decisions["customer_id"]).astype(np.int64)
-    as_of = _seconds(decisions["as_of"])
+    codes = index.customers.get_indexer(customer_ids).astype(np.int64)
+    as_of = _ns_to_seconds(as_of_ns)
     known = codes >= 0
     now = np.where(known, _lookup(index.log_codes, index.log_keys, codes, as_of), -1)
     year_ago = np.where(known, _lookup(index.log_codes, index.log_keys, codes, as_of - YEAR_S), -1)
@@ -176,14 +198,14 @@ def customer_features(
     act_hour, act_r = _circular_mean(
         at(now, "act_hour_cos"), at(now, "act_hour_sin"), activity, 24.0
     )
-    signup = _seconds(decisions["signup_at"]).astype(float)
+    signup = _ns_to_seconds(signup_ns).astype(float)
     signup[signup == float(np.iinfo(np.int64).min)] = np.nan
     start = index.history_start
     if np.isnan(start):
         start = float(as_of.min()) if len(as_of) else 0.0
     observed_days = (as_of - np.fmax(signup, start)) / 86400.0
     with np.errstate(invalid="ignore", divide="ignore"):
-        features = {
+        return {
             "cust_tenure_days": (as_of - signup) / 86400.0,
             "cust_observed_days": observed_days,
             "cust_failures_per_year": failures / np.maximum(observed_days, 30.0) * 365.0,
@@ -213,4 +235,3 @@ def customer_features(
             "cust_sms_sent": sms_sent,
             "cust_sms_click_rate": np.where(sms_sent > 0, at(now, "sms_click") / sms_sent, np.nan),
         }
-    return pd.DataFrame(features, index=decisions.index)[list(CUSTOMER_FEATURES)]

@@ -40,78 +40,122 @@ STATE_FEATURES = (
 UPDATE_PLAUSIBLE_HOURS = 24.0
 
 
-def _hours(ts: pd.Series) -> np.ndarray:
-    return to_ns(ts) / 3.6e12
+def _group_starts(codes_sorted: np.ndarray) -> np.ndarray:
+    """Per row of a group-sorted array: the index of its group's first row."""
+    n = len(codes_sorted)
+    new = np.ones(n, dtype=bool)
+    new[1:] = codes_sorted[1:] != codes_sorted[:-1]
+    return np.maximum.accumulate(np.where(new, np.arange(n), 0))
 
 
-def _earlier_count(frame: pd.DataFrame, flag: np.ndarray, by: list[str]) -> np.ndarray:
-    """Rows earlier in the (sorted) group with ``flag`` set."""
-    counts = pd.Series(flag.astype(np.int64), index=frame.index).groupby(
-        [frame[c] for c in by], sort=False
-    ).cumsum()
-    return counts.to_numpy() - flag.astype(np.int64)
+def _earlier_count(flag: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Rows earlier in the same group (rows sorted, ``first``: group start) with ``flag``."""
+    before = np.cumsum(flag) - flag
+    return (before - before[first]).astype(float)
 
 
-def _earlier_last(frame: pd.DataFrame, hours: np.ndarray, flag: np.ndarray) -> np.ndarray:
-    """Time (hours) of the latest earlier row of the same key with ``flag`` (NaN if none)."""
-    values = pd.Series(np.where(flag, hours, np.nan), index=frame.index)
-    previous = values.groupby(frame["key"], sort=False).shift(1)
-    return previous.groupby(frame["key"], sort=False).ffill().to_numpy()
+def _earlier_last(hours: np.ndarray, flag: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Time (hours) of the latest earlier row of the same group with ``flag`` (NaN if none)."""
+    n = len(hours)
+    latest = np.maximum.accumulate(np.where(flag, np.arange(n), -1))
+    previous = np.concatenate([[-1], latest[:-1]]) if n else latest
+    found = previous >= first
+    return np.where(found, hours[np.maximum(previous, 0)], np.nan)
+
+
+def _group_min(values: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Per row: the minimum of ``values`` over its group (NaN where the group has none)."""
+    starts = np.unique(first)
+    filled = np.where(np.isnan(values), np.inf, values)
+    lowest = np.minimum.reduceat(filled, starts) if len(starts) else filled[:0]
+    out = lowest[np.searchsorted(starts, first)]
+    return np.where(np.isinf(out), np.nan, out)
 
 
 def timeline_state(timeline: pd.DataFrame) -> pd.DataFrame:
     """State features of the candidate rows (index: the timeline's index)."""
-    order = timeline["kind"].map(KIND_ORDER).to_numpy()
-    frame = timeline.assign(_order=order).sort_values(["key", "t", "_order"], kind="stable")
-    hours = _hours(frame["t"])
-    kind = frame["kind"].to_numpy()
-    original = kind == "original"
-    attempt = original | (kind == "retry")
-    message = kind == "message"
-    update = message & (frame["template"].to_numpy() == UPDATE_TEMPLATE)
+    wanted, columns = timeline_state_arrays(timeline)
+    return pd.DataFrame(columns, index=timeline.index[wanted])
 
-    start = pd.Series(np.where(original, hours, np.nan), index=frame.index)
-    start = start.groupby(frame["key"], sort=False).transform("min").to_numpy()
-    last_attempt = _earlier_last(frame, hours, attempt)
-    last_message = _earlier_last(frame, hours, message)
-    last_update = _earlier_last(frame, hours, update)
-    template_key = frame["template"].fillna("").to_numpy()
-    state = pd.DataFrame(
-        {
-            "hours_since_failure": hours - start,
-            "retries_before": _earlier_count(frame, kind == "retry", ["key"]),
-            "hours_since_last_attempt": hours - last_attempt,
-            "messages_before": _earlier_count(frame, message, ["key"]),
-            "hours_since_last_message": hours - last_message,
-            "update_requests_before": _earlier_count(frame, update, ["key"]),
-            "hours_since_update_request": hours - last_update,
-            "same_template_before": np.where(
-                message,
-                _earlier_count(frame.assign(_tpl=template_key), message, ["key", "_tpl"]),
-                np.nan,
-            ),
-        },
-        index=frame.index,
+
+def timeline_state_arrays(timeline: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Positions of the candidate rows in the timeline, and their state features.
+
+    Rows are ordered by key, time and kind (original, retry, message; ties keep the
+    timeline's order); all group arithmetic is numpy over that order, because the policy
+    calls this in its inner loop and training on millions of rows.
+    """
+    return state_of_rows(
+        timeline["key"].to_numpy(),
+        to_ns(timeline["t"]),
+        timeline["kind"].to_numpy(),
+        timeline["template"].to_numpy(dtype=object),
+        timeline["candidate"].to_numpy(dtype=bool),
     )
-    first_update = pd.Series(np.where(update, hours, np.nan), index=frame.index)
-    first_update = first_update.groupby(frame["key"], sort=False).transform("min").to_numpy()
-    state["card_update_likely"] = (hours - first_update >= UPDATE_PLAUSIBLE_HOURS).astype(float)
-    candidate = frame["candidate"].to_numpy(dtype=bool)
-    return state[candidate].reindex(timeline.index[timeline["candidate"].to_numpy(dtype=bool)])[
-        list(STATE_FEATURES)
-    ]
+
+
+def state_of_rows(
+    key: np.ndarray, ns: np.ndarray, kind: np.ndarray, template: np.ndarray, candidate: np.ndarray
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:func:`timeline_state_arrays` of a timeline given as its columns (t as int64 ns)."""
+    key_code = pd.factorize(key)[0]
+    kind_all = kind
+    order_code = np.select(
+        [kind_all == "original", kind_all == "retry"], [0, 1], KIND_ORDER["message"]
+    )
+    order = np.lexsort((order_code, ns, key_code))
+    key = key_code[order]
+    hours = ns[order] / 3.6e12
+    kind = kind_all[order]
+    template = np.asarray(template, dtype=object)[order]
+    first = _group_starts(key)
+    original = kind == "original"
+    retry = kind == "retry"
+    attempt = original | retry
+    message = kind == "message"
+    update = message & (template == UPDATE_TEMPLATE)
+
+    start = _group_min(np.where(original, hours, np.nan), first)
+    first_update = _group_min(np.where(update, hours, np.nan), first)
+    template_code = pd.factorize(pd.Series(template).fillna("").to_numpy())[0]
+    by_template = np.lexsort((np.arange(len(key)), template_code, key))
+    same = np.empty(len(key))
+    same[by_template] = _earlier_count(
+        message[by_template], _group_starts(key[by_template] * (template_code.max(initial=0) + 1) + template_code[by_template])
+    )
+    columns = {
+        "hours_since_failure": hours - start,
+        "retries_before": _earlier_count(retry, first),
+        "hours_since_last_attempt": hours - _earlier_last(hours, attempt, first),
+        "messages_before": _earlier_count(message, first),
+        "hours_since_last_message": hours - _earlier_last(hours, message, first),
+        "update_requests_before": _earlier_count(update, first),
+        "hours_since_update_request": hours - _earlier_last(hours, update, first),
+        "same_template_before": np.where(message, same, np.nan),
+        "card_update_likely": (hours - first_update >= UPDATE_PLAUSIBLE_HOURS).astype(float),
+    }
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    wanted = np.flatnonzero(np.asarray(candidate, dtype=bool))  # candidate rows, in order
+    at = position[wanted]
+    return wanted, {name: values[at] for name, values in columns.items()}
 
 
 def _latest_before(
-    group: np.ndarray, times: np.ndarray, query_group: np.ndarray, query_t: np.ndarray
+    group: np.ndarray,
+    times: np.ndarray,
+    query_group: np.ndarray,
+    query_t: np.ndarray,
+    side: str = "left",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For each query: how many of its group's times are strictly earlier, and the
-    latest of them (NaN if none). ``group``/``times`` sorted by (group, time)."""
+    """For each query: how many of its group's times are strictly earlier (``side``
+    "right": earlier or at the same time), and the latest of them (NaN if none).
+    ``group``/``times`` sorted by (group, time)."""
     if len(times) == 0:
         return np.zeros(len(query_t)), np.full(len(query_t), np.nan)
     span = np.float64(1e7)  # hours: keys are group * span + time (times << span)
     keys = group * span + times
-    position = np.searchsorted(keys, query_group * span + query_t, side="left")
+    position = np.searchsorted(keys, query_group * span + query_t, side=side)
     first = np.searchsorted(keys, query_group * span - span / 2, side="left")
     count = position - first
     latest = np.where(count > 0, times[np.maximum(position - 1, 0)], np.nan)
@@ -129,7 +173,8 @@ def grid_state(
     message_hours: np.ndarray,
     message_is_update: np.ndarray,
     nominal_gap_hours: float,
-) -> pd.DataFrame:
+    previous_retry_hours: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """:func:`timeline_state` of candidate retries, without building their timelines.
 
     The schedule search scores hundreds of candidate retry times per event, the k-th new
@@ -142,12 +187,15 @@ def grid_state(
     * per event: ``start`` (the original charge), ``last_attempt`` (the latest attempt
       already made), ``past_retries`` (retries already made);
     * planned messages: ``message_event``, ``message_hours``, ``message_is_update``,
-      sorted by event and time.
+      sorted by event and time;
+    * ``previous_retry_hours``: when the candidates belong to concrete schedules, the
+      time of the new retry just before each (NaN for the first); by default the k-th
+      sits ``nominal_gap_hours`` after a phantom (k-1)-th.
     """
     k = new_retries_before.astype(float)
-    previous_attempt = np.where(
-        k > 0, np.maximum(hours - nominal_gap_hours, last_attempt[event]), last_attempt[event]
-    )
+    if previous_retry_hours is None:
+        previous_retry_hours = np.where(k > 0, hours - nominal_gap_hours, np.nan)
+    previous_attempt = np.fmax(previous_retry_hours, last_attempt[event])
     n_msg, last_msg = _latest_before(message_event, message_hours, event, hours)
     upd_event = message_event[message_is_update]
     upd_hours = message_hours[message_is_update]
@@ -155,16 +203,66 @@ def grid_state(
     first_upd = np.full(len(start), np.nan)
     if len(upd_hours):
         np.fmin.at(first_upd, upd_event, upd_hours)
-    return pd.DataFrame(
-        {
-            "hours_since_failure": hours - start[event],
-            "retries_before": past_retries[event] + k,
-            "hours_since_last_attempt": hours - previous_attempt,
-            "messages_before": n_msg,
-            "hours_since_last_message": hours - last_msg,
-            "update_requests_before": n_upd,
-            "hours_since_update_request": hours - last_upd,
-            "same_template_before": np.nan,
-            "card_update_likely": (hours - first_upd[event] >= UPDATE_PLAUSIBLE_HOURS).astype(float),
-        }
-    )[list(STATE_FEATURES)]
+    return {
+        "hours_since_failure": hours - start[event],
+        "retries_before": past_retries[event] + k,
+        "hours_since_last_attempt": hours - previous_attempt,
+        "messages_before": n_msg,
+        "hours_since_last_message": hours - last_msg,
+        "update_requests_before": n_upd,
+        "hours_since_update_request": hours - last_upd,
+        "same_template_before": np.full(len(hours), np.nan),
+        "card_update_likely": (hours - first_upd[event] >= UPDATE_PLAUSIBLE_HOURS).astype(float),
+    }
+
+
+def message_state(
+    event: np.ndarray,
+    hours: np.ndarray,
+    template: np.ndarray,
+    start: np.ndarray,
+    attempt_event: np.ndarray,
+    attempt_hours: np.ndarray,
+    attempt_is_retry: np.ndarray,
+    message_event: np.ndarray,
+    message_hours: np.ndarray,
+    message_template: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """:func:`timeline_state` of candidate messages, each alone with its event's context.
+
+    The message search scores a few dozen (template, channel, time) candidates per event
+    and round against the attempts already made and the messages already chosen; this
+    computes their features without building a timeline per candidate (tested equal):
+
+    * per candidate: ``event`` (position), ``hours``, ``template``;
+    * per event: ``start`` (the original charge);
+    * attempts made (``attempt_*``) and messages chosen (``message_*``), each sorted by
+      event and time. An attempt at the candidate's very time counts as before it (the
+      timeline orders attempts before messages); a chosen message at that time does not.
+    """
+    n_att, last_att = _latest_before(attempt_event, attempt_hours, event, hours, side="right")
+    retry_event, retry_hours = attempt_event[attempt_is_retry], attempt_hours[attempt_is_retry]
+    n_retry, _ = _latest_before(retry_event, retry_hours, event, hours, side="right")
+    n_msg, last_msg = _latest_before(message_event, message_hours, event, hours)
+    update = message_template == UPDATE_TEMPLATE
+    n_upd, last_upd = _latest_before(message_event[update], message_hours[update], event, hours)
+    first_upd = np.full(len(start), np.nan)
+    if update.any():
+        np.fmin.at(first_upd, message_event[update], message_hours[update])
+    same = np.zeros(len(hours))
+    for name in np.unique(template):
+        mine, theirs = template == name, message_template == name
+        same[mine], _ = _latest_before(
+            message_event[theirs], message_hours[theirs], event[mine], hours[mine]
+        )
+    return {
+        "hours_since_failure": hours - start[event],
+        "retries_before": n_retry,
+        "hours_since_last_attempt": hours - last_att,
+        "messages_before": n_msg,
+        "hours_since_last_message": hours - last_msg,
+        "update_requests_before": n_upd,
+        "hours_since_update_request": hours - last_upd,
+        "same_template_before": same,
+        "card_update_likely": (hours - first_upd[event] >= UPDATE_PLAUSIBLE_HOURS).astype(float),
+    }

@@ -16,10 +16,16 @@ from training.features.customer import (
     CUSTOMER_FEATURES,
     MEAN_MONTH_DAYS,
     CustomerIndex,
-    customer_features,
+    customer_columns,
 )
 from training.features.dunning_state import STATE_FEATURES, timeline_state
-from training.features.invoice import INVOICE_CATEGORICAL, INVOICE_NUMERIC, invoice_features
+from training.features.invoice import (
+    INVOICE_CATEGORICAL,
+    INVOICE_NUMERIC,
+    dunning_start_ns,
+    invoice_columns,
+)
+from training.policy.timing import from_ns, to_ns
 
 TIME_FEATURES = (
     "local_hour",
@@ -51,48 +57,49 @@ def event_features(
     Customer features are taken as of the start of the dunning cycle (the earliest
     attempt of the invoice), so every decision of one invoice sees the same history.
     """
-    start = pd.to_datetime(events["failed_at"], utc=True)
-    if previous_attempts is not None and len(previous_attempts):
-        earliest = pd.to_datetime(previous_attempts["attempted_at"], utc=True).groupby(
-            previous_attempts["event_id"]
-        ).min()
-        start = pd.concat([start, events["event_id"].map(earliest)], axis=1).min(axis=1)
-    decisions = pd.DataFrame(
-        {
-            "customer_id": events["customer_id"].to_numpy(),
-            "as_of": start.to_numpy(),
-            "signup_at": pd.to_datetime(events["signup_at"], utc=True).to_numpy(),
-        },
-        index=events.index,
-    )
-    features = pd.concat(
-        [
-            invoice_features(events, previous_attempts, table),
-            customer_features(decisions, log, index=index),
-        ],
-        axis=1,
-    )
-    features.index = events["event_id"].to_numpy()
-    features["timezone"] = events["timezone"].fillna("UTC").to_numpy()
-    features["dunning_start"] = start.to_numpy()
-    return features
+    if index is None:
+        index = CustomerIndex.build(log)
+    start = dunning_start_ns(events, previous_attempts)
+    columns = {
+        **invoice_columns(events, previous_attempts, table),
+        **customer_columns(events["customer_id"].to_numpy(), start, to_ns(events["signup_at"]), index),
+        "timezone": events["timezone"].fillna("UTC").to_numpy(),
+        "dunning_start": from_ns(start),
+    }
+    return pd.DataFrame(columns, index=events["event_id"].to_numpy())
+
+
+def time_columns(
+    hour: np.ndarray,
+    weekday: np.ndarray,
+    day_of_month: np.ndarray,
+    days_to_month_end: np.ndarray,
+    pay_day_of_month: np.ndarray,
+    pay_weekday: np.ndarray,
+    active_hour: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The candidate-time features (:data:`TIME_FEATURES`) from the local calendar of the
+    candidate time and the customer's usual payday and active hour."""
+    return {
+        "local_hour": hour,
+        "local_weekday": weekday,
+        "local_day_of_month": day_of_month,
+        "days_to_month_end": days_to_month_end,
+        "days_from_usual_payday": circular_difference(day_of_month, pay_day_of_month, MEAN_MONTH_DAYS),
+        "weekdays_from_usual_payday": circular_difference(weekday, pay_weekday, 7.0),
+        "hours_from_active_hour": circular_difference(hour, active_hour, 24.0),
+    }
 
 
 def _time_features(t: pd.Series, per_row: pd.DataFrame) -> pd.DataFrame:
     calendar = local_calendar(t, per_row["timezone"])
-    calendar.columns = [c for c in TIME_FEATURES[:4]]
-    calendar["days_from_usual_payday"] = circular_difference(
-        calendar["local_day_of_month"].to_numpy(),
+    columns = time_columns(
+        *(calendar[c].to_numpy() for c in calendar.columns),
         per_row["cust_pay_day_of_month"].to_numpy(),
-        MEAN_MONTH_DAYS,
+        per_row["cust_pay_weekday"].to_numpy(),
+        per_row["cust_active_hour"].to_numpy(),
     )
-    calendar["weekdays_from_usual_payday"] = circular_difference(
-        calendar["local_weekday"].to_numpy(), per_row["cust_pay_weekday"].to_numpy(), 7.0
-    )
-    calendar["hours_from_active_hour"] = circular_difference(
-        calendar["local_hour"].to_numpy(), per_row["cust_active_hour"].to_numpy(), 24.0
-    )
-    return calendar
+    return pd.DataFrame(columns, index=t.index)
 
 
 def candidate_features(events_features: pd.DataFrame, timeline: pd.DataFrame) -> pd.DataFrame:

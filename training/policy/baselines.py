@@ -14,12 +14,13 @@ Every schedule is clipped by the retry-rules engine (:class:`RetryRules`), the o
 that decides whether and when a retry is allowed, and by the request's constraints
 (``max_retries``, ``window_days``, ``max_messages``, channels); messages are moved out
 of the customer's local quiet hours and SMS needs opt-in. Candidates are built as long
-frames (events x slots) and filtered with merges and group-bys, never row by row.
+arrays (events x slots) and filtered with numpy masks and sorts, never row by row; local
+times are converted once per time zone, not per row.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -27,9 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from training.declines.rules import RetryRules
 from training.policy.schedule import Schedules
-from training.policy.timing import at_local_time, defer_out_of_quiet_hours, from_local, to_local
 
-UTC = "datetime64[ns, UTC]"
 Channel = Literal["email", "sms"]
 
 
@@ -88,9 +87,10 @@ class BaselineConfig(BaseModel):
 
 
 # -- building blocks -------------------------------------------------------------------
-# Internally an event is its position in ``events`` (after ``reset_index``) and a time is
-# int64 nanoseconds since the epoch (UTC; NaT is the smallest int64, "no bound"): plain
-# numpy takes and comparisons instead of merges keep a one-event call cheap for the API.
+# Internally an event is its position in ``events`` and a time is int64 nanoseconds since
+# the epoch (UTC, or naive local wall-clock where named ``local``; NaT is the smallest
+# int64, "no bound"): plain numpy takes and comparisons instead of merges and Series keep
+# a one-event call cheap for the API. Schedules become frames only at the very end.
 
 NAT = np.iinfo(np.int64).min
 NS_PER_HOUR = 3_600_000_000_000
@@ -98,34 +98,103 @@ NS_PER_DAY = 24 * NS_PER_HOUR
 
 
 def _ns(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
-    return pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).asi8.copy()
+    values = ts.array if isinstance(ts, pd.Series) else ts
+    if isinstance(values, pd.arrays.DatetimeArray | pd.DatetimeIndex):  # no parsing needed
+        return np.array(values.as_unit("ns").asi8)  # asi8 of tz-aware values is UTC
+    return pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).as_unit("ns").asi8.copy()
 
 
-def _series(ns: np.ndarray) -> pd.Series:
-    return pd.Series(pd.to_datetime(ns, utc=True).as_unit("ns"), dtype=UTC)
+def _utc(ns: np.ndarray) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(np.asarray(ns, dtype=np.int64).view("M8[ns]"), tz="UTC")
+
+
+def _by_zone(zones: np.ndarray) -> list[tuple[str, slice | np.ndarray]]:
+    """Each distinct time zone with its rows: one pandas call per zone, not per row."""
+    codes, uniques = pd.factorize(zones)
+    if len(uniques) == 1:
+        return [(uniques[0], slice(None))]
+    return [(zone, np.flatnonzero(codes == i)) for i, zone in enumerate(uniques)]
+
+
+def _local_ns(utc: np.ndarray, zones: np.ndarray) -> np.ndarray:
+    """Naive local wall-clock times of UTC instants (:func:`timing.to_local` on arrays)."""
+    out = np.empty_like(utc)
+    for zone, rows in _by_zone(zones):
+        out[rows] = _utc(utc[rows]).tz_convert(zone).tz_localize(None).asi8
+    return out
+
+
+def _utc_ns(local: np.ndarray, zones: np.ndarray) -> np.ndarray:
+    """UTC instants of naive local wall-clock times (:func:`timing.from_local` on arrays:
+    a time in the spring-forward gap moves forward, a repeated one takes the first)."""
+    out = np.empty_like(local)
+    for zone, rows in _by_zone(zones):
+        part = local[rows]
+        out[rows] = (
+            pd.DatetimeIndex(part.view("M8[ns]"))
+            .tz_localize(zone, ambiguous=np.ones(len(part), dtype=bool), nonexistent="shift_forward")
+            .asi8
+        )
+    return out
+
+
+def _defer_quiet(at: np.ndarray, zones: np.ndarray, start: int, end: int) -> np.ndarray:
+    """Times inside local quiet hours ``[start, end)`` moved to the next ``end`` o'clock
+    local (:func:`timing.defer_out_of_quiet_hours` on arrays)."""
+    if start == end or len(at) == 0:
+        return at
+    local = _local_ns(at, zones)
+    hour = local // NS_PER_HOUR % 24
+    if start > end:
+        quiet, next_day = (hour >= start) | (hour < end), hour >= start
+    else:
+        quiet, next_day = (hour >= start) & (hour < end), np.zeros(len(at), dtype=bool)
+    if not quiet.any():
+        return at
+    target = local - local % NS_PER_DAY + next_day * NS_PER_DAY + end * NS_PER_HOUR
+    out = at.copy()
+    out[quiet] = _utc_ns(target[quiet], zones[quiet])
+    return out
 
 
 class _Events:
     """Column arrays of the events frame, by position."""
 
     def __init__(self, events: pd.DataFrame) -> None:
-        self.frame = events.reset_index(drop=True)
-        f = self.frame
+        self.frame = events
+        f = events
         self.n = len(f)
         self.event_id = f["event_id"].to_numpy(dtype=object)
         self.timezone = f["timezone"].to_numpy(dtype=object)
+        missing = pd.isna(self.timezone)
+        if missing.any():
+            raise ValueError(f"timezone: missing for event_id {self.event_id[missing][0]!r}")
         self.failed = _ns(f["failed_at"])
-        self.window_end = self.failed + f["window_days"].to_numpy(dtype="int64") * NS_PER_DAY
+        self.window_days = f["window_days"].to_numpy(dtype="int64")
+        self.window_end = self.failed + self.window_days * NS_PER_DAY
         self.max_retries = f["max_retries"].to_numpy(dtype="int64")
         self.max_messages = f["max_messages"].to_numpy(dtype="int64")
         self.email_ok = f["allow_email"].to_numpy(dtype=bool)
         self.sms_ok = f["allow_sms"].to_numpy(dtype=bool) & f["sms_opt_in"].to_numpy(dtype=bool)
         self.method = f["payment_method"].to_numpy(dtype=object)
-        self.window_days = f["window_days"].to_numpy(dtype="int64")
+        self._local_failed: np.ndarray | None = None
+
+    @property
+    def local_failed(self) -> np.ndarray:
+        """Local wall-clock time of each failure (converted once, shared by all slots)."""
+        if self._local_failed is None:
+            self._local_failed = _local_ns(self.failed, self.timezone)
+        return self._local_failed
 
     def positions(self, event_ids: pd.Series | np.ndarray) -> np.ndarray:
         index = pd.Index(self.event_id)
         return index.get_indexer(pd.Index(event_ids))
+
+    def sort_rank(self) -> np.ndarray:
+        """Rank of each event's ``event_id`` in sorted order (schedules sort by it)."""
+        if self.n <= 1:
+            return np.zeros(self.n, dtype=np.intp)
+        return pd.factorize(self.event_id, sort=True)[0]
 
 
 def _slots(pos: np.ndarray, days: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -138,17 +207,13 @@ def _slots(pos: np.ndarray, days: tuple[float, ...]) -> tuple[np.ndarray, np.nda
     )
 
 
-def same_local_clock(ts: pd.Series, tz: pd.Series | np.ndarray, days: np.ndarray) -> pd.Series:
-    """``ts`` moved by ``days`` keeping the local wall-clock time (DST-safe)."""
-    zones = pd.Series(np.asarray(tz, dtype=object), index=ts.index)
-    shift = pd.Series(pd.to_timedelta(np.asarray(days, dtype=float), unit="D"), index=ts.index)
-    return from_local(to_local(ts, zones) + shift, zones)
-
-
 def _at_same_clock(ev: _Events, pos: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """The failure moved by ``days`` keeping the local wall-clock time (DST-safe)."""
     if len(pos) == 0:
         return np.empty(0, dtype="int64")
-    return _ns(same_local_clock(_series(ev.failed[pos]), ev.timezone[pos], days))
+    offsets, slot = np.unique(np.asarray(days, dtype=float), return_inverse=True)
+    shift = pd.to_timedelta(offsets, unit="D").as_unit("ns").asi8[slot.ravel()]
+    return _utc_ns(ev.local_failed[pos] + shift, ev.timezone[pos])
 
 
 def _first_attempt(ev: _Events, previous: pd.DataFrame | None) -> np.ndarray:
@@ -181,6 +246,20 @@ def _rank_in_group(pos: np.ndarray) -> np.ndarray:
     return idx - np.maximum.accumulate(np.where(starts, idx, 0))
 
 
+def _cummax_in_group(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Running maximum of ``values`` within runs of equal (sorted) ``pos``.
+
+    Ranks of the values are offset by run so one global running maximum never carries
+    over from one run to the next (int64 times are too large to offset directly).
+    """
+    if len(values) == 0:
+        return values
+    uniques, rank = np.unique(values, return_inverse=True)
+    run = np.cumsum(np.r_[True, pos[1:] != pos[:-1]]) - 1
+    offset = run * len(uniques)
+    return uniques[np.maximum.accumulate(rank.ravel() + offset) - offset]
+
+
 def _clip_retries(
     ev: _Events,
     decisions: pd.DataFrame,
@@ -190,7 +269,8 @@ def _clip_retries(
     at: np.ndarray,
     movable: np.ndarray,
     plausible: np.ndarray,
-) -> pd.DataFrame:
+) -> tuple[np.ndarray, np.ndarray]:
+    """Allowed retries as (event position, time), sorted by position then time."""
     lim = rules.limits
     limit = np.minimum(decisions["max_additional_retries"].to_numpy(dtype="int64"), ev.max_retries)
     is_open = (decisions["retryable"].to_numpy() != "no") & (limit > 0)
@@ -214,8 +294,7 @@ def _clip_retries(
     # spacing: at_k >= at_{k-1} + s  <=>  at_k' = k*s + cummax_j<=k(at_j - j*s), per event
     spacing = int(lim.min_spacing_hours * NS_PER_HOUR)
     k = _rank_in_group(pos)
-    shifted = pd.Series(at - k * spacing).groupby(pos).cummax().to_numpy()
-    at = shifted + k * spacing
+    at = _cummax_in_group(at - k * spacing, pos) + k * spacing
 
     first = _first_attempt(ev, previous)
     end = ev.window_end.copy()
@@ -225,8 +304,16 @@ def _clip_retries(
     inside = (at > ev.failed[pos]) & (at <= end[pos])
     pos, at = pos[inside], at[inside]
     within = _rank_in_group(pos) < limit[pos]
-    pos, at = pos[within], at[within]
-    return pd.DataFrame({"event_id": ev.event_id[pos], "at": _series(at)})
+    return pos[within], at[within]
+
+
+class _Messages(NamedTuple):
+    """Messages as arrays (event position, send time, channel, template), sorted."""
+
+    pos: np.ndarray
+    send_at: np.ndarray
+    channel: np.ndarray
+    template: np.ndarray
 
 
 def _fit_messages(
@@ -236,7 +323,7 @@ def _fit_messages(
     send_at: np.ndarray,
     channel: np.ndarray,
     template: np.ndarray,
-) -> pd.DataFrame:
+) -> _Messages:
     wants_sms = channel == "sms"
     email_ok, sms_ok = ev.email_ok[pos], ev.sms_ok[pos]
     channel = np.where(
@@ -246,15 +333,7 @@ def _fit_messages(
     )
     keep = channel != ""
     pos, send_at, channel, template = pos[keep], send_at[keep], channel[keep], template[keep]
-    if len(pos):
-        send_at = _ns(
-            defer_out_of_quiet_hours(
-                _series(send_at),
-                pd.Series(ev.timezone[pos]),
-                config.quiet_start_hour,
-                config.quiet_end_hour,
-            )
-        )
+    send_at = _defer_quiet(send_at, ev.timezone[pos], config.quiet_start_hour, config.quiet_end_hour)
     inside = (send_at >= ev.failed[pos]) & (send_at <= ev.window_end[pos])
     pos, send_at, channel, template = (
         pos[inside],
@@ -267,20 +346,31 @@ def _fit_messages(
     distinct = _distinct(pos, send_at)
     within = distinct.copy()
     within[distinct] = _rank_in_group(pos[distinct]) < ev.max_messages[pos[distinct]]
-    pos, send_at, channel, template = (
-        pos[within],
-        send_at[within],
-        channel[within],
-        template[within],
+    return _Messages(
+        pos[within], send_at[within], channel[within].astype(object), template[within]
     )
-    return pd.DataFrame(
+
+
+def _schedules(
+    ev: _Events, retry_pos: np.ndarray, retry_at: np.ndarray, messages: _Messages
+) -> Schedules:
+    """The frames, sorted by ``event_id`` then time (as :meth:`Schedules.sorted`)."""
+    rank = ev.sort_rank()
+    r = np.lexsort((retry_at, rank[retry_pos]))
+    m = np.lexsort((messages.send_at, rank[messages.pos]))
+    retries = pd.DataFrame(
+        {"event_id": ev.event_id[retry_pos[r]], "at": _utc(retry_at[r])}, copy=False
+    )
+    frame = pd.DataFrame(
         {
-            "event_id": ev.event_id[pos],
-            "send_at": _series(send_at),
-            "channel": channel.astype(object),
-            "template": template.astype(object),
-        }
+            "event_id": ev.event_id[messages.pos[m]],
+            "send_at": _utc(messages.send_at[m]),
+            "channel": messages.channel[m],
+            "template": messages.template[m].astype(object),
+        },
+        copy=False,
     )
+    return Schedules(retries, frame)
 
 
 def _payday_mornings(
@@ -294,9 +384,7 @@ def _payday_mornings(
     if len(pos) == 0:
         return pos, np.empty(0, dtype="int64")
     max_days = int(ev.window_days[pos].max())
-    failed_day = (
-        to_local(_series(ev.failed[pos]), pd.Series(ev.timezone[pos])).to_numpy().astype("M8[D]")
-    )
+    failed_day = ev.local_failed[pos].view("M8[ns]").astype("M8[D]")
     pos, slot, days = _slots(pos, tuple(range(1, max_days + 1)))
     inside = days <= ev.window_days[pos]
     pos, local_day = pos[inside], np.repeat(failed_day, max_days)[inside] + days[inside].astype(int)
@@ -313,17 +401,15 @@ def _payday_mornings(
     if config.payday_last_business_day:
         is_payday |= payday == last_business
     pos, local_day = pos[is_payday], local_day[is_payday]
-    at = at_local_time(
-        pd.Series(local_day.astype("M8[ns]")), pd.Series(ev.timezone[pos]), config.payday_retry_hour
-    )
-    return pos, _ns(at)
+    local = local_day.astype("M8[ns]").view("int64") + config.payday_retry_hour * NS_PER_HOUR
+    return pos, _utc_ns(local, ev.timezone[pos])
 
 
-def _update_plausible(ev: _Events, messages: pd.DataFrame, rules: RetryRules) -> np.ndarray:
+def _update_plausible(ev: _Events, messages: _Messages, rules: RetryRules) -> np.ndarray:
     """Per event: when an update is plausible (first update request + the rules' delay)."""
     plausible = np.full(ev.n, np.iinfo(np.int64).max)
-    asks = messages[messages["template"].isin(rules.limits.update_message_templates)]
-    np.minimum.at(plausible, ev.positions(asks["event_id"]), _ns(asks["send_at"]))
+    asks = np.isin(messages.template, rules.limits.update_message_templates)
+    np.minimum.at(plausible, messages.pos[asks], messages.send_at[asks])
     delay = int(rules.limits.update_plausible_after_hours * NS_PER_HOUR)
     return np.where(plausible == np.iinfo(np.int64).max, NAT, plausible + delay)
 
@@ -331,9 +417,10 @@ def _update_plausible(ev: _Events, messages: pd.DataFrame, rules: RetryRules) ->
 def _decisions(
     rules: RetryRules, ev: _Events, previous: pd.DataFrame | None, decisions: pd.DataFrame | None
 ) -> pd.DataFrame:
+    """The rules' decisions, by event position (only their column arrays are read)."""
     if decisions is None:
-        decisions = rules.decide_many(ev.frame, previous)
-    return decisions.reset_index(drop=True)
+        decisions = rules.decide_many(ev.frame.reset_index(drop=True), previous)
+    return decisions
 
 
 # -- the baselines -----------------------------------------------------------------------
@@ -365,7 +452,7 @@ def fixed_schedule(
         np.full(len(pos), config.fixed_message_template, dtype=object),
     )
     pos, _, days = _slots(every, config.fixed_retry_days)
-    retries = _clip_retries(
+    retry_pos, retry_at = _clip_retries(
         ev,
         decisions,
         rules,
@@ -375,7 +462,7 @@ def fixed_schedule(
         np.ones(len(pos), dtype=bool),
         _update_plausible(ev, messages, rules),
     )
-    return Schedules(retries, messages).sorted()
+    return _schedules(ev, retry_pos, retry_at, messages)
 
 
 def message_templates(decisions: pd.DataFrame, config: BaselineConfig) -> np.ndarray:
@@ -431,7 +518,7 @@ def rules_baseline(
     )
     upd_at = plausible[upd_pos] + (upd_days * NS_PER_DAY).astype("int64")
 
-    retries = _clip_retries(
+    retry_pos, retry_at = _clip_retries(
         ev,
         decisions,
         rules,
@@ -443,7 +530,7 @@ def rules_baseline(
         ),
         plausible,
     )
-    return Schedules(retries, messages).sorted()
+    return _schedules(ev, retry_pos, retry_at, messages)
 
 
 def no_action(

@@ -8,12 +8,16 @@ import numpy as np
 import pandas as pd
 
 from training.declines.rules import RetryRules
+from training.features.dunning_state import state_of_rows
+from training.features.matrix import EventMatrix
 from training.policy.baselines import fixed_schedule
 from training.policy.config import PolicyConfig
 from training.policy.decisions import Decisions, new_decision_ids
+from training.policy.message_search import plan_messages
 from training.policy.reasons import model_reasons
-from training.policy.scorer import ModelScorer, build_timeline, past_rows
-from training.policy.search import plan_messages, plan_retries, retry_windows
+from training.policy.scorer import ModelScorer, past_of_keys, past_rows
+from training.policy.search import plan_retries, retry_windows
+from training.policy.timing import from_ns, to_ns
 
 HOUR = pd.Timedelta(hours=1)
 
@@ -50,13 +54,18 @@ class ModelDecider:
         return {"model_version": self._version, "fallback": False, **self._description}
 
     def plan(
-        self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None, explore: bool = True
-    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
-        """Rules decision, event features, retries, messages and propensities."""
+        self,
+        events: pd.DataFrame,
+        previous_attempts: pd.DataFrame | None,
+        explore: bool = True,
+        past: pd.DataFrame | None = None,
+    ) -> tuple[pd.DataFrame, EventMatrix, pd.DataFrame, pd.DataFrame, np.ndarray]:
+        """Rules decision, event features, retries, messages and propensities (``past``:
+        :func:`past_rows` of the events, when the caller has it already)."""
         events = events.reset_index(drop=True)
         decisions = self.rules.decide_many(events, previous_attempts).reset_index(drop=True)
         features = self.scorer.event_features(events, previous_attempts)
-        past = past_rows(events, previous_attempts)
+        past = past_rows(events, previous_attempts) if past is None else past
         messages = plan_messages(
             self.scorer, events, features, past, decisions, self.templates, self.config
         )
@@ -100,43 +109,83 @@ class ModelDecider:
     def expected_recovery(
         self,
         events: pd.DataFrame,
-        features: pd.DataFrame,
+        features: pd.DataFrame | EventMatrix,
         past: pd.DataFrame,
         retries: pd.DataFrame,
         messages: pd.DataFrame,
     ) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
         """Model estimate per event, plus per-row probabilities of retries and messages."""
-        keys = pd.DataFrame({"key": events["event_id"].to_numpy(), "event_id": events["event_id"].to_numpy()})
-        timeline = build_timeline(
-            keys,
-            past,
-            retries.assign(key=retries["event_id"])[["key", "at"]],
-            messages.assign(key=messages["event_id"])[["key", "send_at", "template", "channel"]],
+        return self.expected_recoveries(events, features, past, [(retries, messages)])[0]
+
+    def expected_recoveries(
+        self,
+        events: pd.DataFrame,
+        features: pd.DataFrame | EventMatrix,
+        past: pd.DataFrame,
+        schedules: list[tuple[pd.DataFrame, pd.DataFrame]],
+    ) -> list[tuple[pd.Series, pd.DataFrame, pd.DataFrame]]:
+        """:meth:`expected_recovery` of several schedules per event (retries, messages),
+        scored together: one model call per model, however many schedules."""
+        ids = events["event_id"].to_numpy()
+        n, count = len(ids), len(schedules)
+        position = pd.Index(ids)
+        keys = pd.DataFrame({"key": np.arange(n * count), "event_id": np.tile(ids, count)})
+        h_key, _, h_ns, h_kind = past_of_keys(keys, past)
+        retries = [r for r, _ in schedules]
+        messages = [m for _, m in schedules]
+        r_key = [s * n + position.get_indexer(r["event_id"]) for s, r in enumerate(retries)]
+        m_key = [s * n + position.get_indexer(m["event_id"]) for s, m in enumerate(messages)]
+        n_h, n_r, n_m = len(h_key), sum(map(len, retries)), sum(map(len, messages))
+        key = np.concatenate([h_key.astype(np.int64), *r_key, *m_key])
+        ns = np.concatenate([h_ns, *(to_ns(r["at"]) for r in retries), *(to_ns(m["send_at"]) for m in messages)])
+        kind = np.concatenate([h_kind, np.full(n_r, "retry", object), np.full(n_m, "message", object)])
+        nothing = np.full(n_h + n_r, None, dtype=object)
+        template = np.concatenate([nothing, *(m["template"].to_numpy(dtype=object) for m in messages)])
+        channel = np.concatenate([nothing, *(m["channel"].to_numpy(dtype=object) for m in messages)])
+        candidate = np.arange(len(key)) >= n_h
+        wanted, state = state_of_rows(key, ns, kind, template, candidate)
+        key_event = np.tile(ids, count)
+        p = self.scorer.row_probabilities(
+            features, key_event[key[wanted]], ns[wanted], kind[wanted], template[wanted], channel[wanted], state
         )
-        p = self.scorer.candidate_probabilities(features, timeline)
-        p_self = self.scorer.self_cure_probability(features, events.set_index("event_id")["window_days"])
-        expected = self.scorer.recovery_probability(keys, timeline, p_self, p)
-        rows = timeline.loc[p.index].assign(p=p.to_numpy())
-        retry_p = rows[rows["kind"] == "retry"][["event_id", "t", "p"]].rename(
-            columns={"t": "at", "p": "success_probability"}
-        )
-        message_p = rows[rows["kind"] == "message"][["event_id", "t", "template", "channel", "p"]].rename(
-            columns={"t": "send_at", "p": "response_probability"}
-        )
-        return expected, retry_p, message_p
+        p_self = self.scorer.self_cure_probability(features, events["window_days"]).to_numpy()
+        survival = np.bincount(key[wanted], weights=np.log1p(-np.clip(p, 0, 1 - 1e-9)), minlength=n * count)
+        expected = 1.0 - (1.0 - np.tile(p_self, count)) * np.exp(survival)
+        # candidate rows are the schedules' rows in the order given: retries, then messages
+        split_r = np.cumsum([0, *map(len, retries)]) + 0
+        split_m = np.cumsum([0, *map(len, messages)]) + n_r
+        out = []
+        for s in range(count):
+            r = slice(split_r[s], split_r[s + 1])
+            m = slice(split_m[s], split_m[s + 1])
+            retry_p = pd.DataFrame(
+                {"event_id": retries[s]["event_id"].to_numpy(), "at": from_ns(ns[wanted][r]), "success_probability": p[r]}
+            )
+            message_p = pd.DataFrame(
+                {
+                    "event_id": messages[s]["event_id"].to_numpy(),
+                    "send_at": from_ns(ns[wanted][m]),
+                    "template": template[wanted][m],
+                    "channel": channel[wanted][m],
+                    "response_probability": p[m],
+                }
+            )
+            out.append((pd.Series(expected[s * n : (s + 1) * n], index=ids), retry_p, message_p))
+        return out
 
     def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> Decisions:
         events = events.reset_index(drop=True)
-        decisions, features, retries, messages, propensity = self.plan(events, previous_attempts)
         past = past_rows(events, previous_attempts)
-        expected, retry_p, message_p = self.expected_recovery(events, features, past, retries, messages)
+        decisions, features, retries, messages, propensity = self.plan(events, previous_attempts, past=past)
         fixed = fixed_schedule(events, previous_attempts, self.rules, self.config.baseline, decisions)
-        baseline, _, _ = self.expected_recovery(events, features, past, fixed.retries, fixed.messages)
+        (expected, retry_p, message_p), (baseline, _, _) = self.expected_recoveries(
+            events, features, past, [(retries, messages), (fixed.retries, fixed.messages)]
+        )
         ids = events["event_id"]
         expected_v = ids.map(expected).to_numpy()
         baseline_v = ids.map(baseline).to_numpy()
         reasons = model_reasons(
-            events, decisions, features, retries, messages, expected_v, baseline_v, self.config
+            events, decisions, features.features, retries, messages, expected_v, baseline_v, self.config
         )
         summary = pd.DataFrame(
             {

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from training.policy.schedule import EVENT_COLUMNS
@@ -83,12 +84,59 @@ def known_customers_index(customers: pd.DataFrame | None) -> dict[str, dict[str,
     return customers.set_index("customer_id")[cols].to_dict(orient="index")
 
 
+OBJECT_COLUMNS = (
+    "event_id",
+    "invoice_id",
+    "customer_id",
+    "currency",
+    "payment_method",
+    "card_brand",
+    "processor",
+    "decline_code",
+    "merchant_advice_code",
+    "country",
+    "timezone",
+    "plan",
+    "customer_source",
+)
+INT_COLUMNS = ("amount_minor", "max_retries", "window_days", "max_messages")
+BOOL_COLUMNS = ("sms_opt_in", "allow_email", "allow_sms")
+UTC_COLUMNS = ("failed_at", "signup_at")
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)  # never 2-D, whatever the values are
+    out[:] = values
+    return out
+
+
+def _utc(values: list[Any]) -> pd.DatetimeIndex:
+    """Timestamps (aware ``datetime``, ISO strings, ``None``) as UTC nanoseconds."""
+    return pd.DatetimeIndex(pd.to_datetime(_objects(values), utc=True)).as_unit("ns")
+
+
+def _frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
+    """A frame with the contract's dtypes, built column by column (no per-cell inference)."""
+    typed: dict[str, Any] = {}
+    for name, values in columns.items():
+        if name in UTC_COLUMNS or name == "attempted_at":
+            typed[name] = _utc(values)
+        elif name in INT_COLUMNS:
+            typed[name] = np.array(values, dtype="int64")
+        elif name in BOOL_COLUMNS:
+            typed[name] = _objects(values).astype(bool)
+        else:
+            typed[name] = _objects(values)
+    return pd.DataFrame(typed, copy=False)
+
+
 def requests_to_frames(
     requests: Sequence[Mapping[str, Any]],
     event_ids: Sequence[str] | None = None,
     known_customers: pd.DataFrame | Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Build ``events`` (one row per request) and ``previous_attempts`` (long).
+    """Build ``events`` (one row per request) and ``previous_attempts`` (long, sorted by
+    ``event_id`` then ``attempted_at``).
 
     ``event_ids`` defaults to the request positions as strings ("0", "1", ...).
     """
@@ -118,31 +166,25 @@ def requests_to_frames(
         }
         for event_id, r in zip(ids, requests, strict=True)
     ]
-    columns = [*EVENT_COLUMNS, *EXTRA_EVENT_COLUMNS]
-    events = pd.DataFrame(rows, columns=columns)
-    events["failed_at"] = pd.to_datetime(events["failed_at"], utc=True)
-    events["signup_at"] = pd.to_datetime(events["signup_at"], utc=True)
-    events["amount_minor"] = events["amount_minor"].astype("int64")
-    for col in ("max_retries", "window_days", "max_messages"):
-        events[col] = events[col].astype("int64")
-    for col in ("sms_opt_in", "allow_email", "allow_sms"):
-        events[col] = events[col].astype(bool)
+    columns = {name: [row[name] for row in rows] for name in (*EVENT_COLUMNS, *EXTRA_EVENT_COLUMNS)}
+    events = _frame(columns)
 
-    attempts = [
-        {
-            "event_id": event_id,
-            "attempted_at": a["attempted_at"],
-            "decline_code": a.get("decline_code"),
-            "merchant_advice_code": a.get("merchant_advice_code"),
-        }
+    pairs = [
+        (event_id, a)
         for event_id, r in zip(ids, requests, strict=True)
-        for a in (r.get("previous_attempts") or [])
+        for a in r.get("previous_attempts") or []
     ]
-    previous = pd.DataFrame(attempts, columns=list(PREVIOUS_ATTEMPT_COLUMNS))
-    previous["attempted_at"] = pd.to_datetime(previous["attempted_at"], utc=True).astype(
-        "datetime64[ns, UTC]"
+    previous = _frame(
+        {
+            "event_id": [event_id for event_id, _ in pairs],
+            "attempted_at": [a["attempted_at"] for _, a in pairs],
+            "decline_code": [a.get("decline_code") for _, a in pairs],
+            "merchant_advice_code": [a.get("merchant_advice_code") for _, a in pairs],
+        }
     )
-    previous = previous.astype({"event_id": object, "decline_code": object})
-    return events, previous.sort_values(["event_id", "attempted_at"], kind="stable").reset_index(
-        drop=True
-    )
+    if len(previous) > 1:  # stable, NaT last, as ``sort_values``
+        at = previous["attempted_at"].array.asi8
+        at = np.where(previous["attempted_at"].isna().to_numpy(), np.iinfo(np.int64).max, at)
+        rank = pd.factorize(previous["event_id"].to_numpy(), sort=True)[0]
+        previous = previous.take(np.lexsort((at, rank))).reset_index(drop=True)
+    return events, previous

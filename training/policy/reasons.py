@@ -1,4 +1,9 @@
-"""Plain-words reasons for a learned schedule, built vectorized and read per event."""
+"""Plain-words reasons for a learned schedule, built vectorized and read per event.
+
+Texts are numpy object arrays joined element-wise, and per-event facts are read by
+position (``get_indexer``, ``bincount``) rather than through Series, group-bys and maps:
+the API calls this for a single event, where pandas' fixed cost per call would dominate.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,43 @@ import numpy as np
 import pandas as pd
 
 from training.policy.config import PolicyConfig
+
+
+def _words(values: np.ndarray) -> np.ndarray:
+    """``str(value)`` with underscores as spaces (each distinct value converted once)."""
+    distinct, inverse = np.unique(np.asarray(values, dtype=object).astype(str), return_inverse=True)
+    return np.array([v.replace("_", " ") for v in distinct], dtype=object)[inverse.ravel()]
+
+
+def _percent(p: np.ndarray) -> np.ndarray:
+    return np.round(p * 100).astype(int).astype(str).astype(object)
+
+
+def _positions(ids: pd.Index, event_ids: pd.Series) -> np.ndarray:
+    return ids.get_indexer(pd.Index(event_ids.to_numpy(dtype=object)))
+
+
+def _count_per_event(ids: pd.Index, event_ids: pd.Series) -> np.ndarray:
+    pos = _positions(ids, event_ids)
+    return np.bincount(pos[pos >= 0], minlength=len(ids))
+
+
+def _first_per_event(ids: pd.Index, event_ids: pd.Series, values: pd.Series) -> np.ndarray:
+    """First non-null value per event in row order ("" where there is none)."""
+    pos = _positions(ids, event_ids)
+    keep = (pos >= 0) & values.notna().to_numpy()
+    pos, vals = pos[keep], values.to_numpy(dtype=object)[keep]
+    out = np.full(len(ids), "", dtype=object)
+    events, first = np.unique(pos, return_index=True)
+    out[events] = vals[first]
+    return out
+
+
+def _feature(features: pd.DataFrame, ids: pd.Index, column: str) -> np.ndarray:
+    rows = features.index.get_indexer(ids)
+    if (rows < 0).any():
+        raise KeyError(f"features: no row for event_id {ids[rows < 0][0]!r}")
+    return features[column].to_numpy()[rows]
 
 
 def model_reasons(
@@ -19,12 +61,12 @@ def model_reasons(
     config: PolicyConfig,
 ) -> list[list[str]]:
     """One list of short sentences per event (same order as ``events``)."""
-    ids = events["event_id"]
-    category = decisions["category"].astype(str).str.replace("_", " ").to_numpy()
-    n_retries = ids.map(retries.groupby("event_id").size()).fillna(0).to_numpy()
-    first_template = ids.map(messages.groupby("event_id")["template"].first()).fillna("").to_numpy()
-    payday = features.loc[ids.to_numpy(), "cust_pay_day_of_month"].to_numpy()
-    funds = decisions["category"].isin(["insufficient_funds", "limit_exceeded"]).to_numpy()
+    ids = pd.Index(events["event_id"].to_numpy(dtype=object))
+    category = _words(decisions["category"].to_numpy())
+    n_retries = _count_per_event(ids, retries["event_id"])
+    first_template = _first_per_event(ids, messages["event_id"], messages["template"])
+    payday = _feature(features, ids, "cust_pay_day_of_month")
+    funds = np.isin(decisions["category"].to_numpy(), ["insufficient_funds", "limit_exceeded"])
     retryable = decisions["retryable"].to_numpy()
     needs_update = decisions["needs_update_first"].to_numpy(dtype=bool)
     timing = np.select(
@@ -36,26 +78,25 @@ def model_reasons(
             (n_retries > 0),
         ],
         [
-            category + ": never retried (" + decisions["rule"].astype(str).str.replace("_", " ").to_numpy() + ")",
+            category + ": never retried (" + _words(decisions["rule"].to_numpy()) + ")",
             category + ": asks the customer to update the payment method first; retries only once an update is plausible",
             category + ": asks the customer to update the payment method; no retry fits before the window ends",
             category + ": retries placed after the customer's usual payday (around day "
-            + pd.Series(np.round(np.nan_to_num(payday)).astype(int).astype(str)).to_numpy() + " of the month)",
+            + np.round(np.nan_to_num(payday)).astype(int).astype(str).astype(object) + " of the month)",
             category + ": retries placed at the times with the best expected success",
         ],
         default=category + ": no retry allowed within the constraints; messages only",
     )
     message_text = np.where(
         first_template != "",
-        "first message: " + pd.Series(first_template).str.replace("_", " ").to_numpy(),
+        "first message: " + _words(first_template),
         "no message expected to help",
     )
     gain = np.where(
         np.isnan(baseline),
         "",
-        "expected recovery " + pd.Series(np.round(expected * 100).astype(int).astype(str)).to_numpy()
-        + "% vs " + pd.Series(np.round(np.nan_to_num(baseline) * 100).astype(int).astype(str)).to_numpy()
-        + "% for the fixed schedule",
+        "expected recovery " + _percent(expected)
+        + "% vs " + _percent(np.nan_to_num(baseline)) + "% for the fixed schedule",
     )
     no_sms = events["allow_sms"].to_numpy(dtype=bool) & ~events["sms_opt_in"].to_numpy(dtype=bool)
     quiet = f"messages outside quiet hours ({config.quiet_start_hour:02d}:00-{config.quiet_end_hour:02d}:00 local)"

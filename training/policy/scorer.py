@@ -17,9 +17,15 @@ import pandas as pd
 
 from training.declines.table import DeclineTable
 from training.features.customer import CustomerIndex
-from training.features.frames import candidate_features, event_features, self_cure_features
+from training.features.dunning_state import timeline_state_arrays
+from training.features.frames import event_features
+from training.features.matrix import EventMatrix, as_event_matrix
+from training.models.calibrated import CalibratedModel
 from training.models.train import TrainedModels
 from training.policy.timing import from_ns, to_ns
+
+HOUR_NS = 3_600_000_000_000
+PARALLEL_ROWS = 20_000  # below this, starting threads costs more than it saves
 
 
 def past_rows(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> pd.DataFrame:
@@ -41,6 +47,32 @@ def past_rows(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> p
     )
 
 
+def past_of_keys(keys: pd.DataFrame, past: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The past rows of every key's event (a left join of keys on ``past``, in key order
+    then past order): key, event_id, t (ns), kind."""
+    past_events = past["event_id"].to_numpy()
+    codes, uniques = pd.factorize(past_events)
+    counts = np.bincount(codes, minlength=len(uniques))
+    order = np.argsort(codes, kind="stable")
+    first = np.cumsum(counts) - counts
+    which = pd.Index(uniques).get_indexer(keys["event_id"].to_numpy())
+    if len(which) and which.min() < 0:
+        raise KeyError("a schedule's event has no past attempts (not even its failed charge)")
+    per_key = counts[which]
+    rows = order[np.repeat(first[which], per_key) + _counter(per_key)]
+    return (
+        np.repeat(keys["key"].to_numpy(), per_key),
+        past_events[rows],
+        to_ns(past["t"])[rows],
+        past["kind"].to_numpy(dtype=object)[rows],
+    )
+
+
+def _counter(sizes: np.ndarray) -> np.ndarray:
+    """0..size-1 for each group of ``sizes``, concatenated."""
+    return np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+
+
 def build_timeline(
     keys: pd.DataFrame,
     past: pd.DataFrame,
@@ -54,28 +86,27 @@ def build_timeline(
     kinds in ``candidate_kinds`` are candidates (get probabilities); the past never is.
     Built column by column with numpy (this runs in the policy's inner loop).
     """
-    history = keys[["key", "event_id"]].merge(past, on="event_id", how="left")
-    owner = pd.Series(keys["event_id"].to_numpy(), index=keys["key"].to_numpy())
-    n_h, n_r, n_m = len(history), len(retries), len(messages)
+    h_key, h_event, h_ns, h_kind = past_of_keys(keys, past)
+    key_index = pd.Index(keys["key"].to_numpy())
+    key_events = keys["event_id"].to_numpy()
+    n_h, n_r, n_m = len(h_key), len(retries), len(messages)
     nothing = np.full(n_h + n_r, None, dtype=object)
     return pd.DataFrame(
         {
             "key": np.concatenate(
-                [history["key"].to_numpy(), retries["key"].to_numpy(), messages["key"].to_numpy()]
+                [h_key, retries["key"].to_numpy(), messages["key"].to_numpy()]
             ),
             "event_id": np.concatenate(
                 [
-                    history["event_id"].to_numpy(),
-                    owner.reindex(retries["key"].to_numpy()).to_numpy(),
-                    owner.reindex(messages["key"].to_numpy()).to_numpy(),
+                    h_event,
+                    key_events[key_index.get_indexer(retries["key"].to_numpy())],
+                    key_events[key_index.get_indexer(messages["key"].to_numpy())],
                 ]
             ),
-            "t": from_ns(
-                np.concatenate([to_ns(history["t"]), to_ns(retries["at"]), to_ns(messages["send_at"])])
-            ),
+            "t": from_ns(np.concatenate([h_ns, to_ns(retries["at"]), to_ns(messages["send_at"])])),
             "kind": np.concatenate(
                 [
-                    history["kind"].to_numpy(dtype=object),
+                    h_kind,
                     np.full(n_r, "retry", dtype=object),
                     np.full(n_m, "message", dtype=object),
                 ]
@@ -100,7 +131,14 @@ class ModelScorer:
     models: TrainedModels
     log: pd.DataFrame
     table: DeclineTable
+    threads: int = 1  # LightGBM threads for big calls (a batch); small ones use one
     _index: CustomerIndex | None = field(default=None, init=False, repr=False)
+
+    def predict(self, model: CalibratedModel, matrix: EventMatrix, pos: np.ndarray, columns: dict) -> np.ndarray:
+        """Calibrated probabilities of ``model`` for rows built by ``matrix``."""
+        rows = matrix.model_matrix(model, pos, columns)
+        threads = self.threads if len(rows) >= PARALLEL_ROWS else 1
+        return model.predict_matrix(rows, threads=threads)
 
     @property
     def customer_index(self) -> CustomerIndex:
@@ -111,37 +149,79 @@ class ModelScorer:
 
     def event_features(
         self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None
-    ) -> pd.DataFrame:
-        return event_features(
-            events, None, self.table, previous_attempts, index=self.customer_index
+    ) -> EventMatrix:
+        """The events' features, ready to be encoded for each model once per call."""
+        return EventMatrix(
+            event_features(events, None, self.table, previous_attempts, index=self.customer_index)
         )
 
-    def self_cure_probability(self, features: pd.DataFrame, window_days: pd.Series) -> pd.Series:
+    def self_cure_probability(
+        self, features: pd.DataFrame | EventMatrix, window_days: pd.Series
+    ) -> pd.Series:
         """P(the customer pays unprompted within the window), per event_id."""
+        matrix = as_event_matrix(features)
+        index = matrix.features.index
         days = int(window_days.max()) if len(window_days) else 0
         if days == 0:
-            return pd.Series(0.0, index=features.index)
-        rows = self_cure_features(features, days)
-        hazard = self.models.self_cure.predict(rows)
-        limit = rows["event_id"].map(pd.Series(window_days.to_numpy(), index=features.index))
-        hazard = np.where(rows["day_index"].to_numpy() < limit.to_numpy(), hazard, 0.0)
-        log_survival = pd.Series(np.log1p(-np.clip(hazard, 0, 1 - 1e-9))).groupby(
-            rows["event_id"].to_numpy(), sort=False
-        ).sum()
-        return (1.0 - np.exp(log_survival)).reindex(features.index).fillna(0.0)
+            return pd.Series(0.0, index=index)
+        n = len(index)
+        pos = np.repeat(np.arange(n), days)
+        day_index = np.tile(np.arange(days), n)
+        start = to_ns(matrix.features["dunning_start"])
+        at = start[pos] + (day_index * 24 + 12) * HOUR_NS
+        columns = {**matrix.time_columns(pos, at), "day_index": day_index.astype(float)}
+        model = self.models.self_cure
+        hazard = self.predict(model, matrix, pos, columns)
+        limit = window_days.to_numpy()[pos]  # window_days: in the order of the features
+        hazard = np.where(day_index < limit, hazard, 0.0)
+        log_survival = np.bincount(pos, weights=np.log1p(-np.clip(hazard, 0, 1 - 1e-9)), minlength=n)
+        return pd.Series(1.0 - np.exp(log_survival), index=index)
 
-    def candidate_probabilities(self, features: pd.DataFrame, timeline: pd.DataFrame) -> pd.Series:
+    def candidate_probabilities(
+        self, features: pd.DataFrame | EventMatrix, timeline: pd.DataFrame
+    ) -> pd.Series:
         """Success (retry) or response (message) probability of every candidate row."""
-        if not timeline["candidate"].any():
+        wanted, state = timeline_state_arrays(timeline)
+        if len(wanted) == 0:
             return pd.Series(dtype=float)
-        rows = candidate_features(features, timeline)
-        p = np.zeros(len(rows))
-        is_retry = (rows["kind"] == "retry").to_numpy()
-        if is_retry.any():
-            p[is_retry] = self.models.retry.predict(rows[is_retry])
-        if (~is_retry).any():
-            p[~is_retry] = self.models.message.predict(rows[~is_retry])
-        return pd.Series(p, index=rows.index)
+        p = self.row_probabilities(
+            features,
+            timeline["event_id"].to_numpy()[wanted],
+            to_ns(timeline["t"])[wanted],
+            timeline["kind"].to_numpy()[wanted],
+            timeline["template"].to_numpy(dtype=object)[wanted],
+            timeline["channel"].to_numpy(dtype=object)[wanted],
+            state,
+        )
+        return pd.Series(p, index=timeline.index[wanted])
+
+    def row_probabilities(
+        self,
+        features: pd.DataFrame | EventMatrix,
+        event_ids: np.ndarray,
+        ns: np.ndarray,
+        kind: np.ndarray,
+        template: np.ndarray,
+        channel: np.ndarray,
+        state: dict[str, np.ndarray],
+    ) -> np.ndarray:
+        """Probabilities of candidate rows given as columns (their dunning ``state`` from
+        :func:`~training.features.dunning_state.state_of_rows`)."""
+        matrix = as_event_matrix(features)
+        pos = matrix.positions(event_ids)
+        columns = {
+            **state,
+            **matrix.time_columns(pos, ns),
+            "template": template,
+            "channel": channel,
+            "channel_click_rate": matrix.channel_click_rate(pos, channel),
+        }
+        p = np.zeros(len(event_ids))
+        for model, rows in ((self.models.retry, kind == "retry"), (self.models.message, kind != "retry")):
+            if rows.any():
+                part = {name: values[rows] for name, values in columns.items()}
+                p[rows] = self.predict(model, matrix, pos[rows], part)
+        return p
 
     def recovery_probability(
         self,
@@ -151,10 +231,9 @@ class ModelScorer:
         p: pd.Series,
     ) -> pd.Series:
         """Expected recovery per schedule key, from candidate probabilities ``p``."""
-        survival = pd.Series(np.log1p(-np.clip(p.to_numpy(), 0, 1 - 1e-9)), index=p.index)
-        per_key = survival.groupby(timeline.loc[p.index, "key"].to_numpy()).sum()
-        log_survival = keys["key"].map(per_key).fillna(0.0).to_numpy()
-        unprompted = keys["event_id"].map(p_self).fillna(0.0).to_numpy()
-        return pd.Series(
-            1.0 - (1.0 - unprompted) * np.exp(log_survival), index=keys["key"].to_numpy()
-        )
+        key_index = pd.Index(keys["key"].to_numpy())
+        owner = key_index.get_indexer(timeline.loc[p.index, "key"].to_numpy())
+        survival = np.log1p(-np.clip(p.to_numpy(), 0, 1 - 1e-9))
+        log_survival = np.bincount(owner, weights=survival, minlength=len(key_index))
+        unprompted = p_self.reindex(keys["event_id"].to_numpy()).fillna(0.0).to_numpy()
+        return pd.Series(1.0 - (1.0 - unprompted) * np.exp(log_survival), index=key_index)

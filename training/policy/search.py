@@ -1,18 +1,20 @@
-"""Search a schedule per failure event, vectorized over many events.
+"""Search the retry times per failure event, vectorized over many events.
 
-Scoring every hour x template x channel with the models would cost thousands of model
-rows per request, so the search is staged (sizes per event, 14-day window):
+Scoring every hour with the models would cost thousands of rows per request, so the
+search is staged (sizes per event, 14-day window, after the messages are planned by
+:mod:`training.policy.message_search`):
 
-1. messages, greedily one at a time: the templates x channels at the first allowed time
-   (<= 10 rows), then the best pair at the allowed local hours of the next days
-   (<= 21 rows); a message is kept if its response probability is worth it;
-2. retries, jointly: the retry model scores a coarse grid of times (every 3 h) as the
-   1st, 2nd, ... retry (earlier retries sit as failed attempts at a nominal gap), and a
-   dynamic programme picks the times that minimise the chance that every retry fails,
-   under the rules' earliest time and minimum spacing (<= 4 x 112 rows);
-3. each chosen retry is refined hour by hour around its grid point (<= 16 rows).
+1. the retry model scores a coarse grid of times (every 3 h) as the 1st, 2nd, ... retry
+   (earlier retries sit as failed attempts at a nominal gap), and a dynamic programme
+   picks the times that minimise the chance that every retry fails, under the rules'
+   earliest time and minimum spacing (<= 4 x 88 rows: only cells that can be on the
+   best path);
+2. each chosen retry is refined hour by hour around its grid point, scoring each moved
+   schedule whole (<= 4 retries x 5 shifts x 4 rows).
 
-Everything is clipped by the retry-rules engine's decision for the event.
+Everything is clipped by the retry-rules engine's decision for the event. With the
+trained models the candidates' features come from arrays (:func:`grid_state`); any
+other scorer gets them as timelines (tested to decide the same).
 """
 
 from __future__ import annotations
@@ -21,14 +23,11 @@ import numpy as np
 import pandas as pd
 
 from training.features.dunning_state import grid_state
-from training.features.frames import assemble_rows
+from training.features.matrix import EventMatrix, as_event_matrix
 from training.policy.config import PolicyConfig
-from training.policy.scorer import ModelScorer, build_timeline
+from training.policy.scorer import ModelScorer, build_timeline, past_of_keys
 from training.policy.timing import (
-    at_local_time,
-    defer_out_of_quiet_hours,
     from_ns,
-    to_local,
     to_ns,
 )
 
@@ -42,141 +41,6 @@ def _ns(ts) -> np.ndarray:
 
 def _utc(ns: np.ndarray) -> pd.Series:
     return pd.Series(from_ns(ns))
-
-
-def _in_quiet(local_hour: np.ndarray, config: PolicyConfig) -> np.ndarray:
-    start, end = config.quiet_start_hour, config.quiet_end_hour
-    if start == end:
-        return np.zeros(len(local_hour), dtype=bool)
-    if start > end:
-        return (local_hour >= start) | (local_hour < end)
-    return (local_hour >= start) & (local_hour < end)
-
-
-def _channels(events: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
-    email = events["allow_email"].to_numpy(dtype=bool)
-    sms = events["allow_sms"].to_numpy(dtype=bool) & events["sms_opt_in"].to_numpy(dtype=bool)
-    return [("email", email), ("sms", sms)]
-
-
-def _score_messages(
-    scorer: ModelScorer,
-    features: pd.DataFrame,
-    past: pd.DataFrame,
-    chosen: pd.DataFrame,
-    candidates: pd.DataFrame,
-) -> np.ndarray:
-    """Response probability of each candidate (event_id, send_at, template, channel),
-    after the messages already ``chosen`` for its event."""
-    keys = pd.DataFrame({"key": np.arange(len(candidates)), "event_id": candidates["event_id"].to_numpy()})
-    context = keys.merge(chosen, on="event_id")
-    messages = pd.concat(
-        [
-            candidates.assign(key=keys["key"].to_numpy(), candidate=True),
-            context.assign(candidate=False),
-        ],
-        ignore_index=True,
-    )
-    timeline = build_timeline(keys, past, _no_retries(), messages.drop(columns="candidate"))
-    proposed = timeline["kind"] == "message"
-    flags = messages["candidate"].to_numpy()
-    timeline.loc[proposed, "candidate"] = flags
-    p = scorer.candidate_probabilities(features, timeline)
-    order = timeline.loc[p.index, "key"].to_numpy()
-    out = np.zeros(len(candidates))
-    out[order] = p.to_numpy()
-    return out
-
-
-def _no_retries() -> pd.DataFrame:
-    return pd.DataFrame({"key": pd.Series(dtype=np.int64), "at": pd.Series(dtype="datetime64[ns, UTC]")})
-
-
-def plan_messages(
-    scorer: ModelScorer,
-    events: pd.DataFrame,
-    features: pd.DataFrame,
-    past: pd.DataFrame,
-    decisions: pd.DataFrame,
-    templates: list[str],
-    config: PolicyConfig,
-) -> pd.DataFrame:
-    """Greedy message plan: event_id, send_at, template, channel, response_probability."""
-    chosen = pd.DataFrame(columns=["event_id", "send_at", "template", "channel", "response_probability"])
-    chosen["send_at"] = pd.Series(dtype="datetime64[ns, UTC]")
-    if not templates:
-        return chosen
-    ids = events["event_id"].to_numpy()
-    tz = events["timezone"].fillna("UTC").to_numpy()
-    failed = _ns(events["failed_at"])
-    window_end = failed + events["window_days"].to_numpy(dtype=np.int64) * 24 * HOUR_NS
-    earliest = failed.copy()
-    budget = events["max_messages"].to_numpy(dtype=np.int64)
-    force_update = decisions["needs_update_first"].to_numpy(dtype=bool) & (UPDATE_TEMPLATE in templates)
-    channels = _channels(events)
-    gap = int(config.min_message_gap_hours * HOUR_NS)
-    for round_ in range(int(budget.max()) if len(budget) else 0):
-        ref = _ns(defer_out_of_quiet_hours(_utc(earliest), pd.Series(tz), config.quiet_start_hour, config.quiet_end_hour))
-        active = (budget > round_) & (ref < window_end)
-        if not active.any():
-            break
-        # (a) which template and channel, at the first allowed time
-        combos = []
-        for template in templates:
-            for channel, allowed in channels:
-                ok = active & allowed
-                if round_ == 0:
-                    ok &= ~force_update | (template == UPDATE_TEMPLATE)
-                idx = np.flatnonzero(ok)
-                combos.append(
-                    pd.DataFrame(
-                        {"pos": idx, "event_id": ids[idx], "send_at": _utc(ref[idx]).array, "template": template, "channel": channel}
-                    )
-                )
-        combos = pd.concat(combos, ignore_index=True)
-        if combos.empty:
-            break
-        combos["send_at"] = pd.to_datetime(combos["send_at"], utc=True)
-        combos["p"] = _score_messages(scorer, features, past, chosen[["event_id", "send_at", "template", "channel"]], combos.drop(columns="pos"))
-        best = combos.sort_values(["pos", "p"], ascending=[True, False], kind="stable").drop_duplicates("pos")
-        # (b) when: the allowed local hours of the next days
-        slots = _message_slots(best, ref, window_end, tz, config)
-        if slots.empty:
-            break
-        slots["p"] = _score_messages(scorer, features, past, chosen[["event_id", "send_at", "template", "channel"]], slots.drop(columns="pos"))
-        pick = slots.sort_values(["pos", "p"], ascending=[True, False], kind="stable").drop_duplicates("pos")
-        pick = pick[pick["p"] >= config.min_message_gain]
-        if pick.empty:
-            break
-        picked = pick.rename(columns={"p": "response_probability"}).drop(columns="pos")
-        chosen = picked if chosen.empty else pd.concat([chosen, picked], ignore_index=True)
-        pos = pick["pos"].to_numpy()
-        earliest[pos] = _ns(pick["send_at"]) + gap
-        stopped = np.setdiff1d(np.flatnonzero(active), pos)
-        earliest[stopped] = window_end[stopped]
-    chosen["send_at"] = pd.to_datetime(chosen["send_at"], utc=True)
-    return chosen.sort_values(["event_id", "send_at"], kind="stable").reset_index(drop=True)
-
-
-def _message_slots(
-    best: pd.DataFrame, ref: np.ndarray, window_end: np.ndarray, tz: np.ndarray, config: PolicyConfig
-) -> pd.DataFrame:
-    pos = best["pos"].to_numpy()
-    hours = np.array(config.message_local_hours, dtype=np.int64)
-    days = np.arange(config.message_days_ahead)
-    local_day = to_local(_utc(ref[pos]), pd.Series(tz[pos])).dt.normalize()
-    grid_pos = np.repeat(np.arange(len(pos)), len(days) * len(hours))
-    day_off = np.tile(np.repeat(days, len(hours)), len(pos))
-    hour = np.tile(hours, len(pos) * len(days))
-    target_day = local_day.to_numpy()[grid_pos] + day_off.astype("timedelta64[D]")
-    at = _ns(at_local_time(pd.Series(target_day), pd.Series(tz[pos][grid_pos]), pd.Series(hour)))
-    slot_pos = pos[grid_pos]
-    keep = (at >= ref[slot_pos]) & (at < window_end[slot_pos]) & ~_in_quiet(hour.astype(float), config)
-    slots = best.iloc[grid_pos[keep]][["pos", "event_id", "template", "channel"]].reset_index(drop=True)
-    slots.insert(2, "send_at", _utc(at[keep]))
-    # the first allowed time itself is always a candidate
-    first = best[["pos", "event_id", "send_at", "template", "channel"]]
-    return pd.concat([first, slots], ignore_index=True).drop_duplicates(["pos", "send_at"])
 
 
 def retry_windows(
@@ -224,20 +88,35 @@ def plan_retries(
     if slots.sum() == 0:
         return pd.DataFrame({"event_id": pd.Series(dtype=object), "at": pd.Series(dtype="datetime64[ns, UTC]")})
     k_max, j_max = int(count.max()), int(slots.max())
-    # candidate rows: (event, k, j) for k < count, j < slots
-    rows_per_event = count * slots
-    pos = np.repeat(np.arange(len(ids)), rows_per_event)
-    r = _counter(rows_per_event)
-    k, j = r // slots[pos], r % slots[pos]
+    spacing = int(np.ceil(min_spacing_hours * HOUR_NS / step))
+    pos, k, j = _grid_rows(count, slots, spacing)
     at = start[pos] + j * step
     p = _retry_probabilities(scorer, features, past, messages, ids[pos], at, k, config)
     log_fail = np.full((len(ids), k_max, j_max), np.inf)
     log_fail[pos, k, j] = np.log1p(-np.clip(p, 0, 1 - 1e-9))
-    e_idx, j_idx = _dp(log_fail, count, int(np.ceil(min_spacing_hours * HOUR_NS / step)))
+    e_idx, j_idx = _dp(log_fail, count, spacing)
     plan = pd.DataFrame({"event_id": ids[e_idx], "at": _utc(start[e_idx] + j_idx * step)})
     if plan.empty:
         return plan
     return _refine(scorer, features, past, messages, plan, start, window_end, ids, min_spacing_hours, config)
+
+
+def _grid_rows(count: np.ndarray, slots: np.ndarray, spacing: int) -> tuple[np.ndarray, ...]:
+    """Grid cells (event, k, j) that can lie on the dynamic programme's best path.
+
+    The k-th retry (from 0) cannot sit before cell ``k * spacing``; when all ``count``
+    retries fit in the window (the programme then uses them all), it cannot sit after
+    ``slots - 1 - (count - 1 - k) * spacing`` either, or the later ones would not fit.
+    Skipping the other cells (about a fifth on a 14-day window) changes no decision.
+    """
+    event = np.repeat(np.arange(len(count)), count)
+    k = _counter(count)
+    n, s = count[event], slots[event]
+    low = k * spacing
+    fits_all = (n - 1) * spacing < s
+    high = np.where(fits_all, s - 1 - (n - 1 - k) * spacing, s - 1)
+    size = np.maximum(high - low + 1, 0)
+    return np.repeat(event, size), np.repeat(k, size), np.repeat(low, size) + _counter(size)
 
 
 def _retry_probabilities(
@@ -258,20 +137,25 @@ def _retry_probabilities(
     """
     if not isinstance(scorer, ModelScorer):
         return _timeline_retry_probabilities(scorer, features, past, messages, event_ids, at, k, config)
-    frame = retry_grid_rows(features, past, messages, event_ids, at, k, config)
-    return scorer.models.retry.predict(frame)
+    matrix = as_event_matrix(features)
+    pos, columns = retry_grid_columns(matrix, past, messages, event_ids, at, k, config)
+    model = scorer.models.retry
+    return scorer.predict(model, matrix, pos, columns)
 
 
-def retry_grid_rows(
-    features: pd.DataFrame,
+def retry_grid_columns(
+    matrix: EventMatrix,
     past: pd.DataFrame,
     messages: pd.DataFrame,
     event_ids: np.ndarray,
     at: np.ndarray,
     k: np.ndarray,
     config: PolicyConfig,
-) -> pd.DataFrame:
-    """Model input rows of candidate retries (see :func:`_retry_probabilities`)."""
+    previous_ns: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Event rows and per-row model columns of candidate retries (see
+    :func:`_retry_probabilities`), for :meth:`EventMatrix.model_matrix`; ``previous_ns``:
+    the time of the new retry before each candidate in its schedule (see :func:`grid_state`)."""
     position = pd.Index(pd.unique(event_ids))
     event = position.get_indexer(event_ids)
     owner = position.get_indexer(past["event_id"])
@@ -285,21 +169,18 @@ def retry_grid_rows(
     np.maximum.at(last_attempt, owner, past_h)
     past_retries = np.bincount(owner[~is_original], minlength=len(position)).astype(float)
     msg_owner = position.get_indexer(messages["event_id"])
-    msgs = pd.DataFrame(
-        {"e": msg_owner, "h": to_ns(messages["send_at"]) / HOUR_NS,
-         "update": (messages["template"] == UPDATE_TEMPLATE).to_numpy()}
-    )
-    msgs = msgs[msgs["e"] >= 0].sort_values(["e", "h"], kind="stable")
-    hours = at / HOUR_NS
+    msg_hours = to_ns(messages["send_at"]) / HOUR_NS
+    msg_update = (messages["template"] == UPDATE_TEMPLATE).to_numpy()
+    mine = msg_owner >= 0
+    by_time = np.lexsort((msg_hours[mine], msg_owner[mine]))
     state = grid_state(
-        event, hours, k, start, last_attempt, past_retries,
-        msgs["e"].to_numpy(), msgs["h"].to_numpy(), msgs["update"].to_numpy(dtype=bool),
+        event, at / HOUR_NS, k, start, last_attempt, past_retries,
+        msg_owner[mine][by_time], msg_hours[mine][by_time], msg_update[mine][by_time],
         config.nominal_retry_gap_hours,
-    )
-    rows = pd.DataFrame(
-        {"event_id": event_ids, "t": from_ns(at), "kind": "retry", "template": None, "channel": None}
-    )
-    return assemble_rows(features, rows, state)
+        None if previous_ns is None else previous_ns / HOUR_NS,
+    )  # fmt: skip
+    pos = matrix.positions(event_ids)
+    return pos, {**state, **matrix.time_columns(pos, at)}
 
 
 def _timeline_retry_probabilities(
@@ -401,48 +282,91 @@ def _refine(
     if config.refine_hours == 0 or plan.empty:
         return plan
     plan = plan.sort_values(["event_id", "at"], kind="stable").reset_index(drop=True)
-    position = pd.Series(np.arange(len(ids)), index=ids)
-    shifts = [h for h in range(-config.refine_hours, config.refine_hours + 1)]
     base_ns = _ns(plan["at"])
-    # one variant schedule per (retry, shift): the retry moved, the others kept
-    variant_rows = []
-    for shift in shifts:
-        moved = base_ns + shift * HOUR_NS
-        variant_rows.append(pd.DataFrame({"variant_of": np.arange(len(plan)), "shift": shift, "moved": moved}))
-    variants = pd.concat(variant_rows, ignore_index=True)
-    ev = position.loc[plan["event_id"].to_numpy()].to_numpy()[variants["variant_of"].to_numpy()]
-    ok = (variants["moved"].to_numpy() >= start[ev]) & (variants["moved"].to_numpy() < window_end[ev])
-    variants = variants[ok].reset_index(drop=True)
-    keys = pd.DataFrame({"key": np.arange(len(variants)), "event_id": plan["event_id"].to_numpy()[variants["variant_of"].to_numpy()]})
-    # each variant's schedule: the event's plan with one retry moved
-    members = keys.merge(plan.reset_index(names="row"), on="event_id")
-    moved_row = variants["variant_of"].to_numpy()[members["key"].to_numpy()]
-    members["at"] = np.where(members["row"].to_numpy() == moved_row, variants["moved"].to_numpy()[members["key"].to_numpy()], _ns(members["at"]))
-    members["at"] = from_ns(members["at"].to_numpy(dtype=np.int64))
-    spacing_ok = _spacing_ok(members, past, min_spacing_hours)
-    msg_context = keys.merge(messages[["event_id", "send_at", "template", "channel"]], on="event_id")
-    timeline = build_timeline(keys, past, members[["key", "at"]], msg_context, ("retry",))
-    p = scorer.candidate_probabilities(features, timeline)
-    survival = pd.Series(np.log1p(-np.clip(p.to_numpy(), 0, 1 - 1e-9))).groupby(timeline.loc[p.index, "key"].to_numpy()).sum()
-    variants["log_survival"] = survival.reindex(np.arange(len(variants))).fillna(0.0).to_numpy()
-    variants.loc[~spacing_ok.reindex(np.arange(len(variants))).fillna(False).to_numpy(), "log_survival"] = np.inf
-    best = variants.sort_values(["variant_of", "log_survival"], kind="stable").drop_duplicates("variant_of")
-    # apply the best single move per event (moves of several retries could conflict)
-    best["event"] = plan["event_id"].to_numpy()[best["variant_of"].to_numpy()]
-    best = best.sort_values(["event", "log_survival"], kind="stable").drop_duplicates("event")
+    plan_event = pd.Index(ids).get_indexer(plan["event_id"].to_numpy())
+    # one variant schedule per (shift, retry): that retry moved, the others kept
+    shifts = np.arange(-config.refine_hours, config.refine_hours + 1)
+    variant_of = np.tile(np.arange(len(plan)), len(shifts))
+    moved = base_ns[variant_of] + np.repeat(shifts, len(plan)) * HOUR_NS
+    event = plan_event[variant_of]
+    ok = (moved >= start[event]) & (moved < window_end[event])
+    variant_of, moved, event = variant_of[ok], moved[ok], event[ok]
+    # members of each variant: its event's retries (plan rows are grouped by event)
+    sizes = np.bincount(plan_event, minlength=len(ids))
+    first_row = np.zeros(len(ids), dtype=np.int64)
+    first_row[plan_event[::-1]] = np.arange(len(plan))[::-1]  # each event's first row
+    per_variant = sizes[event]
+    key = np.repeat(np.arange(len(variant_of)), per_variant)
+    row = first_row[event][key] + _counter(per_variant)
+    at = np.where(row == variant_of[key], moved[key], base_ns[row])
+    p = _schedule_retry_probabilities(scorer, features, past, messages, ids[event[key]], key, at, config)
+    log_survival = np.bincount(key, weights=np.log1p(-np.clip(p, 0, 1 - 1e-9)), minlength=len(variant_of))
+    log_survival[~_spacing_ok(key, at, ids[event], past, min_spacing_hours)] = np.inf
+    # the best variant per retry, then the best single move per event (moves of
+    # several retries could conflict); ties keep the earlier shift
+    best = _first_per_group(variant_of, log_survival)
+    best = best[_first_per_group(event[best], log_survival[best])]
     out_ns = base_ns.copy()
-    out_ns[best["variant_of"].to_numpy()] = best["moved"].to_numpy()
+    out_ns[variant_of[best]] = moved[best]
     plan["at"] = from_ns(out_ns)
     return plan.sort_values(["event_id", "at"], kind="stable").reset_index(drop=True)
 
 
-def _spacing_ok(members: pd.DataFrame, past: pd.DataFrame, min_spacing_hours: float) -> pd.Series:
-    """Per variant key: every attempt (past and proposed) at least the minimum apart."""
-    past_rows = members[["key", "event_id"]].drop_duplicates().merge(past[["event_id", "t"]], on="event_id")
-    times = pd.concat(
-        [members[["key"]].assign(t=_ns(members["at"])), past_rows[["key"]].assign(t=_ns(past_rows["t"]))],
-        ignore_index=True,
-    ).sort_values(["key", "t"], kind="stable")
-    gaps = times.groupby("key")["t"].diff()
-    too_close = (gaps < min_spacing_hours * HOUR_NS).groupby(times["key"]).any()
-    return ~too_close
+def _first_per_group(group: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Index of the smallest ``value`` per group (ties: the earliest index), by group."""
+    order = np.lexsort((np.arange(len(group)), value, group))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = group[order][1:] != group[order][:-1]
+    return order[first]
+
+
+def _schedule_retry_probabilities(
+    scorer: ModelScorer,
+    features: pd.DataFrame,
+    past: pd.DataFrame,
+    messages: pd.DataFrame,
+    event_ids: np.ndarray,
+    key: np.ndarray,
+    at: np.ndarray,
+    config: PolicyConfig,
+) -> np.ndarray:
+    """Success probability of every retry of the schedules ``key`` (retries at ``at``),
+    each after the earlier retries of its schedule failed."""
+    order = np.lexsort((at, key))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = key[order][1:] != key[order][:-1]
+    rank = np.arange(len(order)) - np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+    previous = np.where(first, np.nan, np.roll(at[order], 1).astype(float))
+    k, previous_ns = np.empty(len(at), dtype=np.int64), np.empty(len(at))
+    k[order], previous_ns[order] = rank, previous
+    if isinstance(scorer, ModelScorer):
+        matrix = as_event_matrix(features)
+        pos, columns = retry_grid_columns(matrix, past, messages, event_ids, at, k, config, previous_ns)
+        model = scorer.models.retry
+        return scorer.predict(model, matrix, pos, columns)
+    key_events = np.empty(key.max() + 1, dtype=object)
+    key_events[key] = event_ids
+    keys = pd.DataFrame({"key": np.arange(len(key_events)), "event_id": key_events})
+    context = keys.merge(messages[["event_id", "send_at", "template", "channel"]], on="event_id")
+    retries = pd.DataFrame({"key": key, "at": from_ns(at)})
+    timeline = build_timeline(keys, past, retries, context, ("retry",))
+    p = scorer.candidate_probabilities(features, timeline)
+    # proposed retries sit in the timeline after the past rows, in the order given
+    proposed = np.flatnonzero((timeline["kind"] == "retry").to_numpy() & timeline["candidate"].to_numpy())
+    return p.reindex(timeline.index[proposed]).to_numpy()
+
+
+def _spacing_ok(
+    key: np.ndarray, at: np.ndarray, key_events: np.ndarray, past: pd.DataFrame, min_spacing_hours: float
+) -> np.ndarray:
+    """Per schedule key: every attempt (past and proposed) at least the minimum apart."""
+    keys = pd.DataFrame({"key": np.arange(len(key_events)), "event_id": key_events})
+    past_key, _, past_ns, _ = past_of_keys(keys, past)
+    all_key = np.concatenate([key, past_key.astype(np.int64)])
+    all_t = np.concatenate([at, past_ns])
+    order = np.lexsort((all_t, all_key))
+    same = all_key[order][1:] == all_key[order][:-1]
+    close = same & (np.diff(all_t[order]) < min_spacing_hours * HOUR_NS)
+    bad = np.zeros(len(key_events), dtype=bool)
+    bad[all_key[order][1:][close]] = True
+    return ~bad

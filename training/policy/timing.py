@@ -4,6 +4,8 @@ Schedules are stored in UTC but decided in the customer's local time (quiet hour
 "the morning after payday", "same clock time three days later"). Every helper groups the
 rows by time zone and converts each group with one ``tz_convert`` / ``tz_localize``
 call, so the cost grows with the number of distinct zones, not with the number of rows.
+UTC to local goes through :func:`utc_offsets` (int64 nanoseconds in, int64 out), which
+the calendar features share, so one request pays a few microseconds per zone.
 
 Wall-clock times that do not exist (spring-forward gap) move forward to the first
 existing instant; wall-clock times that happen twice (fall-back) take the first one.
@@ -11,10 +13,14 @@ existing instant; wall-clock times that happen twice (fall-back) take the first 
 
 from __future__ import annotations
 
+from datetime import tzinfo
+
 import numpy as np
 import pandas as pd
 
 UTC_DTYPE = "datetime64[ns, UTC]"
+NAT = np.iinfo(np.int64).min
+_UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 
 
 def _as_utc(ts: pd.Series) -> pd.Series:
@@ -28,18 +34,66 @@ def _zones(tz: pd.Series | str, index: pd.Index) -> pd.Series:
     return pd.Series(tz.to_numpy(dtype=object), index=index)
 
 
+def _zone_offsets(utc_ns: np.ndarray, zone) -> np.ndarray:
+    """UTC offsets (ns) of instants in one zone; ``None`` means UTC (``tz_convert(None)``)."""
+    if zone is None or zone == "UTC":
+        return np.zeros(len(utc_ns), dtype=np.int64)
+    if not isinstance(zone, str | tzinfo):
+        raise ValueError(f"time zone must be an IANA name, got {zone!r}")
+    instants = pd.DatetimeIndex(utc_ns.view("datetime64[ns]"), dtype=_UTC_NS)
+    try:
+        local = instants.tz_convert(zone).tz_localize(None)
+    except Exception as err:  # pytz, zoneinfo and dateutil raise different types
+        raise ValueError(f"unknown time zone {zone!r}") from err
+    return local.asi8 - utc_ns
+
+
+def ns_array(values: np.ndarray) -> np.ndarray:
+    """int64 nanoseconds of an int64 or ``datetime64`` array (no copy when already int64)."""
+    values = np.asarray(values)
+    if values.dtype.kind == "M":
+        return values.astype("datetime64[ns]").view(np.int64)
+    return values.astype(np.int64, copy=False)
+
+
+def utc_offsets(utc_ns: np.ndarray, zones: np.ndarray | str | None) -> np.ndarray:
+    """UTC offset (int64 ns, local minus UTC) of each instant in its row's zone.
+
+    ``utc_ns``: int64 nanoseconds since the epoch (or ``datetime64``; NaT gets offset 0);
+    ``zones``: one IANA name per row, or one name for all rows; missing means UTC.
+    One ``tz_convert`` per distinct zone, then integer arithmetic.
+    """
+    utc_ns = ns_array(utc_ns)
+    valid = utc_ns != NAT
+    safe = np.where(valid, utc_ns, 0)
+    if zones is None or isinstance(zones, str):
+        return np.where(valid, _zone_offsets(safe, zones), 0)
+    zones = np.asarray(zones, dtype=object)
+    if zones.shape != utc_ns.shape:
+        raise ValueError(f"zones: expected {utc_ns.shape} values, got {zones.shape}")
+    missing = pd.isna(zones)
+    if missing.any():
+        zones = np.where(missing, "UTC", zones)
+    if len(zones) and isinstance(zones[0], str) and (zones == zones[0]).all():
+        return np.where(valid, _zone_offsets(safe, zones[0]), 0)  # the API's usual case
+    codes, unique = pd.factorize(zones)
+    offsets = np.zeros(len(safe), dtype=np.int64)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(unique) + 1))
+    for k, zone in enumerate(unique):
+        rows = order[bounds[k] : bounds[k + 1]]
+        offsets[rows] = _zone_offsets(safe[rows], zone)
+    return np.where(valid, offsets, 0)
+
+
 def to_local(ts: pd.Series, tz: pd.Series | str) -> pd.Series:
     """Naive local wall-clock times (``datetime64[ns]``) of UTC ``ts`` in zone ``tz``."""
-    ts = _as_utc(ts)
-    zones = _zones(tz, ts.index)
-    unique = pd.unique(zones)
-    if len(unique) == 1:  # the API's one-event case: no masks
-        return ts.dt.tz_convert(unique[0]).dt.tz_localize(None).astype("datetime64[ns]")
-    out = pd.Series(pd.NaT, index=ts.index, dtype="datetime64[ns]")
-    for zone in unique:
-        mask = (zones == zone).to_numpy()
-        out.loc[mask] = ts[mask].dt.tz_convert(zone).dt.tz_localize(None).to_numpy()
-    return out
+    if not isinstance(ts, pd.Series):
+        ts = pd.Series(ts)
+    ns = to_ns(ts)
+    zones = tz if isinstance(tz, str) else np.asarray(tz, dtype=object)
+    local = np.where(ns != NAT, ns + utc_offsets(ns, zones), NAT)
+    return pd.Series(local.view("datetime64[ns]"), index=ts.index, name=ts.name)
 
 
 def from_local(local: pd.Series, tz: pd.Series | str) -> pd.Series:
@@ -100,6 +154,57 @@ def in_quiet_hours(
     return (hour >= start_hour) & (hour < end_hour)
 
 
+HOUR_NS = 3_600_000_000_000
+DAY_NS = 24 * HOUR_NS
+
+
+def local_to_utc_ns(local_ns: np.ndarray, zones: np.ndarray | str) -> np.ndarray:
+    """:func:`from_local` on int64 nanoseconds: the UTC instant of each local wall-clock
+    time, with the same rules (a time in a spring-forward gap moves to the gap's end, a
+    time that happens twice takes the first, daylight-saving, instant).
+
+    Each time is tried with the zone's offset a day before and a day after it (a zone
+    changes offset at most once in two days); a candidate is right when its own offset
+    is the one tried. Only times in a gap (neither is right) go through pandas.
+    """
+    local_ns = ns_array(local_ns)
+    before = utc_offsets(local_ns - DAY_NS, zones)
+    after = utc_offsets(local_ns + DAY_NS, zones)
+    first, second = local_ns - before, local_ns - after
+    first_ok = utc_offsets(first, zones) == before
+    second_ok = utc_offsets(second, zones) == after
+    out = np.where(first_ok & second_ok, np.minimum(first, second), np.where(first_ok, first, second))
+    gap = ~(first_ok | second_ok)
+    if gap.any():
+        rows = np.flatnonzero(gap)
+        zone = zones if isinstance(zones, str) else pd.Series(np.asarray(zones, dtype=object)[rows])
+        out[rows] = to_ns(from_local(pd.Series(local_ns[rows].view("datetime64[ns]")), zone))
+    return out
+
+
+def defer_quiet_ns(utc_ns: np.ndarray, zones: np.ndarray | str, start_hour: int, end_hour: int) -> np.ndarray:
+    """:func:`defer_out_of_quiet_hours` on int64 nanoseconds."""
+    utc_ns = ns_array(utc_ns)
+    if start_hour == end_hour or len(utc_ns) == 0:
+        return utc_ns.copy()
+    local = utc_ns + utc_offsets(utc_ns, zones)
+    hour = (local // HOUR_NS) % 24
+    if start_hour > end_hour:
+        quiet = (hour >= start_hour) | (hour < end_hour)
+        next_day = hour >= start_hour
+    else:
+        quiet = (hour >= start_hour) & (hour < end_hour)
+        next_day = np.zeros(len(hour), dtype=bool)
+    quiet &= utc_ns != NAT
+    if not quiet.any():
+        return utc_ns.copy()
+    target = local - local % DAY_NS + next_day * DAY_NS + end_hour * HOUR_NS
+    rows = np.flatnonzero(quiet)
+    out = utc_ns.copy()
+    out[rows] = local_to_utc_ns(target[rows], zones if isinstance(zones, str) else np.asarray(zones, dtype=object)[rows])
+    return out
+
+
 def defer_out_of_quiet_hours(
     ts: pd.Series, tz: pd.Series | str, start_hour: int = 21, end_hour: int = 8
 ) -> pd.Series:
@@ -109,30 +214,17 @@ def defer_out_of_quiet_hours(
     03:00 to 08:00 the same day; times outside quiet hours are returned unchanged.
     """
     ts = _as_utc(ts)
-    if start_hour == end_hour or ts.empty:
-        return ts
-    local = to_local(ts, tz)
-    hour = local.dt.hour
-    if start_hour > end_hour:
-        quiet = (hour >= start_hour) | (hour < end_hour)
-        next_day = hour >= start_hour
-    else:
-        quiet = (hour >= start_hour) & (hour < end_hour)
-        next_day = pd.Series(False, index=hour.index)
-    if not quiet.any():
-        return ts
-    target_day = local.dt.normalize() + pd.to_timedelta(next_day.astype(int), unit="D")
-    target = at_local_time(target_day[quiet], _zones(tz, ts.index)[quiet], end_hour)
-    out = ts.copy()
-    out.loc[quiet] = target.to_numpy()
-    return out
+    zones = tz if isinstance(tz, str) else np.asarray(tz, dtype=object)
+    moved = defer_quiet_ns(to_ns(ts), zones, start_hour, end_hour)
+    return pd.Series(from_ns(moved), index=ts.index, name=ts.name)
 
 
 def to_ns(values) -> np.ndarray:
     """UTC instants as int64 nanoseconds, without a detour through Python objects."""
     if isinstance(values, pd.Series | pd.Index) and isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.array.asi8
-    return pd.DatetimeIndex(pd.to_datetime(values, utc=True, cache=False)).asi8
+        array = values.array
+        return (array if array.unit == "ns" else array.as_unit("ns")).asi8
+    return pd.DatetimeIndex(pd.to_datetime(values, utc=True, cache=False)).as_unit("ns").asi8
 
 
 def from_ns(ns: np.ndarray) -> pd.DatetimeIndex:

@@ -1,0 +1,116 @@
+"""The search's array paths (message candidates, retry grid, refinement, scoring several
+schedules at once) decide exactly what the timeline paths decide.
+
+The timeline paths are what any scorer gets (the ground truth, for the oracle): each
+candidate becomes a timeline and :func:`timeline_state` computes its features. Wrapping
+the trained models in a scorer that is not a :class:`ModelScorer` forces those paths with
+the same models, so the two must agree to the last bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.features.frames import candidate_features
+from training.features.invoice import events_from_history
+from training.models.calibrated import category_codes, encode_matrix
+from training.policy.message_search import plan_messages
+from training.policy.scorer import build_timeline, past_rows
+from training.policy.search import plan_retries, retry_windows
+
+
+class TimelineScorer:
+    """The trained models behind the generic interface only (no array fast paths)."""
+
+    def __init__(self, scorer) -> None:
+        self.inner = scorer
+
+    def candidate_probabilities(self, features, timeline):
+        return self.inner.candidate_probabilities(features, timeline)
+
+
+@pytest.fixture(scope="module")
+def case(small_world):
+    decider = small_world.artifact.decider()
+    events = events_from_history(small_world.history).tail(60).reset_index(drop=True)
+    events["max_messages"] = 3
+    events.loc[::4, "sms_opt_in"] = True
+    previous = pd.DataFrame(
+        {
+            "event_id": events["event_id"].iloc[:15].to_numpy(),
+            "attempted_at": events["failed_at"].iloc[:15].to_numpy() - pd.Timedelta(days=3),
+        }
+    )
+    decisions = decider.rules.decide_many(events, previous).reset_index(drop=True)
+    features = decider.scorer.event_features(events, previous)
+    return decider, events, previous, decisions, features, past_rows(events, previous)
+
+
+def _plans(scorer, decider, events, decisions, features, past):
+    messages = plan_messages(scorer, events, features, past, decisions, decider.templates, decider.config)
+    limits = decider.rules.limits
+    count, start, end = retry_windows(
+        events, decisions, messages, limits.update_plausible_after_hours, limits.min_spacing_hours
+    )
+    retries = plan_retries(
+        scorer, events, features, past, messages, count, start, end, limits.min_spacing_hours, decider.config
+    )
+    return messages, retries
+
+
+def test_array_search_equals_timeline_search(case):
+    decider, events, _, decisions, features, past = case
+    fast_messages, fast_retries = _plans(decider.scorer, decider, events, decisions, features, past)
+    slow_messages, slow_retries = _plans(TimelineScorer(decider.scorer), decider, events, decisions, features, past)
+    assert len(fast_messages) > len(events) and len(fast_retries) > len(events)
+    assert fast_messages["template"].nunique() > 1
+    pd.testing.assert_frame_equal(fast_messages, slow_messages)
+    pd.testing.assert_frame_equal(fast_retries, slow_retries)
+
+
+def test_scoring_schedules_together_equals_one_by_one(case):
+    decider, events, previous, decisions, features, past = case
+    messages, retries = _plans(decider.scorer, decider, events, decisions, features, past)
+    late = retries.assign(at=retries["at"] + pd.Timedelta(hours=5))
+    together = decider.expected_recoveries(events, features, past, [(retries, messages), (late, messages[:0])])
+    for (expected, retry_p, message_p), schedule in zip(together, [(retries, messages), (late, messages[:0])], strict=True):
+        alone, alone_retry_p, alone_message_p = decider.expected_recovery(events, features, past, *schedule)
+        np.testing.assert_allclose(expected.to_numpy(), alone.to_numpy(), rtol=1e-12)
+        pd.testing.assert_frame_equal(retry_p.reset_index(drop=True), alone_retry_p.reset_index(drop=True))
+        pd.testing.assert_frame_equal(message_p.reset_index(drop=True), alone_message_p.reset_index(drop=True))
+    assert (together[0][0] != together[1][0]).any()
+
+
+def test_event_matrix_equals_encoded_frames(case):
+    """The matrix the search builds from arrays is the frames path's encoded matrix."""
+    decider, events, _, _, features, past = case
+    keys = pd.DataFrame({"key": np.arange(len(events)), "event_id": events["event_id"].to_numpy()})
+    at = events["failed_at"] + pd.to_timedelta(np.arange(len(events)) * 7 + 30, unit="h")
+    messages = pd.DataFrame(
+        {
+            "key": keys["key"],
+            "send_at": events["failed_at"] + pd.Timedelta(hours=2),
+            "template": np.where(np.arange(len(events)) % 2, "update_payment_method", "unknown_template"),
+            "channel": np.where(np.arange(len(events)) % 3, "email", "sms"),
+        }
+    )
+    timeline = build_timeline(keys, past, pd.DataFrame({"key": keys["key"], "at": at}), messages)
+    frames = candidate_features(features.features, timeline)
+    for name, model in decider.scorer.models.items():
+        if name == "self_cure":
+            continue
+        rows = frames[(frames["kind"] == "retry") == (name == "retry")]
+        want = encode_matrix(rows, model.features, model.categories)
+        got = decider.scorer.candidate_probabilities(features, timeline).loc[rows.index].to_numpy()
+        np.testing.assert_allclose(got, model.predict(rows), rtol=1e-12)
+        assert np.isnan(want).any(axis=0).sum() < want.shape[1]
+
+
+def test_category_codes_equal_pandas_indexer():
+    categories = ["email", "sms", "push", "01", "1"]
+    values = np.array(["sms", None, "fax", np.nan, "1", "01", "email", "push", ""], dtype=object)
+    codes = pd.Index(categories).get_indexer(values)
+    np.testing.assert_array_equal(category_codes(values, categories), np.where(codes >= 0, codes, np.nan))
+    assert np.isnan(category_codes(values, [])).all()

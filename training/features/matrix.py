@@ -1,0 +1,110 @@
+"""Model input matrices built straight from numpy columns.
+
+Training assembles named DataFrames (:mod:`training.features.frames`) and encodes them;
+the policy scores hundreds of candidates per decision in several small rounds, where
+building those frames costs far more than the model. Here the event features of one
+decision call are encoded once per model (:class:`EventMatrix`), and each round only fills
+the candidate columns (dunning state, candidate time, template and channel) of a float
+matrix in the model's column order. The values are those of the frames path, column for
+column (``tests/features/test_matrix.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from training.features.calendar import calendar_arrays
+from training.features.frames import CONTEXT_COLUMNS, time_columns
+from training.models.calibrated import CalibratedModel, category_codes, encode_matrix
+
+
+@lru_cache(maxsize=64)
+def _split(features: tuple[str, ...], event_columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of a model's columns that come from the event features, and the others."""
+    from_event = np.array([name in event_columns for name in features], dtype=bool)
+    return np.flatnonzero(from_event), np.flatnonzero(~from_event)
+
+
+@dataclass
+class EventMatrix:
+    """The event features of one decision call (index: event_id), encoded per model once."""
+
+    features: pd.DataFrame
+    _encoded: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+    _columns: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+
+    def positions(self, event_ids: np.ndarray) -> np.ndarray:
+        """Row of each event id (all must be known)."""
+        pos = self.features.index.get_indexer(event_ids)
+        if len(pos) and pos.min() < 0:
+            raise KeyError("event ids without event features")
+        return pos
+
+    def column(self, name: str) -> np.ndarray:
+        if name not in self._columns:
+            self._columns[name] = self.features[name].to_numpy()
+        return self._columns[name]
+
+    def encoded(self, model: CalibratedModel) -> np.ndarray:
+        """The model's event-level columns of every event, encoded as in training."""
+        if model.name not in self._encoded:
+            names = self._event_names(model)
+            self._encoded[model.name] = encode_matrix(self.features, names, model.categories)
+        return self._encoded[model.name]
+
+    def _event_names(self, model: CalibratedModel) -> list[str]:
+        event_pos, _ = _split(tuple(model.features), self._event_columns())
+        return [model.features[i] for i in event_pos]
+
+    def _event_columns(self) -> tuple[str, ...]:
+        return tuple(c for c in self.features.columns if c not in CONTEXT_COLUMNS)
+
+    def model_matrix(
+        self, model: CalibratedModel, pos: np.ndarray, columns: dict[str, np.ndarray]
+    ) -> np.ndarray:
+        """Matrix for ``model``: event columns of the rows' events ``pos`` plus the given
+        per-row ``columns`` (a model column in neither is missing, NaN)."""
+        event_pos, other_pos = _split(tuple(model.features), self._event_columns())
+        matrix = np.empty((len(pos), len(model.features)))
+        matrix[:, event_pos] = self.encoded(model)[pos]
+        for j in other_pos:
+            name = model.features[j]
+            values = columns.get(name)
+            matrix[:, j] = np.nan if values is None else _encode_column(values, model.categories.get(name))
+        return matrix
+
+    def time_columns(self, pos: np.ndarray, utc_ns: np.ndarray) -> dict[str, np.ndarray]:
+        """Candidate-time features of instants ``utc_ns`` for the events at ``pos``."""
+        zones = self.column("timezone")[pos]
+        hour, weekday, day, to_month_end = calendar_arrays(utc_ns, zones)
+        return time_columns(
+            hour,
+            weekday,
+            day,
+            to_month_end,
+            self.column("cust_pay_day_of_month")[pos].astype(float),
+            self.column("cust_pay_weekday")[pos].astype(float),
+            self.column("cust_active_hour")[pos].astype(float),
+        )
+
+    def channel_click_rate(self, pos: np.ndarray, channel: np.ndarray) -> np.ndarray:
+        return np.where(
+            channel == "sms",
+            self.column("cust_sms_click_rate")[pos].astype(float),
+            self.column("cust_email_click_rate")[pos].astype(float),
+        )
+
+
+def _encode_column(values: np.ndarray, categories: list[str] | None) -> np.ndarray:
+    if categories is None:
+        return np.asarray(values, dtype=np.float64)
+    return category_codes(values, categories)
+
+
+def as_event_matrix(features: pd.DataFrame | EventMatrix) -> EventMatrix:
+    """``features`` as an :class:`EventMatrix` (callers that keep one reuse its encodings)."""
+    return features if isinstance(features, EventMatrix) else EventMatrix(features)

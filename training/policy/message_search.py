@@ -1,0 +1,252 @@
+"""The message half of the schedule search: greedy, one message per round.
+
+Each round, per event still in budget: (a) score every template x allowed channel at the
+first allowed time and keep the best pair; (b) score that pair at the allowed local
+hours of the next days and keep the best time, if its response probability is worth a
+message. Update requests come first for declines that need a new card.
+
+With the trained models, candidates are scored straight from arrays
+(:func:`training.features.dunning_state.message_state` and an
+:class:`~training.features.matrix.EventMatrix`); any other scorer (the ground truth, for
+the oracle) gets each candidate as a timeline. Both see the same candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from training.features.dunning_state import message_state
+from training.features.matrix import as_event_matrix
+from training.policy.config import PolicyConfig
+from training.policy.scorer import ModelScorer, build_timeline
+from training.policy.timing import (
+    DAY_NS,
+    defer_quiet_ns,
+    from_ns,
+    local_to_utc_ns,
+    to_ns,
+    utc_offsets,
+)
+
+HOUR_NS = 3_600_000_000_000
+UPDATE_TEMPLATE = "update_payment_method"
+MESSAGE_COLUMNS = ["event_id", "send_at", "template", "channel", "response_probability"]
+
+
+@dataclass
+class _Candidates:
+    """Message candidates as arrays: event position, send time (ns), template, channel."""
+
+    pos: np.ndarray
+    ns: np.ndarray
+    template: np.ndarray
+    channel: np.ndarray
+
+    def take(self, rows: np.ndarray) -> _Candidates:
+        return _Candidates(self.pos[rows], self.ns[rows], self.template[rows], self.channel[rows])
+
+    @classmethod
+    def concat(cls, parts: list[_Candidates]) -> _Candidates:
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("pos", "ns", "template", "channel")))
+
+    def __len__(self) -> int:
+        return len(self.pos)
+
+
+def _empty(n: int = 0) -> _Candidates:
+    return _Candidates(
+        np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.full(n, None, object), np.full(n, None, object)
+    )
+
+
+def _best_per_event(candidates: _Candidates, p: np.ndarray) -> np.ndarray:
+    """Row of the most likely candidate per event (ties: the earlier row), by event."""
+    order = np.lexsort((-p, candidates.pos))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = candidates.pos[order][1:] != candidates.pos[order][:-1]
+    return order[first]
+
+
+def _in_quiet(local_hour: np.ndarray, config: PolicyConfig) -> np.ndarray:
+    start, end = config.quiet_start_hour, config.quiet_end_hour
+    if start == end:
+        return np.zeros(len(local_hour), dtype=bool)
+    if start > end:
+        return (local_hour >= start) | (local_hour < end)
+    return (local_hour >= start) & (local_hour < end)
+
+
+class _Context:
+    """Per-call arrays the rounds share: events, their past attempts, the scorer."""
+
+    def __init__(self, scorer, events: pd.DataFrame, features, past: pd.DataFrame) -> None:
+        self.scorer = scorer
+        self.features = features
+        self.past = past
+        self.ids = events["event_id"].to_numpy()
+        self.tz = events["timezone"].fillna("UTC").to_numpy()
+        self.fast = isinstance(scorer, ModelScorer)
+        if self.fast:
+            self.matrix = as_event_matrix(features)
+            self.rows = self.matrix.positions(self.ids)
+            index = pd.Index(self.ids)
+            owner = index.get_indexer(past["event_id"].to_numpy())
+            keep = owner >= 0
+            hours = to_ns(past["t"])[keep] / HOUR_NS
+            kind = past["kind"].to_numpy()[keep]
+            order = np.lexsort((hours, owner[keep]))
+            self.att_pos, self.att_hours = owner[keep][order], hours[order]
+            self.att_retry = (kind != "original")[order]
+            self.start = np.full(len(self.ids), np.nan)
+            original = ~self.att_retry
+            np.fmin.at(self.start, self.att_pos[original], self.att_hours[original])
+
+    def probabilities(self, candidates: _Candidates, chosen: _Candidates) -> np.ndarray:
+        """Response probability of each candidate, after the messages ``chosen`` so far."""
+        if len(candidates) == 0:
+            return np.zeros(0)
+        if not self.fast:
+            return self._timeline_probabilities(candidates, chosen)
+        order = np.lexsort((chosen.ns, chosen.pos))
+        chosen = chosen.take(order)
+        hours = candidates.ns / HOUR_NS
+        state = message_state(
+            candidates.pos, hours, candidates.template, self.start,
+            self.att_pos, self.att_hours, self.att_retry,
+            chosen.pos, chosen.ns / HOUR_NS, chosen.template,
+        )  # fmt: skip
+        rows = self.rows[candidates.pos]
+        columns = {
+            **state,
+            **self.matrix.time_columns(rows, candidates.ns),
+            "template": candidates.template,
+            "channel": candidates.channel,
+            "channel_click_rate": self.matrix.channel_click_rate(rows, candidates.channel),
+        }
+        model = self.scorer.models.message
+        return self.scorer.predict(model, self.matrix, rows, columns)
+
+    def _timeline_probabilities(self, candidates: _Candidates, chosen: _Candidates) -> np.ndarray:
+        """Each candidate as its own schedule: the event's past, the messages chosen, it."""
+        n = len(candidates)
+        keys = pd.DataFrame({"key": np.arange(n), "event_id": self.ids[candidates.pos]})
+        context = keys.merge(self.frame(chosen).drop(columns="response_probability"), on="event_id")
+        messages = pd.concat(
+            [
+                self.frame(candidates).drop(columns="response_probability").assign(key=np.arange(n), candidate=True),
+                context.assign(candidate=False),
+            ],
+            ignore_index=True,
+        )
+        no_retries = pd.DataFrame({"key": pd.Series(dtype=np.int64), "at": pd.Series(dtype="datetime64[ns, UTC]")})
+        timeline = build_timeline(keys, self.past, no_retries, messages.drop(columns="candidate"))
+        proposed = timeline["kind"] == "message"
+        timeline.loc[proposed, "candidate"] = messages["candidate"].to_numpy()
+        p = self.scorer.candidate_probabilities(self.features, timeline)
+        out = np.zeros(n)
+        out[timeline.loc[p.index, "key"].to_numpy()] = p.to_numpy()
+        return out
+
+    def frame(self, c: _Candidates, p: np.ndarray | None = None) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "event_id": self.ids[c.pos],
+                "send_at": from_ns(c.ns),
+                "template": c.template,
+                "channel": c.channel,
+                "response_probability": np.full(len(c), np.nan) if p is None else p,
+            }
+        )
+
+
+def plan_messages(
+    scorer,
+    events: pd.DataFrame,
+    features,
+    past: pd.DataFrame,
+    decisions: pd.DataFrame,
+    templates: list[str],
+    config: PolicyConfig,
+) -> pd.DataFrame:
+    """Greedy message plan: event_id, send_at, template, channel, response_probability."""
+    context = _Context(scorer, events, features, past)
+    chosen, chosen_p = _empty(), np.zeros(0)
+    if not templates or events.empty:
+        return _sorted(context.frame(chosen))
+    failed = to_ns(events["failed_at"]).copy()
+    window_end = failed + events["window_days"].to_numpy(dtype=np.int64) * 24 * HOUR_NS
+    earliest = failed.copy()
+    budget = events["max_messages"].to_numpy(dtype=np.int64)
+    force_update = decisions["needs_update_first"].to_numpy(dtype=bool) & (UPDATE_TEMPLATE in templates)
+    email = events["allow_email"].to_numpy(dtype=bool)
+    sms = events["allow_sms"].to_numpy(dtype=bool) & events["sms_opt_in"].to_numpy(dtype=bool)
+    gap = int(config.min_message_gap_hours * HOUR_NS)
+    for round_ in range(int(budget.max())):
+        ref = defer_quiet_ns(earliest, context.tz, config.quiet_start_hour, config.quiet_end_hour)
+        active = (budget > round_) & (ref < window_end)
+        if not active.any():
+            break
+        # (a) which template and channel, at the first allowed time
+        parts = []
+        for template in templates:
+            for channel, allowed in (("email", email), ("sms", sms)):
+                ok = active & allowed
+                if round_ == 0:
+                    ok &= ~force_update | (template == UPDATE_TEMPLATE)
+                pos = np.flatnonzero(ok)
+                parts.append(
+                    _Candidates(pos, ref[pos], np.full(len(pos), template, object), np.full(len(pos), channel, object))
+                )
+        combos = _Candidates.concat(parts)
+        if len(combos) == 0:
+            break
+        best = combos.take(_best_per_event(combos, context.probabilities(combos, chosen)))
+        # (b) when: the allowed local hours of the next days
+        slots = _message_slots(best, ref, window_end, context.tz, config)
+        p = context.probabilities(slots, chosen)
+        pick = _best_per_event(slots, p)
+        pick = pick[p[pick] >= config.min_message_gain]
+        if len(pick) == 0:
+            break
+        picked = slots.take(pick)
+        chosen = _Candidates.concat([chosen, picked])
+        chosen_p = np.concatenate([chosen_p, p[pick]])
+        earliest[picked.pos] = picked.ns + gap
+        stopped = np.setdiff1d(np.flatnonzero(active), picked.pos)
+        earliest[stopped] = window_end[stopped]
+    return _sorted(context.frame(chosen, chosen_p))
+
+
+def _sorted(messages: pd.DataFrame) -> pd.DataFrame:
+    messages["send_at"] = pd.to_datetime(messages["send_at"], utc=True)
+    return messages[MESSAGE_COLUMNS].sort_values(["event_id", "send_at"], kind="stable").reset_index(drop=True)
+
+
+def _message_slots(
+    best: _Candidates, ref: np.ndarray, window_end: np.ndarray, tz: np.ndarray, config: PolicyConfig
+) -> _Candidates:
+    """The best pair of each event at its first allowed time and at the allowed local hours
+    of the next ``message_days_ahead`` days (inside the window, outside quiet hours)."""
+    pos = best.pos
+    hours = np.array(config.message_local_hours, dtype=np.int64)
+    days = np.arange(config.message_days_ahead)
+    zones = tz[pos]
+    local = ref[pos] + utc_offsets(ref[pos], zones)
+    local_day = local - local % DAY_NS
+    grid = np.repeat(np.arange(len(pos)), len(days) * len(hours))
+    day_off = np.tile(np.repeat(days, len(hours)), len(pos))
+    hour = np.tile(hours, len(pos) * len(days))
+    at = local_to_utc_ns(local_day[grid] + day_off * DAY_NS + hour * HOUR_NS, zones[grid])
+    slot_pos = pos[grid]
+    keep = (at >= ref[slot_pos]) & (at < window_end[slot_pos]) & ~_in_quiet(hour.astype(float), config)
+    rows = grid[keep]
+    slots = _Candidates(pos[rows], at[keep], best.template[rows], best.channel[rows])
+    # the first allowed time itself is always a candidate, and comes first
+    both = _Candidates.concat([best, slots])
+    order = np.lexsort((np.arange(len(both)), both.ns, both.pos))
+    repeat = np.zeros(len(order), dtype=bool)
+    repeat[1:] = (both.pos[order][1:] == both.pos[order][:-1]) & (both.ns[order][1:] == both.ns[order][:-1])
+    return both.take(np.sort(order[~repeat]))
