@@ -19,6 +19,7 @@ from training.models.calibrated import category_codes, encode_matrix
 from training.policy.message_search import plan_messages
 from training.policy.scorer import build_timeline, past_rows
 from training.policy.search import plan_retries, retry_windows
+from training.policy.timing import to_ns
 
 
 class TimelineScorer:
@@ -114,3 +115,42 @@ def test_category_codes_equal_pandas_indexer():
     codes = pd.Index(categories).get_indexer(values)
     np.testing.assert_array_equal(category_codes(values, categories), np.where(codes >= 0, codes, np.nan))
     assert np.isnan(category_codes(values, [])).all()
+
+
+def test_running_argmin_is_the_first_index_of_the_running_minimum():
+    from training.policy.search import _running_argmin
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        values = rng.integers(0, 5, (6, 25)).astype(float)
+        values[rng.random(values.shape) < 0.3] = np.inf
+        want = np.zeros(values.shape, dtype=np.int64)
+        for i, row in enumerate(values):
+            for j in range(1, len(row)):
+                earlier = row[: j + 1]
+                want[i, j] = int(np.argmin(earlier)) if np.isfinite(earlier.min()) else 0
+        np.testing.assert_array_equal(_running_argmin(values), want)
+
+
+def test_exploration_shifts_whole_schedules_inside_the_window(case):
+    decider, events, _, decisions, features, past = case
+    messages, retries = _plans(decider.scorer, decider, events, decisions, features, past)
+    limits = decider.rules.limits
+    _, start, end = retry_windows(
+        events, decisions, messages, limits.update_plausible_after_hours, limits.min_spacing_hours
+    )
+    explorer = decider.__class__(
+        decider.scorer, decider.rules, decider.config.model_copy(update={"exploration_rate": 1.0}),
+        decider.templates, decider.model_version,
+    )  # fmt: skip
+    moved, propensity = explorer._explore(events, retries, start, end)
+    arms = len(decider.config.exploration_shifts_hours) + 1
+    np.testing.assert_allclose(propensity, 1.0 / arms)  # at rate 1 the searched one is an arm too
+    shift = (moved["at"] - retries["at"]).dt.total_seconds().to_numpy() / 3600
+    assert set(np.unique(shift)) <= {0, *decider.config.exploration_shifts_hours}
+    per_event = pd.Series(shift).groupby(retries["event_id"].to_numpy()).nunique()
+    assert (per_event == 1).all()  # a whole schedule moves together
+    assert (shift != 0).any()
+    pos = pd.Index(events["event_id"]).get_indexer(moved["event_id"])
+    ns = to_ns(moved["at"])
+    assert ((ns >= start[pos]) & (ns < end[pos])).all()

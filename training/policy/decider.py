@@ -19,7 +19,7 @@ from training.policy.scorer import ModelScorer, past_of_keys, past_rows
 from training.policy.search import plan_retries, retry_windows
 from training.policy.timing import from_ns, to_ns
 
-HOUR = pd.Timedelta(hours=1)
+HOUR_NS = 3_600_000_000_000
 
 
 class ModelDecider:
@@ -87,22 +87,19 @@ class ModelDecider:
     ) -> tuple[pd.DataFrame, np.ndarray]:
         """With probability ``exploration_rate`` shift every retry by one of the configured
         offsets (kept only where the whole shifted schedule stays inside the limits)."""
-        shifts = self.config.exploration_shifts_hours
-        arms = len(shifts) + 1
+        shifts = np.array([0, *self.config.exploration_shifts_hours], dtype=np.int64)
+        arms = len(shifts)
         rate = self.config.exploration_rate
         draw = np.random.default_rng().random(len(events))
         arm = np.where(draw < rate, np.floor(draw / rate * arms).astype(int), 0)
         arm = np.minimum(arm, arms - 1)  # arm 0: the searched schedule
-        position = pd.Series(np.arange(len(events)), index=events["event_id"].to_numpy())
-        pos = position.loc[retries["event_id"].to_numpy()].to_numpy()
-        offset = np.array([0, *shifts])[arm[pos]] * HOUR
-        moved = retries["at"] + pd.to_timedelta(offset)
-        moved_ns = pd.DatetimeIndex(moved).asi8
-        inside = (moved_ns >= start[pos]) & (moved_ns < end[pos])
-        valid = pd.Series(inside).groupby(pos).all()
-        arm = np.where(valid.reindex(np.arange(len(events)), fill_value=True).to_numpy(dtype=bool), arm, 0)
-        offset = np.array([0, *shifts])[arm[pos]] * HOUR
-        retries = retries.assign(at=retries["at"] + pd.to_timedelta(offset))
+        pos = pd.Index(events["event_id"].to_numpy()).get_indexer(retries["event_id"].to_numpy())
+        at = to_ns(retries["at"])
+        moved = at + shifts[arm[pos]] * HOUR_NS
+        inside = np.ones(len(events), dtype=bool)
+        np.logical_and.at(inside, pos, (moved >= start[pos]) & (moved < end[pos]))
+        arm = np.where(inside, arm, 0)
+        retries = retries.assign(at=from_ns(at + shifts[arm[pos]] * HOUR_NS))
         propensity = np.where(arm == 0, 1.0 - rate + rate / arms, rate / arms)
         return retries, propensity
 
@@ -182,8 +179,7 @@ class ModelDecider:
             events, features, past, [(retries, messages), (fixed.retries, fixed.messages)]
         )
         ids = events["event_id"]
-        expected_v = ids.map(expected).to_numpy()
-        baseline_v = ids.map(baseline).to_numpy()
+        expected_v, baseline_v = expected.to_numpy(), baseline.to_numpy()  # in the events' order
         reasons = model_reasons(
             events, decisions, features.features, retries, messages, expected_v, baseline_v, self.config
         )

@@ -255,15 +255,12 @@ def _counter(sizes: np.ndarray) -> np.ndarray:
 
 
 def _running_argmin(values: np.ndarray) -> np.ndarray:
-    """Index of the running minimum along axis 1."""
+    """Index of the running minimum along axis 1 (the first index reaching it)."""
     n, m = values.shape
-    idx = np.zeros((n, m), dtype=np.int64)
-    best = values[:, 0].copy()
-    for j in range(1, m):
-        better = values[:, j] < best
-        best = np.where(better, values[:, j], best)
-        idx[:, j] = np.where(better, j, idx[:, j - 1])
-    return idx
+    best = np.minimum.accumulate(values, axis=1)
+    better = np.ones((n, m), dtype=bool)
+    better[:, 1:] = values[:, 1:] < best[:, :-1]
+    return np.maximum.accumulate(np.where(better, np.arange(m)[None, :], 0), axis=1)
 
 
 def _refine(
