@@ -33,7 +33,6 @@ from training.policy.timing import (
 
 HOUR_NS = 3_600_000_000_000
 UPDATE_TEMPLATE = "update_payment_method"
-MESSAGE_COLUMNS = ["event_id", "send_at", "template", "channel", "response_probability"]
 
 
 @dataclass
@@ -175,7 +174,7 @@ def plan_messages(
     context = _Context(scorer, events, features, past)
     chosen, chosen_p = _empty(), np.zeros(0)
     if not templates or events.empty:
-        return _sorted(context.frame(chosen))
+        return context.frame(chosen)
     failed = to_ns(events["failed_at"]).copy()
     window_end = failed + events["window_days"].to_numpy(dtype=np.int64) * 24 * HOUR_NS
     earliest = failed.copy()
@@ -217,12 +216,9 @@ def plan_messages(
         earliest[picked.pos] = picked.ns + gap
         stopped = np.setdiff1d(np.flatnonzero(active), picked.pos)
         earliest[stopped] = window_end[stopped]
-    return _sorted(context.frame(chosen, chosen_p))
-
-
-def _sorted(messages: pd.DataFrame) -> pd.DataFrame:
-    messages["send_at"] = pd.to_datetime(messages["send_at"], utc=True)
-    return messages[MESSAGE_COLUMNS].sort_values(["event_id", "send_at"], kind="stable").reset_index(drop=True)
+    # by event id, then time (the order every schedule frame has)
+    order = np.lexsort((chosen.ns, pd.factorize(context.ids[chosen.pos], sort=True)[0]))
+    return context.frame(chosen.take(order), chosen_p[order])
 
 
 def _message_slots(
