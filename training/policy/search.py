@@ -26,10 +26,7 @@ from training.features.dunning_state import grid_state
 from training.features.matrix import EventMatrix, as_event_matrix
 from training.policy.config import PolicyConfig
 from training.policy.scorer import ModelScorer, build_timeline, past_of_keys
-from training.policy.timing import (
-    from_ns,
-    to_ns,
-)
+from training.policy.timing import NAT, from_ns, to_ns
 
 HOUR_NS = 3_600_000_000_000
 UPDATE_TEMPLATE = "update_payment_method"
@@ -57,14 +54,17 @@ def retry_windows(
         events["max_retries"].to_numpy(dtype=np.int64),
         decisions["max_additional_retries"].to_numpy(dtype=np.int64),
     )
-    not_before = decisions["not_before"]
-    start = np.where(not_before.isna(), failed + int(min_spacing_hours * HOUR_NS), _ns(not_before.fillna(events["failed_at"])))
+    not_before = to_ns(decisions["not_before"])  # NaT: no wait beyond the spacing
+    start = np.where(not_before == NAT, failed + int(min_spacing_hours * HOUR_NS), not_before)
     needs_update = decisions["needs_update_first"].to_numpy(dtype=bool)
-    asks = messages[messages["template"] == UPDATE_TEMPLATE].groupby("event_id")["send_at"].min()
-    first_ask = events["event_id"].map(asks)
-    plausible = np.where(first_ask.isna(), np.iinfo(np.int64).max // 2, _ns(first_ask.fillna(events["failed_at"])) + int(update_plausible_after_hours * HOUR_NS))
+    asks = (messages["template"] == UPDATE_TEMPLATE).to_numpy()
+    first_ask = np.full(len(failed), np.iinfo(np.int64).max)
+    asked_by = pd.Index(events["event_id"].to_numpy()).get_indexer(messages["event_id"].to_numpy()[asks])
+    np.minimum.at(first_ask, asked_by[asked_by >= 0], to_ns(messages["send_at"])[asks][asked_by >= 0])
+    asked = first_ask < np.iinfo(np.int64).max
+    plausible = np.where(asked, first_ask + int(update_plausible_after_hours * HOUR_NS), np.iinfo(np.int64).max // 2)
     start = np.where(needs_update, np.maximum(start, plausible), start)
-    allowed = decisions["allowed"].to_numpy(dtype=bool) | (needs_update & first_ask.notna().to_numpy())
+    allowed = decisions["allowed"].to_numpy(dtype=bool) | (needs_update & asked)
     count = np.where(allowed & (start < window_end), count, 0)
     return count, start, window_end
 
