@@ -2,9 +2,12 @@
 
     python benchmarks/bench_api.py [--rate 200] [--duration 30] [--batch-runs 20]
         [--outcome-batches 40] [--invoices 20000] [--seed 7] [--work /tmp/smartretry-bench]
+        [--decider model|fallback]
 
 The server runs as a child process (``smartretry serve``, one uvicorn worker, a fresh
-SQLite file) with the model trained by ``bench_world.py``. The load generator is an
+SQLite file) with the model trained by ``bench_world.py`` (``--decider fallback``: with
+``--no-model``, so the rules fallback decides, here and in-process; its decision is cheap,
+which isolates the HTTP layer's own overhead). The load generator is an
 open-loop one written with ``httpx`` + asyncio: request *i* is sent at ``start + i/rate``
 whether or not earlier ones were answered (constant arrival rate), and its latency is
 counted from that scheduled time, so a slow server cannot slow the generator down and hide
@@ -12,7 +15,8 @@ its own queueing (no coordinated omission). Phases:
 
 0. single recommendations one at a time (``--idle``), each first in-process
    (``serving.service.recommend`` on the same artifact: no HTTP, no store) and then over
-   HTTP to the idle server, so the HTTP + JSON + store overhead is the difference;
+   HTTP to the idle server, so the HTTP + JSON + store overhead is the difference
+   (reported as the median of the per-request differences);
 1. single recommendations at ``--rate`` per second for ``--duration`` seconds: p50/p99
    latency, throughput, errors (non-2xx or no answer within ``--timeout``);
 2. a 1,000-item ``/v1/recommendations/batch``, ``--batch-runs`` times one after another,
@@ -85,7 +89,7 @@ def _ms(value: float | None) -> str:
 
 
 @contextmanager
-def server(world: World, work: Path, port: int, workers: int, threads: int | None):
+def server(world: World, work: Path, port: int, workers: int, threads: int | None, fallback: bool):
     """``smartretry serve`` as a child process with a fresh SQLite store."""
     database = work / f"bench-api-{int(time.time())}.sqlite"
     env = {
@@ -97,8 +101,9 @@ def server(world: World, work: Path, port: int, workers: int, threads: int | Non
     }
     if threads is not None:  # LightGBM's OpenMP threads per worker
         env["OMP_NUM_THREADS"] = str(threads)
+    model = ["--no-model"] if fallback else ["--model", str(world.model_dir)]
     command = [
-        sys.executable, "-m", "training.cli", "serve", "--model", str(world.model_dir),
+        sys.executable, "-m", "training.cli", "serve", *model,
         "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
     log = (work / "serve.log").open("w")
@@ -111,9 +116,9 @@ def server(world: World, work: Path, port: int, workers: int, threads: int | Non
                 raise RuntimeError(f"server exited; see {work / 'serve.log'}")
             try:
                 ready = httpx.get(f"{base}/readyz", timeout=2).json()
-                if ready.get("model_loaded"):
+                if ready.get("ready") and ready.get("model_loaded") is not fallback:
                     break
-                raise RuntimeError(f"server answers without a model: {ready}")
+                raise RuntimeError(f"server is not answering as asked: {ready}")
             except httpx.TransportError:
                 if time.monotonic() > deadline:
                     raise
@@ -282,15 +287,24 @@ def stored_event_ids(database: Path) -> list[str]:
 
 class InProcess:
     """The API's code path without HTTP and store: ``serving.service.recommend`` on the same
-    artifact, in the generator's process (timed while the server is idle)."""
+    artifact (or the rules fallback), in the generator's process (timed while the server
+    is idle). With ``threads``, LightGBM's OpenMP threads are limited as the server's
+    are (``OMP_NUM_THREADS``), so both sides decide alike."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, fallback: bool = False, threads: int | None = None) -> None:
         import warnings
 
+        from threadpoolctl import threadpool_limits
+
         from serving.artifact_decider import load_artifact_decider
+        from serving.fallback import FallbackDecider
 
         warnings.simplefilter("ignore", FutureWarning)  # pandas deprecations inside the policy
-        self.decider = load_artifact_decider(str(world.model_dir))
+        self.decider = (
+            FallbackDecider() if fallback else load_artifact_decider(str(world.model_dir))
+        )
+        if threads is not None:  # after the load (which loads OpenMP); for the whole process
+            threadpool_limits(limits=threads, user_api="openmp")
 
     def seconds(self, items: list[Any]) -> float:
         from serving.service import (
@@ -316,10 +330,24 @@ async def paired_singles(client: Sender, local: InProcess, bodies: list[Any]) ->
         inproc.latencies.append(local.seconds([body]))
         await client.post("/v1/recommendations", body, http, time.perf_counter())
     inproc.last = time.perf_counter()
-    return {
+    out = {
         "http": http.report(f"single over HTTP, one at a time x {len(bodies)}"),
         "in_process": inproc.report(f"single in-process, one at a time x {len(bodies)}"),
     }
+    if len(http.latencies) == len(inproc.latencies):  # no failed request: pairs line up
+        extra = (np.array(http.latencies) - np.array(inproc.latencies)) * 1000
+        out["overhead_ms"] = {
+            "p50": float(np.median(extra)),
+            "mean": float(extra.mean()),
+            "p90": float(np.percentile(extra, 90)),
+        }
+        print(
+            f"HTTP overhead per request (HTTP minus in-process, pairwise): "
+            f"p50 {np.median(extra):.2f} ms, "
+            f"mean {extra.mean():.2f} ms, p90 {np.percentile(extra, 90):.2f} ms",
+            flush=True,
+        )
+    return out
 
 
 async def paired_batches(
@@ -342,18 +370,26 @@ async def paired_batches(
 
 
 async def run(args: argparse.Namespace, world: World) -> dict[str, Any]:
-    results: dict[str, Any] = {"rate": args.rate, "duration_s": args.duration}
+    results: dict[str, Any] = {
+        "rate": args.rate,
+        "duration_s": args.duration,
+        "decider": args.decider,
+    }
+    fallback = args.decider == "fallback"
     n = int(args.rate * args.duration)
     singles = world.sample(n, known_share=0.2)
     batch = world.sample(1000, known_share=0.2)
-    with server(world, args.work, args.port, args.workers, args.threads) as (base, database):
+    with server(world, args.work, args.port, args.workers, args.threads, fallback) as (
+        base,
+        database,
+    ):
         limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=64)
         timeout = httpx.Timeout(args.timeout)
         async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as http:
             client = Sender(http, args.connections)
             warm, _ = await open_loop(client, "/v1/recommendations", singles[:20], 10)
             print(f"warm-up: {len(warm.latencies)} ok", flush=True)
-            local = InProcess(world)
+            local = InProcess(world, fallback, args.threads)
             local.seconds(batch[:50])  # warm-up (caches, first LightGBM call)
             results["single_idle"] = await paired_singles(client, local, singles[: args.idle])
             load, answers = await open_loop(client, "/v1/recommendations", singles, args.rate)
@@ -411,6 +447,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument(
         "--threads", type=int, default=None, help="OMP_NUM_THREADS of the server (default: unset)"
+    )
+    parser.add_argument(
+        "--decider",
+        choices=("model", "fallback"),
+        default="model",
+        help="fallback: serve --no-model (cheap rules decisions: the HTTP overhead alone)",
     )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--invoices", type=int, default=20_000)

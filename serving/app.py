@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -28,6 +29,8 @@ from serving.routes import answer, ops, v1
 from serving.schemas import BatchRequest, ErrorBody, OutcomesRequest, RecommendationRequest
 from serving.settings import Settings, get_settings
 from serving.store.db import make_engine, migrate
+from serving.store.decision_writer import DecisionWriter
+from serving.store.writes import record_decisions
 
 logger = logging.getLogger(__name__)
 API_VERSION = "1.0.0"
@@ -142,6 +145,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = make_engine(settings.database_url)
     await run_in_threadpool(migrate, engine)
     app.state.engine = engine
+    writer = app.state.decision_writer = None
+    if settings.decision_write_behind:
+        metrics: Metrics = app.state.metrics
+        writer = app.state.decision_writer = DecisionWriter(
+            functools.partial(record_decisions, engine),
+            on_dropped=metrics.decisions_dropped.inc,
+        )
+        metrics.decisions_pending.set_function(lambda: writer.pending)
+        writer.start()
     holder: ModelHolder = app.state.holder
     await run_in_threadpool(holder.load)
     app.state.metrics.model_fallback.set(int(holder.current.decider.fallback))
@@ -165,6 +177,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if writer is not None:
+            await run_in_threadpool(writer.close)
         engine.dispose()
 
 
@@ -194,6 +208,7 @@ def create_app(
     fallback = FallbackDecider.from_settings(settings)
     app.state.holder = ModelHolder(settings.model, fallback, loader)
     app.state.batcher = None  # set by the lifespan (serving.microbatch)
+    app.state.decision_writer = None  # set by the lifespan (serving.store.decision_writer)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     _install_error_handlers(app)
     app.include_router(v1)

@@ -58,6 +58,16 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.decisions_pending = Gauge(
+            "smartretry_decisions_pending",
+            "Decisions answered and queued for the store, not yet written",
+            registry=r,
+        )
+        self.decisions_dropped = Counter(
+            "smartretry_decisions_dropped",
+            "Decisions answered but never stored (the store failed on every attempt)",
+            registry=r,
+        )
         self.model_fallback = Gauge(
             "smartretry_model_fallback",
             "1 when the rules fallback answers (no model loaded), else 0",

@@ -33,10 +33,12 @@ def key_is_valid(key: str, digests: list[str]) -> bool:
     return matched
 
 
-def require_api_key(
+async def require_api_key(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
+    """The check itself: ``async`` only so FastAPI runs it on the event loop (a plain
+    ``def`` dependency costs a hop to the thread pool per request); it never awaits."""
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None:
         raise ApiError(

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     microbatch_wait_ms: float = Field(
         0, ge=0, le=1000, description="wait this long for more single requests before a call"
     )
+    decision_write_behind: bool = Field(
+        True,
+        description="store decisions after answering, in batches by one thread (false: each "
+        "answer waits for its decision's commit); outcomes are always committed before 2xx",
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod

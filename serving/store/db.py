@@ -4,21 +4,28 @@ SQLite runs in WAL mode with ``synchronous=FULL``: in WAL mode ``NORMAL`` may lo
 last committed transactions on power loss, and the API promises an outcome is durable
 once it answered 2xx, so every commit waits for the WAL fsync. Writers take the lock
 up front (``BEGIN IMMEDIATE``) and wait up to ``busy_timeout`` for each other instead of
-failing with "database is locked".
+failing with "database is locked"; within one process they queue on a Python lock
+(:func:`write_lock`). Reads (:func:`read_connection`) take no lock.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 SERVING_DIR = Path(__file__).resolve().parent.parent
 BUSY_TIMEOUT_SECONDS = 30
+READ_ONLY_OPTION = "smartretry_read_only"
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
 
 
 def normalize_url(url: str) -> str:
@@ -39,7 +46,32 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if connection.get_execution_options().get(READ_ONLY_OPTION):
+        connection.exec_driver_sql("BEGIN")  # deferred: in WAL mode a reader takes no lock
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def read_connection(engine: Engine) -> Connection:
+    """A connection for reads only. On SQLite its transactions begin ``DEFERRED``: a
+    ``BEGIN IMMEDIATE`` would take the write lock and make every lookup queue behind the
+    writers (and they behind it)."""
+    return engine.connect().execution_options(**{READ_ONLY_OPTION: True})
+
+
+def write_lock(engine: Engine) -> contextlib.AbstractContextManager[Any]:
+    """Serializes this process's write transactions on a SQLite file.
+
+    SQLite allows one writer at a time; a writer that finds the file locked sleeps in
+    its busy handler and polls (up to 100 ms between tries), so threads of one process
+    that write together (outcome posts, the decision writer) would waste most of that
+    time asleep while the lock is free. A Python lock hands over at once. Other
+    processes (workers) still meet the busy timeout. No lock for other databases.
+    """
+    if engine.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    with _LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(engine, threading.Lock())
 
 
 def make_engine(url: str) -> Engine:
@@ -74,7 +106,7 @@ def migrate(engine: Engine) -> None:
 
 def ping(engine: Engine) -> bool:
     try:
-        with engine.connect() as connection:
+        with read_connection(engine) as connection:
             connection.execute(text("SELECT 1"))
     except Exception:  # any driver error means "not reachable"
         return False

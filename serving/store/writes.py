@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from serving.schemas import OutcomeEvent as OutcomeEventModel
 from serving.schemas import RecommendationRequest, RecommendationResponse
+from serving.store.db import read_connection, write_lock
 from serving.store.models import Customer, Decision, Invoice, OutcomeEvent
 
 CUSTOMER_FIELDS = ("country", "timezone", "signup_at", "sms_opt_in", "plan")
@@ -71,44 +73,59 @@ def record_decisions(
             "processor": req.processor,
             "due_at": min(due, previous["due_at"]) if previous else due,
         }
-    with engine.begin() as conn:
-        conn.execute(_insert(engine, Decision), decisions)
-
-        stmt = _insert(engine, Customer)
-        table = Customer.__table__
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["customer_id"],
-            set_={
-                **{f: func.coalesce(stmt.excluded[f], table.c[f]) for f in CUSTOMER_FIELDS},
-                "updated_at": stmt.excluded.updated_at,
-            },
-        )
+    statements = _decision_statements(engine.dialect.name)
+    with write_lock(engine), engine.begin() as conn:
+        conn.execute(statements.decision, decisions)
         conn.execute(
-            stmt,
+            statements.customer,
             [{**row, "first_seen_at": now, "updated_at": now} for row in customers.values()],
         )
-
-        stmt = _insert(engine, Invoice)
-        table = Invoice.__table__
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["invoice_id"],
-            set_={
-                **{
-                    f: stmt.excluded[f]
-                    for f in ("amount_minor", "currency", "payment_method", "processor")
-                },
-                "card_brand": func.coalesce(stmt.excluded.card_brand, table.c.card_brand),
-                "due_at": case(
-                    (stmt.excluded.due_at < table.c.due_at, stmt.excluded.due_at),
-                    else_=table.c.due_at,
-                ),
-                "updated_at": stmt.excluded.updated_at,
-            },
-        )
         conn.execute(
-            stmt,
+            statements.invoice,
             [{**row, "first_seen_at": now, "updated_at": now} for row in invoices.values()],
         )
+
+
+class _DecisionStatements(NamedTuple):
+    decision: Any
+    customer: Any
+    invoice: Any
+
+
+@lru_cache(maxsize=4)
+def _decision_statements(dialect_name: str) -> _DecisionStatements:
+    """The three statements of :func:`record_decisions`, built once per dialect (building
+    an upsert costs more than executing it for one row)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+
+    customer = dialect.insert(Customer)
+    table = Customer.__table__
+    customer = customer.on_conflict_do_update(
+        index_elements=["customer_id"],
+        set_={
+            **{f: func.coalesce(customer.excluded[f], table.c[f]) for f in CUSTOMER_FIELDS},
+            "updated_at": customer.excluded.updated_at,
+        },
+    )
+
+    invoice = dialect.insert(Invoice)
+    table = Invoice.__table__
+    invoice = invoice.on_conflict_do_update(
+        index_elements=["invoice_id"],
+        set_={
+            **{
+                f: invoice.excluded[f]
+                for f in ("amount_minor", "currency", "payment_method", "processor")
+            },
+            "card_brand": func.coalesce(invoice.excluded.card_brand, table.c.card_brand),
+            "due_at": case(
+                (invoice.excluded.due_at < table.c.due_at, invoice.excluded.due_at),
+                else_=table.c.due_at,
+            ),
+            "updated_at": invoice.excluded.updated_at,
+        },
+    )
+    return _DecisionStatements(dialect.insert(Decision), customer, invoice)
 
 
 def record_outcomes(engine: Engine, events: Sequence[OutcomeEventModel]) -> tuple[int, int]:
@@ -140,7 +157,7 @@ def record_outcomes(engine: Engine, events: Sequence[OutcomeEventModel]) -> tupl
         .returning(OutcomeEvent.event_id)
     )
     inserted = 0
-    with engine.begin() as conn:
+    with write_lock(engine), engine.begin() as conn:
         for chunk in _chunks(rows):
             inserted += len(conn.execute(stmt, list(chunk)).all())
     return inserted, len(events) - inserted
@@ -150,7 +167,7 @@ def known_customers(engine: Engine, customer_ids: Sequence[str]) -> dict[str, di
     """Stored customer fields for these ids (only ids the store knows)."""
     ids = sorted(set(customer_ids))
     found: dict[str, dict[str, Any]] = {}
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         for chunk in _chunks(ids):
             rows = conn.execute(
                 select(Customer.__table__).where(Customer.customer_id.in_(chunk))

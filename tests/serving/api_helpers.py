@@ -73,6 +73,14 @@ def post_json(client: TestClient, path: str, body: Any, headers: dict[str, str] 
     )
 
 
+def flush_decisions(client: TestClient) -> None:
+    """Wait until the app's decision writer has stored every decision answered so far
+    (decisions are written after the answer: serving.store.decision_writer)."""
+    writer = client.app.state.decision_writer
+    if writer is not None:
+        assert writer.flush(timeout=30), "decisions still queued after 30 s"
+
+
 RESPONSE_FIELDS = {
     "invoice_id",
     "model_version",

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from api_helpers import make_settings
+from api_helpers import flush_decisions, make_settings
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -28,10 +28,12 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def row_counts(settings: Settings) -> Callable[[], dict[str, int]]:
-    """Rows per store table, read with a separate engine (what is really on disk)."""
+def row_counts(settings: Settings, client: TestClient) -> Callable[[], dict[str, int]]:
+    """Rows per store table, read with a separate engine (what is really on disk) once the
+    decisions answered so far are written."""
 
     def count() -> dict[str, int]:
+        flush_decisions(client)
         engine = make_engine(settings.database_url)
         try:
             with engine.connect() as conn:

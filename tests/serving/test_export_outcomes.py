@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-from api_helpers import post_json, request_body
+from api_helpers import flush_decisions, post_json, request_body
 from typer.testing import CliRunner
 
 from training.cli import app as cli
@@ -82,6 +82,7 @@ def test_export_produces_a_valid_contract_history(client, settings, tmp_path):
         },
     ]
     assert post_json(client, "/v1/outcomes", {"events": events}).status_code == 200
+    flush_decisions(client)  # decisions are stored just after their answer
 
     out = tmp_path / "history"
     result = CliRunner().invoke(

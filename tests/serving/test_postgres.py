@@ -12,7 +12,7 @@ import uuid
 from urllib.parse import quote
 
 import pytest
-from api_helpers import make_settings, post_json, request_body
+from api_helpers import flush_decisions, make_settings, post_json, request_body
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -67,6 +67,7 @@ def test_recommendations_outcomes_and_export_on_postgres(tmp_path, postgres_url)
             "accepted": 0,
             "duplicates": 2,
         }
+        flush_decisions(client)  # decisions are stored just after their answer
         engine = client.app.state.engine
         assert engine.dialect.name == "postgresql"
         history, _ = export_history(engine)

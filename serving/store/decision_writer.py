@@ -1,0 +1,203 @@
+"""Decisions stored off the request path (write-behind).
+
+A recommendation is answered before its decision row is committed: the route hands the
+answered ``(request, response)`` pairs to :class:`DecisionWriter`. Its one thread waits
+up to ``max_delay`` (50 ms) after the first queued decision and then writes everything
+queued in one transaction (:func:`serving.store.writes.record_decisions`). A commit with
+``synchronous=FULL`` waits for an fsync (1 to 10 ms here), which no request waits for
+any more, and the decisions of many requests share one commit (and one wake-up of the
+thread, which competes with the request threads for the GIL).
+
+The trade-off: decisions answered in the last moments before the process dies (killed,
+power cut; not a graceful stop, which drains the queue) can be missing from the store,
+so ``export-outcomes`` lacks them and their outcomes join to no decision. Outcomes are
+not written this way: they are committed before ``/v1/outcomes`` answers.
+
+Reads stay consistent within the process without waiting for the store: the customer
+fields carried by queued requests are kept until written
+(:meth:`DecisionWriter.queued_customers`) and a lookup puts them over the stored ones,
+so a request sees what an earlier one told.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from serving.schemas import RecommendationRequest, RecommendationResponse
+
+logger = logging.getLogger(__name__)
+
+Write = Callable[[Sequence[RecommendationRequest], Sequence[RecommendationResponse]], None]
+RETRY_DELAYS_SECONDS = (0.1, 0.5, 2.0)
+
+
+class DecisionWriter:
+    """A queue of answered decisions and the one thread that stores them in batches.
+
+    ``submit`` returns at once unless ``max_pending`` decisions are already waiting (then
+    it waits for room: back-pressure instead of unbounded memory). A batch is written
+    ``max_delay`` seconds after its first decision, or at once when ``max_batch`` are
+    queued or someone waits (:meth:`flush`). A batch that fails is tried again after each
+    of ``retry_delays``; after the last it is dropped, logged and reported to
+    ``on_dropped(count)``.
+    """
+
+    def __init__(
+        self,
+        write: Write,
+        *,
+        max_batch: int = 1000,
+        max_delay: float = 0.05,
+        max_pending: int = 20_000,
+        retry_delays: Sequence[float] = RETRY_DELAYS_SECONDS,
+        on_dropped: Callable[[int], None] | None = None,
+    ) -> None:
+        if max_batch < 1 or max_pending < max_batch:
+            raise ValueError(f"need 1 <= max_batch <= max_pending, got {max_batch}, {max_pending}")
+        self._write = write
+        self.max_batch = max_batch
+        self.max_delay = max_delay
+        self.max_pending = max_pending
+        self.retry_delays = tuple(retry_delays)
+        self.on_dropped = on_dropped
+        self._cond = threading.Condition()
+        self._queue: deque[tuple[RecommendationRequest, RecommendationResponse]] = deque()
+        self._customers: Counter[str] = Counter()  # queued or being written, per customer
+        self._fields: dict[str, dict[str, Any]] = {}  # what those requests told about them
+        self._submitted = 0
+        self._urgent = 0  # write at once (no waiting for company) up to this count
+        self._finished = 0  # written or dropped
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def pending(self) -> int:
+        """Decisions submitted and not yet written (or dropped)."""
+        return self._submitted - self._finished
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="decision-writer", daemon=True)
+        self._thread.start()
+
+    def submit(
+        self,
+        requests: Sequence[RecommendationRequest],
+        responses: Sequence[RecommendationResponse],
+    ) -> None:
+        """Queue decisions for storing; when the writer is not running, store them now."""
+        if not requests:
+            return
+        with self._cond:
+            running = self._thread is not None and not self._closed
+            if running:
+                self._cond.wait_for(lambda: self._closed or len(self._queue) < self.max_pending)
+                running = not self._closed
+            if running:
+                was_empty = not self._queue
+                self._queue.extend(zip(requests, responses, strict=True))
+                self._customers.update(r.customer_id for r in requests)
+                for request in requests:  # later non-null values win, as in the store
+                    given = request.customer.model_dump() if request.customer else {}
+                    fields = {k: v for k, v in given.items() if v is not None}
+                    if fields:
+                        self._fields.setdefault(request.customer_id, {}).update(fields)
+                self._submitted += len(requests)
+                if was_empty or len(self._queue) >= self.max_batch:
+                    # wake the writer only when it has something new to decide: every
+                    # wake-up takes the GIL from the threads answering requests
+                    self._cond.notify_all()
+                return
+        self._write(requests, responses)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every decision submitted so far is written; False on timeout."""
+        with self._cond:
+            target = self._urgent = self._submitted
+            self._cond.notify_all()
+            return self._cond.wait_for(lambda: self._finished >= target, timeout)
+
+    def queued_customers(self, customer_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Customer fields that queued (not yet written) requests carried, for these ids:
+        newer than anything stored, so they win over the store's values."""
+        with self._cond:
+            return {c: dict(self._fields[c]) for c in set(customer_ids) if c in self._fields}
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Write what is queued, then stop the thread (a graceful stop loses nothing)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.error(
+                    "decision writer did not finish within %s s; %d decisions not stored",
+                    timeout,
+                    self.pending,
+                )
+
+    def _take(self) -> list[tuple[RecommendationRequest, RecommendationResponse]] | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._queue or self._closed)
+            # let decisions arriving meanwhile share the commit, unless someone waits
+            self._cond.wait_for(
+                lambda: (
+                    self._closed
+                    or len(self._queue) >= self.max_batch
+                    or self._urgent > self._finished
+                ),
+                self.max_delay,
+            )
+            if not self._queue:
+                return None  # closed and drained
+            count = min(len(self._queue), self.max_batch)
+            batch = [self._queue.popleft() for _ in range(count)]
+            self._cond.notify_all()  # room for waiting submitters
+            return batch
+
+    def _store(self, batch: list[tuple[RecommendationRequest, RecommendationResponse]]) -> None:
+        requests = [request for request, _ in batch]
+        responses = [response for _, response in batch]
+        for attempt, delay in enumerate((*self.retry_delays, None), start=1):
+            try:
+                self._write(requests, responses)
+                return
+            except Exception as error:  # any store error: try again, then drop
+                if delay is None:
+                    # the error's type only: a driver error's text carries the statement's
+                    # parameters, i.e. the requests (personal data)
+                    logger.error(
+                        "%d decisions not stored after %d attempts: %s",
+                        len(batch),
+                        attempt,
+                        type(error).__name__,
+                    )
+                    if self.on_dropped is not None:
+                        self.on_dropped(len(batch))
+                    return
+                logger.warning(
+                    "storing %d decisions failed (%s), trying again in %s s",
+                    len(batch),
+                    type(error).__name__,
+                    delay,
+                )
+                time.sleep(delay)
+
+    def _run(self) -> None:
+        while (batch := self._take()) is not None:
+            try:
+                self._store(batch)
+            finally:
+                with self._cond:
+                    for request, _ in batch:
+                        self._customers[request.customer_id] -= 1
+                        if self._customers[request.customer_id] <= 0:
+                            del self._customers[request.customer_id]
+                            self._fields.pop(request.customer_id, None)
+                    self._finished += len(batch)
+                    self._cond.notify_all()
