@@ -185,10 +185,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(
     settings: Settings | None = None,
     *,
-    loader: Loader = load_decider,
+    loader: Loader | None = None,
 ) -> FastAPI:
-    """The app; ``settings`` default to the environment (``SMARTRETRY_*``)."""
+    """The app; ``settings`` default to the environment (``SMARTRETRY_*``); ``loader``
+    defaults to :func:`serving.model_loader.load_decider` with the configured threads."""
     settings = settings if settings is not None else get_settings()
+    if loader is None:
+        loader = functools.partial(load_decider, threads=settings.scoring_threads)
     digests = settings.key_hashes()
     if not digests:
         raise RuntimeError(

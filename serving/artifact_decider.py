@@ -71,9 +71,9 @@ class ArtifactDecider:
         return described
 
 
-def load_artifact_decider(source: str) -> ArtifactDecider:
+def load_artifact_decider(source: str, threads: int = 1) -> ArtifactDecider:
     """Load an artifact (local path or MLflow model URI) for serving or batch scoring."""
     from training.artifact import load_artifact
 
     artifact = load_artifact(source)
-    return ArtifactDecider(artifact.decider(), artifact.customers, artifact.metadata)
+    return ArtifactDecider(artifact.decider(threads=threads), artifact.customers, artifact.metadata)

@@ -31,10 +31,11 @@ class ModelUnavailable(RuntimeError):
     """No decision artifact can be loaded (no loader installed, or no source)."""
 
 
-def load_decider(source: str) -> Decider:
+def load_decider(source: str, threads: int = 1) -> Decider:
     """Load a decision artifact with the training package's loader, wrapped so the service
     also gets the artifact's known customers and description
-    (:class:`serving.artifact_decider.ArtifactDecider`)."""
+    (:class:`serving.artifact_decider.ArtifactDecider`); ``threads``: LightGBM threads for
+    big scoring calls (batches)."""
     try:
         import training.artifact  # noqa: F401  (the loader must be installed)
     except ModuleNotFoundError as error:
@@ -43,7 +44,7 @@ def load_decider(source: str) -> Decider:
         raise ModelUnavailable("no model loader installed (training.artifact)") from error
     from serving.artifact_decider import load_artifact_decider
 
-    return load_artifact_decider(source)
+    return load_artifact_decider(source, threads=threads)
 
 
 def freeze_heap() -> None:

@@ -202,6 +202,9 @@ def recommend(
         Path, typer.Option("--output", help="responses (or per-item errors), line by line")
     ],
     batch_size: Annotated[int, typer.Option(min=1, help="lines scored together")] = 1000,
+    threads: Annotated[
+        int, typer.Option(min=1, help="LightGBM threads for big scoring calls")
+    ] = 1,
     progress: Annotated[bool, typer.Option(help="progress bar on stderr")] = True,
 ) -> None:
     """Batch scoring in the API's request/response format, through the API's own code path."""
@@ -211,7 +214,7 @@ def recommend(
     if not input_path.is_file():
         raise typer.BadParameter(f"no such file: {input_path}", param_hint="--input")
     try:
-        decider = load_decider(model)
+        decider = load_decider(model, threads=threads)
     except Exception as error:  # any load failure: say what and stop
         typer.echo(f"error: cannot load model {model}: {type(error).__name__}: {error}", err=True)
         raise typer.Exit(code=2) from error

@@ -219,3 +219,14 @@ def test_decision_ids_can_always_be_echoed_to_outcomes():
     assert len(set(ids)) == len(ids)
     assert all(re.fullmatch(r"dec_[a-z]{24}", i) for i in ids)
     scan({"events": [{"decision_id": i} for i in ids[:2000]]})  # raises on card data
+
+
+def test_scoring_threads_reach_the_loaded_model(artifacts, held_out, tmp_path):
+    """``SMARTRETRY_SCORING_THREADS`` is what the served model's big scoring calls use."""
+    settings = make_settings(tmp_path, model=str(artifacts["7"]), scoring_threads=3)
+    with TestClient(create_app(settings)) as client:
+        decider = client.app.state.holder.current.decider
+        assert decider.decider.scorer.threads == 3
+        answered = post_json(client, "/v1/recommendations/batch", {"items": held_out[:60]})
+        assert answered.status_code == 200
+        assert all("retries" in item for item in answered.json()["items"])
