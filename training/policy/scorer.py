@@ -25,7 +25,7 @@ from training.models.train import TrainedModels
 from training.policy.timing import from_ns, to_ns
 
 HOUR_NS = 3_600_000_000_000
-PARALLEL_ROWS = 20_000  # below this, starting threads costs more than it saves
+PARALLEL_ROWS = 5_000  # below this, starting threads costs more than it saves
 
 
 def past_rows(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> pd.DataFrame:
