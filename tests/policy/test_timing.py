@@ -167,3 +167,21 @@ def test_deferred_times_leave_quiet_hours_at_their_end(zone):
     day = local.dt.normalize() + pd.to_timedelta((local.dt.hour >= 21).astype(int), unit="D")
     want = from_local(day + pd.Timedelta(hours=8), zone)
     np.testing.assert_array_equal(to_ns(got[quiet]), to_ns(want[quiet]))
+
+
+def test_cached_offsets_equal_pandas_conversion_everywhere():
+    """Offsets from the cached yearly segments are pandas' own, in every zone of the
+    tz database, at random instants over 50 years and at every change (to the second)."""
+    from zoneinfo import available_timezones
+
+    from training.policy.timing import _converted_offsets, _year_segments, utc_offsets
+
+    rng = np.random.default_rng(5)
+    low, high = pd.Timestamp("1995-01-01").value, pd.Timestamp("2045-01-01").value
+    zones = sorted(z for z in available_timezones() if "/" in z and not z.startswith("SystemV"))
+    for zone in zones[::7]:
+        instants = np.sort(rng.integers(low, high, 400))
+        np.testing.assert_array_equal(utc_offsets(instants, zone), _converted_offsets(instants, zone))
+        starts, _ = _year_segments(zone, 2026)
+        around = np.concatenate([starts[1:] - 1_000_000_000, starts[1:], starts[1:] + 1])
+        np.testing.assert_array_equal(utc_offsets(around, zone), _converted_offsets(around, zone))
