@@ -19,7 +19,7 @@ import pandas as pd
 
 from training.features.calendar import calendar_arrays
 from training.features.frames import CONTEXT_COLUMNS, time_columns
-from training.models.calibrated import CalibratedModel, category_codes, encode_matrix
+from training.models.calibrated import CalibratedModel, category_codes
 
 
 @lru_cache(maxsize=64)
@@ -52,8 +52,11 @@ class EventMatrix:
     def encoded(self, model: CalibratedModel) -> np.ndarray:
         """The model's event-level columns of every event, encoded as in training."""
         if model.name not in self._encoded:
-            names = self._event_names(model)
-            self._encoded[model.name] = encode_matrix(self.features, names, model.categories)
+            columns = [
+                _encode_column(self.column(name), model.categories.get(name)) for name in self._event_names(model)
+            ]
+            n = len(self.features)
+            self._encoded[model.name] = np.stack(columns, axis=1) if columns else np.empty((n, 0))
         return self._encoded[model.name]
 
     def _event_names(self, model: CalibratedModel) -> list[str]:
@@ -107,9 +110,13 @@ class EventMatrix:
 
 
 def _encode_column(values: np.ndarray, categories: list[str] | None) -> np.ndarray:
-    if categories is None:
-        return np.asarray(values, dtype=np.float64)
-    return category_codes(values, categories)
+    """As :func:`~training.models.calibrated.encode_matrix` encodes a column."""
+    if categories is not None:
+        return category_codes(values, categories)
+    values = np.asarray(values)
+    if values.dtype.kind in "fiub":
+        return values.astype(np.float64, copy=False)
+    return pd.Series(values).to_numpy(dtype=np.float64, na_value=np.nan)  # objects, NA
 
 
 def as_event_matrix(features: pd.DataFrame | EventMatrix) -> EventMatrix:

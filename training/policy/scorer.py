@@ -35,15 +35,13 @@ def past_rows(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> p
     if previous_attempts is not None and len(previous_attempts):
         ids.append(previous_attempts["event_id"].to_numpy())
         times.append(to_ns(previous_attempts["attempted_at"]))
-    rows = pd.DataFrame({"event_id": np.concatenate(ids), "ns": np.concatenate(times)})
-    rows = rows.sort_values(["event_id", "ns"], kind="stable")
-    first = ~rows["event_id"].duplicated().to_numpy()
+    event_ids, ns = np.concatenate(ids), np.concatenate(times)
+    order = np.lexsort((ns, pd.factorize(event_ids, sort=True)[0]))  # by event id, then time
+    event_ids, ns = event_ids[order], ns[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = event_ids[1:] != event_ids[:-1]
     return pd.DataFrame(
-        {
-            "event_id": rows["event_id"].to_numpy(),
-            "t": from_ns(rows["ns"].to_numpy()),
-            "kind": np.where(first, "original", "retry").astype(object),
-        }
+        {"event_id": event_ids, "t": from_ns(ns), "kind": np.where(first, "original", "retry").astype(object)}
     )
 
 
