@@ -154,3 +154,74 @@ def test_exploration_shifts_whole_schedules_inside_the_window(case):
     pos = pd.Index(events["event_id"]).get_indexer(moved["event_id"])
     ns = to_ns(moved["at"])
     assert ((ns >= start[pos]) & (ns < end[pos])).all()
+
+
+def _variants(plan_event, base_ns, shifts_hours):
+    """Every retry of the plan moved by each shift, the others kept (as the refinement
+    builds them): event, key, plan row and time of each variant's retries."""
+    from training.policy.search import _counter
+
+    sizes = np.bincount(plan_event)
+    first_row = np.cumsum(sizes) - sizes
+    variant_of = np.tile(np.arange(len(base_ns)), len(shifts_hours))
+    moved = base_ns[variant_of] + np.repeat(shifts_hours, len(base_ns)) * 3_600_000_000_000
+    event = plan_event[variant_of]
+    key = np.repeat(np.arange(len(variant_of)), sizes[event])
+    row = first_row[event][key] + _counter(sizes[event])
+    at = np.where(row == variant_of[key], moved[key], base_ns[row])
+    return first_row, event[key], key, row, at
+
+
+def test_refinement_rescores_only_changed_retries_bit_for_bit(case, monkeypatch):
+    """Variants reuse the planned schedule's probabilities for the retries they do not
+    change, and still equal scoring every retry of every variant (also through the
+    timelines), including moves far enough to pass a neighbouring retry."""
+    from training.policy.search import _RetryContext, _schedule_order, _schedule_retry_probabilities
+
+    decider, events, _, decisions, features, past = case
+    messages, retries = _plans(decider.scorer, decider, events, decisions, features, past)
+    ids = events["event_id"].to_numpy()
+    plan_event = pd.Index(ids).get_indexer(retries["event_id"])
+    by_event = np.lexsort((to_ns(retries["at"]), plan_event))
+    plan_event, base_ns = plan_event[by_event], to_ns(retries["at"])[by_event]
+    first_row, event, key, row, at = _variants(plan_event, base_ns, np.array([-3, 0, 2, 80]))
+    context = _RetryContext.build(decider.scorer, features, past, messages, ids, decider.config)
+    scored = []
+    predict = decider.scorer.predict
+    monkeypatch.setattr(decider.scorer, "predict", lambda *a: scored.append(len(a[2])) or predict(*a))
+    fast = _schedule_retry_probabilities(context, plan_event, base_ns, first_row, event, key, row, at)
+    k, previous_ns = _schedule_order(key, at)
+    assert (k != row - first_row[event]).any()  # some moves pass a neighbouring retry
+    every = context.model_probabilities(event, at, k, previous_ns)
+    assert scored[0] < len(at) / 2 and scored[1] == len(at)
+    np.testing.assert_array_equal(fast, every)
+    slow_context = _RetryContext.build(TimelineScorer(decider.scorer), features, past, messages, ids, decider.config)
+    slow = _schedule_retry_probabilities(slow_context, plan_event, base_ns, first_row, event, key, row, at)
+    np.testing.assert_array_equal(fast, slow)
+
+
+def test_unrefined_search_equals_timeline_search(case):
+    decider, events, _, decisions, features, past = case
+    coarse = decider.__class__(
+        decider.scorer, decider.rules, decider.config.model_copy(update={"refine_hours": 0}),
+        decider.templates, decider.model_version,
+    )  # fmt: skip
+    _, fast = _plans(coarse.scorer, coarse, events, decisions, features, past)
+    _, slow = _plans(TimelineScorer(coarse.scorer), coarse, events, decisions, features, past)
+    _, refined = _plans(decider.scorer, decider, events, decisions, features, past)
+    pd.testing.assert_frame_equal(fast, slow)
+    assert len(fast) == len(refined) and (fast["at"] != refined["at"]).any()
+    for plan in (fast, refined):  # grouped by event, each event's retries in time order
+        ns = to_ns(plan["at"])
+        same = plan["event_id"].to_numpy()[1:] == plan["event_id"].to_numpy()[:-1]
+        assert (np.diff(ns)[same] > 0).all()
+    assert refined["event_id"].is_monotonic_increasing
+
+
+def test_positions_equal_pandas_indexer():
+    from training.policy.search import _positions
+
+    values = np.array(["b", "a", "z", "b", "c"], dtype=object)
+    for ids in (np.array(["b"], dtype=object), np.array(["c", "a", "b"], dtype=object)):
+        np.testing.assert_array_equal(_positions(ids, values), pd.Index(ids).get_indexer(values))
+    assert len(_positions(np.array(["a"], dtype=object), values[:0])) == 0

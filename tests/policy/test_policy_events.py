@@ -85,3 +85,30 @@ def test_previous_attempts_are_long_and_sorted():
     assert previous["event_id"].tolist() == ["b", "b"]
     assert previous["decline_code"].tolist() == ["y", "x"]
     assert str(previous["attempted_at"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_datetime_objects_parse_as_pandas_parses_them():
+    """``_utc`` turns aware ``datetime`` values (the validated API's) into nanoseconds
+    without pandas' parser; the result must equal ``pd.to_datetime`` of the same values."""
+    from datetime import UTC, datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    import numpy as np
+
+    from training.policy.events import _utc
+
+    cases = [
+        [datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=ZoneInfo("Europe/London")), None],
+        [datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)],
+        [datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=-9, minutes=-30)))],
+        [datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=ZoneInfo("America/New_York"))],
+        [],
+        [None, None],
+        ["2026-03-10T12:00:00+01:00", datetime(2026, 3, 10, tzinfo=UTC)],  # parser path
+        [datetime(2026, 3, 10, 12)],  # naive: UTC, through the parser
+    ]
+    for values in cases:
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        expected = pd.DatetimeIndex(pd.to_datetime(out, utc=True)).as_unit("ns")
+        pd.testing.assert_index_equal(_utc(values), expected)

@@ -32,14 +32,20 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from training.declines import limits as src
 from training.declines.limits import RetryLimits
-from training.declines.table import HARD_CATEGORIES, DeclineTable, load_decline_table
-from training.declines.wording import explain, rule_sources
+from training.declines.table import (
+    HARD_CATEGORIES,
+    DeclineTable,
+    _memo_key,
+    load_decline_table,
+)
+from training.declines.wording import explain, rule_sources, word_rows
 
 __all__ = ["RetryDecision", "RetryLimits", "RetryRules"]
 
@@ -57,6 +63,7 @@ EVENT_COLUMNS = (
 # decisions seen before (``wording`` builds each text once); longer inputs are worded whole.
 SMALL_INPUT_ROWS = 64
 TEXT_MEMO_MAX_ENTRIES = 4096
+DECISION_MEMO_MAX_ENTRIES = 4096
 DECISION_COLUMNS = (
     "category",
     "retryable",
@@ -67,6 +74,13 @@ DECISION_COLUMNS = (
     "rule",
     "explanation",
     "source",
+)
+# What the decision memo keeps of one event's decision (``not_before`` from the hours).
+_MEMO_COLUMNS = (
+    *(c for c in DECISION_COLUMNS if c != "not_before"),
+    "known",
+    "code",
+    "wait_hours",
 )
 
 
@@ -125,13 +139,26 @@ class RetryRules:
         # decision key -> (explanation, source), for the limits they were worded with
         self._text_memo: dict[tuple[Hashable, ...], tuple[str, str]] = {}
         self._text_memo_limits = self.limits
+        # (code dtype, MAC dtype) -> {inputs of one event: its decision}, for the limits
+        # and table they were decided with
+        self._decision_memo: dict[tuple[Any, Any], dict[tuple[Hashable, ...], tuple]] = {}
+        self._decision_memo_for: tuple[Any, Any] = (self.limits, self.table)
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_text_memo": {}}  # the memo is a cache: not worth storing
+        # the memos are caches: not worth storing
+        return {**self.__dict__, "_text_memo": {}, "_decision_memo": {}}
 
     def __setstate__(self, state: dict) -> None:
-        # rules pickled before the memo existed have neither attribute
-        self.__dict__.update({"_text_memo": {}, "_text_memo_limits": state.get("limits"), **state})
+        # rules pickled before the memos existed lack their attributes
+        self.__dict__.update(
+            {
+                "_text_memo": {},
+                "_text_memo_limits": state.get("limits"),
+                "_decision_memo": {},
+                "_decision_memo_for": (None, None),
+                **state,
+            }
+        )
 
     # -- single event ------------------------------------------------------------------
     def decide(
@@ -198,6 +225,84 @@ class RetryRules:
         """The columns of ``decide_many``, in order, as arrays in the row order of ``events``."""
         ev = self._prepare_events(events)
         counts = self._attempt_counts(ev, previous_attempts)
+        if 0 < len(ev.index) <= SMALL_INPUT_ROWS:
+            columns = self._decide_memo(ev, counts)
+            if columns is not None:
+                return columns
+        columns = self._decide_arrays(ev, counts)
+        del columns["wait_hours"]
+        return columns
+
+    def _decide_memo(
+        self, ev: _Events, counts: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray] | None:
+        """``_decide_arrays`` for a few events from a memo of the decisions seen before.
+
+        A decision depends on nothing but the normalized tokens, the raw codes (value and
+        type, as in ``DeclineTable``'s memo), the attempt counts, whether the debit windows
+        are over, and the limits and table; the time only shifts ``not_before``, which is
+        worked out as in ``_decide_arrays``. ``None`` when a code cannot be a dict key.
+        """
+        lim = self.limits
+        if self._decision_memo_for[0] is not lim or self._decision_memo_for[1] is not self.table:
+            self._decision_memo, self._decision_memo_for = {}, (lim, self.table)
+        memo = self._decision_memo.setdefault(
+            (ev.decline_code.dtype, ev.merchant_advice_code.dtype), {}
+        )
+        age = ev.failed_at.to_numpy(dtype="datetime64[ns]") - counts["first_at"]
+        day = np.timedelta64(1, "D")
+        try:
+            keys = list(
+                zip(
+                    ev.processor.tolist(),
+                    ev.payment_method.tolist(),
+                    ev.card_brand.tolist(),
+                    [_memo_key(value) for value in ev.decline_code.tolist()],
+                    [_memo_key(value) for value in ev.merchant_advice_code.tolist()],
+                    ev.card_updated.tolist(),
+                    counts["n_prev"].tolist(),
+                    counts["n_30d"].tolist(),
+                    counts["n_24h"].tolist(),
+                    (age >= lim.ach_reinitiation_window_days * day).tolist(),
+                    (age >= lim.bacs_representment_window_days * day).tolist(),
+                    strict=True,
+                )
+            )
+            found = [memo.get(key) for key in keys]
+        except TypeError:  # unhashable codes: leave them to the arrays
+            return None
+        if None in found:  # a few events: decide them all, remember each
+            columns = self._decide_arrays(ev, counts)
+            if len(memo) + len(keys) > DECISION_MEMO_MAX_ENTRIES:
+                memo.clear()
+            decided = zip(*(columns[c].tolist() for c in _MEMO_COLUMNS), strict=True)
+            memo.update(zip(keys, decided, strict=True))
+            del columns["wait_hours"]
+            return columns
+        values = dict(zip(_MEMO_COLUMNS, zip(*found, strict=True), strict=True))
+        max_retries = np.array(values["max_additional_retries"], dtype="int64")
+        not_before = ev.failed_at.array + pd.to_timedelta(
+            np.array(values["wait_hours"], dtype="float64"), unit="h"
+        ).array
+        not_before[max_retries <= 0] = pd.NaT
+        return {
+            "category": _object_array(values["category"]),
+            "retryable": _object_array(values["retryable"]),
+            "allowed": np.array(values["allowed"], dtype=bool),
+            "max_additional_retries": max_retries,
+            "not_before": not_before,
+            "needs_update_first": np.array(values["needs_update_first"], dtype=bool),
+            "rule": _object_array(values["rule"]),
+            "explanation": _object_array(values["explanation"]),
+            "source": _object_array(values["source"]),
+            "known": np.array(values["known"], dtype=bool),
+            "code": pd.array(values["code"], dtype="string"),
+        }
+
+    def _decide_arrays(
+        self, ev: _Events, counts: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
+        """The decisions as column arrays, plus ``wait_hours`` (behind ``not_before``)."""
         lim = self.limits
         rows = self.table.rows
 
@@ -345,6 +450,7 @@ class RetryRules:
             "source": source,
             "known": known,
             "code": code["code"],
+            "wait_hours": wait_h,
         }
 
     def _texts(
@@ -375,10 +481,10 @@ class RetryRules:
                 if hit is None:
                     first.setdefault(key, i)
             at = np.fromiter(first.values(), dtype="int64", count=len(first))
-            explanation, source = self._word({name: part[at] for name, part in parts.items()}, lim)
-            new = dict(
-                zip(first, zip(explanation.tolist(), source.tolist(), strict=True), strict=True)
+            explanation, source = word_rows(
+                lim, {name: part[at].tolist() for name, part in parts.items()}
             )
+            new = dict(zip(first, zip(explanation, source, strict=True), strict=True))
             found = [
                 hit if hit is not None else new[key] for key, hit in zip(keys, found, strict=True)
             ]
@@ -444,11 +550,12 @@ class RetryRules:
             )
         brand = _clean_tokens(events["card_brand"], missing="")
         failed_at = to_utc(events["failed_at"], "events.failed_at")
-        if "card_updated" in events and events["card_updated"].dtype == bool:
+        if "card_updated" not in events:
+            updated = np.zeros(len(events), dtype=bool)
+        elif events["card_updated"].dtype == bool:
             updated = events["card_updated"].to_numpy()
         else:
-            given = events["card_updated"] if "card_updated" in events else False
-            updated = pd.Series(given, index=events.index).fillna(False).astype(bool).to_numpy()
+            updated = events["card_updated"].fillna(False).astype(bool).to_numpy()
         return _Events(
             index=events.index,
             ids=ids,
@@ -501,9 +608,21 @@ class RetryRules:
         return counts
 
 
+def _object_array(values: Sequence[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
 def _clean_tokens(values: pd.Series, missing: str | None = None) -> np.ndarray:
     """``values.astype("string").str.strip().str.casefold()`` as an object array, worked
     out once per distinct value (a column holds a handful); missing values give ``missing``."""
+    if len(values) <= SMALL_INPUT_ROWS and values.dtype == object:
+        given = values.tolist()  # the API's few rows: text or None, cheaper without factorize
+        if all(value is None or type(value) is str for value in given):
+            out = np.empty(len(given), dtype=object)
+            out[:] = [missing if value is None else value.strip().casefold() for value in given]
+            return out
     codes, uniques = pd.factorize(values)
     done = [str(value).strip().casefold() for value in uniques]
     return np.array([*done, missing], dtype=object)[codes]

@@ -272,10 +272,12 @@ class DeclineTable:
             for i, (key, hit) in enumerate(zip(keys, found, strict=True)):
                 if hit is None:
                     first.setdefault(key, i)
-            at = list(first.values())
-            done = self._classify_vectorized(processor.iloc[at], code.iloc[at])
-            rows = zip(*(done[c].tolist() for c in CLASSIFIED_COLUMNS), strict=True)
-            new = dict(zip(first, rows, strict=True))
+            new = self._classify_texts(first)
+            if new is None:  # not plain text: the vectorized path
+                at = list(first.values())
+                done = self._classify_vectorized(processor.iloc[at], code.iloc[at])
+                rows = zip(*(done[c].tolist() for c in CLASSIFIED_COLUMNS), strict=True)
+                new = dict(zip(first, rows, strict=True))
             found = [
                 hit if hit is not None else new[key] for key, hit in zip(keys, found, strict=True)
             ]
@@ -291,6 +293,55 @@ class DeclineTable:
             "raw_code": pd.array(raw, dtype="string"),
             "table_row": np.array(row, dtype="int64"),
         }
+
+    def _classify_texts(
+        self, keys: dict[tuple[Hashable, Hashable], int]
+    ) -> dict[tuple[Hashable, Hashable], tuple] | None:
+        """The memo rows of new (processor, code) keys when every value is ``str`` or
+        missing (the API's case): the steps of ``_classify_distinct`` with ``re`` on
+        Python strings, which for a few keys is far cheaper than a dozen pandas string
+        operations. ``None`` when some value is not text (the vectorized path decides)."""
+        if not all(
+            (p is None or p[0] is str) and (c is None or c[0] is str) for p, c in keys
+        ):
+            return None
+        rows = self.rows
+        out: dict[tuple[Hashable, Hashable], tuple] = {}
+        for p, c in keys:
+            proc = None if p is None else _PROCESSOR_FORM.sub("_", p[1].strip().casefold())
+            raw = None if c is None else c[1].strip() or None
+            row = -1
+            if raw is not None and proc is not None:
+                key = _code_key(proc, raw)
+                if key is not None:
+                    row = self._keys.get(proc + _SEP + key, -1)
+                    if row < 0:
+                        row = self._range_row(proc, key)
+            if row < 0:
+                out[(p, c)] = (UNKNOWN_CATEGORY, UNKNOWN_RETRYABLE, False, raw, raw, -1)
+                continue
+            table_code = raw if self._is_range[row] else rows["code"].iat[row]
+            out[(p, c)] = (
+                rows["category"].iat[row],
+                rows["retryable"].iat[row],
+                True,
+                table_code,
+                raw,
+                int(row),
+            )
+        return out
+
+    def _range_row(self, processor: str, key: str) -> int:
+        """The first code range of ``processor`` holding the numeric ``key``, else -1."""
+        ranges = self._ranges
+        if not (ranges["processor"] == processor).any():
+            return -1
+        number = pd.to_numeric(pd.Series([key], dtype="string"), errors="coerce")
+        value = number.to_numpy(dtype="float64", na_value=np.nan)[0]
+        for rng in ranges.itertuples():
+            if rng.processor == processor and rng.lo <= value <= rng.hi:
+                return int(rng.Index)
+        return -1
 
     def _classify_vectorized(
         self, processor: pd.Series, code: pd.Series
@@ -339,6 +390,28 @@ class DeclineTable:
             "raw_code": pd.array(raw_values, dtype="string"),
             "table_row": row_int,
         }
+
+
+_PROCESSOR_FORM = re.compile(r"[\s\-]+")
+_FLOAT_FORM = re.compile(r"^(\d+)\.0+$")
+_ARUDD = re.compile(r"^arudd_?([0-9a-z])$")
+_ADDACS = re.compile(r"^addacs_?([0-9a-z])$")
+_ACH_SHORT = re.compile(r"^r(\d)$")
+_ONE_DIGIT = re.compile(r"^(\d)$")
+
+
+def _code_key(processor: str, raw: str) -> str | None:
+    """``normalize_codes`` of one stripped, non-blank text code (``processor`` normalized)."""
+    key = _PROCESSOR_FORM.sub("_", _FLOAT_FORM.sub(r"\1", raw.casefold()))
+    if key == "":
+        return None
+    if processor == "bacs":
+        key = _ADDACS.sub(r"addacs_\1", _ARUDD.sub(r"\1", key))
+    elif processor == "ach":
+        key = _ACH_SHORT.sub(r"r0\1", key)
+    elif processor in NETWORK_VOCABULARIES:
+        key = _ONE_DIGIT.sub(r"0\1", key)
+    return key
 
 
 def _memo_key(value: Any) -> Hashable:

@@ -9,6 +9,7 @@ A customer without history gets NaN (LightGBM's missing value) and zero counts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,6 +96,20 @@ def _lookup(
     return np.where(valid, idx, -1)
 
 
+def _reader(sums: dict[str, np.ndarray], idx: np.ndarray) -> Callable[..., np.ndarray]:
+    """``read(column, empty)``: each row's running sum at log row ``idx`` (``empty`` where
+    ``idx`` is -1); the hit mask and safe positions are worked out once for all columns."""
+    hit, safe = idx >= 0, np.maximum(idx, 0)
+
+    def read(column: str, empty: float = 0.0) -> np.ndarray:
+        values = sums[column]
+        if len(values) == 0:
+            return np.full(len(idx), empty)
+        return np.where(hit, values[safe], empty)
+
+    return read
+
+
 def _circular_mean(cos: np.ndarray, sin: np.ndarray, n: np.ndarray, period: float):
     with np.errstate(invalid="ignore", divide="ignore"):
         angle = np.mod(np.arctan2(sin, cos), 2 * np.pi)
@@ -177,26 +192,22 @@ def customer_columns(
     now = np.where(known, _lookup(index.log_codes, index.log_keys, codes, as_of), -1)
     year_ago = np.where(known, _lookup(index.log_codes, index.log_keys, codes, as_of - YEAR_S), -1)
 
-    def at(idx: np.ndarray, column: str, empty: float = 0.0) -> np.ndarray:
-        values = sums[column]
-        if len(values) == 0:
-            return np.full(len(idx), empty)
-        return np.where(idx >= 0, values[np.maximum(idx, 0)], empty)
+    at = _reader(sums, now)  # some twenty running sums as of the decision
 
-    failures = at(now, "failure")
-    recoveries = at(now, "recovery")
-    by_retry = at(now, "recovery_by_retry")
-    payments = at(now, "payment")
-    activity = at(now, "activity")
-    email_sent, sms_sent = at(now, "email_sent"), at(now, "sms_sent")
-    last_failure = at(now, "last_failure_s", -1)
-    last_retry, last_customer = at(now, "last_by_retry_s", -1), at(now, "last_by_customer_s", -1)
+    failures = at("failure")
+    recoveries = at("recovery")
+    by_retry = at("recovery_by_retry")
+    payments = at("payment")
+    activity = at("activity")
+    email_sent, sms_sent = at("email_sent"), at("sms_sent")
+    last_failure = at("last_failure_s", -1)
+    last_retry, last_customer = at("last_by_retry_s", -1), at("last_by_customer_s", -1)
     pay_dom, pay_dom_r = _circular_mean(
-        at(now, "pay_dom_cos"), at(now, "pay_dom_sin"), payments, MEAN_MONTH_DAYS
+        at("pay_dom_cos"), at("pay_dom_sin"), payments, MEAN_MONTH_DAYS
     )
-    pay_wd, pay_wd_r = _circular_mean(at(now, "pay_wd_cos"), at(now, "pay_wd_sin"), payments, 7.0)
+    pay_wd, pay_wd_r = _circular_mean(at("pay_wd_cos"), at("pay_wd_sin"), payments, 7.0)
     act_hour, act_r = _circular_mean(
-        at(now, "act_hour_cos"), at(now, "act_hour_sin"), activity, 24.0
+        at("act_hour_cos"), at("act_hour_sin"), activity, 24.0
     )
     signup = _ns_to_seconds(signup_ns).astype(float)
     signup[signup == float(np.iinfo(np.int64).min)] = np.nan
@@ -210,7 +221,7 @@ def customer_columns(
             "cust_observed_days": observed_days,
             "cust_failures_per_year": failures / np.maximum(observed_days, 30.0) * 365.0,
             "cust_failures_total": failures,
-            "cust_failures_12m": failures - at(year_ago, "failure"),
+            "cust_failures_12m": failures - _reader(sums, year_ago)("failure"),
             "cust_days_since_last_failure": np.where(
                 last_failure >= 0, (as_of - last_failure) / 86400.0, np.nan
             ),
@@ -231,7 +242,7 @@ def customer_columns(
             "cust_active_hour": act_hour,
             "cust_active_hour_strength": act_r,
             "cust_email_sent": email_sent,
-            "cust_email_click_rate": np.where(email_sent > 0, at(now, "email_click") / email_sent, np.nan),
+            "cust_email_click_rate": np.where(email_sent > 0, at("email_click") / email_sent, np.nan),
             "cust_sms_sent": sms_sent,
-            "cust_sms_click_rate": np.where(sms_sent > 0, at(now, "sms_click") / sms_sent, np.nan),
+            "cust_sms_click_rate": np.where(sms_sent > 0, at("sms_click") / sms_sent, np.nan),
         }

@@ -134,7 +134,7 @@ def invoice_columns(
     costs a fraction of a millisecond besides the decline lookup.
     """
     table = table or load_decline_table()
-    decline = table.classify(events["processor"], events["decline_code"])
+    decline = table.classify_columns(events["processor"], events["decline_code"])
     hour, weekday, day, _ = calendar_arrays(
         to_ns(events["failed_at"]), events["timezone"].to_numpy(dtype=object)
     )
@@ -148,8 +148,8 @@ def invoice_columns(
         "inv_payment_method": events["payment_method"].to_numpy(),
         "inv_processor": events["processor"].to_numpy(),
         "inv_card_brand": _filled(events["card_brand"], "none"),
-        "inv_decline_category": decline["category"].to_numpy(),
-        "inv_retryable": decline["retryable"].to_numpy(),
+        "inv_decline_category": np.asarray(decline["category"]),
+        "inv_retryable": np.asarray(decline["retryable"]),
         "inv_merchant_advice_code": advice_codes(events["merchant_advice_code"]),
         "inv_country": _filled(events["country"], "unknown"),
     }

@@ -9,8 +9,9 @@ search is staged (sizes per event, 14-day window, after the messages are planned
    picks the times that minimise the chance that every retry fails, under the rules'
    earliest time and minimum spacing (<= 4 x 88 rows: only cells that can be on the
    best path);
-2. each chosen retry is refined hour by hour around its grid point, scoring each moved
-   schedule whole (<= 4 retries x 5 shifts x 4 rows).
+2. each chosen retry is refined hour by hour around its grid point, each moved schedule
+   judged whole (<= 4 retries x 5 shifts x 4 rows); with the models only the retries a
+   move changes (the moved one and the next) are scored again.
 
 Everything is clipped by the retry-rules engine's decision for the event. With the
 trained models the candidates' features come from arrays (:func:`grid_state`); any
@@ -19,17 +20,21 @@ other scorer gets them as timelines (tested to decide the same).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from training.features.dunning_state import grid_state
 from training.features.matrix import EventMatrix, as_event_matrix
 from training.policy.config import PolicyConfig
-from training.policy.scorer import ModelScorer, build_timeline, past_of_keys
+from training.policy.scorer import ModelScorer, build_timeline
 from training.policy.timing import NAT, from_ns, to_ns
 
 HOUR_NS = 3_600_000_000_000
 UPDATE_TEMPLATE = "update_payment_method"
+UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 
 
 def _ns(ts) -> np.ndarray:
@@ -57,9 +62,9 @@ def retry_windows(
     not_before = to_ns(decisions["not_before"])  # NaT: no wait beyond the spacing
     start = np.where(not_before == NAT, failed + int(min_spacing_hours * HOUR_NS), not_before)
     needs_update = decisions["needs_update_first"].to_numpy(dtype=bool)
-    asks = (messages["template"] == UPDATE_TEMPLATE).to_numpy()
+    asks = messages["template"].to_numpy() == UPDATE_TEMPLATE
     first_ask = np.full(len(failed), np.iinfo(np.int64).max)
-    asked_by = pd.Index(events["event_id"].to_numpy()).get_indexer(messages["event_id"].to_numpy()[asks])
+    asked_by = _positions(events["event_id"].to_numpy(), messages["event_id"].to_numpy()[asks])
     np.minimum.at(first_ask, asked_by[asked_by >= 0], to_ns(messages["send_at"])[asks][asked_by >= 0])
     asked = first_ask < np.iinfo(np.int64).max
     plausible = np.where(asked, first_ask + int(update_plausible_after_hours * HOUR_NS), np.iinfo(np.int64).max // 2)
@@ -72,7 +77,7 @@ def retry_windows(
 def plan_retries(
     scorer: ModelScorer,
     events: pd.DataFrame,
-    features: pd.DataFrame,
+    features: pd.DataFrame | EventMatrix,
     past: pd.DataFrame,
     messages: pd.DataFrame,
     count: np.ndarray,
@@ -81,7 +86,11 @@ def plan_retries(
     min_spacing_hours: float,
     config: PolicyConfig,
 ) -> pd.DataFrame:
-    """Retry times per event (event_id, at) by dynamic programming on a coarse grid."""
+    """Retry times per event (event_id, at) by dynamic programming on a coarse grid.
+
+    Rows come grouped by event_id (sorted) and by time within an event (in the events'
+    order when ``config.refine_hours`` is 0).
+    """
     ids = events["event_id"].to_numpy()
     step = config.retry_grid_hours * HOUR_NS
     slots = np.where(count > 0, np.ceil((window_end - start) / step).astype(np.int64), 0)
@@ -91,14 +100,25 @@ def plan_retries(
     spacing = int(np.ceil(min_spacing_hours * HOUR_NS / step))
     pos, k, j = _grid_rows(count, slots, spacing)
     at = start[pos] + j * step
-    p = _retry_probabilities(scorer, features, past, messages, ids[pos], at, k, config)
+    context = _RetryContext.build(scorer, features, past, messages, ids, config)
+    p = _retry_probabilities(context, pos, at, k)
     log_fail = np.full((len(ids), k_max, j_max), np.inf)
     log_fail[pos, k, j] = np.log1p(-np.clip(p, 0, 1 - 1e-9))
     e_idx, j_idx = _dp(log_fail, count, spacing)
-    plan = pd.DataFrame({"event_id": ids[e_idx], "at": _utc(start[e_idx] + j_idx * step)})
-    if plan.empty:
-        return plan
-    return _refine(scorer, features, past, messages, plan, start, window_end, ids, min_spacing_hours, config)
+    plan_ns = start[e_idx] + j_idx * step
+    if config.refine_hours == 0 or len(e_idx) == 0:
+        return pd.DataFrame({"event_id": ids[e_idx], "at": _utc(plan_ns)})
+    plan_ns = _refine(context, e_idx, plan_ns, start, window_end, min_spacing_hours)
+    # sorted by event id, then time (a move may pass a neighbouring retry)
+    order = np.lexsort((plan_ns, _id_rank(ids)[e_idx]))
+    return pd.DataFrame({"event_id": ids[e_idx[order]], "at": pd.array(plan_ns[order], dtype=UTC_NS)})
+
+
+def _id_rank(ids: np.ndarray) -> np.ndarray:
+    """Rank of each event id in sorted order (ids are unique)."""
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
+    return rank
 
 
 def _grid_rows(count: np.ndarray, slots: np.ndarray, spacing: int) -> tuple[np.ndarray, ...]:
@@ -119,28 +139,121 @@ def _grid_rows(count: np.ndarray, slots: np.ndarray, spacing: int) -> tuple[np.n
     return np.repeat(event, size), np.repeat(k, size), np.repeat(low, size) + _counter(size)
 
 
-def _retry_probabilities(
-    scorer: ModelScorer,
-    features: pd.DataFrame,
-    past: pd.DataFrame,
-    messages: pd.DataFrame,
-    event_ids: np.ndarray,
-    at: np.ndarray,
-    k: np.ndarray,
-    config: PolicyConfig,
-) -> np.ndarray:
+@dataclass
+class _RetryContext:
+    """What the candidates' features need of each event (``ids``' order), gathered once
+    per search: the past attempts, the planned messages and the events' matrix rows."""
+
+    scorer: Any  # a ModelScorer, or any scorer with ``candidate_probabilities``
+    features: pd.DataFrame | EventMatrix
+    past: pd.DataFrame
+    messages: pd.DataFrame
+    ids: np.ndarray
+    config: PolicyConfig
+    start_h: np.ndarray  # the original charge (hours since the epoch)
+    last_attempt_h: np.ndarray
+    past_retries: np.ndarray
+    msg_event: np.ndarray  # planned messages, sorted by event and time
+    msg_hours: np.ndarray
+    msg_update: np.ndarray
+    past_ns: np.ndarray  # past attempts grouped by event: each event's from past_first
+    past_first: np.ndarray
+    past_count: np.ndarray
+    matrix: EventMatrix | None = None  # with the trained models only
+    rows: np.ndarray | None = None  # the events' rows in ``matrix``
+
+    @classmethod
+    def build(
+        cls,
+        scorer: Any,
+        features: pd.DataFrame | EventMatrix,
+        past: pd.DataFrame,
+        messages: pd.DataFrame,
+        ids: np.ndarray,
+        config: PolicyConfig,
+    ) -> _RetryContext:
+        n = len(ids)
+        past_events = past["event_id"].to_numpy()
+        owner, msg_owner = np.split(
+            _positions(ids, np.concatenate([past_events, messages["event_id"].to_numpy()])), [len(past_events)]
+        )
+        keep = owner >= 0
+        past_ns = to_ns(past["t"])[keep]
+        past_h = past_ns / HOUR_NS
+        owner = owner[keep]
+        is_original = (past["kind"].to_numpy() == "original")[keep]
+        start = np.full(n, np.nan)
+        np.fmin.at(start, owner[is_original], past_h[is_original])
+        last_attempt = np.full(n, -np.inf)
+        np.maximum.at(last_attempt, owner, past_h)
+        past_count = np.bincount(owner, minlength=n)
+        past_retries = np.bincount(owner[~is_original], minlength=n).astype(float)
+        msg_hours = to_ns(messages["send_at"]) / HOUR_NS
+        msg_update = messages["template"].to_numpy() == UPDATE_TEMPLATE
+        mine = np.flatnonzero(msg_owner >= 0)
+        by_time = mine[np.lexsort((msg_hours[mine], msg_owner[mine]))]
+        context = cls(
+            scorer, features, past, messages, ids, config, start, last_attempt, past_retries,
+            msg_owner[by_time], msg_hours[by_time], msg_update[by_time],
+            past_ns[np.argsort(owner, kind="stable")], np.cumsum(past_count) - past_count, past_count,
+        )  # fmt: skip
+        return context
+
+    @property
+    def with_models(self) -> bool:
+        """The trained models score from arrays; any other scorer gets timelines."""
+        return isinstance(self.scorer, ModelScorer)
+
+    def columns(
+        self, event: np.ndarray, at: np.ndarray, k: np.ndarray, previous_ns: np.ndarray | None = None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Matrix rows and model columns of candidate retries (event positions, times
+        in ns, new retries before each, the new retry before each; see :func:`grid_state`)."""
+        if self.matrix is None:
+            self.matrix = as_event_matrix(self.features)
+            self.rows = _matrix_rows(self.matrix, self.ids)
+        state = grid_state(
+            event, at / HOUR_NS, k, self.start_h, self.last_attempt_h, self.past_retries,
+            self.msg_event, self.msg_hours, self.msg_update, self.config.nominal_retry_gap_hours,
+            None if previous_ns is None else previous_ns / HOUR_NS,
+        )  # fmt: skip
+        pos = self.rows[event]
+        return pos, {**state, **self.matrix.time_columns(pos, at)}
+
+    def model_probabilities(
+        self, event: np.ndarray, at: np.ndarray, k: np.ndarray, previous_ns: np.ndarray | None = None
+    ) -> np.ndarray:
+        pos, columns = self.columns(event, at, k, previous_ns)
+        return self.scorer.predict(self.scorer.models.retry, self.matrix, pos, columns)
+
+
+def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position of each value in the unique ``ids`` (-1 if absent); one id (the API's
+    single request) without building an index."""
+    if len(ids) == 1:
+        return np.where(values == ids[0], 0, -1)
+    return pd.Index(ids).get_indexer(values)
+
+
+def _matrix_rows(matrix: EventMatrix, ids: np.ndarray) -> np.ndarray:
+    """:meth:`EventMatrix.positions` of the events (one event without an index)."""
+    rows = _positions(matrix.features.index.to_numpy(), ids)
+    if len(rows) and rows.min() < 0:
+        raise KeyError("event ids without event features")
+    return rows
+
+
+def _retry_probabilities(context: _RetryContext, event: np.ndarray, at: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Success probability of a retry at ``at`` (ns) as the k-th new one (k earlier new
-    retries failed, the last at the nominal gap before it).
+    retries failed, the last at the nominal gap before it) for the events at ``event``.
 
     With the models, the candidates' features come straight from :func:`grid_state`;
     any other scorer (the ground truth, for the oracle) gets the candidates as timelines.
     """
-    if not isinstance(scorer, ModelScorer):
-        return _timeline_retry_probabilities(scorer, features, past, messages, event_ids, at, k, config)
-    matrix = as_event_matrix(features)
-    pos, columns = retry_grid_columns(matrix, past, messages, event_ids, at, k, config)
-    model = scorer.models.retry
-    return scorer.predict(model, matrix, pos, columns)
+    if not context.with_models:
+        c = context
+        return _timeline_retry_probabilities(c.scorer, c.features, c.past, c.messages, c.ids[event], at, k, c.config)
+    return context.model_probabilities(event, at, k)
 
 
 def retry_grid_columns(
@@ -156,31 +269,9 @@ def retry_grid_columns(
     """Event rows and per-row model columns of candidate retries (see
     :func:`_retry_probabilities`), for :meth:`EventMatrix.model_matrix`; ``previous_ns``:
     the time of the new retry before each candidate in its schedule (see :func:`grid_state`)."""
-    position = pd.Index(pd.unique(event_ids))
-    event = position.get_indexer(event_ids)
-    owner = position.get_indexer(past["event_id"])
-    keep = owner >= 0
-    past_h = to_ns(past["t"])[keep] / HOUR_NS
-    owner = owner[keep]
-    is_original = (past["kind"].to_numpy() == "original")[keep]
-    start = np.full(len(position), np.nan)
-    np.fmin.at(start, owner[is_original], past_h[is_original])
-    last_attempt = np.full(len(position), -np.inf)
-    np.maximum.at(last_attempt, owner, past_h)
-    past_retries = np.bincount(owner[~is_original], minlength=len(position)).astype(float)
-    msg_owner = position.get_indexer(messages["event_id"])
-    msg_hours = to_ns(messages["send_at"]) / HOUR_NS
-    msg_update = (messages["template"] == UPDATE_TEMPLATE).to_numpy()
-    mine = msg_owner >= 0
-    by_time = np.lexsort((msg_hours[mine], msg_owner[mine]))
-    state = grid_state(
-        event, at / HOUR_NS, k, start, last_attempt, past_retries,
-        msg_owner[mine][by_time], msg_hours[mine][by_time], msg_update[mine][by_time],
-        config.nominal_retry_gap_hours,
-        None if previous_ns is None else previous_ns / HOUR_NS,
-    )  # fmt: skip
-    pos = matrix.positions(event_ids)
-    return pos, {**state, **matrix.time_columns(pos, at)}
+    unique = pd.unique(event_ids)
+    context = _RetryContext.build(None, matrix, past, messages, unique, config)
+    return context.columns(pd.Index(unique).get_indexer(event_ids), at, k, previous_ns)
 
 
 def _timeline_retry_probabilities(
@@ -264,49 +355,43 @@ def _running_argmin(values: np.ndarray) -> np.ndarray:
 
 
 def _refine(
-    scorer: ModelScorer,
-    features: pd.DataFrame,
-    past: pd.DataFrame,
-    messages: pd.DataFrame,
-    plan: pd.DataFrame,
+    context: _RetryContext,
+    plan_event: np.ndarray,
+    base_ns: np.ndarray,
     start: np.ndarray,
     window_end: np.ndarray,
-    ids: np.ndarray,
     min_spacing_hours: float,
-    config: PolicyConfig,
-) -> pd.DataFrame:
-    """Move each retry by up to ``refine_hours`` when the whole schedule gains."""
-    if config.refine_hours == 0 or plan.empty:
-        return plan
-    plan = plan.sort_values(["event_id", "at"], kind="stable").reset_index(drop=True)
-    base_ns = _ns(plan["at"])
-    plan_event = pd.Index(ids).get_indexer(plan["event_id"].to_numpy())
+) -> np.ndarray:
+    """Move each retry by up to ``refine_hours`` when the whole schedule gains.
+
+    ``plan_event``, ``base_ns``: the retries (event position, time), grouped by event in
+    order and by time within an event; returns their new times, row for row.
+    """
+    refine_hours = context.config.refine_hours
     # one variant schedule per (shift, retry): that retry moved, the others kept
-    shifts = np.arange(-config.refine_hours, config.refine_hours + 1)
-    variant_of = np.tile(np.arange(len(plan)), len(shifts))
-    moved = base_ns[variant_of] + np.repeat(shifts, len(plan)) * HOUR_NS
+    shifts = np.arange(-refine_hours, refine_hours + 1)
+    variant_of = np.tile(np.arange(len(base_ns)), len(shifts))
+    moved = base_ns[variant_of] + np.repeat(shifts, len(base_ns)) * HOUR_NS
     event = plan_event[variant_of]
     ok = (moved >= start[event]) & (moved < window_end[event])
     variant_of, moved, event = variant_of[ok], moved[ok], event[ok]
-    # members of each variant: its event's retries (plan rows are grouped by event)
-    sizes = np.bincount(plan_event, minlength=len(ids))
-    first_row = np.zeros(len(ids), dtype=np.int64)
-    first_row[plan_event[::-1]] = np.arange(len(plan))[::-1]  # each event's first row
+    # members of each variant: its event's retries
+    sizes = np.bincount(plan_event, minlength=len(start))
+    first_row = np.cumsum(sizes) - sizes  # each event's first row
     per_variant = sizes[event]
     key = np.repeat(np.arange(len(variant_of)), per_variant)
     row = first_row[event][key] + _counter(per_variant)
     at = np.where(row == variant_of[key], moved[key], base_ns[row])
-    p = _schedule_retry_probabilities(scorer, features, past, messages, ids[event[key]], key, at, config)
+    p = _schedule_retry_probabilities(context, plan_event, base_ns, first_row, event[key], key, row, at)
     log_survival = np.bincount(key, weights=np.log1p(-np.clip(p, 0, 1 - 1e-9)), minlength=len(variant_of))
-    log_survival[~_spacing_ok(key, at, ids[event], past, min_spacing_hours)] = np.inf
+    log_survival[~_spacing_ok(context, key, at, event, min_spacing_hours)] = np.inf
     # the best variant per retry, then the best single move per event (moves of
     # several retries could conflict); ties keep the earlier shift
     best = _first_per_group(variant_of, log_survival)
     best = best[_first_per_group(event[best], log_survival[best])]
     out_ns = base_ns.copy()
     out_ns[variant_of[best]] = moved[best]
-    plan["at"] = from_ns(out_ns)
-    return plan.sort_values(["event_id", "at"], kind="stable").reset_index(drop=True)
+    return out_ns
 
 
 def _first_per_group(group: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -317,18 +402,9 @@ def _first_per_group(group: np.ndarray, value: np.ndarray) -> np.ndarray:
     return order[first]
 
 
-def _schedule_retry_probabilities(
-    scorer: ModelScorer,
-    features: pd.DataFrame,
-    past: pd.DataFrame,
-    messages: pd.DataFrame,
-    event_ids: np.ndarray,
-    key: np.ndarray,
-    at: np.ndarray,
-    config: PolicyConfig,
-) -> np.ndarray:
-    """Success probability of every retry of the schedules ``key`` (retries at ``at``),
-    each after the earlier retries of its schedule failed."""
+def _schedule_order(key: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per retry of the schedules ``key``: how many of its schedule's retries come
+    before it, and the time (ns, float) of the one just before (NaN for the first)."""
     order = np.lexsort((at, key))
     first = np.ones(len(order), dtype=bool)
     first[1:] = key[order][1:] != key[order][:-1]
@@ -336,11 +412,53 @@ def _schedule_retry_probabilities(
     previous = np.where(first, np.nan, np.roll(at[order], 1).astype(float))
     k, previous_ns = np.empty(len(at), dtype=np.int64), np.empty(len(at))
     k[order], previous_ns[order] = rank, previous
-    if isinstance(scorer, ModelScorer):
-        matrix = as_event_matrix(features)
-        pos, columns = retry_grid_columns(matrix, past, messages, event_ids, at, k, config, previous_ns)
-        model = scorer.models.retry
-        return scorer.predict(model, matrix, pos, columns)
+    return k, previous_ns
+
+
+def _schedule_retry_probabilities(
+    context: _RetryContext,
+    plan_event: np.ndarray,
+    base_ns: np.ndarray,
+    first_row: np.ndarray,
+    event: np.ndarray,
+    key: np.ndarray,
+    row: np.ndarray,
+    at: np.ndarray,
+) -> np.ndarray:
+    """Success probability of every retry of the variant schedules ``key`` (``row``: the
+    plan row each stands for, at ``at``), each after the earlier retries of its schedule
+    failed.
+
+    A retry's model features depend only on its event, time, rank and the time of the
+    retry before it, so a variant differs from the planned schedule in the moved retry
+    and the ones next to it at most: the models score the planned schedules (``plan_event``,
+    ``base_ns``, each event's in time order from ``first_row``) once and only the rows
+    that differ (the same rows give the same probabilities, bit for bit). Any other
+    scorer gets every variant as a timeline.
+    """
+    if not context.with_models:
+        c = context
+        return _timeline_schedule_probabilities(c.scorer, c.features, c.past, c.messages, c.ids[event], key, at)
+    k, previous_ns = _schedule_order(key, at)
+    base_k = np.arange(len(base_ns)) - first_row[plan_event]
+    base_previous = np.where(base_k > 0, np.roll(base_ns, 1).astype(float), np.nan)
+    same_previous = (previous_ns == base_previous[row]) | (np.isnan(previous_ns) & np.isnan(base_previous[row]))
+    moved = np.flatnonzero((at != base_ns[row]) | (k != base_k[row]) | ~same_previous)
+    p = context.model_probabilities(
+        np.concatenate([plan_event, event[moved]]),
+        np.concatenate([base_ns, at[moved]]),
+        np.concatenate([base_k, k[moved]]),
+        np.concatenate([base_previous, previous_ns[moved]]),
+    )
+    out = p[row]
+    out[moved] = p[len(base_ns) :]
+    return out
+
+
+def _timeline_schedule_probabilities(
+    scorer, features, past: pd.DataFrame, messages: pd.DataFrame, event_ids: np.ndarray, key: np.ndarray, at: np.ndarray
+) -> np.ndarray:
+    """:func:`_schedule_retry_probabilities` through one timeline per schedule."""
     key_events = np.empty(key.max() + 1, dtype=object)
     key_events[key] = event_ids
     keys = pd.DataFrame({"key": np.arange(len(key_events)), "event_id": key_events})
@@ -354,16 +472,18 @@ def _schedule_retry_probabilities(
 
 
 def _spacing_ok(
-    key: np.ndarray, at: np.ndarray, key_events: np.ndarray, past: pd.DataFrame, min_spacing_hours: float
+    context: _RetryContext, key: np.ndarray, at: np.ndarray, key_event: np.ndarray, min_spacing_hours: float
 ) -> np.ndarray:
-    """Per schedule key: every attempt (past and proposed) at least the minimum apart."""
-    keys = pd.DataFrame({"key": np.arange(len(key_events)), "event_id": key_events})
-    past_key, _, past_ns, _ = past_of_keys(keys, past)
-    all_key = np.concatenate([key, past_key.astype(np.int64)])
+    """Per schedule key (its event at ``key_event``): every attempt (past and proposed)
+    at least the minimum apart."""
+    count = context.past_count[key_event]
+    past_key = np.repeat(np.arange(len(key_event)), count)
+    past_ns = context.past_ns[context.past_first[key_event][past_key] + _counter(count)]
+    all_key = np.concatenate([key, past_key])
     all_t = np.concatenate([at, past_ns])
     order = np.lexsort((all_t, all_key))
     same = all_key[order][1:] == all_key[order][:-1]
     close = same & (np.diff(all_t[order]) < min_spacing_hours * HOUR_NS)
-    bad = np.zeros(len(key_events), dtype=bool)
+    bad = np.zeros(len(key_event), dtype=bool)
     bad[all_key[order][1:][close]] = True
     return ~bad
