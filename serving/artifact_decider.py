@@ -76,4 +76,6 @@ def load_artifact_decider(source: str, threads: int = 1) -> ArtifactDecider:
     from training.artifact import load_artifact
 
     artifact = load_artifact(source)
-    return ArtifactDecider(artifact.decider(threads=threads), artifact.customers, artifact.metadata)
+    decider = artifact.decider(threads=threads)
+    decider.scorer.warm_up()  # now, not in the first request (and frozen with the rest)
+    return ArtifactDecider(decider, artifact.customers, artifact.metadata)

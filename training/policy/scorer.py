@@ -141,9 +141,13 @@ class ModelScorer:
     @property
     def customer_index(self) -> CustomerIndex:
         """Running sums of the customer log, built once and kept."""
+        self.warm_up()
+        return self._index
+
+    def warm_up(self) -> None:
+        """Build what the first decision would otherwise build: the customer index."""
         if self._index is None:
             self._index = CustomerIndex.build(self.log)
-        return self._index
 
     def event_features(
         self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None
