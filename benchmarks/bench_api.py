@@ -298,6 +298,7 @@ class InProcess:
 
         from serving.artifact_decider import load_artifact_decider
         from serving.fallback import FallbackDecider
+        from serving.model_loader import freeze_heap
 
         warnings.simplefilter("ignore", FutureWarning)  # pandas deprecations inside the policy
         self.decider = (
@@ -305,6 +306,7 @@ class InProcess:
         )
         if threads is not None:  # after the load (which loads OpenMP); for the whole process
             threadpool_limits(limits=threads, user_api="openmp")
+        freeze_heap()  # as the server does: the model must not slow the generator's GC
 
     def seconds(self, items: list[Any]) -> float:
         from serving.service import (

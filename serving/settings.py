@@ -80,8 +80,8 @@ class Settings(BaseSettings):
         5,
         ge=0,
         le=1000,
-        description="wait this long for more single requests before a call (lets the event loop "
-        "read the requests already arriving, so calls carry several)",
+        description="under load, wait this long for more single requests before a call (lets the "
+        "event loop read the requests already arriving, so calls carry several); idle: no wait",
     )
     scoring_threads: int = Field(
         1,
