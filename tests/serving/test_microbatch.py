@@ -58,6 +58,7 @@ def test_under_load_the_wait_gathers_items_arriving_within_the_window():
         started = time.perf_counter()
         alone = await batcher.submit("alone")  # idle: no wait
         idle_seconds = time.perf_counter() - started
+        await asyncio.sleep(0.1)  # idle again
         first = asyncio.create_task(batcher.submit("first"))
         await asyncio.sleep(0.05)  # the call of "first" is running
         tasks = [asyncio.create_task(batcher.submit("a"))]
