@@ -28,7 +28,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[list[Any]], list[Any]]
-RECENT_SECONDS = 0.05
+RECENT_SECONDS = 0.01
 
 
 class MicroBatcher:
