@@ -1,0 +1,83 @@
+"""Where one decision's time goes, in-process: each stage of the decision path timed.
+
+    python benchmarks/bench_decision.py [--size 1] [--calls 100] [--threads 1]
+        [--invoices 20000] [--seed 7] [--work /tmp/smartretry-bench]
+
+Decides ``--calls`` calls of ``--size`` held-out requests each (different requests every
+call) through ``serving.service.recommend`` with the model of ``bench_world.py``, the
+stages of ``ModelDecider.decide`` wrapped with timers, and prints the mean time per call
+of each stage (stages nest: ``plan`` contains the searches, ``plan_retries`` its
+refinement). Run with ``OMP_NUM_THREADS=1`` for one-core figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench_world import prepare
+
+
+def _timed(totals: dict[str, float], label: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            totals[label] += time.perf_counter() - start
+
+    return wrapper
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1, help="requests per call")
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1, help="LightGBM threads for big calls")
+    parser.add_argument("--invoices", type=int, default=20000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/smartretry-bench"))
+    args = parser.parse_args()
+
+    import serving.service as service
+    import training.policy.decider as decider_module
+    import training.policy.search as search
+    from serving.artifact_decider import load_artifact_decider
+
+    world = prepare(args.work, args.invoices, args.seed)
+    totals: dict[str, float] = defaultdict(float)
+    stages = [
+        (decider_module.ModelDecider, "decide"), (decider_module.ModelDecider, "plan"),
+        (decider_module.ModelDecider, "expected_recoveries"), (decider_module, "plan_messages"),
+        (decider_module, "plan_retries"), (search, "_refine"), (decider_module, "retry_windows"),
+        (decider_module, "fixed_schedule"), (decider_module, "model_reasons"),
+        (decider_module, "past_rows"), (service, "requests_to_frames"),
+        (service, "responses_from_decisions"),
+    ]  # fmt: skip
+    for owner, name in stages:
+        setattr(owner, name, _timed(totals, name, getattr(owner, name)))
+    decider = load_artifact_decider(str(world.model_dir), threads=args.threads)
+    rules, scorer = decider.decider.rules, decider.decider.scorer
+    rules.decide_many = _timed(totals, "rules.decide_many", rules.decide_many)
+    scorer.event_features = _timed(totals, "event_features", scorer.event_features)
+
+    requests = world.sample(args.size * (args.calls + 1), known_share=0.2)
+    service.recommend(decider, requests[: args.size])  # warm-up: caches, first model calls
+    totals.clear()
+    start = time.perf_counter()
+    for call in range(1, args.calls + 1):
+        service.recommend(decider, requests[call * args.size : (call + 1) * args.size])
+    total = (time.perf_counter() - start) / args.calls
+    print(f"{args.calls} calls of {args.size} request(s): {total * 1e3:.2f} ms per call")
+    for label, seconds in sorted(totals.items(), key=lambda item: -item[1]):
+        print(f"  {label:28s} {seconds / args.calls * 1e3:9.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
