@@ -159,25 +159,7 @@ def explain(
         + pd.Series(n_prev).astype(str)
         + " earlier attempt(s) on this charge"
     ).to_numpy(dtype="object")
-    texts = {
-        "hard_decline": "a hard decline: never retry this card or account; ask for a new "
-        "payment method",
-        "mastercard_mac_stop": "Mastercard merchant advice code says do not try again "
-        "(retries are fined)",
-        "not_retryable": "this decline is not retryable; message the customer instead",
-        "ach_reinitiation_window": f"past the {lim.ach_reinitiation_window_days}-day "
-        "Nacha reinitiation window",
-        "bacs_representment_window": f"past the {lim.bacs_representment_window_days}-day "
-        "Bacs re-presentation window",
-        "mastercard_mac_update_first": "Mastercard merchant advice code: update the "
-        "payment method before retrying",
-        "after_update": f"no retry until an update is plausible ({lim.update_plausible_after_hours:g} h "
-        "after an update-payment-method message, or a reported update)",
-        "unknown_code": f"unknown or missing decline code: at most "
-        f"{lim.unknown_max_retries} retries, not before {lim.unknown_min_wait_hours:g} h",
-        "payment_method_updated": "the payment method was updated: retry allowed",
-        "retry_allowed": "retry allowed",
-    }
+    texts = _rule_texts(lim)
     rule = out["rule"].to_numpy()
     base = pd.Series(rule).map(texts).to_numpy(dtype="object")
     hours = pd.Series(mac_wait).round(2).astype(str).str.replace(r"\.0+$", "", regex=True)
