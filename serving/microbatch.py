@@ -3,12 +3,9 @@
 Most of a decision's cost is per decider call (building frames, one model prediction per
 search step), not per request, so requests decided in one call cost far less than the
 same requests one by one. Single requests that arrive while a call is running wait in a
-queue and all go into the next call (at most ``max_items``). Under load (a call ended in
-the last ``RECENT_SECONDS``, or requests arrived during it) the batcher also waits
-``wait_seconds`` for company before starting a call: the decision holds the GIL, so the
-event loop reads little while it runs (the queue can look empty when the wire is not),
-and the wait lets it take in the requests already sent. An idle service decides a lone
-request at once. Each request still gets its own answer or its own error: items
+queue and all go into the next call (at most ``max_items``); with ``wait_seconds`` > 0 the
+batcher also waits that long for company before starting a call. An idle service decides
+a lone request at once. Each request still gets its own answer or its own error: items
 are validated one by one, exactly as in a batch request.
 
 Calls run on one thread of the batcher's own (calls never overlap anyway): it does not
@@ -28,7 +25,6 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[list[Any]], list[Any]]
-RECENT_SECONDS = 0.01
 
 
 class MicroBatcher:
@@ -43,8 +39,6 @@ class MicroBatcher:
         self._queue: asyncio.Queue[tuple[Any, asyncio.Future[Any]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._busy = False  # requests arrived while the last call ran
-        self._last_end = float("-inf")  # when the last call ended (event loop clock)
 
     def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="microbatch")
@@ -69,8 +63,7 @@ class MicroBatcher:
 
     async def _collect(self) -> list[tuple[Any, asyncio.Future[Any]]]:
         batch = [await self._queue.get()]
-        recent = asyncio.get_running_loop().time() - self._last_end < RECENT_SECONDS
-        if self.wait_seconds > 0 and (self._busy or recent):
+        if self.wait_seconds > 0:
             deadline = asyncio.get_running_loop().time() + self.wait_seconds
             while len(batch) < self.max_items:
                 remaining = deadline - asyncio.get_running_loop().time()
@@ -95,14 +88,10 @@ class MicroBatcher:
                     self._executor, self.handle, [item for item, _ in waiting]
                 )
             except Exception as error:  # every request of the call gets the error
-                self._busy = not self._queue.empty()
-                self._last_end = asyncio.get_running_loop().time()
                 for _, future in waiting:
                     if not future.done():
                         future.set_exception(error)
                 continue
-            self._busy = not self._queue.empty()
-            self._last_end = asyncio.get_running_loop().time()
             for (_, future), result in zip(waiting, results, strict=True):
                 if not future.done():
                     future.set_result(result)

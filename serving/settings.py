@@ -7,6 +7,7 @@ Tests build their own :class:`Settings` and pass it to ``create_app``.
 from __future__ import annotations
 
 import hashlib
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -77,14 +78,10 @@ class Settings(BaseSettings):
         "most this many (1: one call per request)",
     )
     microbatch_wait_ms: float = Field(
-        5,
-        ge=0,
-        le=1000,
-        description="under load, wait this long for more single requests before a call (lets the "
-        "event loop read the requests already arriving, so calls carry several); idle: no wait",
+        0, ge=0, le=1000, description="wait this long for more single requests before a call"
     )
     scoring_threads: int = Field(
-        1,
+        default_factory=lambda: os.cpu_count() or 1,
         ge=1,
         description="LightGBM threads for a scoring call of 20,000 model rows or more (a batch of "
         "about 50 requests and up); smaller calls use one",

@@ -155,8 +155,8 @@ def test_grid_fast_path_matches_the_timeline_path(small_world):
     through its full timeline (earlier failed retries as rows, messages as context)."""
     from training.models.calibrated import encode_matrix
     from training.policy.config import PolicyConfig
-    from training.policy.scorer import build_timeline
-    from training.policy.search import _counter, retry_grid_columns
+    from training.policy.scorer import build_timeline, group_counter
+    from training.policy.search import retry_grid_columns
 
     decider = small_world.artifact.decider()
     events = events_from_history(small_world.history).tail(25).reset_index(drop=True)
@@ -190,7 +190,7 @@ def test_grid_fast_path_matches_the_timeline_path(small_world):
     retries = pd.DataFrame(
         {
             "key": np.concatenate([np.arange(n), phantom]),
-            "at": pd.to_datetime(np.concatenate([at, at[phantom] - (_counter(k) + 1) * gap]), utc=True),
+            "at": pd.to_datetime(np.concatenate([at, at[phantom] - (group_counter(k) + 1) * gap]), utc=True),
         }
     )
     context = keys.merge(messages, on="event_id")

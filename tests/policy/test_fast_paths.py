@@ -159,7 +159,7 @@ def test_exploration_shifts_whole_schedules_inside_the_window(case):
 def _variants(plan_event, base_ns, shifts_hours):
     """Every retry of the plan moved by each shift, the others kept (as the refinement
     builds them): event, key, plan row and time of each variant's retries."""
-    from training.policy.search import _counter
+    from training.policy.scorer import group_counter
 
     sizes = np.bincount(plan_event)
     first_row = np.cumsum(sizes) - sizes
@@ -167,7 +167,7 @@ def _variants(plan_event, base_ns, shifts_hours):
     moved = base_ns[variant_of] + np.repeat(shifts_hours, len(base_ns)) * 3_600_000_000_000
     event = plan_event[variant_of]
     key = np.repeat(np.arange(len(variant_of)), sizes[event])
-    row = first_row[event][key] + _counter(sizes[event])
+    row = first_row[event][key] + group_counter(sizes[event])
     at = np.where(row == variant_of[key], moved[key], base_ns[row])
     return first_row, event[key], key, row, at
 

@@ -40,42 +40,26 @@ def test_concurrent_items_share_calls_and_keep_their_results():
     assert calls == [[0], [1, 2, 3, 4], [5, 6, 7, 8], [9]]
 
 
-def test_under_load_the_wait_gathers_items_arriving_within_the_window():
-    """After a call during which requests arrived, the next call waits for company; an idle
-    batcher answers a lone item at once."""
+def test_wait_gathers_items_arriving_within_the_window():
     calls: list[list[str]] = []
-    release = threading.Event()
 
     def handle(items: list[str]) -> list[str]:
         calls.append(list(items))
-        if items == ["first"]:
-            release.wait(5)
         return [s.upper() for s in items]
 
-    async def main() -> tuple[list[str], float]:
+    async def main() -> list[str]:
         batcher = MicroBatcher(handle, max_items=100, wait_seconds=0.3)
         batcher.start()
-        started = time.perf_counter()
-        alone = await batcher.submit("alone")  # idle: no wait
-        idle_seconds = time.perf_counter() - started
-        await asyncio.sleep(0.1)  # idle again
-        first = asyncio.create_task(batcher.submit("first"))
-        await asyncio.sleep(0.05)  # the call of "first" is running
-        tasks = [asyncio.create_task(batcher.submit("a"))]
-        await asyncio.sleep(0.02)
-        release.set()  # "a" was queued during the call: the batcher is busy
-        await asyncio.sleep(0.05)
-        for item in "bc":  # arriving within the wait
+        tasks = []
+        for item in "abc":
             tasks.append(asyncio.create_task(batcher.submit(item)))
             await asyncio.sleep(0.02)
-        results = await asyncio.gather(first, *tasks)
+        results = await asyncio.gather(*tasks)
         await batcher.stop()
-        return [alone, *results], idle_seconds
+        return results
 
-    results, idle_seconds = _run(main())
-    assert results == ["ALONE", "FIRST", "A", "B", "C"]
-    assert calls == [["alone"], ["first"], ["a", "b", "c"]]
-    assert idle_seconds < 0.25
+    assert _run(main()) == ["A", "B", "C"]
+    assert calls == [["a", "b", "c"]]
 
 
 def test_a_failing_call_fails_its_items_and_the_batcher_goes_on():

@@ -134,23 +134,7 @@ def explain(
     """One sentence per decision, for support staff and integrators (vectorized)."""
     cap_text = (
         pd.Series(cap_rule)
-        .map(
-            {
-                "visa_reattempt_cap": f"Visa allows at most {lim.visa_max_reattempts_30d} "
-                "reattempts in any 30 days",
-                "mastercard_attempt_cap": f"Mastercard allows at most "
-                f"{lim.mastercard_max_attempts_30d} attempts in 30 days and "
-                f"{lim.mastercard_max_attempts_24h} in 24 hours",
-                "card_attempt_cap": f"at most {lim.other_card_max_attempts_30d} attempts in "
-                "30 days for this card brand",
-                "ach_representment_cap": f"Nacha allows at most {lim.ach_max_representments} "
-                "reinitiations of a returned entry",
-                "sepa_representment_cap": f"at most {lim.sepa_max_representments} "
-                "re-presentations of a SEPA collection",
-                "bacs_representment_cap": f"at most {lim.bacs_max_representments} "
-                "re-presentations of a Bacs Direct Debit",
-            }
-        )
+        .map(_cap_texts(lim))
         .to_numpy(dtype="object")
     )
     counted = (

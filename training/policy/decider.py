@@ -17,9 +17,7 @@ from training.policy.message_search import plan_messages
 from training.policy.reasons import model_reasons
 from training.policy.scorer import ModelScorer, past_of_keys, past_rows
 from training.policy.search import plan_retries, retry_windows
-from training.policy.timing import from_ns, to_ns
-
-HOUR_NS = 3_600_000_000_000
+from training.policy.timing import HOUR_NS, from_ns, to_ns
 
 
 class ModelDecider:

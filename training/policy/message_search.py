@@ -18,21 +18,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from training.features.dunning_state import message_state
+from training.features.dunning_state import UPDATE_TEMPLATE, message_state
 from training.features.matrix import as_event_matrix
 from training.policy.config import PolicyConfig
 from training.policy.scorer import ModelScorer, build_timeline
 from training.policy.timing import (
     DAY_NS,
+    HOUR_NS,
     defer_quiet_ns,
     from_ns,
     local_to_utc_ns,
+    quiet_hour,
     to_ns,
     utc_offsets,
 )
-
-HOUR_NS = 3_600_000_000_000
-UPDATE_TEMPLATE = "update_payment_method"
 
 
 @dataclass
@@ -67,15 +66,6 @@ def _best_per_event(candidates: _Candidates, p: np.ndarray) -> np.ndarray:
     first = np.ones(len(order), dtype=bool)
     first[1:] = candidates.pos[order][1:] != candidates.pos[order][:-1]
     return order[first]
-
-
-def _in_quiet(local_hour: np.ndarray, config: PolicyConfig) -> np.ndarray:
-    start, end = config.quiet_start_hour, config.quiet_end_hour
-    if start == end:
-        return np.zeros(len(local_hour), dtype=bool)
-    if start > end:
-        return (local_hour >= start) | (local_hour < end)
-    return (local_hour >= start) & (local_hour < end)
 
 
 class _Context:
@@ -237,7 +227,7 @@ def _message_slots(
     hour = np.tile(hours, len(pos) * len(days))
     at = local_to_utc_ns(local_day[grid] + day_off * DAY_NS + hour * HOUR_NS, zones[grid])
     slot_pos = pos[grid]
-    keep = (at >= ref[slot_pos]) & (at < window_end[slot_pos]) & ~_in_quiet(hour.astype(float), config)
+    keep = (at >= ref[slot_pos]) & (at < window_end[slot_pos]) & ~quiet_hour(hour, config.quiet_start_hour, config.quiet_end_hour)
     rows = grid[keep]
     slots = _Candidates(pos[rows], at[keep], best.template[rows], best.channel[rows])
     # the first allowed time itself is always a candidate, and comes first

@@ -22,9 +22,8 @@ from training.features.frames import event_features
 from training.features.matrix import EventMatrix, as_event_matrix
 from training.models.calibrated import CalibratedModel
 from training.models.train import TrainedModels
-from training.policy.timing import from_ns, to_ns
+from training.policy.timing import HOUR_NS, from_ns, to_ns
 
-HOUR_NS = 3_600_000_000_000
 PARALLEL_ROWS = 5_000  # below this, starting threads costs more than it saves
 
 
@@ -57,7 +56,7 @@ def past_of_keys(keys: pd.DataFrame, past: pd.DataFrame) -> tuple[np.ndarray, np
     if len(which) and which.min() < 0:
         raise KeyError("a schedule's event has no past attempts (not even its failed charge)")
     per_key = counts[which]
-    rows = order[np.repeat(first[which], per_key) + _counter(per_key)]
+    rows = order[np.repeat(first[which], per_key) + group_counter(per_key)]
     return (
         np.repeat(keys["key"].to_numpy(), per_key),
         past_events[rows],
@@ -66,7 +65,7 @@ def past_of_keys(keys: pd.DataFrame, past: pd.DataFrame) -> tuple[np.ndarray, np
     )
 
 
-def _counter(sizes: np.ndarray) -> np.ndarray:
+def group_counter(sizes: np.ndarray) -> np.ndarray:
     """0..size-1 for each group of ``sizes``, concatenated."""
     return np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
 

@@ -26,14 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.features.dunning_state import grid_state
+from training.features.dunning_state import UPDATE_TEMPLATE, grid_state
 from training.features.matrix import EventMatrix, as_event_matrix
 from training.policy.config import PolicyConfig
-from training.policy.scorer import ModelScorer, build_timeline
-from training.policy.timing import NAT, from_ns, to_ns
+from training.policy.scorer import ModelScorer, build_timeline, group_counter
+from training.policy.timing import HOUR_NS, NAT, from_ns, to_ns
 
-HOUR_NS = 3_600_000_000_000
-UPDATE_TEMPLATE = "update_payment_method"
 UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 
 
@@ -130,13 +128,13 @@ def _grid_rows(count: np.ndarray, slots: np.ndarray, spacing: int) -> tuple[np.n
     Skipping the other cells (about a fifth on a 14-day window) changes no decision.
     """
     event = np.repeat(np.arange(len(count)), count)
-    k = _counter(count)
+    k = group_counter(count)
     n, s = count[event], slots[event]
     low = k * spacing
     fits_all = (n - 1) * spacing < s
     high = np.where(fits_all, s - 1 - (n - 1 - k) * spacing, s - 1)
     size = np.maximum(high - low + 1, 0)
-    return np.repeat(event, size), np.repeat(k, size), np.repeat(low, size) + _counter(size)
+    return np.repeat(event, size), np.repeat(k, size), np.repeat(low, size) + group_counter(size)
 
 
 @dataclass
@@ -283,7 +281,7 @@ def _timeline_retry_probabilities(
     keys = pd.DataFrame({"key": np.arange(n), "event_id": event_ids})
     gap = int(config.nominal_retry_gap_hours * HOUR_NS)
     phantom_key = np.repeat(np.arange(n), k)
-    phantom_i = _counter(k) + 1
+    phantom_i = group_counter(k) + 1
     retries = pd.concat(
         [
             pd.DataFrame({"key": np.arange(n), "at": _utc(at), "candidate": True}),
@@ -338,13 +336,6 @@ def _dp(log_fail: np.ndarray, count: np.ndarray, spacing: int) -> tuple[np.ndarr
     return e_idx, path[e_idx, k_idx]
 
 
-def _counter(sizes: np.ndarray) -> np.ndarray:
-    """0..size-1 for each group of ``sizes``, concatenated."""
-    total = int(sizes.sum())
-    starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
-    return np.arange(total) - starts
-
-
 def _running_argmin(values: np.ndarray) -> np.ndarray:
     """Index of the running minimum along axis 1 (the first index reaching it)."""
     n, m = values.shape
@@ -380,7 +371,7 @@ def _refine(
     first_row = np.cumsum(sizes) - sizes  # each event's first row
     per_variant = sizes[event]
     key = np.repeat(np.arange(len(variant_of)), per_variant)
-    row = first_row[event][key] + _counter(per_variant)
+    row = first_row[event][key] + group_counter(per_variant)
     at = np.where(row == variant_of[key], moved[key], base_ns[row])
     p = _schedule_retry_probabilities(context, plan_event, base_ns, first_row, event[key], key, row, at)
     log_survival = np.bincount(key, weights=np.log1p(-np.clip(p, 0, 1 - 1e-9)), minlength=len(variant_of))
@@ -478,7 +469,7 @@ def _spacing_ok(
     at least the minimum apart."""
     count = context.past_count[key_event]
     past_key = np.repeat(np.arange(len(key_event)), count)
-    past_ns = context.past_ns[context.past_first[key_event][past_key] + _counter(count)]
+    past_ns = context.past_ns[context.past_first[key_event][past_key] + group_counter(count)]
     all_key = np.concatenate([key, past_key])
     all_t = np.concatenate([at, past_ns])
     order = np.lexsort((all_t, all_key))

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 
 UTC_DTYPE = "datetime64[ns, UTC]"
+HOUR_NS = 3_600_000_000_000
+DAY_NS = 24 * HOUR_NS
 NAT = np.iinfo(np.int64).min
 _UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 
@@ -177,20 +179,15 @@ def local_weekday(ts: pd.Series, tz: pd.Series | str) -> pd.Series:
     return to_local(ts, tz).dt.weekday
 
 
-def local_date(ts: pd.Series, tz: pd.Series | str) -> pd.Series:
-    """Local calendar day as a naive midnight timestamp (``datetime64[ns]``)."""
-    return to_local(ts, tz).dt.normalize()
-
-
-def at_local_time(
-    day: pd.Series, tz: pd.Series | str, hour: int | pd.Series, minute: int | pd.Series = 0
-) -> pd.Series:
-    """UTC instant of ``hour:minute`` local time on local calendar day ``day``."""
-    day = pd.to_datetime(day).astype("datetime64[ns]").dt.normalize()
-    offset = pd.to_timedelta(hour, unit="h") + pd.to_timedelta(minute, unit="m")
-    if isinstance(offset, pd.TimedeltaIndex):
-        offset = pd.Series(offset, index=day.index)
-    return from_local(day + offset, tz)
+def quiet_hour(hour: np.ndarray, start_hour: int, end_hour: int) -> np.ndarray:
+    """True where the local ``hour`` lies in ``[start_hour, end_hour)`` (may wrap midnight;
+    equal bounds: no quiet hours)."""
+    hour = np.asarray(hour)
+    if start_hour == end_hour:
+        return np.zeros(hour.shape, dtype=bool)
+    if start_hour > end_hour:
+        return (hour >= start_hour) | (hour < end_hour)
+    return (hour >= start_hour) & (hour < end_hour)
 
 
 def in_quiet_hours(
@@ -198,15 +195,9 @@ def in_quiet_hours(
 ) -> pd.Series:
     """True where the local time lies in ``[start_hour, end_hour)`` (may wrap midnight)."""
     hour = local_hour(ts, tz)
-    if start_hour == end_hour:
-        return pd.Series(False, index=hour.index)
-    if start_hour > end_hour:
-        return (hour >= start_hour) | (hour < end_hour)
-    return (hour >= start_hour) & (hour < end_hour)
+    return pd.Series(quiet_hour(hour.to_numpy(), start_hour, end_hour), index=hour.index)
 
 
-HOUR_NS = 3_600_000_000_000
-DAY_NS = 24 * HOUR_NS
 
 
 def local_to_utc_ns(local_ns: np.ndarray, zones: np.ndarray | str) -> np.ndarray:
@@ -240,13 +231,8 @@ def defer_quiet_ns(utc_ns: np.ndarray, zones: np.ndarray | str, start_hour: int,
         return utc_ns.copy()
     local = utc_ns + utc_offsets(utc_ns, zones)
     hour = (local // HOUR_NS) % 24
-    if start_hour > end_hour:
-        quiet = (hour >= start_hour) | (hour < end_hour)
-        next_day = hour >= start_hour
-    else:
-        quiet = (hour >= start_hour) & (hour < end_hour)
-        next_day = np.zeros(len(hour), dtype=bool)
-    quiet &= utc_ns != NAT
+    quiet = quiet_hour(hour, start_hour, end_hour) & (utc_ns != NAT)
+    next_day = (hour >= start_hour) if start_hour > end_hour else np.zeros(len(hour), dtype=bool)
     if not quiet.any():
         return utc_ns.copy()
     target = local - local % DAY_NS + next_day * DAY_NS + end_hour * HOUR_NS
