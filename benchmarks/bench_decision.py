@@ -23,7 +23,9 @@ from typing import Any
 from bench_world import prepare
 
 
-def _timed(totals: dict[str, float], label: str, function: Callable[..., Any]) -> Callable[..., Any]:
+def _timed(
+    totals: dict[str, float], label: str, function: Callable[..., Any]
+) -> Callable[..., Any]:
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()

@@ -54,7 +54,9 @@ def test_recommend_writes_one_answer_per_line(model_dir, requests, tmp_path):
     ]
     source = _write_lines(tmp_path / "requests.jsonl", lines)
     output = tmp_path / "out" / "responses.jsonl"
-    result = _recommend(str(model_dir), str(source), str(output), "--batch-size", "3", "--no-progress")
+    result = _recommend(
+        str(model_dir), str(source), str(output), "--batch-size", "3", "--no-progress"
+    )
     assert result.exit_code == 0, result.output
     assert "7 items, 4 errors" in result.output and "items/s" in result.output
     out = [json.loads(line) for line in output.read_text().splitlines()]

@@ -48,7 +48,9 @@ def simulate(
 
     settings = load_params(params).simulate
     overrides = {
-        k: v for k, v in {"invoices": invoices, "seed": seed, "format": fmt}.items() if v is not None
+        k: v
+        for k, v in {"invoices": invoices, "seed": seed, "format": fmt}.items()
+        if v is not None
     }
     settings = settings.model_copy(update=overrides)
     if settings.format not in ("parquet", "csv"):
@@ -129,9 +131,7 @@ def train(
     logger.setLevel(logging.INFO)
     settings = load_params(params)
     try:
-        outcome = run_train(
-            data, model_dir, metrics, plots_dir, settings, register=not no_register
-        )
+        outcome = run_train(data, model_dir, metrics, plots_dir, settings, register=not no_register)
     except TrainInputError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from error
@@ -202,9 +202,7 @@ def recommend(
         Path, typer.Option("--output", help="responses (or per-item errors), line by line")
     ],
     batch_size: Annotated[int, typer.Option(min=1, help="lines scored together")] = 1000,
-    threads: Annotated[
-        int, typer.Option(min=1, help="LightGBM threads for big scoring calls")
-    ] = 1,
+    threads: Annotated[int, typer.Option(min=1, help="LightGBM threads for big scoring calls")] = 1,
     progress: Annotated[bool, typer.Option(help="progress bar on stderr")] = True,
 ) -> None:
     """Batch scoring in the API's request/response format, through the API's own code path."""

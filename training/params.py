@@ -66,13 +66,21 @@ class ModelParams(Section):
 
 class TrainParams(Section):
     window_days: int = Field(14, gt=0, description="dunning window the history resolves in")
-    valid_share: float = Field(0.15, gt=0, lt=0.5, description="time share for early stopping + calibration")
-    test_share: float = Field(0.2, gt=0, lt=0.5, description="latest time share held out for evaluation")
+    valid_share: float = Field(
+        0.15, gt=0, lt=0.5, description="time share for early stopping + calibration"
+    )
+    test_share: float = Field(
+        0.2, gt=0, lt=0.5, description="latest time share held out for evaluation"
+    )
     embargo_days: int = Field(
         14, ge=0, description="drop training invoices whose window runs into the next period"
     )
-    response_hours: float = Field(2.0, gt=0, description="a payment this soon after a click is the message's")
-    attribution_hours: float = Field(48.0, gt=0, description="without click tracking: last touch within")
+    response_hours: float = Field(
+        2.0, gt=0, description="a payment this soon after a click is the message's"
+    )
+    attribution_hours: float = Field(
+        48.0, gt=0, description="without click tracking: last touch within"
+    )
     model: ModelParams = ModelParams()
     registered_model: str = "smart-retry"
     experiment: str = "smartretry"
@@ -86,8 +94,12 @@ class EvaluateParams(Section):
         10000, gt=0, description="held-out invoices used for the off-policy estimates"
     )
     bootstrap: int = Field(1000, ge=100, description="bootstrap replicates for the intervals")
-    oracle_grid_hours: int = Field(2, ge=1, description="the oracle's retry grid (finer than the policy's)")
-    min_plan_support: int = Field(20, ge=1, description="complete logs a plan needs to enter the menu")
+    oracle_grid_hours: int = Field(
+        2, ge=1, description="the oracle's retry grid (finer than the policy's)"
+    )
+    min_plan_support: int = Field(
+        20, ge=1, description="complete logs a plan needs to enter the menu"
+    )
     min_group: int = Field(30, ge=1, description="smallest group shown in a breakdown")
     seed: int = 7
 

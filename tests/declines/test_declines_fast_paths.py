@@ -140,9 +140,7 @@ def test_warm_small_calls_do_not_reach_the_vectorized_code(monkeypatch):
     shifted = chunk.assign(failed_at=chunk["failed_at"] + pd.Timedelta("7h"))
     moved = prev.assign(attempted_at=prev["attempted_at"] + pd.Timedelta("7h"))
     again = rules.decide_many(shifted, moved)  # the same decisions, later
-    assert_frame_equal(
-        again.drop(columns="not_before"), first.drop(columns="not_before")
-    )
+    assert_frame_equal(again.drop(columns="not_before"), first.drop(columns="not_before"))
     assert (again["not_before"] - first["not_before"]).dropna().eq(pd.Timedelta("7h")).all()
 
 
@@ -261,7 +259,10 @@ def test_text_codes_classify_without_pandas_as_the_vectorized_path(monkeypatch):
 
     monkeypatch.setattr(table, "_classify_vectorized", fail)
     got = pd.concat(
-        [table.classify(processor.iloc[i : i + 50], code.iloc[i : i + 50]) for i in range(0, len(code), 50)]
+        [
+            table.classify(processor.iloc[i : i + 50], code.iloc[i : i + 50])
+            for i in range(0, len(code), 50)
+        ]
     )
     assert_frame_equal(got, expected)
 
@@ -302,7 +303,9 @@ def test_row_wording_equals_the_vectorized_wording():
     rule = np.where(rng.random(n) < 0.3, cap_rule, rng.choice(np.array(others, object), n))
     parts = {
         "processor": rng.choice(np.array(["stripe", "ach", "bacs"], object), n),
-        "code": pd.array(rng.choice(np.array(["do_not_honor", "R01", None], object), n), dtype="string"),
+        "code": pd.array(
+            rng.choice(np.array(["do_not_honor", "R01", None], object), n), dtype="string"
+        ),
         "category": rng.choice(np.array(["insufficient_funds", "other"], object), n),
         "retryable": rng.choice(np.array(["yes", "no", "after_update"], object), n),
         "rule": rule,

@@ -17,17 +17,34 @@ from training.params import EvaluateParams, Params
 
 @pytest.fixture(scope="module")
 def small_params() -> Params:
-    return Params(evaluate=EvaluateParams(max_invoices=150, max_ope_invoices=400, bootstrap=200, oracle_grid_hours=3, min_plan_support=5))
+    return Params(
+        evaluate=EvaluateParams(
+            max_invoices=150,
+            max_ope_invoices=400,
+            bootstrap=200,
+            oracle_grid_hours=3,
+            min_plan_support=5,
+        )
+    )
 
 
 @pytest.fixture(scope="module")
 def evaluation(small_world, small_params):
-    return run_evaluation(small_world.history, small_world.artifact, small_params, small_world.truth, progress=False)
+    return run_evaluation(
+        small_world.history, small_world.artifact, small_params, small_world.truth, progress=False
+    )
 
 
 def test_headline_figures_and_zero_violations(evaluation):
     m = evaluation.metrics
-    for key in ("captured_share", "policy_recovery_rate", "fixed_recovery_rate", "oracle_recovery_rate", "no_action_recovery_rate", "rules_recovery_rate"):
+    for key in (
+        "captured_share",
+        "policy_recovery_rate",
+        "fixed_recovery_rate",
+        "oracle_recovery_rate",
+        "no_action_recovery_rate",
+        "rules_recovery_rate",
+    ):
         assert 0 <= m[key] <= 1 or key == "captured_share"
     assert m["rule_violations"] == 0
     assert m["oracle_recovery_rate"] >= m["policy_recovery_rate"] - 0.01
@@ -38,7 +55,12 @@ def test_headline_figures_and_zero_violations(evaluation):
 
 
 def test_breakdowns_cover_category_processor_country_segment(evaluation):
-    assert set(evaluation.breakdowns) == {"decline category", "processor", "country", "customer segment"}
+    assert set(evaluation.breakdowns) == {
+        "decline category",
+        "processor",
+        "country",
+        "customer segment",
+    }
     category = evaluation.breakdowns["decline category"]
     assert "insufficient_funds" in category.index
     assert (category[["learned", "fixed", "oracle"]].to_numpy() <= 1).all()
@@ -48,7 +70,13 @@ def test_bootstrap_intervals_are_honest():
     rng = np.random.default_rng(0)
     import pandas as pd
 
-    values = pd.DataFrame({"learned": rng.random(2000) * 0.2 + 0.5, "fixed": rng.random(2000) * 0.2 + 0.4, "oracle": rng.random(2000) * 0.2 + 0.6})
+    values = pd.DataFrame(
+        {
+            "learned": rng.random(2000) * 0.2 + 0.5,
+            "fixed": rng.random(2000) * 0.2 + 0.4,
+            "oracle": rng.random(2000) * 0.2 + 0.6,
+        }
+    )
     out = compare_policies(values, np.ones(2000), replicates=300)
     assert out["captured_share"]["lower"] < 0.5 < out["captured_share"]["upper"]
     assert out["learned_recovery_rate"]["lower"] < 0.6 < out["learned_recovery_rate"]["upper"]
@@ -65,9 +93,19 @@ def test_cli_writes_metrics_and_report(small_world, tmp_path, monkeypatch):
     result = CliRunner().invoke(
         app,
         [
-            "evaluate", "--data", str(tmp_path / "history"), "--model", str(tmp_path / "model"),
-            "--truth", str(tmp_path / "truth"), "--metrics", str(tmp_path / "m.json"),
-            "--report-dir", str(tmp_path / "report"), "--params", str(tmp_path / "params.yaml"),
+            "evaluate",
+            "--data",
+            str(tmp_path / "history"),
+            "--model",
+            str(tmp_path / "model"),
+            "--truth",
+            str(tmp_path / "truth"),
+            "--metrics",
+            str(tmp_path / "m.json"),
+            "--report-dir",
+            str(tmp_path / "report"),
+            "--params",
+            str(tmp_path / "params.yaml"),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -80,6 +118,8 @@ def test_cli_writes_metrics_and_report(small_world, tmp_path, monkeypatch):
 
 def test_cli_refuses_a_missing_model(small_world, tmp_path):
     write_history(small_world.history, tmp_path / "history")
-    result = CliRunner().invoke(app, ["evaluate", "--data", str(tmp_path / "history"), "--model", str(tmp_path / "nope")])
+    result = CliRunner().invoke(
+        app, ["evaluate", "--data", str(tmp_path / "history"), "--model", str(tmp_path / "nope")]
+    )
     assert result.exit_code == 2
     assert "no decision artifact" in result.output

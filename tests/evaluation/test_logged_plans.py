@@ -16,12 +16,20 @@ def test_menu_and_probabilities_are_recovered_from_the_logs(small_world):
     menu = learn_menu(logged, min_support=5)
     policy = LoggingPolicy()
     retry_p = policy.plan_probability(policy.retry_plans, policy.legacy_retry_plan)
-    expected = {tuple(float(o) for o in offsets): retry_p[name] for name, offsets in policy.retry_plans.items()}
-    found = {tuple(o for o in row if not np.isnan(o)): p for row, p in zip(menu.retry_offsets, menu.retry_probability, strict=True)}
+    expected = {
+        tuple(float(o) for o in offsets): retry_p[name]
+        for name, offsets in policy.retry_plans.items()
+    }
+    found = {
+        tuple(o for o in row if not np.isnan(o)): p
+        for row, p in zip(menu.retry_offsets, menu.retry_probability, strict=True)
+    }
     assert found.keys() == expected.keys()
     for plan, p in expected.items():
         assert np.isclose(found[plan], p)
-    message_templates = {tuple(t for t, in [(m[1],) for m in plan]) for plan in policy.message_plans.values()}
+    message_templates = {
+        tuple(t for (t,) in [(m[1],) for m in plan]) for plan in policy.message_plans.values()
+    }
     assert {tuple(t for t in row if t) for row in menu.message_templates} == message_templates
 
 

@@ -67,9 +67,7 @@ def _expected(ts: pd.Series, zones: np.ndarray) -> pd.DataFrame:
 def _instants() -> tuple[pd.Series, np.ndarray]:
     rng = np.random.default_rng(3)
     edges = pd.to_datetime(EDGES, utc=True).asi8
-    spread = rng.integers(
-        pd.Timestamp("1960-01-01").value, pd.Timestamp("2040-01-01").value, 3000
-    )
+    spread = rng.integers(pd.Timestamp("1960-01-01").value, pd.Timestamp("2040-01-01").value, 3000)
     minutes = np.arange(-90, 91, 7) * 60 * 10**9  # every few minutes around each edge
     near = (edges[:, None] + minutes[None, :]).ravel()
     ns = np.concatenate([np.repeat(edges, len(ZONES)), near, spread])

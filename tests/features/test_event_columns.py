@@ -31,7 +31,12 @@ def _events() -> pd.DataFrame:
         {
             "event_id": ["e1", "e2", "e3", "e1"],  # a repeated id gets the same values
             "failed_at": pd.to_datetime(
-                ["2026-03-10T12:00Z", "2026-03-10T12:00Z", "2026-03-10T12:00Z", "2026-03-09T00:00Z"],
+                [
+                    "2026-03-10T12:00Z",
+                    "2026-03-10T12:00Z",
+                    "2026-03-10T12:00Z",
+                    "2026-03-09T00:00Z",
+                ],
                 utc=True,
             ),
         }
@@ -43,7 +48,13 @@ def _previous() -> pd.DataFrame:
         {
             "event_id": ["e1", "e1", "e2", "e9", None],
             "attempted_at": pd.to_datetime(
-                ["2026-03-08T08:00Z", None, "2026-03-11T00:00Z", "2026-01-01T00:00Z", "2026-01-01T00:00Z"],
+                [
+                    "2026-03-08T08:00Z",
+                    None,
+                    "2026-03-11T00:00Z",
+                    "2026-01-01T00:00Z",
+                    "2026-01-01T00:00Z",
+                ],
                 utc=True,
             ),
         }

@@ -38,19 +38,51 @@ def test_planted_future_events_change_no_feature(history, table):
     later = inv["due_at"] + pd.Timedelta(hours=1)
     # the same customer fails again, pays, clicks, all after this invoice failed
     planted_invoice = pd.DataFrame(
-        [{**history.invoices.set_index("invoice_id").loc[invoice_id].to_dict(), "invoice_id": "in_planted", "due_at": later}]
+        [
+            {
+                **history.invoices.set_index("invoice_id").loc[invoice_id].to_dict(),
+                "invoice_id": "in_planted",
+                "due_at": later,
+            }
+        ]
     )
     planted_attempts = pd.DataFrame(
         [
-            {"attempt_id": "att_p1", "invoice_id": "in_planted", "attempted_at": later, "initiated_by": "merchant",
-             "outcome": "failed", "decline_code": "insufficient_funds", "merchant_advice_code": None, "propensity": np.nan},
-            {"attempt_id": "att_p2", "invoice_id": "in_planted", "attempted_at": later + pd.Timedelta(hours=2),
-             "initiated_by": "customer", "outcome": "succeeded", "decline_code": None, "merchant_advice_code": None, "propensity": np.nan},
+            {
+                "attempt_id": "att_p1",
+                "invoice_id": "in_planted",
+                "attempted_at": later,
+                "initiated_by": "merchant",
+                "outcome": "failed",
+                "decline_code": "insufficient_funds",
+                "merchant_advice_code": None,
+                "propensity": np.nan,
+            },
+            {
+                "attempt_id": "att_p2",
+                "invoice_id": "in_planted",
+                "attempted_at": later + pd.Timedelta(hours=2),
+                "initiated_by": "customer",
+                "outcome": "succeeded",
+                "decline_code": None,
+                "merchant_advice_code": None,
+                "propensity": np.nan,
+            },
         ]
     )
     planted_messages = pd.DataFrame(
-        [{"message_id": "msg_p1", "invoice_id": "in_planted", "sent_at": later, "channel": "email", "template": "payment_link",
-          "propensity": np.nan, "opened_at": later + pd.Timedelta(minutes=5), "clicked_at": later + pd.Timedelta(minutes=6)}]
+        [
+            {
+                "message_id": "msg_p1",
+                "invoice_id": "in_planted",
+                "sent_at": later,
+                "channel": "email",
+                "template": "payment_link",
+                "propensity": np.nan,
+                "opened_at": later + pd.Timedelta(minutes=5),
+                "clicked_at": later + pd.Timedelta(minutes=6),
+            }
+        ]
     )
     # and clicks on this invoice's own messages, which the plan cannot know either
     messages = history.messages.copy()
@@ -65,8 +97,15 @@ def test_planted_future_events_change_no_feature(history, table):
     after = _rows_for(planted, table, invoice_id)
     pd.testing.assert_frame_equal(before, after)
     # ...while an event before the decision does change them (the test can fail)
-    earlier = planted_invoice.assign(invoice_id="in_earlier", due_at=inv["due_at"] - pd.Timedelta(days=30))
-    moved = History(history.customers, pd.concat([history.invoices, earlier], ignore_index=True), history.attempts, history.messages)
+    earlier = planted_invoice.assign(
+        invoice_id="in_earlier", due_at=inv["due_at"] - pd.Timedelta(days=30)
+    )
+    moved = History(
+        history.customers,
+        pd.concat([history.invoices, earlier], ignore_index=True),
+        history.attempts,
+        history.messages,
+    )
     changed = _rows_for(moved, table, invoice_id)
     assert not changed["cust_failures_12m"].equals(before["cust_failures_12m"])
 
@@ -81,7 +120,11 @@ def test_serving_path_builds_the_training_features(history, table):
 
     inv = history.invoices.set_index("invoice_id").loc[invoice_id]
     customer = history.customers.set_index("customer_id").loc[inv["customer_id"]]
-    original = history.attempts[history.attempts["invoice_id"] == invoice_id].sort_values("attempted_at").iloc[0]
+    original = (
+        history.attempts[history.attempts["invoice_id"] == invoice_id]
+        .sort_values("attempted_at")
+        .iloc[0]
+    )
     request = {
         "invoice_id": invoice_id,
         "customer_id": inv["customer_id"],
@@ -116,7 +159,11 @@ def test_serving_path_builds_the_training_features(history, table):
 
 def test_unknown_customer_gets_cold_start_values():
     decisions = pd.DataFrame(
-        {"customer_id": ["cus_new"], "as_of": pd.to_datetime(["2026-01-01"], utc=True), "signup_at": pd.to_datetime([None], utc=True)}
+        {
+            "customer_id": ["cus_new"],
+            "as_of": pd.to_datetime(["2026-01-01"], utc=True),
+            "signup_at": pd.to_datetime([None], utc=True),
+        }
     )
     features = customer_features(decisions, empty_log())
     row = features.iloc[0]
@@ -135,9 +182,16 @@ def test_history_features_are_per_customer(history, table):
     start = log["at"].min()
     whole = event_features(mine, log, table)
     sliced = event_features(mine, log[log["customer_id"] == customer].reset_index(drop=True), table)
-    decisions = pd.DataFrame({"customer_id": mine["customer_id"], "as_of": mine["failed_at"], "signup_at": mine["signup_at"]})
+    decisions = pd.DataFrame(
+        {
+            "customer_id": mine["customer_id"],
+            "as_of": mine["failed_at"],
+            "signup_at": mine["signup_at"],
+        }
+    )
     pd.testing.assert_frame_equal(
-        customer_features(decisions, log, start), customer_features(decisions, log[log["customer_id"] == customer], start)
+        customer_features(decisions, log, start),
+        customer_features(decisions, log[log["customer_id"] == customer], start),
     )
     assert whole.shape == sliced.shape
 
@@ -162,13 +216,17 @@ def test_grid_fast_path_matches_the_timeline_path(small_world):
     events = events_from_history(small_world.history).tail(25).reset_index(drop=True)
     features = decider.scorer.event_features(events, None)
     previous = pd.DataFrame(
-        {"event_id": events["event_id"].iloc[:5], "attempted_at": events["failed_at"].iloc[:5] - pd.Timedelta(days=2)}
+        {
+            "event_id": events["event_id"].iloc[:5],
+            "attempted_at": events["failed_at"].iloc[:5] - pd.Timedelta(days=2),
+        }
     )
     past = past_rows(events, previous)
     messages = pd.DataFrame(
         {
             "event_id": np.repeat(events["event_id"].to_numpy(), 2),
-            "send_at": np.repeat(events["failed_at"].to_numpy(), 2) + np.tile([pd.Timedelta(hours=1), pd.Timedelta(hours=30)], len(events)),
+            "send_at": np.repeat(events["failed_at"].to_numpy(), 2)
+            + np.tile([pd.Timedelta(hours=1), pd.Timedelta(hours=30)], len(events)),
             "template": np.tile(["update_payment_method", "payment_link"], len(events)),
             "channel": "email",
         }
@@ -176,7 +234,9 @@ def test_grid_fast_path_matches_the_timeline_path(small_world):
     rng = np.random.default_rng(3)
     ids = np.repeat(events["event_id"].to_numpy(), 8)
     hour = 3_600_000_000_000
-    at = pd.DatetimeIndex(events["failed_at"]).asi8.repeat(8) + rng.integers(1, 300, len(ids)) * hour
+    at = (
+        pd.DatetimeIndex(events["failed_at"]).asi8.repeat(8) + rng.integers(1, 300, len(ids)) * hour
+    )
     k = rng.integers(0, 4, len(ids))
     config = PolicyConfig()
     pos, columns = retry_grid_columns(features, past, messages, ids, at, k, config)
@@ -190,7 +250,9 @@ def test_grid_fast_path_matches_the_timeline_path(small_world):
     retries = pd.DataFrame(
         {
             "key": np.concatenate([np.arange(n), phantom]),
-            "at": pd.to_datetime(np.concatenate([at, at[phantom] - (group_counter(k) + 1) * gap]), utc=True),
+            "at": pd.to_datetime(
+                np.concatenate([at, at[phantom] - (group_counter(k) + 1) * gap]), utc=True
+            ),
         }
     )
     context = keys.merge(messages, on="event_id")

@@ -24,9 +24,11 @@ def _ref_hours(ts: pd.Series) -> np.ndarray:
 
 def _ref_earlier_count(frame: pd.DataFrame, flag: np.ndarray, by: list[str]) -> np.ndarray:
     """Rows earlier in the (sorted) group with ``flag`` set."""
-    counts = pd.Series(flag.astype(np.int64), index=frame.index).groupby(
-        [frame[c] for c in by], sort=False
-    ).cumsum()
+    counts = (
+        pd.Series(flag.astype(np.int64), index=frame.index)
+        .groupby([frame[c] for c in by], sort=False)
+        .cumsum()
+    )
     return counts.to_numpy() - flag.astype(np.int64)
 
 
@@ -80,8 +82,6 @@ def reference_timeline_state(timeline: pd.DataFrame) -> pd.DataFrame:
     ]
 
 
-
-
 def _random_timeline(seed: int, keys: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     rows = []
@@ -125,4 +125,6 @@ def test_no_candidates_and_single_rows():
     timeline = _random_timeline(3, keys=5).assign(candidate=False)
     assert timeline_state(timeline).empty
     one = _random_timeline(4, keys=1).head(1).assign(candidate=True)
-    pd.testing.assert_frame_equal(timeline_state(one), reference_timeline_state(one), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        timeline_state(one), reference_timeline_state(one), check_dtype=False
+    )

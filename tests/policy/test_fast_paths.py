@@ -50,13 +50,24 @@ def case(small_world):
 
 
 def _plans(scorer, decider, events, decisions, features, past):
-    messages = plan_messages(scorer, events, features, past, decisions, decider.templates, decider.config)
+    messages = plan_messages(
+        scorer, events, features, past, decisions, decider.templates, decider.config
+    )
     limits = decider.rules.limits
     count, start, end = retry_windows(
         events, decisions, messages, limits.update_plausible_after_hours, limits.min_spacing_hours
     )
     retries = plan_retries(
-        scorer, events, features, past, messages, count, start, end, limits.min_spacing_hours, decider.config
+        scorer,
+        events,
+        features,
+        past,
+        messages,
+        count,
+        start,
+        end,
+        limits.min_spacing_hours,
+        decider.config,
     )
     return messages, retries
 
@@ -64,7 +75,9 @@ def _plans(scorer, decider, events, decisions, features, past):
 def test_array_search_equals_timeline_search(case):
     decider, events, _, decisions, features, past = case
     fast_messages, fast_retries = _plans(decider.scorer, decider, events, decisions, features, past)
-    slow_messages, slow_retries = _plans(TimelineScorer(decider.scorer), decider, events, decisions, features, past)
+    slow_messages, slow_retries = _plans(
+        TimelineScorer(decider.scorer), decider, events, decisions, features, past
+    )
     assert len(fast_messages) > len(events) and len(fast_retries) > len(events)
     assert fast_messages["template"].nunique() > 1
     pd.testing.assert_frame_equal(fast_messages, slow_messages)
@@ -75,12 +88,22 @@ def test_scoring_schedules_together_equals_one_by_one(case):
     decider, events, previous, decisions, features, past = case
     messages, retries = _plans(decider.scorer, decider, events, decisions, features, past)
     late = retries.assign(at=retries["at"] + pd.Timedelta(hours=5))
-    together = decider.expected_recoveries(events, features, past, [(retries, messages), (late, messages[:0])])
-    for (expected, retry_p, message_p), schedule in zip(together, [(retries, messages), (late, messages[:0])], strict=True):
-        alone, alone_retry_p, alone_message_p = decider.expected_recovery(events, features, past, *schedule)
+    together = decider.expected_recoveries(
+        events, features, past, [(retries, messages), (late, messages[:0])]
+    )
+    for (expected, retry_p, message_p), schedule in zip(
+        together, [(retries, messages), (late, messages[:0])], strict=True
+    ):
+        alone, alone_retry_p, alone_message_p = decider.expected_recovery(
+            events, features, past, *schedule
+        )
         np.testing.assert_allclose(expected.to_numpy(), alone.to_numpy(), rtol=1e-12)
-        pd.testing.assert_frame_equal(retry_p.reset_index(drop=True), alone_retry_p.reset_index(drop=True))
-        pd.testing.assert_frame_equal(message_p.reset_index(drop=True), alone_message_p.reset_index(drop=True))
+        pd.testing.assert_frame_equal(
+            retry_p.reset_index(drop=True), alone_retry_p.reset_index(drop=True)
+        )
+        pd.testing.assert_frame_equal(
+            message_p.reset_index(drop=True), alone_message_p.reset_index(drop=True)
+        )
     assert (together[0][0] != together[1][0]).any()
 
 
@@ -93,7 +116,9 @@ def test_event_matrix_equals_encoded_frames(case):
         {
             "key": keys["key"],
             "send_at": events["failed_at"] + pd.Timedelta(hours=2),
-            "template": np.where(np.arange(len(events)) % 2, "update_payment_method", "unknown_template"),
+            "template": np.where(
+                np.arange(len(events)) % 2, "update_payment_method", "unknown_template"
+            ),
             "channel": np.where(np.arange(len(events)) % 3, "email", "sms"),
         }
     )
@@ -113,7 +138,9 @@ def test_category_codes_equal_pandas_indexer():
     categories = ["email", "sms", "push", "01", "1"]
     values = np.array(["sms", None, "fax", np.nan, "1", "01", "email", "push", ""], dtype=object)
     codes = pd.Index(categories).get_indexer(values)
-    np.testing.assert_array_equal(category_codes(values, categories), np.where(codes >= 0, codes, np.nan))
+    np.testing.assert_array_equal(
+        category_codes(values, categories), np.where(codes >= 0, codes, np.nan)
+    )
     assert np.isnan(category_codes(values, [])).all()
 
 
@@ -188,15 +215,23 @@ def test_refinement_rescores_only_changed_retries_bit_for_bit(case, monkeypatch)
     context = _RetryContext.build(decider.scorer, features, past, messages, ids, decider.config)
     scored = []
     predict = decider.scorer.predict
-    monkeypatch.setattr(decider.scorer, "predict", lambda *a: scored.append(len(a[2])) or predict(*a))
-    fast = _schedule_retry_probabilities(context, plan_event, base_ns, first_row, event, key, row, at)
+    monkeypatch.setattr(
+        decider.scorer, "predict", lambda *a: scored.append(len(a[2])) or predict(*a)
+    )
+    fast = _schedule_retry_probabilities(
+        context, plan_event, base_ns, first_row, event, key, row, at
+    )
     k, previous_ns = _schedule_order(key, at)
     assert (k != row - first_row[event]).any()  # some moves pass a neighbouring retry
     every = context.model_probabilities(event, at, k, previous_ns)
     assert scored[0] < len(at) / 2 and scored[1] == len(at)
     np.testing.assert_array_equal(fast, every)
-    slow_context = _RetryContext.build(TimelineScorer(decider.scorer), features, past, messages, ids, decider.config)
-    slow = _schedule_retry_probabilities(slow_context, plan_event, base_ns, first_row, event, key, row, at)
+    slow_context = _RetryContext.build(
+        TimelineScorer(decider.scorer), features, past, messages, ids, decider.config
+    )
+    slow = _schedule_retry_probabilities(
+        slow_context, plan_event, base_ns, first_row, event, key, row, at
+    )
     np.testing.assert_array_equal(fast, slow)
 
 

@@ -24,28 +24,47 @@ def _request(invoice_id, **overrides):
         "decline_code": "insufficient_funds",
         "merchant_advice_code": None,
         "failed_at": "2026-11-20T14:03:00Z",
-        "customer": {"country": "NL", "timezone": "Europe/Amsterdam", "signup_at": "2019-03-01T00:00:00Z", "sms_opt_in": True},
+        "customer": {
+            "country": "NL",
+            "timezone": "Europe/Amsterdam",
+            "signup_at": "2019-03-01T00:00:00Z",
+            "sms_opt_in": True,
+        },
     }
     base.update(overrides)
     return base
 
 
 def _customer(tz, opt_in=True):
-    return {"country": "GB", "timezone": tz, "signup_at": "2015-01-01T00:00:00Z", "sms_opt_in": opt_in}
+    return {
+        "country": "GB",
+        "timezone": tz,
+        "signup_at": "2015-01-01T00:00:00Z",
+        "sms_opt_in": opt_in,
+    }
 
 
 HOSTILE = [
     _request("hard_lost", decline_code="lost_card"),
     _request("hard_fraud", processor="adyen", decline_code="FRAUD"),
-    _request("sepa_closed", payment_method="sepa_debit", card_brand=None, processor="sepa", decline_code="AC04"),
+    _request(
+        "sepa_closed",
+        payment_method="sepa_debit",
+        card_brand=None,
+        processor="sepa",
+        decline_code="AC04",
+    ),
     _request("mac03", card_brand="mastercard", merchant_advice_code="03"),
-    _request("mac21", card_brand="mastercard", decline_code="do_not_honor", merchant_advice_code="21"),
+    _request(
+        "mac21", card_brand="mastercard", decline_code="do_not_honor", merchant_advice_code="21"
+    ),
     _request("mac02", card_brand="mastercard", merchant_advice_code="02"),
     _request("expired", decline_code="expired_card"),
     _request(
         "visa_cap",
         previous_attempts=[
-            {"attempted_at": f"2026-11-{d:02d}T09:00:00Z", "decline_code": "insufficient_funds"} for d in range(6, 20)
+            {"attempted_at": f"2026-11-{d:02d}T09:00:00Z", "decline_code": "insufficient_funds"}
+            for d in range(6, 20)
         ],
     ),
     _request(
@@ -55,15 +74,25 @@ HOSTILE = [
         processor="ach",
         currency="USD",
         decline_code="R01",
-        previous_attempts=[{"attempted_at": "2026-11-10T15:00:00Z", "decline_code": "R01"}, {"attempted_at": "2026-11-15T15:00:00Z", "decline_code": "R01"}],
+        previous_attempts=[
+            {"attempted_at": "2026-11-10T15:00:00Z", "decline_code": "R01"},
+            {"attempted_at": "2026-11-15T15:00:00Z", "decline_code": "R01"},
+        ],
     ),
     _request("no_opt_in", customer=_customer("America/New_York", opt_in=False)),
     _request("dst_london", failed_at="2026-10-24T20:30:00Z", customer=_customer("Europe/London")),
-    _request("dst_new_york", failed_at="2026-10-31T23:30:00Z", customer=_customer("America/New_York")),
-    _request("sydney_night", failed_at="2026-04-04T12:00:00Z", customer=_customer("Australia/Sydney")),
+    _request(
+        "dst_new_york", failed_at="2026-10-31T23:30:00Z", customer=_customer("America/New_York")
+    ),
+    _request(
+        "sydney_night", failed_at="2026-04-04T12:00:00Z", customer=_customer("Australia/Sydney")
+    ),
     _request("kolkata", currency="INR", customer=_customer("Asia/Kolkata")),
     _request("unknown_code", decline_code="zz_never_heard"),
-    _request("email_only", constraints={"max_retries": 2, "window_days": 7, "max_messages": 2, "channels": ["email"]}),
+    _request(
+        "email_only",
+        constraints={"max_retries": 2, "window_days": 7, "max_messages": 2, "channels": ["email"]},
+    ),
 ]
 
 
@@ -77,7 +106,10 @@ def hostile(small_world):
 def test_no_rule_is_broken_on_hostile_events(hostile):
     events, previous, decider, decisions = hostile
     violations = decider.rules.schedule_violations(
-        events, decisions.retries[["event_id", "at"]], previous, decisions.messages[["event_id", "send_at", "template"]]
+        events,
+        decisions.retries[["event_id", "at"]],
+        previous,
+        decisions.messages[["event_id", "send_at", "template"]],
     )
     assert violations.empty, violations.to_string()
     retried = set(decisions.retries["event_id"])
@@ -88,18 +120,27 @@ def test_no_rule_is_broken_on_hostile_events(hostile):
 def test_schedules_are_sorted_inside_the_window_and_within_limits(hostile):
     events, _, _, decisions = hostile
     ev = events.set_index("event_id")
-    for frame, column, limit in ((decisions.retries, "at", "max_retries"), (decisions.messages, "send_at", "max_messages")):
+    for frame, column, limit in (
+        (decisions.retries, "at", "max_retries"),
+        (decisions.messages, "send_at", "max_messages"),
+    ):
         for event_id, group in frame.groupby("event_id"):
             times = group[column]
             assert times.is_monotonic_increasing
             assert (times >= ev.loc[event_id, "failed_at"]).all()
-            assert (times < ev.loc[event_id, "failed_at"] + pd.Timedelta(days=int(ev.loc[event_id, "window_days"]))).all()
+            assert (
+                times
+                < ev.loc[event_id, "failed_at"]
+                + pd.Timedelta(days=int(ev.loc[event_id, "window_days"]))
+            ).all()
             assert len(group) <= ev.loc[event_id, limit]
 
 
 def test_messages_respect_opt_in_channels_and_quiet_hours(hostile):
     events, _, _, decisions = hostile
-    msgs = decisions.messages.merge(events[["event_id", "timezone", "sms_opt_in", "allow_sms"]], on="event_id")
+    msgs = decisions.messages.merge(
+        events[["event_id", "timezone", "sms_opt_in", "allow_sms"]], on="event_id"
+    )
     assert len(msgs) > 0
     sms = msgs[msgs["channel"] == "sms"]
     assert (sms["sms_opt_in"] & sms["allow_sms"]).all()
@@ -129,15 +170,23 @@ def test_response_fields_are_probabilities_with_reasons(hostile):
 
 def test_policy_beats_the_fixed_schedule_in_the_simulated_world(small_world):
     events = events_from_history(small_world.history)
-    test = events[small_world.split.assign(events["failed_at"]) == "test"].head(400).reset_index(drop=True)
+    test = (
+        events[small_world.split.assign(events["failed_at"]) == "test"]
+        .head(400)
+        .reset_index(drop=True)
+    )
     decider = small_world.artifact.decider()
     decisions = decider.decide(test, None)
     fixed = fixed_schedule(test, None, decider.rules, decider.config.baseline)
     keys = pd.DataFrame({"key": test["event_id"], "invoice_id": test["invoice_id"]})
 
     def truth(schedules_retries, schedules_messages):
-        r = schedules_retries.rename(columns={"event_id": "key"}).assign(invoice_id=lambda f: f["key"])
-        m = schedules_messages.rename(columns={"event_id": "key"}).assign(invoice_id=lambda f: f["key"])
+        r = schedules_retries.rename(columns={"event_id": "key"}).assign(
+            invoice_id=lambda f: f["key"]
+        )
+        m = schedules_messages.rename(columns={"event_id": "key"}).assign(
+            invoice_id=lambda f: f["key"]
+        )
         return small_world.truth.recovery_probability(keys, r, m)
 
     learned = truth(decisions.retries, decisions.messages)

@@ -94,10 +94,17 @@ def test_local_times_round_trip(zone):
 
 def test_utc_offsets_per_row_zone_across_dst():
     ts = pd.to_datetime(
-        ["2026-03-29T00:59:00Z", "2026-03-29T01:00:00Z", "2026-07-01T12:00:00Z", "2026-07-01T12:00:00Z"],
+        [
+            "2026-03-29T00:59:00Z",
+            "2026-03-29T01:00:00Z",
+            "2026-07-01T12:00:00Z",
+            "2026-07-01T12:00:00Z",
+        ],
         utc=True,
     ).asi8
-    zones = np.array(["Europe/London", "Europe/London", "Asia/Kolkata", "America/St_Johns"], dtype=object)
+    zones = np.array(
+        ["Europe/London", "Europe/London", "Asia/Kolkata", "America/St_Johns"], dtype=object
+    )
     hours = utc_offsets(np.append(ts, NAT), np.append(zones, "Asia/Kolkata")) / 3.6e12
     assert hours.tolist() == [0.0, 1.0, 5.5, -2.5, 0.0]  # NaT gets 0
     assert utc_offsets(ts, "Asia/Kathmandu").tolist() == [int(5.75 * 3.6e12)] * 4
@@ -152,9 +159,13 @@ def test_local_to_utc_ns_equals_from_local_around_every_change(zone):
     want = to_ns(from_local(local, zone))
     got = local_to_utc_ns(local.to_numpy().view("int64"), zone)
     np.testing.assert_array_equal(got, want)
-    mixed = np.array([zone, "Europe/Berlin"] * (len(local) // 2) + [zone] * (len(local) % 2), dtype=object)
+    mixed = np.array(
+        [zone, "Europe/Berlin"] * (len(local) // 2) + [zone] * (len(local) % 2), dtype=object
+    )
     want_mixed = to_ns(from_local(local, pd.Series(mixed)))
-    np.testing.assert_array_equal(local_to_utc_ns(local.to_numpy().view("int64"), mixed), want_mixed)
+    np.testing.assert_array_equal(
+        local_to_utc_ns(local.to_numpy().view("int64"), mixed), want_mixed
+    )
 
 
 @pytest.mark.parametrize("zone", ["Europe/Berlin", "Australia/Lord_Howe", "America/Havana"])
@@ -183,7 +194,9 @@ def test_cached_offsets_equal_pandas_conversion_everywhere():
     zones = sorted(z for z in available_timezones() if "/" in z and not z.startswith("SystemV"))
     for zone in zones[::7]:
         instants = np.sort(rng.integers(low, high, 400))
-        np.testing.assert_array_equal(utc_offsets(instants, zone), _converted_offsets(instants, zone))
+        np.testing.assert_array_equal(
+            utc_offsets(instants, zone), _converted_offsets(instants, zone)
+        )
         starts, _ = _year_segments(zone, 2026)
         around = np.concatenate([starts[1:] - 1_000_000_000, starts[1:], starts[1:] + 1])
         np.testing.assert_array_equal(utc_offsets(around, zone), _converted_offsets(around, zone))

@@ -29,7 +29,9 @@ def test_customers_live_in_many_real_time_zones(world):
 
 def test_insufficient_funds_recoveries_cluster_after_paydays(world):
     retries = _retries(world)
-    funds = retries[(retries["reason"] == "insufficient_funds") & (retries["pay_cycle"] != "irregular")]
+    funds = retries[
+        (retries["reason"] == "insufficient_funds") & (retries["pay_cycle"] != "irregular")
+    ]
     local = to_local(funds["attempted_at"], funds["timezone"])
     since = days_since_payday(local, funds["pay_cycle"].to_numpy(), funds["pay_phase"].to_numpy())
     won = funds["outcome"].to_numpy() == "succeeded"
@@ -51,7 +53,9 @@ def test_local_hour_of_retry_matters(world):
 
 def test_hard_declines_never_recover_by_retry(world):
     retries = _retries(world)
-    hard = retries[retries["reason"].isin(HARD) | retries["merchant_advice_code_truth"].isin(["03", "21"])]
+    hard = retries[
+        retries["reason"].isin(HARD) | retries["merchant_advice_code_truth"].isin(["03", "21"])
+    ]
     assert len(hard) > 100
     assert (hard["outcome"] == "failed").all()
 
@@ -61,13 +65,17 @@ def test_expired_cards_recover_by_retry_only_once_updated(world):
     inv = truth.invoices[truth.invoices["reason"] == "expired_card"].head(50)
     at = inv["due_at"] + pd.Timedelta(hours=30)
     keys = pd.DataFrame({"key": inv["invoice_id"], "invoice_id": inv["invoice_id"]})
-    frame = truth.schedule_frame(keys.assign(at=at.to_numpy()), keys.iloc[:0].assign(send_at=[], channel=[], template=[]))
+    frame = truth.schedule_frame(
+        keys.assign(at=at.to_numpy()), keys.iloc[:0].assign(send_at=[], channel=[], template=[])
+    )
     assert (frame["p_retry_not_updated"] == 0).all()
     assert (frame["p_retry_updated"] > 0.5).mean() > 0.8
 
 
 def test_decline_codes_are_in_each_processors_vocabulary(world):
-    att = world.history.attempts.merge(world.history.invoices[["invoice_id", "processor"]], on="invoice_id")
+    att = world.history.attempts.merge(
+        world.history.invoices[["invoice_id", "processor"]], on="invoice_id"
+    )
     failed = att[att["outcome"] == "failed"]
     for processor, group in failed.groupby("processor"):
         vocabulary = {
@@ -87,16 +95,26 @@ def _items(cell):
 
 
 def test_merchant_advice_codes_only_on_mastercard(world):
-    att = world.history.attempts.merge(world.history.invoices[["invoice_id", "card_brand"]], on="invoice_id")
+    att = world.history.attempts.merge(
+        world.history.invoices[["invoice_id", "card_brand"]], on="invoice_id"
+    )
     with_mac = att[att["merchant_advice_code"].notna()]
     assert len(with_mac) > 20
     assert (with_mac["card_brand"] == "mastercard").all()
-    assert with_mac["merchant_advice_code"].isin(["01", "02", "03", "21", "24", "25", "26", "27", "28", "29", "30"]).all()
+    assert (
+        with_mac["merchant_advice_code"]
+        .isin(["01", "02", "03", "21", "24", "25", "26", "27", "28", "29", "30"])
+        .all()
+    )
 
 
 def test_sms_only_with_opt_in(world):
-    msgs = world.history.messages.merge(world.history.invoices[["invoice_id", "customer_id"]], on="invoice_id")
-    msgs = msgs.merge(world.history.customers[["customer_id", "sms_opt_in", "timezone"]], on="customer_id")
+    msgs = world.history.messages.merge(
+        world.history.invoices[["invoice_id", "customer_id"]], on="invoice_id"
+    )
+    msgs = msgs.merge(
+        world.history.customers[["customer_id", "sms_opt_in", "timezone"]], on="customer_id"
+    )
     sms = msgs[msgs["channel"] == "sms"]
     assert len(sms) > 50
     assert sms["sms_opt_in"].all()
@@ -106,7 +124,9 @@ def test_sms_only_with_opt_in(world):
 
 
 def test_template_fit_to_decline_reason(world):
-    msgs = world.history.messages.merge(world.truth.invoices[["invoice_id", "reason"]], on="invoice_id")
+    msgs = world.history.messages.merge(
+        world.truth.invoices[["invoice_id", "reason"]], on="invoice_id"
+    )
     clicked = msgs["clicked_at"].notna()
     card = msgs["reason"] == "expired_card"
     update = msgs["template"] == "update_payment_method"
@@ -134,7 +154,14 @@ def test_fatigue_quiet_hours_and_history_change_responses(world):
         keys = pd.DataFrame({"key": inv["invoice_id"], "invoice_id": inv["invoice_id"]})
         msgs = [keys.assign(send_at=send_at.to_numpy(), channel=channel, template=template)]
         for i in range(extra):
-            msgs.insert(0, keys.assign(send_at=(send_at - pd.Timedelta(hours=2 + i)).to_numpy(), channel=channel, template=template))
+            msgs.insert(
+                0,
+                keys.assign(
+                    send_at=(send_at - pd.Timedelta(hours=2 + i)).to_numpy(),
+                    channel=channel,
+                    template=template,
+                ),
+            )
         frame = truth.schedule_frame(keys.iloc[:0].assign(at=[]), pd.concat(msgs))
         frame = frame.groupby("key").tail(1)
         return frame.set_index("key")["p_response"].loc[inv["invoice_id"]].to_numpy()
@@ -175,10 +202,20 @@ def test_retry_decay_and_spacing(world):
 def test_logging_policy_records_propensities(world):
     policy = LoggingPolicy()
     retries = world.history.attempts.dropna(subset=["propensity"])
-    expected_retry = set(np.round(list(policy.plan_probability(policy.retry_plans, policy.legacy_retry_plan).values()), 9))
+    expected_retry = set(
+        np.round(
+            list(policy.plan_probability(policy.retry_plans, policy.legacy_retry_plan).values()), 9
+        )
+    )
     assert set(np.round(retries["propensity"].unique(), 9)) <= expected_retry
-    assert (world.history.attempts.loc[world.history.attempts["initiated_by"] == "customer", "propensity"].isna()).all()
-    legacy = policy.plan_probability(policy.retry_plans, policy.legacy_retry_plan)[policy.legacy_retry_plan]
+    assert (
+        world.history.attempts.loc[
+            world.history.attempts["initiated_by"] == "customer", "propensity"
+        ].isna()
+    ).all()
+    legacy = policy.plan_probability(policy.retry_plans, policy.legacy_retry_plan)[
+        policy.legacy_retry_plan
+    ]
     first = retries.sort_values("attempted_at").groupby("invoice_id").head(1)
     share = np.isclose(first["propensity"], legacy).mean()
     assert abs(share - legacy) < 0.05
@@ -189,7 +226,9 @@ def test_logging_policy_records_propensities(world):
 def test_customers_read_messages_at_their_active_hours(world):
     msgs = world.history.messages
     read = msgs[msgs["opened_at"].notna() & msgs["clicked_at"].isna()]
-    read = read.merge(world.truth.invoices[["invoice_id", "timezone", "active_peak_hour"]], on="invoice_id")
+    read = read.merge(
+        world.truth.invoices[["invoice_id", "timezone", "active_peak_hour"]], on="invoice_id"
+    )
     hour = hour_of_day(to_local(read["opened_at"], read["timezone"]))
     distance = np.abs((hour - read["active_peak_hour"].to_numpy() + 12) % 24 - 12)
     assert len(read) > 200

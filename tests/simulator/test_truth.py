@@ -22,7 +22,13 @@ def test_exact_score_matches_monte_carlo():
     traits = truth.invoices.set_index("invoice_id").loc[inv["invoice_id"]]
     retries = planned_retries(inv, retry_plan, policy, truth.window_hours)
     messages = planned_messages(
-        inv, traits["timezone"], traits["sms_opt_in"], message_plan, policy, truth.window_hours, (21, 8)
+        inv,
+        traits["timezone"],
+        traits["sms_opt_in"],
+        message_plan,
+        policy,
+        truth.window_hours,
+        (21, 8),
     )
     keys = pd.DataFrame({"key": inv["invoice_id"], "invoice_id": inv["invoice_id"]})
     exact = truth.recovery_probability(
@@ -51,9 +57,13 @@ def test_more_retries_never_lower_recovery_and_empty_schedule_is_no_action():
     empty_r = keys.iloc[:0].assign(at=[])
     empty_m = keys.iloc[:0].assign(send_at=[], channel=[], template=[])
     none = truth.recovery_probability(keys, empty_r, empty_m)
-    self_pay = truth.invoices.set_index("invoice_id").loc[inv["invoice_id"], "p_self_pay"].to_numpy()
+    self_pay = (
+        truth.invoices.set_index("invoice_id").loc[inv["invoice_id"], "p_self_pay"].to_numpy()
+    )
     assert np.allclose(none.to_numpy(), self_pay)
-    one = truth.recovery_probability(keys, keys.assign(at=(inv["due_at"] + pd.Timedelta(days=3)).to_numpy()), empty_m)
+    one = truth.recovery_probability(
+        keys, keys.assign(at=(inv["due_at"] + pd.Timedelta(days=3)).to_numpy()), empty_m
+    )
     assert (one.to_numpy() >= none.to_numpy() - 1e-12).all()
     assert (one.to_numpy() > none.to_numpy()).mean() > 0.3
 

@@ -281,9 +281,10 @@ class RetryRules:
             return columns
         values = dict(zip(_MEMO_COLUMNS, zip(*found, strict=True), strict=True))
         max_retries = np.array(values["max_additional_retries"], dtype="int64")
-        not_before = ev.failed_at.array + pd.to_timedelta(
-            np.array(values["wait_hours"], dtype="float64"), unit="h"
-        ).array
+        not_before = (
+            ev.failed_at.array
+            + pd.to_timedelta(np.array(values["wait_hours"], dtype="float64"), unit="h").array
+        )
         not_before[max_retries <= 0] = pd.NaT
         return {
             "category": _object_array(values["category"]),

@@ -301,9 +301,7 @@ class DeclineTable:
         missing (the API's case): the steps of ``_classify_distinct`` with ``re`` on
         Python strings, which for a few keys is far cheaper than a dozen pandas string
         operations. ``None`` when some value is not text (the vectorized path decides)."""
-        if not all(
-            (p is None or p[0] is str) and (c is None or c[0] is str) for p, c in keys
-        ):
+        if not all((p is None or p[0] is str) and (c is None or c[0] is str) for p, c in keys):
             return None
         rows = self.rows
         out: dict[tuple[Hashable, Hashable], tuple] = {}

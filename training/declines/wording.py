@@ -132,11 +132,7 @@ def explain(
     mac_wait: np.ndarray,
 ) -> pd.Series:
     """One sentence per decision, for support staff and integrators (vectorized)."""
-    cap_text = (
-        pd.Series(cap_rule)
-        .map(_cap_texts(lim))
-        .to_numpy(dtype="object")
-    )
+    cap_text = pd.Series(cap_rule).map(_cap_texts(lim)).to_numpy(dtype="object")
     counted = (
         pd.Series(in_30d).astype(str)
         + " attempt(s) in the last 30 days, "

@@ -80,14 +80,20 @@ def read_logged(history: History, window_days: int) -> LoggedSchedules:
     att = history.attempts.sort_values(["invoice_id", "attempted_at"], kind="stable")
     merchant = att[att["initiated_by"] == "merchant"]
     retries = merchant[merchant["invoice_id"].duplicated()]  # all but the original charge
-    retry_h = np.round((retries["attempted_at"] - retries["invoice_id"].map(due)).dt.total_seconds() / 3600)
+    retry_h = np.round(
+        (retries["attempted_at"] - retries["invoice_id"].map(due)).dt.total_seconds() / 3600
+    )
     msgs = history.messages.sort_values(["invoice_id", "sent_at"], kind="stable")
     msg_h = np.round((msgs["sent_at"] - msgs["invoice_id"].map(due)).dt.total_seconds() / 3600)
-    success = att[att["outcome"] == "succeeded"].drop_duplicates("invoice_id").set_index("invoice_id")
+    success = (
+        att[att["outcome"] == "succeeded"].drop_duplicates("invoice_id").set_index("invoice_id")
+    )
     end = (success["attempted_at"] - success.index.map(due)).dt.total_seconds() / 3600
     window = window_days * 24.0
     end_hours = np.minimum(ids.map(end).fillna(window).to_numpy(), window)
-    first_p = lambda rows: ids.map(rows.dropna(subset=["propensity"]).groupby("invoice_id")["propensity"].first())  # noqa: E731
+    first_p = lambda rows: ids.map(
+        rows.dropna(subset=["propensity"]).groupby("invoice_id")["propensity"].first()
+    )  # noqa: E731
     return LoggedSchedules(
         invoice_id=ids.to_numpy(),
         retry_offsets=_wide(retries["invoice_id"], retry_h, ids, np.nan),
@@ -126,7 +132,9 @@ def plan_index(sequences: np.ndarray, plans: np.ndarray) -> np.ndarray:
     return np.where(equal.any(axis=1), equal.argmax(axis=1), -1)
 
 
-def _plans(rows: np.ndarray, propensity: np.ndarray, min_support: int, fill) -> tuple[np.ndarray, np.ndarray]:
+def _plans(
+    rows: np.ndarray, propensity: np.ndarray, min_support: int, fill
+) -> tuple[np.ndarray, np.ndarray]:
     """Distinct padded rows seen at least ``min_support`` times with a propensity."""
     frame = pd.DataFrame(rows).fillna(-1.0) if isinstance(fill, float) else pd.DataFrame(rows)
     frame["p"] = propensity

@@ -55,9 +55,13 @@ def sms_positions(history: History, logged: LoggedSchedules, menu: Menu) -> np.n
         )
     )
     msgs = msgs.assign(pos=msgs.groupby("invoice_id").cumcount(), opt_in=opt_in.to_numpy())
-    plans = pd.Series(plan_index(logged.message_templates, menu.message_templates), index=logged.invoice_id)
+    plans = pd.Series(
+        plan_index(logged.message_templates, menu.message_templates), index=logged.invoice_id
+    )
     msgs["plan_i"] = msgs["invoice_id"].map(plans)
-    opted = msgs[msgs["opt_in"].fillna(False).astype(bool).to_numpy() & (msgs["plan_i"] >= 0).to_numpy()]
+    opted = msgs[
+        msgs["opt_in"].fillna(False).astype(bool).to_numpy() & (msgs["plan_i"] >= 0).to_numpy()
+    ]
     share = opted.assign(sms=opted["channel"] == "sms").groupby(["plan_i", "pos"])["sms"].mean()
     out = np.zeros(menu.message_templates.shape, dtype=bool)
     for (plan_i, pos), value in share.items():  # a handful of (plan, position) cells
@@ -70,7 +74,9 @@ def instantiate(
     events: pd.DataFrame, menu: Menu, sms: np.ndarray, pairs: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Schedules of (key, event position, retry plan, message plan) rows at nominal times."""
-    due = pd.DatetimeIndex(pd.to_datetime(events["failed_at"], utc=True)).tz_convert(None).to_numpy()
+    due = (
+        pd.DatetimeIndex(pd.to_datetime(events["failed_at"], utc=True)).tz_convert(None).to_numpy()
+    )
     opt_in = events["sms_opt_in"].to_numpy(dtype=bool) & events["allow_sms"].to_numpy(dtype=bool)
     e, r, m, key = (pairs[c].to_numpy() for c in ("event", "retry_plan", "message_plan", "key"))
     retry_parts, message_parts = [], []
@@ -78,7 +84,12 @@ def instantiate(
         off = menu.retry_offsets[r, pos]
         ok = ~np.isnan(off)
         retry_parts.append(
-            pd.DataFrame({"key": key[ok], "at": due[e[ok]] + (off[ok] * 3600).astype(np.int64) * np.timedelta64(1, "s")})
+            pd.DataFrame(
+                {
+                    "key": key[ok],
+                    "at": due[e[ok]] + (off[ok] * 3600).astype(np.int64) * np.timedelta64(1, "s"),
+                }
+            )
         )
     for pos in range(menu.message_offsets.shape[1]):
         off = menu.message_offsets[m, pos]
@@ -87,7 +98,8 @@ def instantiate(
             pd.DataFrame(
                 {
                     "key": key[ok],
-                    "send_at": due[e[ok]] + (off[ok] * 3600).astype(np.int64) * np.timedelta64(1, "s"),
+                    "send_at": due[e[ok]]
+                    + (off[ok] * 3600).astype(np.int64) * np.timedelta64(1, "s"),
                     "template": menu.message_templates[m[ok], pos],
                     "channel": np.where(sms[m[ok], pos] & opt_in[e[ok]], "sms", "email"),
                 }
@@ -101,13 +113,20 @@ def instantiate(
 
 
 def _score_pairs(
-    decider: ModelDecider, events: pd.DataFrame, menu: Menu, sms: np.ndarray, pairs: pd.DataFrame,
-    features: pd.DataFrame, p_self: pd.Series,
+    decider: ModelDecider,
+    events: pd.DataFrame,
+    menu: Menu,
+    sms: np.ndarray,
+    pairs: pd.DataFrame,
+    features: pd.DataFrame,
+    p_self: pd.Series,
 ) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """Model estimate of each (event, retry plan, message plan) row of ``pairs``."""
     pairs = pairs.assign(key=np.arange(len(pairs)))
     retries, messages = instantiate(events, menu, sms, pairs)
-    keys = pd.DataFrame({"key": pairs["key"], "event_id": events["event_id"].to_numpy()[pairs["event"]]})
+    keys = pd.DataFrame(
+        {"key": pairs["key"], "event_id": events["event_id"].to_numpy()[pairs["event"]]}
+    )
     timeline = build_timeline(keys, past_rows(events, None), retries, messages)
     p = decider.scorer.candidate_probabilities(features, timeline)
     value = decider.scorer.recovery_probability(keys, timeline, p_self, p).to_numpy()
@@ -123,20 +142,32 @@ def menu_choices(
     events = events.reset_index(drop=True)
     n, n_r, n_m = len(events), len(menu.retry_offsets), len(menu.message_offsets)
     features = decider.scorer.event_features(events, None)
-    p_self = decider.scorer.self_cure_probability(features, events.set_index("event_id")["window_days"])
+    p_self = decider.scorer.self_cure_probability(
+        features, events.set_index("event_id")["window_days"]
+    )
     usual_r = int(np.argmax(menu.retry_probability))
     first = pd.DataFrame(
-        {"event": np.repeat(np.arange(n), n_m), "retry_plan": usual_r, "message_plan": np.tile(np.arange(n_m), n)}
+        {
+            "event": np.repeat(np.arange(n), n_m),
+            "retry_plan": usual_r,
+            "message_plan": np.tile(np.arange(n_m), n),
+        }
     )
     value, _, _ = _score_pairs(decider, events, menu, sms, first, features, p_self)
     best_m = value.reshape(n, n_m).argmax(axis=1)
     second = pd.DataFrame(
-        {"event": np.repeat(np.arange(n), n_r), "retry_plan": np.tile(np.arange(n_r), n), "message_plan": np.repeat(best_m, n_r)}
+        {
+            "event": np.repeat(np.arange(n), n_r),
+            "retry_plan": np.tile(np.arange(n_r), n),
+            "message_plan": np.repeat(best_m, n_r),
+        }
     )
     value, retries, messages = _score_pairs(decider, events, menu, sms, second, features, p_self)
     best_r = value.reshape(n, n_r).argmax(axis=1)
     chosen_keys = np.arange(n) * n_r + best_r
-    owner = pd.Series(events["event_id"].to_numpy()[second["event"].to_numpy()], index=np.arange(len(second)))
+    owner = pd.Series(
+        events["event_id"].to_numpy()[second["event"].to_numpy()], index=np.arange(len(second))
+    )
     chosen_r = retries[retries["key"].isin(chosen_keys)]
     chosen_m = messages[messages["key"].isin(chosen_keys)]
     return MenuChoice(
@@ -144,7 +175,9 @@ def menu_choices(
         message_plan=best_m,
         estimate=value.reshape(n, n_r)[np.arange(n), best_r],
         retries=chosen_r.assign(event_id=chosen_r["key"].map(owner))[["event_id", "at"]],
-        messages=chosen_m.assign(event_id=chosen_m["key"].map(owner))[["event_id", "send_at", "template", "channel"]],
+        messages=chosen_m.assign(event_id=chosen_m["key"].map(owner))[
+            ["event_id", "send_at", "template", "channel"]
+        ],
     )
 
 
@@ -178,8 +211,14 @@ def off_policy_estimates(
         **{
             name: getattr(logged_all, name)[rows]
             for name in (
-                "invoice_id", "retry_offsets", "message_offsets", "message_templates",
-                "end_hours", "recovered", "retry_propensity", "message_propensity",
+                "invoice_id",
+                "retry_offsets",
+                "message_offsets",
+                "message_templates",
+                "end_hours",
+                "recovered",
+                "retry_propensity",
+                "message_propensity",
             )
         }
     )
@@ -198,7 +237,9 @@ def off_policy_estimates(
         target_value=choice.estimate[usable],
         logged_value=choice.estimate[usable],
     )
-    estimates = summarize(default_estimators(), feedback, n_bootstrap=n_bootstrap, random_state=seed)
+    estimates = summarize(
+        default_estimators(), feedback, n_bootstrap=n_bootstrap, random_state=seed
+    )
     for value in estimates.values():
         value["units"] = int(usable.sum())
     return OffPolicyResult(estimates, choice, menu, feedback, usable)

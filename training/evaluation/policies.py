@@ -18,7 +18,9 @@ POLICIES = ("learned", "fixed", "rules", "no_action", "oracle")
 def learned_schedules(decider: ModelDecider, events: pd.DataFrame) -> Schedules:
     """What the served policy decides (exploration off: its greedy choice)."""
     _, _, retries, messages, _ = decider.plan(events, None, explore=False)
-    return Schedules(retries[["event_id", "at"]], messages[["event_id", "send_at", "template", "channel"]])
+    return Schedules(
+        retries[["event_id", "at"]], messages[["event_id", "send_at", "template", "channel"]]
+    )
 
 
 def searched_schedules(
@@ -35,9 +37,20 @@ def searched_schedules(
         events, decisions, messages, limits.update_plausible_after_hours, limits.min_spacing_hours
     )
     retries = plan_retries(
-        scorer, events, features, past, messages, count, start, end, limits.min_spacing_hours, config
+        scorer,
+        events,
+        features,
+        past,
+        messages,
+        count,
+        start,
+        end,
+        limits.min_spacing_hours,
+        config,
     )
-    return Schedules(retries[["event_id", "at"]], messages[["event_id", "send_at", "template", "channel"]])
+    return Schedules(
+        retries[["event_id", "at"]], messages[["event_id", "send_at", "template", "channel"]]
+    )
 
 
 def baseline_schedules(decider: ModelDecider, events: pd.DataFrame) -> dict[str, Schedules]:

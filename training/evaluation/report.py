@@ -40,8 +40,16 @@ def plot_policies(metrics: dict, path: Path) -> Path:
     lower = values - np.array([truth[f"{n}_recovery_rate"]["lower"] for n in names])
     upper = np.array([truth[f"{n}_recovery_rate"]["upper"] for n in names]) - values
     fig, ax = _figure(figsize=(7, 4))
-    ax.bar([LABELS[n] for n in names], 100 * values, yerr=100 * np.vstack([lower, upper]), capsize=4,
-           color=["#2b8cbe" if n == "learned" else "#bbbbbb" if n != "oracle" else "#238b45" for n in names])
+    ax.bar(
+        [LABELS[n] for n in names],
+        100 * values,
+        yerr=100 * np.vstack([lower, upper]),
+        capsize=4,
+        color=[
+            "#2b8cbe" if n == "learned" else "#bbbbbb" if n != "oracle" else "#238b45"
+            for n in names
+        ],
+    )
     ax.set_ylabel("expected recovery rate (%)")
     ax.set_title("Held-out period: exact expected recovery by policy (95% bootstrap CI)")
     fig.tight_layout()
@@ -71,7 +79,10 @@ def plot_breakdown(table: pd.DataFrame, title: str, path: Path) -> Path:
     height = 0.8 / len(columns)
     for i, name in enumerate(columns):
         ax.barh(y + i * height, 100 * table[name], height, label=LABELS[name])
-    ax.set_yticks(y + 0.4 - height / 2, [f"{g} (n={n})" for g, n in zip(table.index, table["invoices"], strict=True)])
+    ax.set_yticks(
+        y + 0.4 - height / 2,
+        [f"{g} (n={n})" for g, n in zip(table.index, table["invoices"], strict=True)],
+    )
     ax.set_xlabel("expected recovery rate (%)")
     ax.set_title(f"Recovery by {title}")
     ax.legend(loc="lower right", fontsize=8)
@@ -84,7 +95,9 @@ def plot_off_policy(metrics: dict, path: Path) -> Path:
     ope = metrics["off_policy"]
     names = [n for n in ("ips", "snips", "dr", "dm") if n in ope]
     values = np.array([ope[n]["value"] for n in names])
-    err = np.vstack([values - [ope[n]["lower"] for n in names], [ope[n]["upper"] for n in names] - values])
+    err = np.vstack(
+        [values - [ope[n]["lower"] for n in names], [ope[n]["upper"] for n in names] - values]
+    )
     fig, ax = _figure(figsize=(6, 4))
     ax.errorbar(range(len(names)), 100 * values, yerr=100 * err, fmt="o", capsize=5)
     if "truth" in ope:
@@ -148,7 +161,10 @@ def write_report(result, folder: Path, artifact: DecisionArtifact) -> list[Path]
             "![calibration](calibration.png)",
             "",
         ]
-        files += [plot_policies(m, folder / "policies.png"), plot_calibration(m, folder / "calibration.png")]
+        files += [
+            plot_policies(m, folder / "policies.png"),
+            plot_calibration(m, folder / "calibration.png"),
+        ]
         for name, table in result.breakdowns.items():
             slug = name.replace(" ", "_")
             shown = table.copy()
@@ -173,8 +189,11 @@ def write_report(result, folder: Path, artifact: DecisionArtifact) -> list[Path]
                 f"| {e['matched']} | {e['ess']:.0f} |"
             )
         if "truth" in ope:
-            lines += ["", f"Simulator truth of the same policy: {_pct(ope['truth'])}; inside the "
-                      f"interval: {ope['truth_inside_interval']}."]
+            lines += [
+                "",
+                f"Simulator truth of the same policy: {_pct(ope['truth'])}; inside the "
+                f"interval: {ope['truth_inside_interval']}.",
+            ]
         lines += ["", "![off-policy](off_policy.png)", ""]
         files.append(plot_off_policy(m, folder / "off_policy.png"))
     else:

@@ -82,7 +82,9 @@ def run_evaluation(
     held = held_out_events(history, artifact, params)
     sample = held.sample(min(settings.max_invoices, len(held)), random_state=settings.seed)
     sample = sample.sort_values("failed_at", kind="stable").reset_index(drop=True)
-    steps = tqdm(total=5 if truth is not None else 4, desc="evaluate", unit="step", disable=not progress)
+    steps = tqdm(
+        total=5 if truth is not None else 4, desc="evaluate", unit="step", disable=not progress
+    )
 
     steps.set_postfix_str("policies")
     schedules: dict[str, Schedules] = {"learned": learned_schedules(decider, sample)}
@@ -104,7 +106,8 @@ def run_evaluation(
     estimates = pd.DataFrame(
         {
             name: decider.expected_recovery(sample, features, past, s.retries, s.messages)[0]
-            .reindex(sample["event_id"]).to_numpy()
+            .reindex(sample["event_id"])
+            .to_numpy()
             for name, s in schedules.items()
             if name in ("learned", "fixed", "rules")
         }
@@ -124,9 +127,7 @@ def run_evaluation(
         "held_out_to": str(held["failed_at"].max()),
         "rule_violations": violations["learned"],
         "rule_violations_by_policy": violations,
-        "model_estimate": {
-            name: float(estimates[name].mean()) for name in estimates.columns
-        },
+        "model_estimate": {name: float(estimates[name].mean()) for name in estimates.columns},
     }
     values = pd.DataFrame()
     tables: dict[str, pd.DataFrame] = {}
@@ -163,25 +164,37 @@ def run_evaluation(
     steps.set_postfix_str("off-policy")
     ope_sample = held.sample(min(settings.max_ope_invoices, len(held)), random_state=settings.seed)
     ope = off_policy_estimates(
-        decider, history, ope_sample.reset_index(drop=True), params.train.window_days,
-        settings.bootstrap, settings.seed, settings.min_plan_support,
+        decider,
+        history,
+        ope_sample.reset_index(drop=True),
+        params.train.window_days,
+        settings.bootstrap,
+        settings.seed,
+        settings.min_plan_support,
     )
     ope_truth = None
     if ope is not None:
         metrics["off_policy"] = {
             "target": "the learned models choosing among the logged plans",
-            "menu": {"retry_plans": len(ope.menu.retry_offsets), "message_plans": len(ope.menu.message_offsets)},
+            "menu": {
+                "retry_plans": len(ope.menu.retry_offsets),
+                "message_plans": len(ope.menu.message_offsets),
+            },
             **ope.estimates,
         }
         if truth is not None:
             ope_truth = _menu_policy_truth(truth, ope_sample.reset_index(drop=True), ope)
             metrics["off_policy"]["truth"] = ope_truth
             metrics["off_policy"]["truth_inside_interval"] = {
-                name: bool(ope.estimates[name]["lower"] <= ope_truth <= ope.estimates[name]["upper"])
+                name: bool(
+                    ope.estimates[name]["lower"] <= ope_truth <= ope.estimates[name]["upper"]
+                )
                 for name in ("ips", "snips", "dr")
             }
     else:
-        metrics["off_policy"] = {"note": "no explored plan was logged often enough with propensities"}
+        metrics["off_policy"] = {
+            "note": "no explored plan was logged often enough with propensities"
+        }
     steps.update()
     steps.close()
     metrics["seconds"] = round(time.perf_counter() - started, 1)
@@ -211,7 +224,9 @@ def _menu_policy_truth(truth, events: pd.DataFrame, ope) -> float:
     sms = (messages["channel"] == "sms").to_numpy()
     times = pd.DatetimeIndex(messages["send_at"]).tz_convert(None).to_numpy()
     world = truth.world
-    times[sms] = defer_quiet_hours(times[sms], tz[sms], (world.quiet_start_hour, world.quiet_end_hour))
+    times[sms] = defer_quiet_hours(
+        times[sms], tz[sms], (world.quiet_start_hour, world.quiet_end_hour)
+    )
     messages["send_at"] = pd.to_datetime(times, utc=True)
     values = truth_recovery(truth, events, Schedules(ope.choice.retries, messages))
     return float(values.to_numpy()[ope.usable].mean())

@@ -8,7 +8,9 @@ from typing import Any
 from training.artifact import DecisionArtifact
 
 
-def log_evaluation(artifact: DecisionArtifact, metrics: dict[str, Any], files: list[Path]) -> str | None:
+def log_evaluation(
+    artifact: DecisionArtifact, metrics: dict[str, Any], files: list[Path]
+) -> str | None:
     """Into the training run of the model (when it has one), else a new run."""
     from training import tracking
 

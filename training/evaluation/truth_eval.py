@@ -14,13 +14,17 @@ from training.simulator.truth import GroundTruth
 def truth_recovery(truth: GroundTruth, events: pd.DataFrame, schedules: Schedules) -> pd.Series:
     """Exact P(recovered within the window) per event (events from the history: the
     event id is the invoice id)."""
-    keys = pd.DataFrame({"key": events["event_id"].to_numpy(), "invoice_id": events["invoice_id"].to_numpy()})
+    keys = pd.DataFrame(
+        {"key": events["event_id"].to_numpy(), "invoice_id": events["invoice_id"].to_numpy()}
+    )
     owner = keys.set_index("key")["invoice_id"]
     retries = schedules.retries.rename(columns={"event_id": "key"})
     messages = schedules.messages.rename(columns={"event_id": "key"})
     retries = retries.assign(invoice_id=retries["key"].map(owner))
     messages = messages.assign(invoice_id=messages["key"].map(owner))
-    return truth.recovery_probability(keys, retries, messages).reindex(events["event_id"].to_numpy())
+    return truth.recovery_probability(keys, retries, messages).reindex(
+        events["event_id"].to_numpy()
+    )
 
 
 def bootstrap_indices(n: int, replicates: int, seed: int) -> np.ndarray:

@@ -138,7 +138,9 @@ class CustomerIndex:
         log_codes = customers.get_indexer(log["customer_id"]).astype(np.int64)
         if history_start is None:
             history_start = log["at"].min() if len(log) else None
-        start = float(_seconds(pd.Series([history_start]))[0]) if history_start is not None else np.nan
+        start = (
+            float(_seconds(pd.Series([history_start]))[0]) if history_start is not None else np.nan
+        )
         sums = running_sums(log)
         return cls(
             customers,
@@ -206,9 +208,7 @@ def customer_columns(
         at("pay_dom_cos"), at("pay_dom_sin"), payments, MEAN_MONTH_DAYS
     )
     pay_wd, pay_wd_r = _circular_mean(at("pay_wd_cos"), at("pay_wd_sin"), payments, 7.0)
-    act_hour, act_r = _circular_mean(
-        at("act_hour_cos"), at("act_hour_sin"), activity, 24.0
-    )
+    act_hour, act_r = _circular_mean(at("act_hour_cos"), at("act_hour_sin"), activity, 24.0)
     signup = _ns_to_seconds(signup_ns).astype(float)
     signup[signup == float(np.iinfo(np.int64).min)] = np.nan
     start = index.history_start
@@ -242,7 +242,9 @@ def customer_columns(
             "cust_active_hour": act_hour,
             "cust_active_hour_strength": act_r,
             "cust_email_sent": email_sent,
-            "cust_email_click_rate": np.where(email_sent > 0, at("email_click") / email_sent, np.nan),
+            "cust_email_click_rate": np.where(
+                email_sent > 0, at("email_click") / email_sent, np.nan
+            ),
             "cust_sms_sent": sms_sent,
             "cust_sms_click_rate": np.where(sms_sent > 0, at("sms_click") / sms_sent, np.nan),
         }

@@ -121,7 +121,10 @@ def state_of_rows(
     by_template = np.lexsort((np.arange(len(key)), template_code, key))
     same = np.empty(len(key))
     same[by_template] = _earlier_count(
-        message[by_template], _group_starts(key[by_template] * (template_code.max(initial=0) + 1) + template_code[by_template])
+        message[by_template],
+        _group_starts(
+            key[by_template] * (template_code.max(initial=0) + 1) + template_code[by_template]
+        ),
     )
     columns = {
         "hours_since_failure": hours - start,

@@ -62,7 +62,9 @@ def event_features(
     start = dunning_start_ns(events, previous_attempts)
     columns = {
         **invoice_columns(events, previous_attempts, table),
-        **customer_columns(events["customer_id"].to_numpy(), start, to_ns(events["signup_at"]), index),
+        **customer_columns(
+            events["customer_id"].to_numpy(), start, to_ns(events["signup_at"]), index
+        ),
         "timezone": events["timezone"].fillna("UTC").to_numpy(),
         "dunning_start": from_ns(start),
     }
@@ -85,7 +87,9 @@ def time_columns(
         "local_weekday": weekday,
         "local_day_of_month": day_of_month,
         "days_to_month_end": days_to_month_end,
-        "days_from_usual_payday": circular_difference(day_of_month, pay_day_of_month, MEAN_MONTH_DAYS),
+        "days_from_usual_payday": circular_difference(
+            day_of_month, pay_day_of_month, MEAN_MONTH_DAYS
+        ),
         "weekdays_from_usual_payday": circular_difference(weekday, pay_weekday, 7.0),
         "hours_from_active_hour": circular_difference(hour, active_hour, 24.0),
     }

@@ -60,7 +60,11 @@ def events_from_history(history: History) -> pd.DataFrame:
             "country": inv["customer_id"].map(cust["country"]).to_numpy(),
             "timezone": inv["customer_id"].map(cust["timezone"]).to_numpy(),
             "signup_at": inv["customer_id"].map(cust["signup_at"]).to_numpy(),
-            "sms_opt_in": inv["customer_id"].map(cust["sms_opt_in"]).fillna(False).astype(bool).to_numpy(),
+            "sms_opt_in": inv["customer_id"]
+            .map(cust["sms_opt_in"])
+            .fillna(False)
+            .astype(bool)
+            .to_numpy(),
             "max_retries": DEFAULT_CONSTRAINTS["max_retries"],
             "window_days": DEFAULT_CONSTRAINTS["window_days"],
             "max_messages": DEFAULT_CONSTRAINTS["max_messages"],

@@ -23,7 +23,9 @@ from training.models.calibrated import CalibratedModel, category_codes
 
 
 @lru_cache(maxsize=64)
-def _split(features: tuple[str, ...], event_columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _split(
+    features: tuple[str, ...], event_columns: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """Positions of a model's columns that come from the event features, and the others."""
     from_event = np.array([name in event_columns for name in features], dtype=bool)
     return np.flatnonzero(from_event), np.flatnonzero(~from_event)
@@ -53,7 +55,8 @@ class EventMatrix:
         """The model's event-level columns of every event, encoded as in training."""
         if model.name not in self._encoded:
             columns = [
-                _encode_column(self.column(name), model.categories.get(name)) for name in self._event_names(model)
+                _encode_column(self.column(name), model.categories.get(name))
+                for name in self._event_names(model)
             ]
             n = len(self.features)
             self._encoded[model.name] = np.stack(columns, axis=1) if columns else np.empty((n, 0))
@@ -80,7 +83,10 @@ class EventMatrix:
         ]  # fmt: skip
         # whole blocks, not column by column: strided column writes into a row-major
         # matrix cost four times as much on the search's 350,000-row grids
-        blocks = [self.encoded(model)[pos], np.stack(others, axis=1) if others else np.empty((n, 0))]
+        blocks = [
+            self.encoded(model)[pos],
+            np.stack(others, axis=1) if others else np.empty((n, 0)),
+        ]
         matrix = np.concatenate(blocks, axis=1)
         layout = np.concatenate([event_pos, other_pos])
         if (layout != np.arange(len(layout))).any():  # the model's columns are interleaved

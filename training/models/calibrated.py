@@ -25,14 +25,18 @@ from sklearn.linear_model import LogisticRegression
 from training.params import ModelParams
 
 
-def encode(frame: pd.DataFrame, features: list[str], categories: dict[str, list[str]]) -> pd.DataFrame:
+def encode(
+    frame: pd.DataFrame, features: list[str], categories: dict[str, list[str]]
+) -> pd.DataFrame:
     """Select ``features`` and give categorical columns the training categories.
 
     A value never seen in training becomes missing, which LightGBM handles.
     """
     out = frame.reindex(columns=features).copy()
     for name, values in categories.items():
-        out[name] = pd.Categorical(out[name].astype(object).where(out[name].notna(), None), categories=values)
+        out[name] = pd.Categorical(
+            out[name].astype(object).where(out[name].notna(), None), categories=values
+        )
     numeric = [c for c in features if c not in categories]
     out[numeric] = out[numeric].astype(float)
     return out
@@ -138,7 +142,9 @@ class CalibratedModel:
         ``features`` order, as :func:`encode_matrix` builds it)."""
         if len(matrix) == 0:
             return np.zeros(0)
-        scores = self.booster.predict(matrix, num_iteration=self.best_iteration, num_threads=threads)
+        scores = self.booster.predict(
+            matrix, num_iteration=self.best_iteration, num_threads=threads
+        )
         return self.calibrator.predict(scores)
 
 
@@ -179,9 +185,7 @@ def fit_calibrated(
         categorical_feature=list(categories),
         free_raw_data=True,
     )
-    valid_data = lgb.Dataset(
-        encode(x_valid, features, categories), y_valid, reference=train_data
-    )
+    valid_data = lgb.Dataset(encode(x_valid, features, categories), y_valid, reference=train_data)
     booster_params = {
         "objective": "binary",
         "metric": "binary_logloss",

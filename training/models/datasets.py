@@ -93,7 +93,11 @@ def message_labels(
         return label
     if msgs["clicked_at"].notna().any():
         clicked = msgs[msgs["clicked_at"].notna()]
-        probe = clicked[["invoice_id", "clicked_at"]].assign(pos=clicked.index).sort_values("clicked_at")
+        probe = (
+            clicked[["invoice_id", "clicked_at"]]
+            .assign(pos=clicked.index)
+            .sort_values("clicked_at")
+        )
         matched = pd.merge_asof(
             probe,
             payments.rename(columns={"attempted_at": "clicked_at"}),

@@ -16,7 +16,9 @@ def expected_calibration_error(label: np.ndarray, p: np.ndarray, bins: int = 10)
     return float(np.sum(gaps) / len(p))
 
 
-def reliability_table(label: np.ndarray, p: np.ndarray, bins: int = 10) -> list[tuple[float, float, int]]:
+def reliability_table(
+    label: np.ndarray, p: np.ndarray, bins: int = 10
+) -> list[tuple[float, float, int]]:
     """(mean prediction, observed rate, rows) per equal-count bin, for the calibration plot."""
     order = np.argsort(p, kind="stable")
     return [

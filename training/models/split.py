@@ -26,7 +26,9 @@ class TimeSplit:
         due = pd.to_datetime(due_at, utc=True)
         if due.empty:
             raise ValueError("cannot split an empty history")
-        quantiles = due.quantile([1 - params.test_share - params.valid_share, 1 - params.test_share])
+        quantiles = due.quantile(
+            [1 - params.test_share - params.valid_share, 1 - params.test_share]
+        )
         return cls(
             start=due.min(),
             valid_start=quantiles.iloc[0],

@@ -97,6 +97,4 @@ def train_models(
         steps.update()
     steps.close()
     seconds["total"] = time.perf_counter() - started
-    return TrainResult(
-        TrainedModels(**fitted), split, data, metrics, predictions, seconds
-    )
+    return TrainResult(TrainedModels(**fitted), split, data, metrics, predictions, seconds)

@@ -132,7 +132,9 @@ def _utc_ns(local: np.ndarray, zones: np.ndarray) -> np.ndarray:
         part = local[rows]
         out[rows] = (
             pd.DatetimeIndex(part.view("M8[ns]"))
-            .tz_localize(zone, ambiguous=np.ones(len(part), dtype=bool), nonexistent="shift_forward")
+            .tz_localize(
+                zone, ambiguous=np.ones(len(part), dtype=bool), nonexistent="shift_forward"
+            )
             .asi8
         )
     return out
@@ -333,7 +335,9 @@ def _fit_messages(
     )
     keep = channel != ""
     pos, send_at, channel, template = pos[keep], send_at[keep], channel[keep], template[keep]
-    send_at = _defer_quiet(send_at, ev.timezone[pos], config.quiet_start_hour, config.quiet_end_hour)
+    send_at = _defer_quiet(
+        send_at, ev.timezone[pos], config.quiet_start_hour, config.quiet_end_hour
+    )
     inside = (send_at >= ev.failed[pos]) & (send_at <= ev.window_end[pos])
     pos, send_at, channel, template = (
         pos[inside],
@@ -346,9 +350,7 @@ def _fit_messages(
     distinct = _distinct(pos, send_at)
     within = distinct.copy()
     within[distinct] = _rank_in_group(pos[distinct]) < ev.max_messages[pos[distinct]]
-    return _Messages(
-        pos[within], send_at[within], channel[within].astype(object), template[within]
-    )
+    return _Messages(pos[within], send_at[within], channel[within].astype(object), template[within])
 
 
 def _schedules(

@@ -69,11 +69,23 @@ class ModelDecider:
         )
         limits = self.rules.limits
         count, start, end = retry_windows(
-            events, decisions, messages, limits.update_plausible_after_hours, limits.min_spacing_hours
+            events,
+            decisions,
+            messages,
+            limits.update_plausible_after_hours,
+            limits.min_spacing_hours,
         )
         retries = plan_retries(
-            self.scorer, events, features, past, messages, count, start, end,
-            limits.min_spacing_hours, self.config,
+            self.scorer,
+            events,
+            features,
+            past,
+            messages,
+            count,
+            start,
+            end,
+            limits.min_spacing_hours,
+            self.config,
         )
         propensity = np.ones(len(events))
         if explore and self.config.exploration_rate > 0 and len(retries):
@@ -132,19 +144,35 @@ class ModelDecider:
         m_key = [s * n + position.get_indexer(m["event_id"]) for s, m in enumerate(messages)]
         n_h, n_r, n_m = len(h_key), sum(map(len, retries)), sum(map(len, messages))
         key = np.concatenate([h_key.astype(np.int64), *r_key, *m_key])
-        ns = np.concatenate([h_ns, *(to_ns(r["at"]) for r in retries), *(to_ns(m["send_at"]) for m in messages)])
-        kind = np.concatenate([h_kind, np.full(n_r, "retry", object), np.full(n_m, "message", object)])
+        ns = np.concatenate(
+            [h_ns, *(to_ns(r["at"]) for r in retries), *(to_ns(m["send_at"]) for m in messages)]
+        )
+        kind = np.concatenate(
+            [h_kind, np.full(n_r, "retry", object), np.full(n_m, "message", object)]
+        )
         nothing = np.full(n_h + n_r, None, dtype=object)
-        template = np.concatenate([nothing, *(m["template"].to_numpy(dtype=object) for m in messages)])
-        channel = np.concatenate([nothing, *(m["channel"].to_numpy(dtype=object) for m in messages)])
+        template = np.concatenate(
+            [nothing, *(m["template"].to_numpy(dtype=object) for m in messages)]
+        )
+        channel = np.concatenate(
+            [nothing, *(m["channel"].to_numpy(dtype=object) for m in messages)]
+        )
         candidate = np.arange(len(key)) >= n_h
         wanted, state = state_of_rows(key, ns, kind, template, candidate)
         key_event = np.tile(ids, count)
         p = self.scorer.row_probabilities(
-            features, key_event[key[wanted]], ns[wanted], kind[wanted], template[wanted], channel[wanted], state
+            features,
+            key_event[key[wanted]],
+            ns[wanted],
+            kind[wanted],
+            template[wanted],
+            channel[wanted],
+            state,
         )
         p_self = self.scorer.self_cure_probability(features, events["window_days"]).to_numpy()
-        survival = np.bincount(key[wanted], weights=np.log1p(-np.clip(p, 0, 1 - 1e-9)), minlength=n * count)
+        survival = np.bincount(
+            key[wanted], weights=np.log1p(-np.clip(p, 0, 1 - 1e-9)), minlength=n * count
+        )
         expected = 1.0 - (1.0 - np.tile(p_self, count)) * np.exp(survival)
         # candidate rows are the schedules' rows in the order given: retries, then messages
         split_r = np.cumsum([0, *map(len, retries)]) + 0
@@ -154,7 +182,11 @@ class ModelDecider:
             r = slice(split_r[s], split_r[s + 1])
             m = slice(split_m[s], split_m[s + 1])
             retry_p = pd.DataFrame(
-                {"event_id": retries[s]["event_id"].to_numpy(), "at": from_ns(ns[wanted][r]), "success_probability": p[r]}
+                {
+                    "event_id": retries[s]["event_id"].to_numpy(),
+                    "at": from_ns(ns[wanted][r]),
+                    "success_probability": p[r],
+                }
             )
             message_p = pd.DataFrame(
                 {
@@ -171,15 +203,26 @@ class ModelDecider:
     def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> Decisions:
         events = events.reset_index(drop=True)
         past = past_rows(events, previous_attempts)
-        decisions, features, retries, messages, propensity = self.plan(events, previous_attempts, past=past)
-        fixed = fixed_schedule(events, previous_attempts, self.rules, self.config.baseline, decisions)
+        decisions, features, retries, messages, propensity = self.plan(
+            events, previous_attempts, past=past
+        )
+        fixed = fixed_schedule(
+            events, previous_attempts, self.rules, self.config.baseline, decisions
+        )
         (expected, retry_p, message_p), (baseline, _, _) = self.expected_recoveries(
             events, features, past, [(retries, messages), (fixed.retries, fixed.messages)]
         )
         ids = events["event_id"]
         expected_v, baseline_v = expected.to_numpy(), baseline.to_numpy()  # in the events' order
         reasons = model_reasons(
-            events, decisions, features.features, retries, messages, expected_v, baseline_v, self.config
+            events,
+            decisions,
+            features.features,
+            retries,
+            messages,
+            expected_v,
+            baseline_v,
+            self.config,
         )
         summary = pd.DataFrame(
             {
@@ -194,10 +237,14 @@ class ModelDecider:
                 "fallback": False,
             }
         )
-        return Decisions(summary, _by_event_and_time(retry_p, "at"), _by_event_and_time(message_p, "send_at"))
+        return Decisions(
+            summary, _by_event_and_time(retry_p, "at"), _by_event_and_time(message_p, "send_at")
+        )
 
 
 def _by_event_and_time(frame: pd.DataFrame, time: str) -> pd.DataFrame:
     """Rows ordered by event id, then time (stable), as ``sort_values`` would."""
-    order = np.lexsort((to_ns(frame[time]), pd.factorize(frame["event_id"].to_numpy(), sort=True)[0]))
+    order = np.lexsort(
+        (to_ns(frame[time]), pd.factorize(frame["event_id"].to_numpy(), sort=True)[0])
+    )
     return frame.take(order).reset_index(drop=True)

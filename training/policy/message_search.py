@@ -48,7 +48,12 @@ class _Candidates:
 
     @classmethod
     def concat(cls, parts: list[_Candidates]) -> _Candidates:
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("pos", "ns", "template", "channel")))
+        return cls(
+            *(
+                np.concatenate([getattr(p, f) for p in parts])
+                for f in ("pos", "ns", "template", "channel")
+            )
+        )
 
     def __len__(self) -> int:
         return len(self.pos)
@@ -56,7 +61,10 @@ class _Candidates:
 
 def _empty(n: int = 0) -> _Candidates:
     return _Candidates(
-        np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), np.full(n, None, object), np.full(n, None, object)
+        np.zeros(n, dtype=np.int64),
+        np.zeros(n, dtype=np.int64),
+        np.full(n, None, object),
+        np.full(n, None, object),
     )
 
 
@@ -125,12 +133,16 @@ class _Context:
         context = keys.merge(self.frame(chosen).drop(columns="response_probability"), on="event_id")
         messages = pd.concat(
             [
-                self.frame(candidates).drop(columns="response_probability").assign(key=np.arange(n), candidate=True),
+                self.frame(candidates)
+                .drop(columns="response_probability")
+                .assign(key=np.arange(n), candidate=True),
                 context.assign(candidate=False),
             ],
             ignore_index=True,
         )
-        no_retries = pd.DataFrame({"key": pd.Series(dtype=np.int64), "at": pd.Series(dtype="datetime64[ns, UTC]")})
+        no_retries = pd.DataFrame(
+            {"key": pd.Series(dtype=np.int64), "at": pd.Series(dtype="datetime64[ns, UTC]")}
+        )
         timeline = build_timeline(keys, self.past, no_retries, messages.drop(columns="candidate"))
         proposed = timeline["kind"] == "message"
         timeline.loc[proposed, "candidate"] = messages["candidate"].to_numpy()
@@ -169,7 +181,9 @@ def plan_messages(
     window_end = failed + events["window_days"].to_numpy(dtype=np.int64) * 24 * HOUR_NS
     earliest = failed.copy()
     budget = events["max_messages"].to_numpy(dtype=np.int64)
-    force_update = decisions["needs_update_first"].to_numpy(dtype=bool) & (UPDATE_TEMPLATE in templates)
+    force_update = decisions["needs_update_first"].to_numpy(dtype=bool) & (
+        UPDATE_TEMPLATE in templates
+    )
     email = events["allow_email"].to_numpy(dtype=bool)
     sms = events["allow_sms"].to_numpy(dtype=bool) & events["sms_opt_in"].to_numpy(dtype=bool)
     gap = int(config.min_message_gap_hours * HOUR_NS)
@@ -187,7 +201,12 @@ def plan_messages(
                     ok &= ~force_update | (template == UPDATE_TEMPLATE)
                 pos = np.flatnonzero(ok)
                 parts.append(
-                    _Candidates(pos, ref[pos], np.full(len(pos), template, object), np.full(len(pos), channel, object))
+                    _Candidates(
+                        pos,
+                        ref[pos],
+                        np.full(len(pos), template, object),
+                        np.full(len(pos), channel, object),
+                    )
                 )
         combos = _Candidates.concat(parts)
         if len(combos) == 0:
@@ -227,12 +246,18 @@ def _message_slots(
     hour = np.tile(hours, len(pos) * len(days))
     at = local_to_utc_ns(local_day[grid] + day_off * DAY_NS + hour * HOUR_NS, zones[grid])
     slot_pos = pos[grid]
-    keep = (at >= ref[slot_pos]) & (at < window_end[slot_pos]) & ~quiet_hour(hour, config.quiet_start_hour, config.quiet_end_hour)
+    keep = (
+        (at >= ref[slot_pos])
+        & (at < window_end[slot_pos])
+        & ~quiet_hour(hour, config.quiet_start_hour, config.quiet_end_hour)
+    )
     rows = grid[keep]
     slots = _Candidates(pos[rows], at[keep], best.template[rows], best.channel[rows])
     # the first allowed time itself is always a candidate, and comes first
     both = _Candidates.concat([best, slots])
     order = np.lexsort((np.arange(len(both)), both.ns, both.pos))
     repeat = np.zeros(len(order), dtype=bool)
-    repeat[1:] = (both.pos[order][1:] == both.pos[order][:-1]) & (both.ns[order][1:] == both.ns[order][:-1])
+    repeat[1:] = (both.pos[order][1:] == both.pos[order][:-1]) & (
+        both.ns[order][1:] == both.ns[order][:-1]
+    )
     return both.take(np.sort(order[~repeat]))

@@ -79,10 +79,14 @@ def model_reasons(
         ],
         [
             category + ": never retried (" + _words(decisions["rule"].to_numpy()) + ")",
-            category + ": asks the customer to update the payment method first; retries only once an update is plausible",
-            category + ": asks the customer to update the payment method; no retry fits before the window ends",
-            category + ": retries placed after the customer's usual payday (around day "
-            + np.round(np.nan_to_num(payday)).astype(int).astype(str).astype(object) + " of the month)",
+            category
+            + ": asks the customer to update the payment method first; retries only once an update is plausible",
+            category
+            + ": asks the customer to update the payment method; no retry fits before the window ends",
+            category
+            + ": retries placed after the customer's usual payday (around day "
+            + np.round(np.nan_to_num(payday)).astype(int).astype(str).astype(object)
+            + " of the month)",
             category + ": retries placed at the times with the best expected success",
         ],
         default=category + ": no retry allowed within the constraints; messages only",
@@ -95,8 +99,11 @@ def model_reasons(
     gain = np.where(
         np.isnan(baseline),
         "",
-        "expected recovery " + _percent(expected)
-        + "% vs " + _percent(np.nan_to_num(baseline)) + "% for the fixed schedule",
+        "expected recovery "
+        + _percent(expected)
+        + "% vs "
+        + _percent(np.nan_to_num(baseline))
+        + "% for the fixed schedule",
     )
     no_sms = events["allow_sms"].to_numpy(dtype=bool) & ~events["sms_opt_in"].to_numpy(dtype=bool)
     quiet = f"messages outside quiet hours ({config.quiet_start_hour:02d}:00-{config.quiet_end_hour:02d}:00 local)"

@@ -40,11 +40,17 @@ def past_rows(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> p
     first = np.ones(len(order), dtype=bool)
     first[1:] = event_ids[1:] != event_ids[:-1]
     return pd.DataFrame(
-        {"event_id": event_ids, "t": from_ns(ns), "kind": np.where(first, "original", "retry").astype(object)}
+        {
+            "event_id": event_ids,
+            "t": from_ns(ns),
+            "kind": np.where(first, "original", "retry").astype(object),
+        }
     )
 
 
-def past_of_keys(keys: pd.DataFrame, past: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def past_of_keys(
+    keys: pd.DataFrame, past: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The past rows of every key's event (a left join of keys on ``past``, in key order
     then past order): key, event_id, t (ns), kind."""
     past_events = past["event_id"].to_numpy()
@@ -90,9 +96,7 @@ def build_timeline(
     nothing = np.full(n_h + n_r, None, dtype=object)
     return pd.DataFrame(
         {
-            "key": np.concatenate(
-                [h_key, retries["key"].to_numpy(), messages["key"].to_numpy()]
-            ),
+            "key": np.concatenate([h_key, retries["key"].to_numpy(), messages["key"].to_numpy()]),
             "event_id": np.concatenate(
                 [
                     h_event,
@@ -131,7 +135,9 @@ class ModelScorer:
     threads: int = 1  # LightGBM threads for big calls (a batch); small ones use one
     _index: CustomerIndex | None = field(default=None, init=False, repr=False)
 
-    def predict(self, model: CalibratedModel, matrix: EventMatrix, pos: np.ndarray, columns: dict) -> np.ndarray:
+    def predict(
+        self, model: CalibratedModel, matrix: EventMatrix, pos: np.ndarray, columns: dict
+    ) -> np.ndarray:
         """Calibrated probabilities of ``model`` for rows built by ``matrix``."""
         rows = matrix.model_matrix(model, pos, columns)
         threads = self.threads if len(rows) >= PARALLEL_ROWS else 1
@@ -175,7 +181,9 @@ class ModelScorer:
         hazard = self.predict(model, matrix, pos, columns)
         limit = window_days.to_numpy()[pos]  # window_days: in the order of the features
         hazard = np.where(day_index < limit, hazard, 0.0)
-        log_survival = np.bincount(pos, weights=np.log1p(-np.clip(hazard, 0, 1 - 1e-9)), minlength=n)
+        log_survival = np.bincount(
+            pos, weights=np.log1p(-np.clip(hazard, 0, 1 - 1e-9)), minlength=n
+        )
         return pd.Series(1.0 - np.exp(log_survival), index=index)
 
     def candidate_probabilities(
@@ -218,7 +226,10 @@ class ModelScorer:
             "channel_click_rate": matrix.channel_click_rate(pos, channel),
         }
         p = np.zeros(len(event_ids))
-        for model, rows in ((self.models.retry, kind == "retry"), (self.models.message, kind != "retry")):
+        for model, rows in (
+            (self.models.retry, kind == "retry"),
+            (self.models.message, kind != "retry"),
+        ):
             if rows.any():
                 part = {name: values[rows] for name, values in columns.items()}
                 p[rows] = self.predict(model, matrix, pos[rows], part)

@@ -63,9 +63,13 @@ def retry_windows(
     asks = messages["template"].to_numpy() == UPDATE_TEMPLATE
     first_ask = np.full(len(failed), np.iinfo(np.int64).max)
     asked_by = _positions(events["event_id"].to_numpy(), messages["event_id"].to_numpy()[asks])
-    np.minimum.at(first_ask, asked_by[asked_by >= 0], to_ns(messages["send_at"])[asks][asked_by >= 0])
+    np.minimum.at(
+        first_ask, asked_by[asked_by >= 0], to_ns(messages["send_at"])[asks][asked_by >= 0]
+    )
     asked = first_ask < np.iinfo(np.int64).max
-    plausible = np.where(asked, first_ask + int(update_plausible_after_hours * HOUR_NS), np.iinfo(np.int64).max // 2)
+    plausible = np.where(
+        asked, first_ask + int(update_plausible_after_hours * HOUR_NS), np.iinfo(np.int64).max // 2
+    )
     start = np.where(needs_update, np.maximum(start, plausible), start)
     allowed = decisions["allowed"].to_numpy(dtype=bool) | (needs_update & asked)
     count = np.where(allowed & (start < window_end), count, 0)
@@ -93,7 +97,9 @@ def plan_retries(
     step = config.retry_grid_hours * HOUR_NS
     slots = np.where(count > 0, np.ceil((window_end - start) / step).astype(np.int64), 0)
     if slots.sum() == 0:
-        return pd.DataFrame({"event_id": pd.Series(dtype=object), "at": pd.Series(dtype="datetime64[ns, UTC]")})
+        return pd.DataFrame(
+            {"event_id": pd.Series(dtype=object), "at": pd.Series(dtype="datetime64[ns, UTC]")}
+        )
     k_max, j_max = int(count.max()), int(slots.max())
     spacing = int(np.ceil(min_spacing_hours * HOUR_NS / step))
     pos, k, j = _grid_rows(count, slots, spacing)
@@ -109,7 +115,9 @@ def plan_retries(
     plan_ns = _refine(context, e_idx, plan_ns, start, window_end, min_spacing_hours)
     # sorted by event id, then time (a move may pass a neighbouring retry)
     order = np.lexsort((plan_ns, _id_rank(ids)[e_idx]))
-    return pd.DataFrame({"event_id": ids[e_idx[order]], "at": pd.array(plan_ns[order], dtype=UTC_NS)})
+    return pd.DataFrame(
+        {"event_id": ids[e_idx[order]], "at": pd.array(plan_ns[order], dtype=UTC_NS)}
+    )
 
 
 def _id_rank(ids: np.ndarray) -> np.ndarray:
@@ -173,7 +181,8 @@ class _RetryContext:
         n = len(ids)
         past_events = past["event_id"].to_numpy()
         owner, msg_owner = np.split(
-            _positions(ids, np.concatenate([past_events, messages["event_id"].to_numpy()])), [len(past_events)]
+            _positions(ids, np.concatenate([past_events, messages["event_id"].to_numpy()])),
+            [len(past_events)],
         )
         keep = owner >= 0
         past_ns = to_ns(past["t"])[keep]
@@ -203,7 +212,11 @@ class _RetryContext:
         return isinstance(self.scorer, ModelScorer)
 
     def columns(
-        self, event: np.ndarray, at: np.ndarray, k: np.ndarray, previous_ns: np.ndarray | None = None
+        self,
+        event: np.ndarray,
+        at: np.ndarray,
+        k: np.ndarray,
+        previous_ns: np.ndarray | None = None,
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Matrix rows and model columns of candidate retries (event positions, times
         in ns, new retries before each, the new retry before each; see :func:`grid_state`)."""
@@ -219,7 +232,11 @@ class _RetryContext:
         return pos, {**state, **self.matrix.time_columns(pos, at)}
 
     def model_probabilities(
-        self, event: np.ndarray, at: np.ndarray, k: np.ndarray, previous_ns: np.ndarray | None = None
+        self,
+        event: np.ndarray,
+        at: np.ndarray,
+        k: np.ndarray,
+        previous_ns: np.ndarray | None = None,
     ) -> np.ndarray:
         pos, columns = self.columns(event, at, k, previous_ns)
         return self.scorer.predict(self.scorer.models.retry, self.matrix, pos, columns)
@@ -241,7 +258,9 @@ def _matrix_rows(matrix: EventMatrix, ids: np.ndarray) -> np.ndarray:
     return rows
 
 
-def _retry_probabilities(context: _RetryContext, event: np.ndarray, at: np.ndarray, k: np.ndarray) -> np.ndarray:
+def _retry_probabilities(
+    context: _RetryContext, event: np.ndarray, at: np.ndarray, k: np.ndarray
+) -> np.ndarray:
     """Success probability of a retry at ``at`` (ns) as the k-th new one (k earlier new
     retries failed, the last at the nominal gap before it) for the events at ``event``.
 
@@ -250,7 +269,9 @@ def _retry_probabilities(context: _RetryContext, event: np.ndarray, at: np.ndarr
     """
     if not context.with_models:
         c = context
-        return _timeline_retry_probabilities(c.scorer, c.features, c.past, c.messages, c.ids[event], at, k, c.config)
+        return _timeline_retry_probabilities(
+            c.scorer, c.features, c.past, c.messages, c.ids[event], at, k, c.config
+        )
     return context.model_probabilities(event, at, k)
 
 
@@ -285,12 +306,22 @@ def _timeline_retry_probabilities(
     retries = pd.concat(
         [
             pd.DataFrame({"key": np.arange(n), "at": _utc(at), "candidate": True}),
-            pd.DataFrame({"key": phantom_key, "at": _utc(at[phantom_key] - phantom_i * gap), "candidate": False}),
+            pd.DataFrame(
+                {
+                    "key": phantom_key,
+                    "at": _utc(at[phantom_key] - phantom_i * gap),
+                    "candidate": False,
+                }
+            ),
         ],
         ignore_index=True,
     )
-    msg_context = keys.merge(messages[["event_id", "send_at", "template", "channel"]], on="event_id")
-    timeline = build_timeline(keys, past, retries.drop(columns="candidate"), msg_context, ("retry",))
+    msg_context = keys.merge(
+        messages[["event_id", "send_at", "template", "channel"]], on="event_id"
+    )
+    timeline = build_timeline(
+        keys, past, retries.drop(columns="candidate"), msg_context, ("retry",)
+    )
     proposed = (timeline["kind"] == "retry") & timeline["candidate"]
     timeline.loc[proposed, "candidate"] = retries["candidate"].to_numpy()
     p = scorer.candidate_probabilities(features, timeline)
@@ -373,8 +404,12 @@ def _refine(
     key = np.repeat(np.arange(len(variant_of)), per_variant)
     row = first_row[event][key] + group_counter(per_variant)
     at = np.where(row == variant_of[key], moved[key], base_ns[row])
-    p = _schedule_retry_probabilities(context, plan_event, base_ns, first_row, event[key], key, row, at)
-    log_survival = np.bincount(key, weights=np.log1p(-np.clip(p, 0, 1 - 1e-9)), minlength=len(variant_of))
+    p = _schedule_retry_probabilities(
+        context, plan_event, base_ns, first_row, event[key], key, row, at
+    )
+    log_survival = np.bincount(
+        key, weights=np.log1p(-np.clip(p, 0, 1 - 1e-9)), minlength=len(variant_of)
+    )
     log_survival[~_spacing_ok(context, key, at, event, min_spacing_hours)] = np.inf
     # the best variant per retry, then the best single move per event (moves of
     # several retries could conflict); ties keep the earlier shift
@@ -429,11 +464,15 @@ def _schedule_retry_probabilities(
     """
     if not context.with_models:
         c = context
-        return _timeline_schedule_probabilities(c.scorer, c.features, c.past, c.messages, c.ids[event], key, at)
+        return _timeline_schedule_probabilities(
+            c.scorer, c.features, c.past, c.messages, c.ids[event], key, at
+        )
     k, previous_ns = _schedule_order(key, at)
     base_k = np.arange(len(base_ns)) - first_row[plan_event]
     base_previous = np.where(base_k > 0, np.roll(base_ns, 1).astype(float), np.nan)
-    same_previous = (previous_ns == base_previous[row]) | (np.isnan(previous_ns) & np.isnan(base_previous[row]))
+    same_previous = (previous_ns == base_previous[row]) | (
+        np.isnan(previous_ns) & np.isnan(base_previous[row])
+    )
     moved = np.flatnonzero((at != base_ns[row]) | (k != base_k[row]) | ~same_previous)
     p = context.model_probabilities(
         np.concatenate([plan_event, event[moved]]),
@@ -447,7 +486,13 @@ def _schedule_retry_probabilities(
 
 
 def _timeline_schedule_probabilities(
-    scorer, features, past: pd.DataFrame, messages: pd.DataFrame, event_ids: np.ndarray, key: np.ndarray, at: np.ndarray
+    scorer,
+    features,
+    past: pd.DataFrame,
+    messages: pd.DataFrame,
+    event_ids: np.ndarray,
+    key: np.ndarray,
+    at: np.ndarray,
 ) -> np.ndarray:
     """:func:`_schedule_retry_probabilities` through one timeline per schedule."""
     key_events = np.empty(key.max() + 1, dtype=object)
@@ -458,12 +503,18 @@ def _timeline_schedule_probabilities(
     timeline = build_timeline(keys, past, retries, context, ("retry",))
     p = scorer.candidate_probabilities(features, timeline)
     # proposed retries sit in the timeline after the past rows, in the order given
-    proposed = np.flatnonzero((timeline["kind"] == "retry").to_numpy() & timeline["candidate"].to_numpy())
+    proposed = np.flatnonzero(
+        (timeline["kind"] == "retry").to_numpy() & timeline["candidate"].to_numpy()
+    )
     return p.reindex(timeline.index[proposed]).to_numpy()
 
 
 def _spacing_ok(
-    context: _RetryContext, key: np.ndarray, at: np.ndarray, key_event: np.ndarray, min_spacing_hours: float
+    context: _RetryContext,
+    key: np.ndarray,
+    at: np.ndarray,
+    key_event: np.ndarray,
+    min_spacing_hours: float,
 ) -> np.ndarray:
     """Per schedule key (its event at ``key_event``): every attempt (past and proposed)
     at least the minimum apart."""

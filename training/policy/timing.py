@@ -198,8 +198,6 @@ def in_quiet_hours(
     return pd.Series(quiet_hour(hour.to_numpy(), start_hour, end_hour), index=hour.index)
 
 
-
-
 def local_to_utc_ns(local_ns: np.ndarray, zones: np.ndarray | str) -> np.ndarray:
     """:func:`from_local` on int64 nanoseconds: the UTC instant of each local wall-clock
     time, with the same rules (a time in a spring-forward gap moves to the gap's end, a
@@ -215,7 +213,9 @@ def local_to_utc_ns(local_ns: np.ndarray, zones: np.ndarray | str) -> np.ndarray
     first, second = local_ns - before, local_ns - after
     first_ok = utc_offsets(first, zones) == before
     second_ok = utc_offsets(second, zones) == after
-    out = np.where(first_ok & second_ok, np.minimum(first, second), np.where(first_ok, first, second))
+    out = np.where(
+        first_ok & second_ok, np.minimum(first, second), np.where(first_ok, first, second)
+    )
     gap = ~(first_ok | second_ok)
     if gap.any():
         rows = np.flatnonzero(gap)
@@ -224,7 +224,9 @@ def local_to_utc_ns(local_ns: np.ndarray, zones: np.ndarray | str) -> np.ndarray
     return out
 
 
-def defer_quiet_ns(utc_ns: np.ndarray, zones: np.ndarray | str, start_hour: int, end_hour: int) -> np.ndarray:
+def defer_quiet_ns(
+    utc_ns: np.ndarray, zones: np.ndarray | str, start_hour: int, end_hour: int
+) -> np.ndarray:
     """:func:`defer_out_of_quiet_hours` on int64 nanoseconds."""
     utc_ns = ns_array(utc_ns)
     if start_hour == end_hour or len(utc_ns) == 0:
@@ -238,7 +240,9 @@ def defer_quiet_ns(utc_ns: np.ndarray, zones: np.ndarray | str, start_hour: int,
     target = local - local % DAY_NS + next_day * DAY_NS + end_hour * HOUR_NS
     rows = np.flatnonzero(quiet)
     out = utc_ns.copy()
-    out[rows] = local_to_utc_ns(target[rows], zones if isinstance(zones, str) else np.asarray(zones, dtype=object)[rows])
+    out[rows] = local_to_utc_ns(
+        target[rows], zones if isinstance(zones, str) else np.asarray(zones, dtype=object)[rows]
+    )
     return out
 
 
@@ -266,4 +270,6 @@ def to_ns(values) -> np.ndarray:
 
 def from_ns(ns: np.ndarray) -> pd.DatetimeIndex:
     """int64 nanoseconds (UTC) back to a UTC ``DatetimeIndex``."""
-    return pd.DatetimeIndex(np.asarray(ns, dtype=np.int64).view("datetime64[ns]")).tz_localize("UTC")
+    return pd.DatetimeIndex(np.asarray(ns, dtype=np.int64).view("datetime64[ns]")).tz_localize(
+        "UTC"
+    )

@@ -66,7 +66,9 @@ def _count_before(keys: np.ndarray, flag: np.ndarray) -> np.ndarray:
     """How many earlier rows of the same key have ``flag`` (rows sorted by key, time)."""
     csum = np.cumsum(flag.astype(np.int64))
     starts = _group_starts(keys)
-    base = np.repeat(csum[starts] - flag[starts].astype(np.int64), np.diff(np.r_[starts, len(keys)]))
+    base = np.repeat(
+        csum[starts] - flag[starts].astype(np.int64), np.diff(np.r_[starts, len(keys)])
+    )
     return csum - flag.astype(np.int64) - base
 
 
@@ -119,7 +121,9 @@ def retry_success(frame: pd.DataFrame, world: WorldConfig) -> tuple[np.ndarray, 
     logit -= r.weekend_debit_penalty * (debit & (frame["local_weekday"].to_numpy() >= 5))
     funds = mode == "funds"
     logit += np.where(
-        funds, _funds_effect(frame, world) - r.fragility_penalty * frame["fragility"].to_numpy(), 0.0
+        funds,
+        _funds_effect(frame, world) - r.fragility_penalty * frame["fragility"].to_numpy(),
+        0.0,
     )
     p = _sigmoid(logit)
 
@@ -157,7 +161,8 @@ def message_response(frame: pd.DataFrame, world: WorldConfig) -> np.ndarray:
         + frame["engagement"].to_numpy()
         + fit
         + np.where(sms, m.sms_bonus + frame["sms_preference"].to_numpy(), 0.0)
-        + m.active_hour_boost * _bump(hour, frame["active_peak_hour"].to_numpy(), m.active_hour_width)
+        + m.active_hour_boost
+        * _bump(hour, frame["active_peak_hour"].to_numpy(), m.active_hour_width)
         - np.where(quiet, np.where(sms, m.quiet_penalty_sms, m.quiet_penalty_email), 0.0)
         - m.fatigue_per_message * frame["messages_before"].to_numpy()
         + (template == "final_notice") * late * m.final_notice_late_bonus
@@ -186,16 +191,16 @@ def updates_card(frame: pd.DataFrame) -> np.ndarray:
     reason = frame["reason"].to_numpy()
     mode = pd.Series(reason).map({k: v[1] for k, v in CATEGORY_BEHAVIOUR.items()}).to_numpy()
     mac01 = frame["merchant_advice_code"].fillna("").to_numpy() == "01"
-    return (frame["template"].to_numpy() == "update_payment_method") & (
-        (mode == "update") | mac01
-    )
+    return (frame["template"].to_numpy() == "update_payment_method") & ((mode == "update") | mac01)
 
 
 def update_hazard_per_hour(truth: pd.DataFrame, world: WorldConfig) -> np.ndarray:
     """Rate at which the card gets updated unprompted (account updater, the customer)."""
     per_day = truth["reason"].map(world.customer.update_hazard_per_day).fillna(0.0).to_numpy()
     mac01 = truth["merchant_advice_code"].fillna("").to_numpy() == "01"
-    per_day = np.where(mac01 & (per_day == 0), world.customer.update_hazard_per_day["expired_card"], per_day)
+    per_day = np.where(
+        mac01 & (per_day == 0), world.customer.update_hazard_per_day["expired_card"], per_day
+    )
     return per_day / 24.0
 
 

@@ -53,5 +53,9 @@ def weekday(local: np.ndarray) -> np.ndarray:
 
 def naive_utc(values: pd.Series | np.ndarray | pd.DatetimeIndex) -> np.ndarray:
     """UTC instants as naive ``datetime64[ns]`` (tz-aware pandas data gives objects otherwise)."""
-    index = pd.DatetimeIndex(pd.to_datetime(np.asarray(values) if not isinstance(values, pd.Series) else values, utc=True))
+    index = pd.DatetimeIndex(
+        pd.to_datetime(
+            np.asarray(values) if not isinstance(values, pd.Series) else values, utc=True
+        )
+    )
     return index.tz_convert(None).to_numpy()

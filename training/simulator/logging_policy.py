@@ -91,9 +91,7 @@ class LoggingPolicy(BaseModel):
 
     def plan_probability(self, plans: dict, legacy: str) -> dict[str, float]:
         uniform = self.explore_rate / len(plans)
-        return {
-            name: uniform + (1.0 - self.explore_rate) * (name == legacy) for name in plans
-        }
+        return {name: uniform + (1.0 - self.explore_rate) * (name == legacy) for name in plans}
 
 
 def draw_plans(

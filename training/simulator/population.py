@@ -101,7 +101,9 @@ def sample_customers(
     # peak hour of activity: evening people, morning people, lunch-break people
     kind = rng.choice(3, size=n, p=[0.4, 0.35, 0.25])
     peak = np.select(
-        [kind == 0, kind == 1], [rng.normal(20, 1.5, n), rng.normal(8, 1.5, n)], rng.normal(13, 2, n)
+        [kind == 0, kind == 1],
+        [rng.normal(20, 1.5, n), rng.normal(8, 1.5, n)],
+        rng.normal(13, 2, n),
     )
     customers = pd.DataFrame(
         {
@@ -130,9 +132,7 @@ def sample_customers(
     return customers, traits
 
 
-def _reason_matrix(
-    method: np.ndarray, fragility: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _reason_matrix(method: np.ndarray, fragility: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise probabilities over REASONS: fragile customers run out of money more."""
     card = np.array([CARD_REASON_SHARES.get(r, 0.0) for r in REASONS])
     debit = np.array([DEBIT_REASON_SHARES.get(r, 0.0) for r in REASONS])
@@ -229,7 +229,9 @@ def _history_counts(invoices: pd.DataFrame, signup: pd.Series) -> pd.DataFrame:
     prior_all = np.empty(len(key), dtype=np.int64)
     prior_12m[order] = rank - before_year
     prior_all[order] = rank - first_of_customer
-    tenure = (naive_utc(invoices["due_at"]) - naive_utc(signup)).astype("timedelta64[s]").astype(np.int64) / (365.25 * 86400)
+    tenure = (naive_utc(invoices["due_at"]) - naive_utc(signup)).astype("timedelta64[s]").astype(
+        np.int64
+    ) / (365.25 * 86400)
     return pd.DataFrame(
         {
             "prior_failures_12m": prior_12m,

@@ -33,9 +33,7 @@ class SimulationResult:
     def summary(self) -> str:
         inv = self.history.invoices
         att = self.history.attempts
-        recovered = att.loc[
-            (att["outcome"] == "succeeded"), "invoice_id"
-        ].nunique()
+        recovered = att.loc[(att["outcome"] == "succeeded"), "invoice_id"].nunique()
         by_merchant = att.loc[
             (att["outcome"] == "succeeded") & (att["initiated_by"] == "merchant"), "invoice_id"
         ].nunique()

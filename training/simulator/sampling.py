@@ -31,8 +31,8 @@ def _hours(values) -> np.ndarray:
 
 
 def _to_time(hours: np.ndarray) -> np.ndarray:
-    return (np.round(hours * HOUR_S)).astype(np.int64).astype("datetime64[s]").astype(
-        "datetime64[ns]"
+    return (
+        (np.round(hours * HOUR_S)).astype(np.int64).astype("datetime64[s]").astype("datetime64[ns]")
     )
 
 
@@ -54,7 +54,9 @@ def realize(
     # unprompted card update and unprompted payment: latent times per invoice
     rate = update_hazard_per_hour(inv, world)
     with np.errstate(divide="ignore"):
-        update_h = due_h + np.where(rate > 0, rng.exponential(1.0 / np.where(rate > 0, rate, 1)), np.inf)
+        update_h = due_h + np.where(
+            rate > 0, rng.exponential(1.0 / np.where(rate > 0, rate, 1)), np.inf
+        )
     days = int(np.ceil(truth.window_hours / 24))
     cumulative = np.cumsum(self_pay_daily_hazard(inv, world, days), axis=1)
     threshold = rng.exponential(1.0, n)
@@ -68,7 +70,9 @@ def realize(
     messages = planned_messages.assign(key=planned_messages["invoice_id"])
     frame = truth.schedule_frame(
         retries[["key", "invoice_id", "t"]].rename(columns={"t": "at"}),
-        messages[["key", "invoice_id", "t", "channel", "template"]].rename(columns={"t": "send_at"}),
+        messages[["key", "invoice_id", "t", "channel", "template"]].rename(
+            columns={"t": "send_at"}
+        ),
     )
     propensity = pd.concat(
         [
@@ -105,11 +109,15 @@ def realize(
         is_retry = retry[rows]
         updated = update_h[inv_rows] <= t_h[rows]
         p = np.where(
-            updated, frame["p_retry_updated"].to_numpy()[rows], frame["p_retry_not_updated"].to_numpy()[rows]
+            updated,
+            frame["p_retry_updated"].to_numpy()[rows],
+            frame["p_retry_not_updated"].to_numpy()[rows],
         )
         ok_retry = is_retry & (draws[rows, 0] < p)
         respond = ~is_retry & (draws[rows, 1] < frame["p_response"].to_numpy()[rows])
-        click = t_h[rows] + np.minimum(delay[rows], np.maximum(next_h[rows] - t_h[rows] - 1 / 60, 1 / 120))
+        click = t_h[rows] + np.minimum(
+            delay[rows], np.maximum(next_h[rows] - t_h[rows] - 1 / 60, 1 / 120)
+        )
         clicked_h[rows[respond]] = click[respond]
         pays = respond & (draws[rows, 2] < frame["p_pay"].to_numpy()[rows])
         paid[rows] = pays
@@ -121,7 +129,9 @@ def realize(
 
     self_paid = np.isfinite(self_pay_h) & (self_pay_h < recovered_h)
     return Realized(
-        attempts=_attempt_rows(inv, frame, executed, success, clicked_h, paid, self_pay_h, self_paid, rng),
+        attempts=_attempt_rows(
+            inv, frame, executed, success, clicked_h, paid, self_pay_h, self_paid, rng
+        ),
         messages=_message_rows(frame, executed, clicked_h, world.message, rng),
     )
 
@@ -157,7 +167,9 @@ def _attempt_rows(
             "initiated_by": "merchant",
             "outcome": np.where(success[is_retry], "succeeded", "failed"),
             "reason": retries["reason"].to_numpy(),
-            "merchant_advice_code": np.where(success[is_retry], None, retries["merchant_advice_code"].to_numpy()),
+            "merchant_advice_code": np.where(
+                success[is_retry], None, retries["merchant_advice_code"].to_numpy()
+            ),
             "propensity": retries["propensity"].to_numpy(),
         }
     )
@@ -210,7 +222,9 @@ def _message_rows(frame, executed, clicked_h, effects, rng) -> pd.DataFrame:
     # people read messages when they are active: the next time their local clock comes
     # round to their active hour (give or take), unless they clicked at once
     sent_local = hour_of_day(to_local(msgs["t"], msgs["timezone"]))
-    wait = np.mod(msgs["active_peak_hour"].to_numpy() + rng.normal(0, 1.5, len(msgs)) - sent_local, 24)
+    wait = np.mod(
+        msgs["active_peak_hour"].to_numpy() + rng.normal(0, 1.5, len(msgs)) - sent_local, 24
+    )
     open_h = np.where(
         clicked,
         sent_h + rng.random(len(msgs)) * (np.nan_to_num(click) - sent_h),
@@ -225,7 +239,8 @@ def _message_rows(frame, executed, clicked_h, effects, rng) -> pd.DataFrame:
             "template": msgs["template"].to_numpy(),
             "propensity": msgs["propensity"].to_numpy(),
             "opened_at": pd.to_datetime(
-                np.where(np.isnan(open_h), np.datetime64("NaT"), _to_time(np.nan_to_num(open_h))), utc=True
+                np.where(np.isnan(open_h), np.datetime64("NaT"), _to_time(np.nan_to_num(open_h))),
+                utc=True,
             ),
             "clicked_at": pd.to_datetime(
                 np.where(clicked, _to_time(np.nan_to_num(click)), np.datetime64("NaT")), utc=True

@@ -50,9 +50,7 @@ class GroundTruth:
             window_hours=float(payload["window_hours"]),
         )
 
-    def schedule_frame(
-        self, retries: pd.DataFrame, messages: pd.DataFrame
-    ) -> pd.DataFrame:
+    def schedule_frame(self, retries: pd.DataFrame, messages: pd.DataFrame) -> pd.DataFrame:
         """Events of many schedules with their true probabilities (see module docs).
 
         retries: key, invoice_id, at; messages: key, invoice_id, send_at, channel, template.
@@ -172,7 +170,17 @@ def build_truth_frame(
 ) -> pd.DataFrame:
     """One row per invoice with everything the scorer needs."""
     frame = (
-        invoices[["invoice_id", "customer_id", "due_at", "amount_minor", "payment_method", "processor", "card_brand"]]
+        invoices[
+            [
+                "invoice_id",
+                "customer_id",
+                "due_at",
+                "amount_minor",
+                "payment_method",
+                "processor",
+                "card_brand",
+            ]
+        ]
         .merge(invoice_traits.drop(columns="customer_id"), on="invoice_id", validate="one_to_one")
         .merge(
             customers[["customer_id", "timezone", "sms_opt_in", "country"]],

@@ -161,9 +161,7 @@ def _split(cell: str) -> list[str]:
     return parts
 
 
-def sample_codes(
-    processor: pd.Series, reason: pd.Series, rng: np.random.Generator
-) -> np.ndarray:
+def sample_codes(processor: pd.Series, reason: pd.Series, rng: np.random.Generator) -> np.ndarray:
     """One raw decline code per row, in the row's processor's vocabulary."""
     out = np.empty(len(processor), dtype=object)
     keys = pd.DataFrame({"p": processor.to_numpy(), "r": reason.to_numpy()})
@@ -174,9 +172,7 @@ def sample_codes(
     return out
 
 
-def sample_macs(
-    card_brand: pd.Series, reason: pd.Series, rng: np.random.Generator
-) -> np.ndarray:
+def sample_macs(card_brand: pd.Series, reason: pd.Series, rng: np.random.Generator) -> np.ndarray:
     """Mastercard merchant advice codes (None for other brands and most declines)."""
     out = np.full(len(reason), None, dtype=object)
     is_mc = card_brand.to_numpy() == "mastercard"
