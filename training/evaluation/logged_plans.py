@@ -91,9 +91,12 @@ def read_logged(history: History, window_days: int) -> LoggedSchedules:
     end = (success["attempted_at"] - success.index.map(due)).dt.total_seconds() / 3600
     window = window_days * 24.0
     end_hours = np.minimum(ids.map(end).fillna(window).to_numpy(), window)
-    first_p = lambda rows: ids.map(
-        rows.dropna(subset=["propensity"]).groupby("invoice_id")["propensity"].first()
-    )  # noqa: E731
+
+    def first_p(rows: pd.DataFrame) -> pd.Series:
+        return ids.map(
+            rows.dropna(subset=["propensity"]).groupby("invoice_id")["propensity"].first()
+        )
+
     return LoggedSchedules(
         invoice_id=ids.to_numpy(),
         retry_offsets=_wide(retries["invoice_id"], retry_h, ids, np.nan),
