@@ -1,0 +1,161 @@
+"""Golden decisions: a fixed model on fixed requests answers exactly as recorded.
+
+Refactors must not change what the product decides. The small world's model (trained
+with fixed seeds) answers held-out requests rebuilt from its history plus hand-made
+hostile ones (hard declines, network caps, DST nights, unknown codes, constraints), both
+through the learned policy and through the rules fallback; the answers are compared
+field by field with ``decisions.json`` (decision ids, which are random, left out;
+probabilities to 6 decimals). After a change that is *meant* to alter decisions, rewrite
+the file with ``SMARTRETRY_WRITE_GOLDEN=1 python -m pytest tests/golden`` and say why in
+the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from serving.fallback import FallbackDecider
+from training.history_requests import history_requests
+from training.recommend_batch import score_batch
+
+GOLDEN = Path(__file__).with_name("decisions.json")
+
+pytestmark = pytest.mark.slow
+
+
+def _request(invoice_id: str, **overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "invoice_id": invoice_id,
+        "customer_id": f"cus_{invoice_id}",
+        "amount_minor": 4900,
+        "currency": "EUR",
+        "payment_method": "card",
+        "card_brand": "visa",
+        "processor": "stripe",
+        "decline_code": "insufficient_funds",
+        "merchant_advice_code": None,
+        "failed_at": "2026-11-20T14:03:00Z",
+        "customer": {
+            "country": "NL",
+            "timezone": "Europe/Amsterdam",
+            "signup_at": "2019-03-01T00:00:00Z",
+            "sms_opt_in": True,
+        },
+    }
+    base.update(overrides)
+    return base
+
+
+def _customer(tz: str, opt_in: bool = True) -> dict[str, Any]:
+    return {"country": "GB", "timezone": tz, "signup_at": "2015-01-01T00:00:00Z", "sms_opt_in": opt_in}
+
+
+HAND_MADE = [
+    _request("hard_lost", decline_code="lost_card"),
+    _request("hard_fraud", processor="adyen", decline_code="FRAUD"),
+    _request(
+        "sepa_closed", payment_method="sepa_debit", card_brand=None, processor="sepa", decline_code="AC04"
+    ),
+    _request(
+        "sepa_funds", payment_method="sepa_debit", card_brand=None, processor="sepa", decline_code="AM04"
+    ),
+    _request(
+        "bacs_refer", payment_method="bacs_debit", card_brand=None, processor="bacs", currency="GBP",
+        decline_code="0", customer=_customer("Europe/London"),
+    ),
+    _request("mac03", card_brand="mastercard", merchant_advice_code="03"),
+    _request("mac21", card_brand="mastercard", decline_code="do_not_honor", merchant_advice_code="21"),
+    _request("mac02", card_brand="mastercard", merchant_advice_code="02"),
+    _request("expired", decline_code="expired_card"),
+    _request("generic", decline_code="generic_decline", processor="braintree"),
+    _request(
+        "visa_cap",
+        previous_attempts=[
+            {"attempted_at": f"2026-11-{d:02d}T09:00:00Z", "decline_code": "insufficient_funds"}
+            for d in range(6, 20)
+        ],
+    ),
+    _request(
+        "ach_twice",
+        payment_method="ach_debit",
+        card_brand=None,
+        processor="ach",
+        currency="USD",
+        decline_code="R01",
+        previous_attempts=[
+            {"attempted_at": "2026-11-10T15:00:00Z", "decline_code": "R01"},
+            {"attempted_at": "2026-11-15T15:00:00Z", "decline_code": "R01"},
+        ],
+    ),
+    _request("no_opt_in", customer=_customer("America/New_York", opt_in=False)),
+    _request("dst_london", failed_at="2026-10-24T20:30:00Z", customer=_customer("Europe/London")),
+    _request("dst_new_york", failed_at="2026-10-31T23:30:00Z", customer=_customer("America/New_York")),
+    _request("sydney_night", failed_at="2026-04-04T12:00:00Z", customer=_customer("Australia/Sydney")),
+    _request("kolkata", currency="INR", customer=_customer("Asia/Kolkata")),
+    _request("unknown_code", decline_code="zz_never_heard"),
+    _request("no_customer", customer=None),
+    _request(
+        "email_only",
+        constraints={"max_retries": 2, "window_days": 7, "max_messages": 2, "channels": ["email"]},
+    ),
+    _request("no_messages", constraints={"max_messages": 0}),
+]
+
+
+def _requests(small_world) -> list[dict[str, Any]]:
+    held_out = history_requests(small_world.history, since=small_world.split.test_start, limit=150)
+    known_only = history_requests(
+        small_world.history, since=small_world.split.valid_start, with_customer=False, limit=30
+    )
+    return held_out + known_only + HAND_MADE
+
+
+def _normalized(results: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for result in results:
+        body = json.loads(result.model_dump_json())
+        body.pop("decision_id", None)
+        for key in ("expected_recovery_probability", "baseline_recovery_probability", "propensity"):
+            if body.get(key) is not None:
+                body[key] = round(body[key], 6)
+        for retry in body.get("retries", []):
+            if retry["success_probability"] is not None:
+                retry["success_probability"] = round(retry["success_probability"], 6)
+        for message in body.get("messages", []):
+            if message["response_probability"] is not None:
+                message["response_probability"] = round(message["response_probability"], 6)
+        out.append(body)
+    return out
+
+
+def _answers(small_world) -> dict[str, list[dict[str, Any]]]:
+    requests = _requests(small_world)
+    learned = score_batch(small_world.artifact.decider(), requests, FallbackDecider())
+    fallback = score_batch(FallbackDecider(), requests)
+    return {"learned": _normalized(learned), "fallback": _normalized(fallback)}
+
+
+def test_decisions_match_the_golden_file(small_world):
+    answers = _answers(small_world)
+    if os.environ.get("SMARTRETRY_WRITE_GOLDEN") == "1":
+        GOLDEN.write_text(json.dumps(answers, indent=1, sort_keys=True) + "\n")
+    assert GOLDEN.exists(), f"{GOLDEN} missing: run with SMARTRETRY_WRITE_GOLDEN=1 once"
+    expected = json.loads(GOLDEN.read_text())
+    for policy in ("learned", "fallback"):
+        assert len(answers[policy]) == len(expected[policy])
+        for got, want in zip(answers[policy], expected[policy], strict=True):
+            assert got == want, f"{policy} decision for {want.get('invoice_id')} changed"
+
+
+def test_golden_requests_cover_retries_messages_and_errors(small_world):
+    """The golden set must exercise the interesting paths, or it guards nothing."""
+    answers = _answers(small_world)["learned"]
+    assert sum(bool(a.get("retries")) for a in answers) > 50
+    assert sum(bool(a.get("messages")) for a in answers) > 50
+    assert any(a.get("decline", {}).get("retryable") == "no" for a in answers)
+    assert any(a.get("decline", {}).get("retryable") == "after_update" for a in answers)
