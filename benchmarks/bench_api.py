@@ -14,7 +14,7 @@ counted from that scheduled time, so a slow server cannot slow the generator dow
 its own queueing (no coordinated omission). Phases:
 
 0. single recommendations one at a time (``--idle``), each first in-process
-   (``serving.service.recommend`` on the same artifact: no HTTP, no store) and then over
+   (``training.api.service.recommend`` on the same artifact: no HTTP, no store) and then over
    HTTP to the idle server, so the HTTP + JSON + store overhead is the difference
    (reported as the median of the per-request differences);
 1. single recommendations at ``--rate`` per second for ``--duration`` seconds: p50/p99
@@ -103,7 +103,7 @@ def server(world: World, work: Path, port: int, workers: int, threads: int | Non
         env["OMP_NUM_THREADS"] = str(threads)
     model = ["--no-model"] if fallback else ["--model", str(world.model_dir)]
     command = [
-        sys.executable, "-m", "training.cli", "serve", *model,
+        sys.executable, "-m", "training.cli.main", "serve", *model,
         "--port", str(port), "--workers", str(workers),
     ]  # fmt: skip
     log = (work / "serve.log").open("w")
@@ -286,7 +286,7 @@ def stored_event_ids(database: Path) -> list[str]:
 
 
 class InProcess:
-    """The API's code path without HTTP and store: ``serving.service.recommend`` on the same
+    """The API's code path without HTTP and store: ``training.api.service.recommend`` on the same
     artifact (or the rules fallback), in the generator's process (timed while the server
     is idle). With ``threads``, LightGBM's OpenMP threads are limited as the server's
     are (``OMP_NUM_THREADS``), so both sides decide alike."""
@@ -297,8 +297,8 @@ class InProcess:
         from threadpoolctl import threadpool_limits
 
         from serving.artifact_decider import load_artifact_decider
-        from serving.fallback import FallbackDecider
         from serving.model_loader import freeze_heap
+        from training.policy.fallback import FallbackDecider
 
         warnings.simplefilter("ignore", FutureWarning)  # pandas deprecations inside the policy
         self.decider = (
@@ -309,7 +309,7 @@ class InProcess:
         freeze_heap()  # as the server does: the model must not slow the generator's GC
 
     def seconds(self, items: list[Any]) -> float:
-        from serving.service import (
+        from training.api.service import (
             customer_knowledge,
             customers_to_look_up,
             recommend,

@@ -4,7 +4,7 @@
         [--invoices 20000] [--seed 7] [--work /tmp/smartretry-bench]
 
 Decides ``--calls`` calls of ``--size`` held-out requests each (different requests every
-call) through ``serving.service.recommend`` with the model of ``bench_world.py``, the
+call) through ``training.api.service.recommend`` with the model of ``bench_world.py``, the
 stages of ``ModelDecider.decide`` wrapped with timers, and prints the mean time per call
 of each stage (stages nest: ``plan`` contains the searches, ``plan_retries`` its
 refinement). Run with ``OMP_NUM_THREADS=1`` for one-core figures.
@@ -47,9 +47,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/smartretry-bench"))
     args = parser.parse_args()
 
-    import serving.service as service
+    import training.api.service as service
     import training.policy.decider as decider_module
-    import training.policy.search as search
+    import training.policy.retry_search as search
     from serving.artifact_decider import load_artifact_decider
 
     world = prepare(args.work, args.invoices, args.seed)

@@ -45,7 +45,7 @@ def run_recommend(
     core: int, model: Path, source: Path, output: Path, batch_size: int
 ) -> dict[str, float]:
     command, env = _command(
-        core, "-m", "training.cli", "recommend", "--model", str(model), "--input", str(source),
+        core, "-m", "training.cli.main", "recommend", "--model", str(model), "--input", str(source),
         "--output", str(output), "--batch-size", str(batch_size), "--no-progress",
     )  # fmt: skip
     start = time.perf_counter()
@@ -71,7 +71,7 @@ def profile_recommend(
     core: int, model: Path, source: Path, output: Path, batch_size: int, stats_file: Path
 ) -> pstats.Stats:
     command, env = _command(
-        core, "-m", "cProfile", "-o", str(stats_file), "-m", "training.cli", "recommend",
+        core, "-m", "cProfile", "-o", str(stats_file), "-m", "training.cli.main", "recommend",
         "--model", str(model), "--input", str(source), "--output", str(output),
         "--batch-size", str(batch_size), "--no-progress",
     )  # fmt: skip

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from training.config.params import SimulateParams
 from training.contract.io import write_history
-from training.params import SimulateParams
 from training.simulator.run import simulate_history
 
 

@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from training.config.params import SimulateParams
 from training.contract.io import write_history
-from training.params import SimulateParams
 from training.simulator.run import simulate_history
 
 
@@ -46,7 +46,7 @@ def main() -> None:
         command = [
             sys.executable,
             "-m",
-            "training.cli",
+            "training.cli.main",
             "train",
             "--data",
             str(root / "history"),

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from training.config.params import SimulateParams, ValidateParams
 from training.contract.io import find_table_file, read_raw_tables, read_table_file, write_history
 from training.contract.validate import validate_folder, validate_tables
-from training.params import SimulateParams, ValidateParams
 
 
 def simulate_to(folder: Path, invoices: int, seed: int, fmt: str) -> None:

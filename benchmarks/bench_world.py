@@ -18,9 +18,9 @@ from typing import Any
 
 import pandas as pd
 
+from training.api.from_history import history_requests
+from training.config.params import SimulateParams, TrainParams, load_params
 from training.contract.io import load_history, write_history
-from training.history_requests import history_requests
-from training.params import SimulateParams, TrainParams, load_params
 from training.simulator.run import simulate_history
 
 API_KEY = "bench-key-0123456789abcdef"
@@ -47,7 +47,7 @@ class World:
 def _train(history_dir: Path, model_dir: Path, work: Path, params: Path) -> None:
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
     command = [
-        sys.executable, "-m", "training.cli", "train", "--data", str(history_dir),
+        sys.executable, "-m", "training.cli.main", "train", "--data", str(history_dir),
         "--model-dir", str(model_dir), "--metrics", str(work / "train_metrics.json"),
         "--plots-dir", str(work / "plots"), "--params", str(params), "--no-register",
     ]  # fmt: skip

@@ -20,17 +20,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.errors import ApiError
-from serving.fallback import FallbackDecider
 from serving.metrics import Metrics
 from serving.microbatch import MicroBatcher
 from serving.model_loader import Loader, ModelHolder, load_decider
 from serving.routes import answer, ops, v1
-from serving.schemas import BatchRequest, ErrorBody, OutcomesRequest, RecommendationRequest
 from serving.settings import Settings, get_settings
 from serving.store.db import make_engine, migrate
 from serving.store.decision_writer import DecisionWriter
 from serving.store.writes import record_decisions
+from training.api.errors import ApiError
+from training.api.schemas import BatchRequest, ErrorBody, OutcomesRequest, RecommendationRequest
+from training.policy.fallback import FallbackDecider
 
 logger = logging.getLogger(__name__)
 API_VERSION = "1.0.0"

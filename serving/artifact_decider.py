@@ -3,7 +3,7 @@ and the description ``GET /v1/model`` shows.
 
 The artifact carries the customers of its training history (``artifact.customers``), so
 a request may leave ``customer`` out for them (API contract). This adapter answers
-``known_customers(ids)``, the optional lookup :func:`serving.service.customer_knowledge`
+``known_customers(ids)``, the optional lookup :func:`training.api.service.customer_knowledge`
 asks a decider for, and otherwise delegates to the artifact's own decider. The API and
 ``smartretry recommend`` both load through :func:`load_artifact_decider`.
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from training.api.requests import CUSTOMER_FIELDS
 from training.policy.decisions import Decider, Decisions
-from training.policy.events import CUSTOMER_FIELDS
 
 DEFAULT_NAME = "smart-retry"
 
@@ -73,7 +73,7 @@ class ArtifactDecider:
 
 def load_artifact_decider(source: str, threads: int = 1) -> ArtifactDecider:
     """Load an artifact (local path or MLflow model URI) for serving or batch scoring."""
-    from training.artifact import load_artifact
+    from training.artifact.decision_artifact import load_artifact
 
     artifact = load_artifact(source)
     decider = artifact.decider(threads=threads)

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import Request
 
-from serving.errors import ApiError
+from training.api.errors import ApiError
 
 
 def _too_large(limit: int) -> ApiError:

@@ -1,5 +1,5 @@
 """HTTP routes: parse, call a plain function, answer. The work lives in the functions below
-the routers (and in :mod:`serving.service`), which run in the thread pool because they
+the routers (and in :mod:`training.api.service`), which run in the thread pool because they
 are CPU work (pandas) and blocking database writes."""
 
 from __future__ import annotations
@@ -11,8 +11,12 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from serving.body import read_json_object
-from serving.errors import ApiError, from_validation_error
-from serving.schemas import (
+from serving.security import ApiKey
+from serving.store.db import ping
+from serving.store.decision_writer import DecisionWriter
+from serving.store.writes import known_customers, record_decisions, record_outcomes
+from training.api.errors import ApiError, from_validation_error
+from training.api.schemas import (
     BatchResponse,
     ErrorBody,
     Health,
@@ -23,18 +27,14 @@ from serving.schemas import (
     Readiness,
     RecommendationResponse,
 )
-from serving.security import ApiKey
-from serving.sensitive import scan
-from serving.service import (
+from training.api.sensitive import scan
+from training.api.service import (
     Result,
     customer_knowledge,
     customers_to_look_up,
     recommend,
     validate_item,
 )
-from serving.store.db import ping
-from serving.store.decision_writer import DecisionWriter
-from serving.store.writes import known_customers, record_decisions, record_outcomes
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}

@@ -15,8 +15,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from serving.errors import ApiError
 from serving.settings import hash_key
+from training.api.errors import ApiError
 
 _bearer = HTTPBearer(
     auto_error=False,

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from training.artifact import DecisionArtifact
+from training.artifact.decision_artifact import DecisionArtifact
+from training.config.params import ModelParams, SimulateParams, TrainParams
+from training.config.policy import PolicyConfig
+from training.config.retry_limits import RetryLimits
 from training.contract.history import History
-from training.declines.limits import RetryLimits
 from training.declines.table import load_decline_table
+from training.models.fit import train_models
 from training.models.split import TimeSplit
-from training.models.train import train_models
-from training.params import ModelParams, SimulateParams, TrainParams
-from training.policy.config import PolicyConfig
 from training.simulator.run import simulate_history
 from training.simulator.truth import GroundTruth
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from training.params import Params, load_params
+from training.config.params import Params, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

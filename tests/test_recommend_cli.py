@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from serving.app import create_app
 from serving.artifact_decider import load_artifact_decider
 from serving.settings import Settings
-from training.cli import app
-from training.history_requests import history_requests
-from training.recommend_batch import read_batches, score_stream
+from training.api.batch import read_batches, score_stream
+from training.api.from_history import history_requests
+from training.cli.main import app
 
 KEY = "cli-test-key-0123456789"
 

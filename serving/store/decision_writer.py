@@ -28,7 +28,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from serving.schemas import RecommendationRequest, RecommendationResponse
+from training.api.schemas import RecommendationRequest, RecommendationResponse
 
 logger = logging.getLogger(__name__)
 

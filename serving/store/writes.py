@@ -10,10 +10,10 @@ from typing import Any, NamedTuple
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from serving.schemas import OutcomeEvent as OutcomeEventModel
-from serving.schemas import RecommendationRequest, RecommendationResponse
 from serving.store.db import read_connection, write_lock
 from serving.store.models import Customer, Decision, Invoice, OutcomeEvent
+from training.api.schemas import OutcomeEvent as OutcomeEventModel
+from training.api.schemas import RecommendationRequest, RecommendationResponse
 
 CUSTOMER_FIELDS = ("country", "timezone", "signup_at", "sms_opt_in", "plan")
 _IN_CHUNK = 500

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from training.config.params import ValidateParams
 from training.contract.history import History
 from training.contract.io import read_raw_tables, write_history
 from training.contract.validate import ValidationReport, validate_tables
-from training.params import ValidateParams
 
 
 def utc(*stamps: str | None) -> pd.Series:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from training.config.params import ValidateParams
 from training.contract.io import load_history, read_raw_tables, write_history
 from training.contract.validate import validate_tables
-from training.params import ValidateParams
 
 
 def _validate(history, folder):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from training.config.params import ValidateParams
 from training.contract.errors import ContractError
 from training.contract.io import load_history, write_history
-from training.params import ValidateParams
 
 
 def test_missing_folder(tmp_path):

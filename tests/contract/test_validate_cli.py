@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from typer.testing import CliRunner
 
-from training.cli import app
+from training.cli.main import app
 from training.contract.io import write_history
 
 runner = CliRunner()

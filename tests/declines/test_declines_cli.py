@@ -8,7 +8,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from training.cli import app
+from training.cli.main import app
 
 runner = CliRunner()
 

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from training.config.params import load_params
 from training.declines.rules import RetryLimits, RetryRules
 from training.declines.table import HARD_CATEGORIES
-from training.params import load_params
 
 FAILED_AT = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)

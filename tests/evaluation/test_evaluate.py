@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from training.cli import app
+from training.cli.main import app
+from training.config.params import EvaluateParams, Params
 from training.contract.io import write_history
 from training.evaluation.run import run_evaluation
 from training.evaluation.truth_eval import compare_policies
-from training.params import EvaluateParams, Params
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import pytest
 
+from training.config.params import SimulateParams
 from training.declines.table import load_decline_table
-from training.params import SimulateParams
 from training.simulator.run import simulate_history
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from training.core.localtime import NAT, to_ns
 from training.features.customer import (
     CUSTOMER_FEATURES,
     CustomerIndex,
@@ -23,7 +24,6 @@ from training.features.invoice import (
     invoice_features,
     previous_attempt_counts,
 )
-from training.policy.timing import NAT, to_ns
 
 
 def _events() -> pd.DataFrame:

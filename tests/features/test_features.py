@@ -4,13 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from training.api.requests import requests_to_frames
 from training.contract.history import History
 from training.features.customer import CUSTOMER_FEATURES, customer_features
 from training.features.frames import RETRY_FEATURES, candidate_features, event_features
 from training.features.history_log import customer_event_log, empty_log
 from training.features.invoice import events_from_history
 from training.models.datasets import build_training_data, history_timeline
-from training.policy.events import requests_to_frames
 from training.policy.scorer import build_timeline, past_rows
 
 
@@ -207,10 +207,10 @@ def test_decline_features_use_the_reference_table(history, table, column):
 def test_grid_fast_path_matches_the_timeline_path(small_world):
     """The search's direct retry-grid features equal those of scoring each candidate
     through its full timeline (earlier failed retries as rows, messages as context)."""
+    from training.config.policy import PolicyConfig
     from training.models.calibrated import encode_matrix
-    from training.policy.config import PolicyConfig
+    from training.policy.retry_search import retry_grid_columns
     from training.policy.scorer import build_timeline, group_counter
-    from training.policy.search import retry_grid_columns
 
     decider = small_world.artifact.decider()
     events = events_from_history(small_world.history).tail(25).reset_index(drop=True)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from training.core.localtime import to_ns
 from training.features.dunning_state import (
     KIND_ORDER,
     STATE_FEATURES,
@@ -15,7 +16,6 @@ from training.features.dunning_state import (
     UPDATE_TEMPLATE,
     timeline_state,
 )
-from training.policy.timing import to_ns
 
 
 def _ref_hours(ts: pd.Series) -> np.ndarray:

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from serving.fallback import FallbackDecider
-from training.history_requests import history_requests
-from training.recommend_batch import score_batch
+from training.api.batch import score_batch
+from training.api.from_history import history_requests
+from training.policy.fallback import FallbackDecider
 
 GOLDEN = Path(__file__).with_name("decisions.json")
 

@@ -12,7 +12,7 @@ import pytest
 from training.analytics import model_quality as mq
 from training.analytics import policy_report as pr
 from training.evaluation.report import LABELS, write_report
-from training.params import Params
+from training.config.params import Params
 
 RATES = {"learned": 0.52, "fixed": 0.39, "rules": 0.50, "no_action": 0.10, "oracle": 0.71}
 
@@ -222,7 +222,7 @@ def test_importance_shares(small_world):
 def test_evaluation_is_found_in_the_models_mlflow_run(tmp_path, monkeypatch, evaluation_on_disk):
     """``smartretry evaluate`` logs its files into the model's run; the notebook reads
     them back from there when the metrics JSON is not on disk."""
-    from training.evaluation.tracking import log_evaluation
+    from training.evaluation.mlflow_log import log_evaluation
 
     path, report_dir = evaluation_on_disk
     monkeypatch.chdir(tmp_path)

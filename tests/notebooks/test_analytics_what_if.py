@@ -7,8 +7,8 @@ import pytest
 
 from training.analytics import what_if as wi
 from training.analytics import what_if_requests as wr
-from training.params import Params
-from training.policy.timing import local_hour
+from training.config.params import Params
+from training.core.localtime import local_hour
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 from ipykernel.kernelspec import write_kernel_spec
 
 from training.contract.io import write_history
-from training.params import SimulateParams
+from training.config.params import SimulateParams
 from training.simulator.run import simulate_history
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"

@@ -1,4 +1,4 @@
-"""The baselines' array helpers agree with the Series helpers of ``training.policy.timing``
+"""The baselines' array helpers agree with the Series helpers of ``training.core.localtime``
 (they are a second, cheaper implementation of the same local-time rules)."""
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from training.api.requests import requests_to_frames
+from training.core.localtime import defer_out_of_quiet_hours, from_local, to_local
 from training.declines.rules import RetryRules
 from training.policy.baselines import (
     NS_PER_DAY,
@@ -17,8 +19,6 @@ from training.policy.baselines import (
     fixed_schedule,
     rules_baseline,
 )
-from training.policy.events import requests_to_frames
-from training.policy.timing import defer_out_of_quiet_hours, from_local, to_local
 
 # instants around DST changes (gaps and repeated hours) in zones with odd offsets
 ZONES = np.array(

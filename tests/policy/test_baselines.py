@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from training.api.requests import requests_to_frames
+from training.core.frames import Schedules
+from training.core.localtime import to_local
 from training.declines.rules import RetryRules
 from training.policy.baselines import (
     BaselineConfig,
@@ -15,9 +18,6 @@ from training.policy.baselines import (
     no_action,
     rules_baseline,
 )
-from training.policy.events import requests_to_frames
-from training.policy.schedule import Schedules
-from training.policy.timing import to_local
 
 BASE: dict[str, Any] = {
     "customer_id": "c",

@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from training.core.localtime import to_ns
 from training.features.frames import candidate_features
 from training.features.invoice import events_from_history
 from training.models.calibrated import category_codes, encode_matrix
 from training.policy.message_search import plan_messages
+from training.policy.retry_search import plan_retries, retry_windows
 from training.policy.scorer import build_timeline, past_rows
-from training.policy.search import plan_retries, retry_windows
-from training.policy.timing import to_ns
 
 
 class TimelineScorer:
@@ -145,7 +145,7 @@ def test_category_codes_equal_pandas_indexer():
 
 
 def test_running_argmin_is_the_first_index_of_the_running_minimum():
-    from training.policy.search import _running_argmin
+    from training.policy.retry_search import _running_argmin
 
     rng = np.random.default_rng(0)
     for _ in range(50):
@@ -203,7 +203,11 @@ def test_refinement_rescores_only_changed_retries_bit_for_bit(case, monkeypatch)
     """Variants reuse the planned schedule's probabilities for the retries they do not
     change, and still equal scoring every retry of every variant (also through the
     timelines), including moves far enough to pass a neighbouring retry."""
-    from training.policy.search import _RetryContext, _schedule_order, _schedule_retry_probabilities
+    from training.policy.retry_search import (
+        _RetryContext,
+        _schedule_order,
+        _schedule_retry_probabilities,
+    )
 
     decider, events, _, decisions, features, past = case
     messages, retries = _plans(decider.scorer, decider, events, decisions, features, past)
@@ -254,7 +258,7 @@ def test_unrefined_search_equals_timeline_search(case):
 
 
 def test_positions_equal_pandas_indexer():
-    from training.policy.search import _positions
+    from training.policy.retry_search import _positions
 
     values = np.array(["b", "a", "z", "b", "c"], dtype=object)
     for ids in (np.array(["b"], dtype=object), np.array(["c", "a", "b"], dtype=object)):

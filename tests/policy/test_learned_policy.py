@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from training.api.requests import requests_to_frames
+from training.core.localtime import to_local
 from training.features.invoice import events_from_history
 from training.policy.baselines import fixed_schedule
-from training.policy.events import requests_to_frames
-from training.policy.timing import to_local
 
 
 def _request(invoice_id, **overrides):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from training.policy.events import requests_to_frames
-from training.policy.schedule import EVENT_COLUMNS
+from training.api.requests import requests_to_frames
+from training.core.frames import EVENT_COLUMNS
 
 REQUEST = {
     "invoice_id": "in_1",
@@ -95,7 +95,7 @@ def test_datetime_objects_parse_as_pandas_parses_them():
 
     import numpy as np
 
-    from training.policy.events import _utc
+    from training.api.requests import _utc
 
     cases = [
         [datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=ZoneInfo("Europe/London")), None],

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.policy.config import PolicyConfig
+from training.config.policy import PolicyConfig
 from training.policy.reasons import model_reasons
 
 IDS = ["b", "a", "c"]

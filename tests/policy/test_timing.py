@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.policy.timing import (
+from training.core.localtime import (
     NAT,
     defer_out_of_quiet_hours,
     from_local,
@@ -83,7 +83,7 @@ def test_from_local_handles_gaps_and_repeats():
     "zone", ["Europe/London", "America/New_York", "Asia/Kolkata", "Australia/Sydney"]
 )
 def test_local_times_round_trip(zone):
-    from training.policy.timing import local_to_utc_ns
+    from training.core.localtime import local_to_utc_ns
 
     days = pd.Series(pd.date_range("2026-01-01", "2026-12-31", freq="D"))
     wall = (days + pd.Timedelta(hours=6, minutes=15)).to_numpy().view("int64")
@@ -152,7 +152,7 @@ ZONES_WITH_ODD_CHANGES = [
 
 @pytest.mark.parametrize("zone", ZONES_WITH_ODD_CHANGES)
 def test_local_to_utc_ns_equals_from_local_around_every_change(zone):
-    from training.policy.timing import from_local, local_to_utc_ns
+    from training.core.localtime import from_local, local_to_utc_ns
 
     # every 10 minutes over two years: each spring-forward gap and fall-back repeat
     local = pd.Series(pd.date_range("2025-01-01", "2026-12-31", freq="10min"))
@@ -170,7 +170,7 @@ def test_local_to_utc_ns_equals_from_local_around_every_change(zone):
 
 @pytest.mark.parametrize("zone", ["Europe/Berlin", "Australia/Lord_Howe", "America/Havana"])
 def test_deferred_times_leave_quiet_hours_at_their_end(zone):
-    from training.policy.timing import from_local
+    from training.core.localtime import from_local
 
     utc = pd.Series(pd.date_range("2025-03-01", "2025-11-30", freq="37min", tz="UTC"))
     got = defer_out_of_quiet_hours(utc, zone, 21, 8)
@@ -187,7 +187,7 @@ def test_cached_offsets_equal_pandas_conversion_everywhere():
     tz database, at random instants over 50 years and at every change (to the second)."""
     from zoneinfo import available_timezones
 
-    from training.policy.timing import _converted_offsets, _year_segments, utc_offsets
+    from training.core.localtime import _converted_offsets, _year_segments, utc_offsets
 
     rng = np.random.default_rng(5)
     low, high = pd.Timestamp("1995-01-01").value, pd.Timestamp("2045-01-01").value

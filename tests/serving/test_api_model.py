@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 
 from serving.app import create_app
 from serving.artifact_decider import load_artifact_decider
-from serving.sensitive import scan
-from training.artifact import ARTIFACT_FILE
-from training.history_requests import history_requests
+from training.api.from_history import history_requests
+from training.api.sensitive import scan
+from training.artifact.decision_artifact import ARTIFACT_FILE
 from training.policy.decisions import new_decision_ids
 
 TRAINING_DATA = {"train_period": "2024-01-01 .. 2024-08-13", "rows": 6000}

@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 
 from serving.app import create_app
-from serving.fallback import FallbackDecider
 from serving.openapi import render
 from training.policy.decisions import Decisions
+from training.policy.fallback import FallbackDecider
 
 DOCS_OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 

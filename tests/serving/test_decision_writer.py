@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from serving.app import create_app
-from serving.schemas import RecommendationRequest, RecommendationResponse
 from serving.store.db import make_engine, migrate
 from serving.store.decision_writer import DecisionWriter
 from serving.store.models import Customer, Decision
 from serving.store.writes import record_decisions
+from training.api.schemas import RecommendationRequest, RecommendationResponse
 from training.policy.decisions import new_decision_ids
 
 

@@ -6,9 +6,9 @@ import pandas as pd
 from api_helpers import flush_decisions, post_json, request_body
 from typer.testing import CliRunner
 
-from training.cli import app as cli
+from training.cli.main import app as cli
+from training.config.params import ValidateParams
 from training.contract.io import load_history
-from training.params import ValidateParams
 
 
 def test_export_produces_a_valid_contract_history(client, settings, tmp_path):

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from api_helpers import request_body
 
-from serving.schemas import ItemError, RecommendationRequest, RecommendationResponse
-from serving.service import responses_from_decisions, validate_item
+from training.api.schemas import ItemError, RecommendationRequest, RecommendationResponse
+from training.api.service import responses_from_decisions, validate_item
 from training.policy.decisions import Decisions
 
 UTC = "datetime64[ns, UTC]"

@@ -1,6 +1,6 @@
 import pytest
 
-from training.params import SimulateParams
+from training.config.params import SimulateParams
 from training.simulator.run import SimulationResult, simulate_history
 
 

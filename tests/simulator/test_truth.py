@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from training.params import SimulateParams
+from training.config.params import SimulateParams
 from training.simulator.logging_policy import (
     LoggingPolicy,
     draw_plans,

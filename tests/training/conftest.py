@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from training.config.params import SimulateParams
 from training.contract.history import History
 from training.contract.io import write_history
-from training.params import SimulateParams
 from training.simulator.run import simulate_history
 
 SMALL_INVOICES = 2000

@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from training import tracking
-from training.artifact import DecisionArtifact, load_artifact
-from training.cli import app
+from training.artifact.decision_artifact import DecisionArtifact, load_artifact
+from training.cli.main import app
 from training.contract.history import History
 from training.contract.io import write_history
 from training.features.invoice import events_from_history
+from training.tracking import mlflow_runs as tracking
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -174,7 +174,7 @@ def test_artifact_loads_from_model_dir_and_registry_and_decides(
 def test_registered_pyfunc_model_decides_events(
     runs: dict[str, Run], small_history: History
 ) -> None:
-    from training.mlflow_model import example_events
+    from training.tracking.pyfunc import example_events
 
     mlflow = tracking.mlflow_module()
     model = mlflow.pyfunc.load_model("models:/smart-retry@champion")
@@ -193,8 +193,8 @@ def test_registered_pyfunc_model_decides_events(
 def test_same_history_in_csv_and_parquet_has_one_fingerprint(
     small_history: History, small_history_dir: Path, tmp_path: Path
 ) -> None:
-    from training.params import Params
-    from training.pipeline_train import read_history
+    from training.config.params import Params
+    from training.pipeline.train_stage import read_history
 
     write_history(small_history, tmp_path / "csv", fmt="csv")
     from_parquet = tracking.data_fingerprint(read_history(small_history_dir, Params()))

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from training.contract.history import History
+from training.core.localtime import to_local
 from training.declines.table import load_decline_table
-from training.policy.timing import to_local
 
 DAY = pd.Timedelta(days=1)
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

@@ -13,7 +13,7 @@ import pandas as pd
 
 from training.analytics.cycles import require_columns
 from training.contract.history import History
-from training.policy.timing import to_local
+from training.core.localtime import to_local
 
 RESPONSE_BY = ("template", "channel", "local_send_hour")
 

@@ -14,14 +14,14 @@ import numpy as np
 import pandas as pd
 
 from training.analytics.rates import proportion_interval
-from training.artifact import DecisionArtifact
+from training.artifact.decision_artifact import DecisionArtifact
+from training.config.params import TrainParams
 from training.contract.history import History
 from training.declines.table import load_decline_table
 from training.models.datasets import build_training_data
 from training.models.metrics import binary_metrics, reliability_table
 from training.models.plots import gain_importance
 from training.models.split import TimeSplit
-from training.params import TrainParams
 
 MODELS = ("retry", "message", "self_cure")
 METRIC_COLUMNS = (

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.artifact import DecisionArtifact
+from training.artifact.decision_artifact import DecisionArtifact
+from training.config.params import Params
 from training.contract.history import History
 from training.evaluation.report import LABELS
-from training.params import Params
 
 POLICIES = tuple(LABELS)
 ESTIMATORS = ("ips", "snips", "dr", "dm")
@@ -65,7 +65,7 @@ def _breakdowns_in(metrics: dict[str, Any]) -> dict[str, pd.DataFrame]:
 def evaluation_from_run(run_id: str) -> Evaluation | None:
     """The evaluation files ``smartretry evaluate`` logged into an MLflow run
     (``evaluation/``), or None when the run has none."""
-    from training.tracking import mlflow_module
+    from training.tracking.mlflow_runs import mlflow_module
 
     mlflow = mlflow_module()
     with tempfile.TemporaryDirectory(prefix="smartretry-eval-") as folder:
@@ -98,7 +98,7 @@ def find_evaluation(
         return read_evaluation(metrics_path, report_dir)
     if run_id is None:
         return None
-    from training.tracking import local_database, tracking_uri
+    from training.tracking.mlflow_runs import local_database, tracking_uri
 
     database = local_database(tracking_uri())
     if database is not None and not database.exists():
@@ -125,7 +125,7 @@ def run_id_of(model: str, artifact: DecisionArtifact) -> str | None:
         return model.removeprefix("runs:/").split("/", 1)[0]
     if not model.startswith("models:/"):
         return None
-    from training.tracking import mlflow_module
+    from training.tracking.mlflow_runs import mlflow_module
 
     client = mlflow_module().MlflowClient()
     name, _, rest = model.removeprefix("models:/").partition("/")

@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 
 from training.analytics.what_if_requests import check_request
-from training.artifact import DecisionArtifact
+from training.api.requests import known_customers_index, requests_to_frames
+from training.artifact.decision_artifact import DecisionArtifact
+from training.core.localtime import defer_out_of_quiet_hours, in_quiet_hours, to_local
 from training.policy.decider import ModelDecider
 from training.policy.decisions import Decisions
-from training.policy.events import known_customers_index, requests_to_frames
+from training.policy.retry_search import retry_windows
 from training.policy.scorer import build_timeline, past_rows
-from training.policy.search import retry_windows
-from training.policy.timing import defer_out_of_quiet_hours, in_quiet_hours, to_local
 
 EVENT_ID = "what-if"
 LOCAL_FORMAT = "%a %d %b %H:%M"

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.artifact import DecisionArtifact
+from training.api.from_history import history_requests
+from training.artifact.decision_artifact import DecisionArtifact
+from training.config.params import Params
 from training.contract.history import History
 from training.declines.table import load_decline_table
-from training.history_requests import history_requests
-from training.params import Params
 
 
 def check_request(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -25,8 +25,8 @@ def check_request(event: Mapping[str, Any]) -> dict[str, Any]:
 
     A bad request raises ``ValueError`` naming the field, with the API's message.
     """
-    from serving.schemas import RecommendationRequest
-    from serving.service import validate_item
+    from training.api.schemas import RecommendationRequest
+    from training.api.service import validate_item
 
     checked = validate_item(dict(event))
     if not isinstance(checked, RecommendationRequest):

@@ -20,8 +20,8 @@ from training.contract.history import History
 from training.contract.tables import TABLE_NAMES
 
 if TYPE_CHECKING:
+    from training.config.params import ValidateParams
     from training.contract.validate import ValidationReport
-    from training.params import ValidateParams
 
 FORMATS = ("parquet", "csv")
 
@@ -134,8 +134,8 @@ def load_history(
     ``settings.max_reject_share``.
     """
     # validate builds on this module (read_raw_tables), so it is imported here
+    from training.config.params import ValidateParams
     from training.contract.validate import validate_tables
-    from training.params import ValidateParams
 
     settings = settings if settings is not None else ValidateParams()
     history, report = validate_tables(read_raw_tables(folder), settings)

@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.declines import limits as src
-from training.declines.limits import RetryLimits
+from training.config import retry_limits as src
+from training.config.retry_limits import RetryLimits
 from training.declines.table import (
     HARD_CATEGORIES,
     DeclineTable,
@@ -520,7 +520,7 @@ class RetryRules:
         messages: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Every way a proposed retry schedule breaks the rules; one row per violation."""
-        from training.declines.schedule import find_violations
+        from training.declines.violations import find_violations
 
         decisions = self.decide_many(events, previous_attempts)
         return find_violations(self, events, decisions, retries, previous_attempts, messages)

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from training.declines import limits as src
-from training.declines.limits import RetryLimits
+from training.config import retry_limits as src
+from training.config.retry_limits import RetryLimits
 
 _CAP_SOURCES = {
     "visa_reattempt_cap": src.VISA_SOURCE,

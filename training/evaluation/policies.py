@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 
+from training.config.policy import PolicyConfig
+from training.core.frames import Schedules
 from training.policy.baselines import fixed_schedule, no_action, rules_baseline
-from training.policy.config import PolicyConfig
 from training.policy.decider import ModelDecider
 from training.policy.message_search import plan_messages
-from training.policy.schedule import Schedules
+from training.policy.retry_search import plan_retries, retry_windows
 from training.policy.scorer import past_rows
-from training.policy.search import plan_retries, retry_windows
 
 POLICIES = ("learned", "fixed", "rules", "no_action", "oracle")
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from training.artifact import DecisionArtifact
+from training.artifact.decision_artifact import DecisionArtifact
 
 LABELS = {
     "learned": "learned policy",

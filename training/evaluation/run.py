@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from training.artifact import DecisionArtifact, load_artifact
+from training.artifact.decision_artifact import DecisionArtifact, load_artifact
+from training.config.params import Params
 from training.contract.history import History
 from training.contract.io import load_history
+from training.core.frames import Schedules
 from training.evaluation.ope_eval import off_policy_estimates
 from training.evaluation.policies import (
     baseline_schedules,
@@ -26,8 +28,6 @@ from training.evaluation.policies import (
 from training.evaluation.truth_eval import breakdown, compare_policies, truth_recovery
 from training.features.invoice import events_from_history
 from training.models.split import TimeSplit
-from training.params import Params
-from training.policy.schedule import Schedules
 from training.policy.scorer import past_rows
 
 
@@ -241,8 +241,8 @@ def evaluate_command(
     params: Params,
 ) -> EvaluationResult:
     """Load, evaluate, write the metrics JSON and the report, log them to MLflow."""
+    from training.evaluation.mlflow_log import log_evaluation
     from training.evaluation.report import write_report
-    from training.evaluation.tracking import log_evaluation
 
     history, _ = load_history(data, params.validate_)
     artifact = load_artifact(model)

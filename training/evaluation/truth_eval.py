@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.policy.schedule import Schedules
+from training.core.frames import Schedules
 from training.simulator.truth import GroundTruth
 
 

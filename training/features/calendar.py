@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.policy.timing import DAY_NS, HOUR_NS, NAT, ns_array, to_ns, utc_offsets
+from training.core.localtime import DAY_NS, HOUR_NS, NAT, ns_array, to_ns, utc_offsets
 
 MINUTE_NS = 60 * 10**9
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Mon=0)

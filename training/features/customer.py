@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from training.core.localtime import to_ns
 from training.features.history_log import FLAGS
-from training.policy.timing import to_ns
 
 SPAN = np.int64(10**11)  # seconds: keys are customer * SPAN + epoch seconds
 YEAR_S = 365 * 86400

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.policy.timing import to_ns
+from training.core.localtime import to_ns
 
 UPDATE_TEMPLATE = "update_payment_method"
 KIND_ORDER = {"original": 0, "retry": 1, "message": 2}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from training.core.localtime import from_ns, to_ns
 from training.declines.table import DeclineTable
 from training.features.calendar import circular_difference, local_calendar
 from training.features.customer import (
@@ -25,7 +26,6 @@ from training.features.invoice import (
     dunning_start_ns,
     invoice_columns,
 )
-from training.policy.timing import from_ns, to_ns
 
 TIME_FEATURES = (
     "local_hour",

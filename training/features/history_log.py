@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from training.contract.history import History
-from training.policy.timing import to_local
+from training.core.localtime import to_local
 
 FLAGS = (
     "failure",

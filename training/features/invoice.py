@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from training.api.requests import DEFAULT_CONSTRAINTS
 from training.contract.history import History
+from training.core.frames import EVENT_COLUMNS
+from training.core.localtime import NAT, to_ns
 from training.declines.table import DeclineTable, load_decline_table
 from training.features.calendar import calendar_arrays
-from training.policy.events import DEFAULT_CONSTRAINTS
-from training.policy.schedule import EVENT_COLUMNS
-from training.policy.timing import NAT, to_ns
 
 LATEST = np.iinfo(np.int64).max  # stands for "no time" in minima
 

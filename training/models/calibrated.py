@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
-from training.params import ModelParams
+from training.config.params import ModelParams
 
 
 def encode(

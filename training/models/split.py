@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from training.params import TrainParams
+from training.config.params import TrainParams
 
 
 @dataclass(frozen=True)

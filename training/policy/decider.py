@@ -7,17 +7,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from training.config.policy import PolicyConfig
+from training.core.localtime import HOUR_NS, from_ns, to_ns
 from training.declines.rules import RetryRules
 from training.features.dunning_state import state_of_rows
-from training.features.matrix import EventMatrix
+from training.models.matrix import EventMatrix
 from training.policy.baselines import fixed_schedule
-from training.policy.config import PolicyConfig
 from training.policy.decisions import Decisions, new_decision_ids
 from training.policy.message_search import plan_messages
 from training.policy.reasons import model_reasons
+from training.policy.retry_search import plan_retries, retry_windows
 from training.policy.scorer import ModelScorer, past_of_keys, past_rows
-from training.policy.search import plan_retries, retry_windows
-from training.policy.timing import HOUR_NS, from_ns, to_ns
 
 
 class ModelDecider:

@@ -60,5 +60,5 @@ class Decider(Protocol):
         ...
 
     def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame) -> Decisions:
-        """Frames as described in :mod:`training.policy.schedule`."""
+        """Frames as described in :mod:`training.core.frames`."""
         ...

@@ -7,7 +7,7 @@ message. Update requests come first for declines that need a new card.
 
 With the trained models, candidates are scored straight from arrays
 (:func:`training.features.dunning_state.message_state` and an
-:class:`~training.features.matrix.EventMatrix`); any other scorer (the ground truth, for
+:class:`~training.models.matrix.EventMatrix`); any other scorer (the ground truth, for
 the oracle) gets each candidate as a timeline. Both see the same candidates.
 """
 
@@ -18,11 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from training.features.dunning_state import UPDATE_TEMPLATE, message_state
-from training.features.matrix import as_event_matrix
-from training.policy.config import PolicyConfig
-from training.policy.scorer import ModelScorer, build_timeline
-from training.policy.timing import (
+from training.config.policy import PolicyConfig
+from training.core.localtime import (
     DAY_NS,
     HOUR_NS,
     defer_quiet_ns,
@@ -32,6 +29,9 @@ from training.policy.timing import (
     to_ns,
     utc_offsets,
 )
+from training.features.dunning_state import UPDATE_TEMPLATE, message_state
+from training.models.matrix import as_event_matrix
+from training.policy.scorer import ModelScorer, build_timeline
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.policy.config import PolicyConfig
+from training.config.policy import PolicyConfig
 
 
 def _words(values: np.ndarray) -> np.ndarray:

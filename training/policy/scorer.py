@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from training.core.localtime import HOUR_NS, from_ns, to_ns
 from training.declines.table import DeclineTable
 from training.features.customer import CustomerIndex
 from training.features.dunning_state import timeline_state_arrays
 from training.features.frames import event_features
-from training.features.matrix import EventMatrix, as_event_matrix
 from training.models.calibrated import CalibratedModel
-from training.models.train import TrainedModels
-from training.policy.timing import HOUR_NS, from_ns, to_ns
+from training.models.fit import TrainedModels
+from training.models.matrix import EventMatrix, as_event_matrix
 
 PARALLEL_ROWS = 5_000  # below this, starting threads costs more than it saves
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from training.config.params import SimulateParams
 from training.contract.history import History
-from training.params import SimulateParams
 from training.simulator.logging_policy import (
     LoggingPolicy,
     draw_plans,

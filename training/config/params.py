@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from training.declines.limits import RetryLimits
-from training.policy.config import PolicyConfig
+from training.config.policy import PolicyConfig
+from training.config.retry_limits import RetryLimits
 
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from training.config.policy import PolicyConfig
+from training.core.localtime import HOUR_NS, NAT, from_ns, to_ns
 from training.features.dunning_state import UPDATE_TEMPLATE, grid_state
-from training.features.matrix import EventMatrix, as_event_matrix
-from training.policy.config import PolicyConfig
+from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.scorer import ModelScorer, build_timeline, group_counter
-from training.policy.timing import HOUR_NS, NAT, from_ns, to_ns
 
 UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 

@@ -1,7 +1,7 @@
 """``smartretry recommend``: batch scoring of a JSON Lines file of recommendation requests.
 
-The same code path as the API: every line goes through :func:`serving.service.recommend`
-(sensitive-data scan, the contract's validation in :mod:`serving.schemas`, the decider,
+The same code path as the API: every line goes through :func:`training.api.service.recommend`
+(sensitive-data scan, the contract's validation in :mod:`training.api.schemas`, the decider,
 the rules fallback when the decider raises), with the customers the model artifact knows.
 The input is read and answered ``batch_size`` lines at a time, so a file of any size
 streams through in bounded memory. Output line *i* answers input line *i*: a response, or
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from serving.fallback import FallbackDecider
-from serving.schemas import ErrorBody, ItemError, RecommendationResponse
-from serving.service import customer_knowledge, customers_to_look_up, recommend, validate_item
+from training.api.schemas import ErrorBody, ItemError, RecommendationResponse
+from training.api.service import customer_knowledge, customers_to_look_up, recommend, validate_item
 from training.policy.decisions import Decider
+from training.policy.fallback import FallbackDecider
 
 DEFAULT_BATCH_SIZE = 1000
 

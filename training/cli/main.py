@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from training.declines.cli import app as declines_app
+from training.cli.declines import app as declines_app
 
 app = typer.Typer(
     name="smartretry",
@@ -43,7 +43,7 @@ def simulate(
     params: ParamsOption = None,
 ) -> None:
     """Simulate a history of failed payments in the data contract, and its ground truth."""
-    from training.params import load_params
+    from training.config.params import load_params
     from training.simulator.run import run_simulation
 
     settings = load_params(params).simulate
@@ -72,8 +72,8 @@ def validate(
     params: ParamsOption = None,
 ) -> None:
     """Check a history against the data contract; write rejected rows with reasons."""
+    from training.config.params import load_params
     from training.contract.validate import ContractError, validate_folder
-    from training.params import load_params
 
     settings = load_params(params).validate_
     if max_reject_share is not None:
@@ -116,8 +116,8 @@ def train(
     # LightGBM's OpenMP threads spin while waiting; on a busy 2-core machine that made
     # the fits 5x slower (docs/training.md). Must be set before lightgbm is imported.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from training.params import load_params
-    from training.pipeline_train import TrainInputError, run_train
+    from training.config.params import load_params
+    from training.pipeline.train_stage import TrainInputError, run_train
 
     class EchoHandler(logging.Handler):  # resolves stderr per message (works under CliRunner)
         def emit(self, record: logging.LogRecord) -> None:
@@ -157,9 +157,9 @@ def evaluate(
     params: ParamsOption = None,
 ) -> None:
     """Compare the learned policy with the baselines (and the oracle) on held-out data."""
+    from training.config.params import load_params
     from training.contract.validate import ContractError
     from training.evaluation.run import evaluate_command
-    from training.params import load_params
 
     settings = load_params(params)
     try:
@@ -207,7 +207,7 @@ def recommend(
 ) -> None:
     """Batch scoring in the API's request/response format, through the API's own code path."""
     from serving.model_loader import load_decider
-    from training.recommend_batch import run_recommend
+    from training.api.batch import run_recommend
 
     if not input_path.is_file():
         raise typer.BadParameter(f"no such file: {input_path}", param_hint="--input")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from training.policy.baselines import BaselineConfig
+from training.config.baselines import BaselineConfig
 
 
 class PolicyConfig(BaseModel):

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from training.artifact import DecisionArtifact
+from training.artifact.decision_artifact import DecisionArtifact
 
 
 def log_evaluation(
     artifact: DecisionArtifact, metrics: dict[str, Any], files: list[Path]
 ) -> str | None:
     """Into the training run of the model (when it has one), else a new run."""
-    from training import tracking
+    from training.tracking import mlflow_runs as tracking
 
     mlflow = tracking.mlflow_module()
     run_id = artifact.metadata.get("run_id")

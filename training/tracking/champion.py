@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from training.models.fit import TrainedModels, TrainResult
 from training.models.metrics import binary_metrics
-from training.models.train import TrainedModels, TrainResult
 
 COMPARED_MODELS = ("retry", "message")
 

@@ -1,11 +1,11 @@
 """The decision artifact as one MLflow model (``mlflow.pyfunc``).
 
 ``predict`` takes failure events (the columns of
-:data:`training.policy.schedule.EVENT_COLUMNS`) and returns one row per event: the
+:data:`training.core.frames.EVENT_COLUMNS`) and returns one row per event: the
 decision's summary columns plus its retries, messages and reasons as JSON text, so the
 output is a flat table any MLflow client can read (``mlflow models serve``, Spark UDFs,
 ``pyfunc.load_model``). Python callers who want the frames themselves load the
-artifact with :func:`training.tracking.load_registered_artifact` instead.
+artifact with :func:`training.tracking.mlflow_runs.load_registered_artifact` instead.
 
 Timestamps (``failed_at``, ``signup_at``) are ISO 8601 strings in the signature, as in
 the API contract (``2025-03-01T09:00:00Z``; without an offset they are read as UTC):
@@ -13,7 +13,7 @@ MLflow's own datetime type only takes timezone-naive values. Use
 :func:`example_events` to turn an events frame into this form.
 
 This module imports MLflow at the top (a ``PythonModel`` must subclass it); import it
-through :mod:`training.tracking`, which sets MLflow's environment defaults first.
+through :mod:`training.tracking.mlflow_runs`, which sets MLflow's environment defaults first.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from mlflow.models.signature import ModelSignature
 from mlflow.pyfunc import PythonModel
 from mlflow.types.schema import ColSpec, Schema
 
+from training.core.frames import EVENT_COLUMNS
 from training.policy.decisions import Decisions
-from training.policy.schedule import EVENT_COLUMNS
 
 ARTIFACT_KEY = "decision"
 
@@ -131,7 +131,7 @@ class DecisionModel(PythonModel):
     """
 
     def load_context(self, context: Any) -> None:
-        from training.artifact import DecisionArtifact
+        from training.artifact.decision_artifact import DecisionArtifact
 
         self.artifact = DecisionArtifact.load(context.artifacts[ARTIFACT_KEY])
         self.decider = self.artifact.decider()

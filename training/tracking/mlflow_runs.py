@@ -27,7 +27,7 @@ import pandas as pd
 from training.contract.tables import TABLES
 
 if TYPE_CHECKING:
-    from training.artifact import DecisionArtifact
+    from training.artifact.decision_artifact import DecisionArtifact
     from training.contract.history import History
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -120,11 +120,11 @@ def log_decision_model(artifact_dir: Path, events: pd.DataFrame, label: str) -> 
     (the registry version is only known after logging).
     """
     mlflow = mlflow_module()
-    from training.mlflow_model import ARTIFACT_KEY, decision_signature, example_events
+    from training.tracking.pyfunc import ARTIFACT_KEY, decision_signature, example_events
 
     info = mlflow.pyfunc.log_model(
         name=MODEL_NAME,
-        python_model=str(Path(__file__).with_name("mlflow_entry.py")),
+        python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
         model_config={"label": label},
         artifacts={ARTIFACT_KEY: str(artifact_dir)},
         signature=decision_signature(),
@@ -222,8 +222,8 @@ def load_registered_artifact(uri: str) -> DecisionArtifact:
             "first, or set MLFLOW_TRACKING_URI to the store holding the model)"
         )
     mlflow = mlflow_module()
-    from training.artifact import DecisionArtifact
-    from training.mlflow_model import ARTIFACT_KEY
+    from training.artifact.decision_artifact import DecisionArtifact
+    from training.tracking.pyfunc import ARTIFACT_KEY
 
     with tempfile.TemporaryDirectory(prefix="smartretry-model-") as folder:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder))

@@ -16,9 +16,9 @@ from typing import Any
 import joblib
 import pandas as pd
 
-from training.declines.limits import RetryLimits
-from training.models.train import TrainedModels
-from training.policy.config import PolicyConfig
+from training.config.policy import PolicyConfig
+from training.config.retry_limits import RetryLimits
+from training.models.fit import TrainedModels
 
 ARTIFACT_FILE = "artifact.joblib"
 METADATA_FILE = "metadata.json"
@@ -80,7 +80,7 @@ def load_artifact(uri_or_path: str | Path) -> DecisionArtifact:
     (``models:/smart-retry@champion``, ``runs:/<run>/model``)."""
     text = str(uri_or_path)
     if text.startswith(("models:/", "runs:/", "mlflow-artifacts:/")):
-        from training.tracking import load_registered_artifact
+        from training.tracking.mlflow_runs import load_registered_artifact
 
         return load_registered_artifact(text)
     return DecisionArtifact.load(uri_or_path)

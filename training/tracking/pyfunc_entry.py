@@ -7,6 +7,6 @@ model as code instead of a pickled object means no pickle of our classes is stor
 
 from mlflow.models import set_model
 
-from training.mlflow_model import DecisionModel
+from training.tracking.pyfunc import DecisionModel
 
 set_model(DecisionModel())

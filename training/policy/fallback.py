@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from serving.settings import Settings
+from training.config.baselines import BaselineConfig
 from training.declines.rules import RetryRules
-from training.policy.baselines import BaselineConfig, rules_baseline, rules_reasons
+from training.policy.baselines import rules_baseline, rules_reasons
 from training.policy.decisions import Decisions, new_decision_ids
 
 FALLBACK_VERSION = "rules-fallback/1"

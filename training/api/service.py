@@ -17,15 +17,15 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from serving.errors import ApiError, from_validation_error
-from serving.schemas import (
+from training.api.errors import ApiError, from_validation_error
+from training.api.requests import requests_to_frames
+from training.api.schemas import (
     ItemError,
     RecommendationRequest,
     RecommendationResponse,
 )
-from serving.sensitive import scan
+from training.api.sensitive import scan
 from training.policy.decisions import Decider, Decisions
-from training.policy.events import requests_to_frames
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def validate_item(
 ) -> RecommendationRequest | ItemError:
     """One request item: sensitive-data scan, then the contract's validation.
 
-    ``scanned``: the caller already ran :func:`serving.sensitive.scan` over a body holding
+    ``scanned``: the caller already ran :func:`training.api.sensitive.scan` over a body holding
     the item (the HTTP routes scan the whole body first), so the item is not scanned twice.
     """
     if isinstance(item, RecommendationRequest | ItemError):
@@ -203,7 +203,7 @@ def customer_knowledge(
     A decider may know customers from its training history through an optional method
     ``known_customers(ids) -> {customer_id: {field: value}}``; values stored from earlier
     requests (``stored``) are newer and win over it. The request's own values win over
-    both (in :func:`training.policy.events.requests_to_frames`).
+    both (in :func:`training.api.requests.requests_to_frames`).
     """
     lookup = getattr(decider, "known_customers", None)
     known = {k: dict(v) for k, v in lookup(list(customer_ids)).items()} if callable(lookup) else {}

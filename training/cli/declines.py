@@ -54,8 +54,8 @@ def explain(
     ] = None,
 ) -> None:
     """Category, retryable, the retry rule that applies and its source, for one code."""
+    from training.config.params import load_params
     from training.declines.rules import PAYMENT_METHODS, RetryRules
-    from training.params import load_params
 
     table = _table()
     vocabulary = _vocabulary(table, processor)

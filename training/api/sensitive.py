@@ -23,7 +23,7 @@ from typing import Any
 from stdnum import iban as stdnum_iban
 from stdnum import luhn
 
-from serving.errors import ApiError, field_path
+from training.api.errors import ApiError, field_path
 
 _CARD_RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
 _IBAN_RUN = re.compile(

@@ -21,12 +21,12 @@ from typing import Any
 
 import pandas as pd
 
-from training.artifact import ARTIFACT_FILE, METADATA_FILE, DecisionArtifact
-from training.champion import ChampionComparison
+from training.artifact.decision_artifact import ARTIFACT_FILE, METADATA_FILE, DecisionArtifact
+from training.config.params import Params
 from training.contract.errors import ContractError
 from training.contract.history import History
-from training.models.train import TrainResult
-from training.params import Params
+from training.models.fit import TrainResult
+from training.tracking.champion import ChampionComparison
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +160,9 @@ def run_train(
 ) -> TrainOutcome:
     """Train on the history in ``data`` and write/log everything (see module docs)."""
     from training.declines.table import load_decline_table
+    from training.models.fit import train_models
     from training.models.plots import training_plots
-    from training.models.train import train_models
-    from training.tracking import data_fingerprint
+    from training.tracking.mlflow_runs import data_fingerprint
 
     started = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -222,8 +222,8 @@ def track_run(
     register: bool,
 ) -> None:
     """Log the run to MLflow; register the model and run the champion check."""
-    from training import tracking
-    from training.champion import compare_with_champion
+    from training.tracking import mlflow_runs as tracking
+    from training.tracking.champion import compare_with_champion
 
     mlflow = tracking.mlflow_module()
     name = params.train.registered_model

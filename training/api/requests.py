@@ -1,6 +1,6 @@
 """Turn recommendation requests (API contract) into the ``events`` and ``previous_attempts`` frames.
 
-The API validates a request first (``serving.schemas``) and hands this module plain
+The API validates a request first (``training.api.schemas``) and hands this module plain
 mappings (``model_dump()``), so batch scoring can call it on parsed JSON lines too.
 
 Documented defaults, applied field by field:
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.policy.schedule import EVENT_COLUMNS
+from training.core.frames import EVENT_COLUMNS
 
 DEFAULT_CONSTRAINTS: dict[str, Any] = {
     "max_retries": 4,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from serving.schemas import EVENT_TYPES, ErrorBody
+from training.api.schemas import EVENT_TYPES, ErrorBody
 
 _CODES = {
     "missing": "missing_field",

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from training.config.params import TrainParams
 from training.contract.history import History
 from training.declines.table import DeclineTable
 from training.features.frames import (
@@ -21,7 +22,6 @@ from training.models.calibrated import CalibratedModel, fit_calibrated
 from training.models.datasets import Dataset, TrainingData, build_training_data
 from training.models.metrics import binary_metrics
 from training.models.split import TimeSplit
-from training.params import TrainParams
 
 MODEL_FEATURES = {
     "retry": RETRY_FEATURES,
