@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from training.api.requests import CUSTOMER_FIELDS
+from training.contract.tables import CUSTOMER_FIELDS
 from training.policy.decisions import Decider, Decisions
 
 DEFAULT_NAME = "smart-retry"
@@ -73,7 +73,7 @@ class ArtifactDecider:
 
 def load_artifact_decider(source: str, threads: int = 1) -> ArtifactDecider:
     """Load an artifact (local path or MLflow model URI) for serving or batch scoring."""
-    from training.artifact.decision_artifact import load_artifact
+    from training.tracking.loading import load_artifact
 
     artifact = load_artifact(source)
     decider = artifact.decider(threads=threads)

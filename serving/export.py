@@ -31,6 +31,7 @@ from sqlalchemy import Engine, select
 from serving.store.models import Customer, Decision, Invoice, OutcomeEvent
 from training.contract.history import History
 from training.contract.io import write_history
+from training.contract.tables import CUSTOMERS
 
 UTC = "datetime64[ns, UTC]"
 
@@ -76,7 +77,7 @@ def _utc(series: pd.Series) -> pd.Series:
 
 def _customers(stored: pd.DataFrame, invoices: pd.DataFrame) -> pd.DataFrame:
     first_due = invoices.groupby("customer_id")["due_at"].min()
-    out = stored[["customer_id", "country", "timezone", "signup_at", "plan", "sms_opt_in"]].copy()
+    out = stored[list(CUSTOMERS.column_names)].copy()
     out["signup_at"] = _utc(out["signup_at"]).fillna(out["customer_id"].map(first_due))
     out["timezone"] = out["timezone"].fillna("UTC")
     out["sms_opt_in"] = out["sms_opt_in"].astype("boolean").fillna(False).astype(bool)

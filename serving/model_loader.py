@@ -1,6 +1,6 @@
 """Hold the decider the service answers with; load it once, reload it atomically.
 
-The decision artifact is loaded by ``training.artifact.decision_artifact.load_artifact(uri_or_path)`` (MLflow
+The decision artifact is loaded by ``training.tracking.loading.load_artifact(uri_or_path)`` (MLflow
 model URI such as ``models:/smart-retry@champion``, or a local path) and wrapped in
 :class:`serving.artifact_decider.ArtifactDecider` (known customers, description). When no source is
 configured, the loader module is not installed, or loading fails, the service answers
@@ -37,11 +37,11 @@ def load_decider(source: str, threads: int = 1) -> Decider:
     (:class:`serving.artifact_decider.ArtifactDecider`); ``threads``: LightGBM threads for
     big scoring calls (batches)."""
     try:
-        import training.artifact.decision_artifact  # noqa: F401  (the loader must be installed)
+        import training.tracking.loading  # noqa: F401  (the loader must be installed)
     except ModuleNotFoundError as error:
-        if error.name not in ("training", "training.artifact.decision_artifact"):
+        if error.name not in ("training", "training.tracking", "training.tracking.loading"):
             raise
-        raise ModelUnavailable("no model loader installed (training.artifact.decision_artifact)") from error
+        raise ModelUnavailable("no model loader installed (training.tracking.loading)") from error
     from serving.artifact_decider import load_artifact_decider
 
     return load_artifact_decider(source, threads=threads)

@@ -14,8 +14,8 @@ from serving.store.db import read_connection, write_lock
 from serving.store.models import Customer, Decision, Invoice, OutcomeEvent
 from training.api.schemas import OutcomeEvent as OutcomeEventModel
 from training.api.schemas import RecommendationRequest, RecommendationResponse
+from training.contract.tables import CUSTOMER_FIELDS
 
-CUSTOMER_FIELDS = ("country", "timezone", "signup_at", "sms_opt_in", "plan")
 _IN_CHUNK = 500
 
 

@@ -52,24 +52,44 @@ def _request(invoice_id: str, **overrides: Any) -> dict[str, Any]:
 
 
 def _customer(tz: str, opt_in: bool = True) -> dict[str, Any]:
-    return {"country": "GB", "timezone": tz, "signup_at": "2015-01-01T00:00:00Z", "sms_opt_in": opt_in}
+    return {
+        "country": "GB",
+        "timezone": tz,
+        "signup_at": "2015-01-01T00:00:00Z",
+        "sms_opt_in": opt_in,
+    }
 
 
 HAND_MADE = [
     _request("hard_lost", decline_code="lost_card"),
     _request("hard_fraud", processor="adyen", decline_code="FRAUD"),
     _request(
-        "sepa_closed", payment_method="sepa_debit", card_brand=None, processor="sepa", decline_code="AC04"
+        "sepa_closed",
+        payment_method="sepa_debit",
+        card_brand=None,
+        processor="sepa",
+        decline_code="AC04",
     ),
     _request(
-        "sepa_funds", payment_method="sepa_debit", card_brand=None, processor="sepa", decline_code="AM04"
+        "sepa_funds",
+        payment_method="sepa_debit",
+        card_brand=None,
+        processor="sepa",
+        decline_code="AM04",
     ),
     _request(
-        "bacs_refer", payment_method="bacs_debit", card_brand=None, processor="bacs", currency="GBP",
-        decline_code="0", customer=_customer("Europe/London"),
+        "bacs_refer",
+        payment_method="bacs_debit",
+        card_brand=None,
+        processor="bacs",
+        currency="GBP",
+        decline_code="0",
+        customer=_customer("Europe/London"),
     ),
     _request("mac03", card_brand="mastercard", merchant_advice_code="03"),
-    _request("mac21", card_brand="mastercard", decline_code="do_not_honor", merchant_advice_code="21"),
+    _request(
+        "mac21", card_brand="mastercard", decline_code="do_not_honor", merchant_advice_code="21"
+    ),
     _request("mac02", card_brand="mastercard", merchant_advice_code="02"),
     _request("expired", decline_code="expired_card"),
     _request("generic", decline_code="generic_decline", processor="braintree"),
@@ -94,8 +114,12 @@ HAND_MADE = [
     ),
     _request("no_opt_in", customer=_customer("America/New_York", opt_in=False)),
     _request("dst_london", failed_at="2026-10-24T20:30:00Z", customer=_customer("Europe/London")),
-    _request("dst_new_york", failed_at="2026-10-31T23:30:00Z", customer=_customer("America/New_York")),
-    _request("sydney_night", failed_at="2026-04-04T12:00:00Z", customer=_customer("Australia/Sydney")),
+    _request(
+        "dst_new_york", failed_at="2026-10-31T23:30:00Z", customer=_customer("America/New_York")
+    ),
+    _request(
+        "sydney_night", failed_at="2026-04-04T12:00:00Z", customer=_customer("Australia/Sydney")
+    ),
     _request("kolkata", currency="INR", customer=_customer("Asia/Kolkata")),
     _request("unknown_code", decline_code="zz_never_heard"),
     _request("no_customer", customer=None),

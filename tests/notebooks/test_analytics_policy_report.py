@@ -12,6 +12,7 @@ import pytest
 from training.analytics import model_quality as mq
 from training.analytics import policy_report as pr
 from training.evaluation.report import LABELS, write_report
+from training.evaluation.truth_eval import load_truth
 from training.config.params import Params
 
 RATES = {"learned": 0.52, "fixed": 0.39, "rules": 0.50, "no_action": 0.10, "oracle": 0.71}
@@ -130,7 +131,7 @@ def test_find_evaluation_without_file_or_store(tmp_path, monkeypatch, evaluation
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
     assert pr.find_evaluation(tmp_path / "missing.json", None, run_id="abc") is None
     assert not store.exists()  # nothing created by looking
-    assert pr.load_truth(None) is None and pr.load_truth(tmp_path / "no-truth") is None
+    assert load_truth(None) is None and load_truth(tmp_path / "no-truth") is None
 
 
 def test_policy_table_with_truth():

@@ -13,12 +13,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from training.artifact.decision_artifact import DecisionArtifact, load_artifact
+from training.artifact.decision_artifact import DecisionArtifact
 from training.cli.main import app
 from training.contract.history import History
 from training.contract.io import write_history
 from training.features.invoice import events_from_history
 from training.tracking import mlflow_runs as tracking
+from training.tracking.loading import load_artifact
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()

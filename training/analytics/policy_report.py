@@ -106,16 +106,6 @@ def find_evaluation(
     return evaluation_from_run(run_id)
 
 
-def load_truth(truth_dir: str | Path | None):
-    """The simulator's ground truth in ``truth_dir`` (None when not given or absent: a
-    real history has none)."""
-    if truth_dir is None or not Path(truth_dir).exists():
-        return None
-    from training.simulator.truth import GroundTruth
-
-    return GroundTruth.load(truth_dir)
-
-
 def run_id_of(model: str, artifact: DecisionArtifact) -> str | None:
     """The MLflow run behind a model: the artifact's metadata, a ``runs:/`` URI, or the
     registry version a ``models:/`` URI names."""

@@ -16,7 +16,9 @@ import pandas as pd
 from training.api.from_history import history_requests
 from training.artifact.decision_artifact import DecisionArtifact
 from training.config.params import Params
+from training.config.request_defaults import DEFAULT_CONSTRAINTS
 from training.contract.history import History
+from training.contract.tables import CUSTOMER_FIELDS
 from training.declines.table import load_decline_table
 
 
@@ -86,8 +88,8 @@ def changed(request: Mapping[str, Any], **changes: Any) -> dict[str, Any]:
     ``sms_opt_in``, ...) or ``constraints`` fields replaced; ``decline_category`` picks
     the processor's code of that category."""
     out = copy.deepcopy(dict(request))
-    customer_fields = {"country", "timezone", "signup_at", "sms_opt_in", "plan"}
-    constraint_fields = {"max_retries", "window_days", "max_messages", "channels"}
+    customer_fields = set(CUSTOMER_FIELDS)
+    constraint_fields = set(DEFAULT_CONSTRAINTS)
     for name, value in changes.items():
         if name == "decline_category":
             code = decline_code_for(out["processor"], value)

@@ -12,8 +12,7 @@ from typing import Any
 import pandas as pd
 
 from training.contract.history import History
-
-CUSTOMER_FIELDS = ("country", "timezone", "signup_at", "sms_opt_in", "plan")
+from training.contract.tables import CUSTOMER_FIELDS
 
 
 def _iso(values: pd.Series) -> pd.Series:

@@ -24,22 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from training.config.request_defaults import COLD_START_CUSTOMER, DEFAULT_CONSTRAINTS
+from training.contract.tables import CUSTOMER_FIELDS
 from training.core.frames import EVENT_COLUMNS
 
-DEFAULT_CONSTRAINTS: dict[str, Any] = {
-    "max_retries": 4,
-    "window_days": 14,
-    "max_messages": 3,
-    "channels": ("email", "sms"),
-}
-COLD_START_CUSTOMER: dict[str, Any] = {
-    "country": None,
-    "timezone": "UTC",
-    "signup_at": None,
-    "sms_opt_in": False,
-    "plan": None,
-}
-CUSTOMER_FIELDS = tuple(COLD_START_CUSTOMER)
 EXTRA_EVENT_COLUMNS = ("plan", "customer_source")
 PREVIOUS_ATTEMPT_COLUMNS = ("event_id", "attempted_at", "decline_code", "merchant_advice_code")
 

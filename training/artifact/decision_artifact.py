@@ -73,19 +73,3 @@ class DecisionArtifact:
         if not isinstance(artifact, cls):
             raise TypeError(f"{file} does not hold a smartretry decision artifact")
         return artifact
-
-
-def load_artifact(uri_or_path: str | Path) -> DecisionArtifact:
-    """From a folder/file written by ``smartretry train``, or an MLflow model URI
-    (``models:/smart-retry@champion``, ``runs:/<run>/model``)."""
-    text = str(uri_or_path)
-    if text.startswith(("models:/", "runs:/", "mlflow-artifacts:/")):
-        from training.tracking.mlflow_runs import load_registered_artifact
-
-        return load_registered_artifact(text)
-    return DecisionArtifact.load(uri_or_path)
-
-
-def load_decider(uri_or_path: str | Path, threads: int = 1):
-    """The :class:`~training.policy.decisions.Decider` of a stored artifact."""
-    return load_artifact(uri_or_path).decider(threads=threads)

@@ -59,6 +59,9 @@ CUSTOMERS = Table(
     ),
 )
 
+# what a customer record holds besides its id (requests, the store and exports share it)
+CUSTOMER_FIELDS = tuple(c for c in CUSTOMERS.column_names if c != CUSTOMERS.key)
+
 INVOICES = Table(
     "invoices",
     "invoice_id",

@@ -39,6 +39,7 @@ import pandas as pd
 
 from training.config import retry_limits as src
 from training.config.retry_limits import RetryLimits
+from training.contract.tables import PAYMENT_METHODS
 from training.declines.table import (
     HARD_CATEGORIES,
     DeclineTable,
@@ -49,7 +50,6 @@ from training.declines.wording import explain, rule_sources, word_rows
 
 __all__ = ["RetryDecision", "RetryLimits", "RetryRules"]
 
-PAYMENT_METHODS = ("card", "sepa_debit", "bacs_debit", "ach_debit")
 EVENT_COLUMNS = (
     "event_id",
     "processor",

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from training.contract.tables import PROCESSORS
+
 DEFAULT_TABLE_PATH = Path(__file__).with_name("reference.csv")
 
 CATEGORIES: tuple[str, ...] = (
@@ -53,7 +55,6 @@ HARD_CATEGORIES: frozenset[str] = frozenset(
     {"lost_or_stolen", "fraud_suspected", "account_closed", "dispute_or_revoked", "not_permitted"}
 )
 # Vocabularies of the data contract's `processor` column, then the network ones.
-PROCESSORS: tuple[str, ...] = ("stripe", "adyen", "braintree", "sepa", "bacs", "ach")
 NETWORK_VOCABULARIES: tuple[str, ...] = ("mastercard_mac", "visa")
 
 REQUIRED_COLUMNS = ("processor", "code", "category", "retryable", "description", "source")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from training.artifact.decision_artifact import DecisionArtifact, load_artifact
+from training.artifact.decision_artifact import DecisionArtifact
 from training.config.params import Params
 from training.contract.history import History
 from training.contract.io import load_history
@@ -29,6 +29,7 @@ from training.evaluation.truth_eval import breakdown, compare_policies, truth_re
 from training.features.invoice import events_from_history
 from training.models.split import TimeSplit
 from training.policy.scorer import past_rows
+from training.tracking.loading import load_artifact
 
 
 @dataclass

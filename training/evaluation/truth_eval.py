@@ -4,6 +4,8 @@ learned policy captures."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -81,3 +83,11 @@ def breakdown(values: pd.DataFrame, groups: pd.Series, min_size: int = 30) -> pd
     if {"learned", "fixed", "oracle"} <= set(table.columns):
         table["captured_share"] = _captured(table["learned"], table["fixed"], table["oracle"])
     return table
+
+
+def load_truth(truth_dir: str | Path | None) -> GroundTruth | None:
+    """The simulator's ground truth in ``truth_dir`` (None when not given or absent: a
+    real history has none)."""
+    if truth_dir is None or not Path(truth_dir).exists():
+        return None
+    return GroundTruth.load(truth_dir)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.api.requests import DEFAULT_CONSTRAINTS
+from training.config.request_defaults import DEFAULT_CONSTRAINTS
 from training.contract.history import History
 from training.core.frames import EVENT_COLUMNS
 from training.core.localtime import NAT, to_ns
