@@ -191,7 +191,11 @@ def create_app(
     defaults to :func:`serving.model_loader.load_decider` with the configured threads."""
     settings = settings if settings is not None else get_settings()
     if loader is None:
-        loader = functools.partial(load_decider, threads=settings.scoring_threads)
+        loader = functools.partial(
+            load_decider,
+            threads=settings.scoring_threads,
+            quiet_hours=settings.quiet_hours_override(),
+        )
     digests = settings.key_hashes()
     if not digests:
         raise RuntimeError(
@@ -208,7 +212,7 @@ def create_app(
     app.state.settings = settings
     app.state.key_digests = digests
     app.state.metrics = Metrics()
-    fallback = FallbackDecider.from_settings(settings)
+    fallback = FallbackDecider(quiet_hours=settings.quiet_hours_override())
     app.state.holder = ModelHolder(settings.model, fallback, loader)
     app.state.batcher = None  # set by the lifespan (serving.microbatch)
     app.state.decision_writer = None  # set by the lifespan (serving.store.decision_writer)

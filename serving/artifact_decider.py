@@ -15,8 +15,10 @@ from typing import Any
 
 import pandas as pd
 
+from training.config.quiet_hours import QuietHours
 from training.contract.tables import CUSTOMER_FIELDS
 from training.policy.decisions import Decider, Decisions
+from training.tracking.loading import load_artifact
 
 DEFAULT_NAME = "smart-retry"
 
@@ -71,11 +73,14 @@ class ArtifactDecider:
         return described
 
 
-def load_artifact_decider(source: str, threads: int = 1) -> ArtifactDecider:
-    """Load an artifact (local path or MLflow model URI) for serving or batch scoring."""
-    from training.tracking.loading import load_artifact
-
+def load_artifact_decider(
+    source: str, threads: int = 1, quiet_hours: QuietHours | None = None
+) -> ArtifactDecider:
+    """Load an artifact (local path or MLflow model URI) for serving or batch scoring;
+    ``quiet_hours``: the operator's override of the quiet hours the model was trained with."""
     artifact = load_artifact(source)
+    if quiet_hours is not None:
+        artifact.policy = artifact.policy.model_copy(update={"quiet_hours": quiet_hours})
     decider = artifact.decider(threads=threads)
     decider.scorer.warm_up()  # now, not in the first request (and frozen with the rest)
     return ArtifactDecider(decider, artifact.customers, artifact.metadata)

@@ -3,7 +3,7 @@
 The decision artifact is loaded by ``training.tracking.loading.load_artifact(uri_or_path)`` (MLflow
 model URI such as ``models:/smart-retry@champion``, or a local path) and wrapped in
 :class:`serving.artifact_decider.ArtifactDecider` (known customers, description). When no source is
-configured, the loader module is not installed, or loading fails, the service answers
+configured or loading fails, the service answers
 with the rules fallback and says so on ``/readyz`` and ``/v1/model``.
 
 A reload builds the new decider completely and then swaps one attribute, so a request in
@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from serving.artifact_decider import load_artifact_decider
+from training.config.quiet_hours import QuietHours
 from training.policy.decisions import Decider
 
 logger = logging.getLogger(__name__)
@@ -27,24 +29,12 @@ logger = logging.getLogger(__name__)
 Loader = Callable[[str], Decider]
 
 
-class ModelUnavailable(RuntimeError):
-    """No decision artifact can be loaded (no loader installed, or no source)."""
-
-
-def load_decider(source: str, threads: int = 1) -> Decider:
-    """Load a decision artifact with the training package's loader, wrapped so the service
-    also gets the artifact's known customers and description
-    (:class:`serving.artifact_decider.ArtifactDecider`); ``threads``: LightGBM threads for
-    big scoring calls (batches)."""
-    try:
-        import training.tracking.loading  # noqa: F401  (the loader must be installed)
-    except ModuleNotFoundError as error:
-        if error.name not in ("training", "training.tracking", "training.tracking.loading"):
-            raise
-        raise ModelUnavailable("no model loader installed (training.tracking.loading)") from error
-    from serving.artifact_decider import load_artifact_decider
-
-    return load_artifact_decider(source, threads=threads)
+def load_decider(source: str, threads: int = 1, quiet_hours: QuietHours | None = None) -> Decider:
+    """Load a decision artifact, wrapped so the service also gets the artifact's known
+    customers and description (:class:`serving.artifact_decider.ArtifactDecider`);
+    ``threads``: LightGBM threads for big scoring calls (batches); ``quiet_hours``: the
+    operator's override (``SMARTRETRY_QUIET_*_HOUR``)."""
+    return load_artifact_decider(source, threads=threads, quiet_hours=quiet_hours)
 
 
 def freeze_heap() -> None:

@@ -15,6 +15,8 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from training.config.quiet_hours import QuietHours
+
 HASH_PREFIX = "sha256:"
 
 
@@ -65,8 +67,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0, description="largest accepted request body")
     max_batch_items: int = Field(1000, ge=1000, description="items per /v1/recommendations/batch")
     max_outcome_events: int = Field(5000, ge=1000, description="events per /v1/outcomes")
-    quiet_start_hour: int = Field(21, ge=0, le=23, description="local quiet hours start")
-    quiet_end_hour: int = Field(8, ge=0, le=23, description="local quiet hours end")
+    quiet_start_hour: int | None = Field(
+        None,
+        ge=0,
+        le=23,
+        description="override the local quiet hours' start for every decider (learned model and "
+        "fallback); unset: the model's own (params.yaml policy.quiet_hours), the default for the "
+        "fallback",
+    )
+    quiet_end_hour: int | None = Field(
+        None, ge=0, le=23, description="override the local quiet hours' end (as above)"
+    )
     allow_reload: bool = Field(True, description="enable POST /v1/admin/reload")
     reload_interval_seconds: float = Field(
         0, ge=0, description="re-load the model every N seconds (0: only on POST /v1/admin/reload)"
@@ -109,6 +120,18 @@ class Settings(BaseSettings):
         if self.api_keys_file is not None and not self.api_keys_file.is_file():
             raise ValueError(f"SMARTRETRY_API_KEYS_FILE: no such file {self.api_keys_file}")
         return self
+
+    def quiet_hours_override(self) -> QuietHours | None:
+        """The quiet hours the operator set (a missing bound keeps its default), or None."""
+        if self.quiet_start_hour is None and self.quiet_end_hour is None:
+            return None
+        default = QuietHours()
+        return QuietHours(
+            start_hour=default.start_hour
+            if self.quiet_start_hour is None
+            else self.quiet_start_hour,
+            end_hour=default.end_hour if self.quiet_end_hour is None else self.quiet_end_hour,
+        )
 
     def key_hashes(self) -> list[str]:
         """All accepted keys in stored form; plain keys are hashed here."""

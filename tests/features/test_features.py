@@ -208,9 +208,10 @@ def test_grid_fast_path_matches_the_timeline_path(small_world):
     """The search's direct retry-grid features equal those of scoring each candidate
     through its full timeline (earlier failed retries as rows, messages as context)."""
     from training.config.policy import PolicyConfig
+    from training.core.arrays import group_counter
     from training.models.calibrated import encode_matrix
     from training.policy.retry_search import retry_grid_columns
-    from training.policy.scorer import build_timeline, group_counter
+    from training.policy.scorer import build_timeline
 
     decider = small_world.artifact.decider()
     events = events_from_history(small_world.history).tail(25).reset_index(drop=True)

@@ -1,24 +1,41 @@
-"""The baselines' array helpers agree with the Series helpers of ``training.core.localtime``
-(they are a second, cheaper implementation of the same local-time rules)."""
+"""The int64 local-time helpers the baselines use (``training.core.localtime``) agree with
+the Series helpers of the same module and with pandas' own conversions, around DST
+changes in zones with odd offsets; the schedules built on them are DST-safe."""
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from training.api.requests import requests_to_frames
-from training.core.localtime import defer_out_of_quiet_hours, from_local, to_local
-from training.declines.rules import RetryRules
-from training.policy.baselines import (
-    NS_PER_DAY,
-    _cummax_in_group,
-    _defer_quiet,
-    _local_ns,
-    _utc_ns,
-    fixed_schedule,
-    rules_baseline,
+from training.config.quiet_hours import QuietHours
+from training.core.arrays import cummax_in_group as _cummax_in_group
+from training.core.localtime import (
+    defer_out_of_quiet_hours,
+    defer_quiet_ns,
+    from_local,
+    local_to_utc_ns,
+    to_local,
+    utc_offsets,
 )
+from training.declines.rules import RetryRules
+from training.policy.baselines import NS_PER_DAY, fixed_schedule, rules_baseline
+
+
+def _local_ns(utc: np.ndarray, zones: np.ndarray) -> np.ndarray:
+    return utc + utc_offsets(utc, zones)
+
+
+def _utc_ns(local: np.ndarray, zones: np.ndarray) -> np.ndarray:
+    return local_to_utc_ns(local, zones)
+
+
+def _defer_quiet(utc: np.ndarray, zones: np.ndarray, start: int, end: int) -> np.ndarray:
+    return defer_quiet_ns(utc, zones, start, end)
+
 
 # instants around DST changes (gaps and repeated hours) in zones with odd offsets
 ZONES = np.array(
@@ -93,7 +110,14 @@ def test_running_maximum_restarts_for_each_event():
     np.testing.assert_array_equal(_cummax_in_group(values, pos), expected)
 
 
-@pytest.mark.parametrize("baseline", [fixed_schedule, rules_baseline])
+@pytest.mark.parametrize(
+    "baseline",
+    [
+        partial(fixed_schedule, quiet_hours=QuietHours()),
+        partial(rules_baseline, quiet_hours=QuietHours()),
+    ],
+    ids=["fixed", "rules"],
+)
 def test_schedules_come_sorted_by_event_id_then_time(baseline):
     """Event ids sort as strings ("10" before "9"), whatever the frame's order and index."""
     base = {
@@ -113,7 +137,7 @@ def test_schedules_come_sorted_by_event_id_then_time(baseline):
     ids = [str(i) for i in (9, 10, 3, 11, 0, 1, 2, 4, 5, 6, 7, 8)]
     events, previous = requests_to_frames(requests, ids)
     events.index = events.index * 3 + 7
-    schedules = baseline(events, previous, RetryRules())
+    schedules = baseline(events, previous, RetryRules(), quiet_hours=QuietHours())
     for frame, column in ((schedules.retries, "at"), (schedules.messages, "send_at")):
         assert len(frame) > 0 and isinstance(frame.index, pd.RangeIndex)
         ordered = frame.sort_values(["event_id", column], kind="stable").reset_index(drop=True)
@@ -147,4 +171,4 @@ def test_an_event_without_a_time_zone_is_an_error():
     )
     events["timezone"] = None
     with pytest.raises(ValueError, match="timezone: missing for event_id 'e1'"):
-        fixed_schedule(events, previous, RetryRules())
+        fixed_schedule(events, previous, RetryRules(), quiet_hours=QuietHours())

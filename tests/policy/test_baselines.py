@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -9,15 +10,14 @@ import pandas as pd
 import pytest
 
 from training.api.requests import requests_to_frames
+from training.config.baselines import BaselineConfig
+from training.config.quiet_hours import QuietHours
 from training.core.frames import Schedules
 from training.core.localtime import to_local
 from training.declines.rules import RetryRules
-from training.policy.baselines import (
-    BaselineConfig,
-    fixed_schedule,
-    no_action,
-    rules_baseline,
-)
+from training.policy.baselines import fixed_schedule, no_action, rules_baseline
+
+QUIET = QuietHours()
 
 BASE: dict[str, Any] = {
     "customer_id": "c",
@@ -164,7 +164,10 @@ CONFIGS = {
         rules_message_channels=("sms", "email"),
     ),
 }
-BASELINES = {"fixed": fixed_schedule, "rules": rules_baseline}
+BASELINES = {
+    "fixed": partial(fixed_schedule, quiet_hours=QUIET),
+    "rules": partial(rules_baseline, quiet_hours=QUIET),
+}
 
 
 def by_event(schedules: Schedules, event_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -228,7 +231,7 @@ def test_no_rule_is_broken_on_hostile_events(rules, frames, baseline, config):
 
 def test_fixed_schedule_defaults(rules, frames):
     events, previous = frames
-    schedules = fixed_schedule(events, previous, rules)
+    schedules = fixed_schedule(events, previous, rules, quiet_hours=QUIET)
     retries, messages = by_event(schedules, "insufficient funds")
     assert retries["at"].tolist() == [pd.Timestamp(f"2026-11-{d}T14:03:00Z") for d in (23, 25, 27)]
     assert messages["send_at"].tolist() == [
@@ -243,14 +246,18 @@ def test_fixed_schedule_defaults(rules, frames):
 
 def test_fixed_schedule_keeps_the_local_clock_across_dst(rules, frames):
     events, previous = frames
-    retries, _ = by_event(fixed_schedule(events, previous, rules), "London, clocks go back")
+    retries, _ = by_event(
+        fixed_schedule(events, previous, rules, quiet_hours=QUIET), "London, clocks go back"
+    )
     # failed 22:45 BST on Fri 23 Oct; clocks go back on the 25th: retries at 22:45 GMT
     assert retries["at"].tolist() == [pd.Timestamp(f"2026-10-{d}T22:45:00Z") for d in (26, 28, 30)]
 
 
 def test_rules_baseline_paydays(rules, frames):
     events, previous = frames
-    retries, messages = by_event(rules_baseline(events, previous, rules), "insufficient funds")
+    retries, messages = by_event(
+        rules_baseline(events, previous, rules, quiet_hours=QUIET), "insufficient funds"
+    )
     local = to_local(retries["at"], "Europe/Amsterdam")
     assert (local.dt.hour == 6).all()
     day_before = local.dt.normalize() - pd.Timedelta(days=1)
@@ -266,7 +273,7 @@ def test_rules_baseline_paydays(rules, frames):
 
 def test_rules_baseline_update_first(rules, frames):
     events, previous = frames
-    schedules = rules_baseline(events, previous, rules)
+    schedules = rules_baseline(events, previous, rules, quiet_hours=QUIET)
     for name in ("expired card", "MAC 01"):
         retries, messages = by_event(schedules, name)
         assert messages.iloc[0]["template"] == "update_payment_method"
@@ -281,7 +288,7 @@ def test_rules_baseline_update_first(rules, frames):
 
 def test_rules_baseline_sms_follows_consent(rules, frames):
     events, previous = frames
-    schedules = rules_baseline(events, previous, rules)
+    schedules = rules_baseline(events, previous, rules, quiet_hours=QUIET)
     assert "sms" in set(by_event(schedules, "insufficient funds")[1]["channel"])
     assert set(by_event(schedules, "no sms opt-in")[1]["channel"]) == {"email"}
     assert set(by_event(schedules, "sms only, opted in")[1]["channel"]) == {"sms"}

@@ -186,7 +186,7 @@ def test_exploration_shifts_whole_schedules_inside_the_window(case):
 def _variants(plan_event, base_ns, shifts_hours):
     """Every retry of the plan moved by each shift, the others kept (as the refinement
     builds them): event, key, plan row and time of each variant's retries."""
-    from training.policy.scorer import group_counter
+    from training.core.arrays import group_counter
 
     sizes = np.bincount(plan_event)
     first_row = np.cumsum(sizes) - sizes

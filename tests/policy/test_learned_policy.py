@@ -177,7 +177,9 @@ def test_policy_beats_the_fixed_schedule_in_the_simulated_world(small_world):
     )
     decider = small_world.artifact.decider()
     decisions = decider.decide(test, None)
-    fixed = fixed_schedule(test, None, decider.rules, decider.config.baseline)
+    fixed = fixed_schedule(
+        test, None, decider.rules, decider.config.baseline, quiet_hours=decider.config.quiet_hours
+    )
     keys = pd.DataFrame({"key": test["event_id"], "invoice_id": test["invoice_id"]})
 
     def truth(schedules_retries, schedules_messages):

@@ -173,7 +173,10 @@ class WhatIfExplorer:
                 "success_probability": probability,
                 "allowed": (count[0] > 0) & (ns >= start[0]) & (ns < end[0]),
                 "quiet_hours": in_quiet_hours(
-                    times, what_if.timezone, config.quiet_start_hour, config.quiet_end_hour
+                    times,
+                    what_if.timezone,
+                    config.quiet_hours.start_hour,
+                    config.quiet_hours.end_hour,
                 ).to_numpy(),
             }
         )
@@ -186,7 +189,10 @@ class WhatIfExplorer:
         ev = events.iloc[0]
         config = self.decider.config
         first = defer_out_of_quiet_hours(
-            events["failed_at"], events["timezone"], config.quiet_start_hour, config.quiet_end_hour
+            events["failed_at"],
+            events["timezone"],
+            config.quiet_hours.start_hour,
+            config.quiet_hours.end_hour,
         ).iloc[0]
         channels = [
             c

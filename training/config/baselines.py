@@ -16,8 +16,6 @@ class BaselineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    quiet_start_hour: int = Field(21, ge=0, le=23, description="local quiet hours start")
-    quiet_end_hour: int = Field(8, ge=0, le=23, description="local quiet hours end")
     fixed_retry_days: tuple[float, ...] = Field(
         (3, 5, 7), description="fixed schedule: retries this many days after the failure"
     )
@@ -49,7 +47,6 @@ class BaselineConfig(BaseModel):
         min_length=1,
         description="rules: channel of the 1st, 2nd, ... message (SMS only with opt-in)",
     )
-    update_template: str = "update_payment_method"
     payment_link_template: str = "payment_link"
     card_problem_categories: tuple[str, ...] = Field(
         (

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from training.config.baselines import BaselineConfig
+from training.config.quiet_hours import QuietHours
 
 
 class PolicyConfig(BaseModel):
@@ -27,8 +28,9 @@ class PolicyConfig(BaseModel):
     min_message_gain: float = Field(
         0.002, ge=0, description="send a message only if its response probability is above"
     )
-    quiet_start_hour: int = Field(21, ge=0, le=23)
-    quiet_end_hour: int = Field(8, ge=0, le=23)
+    quiet_hours: QuietHours = Field(
+        QuietHours(), description="no message inside these local hours (every schedule)"
+    )
     exploration_rate: float = Field(
         0.05, ge=0, le=1, description="share of decisions that take a randomized alternative"
     )

@@ -55,9 +55,9 @@ def searched_schedules(
 
 def baseline_schedules(decider: ModelDecider, events: pd.DataFrame) -> dict[str, Schedules]:
     decisions = decider.rules.decide_many(events, None)
-    config = decider.config.baseline
+    config, quiet = decider.config.baseline, decider.config.quiet_hours
     return {
-        "fixed": fixed_schedule(events, None, decider.rules, config, decisions),
-        "rules": rules_baseline(events, None, decider.rules, config, decisions),
+        "fixed": fixed_schedule(events, None, decider.rules, config, decisions, quiet_hours=quiet),
+        "rules": rules_baseline(events, None, decider.rules, config, decisions, quiet_hours=quiet),
         "no_action": no_action(events),
     }

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from training.core.arrays import group_starts
 from training.core.localtime import to_ns
 
 UPDATE_TEMPLATE = "update_payment_method"
@@ -38,14 +39,6 @@ STATE_FEATURES = (
     "card_update_likely",
 )
 UPDATE_PLAUSIBLE_HOURS = 24.0
-
-
-def _group_starts(codes_sorted: np.ndarray) -> np.ndarray:
-    """Per row of a group-sorted array: the index of its group's first row."""
-    n = len(codes_sorted)
-    new = np.ones(n, dtype=bool)
-    new[1:] = codes_sorted[1:] != codes_sorted[:-1]
-    return np.maximum.accumulate(np.where(new, np.arange(n), 0))
 
 
 def _earlier_count(flag: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -108,7 +101,7 @@ def state_of_rows(
     hours = ns[order] / 3.6e12
     kind = kind_all[order]
     template = np.asarray(template, dtype=object)[order]
-    first = _group_starts(key)
+    first = group_starts(key)
     original = kind == "original"
     retry = kind == "retry"
     attempt = original | retry
@@ -122,7 +115,7 @@ def state_of_rows(
     same = np.empty(len(key))
     same[by_template] = _earlier_count(
         message[by_template],
-        _group_starts(
+        group_starts(
             key[by_template] * (template_code.max(initial=0) + 1) + template_code[by_template]
         ),
     )

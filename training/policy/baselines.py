@@ -26,7 +26,19 @@ import numpy as np
 import pandas as pd
 
 from training.config.baselines import BaselineConfig
+from training.config.quiet_hours import QuietHours
+from training.core.arrays import cummax_in_group, rank_in_group
 from training.core.frames import Schedules
+from training.core.localtime import (
+    DAY_NS,
+    HOUR_NS,
+    NAT,
+    defer_quiet_ns,
+    from_ns,
+    local_to_utc_ns,
+    to_ns,
+    utc_offsets,
+)
 from training.declines.rules import RetryRules
 
 # -- building blocks -------------------------------------------------------------------
@@ -35,71 +47,8 @@ from training.declines.rules import RetryRules
 # int64, "no bound"): plain numpy takes and comparisons instead of merges and Series keep
 # a one-event call cheap for the API. Schedules become frames only at the very end.
 
-NAT = np.iinfo(np.int64).min
-NS_PER_HOUR = 3_600_000_000_000
-NS_PER_DAY = 24 * NS_PER_HOUR
-
-
-def _ns(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
-    values = ts.array if isinstance(ts, pd.Series) else ts
-    if isinstance(values, pd.arrays.DatetimeArray | pd.DatetimeIndex):  # no parsing needed
-        return np.array(values.as_unit("ns").asi8)  # asi8 of tz-aware values is UTC
-    return pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).as_unit("ns").asi8.copy()
-
-
-def _utc(ns: np.ndarray) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(np.asarray(ns, dtype=np.int64).view("M8[ns]"), tz="UTC")
-
-
-def _by_zone(zones: np.ndarray) -> list[tuple[str, slice | np.ndarray]]:
-    """Each distinct time zone with its rows: one pandas call per zone, not per row."""
-    codes, uniques = pd.factorize(zones)
-    if len(uniques) == 1:
-        return [(uniques[0], slice(None))]
-    return [(zone, np.flatnonzero(codes == i)) for i, zone in enumerate(uniques)]
-
-
-def _local_ns(utc: np.ndarray, zones: np.ndarray) -> np.ndarray:
-    """Naive local wall-clock times of UTC instants (:func:`timing.to_local` on arrays)."""
-    out = np.empty_like(utc)
-    for zone, rows in _by_zone(zones):
-        out[rows] = _utc(utc[rows]).tz_convert(zone).tz_localize(None).asi8
-    return out
-
-
-def _utc_ns(local: np.ndarray, zones: np.ndarray) -> np.ndarray:
-    """UTC instants of naive local wall-clock times (:func:`timing.from_local` on arrays:
-    a time in the spring-forward gap moves forward, a repeated one takes the first)."""
-    out = np.empty_like(local)
-    for zone, rows in _by_zone(zones):
-        part = local[rows]
-        out[rows] = (
-            pd.DatetimeIndex(part.view("M8[ns]"))
-            .tz_localize(
-                zone, ambiguous=np.ones(len(part), dtype=bool), nonexistent="shift_forward"
-            )
-            .asi8
-        )
-    return out
-
-
-def _defer_quiet(at: np.ndarray, zones: np.ndarray, start: int, end: int) -> np.ndarray:
-    """Times inside local quiet hours ``[start, end)`` moved to the next ``end`` o'clock
-    local (:func:`timing.defer_out_of_quiet_hours` on arrays)."""
-    if start == end or len(at) == 0:
-        return at
-    local = _local_ns(at, zones)
-    hour = local // NS_PER_HOUR % 24
-    if start > end:
-        quiet, next_day = (hour >= start) | (hour < end), hour >= start
-    else:
-        quiet, next_day = (hour >= start) & (hour < end), np.zeros(len(at), dtype=bool)
-    if not quiet.any():
-        return at
-    target = local - local % NS_PER_DAY + next_day * NS_PER_DAY + end * NS_PER_HOUR
-    out = at.copy()
-    out[quiet] = _utc_ns(target[quiet], zones[quiet])
-    return out
+NS_PER_HOUR = HOUR_NS
+NS_PER_DAY = DAY_NS
 
 
 class _Events:
@@ -114,7 +63,7 @@ class _Events:
         missing = pd.isna(self.timezone)
         if missing.any():
             raise ValueError(f"timezone: missing for event_id {self.event_id[missing][0]!r}")
-        self.failed = _ns(f["failed_at"])
+        self.failed = to_ns(f["failed_at"]).copy()
         self.window_days = f["window_days"].to_numpy(dtype="int64")
         self.window_end = self.failed + self.window_days * NS_PER_DAY
         self.max_retries = f["max_retries"].to_numpy(dtype="int64")
@@ -128,7 +77,7 @@ class _Events:
     def local_failed(self) -> np.ndarray:
         """Local wall-clock time of each failure (converted once, shared by all slots)."""
         if self._local_failed is None:
-            self._local_failed = _local_ns(self.failed, self.timezone)
+            self._local_failed = self.failed + utc_offsets(self.failed, self.timezone)
         return self._local_failed
 
     def positions(self, event_ids: pd.Series | np.ndarray) -> np.ndarray:
@@ -158,7 +107,7 @@ def _at_same_clock(ev: _Events, pos: np.ndarray, days: np.ndarray) -> np.ndarray
         return np.empty(0, dtype="int64")
     offsets, slot = np.unique(np.asarray(days, dtype=float), return_inverse=True)
     shift = pd.to_timedelta(offsets, unit="D").as_unit("ns").asi8[slot.ravel()]
-    return _utc_ns(ev.local_failed[pos] + shift, ev.timezone[pos])
+    return local_to_utc_ns(ev.local_failed[pos] + shift, ev.timezone[pos])
 
 
 def _first_attempt(ev: _Events, previous: pd.DataFrame | None) -> np.ndarray:
@@ -167,7 +116,7 @@ def _first_attempt(ev: _Events, previous: pd.DataFrame | None) -> np.ndarray:
         return first
     pos = ev.positions(previous["event_id"])
     keep = pos >= 0
-    np.minimum.at(first, pos[keep], _ns(previous["attempted_at"])[keep])
+    np.minimum.at(first, pos[keep], to_ns(previous["attempted_at"])[keep])
     return first
 
 
@@ -180,29 +129,6 @@ def _distinct(pos: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 def _order(pos: np.ndarray, at: np.ndarray) -> np.ndarray:
     return np.lexsort((at, pos))
-
-
-def _rank_in_group(pos: np.ndarray) -> np.ndarray:
-    """0, 1, 2, ... within runs of equal (sorted) ``pos``."""
-    if len(pos) == 0:
-        return pos
-    idx = np.arange(len(pos))
-    starts = np.r_[True, pos[1:] != pos[:-1]]
-    return idx - np.maximum.accumulate(np.where(starts, idx, 0))
-
-
-def _cummax_in_group(values: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Running maximum of ``values`` within runs of equal (sorted) ``pos``.
-
-    Ranks of the values are offset by run so one global running maximum never carries
-    over from one run to the next (int64 times are too large to offset directly).
-    """
-    if len(values) == 0:
-        return values
-    uniques, rank = np.unique(values, return_inverse=True)
-    run = np.cumsum(np.r_[True, pos[1:] != pos[:-1]]) - 1
-    offset = run * len(uniques)
-    return uniques[np.maximum.accumulate(rank.ravel() + offset) - offset]
 
 
 def _clip_retries(
@@ -221,7 +147,7 @@ def _clip_retries(
     is_open = (decisions["retryable"].to_numpy() != "no") & (limit > 0)
     needs_update = decisions["needs_update_first"].to_numpy(dtype=bool)
     allowed = decisions["allowed"].to_numpy(dtype=bool)
-    not_before = _ns(decisions["not_before"])
+    not_before = to_ns(decisions["not_before"]).copy()
     has_plausible = plausible != NAT
 
     usable = is_open[pos] & (allowed[pos] | (needs_update[pos] & has_plausible[pos]))
@@ -238,8 +164,8 @@ def _clip_retries(
     pos, at = pos[distinct], at[distinct]
     # spacing: at_k >= at_{k-1} + s  <=>  at_k' = k*s + cummax_j<=k(at_j - j*s), per event
     spacing = int(lim.min_spacing_hours * NS_PER_HOUR)
-    k = _rank_in_group(pos)
-    at = _cummax_in_group(at - k * spacing, pos) + k * spacing
+    k = rank_in_group(pos)
+    at = cummax_in_group(at - k * spacing, pos) + k * spacing
 
     first = _first_attempt(ev, previous)
     end = ev.window_end.copy()
@@ -248,7 +174,7 @@ def _clip_retries(
     end[bacs] = np.minimum(end[bacs], first[bacs] + lim.bacs_representment_window_days * NS_PER_DAY)
     inside = (at > ev.failed[pos]) & (at <= end[pos])
     pos, at = pos[inside], at[inside]
-    within = _rank_in_group(pos) < limit[pos]
+    within = rank_in_group(pos) < limit[pos]
     return pos[within], at[within]
 
 
@@ -263,7 +189,7 @@ class _Messages(NamedTuple):
 
 def _fit_messages(
     ev: _Events,
-    config: BaselineConfig,
+    quiet_hours: QuietHours,
     pos: np.ndarray,
     send_at: np.ndarray,
     channel: np.ndarray,
@@ -278,8 +204,8 @@ def _fit_messages(
     )
     keep = channel != ""
     pos, send_at, channel, template = pos[keep], send_at[keep], channel[keep], template[keep]
-    send_at = _defer_quiet(
-        send_at, ev.timezone[pos], config.quiet_start_hour, config.quiet_end_hour
+    send_at = defer_quiet_ns(
+        send_at, ev.timezone[pos], quiet_hours.start_hour, quiet_hours.end_hour
     )
     inside = (send_at >= ev.failed[pos]) & (send_at <= ev.window_end[pos])
     pos, send_at, channel, template = (
@@ -292,7 +218,7 @@ def _fit_messages(
     pos, send_at, channel, template = pos[order], send_at[order], channel[order], template[order]
     distinct = _distinct(pos, send_at)
     within = distinct.copy()
-    within[distinct] = _rank_in_group(pos[distinct]) < ev.max_messages[pos[distinct]]
+    within[distinct] = rank_in_group(pos[distinct]) < ev.max_messages[pos[distinct]]
     return _Messages(pos[within], send_at[within], channel[within].astype(object), template[within])
 
 
@@ -304,12 +230,12 @@ def _schedules(
     r = np.lexsort((retry_at, rank[retry_pos]))
     m = np.lexsort((messages.send_at, rank[messages.pos]))
     retries = pd.DataFrame(
-        {"event_id": ev.event_id[retry_pos[r]], "at": _utc(retry_at[r])}, copy=False
+        {"event_id": ev.event_id[retry_pos[r]], "at": from_ns(retry_at[r])}, copy=False
     )
     frame = pd.DataFrame(
         {
             "event_id": ev.event_id[messages.pos[m]],
-            "send_at": _utc(messages.send_at[m]),
+            "send_at": from_ns(messages.send_at[m]),
             "channel": messages.channel[m],
             "template": messages.template[m].astype(object),
         },
@@ -347,7 +273,7 @@ def _payday_mornings(
         is_payday |= payday == last_business
     pos, local_day = pos[is_payday], local_day[is_payday]
     local = local_day.astype("M8[ns]").view("int64") + config.payday_retry_hour * NS_PER_HOUR
-    return pos, _utc_ns(local, ev.timezone[pos])
+    return pos, local_to_utc_ns(local, ev.timezone[pos])
 
 
 def _update_plausible(ev: _Events, messages: _Messages, rules: RetryRules) -> np.ndarray:
@@ -377,6 +303,8 @@ def fixed_schedule(
     rules: RetryRules,
     config: BaselineConfig | None = None,
     decisions: pd.DataFrame | None = None,
+    *,
+    quiet_hours: QuietHours,
 ) -> Schedules:
     """The configured fixed schedule, clipped by the rules and the request's constraints.
 
@@ -390,7 +318,7 @@ def fixed_schedule(
     pos, _, days = _slots(every, config.fixed_message_days)
     messages = _fit_messages(
         ev,
-        config,
+        quiet_hours,
         pos,
         _at_same_clock(ev, pos, days),
         np.full(len(pos), config.fixed_message_channel, dtype=object),
@@ -410,9 +338,14 @@ def fixed_schedule(
     return _schedules(ev, retry_pos, retry_at, messages)
 
 
-def message_templates(decisions: pd.DataFrame, config: BaselineConfig) -> np.ndarray:
+def message_templates(
+    decisions: pd.DataFrame, config: BaselineConfig, update_template: str
+) -> np.ndarray:
     """Update request for card problems and for declines that cannot be retried as is,
-    payment link otherwise (the customer can pay, or authenticate, on the hosted page)."""
+    payment link otherwise (the customer can pay, or authenticate, on the hosted page).
+
+    ``update_template``: the update request the rules send (the first of the retry rules'
+    ``update_message_templates``, so the rules engine counts it as one)."""
     category = decisions["category"].to_numpy()
     retryable = decisions["retryable"].to_numpy()
     card_problem = np.isin(category, config.card_problem_categories)
@@ -420,7 +353,7 @@ def message_templates(decisions: pd.DataFrame, config: BaselineConfig) -> np.nda
         (retryable == "after_update") & (category != "authentication_required")
     )
     return np.where(
-        card_problem | needs_new_method, config.update_template, config.payment_link_template
+        card_problem | needs_new_method, update_template, config.payment_link_template
     ).astype(object)
 
 
@@ -430,6 +363,8 @@ def rules_baseline(
     rules: RetryRules,
     config: BaselineConfig | None = None,
     decisions: pd.DataFrame | None = None,
+    *,
+    quiet_hours: QuietHours,
 ) -> Schedules:
     """Hand-written rules by decline reason, clipped like every schedule.
 
@@ -445,11 +380,11 @@ def rules_baseline(
     channels = np.asarray(config.rules_message_channels, dtype=object)
     messages = _fit_messages(
         ev,
-        config,
+        quiet_hours,
         pos,
         _at_same_clock(ev, pos, days),
         channels[slot % len(channels)],
-        message_templates(decisions, config)[pos],
+        message_templates(decisions, config, rules.limits.update_message_templates[0])[pos],
     )
     plausible = _update_plausible(ev, messages, rules)
 
@@ -489,7 +424,7 @@ def no_action(
 
 
 def rules_reasons(
-    ev: pd.DataFrame, decisions: pd.DataFrame, schedules: Schedules, config: BaselineConfig
+    ev: pd.DataFrame, decisions: pd.DataFrame, schedules: Schedules, quiet_hours: QuietHours
 ) -> list[list[str]]:
     """Plain-words reasons for :func:`rules_baseline` schedules, one list per event."""
     category = decisions["category"].astype(str).str.replace("_", " ")
@@ -516,7 +451,7 @@ def rules_reasons(
     sms_blocked = ev["allow_sms"].to_numpy() & ~ev["sms_opt_in"].to_numpy()
     quiet = (
         f"messages outside the customer's quiet hours "
-        f"({config.quiet_start_hour:02d}:00-{config.quiet_end_hour:02d}:00 local)"
+        f"({quiet_hours.start_hour:02d}:00-{quiet_hours.end_hour:02d}:00 local)"
     )
     reasons = []
     for text, blocked, rule in zip(first, sms_blocked, decisions["explanation"], strict=True):

@@ -207,7 +207,12 @@ class ModelDecider:
             events, previous_attempts, past=past
         )
         fixed = fixed_schedule(
-            events, previous_attempts, self.rules, self.config.baseline, decisions
+            events,
+            previous_attempts,
+            self.rules,
+            self.config.baseline,
+            decisions,
+            quiet_hours=self.config.quiet_hours,
         )
         (expected, retry_p, message_p), (baseline, _, _) = self.expected_recoveries(
             events, features, past, [(retries, messages), (fixed.retries, fixed.messages)]

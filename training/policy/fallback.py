@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.settings import Settings
 from training.config.baselines import BaselineConfig
+from training.config.quiet_hours import QuietHours
 from training.declines.rules import RetryRules
 from training.policy.baselines import rules_baseline, rules_reasons
 from training.policy.decisions import Decisions, new_decision_ids
@@ -24,17 +24,15 @@ NO_MODEL = "no model loaded: rule-based schedule (fallback)"
 class FallbackDecider:
     """A :class:`~training.policy.decisions.Decider` built on the rules baseline."""
 
-    def __init__(self, config: BaselineConfig | None = None, rules: RetryRules | None = None):
+    def __init__(
+        self,
+        config: BaselineConfig | None = None,
+        rules: RetryRules | None = None,
+        quiet_hours: QuietHours | None = None,
+    ) -> None:
         self.config = config or BaselineConfig()
         self.rules = rules or RetryRules()
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> FallbackDecider:
-        return cls(
-            BaselineConfig(
-                quiet_start_hour=settings.quiet_start_hour, quiet_end_hour=settings.quiet_end_hour
-            )
-        )
+        self.quiet_hours = quiet_hours or QuietHours()
 
     @property
     def model_version(self) -> str:
@@ -57,8 +55,10 @@ class FallbackDecider:
     def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame) -> Decisions:
         ev = events.reset_index(drop=True)
         decisions = self.rules.decide_many(ev, previous_attempts).reset_index(drop=True)
-        schedules = rules_baseline(ev, previous_attempts, self.rules, self.config, decisions)
-        reasons = rules_reasons(ev, decisions, schedules, self.config)
+        schedules = rules_baseline(
+            ev, previous_attempts, self.rules, self.config, decisions, quiet_hours=self.quiet_hours
+        )
+        reasons = rules_reasons(ev, decisions, schedules, self.quiet_hours)
         n = len(ev)
         table = pd.DataFrame(
             {

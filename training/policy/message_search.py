@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from training.config.policy import PolicyConfig
+from training.core.arrays import best_per_group
 from training.core.localtime import (
     DAY_NS,
     HOUR_NS,
@@ -70,10 +71,7 @@ def _empty(n: int = 0) -> _Candidates:
 
 def _best_per_event(candidates: _Candidates, p: np.ndarray) -> np.ndarray:
     """Row of the most likely candidate per event (ties: the earlier row), by event."""
-    order = np.lexsort((-p, candidates.pos))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = candidates.pos[order][1:] != candidates.pos[order][:-1]
-    return order[first]
+    return best_per_group(np.lexsort((-p, candidates.pos)), candidates.pos)
 
 
 class _Context:
@@ -188,7 +186,9 @@ def plan_messages(
     sms = events["allow_sms"].to_numpy(dtype=bool) & events["sms_opt_in"].to_numpy(dtype=bool)
     gap = int(config.min_message_gap_hours * HOUR_NS)
     for round_ in range(int(budget.max())):
-        ref = defer_quiet_ns(earliest, context.tz, config.quiet_start_hour, config.quiet_end_hour)
+        ref = defer_quiet_ns(
+            earliest, context.tz, config.quiet_hours.start_hour, config.quiet_hours.end_hour
+        )
         active = (budget > round_) & (ref < window_end)
         if not active.any():
             break
@@ -249,7 +249,7 @@ def _message_slots(
     keep = (
         (at >= ref[slot_pos])
         & (at < window_end[slot_pos])
-        & ~quiet_hour(hour, config.quiet_start_hour, config.quiet_end_hour)
+        & ~quiet_hour(hour, config.quiet_hours.start_hour, config.quiet_hours.end_hour)
     )
     rows = grid[keep]
     slots = _Candidates(pos[rows], at[keep], best.template[rows], best.channel[rows])

@@ -106,7 +106,7 @@ def model_reasons(
         + "% for the fixed schedule",
     )
     no_sms = events["allow_sms"].to_numpy(dtype=bool) & ~events["sms_opt_in"].to_numpy(dtype=bool)
-    quiet = f"messages outside quiet hours ({config.quiet_start_hour:02d}:00-{config.quiet_end_hour:02d}:00 local)"
+    quiet = f"messages outside quiet hours ({config.quiet_hours.start_hour:02d}:00-{config.quiet_hours.end_hour:02d}:00 local)"
     out = []
     for parts in zip(timing, message_text, gain, no_sms, strict=True):
         reasons = [str(parts[0]), str(parts[1]), quiet]

@@ -27,10 +27,11 @@ import numpy as np
 import pandas as pd
 
 from training.config.policy import PolicyConfig
+from training.core.arrays import best_per_group, group_counter, group_first, rank_in_group
 from training.core.localtime import HOUR_NS, NAT, from_ns, to_ns
 from training.features.dunning_state import UPDATE_TEMPLATE, grid_state
 from training.models.matrix import EventMatrix, as_event_matrix
-from training.policy.scorer import ModelScorer, build_timeline, group_counter
+from training.policy.scorer import ModelScorer, build_timeline
 
 UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 
@@ -422,19 +423,15 @@ def _refine(
 
 def _first_per_group(group: np.ndarray, value: np.ndarray) -> np.ndarray:
     """Index of the smallest ``value`` per group (ties: the earliest index), by group."""
-    order = np.lexsort((np.arange(len(group)), value, group))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = group[order][1:] != group[order][:-1]
-    return order[first]
+    return best_per_group(np.lexsort((np.arange(len(group)), value, group)), group)
 
 
 def _schedule_order(key: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per retry of the schedules ``key``: how many of its schedule's retries come
     before it, and the time (ns, float) of the one just before (NaN for the first)."""
     order = np.lexsort((at, key))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = key[order][1:] != key[order][:-1]
-    rank = np.arange(len(order)) - np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+    first = group_first(key[order])
+    rank = rank_in_group(key[order])
     previous = np.where(first, np.nan, np.roll(at[order], 1).astype(float))
     k, previous_ns = np.empty(len(at), dtype=np.int64), np.empty(len(at))
     k[order], previous_ns[order] = rank, previous

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from training.core.arrays import group_counter, group_first
 from training.core.localtime import HOUR_NS, from_ns, to_ns
 from training.declines.table import DeclineTable
 from training.features.customer import CustomerIndex
@@ -37,8 +38,7 @@ def past_rows(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> p
     event_ids, ns = np.concatenate(ids), np.concatenate(times)
     order = np.lexsort((ns, pd.factorize(event_ids, sort=True)[0]))  # by event id, then time
     event_ids, ns = event_ids[order], ns[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = event_ids[1:] != event_ids[:-1]
+    first = group_first(event_ids)
     return pd.DataFrame(
         {
             "event_id": event_ids,
@@ -69,11 +69,6 @@ def past_of_keys(
         to_ns(past["t"])[rows],
         past["kind"].to_numpy(dtype=object)[rows],
     )
-
-
-def group_counter(sizes: np.ndarray) -> np.ndarray:
-    """0..size-1 for each group of ``sizes``, concatenated."""
-    return np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
 
 
 def build_timeline(
