@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.dependencies import DecisionServices, MetricsDep
 from serving.metrics import Metrics
 from serving.microbatch import MicroBatcher
 from serving.model_loader import Loader, ModelHolder, load_decider
@@ -131,39 +132,42 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return build
 
 
-async def _periodic_reload(app: FastAPI, seconds: float) -> None:
+async def _periodic_reload(holder: ModelHolder, metrics: Metrics, seconds: float) -> None:
     while True:
         await asyncio.sleep(seconds)
-        ok = await run_in_threadpool(app.state.holder.reload)
-        app.state.metrics.reloads.labels("ok" if ok else "failed").inc()
-        app.state.metrics.model_fallback.set(int(app.state.holder.current.decider.fallback))
+        ok = await run_in_threadpool(holder.reload)
+        metrics.reloads.labels("ok" if ok else "failed").inc()
+        metrics.model_fallback.set(int(holder.current.decider.fallback))
 
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    metrics: Metrics = app.state.metrics
+    holder: ModelHolder = app.state.holder
     engine = make_engine(settings.database_url)
     await run_in_threadpool(migrate, engine)
     app.state.engine = engine
     writer = app.state.decision_writer = None
     if settings.decision_write_behind:
-        metrics: Metrics = app.state.metrics
         writer = app.state.decision_writer = DecisionWriter(
             functools.partial(record_decisions, engine),
             on_dropped=metrics.decisions_dropped.inc,
         )
         metrics.decisions_pending.set_function(lambda: writer.pending)
         writer.start()
-    holder: ModelHolder = app.state.holder
+    services = app.state.decision_services = DecisionServices(holder, engine, writer, metrics)
     await run_in_threadpool(holder.load)
-    app.state.metrics.model_fallback.set(int(holder.current.decider.fallback))
+    metrics.model_fallback.set(int(holder.current.decider.fallback))
     task = None
     if settings.reload_interval_seconds > 0:
-        task = asyncio.create_task(_periodic_reload(app, settings.reload_interval_seconds))
+        task = asyncio.create_task(
+            _periodic_reload(holder, metrics, settings.reload_interval_seconds)
+        )
     batcher = app.state.batcher = None
     if settings.microbatch_max_items > 1:
         batcher = app.state.batcher = MicroBatcher(
-            lambda items: answer(app.state, items, ""),
+            lambda items: answer(services, items, ""),
             settings.microbatch_max_items,
             settings.microbatch_wait_ms / 1000,
         )
@@ -216,16 +220,18 @@ def create_app(
     app.state.holder = ModelHolder(settings.model, fallback, loader)
     app.state.batcher = None  # set by the lifespan (serving.microbatch)
     app.state.decision_writer = None  # set by the lifespan (serving.store.decision_writer)
+    # app.state.engine and .decision_services: set by the lifespan; serving.dependencies
+    # gives them (and the rest of app.state) to the routes, typed
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     _install_error_handlers(app)
     app.include_router(v1)
     app.include_router(ops)
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
-    def metrics() -> PlainTextResponse:
+    def metrics(app_metrics: MetricsDep) -> PlainTextResponse:
         """Prometheus text format."""
         return PlainTextResponse(
-            generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+            generate_latest(app_metrics.registry), media_type=CONTENT_TYPE_LATEST
         )
 
     app.openapi = _openapi(app)  # type: ignore[method-assign]

@@ -8,12 +8,23 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from serving.body import read_json_object
+from serving.dependencies import (
+    BatcherDep,
+    DecisionServices,
+    DecisionServicesDep,
+    EngineDep,
+    HolderDep,
+    MetricsDep,
+    SettingsDep,
+)
+from serving.metrics import Metrics
+from serving.model_loader import ModelHolder
 from serving.security import ApiKey
 from serving.store.db import ping
-from serving.store.decision_writer import DecisionWriter
 from serving.store.writes import known_customers, record_decisions, record_outcomes
 from training.api.errors import ApiError, from_validation_error
 from training.api.schemas import (
@@ -25,6 +36,7 @@ from training.api.schemas import (
     OutcomesRequest,
     OutcomesResponse,
     Readiness,
+    RecommendationRequest,
     RecommendationResponse,
 )
 from training.api.sensitive import scan
@@ -67,15 +79,20 @@ ops = APIRouter()
     tags=["recommendations"],
     openapi_extra=_body("RecommendationRequest"),
 )
-async def post_recommendation(request: Request) -> Any:
+async def post_recommendation(
+    request: Request,
+    settings: SettingsDep,
+    batcher: BatcherDep,
+    services: DecisionServicesDep,
+) -> Response:
     """Retry times and dunning messages for one failed charge."""
-    state = request.app.state
-    body = await read_json_object(request, state.settings.max_body_bytes)
+    body = await read_json_object(request, settings.max_body_bytes)
     # the card-data scan and validation run with the decision (validate_item), once
-    if state.batcher is not None:  # decided together with the requests arriving meanwhile
-        result = await state.batcher.submit(body)
+    result: Result
+    if batcher is not None:  # decided together with the requests arriving meanwhile
+        result = await batcher.submit(body)
     else:
-        [result] = await run_in_threadpool(answer, state, [body], "")
+        [result] = await run_in_threadpool(answer, services, [body], "")
     if isinstance(result, ItemError):
         raise ApiError(422, result.error.code, result.error.message, result.error.field)
     return _json(result)
@@ -87,11 +104,13 @@ async def post_recommendation(request: Request) -> Any:
     tags=["recommendations"],
     openapi_extra=_body("BatchRequest"),
 )
-async def post_batch(request: Request) -> Any:
+async def post_batch(
+    request: Request, settings: SettingsDep, services: DecisionServicesDep
+) -> Response:
     """Many failed charges at once; a bad item gets a per-item error, the rest are answered."""
-    state = request.app.state
-    body = await read_json_object(request, state.settings.max_body_bytes)
-    return _json_bytes(await run_in_threadpool(batch_answer, state, body))
+    body = await read_json_object(request, settings.max_body_bytes)
+    content = await run_in_threadpool(batch_answer, services, body, settings.max_batch_items)
+    return _json_bytes(content)
 
 
 @v1.post(
@@ -100,17 +119,21 @@ async def post_batch(request: Request) -> Any:
     tags=["outcomes"],
     openapi_extra=_body("OutcomesRequest"),
 )
-async def post_outcomes(request: Request) -> Any:
+async def post_outcomes(
+    request: Request, settings: SettingsDep, engine: EngineDep, metrics: MetricsDep
+) -> Response:
     """Report what happened (attempts, messages sent/opened/clicked); idempotent by event_id."""
-    state = request.app.state
-    body = await read_json_object(request, state.settings.max_body_bytes)
-    return _json(await run_in_threadpool(store_outcomes, state, body))
+    body = await read_json_object(request, settings.max_body_bytes)
+    stored = await run_in_threadpool(
+        store_outcomes, engine, metrics, body, settings.max_outcome_events
+    )
+    return _json(stored)
 
 
 @v1.get("/model", response_model=ModelInfo, tags=["model"])
-def get_model(request: Request) -> Any:
+def get_model(holder: HolderDep) -> ModelInfo:
     """The decider answering now: name, version, training data period, evaluation figures."""
-    return model_info(request.app.state)
+    return model_info(holder)
 
 
 @v1.post(
@@ -119,26 +142,25 @@ def get_model(request: Request) -> Any:
     tags=["model"],
     responses={409: {"model": ErrorBody}},
 )
-async def post_reload(request: Request) -> Any:
+async def post_reload(settings: SettingsDep, holder: HolderDep, metrics: MetricsDep) -> ModelInfo:
     """Load the configured model again and swap it in; on failure the current one stays."""
-    state = request.app.state
-    if not state.settings.allow_reload:
+    if not settings.allow_reload:
         raise ApiError(409, "reload_disabled", "reload is disabled (SMARTRETRY_ALLOW_RELOAD)")
-    ok = await run_in_threadpool(state.holder.reload)
-    state.metrics.reloads.labels("ok" if ok else "failed").inc()
-    state.metrics.model_fallback.set(int(state.holder.current.decider.fallback))
+    ok = await run_in_threadpool(holder.reload)
+    metrics.reloads.labels("ok" if ok else "failed").inc()
+    metrics.model_fallback.set(int(holder.current.decider.fallback))
     if not ok:
         raise ApiError(
             503,
             "reload_failed",
-            f"reload failed, still answering with {state.holder.current.decider.model_version}: "
-            f"{state.holder.last_error}",
+            f"reload failed, still answering with {holder.current.decider.model_version}: "
+            f"{holder.last_error}",
         )
-    return model_info(state)
+    return model_info(holder)
 
 
 @ops.get("/healthz", response_model=Health, tags=["operations"])
-def healthz() -> Any:
+def healthz() -> Health:
     """Liveness: the process answers."""
     return Health(status="ok")
 
@@ -146,11 +168,10 @@ def healthz() -> Any:
 @ops.get(
     "/readyz", response_model=Readiness, tags=["operations"], responses={503: {"model": Readiness}}
 )
-def readyz(request: Request, response: Response) -> Any:
+def readyz(response: Response, holder: HolderDep, engine: EngineDep) -> Readiness:
     """Readiness: a model or the fallback is loaded and the store is reachable."""
-    state = request.app.state
-    decider = state.holder.current.decider
-    reachable = ping(state.engine)
+    decider = holder.current.decider
+    reachable = ping(engine)
     if not reachable:
         response.status_code = 503
     return Readiness(
@@ -172,28 +193,30 @@ def _json_bytes(content: bytes) -> Response:
     return Response(content, media_type="application/json")
 
 
-def batch_answer(state: Any, body: dict[str, Any]) -> bytes:
+def batch_answer(services: DecisionServices, body: dict[str, Any], max_items: int) -> bytes:
     """The batch route's work, in the thread pool so the event loop keeps serving: the
     whole body scanned for card data (one anywhere refuses the batch), items answered,
     the response serialized (about 1 MB for 1,000 items)."""
     scan(body)
-    items = _list_field(body, "items", state.settings.max_batch_items)
-    results = answer(state, items, "items", scanned=True)
+    items = _list_field(body, "items", max_items)
+    results = answer(services, items, "items", scanned=True)
     return BatchResponse(items=results).model_dump_json().encode()
 
 
-def store_outcomes(state: Any, body: dict[str, Any]) -> OutcomesResponse:
+def store_outcomes(
+    engine: Engine, metrics: Metrics, body: dict[str, Any], max_events: int
+) -> OutcomesResponse:
     """The outcomes route's work, in the thread pool (thousands of events to scan and
     validate, then one durable transaction): committed before the route answers."""
     scan(body)
-    _list_field(body, "events", state.settings.max_outcome_events)
+    _list_field(body, "events", max_events)
     try:
         events = OutcomesRequest.model_validate(body).events
     except ValidationError as error:
         raise ApiError(422, **from_validation_error(error).model_dump()) from None
-    accepted, duplicates = record_outcomes(state.engine, events)
-    state.metrics.outcomes.labels("accepted").inc(accepted)
-    state.metrics.outcomes.labels("duplicate").inc(duplicates)
+    accepted, duplicates = record_outcomes(engine, events)
+    metrics.outcomes.labels("accepted").inc(accepted)
+    metrics.outcomes.labels("duplicate").inc(duplicates)
     return OutcomesResponse(accepted=accepted, duplicates=duplicates)
 
 
@@ -215,48 +238,74 @@ def _list_field(body: dict[str, Any], name: str, limit: int) -> list[Any]:
     return value
 
 
-def answer(state: Any, items: list[Any], prefix: str, *, scanned: bool = False) -> list[Result]:
+Answered = list[tuple[RecommendationRequest, RecommendationResponse]]
+"""The requests that got a recommendation (not an item error), with it."""
+
+
+def answer(
+    services: DecisionServices, items: list[Any], prefix: str, *, scanned: bool = False
+) -> list[Result]:
     """Validate, decide, store the decisions (queued for the decision writer, or one
     transaction now when write-behind is off) and count them. ``scanned``: the route has
     already scanned the whole body for card data."""
-    holder = state.holder
+    holder = services.holder
     validated = [
         validate_item(item, f"{prefix}[{i}]" if prefix else "", scanned=scanned)
         for i, item in enumerate(items)
     ]
     ids = customers_to_look_up(validated)
-    decider = holder.current.decider
-    writer: DecisionWriter | None = state.decision_writer
-    stored: dict[str, dict[str, Any]] = {}
-    if ids:
-        # queued first: a batch written between the two reads is then seen in the store
-        queued = writer.queued_customers(ids) if writer is not None else {}
-        stored = known_customers(state.engine, ids)
-        for customer_id, fields in queued.items():  # newer than the store
-            stored.setdefault(customer_id, {}).update(fields)
-    known = customer_knowledge(decider, ids, stored) if ids else {}
+    decider = holder.current.decider  # read once: a reload swaps it for the next request
+    known = customer_knowledge(decider, ids, _stored_customers(services, ids)) if ids else {}
     results = recommend(decider, validated, known_customers=known, fallback=holder.fallback)
-    answered = [
+    answered = _answered(validated, results)
+    _store_decisions(services, answered)
+    _count_results(services.metrics, answered, results)
+    return results
+
+
+def _stored_customers(services: DecisionServices, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """What the store knows about these customers, with the fields of requests still queued
+    for the decision writer over it (they are newer)."""
+    writer = services.writer
+    # queued first: a batch written between the two reads is then seen in the store
+    queued = writer.queued_customers(ids) if writer is not None else {}
+    stored = known_customers(services.engine, ids)
+    for customer_id, fields in queued.items():
+        stored.setdefault(customer_id, {}).update(fields)
+    return stored
+
+
+def _answered(
+    validated: list[RecommendationRequest | ItemError], results: list[Result]
+) -> Answered:
+    """The (request, response) pairs that got a recommendation (not an item error)."""
+    return [
         (request, result)
         for request, result in zip(validated, results, strict=True)
-        if isinstance(result, RecommendationResponse)
+        if isinstance(request, RecommendationRequest) and isinstance(result, RecommendationResponse)
     ]
+
+
+def _store_decisions(services: DecisionServices, answered: Answered) -> None:
     requests, responses = [a[0] for a in answered], [a[1] for a in answered]
-    if writer is not None:
-        writer.submit(requests, responses)  # stored after the answer (write-behind)
+    if services.writer is not None:
+        services.writer.submit(requests, responses)  # stored after the answer (write-behind)
     else:
-        record_decisions(state.engine, requests, responses)
-    state.metrics.observe_decisions(
+        record_decisions(services.engine, requests, responses)
+
+
+def _count_results(metrics: Metrics, answered: Answered, results: list[Result]) -> None:
+    """Decisions by decline category (and fallback), item errors by code."""
+    metrics.observe_decisions(
         (r.decline.category, r.decline.retryable, r.fallback) for _, r in answered
     )
     for result in results:
         if isinstance(result, ItemError):
-            state.metrics.item_errors.labels(result.error.code).inc()
-    return results
+            metrics.item_errors.labels(result.error.code).inc()
 
 
-def model_info(state: Any) -> ModelInfo:
-    loaded = state.holder.current
+def model_info(holder: ModelHolder) -> ModelInfo:
+    loaded = holder.current
     described = dict(loaded.decider.describe())
     return ModelInfo(
         name=str(described.pop("name", "smart-retry")),
@@ -266,5 +315,5 @@ def model_info(state: Any) -> ModelInfo:
         loaded_at=loaded.loaded_at,
         training_data=described.get("training_data"),
         evaluation=described.get("evaluation"),
-        last_reload_error=state.holder.last_error,
+        last_reload_error=holder.last_error,
     )

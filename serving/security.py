@@ -12,9 +12,10 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from serving.dependencies import KeyDigestsDep
 from serving.settings import hash_key
 from training.api.errors import ApiError
 
@@ -34,8 +35,8 @@ def key_is_valid(key: str, digests: list[str]) -> bool:
 
 
 async def require_api_key(
-    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    digests: KeyDigestsDep,
 ) -> None:
     """The check itself: ``async`` only so FastAPI runs it on the event loop (a plain
     ``def`` dependency costs a hop to the thread pool per request); it never awaits."""
@@ -48,7 +49,7 @@ async def require_api_key(
             "Authorization",
             challenge,
         )
-    if not key_is_valid(credentials.credentials, request.app.state.key_digests):
+    if not key_is_valid(credentials.credentials, digests):
         raise ApiError(
             401, "invalid_api_key", "the API key is not valid", "Authorization", challenge
         )

@@ -33,16 +33,18 @@ def small_world() -> SmallWorld:
     """6,000 simulated invoices and a quickly trained decision artifact (~10 s)."""
     result = simulate_history(SimulateParams(invoices=6000, seed=5, months=12))
     history = result.history
+    table, limits = load_decline_table(), RetryLimits()
     trained = train_models(
-        history, TrainParams(model=FAST_MODEL), load_decline_table(), progress=False
+        history, TrainParams(model=FAST_MODEL), table, limits.update_requests, progress=False
     )
-    artifact = DecisionArtifact(
+    artifact = DecisionArtifact.with_table(
         trained.models,
         trained.data.log,
         history.customers,
         sorted(history.messages["template"].unique()),
         PolicyConfig(exploration_rate=0.0),
-        RetryLimits(),
+        limits,
+        table,
         {"model_version": "smart-retry/test", "name": "smart-retry"},
     )
     return SmallWorld(history, result.truth, artifact, trained.split)

@@ -1,4 +1,10 @@
-"""Short inputs take memo paths (classify, decision texts): they must equal the vectorized ones."""
+"""The product's one path for each helper against reference implementations.
+
+Classification (``DeclineTable.classify``: Python ``re`` on the distinct pairs) is checked
+against the former pandas implementation, the wording (``wording.word_rows``, row by row)
+against the former vectorized one, both kept below; the decision memo of short calls
+(``RetryRules._decide_memo``) against the array path it caches.
+"""
 
 import pickle
 
@@ -10,7 +16,140 @@ from pandas.testing import assert_frame_equal
 from training.declines import rules as rules_module
 from training.declines import table as table_module
 from training.declines.rules import RetryLimits, RetryRules, to_utc
-from training.declines.table import DEFAULT_TABLE_PATH, read_decline_table
+from training.declines.table import (
+    DEFAULT_TABLE_PATH,
+    NETWORK_VOCABULARIES,
+    UNKNOWN_CATEGORY,
+    UNKNOWN_RETRYABLE,
+    normalize_processor,
+    read_decline_table,
+)
+from training.declines.wording import (
+    _CAP_SOURCES,
+    _FIXED_SOURCES,
+    _FROM_CODE,
+    _cap_texts,
+    _rule_texts,
+    word_rows,
+)
+
+# -- reference implementations (the former vectorized paths) ----------------------------
+
+
+def reference_normalize_processor(processor: pd.Series) -> pd.Series:
+    return (
+        processor.astype("string")
+        .str.strip()
+        .str.casefold()
+        .str.replace(r"[\s\-]+", "_", regex=True)
+    )
+
+
+def reference_normalize_codes(processor: pd.Series, code: pd.Series) -> pd.Series:
+    """Lookup keys for raw codes (``processor`` normalized); missing and blank: ``<NA>``."""
+    key = code.astype("string").str.strip().str.casefold()
+    key = key.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+    key = key.str.replace(r"[\s\-]+", "_", regex=True)
+    key = key.mask(key == "")
+    bacs = processor == "bacs"
+    key = key.mask(bacs, key.str.replace(r"^arudd_?([0-9a-z])$", r"\1", regex=True))
+    key = key.mask(bacs, key.str.replace(r"^addacs_?([0-9a-z])$", r"addacs_\1", regex=True))
+    key = key.mask(processor == "ach", key.str.replace(r"^r(\d)$", r"r0\1", regex=True))
+    two_digit = processor.isin(list(NETWORK_VOCABULARIES))
+    key = key.mask(two_digit, key.str.replace(r"^(\d)$", r"0\1", regex=True))
+    return key
+
+
+def reference_classify(table, processor: pd.Series, code: pd.Series) -> pd.DataFrame:
+    """``DeclineTable.classify`` with pandas string operations on all rows at once."""
+    proc_text, code_text = processor.astype("string"), code.astype("string")
+    proc = reference_normalize_processor(proc_text).reset_index(drop=True)
+    key = reference_normalize_codes(proc, code_text.reset_index(drop=True))
+    row = (proc + table_module._SEP + key).map(table._keys)
+    row = row.to_numpy(dtype="float64", na_value=np.nan)
+    number = pd.to_numeric(key, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    for rng in table._ranges.itertuples():
+        inside = (
+            np.isnan(row)
+            & (proc.to_numpy(dtype="object", na_value="") == rng.processor)
+            & (number >= rng.lo)
+            & (number <= rng.hi)
+        )
+        row[inside] = rng.Index
+    known = ~np.isnan(row)
+    row_int = np.where(known, row, -1).astype("int64")
+    take = np.where(known, row_int, 0)
+    raw = code_text.reset_index(drop=True).str.strip()
+    raw_values = raw.mask(raw == "").to_numpy(dtype="object")
+    rows = table.rows
+    in_range = known & table._is_range[take]
+    table_code = rows["code"].to_numpy()[take]
+    columns = {
+        "category": np.where(known, rows["category"].to_numpy()[take], UNKNOWN_CATEGORY),
+        "retryable": np.where(known, rows["retryable"].to_numpy()[take], UNKNOWN_RETRYABLE),
+        "known": known,
+        "code": pd.array(np.where(known & ~in_range, table_code, raw_values), dtype="string"),
+        "raw_code": pd.array(raw_values, dtype="string"),
+        "table_row": row_int,
+    }
+    return pd.DataFrame(columns, index=code.index)
+
+
+def reference_explain(lim, parts) -> pd.Series:
+    """One sentence per decision, vectorized (``parts``: the columns of ``word_rows``)."""
+    rule, cap_rule = np.asarray(parts["rule"], dtype=object), np.asarray(parts["cap_rule"])
+    cap_text = pd.Series(cap_rule).map(_cap_texts(lim)).to_numpy(dtype="object")
+    counted = (
+        pd.Series(parts["in_30d"]).astype(str)
+        + " attempt(s) in the last 30 days, "
+        + pd.Series(parts["n_prev"]).astype(str)
+        + " earlier attempt(s) on this charge"
+    )
+    base = pd.Series(rule).map(_rule_texts(lim)).to_numpy(dtype="object")
+    hours = pd.Series(parts["mac_wait"], dtype="float64").round(2).astype(str)
+    hours = hours.str.replace(r"\.0+$", "", regex=True)
+    later = "Mastercard merchant advice code: retry later, after " + hours + " h"
+    base = np.where(rule == "mastercard_mac_retry_later", later.to_numpy(dtype="object"), base)
+    base = np.where(np.isin(rule, list(set(cap_rule.tolist()))), "cap reached: " + cap_text, base)
+    with_cap = np.isin(
+        rule, ["retry_allowed", "payment_method_updated", "mastercard_mac_retry_later"]
+    )
+    base = np.where(with_cap, base + "; " + cap_text, base)
+    code_text = pd.Series(pd.array(parts["code"], dtype="string")).fillna("(none)").astype(str)
+    head = (
+        pd.Series(parts["processor"]).astype(str)
+        + " "
+        + code_text
+        + " -> "
+        + pd.Series(parts["category"], dtype=object)
+        + " (retryable: "
+        + pd.Series(parts["retryable"], dtype=object)
+        + "): "
+    )
+    return head + pd.Series(base) + " [" + counted + "]"
+
+
+def reference_rule_sources(rule, cap_rule, code_source) -> np.ndarray:
+    """The source to cite for each decision's rule, vectorized."""
+    out = pd.Series(rule).map(_FIXED_SOURCES)
+    out = out.mask(pd.Series(rule).isin(list(_FROM_CODE)), pd.Series(code_source))
+    out = out.fillna(pd.Series(cap_rule).map(_CAP_SOURCES))  # retry_allowed: cite the cap
+    return out.to_numpy()
+
+
+def reference_word_rows(lim, parts) -> tuple[list[str], list]:
+    """``word_rows`` from the vectorized reference functions."""
+    parts = {name: list(values) for name, values in parts.items()}
+    texts = reference_explain(lim, parts).tolist()
+    sources = reference_rule_sources(
+        np.array(parts["rule"], dtype=object),
+        np.array(parts["cap_rule"], dtype=object),
+        np.array(parts["code_source"], dtype=object),
+    )
+    return texts, sources.tolist()
+
+
+# -- inputs --------------------------------------------------------------------------------
 
 FAILED_AT = pd.Timestamp("2026-03-10 12:00", tz="UTC")
 METHOD = {"sepa": "sepa_debit", "bacs": "bacs_debit", "ach": "ach_debit"}
@@ -57,7 +196,7 @@ def reference_events(table, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def in_small_calls(rules, events, previous, size):
-    """``decide_many`` of ``events`` in calls of at most ``size`` events (the memo path)."""
+    """``decide_many`` of ``events`` in calls of at most ``size`` events (the decision memo)."""
     parts = []
     for start in range(0, len(events), size):
         chunk = events.iloc[start : start + size]
@@ -95,32 +234,42 @@ def test_single_events_equal_the_vectorized_path(monkeypatch):
         prev = previous[previous["event_id"] == one["event_id"].iloc[0]]
         fast = rules.decide_many(one, prev)
         with monkeypatch.context() as m:
-            m.setattr(table_module, "SMALL_INPUT_ROWS", 0)
-            m.setattr(rules_module, "SMALL_INPUT_ROWS", 0)
+            m.setattr(rules_module, "SMALL_INPUT_ROWS", 0)  # no decision memo
             assert_frame_equal(fast, rules.decide_many(one, prev))
 
 
-def test_classify_memo_equals_the_vectorized_path_for_odd_inputs(monkeypatch):
+ODD_CLASSIFY_CASES = [
+    (["visa", "visa", "visa", "visa"], pd.Series(["5", 5, 5.0, True], dtype=object)),
+    (["braintree", "braintree", " Braintree"], pd.Series([2001.0, np.nan, 2500.0])),
+    (["ach", "bacs", "sepa"], pd.Series(["R1", "ARUDD-0", "am04"], dtype="string")),
+    (["stripe", None, "paypal"], pd.Series([True, "x", None], dtype=object)),
+    (["stripe", "stripe"], pd.Series([["a"], "do_not_honor"], dtype=object)),  # unhashable
+    (["mastercard_mac", "mastercard_mac"], pd.Series([2, 21], dtype="Int64")),
+    (["visa", "visa", "stripe"], pd.Series([np.str_("5"), pd.NA, pd.NaT], dtype=object)),
+    (["braintree", "visa"], pd.Series([2001, 51], dtype="int64", index=[7, 3])),
+    (["stripe", "visa"], pd.Series(["expired_card", "51"], dtype="category")),
+    ([], pd.Series([], dtype=object)),
+]
+
+
+@pytest.mark.parametrize("processors, codes", ODD_CLASSIFY_CASES)
+def test_classify_equals_the_reference_for_odd_inputs(processors, codes):
     table = read_decline_table(DEFAULT_TABLE_PATH)
-    cases = [
-        (["visa", "visa", "visa", "visa"], pd.Series(["5", 5, 5.0, True], dtype=object)),
-        (["braintree", "braintree", " Braintree"], pd.Series([2001.0, np.nan, 2500.0])),
-        (["ach", "bacs", "sepa"], pd.Series(["R1", "ARUDD-0", "am04"], dtype="string")),
-        (["stripe", None, "paypal"], pd.Series([True, "x", None], dtype=object)),
-        (["stripe", "stripe"], pd.Series([["a"], "do_not_honor"], dtype=object)),  # unhashable
-        (["mastercard_mac", "mastercard_mac"], pd.Series([2, 21], dtype="Int64")),
-    ]
-    for processors, codes in cases:
-        processor = pd.Series(processors, index=codes.index, dtype=object)
-        memo = [table.classify(processor, codes) for _ in range(2)]  # cold, then warm
-        with monkeypatch.context() as m:
-            m.setattr(table_module, "SMALL_INPUT_ROWS", 0)
-            vectorized = table.classify(processor, codes)
-        assert_frame_equal(memo[0], vectorized)
-        assert_frame_equal(memo[1], vectorized)
+    processor = pd.Series(processors, index=codes.index, dtype=object)
+    expected = reference_classify(table, processor, codes)
+    for _ in range(2):  # cold, then from the memo
+        assert_frame_equal(table.classify(processor, codes), expected)
 
 
-def test_warm_small_calls_do_not_reach_the_vectorized_code(monkeypatch):
+def test_normalize_processor_equals_the_reference():
+    values = pd.Series([" Stripe ", "MASTERCARD-MAC", None, 5, "a \t b", np.nan, "Ⅻ"], name="p")
+    values.index = values.index * 2 + 1
+    expected = reference_normalize_processor(values)
+    pd.testing.assert_series_equal(normalize_processor(values), expected)
+    pd.testing.assert_series_equal(normalize_processor(values.astype("string")), expected)
+
+
+def test_warm_small_calls_classify_and_word_nothing(monkeypatch):
     table = read_decline_table(DEFAULT_TABLE_PATH)
     rules = RetryRules(table=table)
     events, previous = reference_events(table, seed=3)
@@ -131,9 +280,7 @@ def test_warm_small_calls_do_not_reach_the_vectorized_code(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the memo should have answered")
 
-    monkeypatch.setattr(table, "_classify_vectorized", fail)
-    monkeypatch.setattr(rules_module, "explain", fail)
-    monkeypatch.setattr(rules_module, "rule_sources", fail)
+    monkeypatch.setattr(table, "_classify_pair", fail)
     monkeypatch.setattr(rules_module, "word_rows", fail)
     monkeypatch.setattr(rules, "_decide_arrays", fail)  # the decision memo answers
     assert_frame_equal(rules.decide_many(chunk, prev), first)
@@ -168,7 +315,7 @@ def test_memos_are_bounded(monkeypatch):
     events, previous = reference_events(table, seed=8)
     whole = rules.decide_many(events, previous)
     assert_frame_equal(in_small_calls(rules, events, previous, size=4), whole)
-    assert all(len(memo) <= 5 for memo in table._memo.values())
+    assert len(table._memo) <= 5
     assert len(rules._text_memo) <= 5
     assert all(len(memo) <= 5 for memo in rules._decision_memo.values())
 
@@ -229,11 +376,10 @@ def spellings(code: str) -> list[str]:
     return [code, code.upper(), f"  {code} ", code.replace("_", " "), code.replace("_", "-")]
 
 
-def test_text_codes_classify_without_pandas_as_the_vectorized_path(monkeypatch):
-    """Plain-text inputs (the API's) miss the memo into ``_classify_texts``: every table
-    code and alias in several spellings, range bounds and neighbours, odd numbers."""
-    table = read_decline_table(DEFAULT_TABLE_PATH)
-    rows = table.rows
+def every_spelling() -> tuple[pd.Series, pd.Series]:
+    """Every table code and alias in several spellings, range bounds and neighbours, odd
+    numbers, for every vocabulary and a few unknown or oddly written processors."""
+    rows = read_decline_table(DEFAULT_TABLE_PATH).rows
     forms = rows["aliases"].fillna("").str.split("|")
     processors, codes = [], []
     for processor, code, aliases in zip(rows["processor"], rows["code"], forms, strict=True):
@@ -245,33 +391,47 @@ def test_text_codes_classify_without_pandas_as_the_vectorized_path(monkeypatch):
         processors += [processor] * len(raw)
         codes += raw
     odd = ["", "  ", "1e3", "-5", "0x1F", "Ⅻ", "٣", "R1", "r10", "ARUDD-0", "addacs 1", "5", "05"]
-    for processor in [*table.vocabularies, " Stripe ", "MASTERCARD-MAC", "paypal"]:
+    for processor in [*sorted(set(rows["processor"])), " Stripe ", "MASTERCARD-MAC", "paypal"]:
         processors += [processor] * (len(odd) + 1)
         codes += [*odd, None]
-    processor = pd.Series(processors, dtype=object)
-    code = pd.Series(codes, dtype=object)
-    with monkeypatch.context() as m:
-        m.setattr(table_module, "SMALL_INPUT_ROWS", 0)
-        expected = table.classify(processor, code)
+    return pd.Series(processors, dtype=object), pd.Series(codes, dtype=object)
 
-    def fail(*args, **kwargs):
-        raise AssertionError("text inputs should not need the vectorized path")
 
-    monkeypatch.setattr(table, "_classify_vectorized", fail)
-    got = pd.concat(
+def test_every_spelling_classifies_as_the_reference():
+    """In one call, in calls of 50 (cold and warm memo), and in other column dtypes."""
+    table = read_decline_table(DEFAULT_TABLE_PATH)
+    processor, code = every_spelling()
+    expected = reference_classify(table, processor, code)
+    assert_frame_equal(table.classify(processor, code), expected)
+    for fresh in (read_decline_table(DEFAULT_TABLE_PATH), table):
+        got = pd.concat(
+            [
+                fresh.classify(processor.iloc[i : i + 50], code.iloc[i : i + 50])
+                for i in range(0, len(code), 50)
+            ]
+        )
+        assert_frame_equal(got, expected)
+    as_string = processor.astype("string"), code.astype("string")
+    assert_frame_equal(table.classify(*as_string), reference_classify(table, *as_string))
+
+
+def test_table_keys_are_the_reference_normalization_of_its_forms():
+    table = read_decline_table(DEFAULT_TABLE_PATH)
+    rows = table.rows
+    forms = pd.concat(
         [
-            table.classify(processor.iloc[i : i + 50], code.iloc[i : i + 50])
-            for i in range(0, len(code), 50)
+            rows["code"],
+            rows["aliases"].str.split("|").explode().str.strip().loc[lambda s: s != ""],
         ]
     )
-    assert_frame_equal(got, expected)
+    processor = rows["processor"].loc[forms.index]
+    keys = processor + table_module._SEP + reference_normalize_codes(processor, forms)
+    assert table._keys == dict(zip(keys, forms.index, strict=True))
 
 
-def test_row_wording_equals_the_vectorized_wording():
-    """``word_rows`` (the memo path's wording) against ``explain`` and ``rule_sources`` on
-    random decisions, for the default and for unusual limits."""
-    from training.declines.wording import rule_sources, word_rows
-
+def test_row_wording_equals_the_reference_wording():
+    """``word_rows`` against the vectorized reference on random decisions, for the default
+    and for unusual limits."""
     rng = np.random.default_rng(4)
     caps = np.array(
         [
@@ -316,7 +476,20 @@ def test_row_wording_equals_the_vectorized_wording():
         "mac_wait": np.where(rng.random(n) < 0.5, np.round(hours), np.round(hours, 4)),
     }
     for lim in [RetryLimits(), RetryLimits(unknown_min_wait_hours=1.5, visa_max_reattempts_30d=3)]:
-        expected = RetryRules._word(parts, lim)[0].tolist()  # the vectorized wording
-        texts, sources = word_rows(lim, {k: v.tolist() for k, v in parts.items()})
-        assert texts == expected
-        assert sources == rule_sources(rule, cap_rule, parts["code_source"]).tolist()
+        columns = {k: v.tolist() for k, v in parts.items()}
+        assert word_rows(lim, columns) == reference_word_rows(lim, columns)
+
+
+@pytest.mark.parametrize("size", [None, 5], ids=["one call", "calls of 5"])
+def test_decisions_are_worded_as_the_reference_wording(monkeypatch, size):
+    """Whole decisions, in one call and through the memos, worded by the reference."""
+    table = read_decline_table(DEFAULT_TABLE_PATH)
+    events, previous = reference_events(table, seed=9)
+    with monkeypatch.context() as m:
+        m.setattr(rules_module, "word_rows", reference_word_rows)
+        expected = RetryRules(table=table).decide_many(events, previous)
+    rules = RetryRules(table=table)
+    if size is None:
+        assert_frame_equal(rules.decide_many(events, previous), expected)
+    else:
+        assert_frame_equal(in_small_calls(rules, events, previous, size), expected)

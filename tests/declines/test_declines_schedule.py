@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from training.declines.rules import RetryLimits, RetryRules
+from training.declines.violations import schedule_violations
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 H, D = timedelta(hours=1), timedelta(days=1)
@@ -60,7 +61,8 @@ UPDATE_ASK = pd.DataFrame(
 
 
 def test_a_compliant_schedule_has_no_violations(rules):
-    out = rules.schedule_violations(
+    out = schedule_violations(
+        rules,
         events(*EVENTS),
         retries(
             visa_nsf=[1 * D, 3 * D, 6 * D],
@@ -82,7 +84,7 @@ def test_no_retries_no_violations(rules):
     empty = pd.DataFrame(
         {"event_id": pd.Series(dtype=str), "at": pd.Series(dtype="datetime64[ns, UTC]")}
     )
-    assert rules.schedule_violations(events("stolen"), empty).empty
+    assert schedule_violations(rules, events("stolen"), empty).empty
 
 
 @pytest.mark.parametrize(
@@ -100,7 +102,7 @@ def test_no_retries_no_violations(rules):
 )
 def test_each_kind_of_violation_is_found(rules, ids, schedule, rule, at):
     previous = PREVIOUS[PREVIOUS["event_id"].isin(ids)]
-    out = rules.schedule_violations(events(*ids), retries(**schedule), previous)
+    out = schedule_violations(rules, events(*ids), retries(**schedule), previous)
     hits = out[out["rule"] == rule]
     assert len(hits) == 1, out
     assert hits.iloc[0]["event_id"] == ids[0]
@@ -111,7 +113,7 @@ def test_each_kind_of_violation_is_found(rules, ids, schedule, rule, at):
 def test_mastercard_24h_window(table):
     rules = RetryRules(RetryLimits(min_spacing_hours=0, mastercard_max_attempts_24h=3), table)
     ev = events("mc_later").assign(merchant_advice_code=None)
-    out = rules.schedule_violations(ev, retries(mc_later=[1 * H, 2 * H, 3 * H]))
+    out = schedule_violations(rules, ev, retries(mc_later=[1 * H, 2 * H, 3 * H]))
     assert out["rule"].tolist() == ["network_cap_24h"]
     assert out["at"].tolist() == [pd.Timestamp(T0 + 3 * H)]
 
@@ -127,7 +129,7 @@ def test_mastercard_24h_window(table):
 )
 def test_after_update_retries_need_a_plausible_update(rules, messages, card_updated, violation):
     ev = events("expired").assign(card_updated=card_updated)
-    out = rules.schedule_violations(ev, retries(expired=[2 * D]), None, messages)
+    out = schedule_violations(rules, ev, retries(expired=[2 * D]), None, messages)
     assert ("after_update_without_update" in set(out["rule"])) is violation
 
 
@@ -145,13 +147,13 @@ def test_many_events_are_checked_in_one_call(rules):
         }
     )
     plan = pd.DataFrame({"event_id": ids * 2, "at": [T0 + 2 * D] * 2000 + [T0 + 2 * D + H] * 2000})
-    out = rules.schedule_violations(ev, plan)
+    out = schedule_violations(rules, ev, plan)
     assert (out["rule"] == "not_allowed").sum() == 2000
     assert (out["rule"] == "min_spacing").sum() == 2000
 
 
 def test_bad_schedules_are_clear_errors(rules):
     with pytest.raises(ValueError, match="event_id not in events"):
-        rules.schedule_violations(events("visa_nsf"), retries(sepa=[D]))
+        schedule_violations(rules, events("visa_nsf"), retries(sepa=[D]))
     with pytest.raises(ValueError, match="missing column 'at'"):
-        rules.schedule_violations(events("visa_nsf"), pd.DataFrame({"event_id": ["visa_nsf"]}))
+        schedule_violations(rules, events("visa_nsf"), pd.DataFrame({"event_id": ["visa_nsf"]}))

@@ -35,6 +35,7 @@ def evaluation(small_world, small_params):
     )
 
 
+@pytest.mark.slow  # runs the whole evaluation (~15 s)
 def test_headline_figures_and_zero_violations(evaluation):
     m = evaluation.metrics
     for key in (
@@ -54,6 +55,7 @@ def test_headline_figures_and_zero_violations(evaluation):
     assert {"ips", "snips", "dr", "dm", "truth"} <= set(m["off_policy"])
 
 
+@pytest.mark.slow  # shares the evaluation above
 def test_breakdowns_cover_category_processor_country_segment(evaluation):
     assert set(evaluation.breakdowns) == {
         "decline category",
@@ -82,6 +84,7 @@ def test_bootstrap_intervals_are_honest():
     assert out["learned_recovery_rate"]["lower"] < 0.6 < out["learned_recovery_rate"]["upper"]
 
 
+@pytest.mark.slow  # the evaluate command end to end (~13 s)
 def test_cli_writes_metrics_and_report(small_world, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     write_history(small_world.history, tmp_path / "history")

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from training.api.requests import requests_to_frames
+from training.config.retry_limits import RetryLimits
 from training.contract.history import History
 from training.features.customer import CUSTOMER_FEATURES, customer_features
 from training.features.frames import RETRY_FEATURES, candidate_features, event_features
@@ -12,6 +13,8 @@ from training.features.history_log import customer_event_log, empty_log
 from training.features.invoice import events_from_history
 from training.models.datasets import build_training_data, history_timeline
 from training.policy.scorer import build_timeline, past_rows
+
+UPDATE = RetryLimits().update_requests
 
 
 def _repeat_customer_invoice(history: History) -> str:
@@ -27,7 +30,7 @@ def _rows_for(history: History, table, invoice_id: str) -> pd.DataFrame:
     features = event_features(events, log, table)
     timeline = history_timeline(history)
     timeline = timeline[timeline["key"] == invoice_id]
-    rows = candidate_features(features, timeline)
+    rows = candidate_features(features, timeline, UPDATE)
     return rows.sort_values(["hours_since_failure", "kind"], kind="stable").reset_index(drop=True)
 
 
@@ -114,7 +117,7 @@ def test_serving_path_builds_the_training_features(history, table):
     """An API request for a logged invoice, with its logged schedule proposed, gets the
     exact feature rows the model was trained on."""
     invoice_id = _repeat_customer_invoice(history)
-    data = build_training_data(history, table, window_days=14)
+    data = build_training_data(history, table, window_days=14, update=UPDATE)
     trained = data.retry.features[data.retry.invoice_id == invoice_id]
     assert len(trained) > 0
 
@@ -151,7 +154,7 @@ def test_serving_path_builds_the_training_features(history, table):
     retries = logged[logged["kind"] == "retry"].rename(columns={"t": "at"})
     messages = logged[logged["kind"] == "message"].rename(columns={"t": "send_at"})
     timeline = build_timeline(keys, past_rows(events, previous), retries, messages)
-    served = candidate_features(features, timeline)
+    served = candidate_features(features, timeline, UPDATE)
     served = served[served["kind"] == "retry"][list(RETRY_FEATURES)].reset_index(drop=True)
     expected = trained[list(RETRY_FEATURES)].reset_index(drop=True)
     pd.testing.assert_frame_equal(served, expected, check_dtype=False)
@@ -240,7 +243,7 @@ def test_grid_fast_path_matches_the_timeline_path(small_world):
     )
     k = rng.integers(0, 4, len(ids))
     config = PolicyConfig()
-    pos, columns = retry_grid_columns(features, past, messages, ids, at, k, config)
+    pos, columns = retry_grid_columns(features, past, messages, ids, at, k, config, UPDATE)
     model = decider.scorer.models.retry
     fast = features.model_matrix(model, pos, columns)
 
@@ -260,6 +263,6 @@ def test_grid_fast_path_matches_the_timeline_path(small_world):
     timeline = build_timeline(keys, past, retries, context, ("retry",))
     proposed = timeline.index[timeline["candidate"].to_numpy()]
     timeline.loc[proposed, "candidate"] = np.r_[np.ones(n, bool), np.zeros(len(phantom), bool)]
-    slow = candidate_features(features.features, timeline)
+    slow = candidate_features(features.features, timeline, UPDATE)
     slow = slow.assign(key=timeline.loc[slow.index, "key"].to_numpy()).sort_values("key")
     np.testing.assert_array_equal(fast, encode_matrix(slow, model.features, model.categories))

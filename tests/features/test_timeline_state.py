@@ -8,14 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from training.config.retry_limits import RetryLimits
 from training.core.localtime import to_ns
 from training.features.dunning_state import (
     KIND_ORDER,
     STATE_FEATURES,
-    UPDATE_PLAUSIBLE_HOURS,
-    UPDATE_TEMPLATE,
     timeline_state,
 )
+
+UPDATE = RetryLimits().update_requests
+UPDATE_TEMPLATE = UPDATE.templates[0]
+UPDATE_PLAUSIBLE_HOURS = UPDATE.plausible_after_hours
 
 
 def _ref_hours(ts: pd.Series) -> np.ndarray:
@@ -115,7 +118,7 @@ def _random_timeline(seed: int, keys: int) -> pd.DataFrame:
 @pytest.mark.parametrize("seed", range(6))
 def test_numpy_state_equals_groupby_definition(seed):
     timeline = _random_timeline(seed, keys=40)
-    got = timeline_state(timeline)
+    got = timeline_state(timeline, UPDATE)
     want = reference_timeline_state(timeline)
     assert list(got.columns) == list(STATE_FEATURES)
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
@@ -123,8 +126,24 @@ def test_numpy_state_equals_groupby_definition(seed):
 
 def test_no_candidates_and_single_rows():
     timeline = _random_timeline(3, keys=5).assign(candidate=False)
-    assert timeline_state(timeline).empty
+    assert timeline_state(timeline, UPDATE).empty
     one = _random_timeline(4, keys=1).head(1).assign(candidate=True)
     pd.testing.assert_frame_equal(
-        timeline_state(one), reference_timeline_state(one), check_dtype=False
+        timeline_state(one, UPDATE), reference_timeline_state(one), check_dtype=False
     )
+
+
+def test_update_requests_follow_the_configured_templates_and_delay():
+    """Which templates count as update requests, and the delay before an update is
+    plausible, come from the retry limits (never a constant of the feature module)."""
+    timeline = _random_timeline(2, keys=30)
+    default = timeline_state(timeline, UPDATE)
+    renamed = timeline.assign(
+        template=timeline["template"].replace({UPDATE_TEMPLATE: "new_card_please"})
+    )
+    limits = RetryLimits(update_message_templates=("new_card_please",))
+    pd.testing.assert_frame_equal(timeline_state(renamed, limits.update_requests), default)
+    assert timeline_state(renamed, UPDATE)["update_requests_before"].sum() == 0
+    later = RetryLimits(update_plausible_after_hours=UPDATE_PLAUSIBLE_HOURS + 100)
+    slower = timeline_state(timeline, later.update_requests)
+    assert slower["card_update_likely"].sum() < default["card_update_likely"].sum()

@@ -50,12 +50,19 @@ def case(small_world):
 
 
 def _plans(scorer, decider, events, decisions, features, past):
-    messages = plan_messages(
-        scorer, events, features, past, decisions, decider.templates, decider.config
-    )
     limits = decider.rules.limits
+    messages = plan_messages(
+        scorer,
+        events,
+        features,
+        past,
+        decisions,
+        decider.templates,
+        decider.config,
+        limits.update_requests,
+    )
     count, start, end = retry_windows(
-        events, decisions, messages, limits.update_plausible_after_hours, limits.min_spacing_hours
+        events, decisions, messages, limits.update_requests, limits.min_spacing_hours
     )
     retries = plan_retries(
         scorer,
@@ -68,6 +75,7 @@ def _plans(scorer, decider, events, decisions, features, past):
         end,
         limits.min_spacing_hours,
         decider.config,
+        limits.update_requests,
     )
     return messages, retries
 
@@ -123,7 +131,7 @@ def test_event_matrix_equals_encoded_frames(case):
         }
     )
     timeline = build_timeline(keys, past, pd.DataFrame({"key": keys["key"], "at": at}), messages)
-    frames = candidate_features(features.features, timeline)
+    frames = candidate_features(features.features, timeline, decider.rules.limits.update_requests)
     for name, model in decider.scorer.models.items():
         if name == "self_cure":
             continue
@@ -164,7 +172,7 @@ def test_exploration_shifts_whole_schedules_inside_the_window(case):
     messages, retries = _plans(decider.scorer, decider, events, decisions, features, past)
     limits = decider.rules.limits
     _, start, end = retry_windows(
-        events, decisions, messages, limits.update_plausible_after_hours, limits.min_spacing_hours
+        events, decisions, messages, limits.update_requests, limits.min_spacing_hours
     )
     explorer = decider.__class__(
         decider.scorer, decider.rules, decider.config.model_copy(update={"exploration_rate": 1.0}),
@@ -216,7 +224,10 @@ def test_refinement_rescores_only_changed_retries_bit_for_bit(case, monkeypatch)
     by_event = np.lexsort((to_ns(retries["at"]), plan_event))
     plan_event, base_ns = plan_event[by_event], to_ns(retries["at"])[by_event]
     first_row, event, key, row, at = _variants(plan_event, base_ns, np.array([-3, 0, 2, 80]))
-    context = _RetryContext.build(decider.scorer, features, past, messages, ids, decider.config)
+    update = decider.rules.limits.update_requests
+    context = _RetryContext.build(
+        decider.scorer, features, past, messages, ids, decider.config, update
+    )
     scored = []
     predict = decider.scorer.predict
     monkeypatch.setattr(
@@ -231,7 +242,7 @@ def test_refinement_rescores_only_changed_retries_bit_for_bit(case, monkeypatch)
     assert scored[0] < len(at) / 2 and scored[1] == len(at)
     np.testing.assert_array_equal(fast, every)
     slow_context = _RetryContext.build(
-        TimelineScorer(decider.scorer), features, past, messages, ids, decider.config
+        TimelineScorer(decider.scorer), features, past, messages, ids, decider.config, update
     )
     slow = _schedule_retry_probabilities(
         slow_context, plan_event, base_ns, first_row, event, key, row, at

@@ -8,6 +8,7 @@ import pytest
 
 from training.api.requests import requests_to_frames
 from training.core.localtime import to_local
+from training.declines.violations import schedule_violations
 from training.features.invoice import events_from_history
 from training.policy.baselines import fixed_schedule
 
@@ -105,7 +106,8 @@ def hostile(small_world):
 
 def test_no_rule_is_broken_on_hostile_events(hostile):
     events, previous, decider, decisions = hostile
-    violations = decider.rules.schedule_violations(
+    violations = schedule_violations(
+        decider.rules,
         events,
         decisions.retries[["event_id", "at"]],
         previous,

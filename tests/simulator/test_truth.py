@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from training.config.params import SimulateParams
 from training.simulator.logging_policy import (
@@ -14,6 +15,7 @@ from training.simulator.run import simulate_history
 from training.simulator.sampling import realize
 
 
+@pytest.mark.slow  # replays the world many times (~10 s)
 def test_exact_score_matches_monte_carlo():
     result = simulate_history(SimulateParams(invoices=200, seed=3))
     truth, inv = result.truth, result.history.invoices

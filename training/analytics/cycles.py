@@ -103,8 +103,8 @@ def dunning_cycles(
     if window_days <= 0:
         raise ValueError(f"window_days must be > 0, got {window_days}")
     check_history(history)
-    as_of = latest_timestamp(history) if as_of is None else pd.Timestamp(as_of)
-    as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+    cutoff = latest_timestamp(history) if as_of is None else pd.Timestamp(as_of)
+    cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff.tz_convert("UTC")
     window = window_days * DAY
 
     cycles = history.invoices.copy()
@@ -120,7 +120,7 @@ def dunning_cycles(
     )
     cycles["decline_category"] = classified["category"].to_numpy()
     cycles["window_end"] = cycles["due_at"] + window
-    cycles["window_closed"] = cycles["window_end"] <= as_of
+    cycles["window_closed"] = cycles["window_end"] <= cutoff
 
     first = first_recoveries(history, cycles, set(original["attempt_id"]))
     cycles["recovered_at"] = cycles["invoice_id"].map(first["attempted_at"])
@@ -128,9 +128,9 @@ def dunning_cycles(
     cycles["recovered"] = cycles["recovered_at"].notna()
     cycles["recovered_by"] = cycles["invoice_id"].map(first["initiated_by"])
     cycles["days_to_recovery"] = (cycles["recovered_at"] - cycles["due_at"]) / DAY
-    seen_until = cycles["window_end"].where(cycles["window_closed"], as_of)
+    seen_until = cycles["window_end"].where(cycles["window_closed"], cutoff)
     cycles["observed_days"] = ((seen_until - cycles["due_at"]) / DAY).clip(lower=0.0)
-    cycles.attrs.update(window_days=window_days, as_of=as_of)
+    cycles.attrs.update(window_days=window_days, as_of=cutoff)
     return cycles.reset_index(drop=True)
 
 

@@ -73,7 +73,9 @@ def held_out_predictions(
     artifact: DecisionArtifact, history: History, params: TrainParams
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(label, calibrated probability) per model on the test period's rows."""
-    data = build_training_data(history, load_decline_table(), params.window_days)
+    data = build_training_data(
+        history, load_decline_table(), params.window_days, artifact.retry_limits.update_requests
+    )
     start = held_out_start(artifact, history, params)
     out = {}
     for name in MODELS:

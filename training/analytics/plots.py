@@ -8,10 +8,12 @@ each one once (as the cell's value) and long runs do not pile figures up.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter, StrMethodFormatter
 
@@ -32,8 +34,18 @@ def save_figure(fig: Figure, save_to: str | Path | None = None, dpi: int = 120) 
     return fig
 
 
-def _new(width: float, height: float, **kwargs) -> tuple[Figure, np.ndarray]:
-    fig, axes = plt.subplots(figsize=(width, height), layout="constrained", **kwargs)
+def _new(width: float, height: float) -> tuple[Figure, Axes]:
+    """A figure with one axes, already closed in pyplot."""
+    fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
+    plt.close(fig)
+    return fig, ax
+
+
+def _new_grid(width: float, height: float, nrows: int, ncols: int) -> tuple[Figure, np.ndarray]:
+    """A figure with an ``nrows x ncols`` array of axes (always 2-D), closed in pyplot."""
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width, height), layout="constrained", squeeze=False
+    )
     plt.close(fig)
     return fig, axes
 
@@ -128,7 +140,9 @@ def plot_recovery_curves(
     for name in names:
         curve = curves[curves["group"] == name]
         n = int(curve["invoices"].iloc[0])
-        style = {"color": "black", "linewidth": 2.5} if name == "all invoices" else {}
+        style: dict[str, Any] = (
+            {"color": "black", "linewidth": 2.5} if name == "all invoices" else {}
+        )
         (line,) = ax.step(
             curve["days"],
             curve["recovered_share"],
@@ -179,7 +193,7 @@ def plot_revenue(revenue: pd.DataFrame, top: int = 8, save_to: str | Path | None
     rows = revenue.head(top)
     columns = min(4, max(len(rows), 1))
     lines = int(np.ceil(max(len(rows), 1) / columns))
-    fig, axes = _new(3.2 * columns, 3.0 * lines, nrows=lines, ncols=columns, squeeze=False)
+    fig, axes = _new_grid(3.2 * columns, 3.0 * lines, nrows=lines, ncols=columns)
     parts = (
         ("recovered_by_retry", "recovered by retry", RETRY_COLOR),
         ("recovered_by_customer", "recovered by customer", CUSTOMER_COLOR),

@@ -77,7 +77,7 @@ def recovery_milestones(curves: pd.DataFrame, days: tuple[float, ...] = (1, 3, 7
         at = np.searchsorted(curve["days"].to_numpy(), marks, side="right") - 1
         share = curve["recovered_share"].to_numpy()[at]  # the curve is a step function
         reached = curve.loc[curve["recovered_share"] >= 0.5, "days"]
-        row = {"invoices": int(curve["invoices"].iloc[0])}
+        row: dict[str, float] = {"invoices": int(curve["invoices"].iloc[0])}
         row.update({f"recovered by day {m:g}": s for m, s in zip(marks, share, strict=True)})
         row["days to 50% recovered"] = reached.min() if len(reached) else np.nan
         table[group] = row

@@ -160,7 +160,7 @@ class WhatIfExplorer:
             events,
             what_if.rules,
             what_if.decisions.messages,
-            limits.update_plausible_after_hours,
+            limits.update_requests,
             limits.min_spacing_hours,
         )
         ns = pd.DatetimeIndex(times).asi8

@@ -8,6 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
@@ -151,13 +152,12 @@ def plot_variants(
         )
     for ax in list(axes.flat)[len(names) :]:
         ax.set_axis_off()
-    handles, labels = {}, {}
+    handles: dict[str, Artist] = {}  # first handle of each label, in drawing order
     for ax in axes.flat:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
-            labels[label] = label
     fig.legend(
-        list(handles.values()), list(labels), loc="outside lower center", ncols=3, fontsize="small"
+        list(handles.values()), list(handles), loc="outside lower center", ncols=3, fontsize="small"
     )
     fig.suptitle("How the schedule changes: retry success probability and chosen times per variant")
     return save_figure(fig, save_to)

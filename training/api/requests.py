@@ -56,7 +56,7 @@ def _customer_values(
 
 def _constraint_values(request: Mapping[str, Any]) -> dict[str, Any]:
     given = request.get("constraints") or {}
-    values = {
+    values: dict[str, Any] = {
         k: given.get(k) if given.get(k) is not None else v for k, v in DEFAULT_CONSTRAINTS.items()
     }
     channels = set(values.pop("channels"))

@@ -93,6 +93,89 @@ def _group(
     return grouped
 
 
+EVENT_COLUMNS = (
+    "decline_category",
+    "retryable",
+    "expected_recovery_probability",
+    "baseline_recovery_probability",
+    "decision_id",
+    "propensity",
+    "reasons",
+    "fallback",
+)
+
+
+def _retries_by_event(retries: pd.DataFrame, asked: pd.Index) -> list[list[dict[str, Any]]]:
+    """The ``retries`` rows as response retries, one list per asked event, in time order."""
+    order, event, times = _rows_by_event(retries, "at", asked)
+    p = _probabilities(retries, "success_probability")
+    rows = [{"at": times[i], "success_probability": p[i]} for i in order.tolist()]
+    return _group(rows, order, event, len(asked))
+
+
+def _messages_by_event(messages: pd.DataFrame, asked: pd.Index) -> list[list[dict[str, Any]]]:
+    """The ``messages`` rows as response messages, one list per asked event, in time order."""
+    order, event, times = _rows_by_event(messages, "send_at", asked)
+    p = _probabilities(messages, "response_probability")
+    channel, template = messages["channel"].tolist(), messages["template"].tolist()
+    rows = [
+        {
+            "send_at": times[i],
+            "channel": channel[i],
+            "template": template[i],
+            "response_probability": p[i],
+        }
+        for i in order.tolist()
+    ]
+    return _group(rows, order, event, len(asked))
+
+
+def _event_columns(events: pd.DataFrame, asked: pd.Index) -> dict[str, list[Any]]:
+    """The per-event columns of the response, as lists in ``asked`` order; ``KeyError``
+    for an asked event the decider did not answer."""
+    rows = pd.Index(events["event_id"].to_numpy(dtype=object)).get_indexer(asked)
+    if (rows < 0).any():
+        raise KeyError(asked[rows < 0][0])
+    return {
+        name: [values[i] for i in rows.tolist()]
+        for name in EVENT_COLUMNS
+        for values in [events[name].tolist()]
+    }
+
+
+def _response(
+    request: RecommendationRequest,
+    model_version: str,
+    column: Mapping[str, list[Any]],
+    i: int,
+    retries: list[dict[str, Any]],
+    messages: list[dict[str, Any]],
+) -> RecommendationResponse:
+    """The response to ``request``, the ``i``-th asked event, validated once."""
+    return RecommendationResponse.model_validate(
+        {
+            "invoice_id": request.invoice_id,
+            "model_version": model_version,
+            "decline": {
+                "category": column["decline_category"][i],
+                "retryable": column["retryable"][i],
+            },
+            "retries": retries,
+            "messages": messages,
+            "expected_recovery_probability": _probability(
+                column["expected_recovery_probability"][i]
+            ),
+            "baseline_recovery_probability": _probability(
+                column["baseline_recovery_probability"][i]
+            ),
+            "decision_id": column["decision_id"][i],
+            "propensity": float(column["propensity"][i]),
+            "reasons": list(column["reasons"][i]),
+            "fallback": bool(column["fallback"][i]),
+        }
+    )
+
+
 def responses_from_decisions(
     requests: Sequence[RecommendationRequest],
     event_ids: Sequence[str],
@@ -107,74 +190,11 @@ def responses_from_decisions(
     if len(requests) != len(event_ids):
         raise ValueError("responses_from_decisions: one event id per request")
     asked = pd.Index(list(event_ids), dtype=object)
-    frame = decisions.retries
-    order, event, times = _rows_by_event(frame, "at", asked)
-    p = _probabilities(frame, "success_probability")
-    retries = _group(
-        [{"at": times[i], "success_probability": p[i]} for i in order.tolist()],
-        order,
-        event,
-        len(asked),
-    )
-    frame = decisions.messages
-    order, event, times = _rows_by_event(frame, "send_at", asked)
-    p = _probabilities(frame, "response_probability")
-    channel, template = frame["channel"].tolist(), frame["template"].tolist()
-    messages = _group(
-        [
-            {
-                "send_at": times[i],
-                "channel": channel[i],
-                "template": template[i],
-                "response_probability": p[i],
-            }
-            for i in order.tolist()
-        ],
-        order,
-        event,
-        len(asked),
-    )
-    events = decisions.events
-    rows = pd.Index(events["event_id"].to_numpy(dtype=object)).get_indexer(asked)
-    if (rows < 0).any():
-        raise KeyError(asked[rows < 0][0])
-    column = {
-        name: [values[i] for i in rows.tolist()]
-        for name in (
-            "decline_category",
-            "retryable",
-            "expected_recovery_probability",
-            "baseline_recovery_probability",
-            "decision_id",
-            "propensity",
-            "reasons",
-            "fallback",
-        )
-        for values in [events[name].tolist()]
-    }
+    retries = _retries_by_event(decisions.retries, asked)
+    messages = _messages_by_event(decisions.messages, asked)
+    column = _event_columns(decisions.events, asked)
     return [
-        RecommendationResponse.model_validate(
-            {
-                "invoice_id": request.invoice_id,
-                "model_version": model_version,
-                "decline": {
-                    "category": column["decline_category"][i],
-                    "retryable": column["retryable"][i],
-                },
-                "retries": retries[i],
-                "messages": messages[i],
-                "expected_recovery_probability": _probability(
-                    column["expected_recovery_probability"][i]
-                ),
-                "baseline_recovery_probability": _probability(
-                    column["baseline_recovery_probability"][i]
-                ),
-                "decision_id": column["decision_id"][i],
-                "propensity": float(column["propensity"][i]),
-                "reasons": list(column["reasons"][i]),
-                "fallback": bool(column["fallback"][i]),
-            }
-        )
+        _response(request, model_version, column, i, retries[i], messages[i])
         for i, request in enumerate(requests)
     ]
 

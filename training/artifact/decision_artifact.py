@@ -1,8 +1,10 @@
 """The decision artifact: everything a decision needs, saved and loaded as one.
 
 What is evaluated is what is served: the fitted feature state (the customer event log
-and the known customers), the three calibrated models, the retry-rules limits and the
-policy's search configuration travel together. The evaluation, ``smartretry recommend``
+and the known customers), the three calibrated models, the retry-rules limits, the
+decline-code table the features and rules read (rows and version, so upgrading the
+package never changes what an old model sees) and the policy's search configuration
+travel together. The evaluation, ``smartretry recommend``
 and the API all load this one object.
 """
 
@@ -18,7 +20,11 @@ import pandas as pd
 
 from training.config.policy import PolicyConfig
 from training.config.retry_limits import RetryLimits
+from training.declines.rules import RetryRules
+from training.declines.table import DeclineTable
 from training.models.fit import TrainedModels
+from training.policy.decider import ModelDecider
+from training.policy.scorer import ModelScorer
 
 ARTIFACT_FILE = "artifact.joblib"
 METADATA_FILE = "metadata.json"
@@ -32,21 +38,50 @@ class DecisionArtifact:
     templates: list[str]
     policy: PolicyConfig
     retry_limits: RetryLimits
+    decline_table_version: str
+    decline_rows: pd.DataFrame
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def with_table(
+        cls,
+        models: TrainedModels,
+        log: pd.DataFrame,
+        customers: pd.DataFrame,
+        templates: list[str],
+        policy: PolicyConfig,
+        retry_limits: RetryLimits,
+        table: DeclineTable,
+        metadata: dict[str, Any] | None = None,
+    ) -> DecisionArtifact:
+        """An artifact that keeps a copy of ``table`` (the one the models were trained with)."""
+        return cls(
+            models,
+            log,
+            customers,
+            templates,
+            policy,
+            retry_limits,
+            table.version,
+            table.rows.copy(),
+            dict(metadata or {}),
+        )
+
+    @property
+    def decline_table(self) -> DeclineTable:
+        """The decline table the models were trained with (indexes rebuilt on load)."""
+        return DeclineTable(self.decline_table_version, self.decline_rows)
 
     @property
     def model_version(self) -> str:
         return str(self.metadata.get("model_version", "local"))
 
-    def decider(self, threads: int = 1):  # -> ModelDecider (import cycle kept out of module level)
+    def decider(self, threads: int = 1) -> ModelDecider:
         """The learned policy; ``threads``: LightGBM threads for big scoring calls."""
-        from training.declines.rules import RetryRules
-        from training.declines.table import load_decline_table
-        from training.policy.decider import ModelDecider
-        from training.policy.scorer import ModelScorer
-
-        table = load_decline_table()
-        scorer = ModelScorer(self.models, self.log, table, threads=threads)
+        table = self.decline_table
+        scorer = ModelScorer(
+            self.models, self.log, table, self.retry_limits.update_requests, threads=threads
+        )
         return ModelDecider(
             scorer,
             RetryRules(self.retry_limits, table),

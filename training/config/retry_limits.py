@@ -8,6 +8,8 @@ description says so.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from pydantic import BaseModel, ConfigDict, Field
 
 VISA_SOURCE = (
@@ -35,6 +37,16 @@ BACS_SOURCE = (
     "one month from the original processing day; https://ptx-natwest.readme.io/docs/arudd-aop"
 )
 PRODUCT_SOURCE = "smartretry default (product choice, not a network rule); docs/declines.md"
+
+
+class UpdateRequests(NamedTuple):
+    """Which message templates ask the customer for a new payment method, and how long
+    after the first of them an update becomes plausible. The rules engine, the policy's
+    search and the dunning-state features all read these two from :class:`RetryLimits`,
+    so a change in ``params.yaml`` reaches every one of them."""
+
+    templates: tuple[str, ...]
+    plausible_after_hours: float
 
 
 class RetryLimits(BaseModel):
@@ -131,3 +143,7 @@ class RetryLimits(BaseModel):
         description="Unknown or missing decline code: first retry no sooner than this. "
         "Source: " + PRODUCT_SOURCE,
     )
+
+    @property
+    def update_requests(self) -> UpdateRequests:
+        return UpdateRequests(self.update_message_templates, self.update_plausible_after_hours)

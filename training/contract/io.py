@@ -4,74 +4,51 @@ A history folder holds ``<table>.parquet`` or ``<table>.csv`` for each of the fo
 tables. When both files exist for a table, the Parquet one is read (it carries types;
 the CSV is usually a human-readable copy). Anything that trains or evaluates calls
 ``load_history``: it reads, validates and returns the clean typed ``History``.
+
+Finding and reading the raw files lives in ``raw_tables`` (the validator reads through
+it too); its functions are re-exported here.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
+from training.config.params import ValidateParams
 from training.contract.errors import ContractError
 from training.contract.history import History
-from training.contract.tables import TABLE_NAMES
+from training.contract.raw_tables import (
+    FORMATS,
+    find_table_file,
+    read_raw_tables,
+    read_table_file,
+)
+from training.contract.report import ValidationReport
+from training.contract.validate import validate_tables
 
-if TYPE_CHECKING:
-    from training.config.params import ValidateParams
-    from training.contract.validate import ValidationReport
+__all__ = [
+    "FORMATS",
+    "find_table_file",
+    "load_history",
+    "read_raw_tables",
+    "read_table_file",
+    "write_history",
+]
 
-FORMATS = ("parquet", "csv")
-
-
-def find_table_file(folder: Path | str, table: str) -> Path:
-    """The file holding ``table`` in ``folder``; Parquet wins when both formats are there."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ContractError(f"history folder {folder} does not exist")
-    for fmt in FORMATS:
-        path = folder / f"{table}.{fmt}"
-        if path.is_file():
-            return path
-    raise ContractError(
-        f"missing table '{table}': expected {table}.parquet or {table}.csv in {folder}"
-    )
-
-
-def read_table_file(path: Path) -> pd.DataFrame:
-    """One table as stored: CSV with every value a string (``""`` when empty), Parquet typed.
-
-    CSV is read without NA guessing so that nothing (``"NA"``, ``"null"``, leading zeros,
-    ``"1e3"``) is reinterpreted before validation; only the empty field means missing.
-    """
-    try:
-        if path.suffix == ".csv":
-            frame = pd.read_csv(
-                path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8"
-            )
-        else:
-            frame = pd.read_parquet(path)
-    except Exception as error:  # any reader failure is a file the contract cannot accept
-        raise ContractError(f"cannot read {path}: {error}") from error
-    return frame.reset_index(drop=True)
-
-
-def read_raw_tables(folder: Path | str) -> dict[str, pd.DataFrame]:
-    """All four tables of ``folder``, unvalidated, each with a 0-based row-number index."""
-    paths = {table: find_table_file(folder, table) for table in TABLE_NAMES}
-    return {table: read_table_file(path) for table, path in paths.items()}
+TimeUnit = Literal["s", "ms", "us", "ns"]
+# the units coarser than nanoseconds, each with its length in nanoseconds
+COARSE_UNITS: tuple[tuple[TimeUnit, int], ...] = (("s", 10**9), ("ms", 10**6), ("us", 10**3))
 
 
 def _iso_utc(stamps: pd.Series) -> pd.Series:
     """ISO 8601 with ``Z``, at the coarsest unit (s, ms, us, ns) that keeps every value exact."""
     values = stamps.dt.tz_convert("UTC").dt.tz_localize(None).dt.as_unit("ns").to_numpy()
     ticks = values[~np.isnat(values)].astype(np.int64)
-    unit = next(
-        (u for u, step in (("s", 10**9), ("ms", 10**6), ("us", 10**3)) if not (ticks % step).any()),
-        "ns",
-    )
+    unit: TimeUnit = next((u for u, step in COARSE_UNITS if not (ticks % step).any()), "ns")
     text = pd.Series(np.datetime_as_string(values, unit=unit, timezone="UTC"), index=stamps.index)
     return text.where(~np.isnat(values), "")
 
@@ -133,10 +110,6 @@ def load_history(
     required column is missing, or when the reject share is above
     ``settings.max_reject_share``.
     """
-    # validate builds on this module (read_raw_tables), so it is imported here
-    from training.config.params import ValidateParams
-    from training.contract.validate import validate_tables
-
     settings = settings if settings is not None else ValidateParams()
     history, report = validate_tables(read_raw_tables(folder), settings)
     if not report.ok:

@@ -18,7 +18,7 @@ from training.config.params import ValidateParams
 from training.contract.coerce import PROBLEM_COLUMNS, coerce_table, empty_problems, problems_frame
 from training.contract.errors import ContractError
 from training.contract.history import History
-from training.contract.io import read_raw_tables
+from training.contract.raw_tables import read_raw_tables
 from training.contract.report import REJECT_COLUMNS, ValidationReport
 from training.contract.schemas import missing_reason, schema_problems
 from training.contract.tables import TABLE_NAMES, TABLES

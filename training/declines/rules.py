@@ -22,9 +22,13 @@ Conventions
   ``unknown_min_wait_hours`` after the failure.
 
 Speed: one decision is a few dozen numpy operations on the event arrays. The texts
-(explanation, source) are worded once per distinct decision; for short calls they, like the
-code classification, come from a bounded memo, so the API's single-event calls stay near
-a millisecond. ``tests/declines/test_declines_fast_paths.py`` checks that both paths agree.
+(explanation, source) are worded once per distinct decision and, like the code
+classification, remembered in a bounded memo. Short calls (the API's) are answered from a
+memo of the decisions seen before, filled by the same array computation, so a warm
+single-event call stays well under a millisecond. ``tests/declines/test_declines_fast_paths.py``
+checks both against reference implementations.
+
+Checking a proposed retry schedule against these decisions is ``violations.py``'s job.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -42,11 +46,12 @@ from training.config.retry_limits import RetryLimits
 from training.contract.tables import PAYMENT_METHODS
 from training.declines.table import (
     HARD_CATEGORIES,
+    STRING_DTYPE,
     DeclineTable,
-    _memo_key,
     load_decline_table,
+    text_values,
 )
-from training.declines.wording import explain, rule_sources, word_rows
+from training.declines.wording import word_rows
 
 __all__ = ["RetryDecision", "RetryLimits", "RetryRules"]
 
@@ -59,8 +64,8 @@ EVENT_COLUMNS = (
     "merchant_advice_code",
     "failed_at",
 )
-# Up to this many events, explanations and sources come from a memo of the distinct
-# decisions seen before (``wording`` builds each text once); longer inputs are worded whole.
+# Up to this many events, decisions come from a memo of the events decided before (a miss
+# decides the call's events as arrays); longer inputs are decided as arrays directly.
 SMALL_INPUT_ROWS = 64
 TEXT_MEMO_MAX_ENTRIES = 4096
 DECISION_MEMO_MAX_ENTRIES = 4096
@@ -110,6 +115,72 @@ class _Events:
     merchant_advice_code: pd.Series  # as given
     failed_at: pd.Series  # UTC
     card_updated: np.ndarray
+
+
+Columns = dict[str, np.ndarray | pd.api.extensions.ExtensionArray]
+
+
+@dataclass(frozen=True)
+class _Advice:
+    """What the decline code says, with the Mastercard merchant advice code (MAC) applied.
+
+    A MAC that says stop or update first overrides a soft decline's category and
+    retryability; a hard decline keeps its category (and is never retried anyway).
+    """
+
+    code: Columns  # ``classify_columns`` of the decline code
+    mac: Columns  # of the MAC (card events only: others count as missing)
+    mac_known: np.ndarray
+    mac_stop: np.ndarray  # the MAC says do not try again
+    mac_update: np.ndarray  # the MAC says update the payment method first
+    mac_later: np.ndarray  # the MAC says retry later
+    hard: np.ndarray
+    category: np.ndarray
+    retryable: np.ndarray
+    known: np.ndarray  # the decline code is in the table
+    updated: np.ndarray
+    needs_update: np.ndarray  # after_update, and no update reported yet
+
+
+@dataclass(frozen=True)
+class _Schemes:
+    """Whose attempt caps apply to each event: one mask per network or debit scheme."""
+
+    visa: np.ndarray
+    mastercard: np.ndarray
+    other_card: np.ndarray
+    ach: np.ndarray
+    sepa: np.ndarray
+    bacs: np.ndarray
+
+    @classmethod
+    def of(cls, ev: _Events) -> _Schemes:
+        method, brand = ev.payment_method, ev.card_brand
+        is_card = method == "card"
+        visa, mastercard = is_card & (brand == "visa"), is_card & (brand == "mastercard")
+        return cls(
+            visa=visa,
+            mastercard=mastercard,
+            other_card=is_card & ~visa & ~mastercard,
+            ach=method == "ach_debit",
+            sepa=method == "sepa_debit",
+            bacs=method == "bacs_debit",
+        )
+
+    def masks(self) -> list[np.ndarray]:
+        """The masks in the order of ``_CAP_RULES``."""
+        return [self.visa, self.mastercard, self.other_card, self.ach, self.sepa, self.bacs]
+
+
+# The cap that bounds each scheme's retries, in the order of ``_Schemes.masks``.
+_CAP_RULES = (
+    "visa_reattempt_cap",
+    "mastercard_attempt_cap",
+    "card_attempt_cap",
+    "ach_representment_cap",
+    "sepa_representment_cap",
+    "bacs_representment_cap",
+)
 
 
 def to_utc(values: pd.Series, what: str) -> pd.Series:
@@ -221,7 +292,7 @@ class RetryRules:
 
     def _decide_columns(
         self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None
-    ) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
+    ) -> Columns:
         """The columns of ``decide_many``, in order, as arrays in the row order of ``events``."""
         ev = self._prepare_events(events)
         counts = self._attempt_counts(ev, previous_attempts)
@@ -233,15 +304,12 @@ class RetryRules:
         del columns["wait_hours"]
         return columns
 
-    def _decide_memo(
-        self, ev: _Events, counts: dict[str, np.ndarray]
-    ) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray] | None:
-        """``_decide_arrays`` for a few events from a memo of the decisions seen before.
+    def _decide_memo(self, ev: _Events, counts: dict[str, np.ndarray]) -> Columns | None:
+        """``_decide_arrays`` for a few events, through a memo of the events decided before.
 
-        A decision depends on nothing but the normalized tokens, the raw codes (value and
-        type, as in ``DeclineTable``'s memo), the attempt counts, whether the debit windows
-        are over, and the limits and table; the time only shifts ``not_before``, which is
-        worked out as in ``_decide_arrays``. ``None`` when a code cannot be a dict key.
+        A decision depends on nothing but ``_memo_keys`` and the limits and table; the time
+        only shifts ``not_before``. A miss decides the events as arrays and remembers each.
+        ``None`` when a code cannot be a dict key.
         """
         lim = self.limits
         if self._decision_memo_for[0] is not lim or self._decision_memo_for[1] is not self.table:
@@ -249,25 +317,8 @@ class RetryRules:
         memo = self._decision_memo.setdefault(
             (ev.decline_code.dtype, ev.merchant_advice_code.dtype), {}
         )
-        age = ev.failed_at.to_numpy(dtype="datetime64[ns]") - counts["first_at"]
-        day = np.timedelta64(1, "D")
         try:
-            keys = list(
-                zip(
-                    ev.processor.tolist(),
-                    ev.payment_method.tolist(),
-                    ev.card_brand.tolist(),
-                    [_memo_key(value) for value in ev.decline_code.tolist()],
-                    [_memo_key(value) for value in ev.merchant_advice_code.tolist()],
-                    ev.card_updated.tolist(),
-                    counts["n_prev"].tolist(),
-                    counts["n_30d"].tolist(),
-                    counts["n_24h"].tolist(),
-                    (age >= lim.ach_reinitiation_window_days * day).tolist(),
-                    (age >= lim.bacs_representment_window_days * day).tolist(),
-                    strict=True,
-                )
-            )
+            keys = _memo_keys(ev, counts, lim)
             found = [memo.get(key) for key in keys]
         except TypeError:  # unhashable codes: leave them to the arrays
             return None
@@ -279,251 +330,94 @@ class RetryRules:
             memo.update(zip(keys, decided, strict=True))
             del columns["wait_hours"]
             return columns
-        values = dict(zip(_MEMO_COLUMNS, zip(*found, strict=True), strict=True))
-        max_retries = np.array(values["max_additional_retries"], dtype="int64")
-        not_before = (
-            ev.failed_at.array
-            + pd.to_timedelta(np.array(values["wait_hours"], dtype="float64"), unit="h").array
-        )
-        not_before[max_retries <= 0] = pd.NaT
-        return {
-            "category": _object_array(values["category"]),
-            "retryable": _object_array(values["retryable"]),
-            "allowed": np.array(values["allowed"], dtype=bool),
-            "max_additional_retries": max_retries,
-            "not_before": not_before,
-            "needs_update_first": np.array(values["needs_update_first"], dtype=bool),
-            "rule": _object_array(values["rule"]),
-            "explanation": _object_array(values["explanation"]),
-            "source": _object_array(values["source"]),
-            "known": np.array(values["known"], dtype=bool),
-            "code": pd.array(values["code"], dtype="string"),
-        }
+        return _remembered_columns(ev, cast(list[tuple], found))  # no None left in found
 
-    def _decide_arrays(
-        self, ev: _Events, counts: dict[str, np.ndarray]
-    ) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
+    def _decide_arrays(self, ev: _Events, counts: dict[str, np.ndarray]) -> Columns:
         """The decisions as column arrays, plus ``wait_hours`` (behind ``not_before``)."""
         lim = self.limits
-        rows = self.table.rows
-
-        method = ev.payment_method
-        is_card = method == "card"
-        code = self.table.classify_columns(
-            pd.Series(ev.processor, index=ev.index, copy=False), ev.decline_code
-        )
-        mac_code = ev.merchant_advice_code
-        mac = self.table.classify_columns(
-            pd.Series("mastercard_mac", index=ev.index),
-            mac_code if is_card.all() else mac_code.where(is_card),  # MACs are card-only
-        )
-        mac_known = mac["known"]
-        mac_ret = mac["retryable"]
-        mac_stop = mac_known & (mac_ret == "no")
-        mac_update = mac_known & (mac_ret == "after_update")
-        mac_later = mac_known & (mac_ret == "yes")
-
-        hard = _among(code["category"], HARD_CATEGORIES)
-        overriding = (mac_stop | mac_update) & ~hard
-        category = np.where(overriding, mac["category"], code["category"])
-        base = code["retryable"]
-        retryable = np.select(
-            [mac_stop, mac_update & (base != "no")], ["no", "after_update"], default=base
-        )
-        updated = ev.card_updated
-        needs_update = (retryable == "after_update") & ~updated
-        known = code["known"]
-
-        brand = ev.card_brand
-        visa, mastercard = is_card & (brand == "visa"), is_card & (brand == "mastercard")
-        other_card = is_card & ~visa & ~mastercard
-        ach, sepa, bacs = method == "ach_debit", method == "sepa_debit", method == "bacs_debit"
-
-        n_prev = counts["n_prev"]
-        in_30d = counts["n_30d"] + 1
-        in_24h = counts["n_24h"] + 1
-        age = ev.failed_at.to_numpy(dtype="datetime64[ns]") - counts["first_at"]
-        day = np.timedelta64(1, "D")
-        window_over = (ach & (age >= lim.ach_reinitiation_window_days * day)) | (
-            bacs & (age >= lim.bacs_representment_window_days * day)
-        )
-        cap_left = np.select(
-            [visa, mastercard, other_card, ach, sepa, bacs],
-            [
-                lim.visa_max_reattempts_30d + 1 - in_30d,
-                lim.mastercard_max_attempts_30d - in_30d,
-                lim.other_card_max_attempts_30d - in_30d,
-                lim.ach_max_representments - n_prev,
-                lim.sepa_max_representments - n_prev,
-                lim.bacs_max_representments - n_prev,
-            ],
-        )
-        cap_left = np.where(window_over, 0, np.maximum(cap_left, 0))
-        max_retries = np.where(known, cap_left, np.minimum(cap_left, lim.unknown_max_retries))
-        max_retries = np.where(retryable == "no", 0, max_retries).astype("int64")
-
-        mac_wait = rows["wait_hours"].to_numpy(dtype="float64", na_value=np.nan)[
-            np.maximum(mac["table_row"], 0)
-        ]
-        mac_wait = np.where(np.isnan(mac_wait), lim.mac02_wait_hours, mac_wait)
-        wait_h = np.full(len(ev.index), lim.min_spacing_hours)
-        wait_h = np.where(mac_later, np.maximum(wait_h, mac_wait), wait_h)
-        wait_h = np.where(~known, np.maximum(wait_h, lim.unknown_min_wait_hours), wait_h)
-        wait_h = np.where(
-            mastercard & (in_24h >= lim.mastercard_max_attempts_24h),
-            np.maximum(wait_h, 24.0),
-            wait_h,
-        )
-        not_before = ev.failed_at.array + pd.to_timedelta(wait_h, unit="h").array
-        not_before[max_retries <= 0] = pd.NaT
-
-        allowed = (retryable != "no") & (max_retries > 0) & ~needs_update
-        cap_rule = np.select(
-            [visa, mastercard, other_card, ach, sepa, bacs],
-            [
-                "visa_reattempt_cap",
-                "mastercard_attempt_cap",
-                "card_attempt_cap",
-                "ach_representment_cap",
-                "sepa_representment_cap",
-                "bacs_representment_cap",
-            ],
-            default="",
-        )
-        window_rule = np.where(ach, "ach_reinitiation_window", "bacs_representment_window")
-        conditions = [
-            hard,
-            mac_stop,
-            retryable == "no",
-            window_over,
-            cap_left <= 0,
-            needs_update & mac_update,
-            needs_update,
-            ~known,
-            mac_later,
-            (retryable == "after_update") & updated,
-        ]
-        rule = np.select(
-            conditions,
-            [
-                "hard_decline",
-                "mastercard_mac_stop",
-                "not_retryable",
-                window_rule,
-                cap_rule,
-                "mastercard_mac_update_first",
-                "after_update",
-                "unknown_code",
-                "mastercard_mac_retry_later",
-                "payment_method_updated",
-            ],
-            default="retry_allowed",
-        )
-        code_source = np.where(
-            known,
-            rows["source"].to_numpy()[np.maximum(code["table_row"], 0)],
-            np.where(mac_known, src.MAC_SOURCE, src.PRODUCT_SOURCE),
-        )
+        advice = _advice(self.table, ev)
+        schemes = _Schemes.of(ev)
+        n_prev, in_30d, in_24h = counts["n_prev"], counts["n_30d"] + 1, counts["n_24h"] + 1
+        window_over = _window_over(schemes, _age(ev, counts), lim)
+        cap_left = _cap_left(schemes, in_30d, n_prev, window_over, lim)
+        max_retries = _max_retries(cap_left, advice, lim)
+        mac_wait = _mac_wait(self.table, advice.mac, lim)
+        wait_h = _wait_hours(schemes, advice, mac_wait, in_24h, lim)
+        cap_rule = np.select(schemes.masks(), list(_CAP_RULES), default="")
+        rule = _rule(advice, schemes, window_over, cap_left, cap_rule)
         explanation, source = self._texts(
             {
                 "processor": ev.processor,
-                "code": code["code"],
-                "category": category,
-                "retryable": retryable,
+                "code": advice.code["code"],
+                "category": advice.category,
+                "retryable": advice.retryable,
                 "rule": rule,
                 "cap_rule": cap_rule,
-                "code_source": code_source,
+                "code_source": _code_source(self.table, advice),
                 "in_30d": in_30d,
                 "n_prev": n_prev,
                 "mac_wait": mac_wait,
             },
             lim,
         )
+        retryable, needs_update = advice.retryable, advice.needs_update
         return {
-            "category": category,
+            "category": advice.category,
             "retryable": retryable,
-            "allowed": allowed,
+            "allowed": (retryable != "no") & (max_retries > 0) & ~needs_update,
             "max_additional_retries": max_retries,
-            "not_before": not_before,
+            "not_before": _not_before(ev.failed_at, wait_h, max_retries),
             "needs_update_first": needs_update,
             "rule": rule,
             "explanation": explanation,
             "source": source,
-            "known": known,
-            "code": code["code"],
+            "known": advice.known,
+            "code": advice.code["code"],
             "wait_hours": wait_h,
         }
 
     def _texts(
-        self, parts: dict[str, np.ndarray], lim: RetryLimits
+        self, parts: dict[str, np.ndarray | pd.api.extensions.ExtensionArray], lim: RetryLimits
     ) -> tuple[np.ndarray, np.ndarray]:
         """Explanation and source of each decision (``parts``: what the wording reads).
 
         Both depend on nothing but these parts and the limits, so each distinct decision
-        is worded once; short inputs also keep a memo of the decisions already worded (a
-        warm API call words nothing).
+        is worded once, and a bounded memo keeps the decisions already worded (a warm API
+        call words nothing).
         """
-        n = len(parts["rule"])
-        if not 0 < n <= SMALL_INPUT_ROWS:  # word each distinct decision once
-            combination = _combination_ids(list(parts.values()))
-            first = np.unique(combination, return_index=True)[1]
-            explanation, source = self._word(
-                {name: part[first] for name, part in parts.items()}, lim
-            )
-            return explanation[combination], source[combination]
         if self._text_memo_limits is not lim:  # limits replaced: the old texts may be wrong
             self._text_memo, self._text_memo_limits = {}, lim
+        distinct: dict[tuple[Hashable, ...], int] = {}  # key -> number, in order of appearance
+        keys = zip(*(part.tolist() for part in parts.values()), strict=True)
+        # consumed one by one: only the distinct keys are kept (a batch has few)
+        at = np.fromiter(
+            (distinct.setdefault(key, len(distinct)) for key in keys),
+            dtype=np.intp,
+            count=len(parts["rule"]),
+        )
+        explanation, source = self._worded(list(parts), list(distinct), lim)
+        return explanation[at], source[at]
+
+    def _worded(
+        self, names: list[str], keys: list[tuple[Hashable, ...]], lim: RetryLimits
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Explanation and source of distinct decisions (``keys``: their parts, in ``names``
+        order), from the memo or, for the new ones, ``wording.word_rows``."""
         memo = self._text_memo
-        keys = list(zip(*(parts[name].tolist() for name in parts), strict=True))
         found = [memo.get(key) for key in keys]
-        if None in found:
-            first: dict[tuple[Hashable, ...], int] = {}
-            for i, (key, hit) in enumerate(zip(keys, found, strict=True)):
-                if hit is None:
-                    first.setdefault(key, i)
-            at = np.fromiter(first.values(), dtype="int64", count=len(first))
-            explanation, source = word_rows(
-                lim, {name: part[at].tolist() for name, part in parts.items()}
-            )
-            new = dict(zip(first, zip(explanation, source, strict=True), strict=True))
-            found = [
-                hit if hit is not None else new[key] for key, hit in zip(keys, found, strict=True)
-            ]
+        explanation = _object_array([None if hit is None else hit[0] for hit in found])
+        source = _object_array([None if hit is None else hit[1] for hit in found])
+        new = [i for i, hit in enumerate(found) if hit is None]
+        if new:
+            new_keys = [keys[i] for i in new]
+            columns = dict(zip(names, zip(*new_keys, strict=True), strict=True))
+            explanation[new], source[new] = word_rows(lim, columns)
             if len(memo) + len(new) > TEXT_MEMO_MAX_ENTRIES:
                 memo.clear()
-            memo.update(new)
-        explanation, source = zip(*found, strict=True)
-        return np.array(explanation, dtype=object), np.array(source, dtype=object)
-
-    @staticmethod
-    def _word(parts: dict[str, np.ndarray], lim: RetryLimits) -> tuple[np.ndarray, np.ndarray]:
-        """``wording.explain`` and ``wording.rule_sources`` of every row of ``parts``."""
-        index = pd.RangeIndex(len(parts["rule"]))
-        explanation = explain(
-            lim,
-            pd.DataFrame({"processor": parts["processor"]}, index=index),
-            pd.DataFrame({"code": parts["code"]}, index=index),
-            pd.DataFrame({name: parts[name] for name in ("category", "retryable", "rule")}),
-            parts["cap_rule"],
-            parts["in_30d"],
-            parts["n_prev"],
-            parts["mac_wait"],
-        )
-        source = rule_sources(parts["rule"], parts["cap_rule"], parts["code_source"])
-        return explanation.to_numpy(dtype=object), np.asarray(source, dtype=object)
-
-    def schedule_violations(
-        self,
-        events: pd.DataFrame,
-        retries: pd.DataFrame,
-        previous_attempts: pd.DataFrame | None = None,
-        messages: pd.DataFrame | None = None,
-    ) -> pd.DataFrame:
-        """Every way a proposed retry schedule breaks the rules; one row per violation."""
-        from training.declines.violations import find_violations
-
-        decisions = self.decide_many(events, previous_attempts)
-        return find_violations(self, events, decisions, retries, previous_attempts, messages)
+            if len(new) <= TEXT_MEMO_MAX_ENTRIES:
+                texts = zip(explanation[new], source[new], strict=True)
+                memo.update(zip(new_keys, texts, strict=True))
+        return explanation, source
 
     # -- helpers -----------------------------------------------------------------------
     def _prepare_events(self, events: pd.DataFrame) -> _Events:
@@ -609,7 +503,232 @@ class RetryRules:
         return counts
 
 
+def _memo_keys(
+    ev: _Events, counts: dict[str, np.ndarray], lim: RetryLimits
+) -> list[tuple[Hashable, ...]]:
+    """Per event, all that its decision depends on besides the limits and the table: the
+    normalized tokens, the raw codes (value and type: ``2001`` and ``2001.0`` may be spelled
+    apart), the update flag, the attempt counts and whether the debit windows are over."""
+    age = _age(ev, counts)
+    day = np.timedelta64(1, "D")
+    return list(
+        zip(
+            ev.processor.tolist(),
+            ev.payment_method.tolist(),
+            ev.card_brand.tolist(),
+            [_memo_key(value) for value in ev.decline_code.tolist()],
+            [_memo_key(value) for value in ev.merchant_advice_code.tolist()],
+            ev.card_updated.tolist(),
+            counts["n_prev"].tolist(),
+            counts["n_30d"].tolist(),
+            counts["n_24h"].tolist(),
+            (age >= lim.ach_reinitiation_window_days * day).tolist(),
+            (age >= lim.bacs_representment_window_days * day).tolist(),
+            strict=True,
+        )
+    )
+
+
+def _memo_key(value: Any) -> Hashable:
+    """A dict key for one input value: every kind of missing is one key, and the type is
+    part of the key so that 1, 1.0 and True (equal in Python) stay apart."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    return (type(value), value)
+
+
+def _remembered_columns(ev: _Events, found: list[tuple]) -> Columns:
+    """The ``_decide_columns`` of events whose decisions (``_MEMO_COLUMNS``) are known."""
+    values = dict(zip(_MEMO_COLUMNS, zip(*found, strict=True), strict=True))
+    max_retries = np.array(values["max_additional_retries"], dtype="int64")
+    wait_hours = np.array(values["wait_hours"], dtype="float64")
+    return {
+        "category": _object_array(values["category"]),
+        "retryable": _object_array(values["retryable"]),
+        "allowed": np.array(values["allowed"], dtype=bool),
+        "max_additional_retries": max_retries,
+        "not_before": _not_before(ev.failed_at, wait_hours, max_retries),
+        "needs_update_first": np.array(values["needs_update_first"], dtype=bool),
+        "rule": _object_array(values["rule"]),
+        "explanation": _object_array(values["explanation"]),
+        "source": _object_array(values["source"]),
+        "known": np.array(values["known"], dtype=bool),
+        "code": pd.array(values["code"], dtype=STRING_DTYPE),
+    }
+
+
+def _advice(table: DeclineTable, ev: _Events) -> _Advice:
+    """Classify the decline codes and the merchant advice codes and combine them."""
+    is_card = ev.payment_method == "card"
+    code = table.classify_columns(
+        pd.Series(ev.processor, index=ev.index, copy=False), ev.decline_code
+    )
+    mac_code = ev.merchant_advice_code
+    mac = table.classify_columns(
+        pd.Series("mastercard_mac", index=ev.index),
+        mac_code if is_card.all() else mac_code.where(is_card),  # MACs are card-only
+    )
+    mac_known = mac["known"]
+    mac_ret = mac["retryable"]
+    mac_stop = mac_known & (mac_ret == "no")
+    mac_update = mac_known & (mac_ret == "after_update")
+    hard = _among(code["category"], HARD_CATEGORIES)
+    overriding = (mac_stop | mac_update) & ~hard
+    base = code["retryable"]
+    retryable = np.select(
+        [mac_stop, mac_update & (base != "no")], ["no", "after_update"], default=base
+    )
+    updated = ev.card_updated
+    return _Advice(
+        code=code,
+        mac=mac,
+        mac_known=mac_known,
+        mac_stop=mac_stop,
+        mac_update=mac_update,
+        mac_later=mac_known & (mac_ret == "yes"),
+        hard=hard,
+        category=np.where(overriding, mac["category"], code["category"]),
+        retryable=retryable,
+        known=code["known"],
+        updated=updated,
+        needs_update=(retryable == "after_update") & ~updated,
+    )
+
+
+def _age(ev: _Events, counts: dict[str, np.ndarray]) -> np.ndarray:
+    """Time from the first attempt on the charge (the failure, if none before) to the failure."""
+    return ev.failed_at.to_numpy(dtype="datetime64[ns]") - counts["first_at"]
+
+
+def _window_over(schemes: _Schemes, age: np.ndarray, lim: RetryLimits) -> np.ndarray:
+    """ACH and Bacs re-presentations must fall inside a window from the first collection."""
+    day = np.timedelta64(1, "D")
+    return (schemes.ach & (age >= lim.ach_reinitiation_window_days * day)) | (
+        schemes.bacs & (age >= lim.bacs_representment_window_days * day)
+    )
+
+
+def _cap_left(
+    schemes: _Schemes,
+    in_30d: np.ndarray,
+    n_prev: np.ndarray,
+    window_over: np.ndarray,
+    lim: RetryLimits,
+) -> np.ndarray:
+    """Retries left under each event's cap, never below 0 and 0 once the window is over.
+
+    Card networks count attempts in 30 days (the failure included; Visa caps reattempts,
+    so its first attempt is free); debit schemes count re-presentations.
+    """
+    cap_left = np.select(
+        schemes.masks(),
+        [
+            lim.visa_max_reattempts_30d + 1 - in_30d,
+            lim.mastercard_max_attempts_30d - in_30d,
+            lim.other_card_max_attempts_30d - in_30d,
+            lim.ach_max_representments - n_prev,
+            lim.sepa_max_representments - n_prev,
+            lim.bacs_max_representments - n_prev,
+        ],
+    )
+    return np.where(window_over, 0, np.maximum(cap_left, 0))
+
+
+def _max_retries(cap_left: np.ndarray, advice: _Advice, lim: RetryLimits) -> np.ndarray:
+    """The retries left: the cap, at most ``unknown_max_retries`` for an unknown code, and
+    none for a decline that is not retryable."""
+    max_retries = np.where(advice.known, cap_left, np.minimum(cap_left, lim.unknown_max_retries))
+    return np.where(advice.retryable == "no", 0, max_retries).astype("int64")
+
+
+def _mac_wait(table: DeclineTable, mac: Columns, lim: RetryLimits) -> np.ndarray:
+    """The wait a merchant advice code asks for: its table row's ``wait_hours``, else
+    ``mac02_wait_hours`` (also for events without a MAC; only retry-later MACs use it)."""
+    wait = table.rows["wait_hours"].to_numpy(dtype="float64", na_value=np.nan)[
+        np.maximum(mac["table_row"], 0)
+    ]
+    return np.where(np.isnan(wait), lim.mac02_wait_hours, wait)
+
+
+def _wait_hours(
+    schemes: _Schemes,
+    advice: _Advice,
+    mac_wait: np.ndarray,
+    in_24h: np.ndarray,
+    lim: RetryLimits,
+) -> np.ndarray:
+    """Hours from the failure to the first allowed retry: the minimum spacing, or longer
+    for a retry-later MAC, an unknown code, or a Mastercard card at its 24-hour cap."""
+    wait_h = np.full(len(mac_wait), lim.min_spacing_hours)
+    wait_h = np.where(advice.mac_later, np.maximum(wait_h, mac_wait), wait_h)
+    wait_h = np.where(~advice.known, np.maximum(wait_h, lim.unknown_min_wait_hours), wait_h)
+    return np.where(
+        schemes.mastercard & (in_24h >= lim.mastercard_max_attempts_24h),
+        np.maximum(wait_h, 24.0),
+        wait_h,
+    )
+
+
+def _not_before(
+    failed_at: pd.Series, wait_hours: np.ndarray, max_retries: np.ndarray
+) -> pd.api.extensions.ExtensionArray:
+    """``failed_at`` plus ``wait_hours``; ``NaT`` where no retry is left."""
+    not_before = failed_at.array + pd.to_timedelta(wait_hours, unit="h").array
+    not_before[max_retries <= 0] = pd.NaT
+    return not_before
+
+
+def _rule(
+    advice: _Advice,
+    schemes: _Schemes,
+    window_over: np.ndarray,
+    cap_left: np.ndarray,
+    cap_rule: np.ndarray,
+) -> np.ndarray:
+    """The rule behind each decision: the first of these that applies, most binding first."""
+    retryable, needs_update = advice.retryable, advice.needs_update
+    window_rule = np.where(schemes.ach, "ach_reinitiation_window", "bacs_representment_window")
+    conditions = [
+        advice.hard,
+        advice.mac_stop,
+        retryable == "no",
+        window_over,
+        cap_left <= 0,
+        needs_update & advice.mac_update,
+        needs_update,
+        ~advice.known,
+        advice.mac_later,
+        (retryable == "after_update") & advice.updated,
+    ]
+    choices: list[Any] = [  # names, and arrays for the scheme-dependent ones
+        "hard_decline",
+        "mastercard_mac_stop",
+        "not_retryable",
+        window_rule,
+        cap_rule,
+        "mastercard_mac_update_first",
+        "after_update",
+        "unknown_code",
+        "mastercard_mac_retry_later",
+        "payment_method_updated",
+    ]
+    return np.select(conditions, choices, default="retry_allowed")
+
+
+def _code_source(table: DeclineTable, advice: _Advice) -> np.ndarray:
+    """Where the classification comes from: the code's table row, else (unknown code) the
+    MAC's source or the product's own."""
+    return np.where(
+        advice.known,
+        table.rows["source"].to_numpy()[np.maximum(advice.code["table_row"], 0)],
+        np.where(advice.mac_known, src.MAC_SOURCE, src.PRODUCT_SOURCE),
+    )
+
+
 def _object_array(values: Sequence[Any]) -> np.ndarray:
+    """A 1-d object array of ``values`` (``np.array`` would nest tuples or guess a dtype)."""
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out
@@ -618,24 +737,9 @@ def _object_array(values: Sequence[Any]) -> np.ndarray:
 def _clean_tokens(values: pd.Series, missing: str | None = None) -> np.ndarray:
     """``values.astype("string").str.strip().str.casefold()`` as an object array, worked
     out once per distinct value (a column holds a handful); missing values give ``missing``."""
-    if len(values) <= SMALL_INPUT_ROWS and values.dtype == object:
-        given = values.tolist()  # the API's few rows: text or None, cheaper without factorize
-        if all(value is None or type(value) is str for value in given):
-            out = np.empty(len(given), dtype=object)
-            out[:] = [missing if value is None else value.strip().casefold() for value in given]
-            return out
-    codes, uniques = pd.factorize(values)
-    done = [str(value).strip().casefold() for value in uniques]
-    return np.array([*done, missing], dtype=object)[codes]
-
-
-def _combination_ids(columns: list[np.ndarray]) -> np.ndarray:
-    """Number the distinct rows of ``columns`` in order of appearance; missing is a value."""
-    combined = np.zeros(len(columns[0]), dtype="int64")
-    for column in columns:
-        codes, uniques = pd.factorize(column, use_na_sentinel=False)
-        combined = pd.factorize(combined * max(len(uniques), 1) + codes)[0]
-    return combined
+    texts = text_values(values)
+    clean = {text: missing if text is None else text.strip().casefold() for text in set(texts)}
+    return _object_array(list(map(clean.__getitem__, texts)))
 
 
 def _among(values: np.ndarray, allowed: Iterable[str]) -> np.ndarray:

@@ -11,15 +11,16 @@ float column, ``ARUDD-0`` for Bacs ``0``, ``R1`` for ACH ``R01`` and ``5`` for V
 ``05`` all find their row; a code that is not in the table maps to ``other`` with
 ``known=False`` and is never guessed.
 
-``classify`` works on the distinct (processor, code) pairs of a call. Short calls (the
-API's one to a few events) are answered from a bounded memo of the pairs seen before, so
-a warm call costs dict lookups rather than a dozen pandas string operations.
+``classify`` works on the distinct (processor, code) pairs of a call, each classified once
+with ``re`` on Python strings and remembered in a bounded memo: a warm call costs a few
+dict lookups whatever its size, and a batch classifies only the pairs it has not seen.
+``tests/declines/test_declines_fast_paths.py`` keeps the former pandas implementation as
+the reference that this one must equal.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -64,12 +65,14 @@ UNKNOWN_CATEGORY = "other"
 UNKNOWN_RETRYABLE = "yes"
 _RANGE = r"^(\d+)-(\d+)$"
 _SEP = "\x1f"  # joins vocabulary and code into one lookup key
-# Inputs up to this many rows are classified through the memo (per-row dict lookups);
-# longer ones by the vectorized path, which is cheaper per row from a few dozen rows on.
-SMALL_INPUT_ROWS = 64
-# Distinct (processor, code) inputs remembered per table; when full the memo starts over.
+# Distinct (processor, code) texts remembered per table; when full the memo starts over.
 MEMO_MAX_ENTRIES = 4096
 CLASSIFIED_COLUMNS = ("category", "retryable", "known", "code", "raw_code", "table_row")
+# The "string" dtype, resolved once: resolving the alias costs more than a small array.
+STRING_DTYPE = pd.StringDtype()
+# One classified pair: category, retryable, known, code, raw_code, table_row.
+Classified = tuple[str, str, bool, str | None, str | None, int]
+_TEXT_TYPES = frozenset({str, type(None)})
 
 
 class UnknownProcessorError(ValueError):
@@ -89,31 +92,9 @@ class DeclineInfo:
 
 
 def normalize_processor(processor: pd.Series) -> pd.Series:
-    """``' Stripe '`` -> ``stripe``, ``Mastercard MAC`` -> ``mastercard_mac``."""
-    return (
-        processor.astype("string")
-        .str.strip()
-        .str.casefold()
-        .str.replace(r"[\s\-]+", "_", regex=True)
-    )
-
-
-def normalize_codes(processor: pd.Series, code: pd.Series) -> pd.Series:
-    """Lookup keys for raw codes; ``processor`` must already be normalized.
-
-    Missing and blank codes give ``<NA>``.
-    """
-    key = code.astype("string").str.strip().str.casefold()
-    key = key.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)  # 2001.0 from a float column
-    key = key.str.replace(r"[\s\-]+", "_", regex=True)
-    key = key.mask(key == "")
-    bacs = processor == "bacs"
-    key = key.mask(bacs, key.str.replace(r"^arudd_?([0-9a-z])$", r"\1", regex=True))
-    key = key.mask(bacs, key.str.replace(r"^addacs_?([0-9a-z])$", r"addacs_\1", regex=True))
-    key = key.mask(processor == "ach", key.str.replace(r"^r(\d)$", r"r0\1", regex=True))
-    two_digit = processor.isin(list(NETWORK_VOCABULARIES))
-    key = key.mask(two_digit, key.str.replace(r"^(\d)$", r"0\1", regex=True))
-    return key
+    """``' Stripe '`` -> ``stripe``, ``Mastercard MAC`` -> ``mastercard_mac`` (``string``)."""
+    text = processor.astype(STRING_DTYPE)
+    return text.map(_processor_key, na_action="ignore").astype(STRING_DTYPE)
 
 
 def _read_version(path: Path) -> str:
@@ -168,7 +149,11 @@ class DeclineTable:
             ]
         )
         keys = pd.DataFrame({"processor": rows["processor"].loc[forms.index], "raw": forms})
-        keys["key"] = normalize_codes(keys["processor"], keys["raw"])
+        # codes and aliases are never blank (``_validate``, the filter above)
+        keys["key"] = [
+            _code_key(processor, raw.strip())
+            for processor, raw in zip(keys["processor"], keys["raw"], strict=True)
+        ]
         keys["row"] = keys.index
         keys = keys.drop_duplicates(["processor", "key", "row"])
         clash = keys.duplicated(["processor", "key"], keep=False)
@@ -179,8 +164,8 @@ class DeclineTable:
             )
         self._keys = dict(zip(keys["processor"] + _SEP + keys["key"], keys["row"], strict=True))
         self.vocabularies = tuple(sorted(rows["processor"].unique()))
-        # (processor dtype, code dtype) -> {(processor key, code key): classified tuple}
-        self._memo: dict[tuple[Any, Any], dict[tuple[Hashable, Hashable], tuple]] = {}
+        # (processor text, code text), as ``astype("string")`` spells them -> classified
+        self._memo: dict[tuple[str | None, str | None], Classified] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_memo": {}}  # the memo is a cache: not worth storing
@@ -191,8 +176,8 @@ class DeclineTable:
     # -- single lookups ---------------------------------------------------------------
     def check_processor(self, processor: str) -> str:
         """The normalized vocabulary name, or ``UnknownProcessorError`` naming the valid ones."""
-        if isinstance(processor, str):  # the same steps as normalize_processor, without pandas
-            name = re.sub(r"[\s\-]+", "_", processor.strip().casefold())
+        if isinstance(processor, str):  # normalize_processor without pandas
+            name = _processor_key(processor)
         else:
             name = normalize_processor(pd.Series([processor]))[0]
         if pd.isna(name) or name not in self.vocabularies:
@@ -242,153 +227,65 @@ class DeclineTable:
     ) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
         """``classify`` as a dict of column arrays (row order of the inputs), without a frame.
 
-        Short inputs (up to ``SMALL_INPUT_ROWS``) are answered from a memo of the distinct
-        pairs seen before, so a warm call costs a few dict lookups; the pairs not in the memo
-        go through the vectorized path once. Both give the same values and dtypes.
+        Each distinct (processor, code) pair, as text, is classified once and spread to its
+        rows; pairs seen before come from the memo.
         """
         if not processor.index.equals(code.index):
             raise ValueError("classify: processor and code must share one index")
-        if 0 < len(code) <= SMALL_INPUT_ROWS:
-            columns = self._classify_memo(processor, code)
-            if columns is not None:
-                return columns
-        return self._classify_vectorized(processor, code)
+        pairs = zip(text_values(processor), text_values(code), strict=True)
+        distinct: dict[tuple[str | None, str | None], int] = {}  # pair -> number, as they come
+        at = np.array([distinct.setdefault(pair, len(distinct)) for pair in pairs], dtype=np.intp)
+        columns = _classified_columns(self._classified(list(distinct)))
+        return {name: values[at] for name, values in columns.items()}
 
-    def _classify_memo(
-        self, processor: pd.Series, code: pd.Series
-    ) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray] | None:
-        """Memo path of ``classify_columns``; ``None`` when a value cannot be a dict key."""
-        # the result depends on the value and on the dtype it is spelled in (2001 vs 2001.0)
-        memo = self._memo.setdefault((processor.dtype, code.dtype), {})
-        try:
-            keys = [
-                (_memo_key(p), _memo_key(c))
-                for p, c in zip(processor.tolist(), code.tolist(), strict=True)
-            ]
-            found = [memo.get(key) for key in keys]
-        except TypeError:  # unhashable values: leave them to the vectorized path
-            return None
-        if None in found:
-            first: dict[tuple[Hashable, Hashable], int] = {}
-            for i, (key, hit) in enumerate(zip(keys, found, strict=True)):
-                if hit is None:
-                    first.setdefault(key, i)
-            new = self._classify_texts(first)
-            if new is None:  # not plain text: the vectorized path
-                at = list(first.values())
-                done = self._classify_vectorized(processor.iloc[at], code.iloc[at])
-                rows = zip(*(done[c].tolist() for c in CLASSIFIED_COLUMNS), strict=True)
-                new = dict(zip(first, rows, strict=True))
-            found = [
-                hit if hit is not None else new[key] for key, hit in zip(keys, found, strict=True)
-            ]
+    def _classified(self, pairs: list[tuple[str | None, str | None]]) -> list[Classified]:
+        """``_classify_pair`` of each pair, through the bounded memo."""
+        memo = self._memo
+        found = [memo.get(pair) for pair in pairs]
+        new = {
+            pair: self._classify_pair(*pair)
+            for pair, hit in zip(pairs, found, strict=True)
+            if hit is None
+        }
+        if new:
             if len(memo) + len(new) > MEMO_MAX_ENTRIES:
                 memo.clear()
-            memo.update(new)
-        category, retryable, known, table_code, raw, row = zip(*found, strict=True)
-        return {
-            "category": np.array(category, dtype=object),
-            "retryable": np.array(retryable, dtype=object),
-            "known": np.array(known, dtype=bool),
-            "code": pd.array(table_code, dtype="string"),
-            "raw_code": pd.array(raw, dtype="string"),
-            "table_row": np.array(row, dtype="int64"),
-        }
+            if len(new) <= MEMO_MAX_ENTRIES:
+                memo.update(new)
+        return [new[pair] if hit is None else hit for pair, hit in zip(pairs, found, strict=True)]
 
-    def _classify_texts(
-        self, keys: dict[tuple[Hashable, Hashable], int]
-    ) -> dict[tuple[Hashable, Hashable], tuple] | None:
-        """The memo rows of new (processor, code) keys when every value is ``str`` or
-        missing (the API's case): the steps of ``_classify_distinct`` with ``re`` on
-        Python strings, which for a few keys is far cheaper than a dozen pandas string
-        operations. ``None`` when some value is not text (the vectorized path decides)."""
-        if not all((p is None or p[0] is str) and (c is None or c[0] is str) for p, c in keys):
-            return None
+    def _classify_pair(self, processor: str | None, code: str | None) -> Classified:
+        """The classification of one (processor, code) pair given as text (``None``: missing).
+
+        The processor is normalized as in ``normalize_processor``, the code as the table's
+        forms were (``_code_key``); a miss tries the processor's code ranges."""
+        proc = None if processor is None else _processor_key(processor)
+        raw = None if code is None else code.strip() or None
+        row = -1
+        if raw is not None and proc is not None:
+            key = _code_key(proc, raw)
+            if key is not None:
+                row = self._keys.get(proc + _SEP + key, -1)
+                if row < 0:
+                    row = self._range_row(proc, key)
+        if row < 0:
+            return (UNKNOWN_CATEGORY, UNKNOWN_RETRYABLE, False, raw, raw, -1)
         rows = self.rows
-        out: dict[tuple[Hashable, Hashable], tuple] = {}
-        for p, c in keys:
-            proc = None if p is None else _PROCESSOR_FORM.sub("_", p[1].strip().casefold())
-            raw = None if c is None else c[1].strip() or None
-            row = -1
-            if raw is not None and proc is not None:
-                key = _code_key(proc, raw)
-                if key is not None:
-                    row = self._keys.get(proc + _SEP + key, -1)
-                    if row < 0:
-                        row = self._range_row(proc, key)
-            if row < 0:
-                out[(p, c)] = (UNKNOWN_CATEGORY, UNKNOWN_RETRYABLE, False, raw, raw, -1)
-                continue
-            table_code = raw if self._is_range[row] else rows["code"].iat[row]
-            out[(p, c)] = (
-                rows["category"].iat[row],
-                rows["retryable"].iat[row],
-                True,
-                table_code,
-                raw,
-                int(row),
-            )
-        return out
+        table_code = raw if self._is_range[row] else rows["code"].iat[row]
+        category, retryable = rows["category"].iat[row], rows["retryable"].iat[row]
+        return (category, retryable, True, table_code, raw, int(row))
 
     def _range_row(self, processor: str, key: str) -> int:
         """The first code range of ``processor`` holding the numeric ``key``, else -1."""
         ranges = self._ranges
         if not (ranges["processor"] == processor).any():
             return -1
-        number = pd.to_numeric(pd.Series([key], dtype="string"), errors="coerce")
+        number = pd.to_numeric(pd.Series([key], dtype=STRING_DTYPE), errors="coerce")
         value = number.to_numpy(dtype="float64", na_value=np.nan)[0]
         for rng in ranges.itertuples():
             if rng.processor == processor and rng.lo <= value <= rng.hi:
                 return int(rng.Index)
         return -1
-
-    def _classify_vectorized(
-        self, processor: pd.Series, code: pd.Series
-    ) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
-        """Classify each distinct (processor, code) text once, then spread to the rows."""
-        proc_text, code_text = processor.astype("string"), code.astype("string")
-        pair = _pair_ids(proc_text.to_numpy(), code_text.to_numpy())
-        first = np.unique(pair, return_index=True)[1]  # pair ids number first appearances
-        done = self._classify_distinct(
-            proc_text.iloc[first].reset_index(drop=True),
-            code_text.iloc[first].reset_index(drop=True),
-        )
-        return {name: values[pair] for name, values in done.items()}
-
-    def _classify_distinct(
-        self, processor: pd.Series, code: pd.Series
-    ) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
-        """The classification itself, on ``string`` columns (of distinct pairs)."""
-        proc = normalize_processor(processor)
-        key = normalize_codes(proc, code)
-        row = (proc + _SEP + key).map(self._keys).to_numpy(dtype="float64", na_value=np.nan)
-        number = pd.to_numeric(key, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        for rng in self._ranges.itertuples():
-            inside = (
-                np.isnan(row)
-                & (proc.to_numpy(dtype="object", na_value="") == rng.processor)
-                & (number >= rng.lo)
-                & (number <= rng.hi)
-            )
-            row[inside] = rng.Index
-        known = ~np.isnan(row)
-        row_int = np.where(known, row, -1).astype("int64")
-        take = np.where(known, row_int, 0)
-        raw = code.str.strip()
-        raw = raw.mask(raw == "")
-        raw_values = raw.to_numpy(dtype="object")
-        table_code = self.rows["code"].to_numpy()[take]
-        in_range = known & self._is_range[take]
-        return {
-            "category": np.where(known, self.rows["category"].to_numpy()[take], UNKNOWN_CATEGORY),
-            "retryable": np.where(
-                known, self.rows["retryable"].to_numpy()[take], UNKNOWN_RETRYABLE
-            ),
-            "known": known,
-            "code": pd.array(np.where(known & ~in_range, table_code, raw_values), dtype="string"),
-            "raw_code": pd.array(raw_values, dtype="string"),
-            "table_row": row_int,
-        }
 
 
 _PROCESSOR_FORM = re.compile(r"[\s\-]+")
@@ -399,8 +296,17 @@ _ACH_SHORT = re.compile(r"^r(\d)$")
 _ONE_DIGIT = re.compile(r"^(\d)$")
 
 
+def _processor_key(processor: str) -> str:
+    """``' Stripe '`` -> ``stripe``: strip, casefold, blanks and hyphens to ``_``."""
+    return _PROCESSOR_FORM.sub("_", processor.strip().casefold())
+
+
 def _code_key(processor: str, raw: str) -> str | None:
-    """``normalize_codes`` of one stripped, non-blank text code (``processor`` normalized)."""
+    """The lookup key of one stripped text code (``processor`` normalized); blank: ``None``.
+
+    Case, blanks and hyphens do not matter, ``2001.0`` (from a float column) is ``2001``,
+    and the vocabularies' short forms are padded: Bacs ``ARUDD-0`` and ``ADDACS 1``, ACH
+    ``R1``, the networks' one-digit codes."""
     key = _PROCESSOR_FORM.sub("_", _FLOAT_FORM.sub(r"\1", raw.casefold()))
     if key == "":
         return None
@@ -413,22 +319,37 @@ def _code_key(processor: str, raw: str) -> str | None:
     return key
 
 
-def _memo_key(value: Any) -> Hashable:
-    """A dict key for one input value: every kind of missing is one key, and the type is
-    part of the key so that 1, 1.0 and True (equal in Python) stay apart."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and value != value:
-        return None
-    return (type(value), value)
+def text_values(values: pd.Series) -> list[str | None]:
+    """The values as ``values.astype("string")`` spells them, missing ones as ``None``.
+
+    Text and ``None`` (the API's inputs) are their own spelling: no conversion needed."""
+    if values.dtype == object:
+        given = values.tolist()
+        if set(map(type, given)) <= _TEXT_TYPES:
+            return given
+    return [None if value is pd.NA else value for value in values.astype(STRING_DTYPE).tolist()]
 
 
-def _pair_ids(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Number the distinct (first, second) pairs in order of appearance; missing is a value."""
-    first_id, first_values = pd.factorize(first, use_na_sentinel=False)
-    second_id, second_values = pd.factorize(second, use_na_sentinel=False)
-    combined = first_id.astype("int64") * max(len(second_values), 1) + second_id
-    return pd.factorize(combined)[0]
+def _classified_columns(
+    found: list[Classified],
+) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
+    """The ``CLASSIFIED_COLUMNS`` arrays of classified pairs."""
+    category, retryable, known, code, raw, row = zip(*found, strict=True) if found else [()] * 6
+    return {
+        "category": _object_array(category),
+        "retryable": _object_array(retryable),
+        "known": np.array(known, dtype=bool),
+        "code": pd.array(code, dtype=STRING_DTYPE),
+        "raw_code": pd.array(raw, dtype=STRING_DTYPE),
+        "table_row": np.array(row, dtype="int64"),
+    }
+
+
+def _object_array(values: tuple[Any, ...]) -> np.ndarray:
+    """A 1-d object array of ``values`` (``np.array`` would nest tuples or guess a dtype)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 def _unknown_text(code: str | None) -> str:

@@ -1,9 +1,14 @@
-"""Human-readable explanations and cited sources for the rules engine's decisions."""
+"""Human-readable explanations and cited sources for the rules engine's decisions.
+
+``word_rows`` words each decision on Python values; the rules engine calls it once per
+distinct decision. ``tests/declines/test_declines_fast_paths.py`` keeps the former
+vectorized wording as the reference it must equal.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,16 +36,6 @@ _FIXED_SOURCES = {
 _FROM_CODE = ("hard_decline", "not_retryable", "after_update", "payment_method_updated")
 _WITH_CAP = ("retry_allowed", "payment_method_updated", "mastercard_mac_retry_later")
 _TRAILING_ZEROS = re.compile(r"\.0+$")
-
-
-def rule_sources(rule: np.ndarray, cap_rule: np.ndarray, code_source: np.ndarray) -> np.ndarray:
-    """The source to cite for each decision's rule."""
-    out = pd.Series(rule).map(_FIXED_SOURCES)
-    from_code = pd.Series(rule).isin(list(_FROM_CODE))
-    out = out.mask(from_code, pd.Series(code_source))
-    # retry_allowed: the cap that bounds the retries is the rule to cite
-    out = out.fillna(pd.Series(cap_rule).map(_CAP_SOURCES))
-    return out.to_numpy()
 
 
 def _cap_texts(lim: RetryLimits) -> dict[str, str]:
@@ -83,12 +78,12 @@ def _rule_texts(lim: RetryLimits) -> dict[str, str]:
     }
 
 
-def word_rows(lim: RetryLimits, parts: dict[str, Sequence]) -> tuple[list[str], list]:
-    """``explain`` and ``rule_sources`` of a few decisions, row by row on Python values.
+def word_rows(lim: RetryLimits, parts: Mapping[str, Sequence]) -> tuple[list[str], list]:
+    """The explanation (one sentence for support staff and integrators) and the source to
+    cite of each decision, row by row on Python values.
 
-    For the API's one to a few new decisions per call this is far cheaper than the
-    vectorized functions' pandas operations; ``tests/declines/test_declines_fast_paths.py``
-    checks that both give the same texts. ``parts`` holds the columns ``_word`` reads.
+    ``parts`` holds one column per name below, as ``RetryRules._decide_arrays`` builds them.
+    A source is ``nan`` if neither the rule nor the cap has one.
     """
     caps, texts = _cap_texts(lim), _rule_texts(lim)
     explanations, sources = [], []
@@ -119,47 +114,3 @@ def word_rows(lim: RetryLimits, parts: dict[str, Sequence]) -> tuple[list[str], 
             source = _CAP_SOURCES.get(cap_rule, np.nan)
         sources.append(source)
     return explanations, sources
-
-
-def explain(
-    lim: RetryLimits,
-    ev: pd.DataFrame,
-    code: pd.DataFrame,
-    out: pd.DataFrame,
-    cap_rule: np.ndarray,
-    in_30d: np.ndarray,
-    n_prev: np.ndarray,
-    mac_wait: np.ndarray,
-) -> pd.Series:
-    """One sentence per decision, for support staff and integrators (vectorized)."""
-    cap_text = pd.Series(cap_rule).map(_cap_texts(lim)).to_numpy(dtype="object")
-    counted = (
-        pd.Series(in_30d).astype(str)
-        + " attempt(s) in the last 30 days, "
-        + pd.Series(n_prev).astype(str)
-        + " earlier attempt(s) on this charge"
-    ).to_numpy(dtype="object")
-    texts = _rule_texts(lim)
-    rule = out["rule"].to_numpy()
-    base = pd.Series(rule).map(texts).to_numpy(dtype="object")
-    hours = pd.Series(mac_wait).round(2).astype(str).str.replace(r"\.0+$", "", regex=True)
-    later = "Mastercard merchant advice code: retry later, after " + hours + " h"
-    base = np.where(rule == "mastercard_mac_retry_later", later.to_numpy(dtype="object"), base)
-    is_cap = np.isin(rule, list(set(cap_rule.tolist())))
-    base = np.where(is_cap, "cap reached: " + cap_text, base)
-    with_cap = np.isin(
-        rule, ["retry_allowed", "payment_method_updated", "mastercard_mac_retry_later"]
-    )
-    base = np.where(with_cap, base + "; " + cap_text, base)
-    code_text = code["code"].fillna("(none)").astype(str)
-    head = (
-        ev["processor"].astype(str)
-        + " "
-        + code_text
-        + " -> "
-        + out["category"]
-        + " (retryable: "
-        + out["retryable"]
-        + "): "
-    )
-    return head + pd.Series(base, index=ev.index) + " [" + pd.Series(counted, index=ev.index) + "]"

@@ -17,6 +17,7 @@ recovery. The importance weight of a target choice is then
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -190,4 +191,5 @@ def _consistent(
     match = np.where(logged_here, planned & (s >= p - early) & (s <= p + late), True)
     unlogged_planned = planned & ~logged_here
     after_end = np.where(unlogged_planned, p + late >= end[:, None, None] - early, True)
-    return (match & after_end).all(axis=2)
+    # numpy types .all(axis=...) as "scalar or array"; over 3-D input it is a 2-D array
+    return cast(np.ndarray, (match & after_end).all(axis=2))

@@ -117,14 +117,15 @@ class LoggedFeedback:
             array = _unit_array(name, raw, n)
             _first_bad(name, array, (array < 0) | (array > 1), "in [0, 1]")
             values[name] = array
-        for name, array in {
+        validated: dict[str, FloatArray | None] = {
             "reward": reward,
             "match": match,
             "logging_probability": mu,
             "target_probability": pi,
             **values,
-        }.items():
-            object.__setattr__(self, name, array)
+        }
+        for name, checked in validated.items():
+            object.__setattr__(self, name, checked)
         object.__setattr__(self, "weight", match * pi / mu)
 
     @property

@@ -63,7 +63,8 @@ def sms_positions(history: History, logged: LoggedSchedules, menu: Menu) -> np.n
         msgs["opt_in"].fillna(False).astype(bool).to_numpy() & (msgs["plan_i"] >= 0).to_numpy()
     ]
     share = opted.assign(sms=opted["channel"] == "sms").groupby(["plan_i", "pos"])["sms"].mean()
-    out = np.zeros(menu.message_templates.shape, dtype=bool)
+    # annotated: numpy's stubs type zeros() of an unknown-length shape as 0-D
+    out: np.ndarray = np.zeros(menu.message_templates.shape, dtype=bool)
     for (plan_i, pos), value in share.items():  # a handful of (plan, position) cells
         if pos < out.shape[1]:
             out[int(plan_i), int(pos)] = value > 0.5

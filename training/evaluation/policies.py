@@ -17,9 +17,10 @@ POLICIES = ("learned", "fixed", "rules", "no_action", "oracle")
 
 def learned_schedules(decider: ModelDecider, events: pd.DataFrame) -> Schedules:
     """What the served policy decides (exploration off: its greedy choice)."""
-    _, _, retries, messages, _ = decider.plan(events, None, explore=False)
+    plan = decider.plan(events, None, explore=False)
     return Schedules(
-        retries[["event_id", "at"]], messages[["event_id", "send_at", "template", "channel"]]
+        plan.retries[["event_id", "at"]],
+        plan.messages[["event_id", "send_at", "template", "channel"]],
     )
 
 
@@ -31,11 +32,12 @@ def searched_schedules(
     decisions = decider.rules.decide_many(events, None).reset_index(drop=True)
     features = events.set_index("event_id")
     past = past_rows(events, None)
-    messages = plan_messages(scorer, events, features, past, decisions, decider.templates, config)
     limits = decider.rules.limits
-    count, start, end = retry_windows(
-        events, decisions, messages, limits.update_plausible_after_hours, limits.min_spacing_hours
+    update = limits.update_requests
+    messages = plan_messages(
+        scorer, events, features, past, decisions, decider.templates, config, update
     )
+    count, start, end = retry_windows(events, decisions, messages, update, limits.min_spacing_hours)
     retries = plan_retries(
         scorer,
         events,
@@ -47,6 +49,7 @@ def searched_schedules(
         end,
         limits.min_spacing_hours,
         config,
+        update,
     )
     return Schedules(
         retries[["event_id", "at"]], messages[["event_id", "send_at", "template", "channel"]]

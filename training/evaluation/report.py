@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from training.artifact.decision_artifact import DecisionArtifact
@@ -19,7 +20,7 @@ LABELS = {
 }
 
 
-def _figure(figsize: tuple[float, float]) -> tuple[Figure, object]:
+def _figure(figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     """A figure not attached to pyplot (no global state, no backend switch)."""
     fig = Figure(figsize=figsize)
     return fig, fig.subplots()

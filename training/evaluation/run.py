@@ -8,18 +8,19 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from training.artifact.decision_artifact import DecisionArtifact
-from training.config.params import Params
+from training.config.params import EvaluateParams, Params
 from training.contract.history import History
 from training.contract.io import load_history
 from training.core.frames import Schedules
-from training.evaluation.ope_eval import off_policy_estimates
+from training.declines.violations import schedule_violations
+from training.evaluation.ope_eval import OffPolicyResult, off_policy_estimates
 from training.evaluation.policies import (
     baseline_schedules,
     learned_schedules,
@@ -27,16 +28,24 @@ from training.evaluation.policies import (
 )
 from training.evaluation.truth_eval import breakdown, compare_policies, truth_recovery
 from training.features.invoice import events_from_history
+from training.models.matrix import EventMatrix
 from training.models.split import TimeSplit
+from training.policy.decider import ModelDecider
 from training.policy.scorer import past_rows
 from training.tracking.loading import load_artifact
+
+if TYPE_CHECKING:
+    from training.simulator.truth import GroundTruth
+
+# the policies whose expected recovery the model estimates
+MODEL_JUDGED = ("learned", "fixed", "rules")
 
 
 @dataclass
 class EvaluationResult:
     metrics: dict[str, Any]
     values: pd.DataFrame  # exact recovery per sampled invoice and policy (simulated only)
-    estimates: pd.DataFrame  # model estimates per sampled invoice (learned, fixed)
+    estimates: pd.DataFrame  # model estimates per sampled invoice (learned, fixed, rules)
     breakdowns: dict[str, pd.DataFrame] = field(default_factory=dict)
     ope_truth: float | None = None
 
@@ -70,58 +79,80 @@ def _segments(features: pd.DataFrame) -> np.ndarray:
     )
 
 
-def run_evaluation(
-    history: History,
-    artifact: DecisionArtifact,
-    params: Params,
-    truth=None,
-    progress: bool = True,
-) -> EvaluationResult:
-    settings = params.evaluate
-    decider = artifact.decider()
-    started = time.perf_counter()
-    held = held_out_events(history, artifact, params)
+def comparison_sample(held: pd.DataFrame, settings: EvaluateParams) -> pd.DataFrame:
+    """The held-out events every policy is compared on: at most ``max_invoices`` drawn at
+    random, in failure-time order."""
     sample = held.sample(min(settings.max_invoices, len(held)), random_state=settings.seed)
-    sample = sample.sort_values("failed_at", kind="stable").reset_index(drop=True)
-    steps = tqdm(
-        total=5 if truth is not None else 4, desc="evaluate", unit="step", disable=not progress
-    )
+    return sample.sort_values("failed_at", kind="stable").reset_index(drop=True)
 
-    steps.set_postfix_str("policies")
-    schedules: dict[str, Schedules] = {"learned": learned_schedules(decider, sample)}
+
+def off_policy_sample(held: pd.DataFrame, settings: EvaluateParams) -> pd.DataFrame:
+    """The held-out events of the off-policy estimates: their own draw (at most
+    ``max_ope_invoices``, usually more than the comparison, as the estimates only use the
+    events whose logged plan the menu covers)."""
+    sample = held.sample(min(settings.max_ope_invoices, len(held)), random_state=settings.seed)
+    return sample.reset_index(drop=True)
+
+
+def policy_schedules(decider: ModelDecider, sample: pd.DataFrame) -> dict[str, Schedules]:
+    """The learned policy's schedules and each baseline's, by policy name."""
+    schedules = {"learned": learned_schedules(decider, sample)}
     schedules.update(baseline_schedules(decider, sample))
-    steps.update()
-    if truth is not None:
-        from training.evaluation.truth_scorer import TruthScorer
+    return schedules
 
-        steps.set_postfix_str("oracle")
-        oracle_config = decider.config.model_copy(
-            update={"retry_grid_hours": settings.oracle_grid_hours, "refine_hours": 0}
-        )
-        schedules["oracle"] = searched_schedules(TruthScorer(truth), decider, sample, oracle_config)
-        steps.update()
 
-    steps.set_postfix_str("model estimates")
-    features = decider.scorer.event_features(sample, None)
+def oracle_schedules(
+    truth: GroundTruth, decider: ModelDecider, sample: pd.DataFrame, settings: EvaluateParams
+) -> Schedules:
+    """The policy's own search scored by the simulator's truth instead of the model (on the
+    ``oracle_grid_hours`` grid, without refinement): the best a model could do."""
+    from training.evaluation.truth_scorer import TruthScorer
+
+    config = decider.config.model_copy(
+        update={"retry_grid_hours": settings.oracle_grid_hours, "refine_hours": 0}
+    )
+    return searched_schedules(TruthScorer(truth), decider, sample, config)
+
+
+def model_estimates(
+    decider: ModelDecider,
+    sample: pd.DataFrame,
+    features: EventMatrix,
+    schedules: dict[str, Schedules],
+) -> pd.DataFrame:
+    """The model's expected recovery per sampled event (rows) of the learned policy, the
+    fixed schedule and the rules baseline (columns)."""
     past = past_rows(sample, None)
-    estimates = pd.DataFrame(
+    return pd.DataFrame(
         {
             name: decider.expected_recovery(sample, features, past, s.retries, s.messages)[0]
             .reindex(sample["event_id"])
             .to_numpy()
             for name, s in schedules.items()
-            if name in ("learned", "fixed", "rules")
+            if name in MODEL_JUDGED
         }
     )
-    decisions = decider.rules.decide_many(sample, None)
-    violations = {
-        name: int(len(decider.rules.schedule_violations(sample, s.retries, None, s.messages)))
+
+
+def rule_violations(
+    decider: ModelDecider, sample: pd.DataFrame, schedules: dict[str, Schedules]
+) -> dict[str, int]:
+    """The number of rule violations in each policy's schedule (no action has none)."""
+    return {
+        name: int(len(schedule_violations(decider.rules, sample, s.retries, None, s.messages)))
         for name, s in schedules.items()
         if name != "no_action"
     }
-    steps.update()
 
-    metrics: dict[str, Any] = {
+
+def metrics_without_truth(
+    held: pd.DataFrame,
+    sample: pd.DataFrame,
+    violations: dict[str, int],
+    estimates: pd.DataFrame,
+) -> dict[str, Any]:
+    """The figures any history gives: what was evaluated, rule violations, model estimates."""
+    return {
         "held_out_invoices": int(len(held)),
         "evaluated_invoices": int(len(sample)),
         "held_out_from": str(held["failed_at"].min()),
@@ -130,72 +161,147 @@ def run_evaluation(
         "rule_violations_by_policy": violations,
         "model_estimate": {name: float(estimates[name].mean()) for name in estimates.columns},
     }
-    values = pd.DataFrame()
-    tables: dict[str, pd.DataFrame] = {}
-    if truth is not None:
-        steps.set_postfix_str("ground truth")
-        values = pd.DataFrame(
-            {name: truth_recovery(truth, sample, s).to_numpy() for name, s in schedules.items()}
-        )
-        amounts = sample["amount_minor"].to_numpy(dtype=float)
-        comparison = compare_policies(values, amounts, settings.bootstrap, settings.seed)
-        metrics["truth"] = comparison
-        for name in values.columns:
-            label = "policy" if name == "learned" else name
-            metrics[f"{label}_recovery_rate"] = comparison[f"{name}_recovery_rate"]["value"]
-        metrics["captured_share"] = comparison["captured_share"]["value"]
-        error = estimates["learned"].to_numpy() - values["learned"].to_numpy()
-        metrics["expected_recovery_calibration"] = _calibration(
-            estimates["learned"].to_numpy(), values["learned"].to_numpy()
-        )
-        metrics["expected_recovery_calibration"]["per_invoice_mae"] = float(np.abs(error).mean())
-        groups = {
-            "decline category": decisions["category"].reset_index(drop=True),
-            "processor": sample["processor"],
-            "country": sample["country"].fillna("unknown"),
-            "customer segment": pd.Series(_segments(features.features.loc[sample["event_id"]])),
-        }
-        tables = {name: breakdown(values, g, settings.min_group) for name, g in groups.items()}
-        metrics["breakdowns"] = {
-            name: table.reset_index(names="group").to_dict(orient="records")
-            for name, table in tables.items()
-        }
-        steps.update()
 
-    steps.set_postfix_str("off-policy")
-    ope_sample = held.sample(min(settings.max_ope_invoices, len(held)), random_state=settings.seed)
+
+def truth_values(
+    truth: GroundTruth, sample: pd.DataFrame, schedules: dict[str, Schedules]
+) -> pd.DataFrame:
+    """The simulator's exact recovery probability per sampled event (rows) and policy."""
+    return pd.DataFrame(
+        {name: truth_recovery(truth, sample, s).to_numpy() for name, s in schedules.items()}
+    )
+
+
+def truth_metrics(
+    values: pd.DataFrame, estimates: pd.DataFrame, amounts: np.ndarray, settings: EvaluateParams
+) -> dict[str, Any]:
+    """Every policy's exact recovery with bootstrap intervals (``truth``), the point values
+    at the top level (``policy_recovery_rate`` is the learned policy's; ``captured_share``),
+    and how well the learned policy's expected recovery matches the truth."""
+    comparison = compare_policies(values, amounts, settings.bootstrap, settings.seed)
+    metrics: dict[str, Any] = {"truth": comparison}
+    for name in values.columns:
+        label = "policy" if name == "learned" else name
+        metrics[f"{label}_recovery_rate"] = comparison[f"{name}_recovery_rate"]["value"]
+    metrics["captured_share"] = comparison["captured_share"]["value"]
+    metrics["expected_recovery_calibration"] = _calibration(
+        estimates["learned"].to_numpy(), values["learned"].to_numpy()
+    )
+    return metrics
+
+
+def breakdown_groups(
+    decider: ModelDecider, sample: pd.DataFrame, features: EventMatrix
+) -> dict[str, pd.Series]:
+    """The group of each sampled event (in sample order) per breakdown dimension."""
+    decisions = decider.rules.decide_many(sample, None)
+    return {
+        "decline category": decisions["category"].reset_index(drop=True),
+        "processor": sample["processor"],
+        "country": sample["country"].fillna("unknown"),
+        "customer segment": pd.Series(_segments(features.features.loc[sample["event_id"]])),
+    }
+
+
+def breakdown_records(tables: dict[str, pd.DataFrame]) -> dict[str, list[dict[str, Any]]]:
+    """The breakdown tables as JSON-ready records, the group in a ``group`` field."""
+    return {
+        name: table.reset_index(names="group").to_dict(orient="records")
+        for name, table in tables.items()
+    }
+
+
+def off_policy_metrics(
+    decider: ModelDecider,
+    history: History,
+    events: pd.DataFrame,
+    params: Params,
+    truth: GroundTruth | None,
+) -> tuple[dict[str, Any], float | None]:
+    """IPS, SNIPS, DR and DM of the learned models choosing among the logged plans, and
+    (with ``truth``) that policy's exact value, also returned, and whether each interval
+    holds it; a note instead when the logs give no usable propensities."""
+    settings = params.evaluate
     ope = off_policy_estimates(
         decider,
         history,
-        ope_sample.reset_index(drop=True),
+        events,
         params.train.window_days,
         settings.bootstrap,
         settings.seed,
         settings.min_plan_support,
     )
-    ope_truth = None
-    if ope is not None:
-        metrics["off_policy"] = {
-            "target": "the learned models choosing among the logged plans",
-            "menu": {
-                "retry_plans": len(ope.menu.retry_offsets),
-                "message_plans": len(ope.menu.message_offsets),
-            },
-            **ope.estimates,
-        }
-        if truth is not None:
-            ope_truth = _menu_policy_truth(truth, ope_sample.reset_index(drop=True), ope)
-            metrics["off_policy"]["truth"] = ope_truth
-            metrics["off_policy"]["truth_inside_interval"] = {
-                name: bool(
-                    ope.estimates[name]["lower"] <= ope_truth <= ope.estimates[name]["upper"]
-                )
-                for name in ("ips", "snips", "dr")
-            }
-    else:
-        metrics["off_policy"] = {
-            "note": "no explored plan was logged often enough with propensities"
-        }
+    if ope is None:
+        return {"note": "no explored plan was logged often enough with propensities"}, None
+    metrics: dict[str, Any] = {
+        "target": "the learned models choosing among the logged plans",
+        "menu": {
+            "retry_plans": len(ope.menu.retry_offsets),
+            "message_plans": len(ope.menu.message_offsets),
+        },
+        **ope.estimates,
+    }
+    if truth is None:
+        return metrics, None
+    ope_truth = _menu_policy_truth(truth, events, ope)
+    metrics["truth"] = ope_truth
+    metrics["truth_inside_interval"] = {
+        name: bool(ope.estimates[name]["lower"] <= ope_truth <= ope.estimates[name]["upper"])
+        for name in ("ips", "snips", "dr")
+    }
+    return metrics, ope_truth
+
+
+def run_evaluation(
+    history: History,
+    artifact: DecisionArtifact,
+    params: Params,
+    truth: GroundTruth | None = None,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Every policy on the same held-out sample (model estimates, rule violations and, on
+    a simulated history with its ``truth``, exact recovery against the oracle), then the
+    off-policy estimates from the logged propensities."""
+    settings = params.evaluate
+    decider = artifact.decider()
+    started = time.perf_counter()
+    held = held_out_events(history, artifact, params)
+    sample = comparison_sample(held, settings)
+    steps = tqdm(
+        total=5 if truth is not None else 4, desc="evaluate", unit="step", disable=not progress
+    )
+
+    steps.set_postfix_str("policies")
+    schedules = policy_schedules(decider, sample)
+    steps.update()
+    if truth is not None:
+        steps.set_postfix_str("oracle")
+        schedules["oracle"] = oracle_schedules(truth, decider, sample, settings)
+        steps.update()
+
+    steps.set_postfix_str("model estimates")
+    features = decider.scorer.event_features(sample, None)
+    estimates = model_estimates(decider, sample, features, schedules)
+    metrics = metrics_without_truth(
+        held, sample, rule_violations(decider, sample, schedules), estimates
+    )
+    steps.update()
+
+    values = pd.DataFrame()
+    tables: dict[str, pd.DataFrame] = {}
+    if truth is not None:
+        steps.set_postfix_str("ground truth")
+        values = truth_values(truth, sample, schedules)
+        amounts = sample["amount_minor"].to_numpy(dtype=float)
+        metrics.update(truth_metrics(values, estimates, amounts, settings))
+        groups = breakdown_groups(decider, sample, features)
+        tables = {name: breakdown(values, g, settings.min_group) for name, g in groups.items()}
+        metrics["breakdowns"] = breakdown_records(tables)
+        steps.update()
+
+    steps.set_postfix_str("off-policy")
+    events = off_policy_sample(held, settings)
+    metrics["off_policy"], ope_truth = off_policy_metrics(decider, history, events, params, truth)
     steps.update()
     steps.close()
     metrics["seconds"] = round(time.perf_counter() - started, 1)
@@ -203,7 +309,8 @@ def run_evaluation(
 
 
 def _calibration(estimate: np.ndarray, truth: np.ndarray, bins: int = 10) -> dict[str, Any]:
-    """Binned: mean estimate vs mean true probability per decile of the estimate."""
+    """Binned: mean estimate vs mean true probability per decile of the estimate; and the
+    mean absolute error per invoice."""
     order = np.argsort(estimate, kind="stable")
     groups = [g for g in np.array_split(order, bins) if len(g)]
     table = [(float(estimate[g].mean()), float(truth[g].mean())) for g in groups]
@@ -212,10 +319,11 @@ def _calibration(estimate: np.ndarray, truth: np.ndarray, bins: int = 10) -> dic
         "mean_estimate": float(estimate.mean()),
         "mean_truth": float(truth.mean()),
         "bins": table,
+        "per_invoice_mae": float(np.abs(estimate - truth).mean()),
     }
 
 
-def _menu_policy_truth(truth, events: pd.DataFrame, ope) -> float:
+def _menu_policy_truth(truth: GroundTruth, events: pd.DataFrame, ope: OffPolicyResult) -> float:
     """Exact value of the menu-restricted policy, executed as the team's system executes
     plans (SMS held back out of the world's quiet hours)."""
     from training.simulator.logging_policy import defer_quiet_hours

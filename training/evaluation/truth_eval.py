@@ -42,7 +42,7 @@ def interval(samples: np.ndarray, point: float, alpha: float = 0.05) -> dict[str
 
 def compare_policies(
     values: pd.DataFrame, amounts: np.ndarray, replicates: int = 1000, seed: int = 7
-) -> dict[str, object]:
+) -> dict[str, dict[str, float]]:
     """Headline figures with 95% bootstrap intervals.
 
     ``values``: one column per policy (learned, fixed, rules, no_action, oracle), one row
@@ -50,7 +50,7 @@ def compare_policies(
     currency unit or already comparable) for the revenue figures.
     """
     idx = bootstrap_indices(len(values), replicates, seed)
-    out: dict[str, object] = {}
+    out: dict[str, dict[str, float]] = {}
     means = {}
     for name in values.columns:
         v = values[name].to_numpy()
@@ -90,4 +90,4 @@ def load_truth(truth_dir: str | Path | None) -> GroundTruth | None:
     real history has none)."""
     if truth_dir is None or not Path(truth_dir).exists():
         return None
-    return GroundTruth.load(truth_dir)
+    return GroundTruth.load(Path(truth_dir))

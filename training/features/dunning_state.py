@@ -18,13 +18,15 @@ before the candidate (``card_update_likely``), not from a click nobody has seen 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pandas as pd
 
+from training.config.retry_limits import UpdateRequests
 from training.core.arrays import group_starts
 from training.core.localtime import to_ns
 
-UPDATE_TEMPLATE = "update_payment_method"
 KIND_ORDER = {"original": 0, "retry": 1, "message": 2}
 
 STATE_FEATURES = (
@@ -38,7 +40,6 @@ STATE_FEATURES = (
     "same_template_before",
     "card_update_likely",
 )
-UPDATE_PLAUSIBLE_HOURS = 24.0
 
 
 def _earlier_count(flag: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -65,13 +66,24 @@ def _group_min(values: np.ndarray, first: np.ndarray) -> np.ndarray:
     return np.where(np.isinf(out), np.nan, out)
 
 
-def timeline_state(timeline: pd.DataFrame) -> pd.DataFrame:
+def is_update_request(template: np.ndarray, update: UpdateRequests) -> np.ndarray:
+    """True where ``template`` (object array, None for non-messages) asks for an update."""
+    template = np.asarray(template, dtype=object)
+    found = np.zeros(len(template), dtype=bool)
+    for name in update.templates:
+        found |= template == name
+    return found
+
+
+def timeline_state(timeline: pd.DataFrame, update: UpdateRequests) -> pd.DataFrame:
     """State features of the candidate rows (index: the timeline's index)."""
-    wanted, columns = timeline_state_arrays(timeline)
+    wanted, columns = timeline_state_arrays(timeline, update)
     return pd.DataFrame(columns, index=timeline.index[wanted])
 
 
-def timeline_state_arrays(timeline: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def timeline_state_arrays(
+    timeline: pd.DataFrame, update: UpdateRequests
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Positions of the candidate rows in the timeline, and their state features.
 
     Rows are ordered by key, time and kind (original, retry, message; ties keep the
@@ -84,11 +96,17 @@ def timeline_state_arrays(timeline: pd.DataFrame) -> tuple[np.ndarray, dict[str,
         timeline["kind"].to_numpy(),
         timeline["template"].to_numpy(dtype=object),
         timeline["candidate"].to_numpy(dtype=bool),
+        update,
     )
 
 
 def state_of_rows(
-    key: np.ndarray, ns: np.ndarray, kind: np.ndarray, template: np.ndarray, candidate: np.ndarray
+    key: np.ndarray,
+    ns: np.ndarray,
+    kind: np.ndarray,
+    template: np.ndarray,
+    candidate: np.ndarray,
+    update_requests: UpdateRequests,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """:func:`timeline_state_arrays` of a timeline given as its columns (t as int64 ns)."""
     key_code = pd.factorize(key)[0]
@@ -106,7 +124,7 @@ def state_of_rows(
     retry = kind == "retry"
     attempt = original | retry
     message = kind == "message"
-    update = message & (template == UPDATE_TEMPLATE)
+    update = message & is_update_request(template, update_requests)
 
     start = _group_min(np.where(original, hours, np.nan), first)
     first_update = _group_min(np.where(update, hours, np.nan), first)
@@ -128,7 +146,9 @@ def state_of_rows(
         "update_requests_before": _earlier_count(update, first),
         "hours_since_update_request": hours - _earlier_last(hours, update, first),
         "same_template_before": np.where(message, same, np.nan),
-        "card_update_likely": (hours - first_update >= UPDATE_PLAUSIBLE_HOURS).astype(float),
+        "card_update_likely": (
+            hours - first_update >= update_requests.plausible_after_hours
+        ).astype(float),
     }
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))
@@ -142,7 +162,7 @@ def _latest_before(
     times: np.ndarray,
     query_group: np.ndarray,
     query_t: np.ndarray,
-    side: str = "left",
+    side: Literal["left", "right"] = "left",
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each query: how many of its group's times are strictly earlier (``side``
     "right": earlier or at the same time), and the latest of them (NaN if none).
@@ -169,6 +189,7 @@ def grid_state(
     message_hours: np.ndarray,
     message_is_update: np.ndarray,
     nominal_gap_hours: float,
+    update_plausible_hours: float,
     previous_retry_hours: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """:func:`timeline_state` of candidate retries, without building their timelines.
@@ -208,7 +229,7 @@ def grid_state(
         "update_requests_before": n_upd,
         "hours_since_update_request": hours - last_upd,
         "same_template_before": np.full(len(hours), np.nan),
-        "card_update_likely": (hours - first_upd[event] >= UPDATE_PLAUSIBLE_HOURS).astype(float),
+        "card_update_likely": (hours - first_upd[event] >= update_plausible_hours).astype(float),
     }
 
 
@@ -223,6 +244,7 @@ def message_state(
     message_event: np.ndarray,
     message_hours: np.ndarray,
     message_template: np.ndarray,
+    update_requests: UpdateRequests,
 ) -> dict[str, np.ndarray]:
     """:func:`timeline_state` of candidate messages, each alone with its event's context.
 
@@ -240,7 +262,7 @@ def message_state(
     retry_event, retry_hours = attempt_event[attempt_is_retry], attempt_hours[attempt_is_retry]
     n_retry, _ = _latest_before(retry_event, retry_hours, event, hours, side="right")
     n_msg, last_msg = _latest_before(message_event, message_hours, event, hours)
-    update = message_template == UPDATE_TEMPLATE
+    update = is_update_request(message_template, update_requests)
     n_upd, last_upd = _latest_before(message_event[update], message_hours[update], event, hours)
     first_upd = np.full(len(start), np.nan)
     if update.any():
@@ -260,5 +282,7 @@ def message_state(
         "update_requests_before": n_upd,
         "hours_since_update_request": hours - last_upd,
         "same_template_before": same,
-        "card_update_likely": (hours - first_upd[event] >= UPDATE_PLAUSIBLE_HOURS).astype(float),
+        "card_update_likely": (
+            hours - first_upd[event] >= update_requests.plausible_after_hours
+        ).astype(float),
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from training.config.retry_limits import UpdateRequests
 from training.core.localtime import from_ns, to_ns
 from training.declines.table import DeclineTable
 from training.features.calendar import circular_difference, local_calendar
@@ -97,8 +98,12 @@ def time_columns(
 
 def _time_features(t: pd.Series, per_row: pd.DataFrame) -> pd.DataFrame:
     calendar = local_calendar(t, per_row["timezone"])
+    hour, weekday, day_of_month, to_month_end = (calendar[c].to_numpy() for c in calendar.columns)
     columns = time_columns(
-        *(calendar[c].to_numpy() for c in calendar.columns),
+        hour,
+        weekday,
+        day_of_month,
+        to_month_end,
         per_row["cust_pay_day_of_month"].to_numpy(),
         per_row["cust_pay_weekday"].to_numpy(),
         per_row["cust_active_hour"].to_numpy(),
@@ -106,10 +111,13 @@ def _time_features(t: pd.Series, per_row: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns, index=t.index)
 
 
-def candidate_features(events_features: pd.DataFrame, timeline: pd.DataFrame) -> pd.DataFrame:
+def candidate_features(
+    events_features: pd.DataFrame, timeline: pd.DataFrame, update: UpdateRequests
+) -> pd.DataFrame:
     """Rows for every candidate of the timeline (columns key, event_id, t, kind, template,
-    channel, candidate); index: the candidate rows' timeline index."""
-    state = timeline_state(timeline)
+    channel, candidate); index: the candidate rows' timeline index. ``update``: what counts
+    as an update request (the artifact's retry limits)."""
+    state = timeline_state(timeline, update)
     rows = timeline.loc[state.index]
     return assemble_rows(events_features, rows, state)
 

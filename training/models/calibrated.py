@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any, cast
 
 import lightgbm as lgb
 import numpy as np
@@ -113,6 +114,13 @@ def encode_matrix(
     return matrix
 
 
+def _dense_predict(booster: lgb.Booster, data: Any, **kwargs: Any) -> np.ndarray:
+    """``booster.predict`` on dense data, which returns an array: LightGBM annotates the
+    return for every mode, including the sparse matrices of ``pred_contrib`` on sparse
+    input, which these calls never ask for."""
+    return cast(np.ndarray, booster.predict(data, **kwargs))
+
+
 @dataclass
 class CalibratedModel:
     """Fitted booster + isotonic calibrator + the columns they expect."""
@@ -129,7 +137,9 @@ class CalibratedModel:
 
     def raw_scores(self, frame: pd.DataFrame) -> np.ndarray:
         matrix = encode_matrix(frame, self.features, self.categories)
-        return self.booster.predict(matrix, num_iteration=self.best_iteration, num_threads=1)
+        return _dense_predict(
+            self.booster, matrix, num_iteration=self.best_iteration, num_threads=1
+        )
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probability per row."""
@@ -142,8 +152,8 @@ class CalibratedModel:
         ``features`` order, as :func:`encode_matrix` builds it)."""
         if len(matrix) == 0:
             return np.zeros(0)
-        scores = self.booster.predict(
-            matrix, num_iteration=self.best_iteration, num_threads=threads
+        scores = _dense_predict(
+            self.booster, matrix, num_iteration=self.best_iteration, num_threads=threads
         )
         return self.calibrator.predict(scores)
 
@@ -218,7 +228,7 @@ def fit_calibrated(
     )
     fit_seconds = time.perf_counter() - started
     best = booster.best_iteration or params.num_boost_round
-    raw_valid = booster.predict(encode(x_valid, features, categories), num_iteration=best)
+    raw_valid = _dense_predict(booster, encode(x_valid, features, categories), num_iteration=best)
     calibrator = Calibrator.fit(params.calibration, raw_valid, y_valid)
     return CalibratedModel(
         name=name,

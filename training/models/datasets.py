@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from training.config.retry_limits import UpdateRequests
 from training.contract.history import History
 from training.declines.table import DeclineTable
 from training.features.frames import candidate_features, event_features, self_cure_features
@@ -143,13 +144,15 @@ def self_cure_labels(history: History, window_days: int) -> pd.DataFrame:
     return out
 
 
-def build_training_data(history: History, table: DeclineTable, window_days: int) -> TrainingData:
+def build_training_data(
+    history: History, table: DeclineTable, window_days: int, update: UpdateRequests
+) -> TrainingData:
     """Every training row of the three models, with features as of decision time."""
     events = events_from_history(history)
     log = customer_event_log(history)
     features = event_features(events, log, table)
     timeline = history_timeline(history)
-    rows = candidate_features(features, timeline)
+    rows = candidate_features(features, timeline, update)
     meta = timeline.loc[rows.index]
     due = events.set_index("event_id")["failed_at"]
 

@@ -10,6 +10,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from training.config.params import TrainParams
+from training.config.retry_limits import UpdateRequests
 from training.contract.history import History
 from training.declines.table import DeclineTable
 from training.features.frames import (
@@ -55,16 +56,21 @@ def _part(dataset: Dataset, mask: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]
 
 
 def train_models(
-    history: History, params: TrainParams, table: DeclineTable, progress: bool = True
+    history: History,
+    params: TrainParams,
+    table: DeclineTable,
+    update: UpdateRequests,
+    progress: bool = True,
 ) -> TrainResult:
-    """Build features, split by time, fit and calibrate, score the test period."""
+    """Build features, split by time, fit and calibrate, score the test period.
+    ``update``: what counts as an update request (the retry limits the artifact carries)."""
     if len(history.invoices) == 0:
         raise ValueError("the history has no invoices: nothing to train on")
     seconds: dict[str, float] = {}
     steps = tqdm(total=4, desc="train", unit="step", disable=not progress)
     started = time.perf_counter()
     steps.set_postfix_str("features")
-    data = build_training_data(history, table, params.window_days)
+    data = build_training_data(history, table, params.window_days, update)
     seconds["features"] = time.perf_counter() - started
     steps.update()
     split = TimeSplit.from_due_dates(history.invoices["due_at"], params)

@@ -25,6 +25,7 @@ from training.artifact.decision_artifact import ARTIFACT_FILE, METADATA_FILE, De
 from training.config.params import Params
 from training.contract.errors import ContractError
 from training.contract.history import History
+from training.declines.table import DeclineTable
 from training.models.fit import TrainResult
 from training.tracking.champion import ChampionComparison
 
@@ -113,7 +114,12 @@ def input_example(result: TrainResult, rows: int = 2) -> pd.DataFrame:
 
 
 def build_artifact(
-    result: TrainResult, history: History, params: Params, fingerprint: dict[str, Any], source: Path
+    result: TrainResult,
+    history: History,
+    params: Params,
+    fingerprint: dict[str, Any],
+    source: Path,
+    table: DeclineTable,
 ) -> DecisionArtifact:
     metadata = {
         "name": params.train.registered_model,
@@ -132,13 +138,14 @@ def build_artifact(
         },
         "seconds": result.seconds,
     }
-    return DecisionArtifact(
+    return DecisionArtifact.with_table(
         result.models,
         result.data.log,
         history.customers,
         sorted(history.messages["template"].dropna().unique()),
         params.policy,
         params.retry_rules,
+        table,
         _json_ready(metadata),
     )
 
@@ -178,13 +185,20 @@ def run_train(
         fingerprint["sha256"][:12],
     )
     try:
-        result = train_models(history, params.train, load_decline_table(), progress=progress)
+        table = load_decline_table()
+        result = train_models(
+            history,
+            params.train,
+            table,
+            params.retry_rules.update_requests,
+            progress=progress,
+        )
     except ValueError as error:
         raise TrainInputError(f"cannot train on {data}: {error}") from error
     seconds.update({f"train_{k}": v for k, v in result.seconds.items()})
 
     mark = time.perf_counter()
-    artifact = build_artifact(result, history, params, fingerprint, Path(data))
+    artifact = build_artifact(result, history, params, fingerprint, Path(data), table)
     artifact.save(model_dir)
     seconds["save"] = time.perf_counter() - mark
     mark = time.perf_counter()

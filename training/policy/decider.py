@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,17 @@ from training.policy.message_search import plan_messages
 from training.policy.reasons import model_reasons
 from training.policy.retry_search import plan_retries, retry_windows
 from training.policy.scorer import ModelScorer, past_of_keys, past_rows
+
+
+class Plan(NamedTuple):
+    """What the learned policy plans for a set of events (before the probabilities of the
+    whole schedules are computed)."""
+
+    decisions: pd.DataFrame  # the rules engine's decision per event
+    features: EventMatrix  # the events' features, encoded once per model
+    retries: pd.DataFrame  # event_id, at (+ success_probability)
+    messages: pd.DataFrame  # event_id, send_at, channel, template (+ response_probability)
+    propensity: np.ndarray  # probability of this plan under exploration, per event
 
 
 class ModelDecider:
@@ -57,23 +68,20 @@ class ModelDecider:
         previous_attempts: pd.DataFrame | None,
         explore: bool = True,
         past: pd.DataFrame | None = None,
-    ) -> tuple[pd.DataFrame, EventMatrix, pd.DataFrame, pd.DataFrame, np.ndarray]:
+    ) -> Plan:
         """Rules decision, event features, retries, messages and propensities (``past``:
         :func:`past_rows` of the events, when the caller has it already)."""
         events = events.reset_index(drop=True)
         decisions = self.rules.decide_many(events, previous_attempts).reset_index(drop=True)
         features = self.scorer.event_features(events, previous_attempts)
         past = past_rows(events, previous_attempts) if past is None else past
-        messages = plan_messages(
-            self.scorer, events, features, past, decisions, self.templates, self.config
-        )
         limits = self.rules.limits
+        update = limits.update_requests
+        messages = plan_messages(
+            self.scorer, events, features, past, decisions, self.templates, self.config, update
+        )
         count, start, end = retry_windows(
-            events,
-            decisions,
-            messages,
-            limits.update_plausible_after_hours,
-            limits.min_spacing_hours,
+            events, decisions, messages, update, limits.min_spacing_hours
         )
         retries = plan_retries(
             self.scorer,
@@ -86,11 +94,12 @@ class ModelDecider:
             end,
             limits.min_spacing_hours,
             self.config,
+            update,
         )
         propensity = np.ones(len(events))
         if explore and self.config.exploration_rate > 0 and len(retries):
             retries, propensity = self._explore(events, retries, start, end)
-        return decisions, features, retries, messages, propensity
+        return Plan(decisions, features, retries, messages, propensity)
 
     def _explore(
         self, events: pd.DataFrame, retries: pd.DataFrame, start: np.ndarray, end: np.ndarray
@@ -158,7 +167,9 @@ class ModelDecider:
             [nothing, *(m["channel"].to_numpy(dtype=object) for m in messages)]
         )
         candidate = np.arange(len(key)) >= n_h
-        wanted, state = state_of_rows(key, ns, kind, template, candidate)
+        wanted, state = state_of_rows(
+            key, ns, kind, template, candidate, self.rules.limits.update_requests
+        )
         key_event = np.tile(ids, count)
         p = self.scorer.row_probabilities(
             features,
@@ -203,9 +214,8 @@ class ModelDecider:
     def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> Decisions:
         events = events.reset_index(drop=True)
         past = past_rows(events, previous_attempts)
-        decisions, features, retries, messages, propensity = self.plan(
-            events, previous_attempts, past=past
-        )
+        plan = self.plan(events, previous_attempts, past=past)
+        decisions = plan.decisions
         fixed = fixed_schedule(
             events,
             previous_attempts,
@@ -215,16 +225,19 @@ class ModelDecider:
             quiet_hours=self.config.quiet_hours,
         )
         (expected, retry_p, message_p), (baseline, _, _) = self.expected_recoveries(
-            events, features, past, [(retries, messages), (fixed.retries, fixed.messages)]
+            events,
+            plan.features,
+            past,
+            [(plan.retries, plan.messages), (fixed.retries, fixed.messages)],
         )
         ids = events["event_id"]
         expected_v, baseline_v = expected.to_numpy(), baseline.to_numpy()  # in the events' order
         reasons = model_reasons(
             events,
             decisions,
-            features.features,
-            retries,
-            messages,
+            plan.features.features,
+            plan.retries,
+            plan.messages,
             expected_v,
             baseline_v,
             self.config,
@@ -236,7 +249,7 @@ class ModelDecider:
                 "retryable": decisions["retryable"].to_numpy(),
                 "expected_recovery_probability": expected_v,
                 "baseline_recovery_probability": baseline_v,
-                "propensity": propensity,
+                "propensity": plan.propensity,
                 "decision_id": new_decision_ids(len(events)),
                 "reasons": reasons,
                 "fallback": False,

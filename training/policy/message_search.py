@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from training.config.policy import PolicyConfig
+from training.config.retry_limits import UpdateRequests
 from training.core.arrays import best_per_group
 from training.core.localtime import (
     DAY_NS,
@@ -30,7 +31,7 @@ from training.core.localtime import (
     to_ns,
     utc_offsets,
 )
-from training.features.dunning_state import UPDATE_TEMPLATE, message_state
+from training.features.dunning_state import message_state
 from training.models.matrix import as_event_matrix
 from training.policy.scorer import ModelScorer, build_timeline
 
@@ -77,8 +78,16 @@ def _best_per_event(candidates: _Candidates, p: np.ndarray) -> np.ndarray:
 class _Context:
     """Per-call arrays the rounds share: events, their past attempts, the scorer."""
 
-    def __init__(self, scorer, events: pd.DataFrame, features, past: pd.DataFrame) -> None:
+    def __init__(
+        self,
+        scorer,
+        events: pd.DataFrame,
+        features,
+        past: pd.DataFrame,
+        update: UpdateRequests,
+    ) -> None:
         self.scorer = scorer
+        self.update = update
         self.features = features
         self.past = past
         self.ids = events["event_id"].to_numpy()
@@ -111,7 +120,7 @@ class _Context:
         state = message_state(
             candidates.pos, hours, candidates.template, self.start,
             self.att_pos, self.att_hours, self.att_retry,
-            chosen.pos, chosen.ns / HOUR_NS, chosen.template,
+            chosen.pos, chosen.ns / HOUR_NS, chosen.template, self.update,
         )  # fmt: skip
         rows = self.rows[candidates.pos]
         columns = {
@@ -169,9 +178,13 @@ def plan_messages(
     decisions: pd.DataFrame,
     templates: list[str],
     config: PolicyConfig,
+    update: UpdateRequests,
 ) -> pd.DataFrame:
-    """Greedy message plan: event_id, send_at, template, channel, response_probability."""
-    context = _Context(scorer, events, features, past)
+    """Greedy message plan: event_id, send_at, template, channel, response_probability.
+
+    ``update``: the update-request templates (the first message of a decline that needs
+    an update first is one of them) and the delay the features assume."""
+    context = _Context(scorer, events, features, past, update)
     chosen, chosen_p = _empty(), np.zeros(0)
     if not templates or events.empty:
         return context.frame(chosen)
@@ -180,7 +193,7 @@ def plan_messages(
     earliest = failed.copy()
     budget = events["max_messages"].to_numpy(dtype=np.int64)
     force_update = decisions["needs_update_first"].to_numpy(dtype=bool) & (
-        UPDATE_TEMPLATE in templates
+        any(t in templates for t in update.templates)
     )
     email = events["allow_email"].to_numpy(dtype=bool)
     sms = events["allow_sms"].to_numpy(dtype=bool) & events["sms_opt_in"].to_numpy(dtype=bool)
@@ -198,7 +211,7 @@ def plan_messages(
             for channel, allowed in (("email", email), ("sms", sms)):
                 ok = active & allowed
                 if round_ == 0:
-                    ok &= ~force_update | (template == UPDATE_TEMPLATE)
+                    ok &= ~force_update | (template in update.templates)
                 pos = np.flatnonzero(ok)
                 parts.append(
                     _Candidates(

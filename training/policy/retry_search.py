@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 
 from training.config.policy import PolicyConfig
+from training.config.retry_limits import UpdateRequests
 from training.core.arrays import best_per_group, group_counter, group_first, rank_in_group
 from training.core.localtime import HOUR_NS, NAT, from_ns, to_ns
-from training.features.dunning_state import UPDATE_TEMPLATE, grid_state
+from training.features.dunning_state import grid_state, is_update_request
 from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.scorer import ModelScorer, build_timeline
 
@@ -48,7 +49,7 @@ def retry_windows(
     events: pd.DataFrame,
     decisions: pd.DataFrame,
     messages: pd.DataFrame,
-    update_plausible_after_hours: float,
+    update: UpdateRequests,
     min_spacing_hours: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per event: how many retries, and the earliest and latest (exclusive) time, ns."""
@@ -61,7 +62,7 @@ def retry_windows(
     not_before = to_ns(decisions["not_before"])  # NaT: no wait beyond the spacing
     start = np.where(not_before == NAT, failed + int(min_spacing_hours * HOUR_NS), not_before)
     needs_update = decisions["needs_update_first"].to_numpy(dtype=bool)
-    asks = messages["template"].to_numpy() == UPDATE_TEMPLATE
+    asks = is_update_request(messages["template"].to_numpy(dtype=object), update)
     first_ask = np.full(len(failed), np.iinfo(np.int64).max)
     asked_by = _positions(events["event_id"].to_numpy(), messages["event_id"].to_numpy()[asks])
     np.minimum.at(
@@ -69,7 +70,7 @@ def retry_windows(
     )
     asked = first_ask < np.iinfo(np.int64).max
     plausible = np.where(
-        asked, first_ask + int(update_plausible_after_hours * HOUR_NS), np.iinfo(np.int64).max // 2
+        asked, first_ask + int(update.plausible_after_hours * HOUR_NS), np.iinfo(np.int64).max // 2
     )
     start = np.where(needs_update, np.maximum(start, plausible), start)
     allowed = decisions["allowed"].to_numpy(dtype=bool) | (needs_update & asked)
@@ -88,6 +89,7 @@ def plan_retries(
     window_end: np.ndarray,
     min_spacing_hours: float,
     config: PolicyConfig,
+    update: UpdateRequests,
 ) -> pd.DataFrame:
     """Retry times per event (event_id, at) by dynamic programming on a coarse grid.
 
@@ -105,7 +107,7 @@ def plan_retries(
     spacing = int(np.ceil(min_spacing_hours * HOUR_NS / step))
     pos, k, j = _grid_rows(count, slots, spacing)
     at = start[pos] + j * step
-    context = _RetryContext.build(scorer, features, past, messages, ids, config)
+    context = _RetryContext.build(scorer, features, past, messages, ids, config, update)
     p = _retry_probabilities(context, pos, at, k)
     log_fail = np.full((len(ids), k_max, j_max), np.inf)
     log_fail[pos, k, j] = np.log1p(-np.clip(p, 0, 1 - 1e-9))
@@ -157,6 +159,7 @@ class _RetryContext:
     messages: pd.DataFrame
     ids: np.ndarray
     config: PolicyConfig
+    update: UpdateRequests
     start_h: np.ndarray  # the original charge (hours since the epoch)
     last_attempt_h: np.ndarray
     past_retries: np.ndarray
@@ -178,6 +181,7 @@ class _RetryContext:
         messages: pd.DataFrame,
         ids: np.ndarray,
         config: PolicyConfig,
+        update: UpdateRequests,
     ) -> _RetryContext:
         n = len(ids)
         past_events = past["event_id"].to_numpy()
@@ -197,11 +201,11 @@ class _RetryContext:
         past_count = np.bincount(owner, minlength=n)
         past_retries = np.bincount(owner[~is_original], minlength=n).astype(float)
         msg_hours = to_ns(messages["send_at"]) / HOUR_NS
-        msg_update = messages["template"].to_numpy() == UPDATE_TEMPLATE
+        msg_update = is_update_request(messages["template"].to_numpy(dtype=object), update)
         mine = np.flatnonzero(msg_owner >= 0)
         by_time = mine[np.lexsort((msg_hours[mine], msg_owner[mine]))]
         context = cls(
-            scorer, features, past, messages, ids, config, start, last_attempt, past_retries,
+            scorer, features, past, messages, ids, config, update, start, last_attempt, past_retries,
             msg_owner[by_time], msg_hours[by_time], msg_update[by_time],
             past_ns[np.argsort(owner, kind="stable")], np.cumsum(past_count) - past_count, past_count,
         )  # fmt: skip
@@ -227,8 +231,10 @@ class _RetryContext:
         state = grid_state(
             event, at / HOUR_NS, k, self.start_h, self.last_attempt_h, self.past_retries,
             self.msg_event, self.msg_hours, self.msg_update, self.config.nominal_retry_gap_hours,
+            self.update.plausible_after_hours,
             None if previous_ns is None else previous_ns / HOUR_NS,
         )  # fmt: skip
+        assert self.rows is not None
         pos = self.rows[event]
         return pos, {**state, **self.matrix.time_columns(pos, at)}
 
@@ -284,13 +290,14 @@ def retry_grid_columns(
     at: np.ndarray,
     k: np.ndarray,
     config: PolicyConfig,
+    update: UpdateRequests,
     previous_ns: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Event rows and per-row model columns of candidate retries (see
     :func:`_retry_probabilities`), for :meth:`EventMatrix.model_matrix`; ``previous_ns``:
     the time of the new retry before each candidate in its schedule (see :func:`grid_state`)."""
     unique = pd.unique(event_ids)
-    context = _RetryContext.build(None, matrix, past, messages, unique, config)
+    context = _RetryContext.build(None, matrix, past, messages, unique, config, update)
     return context.columns(pd.Index(unique).get_indexer(event_ids), at, k, previous_ns)
 
 

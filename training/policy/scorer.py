@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from training.config.retry_limits import UpdateRequests
 from training.core.arrays import group_counter, group_first
 from training.core.localtime import HOUR_NS, from_ns, to_ns
 from training.declines.table import DeclineTable
@@ -122,11 +123,13 @@ def build_timeline(
 
 @dataclass
 class ModelScorer:
-    """The trained models plus the customer history they read features from."""
+    """The trained models plus the customer history they read features from, the decline
+    table and the update-request rule the features were computed with."""
 
     models: TrainedModels
     log: pd.DataFrame
     table: DeclineTable
+    update: UpdateRequests
     threads: int = 1  # LightGBM threads for big calls (a batch); small ones use one
     _index: CustomerIndex | None = field(default=None, init=False, repr=False)
 
@@ -142,6 +145,7 @@ class ModelScorer:
     def customer_index(self) -> CustomerIndex:
         """Running sums of the customer log, built once and kept."""
         self.warm_up()
+        assert self._index is not None
         return self._index
 
     def warm_up(self) -> None:
@@ -185,7 +189,7 @@ class ModelScorer:
         self, features: pd.DataFrame | EventMatrix, timeline: pd.DataFrame
     ) -> pd.Series:
         """Success (retry) or response (message) probability of every candidate row."""
-        wanted, state = timeline_state_arrays(timeline)
+        wanted, state = timeline_state_arrays(timeline, self.update)
         if len(wanted) == 0:
             return pd.Series(dtype=float)
         p = self.row_probabilities(

@@ -171,7 +171,8 @@ def sample_invoices(
         _choice(rng, CARD_PROCESSORS, n),
         pd.Series(method).map(DEBIT_PROCESSOR).to_numpy(),
     )
-    brand = np.where(method == "card", _choice(rng, CARD_BRANDS, n), None)
+    # numpy's stubs reject None as a where() branch; at run time it is an object scalar
+    brand = np.where(method == "card", _choice(rng, CARD_BRANDS, n), None)  # type: ignore[call-overload]
     brand = np.where((brand == "discover") & (country != "US"), "visa", brand)
     median = pd.Series(country).map({k: v.amount_median_minor for k, v in COUNTRIES.items()})
     plan_factor = cust["plan"].map({k: v[1] for k, v in PLANS.items()}).to_numpy()

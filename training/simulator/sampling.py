@@ -201,7 +201,8 @@ def _attempt_rows(
     later = pd.concat([retry_rows, customer_rows, selfpay_rows], ignore_index=True)
     processor = later["invoice_id"].map(inv.set_index("invoice_id")["processor"])
     codes = vary_form(sample_codes(processor, later["reason"], rng), rng)
-    later["decline_code"] = np.where(later["outcome"] == "failed", codes, None)
+    # numpy's stubs reject None as a where() branch; at run time it is an object scalar
+    later["decline_code"] = np.where(later["outcome"] == "failed", codes, None)  # type: ignore[call-overload]
     later["attempted_at"] = pd.to_datetime(later["attempted_at"], utc=True)
     attempts = pd.concat([original, later.drop(columns="reason")], ignore_index=True)
     attempts = attempts.sort_values(["invoice_id", "attempted_at"], kind="stable")

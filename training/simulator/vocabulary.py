@@ -183,7 +183,8 @@ def sample_macs(card_brand: pd.Series, reason: pd.Series, rng: np.random.Generat
             continue
         codes, probs = _parse(cell)
         drawn = rng.choice(codes, size=len(index), p=probs)
-        out[index] = np.where(drawn == "-", None, drawn)
+        # numpy's stubs reject None as a where() branch; at run time it is an object scalar
+        out[index] = np.where(drawn == "-", None, drawn)  # type: ignore[call-overload]
     return out
 
 

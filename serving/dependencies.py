@@ -1,0 +1,80 @@
+"""Typed FastAPI dependencies: what a route needs from the app, by type.
+
+The app's objects live on ``app.state`` (set by :func:`serving.app.create_app` and its
+lifespan); the functions here are the only readers of it. Each is ``async`` so FastAPI
+calls it on the event loop (a plain ``def`` dependency costs a hop to the thread pool per
+request), only returns an attribute, and is called at most once per request (FastAPI
+caches a dependency within a request). A route takes ``settings: SettingsDep`` and so on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+
+from serving.metrics import Metrics
+from serving.microbatch import MicroBatcher
+from serving.model_loader import ModelHolder
+from serving.settings import Settings
+from serving.store.decision_writer import DecisionWriter
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionServices:
+    """What answering recommendations needs: the decider, the store, the decision writer
+    (``None``: write-behind is off) and the metrics. Built once by the lifespan; the
+    micro-batcher's handler uses the same one."""
+
+    holder: ModelHolder
+    engine: Engine
+    writer: DecisionWriter | None
+    metrics: Metrics
+
+
+async def app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def key_digests(request: Request) -> list[str]:
+    """The accepted API keys, as ``sha256:<hex>`` digests."""
+    digests: list[str] = request.app.state.key_digests
+    return digests
+
+
+async def app_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+async def model_holder(request: Request) -> ModelHolder:
+    holder: ModelHolder = request.app.state.holder
+    return holder
+
+
+async def store_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+async def micro_batcher(request: Request) -> MicroBatcher | None:
+    """``None``: micro-batching is off (``SMARTRETRY_MICROBATCH_MAX_ITEMS`` 1)."""
+    batcher: MicroBatcher | None = request.app.state.batcher
+    return batcher
+
+
+async def decision_services(request: Request) -> DecisionServices:
+    services: DecisionServices = request.app.state.decision_services
+    return services
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]
+KeyDigestsDep = Annotated[list[str], Depends(key_digests)]
+MetricsDep = Annotated[Metrics, Depends(app_metrics)]
+HolderDep = Annotated[ModelHolder, Depends(model_holder)]
+EngineDep = Annotated[Engine, Depends(store_engine)]
+BatcherDep = Annotated[MicroBatcher | None, Depends(micro_batcher)]
+DecisionServicesDep = Annotated[DecisionServices, Depends(decision_services)]
