@@ -37,14 +37,6 @@ from training.policy.scorer import ModelScorer, build_timeline
 UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 
 
-def _ns(ts) -> np.ndarray:
-    return to_ns(ts).copy()
-
-
-def _utc(ns: np.ndarray) -> pd.Series:
-    return pd.Series(from_ns(ns))
-
-
 def retry_windows(
     events: pd.DataFrame,
     decisions: pd.DataFrame,
@@ -53,7 +45,7 @@ def retry_windows(
     min_spacing_hours: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per event: how many retries, and the earliest and latest (exclusive) time, ns."""
-    failed = _ns(events["failed_at"])
+    failed = to_ns(events["failed_at"]).copy()
     window_end = failed + events["window_days"].to_numpy(dtype=np.int64) * 24 * HOUR_NS
     count = np.minimum(
         events["max_retries"].to_numpy(dtype=np.int64),
@@ -114,7 +106,7 @@ def plan_retries(
     e_idx, j_idx = _dp(log_fail, count, spacing)
     plan_ns = start[e_idx] + j_idx * step
     if config.refine_hours == 0 or len(e_idx) == 0:
-        return pd.DataFrame({"event_id": ids[e_idx], "at": _utc(plan_ns)})
+        return pd.DataFrame({"event_id": ids[e_idx], "at": pd.Series(from_ns(plan_ns))})
     plan_ns = _refine(context, e_idx, plan_ns, start, window_end, min_spacing_hours)
     # sorted by event id, then time (a move may pass a neighbouring retry)
     order = np.lexsort((plan_ns, _id_rank(ids)[e_idx]))
@@ -313,11 +305,11 @@ def _timeline_retry_probabilities(
     phantom_i = group_counter(k) + 1
     retries = pd.concat(
         [
-            pd.DataFrame({"key": np.arange(n), "at": _utc(at), "candidate": True}),
+            pd.DataFrame({"key": np.arange(n), "at": pd.Series(from_ns(at)), "candidate": True}),
             pd.DataFrame(
                 {
                     "key": phantom_key,
-                    "at": _utc(at[phantom_key] - phantom_i * gap),
+                    "at": pd.Series(from_ns(at[phantom_key] - phantom_i * gap)),
                     "candidate": False,
                 }
             ),
