@@ -17,8 +17,8 @@ from training.core.localtime import to_ns
 from training.features.frames import candidate_features
 from training.features.invoice import events_from_history
 from training.models.calibrated import category_codes, encode_matrix
-from training.policy.message_search import plan_messages
-from training.policy.retry_search import plan_retries, retry_windows
+from training.policy.decider import search_schedules
+from training.policy.retry_search import retry_windows
 from training.policy.scorer import build_timeline, past_rows
 
 
@@ -50,33 +50,10 @@ def case(small_world):
 
 
 def _plans(scorer, decider, events, decisions, features, past):
-    limits = decider.rules.limits
-    messages = plan_messages(
-        scorer,
-        events,
-        features,
-        past,
-        decisions,
-        decider.templates,
-        decider.config,
-        limits.update_requests,
+    searched = search_schedules(
+        scorer, events, features, past, decisions, decider.templates, decider.config, decider.rules
     )
-    count, start, end = retry_windows(
-        events, decisions, messages, limits.update_requests, limits.min_spacing_hours
-    )
-    retries = plan_retries(
-        scorer,
-        events,
-        features,
-        past,
-        messages,
-        count,
-        start,
-        end,
-        limits.min_spacing_hours,
-        decider.config,
-        limits.update_requests,
-    )
+    messages, retries = searched.messages, searched.retries
     return messages, retries
 
 

@@ -7,9 +7,7 @@ import pandas as pd
 from training.config.policy import PolicyConfig
 from training.core.frames import Schedules
 from training.policy.baselines import fixed_schedule, no_action, rules_baseline
-from training.policy.decider import ModelDecider
-from training.policy.message_search import plan_messages
-from training.policy.retry_search import plan_retries, retry_windows
+from training.policy.decider import ModelDecider, search_schedules
 from training.policy.scorer import past_rows
 
 POLICIES = ("learned", "fixed", "rules", "no_action", "oracle")
@@ -32,25 +30,10 @@ def searched_schedules(
     decisions = decider.rules.decide_many(events, None).reset_index(drop=True)
     features = events.set_index("event_id")
     past = past_rows(events, None)
-    limits = decider.rules.limits
-    update = limits.update_requests
-    messages = plan_messages(
-        scorer, events, features, past, decisions, decider.templates, config, update
+    searched = search_schedules(
+        scorer, events, features, past, decisions, decider.templates, config, decider.rules
     )
-    count, start, end = retry_windows(events, decisions, messages, update, limits.min_spacing_hours)
-    retries = plan_retries(
-        scorer,
-        events,
-        features,
-        past,
-        messages,
-        count,
-        start,
-        end,
-        limits.min_spacing_hours,
-        config,
-        update,
-    )
+    retries, messages = searched.retries, searched.messages
     return Schedules(
         retries[["event_id", "at"]], messages[["event_id", "send_at", "template", "channel"]]
     )

@@ -31,6 +31,49 @@ class Plan(NamedTuple):
     propensity: np.ndarray  # probability of this plan under exploration, per event
 
 
+class SearchedSchedules(NamedTuple):
+    """What the searches propose, and each event's retry window (ns) they searched in."""
+
+    messages: pd.DataFrame
+    retries: pd.DataFrame
+    start: np.ndarray
+    end: np.ndarray
+
+
+def search_schedules(
+    scorer: Any,
+    events: pd.DataFrame,
+    features: pd.DataFrame | EventMatrix,
+    past: pd.DataFrame,
+    decisions: pd.DataFrame,
+    templates: list[str],
+    config: PolicyConfig,
+    rules: RetryRules,
+) -> SearchedSchedules:
+    """Messages first, then retries inside the window the rules and those messages leave.
+
+    ``scorer``: the trained models (:class:`ModelScorer`) or any scorer with
+    ``candidate_probabilities`` (the evaluation's ground truth, for the oracle)."""
+    limits = rules.limits
+    update = limits.update_requests
+    messages = plan_messages(scorer, events, features, past, decisions, templates, config, update)
+    count, start, end = retry_windows(events, decisions, messages, update, limits.min_spacing_hours)
+    retries = plan_retries(
+        scorer,
+        events,
+        features,
+        past,
+        messages,
+        count,
+        start,
+        end,
+        limits.min_spacing_hours,
+        config,
+        update,
+    )
+    return SearchedSchedules(messages, retries, start, end)
+
+
 class ModelDecider:
     """Decisions from a trained artifact; the same object the API, batch scoring and the
     evaluation use."""
@@ -75,30 +118,13 @@ class ModelDecider:
         decisions = self.rules.decide_many(events, previous_attempts).reset_index(drop=True)
         features = self.scorer.event_features(events, previous_attempts)
         past = past_rows(events, previous_attempts) if past is None else past
-        limits = self.rules.limits
-        update = limits.update_requests
-        messages = plan_messages(
-            self.scorer, events, features, past, decisions, self.templates, self.config, update
+        searched = search_schedules(
+            self.scorer, events, features, past, decisions, self.templates, self.config, self.rules
         )
-        count, start, end = retry_windows(
-            events, decisions, messages, update, limits.min_spacing_hours
-        )
-        retries = plan_retries(
-            self.scorer,
-            events,
-            features,
-            past,
-            messages,
-            count,
-            start,
-            end,
-            limits.min_spacing_hours,
-            self.config,
-            update,
-        )
+        retries, messages = searched.retries, searched.messages
         propensity = np.ones(len(events))
         if explore and self.config.exploration_rate > 0 and len(retries):
-            retries, propensity = self._explore(events, retries, start, end)
+            retries, propensity = self._explore(events, retries, searched.start, searched.end)
         return Plan(decisions, features, retries, messages, propensity)
 
     def _explore(
