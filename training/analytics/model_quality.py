@@ -17,7 +17,6 @@ from training.analytics.rates import proportion_interval
 from training.artifact.decision_artifact import DecisionArtifact
 from training.config.params import TrainParams
 from training.contract.history import History
-from training.declines.table import load_decline_table
 from training.models.datasets import build_training_data
 from training.models.metrics import binary_metrics, reliability_table
 from training.models.plots import gain_importance
@@ -74,7 +73,7 @@ def held_out_predictions(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(label, calibrated probability) per model on the test period's rows."""
     data = build_training_data(
-        history, load_decline_table(), params.window_days, artifact.retry_limits.update_requests
+        history, artifact.decline_table, params.window_days, artifact.retry_limits.update_requests
     )
     start = held_out_start(artifact, history, params)
     out = {}

@@ -66,7 +66,7 @@ def held_out_invoice(
     from training.evaluation.run import held_out_events
 
     held = held_out_events(history, artifact, params)
-    classified = load_decline_table().classify(held["processor"], held["decline_code"])
+    classified = artifact.decline_table.classify(held["processor"], held["decline_code"])
     preferred = np.ones(len(held), dtype=bool)
     if category is not None:
         preferred &= (classified["category"] == category).to_numpy()

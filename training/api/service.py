@@ -93,7 +93,7 @@ def _group(
     return grouped
 
 
-EVENT_COLUMNS = (
+DECISION_COLUMNS = (  # per-event columns of Decisions.events that a response carries
     "decline_category",
     "retryable",
     "expected_recovery_probability",
@@ -138,7 +138,7 @@ def _event_columns(events: pd.DataFrame, asked: pd.Index) -> dict[str, list[Any]
         raise KeyError(asked[rows < 0][0])
     return {
         name: [values[i] for i in rows.tolist()]
-        for name in EVENT_COLUMNS
+        for name in DECISION_COLUMNS
         for values in [events[name].tolist()]
     }
 
