@@ -28,6 +28,41 @@ def test_explain_prints_category_rule_source_and_version(table):
     assert f"table version: {table.version}" in out
 
 
+@pytest.mark.parametrize(
+    ("args", "limit", "dated"),
+    [
+        (
+            ["--processor", "stripe", "--card-brand", "visa"],
+            "visa_max_reattempts_30d = 20",
+            "2025-05-25",
+        ),
+        (
+            ["--processor", "adyen", "--card-brand", "mastercard"],
+            "mastercard_max_attempts_24h = 10",
+            "October 2022",
+        ),
+        (["--processor", "bacs"], "bacs_representment_window_days = 30", "one month"),
+    ],
+)
+def test_explain_states_the_current_limits_with_dates_and_sources(args, limit, dated):
+    result = run("explain", *args, "--code", "insufficient_funds")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("limit:")]
+    stated = next(line for line in lines if limit in line)
+    assert dated in stated and "Source:" in stated
+    assert "code checked:" in result.output
+
+
+def test_explain_json_lists_the_limits_and_when_the_code_was_checked():
+    result = run(
+        "explain", "--processor", "braintree", "--code", "2107", "--card-brand", "visa", "--json"
+    )
+    data = json.loads(result.output)
+    assert (data["retryable"], data["allowed"]) == ("no", False)
+    assert data["code_checked_on"] == "2026-12-05"
+    assert {lim["name"] for lim in data["limits"]} >= {"visa_max_reattempts_30d"}
+
+
 def test_explain_json_with_a_mac(table):
     result = run("explain", "--processor", "braintree", "--code", " 2001 ", "--mac", "21", "--json")
     assert result.exit_code == 0, result.output

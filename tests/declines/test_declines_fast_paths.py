@@ -333,9 +333,13 @@ def test_new_limits_are_not_answered_from_the_old_memo():
             "failed_at": [FAILED_AT],
         }
     )
-    assert "at most 15 reattempts" in rules.decide_many(events)["explanation"].iloc[0]
+    explanation = rules.decide_many(events)["explanation"].iloc[0]
+    assert "at most 20 merchant-initiated reattempts" in explanation
     rules.limits = RetryLimits(visa_max_reattempts_30d=4)
-    assert "at most 4 reattempts" in rules.decide_many(events)["explanation"].iloc[0]
+    assert (
+        "at most 4 merchant-initiated reattempts"
+        in rules.decide_many(events)["explanation"].iloc[0]
+    )
 
 
 def test_pickles_drop_the_memos_and_old_pickles_still_load():

@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -48,10 +49,10 @@ def days_ago(*days):
 @pytest.mark.parametrize(
     ("previous", "allowed", "left", "rule"),
     [
-        ([], True, 15, "retry_allowed"),
-        (days_ago(*range(1, 15)), True, 1, "retry_allowed"),  # 14 before + this one = 15
-        (days_ago(*range(1, 16)), False, 0, "visa_reattempt_cap"),  # 16 attempts in 30 days
-        (days_ago(*range(1, 15), 31, 40), True, 1, "retry_allowed"),  # older ones roll off
+        ([], True, 20, "retry_allowed"),
+        (days_ago(*range(1, 20)), True, 1, "retry_allowed"),  # 19 before + this one = 20
+        (days_ago(*range(1, 21)), False, 0, "visa_reattempt_cap"),  # 21 attempts in 30 days
+        (days_ago(*range(1, 20), 31, 40), True, 1, "retry_allowed"),  # older ones roll off
     ],
 )
 def test_visa_reattempt_cap_counts_attempts_in_the_last_30_days(
@@ -59,7 +60,33 @@ def test_visa_reattempt_cap_counts_attempts_in_the_last_30_days(
 ):
     d = rules.decide(**card("insufficient_funds"), previous_attempts=previous)
     assert (d.allowed, d.max_additional_retries, d.rule) == (allowed, left, rule)
-    assert "Visa" in d.source
+    assert "Visa" in d.source and "2025-05-25" in d.source
+
+
+def test_visa_counts_customer_initiated_attempts_apart(rules):
+    """Visa counts merchant-initiated reattempts apart from the customer's own attempts;
+    Mastercard counts every attempt on the card."""
+    at = days_ago(*range(1, 21))  # 20 earlier attempts: the Visa cap is used up
+    events = pd.DataFrame(
+        [
+            {**card("insufficient_funds", brand), "event_id": brand}
+            for brand in ("visa", "mastercard")
+        ]
+    )
+    for who, visa_left in (("merchant", 0), ("customer", 20)):
+        previous = pd.DataFrame(
+            {
+                "event_id": np.repeat(["visa", "mastercard"], len(at)),
+                "attempted_at": at + at,
+                "initiated_by": who,
+            }
+        )
+        out = rules.decide_many(events, previous).set_index(events["event_id"])
+        assert out.loc["visa", "max_additional_retries"] == visa_left
+        assert out.loc["mastercard", "max_additional_retries"] == 35 - 21
+    bad = pd.DataFrame({"event_id": ["visa"], "attempted_at": days_ago(1), "initiated_by": ["x"]})
+    with pytest.raises(ValueError, match="initiated_by: expected merchant or customer"):
+        rules.decide_many(events, bad)
 
 
 def test_mastercard_cap_is_35_attempts_in_30_days(rules):
@@ -240,7 +267,7 @@ CASES = [
     (
         card("insufficient_funds"),
         days_ago(2),
-        ("insufficient_funds", "yes", True, 14, "retry_allowed"),
+        ("insufficient_funds", "yes", True, 19, "retry_allowed"),
     ),
     (card("stolen_card"), [], ("lost_or_stolen", "no", False, 0, "hard_decline")),
     (
@@ -258,13 +285,25 @@ CASES = [
         [],
         ("dispute_or_revoked", "no", False, 0, "mastercard_mac_stop"),
     ),
-    (card("05", "visa", processor="visa"), [], ("do_not_honor", "yes", True, 15, "retry_allowed")),
+    (card("05", "visa", processor="visa"), [], ("do_not_honor", "yes", True, 20, "retry_allowed")),
     (card("46", "visa", processor="visa"), [], ("account_closed", "no", False, 0, "hard_decline")),
     (debit("ach", "R09"), days_ago(3), ("insufficient_funds", "yes", True, 1, "retry_allowed")),
     (debit("sepa", "MS02"), [], ("dispute_or_revoked", "no", False, 0, "hard_decline")),
     (debit("bacs", "0"), [], ("insufficient_funds", "yes", True, 2, "retry_allowed")),
     (card(None, "discover"), [], ("other", "yes", True, 1, "unknown_code")),
     (card("duplicate_transaction"), [], ("duplicate", "no", False, 0, "not_retryable")),
+    (card("2107", processor="braintree"), [], ("card_invalid", "no", False, 0, "not_retryable")),
+    (
+        card("2052", processor="braintree"),
+        [],
+        ("processing_error", "no", False, 0, "not_retryable"),
+    ),
+    (debit("bacs", "5"), [], ("account_closed", "no", False, 0, "hard_decline")),
+    (
+        debit("bacs", "3"),
+        [],
+        ("card_invalid", "after_update", False, 0, "debit_new_details_required"),
+    ),
 ]
 
 

@@ -53,7 +53,7 @@ def retries(**schedule):
 
 
 PREVIOUS = pd.DataFrame(
-    {"event_id": "visa_busy", "attempted_at": [T0 - k * D for k in range(1, 15)]}
+    {"event_id": "visa_busy", "attempted_at": [T0 - k * D for k in range(1, 20)]}
 )
 UPDATE_ASK = pd.DataFrame(
     {"event_id": ["expired"], "send_at": [T0 + 2 * H], "template": ["update_payment_method"]}
@@ -157,3 +157,60 @@ def test_bad_schedules_are_clear_errors(rules):
         schedule_violations(rules, events("visa_nsf"), retries(sepa=[D]))
     with pytest.raises(ValueError, match="missing column 'at'"):
         schedule_violations(rules, events("visa_nsf"), pd.DataFrame({"event_id": ["visa_nsf"]}))
+
+
+# --- debit safety: a mandate that is gone is never re-presented ------------------------------
+DEBIT_METHOD = {"sepa": "sepa_debit", "bacs": "bacs_debit", "ach": "ach_debit"}
+
+
+def _debit_needs_new_details(rules):
+    """Every debit row whose account or mandate is gone, or that needs new details."""
+    rows = rules.table.rows
+    debit = rows["processor"].isin(list(DEBIT_METHOD))
+    needs = (rows["account_gone"] == "yes") | (rows["retryable"] == "after_update")
+    return rows.loc[debit & needs, ["processor", "code"]].itertuples(index=False)
+
+
+def test_debits_that_need_new_details_are_never_re_presented(rules):
+    cases = list(_debit_needs_new_details(rules))
+    assert {("bacs", "5"), ("bacs", "6"), ("bacs", "B"), ("sepa", "AC04"), ("sepa", "MD01")} <= {
+        (c.processor, c.code) for c in cases
+    }
+    events = pd.DataFrame(
+        {
+            "event_id": [f"{c.processor}-{c.code}" for c in cases],
+            "processor": [c.processor for c in cases],
+            "payment_method": [DEBIT_METHOD[c.processor] for c in cases],
+            "card_brand": None,
+            "decline_code": [c.code for c in cases],
+            "merchant_advice_code": None,
+            "failed_at": T0,
+        }
+    )
+    decisions = rules.decide_many(events)
+    assert not decisions["allowed"].any()
+    assert (decisions["max_additional_retries"] == 0).all()
+    assert decisions["needs_update_first"].all()  # the plan asks for new bank details
+    # a re-presentation two days after an update request is still a violation: a debit
+    # needs new details reported, not merely plausible
+    asks = pd.DataFrame(
+        {"event_id": events["event_id"], "send_at": T0 + H, "template": "update_payment_method"}
+    )
+    schedule = pd.DataFrame({"event_id": events["event_id"], "at": T0 + 2 * D})
+    out = schedule_violations(rules, events, schedule, None, asks)
+    assert set(out["event_id"]) == set(events["event_id"])
+    assert set(out["rule"]) == {"not_allowed"}
+
+
+def test_a_reported_update_allows_collecting_on_the_new_details(rules):
+    decide = {
+        "processor": "sepa",
+        "payment_method": "sepa_debit",
+        "card_brand": None,
+        "decline_code": "AC01",
+        "merchant_advice_code": None,
+        "failed_at": T0,
+    }
+    assert rules.decide(**decide).rule == "debit_new_details_required"
+    updated = rules.decide(**decide, card_updated=True)
+    assert (updated.allowed, updated.rule) == (True, "payment_method_updated")

@@ -118,8 +118,7 @@ STRIPE_CARD_CODES = {
         ("adyen", {str(c) for c in range(2, 47) if c not in (13, 30)}),
         (
             "braintree",
-            {str(c) for c in range(2000, 2105) if c not in (2052, 2078, 2080)}
-            | {"2105-2999", "3000"},
+            {str(c) for c in range(2000, 2109)} | {"2109-2999", "3000"},
         ),
         (
             "sepa",
@@ -203,7 +202,6 @@ def test_lookup_is_forgiving_about_form(processor, raw, code, category):
     ("processor", "raw"),
     [
         ("stripe", "insufficient_fundz"),
-        ("braintree", "2052"),
         ("braintree", "3001"),
         ("sepa", "AM4"),
         ("bacs", "ADDACS-9"),
@@ -257,6 +255,10 @@ def _write(tmp_path, text):
 
 
 HEADER = "processor,code,category,retryable,description,source\n"
+HEADER_EXT = (
+    "processor,code,category,retryable,description,source,aliases,processor_type,"
+    "network_category,wait_hours,checked_on,account_gone\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -284,3 +286,41 @@ def test_a_custom_table_path_is_read(tmp_path):
     table = load_decline_table(path)
     assert table.version == "test-1"
     assert table.lookup("stripe", "X").retryable == "no"
+
+
+def test_every_row_is_dated_and_sourced():
+    rows = TABLE.rows
+    checked = pd.to_datetime(rows["checked_on"], format="%Y-%m-%d", errors="coerce")
+    assert checked.notna().all(), rows.loc[checked.isna(), ["processor", "code"]]
+    assert (rows["source"].str.len() > 10).all()
+    # the rows this version re-checked carry its date
+    version_date = pd.Timestamp(TABLE.version.split("-")[0].replace(".", "-"))
+    recheck = rows["processor"].isin(["braintree", "visa", "mastercard_mac"])
+    assert (checked[recheck] == version_date).all()
+
+
+def test_every_braintree_code_has_its_documented_type_and_no_hard_one_is_retried():
+    bt = TABLE.rows[TABLE.rows["processor"] == "braintree"].set_index("code")
+    documented = {str(c) for c in range(2000, 2109)} | {"2109-2999", "3000"}
+    assert documented <= set(bt.index)
+    assert set(bt.loc[sorted(documented), "processor_type"]) == {"hard", "soft"}
+    hard = bt[bt["processor_type"] == "hard"]
+    assert (hard["retryable"] != "yes").all(), hard[hard["retryable"] == "yes"]
+    for code in ("2052", "2107", "2108"):  # documented hard, once answered retryable
+        assert bt.loc[code, "retryable"] == "no"
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (HEADER_EXT + "stripe,x,other,yes,d,s,,,,,21-11-2026,\n", r"checked_on .* \[3\]"),
+        (HEADER_EXT + "stripe,x,other,no,d,s,,,,,,yes\n", r"account_gone on a card .* \[3\]"),
+        (HEADER_EXT + "sepa,X1,other,yes,d,s,,,,,,yes\n", r"account_gone on a card .* \[3\]"),
+        (HEADER_EXT + "sepa,X1,other,no,d,s,,,,,,maybe\n", r"account_gone not yes .* \[3\]"),
+    ],
+)
+def test_dates_and_account_gone_flags_are_validated(tmp_path, body, match):
+    path = tmp_path / "t.csv"
+    path.write_text("# version: 1\n" + body)
+    with pytest.raises(ValueError, match=match):
+        read_decline_table(path)

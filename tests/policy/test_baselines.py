@@ -68,11 +68,11 @@ HOSTILE: dict[str, dict[str, Any]] = {
     },
     "visa cap reached": {
         "decline_code": "do_not_honor",
-        "previous_attempts": attempts(daily(1, 16)),
+        "previous_attempts": attempts(daily(1, 20)),
     },
     "visa cap almost reached": {
         "decline_code": "do_not_honor",
-        "previous_attempts": attempts(daily(3, 14)),
+        "previous_attempts": attempts(daily(2, 19)),
     },
     "mastercard 24h burst": {
         "card_brand": "mastercard",

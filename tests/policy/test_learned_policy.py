@@ -45,6 +45,17 @@ def _customer(tz, opt_in=True):
     }
 
 
+# Debits whose account or mandate is gone, or needs new details: never re-presented.
+DEBIT_NEEDS_NEW_DETAILS = [
+    ("bacs", "5", "GBP"),
+    ("bacs", "6", "GBP"),
+    ("bacs", "B", "GBP"),
+    ("sepa", "MD01", "EUR"),
+    ("sepa", "AC06", "EUR"),
+    ("sepa", "AC01", "EUR"),
+    ("ach", "R03", "USD"),
+    ("ach", "R04", "USD"),
+]
 HOSTILE = [
     _request("hard_lost", decline_code="lost_card"),
     _request("hard_fraud", processor="adyen", decline_code="FRAUD"),
@@ -65,8 +76,9 @@ HOSTILE = [
         "visa_cap",
         previous_attempts=[
             {"attempted_at": f"2026-11-{d:02d}T09:00:00Z", "decline_code": "insufficient_funds"}
-            for d in range(6, 20)
-        ],
+            for d in range(1, 20)
+        ]
+        + [{"attempted_at": "2026-10-31T09:00:00Z", "decline_code": "insufficient_funds"}],
     ),
     _request(
         "ach_twice",
@@ -79,6 +91,17 @@ HOSTILE = [
             {"attempted_at": "2026-11-10T15:00:00Z", "decline_code": "R01"},
             {"attempted_at": "2026-11-15T15:00:00Z", "decline_code": "R01"},
         ],
+    ),
+    *(
+        _request(
+            f"debit_gone_{processor}_{code}",
+            payment_method=f"{processor}_debit",
+            card_brand=None,
+            processor=processor,
+            currency=currency,
+            decline_code=code,
+        )
+        for processor, code, currency in DEBIT_NEEDS_NEW_DETAILS
     ),
     _request("no_opt_in", customer=_customer("America/New_York", opt_in=False)),
     _request("dst_london", failed_at="2026-10-24T20:30:00Z", customer=_customer("Europe/London")),
@@ -116,6 +139,8 @@ def test_no_rule_is_broken_on_hostile_events(hostile):
     assert violations.empty, violations.to_string()
     retried = set(decisions.retries["event_id"])
     assert not retried & {"hard_lost", "hard_fraud", "sepa_closed", "mac03", "mac21", "ach_twice"}
+    assert "visa_cap" not in retried  # 20 merchant reattempts in 30 days: Visa's cap is used
+    assert not {e for e in retried if e.startswith("debit_gone_")}
     assert "insufficient_funds" in set(decisions.events["decline_category"])
 
 
@@ -158,6 +183,15 @@ def test_expired_card_asks_for_an_update_before_any_retry(hostile):
     retries = decisions.retries[decisions.retries["event_id"] == "expired"]
     if len(retries):
         assert retries["at"].min() >= msgs.iloc[0]["send_at"] + pd.Timedelta(hours=24)
+
+
+def test_debits_whose_mandate_is_gone_get_a_request_for_new_bank_details(hostile):
+    _, _, _, decisions = hostile
+    for processor, code, _ in DEBIT_NEEDS_NEW_DETAILS:
+        event_id = f"debit_gone_{processor}_{code}"
+        assert event_id not in set(decisions.retries["event_id"])
+        msgs = decisions.messages[decisions.messages["event_id"] == event_id]
+        assert len(msgs) and msgs.iloc[0]["template"] == "update_payment_method", event_id
 
 
 def test_response_fields_are_probabilities_with_reasons(hostile):

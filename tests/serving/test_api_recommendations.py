@@ -19,7 +19,7 @@ HOSTILE = {
         failed_at="2026-11-20T14:03:00Z",
         previous_attempts=[
             {"attempted_at": f"2026-11-{day:02d}T10:00:00Z", "decline_code": "do_not_honor"}
-            for day in range(1, 18)
+            for day in range(1, 21)
         ],
         decline_code="do_not_honor",
     ),
@@ -85,6 +85,23 @@ def test_no_retry_where_the_rules_forbid_it(client, name, retryable):
     answer = post_json(client, "/v1/recommendations", HOSTILE[name]).json()
     assert answer["decline"]["retryable"] == retryable
     assert answer["retries"] == []
+
+
+def test_customer_initiated_attempts_do_not_use_up_the_visa_cap(client):
+    body = {
+        **HOSTILE["visa cap reached"],
+        "previous_attempts": [
+            {**attempt, "initiated_by": "customer"}
+            for attempt in HOSTILE["visa cap reached"]["previous_attempts"]
+        ],
+    }
+    answer = post_json(client, "/v1/recommendations", body).json()
+    assert answer["decline"]["retryable"] == "yes"
+    assert answer["retries"]  # the merchant has made no reattempt yet
+    bad = {**body, "previous_attempts": [{**body["previous_attempts"][0], "initiated_by": "bank"}]}
+    response = post_json(client, "/v1/recommendations", bad)
+    assert response.status_code == 422
+    assert "initiated_by" in response.text
 
 
 def test_expired_card_asks_for_an_update_before_any_retry(client):

@@ -29,7 +29,13 @@ from training.contract.tables import CUSTOMER_FIELDS
 from training.core.frames import EVENT_COLUMNS
 
 EXTRA_EVENT_COLUMNS = ("plan", "customer_source")
-PREVIOUS_ATTEMPT_COLUMNS = ("event_id", "attempted_at", "decline_code", "merchant_advice_code")
+PREVIOUS_ATTEMPT_COLUMNS = (
+    "event_id",
+    "attempted_at",
+    "decline_code",
+    "merchant_advice_code",
+    "initiated_by",
+)
 
 
 def _customer_values(
@@ -195,6 +201,7 @@ def requests_to_frames(
             "attempted_at": [a["attempted_at"] for _, a in pairs],
             "decline_code": [a.get("decline_code") for _, a in pairs],
             "merchant_advice_code": [a.get("merchant_advice_code") for _, a in pairs],
+            "initiated_by": [a.get("initiated_by") or "merchant" for _, a in pairs],
         }
     )
     if len(previous) > 1:  # stable, NaT last, as ``sort_values``

@@ -84,9 +84,13 @@ class Strict(BaseModel):
 
 
 class PreviousAttempt(Strict):
+    """An earlier attempt on the same charge. ``initiated_by`` (default ``merchant``):
+    Visa counts customer-initiated attempts apart from the merchant's reattempts."""
+
     attempted_at: AwareDatetime
     decline_code: Code | None = None
     merchant_advice_code: MerchantAdviceCode | None = None
+    initiated_by: Literal["merchant", "customer"] = "merchant"
 
 
 class Customer(Strict):

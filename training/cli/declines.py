@@ -77,6 +77,15 @@ def explain(
         failed_at=datetime.now(UTC),
     )
     mac_info = table.lookup("mastercard_mac", mac) if mac else None
+    fields = type(rules.limits).model_fields
+    limits = [
+        {
+            "name": name,
+            "value": getattr(rules.limits, name),
+            "description": fields[name].description,
+        }
+        for name in rules.limits.applicable(method, brand)
+    ]
     result = {
         "processor": vocabulary,
         "raw_code": code,
@@ -86,6 +95,7 @@ def explain(
         "code_category": info.category,
         "code_retryable": info.retryable,
         "code_source": info.source,
+        "code_checked_on": info.checked_on,
         "merchant_advice_code": None
         if mac_info is None
         else {"code": mac_info.code, "known": mac_info.known, "description": mac_info.description},
@@ -99,6 +109,7 @@ def explain(
         "rule": decision.rule,
         "explanation": decision.explanation,
         "rule_source": decision.source,
+        "limits": limits,
         "table_version": table.version,
     }
     if as_json:
@@ -109,6 +120,7 @@ def explain(
         ("code", f"{vocabulary} {info.code or '(none)'} ({known})"),
         ("description", info.description),
         ("code source", info.source or "-"),
+        ("code checked", info.checked_on or "-"),
     ]
     if mac_info is not None:
         lines.append(("mac", f"{mac_info.code} {mac_info.description}"))
@@ -122,6 +134,7 @@ def explain(
         ),
         ("explanation", decision.explanation),
         ("rule source", decision.source),
+        *(("limit", f"{lim['name']} = {lim['value']}: {lim['description']}") for lim in limits),
         ("table version", table.version),
     ]
     for label, value in lines:

@@ -13,12 +13,19 @@ from typing import NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 VISA_SOURCE = (
-    "Visa Rules, excessive reattempts (decline categories 1-4, April 2021 / April 2022); "
-    "https://www.payvision.com/scheme-updates/visa-new-fees-for-declined-transactions-reattempts/"
+    "Visa Core Rules, excessive reattempts: category 1 never, categories 2-4 at most 20 "
+    "reattempts in 30 days from 2025-05-25 (15 from April 2021 to May 2025), counted per "
+    "credential (token and PAN apart), customer- and merchant-initiated apart; checked "
+    "2026-12-05 in https://docs.cielo.com.br/ecommerce-cielo-en/changelog/new-limit-for-visa-retries-starting-may-25-2025, "
+    "https://developers.tabapay.com/docs/excessive-retry-rules and "
+    "https://history.paypal.com/us/brc/article/avoid-excessive-retries-penalties"
 )
 MASTERCARD_SOURCE = (
-    "Mastercard Transaction Processing Excellence: merchant advice codes and excessive "
-    "retries; https://developers.tabapay.com/docs/excessive-retry-rules"
+    "Mastercard Transaction Processing Excellence (since October 2022): at most 10 declined "
+    "attempts on one card in 24 hours and 35 on the same card, merchant and amount in 30 "
+    "days; MAC 03/21 never; checked 2026-12-05 in "
+    "https://developers.tabapay.com/docs/excessive-retry-rules (Mastercard's own "
+    "documents are not public)"
 )
 MAC_SOURCE = (
     "Mastercard merchant advice codes; "
@@ -55,10 +62,11 @@ class RetryLimits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     visa_max_reattempts_30d: int = Field(
-        15,
+        20,
         ge=0,
-        description="Visa: at most this many reattempts of a declined card (categories 2-4) "
-        "in any rolling 30 days; category 1 never. Source: " + VISA_SOURCE,
+        description="Visa: at most this many merchant-initiated reattempts of a declined "
+        "card (categories 2-4) in any rolling 30 days (customer-initiated attempts are "
+        "counted apart and not against it); category 1 never. Source: " + VISA_SOURCE,
     )
     mastercard_max_attempts_30d: int = Field(
         35,
@@ -75,8 +83,8 @@ class RetryLimits(BaseModel):
     other_card_max_attempts_30d: int = Field(
         16,
         ge=1,
-        description="Amex, Discover and other brands publish no cap; Visa's (1 + 15 "
-        "reattempts in 30 days) is applied. Source: " + PRODUCT_SOURCE,
+        description="Amex, Discover and other brands publish no cap; Visa's former (1 + 15 "
+        "reattempts in 30 days) is kept as a conservative product cap. Source: " + PRODUCT_SOURCE,
     )
     mac02_wait_hours: float = Field(
         72.0,
@@ -143,6 +151,28 @@ class RetryLimits(BaseModel):
         description="Unknown or missing decline code: first retry no sooner than this. "
         "Source: " + PRODUCT_SOURCE,
     )
+
+    def applicable(self, payment_method: str, card_brand: str | None) -> list[str]:
+        """The names of the caps and windows that bound retries of this payment method
+        (and card brand), then the product-wide ones, for explaining a decision."""
+        by_scheme = {
+            "sepa_debit": ["sepa_max_representments"],
+            "bacs_debit": ["bacs_max_representments", "bacs_representment_window_days"],
+            "ach_debit": ["ach_max_representments", "ach_reinitiation_window_days"],
+        }
+        by_brand = {
+            "visa": ["visa_max_reattempts_30d"],
+            "mastercard": [
+                "mastercard_max_attempts_30d",
+                "mastercard_max_attempts_24h",
+                "mac02_wait_hours",
+            ],
+        }
+        if payment_method == "card":
+            names = by_brand.get(card_brand or "", ["other_card_max_attempts_30d"])
+        else:
+            names = by_scheme.get(payment_method, [])
+        return [*names, "min_spacing_hours", "unknown_max_retries", "unknown_min_wait_hours"]
 
     @property
     def update_requests(self) -> UpdateRequests:

@@ -45,6 +45,7 @@ from training.config import retry_limits as src
 from training.config.retry_limits import RetryLimits
 from training.contract.tables import PAYMENT_METHODS
 from training.declines.table import (
+    DEBIT_VOCABULARIES,
     HARD_CATEGORIES,
     STRING_DTYPE,
     DeclineTable,
@@ -118,6 +119,7 @@ class _Events:
 
 
 Columns = dict[str, np.ndarray | pd.api.extensions.ExtensionArray]
+_DEBIT_METHODS = tuple(f"{scheme}_debit" for scheme in DEBIT_VOCABULARIES)
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,9 @@ class _Advice:
     retryable: np.ndarray
     known: np.ndarray  # the decline code is in the table
     updated: np.ndarray
-    needs_update: np.ndarray  # after_update, and no update reported yet
+    needs_update: np.ndarray  # ask for a new payment method before any retry
+    account_gone: np.ndarray  # the code says the debited account or mandate is gone
+    new_details: np.ndarray  # a debit that needs new bank details: no re-presentation
 
 
 @dataclass(frozen=True)
@@ -339,7 +343,9 @@ class RetryRules:
         schemes = _Schemes.of(ev)
         n_prev, in_30d, in_24h = counts["n_prev"], counts["n_30d"] + 1, counts["n_24h"] + 1
         window_over = _window_over(schemes, _age(ev, counts), lim)
-        cap_left = _cap_left(schemes, in_30d, n_prev, window_over, lim)
+        # Visa counts merchant-initiated reattempts apart from customer-initiated ones
+        visa_in_30d = counts["n_30d_merchant"] + 1
+        cap_left = _cap_left(schemes, in_30d, visa_in_30d, n_prev, window_over, lim)
         max_retries = _max_retries(cap_left, advice, lim)
         mac_wait = _mac_wait(self.table, advice.mac, lim)
         wait_h = _wait_hours(schemes, advice, mac_wait, in_24h, lim)
@@ -470,6 +476,7 @@ class RetryRules:
         counts = {
             "n_prev": np.zeros(n, "int64"),
             "n_30d": np.zeros(n, "int64"),
+            "n_30d_merchant": np.zeros(n, "int64"),
             "n_24h": np.zeros(n, "int64"),
             "first_at": failed.copy(),
         }
@@ -492,6 +499,7 @@ class RetryRules:
                     f"previous_attempts: attempt after failed_at for event(s) {pd.unique(late).tolist()[:10]}"
                 )
             keep = gap > np.timedelta64(0)  # an entry at failed_at is the failed charge itself
+            merchant = merchant_initiated(previous)[keep]
             pos, at, gap = pos[keep], at[keep], gap[keep]
             counts["n_prev"] = np.bincount(pos, minlength=n).astype("int64")
             for name, span in (
@@ -499,8 +507,25 @@ class RetryRules:
                 ("n_24h", np.timedelta64(24, "h")),
             ):
                 counts[name] = np.bincount(pos, weights=gap < span, minlength=n).astype("int64")
+            in_30d = (gap < np.timedelta64(30, "D")) & merchant
+            counts["n_30d_merchant"] = np.bincount(pos, weights=in_30d, minlength=n).astype("int64")
             np.minimum.at(counts["first_at"], pos, at)
         return counts
+
+
+def merchant_initiated(previous: pd.DataFrame) -> np.ndarray:
+    """Which previous attempts the merchant initiated (an optional ``initiated_by``
+    column, ``merchant`` or ``customer``; missing means merchant, the conservative side)."""
+    if "initiated_by" not in previous.columns:
+        return np.ones(len(previous), dtype=bool)
+    who = previous["initiated_by"].astype("string").str.strip().str.casefold()
+    bad = who.notna() & ~who.isin(("merchant", "customer"))
+    if bad.any():
+        raise ValueError(
+            "previous_attempts.initiated_by: expected merchant or customer at row(s) "
+            f"{previous.index[bad.to_numpy()].tolist()[:10]}"
+        )
+    return (who != "customer").fillna(True).to_numpy(dtype=bool)
 
 
 def _memo_keys(
@@ -521,6 +546,7 @@ def _memo_keys(
             ev.card_updated.tolist(),
             counts["n_prev"].tolist(),
             counts["n_30d"].tolist(),
+            counts["n_30d_merchant"].tolist(),
             counts["n_24h"].tolist(),
             (age >= lim.ach_reinitiation_window_days * day).tolist(),
             (age >= lim.bacs_representment_window_days * day).tolist(),
@@ -581,6 +607,11 @@ def _advice(table: DeclineTable, ev: _Events) -> _Advice:
         [mac_stop, mac_update & (base != "no")], ["no", "after_update"], default=base
     )
     updated = ev.card_updated
+    account_gone = code["known"] & table.account_gone[np.maximum(code["table_row"], 0)]
+    is_debit = _among(ev.payment_method, _DEBIT_METHODS)
+    # A debit is never re-presented on a mandate that is gone or needs new details: the
+    # customer is asked for new bank details, and only a reported update allows a retry.
+    new_details = is_debit & ~updated & (account_gone | (retryable == "after_update"))
     return _Advice(
         code=code,
         mac=mac,
@@ -593,7 +624,9 @@ def _advice(table: DeclineTable, ev: _Events) -> _Advice:
         retryable=retryable,
         known=code["known"],
         updated=updated,
-        needs_update=(retryable == "after_update") & ~updated,
+        needs_update=((retryable == "after_update") & ~updated) | new_details,
+        account_gone=account_gone,
+        new_details=new_details,
     )
 
 
@@ -613,6 +646,7 @@ def _window_over(schemes: _Schemes, age: np.ndarray, lim: RetryLimits) -> np.nda
 def _cap_left(
     schemes: _Schemes,
     in_30d: np.ndarray,
+    visa_in_30d: np.ndarray,
     n_prev: np.ndarray,
     window_over: np.ndarray,
     lim: RetryLimits,
@@ -620,12 +654,13 @@ def _cap_left(
     """Retries left under each event's cap, never below 0 and 0 once the window is over.
 
     Card networks count attempts in 30 days (the failure included; Visa caps reattempts,
-    so its first attempt is free); debit schemes count re-presentations.
+    so its first attempt is free, and counts merchant-initiated ones only: ``visa_in_30d``);
+    debit schemes count re-presentations.
     """
     cap_left = np.select(
         schemes.masks(),
         [
-            lim.visa_max_reattempts_30d + 1 - in_30d,
+            lim.visa_max_reattempts_30d + 1 - visa_in_30d,
             lim.mastercard_max_attempts_30d - in_30d,
             lim.other_card_max_attempts_30d - in_30d,
             lim.ach_max_representments - n_prev,
@@ -638,9 +673,10 @@ def _cap_left(
 
 def _max_retries(cap_left: np.ndarray, advice: _Advice, lim: RetryLimits) -> np.ndarray:
     """The retries left: the cap, at most ``unknown_max_retries`` for an unknown code, and
-    none for a decline that is not retryable."""
+    none for a decline that is not retryable or a debit that needs new bank details."""
     max_retries = np.where(advice.known, cap_left, np.minimum(cap_left, lim.unknown_max_retries))
-    return np.where(advice.retryable == "no", 0, max_retries).astype("int64")
+    none_left = (advice.retryable == "no") | advice.new_details
+    return np.where(none_left, 0, max_retries).astype("int64")
 
 
 def _mac_wait(table: DeclineTable, mac: Columns, lim: RetryLimits) -> np.ndarray:
@@ -696,6 +732,7 @@ def _rule(
         retryable == "no",
         window_over,
         cap_left <= 0,
+        advice.new_details,
         needs_update & advice.mac_update,
         needs_update,
         ~advice.known,
@@ -708,6 +745,7 @@ def _rule(
         "not_retryable",
         window_rule,
         cap_rule,
+        "debit_new_details_required",
         "mastercard_mac_update_first",
         "after_update",
         "unknown_code",

@@ -59,7 +59,16 @@ HARD_CATEGORIES: frozenset[str] = frozenset(
 NETWORK_VOCABULARIES: tuple[str, ...] = ("mastercard_mac", "visa")
 
 REQUIRED_COLUMNS = ("processor", "code", "category", "retryable", "description", "source")
-OPTIONAL_COLUMNS = ("aliases", "processor_type", "network_category", "wait_hours")
+OPTIONAL_COLUMNS = (
+    "aliases",
+    "processor_type",
+    "network_category",
+    "wait_hours",
+    "checked_on",
+    "account_gone",
+)
+# Debit schemes: a returned collection is re-presented on the same mandate.
+DEBIT_VOCABULARIES: tuple[str, ...] = ("sepa", "bacs", "ach")
 UNKNOWN_CATEGORY = "other"
 # An unknown code is not known to be hard, so it may be retried, conservatively (rules.py).
 UNKNOWN_RETRYABLE = "yes"
@@ -89,6 +98,7 @@ class DeclineInfo:
     known: bool
     description: str
     source: str
+    checked_on: str = ""  # when the row was last checked against its source
 
 
 def normalize_processor(processor: pd.Series) -> pd.Series:
@@ -120,6 +130,11 @@ def _validate(rows: pd.DataFrame, path: Path) -> None:
         "duplicate (processor, code)": rows.duplicated(["processor", "code"], keep=False),
         "hard category not retryable=no": rows["category"].isin(HARD_CATEGORIES)
         & (rows["retryable"] != "no"),
+        "checked_on not an ISO date (YYYY-MM-DD)": (rows["checked_on"] != "")
+        & pd.to_datetime(rows["checked_on"], format="%Y-%m-%d", errors="coerce").isna(),
+        "account_gone not yes or empty": ~rows["account_gone"].isin(("yes", "")),
+        "account_gone on a card vocabulary or with retryable=yes": (rows["account_gone"] == "yes")
+        & (~rows["processor"].isin(DEBIT_VOCABULARIES) | (rows["retryable"] == "yes")),
     }
     for reason, bad in checks.items():
         if bad.any():
@@ -164,6 +179,10 @@ class DeclineTable:
             )
         self._keys = dict(zip(keys["processor"] + _SEP + keys["key"], keys["row"], strict=True))
         self.vocabularies = tuple(sorted(rows["processor"].unique()))
+        # per row: the code says the debited account or mandate is gone (tables saved in
+        # artifacts before the column existed have none)
+        gone = rows["account_gone"] if "account_gone" in rows else pd.Series("", index=rows.index)
+        self.account_gone = (gone == "yes").to_numpy(dtype=bool)
         # (processor text, code text), as ``astype("string")`` spells them -> classified
         self._memo: dict[tuple[str | None, str | None], Classified] = {}
 
@@ -199,6 +218,7 @@ class DeclineTable:
             known=bool(hit["known"]),
             description=self.rows.at[row, "description"] if row >= 0 else _unknown_text(code),
             source=self.rows.at[row, "source"] if row >= 0 else "",
+            checked_on=str(self.rows.at[row, "checked_on"]) if row >= 0 else "",
         )
 
     def codes(self, processor: str, category: str) -> list[str]:

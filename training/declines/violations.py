@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from training.config.retry_limits import RetryLimits
-from training.declines.rules import RetryRules, to_utc
+from training.declines.rules import RetryRules, merchant_initiated, to_utc
 
 VIOLATION_COLUMNS = ("event_id", "at", "rule", "explanation")
 
@@ -238,7 +238,11 @@ def _previous(ev: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
     """Previous attempts strictly before the failure (the failure itself is added apart)."""
     if previous is None or previous.empty:
         return pd.DataFrame(
-            {"event_id": pd.Series(dtype="object"), "t": pd.Series(dtype="datetime64[ns, UTC]")}
+            {
+                "event_id": pd.Series(dtype="object"),
+                "t": pd.Series(dtype="datetime64[ns, UTC]"),
+                "customer": pd.Series(dtype=bool),
+            }
         )
     prev = pd.DataFrame(
         {
@@ -246,10 +250,11 @@ def _previous(ev: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
             "t": to_utc(previous["attempted_at"], "previous_attempts.attempted_at").reset_index(
                 drop=True
             ),
+            "customer": ~merchant_initiated(previous),
         }
     )
     prev = prev.merge(ev[["event_id", "failed_at"]], on="event_id")
-    return prev.loc[prev["t"] < prev["failed_at"], ["event_id", "t"]]
+    return prev.loc[prev["t"] < prev["failed_at"], ["event_id", "t", "customer"]]
 
 
 def _over_network_cap(
@@ -258,7 +263,8 @@ def _over_network_cap(
     """Retries that push a card's attempts in the rolling window over its network cap.
 
     The attempts counted: the previous ones (``prev``, from ``_previous``), the failure
-    and the scheduled retries, in the ``days`` up to and including the retry.
+    and the scheduled retries, in the ``days`` up to and including the retry. Visa counts
+    merchant-initiated reattempts only: customer-initiated previous attempts are left out.
     """
     if days == 30:
         cap = np.select(
@@ -275,13 +281,15 @@ def _over_network_cap(
     attempts = pd.concat(
         [
             prev,
-            ev[["event_id", "failed_at"]].rename(columns={"failed_at": "t"}),
-            r[["event_id", "at"]].rename(columns={"at": "t"}),
+            ev[["event_id", "failed_at"]].rename(columns={"failed_at": "t"}).assign(customer=False),
+            r[["event_id", "at"]].rename(columns={"at": "t"}).assign(customer=False),
         ],
         ignore_index=True,
     )
-    pairs = r.loc[applies, ["rid", "event_id", "at"]].merge(attempts, on="event_id")
+    pairs = r.loc[applies, ["rid", "event_id", "at", "brand"]].merge(attempts, on="event_id")
     inside = (pairs["t"] <= pairs["at"]) & (pairs["t"] > pairs["at"] - pd.Timedelta(days=days))
+    if days == 30:
+        inside &= ~(pairs["customer"].astype(bool) & (pairs["brand"] == "visa"))
     count = pairs[inside].groupby("rid").size().reindex(r["rid"], fill_value=0).to_numpy()
     return pd.Series(applies.to_numpy() & (count > cap), index=r.index)
 

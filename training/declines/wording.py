@@ -33,7 +33,13 @@ _FIXED_SOURCES = {
     "unknown_code": src.PRODUCT_SOURCE,
     **_CAP_SOURCES,
 }
-_FROM_CODE = ("hard_decline", "not_retryable", "after_update", "payment_method_updated")
+_FROM_CODE = (
+    "hard_decline",
+    "not_retryable",
+    "debit_new_details_required",
+    "after_update",
+    "payment_method_updated",
+)
 _WITH_CAP = ("retry_allowed", "payment_method_updated", "mastercard_mac_retry_later")
 _TRAILING_ZEROS = re.compile(r"\.0+$")
 
@@ -41,7 +47,7 @@ _TRAILING_ZEROS = re.compile(r"\.0+$")
 def _cap_texts(lim: RetryLimits) -> dict[str, str]:
     return {
         "visa_reattempt_cap": f"Visa allows at most {lim.visa_max_reattempts_30d} "
-        "reattempts in any 30 days",
+        "merchant-initiated reattempts per credential in any 30 days",
         "mastercard_attempt_cap": f"Mastercard allows at most "
         f"{lim.mastercard_max_attempts_30d} attempts in 30 days and "
         f"{lim.mastercard_max_attempts_24h} in 24 hours",
@@ -67,6 +73,9 @@ def _rule_texts(lim: RetryLimits) -> dict[str, str]:
         "Nacha reinitiation window",
         "bacs_representment_window": f"past the {lim.bacs_representment_window_days}-day "
         "Bacs re-presentation window",
+        "debit_new_details_required": "the debited account or mandate needs new details: "
+        "never re-present on the same mandate; ask for new bank details (a reported update "
+        "allows a collection)",
         "mastercard_mac_update_first": "Mastercard merchant advice code: update the "
         "payment method before retrying",
         "after_update": f"no retry until an update is plausible ({lim.update_plausible_after_hours:g} h "
