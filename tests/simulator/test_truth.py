@@ -13,11 +13,14 @@ from training.simulator.logging_policy import (
 )
 from training.simulator.run import simulate_history
 from training.simulator.sampling import realize
+from training.simulator.zoo import zoo_world
 
 
-@pytest.mark.slow  # replays the world many times (~10 s)
-def test_exact_score_matches_monte_carlo():
-    result = simulate_history(SimulateParams(invoices=200, seed=3))
+@pytest.mark.slow  # replays the world many times (~10 s each)
+@pytest.mark.parametrize("world", ["default", "fatigue", "fast_clearing"])
+def test_exact_score_matches_monte_carlo(world):
+    chosen = zoo_world(world)
+    result = simulate_history(SimulateParams(invoices=200, seed=3), chosen.world)
     truth, inv = result.truth, result.history.invoices
     policy = LoggingPolicy()
     retry_plan, message_plan = draw_plans(len(inv), policy, np.random.default_rng(5))

@@ -40,21 +40,31 @@ def simulate(
         Path | None,
         typer.Option("--truth-out", help="folder for the ground truth (default: OUT-truth)"),
     ] = None,
+    world: Annotated[
+        str | None,
+        typer.Option("--world", help="a world of the zoo (default: params.yaml, 'default')"),
+    ] = None,
     params: ParamsOption = None,
 ) -> None:
     """Simulate a history of failed payments in the data contract, and its ground truth."""
     from training.config.params import load_params
     from training.simulator.run import run_simulation
+    from training.simulator.zoo import WORLDS
 
     settings = load_params(params).simulate
     overrides = {
         k: v
-        for k, v in {"invoices": invoices, "seed": seed, "format": fmt}.items()
+        for k, v in {"invoices": invoices, "seed": seed, "format": fmt, "world": world}.items()
         if v is not None
     }
     settings = settings.model_copy(update=overrides)
     if settings.format not in ("parquet", "csv"):
         raise typer.BadParameter("--format must be parquet or csv")
+    if settings.world not in WORLDS:
+        raise typer.BadParameter(
+            f"unknown world {settings.world!r}; expected one of {', '.join(WORLDS)}",
+            param_hint="'--world'",
+        )
     summary = run_simulation(settings, out, truth_out)
     typer.echo(summary)
 
@@ -190,6 +200,43 @@ def evaluate(
             )
     typer.echo(f"rule violations: {m['rule_violations']}")
     typer.echo(f"metrics: {metrics}\nreport: {report_dir / 'report.md'}")
+
+
+@app.command()
+def zoo(
+    out: Annotated[
+        Path, typer.Option("--out", help="folder for histories and the zoo table")
+    ] = Path("reports/zoo"),
+    invoices: Annotated[int, typer.Option(help="invoices simulated per world")] = 10_000,
+    seed: Annotated[int, typer.Option(help="random seed of every world")] = 7,
+    worlds: Annotated[
+        str | None, typer.Option(help="comma-separated worlds (default: the whole zoo)")
+    ] = None,
+    params: ParamsOption = None,
+) -> None:
+    """Evaluate the current settings on every world of the zoo (docs/evaluation.md)."""
+    import logging
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from json import dumps as json_dumps
+
+    from training.config.params import load_params
+    from training.evaluation.zoo import run_zoo, zoo_markdown, zoo_summary
+    from training.simulator.zoo import WORLDS
+
+    names = [w.strip() for w in worlds.split(",") if w.strip()] if worlds else None
+    unknown = [w for w in names or [] if w not in WORLDS]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown world(s) {unknown}; expected some of {', '.join(WORLDS)}",
+            param_hint="'--worlds'",
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    rows = run_zoo(names, invoices, seed, load_params(params), out)
+    typer.echo(zoo_markdown(rows))
+    typer.echo(json_dumps(zoo_summary(rows), indent=2))
+    typer.echo(f"table: {out / 'zoo.md'}\nrows: {out / 'zoo.json'}")
 
 
 @app.command()

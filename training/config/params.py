@@ -32,6 +32,9 @@ class SimulateParams(Section):
     start: str = Field("2024-01-01", description="first invoice due date (UTC)")
     months: int = Field(24, gt=0, description="span of invoice due dates")
     window_days: int = Field(14, gt=0, description="dunning window the world resolves in")
+    world: str = Field(
+        "default", description="which world of the zoo to simulate (docs/simulator.md)"
+    )
 
 
 class ValidateParams(Section):

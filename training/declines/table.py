@@ -55,6 +55,15 @@ RETRYABLE: tuple[str, ...] = ("yes", "no", "after_update")
 HARD_CATEGORIES: frozenset[str] = frozenset(
     {"lost_or_stolen", "fraud_suspected", "account_closed", "dispute_or_revoked", "not_permitted"}
 )
+# Families of categories that call for the same kind of dunning (reports group by them).
+DECLINE_FAMILIES: dict[str, tuple[str, ...]] = {
+    "insufficient_funds": ("insufficient_funds", "limit_exceeded"),
+    "soft_issuer": ("do_not_honor", "authentication_required", "duplicate", "other"),
+    "card_update": ("expired_card", "card_invalid"),
+    "hard": ("lost_or_stolen", "fraud_suspected", "account_closed", "not_permitted"),
+    "dispute": ("dispute_or_revoked",),
+    "technical": ("issuer_unavailable", "processing_error"),
+}
 # Vocabularies of the data contract's `processor` column, then the network ones.
 NETWORK_VOCABULARIES: tuple[str, ...] = ("mastercard_mac", "visa")
 

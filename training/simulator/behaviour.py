@@ -119,13 +119,19 @@ def retry_success(frame: pd.DataFrame, world: WorldConfig) -> tuple[np.ndarray, 
     )
     debit = frame["payment_method"].to_numpy() != "card"
     logit -= r.weekend_debit_penalty * (debit & (frame["local_weekday"].to_numpy() >= 5))
+    clearing = np.isin(reason, list(r.clearing_reasons))
+    logit += np.where(
+        clearing,
+        r.clearing_boost * np.exp(-frame["hours_since_failure"].to_numpy() / r.clearing_hours),
+        0.0,
+    )
     funds = mode == "funds"
     logit += np.where(
         funds,
         _funds_effect(frame, world) - r.fragility_penalty * frame["fragility"].to_numpy(),
         0.0,
     )
-    p = _sigmoid(logit)
+    p = _sigmoid(logit) * _still_engaged(frame, world)
 
     mac = frame["merchant_advice_code"].fillna("").to_numpy()
     hours = frame["hours_since_failure"].to_numpy()
@@ -170,7 +176,13 @@ def message_response(frame: pd.DataFrame, world: WorldConfig) -> np.ndarray:
         * (repeat * m.plan_offer_repeat_bonus + large * m.plan_offer_large_amount_bonus)
         + _history_effect(frame, m.loyal_bonus, m.repeat_failer_penalty)
     )
-    return _sigmoid(logit)
+    return _sigmoid(logit) * _still_engaged(frame, world)
+
+
+def _still_engaged(frame: pd.DataFrame, world: WorldConfig) -> np.ndarray:
+    """Give-up: the factor each earlier message leaves on an event's chance (1 by default)."""
+    keep = 1.0 - world.message.disengage_per_message
+    return keep ** frame["messages_before"].to_numpy(dtype=float)
 
 
 def pay_given_response(frame: pd.DataFrame, world: WorldConfig) -> np.ndarray:

@@ -2,7 +2,11 @@
 
 Per invoice the team draws one retry plan and one message plan, independently: the
 legacy plan with probability ``1 - explore_rate`` and otherwise one plan uniformly from
-the menu (the legacy plan included). Every logged retry carries its plan's probability
+the menu (the legacy plan included). With ``explore_mode="random_hours"`` there is no
+menu: every invoice gets the legacy plans, and each planned retry and message is, with
+probability ``explore_rate``, delayed by a whole number of hours drawn uniformly from
+0 to ``explore_max_delay_hours``; its ``propensity`` is then the probability of that very
+time, per decision. Every logged retry carries its plan's probability
 as ``propensity``, every logged message its message plan's. Plans are offsets in hours
 from the failed charge, as most billing systems configure them. The team's system sends
 SMS only with opt-in (email otherwise) and holds SMS back during local quiet hours;
@@ -10,6 +14,8 @@ it sends email at the planned time, day or night.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -24,6 +30,8 @@ class LoggingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     explore_rate: float = Field(0.4, gt=0, le=1)
+    explore_mode: Literal["menu", "random_hours"] = "menu"
+    explore_max_delay_hours: int = Field(47, ge=1)
     retry_plans: dict[str, tuple[float, ...]] = {
         "legacy_3_5_7": (72, 120, 168),
         "early": (24, 72, 144),
@@ -90,6 +98,8 @@ class LoggingPolicy(BaseModel):
     legacy_message_plan: str = "legacy_reminders"
 
     def plan_probability(self, plans: dict, legacy: str) -> dict[str, float]:
+        if self.explore_mode == "random_hours":  # the plan is fixed; times are explored
+            return {name: float(name == legacy) for name in plans}
         uniform = self.explore_rate / len(plans)
         return {name: uniform + (1.0 - self.explore_rate) * (name == legacy) for name in plans}
 
@@ -110,8 +120,32 @@ def _draw(n: int, probabilities: dict[str, float], rng: np.random.Generator) -> 
     return rng.choice(names, size=n, p=np.array(list(probabilities.values())))
 
 
+def explore_hours(
+    frame: pd.DataFrame, policy: LoggingPolicy, rng: np.random.Generator | None
+) -> pd.DataFrame:
+    """``random_hours`` exploration: delay each planned event, with probability
+    ``explore_rate``, by 0..``explore_max_delay_hours`` whole hours; the propensity of the
+    time it ends up at is per decision. A no-op for the menu policy."""
+    if policy.explore_mode != "random_hours" or frame.empty:
+        return frame
+    if rng is None:
+        raise ValueError("random_hours exploration needs a random generator")
+    n, choices = len(frame), policy.explore_max_delay_hours + 1
+    explore = rng.random(n) < policy.explore_rate
+    delay = np.where(explore, rng.integers(0, choices, n), 0)
+    uniform = policy.explore_rate / choices
+    out = frame.copy()
+    out["t"] = out["t"] + pd.to_timedelta(delay, unit="h")
+    out["propensity"] = np.where(delay == 0, 1.0 - policy.explore_rate + uniform, uniform)
+    return out
+
+
 def planned_retries(
-    invoices: pd.DataFrame, plan: np.ndarray, policy: LoggingPolicy, window_hours: float
+    invoices: pd.DataFrame,
+    plan: np.ndarray,
+    policy: LoggingPolicy,
+    window_hours: float,
+    rng: np.random.Generator | None = None,
 ) -> pd.DataFrame:
     """Long frame invoice_id, t, propensity of every retry the plans schedule."""
     probability = policy.plan_probability(policy.retry_plans, policy.legacy_retry_plan)
@@ -133,7 +167,11 @@ def planned_retries(
             )
     frame = pd.concat(rows, ignore_index=True)
     frame["t"] = pd.to_datetime(frame["t"], utc=True)
-    return frame
+    frame = explore_hours(frame, policy, rng)
+    end = frame["invoice_id"].map(invoices.set_index("invoice_id")["due_at"]) + pd.Timedelta(
+        hours=window_hours
+    )
+    return frame[frame["t"] < end].reset_index(drop=True)
 
 
 def planned_messages(
@@ -144,6 +182,7 @@ def planned_messages(
     policy: LoggingPolicy,
     window_hours: float,
     quiet: tuple[int, int],
+    rng: np.random.Generator | None = None,
 ) -> pd.DataFrame:
     """Long frame invoice_id, t, template, channel, propensity of the planned messages."""
     probability = policy.plan_probability(policy.message_plans, policy.legacy_message_plan)
@@ -168,6 +207,8 @@ def planned_messages(
                 )
             )
     frame = pd.concat(rows, ignore_index=True)
+    frame["t"] = pd.to_datetime(frame["t"], utc=True)
+    frame = explore_hours(frame, policy, rng)
     sms = (frame["channel"] == "sms").to_numpy()
     t = frame["t"].to_numpy()
     t[sms] = defer_quiet_hours(t[sms], frame["timezone"].to_numpy()[sms], quiet)

@@ -90,9 +90,15 @@ def sample_customers(
     for code, profile in COUNTRIES.items():
         idx = np.flatnonzero(countries == code)
         tz[idx] = rng.choice(np.array(profile.timezones, dtype=object), size=len(idx))
-    cycles = _per_group_choice(rng, countries, {k: v.pay_cycles for k, v in COUNTRIES.items()})
     cfg = world.customer
-    tenure_years = np.minimum(rng.exponential(3.0, n) + 0.05, cfg.tenure_years_max)
+    cycles = _per_group_choice(
+        rng,
+        countries,
+        {k: cfg.pay_cycle_shares or v.pay_cycles for k, v in COUNTRIES.items()},
+    )
+    tenure_years = np.minimum(
+        rng.exponential(cfg.tenure_scale_years, n) + 0.05, cfg.tenure_years_max
+    )
     signup = start - pd.to_timedelta(tenure_years * 365.25 * 86400, unit="s")
     signup = signup.floor("s")
     plans = _choice(rng, {k: v[0] for k, v in PLANS.items()}, n)
@@ -123,7 +129,11 @@ def sample_customers(
             "fragility": rng.beta(cfg.fragility_alpha, cfg.fragility_beta, n),
             "engagement": rng.normal(0, world.message.engagement_sd, n),
             "sms_preference": rng.normal(0, world.message.sms_preference_sd, n),
-            "active_peak_hour": np.mod(peak, 24),
+            "active_peak_hour": np.mod(
+                peak
+                + pd.Series(countries).map(world.message.active_hour_shift_by_country).fillna(0.0),
+                24,
+            ).to_numpy(),
             "billing_day": rng.integers(1, 29, n),
             "billing_second": rng.integers(0, 86400, n),
         }

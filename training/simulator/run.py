@@ -78,7 +78,7 @@ def simulate_history(
 
     retry_plan, message_plan = draw_plans(len(invoices), policy, rng)
     by_invoice = truth_frame.set_index("invoice_id").loc[invoices["invoice_id"]]
-    retries = planned_retries(invoices, retry_plan, policy, window_hours)
+    retries = planned_retries(invoices, retry_plan, policy, window_hours, rng)
     messages = planned_messages(
         invoices,
         by_invoice["timezone"],
@@ -87,6 +87,7 @@ def simulate_history(
         policy,
         window_hours,
         (world.quiet_start_hour, world.quiet_end_hour),
+        rng,
     )
     steps.update()
     realized = realize(truth, invoices, retries, messages, rng)
@@ -102,10 +103,13 @@ def simulate_history(
 
 
 def run_simulation(settings: SimulateParams, out: Path, truth_out: Path | None = None) -> str:
-    """Simulate and write the history to ``out`` and the ground truth beside it."""
+    """Simulate ``settings.world`` and write the history to ``out``, the ground truth
+    beside it."""
     from training.contract.io import write_history
+    from training.simulator.zoo import zoo_world
 
-    result = simulate_history(settings, progress=True)
+    chosen = zoo_world(settings.world)
+    result = simulate_history(settings, chosen.world, chosen.policy, progress=True)
     truth_out = truth_out or out.with_name(out.name + "-truth")
     write_history(result.history, out, fmt=settings.format)
     result.truth.save(truth_out)

@@ -290,6 +290,13 @@ class RetryEffects(Frozen):
     fragility_penalty: float = 1.0
     mac02_wait_hours: float = 72.0
     mac02_factor: float = Field(0.25, description="probability factor before the MAC 02 wait")
+    clearing_reasons: tuple[str, ...] = Field(
+        (), description="reasons whose cause clears within hours (an outage, a velocity hold)"
+    )
+    clearing_boost: float = Field(
+        0.0, description="extra logit of a retry right after the failure, for clearing reasons"
+    )
+    clearing_hours: float = Field(8.0, description="e-folding time of the clearing boost")
 
 
 class MessageEffects(Frozen):
@@ -314,10 +321,22 @@ class MessageEffects(Frozen):
     open_rate_email: float = 0.45
     open_rate_sms: float = 0.92
     mean_click_delay_hours: float = 1.5
+    active_hour_shift_by_country: dict[str, float] = Field(
+        {}, description="hours added to the active peak of every customer of a country"
+    )
+    disengage_per_message: float = Field(
+        0.0,
+        description="give-up: each earlier message multiplies every later event's chance "
+        "(click or retry success) by 1 - this",
+    )
 
 
 class CustomerEffects(Frozen):
     tenure_years_max: float = 12.0
+    tenure_scale_years: float = Field(3.0, description="mean tenure (exponential) in years")
+    pay_cycle_shares: dict[str, float] | None = Field(
+        None, description="pay cycle shares for every country (None: each country's own)"
+    )
     sms_opt_in_share: float = 0.45
     fragility_alpha: float = 1.3
     fragility_beta: float = 3.0
@@ -329,6 +348,7 @@ class CustomerEffects(Frozen):
 class WorldConfig(Frozen):
     """All parameters of a simulated world. ``world.json`` is this, serialized."""
 
+    name: str = "default"
     retry: RetryEffects = RetryEffects()
     message: MessageEffects = MessageEffects()
     customer: CustomerEffects = CustomerEffects()

@@ -1,0 +1,200 @@
+"""`smartretry zoo`: the current product settings evaluated on every world of the zoo.
+
+For each world: simulate a history, write it and read it back through the data contract
+(validation included), train the models with the product's settings, and evaluate the
+learned policy against the fixed schedule and the oracle with the same code as
+`smartretry evaluate`. One set of settings for all worlds: nothing here is tuned per
+world. The result is one row per world: the captured share of the oracle's uplift with
+its 95% interval, rule violations, calibration by decile, and recovery by decline
+family (learned, fixed schedule, oracle).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from training.artifact.decision_artifact import DecisionArtifact
+from training.config.params import Params
+from training.contract.io import load_history, write_history
+from training.declines.table import DECLINE_FAMILIES, load_decline_table
+from training.evaluation.run import run_evaluation
+from training.models.fit import train_models
+from training.simulator.run import simulate_history
+from training.simulator.zoo import WORLDS, zoo_world
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("learned", "fixed", "oracle")
+_FAMILY_OF = {category: family for family, cats in DECLINE_FAMILIES.items() for category in cats}
+
+
+@dataclass
+class ZooRow:
+    world: str
+    description: str
+    invoices: int
+    evaluated: int
+    captured: dict[str, float]
+    recovery: dict[str, float]
+    violations: int
+    calibration_mae: float
+    calibration_bins: list[tuple[float, float]]
+    families: dict[str, dict[str, float]]
+    seconds: float
+
+    def below_fixed(self, tolerance: float = 0.0) -> list[str]:
+        """Decline families where the learned policy recovers less than the fixed schedule."""
+        return [name for name, f in self.families.items() if f["learned"] < f["fixed"] - tolerance]
+
+
+def family_recovery(categories: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Recovery per decline family from the per-category breakdown (invoice-weighted)."""
+    table = categories.copy()
+    table["family"] = table.index.map(lambda c: _FAMILY_OF.get(str(c), "other"))
+    out: dict[str, dict[str, float]] = {}
+    for family, group in table.groupby("family", sort=False):
+        weight = group["invoices"].to_numpy(dtype=float)
+        out[str(family)] = {
+            **{p: float((group[p] * weight).sum() / weight.sum()) for p in POLICIES},
+            "invoices": int(weight.sum()),
+        }
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["invoices"]))
+
+
+def evaluate_world(name: str, invoices: int, seed: int, params: Params, out: Path) -> ZooRow:
+    """Simulate, read through the contract, train and evaluate one world."""
+    started = time.perf_counter()
+    chosen = zoo_world(name)
+    settings = params.simulate.model_copy(update={"invoices": invoices, "seed": seed})
+    log.info("[%s] simulating %s invoices", name, f"{invoices:,}")
+    simulated = simulate_history(settings, chosen.world, chosen.policy)
+    folder = out / name / "history"
+    write_history(simulated.history, folder, fmt="parquet")
+    history, _ = load_history(folder, params.validate_)
+    log.info("[%s] training", name)
+    table = load_decline_table()
+    trained = train_models(
+        history, params.train, table, params.retry_rules.update_requests, progress=False
+    )
+    artifact = DecisionArtifact.with_table(
+        trained.models,
+        trained.data.log,
+        history.customers,
+        sorted(history.messages["template"].dropna().unique()),
+        params.policy,
+        params.retry_rules,
+        table,
+        {"model_version": f"zoo/{name}", "training_data": trained.split.describe()},
+    )
+    log.info("[%s] evaluating", name)
+    # every category in the breakdown, so that families add up
+    evaluate = params.evaluate.model_copy(update={"min_group": 1})
+    result = run_evaluation(
+        history,
+        artifact,
+        params.model_copy(update={"evaluate": evaluate}),
+        simulated.truth,
+        progress=False,
+    )
+    m = result.metrics
+    truth = m["truth"]
+    calibration = m["expected_recovery_calibration"]
+    row = ZooRow(
+        world=name,
+        description=chosen.description,
+        invoices=invoices,
+        evaluated=len(result.values),
+        captured=truth["captured_share"],
+        recovery={p: truth[f"{p}_recovery_rate"]["value"] for p in POLICIES},
+        violations=int(m["rule_violations_by_policy"]["learned"]),
+        calibration_mae=float(calibration["binned_mae"]),
+        calibration_bins=[(float(a), float(b)) for a, b in calibration["bins"]],
+        families=family_recovery(result.breakdowns["decline category"]),
+        seconds=round(time.perf_counter() - started, 1),
+    )
+    log.info(
+        "[%s] captured %.1f%% [%.1f, %.1f], violations %d, calibration MAE %.3f (%.0f s)",
+        name,
+        100 * row.captured["value"],
+        100 * row.captured["lower"],
+        100 * row.captured["upper"],
+        row.violations,
+        row.calibration_mae,
+        row.seconds,
+    )
+    return row
+
+
+def run_zoo(
+    worlds: list[str] | None, invoices: int, seed: int, params: Params, out: Path
+) -> list[ZooRow]:
+    """Every world of ``worlds`` (default: the whole zoo); writes zoo.json and zoo.md."""
+    names = worlds or list(WORLDS)
+    for name in names:
+        zoo_world(name)  # fail before any work on an unknown name
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [evaluate_world(name, invoices, seed, params, out) for name in names]
+    (out / "zoo.json").write_text(
+        json.dumps([row.__dict__ for row in rows], indent=2, default=float) + "\n"
+    )
+    (out / "zoo.md").write_text(zoo_markdown(rows) + "\n")
+    return rows
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def zoo_markdown(rows: list[ZooRow]) -> str:
+    """The zoo as two Markdown tables: headline figures, then recovery by decline family."""
+    lines = [
+        "| world | captured share of the oracle's uplift [95% CI] | learned / fixed / oracle "
+        "recovery | rule violations | calibration MAE by decile | families below fixed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        c = r.captured
+        below = ", ".join(r.below_fixed()) or "none"
+        lines.append(
+            f"| {r.world} | {_pct(c['value'])}% [{_pct(c['lower'])}, {_pct(c['upper'])}] | "
+            f"{_pct(r.recovery['learned'])} / {_pct(r.recovery['fixed'])} / "
+            f"{_pct(r.recovery['oracle'])}% | {r.violations} | {r.calibration_mae:.3f} | "
+            f"{below} |"
+        )
+    families = list(DECLINE_FAMILIES)
+    lines += [
+        "",
+        "Recovery by decline family, learned / fixed / oracle (%):",
+        "",
+        "| world | " + " | ".join(families) + " |",
+        "|---|" + "---|" * len(families),
+    ]
+    for r in rows:
+        cells = [
+            "/".join(_pct(r.families[f][p]) for p in POLICIES) if f in r.families else "-"
+            for f in families
+        ]
+        lines.append(f"| {r.world} | " + " | ".join(cells) + " |")
+    lines += ["", "Calibration by decile, mean estimate vs mean truth:", ""]
+    for r in rows:
+        bins = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in r.calibration_bins)
+        lines.append(f"- {r.world}: {bins}")
+    return "\n".join(lines)
+
+
+def zoo_summary(rows: list[ZooRow]) -> dict[str, Any]:
+    """Headline across worlds: the smallest captured share and every failed bar."""
+    return {
+        "worlds": len(rows),
+        "min_captured_share": min(r.captured["value"] for r in rows),
+        "violations": sum(r.violations for r in rows),
+        "max_calibration_mae": max(r.calibration_mae for r in rows),
+        "families_below_fixed": {r.world: r.below_fixed() for r in rows if r.below_fixed()},
+    }
