@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from training.config.quiet_hours import QuietHours
@@ -101,6 +101,20 @@ class Settings(BaseSettings):
         True,
         description="store decisions after answering, in batches by one thread (false: each "
         "answer waits for its decision's commit); outcomes are always committed before 2xx",
+    )
+
+    stripe_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Stripe endpoint signing secret (whsec_...); unset: /v1/webhooks/stripe answers 404",
+    )
+    stripe_webhook_tolerance_seconds: int = Field(
+        300, ge=1, description="oldest accepted Stripe-Signature timestamp, in seconds"
+    )
+    adyen_hmac_key: SecretStr | None = Field(
+        None, description="Adyen webhook HMAC key (hex); unset: /v1/webhooks/adyen answers 404"
+    )
+    lago_webhook_secret: SecretStr | None = Field(
+        None, description="Lago HMAC webhook secret; unset: /v1/webhooks/lago answers 404"
     )
 
     @field_validator("api_keys", mode="before")
