@@ -59,6 +59,11 @@ def map_item(item: dict[str, Any]) -> MappedEvent:
     }
     if method == "card":
         request["card_brand"] = card_brand(raw_method)
+    country = optional(item, "additionalData.shopperCountry") or optional(
+        item, "additionalData.cardIssuingCountry"
+    )
+    if country:
+        request["customer"] = {"country": country}
     return MappedEvent(event_id, event_code, "failure", request=request)
 
 
