@@ -18,6 +18,7 @@ SAVED = {
     "stripe": "stripe_events.jsonl",
     "adyen": "adyen_notifications.jsonl",
     "lago": "lago_webhooks.jsonl",
+    "chargebee": "chargebee_events.jsonl",
 }
 runner = CliRunner()
 
@@ -80,5 +81,5 @@ def test_unmappable_lines_are_rejected_with_row_and_reason(tmp_path: Path) -> No
 
 
 def test_unknown_source_is_refused(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["import", "chargebee", "--in", __file__, "--out", str(tmp_path)])
-    assert result.exit_code == 2 and "stripe, adyen, lago" in result.output
+    result = runner.invoke(app, ["import", "recurly", "--in", __file__, "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "stripe, adyen, lago, chargebee" in result.output

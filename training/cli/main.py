@@ -90,7 +90,7 @@ def validate(
 
 @app.command("import")
 def import_history(
-    source: Annotated[str, typer.Argument(help="stripe, adyen or lago")],
+    source: Annotated[str, typer.Argument(help="stripe, adyen, lago or chargebee")],
     events: Annotated[
         Path, typer.Option("--in", help="saved events: JSON lines, one event as sent per line")
     ],

@@ -27,10 +27,10 @@ import pandas as pd
 from training.contract.history import History
 from training.contract.io import write_history
 from training.contract.tables import TABLES
-from training.integrations import adyen, lago, stripe
+from training.integrations import adyen, chargebee, lago, stripe
 from training.integrations.common import MalformedEvent, MappedEvent
 
-SOURCES = ("stripe", "adyen", "lago")
+SOURCES = ("stripe", "adyen", "lago", "chargebee")
 
 
 @dataclass
@@ -82,6 +82,8 @@ def _mapper(
     """A function from (line number, event) to mapped events for ``source``."""
     if source == "stripe":
         return lambda _, event: [stripe.map_event(event)]
+    if source == "chargebee":
+        return lambda _, event: [chargebee.map_event(event)]
     if source == "adyen":
         return lambda _, body: [
             adyen.map_item(entry["NotificationRequestItem"])
