@@ -129,6 +129,18 @@ class Settings(BaseSettings):
     def _empty_model_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("adyen_hmac_key")
+    @classmethod
+    def _hex_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                bytes.fromhex(value.get_secret_value())
+            except ValueError:
+                raise ValueError(
+                    "the Adyen HMAC key must be hexadecimal (as Adyen shows it)"
+                ) from None
+        return value
+
     @model_validator(mode="after")
     def _check_keys_file(self) -> Settings:
         if self.api_keys_file is not None and not self.api_keys_file.is_file():

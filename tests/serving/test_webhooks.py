@@ -201,6 +201,12 @@ def test_secrets_never_appear_in_settings_repr(settings: Settings) -> None:
 
 # Adyen
 
+
+def test_adyen_key_must_be_hex(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="hexadecimal"):
+        make_settings(tmp_path, adyen_hmac_key="not-hex")
+
+
 REFUSED, ACCEPTED, REPORT = saved("adyen_notifications.jsonl")
 
 
