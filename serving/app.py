@@ -29,6 +29,7 @@ from serving.settings import Settings, get_settings
 from serving.store.db import make_engine, migrate
 from serving.store.decision_writer import DecisionWriter
 from serving.store.writes import record_decisions
+from serving.webhooks.routes import webhooks
 from training.api.errors import ApiError
 from training.api.schemas import BatchRequest, ErrorBody, OutcomesRequest, RecommendationRequest
 from training.policy.fallback import FallbackDecider
@@ -226,6 +227,7 @@ def create_app(
     _install_error_handlers(app)
     app.include_router(v1)
     app.include_router(ops)
+    app.include_router(webhooks)
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     def metrics(app_metrics: MetricsDep) -> PlainTextResponse:

@@ -19,8 +19,8 @@ def _too_large(limit: int) -> ApiError:
     )
 
 
-async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object; 413 above ``limit`` bytes, 400 when it is not JSON."""
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body; 413 above ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
@@ -29,6 +29,11 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
         chunks.extend(chunk)
         if len(chunks) > limit:
             raise _too_large(limit)
+    return bytes(chunks)
+
+
+def parse_json_object(chunks: bytes) -> dict[str, Any]:
+    """``chunks`` as a JSON object; 400 when it is not JSON, 422 when not an object."""
     try:
         body = json.loads(chunks)
     except json.JSONDecodeError as error:
@@ -40,3 +45,8 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(422, "invalid_type", "request body must be a JSON object")
     return body
+
+
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """The body as a JSON object; 413 above ``limit`` bytes, 400 when it is not JSON."""
+    return parse_json_object(await read_body(request, limit))

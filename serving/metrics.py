@@ -52,6 +52,13 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.webhook_events = Counter(
+            "smartretry_webhook_events",
+            "Billing-system webhook events, by source and result (decided, outcome, "
+            "card_update, ignored, duplicate, rejected)",
+            ["source", "result"],
+            registry=r,
+        )
         self.reloads = Counter(
             "smartretry_model_reloads",
             "Model reload attempts, by result (ok, failed)",

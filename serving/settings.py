@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from training.config.quiet_hours import QuietHours
@@ -103,6 +103,20 @@ class Settings(BaseSettings):
         "answer waits for its decision's commit); outcomes are always committed before 2xx",
     )
 
+    stripe_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Stripe endpoint signing secret (whsec_...); unset: /v1/webhooks/stripe answers 404",
+    )
+    stripe_webhook_tolerance_seconds: int = Field(
+        300, ge=1, description="oldest accepted Stripe-Signature timestamp, in seconds"
+    )
+    adyen_hmac_key: SecretStr | None = Field(
+        None, description="Adyen webhook HMAC key (hex); unset: /v1/webhooks/adyen answers 404"
+    )
+    lago_webhook_secret: SecretStr | None = Field(
+        None, description="Lago HMAC webhook secret; unset: /v1/webhooks/lago answers 404"
+    )
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -114,6 +128,18 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_model_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("adyen_hmac_key")
+    @classmethod
+    def _hex_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                bytes.fromhex(value.get_secret_value())
+            except ValueError:
+                raise ValueError(
+                    "the Adyen HMAC key must be hexadecimal (as Adyen shows it)"
+                ) from None
+        return value
 
     @model_validator(mode="after")
     def _check_keys_file(self) -> Settings:

@@ -78,3 +78,21 @@ class OutcomeEvent(Base):
     message_id: Mapped[str | None] = mapped_column(String(ID), index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookEvent(Base):
+    """A billing system's event received on a webhook, stored once per (source, event_id):
+    the guard against replays and duplicates, and the record of card updates and of Lago
+    invoices (whose failure event lacks the amount)."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (UniqueConstraint("source", "event_id", name="uq_webhook_events_source_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(ID))
+    event_type: Mapped[str] = mapped_column(String(ID))
+    kind: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str | None] = mapped_column(String(ID), index=True)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -98,6 +98,25 @@ def validate(
         raise typer.Exit(code=1)
 
 
+@app.command("import")
+def import_history(
+    source: Annotated[str, typer.Argument(help="stripe, adyen, lago or chargebee")],
+    events: Annotated[
+        Path, typer.Option("--in", help="saved events: JSON lines, one event as sent per line")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="history folder to write (data contract)")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+) -> None:
+    """Turn a billing system's saved events into a history (rejects: OUT/rejects/import_rejects.csv)."""
+    from training.integrations.history_import import SOURCES, import_events
+
+    if source not in SOURCES:
+        raise typer.BadParameter(f"expected one of {', '.join(SOURCES)}", param_hint="SOURCE")
+    if not events.is_file():
+        raise typer.BadParameter(f"no such file {events}", param_hint="'--in'")
+    typer.echo(import_events(source, events, out, fmt).summary())
+
+
 @app.command()
 def train(
     data: Annotated[Path, typer.Option("--data", help="history folder (data contract)")],
