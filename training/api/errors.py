@@ -25,6 +25,7 @@ _CODES = {
     "datetime_from_date_parsing": "invalid_timestamp",
     "datetime_object_invalid": "invalid_timestamp",
     "timezone_aware": "invalid_timestamp",
+    "timestamp_out_of_range": "out_of_range",
     "greater_than": "out_of_range",
     "greater_than_equal": "out_of_range",
     "less_than": "out_of_range",

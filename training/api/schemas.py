@@ -7,6 +7,7 @@ instead of being guessed at. Field names are the contract's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -17,10 +18,11 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
-    StrictInt,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -34,8 +36,29 @@ Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 Retryable = Literal["yes", "no", "after_update"]
 EventType = Literal["attempt", "message_sent", "message_opened", "message_clicked"]
 
-Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+# explicit character classes: Python's ``re`` and the JSON-schema (ECMA 262) engines agree
+# on them, while ``\S`` and ``.`` differ between the two (found by fuzzing)
+Id = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00-\x20\x7f](?:[^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$",
+    ),
+]
 Code = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+def _whole_number(value: object) -> object:
+    """JSON has one number type: ``4900.0`` is the integer 4900 (as JSON schema's
+    ``integer`` says); other floats stay floats and are refused (strict integers)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+_WHOLE = BeforeValidator(_whole_number)
+MAX_SAFE_INTEGER = 2**53 - 1  # exact in every JSON parser, and in 64-bit store columns
 MerchantAdviceCode = Annotated[str, Field(pattern=r"^[0-9]{2}$")]
 
 
@@ -74,9 +97,60 @@ def _check_timezone(name: str) -> str:
     return name
 
 
-TimeZone = Annotated[str, AfterValidator(_check_timezone)]
-Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$"), AfterValidator(_check_country)]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), AfterValidator(_check_currency)]
+def _listed(values: Callable[[], frozenset[str]]) -> Callable[[dict[str, Any]], None]:
+    """The accepted values as the JSON schema's ``enum`` (built when the document is, not
+    at import), so the OpenAPI document says exactly what the validator accepts."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["enum"] = sorted(values())
+
+    return extra
+
+
+TimeZone = Annotated[
+    str, Field(json_schema_extra=_listed(_timezones)), AfterValidator(_check_timezone)
+]
+Country = Annotated[
+    str,
+    Field(pattern=r"^[A-Z]{2}$", json_schema_extra=_listed(_countries)),
+    AfterValidator(_check_country),
+]
+Currency = Annotated[
+    str,
+    Field(pattern=r"^[A-Z]{3}$", json_schema_extra=_listed(_currencies)),
+    AfterValidator(_check_currency),
+]
+
+
+def _required_when(field: str, value: str, required: str) -> dict[str, Any]:
+    """JSON-schema ``if``/``then``: ``required`` must be a non-null value when ``field`` is
+    ``value`` (the row rules below, stated in the document too)."""
+    return {
+        "if": {"properties": {field: {"const": value}}, "required": [field]},
+        "then": {"required": [required], "properties": {required: {"type": "string"}}},
+    }
+
+
+FIRST_YEAR, LAST_YEAR = 1970, 2199
+
+
+def _check_year(value: datetime) -> datetime:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise PydanticCustomError(
+            "timestamp_out_of_range", f"year must be {FIRST_YEAR} to {LAST_YEAR}"
+        )
+    return value
+
+
+# Timestamps beyond pandas' range (1677-2262) crashed even the rules fallback (found by
+# fuzzing); the bound is in the document too, as a pattern on the year.
+Timestamp = Annotated[
+    AwareDatetime,
+    AfterValidator(_check_year),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "pattern": r"^(19[7-9][0-9]|2[01][0-9]{2})-"}
+    ),
+]
 
 
 class Strict(BaseModel):
@@ -87,7 +161,7 @@ class PreviousAttempt(Strict):
     """An earlier attempt on the same charge. ``initiated_by`` (default ``merchant``):
     Visa counts customer-initiated attempts apart from the merchant's reattempts."""
 
-    attempted_at: AwareDatetime
+    attempted_at: Timestamp
     decline_code: Code | None = None
     merchant_advice_code: MerchantAdviceCode | None = None
     initiated_by: Literal["merchant", "customer"] = "merchant"
@@ -98,7 +172,7 @@ class Customer(Strict):
 
     country: Country | None = None
     timezone: TimeZone | None = None
-    signup_at: AwareDatetime | None = None
+    signup_at: Timestamp | None = None
     sms_opt_in: StrictBool | None = None
     plan: Annotated[str, Field(max_length=200)] | None = None
 
@@ -106,23 +180,35 @@ class Customer(Strict):
 class Constraints(Strict):
     """Defaults: max_retries 4, window_days 14, max_messages 3, channels email and sms."""
 
-    max_retries: Annotated[StrictInt, Field(ge=0, le=20)] | None = None
-    window_days: Annotated[StrictInt, Field(ge=1, le=90)] | None = None
-    max_messages: Annotated[StrictInt, Field(ge=0, le=20)] | None = None
+    # bounds before the whole-number step, so they stay in the JSON schema as bounds
+    max_retries: Annotated[int, Field(strict=True, ge=0, le=20), _WHOLE] | None = None
+    window_days: Annotated[int, Field(strict=True, ge=1, le=90), _WHOLE] | None = None
+    max_messages: Annotated[int, Field(strict=True, ge=0, le=20), _WHOLE] | None = None
     channels: Annotated[list[Channel], Field(max_length=2)] | None = None
 
 
 class RecommendationRequest(Strict):
+    """One failed charge. Row rules: ``card_brand`` is required for cards (stated in the
+    schema as ``if``/``then``); every ``previous_attempts[].attempted_at`` must be before
+    ``failed_at`` (a comparison JSON schema cannot state; answered 422
+    ``attempt_after_failure``)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra=_required_when("payment_method", "card", "card_brand"),
+    )
+
     invoice_id: Id
     customer_id: Id
-    amount_minor: Annotated[StrictInt, Field(gt=0)]
+    amount_minor: Annotated[int, Field(strict=True, gt=0, le=MAX_SAFE_INTEGER), _WHOLE]
     currency: Currency
     payment_method: PaymentMethod
     card_brand: CardBrand | None = None
     processor: Processor
     decline_code: Code
     merchant_advice_code: MerchantAdviceCode | None = None
-    failed_at: AwareDatetime
+    failed_at: Timestamp
     previous_attempts: Annotated[list[PreviousAttempt], Field(max_length=100)] = []
     customer: Customer | None = None
     constraints: Constraints | None = None
@@ -139,10 +225,21 @@ class RecommendationRequest(Strict):
         return self
 
 
-class BatchRequest(Strict):
-    """Items are validated one by one, so one bad item does not fail the others."""
+BATCH_ITEM_SCHEMA: dict[str, Any] = {
+    "description": "any JSON value, meant to be a RecommendationRequest (#/components/schemas/RecommendationRequest); "
+    "each item is validated on its own: a bad item gets a per-item error in the 200 answer",
+}
 
-    items: Annotated[list[RecommendationRequest], Field(min_length=1)]
+
+class BatchRequest(Strict):
+    """Items are validated one by one, so one bad item does not fail the others: the
+    document therefore accepts any value as an item (its errors are in the answer)."""
+
+    items: Annotated[
+        list[RecommendationRequest],
+        Field(min_length=1),
+        WithJsonSchema({"type": "array", "minItems": 1, "items": BATCH_ITEM_SCHEMA}),
+    ]
 
 
 class Decline(BaseModel):
@@ -194,11 +291,17 @@ class BatchResponse(BaseModel):
 class _Event(Strict):
     event_id: Id
     invoice_id: Id
-    occurred_at: AwareDatetime
+    occurred_at: Timestamp
     decision_id: Id | None = None
 
 
 class AttemptEvent(_Event):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra=_required_when("outcome", "failed", "decline_code"),
+    )
+
     type: Literal["attempt"]
     attempt_id: Id | None = None
     initiated_by: Literal["merchant", "customer"]
