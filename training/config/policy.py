@@ -28,6 +28,11 @@ class PolicyConfig(BaseModel):
     min_message_gain: float = Field(
         0.002, ge=0, description="send a message only if its response probability is above"
     )
+    prune_messages: bool = Field(
+        True,
+        description="drop a planned message when the whole schedule's expected recovery "
+        "without it is lower by less than min_message_gain (zero messages allowed)",
+    )
     quiet_hours: QuietHours = Field(
         QuietHours(), description="no message inside these local hours (every schedule)"
     )

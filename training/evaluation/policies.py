@@ -8,6 +8,7 @@ from training.config.policy import PolicyConfig
 from training.core.frames import Schedules
 from training.policy.baselines import fixed_schedule, no_action, rules_baseline
 from training.policy.decider import ModelDecider, search_schedules
+from training.policy.message_pruning import ScheduleValues
 from training.policy.scorer import past_rows
 
 POLICIES = ("learned", "fixed", "rules", "no_action", "oracle")
@@ -23,15 +24,20 @@ def learned_schedules(decider: ModelDecider, events: pd.DataFrame) -> Schedules:
 
 
 def searched_schedules(
-    scorer, decider: ModelDecider, events: pd.DataFrame, config: PolicyConfig
+    scorer,
+    decider: ModelDecider,
+    events: pd.DataFrame,
+    config: PolicyConfig,
+    values: ScheduleValues | None = None,
 ) -> Schedules:
-    """The policy's search run with another scorer (the ground truth, for the oracle)."""
+    """The policy's search run with another scorer (the ground truth, for the oracle);
+    ``values``: that scorer's expected recovery of whole schedules (message pruning)."""
     events = events.reset_index(drop=True)
     decisions = decider.rules.decide_many(events, None).reset_index(drop=True)
     features = events.set_index("event_id")
     past = past_rows(events, None)
     searched = search_schedules(
-        scorer, events, features, past, decisions, decider.templates, config, decider.rules
+        scorer, events, features, past, decisions, decider.templates, config, decider.rules, values
     )
     retries, messages = searched.retries, searched.messages
     return Schedules(

@@ -111,7 +111,12 @@ def oracle_schedules(
     config = decider.config.model_copy(
         update={"retry_grid_hours": settings.oracle_grid_hours, "refine_hours": 0}
     )
-    return searched_schedules(TruthScorer(truth), decider, sample, config)
+    events = sample.reset_index(drop=True)
+
+    def values(schedules: list[tuple[pd.DataFrame, pd.DataFrame]]) -> list[np.ndarray]:
+        return [truth_recovery(truth, events, Schedules(r, m)).to_numpy() for r, m in schedules]
+
+    return searched_schedules(TruthScorer(truth), decider, events, config, values)
 
 
 def model_estimates(

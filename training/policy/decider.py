@@ -14,6 +14,7 @@ from training.features.dunning_state import state_of_rows
 from training.models.matrix import EventMatrix
 from training.policy.baselines import fixed_schedule
 from training.policy.decisions import Decisions, new_decision_ids
+from training.policy.message_pruning import ScheduleValues, protected_messages, prune_messages
 from training.policy.message_search import plan_messages
 from training.policy.reasons import model_reasons
 from training.policy.retry_search import plan_retries, retry_windows
@@ -49,8 +50,11 @@ def search_schedules(
     templates: list[str],
     config: PolicyConfig,
     rules: RetryRules,
+    values: ScheduleValues | None = None,
 ) -> SearchedSchedules:
-    """Messages first, then retries inside the window the rules and those messages leave.
+    """Messages first, then retries inside the window the rules and those messages leave,
+    then (with ``values``, the same scorer's expected recovery of whole schedules and
+    ``config.prune_messages``) the messages the whole schedule does not need are dropped.
 
     ``scorer``: the trained models (:class:`ModelScorer`) or any scorer with
     ``candidate_probabilities`` (the evaluation's ground truth, for the oracle)."""
@@ -71,6 +75,11 @@ def search_schedules(
         config,
         update,
     )
+    if values is not None and config.prune_messages and len(messages):
+        protected = protected_messages(events, decisions, messages, update)
+        messages = prune_messages(
+            events, retries, messages, protected, values, config.min_message_gain
+        )
     return SearchedSchedules(messages, retries, start, end)
 
 
@@ -118,8 +127,21 @@ class ModelDecider:
         decisions = self.rules.decide_many(events, previous_attempts).reset_index(drop=True)
         features = self.scorer.event_features(events, previous_attempts)
         past = past_rows(events, previous_attempts) if past is None else past
+
+        def values(schedules: list[tuple[pd.DataFrame, pd.DataFrame]]) -> list[np.ndarray]:
+            scored = self.expected_recoveries(events, features, past, schedules)
+            return [expected.to_numpy() for expected, _, _ in scored]
+
         searched = search_schedules(
-            self.scorer, events, features, past, decisions, self.templates, self.config, self.rules
+            self.scorer,
+            events,
+            features,
+            past,
+            decisions,
+            self.templates,
+            self.config,
+            self.rules,
+            values,
         )
         retries, messages = searched.retries, searched.messages
         propensity = np.ones(len(events))

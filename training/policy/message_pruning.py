@@ -1,0 +1,83 @@
+"""How many messages: drop those the whole schedule does not need.
+
+The greedy message search adds a message whenever its own response probability is worth
+it, so it nearly always fills the budget. A message also changes what comes after it:
+later retries and messages are scored with one more message before them, and in a
+history where customers tire of dunning (or pay through the link what a retry would have
+collected anyway) the schedule without it can recover more. This step judges each
+message by its *marginal value to the whole schedule*, with the same scorer that chose
+it: backward elimination, one message per event per round, as long as the schedule
+without it loses less than ``min_gain`` of expected recovery. Zero messages is a valid
+answer. The update request that opens the retry window of a decline needing a new card
+is never dropped (the rules allow those retries only after it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from training.config.retry_limits import UpdateRequests
+from training.core.arrays import group_first, rank_in_group
+from training.features.dunning_state import is_update_request
+
+Schedule = tuple[pd.DataFrame, pd.DataFrame]  # retries (event_id, at), messages
+ScheduleValues = Callable[[list[Schedule]], list[np.ndarray]]
+"""Expected recovery of each schedule, one array per schedule in the events' order."""
+
+
+def protected_messages(
+    events: pd.DataFrame,
+    decisions: pd.DataFrame,
+    messages: pd.DataFrame,
+    update: UpdateRequests,
+) -> np.ndarray:
+    """True on each event's first update request when its decline needs an update first."""
+    if messages.empty:
+        return np.zeros(0, dtype=bool)
+    needs = pd.Series(
+        decisions["needs_update_first"].to_numpy(dtype=bool), index=events["event_id"].to_numpy()
+    )
+    asks = is_update_request(messages["template"].to_numpy(dtype=object), update)
+    ids = messages["event_id"].to_numpy()
+    first_ask = np.zeros(len(messages), dtype=bool)
+    ask_rows = np.flatnonzero(asks)
+    first_ask[ask_rows[group_first(ids[ask_rows])]] = True  # rows sorted by event, time
+    return first_ask & needs.reindex(ids).fillna(False).to_numpy(dtype=bool)
+
+
+def prune_messages(
+    events: pd.DataFrame,
+    retries: pd.DataFrame,
+    messages: pd.DataFrame,
+    protected: np.ndarray,
+    values: ScheduleValues,
+    min_gain: float,
+) -> pd.DataFrame:
+    """``messages`` (sorted by event id, then time) without those whose marginal value to
+    the whole schedule is below ``min_gain``."""
+    ids = events["event_id"].to_numpy()
+    position = pd.Index(ids)
+    keep = np.ones(len(messages), dtype=bool)
+    while keep.any():
+        current = messages[keep]
+        pos = position.get_indexer(current["event_id"].to_numpy())
+        rank = rank_in_group(pos)
+        ranks = int(rank.max()) + 1
+        schedules = [(retries, current)] + [(retries, current[rank != r]) for r in range(ranks)]
+        value = values(schedules)
+        full = value[0]
+        gain = np.full((len(ids), ranks), np.inf)  # what message r adds to its schedule
+        gain[pos, rank] = full[pos] - np.stack(value[1:])[rank, pos]
+        gain[pos[protected[keep]], rank[protected[keep]]] = np.inf
+        worst = gain.argmin(axis=1)
+        drop_event = gain[np.arange(len(ids)), worst] < min_gain
+        if not drop_event.any():
+            break
+        rows = np.flatnonzero(keep)
+        dropped = drop_event[pos] & (rank == worst[pos])
+        keep[rows[dropped]] = False
+    out = messages[keep]
+    return out.reset_index(drop=True)
