@@ -13,6 +13,7 @@ makes many candidate hours tie).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, cast
@@ -24,6 +25,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from training.config.params import ModelParams
+from training.models.pair_rates import FittedPairRate, PairRate
 
 
 def encode(
@@ -134,8 +136,17 @@ class CalibratedModel:
     best_iteration: int
     fit_seconds: float = 0.0
     history: dict = field(default_factory=dict)
+    rates: tuple[FittedPairRate, ...] = ()  # derived inputs (pair_rates.py)
+
+    def rate_columns(self, column: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
+        """The derived pair-rate inputs from the rows' columns (``column(name)``)."""
+        rates = getattr(self, "rates", ())  # artifacts saved before rates existed
+        return {r.name: r.lookup(column(r.spec.left), column(r.spec.right)) for r in rates}
 
     def raw_scores(self, frame: pd.DataFrame) -> np.ndarray:
+        derived = self.rate_columns(lambda name: frame[name].to_numpy(dtype=object))
+        if derived:
+            frame = frame.assign(**derived)
         matrix = encode_matrix(frame, self.features, self.categories)
         return _dense_predict(
             self.booster, matrix, num_iteration=self.best_iteration, num_threads=1
@@ -171,12 +182,33 @@ def fit_calibrated(
     features: list[str],
     categorical: list[str],
     params: ModelParams,
+    pairs: tuple[PairRate, ...] = (),
+    groups: np.ndarray | None = None,
 ) -> CalibratedModel:
-    """Boost on ``train`` with early stopping on ``valid``, calibrate on ``valid``."""
+    """Boost on ``train`` with early stopping on ``valid``, calibrate on ``valid``.
+
+    ``pairs``: pair-rate inputs derived from the label (out of fold on ``train``, by
+    ``groups``, one per training row; from all of ``train`` on ``valid`` and later)."""
     import time
 
     x_train, y_train = train
     x_valid, y_valid = valid
+    fitted_rates = []
+    for pair in pairs:
+        left, right = (x_train[c].to_numpy(dtype=object) for c in (pair.left, pair.right))
+        if groups is None:
+            raise ValueError(f"{name} model: pair rates need the training rows' groups")
+        x_train = x_train.assign(**{pair.name: pair.out_of_fold(left, right, y_train, groups)})
+        fitted = pair.fit(left, right, y_train)
+        x_valid = x_valid.assign(
+            **{
+                pair.name: fitted.lookup(
+                    x_valid[pair.left].to_numpy(dtype=object),
+                    x_valid[pair.right].to_numpy(dtype=object),
+                )
+            }
+        )
+        fitted_rates.append(fitted)
     if len(np.unique(y_train)) < 2 or len(np.unique(y_valid)) < 2:
         raise ValueError(
             f"{name} model: the training and validation periods need both outcomes "
@@ -240,4 +272,5 @@ def fit_calibrated(
         best_iteration=int(best),
         fit_seconds=fit_seconds,
         history=evals,
+        rates=tuple(fitted_rates),
     )

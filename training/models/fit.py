@@ -22,11 +22,15 @@ from training.features.frames import (
 from training.models.calibrated import CalibratedModel, fit_calibrated
 from training.models.datasets import Dataset, TrainingData, build_training_data
 from training.models.metrics import binary_metrics
+from training.models.pair_rates import PairRate
 from training.models.split import TimeSplit
 
+PAIR_RATES = {
+    "message": (PairRate("template_category_rate", "template", "inv_decline_category"),),
+}
 MODEL_FEATURES = {
     "retry": RETRY_FEATURES,
-    "message": MESSAGE_FEATURES,
+    "message": MESSAGE_FEATURES + tuple(p.name for p in PAIR_RATES["message"]),
     "self_cure": SELF_CURE_FEATURES,
 }
 
@@ -91,6 +95,8 @@ def train_models(
             features,
             categorical,
             params.model,
+            PAIR_RATES.get(name, ()),
+            dataset.invoice_id[part == "train"],
         )
         fitted[name] = model
         seconds[f"fit_{name}"] = model.fit_seconds

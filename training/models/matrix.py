@@ -74,6 +74,11 @@ class EventMatrix:
     ) -> np.ndarray:
         """Matrix for ``model``: event columns of the rows' events ``pos`` plus the given
         per-row ``columns`` (a model column in neither is missing, NaN)."""
+        derived = model.rate_columns(
+            lambda name: columns[name] if name in columns else self.column(name)[pos]
+        )
+        if derived:
+            columns = {**columns, **derived}
         event_pos, other_pos = _split(tuple(model.features), self._event_columns())
         n = len(pos)
         others = [
