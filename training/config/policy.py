@@ -26,7 +26,10 @@ class PolicyConfig(BaseModel):
     message_days_ahead: int = Field(3, ge=1, description="days ahead searched for each message")
     min_message_gap_hours: float = Field(20.0, ge=0, description="between two messages")
     min_message_gain: float = Field(
-        0.002, ge=0, description="send a message only if its response probability is above"
+        0.002,
+        ge=0,
+        description="send a message only if its response probability is above (and, with "
+        "prune_messages, only if the whole schedule gains at least this much from it)",
     )
     prune_messages: bool = Field(
         True,
