@@ -23,12 +23,15 @@ COMPARED_MODELS = ("retry", "message")
 
 
 def test_log_losses(models: TrainedModels, result: TrainResult) -> dict[str, float]:
-    """Log loss of ``models`` on ``result``'s test rows, per compared model."""
+    """Log loss of ``models`` on ``result``'s test rows, per compared model both the new
+    run and ``models`` have (no message model when either history logs no messages)."""
     losses: dict[str, float] = {}
     for name in COMPARED_MODELS:
         dataset = getattr(result.data, name)
         test = result.split.assign(dataset.due_at) == "test"
         model = getattr(models, name)
+        if model is None or getattr(result.models, name) is None:
+            continue
         p = model.predict(dataset.features[test])
         losses[name] = binary_metrics(dataset.label[test], p, model.base_rate)["log_loss"]
     return losses
