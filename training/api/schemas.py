@@ -350,7 +350,12 @@ class PaymentMethodUpdatedEvent(Strict):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
-        json_schema_extra={"anyOf": [{"required": ["customer_id"]}, {"required": ["invoice_id"]}]},
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("customer_id", "invoice_id")
+            ]
+        },
     )
 
     type: Literal["payment_method_updated"]
