@@ -25,7 +25,12 @@ from serving.metrics import Metrics
 from serving.model_loader import ModelHolder
 from serving.security import ApiKey
 from serving.store.db import ping
-from serving.store.writes import known_customers, record_decisions, record_outcomes
+from serving.store.writes import (
+    known_customers,
+    latest_payment_method_updates,
+    record_decisions,
+    record_outcomes,
+)
 from training.api.errors import ApiError, from_validation_error
 from training.api.schemas import (
     BatchResponse,
@@ -253,6 +258,7 @@ def answer(
         validate_item(item, f"{prefix}[{i}]" if prefix else "", scanned=scanned)
         for i, item in enumerate(items)
     ]
+    validated = _with_payment_method_updates(services, validated)
     ids = customers_to_look_up(validated)
     decider = holder.current.decider  # read once: a reload swaps it for the next request
     known = customer_knowledge(decider, ids, _stored_customers(services, ids)) if ids else {}
@@ -261,6 +267,38 @@ def answer(
     _store_decisions(services, answered)
     _count_results(services.metrics, answered, results)
     return results
+
+
+def _with_payment_method_updates(
+    services: DecisionServices, validated: list[RecommendationRequest | ItemError]
+) -> list[RecommendationRequest | ItemError]:
+    """Requests without ``payment_method_updated_at`` get the latest stored
+    ``payment_method_updated`` event of their customer or invoice, when it is newer than
+    the charge's first attempt (docs/api.md)."""
+    open_requests = [
+        v
+        for v in validated
+        if isinstance(v, RecommendationRequest) and v.payment_method_updated_at is None
+    ]
+    if not open_requests:
+        return validated
+    by_customer, by_invoice = latest_payment_method_updates(
+        services.engine,
+        [r.customer_id for r in open_requests],
+        [r.invoice_id for r in open_requests],
+    )
+    if not by_customer and not by_invoice:
+        return validated
+    out: list[RecommendationRequest | ItemError] = []
+    for item in validated:
+        if isinstance(item, RecommendationRequest) and item.payment_method_updated_at is None:
+            known = [by_customer.get(item.customer_id), by_invoice.get(item.invoice_id)]
+            latest = max((at for at in known if at is not None), default=None)
+            first = min([item.failed_at, *(a.attempted_at for a in item.previous_attempts)])
+            if latest is not None and latest > first:
+                item = item.model_copy(update={"payment_method_updated_at": latest})
+        out.append(item)
+    return out
 
 
 def _stored_customers(services: DecisionServices, ids: list[str]) -> dict[str, dict[str, Any]]:

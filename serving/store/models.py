@@ -72,7 +72,9 @@ class OutcomeEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(ID))
     type: Mapped[str] = mapped_column(String(32))
-    invoice_id: Mapped[str] = mapped_column(String(ID), index=True)
+    # a payment_method_updated event may name only the customer
+    invoice_id: Mapped[str | None] = mapped_column(String(ID), index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(ID), index=True)
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     decision_id: Mapped[str | None] = mapped_column(String(ID), index=True)
     message_id: Mapped[str | None] = mapped_column(String(ID), index=True)

@@ -144,6 +144,7 @@ def record_outcomes(engine: Engine, events: Sequence[OutcomeEventModel]) -> tupl
             "event_id": event.event_id,
             "type": event.type,
             "invoice_id": event.invoice_id,
+            "customer_id": getattr(event, "customer_id", None),
             "occurred_at": event.occurred_at,
             "decision_id": event.decision_id,
             "message_id": getattr(event, "message_id", None),
@@ -174,4 +175,29 @@ def known_customers(engine: Engine, customer_ids: Sequence[str]) -> dict[str, di
             ).mappings()
             for row in rows:
                 found[row["customer_id"]] = {f: row[f] for f in CUSTOMER_FIELDS}
+    return found
+
+
+PAYMENT_METHOD_UPDATED = "payment_method_updated"
+
+
+def latest_payment_method_updates(
+    engine: Engine, customer_ids: Sequence[str], invoice_ids: Sequence[str]
+) -> tuple[dict[str, datetime], dict[str, datetime]]:
+    """The latest stored ``payment_method_updated`` time per customer and per invoice
+    (only ids with one)."""
+    found: tuple[dict[str, datetime], dict[str, datetime]] = ({}, {})
+    with read_connection(engine) as conn:
+        for out, column, ids in (
+            (found[0], OutcomeEvent.customer_id, sorted(set(customer_ids))),
+            (found[1], OutcomeEvent.invoice_id, sorted(set(invoice_ids))),
+        ):
+            for chunk in _chunks(ids):
+                rows = conn.execute(
+                    select(column, func.max(OutcomeEvent.occurred_at))
+                    .where(OutcomeEvent.type == PAYMENT_METHOD_UPDATED, column.in_(chunk))
+                    .group_by(column)
+                )
+                for key, at in rows:
+                    out[str(key)] = at if at.tzinfo else at.replace(tzinfo=UTC)
     return found

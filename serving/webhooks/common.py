@@ -76,7 +76,8 @@ def ingest(
     """Claim the event in the ledger (a replay answers ``duplicate`` and changes nothing),
     then decide a failure like ``POST /v1/recommendations`` or store an outcome like
     ``POST /v1/outcomes``. A failure to do so releases the claim, so the sender's retry is
-    handled, and answers the API's own error."""
+    handled, and answers the API's own error. A card update is stored as its
+    ``payment_method_updated`` outcome event."""
     metrics = services.metrics
     claimed = claim_event(
         services.engine,
@@ -99,7 +100,7 @@ def ingest(
             if isinstance(result, ItemError):
                 raise ApiError(422, result.error.code, result.error.message, result.error.field)
             decision_id = result.decision_id
-        elif mapped.kind == "outcome" and mapped.outcome is not None:
+        elif mapped.kind in ("outcome", "card_update") and mapped.outcome is not None:
             store_outcomes(
                 services.engine, metrics, {"events": [mapped.outcome]}, max_outcome_events
             )

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from training.cli.main import app
 from training.contract.io import load_history
+from training.contract.tables import TABLES
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "integrations"
 SAVED = {
@@ -19,6 +20,7 @@ SAVED = {
     "adyen": "adyen_notifications.jsonl",
     "lago": "lago_webhooks.jsonl",
     "chargebee": "chargebee_events.jsonl",
+    "recurly": "recurly_export.jsonl",
 }
 runner = CliRunner()
 
@@ -81,5 +83,50 @@ def test_unmappable_lines_are_rejected_with_row_and_reason(tmp_path: Path) -> No
 
 
 def test_unknown_source_is_refused(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["import", "recurly", "--in", __file__, "--out", str(tmp_path)])
-    assert result.exit_code == 2 and "stripe, adyen, lago, chargebee" in result.output
+    result = runner.invoke(
+        app, ["import", "zuora", "--in", __file__, "--out", str(tmp_path)], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 2 and "stripe, adyen, lago, chargebee, recurly" in result.output
+
+
+def test_recurly_import_fields(tmp_path: Path) -> None:
+    """Gateway codes with the gateway as processor, Recurly's own code only when the
+    gateway sent none, amounts in minor units, due dates and countries from the
+    invoices and accounts of the export, unsupported gateways and types ignored."""
+    result = run(
+        "import", "recurly", "--in", str(FIXTURES / SAVED["recurly"]), "--out", str(tmp_path)
+    )
+    assert "inferred 1: decline code from Recurly's status_code" in result.output
+    assert "ignored 1: card gateway authorize_net is not a processor of the data contract" in (
+        result.output
+    )
+    assert "ignored 1: verify transaction" in result.output
+    history, _ = load_history(tmp_path)
+    invoices = history.invoices.set_index("invoice_id")
+    assert invoices["processor"].to_dict() == {
+        "pdkdmg82v7xz": "stripe",
+        "qh4z0c9w1y2b": "adyen",
+        "t8x2m5v0n7ka": "braintree",
+    }
+    assert invoices.loc["qh4z0c9w1y2b", ["amount_minor", "currency", "card_brand"]].tolist() == [
+        1250,
+        "GBP",
+        "mastercard",
+    ]
+    assert invoices.loc["t8x2m5v0n7ka", "due_at"] == pd.Timestamp("2025-11-26T12:00:00Z")
+    failed = history.attempts[history.attempts["outcome"] == "failed"].set_index("attempt_id")
+    assert failed["decline_code"].to_dict() == {
+        "pdkt2qz7r8a1": "insufficient_funds",
+        "qhkt5m1n2d3e": "6",
+        "qhkt7p8q9f0g": "expired_card",
+        "t8kt4u5v6k7l": "2001",
+    }
+    paid = history.attempts[history.attempts["outcome"] == "succeeded"].set_index("attempt_id")
+    assert paid["initiated_by"].to_dict() == {
+        "pdkt9w3x1b2c": "merchant",
+        "qhkt1r2s3h4j": "customer",
+    }
+    customers = history.customers.set_index("customer_id")["country"].to_dict()
+    assert customers == {"customer-1042": "US", "customer-2208": "GB", "customer-3317": "US"}
+    assert history.messages.empty
+    assert list(history.messages.columns) == list(TABLES["messages"].column_names)

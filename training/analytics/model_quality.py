@@ -51,7 +51,8 @@ def describe_model(artifact: DecisionArtifact, run_id: str | None = None) -> pd.
         "test period": data.get("test_period", "–"),
         "training data (sha256)": str(data.get("fingerprint", "–"))[:12],
         "trees (retry / message / self-cure)": " / ".join(
-            str(getattr(artifact.models, name).best_iteration) for name in MODELS
+            str(model.best_iteration) if (model := getattr(artifact.models, name)) else "–"
+            for name in MODELS
         ),
     }
     return pd.DataFrame({"value": rows}).rename_axis("model")
@@ -77,10 +78,9 @@ def held_out_predictions(
     )
     start = held_out_start(artifact, history, params)
     out = {}
-    for name in MODELS:
+    for name, model in artifact.models.items():  # no message model without messages
         dataset = getattr(data, name)
         test = (pd.to_datetime(dataset.due_at, utc=True) >= start).to_numpy()
-        model = getattr(artifact.models, name)
         out[name] = (dataset.label[test], model.predict(dataset.features[test]))
     return out
 
@@ -122,11 +122,11 @@ def held_out_metrics(
 def importance(artifact: DecisionArtifact, top: int = 15) -> pd.DataFrame:
     """The ``top`` features of each model by share of total LightGBM split gain (%)."""
     parts = [
-        gain_importance(getattr(artifact.models, name), top)
+        gain_importance(model, top)
         .rename("gain_percent")
         .rename_axis("feature")
         .reset_index()
         .assign(model=name, rank=lambda t: np.arange(1, len(t) + 1))
-        for name in MODELS
+        for name, model in artifact.models.items()
     ]
     return pd.concat(parts, ignore_index=True)[["model", "rank", "feature", "gain_percent"]]

@@ -55,12 +55,14 @@ _OWN_CODES = {
     "card_brand_required",
     "attempt_after_failure",
     "decline_code_required",
+    "customer_or_invoice_required",
 }
 # row rules are raised on the whole object; name the field they are about
 _ROW_RULE_FIELD = {
     "card_brand_required": "card_brand",
     "attempt_after_failure": "previous_attempts",
     "decline_code_required": "decline_code",
+    "customer_or_invoice_required": "customer_id",
 }
 
 

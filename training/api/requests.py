@@ -209,4 +209,26 @@ def requests_to_frames(
         at = np.where(previous["attempted_at"].isna().to_numpy(), np.iinfo(np.int64).max, at)
         rank = pd.factorize(previous["event_id"].to_numpy(), sort=True)[0]
         previous = previous.take(np.lexsort((at, rank))).reset_index(drop=True)
+    events["card_updated"] = _card_updated(
+        [r.get("payment_method_updated_at") for r in requests], events, previous
+    )
     return events, previous
+
+
+def _card_updated(given: list[Any], events: pd.DataFrame, previous: pd.DataFrame) -> np.ndarray:
+    """Per event: the payment method was updated after the charge's first attempt (the
+    earliest of ``failed_at`` and its previous attempts), so the rules may retry an
+    ``after_update`` decline (``payment_method_updated_at``, docs/api.md)."""
+    if all(value is None for value in given):
+        return np.zeros(len(events), dtype=bool)
+    updated = _utc(given).to_numpy()
+    failed = events["failed_at"].to_numpy()
+    earliest = (
+        previous.groupby("event_id", sort=False)["attempted_at"]
+        .min()
+        .reindex(events["event_id"])
+        .to_numpy()
+    )
+    earlier = ~pd.isna(earliest) & (earliest < failed)
+    first = np.where(earlier, earliest, failed)
+    return ~pd.isna(updated) & (updated > first)

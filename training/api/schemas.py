@@ -212,6 +212,12 @@ class RecommendationRequest(Strict):
     previous_attempts: Annotated[list[PreviousAttempt], Field(max_length=100)] = []
     customer: Customer | None = None
     constraints: Constraints | None = None
+    payment_method_updated_at: Timestamp | None = Field(
+        None,
+        description="Extension of contract v1: when the customer last updated the payment "
+        "method. After the first attempt, an after_update decline may be retried; when left "
+        "out, the service fills it from stored payment_method_updated outcome events.",
+    )
 
     @model_validator(mode="after")
     def _row_rules(self) -> RecommendationRequest:
@@ -335,11 +341,54 @@ class MessageClickedEvent(_Event):
     message_id: Id
 
 
+class PaymentMethodUpdatedEvent(Strict):
+    """Extension of contract v1: the customer's card or bank details changed (a billing
+    system's card-update event). Names the customer, the invoice, or both; a later
+    recommendation for that customer (or invoice) treats an ``after_update`` decline
+    whose first attempt came before ``occurred_at`` as updated (docs/api.md)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("customer_id", "invoice_id")
+            ]
+        },
+    )
+
+    type: Literal["payment_method_updated"]
+    event_id: Id
+    occurred_at: Timestamp
+    customer_id: Id | None = None
+    invoice_id: Id | None = None
+    decision_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _names_whose(self) -> PaymentMethodUpdatedEvent:
+        if self.customer_id is None and self.invoice_id is None:
+            raise PydanticCustomError(
+                "customer_or_invoice_required", "customer_id or invoice_id is required"
+            )
+        return self
+
+
 OutcomeEvent = Annotated[
-    AttemptEvent | MessageSentEvent | MessageOpenedEvent | MessageClickedEvent,
+    AttemptEvent
+    | MessageSentEvent
+    | MessageOpenedEvent
+    | MessageClickedEvent
+    | PaymentMethodUpdatedEvent,
     Field(discriminator="type"),
 ]
-EVENT_TYPES: tuple[str, ...] = ("attempt", "message_sent", "message_opened", "message_clicked")
+EVENT_TYPES: tuple[str, ...] = (
+    "attempt",
+    "message_sent",
+    "message_opened",
+    "message_clicked",
+    "payment_method_updated",
+)
 
 
 class OutcomesRequest(Strict):

@@ -100,9 +100,10 @@ def validate(
 
 @app.command("import")
 def import_history(
-    source: Annotated[str, typer.Argument(help="stripe, adyen, lago or chargebee")],
+    source: Annotated[str, typer.Argument(help="stripe, adyen, lago, chargebee or recurly")],
     events: Annotated[
-        Path, typer.Option("--in", help="saved events: JSON lines, one event as sent per line")
+        Path,
+        typer.Option("--in", help="saved events (Recurly: API objects): JSON lines, one per line"),
     ],
     out: Annotated[Path, typer.Option("--out", help="history folder to write (data contract)")],
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",

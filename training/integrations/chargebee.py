@@ -11,6 +11,7 @@ from typing import Any
 from training.integrations.common import (
     MappedEvent,
     card_brand,
+    card_update,
     from_unix,
     optional,
     require,
@@ -27,8 +28,12 @@ def map_event(event: dict[str, Any]) -> MappedEvent:
     event_type = require(event, "event_type")
     content = require(event, "content")
     if event_type in CARD_UPDATES:
-        return MappedEvent(
-            event_id, event_type, "card_update", customer_id=require(content, "customer.id")
+        return card_update(
+            "chargebee",
+            event_id,
+            event_type,
+            require(content, "customer.id"),
+            from_unix(require(event, "occurred_at"), "occurred_at"),
         )
     if event_type not in ("payment_failed", "payment_succeeded"):
         return MappedEvent(event_id, event_type, "ignored", reason="event type not handled")

@@ -20,7 +20,8 @@ class MalformedEvent(ValueError):
 @dataclass(frozen=True)
 class MappedEvent:
     """``request``: a ``RecommendationRequest`` body (failure); ``outcome``: an outcome
-    event body (outcome); ``customer_id``: whose card changed (card_update); ``reason``:
+    event body (outcome; card_update: its ``payment_method_updated`` event);
+    ``customer_id``: whose card changed (card_update); ``reason``:
     why an event is ignored. Bodies are plain JSON dicts so they take the same validation
     as the API's own requests."""
 
@@ -32,6 +33,21 @@ class MappedEvent:
     customer_id: str | None = None
     reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def card_update(
+    source: str, event_id: str, event_type: str, customer_id: str, occurred_at: str
+) -> MappedEvent:
+    """A card update, with the ``payment_method_updated`` outcome event it is stored as."""
+    outcome = {
+        "event_id": f"{source}:{event_id}",
+        "type": "payment_method_updated",
+        "customer_id": customer_id,
+        "occurred_at": occurred_at,
+    }
+    return MappedEvent(
+        event_id, event_type, "card_update", outcome=outcome, customer_id=customer_id
+    )
 
 
 def require(obj: dict[str, Any], path: str) -> Any:

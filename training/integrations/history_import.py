@@ -7,8 +7,10 @@ a failure becomes a failed attempt (and its invoice and customer), a success a s
 attempt of an invoice seen failing. What the events do not say is inferred and counted:
 an invoice's ``due_at`` is its first failure, a customer's ``signup_at`` its first
 event, a missing time zone the first of its country's zones (tz database ``zone.tab``),
-failed attempts are the merchant's. Billing systems do not report dunning messages, so
-``messages`` is empty.
+failed attempts are the merchant's. An invoice's ``due_at`` is the export's own when it has
+one (Recurly) and it is not after the first failure. Billing systems do not report
+dunning messages, so ``messages`` is empty (with the contract's columns); ``smartretry
+train`` then learns without a message model (docs/integrations.md).
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ import pandas as pd
 from training.contract.history import History
 from training.contract.io import write_history
 from training.contract.tables import TABLES
-from training.integrations import adyen, chargebee, lago, stripe
-from training.integrations.common import MalformedEvent, MappedEvent
+from training.integrations import adyen, chargebee, lago, recurly, stripe
+from training.integrations.common import MalformedEvent, MappedEvent, optional, require
 
-SOURCES = ("stripe", "adyen", "lago", "chargebee")
+SOURCES = ("stripe", "adyen", "lago", "chargebee", "recurly")
 
 
 @dataclass
@@ -89,6 +91,8 @@ def _mapper(
             adyen.map_item(entry["NotificationRequestItem"])
             for entry in body.get("notificationItems", [])
         ]
+    if source == "recurly":
+        return _recurly_mapper(report)
     invoices: dict[str, dict[str, Any]] = {}  # Lago: the invoices sent so far, by id
 
     def lago_map(number: int, body: dict[str, Any]) -> list[MappedEvent]:
@@ -104,6 +108,41 @@ def _mapper(
         return [lago.map_event(body, f"line-{number}", when, known)]
 
     return lago_map
+
+
+def _recurly_mapper(report: ImportReport) -> Callable[[int, dict[str, Any]], list[MappedEvent]]:
+    """Recurly: accounts and invoices read so far give countries and due dates to the
+    transactions that follow them."""
+    countries: dict[str, str] = {}  # account id -> country
+    due: dict[str, str] = {}  # invoice id -> due_at
+
+    def recurly_map(_: int, line: dict[str, Any]) -> list[MappedEvent]:
+        mapped: list[MappedEvent] = []
+        for obj in recurly.objects_of(line):
+            kind = obj.get("object")
+            if kind == "account":
+                country = recurly.account_country(obj)
+                if country:
+                    countries[str(require(obj, "id"))] = country
+                report.ignored["Recurly account (read for its country)"] += 1
+            elif kind == "invoice":
+                if obj.get("due_at"):
+                    due[str(require(obj, "id"))] = recurly.iso_time(obj["due_at"], "due_at")
+                report.ignored["Recurly invoice (read for its due date)"] += 1
+            else:
+                event = recurly.map_transaction(
+                    obj, countries.get(str(optional(obj, "account.id")))
+                )
+                if event.request is not None:
+                    if event.extra.get("recurly_status_code"):
+                        report.inferred["decline code from Recurly's status_code"] += 1
+                    invoice_due = due.get(str(event.request["invoice_id"]))
+                    if invoice_due:
+                        event.request["due_at"] = invoice_due
+                mapped.append(event)
+        return mapped
+
+    return recurly_map
 
 
 def rejects_path(out: Path) -> Path:
@@ -167,6 +206,7 @@ def _tables(
         ],
     )
     failed["failed_at"] = pd.to_datetime(failed["failed_at"], utc=True, format="ISO8601")
+    failed["due_at"] = pd.to_datetime(failed["due_at"], utc=True, format="ISO8601")
     failed_attempts = pd.DataFrame(
         {
             "attempt_id": failed["event_id"],
@@ -189,11 +229,14 @@ def _tables(
             payment_method=("payment_method", "last"),
             card_brand=("card_brand", "last"),
             processor=("processor", "last"),
-            due_at=("failed_at", "min"),
+            first_failure=("failed_at", "min"),
+            given_due_at=("due_at", "min"),
         )
         .reset_index()
     )
-    report.inferred["invoice due_at from its first failure"] += len(invoices)
+    given = invoices["given_due_at"] <= invoices["first_failure"]  # NaT compares False
+    invoices["due_at"] = invoices["given_due_at"].where(given, invoices["first_failure"])
+    report.inferred["invoice due_at from its first failure"] += int((~given).sum())
 
     paid = pd.DataFrame(
         successes,

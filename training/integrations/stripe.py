@@ -16,6 +16,7 @@ from training.integrations.common import (
     MalformedEvent,
     MappedEvent,
     card_brand,
+    card_update,
     from_unix,
     optional,
     require,
@@ -51,15 +52,15 @@ def map_event(event: dict[str, Any]) -> MappedEvent:
     if event_type in SUCCESSES:
         return _success(event_id, event_type, obj, event)
     if event_type == "payment_method.attached":
-        return MappedEvent(
-            event_id, event_type, "card_update", customer_id=require(obj, "customer")
+        return card_update(
+            "stripe", event_id, event_type, _id(require(obj, "customer")), _created(event)
         )
     if event_type == "customer.updated":
         changed = optional(event, "data.previous_attributes") or {}
         if "default_source" in changed or "default_payment_method" in (
             changed.get("invoice_settings") or {}
         ):
-            return MappedEvent(event_id, event_type, "card_update", customer_id=require(obj, "id"))
+            return card_update("stripe", event_id, event_type, require(obj, "id"), _created(event))
         return MappedEvent(
             event_id, event_type, "ignored", reason="default payment method unchanged"
         )
@@ -146,6 +147,10 @@ def _success(
     if attempt:
         outcome["attempt_id"] = _id(attempt)
     return MappedEvent(event_id, event_type, "outcome", outcome=outcome)
+
+
+def _created(event: dict[str, Any]) -> str:
+    return from_unix(require(event, "created"), "created")
 
 
 def _id(value: Any) -> str:

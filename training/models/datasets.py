@@ -70,7 +70,8 @@ def history_timeline(history: History) -> pd.DataFrame:
             "row_id": msgs["message_id"].to_numpy(),
         }
     )
-    timeline = pd.concat([attempts, messages], ignore_index=True)
+    # an empty messages frame is left out (pandas would drop its columns' dtypes)
+    timeline = pd.concat([attempts, messages] if len(messages) else [attempts], ignore_index=True)
     timeline["t"] = pd.to_datetime(timeline["t"], utc=True)
     timeline["event_id"] = timeline["key"]
     timeline["candidate"] = timeline["kind"] != "original"

@@ -37,12 +37,17 @@ MODEL_FEATURES = {
 
 @dataclass
 class TrainedModels:
+    """``message`` is None when the history logs no dunning messages (billing-system
+    exports carry none): nothing to learn from, and the policy then plans no messages."""
+
     retry: CalibratedModel
-    message: CalibratedModel
+    message: CalibratedModel | None
     self_cure: CalibratedModel
 
     def items(self) -> list[tuple[str, CalibratedModel]]:
-        return [("retry", self.retry), ("message", self.message), ("self_cure", self.self_cure)]
+        """The models that were trained, by name."""
+        named = [("retry", self.retry), ("message", self.message), ("self_cure", self.self_cure)]
+        return [(name, model) for name, model in named if model is not None]
 
 
 @dataclass
@@ -71,7 +76,8 @@ def train_models(
     if len(history.invoices) == 0:
         raise ValueError("the history has no invoices: nothing to train on")
     seconds: dict[str, float] = {}
-    steps = tqdm(total=4, desc="train", unit="step", disable=not progress)
+    names = ("retry", "message", "self_cure") if len(history.messages) else ("retry", "self_cure")
+    steps = tqdm(total=1 + len(names), desc="train", unit="step", disable=not progress)
     started = time.perf_counter()
     steps.set_postfix_str("features")
     data = build_training_data(history, table, params.window_days, update)
@@ -82,7 +88,7 @@ def train_models(
     fitted: dict[str, CalibratedModel] = {}
     metrics: dict[str, dict[str, float]] = {}
     predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name in ("retry", "message", "self_cure"):
+    for name in names:
         steps.set_postfix_str(name)
         dataset: Dataset = getattr(data, name)
         part = split.assign(dataset.due_at)
@@ -109,4 +115,11 @@ def train_models(
         steps.update()
     steps.close()
     seconds["total"] = time.perf_counter() - started
-    return TrainResult(TrainedModels(**fitted), split, data, metrics, predictions, seconds)
+    return TrainResult(
+        TrainedModels(fitted["retry"], fitted.get("message"), fitted["self_cure"]),
+        split,
+        data,
+        metrics,
+        predictions,
+        seconds,
+    )

@@ -272,12 +272,14 @@ class ModelDecider:
             decisions,
             quiet_hours=self.config.quiet_hours,
         )
-        (expected, retry_p, message_p), (baseline, _, _) = self.expected_recoveries(
-            events,
-            plan.features,
-            past,
-            [(plan.retries, plan.messages), (fixed.retries, fixed.messages)],
-        )
+        schedules = [(plan.retries, plan.messages)]
+        # the fixed schedule's messages can only be valued by a message model (a history
+        # without messages trains none): its estimate is then unknown (NaN)
+        if self.scorer.models.message is not None:
+            schedules.append((fixed.retries, fixed.messages))
+        scored = self.expected_recoveries(events, plan.features, past, schedules)
+        expected, retry_p, message_p = scored[0]
+        baseline = scored[1][0] if len(scored) > 1 else expected * np.nan
         ids = events["event_id"]
         expected_v, baseline_v = expected.to_numpy(), baseline.to_numpy()  # in the events' order
         reasons = model_reasons(

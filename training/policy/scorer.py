@@ -230,6 +230,8 @@ class ModelScorer:
             (self.models.message, kind != "retry"),
         ):
             if rows.any():
+                if model is None:  # a model trained without messages is given no templates
+                    raise ValueError("message rows to score, but no message model was trained")
                 part = {name: values[rows] for name, values in columns.items()}
                 p[rows] = self.predict(model, matrix, pos[rows], part)
         return p

@@ -2,7 +2,8 @@
 
 Both the new models and the current champion's are scored on the *new* run's test
 period (the latest invoices of the history just trained on): the score is the mean test
-log loss of the retry and message models, lower is better. Ties go to the new model,
+log loss of the retry and message models (those both have: a model trained
+without messages has no message model), lower is better. Ties go to the new model,
 which has seen the more recent data. The first model ever registered becomes champion.
 
 Caveat, documented in docs/training.md: if the champion was trained on a history that
@@ -19,16 +20,21 @@ import numpy as np
 from training.models.fit import TrainedModels, TrainResult
 from training.models.metrics import binary_metrics
 
-COMPARED_MODELS = ("retry", "message")
+COMPARED_MODELS: tuple[str, ...] = ("retry", "message")
 
 
-def test_log_losses(models: TrainedModels, result: TrainResult) -> dict[str, float]:
-    """Log loss of ``models`` on ``result``'s test rows, per compared model."""
+def test_log_losses(
+    models: TrainedModels, result: TrainResult, names: tuple[str, ...] = COMPARED_MODELS
+) -> dict[str, float]:
+    """Log loss of ``models`` on ``result``'s test rows, per model of ``names`` both the
+    new run and ``models`` have (no message model when a history logs no messages)."""
     losses: dict[str, float] = {}
-    for name in COMPARED_MODELS:
+    for name in names:
         dataset = getattr(result.data, name)
         test = result.split.assign(dataset.due_at) == "test"
         model = getattr(models, name)
+        if model is None or getattr(result.models, name) is None:
+            continue
         p = model.predict(dataset.features[test])
         losses[name] = binary_metrics(dataset.label[test], p, model.base_rate)["log_loss"]
     return losses
@@ -85,10 +91,14 @@ def compare_with_champion(
     champion: TrainedModels | None,
     champion_version: str | None,
 ) -> ChampionComparison:
-    """Score the new models and (if any) the champion's on the new test period."""
+    """Score the new models and (if any) the champion's on the new test period, over the
+    models both have (a model trained without messages has no message model)."""
+    names = tuple(
+        name for name in COMPARED_MODELS if champion is None or getattr(champion, name) is not None
+    )
     comparison = ChampionComparison(
-        new_version, champion_version, test_log_losses(result.models, result)
+        new_version, champion_version, test_log_losses(result.models, result, names)
     )
     if champion is not None:
-        comparison.champion = test_log_losses(champion, result)
+        comparison.champion = test_log_losses(champion, result, names)
     return comparison
