@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from training.config.retry_limits import UpdateRequests
-from training.policy.message_pruning import prune_messages, protected_messages
+from training.policy.message_pruning import protected_messages, prune_messages
 
 T0 = pd.Timestamp("2026-03-02 10:00", tz="UTC")
 
@@ -40,9 +40,7 @@ def _additive(events: pd.DataFrame, worth: dict[str, float], base: float = 0.3):
         calls.append(len(schedules))
         out = []
         for _, messages in schedules:
-            add = messages.groupby("event_id")["template"].apply(
-                lambda t: sum(worth[x] for x in t)
-            )
+            add = messages.groupby("event_id")["template"].apply(lambda t: sum(worth[x] for x in t))
             out.append(base + add.reindex(events["event_id"]).astype(float).fillna(0).to_numpy())
         return out
 
