@@ -47,7 +47,7 @@ class ModelParams(Section):
     """LightGBM and calibration knobs, shared by the retry, message and self-cure models."""
 
     num_leaves: int = Field(15, ge=2)
-    learning_rate: float = Field(0.1, gt=0)
+    learning_rate: float = Field(0.05, gt=0)
     min_data_in_leaf: int = Field(100, ge=1)
     feature_fraction: float = Field(0.9, gt=0, le=1)
     bagging_fraction: float = Field(0.8, gt=0, le=1)
@@ -55,7 +55,7 @@ class ModelParams(Section):
     lambda_l2: float = Field(1.0, ge=0)
     cat_smooth: float = Field(10.0, ge=0)
     num_boost_round: int = Field(400, ge=1, description="upper bound; early stopping picks")
-    early_stopping_rounds: int = Field(60, ge=1)
+    early_stopping_rounds: int = Field(30, ge=1)
     max_positive_weight: float = Field(
         2.0,
         ge=1,
