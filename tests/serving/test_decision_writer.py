@@ -198,7 +198,7 @@ def test_app_stores_every_answered_decision_by_shutdown(tmp_path):
 def test_without_write_behind_the_decision_is_committed_before_the_answer(tmp_path):
     settings = make_settings(tmp_path, decision_write_behind=False)
     with TestClient(create_app(settings)) as client:
-        assert client.app.state.decision_writer is None
+        assert client.app.state.decision_services.write_behind is False
         assert post_json(client, "/v1/recommendations", request_body()).status_code == 200
         assert count_decisions(settings.database_url) == 1
 

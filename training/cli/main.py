@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from training.cli.declines import app as declines_app
+from training.cli.keys import app as keys_app
 
 app = typer.Typer(
     name="smartretry",
@@ -22,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(declines_app, name="declines")
+app.add_typer(keys_app, name="keys")
 
 ParamsOption = Annotated[
     Path | None, typer.Option("--params", help="params.yaml to read (default: ./params.yaml)")
