@@ -32,6 +32,7 @@ from serving.settings import Settings, get_settings
 from serving.store.db import make_engine, migrate, ping
 from serving.store.decision_writer import DecisionWriter
 from serving.store.health import StoreHealth
+from serving.timeouts import RequestTimeoutMiddleware
 from serving.store.writes import record_decisions
 from serving.webhooks.routes import webhooks
 from training.api.errors import ApiError
@@ -241,6 +242,7 @@ def create_app(
     app.state.decision_writer = None  # set by the lifespan (serving.store.decision_writer)
     # app.state.engine and .decision_services: set by the lifespan; serving.dependencies
     # gives them (and the rest of app.state) to the routes, typed
+    app.add_middleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_seconds)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     _install_error_handlers(app)

@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(
         400, ge=1, description="requests a key may send at once above its rate"
     )
+    request_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="a /v1 request (body upload included) not answered within this many "
+        "seconds gets 503 request_timeout",
+    )
     outcomes_retry_after_seconds: int = Field(
         5, ge=1, description="Retry-After of a 503 answered while the store is unreachable"
     )
