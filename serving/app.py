@@ -32,8 +32,8 @@ from serving.settings import Settings, get_settings
 from serving.store.db import make_engine, migrate, ping
 from serving.store.decision_writer import DecisionWriter
 from serving.store.health import StoreHealth
-from serving.timeouts import RequestTimeoutMiddleware
 from serving.store.writes import record_decisions
+from serving.timeouts import RequestTimeoutMiddleware
 from serving.webhooks.routes import webhooks
 from training.api.errors import ApiError
 from training.api.schemas import BatchRequest, ErrorBody, OutcomesRequest, RecommendationRequest
