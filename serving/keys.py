@@ -50,16 +50,19 @@ class KeyRegistry:
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
-        """Read the store's active keys (blocking: call it in a worker thread)."""
-        with self._lock:
-            try:
-                keys = list_keys(self.engine, include_revoked=False)
-            except Exception as error:  # the store is down: keep the keys read last
-                logger.warning("API keys not re-read from the store: %s", type(error).__name__)
-                self._read_at = time.monotonic()  # retry after the cache time, not per request
-                return
+        """Read the store's active keys (blocking: call it in a worker thread). One refresh
+        at a time: requests arriving meanwhile go on with the keys read last instead of
+        queueing behind a store that is slow to answer."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            keys = list_keys(self.engine, include_revoked=False)
             self._stored = {k.key_id: (k.digest, k.scopes) for k in keys}
-            self._read_at = time.monotonic()
+        except Exception as error:  # the store is down: keep the keys read last
+            logger.warning("API keys not re-read from the store: %s", type(error).__name__)
+        finally:
+            self._read_at = time.monotonic()  # a failure is retried after the cache time
+            self._lock.release()
 
     @property
     def stale(self) -> bool:

@@ -173,3 +173,14 @@ def test_token_bucket_refills_at_its_rate():
     assert retry_after_header(0.1) == "1" and retry_after_header(2.01) == "3"
     with pytest.raises(ValueError):
         TokenBuckets(rate=0, burst=1)
+
+
+def test_stored_keys_keep_working_while_the_store_is_unreachable(tmp_path):
+    settings = make_settings(tmp_path, api_key_cache_seconds=0)
+    key = create_key_in(settings)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/v1/model", headers=bearer(key)).status_code == 200
+        (tmp_path / "store").rename(tmp_path / "store-away")
+        client.app.state.engine.dispose()
+        assert client.get("/v1/model", headers=bearer(key)).status_code == 200  # keys read last
+        (tmp_path / "store-away").rename(tmp_path / "store")
