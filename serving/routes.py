@@ -337,19 +337,25 @@ def _with_payment_method_updates(
 ) -> list[RecommendationRequest | ItemError]:
     """Requests without ``payment_method_updated_at`` get the latest stored
     ``payment_method_updated`` event of their customer or invoice, when it is newer than
-    the charge's first attempt (docs/api.md)."""
+    the charge's first attempt (docs/api.md). With the store unreachable the requests go
+    on as they came (degraded: a card update reported earlier is not seen)."""
     open_requests = [
         v
         for v in validated
         if isinstance(v, RecommendationRequest) and v.payment_method_updated_at is None
     ]
-    if not open_requests:
+    if not open_requests or services.health.down:
         return validated
-    by_customer, by_invoice = latest_payment_method_updates(
-        services.engine,
-        [r.customer_id for r in open_requests],
-        [r.invoice_id for r in open_requests],
-    )
+    try:
+        by_customer, by_invoice = latest_payment_method_updates(
+            services.engine,
+            [r.customer_id for r in open_requests],
+            [r.invoice_id for r in open_requests],
+        )
+    except UNREACHABLE_ERRORS as error:
+        services.health.failed(error)
+        logger.warning("store unreachable (%s): card updates not looked up", type(error).__name__)
+        return validated
     if not by_customer and not by_invoice:
         return validated
     out: list[RecommendationRequest | ItemError] = []
