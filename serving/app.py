@@ -20,15 +20,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.audit import AuditMiddleware
 from serving.dependencies import DecisionServices, MetricsDep
+from serving.keys import KeyRegistry
 from serving.metrics import Metrics
 from serving.microbatch import MicroBatcher
 from serving.model_loader import Loader, ModelHolder, load_decider
+from serving.rate_limit import TokenBuckets
 from serving.routes import answer, ops, v1
 from serving.settings import Settings, get_settings
-from serving.store.db import make_engine, migrate
+from serving.store.db import make_engine, migrate, ping
 from serving.store.decision_writer import DecisionWriter
+from serving.store.health import StoreHealth
 from serving.store.writes import record_decisions
+from serving.timeouts import RequestTimeoutMiddleware
 from serving.webhooks.routes import webhooks
 from training.api.errors import ApiError
 from training.api.schemas import BatchRequest, ErrorBody, OutcomesRequest, RecommendationRequest
@@ -149,15 +154,30 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = make_engine(settings.database_url)
     await run_in_threadpool(migrate, engine)
     app.state.engine = engine
-    writer = app.state.decision_writer = None
-    if settings.decision_write_behind:
-        writer = app.state.decision_writer = DecisionWriter(
-            functools.partial(record_decisions, engine),
-            on_dropped=metrics.decisions_dropped.inc,
+    keys = app.state.keys = KeyRegistry(
+        settings.key_hashes(), engine, settings.api_key_cache_seconds
+    )
+    await run_in_threadpool(keys.refresh)
+    if keys.count == 0:
+        raise RuntimeError(
+            "no API keys configured: create one with `smartretry keys create --scopes ...`, "
+            "or set SMARTRETRY_API_KEYS (comma-separated) or SMARTRETRY_API_KEYS_FILE "
+            "(one 'sha256:<hex>' per line)"
         )
-        metrics.decisions_pending.set_function(lambda: writer.pending)
-        writer.start()
-    services = app.state.decision_services = DecisionServices(holder, engine, writer, metrics)
+    health: StoreHealth = app.state.store_health
+    # the decision writer: stores decisions after the answer (write-behind) and, with
+    # write-behind off, those answered while the store was unreachable
+    writer = app.state.decision_writer = DecisionWriter(
+        functools.partial(record_decisions, engine),
+        on_dropped=metrics.decisions_dropped.inc,
+        store_up=functools.partial(ping, engine),
+        health=health,
+    )
+    metrics.decisions_pending.set_function(lambda: writer.pending)
+    writer.start()
+    services = app.state.decision_services = DecisionServices(
+        holder, engine, writer, settings.write_behind(), health, metrics
+    )
     await run_in_threadpool(holder.load)
     metrics.model_fallback.set(int(holder.current.decider.fallback))
     task = None
@@ -182,8 +202,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if writer is not None:
-            await run_in_threadpool(writer.close)
+        await run_in_threadpool(writer.close)
         engine.dispose()
 
 
@@ -201,12 +220,6 @@ def create_app(
             threads=settings.scoring_threads,
             quiet_hours=settings.quiet_hours_override(),
         )
-    digests = settings.key_hashes()
-    if not digests:
-        raise RuntimeError(
-            "no API keys configured: set SMARTRETRY_API_KEYS (comma-separated) or "
-            "SMARTRETRY_API_KEYS_FILE (one 'sha256:<hex>' per line)"
-        )
     app = FastAPI(
         title="smartretry",
         version=API_VERSION,
@@ -215,7 +228,13 @@ def create_app(
         lifespan=_lifespan,
     )
     app.state.settings = settings
-    app.state.key_digests = digests
+    # app.state.keys (serving.keys.KeyRegistry): set by the lifespan, it reads the store
+    app.state.rate_limiter = (
+        TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
+        if settings.rate_limit_per_second > 0
+        else None
+    )
+    app.state.store_health = StoreHealth()
     app.state.metrics = Metrics()
     fallback = FallbackDecider(quiet_hours=settings.quiet_hours_override())
     app.state.holder = ModelHolder(settings.model, fallback, loader)
@@ -223,6 +242,8 @@ def create_app(
     app.state.decision_writer = None  # set by the lifespan (serving.store.decision_writer)
     # app.state.engine and .decision_services: set by the lifespan; serving.dependencies
     # gives them (and the rest of app.state) to the routes, typed
+    app.add_middleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_seconds)
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     _install_error_handlers(app)
     app.include_router(v1)

@@ -20,29 +20,27 @@ from serving.microbatch import MicroBatcher
 from serving.model_loader import ModelHolder
 from serving.settings import Settings
 from serving.store.decision_writer import DecisionWriter
+from serving.store.health import StoreHealth
 
 
 @dataclass(frozen=True, slots=True)
 class DecisionServices:
     """What answering recommendations needs: the decider, the store, the decision writer
-    (``None``: write-behind is off) and the metrics. Built once by the lifespan; the
-    micro-batcher's handler uses the same one."""
+    (used for every decision when ``write_behind``, else only for those answered while the
+    store is unreachable), the store's health and the metrics. Built once by the lifespan;
+    the micro-batcher's handler uses the same one."""
 
     holder: ModelHolder
     engine: Engine
-    writer: DecisionWriter | None
+    writer: DecisionWriter
+    write_behind: bool
+    health: StoreHealth
     metrics: Metrics
 
 
 async def app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
-
-
-async def key_digests(request: Request) -> list[str]:
-    """The accepted API keys, as ``sha256:<hex>`` digests."""
-    digests: list[str] = request.app.state.key_digests
-    return digests
 
 
 async def app_metrics(request: Request) -> Metrics:
@@ -60,6 +58,11 @@ async def store_engine(request: Request) -> Engine:
     return engine
 
 
+async def store_health(request: Request) -> StoreHealth:
+    health: StoreHealth = request.app.state.store_health
+    return health
+
+
 async def micro_batcher(request: Request) -> MicroBatcher | None:
     """``None``: micro-batching is off (``SMARTRETRY_MICROBATCH_MAX_ITEMS`` 1)."""
     batcher: MicroBatcher | None = request.app.state.batcher
@@ -72,9 +75,9 @@ async def decision_services(request: Request) -> DecisionServices:
 
 
 SettingsDep = Annotated[Settings, Depends(app_settings)]
-KeyDigestsDep = Annotated[list[str], Depends(key_digests)]
 MetricsDep = Annotated[Metrics, Depends(app_metrics)]
 HolderDep = Annotated[ModelHolder, Depends(model_holder)]
 EngineDep = Annotated[Engine, Depends(store_engine)]
+StoreHealthDep = Annotated[StoreHealth, Depends(store_health)]
 BatcherDep = Annotated[MicroBatcher | None, Depends(micro_batcher)]
 DecisionServicesDep = Annotated[DecisionServices, Depends(decision_services)]

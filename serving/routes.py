@@ -4,6 +4,7 @@ are CPU work (pandas) and blocking database writes."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -20,11 +21,13 @@ from serving.dependencies import (
     HolderDep,
     MetricsDep,
     SettingsDep,
+    StoreHealthDep,
 )
 from serving.metrics import Metrics
 from serving.model_loader import ModelHolder
-from serving.security import ApiKey
+from serving.security import AdminScope, AnyKey, OutcomesScope, RecommendScope
 from serving.store.db import ping
+from serving.store.health import UNREACHABLE_ERRORS, StoreHealth
 from serving.store.writes import (
     known_customers,
     latest_payment_method_updates,
@@ -53,14 +56,17 @@ from training.api.service import (
     validate_item,
 )
 
+logger = logging.getLogger(__name__)
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in {
         400: "body is not JSON",
         401: "missing or invalid API key",
+        403: "the API key lacks the route's scope",
         413: "body larger than the limit",
         422: "invalid request (code and field name what)",
-        503: "store unavailable",
+        429: "the API key is over its rate limit (Retry-After: seconds)",
+        503: "store unavailable (Retry-After: seconds)",
     }.items()
 }
 
@@ -74,7 +80,7 @@ def _body(schema: str) -> dict[str, Any]:
     }
 
 
-v1 = APIRouter(prefix="/v1", dependencies=[ApiKey], responses=ERRORS)
+v1 = APIRouter(prefix="/v1", responses=ERRORS)
 ops = APIRouter()
 
 
@@ -82,6 +88,7 @@ ops = APIRouter()
     "/recommendations",
     response_model=RecommendationResponse,
     tags=["recommendations"],
+    dependencies=[RecommendScope],
     openapi_extra=_body("RecommendationRequest"),
 )
 async def post_recommendation(
@@ -107,6 +114,7 @@ async def post_recommendation(
     "/recommendations/batch",
     response_model=BatchResponse,
     tags=["recommendations"],
+    dependencies=[RecommendScope],
     openapi_extra=_body("BatchRequest"),
 )
 async def post_batch(
@@ -122,20 +130,32 @@ async def post_batch(
     "/outcomes",
     response_model=OutcomesResponse,
     tags=["outcomes"],
+    dependencies=[OutcomesScope],
     openapi_extra=_body("OutcomesRequest"),
 )
 async def post_outcomes(
-    request: Request, settings: SettingsDep, engine: EngineDep, metrics: MetricsDep
+    request: Request,
+    settings: SettingsDep,
+    engine: EngineDep,
+    health: StoreHealthDep,
+    metrics: MetricsDep,
 ) -> Response:
-    """Report what happened (attempts, messages sent/opened/clicked); idempotent by event_id."""
+    """Report what happened (attempts, messages sent/opened/clicked); idempotent by event_id.
+    While the store is unreachable: 503 with ``Retry-After``, nothing stored."""
     body = await read_json_object(request, settings.max_body_bytes)
     stored = await run_in_threadpool(
-        store_outcomes, engine, metrics, body, settings.max_outcome_events
+        store_outcomes,
+        engine,
+        metrics,
+        body,
+        settings.max_outcome_events,
+        health,
+        settings.outcomes_retry_after_seconds,
     )
     return _json(stored)
 
 
-@v1.get("/model", response_model=ModelInfo, tags=["model"])
+@v1.get("/model", response_model=ModelInfo, tags=["model"], dependencies=[AnyKey])
 def get_model(holder: HolderDep) -> ModelInfo:
     """The decider answering now: name, version, training data period, evaluation figures."""
     return model_info(holder)
@@ -145,6 +165,7 @@ def get_model(holder: HolderDep) -> ModelInfo:
     "/admin/reload",
     response_model=ModelInfo,
     tags=["model"],
+    dependencies=[AdminScope],
     responses={409: {"model": ErrorBody}},
 )
 async def post_reload(settings: SettingsDep, holder: HolderDep, metrics: MetricsDep) -> ModelInfo:
@@ -165,19 +186,35 @@ async def post_reload(settings: SettingsDep, holder: HolderDep, metrics: Metrics
 
 
 @ops.get("/healthz", response_model=Health, tags=["operations"])
-def healthz() -> Health:
-    """Liveness: the process answers."""
-    return Health(status="ok")
+def healthz(holder: HolderDep, health: StoreHealthDep, services: DecisionServicesDep) -> Health:
+    """Liveness: the process answers (200 even when a part is down). Also says which
+    part is down as last seen, without waiting for the store: ``store`` is
+    ``unreachable`` from a failed store access until the next one that works."""
+    return Health(
+        status="ok",
+        store="ok" if health.reachable_as_last_seen else "unreachable",
+        decider="fallback" if holder.current.decider.fallback else "model",
+        decisions_pending=services.writer.pending,
+    )
 
 
 @ops.get(
     "/readyz", response_model=Readiness, tags=["operations"], responses={503: {"model": Readiness}}
 )
-def readyz(response: Response, holder: HolderDep, engine: EngineDep) -> Readiness:
-    """Readiness: a model or the fallback is loaded and the store is reachable."""
+def readyz(
+    response: Response,
+    holder: HolderDep,
+    engine: EngineDep,
+    health: StoreHealthDep,
+    services: DecisionServicesDep,
+) -> Readiness:
+    """Readiness: a model or the fallback is loaded and the store is reachable (pinged
+    now); 503 naming the part that is down otherwise."""
     decider = holder.current.decider
     reachable = ping(engine)
-    if not reachable:
+    if reachable:
+        health.succeeded()
+    else:
         response.status_code = 503
     return Readiness(
         ready=reachable,
@@ -185,6 +222,8 @@ def readyz(response: Response, holder: HolderDep, engine: EngineDep) -> Readines
         fallback=decider.fallback,
         model_version=decider.model_version,
         store_reachable=reachable,
+        down=[] if reachable else ["store"],
+        decisions_pending=services.writer.pending,
     )
 
 
@@ -209,17 +248,41 @@ def batch_answer(services: DecisionServices, body: dict[str, Any], max_items: in
 
 
 def store_outcomes(
-    engine: Engine, metrics: Metrics, body: dict[str, Any], max_events: int
+    engine: Engine,
+    metrics: Metrics,
+    body: dict[str, Any],
+    max_events: int,
+    health: StoreHealth | None = None,
+    retry_after: int = 5,
 ) -> OutcomesResponse:
     """The outcomes route's work, in the thread pool (thousands of events to scan and
-    validate, then one durable transaction): committed before the route answers."""
+    validate, then one durable transaction): committed before the route answers. With
+    the store unreachable: 503 (the transaction is all or nothing, so nothing is half
+    stored and a retry with the same event ids stores each once)."""
     scan(body)
     _list_field(body, "events", max_events)
     try:
         events = OutcomesRequest.model_validate(body).events
     except ValidationError as error:
         raise ApiError(422, **from_validation_error(error).model_dump()) from None
-    accepted, duplicates = record_outcomes(engine, events)
+    unavailable = ApiError(
+        503,
+        "store_unavailable",
+        "the store is unreachable; nothing of this request was stored: send it again "
+        "after Retry-After seconds (event ids make the retry safe)",
+        None,
+        {"Retry-After": str(retry_after)},
+    )
+    if health is not None and health.down:
+        raise unavailable
+    try:
+        accepted, duplicates = record_outcomes(engine, events)
+    except UNREACHABLE_ERRORS as error:
+        if health is not None:
+            health.failed(error)
+        raise unavailable from None
+    if health is not None:
+        health.succeeded()
     metrics.outcomes.labels("accepted").inc(accepted)
     metrics.outcomes.labels("duplicate").inc(duplicates)
     return OutcomesResponse(accepted=accepted, duplicates=duplicates)
@@ -274,19 +337,25 @@ def _with_payment_method_updates(
 ) -> list[RecommendationRequest | ItemError]:
     """Requests without ``payment_method_updated_at`` get the latest stored
     ``payment_method_updated`` event of their customer or invoice, when it is newer than
-    the charge's first attempt (docs/api.md)."""
+    the charge's first attempt (docs/api.md). With the store unreachable the requests go
+    on as they came (degraded: a card update reported earlier is not seen)."""
     open_requests = [
         v
         for v in validated
         if isinstance(v, RecommendationRequest) and v.payment_method_updated_at is None
     ]
-    if not open_requests:
+    if not open_requests or services.health.down:
         return validated
-    by_customer, by_invoice = latest_payment_method_updates(
-        services.engine,
-        [r.customer_id for r in open_requests],
-        [r.invoice_id for r in open_requests],
-    )
+    try:
+        by_customer, by_invoice = latest_payment_method_updates(
+            services.engine,
+            [r.customer_id for r in open_requests],
+            [r.invoice_id for r in open_requests],
+        )
+    except UNREACHABLE_ERRORS as error:
+        services.health.failed(error)
+        logger.warning("store unreachable (%s): card updates not looked up", type(error).__name__)
+        return validated
     if not by_customer and not by_invoice:
         return validated
     out: list[RecommendationRequest | ItemError] = []
@@ -303,11 +372,17 @@ def _with_payment_method_updates(
 
 def _stored_customers(services: DecisionServices, ids: list[str]) -> dict[str, dict[str, Any]]:
     """What the store knows about these customers, with the fields of requests still queued
-    for the decision writer over it (they are newer)."""
-    writer = services.writer
+    for the decision writer over it (they are newer). With the store unreachable: the
+    queued fields only (degraded: answered from the request and the model's history)."""
     # queued first: a batch written between the two reads is then seen in the store
-    queued = writer.queued_customers(ids) if writer is not None else {}
-    stored = known_customers(services.engine, ids)
+    queued = services.writer.queued_customers(ids)
+    stored: dict[str, dict[str, Any]] = {}
+    if not services.health.down:
+        try:
+            stored = known_customers(services.engine, ids)
+        except UNREACHABLE_ERRORS as error:
+            services.health.failed(error)
+            logger.warning("store unreachable (%s): customers not looked up", type(error).__name__)
     for customer_id, fields in queued.items():
         stored.setdefault(customer_id, {}).update(fields)
     return stored
@@ -325,11 +400,24 @@ def _answered(
 
 
 def _store_decisions(services: DecisionServices, answered: Answered) -> None:
+    """Write-behind: queue them. Otherwise commit them now; with the store unreachable,
+    queue them instead (degraded mode: written when the store is back)."""
     requests, responses = [a[0] for a in answered], [a[1] for a in answered]
-    if services.writer is not None:
-        services.writer.submit(requests, responses)  # stored after the answer (write-behind)
-    else:
+    if services.write_behind or services.health.down:
+        services.writer.submit(requests, responses)
+        return
+    try:
         record_decisions(services.engine, requests, responses)
+    except UNREACHABLE_ERRORS as error:
+        services.health.failed(error)
+        logger.warning(
+            "store unreachable (%s): %d decisions queued to be written later",
+            type(error).__name__,
+            len(requests),
+        )
+        services.writer.submit(requests, responses)
+        return
+    services.health.succeeded()
 
 
 def _count_results(metrics: Metrics, answered: Answered, results: list[Result]) -> None:

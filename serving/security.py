@@ -1,58 +1,88 @@
-"""API-key authentication for every ``/v1`` route.
+"""API-key authentication, scopes and per-key rate limits for every ``/v1`` route.
 
-Keys are kept only as ``sha256:<hex>`` digests. The presented key is hashed and compared
-with every configured digest using :func:`hmac.compare_digest` (no early exit), so the
-answer time does not tell how much of a key was right. The check is a dependency of the
-``/v1`` routers, whose handlers read the body themselves, so a request without a valid
-key is answered 401 before its body is read or anything is written.
+The check is a dependency of each ``/v1`` route, whose handlers read the body themselves,
+so a request without a valid key (401), without the route's scope (403) or over its key's
+rate (429) is answered before its body is read or anything is written. The key id (never
+the key) is put on ``request.state.key_id`` for the audit log (:mod:`serving.audit`).
 """
 
 from __future__ import annotations
 
-import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from serving.dependencies import KeyDigestsDep
-from serving.settings import hash_key
+from serving.keys import KeyRegistry, Principal
+from serving.rate_limit import TokenBuckets, retry_after_header
 from training.api.errors import ApiError
 
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name="ApiKey",
-    description="An API key from SMARTRETRY_API_KEYS or SMARTRETRY_API_KEYS_FILE",
+    description="An API key: from `smartretry keys create`, SMARTRETRY_API_KEYS or "
+    "SMARTRETRY_API_KEYS_FILE",
 )
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def key_is_valid(key: str, digests: list[str]) -> bool:
-    presented = hash_key(key).encode()
-    matched = False
-    for digest in digests:
-        matched |= hmac.compare_digest(presented, digest.encode())
-    return matched
-
-
-async def require_api_key(
+async def authenticate(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    digests: KeyDigestsDep,
-) -> None:
-    """The check itself: ``async`` only so FastAPI runs it on the event loop (a plain
-    ``def`` dependency costs a hop to the thread pool per request); it never awaits."""
-    challenge = {"WWW-Authenticate": "Bearer"}
+) -> Principal:
+    """The presented key's principal; 401 without a valid key, 429 over its rate."""
+    registry: KeyRegistry = request.app.state.keys
     if credentials is None:
         raise ApiError(
             401,
             "missing_api_key",
             "send the header 'Authorization: Bearer <api key>'",
             "Authorization",
-            challenge,
+            _CHALLENGE,
         )
-    if not key_is_valid(credentials.credentials, digests):
+    if registry.stale:
+        await run_in_threadpool(registry.refresh)
+    principal = registry.authenticate(credentials.credentials)
+    if principal is None:
         raise ApiError(
-            401, "invalid_api_key", "the API key is not valid", "Authorization", challenge
+            401, "invalid_api_key", "the API key is not valid", "Authorization", _CHALLENGE
         )
+    request.state.key_id = principal.key_id
+    limiter: TokenBuckets | None = request.app.state.rate_limiter
+    if limiter is not None:
+        wait = limiter.take(principal.key_id)
+        if wait > 0:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"API key {principal.key_id} is over its rate limit "
+                f"({limiter.rate:g} requests/s, bursts of {limiter.burst}); "
+                "retry after the Retry-After seconds",
+                "Authorization",
+                {"Retry-After": retry_after_header(wait)},
+            )
+    return principal
 
 
-ApiKey = Depends(require_api_key)
+def require_scope(scope: str | None) -> Any:
+    """A dependency: a valid key (any key when ``scope`` is None) with ``scope``, else 403."""
+
+    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if scope is not None and scope not in principal.scopes:
+            raise ApiError(
+                403,
+                "insufficient_scope",
+                f"API key {principal.key_id} lacks the scope '{scope}' this route needs "
+                f"(it has: {', '.join(sorted(principal.scopes))})",
+                "Authorization",
+            )
+        return principal
+
+    return Depends(check)
+
+
+AnyKey = require_scope(None)
+RecommendScope = require_scope("recommend")
+OutcomesScope = require_scope("outcomes")
+AdminScope = require_scope("admin")

@@ -57,6 +57,30 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(
         None, description="file of hashed keys, one 'sha256:<hex>' per line"
     )
+    api_key_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="re-read the store's API keys (smartretry keys) when the copy in memory is "
+        "older than this: a created or revoked key takes effect within this delay",
+    )
+    rate_limit_per_second: float = Field(
+        200.0,
+        ge=0,
+        description="requests per second per API key (token bucket, per worker process); "
+        "0: no limit",
+    )
+    rate_limit_burst: int = Field(
+        400, ge=1, description="requests a key may send at once above its rate"
+    )
+    request_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="a /v1 request (body upload included) not answered within this many "
+        "seconds gets 503 request_timeout",
+    )
+    outcomes_retry_after_seconds: int = Field(
+        5, ge=1, description="Retry-After of a 503 answered while the store is unreachable"
+    )
     database_url: str = Field(
         "sqlite:///smartretry.sqlite", description="SQLAlchemy URL of the decisions/outcomes store"
     )
@@ -97,10 +121,12 @@ class Settings(BaseSettings):
         description="LightGBM threads for a scoring call of 20,000 model rows or more (a batch of "
         "about 50 requests and up); smaller calls use one",
     )
-    decision_write_behind: bool = Field(
-        True,
+    decision_write_behind: bool | None = Field(
+        None,
         description="store decisions after answering, in batches by one thread (false: each "
-        "answer waits for its decision's commit); outcomes are always committed before 2xx",
+        "answer waits for its decision's commit); unset: on for SQLite, off for PostgreSQL "
+        "(an answered decision is then stored even if the server is killed); outcomes are "
+        "always committed before 2xx",
     )
 
     stripe_webhook_secret: SecretStr | None = Field(
@@ -158,6 +184,12 @@ class Settings(BaseSettings):
             else self.quiet_start_hour,
             end_hour=default.end_hour if self.quiet_end_hour is None else self.quiet_end_hour,
         )
+
+    def write_behind(self) -> bool:
+        """Whether decisions are written after answering (see ``decision_write_behind``)."""
+        if self.decision_write_behind is not None:
+            return self.decision_write_behind
+        return self.database_url.startswith("sqlite")
 
     def key_hashes(self) -> list[str]:
         """All accepted keys in stored form; plain keys are hashed here."""

@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 SERVING_DIR = Path(__file__).resolve().parent.parent
 BUSY_TIMEOUT_SECONDS = 30
+CONNECT_TIMEOUT_SECONDS = 5
 READ_ONLY_OPTION = "smartretry_read_only"
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
@@ -79,7 +80,11 @@ def make_engine(url: str) -> Engine:
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        # a store that does not answer is reported within seconds, not the OS's minutes
+        connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        if "connect_timeout" in parsed.query or parsed.get_backend_name() != "postgresql":
+            connect_args = {}
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(

@@ -13,6 +13,14 @@ power cut; not a graceful stop, which drains the queue) can be missing from the 
 so ``export-outcomes`` lacks them and their outcomes join to no decision. Outcomes are
 not written this way: they are committed before ``/v1/outcomes`` answers.
 
+While the store is unreachable (``store_up`` says so after a failed write), a batch is
+held and tried again every ``outage_delay`` seconds for as long as the outage lasts,
+without using up its retries: decisions answered during an outage are written once the
+store is back. The queue then holds up to ``max_pending`` decisions; beyond that, new
+ones are dropped (counted by ``on_dropped``, metric ``smartretry_decisions_dropped_total``)
+rather than holding back the answers. A batch the store refuses while reachable is tried
+``retry_delays`` more times, then dropped and counted.
+
 Reads stay consistent within the process without waiting for the store: the customer
 fields carried by queued requests are kept until written
 (:meth:`DecisionWriter.queued_customers`) and a lookup puts them over the stored ones,
@@ -28,6 +36,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from serving.store.health import StoreHealth
 from training.api.schemas import RecommendationRequest, RecommendationResponse
 
 logger = logging.getLogger(__name__)
@@ -56,6 +65,9 @@ class DecisionWriter:
         max_pending: int = 20_000,
         retry_delays: Sequence[float] = RETRY_DELAYS_SECONDS,
         on_dropped: Callable[[int], None] | None = None,
+        store_up: Callable[[], bool] | None = None,
+        outage_delay: float = 1.0,
+        health: StoreHealth | None = None,
     ) -> None:
         if max_batch < 1 or max_pending < max_batch:
             raise ValueError(f"need 1 <= max_batch <= max_pending, got {max_batch}, {max_pending}")
@@ -65,6 +77,10 @@ class DecisionWriter:
         self.max_pending = max_pending
         self.retry_delays = tuple(retry_delays)
         self.on_dropped = on_dropped
+        self.store_up = store_up
+        self.outage_delay = outage_delay
+        self.health = health
+        self.in_outage = False  # the last write failed with the store unreachable
         self._cond = threading.Condition()
         self._queue: deque[tuple[RecommendationRequest, RecommendationResponse]] = deque()
         self._customers: Counter[str] = Counter()  # queued or being written, per customer
@@ -94,6 +110,16 @@ class DecisionWriter:
             return
         with self._cond:
             running = self._thread is not None and not self._closed
+            if running and self.in_outage and len(self._queue) >= self.max_pending:
+                # the store is down and the queue full: drop rather than hold the answer back
+                logger.error(
+                    "store unreachable and %d decisions queued: %d decisions not stored",
+                    len(self._queue),
+                    len(requests),
+                )
+                if self.on_dropped is not None:
+                    self.on_dropped(len(requests))
+                return
             if running:
                 self._cond.wait_for(lambda: self._closed or len(self._queue) < self.max_pending)
                 running = not self._closed
@@ -163,12 +189,17 @@ class DecisionWriter:
     def _store(self, batch: list[tuple[RecommendationRequest, RecommendationResponse]]) -> None:
         requests = [request for request, _ in batch]
         responses = [response for _, response in batch]
-        for attempt, delay in enumerate((*self.retry_delays, None), start=1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 self._write(requests, responses)
-                return
-            except Exception as error:  # any store error: try again, then drop
-                if delay is None:
+            except Exception as error:  # any store error: wait out an outage, retry, drop
+                if self._unreachable(error):
+                    attempt -= 1  # an outage does not use up the batch's retries
+                    time.sleep(self.outage_delay)
+                    continue
+                if attempt > len(self.retry_delays):
                     # the error's type only: a driver error's text carries the statement's
                     # parameters, i.e. the requests (personal data)
                     logger.error(
@@ -180,6 +211,7 @@ class DecisionWriter:
                     if self.on_dropped is not None:
                         self.on_dropped(len(batch))
                     return
+                delay = self.retry_delays[attempt - 1]
                 logger.warning(
                     "storing %d decisions failed (%s), trying again in %s s",
                     len(batch),
@@ -187,6 +219,28 @@ class DecisionWriter:
                     delay,
                 )
                 time.sleep(delay)
+                continue
+            if self.in_outage:
+                logger.warning("store reachable again: queued decisions are being written")
+            self.in_outage = False
+            if self.health is not None:
+                self.health.succeeded()
+            return
+
+    def _unreachable(self, error: Exception) -> bool:
+        """The write failed because the store is down (not closing, and ``store_up`` says
+        so): hold the batch."""
+        if self._closed or self.store_up is None or self.store_up():
+            return False
+        if not self.in_outage:
+            logger.error(
+                "store unreachable (%s): decisions are held and written when it is back",
+                type(error).__name__,
+            )
+        self.in_outage = True
+        if self.health is not None:
+            self.health.failed(error)
+        return True
 
     def _run(self) -> None:
         while (batch := self._take()) is not None:

@@ -98,3 +98,18 @@ class WebhookEvent(Base):
     object_id: Mapped[str | None] = mapped_column(String(ID), index=True)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiKey(Base):
+    """An API key made by ``smartretry keys create``: only its SHA-256 digest is kept. The
+    ``key_id`` is the non-secret part of the key (``srk_<key_id>_<secret>``), so a key can be
+    named in logs and revoked without its secret."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(80))
+    scopes: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(String(ID))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

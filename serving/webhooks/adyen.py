@@ -21,6 +21,7 @@ from serving.webhooks.common import (
     configured_secret,
     ingest,
     malformed,
+    refuse_card_data,
     rejected,
     webhooks,
 )
@@ -99,6 +100,7 @@ async def adyen_webhook(
                 "invalid_signature",
                 "additionalData.hmacSignature does not verify",
             )
+    refuse_card_data(metrics, SOURCE, body)
     try:
         mapped = [map_item(item) for item in items]
     except MalformedEvent as error:

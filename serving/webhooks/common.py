@@ -11,9 +11,11 @@ from pydantic import BaseModel, SecretStr
 from serving.dependencies import DecisionServices
 from serving.metrics import Metrics
 from serving.routes import answer, store_outcomes
+from serving.store.health import UNREACHABLE_ERRORS
 from serving.store.webhook_ledger import claim_event, release_event
 from training.api.errors import ApiError
 from training.api.schemas import ErrorBody, ItemError
+from training.api.sensitive import scan
 from training.integrations.common import MalformedEvent, MappedEvent
 
 Result = Literal["decided", "outcome", "card_update", "ignored", "duplicate"]
@@ -31,7 +33,9 @@ WEBHOOK_ERRORS: dict[int | str, dict[str, Any]] = {
         401: "invalid signature, or (Stripe) timestamp outside the tolerance",
         404: "this webhook's secret is not configured",
         413: "body larger than the limit",
-        422: "event lacks a field it needs, or maps to an invalid request (field names it)",
+        503: "the store is unreachable (Retry-After: seconds)",
+        422: "event lacks a field it needs, maps to an invalid request, or carries card "
+        "data (field names it)",
     }.items()
 }
 
@@ -60,6 +64,16 @@ def rejected(metrics: Metrics, source: str, status: int, code: str, message: str
     return ApiError(status, code, message)
 
 
+def refuse_card_data(metrics: Metrics, source: str, body: Any) -> None:
+    """422 when a verified event carries a card number, security code or IBAN anywhere
+    (:func:`training.api.sensitive.scan`): nothing of it is recorded, not even its id."""
+    try:
+        scan(body)
+    except ApiError:
+        metrics.webhook_events.labels(source, "rejected").inc()
+        raise
+
+
 def malformed(metrics: Metrics, source: str, error: MalformedEvent) -> ApiError:
     metrics.webhook_events.labels(source, "rejected").inc()
     return ApiError(422, "malformed_event", str(error), error.field)
@@ -79,15 +93,26 @@ def ingest(
     handled, and answers the API's own error. A card update is stored as its
     ``payment_method_updated`` outcome event."""
     metrics = services.metrics
-    claimed = claim_event(
-        services.engine,
-        source,
-        mapped.event_id,
-        mapped.event_type,
-        mapped.kind,
-        object_id or mapped.customer_id,
-        detail,
-    )
+    try:
+        claimed = claim_event(
+            services.engine,
+            source,
+            mapped.event_id,
+            mapped.event_type,
+            mapped.kind,
+            object_id or mapped.customer_id,
+            detail,
+        )
+    except UNREACHABLE_ERRORS as error:  # the sender retries a 503 later
+        services.health.failed(error)
+        metrics.webhook_events.labels(source, "rejected").inc()
+        raise ApiError(
+            503,
+            "store_unavailable",
+            "the store is unreachable; the event was not recorded: send it again later",
+            None,
+            {"Retry-After": "5"},
+        ) from None
     if not claimed:
         metrics.webhook_events.labels(source, "duplicate").inc()
         return WebhookAck(
@@ -102,7 +127,11 @@ def ingest(
             decision_id = result.decision_id
         elif mapped.kind in ("outcome", "card_update") and mapped.outcome is not None:
             store_outcomes(
-                services.engine, metrics, {"events": [mapped.outcome]}, max_outcome_events
+                services.engine,
+                metrics,
+                {"events": [mapped.outcome]},
+                max_outcome_events,
+                services.health,
             )
     except Exception:
         release_event(services.engine, source, mapped.event_id)

@@ -20,6 +20,7 @@ from serving.webhooks.common import (
     configured_secret,
     ingest,
     malformed,
+    refuse_card_data,
     rejected,
     webhooks,
 )
@@ -62,6 +63,7 @@ async def lago_webhook(
     if not unique_key:
         raise rejected(metrics, SOURCE, 400, "missing_unique_key", "X-Lago-Unique-Key required")
     body = parse_json_object(payload)
+    refuse_card_data(metrics, SOURCE, body)
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     try:
         invoice = invoice_of(body)

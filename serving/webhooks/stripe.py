@@ -14,6 +14,7 @@ from serving.webhooks.common import (
     configured_secret,
     ingest,
     malformed,
+    refuse_card_data,
     rejected,
     webhooks,
 )
@@ -58,6 +59,7 @@ async def stripe_webhook(
             metrics, SOURCE, 401, "invalid_signature", "Stripe-Signature does not verify"
         ) from None
     event = parse_json_object(payload)
+    refuse_card_data(metrics, SOURCE, event)
     try:
         mapped = map_event(event)
     except MalformedEvent as error:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from api_helpers import flush_decisions, make_settings
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from serving.app import create_app
 from serving.settings import Settings
-from serving.store.db import make_engine
+from serving.store.db import make_engine, normalize_url
 from serving.store.models import Customer, Decision, Invoice, OutcomeEvent
 
 
@@ -47,3 +50,24 @@ def row_counts(settings: Settings, client: TestClient) -> Callable[[], dict[str,
             engine.dispose()
 
     return count
+
+
+POSTGRES_URL = os.environ.get("SMARTRETRY_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards; the test
+    is skipped when SMARTRETRY_TEST_POSTGRES_URL is unset and fails when it is set and the
+    server cannot be reached."""
+    if not POSTGRES_URL:
+        pytest.skip("SMARTRETRY_TEST_POSTGRES_URL is not set")
+    schema = f"smartretry_test_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as conn:  # fails (not skips) when the server is unreachable
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield normalize_url(POSTGRES_URL) + separator + "options=" + quote(f"-csearch_path={schema}")
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()

@@ -97,9 +97,10 @@ def test_malformed_key_file_names_the_line(tmp_path):
         read_key_file(keys)
 
 
-def test_no_keys_configured_refuses_to_start(settings):
-    with pytest.raises(RuntimeError, match="no API keys configured"):
-        create_app(settings.model_copy(update={"api_keys": []}))
+def test_no_keys_configured_or_stored_refuses_to_start(settings):
+    app = create_app(settings.model_copy(update={"api_keys": []}))
+    with pytest.raises(RuntimeError, match="no API keys configured"), TestClient(app):
+        pass
 
 
 def test_keys_from_the_environment(monkeypatch):

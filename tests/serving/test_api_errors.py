@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from api_helpers import AUTH, post_json, request_body
+from api_helpers import AUTH, make_settings, post_json, request_body
+from fastapi.testclient import TestClient
 
 
 def with_customer(**fields):
@@ -207,3 +208,26 @@ def test_unknown_route_is_json(client):
     response = client.get("/v1/nothing-here", headers=AUTH)
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+def test_a_request_over_the_time_limit_gets_503_request_timeout(tmp_path):
+    import time
+
+    from serving.app import create_app
+
+    settings = make_settings(tmp_path, request_timeout_seconds=0.3)
+
+    def slow_body():
+        yield b'{"events": '
+        time.sleep(1.0)  # a client that stalls mid-upload
+        yield b"[]}"
+
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/v1/outcomes",
+            content=slow_body(),
+            headers={**AUTH, "Content-Type": "application/json"},
+        )
+    assert response.status_code == 503
+    assert response.json()["code"] == "request_timeout"
+    assert response.headers["Retry-After"] == "1"

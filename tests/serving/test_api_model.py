@@ -78,12 +78,14 @@ def test_model_response_carries_contract_fields_and_probabilities(model_client, 
 
 def test_readyz_reports_the_loaded_model(model_client):
     body = model_client.get("/readyz").json()
+    body.pop("decisions_pending")  # the module's client may still be writing decisions
     assert body == {
         "ready": True,
         "model_loaded": True,
         "fallback": False,
         "model_version": "smart-retry/7",
         "store_reachable": True,
+        "down": [],
     }
 
 

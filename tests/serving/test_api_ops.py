@@ -75,7 +75,12 @@ def model_client(tmp_path: Path, model_file: Path):
 
 
 def test_healthz(client):
-    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/healthz").json() == {
+        "status": "ok",
+        "store": "ok",
+        "decider": "fallback",
+        "decisions_pending": 0,
+    }
 
 
 def test_readyz_in_fallback_mode(client):
@@ -87,6 +92,8 @@ def test_readyz_in_fallback_mode(client):
         "fallback": True,
         "model_version": "rules-fallback/1",
         "store_reachable": True,
+        "down": [],
+        "decisions_pending": 0,
     }
 
 
@@ -95,6 +102,7 @@ def test_readyz_when_the_store_is_unreachable(client):
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["store_reachable"] is False
+    assert response.json()["down"] == ["store"]
 
 
 def test_metrics_count_requests_fallbacks_and_categories(client):

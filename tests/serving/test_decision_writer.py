@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from serving.app import create_app
-from serving.store.db import make_engine, migrate
+from serving.store.db import make_engine, migrate, ping
 from serving.store.decision_writer import DecisionWriter
 from serving.store.models import Customer, Decision
 from serving.store.writes import record_decisions
@@ -198,7 +198,7 @@ def test_app_stores_every_answered_decision_by_shutdown(tmp_path):
 def test_without_write_behind_the_decision_is_committed_before_the_answer(tmp_path):
     settings = make_settings(tmp_path, decision_write_behind=False)
     with TestClient(create_app(settings)) as client:
-        assert client.app.state.decision_writer is None
+        assert client.app.state.decision_services.write_behind is False
         assert post_json(client, "/v1/recommendations", request_body()).status_code == 200
         assert count_decisions(settings.database_url) == 1
 
@@ -206,3 +206,77 @@ def test_without_write_behind_the_decision_is_committed_before_the_answer(tmp_pa
 def test_the_loaded_heap_is_frozen_for_the_garbage_collector(client):
     # objects alive after the (re)load are exempt from full collections (serving.model_loader)
     assert gc.get_freeze_count() > 0
+
+
+@pytest.fixture
+def outage(tmp_path: Path) -> Iterator[tuple[Engine, Path, Path]]:
+    """A migrated store whose folder can be renamed away (unreachable) and back."""
+    folder, away = tmp_path / "down", tmp_path / "down-away"
+    folder.mkdir()
+    engine = make_engine(f"sqlite:///{folder / 'store.sqlite'}")
+    migrate(engine)
+    yield engine, folder, away
+    engine.dispose()
+
+
+def wait_until(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_during_an_outage_a_batch_is_held_past_its_retries_until_the_store_is_back(outage):
+    engine, folder, away = outage
+    dropped: list[int] = []
+    writer = DecisionWriter(
+        CountingWrite(engine),
+        max_delay=0,
+        retry_delays=(0.01, 0.01),
+        on_dropped=dropped.append,
+        store_up=functools.partial(ping, engine),
+        outage_delay=0.02,
+    )
+    folder.rename(away)
+    engine.dispose()
+    writer.start()
+    try:
+        writer.submit(*decisions(3))
+        wait_until(lambda: writer.in_outage)
+        time.sleep(0.3)  # many times the retries
+        assert writer.pending == 3 and dropped == []
+        away.rename(folder)
+        assert writer.flush(timeout=30)
+        assert stored(engine) == 3 and dropped == [] and not writer.in_outage
+    finally:
+        writer.close()
+
+
+def test_a_full_queue_during_an_outage_drops_new_decisions_instead_of_waiting(outage):
+    engine, folder, away = outage
+    dropped: list[int] = []
+    writer = DecisionWriter(
+        CountingWrite(engine),
+        max_delay=0,
+        max_batch=2,
+        max_pending=2,
+        on_dropped=dropped.append,
+        store_up=functools.partial(ping, engine),
+        outage_delay=0.02,
+    )
+    folder.rename(away)
+    engine.dispose()
+    writer.start()
+    try:
+        writer.submit(*decisions(2))
+        wait_until(lambda: writer.in_outage)
+        writer.submit(*decisions(2))  # taken by the writer's held batch: queued
+        started = time.monotonic()
+        writer.submit(*decisions(2))  # the queue is full: dropped at once
+        assert time.monotonic() - started < 1.0
+        assert dropped == [2]
+        away.rename(folder)
+        assert writer.flush(timeout=30)
+        assert stored(engine) == 4
+    finally:
+        writer.close()

@@ -7,36 +7,14 @@ points at is never wiped.
 
 from __future__ import annotations
 
-import os
-import uuid
-from urllib.parse import quote
-
 import pytest
 from api_helpers import flush_decisions, make_settings, post_json, request_body
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
 from serving.app import create_app
 from serving.export import export_history
-from serving.store.db import make_engine, normalize_url
 
 pytestmark = pytest.mark.postgres
-URL = os.environ.get("SMARTRETRY_TEST_POSTGRES_URL")
-
-
-@pytest.fixture
-def postgres_url():
-    if not URL:
-        pytest.skip("SMARTRETRY_TEST_POSTGRES_URL is not set")
-    schema = f"smartretry_test_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(URL)
-    with admin.begin() as conn:  # fails (not skips) when the server is unreachable
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in URL else "?"
-    yield normalize_url(URL) + separator + "options=" + quote(f"-csearch_path={schema}")
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 def test_recommendations_outcomes_and_export_on_postgres(tmp_path, postgres_url):

@@ -3,6 +3,7 @@ signatures, stale timestamps and malformed bodies are refused and change nothing
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -291,3 +292,29 @@ def test_lago_refusals_change_nothing(client: TestClient, counts: Counts) -> Non
     assert malformed.status_code == 422
     assert malformed.json()["field"] == "payment_provider_invoice_payment_error.lago_invoice_id"
     assert counts() == {"decisions": 0, "outcome_events": 0, "webhook_events": 0}
+
+
+# card data in a verified event: refused, nothing recorded
+
+
+def test_events_carrying_card_data_are_refused_and_not_recorded(
+    client: TestClient, counts: Counts
+) -> None:
+    stripe = stripe_event("charge.failed")
+    stripe["data"]["object"]["description"] = "card 4242 4242 4242 4242"
+    stripe_answer = post_stripe(client, stripe)
+    adyen = adyen_sign(REFUSED)
+    adyen["notificationItems"][0]["NotificationRequestItem"]["additionalData"]["iban"] = "x"
+    adyen_answer = post_adyen(client, adyen)
+    lago = json.loads(json.dumps(CREATED))
+    lago["invoice"]["customer"]["name"] = "DE89 3704 0044 0532 0130 00"
+    lago_answer = post_lago(client, lago, "key-card")
+    assert [a.status_code for a in (stripe_answer, adyen_answer, lago_answer)] == [422] * 3
+    assert [a.json()["code"] for a in (stripe_answer, adyen_answer, lago_answer)] == [
+        "card_number_refused",
+        "account_number_refused",
+        "iban_refused",
+    ]
+    assert "4242" not in stripe_answer.text and stripe["id"] not in stripe_answer.text
+    assert counts() == {"decisions": 0, "outcome_events": 0, "webhook_events": 0}
+    assert metric(client, "stripe", "rejected") == 1

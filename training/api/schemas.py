@@ -412,7 +412,12 @@ class ModelInfo(BaseModel):
 
 
 class Health(BaseModel):
+    """Liveness, and which part is down as last seen (never waits for the store)."""
+
     status: Literal["ok"]
+    store: Literal["ok", "unreachable"] = "ok"
+    decider: Literal["model", "fallback"] = "model"
+    decisions_pending: int = 0
 
 
 class Readiness(BaseModel):
@@ -421,3 +426,5 @@ class Readiness(BaseModel):
     fallback: bool
     model_version: str
     store_reachable: bool
+    down: list[Literal["store"]] = Field(default_factory=list)
+    decisions_pending: int = 0

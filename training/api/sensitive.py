@@ -3,7 +3,8 @@
 smartretry never needs payment credentials, so a request that carries one is refused
 (422) before it is validated, stored or logged, and the error names only the field.
 
-* card number: a run of 13-19 digits (spaces or dashes allowed between digits) that is
+* card number: a run of 13-19 digits (up to three separators between digits: any
+  whitespace, ``-``, ``.``, ``/``, ``_``) that is
   Luhn-valid and starts with a payment-card industry digit (2-6: Mastercard, Amex, JCB,
   Diners, Visa, Discover, UnionPay). JSON numbers are checked too.
 * card security code: a field named like one (``cvc``, ``cvv``, ``cvv2``,
@@ -25,7 +26,8 @@ from stdnum import luhn
 
 from training.api.errors import ApiError, field_path
 
-_CARD_RUN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
+_SEPARATOR = r"[\s\-./_]"
+_CARD_RUN = re.compile(rf"(?<![0-9])[0-9](?:{_SEPARATOR}{{0,3}}[0-9]){{12,18}}(?![0-9])")
 _IBAN_RUN = re.compile(
     r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])"
 )
@@ -68,7 +70,7 @@ def _normalized_key(key: str) -> str:
 
 def contains_card_number(text: str) -> bool:
     for match in _CARD_RUN.finditer(text):
-        digits = re.sub(r"[ -]", "", match.group())
+        digits = re.sub(r"[^0-9]", "", match.group())
         if digits[0] in "23456" and luhn.is_valid(digits):
             return True
     return False

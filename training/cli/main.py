@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from training.cli.declines import app as declines_app
+from training.cli.keys import app as keys_app
 
 app = typer.Typer(
     name="smartretry",
@@ -22,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(declines_app, name="declines")
+app.add_typer(keys_app, name="keys")
 
 ParamsOption = Annotated[
     Path | None, typer.Option("--params", help="params.yaml to read (default: ./params.yaml)")
@@ -310,6 +312,7 @@ def serve(
     import uvicorn
 
     from serving.app import create_app
+    from serving.log_config import serve_log_config
     from serving.settings import Settings
 
     overrides: dict[str, object] = {}
@@ -323,8 +326,23 @@ def serve(
     except (RuntimeError, ValueError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from error
+    if not settings.key_hashes():  # then keys must come from the store (smartretry keys)
+        from serving.store.api_keys import list_keys
+        from serving.store.db import make_engine, migrate
+
+        engine = make_engine(settings.database_url)
+        migrate(engine)
+        if not list_keys(engine, include_revoked=False):
+            typer.echo(
+                "error: no API keys: create one with `smartretry keys create --scopes ...` "
+                "(same SMARTRETRY_DATABASE_URL), or set SMARTRETRY_API_KEYS or "
+                "SMARTRETRY_API_KEYS_FILE",
+                err=True,
+            )
+            raise typer.Exit(code=2)
+        engine.dispose()
     if workers == 1:
-        uvicorn.run(application, host=host, port=port, log_level="info")
+        uvicorn.run(application, host=host, port=port, log_config=serve_log_config())
         return
     from serving.store.db import make_engine, migrate
 
@@ -332,7 +350,7 @@ def serve(
     os.environ["SMARTRETRY_MODEL"] = settings.model or ""  # each worker reads the environment
     uvicorn.run(
         "serving.app:create_app", factory=True, workers=workers, host=host, port=port,
-        log_level="info",
+        log_config=serve_log_config(),
     )  # fmt: skip
 
 
