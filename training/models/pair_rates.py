@@ -38,16 +38,18 @@ class PairRate:
         by_left = frame.groupby("l")["y"].agg(["sum", "count"])
         left_rate = (by_left["sum"] + self.smoothing * prior) / (by_left["count"] + self.smoothing)
         by_pair = frame.groupby(["l", "r"])["y"].agg(["sum", "count"]).reset_index()
-        shrink_to = left_rate.reindex(by_pair["l"]).to_numpy()
-        pair_rate = (by_pair["sum"].to_numpy() + self.smoothing * shrink_to) / (
+        left_labels = by_left.index.to_numpy(dtype=str)  # sorted by the group-by
+        right_labels = np.unique(by_pair["r"].to_numpy(dtype=str))
+        # dense table; last row: a left value never seen (the overall rate), last column:
+        # a pair never seen (its left value's rate)
+        table = np.full((len(left_labels) + 1, len(right_labels) + 1), prior)
+        table[:-1, :] = left_rate.to_numpy()[:, None]
+        li = np.searchsorted(left_labels, by_pair["l"].to_numpy(dtype=str))
+        ri = np.searchsorted(right_labels, by_pair["r"].to_numpy(dtype=str))
+        table[li, ri] = (by_pair["sum"].to_numpy() + self.smoothing * left_rate.to_numpy()[li]) / (
             by_pair["count"].to_numpy() + self.smoothing
         )
-        return FittedPairRate(
-            self,
-            pd.Series(pair_rate, index=pd.MultiIndex.from_frame(by_pair[["l", "r"]])),
-            left_rate,
-            prior,
-        )
+        return FittedPairRate(self, left_labels, right_labels, table, prior)
 
     def out_of_fold(
         self, left: np.ndarray, right: np.ndarray, label: np.ndarray, groups: np.ndarray
@@ -66,25 +68,37 @@ class PairRate:
 
 @dataclass(frozen=True)
 class FittedPairRate:
-    """A :class:`PairRate` with its rates: unseen pairs get their left value's rate,
-    unseen left values the overall rate."""
+    """A :class:`PairRate` with its rates as a dense table over the values seen in
+    training: unseen pairs get their left value's rate, unseen left values the overall
+    rate. Looked up by binary search on the sorted labels (the policy calls this in
+    every round of its search)."""
 
     spec: PairRate
-    pair_rate: pd.Series  # index (left, right)
-    left_rate: pd.Series
+    left_labels: np.ndarray
+    right_labels: np.ndarray
+    table: np.ndarray  # (left values + 1, right values + 1)
     prior: float
 
     @property
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def left_rate(self) -> pd.Series:
+        """Each seen left value's own rate."""
+        return pd.Series(self.table[:-1, -1], index=self.left_labels)
+
     def lookup(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        left_text, right_text = _text(left), _text(right)
-        keys = pd.MultiIndex.from_arrays([left_text, right_text])
-        at = self.pair_rate.index.get_indexer(keys)
-        fallback = self.left_rate.reindex(left_text).to_numpy(dtype=float)
-        fallback = np.where(np.isnan(fallback), self.prior, fallback)
-        return np.where(at >= 0, self.pair_rate.to_numpy()[np.maximum(at, 0)], fallback)
+        return self.table[_position(self.left_labels, left), _position(self.right_labels, right)]
+
+
+def _position(labels: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Index of each value in the sorted ``labels``; ``len(labels)`` when not among them."""
+    text = _text(values)
+    if len(labels) == 0:
+        return np.zeros(len(text), dtype=np.int64)
+    at = np.minimum(np.searchsorted(labels, text), len(labels) - 1)
+    return np.where(labels[at] == text, at, len(labels))
 
 
 def _text(values: np.ndarray) -> np.ndarray:
