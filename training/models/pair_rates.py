@@ -102,6 +102,7 @@ def _position(labels: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _text(values: np.ndarray) -> np.ndarray:
-    """Category values as strings, missing as the empty string (a category of its own)."""
-    series = pd.Series(np.asarray(values, dtype=object))
-    return series.where(series.notna(), "").astype(str).to_numpy()
+    """Category values as strings, missing as the empty string (a category of its own);
+    numpy, not pandas: a tenth of the time on the search's small arrays."""
+    values = np.asarray(values, dtype=object)
+    return np.where(pd.isna(values), "", values).astype(str)
