@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.audit import AuditMiddleware
+from serving.audit import audit_request
 from serving.dependencies import DecisionServices, MetricsDep
 from serving.keys import KeyRegistry
 from serving.metrics import Metrics
@@ -45,7 +45,8 @@ REQUEST_SCHEMAS = (RecommendationRequest, BatchRequest, OutcomesRequest)
 
 
 class MetricsMiddleware:
-    """Counts and times every request by route template (not raw path) and status."""
+    """Counts and times every request by route template (not raw path) and status, and
+    writes the audit record of key use (:func:`serving.audit.audit_request`)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -74,6 +75,7 @@ class MetricsMiddleware:
                 status,
                 time.perf_counter() - start,
             )
+            audit_request(scope, status)
 
 
 def _error_response(
@@ -243,7 +245,6 @@ def create_app(
     # app.state.engine and .decision_services: set by the lifespan; serving.dependencies
     # gives them (and the rest of app.state) to the routes, typed
     app.add_middleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_seconds)
-    app.add_middleware(AuditMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     _install_error_handlers(app)
     app.include_router(v1)

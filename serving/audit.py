@@ -9,36 +9,21 @@ from __future__ import annotations
 
 import logging
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 audit_logger = logging.getLogger("smartretry.audit")
 
 
-class AuditMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            if not scope["path"].startswith("/v1/webhooks/"):  # signed by senders, no key
-                route = scope.get("route")
-                audit_logger.info(
-                    "api key %s %s %s -> %d",
-                    scope.get("state", {}).get("key_id", "-"),
-                    scope["method"],
-                    getattr(route, "path", "unmatched"),
-                    status,
-                )
+def audit_request(scope: Scope, status: int) -> None:
+    """The audit record of one answered request (``/v1`` routes with a key only);
+    :class:`serving.app.MetricsMiddleware` calls it with the status it already captures."""
+    path = scope["path"]
+    if not path.startswith("/v1/") or path.startswith("/v1/webhooks/"):  # webhooks: no key
+        return
+    audit_logger.info(
+        "api key %s %s %s -> %d",
+        scope.get("state", {}).get("key_id", "-"),
+        scope["method"],
+        getattr(scope.get("route"), "path", "unmatched"),
+        status,
+    )
