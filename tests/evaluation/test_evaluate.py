@@ -53,6 +53,8 @@ def test_headline_figures_and_zero_violations(evaluation):
     interval = m["truth"]["captured_share"]
     assert interval["lower"] <= interval["value"] <= interval["upper"]
     assert {"ips", "snips", "dr", "dm", "truth"} <= set(m["off_policy"])
+    timing = m["off_policy_timing"]
+    assert {"ips", "snips", "truth", "estimand", "units"} <= set(timing)
 
 
 @pytest.mark.slow  # shares the evaluation above
@@ -117,6 +119,7 @@ def test_cli_writes_metrics_and_report(small_world, tmp_path, monkeypatch):
     assert metrics["rule_violations"] == 0
     report = (tmp_path / "report" / "report.md").read_text()
     assert "oracle" in report and (tmp_path / "report" / "policies.png").stat().st_size > 1000
+    assert "the learned first-retry time, on any logging" in report
 
 
 def test_cli_refuses_a_missing_model(small_world, tmp_path):

@@ -27,12 +27,16 @@ def test_zoo_evaluates_each_world_with_one_set_of_settings(tmp_path):
         assert row.recovery["oracle"] >= row.recovery["learned"] - 1e-9
         assert len(row.calibration_bins) == 10 and 0 <= row.calibration_mae < 0.3
         assert sum(f["invoices"] for f in row.families.values()) == row.evaluated
+        timing = [c for c in row.off_policy if c["estimand"] == "first-retry timing"]
+        assert {c.get("estimator") for c in timing} == {"ips", "snips"}
+        assert all(0 < c["truth"] < 1 for c in timing)
     # the worlds differ, the settings do not
     assert rows[0].recovery != rows[1].recovery
     saved = json.loads((tmp_path / "zoo.json").read_text())
     assert [r["world"] for r in saved] == ["default", "fatigue"]
     table = (tmp_path / "zoo.md").read_text()
     assert "| default |" in table and "| fatigue |" in table
+    assert "Off-policy intervals against the truth" in table
     assert (tmp_path / "default" / "history" / "invoices.parquet").exists()
 
 
@@ -58,7 +62,7 @@ def test_zoo_summary_names_families_below_the_fixed_schedule():
     def row(world, learned, fixed):
         return ZooRow(
             world, "", 1, 1, {"value": 0.5, "lower": 0.4, "upper": 0.6}, {}, 0, 0.01, [],
-            {"dispute": {"learned": learned, "fixed": fixed, "oracle": 0.9, "invoices": 1}}, 1.0,
+            {"dispute": {"learned": learned, "fixed": fixed, "oracle": 0.9, "invoices": 1}}, [], 1.0,
         )  # fmt: skip
 
     summary = zoo_summary([row("a", 0.2, 0.3), row("b", 0.4, 0.3)])

@@ -241,9 +241,10 @@ def off_policy_table(metrics: dict[str, Any]) -> pd.DataFrame:
     rows = [
         {
             "estimator": name.upper(),
-            "estimate_rate": ope[name]["value"],
-            "ci_low": ope[name]["lower"],
-            "ci_high": ope[name]["upper"],
+            "estimate_rate": ope[name].get("value", np.nan),
+            "ci_low": ope[name].get("lower", np.nan),
+            "ci_high": ope[name].get("upper", np.nan),
+            "cannot_estimate": ope[name].get("cannot_estimate", ""),
             "matched": int(ope[name]["matched"]),
             "effective_sample_size": float(ope[name]["ess"]),
             "truth_rate": ope.get("truth", np.nan),

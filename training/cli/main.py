@@ -214,11 +214,25 @@ def evaluate(
             f"[{100 * c['lower']:.1f}, {100 * c['upper']:.1f}]"
         )
     for name in ("ips", "snips", "dr"):
-        if name in m.get("off_policy", {}):
-            e = m["off_policy"][name]
+        e = m.get("off_policy", {}).get(name, {})
+        if "cannot_estimate" in e:
+            typer.echo(f"off-policy {name.upper():>5}: cannot estimate ({e['cannot_estimate']})")
+        elif "value" in e:
             typer.echo(
                 f"off-policy {name.upper():>5}: {100 * e['value']:5.1f}% "
                 f"[{100 * e['lower']:5.1f}, {100 * e['upper']:5.1f}]"
+            )
+    timing = m.get("off_policy_timing", {})
+    for name in ("ips", "snips"):
+        e = timing.get(name, {})
+        if "value" in e:
+            typer.echo(
+                f"first-retry timing {name.upper():>5}: {100 * e['value']:5.1f}% "
+                f"[{100 * e['lower']:5.1f}, {100 * e['upper']:5.1f}]"
+            )
+        elif "cannot_estimate" in e:
+            typer.echo(
+                f"first-retry timing {name.upper():>5}: cannot estimate ({e['cannot_estimate']})"
             )
     typer.echo(f"rule violations: {m['rule_violations']}")
     typer.echo(f"metrics: {metrics}\nreport: {report_dir / 'report.md'}")
@@ -259,6 +273,49 @@ def zoo(
     typer.echo(zoo_markdown(rows))
     typer.echo(json_dumps(zoo_summary(rows), indent=2))
     typer.echo(f"table: {out / 'zoo.md'}\nrows: {out / 'zoo.json'}")
+
+
+@app.command("ope-coverage")
+def ope_coverage(
+    out: Annotated[
+        Path, typer.Option("--out", help="folder for histories and the coverage table")
+    ] = Path("reports/ope-coverage"),
+    invoices: Annotated[int, typer.Option(help="invoices simulated per world")] = 10_000,
+    seeds: Annotated[str, typer.Option(help="comma-separated seeds")] = "7,8,9",
+    worlds: Annotated[
+        str | None, typer.Option(help="comma-separated worlds (default: the whole zoo)")
+    ] = None,
+    params: ParamsOption = None,
+) -> None:
+    """How often the off-policy intervals cover the truth, over worlds and seeds."""
+    import logging
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from json import dumps as json_dumps
+
+    from training.config.params import load_params
+    from training.evaluation.ope_coverage import coverage_markdown, run_ope_coverage
+    from training.simulator.zoo import WORLDS
+
+    names = [w.strip() for w in worlds.split(",") if w.strip()] if worlds else list(WORLDS)
+    unknown = [w for w in names if w not in WORLDS]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown world(s) {unknown}; expected some of {', '.join(WORLDS)}",
+            param_hint="'--worlds'",
+        )
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"seeds must be integers: {seeds!r}", param_hint="'--seeds'"
+        ) from exc
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    rows, summary = run_ope_coverage(names, seed_list, invoices, load_params(params), out)
+    typer.echo(coverage_markdown(rows, summary))
+    typer.echo(json_dumps(summary, indent=2))
+    typer.echo(f"table: {out / 'ope_coverage.md'}\nrows: {out / 'ope_coverage.json'}")
 
 
 @app.command()

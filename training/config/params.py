@@ -104,6 +104,15 @@ class EvaluateParams(Section):
         20, ge=1, description="complete logs a plan needs to enter the menu"
     )
     min_group: int = Field(30, ge=1, description="smallest group shown in a breakdown")
+    timing_parts_per_day: int = Field(
+        4, ge=1, le=24, description="time buckets per day of the first-retry off-policy estimate"
+    )
+    timing_smoothing: float = Field(
+        0.3, ge=0, lt=1, description="share the first-retry target spreads to neighbour buckets"
+    )
+    timing_min_offset_support: int = Field(
+        5, ge=1, description="logged first retries an offset needs to enter the support"
+    )
     seed: int = 7
 
 

@@ -28,6 +28,7 @@ from training.evaluation.logged_plans import (
     read_logged,
 )
 from training.evaluation.ope import LoggedFeedback, default_estimators, summarize
+from training.evaluation.ope_support import OverlapDiagnostics, SupportThresholds
 from training.policy.decider import ModelDecider
 from training.policy.scorer import build_timeline, past_rows
 
@@ -184,11 +185,47 @@ def menu_choices(
 
 @dataclass
 class OffPolicyResult:
-    estimates: dict[str, dict[str, float | int]]
+    estimates: dict[str, dict[str, float | int | str]]
     choice: MenuChoice
     menu: Menu
     feedback: LoggedFeedback
     usable: np.ndarray  # events with at least one consistent menu plan
+
+
+def per_decision_share(history: History) -> float:
+    """Share of invoices with two or more logged retries whose retries carry different
+    propensities: a team that drew whole plans logs one probability per plan, so any
+    noticeable share means the propensities are per decision and the menu assumption
+    does not hold."""
+    att = history.attempts
+    retries = att[(att["initiated_by"] == "merchant") & att["propensity"].notna()]
+    counts = retries.groupby("invoice_id")["propensity"].agg(["size", "nunique"])
+    several = counts[counts["size"] >= 2]
+    return float((several["nunique"] > 1).mean()) if len(several) else 0.0
+
+
+def refuse_thin_overlap(
+    estimates: dict[str, dict[str, float | int]],
+    feedback: LoggedFeedback,
+    thresholds: SupportThresholds | None = None,
+) -> dict[str, dict[str, float | int | str]]:
+    """The weighted estimates with their interval, or, when the overlap is too thin
+    (``ope_support``), the reason in place of a number; DM is the model's own estimate."""
+    reasons = OverlapDiagnostics.of(feedback).shortfalls(thresholds or SupportThresholds())
+    out: dict[str, dict[str, float | int | str]] = {}
+    for name, entry in estimates.items():
+        if reasons and name != "dm":
+            out[name] = {
+                "cannot_estimate": "; ".join(reasons),
+                "matched": entry["matched"],
+                "ess": entry["ess"],
+            }
+        else:
+            out[name] = dict(entry)
+    return out
+
+
+MAX_PER_DECISION_SHARE = 0.01
 
 
 def off_policy_estimates(
@@ -199,13 +236,22 @@ def off_policy_estimates(
     n_bootstrap: int = 1000,
     seed: int = 7,
     min_support: int = 20,
-) -> OffPolicyResult | None:
-    """IPS, SNIPS, DR (and DM) of the menu-restricted learned policy; None when the
-    history has no usable propensities (no explored plan seen often enough)."""
+) -> OffPolicyResult | str:
+    """IPS, SNIPS, DR (and DM) of the menu-restricted learned policy, each refused when
+    the overlap is too thin; the reason instead when the history cannot support the
+    menu estimate at all (per-decision propensities, or no explored plan seen often
+    enough)."""
+    share = per_decision_share(history)
+    if share > MAX_PER_DECISION_SHARE:
+        return (
+            f"the retries of one invoice carry different propensities ({share:.0%} of "
+            "invoices with several retries): the team logged per-decision probabilities, "
+            "not plans drawn from a menu; see the first-retry timing estimate"
+        )
     logged_all = read_logged(history, window_days)
     menu = learn_menu(logged_all, min_support)
     if len(menu.retry_offsets) == 0 or len(menu.message_offsets) == 0:
-        return None
+        return "no explored plan was logged often enough with propensities"
     position = pd.Series(np.arange(len(logged_all.invoice_id)), index=logged_all.invoice_id)
     rows = position.loc[test_events["invoice_id"].to_numpy()].to_numpy()
     logged = LoggedSchedules(
@@ -238,8 +284,9 @@ def off_policy_estimates(
         target_value=choice.estimate[usable],
         logged_value=choice.estimate[usable],
     )
-    estimates = summarize(
-        default_estimators(), feedback, n_bootstrap=n_bootstrap, random_state=seed
+    estimates = refuse_thin_overlap(
+        summarize(default_estimators(), feedback, n_bootstrap=n_bootstrap, random_state=seed),
+        feedback,
     )
     for value in estimates.values():
         value["units"] = int(usable.sum())

@@ -94,7 +94,7 @@ def plot_breakdown(table: pd.DataFrame, title: str, path: Path) -> Path:
 
 def plot_off_policy(metrics: dict, path: Path) -> Path:
     ope = metrics["off_policy"]
-    names = [n for n in ("ips", "snips", "dr", "dm") if n in ope]
+    names = [n for n in ("ips", "snips", "dr", "dm") if "value" in ope.get(n, {})]
     values = np.array([ope[n]["value"] for n in names])
     err = np.vstack(
         [values - [ope[n]["lower"] for n in names], [ope[n]["upper"] for n in names] - values]
@@ -185,10 +185,11 @@ def write_report(result, folder: Path, artifact: DecisionArtifact) -> list[Path]
         ]
         for name in ("ips", "snips", "dr", "dm"):
             e = ope[name]
-            lines.append(
-                f"| {name.upper()} | {_pct(e['value'])} | [{_pct(e['lower'])}, {_pct(e['upper'])}] "
-                f"| {e['matched']} | {e['ess']:.0f} |"
-            )
+            if "value" in e:
+                cells = f"{_pct(e['value'])} | [{_pct(e['lower'])}, {_pct(e['upper'])}]"
+            else:
+                cells = f"the logs cannot support an estimate: {e['cannot_estimate']} | -"
+            lines.append(f"| {name.upper()} | {cells} | {e['matched']} | {e['ess']:.0f} |")
         if "truth" in ope:
             lines += [
                 "",
@@ -199,9 +200,43 @@ def write_report(result, folder: Path, artifact: DecisionArtifact) -> list[Path]
         files.append(plot_off_policy(m, folder / "off_policy.png"))
     else:
         lines.append(ope.get("note", "not available"))
+    lines += ["", *timing_lines(m.get("off_policy_timing", {}))]
     report = folder / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return [report, *files]
+
+
+def timing_lines(timing: dict) -> list[str]:
+    """The first-retry timing estimate (any logging policy), or why there is none."""
+    lines = ["## Off-policy: the learned first-retry time, on any logging", ""]
+    if "units" not in timing:
+        return [*lines, timing.get("note", "not available")]
+    lines += [
+        f"Estimand: {timing['estimand']}. {timing['units']} invoices the learned policy "
+        f"retries; the logs show {timing['support_offsets']} first-retry times in "
+        f"{timing['support_buckets']} buckets; the learned time lies outside them (and is "
+        f"projected onto the nearest) for {_pct(timing['projected_share'])} of the invoices. "
+        f"The team's own recovery on these invoices: {_pct(timing['team_recovery'])}.",
+        "",
+        "| estimator | value | 95% interval | matched invoices | effective sample size |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ("ips", "snips"):
+        e = timing[name]
+        if "value" in e:
+            cells = f"{_pct(e['value'])} | [{_pct(e['lower'])}, {_pct(e['upper'])}]"
+        else:
+            cells = f"the logs cannot support an estimate: {e['cannot_estimate']} | -"
+        lines.append(
+            f"| {name.upper()} | {cells} | {e['matched']} | {e['effective_sample_size']:.0f} |"
+        )
+    if "truth" in timing:
+        lines += [
+            "",
+            f"Simulator truth of the same policy: {_pct(timing['truth'])}; inside the "
+            f"interval: {timing['truth_inside_interval']}.",
+        ]
+    return lines
 
 
 def _markdown(table: pd.DataFrame) -> str:

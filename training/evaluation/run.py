@@ -21,6 +21,7 @@ from training.contract.io import load_history
 from training.core.frames import Schedules
 from training.declines.violations import schedule_violations
 from training.evaluation.ope_eval import OffPolicyResult, off_policy_estimates
+from training.evaluation.ope_timing_eval import timing_estimates
 from training.evaluation.policies import (
     baseline_schedules,
     learned_schedules,
@@ -236,8 +237,8 @@ def off_policy_metrics(
         settings.seed,
         settings.min_plan_support,
     )
-    if ope is None:
-        return {"note": "no explored plan was logged often enough with propensities"}, None
+    if isinstance(ope, str):
+        return {"note": ope}, None
     metrics: dict[str, Any] = {
         "target": "the learned models choosing among the logged plans",
         "menu": {
@@ -253,6 +254,7 @@ def off_policy_metrics(
     metrics["truth_inside_interval"] = {
         name: bool(ope.estimates[name]["lower"] <= ope_truth <= ope.estimates[name]["upper"])
         for name in ("ips", "snips", "dr")
+        if "value" in ope.estimates[name]
     }
     return metrics, ope_truth
 
@@ -307,6 +309,9 @@ def run_evaluation(
     steps.set_postfix_str("off-policy")
     events = off_policy_sample(held, settings)
     metrics["off_policy"], ope_truth = off_policy_metrics(decider, history, events, params, truth)
+    metrics["off_policy_timing"] = timing_estimates(
+        decider, history, events, params.train.window_days, settings, truth
+    )
     steps.update()
     steps.close()
     metrics["seconds"] = round(time.perf_counter() - started, 1)

@@ -22,11 +22,14 @@ import pandas as pd
 
 from training.artifact.decision_artifact import DecisionArtifact
 from training.config.params import Params
+from training.contract.history import History
 from training.contract.io import load_history, write_history
 from training.declines.table import DECLINE_FAMILIES, load_decline_table
+from training.evaluation.ope_checks import coverage, off_policy_checks
 from training.evaluation.run import run_evaluation
 from training.models.fit import train_models
 from training.simulator.run import simulate_history
+from training.simulator.truth import GroundTruth
 from training.simulator.zoo import WORLDS, zoo_world
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,7 @@ class ZooRow:
     calibration_mae: float
     calibration_bins: list[tuple[float, float]]
     families: dict[str, dict[str, float]]
+    off_policy: list[dict[str, Any]]
     seconds: float
 
     def below_fixed(self, tolerance: float = 0.0) -> list[str]:
@@ -68,12 +72,20 @@ def family_recovery(categories: pd.DataFrame) -> dict[str, dict[str, float]]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1]["invoices"]))
 
 
-def evaluate_world(name: str, invoices: int, seed: int, params: Params, out: Path) -> ZooRow:
-    """Simulate, read through the contract, train and evaluate one world."""
-    started = time.perf_counter()
+@dataclass
+class TrainedWorld:
+    history: History
+    artifact: DecisionArtifact
+    truth: GroundTruth
+
+
+def simulate_and_train(
+    name: str, invoices: int, seed: int, params: Params, out: Path
+) -> TrainedWorld:
+    """Simulate one world, write it and read it back through the contract, train on it."""
     chosen = zoo_world(name)
     settings = params.simulate.model_copy(update={"invoices": invoices, "seed": seed})
-    log.info("[%s] simulating %s invoices", name, f"{invoices:,}")
+    log.info("[%s] simulating %s invoices (seed %d)", name, f"{invoices:,}", seed)
     simulated = simulate_history(settings, chosen.world, chosen.policy)
     folder = out / name / "history"
     write_history(simulated.history, folder, fmt="parquet")
@@ -93,6 +105,15 @@ def evaluate_world(name: str, invoices: int, seed: int, params: Params, out: Pat
         table,
         {"model_version": f"zoo/{name}", "training_data": trained.split.describe()},
     )
+    return TrainedWorld(history, artifact, simulated.truth)
+
+
+def evaluate_world(name: str, invoices: int, seed: int, params: Params, out: Path) -> ZooRow:
+    """Simulate, read through the contract, train and evaluate one world."""
+    started = time.perf_counter()
+    chosen = zoo_world(name)
+    trained_world = simulate_and_train(name, invoices, seed, params, out)
+    history, artifact = trained_world.history, trained_world.artifact
     log.info("[%s] evaluating", name)
     # every category in the breakdown, so that families add up
     evaluate = params.evaluate.model_copy(update={"min_group": 1})
@@ -100,7 +121,7 @@ def evaluate_world(name: str, invoices: int, seed: int, params: Params, out: Pat
         history,
         artifact,
         params.model_copy(update={"evaluate": evaluate}),
-        simulated.truth,
+        trained_world.truth,
         progress=False,
     )
     m = result.metrics
@@ -117,6 +138,7 @@ def evaluate_world(name: str, invoices: int, seed: int, params: Params, out: Pat
         calibration_mae=float(calibration["binned_mae"]),
         calibration_bins=[(float(a), float(b)) for a, b in calibration["bins"]],
         families=family_recovery(result.breakdowns["decline category"]),
+        off_policy=off_policy_checks(m),
         seconds=round(time.perf_counter() - started, 1),
     )
     log.info(
@@ -186,7 +208,24 @@ def zoo_markdown(rows: list[ZooRow]) -> str:
     for r in rows:
         bins = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in r.calibration_bins)
         lines.append(f"- {r.world}: {bins}")
+    lines += ["", "Off-policy intervals against the truth of their estimand:", ""]
+    for r in rows:
+        cells = [_check_text(check) for check in r.off_policy]
+        lines.append(f"- {r.world}: " + "; ".join(cells))
     return "\n".join(lines)
+
+
+def _check_text(check: dict[str, Any]) -> str:
+    if "estimator" not in check:
+        return f"{check['estimand']}: {check['note']}"
+    head = f"{check['estimand']} {check['estimator'].upper()}"
+    if "covers" not in check:
+        return f"{head} cannot estimate ({check['cannot_estimate']})"
+    verdict = "covers" if check["covers"] else "MISSES"
+    return (
+        f"{head} {_pct(check['value'])} [{_pct(check['lower'])}, {_pct(check['upper'])}] "
+        f"{verdict} {_pct(check['truth'])}"
+    )
 
 
 def zoo_summary(rows: list[ZooRow]) -> dict[str, Any]:
@@ -197,4 +236,5 @@ def zoo_summary(rows: list[ZooRow]) -> dict[str, Any]:
         "violations": sum(r.violations for r in rows),
         "max_calibration_mae": max(r.calibration_mae for r in rows),
         "families_below_fixed": {r.world: r.below_fixed() for r in rows if r.below_fixed()},
+        "off_policy_coverage": coverage([c for r in rows for c in r.off_policy]),
     }

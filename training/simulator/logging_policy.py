@@ -231,3 +231,51 @@ def defer_quiet_hours(utc: np.ndarray, tz: np.ndarray, quiet: tuple[int, int]) -
     target = next_day.astype("datetime64[ns]") + np.timedelta64(end, "h")
     moved = to_utc(target, tz)
     return np.where(inside, moved, naive_utc(utc))
+
+
+def schedules_given_first_retry(
+    invoices: pd.DataFrame,
+    timezone: pd.Series,
+    sms_opt_in: pd.Series,
+    first_retry_hours: np.ndarray,
+    policy: LoggingPolicy,
+    window_hours: float,
+    quiet: tuple[int, int],
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The team's planned retries and messages, drawn given that the first retry comes
+    ``first_retry_hours`` after the failure (one per row of ``invoices``, whose
+    ``invoice_id`` may repeat under distinct keys: pass the key as ``invoice_id``).
+
+    Menu logging: the retry plan is drawn among the plans that start at that offset, by
+    their probability (a ``ValueError`` when none does); ``random_hours``: the legacy
+    plan with its exploration, the first retry moved to that offset. Messages are drawn
+    as the team draws them, independently of the retries.
+    """
+    n = len(invoices)
+    retry_plan, message_plan = draw_plans(n, policy, rng)
+    hours = np.asarray(first_retry_hours, dtype=float)
+    if policy.explore_mode == "menu":
+        probability = policy.plan_probability(policy.retry_plans, policy.legacy_retry_plan)
+        first = {name: offsets[0] for name, offsets in policy.retry_plans.items()}
+        for offset in np.unique(hours):
+            names = [name for name, start in first.items() if start == offset]
+            if not names:
+                raise ValueError(f"no retry plan of the logging policy starts at {offset} h")
+            p = np.array([probability[name] for name in names])
+            rows = np.flatnonzero(hours == offset)
+            retry_plan[rows] = rng.choice(np.array(names, dtype=object), len(rows), p=p / p.sum())
+    else:
+        retry_plan[:] = policy.legacy_retry_plan
+    retries = planned_retries(invoices, retry_plan, policy, window_hours, rng)
+    due = retries["invoice_id"].map(invoices.set_index("invoice_id")["due_at"])
+    wanted = due + pd.to_timedelta(
+        retries["invoice_id"].map(pd.Series(hours, index=invoices["invoice_id"].to_numpy())),
+        unit="h",
+    )
+    is_first = ~retries.sort_values("t", kind="stable")["invoice_id"].duplicated()
+    retries.loc[is_first[is_first].index, "t"] = wanted[is_first[is_first].index]
+    messages = planned_messages(
+        invoices, timezone, sms_opt_in, message_plan, policy, window_hours, quiet, rng
+    )
+    return retries.sort_values(["invoice_id", "t"], kind="stable"), messages

@@ -73,7 +73,7 @@ def simulate_history(
     truth_frame = build_truth_frame(
         invoices, customers, traits, invoice_traits, world, window_hours, medians
     )
-    truth = GroundTruth(truth_frame, world, window_hours)
+    truth = GroundTruth(truth_frame, world, window_hours, policy)
     steps.update()
 
     retry_plan, message_plan = draw_plans(len(invoices), policy, rng)

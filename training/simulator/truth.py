@@ -21,6 +21,7 @@ import pandas as pd
 
 from training.simulator import behaviour
 from training.simulator.localtime import naive_utc
+from training.simulator.logging_policy import LoggingPolicy
 from training.simulator.world import WorldConfig
 
 TRUTH_FILE = "invoices.parquet"
@@ -34,11 +35,17 @@ class GroundTruth:
     invoices: pd.DataFrame
     world: WorldConfig
     window_hours: float
+    logging: LoggingPolicy | None = None  # the team's own dunning that produced the history
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.invoices.to_parquet(folder / TRUTH_FILE, index=False)
-        payload = {"window_hours": self.window_hours, "world": self.world.model_dump(mode="json")}
+        payload: dict = {
+            "window_hours": self.window_hours,
+            "world": self.world.model_dump(mode="json"),
+        }
+        if self.logging is not None:
+            payload["logging_policy"] = self.logging.model_dump(mode="json")
         (folder / WORLD_FILE).write_text(json.dumps(payload, indent=2))
 
     @classmethod
@@ -48,6 +55,11 @@ class GroundTruth:
             invoices=pd.read_parquet(Path(folder) / TRUTH_FILE),
             world=WorldConfig.model_validate(payload["world"]),
             window_hours=float(payload["window_hours"]),
+            logging=(
+                LoggingPolicy.model_validate(payload["logging_policy"])
+                if "logging_policy" in payload
+                else None
+            ),
         )
 
     def schedule_frame(self, retries: pd.DataFrame, messages: pd.DataFrame) -> pd.DataFrame:

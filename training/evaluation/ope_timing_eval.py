@@ -1,0 +1,176 @@
+"""`smartretry evaluate`'s first-retry timing estimate: the learned policy's first-retry
+time, valued off-policy from any history's per-retry propensities (see
+``ope_first_retry``), with 95% intervals or a stated refusal; on a simulated history
+also the estimand's exact value and whether each interval holds it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from training.config.params import EvaluateParams
+from training.contract.history import History
+from training.evaluation.ope import InverseProbabilityWeighting, SelfNormalizedIPW
+from training.evaluation.ope_first_retry import (
+    FirstRetryLog,
+    TimingSupport,
+    learn_support,
+    read_first_retries,
+    target_distribution,
+    timing_feedback,
+)
+from training.evaluation.ope_support import CannotEstimate, estimate_with_support
+from training.evaluation.policies import learned_schedules
+from training.policy.decider import ModelDecider
+
+if TYPE_CHECKING:
+    from training.simulator.truth import GroundTruth
+
+ESTIMAND = (
+    "recovery rate with the first retry timed by the learned policy (projected onto the "
+    "logged first-retry times, smoothed over neighbouring time buckets) and the rest of "
+    "the dunning as the team logged it"
+)
+
+
+def learned_first_retry_hours(
+    decider: ModelDecider, history: History, events: pd.DataFrame
+) -> np.ndarray:
+    """Hours from each invoice's due date to the learned policy's first retry (NaN when
+    it plans none)."""
+    schedules = learned_schedules(decider, events)
+    first = schedules.retries.groupby("event_id")["at"].min()
+    due = history.invoices.set_index("invoice_id")["due_at"]
+    at = events["event_id"].map(first)
+    start = events["invoice_id"].map(due)
+    return ((at - start).dt.total_seconds() / 3600).to_numpy(dtype=float)
+
+
+def timing_estimates(
+    decider: ModelDecider,
+    history: History,
+    events: pd.DataFrame,
+    window_days: int,
+    settings: EvaluateParams,
+    truth: GroundTruth | None = None,
+) -> dict[str, Any]:
+    """IPS and SNIPS of the first-retry timing target, each with its overlap
+    diagnostics or the reason the logs cannot support it."""
+    log_all = read_first_retries(history, window_days)
+    support = learn_support(
+        log_all, settings.timing_min_offset_support, settings.timing_parts_per_day
+    )
+    if len(support.offsets) == 0:
+        return {"estimand": ESTIMAND, "note": "no first retry was logged often enough"}
+    hours = learned_first_retry_hours(decider, history, events)
+    planned = ~np.isnan(hours)
+    if not planned.any():
+        return {"estimand": ESTIMAND, "note": "the learned policy retries none of these invoices"}
+    position = pd.Series(np.arange(len(log_all.invoice_id)), index=log_all.invoice_id)
+    rows = position.loc[events["invoice_id"].to_numpy()[planned]].to_numpy()
+    log = log_all.take(rows)
+    target = target_distribution(hours[planned], support, settings.timing_smoothing)
+    timing = timing_feedback(log, support, target, hours[planned])
+    out: dict[str, Any] = {
+        "estimand": ESTIMAND,
+        "units": int(planned.sum()),
+        "support_offsets": len(support.offsets),
+        "support_buckets": int(np.unique(support.buckets).size),
+        "team_recovery": float(log.recovered.mean()),
+        "projected_share": timing.projected_share,
+        "unsupported_units": timing.unsupported_units,
+        "learned_first_retry_median_hours": float(np.median(hours[planned])),
+    }
+    for name, estimator in (("ips", InverseProbabilityWeighting()), ("snips", SelfNormalizedIPW())):
+        result = estimate_with_support(
+            estimator,
+            timing.feedback,
+            ESTIMAND,
+            n_bootstrap=settings.bootstrap,
+            random_state=settings.seed,
+        )
+        diagnostics = {
+            "effective_sample_size": result.diagnostics.effective_sample_size,
+            "matched": result.diagnostics.n_matched,
+        }
+        if isinstance(result, CannotEstimate):
+            out[name] = {"cannot_estimate": result.reason, **diagnostics}
+        else:
+            out[name] = {
+                "value": result.value,
+                "lower": result.lower,
+                "upper": result.upper,
+                **diagnostics,
+            }
+    if truth is not None and truth.logging is not None:
+        exact = timing_truth(truth, log, support, target, window_days, settings.seed)
+        out["truth"] = exact
+        out["truth_inside_interval"] = {
+            name: bool(out[name]["lower"] <= exact <= out[name]["upper"])
+            for name in ("ips", "snips")
+            if "value" in out[name]
+        }
+    return out
+
+
+def timing_truth(
+    truth: GroundTruth,
+    log: FirstRetryLog,
+    support: TimingSupport,
+    target: np.ndarray,
+    window_days: int,
+    seed: int,
+) -> float:
+    """The estimand's exact value on a simulated history: for every unit and every
+    offset the target may pick, the team's schedule drawn given that first retry (the
+    world's logging policy), valued by the simulator's truth, weighted by the target."""
+    from training.simulator.logging_policy import schedules_given_first_retry
+
+    if truth.logging is None:
+        raise ValueError("this ground truth does not record the team's logging policy")
+    unit, offset = np.nonzero(target > 0)
+    keys = pd.DataFrame(
+        {
+            "key": [f"{i}#{j}" for i, j in zip(unit, offset, strict=True)],
+            "invoice_id": log.invoice_id[unit],
+        }
+    )
+    latent = truth.invoices.set_index("invoice_id").loc[keys["invoice_id"]]
+    invoices = pd.DataFrame(
+        {"invoice_id": keys["key"].to_numpy(), "due_at": latent["due_at"].to_numpy()}
+    )
+    world = truth.world
+    retries, messages = schedules_given_first_retry(
+        invoices,
+        pd.Series(latent["timezone"].to_numpy()),
+        pd.Series(latent["sms_opt_in"].to_numpy()),
+        support.offsets[offset],
+        truth.logging,
+        window_days * 24.0,
+        (world.quiet_start_hour, world.quiet_end_hour),
+        np.random.default_rng(seed),
+    )
+    owner = keys.set_index("key")["invoice_id"]
+    values = truth.recovery_probability(
+        keys,
+        pd.DataFrame(
+            {
+                "key": retries["invoice_id"].to_numpy(),
+                "invoice_id": retries["invoice_id"].map(owner).to_numpy(),
+                "at": retries["t"].to_numpy(),
+            }
+        ),
+        pd.DataFrame(
+            {
+                "key": messages["invoice_id"].to_numpy(),
+                "invoice_id": messages["invoice_id"].map(owner).to_numpy(),
+                "send_at": messages["t"].to_numpy(),
+                "channel": messages["channel"].to_numpy(),
+                "template": messages["template"].to_numpy(),
+            }
+        ),
+    ).to_numpy()
+    per_unit = np.bincount(unit, weights=target[unit, offset] * values, minlength=len(target))
+    return float(per_unit.mean())
