@@ -252,9 +252,9 @@ def off_policy_metrics(
     ope_truth = _menu_policy_truth(truth, events, ope)
     metrics["truth"] = ope_truth
     metrics["truth_inside_interval"] = {
-        name: bool(ope.estimates[name]["lower"] <= ope_truth <= ope.estimates[name]["upper"])
+        name: bool(float(entry["lower"]) <= ope_truth <= float(entry["upper"]))
         for name in ("ips", "snips", "dr")
-        if "value" in ope.estimates[name]
+        if "value" in (entry := ope.estimates[name])
     }
     return metrics, ope_truth
 
