@@ -129,3 +129,33 @@ def test_cli_refuses_a_missing_model(small_world, tmp_path):
     )
     assert result.exit_code == 2
     assert "no decision artifact" in result.output
+
+
+@pytest.mark.slow  # trains a model without messages and evaluates it (~15 s)
+def test_a_model_trained_without_messages_is_evaluated(small_world, small_params):
+    from tests.conftest import FAST_MODEL
+    from training.artifact.decision_artifact import DecisionArtifact
+    from training.config.params import TrainParams
+    from training.config.policy import PolicyConfig
+    from training.config.retry_limits import RetryLimits
+    from training.contract.history import History
+    from training.declines.table import load_decline_table
+    from training.models.fit import train_models
+
+    h = small_world.history
+    history = History(h.customers, h.invoices, h.attempts, h.messages.iloc[0:0])
+    table, limits = load_decline_table(), RetryLimits()
+    trained = train_models(
+        history, TrainParams(model=FAST_MODEL), table, limits.update_requests, progress=False
+    )
+    assert trained.models.message is None
+    artifact = DecisionArtifact.with_table(
+        trained.models, trained.data.log, history.customers, [], PolicyConfig(), limits, table, {}
+    )
+    m = run_evaluation(history, artifact, small_params, small_world.truth, progress=False).metrics
+    # the learned policy sends nothing, so the model values it; the fixed schedule's
+    # messages it cannot value
+    assert 0 < m["model_estimate"]["learned"] < 1
+    assert m["model_estimate"]["fixed"] is None and m["model_estimate"]["rules"] is None
+    assert "no messages" in m["off_policy"]["note"]
+    assert m["rule_violations"] == 0 and 0 < m["policy_recovery_rate"] < 1

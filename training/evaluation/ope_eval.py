@@ -248,6 +248,8 @@ def off_policy_estimates(
             "invoices with several retries): the team logged per-decision probabilities, "
             "not plans drawn from a menu; see the first-retry timing estimate"
         )
+    if history.messages.empty:
+        return "the history logs no messages: the menu estimate needs the team's message plans"
     logged_all = read_logged(history, window_days)
     menu = learn_menu(logged_all, min_support)
     if len(menu.retry_offsets) == 0 or len(menu.message_offsets) == 0:

@@ -127,17 +127,20 @@ def model_estimates(
     schedules: dict[str, Schedules],
 ) -> pd.DataFrame:
     """The model's expected recovery per sampled event (rows) of the learned policy, the
-    fixed schedule and the rules baseline (columns)."""
+    fixed schedule and the rules baseline (columns). A model trained on a history
+    without messages cannot value a schedule that sends some: NaN for that policy."""
     past = past_rows(sample, None)
-    return pd.DataFrame(
-        {
-            name: decider.expected_recovery(sample, features, past, s.retries, s.messages)[0]
-            .reindex(sample["event_id"])
-            .to_numpy()
-            for name, s in schedules.items()
-            if name in MODEL_JUDGED
-        }
-    )
+    can_value_messages = decider.scorer.models.message is not None
+    columns = {}
+    for name, s in schedules.items():
+        if name not in MODEL_JUDGED:
+            continue
+        if len(s.messages) and not can_value_messages:
+            columns[name] = np.full(len(sample), np.nan)
+            continue
+        expected = decider.expected_recovery(sample, features, past, s.retries, s.messages)[0]
+        columns[name] = expected.reindex(sample["event_id"]).to_numpy()
+    return pd.DataFrame(columns)
 
 
 def rule_violations(
@@ -165,7 +168,10 @@ def metrics_without_truth(
         "held_out_to": str(held["failed_at"].max()),
         "rule_violations": violations["learned"],
         "rule_violations_by_policy": violations,
-        "model_estimate": {name: float(estimates[name].mean()) for name in estimates.columns},
+        "model_estimate": {
+            name: None if estimates[name].isna().all() else float(estimates[name].mean())
+            for name in estimates.columns
+        },
     }
 
 
