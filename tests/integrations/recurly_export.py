@@ -33,8 +33,12 @@ def write_recurly_export(history: History, path: Path) -> int:
     time order); returns the number of transactions written."""
     accounts = [
         {"id": f"acct_{c.customer_id}", "object": "account", "code": c.customer_id,
-         "address": {"country": c.country}}
-        for c in history.customers.itertuples(index=False)
+         "address": {"country": c.country}, "created_at": signup}
+        for c, signup in zip(
+            history.customers.itertuples(index=False),
+            _iso(history.customers["signup_at"]),
+            strict=True,
+        )
     ]  # fmt: skip
     invoices = history.invoices.assign(due=_iso(history.invoices["due_at"]))
     invoice_objects = [

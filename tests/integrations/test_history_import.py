@@ -128,5 +128,7 @@ def test_recurly_import_fields(tmp_path: Path) -> None:
     }
     customers = history.customers.set_index("customer_id")["country"].to_dict()
     assert customers == {"customer-1042": "US", "customer-2208": "GB", "customer-3317": "US"}
+    signup = history.customers.set_index("customer_id")["signup_at"]
+    assert (signup == pd.Timestamp("2024-03-11T09:15:00Z")).all()  # the accounts' created_at
     assert history.messages.empty
     assert list(history.messages.columns) == list(TABLES["messages"].column_names)

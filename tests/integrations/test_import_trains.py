@@ -90,6 +90,10 @@ def test_imported_recurly_history_without_messages_trains_and_recommends(
     assert validated.exit_code == 0, validated.output
     history, _ = load_history(data)
     assert history.messages.empty and len(history.invoices) == len(world.invoices)
+    # tenure survives the import: sign-up from the account's created_at
+    signup = history.customers.set_index("customer_id")["signup_at"]
+    simulated = world.customers.set_index("customer_id")["signup_at"].reindex(signup.index)
+    assert (signup == simulated).all()
 
     trained = train(data, tmp_path)
     assert trained.exit_code == 0, trained.output

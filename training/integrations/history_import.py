@@ -6,7 +6,7 @@ Every line goes through the same mapping as the webhooks (:mod:`training.integra
 a failure becomes a failed attempt (and its invoice and customer), a success a succeeded
 attempt of an invoice seen failing. What the events do not say is inferred and counted:
 an invoice's ``due_at`` is its first failure, a customer's ``signup_at`` its first
-event, a missing time zone the first of its country's zones (tz database ``zone.tab``),
+event (Recurly: its account's ``created_at`` when not after that), a missing time zone the first of its country's zones (tz database ``zone.tab``),
 failed attempts are the merchant's. An invoice's ``due_at`` is the export's own when it has
 one (Recurly) and it is not after the first failure. Billing systems do not report
 dunning messages, so ``messages`` is empty (with the contract's columns); ``smartretry
@@ -111,9 +111,10 @@ def _mapper(
 
 
 def _recurly_mapper(report: ImportReport) -> Callable[[int, dict[str, Any]], list[MappedEvent]]:
-    """Recurly: accounts and invoices read so far give countries and due dates to the
-    transactions that follow them."""
+    """Recurly: accounts and invoices read so far give countries, sign-up times and due
+    dates to the transactions that follow them."""
     countries: dict[str, str] = {}  # account id -> country
+    signups: dict[str, str] = {}  # account id -> created_at
     due: dict[str, str] = {}  # invoice id -> due_at
 
     def recurly_map(_: int, line: dict[str, Any]) -> list[MappedEvent]:
@@ -124,15 +125,21 @@ def _recurly_mapper(report: ImportReport) -> Callable[[int, dict[str, Any]], lis
                 country = recurly.account_country(obj)
                 if country:
                     countries[str(require(obj, "id"))] = country
-                report.ignored["Recurly account (read for its country)"] += 1
+                if obj.get("created_at"):
+                    signups[str(require(obj, "id"))] = recurly.iso_time(
+                        obj["created_at"], "created_at"
+                    )
+                report.ignored["Recurly account (read for its country and sign-up)"] += 1
             elif kind == "invoice":
                 if obj.get("due_at"):
                     due[str(require(obj, "id"))] = recurly.iso_time(obj["due_at"], "due_at")
                 report.ignored["Recurly invoice (read for its due date)"] += 1
             else:
-                event = recurly.map_transaction(
-                    obj, countries.get(str(optional(obj, "account.id")))
-                )
+                account = str(optional(obj, "account.id"))
+                event = recurly.map_transaction(obj, countries.get(account))
+                if event.request is not None and account in signups:
+                    customer = event.request.setdefault("customer", {})
+                    customer["signup_at"] = signups[account]
                 if event.request is not None:
                     if event.extra.get("recurly_status_code"):
                         report.inferred["decline code from Recurly's status_code"] += 1
@@ -285,6 +292,11 @@ def _customers(
             "timezone": given.get(
                 "timezone", pd.Series(index=given.index, dtype=object)
             ).to_numpy(),
+            "given_signup_at": pd.to_datetime(
+                given.get("signup_at", pd.Series(index=given.index, dtype=object)),
+                utc=True,
+                errors="coerce",
+            ).to_numpy(),
         }
     )
     customers = (
@@ -295,10 +307,17 @@ def _customers(
             country=("country", "last"),
             timezone=("timezone", "last"),
             signup_at=("failed_at", "min"),
+            given_signup_at=("given_signup_at", "min"),
         )
         .reset_index()
     )
-    report.inferred["customer signup_at from its first event"] += len(customers)
+    # the export's own sign-up time (Recurly: the account's created_at) when it has one
+    # and it is not after the customer's first failure; else the first event
+    first_event = pd.to_datetime(customers["signup_at"], utc=True)
+    given_signup = pd.to_datetime(customers["given_signup_at"], utc=True)
+    given_ok = given_signup.notna() & (given_signup <= first_event)
+    customers["signup_at"] = first_event.where(~given_ok, given_signup)
+    report.inferred["customer signup_at from its first event"] += int((~given_ok).sum())
     missing_zone = customers["timezone"].isna()
     customers.loc[missing_zone, "timezone"] = customers.loc[missing_zone, "country"].map(
         _zone_by_country()
