@@ -164,6 +164,26 @@ def test_headline_and_off_policy_tables():
     assert pr.off_policy_table({"off_policy": {"note": "nothing logged"}}).empty
 
 
+def test_first_retry_timing_table_shows_refusals_beside_estimates():
+    metrics = {
+        "off_policy_timing": {
+            "ips": {**_interval(0.44, 0.05), "matched": 900, "effective_sample_size": 120.0},
+            "snips": {
+                "cannot_estimate": "effective sample size 12.0 < 30",
+                "matched": 40,
+                "effective_sample_size": 12.0,
+            },
+            "truth": 0.45,
+            "truth_inside_interval": {"ips": True},
+        }
+    }
+    table = pr.off_policy_table(metrics, key="off_policy_timing")
+    assert list(table.index) == ["IPS", "SNIPS"]
+    assert table.loc["IPS", "effective_sample_size"] == 120.0
+    assert np.isnan(table.loc["SNIPS", "estimate_rate"])
+    assert "effective sample size" in table.loc["SNIPS", "cannot_estimate"]
+
+
 def test_uplift_by_segment_is_learned_minus_fixed():
     uplift = pr.uplift_by_segment(breakdowns())
     assert uplift["dimension"].tolist() == ["decline category"] * 2 + ["customer segment"]

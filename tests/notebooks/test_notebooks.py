@@ -41,6 +41,7 @@ MODEL_FIGURES = {
     "feature_importance.png",
     "policies.png",
     "off_policy.png",
+    "off_policy_timing.png",
     "uplift_by_segment.png",
 }
 WHAT_IF_FIGURES = {

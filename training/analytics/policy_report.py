@@ -234,10 +234,11 @@ def headline(metrics: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return table.set_index("measure"), counts.set_index("measure")
 
 
-def off_policy_table(metrics: dict[str, Any]) -> pd.DataFrame:
-    """IPS, SNIPS, DR and DM estimates with 95% intervals, matched invoices, effective
-    sample size, and the simulator truth of the same policy when known."""
-    ope = metrics.get("off_policy", {})
+def off_policy_table(metrics: dict[str, Any], key: str = "off_policy") -> pd.DataFrame:
+    """IPS, SNIPS, DR and DM estimates with 95% intervals (or why the logs cannot support
+    one), matched invoices, effective sample size, and the simulator truth of the same
+    policy when known. ``key="off_policy_timing"``: the first-retry timing estimate."""
+    ope = metrics.get(key, {})
     rows = [
         {
             "estimator": name.upper(),
@@ -246,7 +247,9 @@ def off_policy_table(metrics: dict[str, Any]) -> pd.DataFrame:
             "ci_high": ope[name].get("upper", np.nan),
             "cannot_estimate": ope[name].get("cannot_estimate", ""),
             "matched": int(ope[name]["matched"]),
-            "effective_sample_size": float(ope[name]["ess"]),
+            "effective_sample_size": float(
+                ope[name].get("ess", ope[name].get("effective_sample_size", np.nan))
+            ),
             "truth_rate": ope.get("truth", np.nan),
             "truth_inside_interval": ope.get("truth_inside_interval", {}).get(name),
         }
