@@ -56,7 +56,7 @@ def main() -> None:
     totals: dict[str, float] = defaultdict(float)
     stages = [
         (decider_module.ModelDecider, "decide"), (decider_module.ModelDecider, "plan"),
-        (decider_module.ModelDecider, "expected_recoveries"), (decider_module, "plan_messages"),
+        (decider_module.ModelDecider, "score_schedules"), (decider_module, "plan_messages"),
         (decider_module, "plan_retries"), (search, "_refine"), (decider_module, "retry_windows"),
         (decider_module, "fixed_schedule"), (decider_module, "model_reasons"),
         (decider_module, "past_rows"), (service, "requests_to_frames"),
