@@ -222,23 +222,21 @@ class ModelDecider:
         h_key, _, h_ns, h_kind = past_of_keys(keys, past)
         retries = [r for r, _ in schedules]
         messages = [m for _, m in schedules]
-        r_key = [s * n + position.get_indexer(r["event_id"]) for s, r in enumerate(retries)]
-        m_key = [s * n + position.get_indexer(m["event_id"]) for s, m in enumerate(messages)]
-        n_h, n_r, n_m = len(h_key), sum(map(len, retries)), sum(map(len, messages))
-        key = np.concatenate([h_key.astype(np.int64), *r_key, *m_key])
-        ns = np.concatenate(
-            [h_ns, *(to_ns(r["at"]) for r in retries), *(to_ns(m["send_at"]) for m in messages)]
-        )
+        columns = _FrameColumns()  # the pruning passes one retries frame for every schedule
+        parts = [*((r, "at") for r in retries), *((m, "send_at") for m in messages)]
+        sizes = np.array([len(frame) for frame, _ in parts], dtype=np.int64)
+        offset = np.repeat(np.tile(np.arange(count, dtype=np.int64) * n, 2), sizes)
+        owners = [columns.get(frame, "event_id") for frame, _ in parts]
+        event_pos = position.get_indexer(np.concatenate(owners)) if len(owners) else owners
+        n_h, n_r, n_m = len(h_key), int(sizes[:count].sum()), int(sizes[count:].sum())
+        key = np.concatenate([h_key.astype(np.int64), offset + event_pos])
+        ns = np.concatenate([h_ns, *(columns.ns(frame, time) for frame, time in parts)])
         kind = np.concatenate(
             [h_kind, np.full(n_r, "retry", object), np.full(n_m, "message", object)]
         )
         nothing = np.full(n_h + n_r, None, dtype=object)
-        template = np.concatenate(
-            [nothing, *(m["template"].to_numpy(dtype=object) for m in messages)]
-        )
-        channel = np.concatenate(
-            [nothing, *(m["channel"].to_numpy(dtype=object) for m in messages)]
-        )
+        template = np.concatenate([nothing, *(columns.get(m, "template") for m in messages)])
+        channel = np.concatenate([nothing, *(columns.get(m, "channel") for m in messages)])
         candidate = np.arange(len(key)) >= n_h
         wanted, state = state_of_rows(
             key, ns, kind, template, candidate, self.rules.limits.update_requests
@@ -321,6 +319,25 @@ class ModelDecider:
 
 
 Schedule = tuple[pd.DataFrame, pd.DataFrame]  # retries (event_id, at), messages
+
+
+class _FrameColumns:
+    """Columns of frames as arrays, each read once per frame (by identity, frames kept)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[int, str], tuple[pd.DataFrame, np.ndarray]] = {}
+
+    def get(self, frame: pd.DataFrame, name: str) -> np.ndarray:
+        key = (id(frame), name)
+        if key not in self._kept:
+            self._kept[key] = (frame, frame[name].to_numpy(dtype=object))
+        return self._kept[key][1]
+
+    def ns(self, frame: pd.DataFrame, name: str) -> np.ndarray:
+        key = (id(frame), f"{name} ns")
+        if key not in self._kept:
+            self._kept[key] = (frame, to_ns(frame[name]))
+        return self._kept[key][1]
 
 
 class ScheduleScores:
@@ -410,7 +427,11 @@ def _probability_frames(
 
 def _by_event_and_time(frame: pd.DataFrame, time: str) -> pd.DataFrame:
     """Rows ordered by event id, then time (stable), as ``sort_values`` would."""
-    order = np.lexsort(
-        (to_ns(frame[time]), pd.factorize(frame["event_id"].to_numpy(), sort=True)[0])
-    )
+    ids, ns = frame["event_id"].to_numpy(), to_ns(frame[time])
+    if len(ids) == 0 or (ids == ids[0]).all():  # one event (a lone request): by time
+        order = np.argsort(ns, kind="stable")
+    else:
+        order = np.lexsort((ns, pd.factorize(ids, sort=True)[0]))
+    if (order == np.arange(len(order))).all() and frame.index.equals(pd.RangeIndex(len(order))):
+        return frame  # in order already (the search's frames usually are)
     return frame.take(order).reset_index(drop=True)
