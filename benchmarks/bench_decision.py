@@ -7,7 +7,10 @@ Decides ``--calls`` calls of ``--size`` held-out requests each (different reques
 call) through ``training.api.service.recommend`` with the model of ``bench_world.py``, the
 stages of ``ModelDecider.decide`` wrapped with timers, and prints the mean time per call
 of each stage (stages nest: ``plan`` contains the searches, ``plan_retries`` its
-refinement). Run with ``OMP_NUM_THREADS=1`` for one-core figures.
+refinement). Every matrix the models score is kept, and afterwards scored again alone:
+the *bare predict* of the rows the decisions scored (the models' own cost, the floor of
+a decision), with the compiled trees the decider uses and with LightGBM's ``predict``.
+Run with ``OMP_NUM_THREADS=1`` for one-core figures.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from bench_world import prepare
+
+from training.models.calibrated import CalibratedModel
 
 
 def _timed(
@@ -69,16 +75,53 @@ def main() -> None:
     rules.decide_many = _timed(totals, "rules.decide_many", rules.decide_many)
     scorer.event_features = _timed(totals, "event_features", scorer.event_features)
 
+    scored: list[tuple[Any, np.ndarray, int]] = []  # every model call: model, matrix, threads
+    predict_matrix = CalibratedModel.predict_matrix
+
+    def recorded(model: CalibratedModel, matrix: np.ndarray, threads: int = 1) -> np.ndarray:
+        scored.append((model, matrix, threads))
+        return predict_matrix(model, matrix, threads)
+
     requests = world.sample(args.size * (args.calls + 1), known_share=0.2)
     service.recommend(decider, requests[: args.size])  # warm-up: caches, first model calls
     totals.clear()
+    CalibratedModel.predict_matrix = recorded  # type: ignore[method-assign]
     start = time.perf_counter()
     for call in range(1, args.calls + 1):
         service.recommend(decider, requests[call * args.size : (call + 1) * args.size])
     total = (time.perf_counter() - start) / args.calls
+    CalibratedModel.predict_matrix = predict_matrix  # type: ignore[method-assign]
+    compiled = all(model.compiled for model, _, _ in scored)
     print(f"{args.calls} calls of {args.size} request(s): {total * 1e3:.2f} ms per call")
     for label, seconds in sorted(totals.items(), key=lambda item: -item[1]):
         print(f"  {label:28s} {seconds / args.calls * 1e3:9.2f} ms")
+    rows = sum(len(matrix) for _, matrix, _ in scored)
+    print(
+        f"bare predict of the same rows ({len(scored) / args.calls:.1f} model calls, "
+        f"{rows / args.calls:,.0f} rows per decision call):"
+    )
+    bare = _bare_predict(scored, lambda m, x, t: m.predict_matrix(x, t)) / args.calls
+    label = "compiled trees (as decided)" if compiled else "LightGBM (as decided)"
+    print(f"  {label:28s} {bare * 1e3:9.2f} ms  (decision / bare: {total / bare:.1f}x)")
+    lightgbm = _bare_predict(
+        scored,
+        lambda m, x, t: m.calibrator.predict(
+            m.booster.predict(x, num_iteration=m.best_iteration, num_threads=t)
+        ),
+    )
+    print(f"  {'LightGBM predict':28s} {lightgbm / args.calls * 1e3:9.2f} ms")
+
+
+def _bare_predict(scored: list[tuple[Any, np.ndarray, int]], predict: Callable) -> float:
+    """Seconds to score the recorded matrices again, one call each, as the decisions did
+    (best of three)."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for model, matrix, threads in scored:
+            predict(model, matrix, threads)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 if __name__ == "__main__":
