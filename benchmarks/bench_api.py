@@ -164,7 +164,9 @@ class Sender:
     def __init__(self, base: str, connections: int, timeout: float) -> None:
         self.session = aiohttp.ClientSession(
             base_url=base,
-            connector=aiohttp.TCPConnector(limit=connections),
+            # idle connections dropped before uvicorn's 5 s keep-alive ends: a request sent
+            # on a connection the server is closing fails without reaching it
+            connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=2),
             timeout=aiohttp.ClientTimeout(total=timeout),
         )
         self.slots = asyncio.Semaphore(connections)

@@ -51,6 +51,14 @@ def main() -> None:
     parser.add_argument("--invoices", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--work", type=Path, default=Path("/tmp/smartretry-bench"))
+    parser.add_argument(
+        "--compare-lightgbm",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also decide N held-out requests with the compiled trees and with LightGBM, "
+        "exploration off, and count the decisions that differ",
+    )
     args = parser.parse_args()
 
     import training.api.service as service
@@ -59,6 +67,8 @@ def main() -> None:
     from serving.artifact_decider import load_artifact_decider
 
     world = prepare(args.work, args.invoices, args.seed)
+    if args.compare_lightgbm:
+        compare_lightgbm(world, args.compare_lightgbm)
     totals: dict[str, float] = defaultdict(float)
     stages = [
         (decider_module.ModelDecider, "decide"), (decider_module.ModelDecider, "plan"),
@@ -110,6 +120,40 @@ def main() -> None:
         ),
     )
     print(f"  {'LightGBM predict':28s} {lightgbm / args.calls * 1e3:9.2f} ms")
+
+
+def compare_lightgbm(world: Any, count: int) -> None:
+    """Decide the same requests with compiled trees and with LightGBM (no exploration,
+    batches of 100) and print how many decisions differ in any retry, message or
+    probability (to 6 decimals, as the golden tests compare)."""
+    from serving.artifact_decider import load_artifact_decider
+    from training.api.service import recommend
+
+    requests = world.sample(count, known_share=0.2)
+    answers = []
+    for compiled in (True, False):
+        decider = load_artifact_decider(str(world.model_dir), compiled=compiled)
+        decider.decider.config = decider.decider.config.model_copy(update={"exploration_rate": 0.0})
+        start = time.perf_counter()
+        results = [
+            r for i in range(0, count, 100) for r in recommend(decider, requests[i : i + 100])
+        ]
+        print(f"{'compiled' if compiled else 'LightGBM'}: {count} requests in "
+              f"{time.perf_counter() - start:.2f} s (batches of 100)")  # fmt: skip
+        answers.append([_comparable(r.model_dump(mode="json")) for r in results])
+    differ = sum(a != b for a, b in zip(*answers, strict=True))
+    print(f"decisions that differ (compiled trees vs LightGBM): {differ} of {count}")
+
+
+def _comparable(answer: Any) -> Any:
+    """An answer without its random ids, probabilities to 6 decimals."""
+    if isinstance(answer, dict):
+        return {k: _comparable(v) for k, v in answer.items() if k != "decision_id"}
+    if isinstance(answer, list):
+        return [_comparable(v) for v in answer]
+    if isinstance(answer, float):
+        return round(answer, 6)
+    return answer
 
 
 def _bare_predict(scored: list[tuple[Any, np.ndarray, int]], predict: Callable) -> float:
