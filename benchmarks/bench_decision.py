@@ -110,6 +110,14 @@ def main() -> None:
         f"bare predict of the same rows ({len(scored) / args.calls:.1f} model calls, "
         f"{rows / args.calls:,.0f} rows per decision call):"
     )
+    per_model: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for model, matrix, _ in scored:
+        per_model[model.name][0] += 1
+        per_model[model.name][1] += len(matrix)
+    print("  " + ", ".join(
+        f"{name}: {calls / args.calls:.1f} calls, {rows / args.calls:,.0f} rows"
+        for name, (calls, rows) in per_model.items()
+    ))  # fmt: skip
     bare = _bare_predict(scored, lambda m, x, t: m.predict_matrix(x, t)) / args.calls
     label = "compiled trees (as decided)" if compiled else "LightGBM (as decided)"
     print(f"  {label:28s} {bare * 1e3:9.2f} ms  (decision / bare: {total / bare:.1f}x)")
