@@ -1,30 +1,38 @@
-"""Load test of ``smartretry serve`` over loopback with the real model.
+"""Load test of ``smartretry serve`` over loopback with the real model, side by side with a
+bare FastAPI app and the rules fallback.
 
-    python benchmarks/bench_api.py [--rate 200] [--duration 30] [--batch-runs 20]
-        [--outcome-batches 40] [--invoices 20000] [--seed 7] [--work /tmp/smartretry-bench]
-        [--decider model|fallback]
+    python benchmarks/bench_api.py [--targets anchor,fallback,model] [--rates 100,200,300]
+        [--duration 20] [--batch-runs 10] [--outcome-batches 40] [--workers 2]
+        [--invoices 20000] [--seed 7] [--work /tmp/smartretry-bench]
 
-The server runs as a child process (``smartretry serve``, one uvicorn worker, a fresh
-SQLite file) with the model trained by ``bench_world.py`` (``--decider fallback``: with
-``--no-model``, so the rules fallback decides, here and in-process; its decision is cheap,
-which isolates the HTTP layer's own overhead). The load generator is an
-open-loop one written with ``httpx`` + asyncio: request *i* is sent at ``start + i/rate``
+Each target runs as a child process on the same port settings and workers, one after
+another: ``anchor`` is ``benchmarks/anchor_app.py`` (one route, one pydantic body, the same
+uvicorn: what HTTP, validation and JSON cost on this machine with no product code);
+``fallback`` is ``smartretry serve --no-model`` (the rules fallback decides: cheap
+decisions, so the service's HTTP layer, auth, checks and store alone); ``model`` is
+``smartretry serve`` with the model trained by ``bench_world.py``. The load generator is an
+open-loop one written with ``aiohttp`` + asyncio (uvloop): request *i* is sent at ``start + i/rate``
 whether or not earlier ones were answered (constant arrival rate), and its latency is
 counted from that scheduled time, so a slow server cannot slow the generator down and hide
-its own queueing (no coordinated omission). Phases:
+its own queueing (no coordinated omission); its own CPU time per phase is reported
+(``generator_cpu``: share of one core), so the anchor's figures show what the generator
+can drive. Phases per target:
 
-0. single recommendations one at a time (``--idle``), each first in-process
-   (``training.api.service.recommend`` on the same artifact: no HTTP, no store) and then over
-   HTTP to the idle server, so the HTTP + JSON + store overhead is the difference
-   (reported as the median of the per-request differences);
-1. single recommendations at ``--rate`` per second for ``--duration`` seconds: p50/p99
-   latency, throughput, errors (non-2xx or no answer within ``--timeout``);
-2. a 1,000-item ``/v1/recommendations/batch``, ``--batch-runs`` times one after another,
-   each followed by the same batch in-process;
-3. outcomes under load: ``--outcome-batches`` batches of ``/v1/outcomes`` (a fifth of
-   them sent twice) posted concurrently while single recommendations keep arriving at
-   ``--rate``; then the SQLite file is read and every event_id must be stored exactly once
-   ("no lost outcome").
+0. (service targets) single recommendations one at a time (``--idle``), each first
+   in-process (``training.api.service.recommend`` on the same artifact: no HTTP, no
+   store) and then over HTTP to the idle server, so the HTTP + JSON + store overhead is
+   the difference (reported as the median of the per-request differences);
+1. single recommendations at each of ``--rates`` per second for ``--duration`` seconds:
+   p50/p99 latency, throughput, errors (non-2xx or no answer within ``--timeout``); the
+   backlog is drained before the next rate;
+2. (service targets) a 1,000-item ``/v1/recommendations/batch``, ``--batch-runs`` times
+   one after another, each followed by the same batch in-process;
+3. (service targets) outcomes under load: ``--outcome-batches`` batches of
+   ``/v1/outcomes`` (a fifth of them sent twice) posted concurrently while single
+   recommendations keep arriving at the first of ``--rates``; then the SQLite file is
+   read and every event_id must be stored exactly once ("no lost outcome").
+
+At the end a table puts the targets side by side; everything goes to ``--out`` as JSON.
 """
 
 from __future__ import annotations
@@ -43,8 +51,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import numpy as np
+import uvloop
 from bench_world import API_KEY, World, prepare
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -56,6 +66,7 @@ class Load:
     errors: dict[str, int] = field(default_factory=dict)
     first: float = 0.0
     last: float = 0.0
+    cpu_start: float = field(default_factory=time.process_time)  # the generator's own CPU
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -74,11 +85,13 @@ class Load:
             "p90_ms": float(np.percentile(ms, 90)) if len(ms) else None,
             "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None,
             "max_ms": float(ms.max()) if len(ms) else None,
+            "generator_cpu": (time.process_time() - self.cpu_start) / span,
         }
         print(
             f"{label}: sent {sent}, ok {out['ok']}, errors {self.errors or 0}, "
             f"throughput {out['throughput_per_s']:.1f}/s, p50 {_ms(out['p50_ms'])}, "
-            f"p99 {_ms(out['p99_ms'])}, max {_ms(out['max_ms'])}",
+            f"p99 {_ms(out['p99_ms'])}, max {_ms(out['max_ms'])}, "
+            f"generator CPU {out['generator_cpu']:.0%} of a core",
             flush=True,
         )
         return out
@@ -89,8 +102,9 @@ def _ms(value: float | None) -> str:
 
 
 @contextmanager
-def server(world: World, work: Path, port: int, workers: int, threads: int | None, fallback: bool):
-    """``smartretry serve`` as a child process with a fresh SQLite store."""
+def server(world: World, work: Path, port: int, workers: int, threads: int | None, target: str):
+    """The ``target`` as a child process: ``smartretry serve`` with a fresh SQLite store
+    (``fallback``: ``--no-model``), or the bare anchor app under uvicorn."""
     database = work / f"bench-api-{int(time.time())}.sqlite"
     env = {
         **os.environ,
@@ -102,22 +116,29 @@ def server(world: World, work: Path, port: int, workers: int, threads: int | Non
     }
     if threads is not None:  # LightGBM's OpenMP threads per worker
         env["OMP_NUM_THREADS"] = str(threads)
-    model = ["--no-model"] if fallback else ["--model", str(world.model_dir)]
-    command = [
-        sys.executable, "-m", "training.cli.main", "serve", *model,
-        "--port", str(port), "--workers", str(workers),
-    ]  # fmt: skip
-    log = (work / "serve.log").open("w")
+    if target == "anchor":
+        command = [
+            sys.executable, "-m", "uvicorn", "anchor_app:app",
+            "--app-dir", str(Path(__file__).parent), "--log-level", "warning",
+            "--port", str(port), "--workers", str(workers),
+        ]  # fmt: skip
+    else:
+        model = ["--no-model"] if target == "fallback" else ["--model", str(world.model_dir)]
+        command = [
+            sys.executable, "-m", "training.cli.main", "serve", *model,
+            "--port", str(port), "--workers", str(workers),
+        ]  # fmt: skip
+    log = (work / f"serve-{target}.log").open("w")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 180
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"server exited; see {work / 'serve.log'}")
+                raise RuntimeError(f"server exited; see {log.name}")
             try:
                 ready = httpx.get(f"{base}/readyz", timeout=2).json()
-                if ready.get("ready") and ready.get("model_loaded") is not fallback:
+                if ready.get("ready") and ready.get("model_loaded") is (target == "model"):
                     break
                 raise RuntimeError(f"server is not answering as asked: {ready}")
             except httpx.TransportError:
@@ -131,52 +152,70 @@ def server(world: World, work: Path, port: int, workers: int, threads: int | Non
         log.close()
 
 
-class Sender:
-    """Posts with at most ``connections`` requests in flight. Requests beyond that wait on
-    a semaphore here (their latency still counts from the scheduled time) rather than in
-    httpx's connection pool, whose bookkeeping grows with the square of its queue."""
+HEADERS = {**AUTH, "Content-Type": "application/json"}
 
-    def __init__(self, client: httpx.AsyncClient, connections: int) -> None:
-        self.client = client
+
+class Sender:
+    """Posts pre-encoded JSON with at most ``connections`` requests in flight; requests
+    beyond that wait on a semaphore here (their latency still counts from the scheduled
+    time). aiohttp, not httpx: httpx spent ~6 ms of the generator's CPU per request, so at
+    200/s the generator alone needed most of a core and could not drive the anchor."""
+
+    def __init__(self, base: str, connections: int, timeout: float) -> None:
+        self.session = aiohttp.ClientSession(
+            base_url=base,
+            # idle connections dropped before uvicorn's 5 s keep-alive ends: a request sent
+            # on a connection the server is closing fails without reaching it
+            connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=2),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        )
         self.slots = asyncio.Semaphore(connections)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def raw(self, path: str, body: Any, timeout: float | None = None) -> tuple[int, bytes]:
+        """Status and body of one POST (``body``: bytes, or a JSON-able value)."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        extra = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}
+        async with self.session.post(path, data=data, headers=HEADERS, **extra) as response:
+            return response.status, await response.read()
 
     async def post(
         self, path: str, body: Any, load: Load, at: float, timeout: float | None = None
     ) -> Any:
+        """POST counted in ``load`` (latency from ``at``); the answer's JSON, or None."""
         async with self.slots:
-            return await _send(self.client, path, body, load, at, timeout)
+            try:
+                status, content = await self.raw(path, body, timeout)
+            except TimeoutError:
+                load.error("timeout")
+                return None
+            except aiohttp.ClientError as error:
+                load.error(type(error).__name__)
+                return None
+        done = time.perf_counter()
+        load.last = max(load.last, done)
+        if status // 100 != 2:
+            load.error(str(status))
+            return None
+        load.latencies.append(done - at)
+        return Answer(content)
 
 
-async def _send(
-    client: httpx.AsyncClient,
-    path: str,
-    body: Any,
-    load: Load,
-    at: float,
-    timeout: float | None = None,
-) -> Any:
-    try:
-        extra = {} if timeout is None else {"timeout": timeout}
-        response = await client.post(path, json=body, headers=AUTH, **extra)
-    except httpx.TimeoutException:
-        load.error("timeout")
-        return None
-    except httpx.TransportError as error:
-        load.error(type(error).__name__)
-        return None
-    done = time.perf_counter()
-    load.last = max(load.last, done)
-    if response.status_code // 100 != 2:
-        load.error(str(response.status_code))
-        return None
-    load.latencies.append(done - at)
-    return response.json()
+class Answer(bytes):
+    """A response body, decoded only when read (after the clock stopped)."""
+
+    def json(self) -> Any:
+        return json.loads(self)
 
 
 async def open_loop(
     client: Sender, path: str, bodies: list[Any], rate: float
 ) -> tuple[Load, list[Any]]:
-    """Send ``bodies[i]`` at ``start + i / rate``; latency from the scheduled time."""
+    """Send ``bodies[i]`` at ``start + i / rate``; latency from the scheduled time.
+    The bodies are encoded before the clock starts."""
+    bodies = [json.dumps(body).encode() for body in bodies]
     load = Load()
     start = time.perf_counter() + 0.05
     load.first = start
@@ -195,7 +234,7 @@ async def drain(client: Sender, body: Any) -> float:
     """Wait until the server has worked off its backlog: single requests are queued first
     in, first out, so one answered request means everything sent before it is done."""
     start = time.perf_counter()
-    await client.client.post("/v1/recommendations", json=body, headers=AUTH, timeout=600)
+    await client.raw("/v1/recommendations", body, timeout=600)
     return time.perf_counter() - start
 
 
@@ -251,21 +290,21 @@ async def outcomes_under_load(
             start = time.perf_counter()
             try:
                 async with client.slots:
-                    response = await client.client.post("/v1/outcomes", json=body, headers=AUTH)
-            except httpx.TransportError as error:
+                    status, content = await client.raw("/v1/outcomes", body)
+            except (TimeoutError, aiohttp.ClientError) as error:
                 out.load.error(f"{type(error).__name__} (sent again)")
                 continue
             out.load.last = max(out.load.last, time.perf_counter())
-            if response.status_code >= 500:
-                out.load.error(f"{response.status_code} (sent again)")
+            if status >= 500:
+                out.load.error(f"{status} (sent again)")
                 continue
-            if response.status_code // 100 != 2:
-                code = f"{response.status_code} {response.json().get('code')}"
+            if status // 100 != 2:
+                code = f"{status} {json.loads(content).get('code')}"
                 out.load.error(code)
                 out.refused[code] = out.refused.get(code, 0) + len(ids)
                 return
             out.load.latencies.append(time.perf_counter() - start)
-            answer = response.json()
+            answer = json.loads(content)
             if answer["accepted"] + answer["duplicates"] != len(ids):
                 out.load.error("wrong counts")
             out.acknowledged.update(ids)
@@ -362,7 +401,7 @@ async def paired_batches(
         answer = await client.post(
             "/v1/recommendations/batch", {"items": items}, http, time.perf_counter(), timeout
         )
-        if answer is not None and len(answer["items"]) != len(items):
+        if answer is not None and len(answer.json()["items"]) != len(items):
             http.error("wrong item count")
         inproc.latencies.append(local.seconds(items))
     inproc.last = time.perf_counter()
@@ -372,46 +411,59 @@ async def paired_batches(
     }
 
 
-async def run(args: argparse.Namespace, world: World) -> dict[str, Any]:
-    results: dict[str, Any] = {
-        "rate": args.rate,
-        "duration_s": args.duration,
-        "decider": args.decider,
-    }
-    fallback = args.decider == "fallback"
-    n = int(args.rate * args.duration)
-    singles = world.sample(n, known_share=0.2)
+async def run_target(args: argparse.Namespace, world: World, target: str) -> dict[str, Any]:
+    """Every phase the ``target`` takes (the anchor: single requests only)."""
+    results: dict[str, Any] = {"target": target, "single": {}}
+    service = target != "anchor"
+    rates = args.rates
+    singles = {rate: world.sample(int(rate * args.duration), known_share=0.2) for rate in rates}
     batch = world.sample(1000, known_share=0.2)
-    with server(world, args.work, args.port, args.workers, args.threads, fallback) as (
+    print(f"--- {target} ---", flush=True)
+    with server(world, args.work, free_port(), args.workers, args.threads, target) as (
         base,
         database,
     ):
-        limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=64)
-        timeout = httpx.Timeout(args.timeout)
-        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as http:
-            client = Sender(http, args.connections)
-            warm, _ = await open_loop(client, "/v1/recommendations", singles[:20], 10)
+        client = Sender(base, args.connections, args.timeout)
+        try:
+            first = singles[rates[0]]
+            warm, _ = await open_loop(client, "/v1/recommendations", first[:20], 10)
             print(f"warm-up: {len(warm.latencies)} ok", flush=True)
-            local = InProcess(world, fallback, args.threads)
-            local.seconds(batch[:50])  # warm-up (caches, first LightGBM call)
-            results["single_idle"] = await paired_singles(client, local, singles[: args.idle])
-            load, answers = await open_loop(client, "/v1/recommendations", singles, args.rate)
-            results["single"] = load.report(f"single @ {args.rate:g}/s for {args.duration:g} s")
-            print(f"backlog drained in {await drain(client, singles[0]):.1f} s", flush=True)
-            results["batch"] = await paired_batches(
-                client, local, batch, args.batch_runs, args.batch_timeout
-            )
-            decisions = [a for a in answers if a is not None] or [
+            local = None
+            if service:
+                local = InProcess(world, target == "fallback", args.threads)
+                local.seconds(batch[:50])  # warm-up (caches, first LightGBM call)
+                if args.idle:
+                    results["single_idle"] = await paired_singles(client, local, first[: args.idle])
+            answers: list[Any] = []
+            for rate in rates:
+                load, answered = await open_loop(client, "/v1/recommendations", singles[rate], rate)
+                results["single"][f"{rate:g}"] = load.report(
+                    f"{target}: single @ {rate:g}/s for {args.duration:g} s"
+                )
+                answers += [a.json() for a in answered if a is not None]
+                print(f"backlog drained in {await drain(client, first[0]):.1f} s", flush=True)
+            if not service:
+                return results
+            assert local is not None
+            if args.batch_runs:
+                results["batch"] = await paired_batches(
+                    client, local, batch, args.batch_runs, args.batch_timeout
+                )
+            if not args.outcome_batches:
+                return results
+            decisions = [a for a in answers if "decision_id" in a] or [
                 {"invoice_id": "in_x", "decision_id": "dec_x"}
             ]
             bodies = outcome_batches(decisions, args.outcome_batches, args.outcome_size)
-            more = world.sample(int(args.rate * args.outcome_duration), known_share=0.2)
-            single_load, outcomes = await outcomes_under_load(client, more, args.rate, bodies)
+            more = world.sample(int(rates[0] * args.outcome_duration), known_share=0.2)
+            single_load, outcomes = await outcomes_under_load(client, more, rates[0], bodies)
             results["single_during_outcomes"] = single_load.report("single during outcomes")
             results["outcomes"] = outcomes.load.report(
                 f"outcome batches ({outcomes.sent} events sent)"
             )
-            await drain(client, singles[0])
+            await drain(client, first[0])
+        finally:
+            await client.close()
         stored = stored_event_ids(database)
         lost = outcomes.acknowledged - set(stored)
         duplicated = len(stored) - len(set(stored))
@@ -433,11 +485,45 @@ async def run(args: argparse.Namespace, world: World) -> dict[str, Any]:
     return results
 
 
+def free_port() -> int:
+    """A port nothing listens on now (the OS picks it)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def side_by_side(runs: list[dict[str, Any]], rates: list[float]) -> None:
+    """The single-request figures of every target, one line per rate, and the batches."""
+    print("\nsingle requests (open loop)      " + "".join(f"{r['target']:>26s}" for r in runs))
+    for rate in rates:
+        for label, key in (("throughput /s", "throughput_per_s"), ("p50 ms", "p50_ms"),
+                           ("p99 ms", "p99_ms"), ("errors", "errors")):  # fmt: skip
+            cells = []
+            for r in runs:
+                value = r["single"][f"{rate:g}"][key]
+                cells.append(f"{value:26.1f}" if isinstance(value, float) else f"{value!s:>26s}")
+            print(f"  {rate:5g}/s {label:22s}" + "".join(cells))
+    for r in runs:
+        if "batch" in r:
+            http = r["batch"]["http"]
+            print(f"{r['target']}: 1,000-item batch over HTTP p50 {_ms(http['p50_ms'])}, "
+                  f"max {_ms(http['max_ms'])}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=200.0, help="single requests per second")
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds of steady load")
-    parser.add_argument("--batch-runs", type=int, default=20)
+    parser.add_argument(
+        "--targets",
+        default="anchor,fallback,model",
+        help="comma list of anchor (bare FastAPI), fallback (serve --no-model), model",
+    )
+    parser.add_argument(
+        "--rates", default="100,200,300", help="single requests per second, comma list"
+    )
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of steady load")
+    parser.add_argument("--batch-runs", type=int, default=10)
     parser.add_argument("--outcome-batches", type=int, default=40)
     parser.add_argument("--outcome-size", type=int, default=250)
     parser.add_argument("--outcome-duration", type=float, default=10.0)
@@ -447,24 +533,25 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
     parser.add_argument("--batch-timeout", type=float, default=120.0, help="per batch, seconds")
     parser.add_argument("--connections", type=int, default=256)
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument(
         "--threads", type=int, default=None, help="OMP_NUM_THREADS of the server (default: unset)"
     )
-    parser.add_argument(
-        "--decider",
-        choices=("model", "fallback"),
-        default="model",
-        help="fallback: serve --no-model (cheap rules decisions: the HTTP overhead alone)",
-    )
-    parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--invoices", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--work", type=Path, default=Path("/tmp/smartretry-bench"))
     parser.add_argument("--out", type=Path, default=None, help="results JSON")
     args = parser.parse_args()
+    args.rates = [float(r) for r in args.rates.split(",")]
+    targets = [t.strip() for t in args.targets.split(",")]
+    unknown = set(targets) - {"anchor", "fallback", "model"}
+    if unknown:
+        parser.error(f"--targets: unknown {sorted(unknown)}")
     world = prepare(args.work, args.invoices, args.seed)
-    results = asyncio.run(run(args, world))
+    runs = [uvloop.run(run_target(args, world, target)) for target in targets]
+    side_by_side(runs, args.rates)
+    results = {"rates": args.rates, "duration_s": args.duration, "workers": args.workers,
+               "load_average": os.getloadavg(), "targets": runs}  # fmt: skip
     out = args.out or args.work / "bench_api.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"results: {out}")

@@ -7,7 +7,10 @@ Decides ``--calls`` calls of ``--size`` held-out requests each (different reques
 call) through ``training.api.service.recommend`` with the model of ``bench_world.py``, the
 stages of ``ModelDecider.decide`` wrapped with timers, and prints the mean time per call
 of each stage (stages nest: ``plan`` contains the searches, ``plan_retries`` its
-refinement). Run with ``OMP_NUM_THREADS=1`` for one-core figures.
+refinement). Every matrix the models score is kept, and afterwards scored again alone:
+the *bare predict* of the rows the decisions scored (the models' own cost, the floor of
+a decision), with the compiled trees the decider uses and with LightGBM's ``predict``.
+Run with ``OMP_NUM_THREADS=1`` for one-core figures.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from bench_world import prepare
+
+from training.models.calibrated import CalibratedModel
 
 
 def _timed(
@@ -45,6 +51,14 @@ def main() -> None:
     parser.add_argument("--invoices", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--work", type=Path, default=Path("/tmp/smartretry-bench"))
+    parser.add_argument(
+        "--compare-lightgbm",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also decide N held-out requests with the compiled trees and with LightGBM, "
+        "exploration off, and count the decisions that differ",
+    )
     args = parser.parse_args()
 
     import training.api.service as service
@@ -53,10 +67,12 @@ def main() -> None:
     from serving.artifact_decider import load_artifact_decider
 
     world = prepare(args.work, args.invoices, args.seed)
+    if args.compare_lightgbm:
+        compare_lightgbm(world, args.compare_lightgbm)
     totals: dict[str, float] = defaultdict(float)
     stages = [
         (decider_module.ModelDecider, "decide"), (decider_module.ModelDecider, "plan"),
-        (decider_module.ModelDecider, "expected_recoveries"), (decider_module, "plan_messages"),
+        (decider_module.ModelDecider, "score_schedules"), (decider_module, "plan_messages"),
         (decider_module, "plan_retries"), (search, "_refine"), (decider_module, "retry_windows"),
         (decider_module, "fixed_schedule"), (decider_module, "model_reasons"),
         (decider_module, "past_rows"), (service, "requests_to_frames"),
@@ -69,16 +85,95 @@ def main() -> None:
     rules.decide_many = _timed(totals, "rules.decide_many", rules.decide_many)
     scorer.event_features = _timed(totals, "event_features", scorer.event_features)
 
+    scored: list[tuple[Any, np.ndarray, int]] = []  # every model call: model, matrix, threads
+    predict_matrix = CalibratedModel.predict_matrix
+
+    def recorded(model: CalibratedModel, matrix: np.ndarray, threads: int = 1) -> np.ndarray:
+        scored.append((model, matrix, threads))
+        return predict_matrix(model, matrix, threads)
+
     requests = world.sample(args.size * (args.calls + 1), known_share=0.2)
     service.recommend(decider, requests[: args.size])  # warm-up: caches, first model calls
     totals.clear()
+    CalibratedModel.predict_matrix = recorded  # type: ignore[method-assign]
     start = time.perf_counter()
     for call in range(1, args.calls + 1):
         service.recommend(decider, requests[call * args.size : (call + 1) * args.size])
     total = (time.perf_counter() - start) / args.calls
+    CalibratedModel.predict_matrix = predict_matrix  # type: ignore[method-assign]
+    compiled = all(model.compiled for model, _, _ in scored)
     print(f"{args.calls} calls of {args.size} request(s): {total * 1e3:.2f} ms per call")
     for label, seconds in sorted(totals.items(), key=lambda item: -item[1]):
         print(f"  {label:28s} {seconds / args.calls * 1e3:9.2f} ms")
+    rows = sum(len(matrix) for _, matrix, _ in scored)
+    print(
+        f"bare predict of the same rows ({len(scored) / args.calls:.1f} model calls, "
+        f"{rows / args.calls:,.0f} rows per decision call):"
+    )
+    per_model: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for model, matrix, _ in scored:
+        per_model[model.name][0] += 1
+        per_model[model.name][1] += len(matrix)
+    print("  " + ", ".join(
+        f"{name}: {calls / args.calls:.1f} calls, {rows / args.calls:,.0f} rows"
+        for name, (calls, rows) in per_model.items()
+    ))  # fmt: skip
+    bare = _bare_predict(scored, lambda m, x, t: m.predict_matrix(x, t)) / args.calls
+    label = "compiled trees (as decided)" if compiled else "LightGBM (as decided)"
+    print(f"  {label:28s} {bare * 1e3:9.2f} ms  (decision / bare: {total / bare:.1f}x)")
+    lightgbm = _bare_predict(
+        scored,
+        lambda m, x, t: m.calibrator.predict(
+            m.booster.predict(x, num_iteration=m.best_iteration, num_threads=t)
+        ),
+    )
+    print(f"  {'LightGBM predict':28s} {lightgbm / args.calls * 1e3:9.2f} ms")
+
+
+def compare_lightgbm(world: Any, count: int) -> None:
+    """Decide the same requests with compiled trees and with LightGBM (no exploration,
+    batches of 100) and print how many decisions differ in any retry, message or
+    probability (to 6 decimals, as the golden tests compare)."""
+    from serving.artifact_decider import load_artifact_decider
+    from training.api.service import recommend
+
+    requests = world.sample(count, known_share=0.2)
+    answers = []
+    for compiled in (True, False):
+        decider = load_artifact_decider(str(world.model_dir), compiled=compiled)
+        decider.decider.config = decider.decider.config.model_copy(update={"exploration_rate": 0.0})
+        start = time.perf_counter()
+        results = [
+            r for i in range(0, count, 100) for r in recommend(decider, requests[i : i + 100])
+        ]
+        print(f"{'compiled' if compiled else 'LightGBM'}: {count} requests in "
+              f"{time.perf_counter() - start:.2f} s (batches of 100)")  # fmt: skip
+        answers.append([_comparable(r.model_dump(mode="json")) for r in results])
+    differ = sum(a != b for a, b in zip(*answers, strict=True))
+    print(f"decisions that differ (compiled trees vs LightGBM): {differ} of {count}")
+
+
+def _comparable(answer: Any) -> Any:
+    """An answer without its random ids, probabilities to 6 decimals."""
+    if isinstance(answer, dict):
+        return {k: _comparable(v) for k, v in answer.items() if k != "decision_id"}
+    if isinstance(answer, list):
+        return [_comparable(v) for v in answer]
+    if isinstance(answer, float):
+        return round(answer, 6)
+    return answer
+
+
+def _bare_predict(scored: list[tuple[Any, np.ndarray, int]], predict: Callable) -> float:
+    """Seconds to score the recorded matrices again, one call each, as the decisions did
+    (best of three)."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for model, matrix, threads in scored:
+            predict(model, matrix, threads)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 if __name__ == "__main__":

@@ -74,13 +74,14 @@ class ArtifactDecider:
 
 
 def load_artifact_decider(
-    source: str, threads: int = 1, quiet_hours: QuietHours | None = None
+    source: str, threads: int = 1, quiet_hours: QuietHours | None = None, compiled: bool = True
 ) -> ArtifactDecider:
     """Load an artifact (local path or MLflow model URI) for serving or batch scoring;
-    ``quiet_hours``: the operator's override of the quiet hours the model was trained with."""
+    ``quiet_hours``: the operator's override of the quiet hours the model was trained with;
+    ``compiled``: score with the trees compiled to machine code (LightGBM otherwise)."""
     artifact = load_artifact(source)
     if quiet_hours is not None:
         artifact.policy = artifact.policy.model_copy(update={"quiet_hours": quiet_hours})
-    decider = artifact.decider(threads=threads)
+    decider = artifact.decider(threads=threads, compiled=compiled)
     decider.scorer.warm_up()  # now, not in the first request (and frozen with the rest)
     return ArtifactDecider(decider, artifact.customers, artifact.metadata)

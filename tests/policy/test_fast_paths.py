@@ -92,6 +92,38 @@ def test_scoring_schedules_together_equals_one_by_one(case):
     assert (together[0][0] != together[1][0]).any()
 
 
+def test_decision_reuses_exactly_the_scores_a_fresh_scoring_gives(case):
+    """``decide`` keeps the pruning's scores of its final schedule and scores the fixed
+    schedule with the pruning's first round; scoring both afresh gives the same figures."""
+    from training.policy.baselines import fixed_schedule
+
+    decider, events, previous, decisions, features, past = case
+    decided = decider.decide(events, previous)
+    fixed = fixed_schedule(
+        events,
+        previous,
+        decider.rules,
+        decider.config.baseline,
+        decisions,
+        quiet_hours=decider.config.quiet_hours,
+    )
+    retries = decided.retries[["event_id", "at"]]
+    messages = decided.messages[["event_id", "send_at", "template", "channel"]]
+    (expected, retry_p, message_p), (baseline, _, _) = decider.expected_recoveries(
+        events, features, past, [(retries, messages), (fixed.retries, fixed.messages)]
+    )
+    summary = decided.events.set_index("event_id").loc[events["event_id"]]
+    np.testing.assert_array_equal(summary["expected_recovery_probability"], expected)
+    np.testing.assert_array_equal(summary["baseline_recovery_probability"], baseline)
+    np.testing.assert_array_equal(
+        decided.retries["success_probability"], retry_p["success_probability"]
+    )
+    np.testing.assert_array_equal(
+        decided.messages["response_probability"], message_p["response_probability"]
+    )
+    assert len(decided.messages) and len(decided.retries)
+
+
 def test_event_matrix_equals_encoded_frames(case):
     """The matrix the search builds from arrays is the frames path's encoded matrix."""
     decider, events, _, _, features, past = case

@@ -76,8 +76,12 @@ class DecisionArtifact:
     def model_version(self) -> str:
         return str(self.metadata.get("model_version", "local"))
 
-    def decider(self, threads: int = 1) -> ModelDecider:
-        """The learned policy; ``threads``: LightGBM threads for big scoring calls."""
+    def decider(self, threads: int = 1, compiled: bool = True) -> ModelDecider:
+        """The learned policy; ``threads``: threads for big scoring calls; ``compiled``:
+        score with the boosters compiled to machine code (training/models/compiled.py;
+        LightGBM itself where compiling is impossible)."""
+        if compiled:
+            self.compile_models()
         table = self.decline_table
         scorer = ModelScorer(
             self.models, self.log, table, self.retry_limits.update_requests, threads=threads
@@ -90,6 +94,11 @@ class DecisionArtifact:
             self.model_version,
             description=self.metadata,
         )
+
+    def compile_models(self) -> bool:
+        """Compile every model's trees (cached on disk); False if any keeps LightGBM."""
+        models = (self.models.retry, self.models.message, self.models.self_cure)
+        return all([model.compile_trees() for model in models if model is not None])
 
     def save(self, folder: Path | str) -> Path:
         folder = Path(folder)

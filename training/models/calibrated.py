@@ -25,6 +25,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from training.config.params import ModelParams
+from training.models.compiled import CompiledTrees, compile_booster
 from training.models.pair_rates import FittedPairRate, PairRate
 
 
@@ -143,14 +144,36 @@ class CalibratedModel:
         rates = getattr(self, "rates", ())  # artifacts saved before rates existed
         return {r.name: r.lookup(column(r.spec.left), column(r.spec.right)) for r in rates}
 
+    def compile_trees(self) -> bool:
+        """Score with the booster compiled to machine code from now on (compiled.py);
+        False when that is impossible (LightGBM keeps scoring)."""
+        if getattr(self, "_compiled", None) is None:
+            self._compiled = compile_booster(self.booster, self.best_iteration)
+        return self._compiled is not None
+
+    @property
+    def compiled(self) -> bool:
+        return getattr(self, "_compiled", None) is not None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the machine code (it belongs to this process and CPU)."""
+        state = dict(self.__dict__)
+        state.pop("_compiled", None)
+        return state
+
+    def _booster_scores(self, matrix: np.ndarray, threads: int = 1) -> np.ndarray:
+        compiled: CompiledTrees | None = getattr(self, "_compiled", None)
+        if compiled is not None:
+            return compiled.predict(matrix, threads)
+        return _dense_predict(
+            self.booster, matrix, num_iteration=self.best_iteration, num_threads=threads
+        )
+
     def raw_scores(self, frame: pd.DataFrame) -> np.ndarray:
         derived = self.rate_columns(lambda name: frame[name].to_numpy(dtype=object))
         if derived:
             frame = frame.assign(**derived)
-        matrix = encode_matrix(frame, self.features, self.categories)
-        return _dense_predict(
-            self.booster, matrix, num_iteration=self.best_iteration, num_threads=1
-        )
+        return self._booster_scores(encode_matrix(frame, self.features, self.categories))
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probability per row."""
@@ -163,10 +186,7 @@ class CalibratedModel:
         ``features`` order, as :func:`encode_matrix` builds it)."""
         if len(matrix) == 0:
             return np.zeros(0)
-        scores = _dense_predict(
-            self.booster, matrix, num_iteration=self.best_iteration, num_threads=threads
-        )
-        return self.calibrator.predict(scores)
+        return self.calibrator.predict(self._booster_scores(matrix, threads))
 
 
 def _weights(label: np.ndarray, max_weight: float) -> np.ndarray:

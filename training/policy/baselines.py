@@ -427,15 +427,24 @@ def rules_reasons(
     ev: pd.DataFrame, decisions: pd.DataFrame, schedules: Schedules, quiet_hours: QuietHours
 ) -> list[list[str]]:
     """Plain-words reasons for :func:`rules_baseline` schedules, one list per event."""
-    category = decisions["category"].astype(str).str.replace("_", " ")
+    # numpy, not pandas string methods and a group-by: a lone request pays each in full
+    labels, code = np.unique(decisions["category"].to_numpy().astype(str), return_inverse=True)
+    category = np.array([label.replace("_", " ") for label in labels], dtype=object)[code]
     retryable = decisions["retryable"].to_numpy()
-    n_retries = ev["event_id"].map(schedules.retries.groupby("event_id").size()).fillna(0)
+    retried, counts = np.unique(
+        schedules.retries["event_id"].to_numpy().astype(str), return_counts=True
+    )
+    ids = ev["event_id"].to_numpy().astype(str)
+    n_retries = np.zeros(len(ids), dtype=np.int64)
+    if len(retried):
+        at = np.minimum(np.searchsorted(retried, ids), len(retried) - 1)
+        n_retries = np.where(retried[at] == ids, counts[at], 0)
     first = np.select(
         [
             retryable == "no",
-            decisions["needs_update_first"].to_numpy(),
-            (decisions["category"] == "insufficient_funds").to_numpy() & (n_retries > 0).to_numpy(),
-            n_retries.to_numpy() > 0,
+            decisions["needs_update_first"].to_numpy(dtype=bool),
+            (labels[code] == "insufficient_funds") & (n_retries > 0),
+            n_retries > 0,
         ],
         [
             category + ": this decline must not be retried; the customer is asked for a "

@@ -120,18 +120,21 @@ class ModelDecider:
         previous_attempts: pd.DataFrame | None,
         explore: bool = True,
         past: pd.DataFrame | None = None,
+        decisions: pd.DataFrame | None = None,
+        memo: ScheduleScores | None = None,
     ) -> Plan:
         """Rules decision, event features, retries, messages and propensities (``past``:
-        :func:`past_rows` of the events, when the caller has it already)."""
+        :func:`past_rows` of the events, ``decisions``: the rules engine's, when the caller
+        has them already; ``memo``: where the pruning's scores are kept for the caller)."""
         events = events.reset_index(drop=True)
-        decisions = self.rules.decide_many(events, previous_attempts).reset_index(drop=True)
+        if decisions is None:
+            decisions = self.rules.decide_many(events, previous_attempts).reset_index(drop=True)
         features = self.scorer.event_features(events, previous_attempts)
         past = past_rows(events, previous_attempts) if past is None else past
-
-        def values(schedules: list[tuple[pd.DataFrame, pd.DataFrame]]) -> list[np.ndarray]:
-            scored = self.expected_recoveries(events, features, past, schedules)
-            return [expected.to_numpy() for expected, _, _ in scored]
-
+        if memo is None:
+            memo = ScheduleScores(self, events, features, past)
+        else:
+            memo.bind(features)
         searched = search_schedules(
             self.scorer,
             events,
@@ -141,7 +144,7 @@ class ModelDecider:
             self.templates,
             self.config,
             self.rules,
-            values,
+            memo.values,
         )
         retries, messages = searched.retries, searched.messages
         propensity = np.ones(len(events))
@@ -166,8 +169,10 @@ class ModelDecider:
         inside = np.ones(len(events), dtype=bool)
         np.logical_and.at(inside, pos, (moved >= start[pos]) & (moved < end[pos]))
         arm = np.where(inside, arm, 0)
-        retries = retries.assign(at=from_ns(at + shifts[arm[pos]] * HOUR_NS))
         propensity = np.where(arm == 0, 1.0 - rate + rate / arms, rate / arms)
+        if (arm == 0).all():  # nothing moved: the same frame (its scores are kept)
+            return retries, propensity
+        retries = retries.assign(at=from_ns(at + shifts[arm[pos]] * HOUR_NS))
         return retries, propensity
 
     def expected_recovery(
@@ -191,29 +196,47 @@ class ModelDecider:
         """:meth:`expected_recovery` of several schedules per event (retries, messages),
         scored together: one model call per model, however many schedules."""
         ids = events["event_id"].to_numpy()
+        scored = self.score_schedules(events, features, past, schedules)
+        return [
+            (pd.Series(expected, index=ids), *_probability_frames(r, m, p))
+            for (r, m), (expected, p) in zip(schedules, scored, strict=True)
+        ]
+
+    def score_schedules(
+        self,
+        events: pd.DataFrame,
+        features: pd.DataFrame | EventMatrix,
+        past: pd.DataFrame,
+        schedules: list[tuple[pd.DataFrame, pd.DataFrame]],
+        p_self: np.ndarray | None = None,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per schedule: the expected recovery per event (the events' order) and the
+        probability of each of its rows (its retries, then its messages), as arrays;
+        ``p_self``: the events' self-cure probabilities, when the caller has them."""
+        ids = events["event_id"].to_numpy()
         n, count = len(ids), len(schedules)
+        if p_self is None:
+            p_self = self.scorer.self_cure_probability(features, events["window_days"]).to_numpy()
         position = pd.Index(ids)
         keys = pd.DataFrame({"key": np.arange(n * count), "event_id": np.tile(ids, count)})
         h_key, _, h_ns, h_kind = past_of_keys(keys, past)
         retries = [r for r, _ in schedules]
         messages = [m for _, m in schedules]
-        r_key = [s * n + position.get_indexer(r["event_id"]) for s, r in enumerate(retries)]
-        m_key = [s * n + position.get_indexer(m["event_id"]) for s, m in enumerate(messages)]
-        n_h, n_r, n_m = len(h_key), sum(map(len, retries)), sum(map(len, messages))
-        key = np.concatenate([h_key.astype(np.int64), *r_key, *m_key])
-        ns = np.concatenate(
-            [h_ns, *(to_ns(r["at"]) for r in retries), *(to_ns(m["send_at"]) for m in messages)]
-        )
+        columns = _FrameColumns()  # the pruning passes one retries frame for every schedule
+        parts = [*((r, "at") for r in retries), *((m, "send_at") for m in messages)]
+        sizes = np.array([len(frame) for frame, _ in parts], dtype=np.int64)
+        offset = np.repeat(np.tile(np.arange(count, dtype=np.int64) * n, 2), sizes)
+        owners = [columns.get(frame, "event_id") for frame, _ in parts]
+        event_pos = position.get_indexer(np.concatenate(owners)) if len(owners) else owners
+        n_h, n_r, n_m = len(h_key), int(sizes[:count].sum()), int(sizes[count:].sum())
+        key = np.concatenate([h_key.astype(np.int64), offset + event_pos])
+        ns = np.concatenate([h_ns, *(columns.ns(frame, time) for frame, time in parts)])
         kind = np.concatenate(
             [h_kind, np.full(n_r, "retry", object), np.full(n_m, "message", object)]
         )
         nothing = np.full(n_h + n_r, None, dtype=object)
-        template = np.concatenate(
-            [nothing, *(m["template"].to_numpy(dtype=object) for m in messages)]
-        )
-        channel = np.concatenate(
-            [nothing, *(m["channel"].to_numpy(dtype=object) for m in messages)]
-        )
+        template = np.concatenate([nothing, *(columns.get(m, "template") for m in messages)])
+        channel = np.concatenate([nothing, *(columns.get(m, "channel") for m in messages)])
         candidate = np.arange(len(key)) >= n_h
         wanted, state = state_of_rows(
             key, ns, kind, template, candidate, self.rules.limits.update_requests
@@ -228,42 +251,25 @@ class ModelDecider:
             channel[wanted],
             state,
         )
-        p_self = self.scorer.self_cure_probability(features, events["window_days"]).to_numpy()
         survival = np.bincount(
             key[wanted], weights=np.log1p(-np.clip(p, 0, 1 - 1e-9)), minlength=n * count
         )
         expected = 1.0 - (1.0 - np.tile(p_self, count)) * np.exp(survival)
         # candidate rows are the schedules' rows in the order given: retries, then messages
-        split_r = np.cumsum([0, *map(len, retries)]) + 0
+        split_r = np.cumsum([0, *map(len, retries)])
         split_m = np.cumsum([0, *map(len, messages)]) + n_r
-        out = []
-        for s in range(count):
-            r = slice(split_r[s], split_r[s + 1])
-            m = slice(split_m[s], split_m[s + 1])
-            retry_p = pd.DataFrame(
-                {
-                    "event_id": retries[s]["event_id"].to_numpy(),
-                    "at": from_ns(ns[wanted][r]),
-                    "success_probability": p[r],
-                }
+        return [
+            (
+                expected[s * n : (s + 1) * n],
+                np.concatenate([p[split_r[s] : split_r[s + 1]], p[split_m[s] : split_m[s + 1]]]),
             )
-            message_p = pd.DataFrame(
-                {
-                    "event_id": messages[s]["event_id"].to_numpy(),
-                    "send_at": from_ns(ns[wanted][m]),
-                    "template": template[wanted][m],
-                    "channel": channel[wanted][m],
-                    "response_probability": p[m],
-                }
-            )
-            out.append((pd.Series(expected[s * n : (s + 1) * n], index=ids), retry_p, message_p))
-        return out
+            for s in range(count)
+        ]
 
     def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> Decisions:
         events = events.reset_index(drop=True)
         past = past_rows(events, previous_attempts)
-        plan = self.plan(events, previous_attempts, past=past)
-        decisions = plan.decisions
+        decisions = self.rules.decide_many(events, previous_attempts).reset_index(drop=True)
         fixed = fixed_schedule(
             events,
             previous_attempts,
@@ -272,16 +278,18 @@ class ModelDecider:
             decisions,
             quiet_hours=self.config.quiet_hours,
         )
-        schedules = [(plan.retries, plan.messages)]
         # the fixed schedule's messages can only be valued by a message model (a history
         # without messages trains none): its estimate is then unknown (NaN)
-        if self.scorer.models.message is not None:
-            schedules.append((fixed.retries, fixed.messages))
-        scored = self.expected_recoveries(events, plan.features, past, schedules)
-        expected, retry_p, message_p = scored[0]
-        baseline = scored[1][0] if len(scored) > 1 else expected * np.nan
+        baseline = (
+            [(fixed.retries, fixed.messages)] if self.scorer.models.message is not None else []
+        )
+        memo = ScheduleScores(self, events, None, past, baseline)
+        plan = self.plan(events, previous_attempts, past=past, decisions=decisions, memo=memo)
+        scored = memo.scores([(plan.retries, plan.messages), *baseline])
+        expected_v = scored[0][0]
+        retry_p, message_p = _probability_frames(plan.retries, plan.messages, scored[0][1])
+        baseline_v = scored[1][0] if baseline else expected_v * np.nan  # events' order
         ids = events["event_id"]
-        expected_v, baseline_v = expected.to_numpy(), baseline.to_numpy()  # in the events' order
         reasons = model_reasons(
             events,
             decisions,
@@ -310,9 +318,120 @@ class ModelDecider:
         )
 
 
+Schedule = tuple[pd.DataFrame, pd.DataFrame]  # retries (event_id, at), messages
+
+
+class _FrameColumns:
+    """Columns of frames as arrays, each read once per frame (by identity, frames kept)."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[int, str], tuple[pd.DataFrame, np.ndarray]] = {}
+
+    def get(self, frame: pd.DataFrame, name: str) -> np.ndarray:
+        key = (id(frame), name)
+        if key not in self._kept:
+            self._kept[key] = (frame, frame[name].to_numpy(dtype=object))
+        return self._kept[key][1]
+
+    def ns(self, frame: pd.DataFrame, name: str) -> np.ndarray:
+        key = (id(frame), f"{name} ns")
+        if key not in self._kept:
+            self._kept[key] = (frame, to_ns(frame[name]))
+        return self._kept[key][1]
+
+
+class ScheduleScores:
+    """The scores of whole schedules within one decision call, kept by content.
+
+    The message pruning's last round scores the schedule the decision then reports, and
+    the fixed schedule (the baseline) does not depend on the search: it is scored with the
+    pruning's first round (``extra``), and the final scoring reuses both, which saves a
+    model call per model and the self-cure model's calls (the same for every schedule).
+    Rows are scored independently and summed per schedule in the same order, so the
+    figures are the same to the last bit as scoring each schedule alone.
+
+    A schedule is known by the identity of its two frames (kept alive here, so an id is
+    never reused within the call): the frames of a decision are never changed in place,
+    and a changed schedule (the exploration's shifted retries) is a new frame."""
+
+    def __init__(
+        self,
+        decider: ModelDecider,
+        events: pd.DataFrame,
+        features: pd.DataFrame | EventMatrix | None,
+        past: pd.DataFrame,
+        extra: list[Schedule] | None = None,
+    ) -> None:
+        self.decider, self.events, self.past = decider, events, past
+        self.features = features
+        self.extra = list(extra or [])
+        self.p_self: np.ndarray | None = None
+        self.kept: dict[tuple[int, int], tuple[Schedule, tuple[np.ndarray, np.ndarray]]] = {}
+
+    def bind(self, features: pd.DataFrame | EventMatrix) -> None:
+        """The events' features (computed after the memo was made)."""
+        self.features = features
+
+    def scores(self, schedules: list[Schedule]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`ModelDecider.score_schedules` of ``schedules``, scoring only those not
+        scored before (together with the pending ``extra`` ones)."""
+        assert self.features is not None, "bind the events' features first"
+        keys = [(id(retries), id(messages)) for retries, messages in schedules]
+        missing: dict[tuple[int, int], Schedule] = {}
+        for key, schedule in zip(keys, schedules, strict=True):
+            if key not in self.kept:
+                missing.setdefault(key, schedule)
+        if missing:
+            for schedule in self.extra:
+                missing.setdefault((id(schedule[0]), id(schedule[1])), schedule)
+            self.extra = []
+            if self.p_self is None:
+                window = self.events["window_days"]
+                p_self = self.decider.scorer.self_cure_probability(self.features, window)
+                self.p_self = p_self.to_numpy()
+            scored = self.decider.score_schedules(
+                self.events, self.features, self.past, list(missing.values()), self.p_self
+            )
+            for (key, schedule), score in zip(missing.items(), scored, strict=True):
+                self.kept[key] = (schedule, score)
+        return [self.kept[key][1] for key in keys]
+
+    def values(self, schedules: list[Schedule]) -> list[np.ndarray]:
+        """Expected recovery of each schedule, in the events' order (the pruning's input)."""
+        return [expected for expected, _ in self.scores(schedules)]
+
+
+def _probability_frames(
+    retries: pd.DataFrame, messages: pd.DataFrame, p: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A schedule's rows with their probabilities (``p``: retries, then messages)."""
+    n_r = len(retries)
+    retry_p = pd.DataFrame(
+        {
+            "event_id": retries["event_id"].to_numpy(),
+            "at": from_ns(to_ns(retries["at"])),
+            "success_probability": p[:n_r],
+        }
+    )
+    message_p = pd.DataFrame(
+        {
+            "event_id": messages["event_id"].to_numpy(),
+            "send_at": from_ns(to_ns(messages["send_at"])),
+            "template": messages["template"].to_numpy(dtype=object),
+            "channel": messages["channel"].to_numpy(dtype=object),
+            "response_probability": p[n_r:],
+        }
+    )
+    return retry_p, message_p
+
+
 def _by_event_and_time(frame: pd.DataFrame, time: str) -> pd.DataFrame:
     """Rows ordered by event id, then time (stable), as ``sort_values`` would."""
-    order = np.lexsort(
-        (to_ns(frame[time]), pd.factorize(frame["event_id"].to_numpy(), sort=True)[0])
-    )
+    ids, ns = frame["event_id"].to_numpy(), to_ns(frame[time])
+    if len(ids) == 0 or (ids == ids[0]).all():  # one event (a lone request): by time
+        order = np.argsort(ns, kind="stable")
+    else:
+        order = np.lexsort((ns, pd.factorize(ids, sort=True)[0]))
+    if (order == np.arange(len(order))).all() and frame.index.equals(pd.RangeIndex(len(order))):
+        return frame  # in order already (the search's frames usually are)
     return frame.take(order).reset_index(drop=True)

@@ -62,7 +62,9 @@ def prune_messages(
     position = pd.Index(ids)
     keep = np.ones(len(messages), dtype=bool)
     while keep.any():
-        current = messages[keep]
+        # ``current`` is the frame scored (and, when nothing more is dropped, returned):
+        # the caller's scores of it can be reused for the decision's own figures
+        current = messages[keep].reset_index(drop=True)
         pos = position.get_indexer(current["event_id"].to_numpy())
         rank = rank_in_group(pos)
         ranks = int(rank.max()) + 1
@@ -75,9 +77,8 @@ def prune_messages(
         worst = gain.argmin(axis=1)
         drop_event = gain[np.arange(len(ids)), worst] < min_gain
         if not drop_event.any():
-            break
+            return current
         rows = np.flatnonzero(keep)
         dropped = drop_event[pos] & (rank == worst[pos])
         keep[rows[dropped]] = False
-    out = messages[keep]
-    return out.reset_index(drop=True)
+    return messages[keep].reset_index(drop=True)
