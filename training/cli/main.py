@@ -46,6 +46,14 @@ def simulate(
         str | None,
         typer.Option("--world", help="a world of the zoo (default: params.yaml, 'default')"),
     ] = None,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="write the partitioned layout in this many parts, one block of customers "
+            "at a time (docs/scale.md)",
+        ),
+    ] = None,
     params: ParamsOption = None,
 ) -> None:
     """Simulate a history of failed payments in the data contract, and its ground truth."""
@@ -67,7 +75,21 @@ def simulate(
             f"unknown world {settings.world!r}; expected one of {', '.join(WORLDS)}",
             param_hint="'--world'",
         )
-    summary = run_simulation(settings, out, truth_out)
+    if partitions is not None:
+        from training.simulator.partitioned import run_partitioned_simulation
+        from training.simulator.zoo import zoo_world
+
+        if partitions > settings.invoices:
+            raise typer.BadParameter(
+                f"cannot exceed --invoices ({settings.invoices})", param_hint="'--partitions'"
+            )
+        chosen = zoo_world(settings.world)
+        truth = truth_out or out.with_name(out.name + "-truth")
+        summary = run_partitioned_simulation(
+            settings, out, partitions, truth, chosen.world, chosen.policy
+        )
+    else:
+        summary = run_simulation(settings, out, truth_out)
     typer.echo(summary)
 
 
