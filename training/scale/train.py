@@ -83,6 +83,8 @@ def validate_on_cluster(
     """Validated parts (futures, on the workers) and their summaries; raises
     :class:`TrainInputError` like the in-process reader."""
     try:
+        if not data.is_dir():
+            raise ContractError(f"history folder {data} does not exist")
         if not is_partitioned(data):
             raise ContractError(
                 "--cluster needs the partitioned layout (one folder per table of "
