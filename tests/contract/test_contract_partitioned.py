@@ -80,8 +80,11 @@ def test_rejects_are_numbered_over_the_parts_in_order(history, tmp_path):
 def test_a_table_without_the_same_parts_is_a_clear_error(history, tmp_path):
     write_partitioned(history, tmp_path, 2)
     (tmp_path / "messages" / "part-00001.parquet").unlink()
-    with pytest.raises(ContractError, match=r"table 'messages' does not have the same parts .*"
-                       r"missing part-00001"):
+    with pytest.raises(
+        ContractError,
+        match=r"table 'messages' does not have the same parts .*"
+        r"missing part-00001",
+    ):
         load_history(tmp_path)
     (tmp_path / "attempts" / "part-00000.parquet").rename(tmp_path / "attempts" / "x.parquet")
     with pytest.raises(ContractError, match="table 'attempts'"):

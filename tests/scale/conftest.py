@@ -62,4 +62,3 @@ def exact_params(tmp_path_factory: pytest.TempPathFactory) -> Path:
     settings = {"train": {"model": model}, "policy": {"exploration_rate": 0.0}}
     path.write_text(yaml.safe_dump(settings))
     return path
-

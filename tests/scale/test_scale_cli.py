@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from training.api.from_history import history_requests
-from training.tracking.loading import load_artifact
 from training.cli.main import app
+from training.tracking.loading import load_artifact
 
 pytestmark = pytest.mark.slow  # starts worker processes and trains three models
 
@@ -96,7 +96,9 @@ def test_two_workers_agree_with_in_process_and_score_on_the_cluster(
         return {a["invoice_id"]: {k: v for k, v in a.items() if k != "decision_id"} for a in parsed}
 
     cluster_lines = [
-        line for i in range(3) for line in (tmp_path / "out" / f"part-{i:05d}.jsonl").read_text().splitlines()
+        line
+        for i in range(3)
+        for line in (tmp_path / "out" / f"part-{i:05d}.jsonl").read_text().splitlines()
     ]
     assert answers(cluster_lines) == answers((tmp_path / "out.jsonl").read_text().splitlines())
 

@@ -73,9 +73,7 @@ def test_rejects_on_dask_are_the_in_process_rejects(client, scale_history, tmp_p
     write_partitioned(broken, tmp_path, 3)
     lenient = ValidateParams(max_reject_share=1.0)
     expected = validate_folder(tmp_path, lenient)
-    _, summaries = validate_on_cluster(
-        client, tmp_path, Params(validate_=lenient)
-    )
+    _, summaries = validate_on_cluster(client, tmp_path, Params(validate_=lenient))
     report = combined_report(summaries, lenient)
     assert report.rows == expected.rows and report.total_rejected == expected.total_rejected > 3
     order = ["table", "row", "reason"]
@@ -86,9 +84,7 @@ def test_rejects_on_dask_are_the_in_process_rejects(client, scale_history, tmp_p
     )
 
 
-def test_too_many_rejects_stop_the_run_with_the_in_process_message(
-    client, scale_history, tmp_path
-):
+def test_too_many_rejects_stop_the_run_with_the_in_process_message(client, scale_history, tmp_path):
     invoices = scale_history.invoices.copy()
     invoices.loc[invoices.index[::5], "currency"] = "EURO"  # a fifth of the invoices
     history = type(scale_history)(

@@ -50,3 +50,26 @@ def test_cluster_specs():
     for bad in ("local:0", "local:x", "localhost:8786x"):
         with pytest.raises(ValueError, match="local, local:N"):
             local_workers(bad)
+
+
+def test_loss_curve_from_leaves_is_lightgbms_validation_curve():
+    import pandas as pd
+
+    from training.scale.fit import _loss_curve, leaf_value_table
+    from training.scale.parts import LABEL
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(3000, 4))
+    y = (x[:, 0] + rng.normal(size=3000) > 0).astype(int)
+    train = lgb.Dataset(x[:2000], y[:2000])
+    valid = lgb.Dataset(x[2000:], y[2000:], reference=train)
+    evals: dict = {}
+    booster = lgb.train(
+        {"objective": "binary", "verbosity": -1, "num_threads": 1, "num_leaves": 7},
+        train, 40, valid_sets=[valid], valid_names=["valid"],
+        callbacks=[lgb.record_evaluation(evals)],
+    )  # fmt: skip
+    names = ["a", "b", "c", "d"]
+    frame = pd.DataFrame(x[2000:], columns=names).assign(**{LABEL: y[2000:]})
+    curve = _loss_curve(frame, booster, leaf_value_table(booster), names, {}) / 1000
+    np.testing.assert_allclose(curve, evals["valid"]["binary_logloss"], rtol=1e-9)
