@@ -6,8 +6,8 @@ scaling of the feature stage (docs/scale.md).
 
 The partitioned history is simulated first, one block of customers per part
 (``smartretry simulate --partitions``, in a child process: its peak memory is reported
-apart). Then, for each worker count, a fresh LocalCluster (one process per worker, the
-machine's cores shared between them, ``--memory-limit`` each) runs the cluster part of
+apart). Then, for each worker count, a fresh LocalCluster (one process per worker,
+``--threads`` threads and ``--memory-limit`` each) runs the cluster part of
 ``smartretry train --cluster``: validation per part, training rows per part, the three
 ``lightgbm.dask`` fits with calibration and test scoring. Reported per run: seconds of
 validation, features and each fit, each worker process's peak resident memory
@@ -53,10 +53,11 @@ def simulate(out: Path, invoices: int, parts: int, seed: int) -> dict[str, Any]:
     return {"seconds": seconds, "peak_gb": peak}
 
 
-def on_cluster(data: Path, workers: int, params: Params, memory_limit: str) -> dict[str, Any]:
+def on_cluster(
+    data: Path, workers: int, threads: int, params: Params, memory_limit: str
+) -> dict[str, Any]:
     from dask.distributed import Client, LocalCluster
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
     started = time.perf_counter()
     with (
         LocalCluster(
@@ -108,6 +109,9 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--params", type=Path, default=None, help="default: ./params.yaml")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads (cores) per worker: 1 compares 1 core to 2"
+    )
     parser.add_argument("--memory-limit", default="10GB", help="per worker (Dask pauses/kills)")
     parser.add_argument("--data", type=Path, default=None, help="an existing partitioned history")
     parser.add_argument("--in-process", action="store_true", help="also train in one process")
@@ -128,7 +132,7 @@ def main() -> None:
             )
         runs = []
         for workers in (int(w) for w in args.workers.split(",")):
-            run = on_cluster(data, workers, params, args.memory_limit)
+            run = on_cluster(data, workers, args.threads, params, args.memory_limit)
             runs.append(run)
             s = run["seconds"]
             print(

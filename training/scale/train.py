@@ -50,6 +50,12 @@ log = logging.getLogger(__name__)
 CHAMPION_MODELS = ("retry", "message")  # the champion check scores their test rows
 
 
+def wait(futures: list[Any]) -> None:
+    from dask.distributed import wait as wait_for
+
+    wait_for(futures)
+
+
 def _release(*futures: Any) -> None:
     for group in futures:
         for future in group:
@@ -141,21 +147,30 @@ def train_on_client(
         history_start=due.min(),
         split=split,
     )
-    client.gather(client.map(len, client.map(_log, rows)))  # wait: time the feature stage
-    _release(validated)
+    has_messages = fingerprint["rows"]["messages"] > 0
+    names = ("retry", "message", "self_cure") if has_messages else ("retry", "self_cure")
+    # each model's rows of each period, apart, so a model's rows leave the workers'
+    # memory once it is fitted; the parts' full results are released here
+    by_model = {
+        name: {
+            period: client.map(model_rows, rows, name=name, period=period)
+            for period in ("train", "valid", "test")
+        }
+        for name in names
+    }
+    logs = client.map(_log, rows)
+    example = client.submit(_example_events, rows[0])
+    empty = {name: client.submit(_rows_head, rows[0], name) for name in names}
+    wait([f for periods in by_model.values() for group in periods.values() for f in group])
+    _release(validated, rows)
     seconds["features"] = time.perf_counter() - mark
     log.info("features built on the workers in %.1fs", seconds["features"])
 
-    has_messages = fingerprint["rows"]["messages"] > 0
-    names = ("retry", "message", "self_cure") if has_messages else ("retry", "self_cure")
     fits: dict[str, ClusterFit] = {}
     try:
         for name in names:
             mark = time.perf_counter()
-            periods = {
-                period: client.map(model_rows, rows, name=name, period=period)
-                for period in ("train", "valid", "test")
-            }
+            periods = by_model.pop(name)
             features = list(MODEL_FEATURES[name])
             fits[name] = fit_on_cluster(
                 client,
@@ -175,19 +190,17 @@ def train_on_client(
     except ValueError as error:
         raise TrainInputError(f"cannot train on {data}: {error}") from error
 
-    logs = client.gather(client.map(_log, rows))
     customer_log = (
-        pd.concat(logs, ignore_index=True)
+        pd.concat(client.gather(logs), ignore_index=True)
         .sort_values(["customer_id", "at"], kind="stable")
         .reset_index(drop=True)
     )
-    example = client.gather(client.submit(_example_events, rows[0]))
-    empty = {name: client.submit(_rows_head, rows[0], name).result() for name in names}
-    _release(rows)
+    example_events = example.result()
+    empty_rows = {name: future.result() for name, future in empty.items()}
     data_rows: dict[str, Dataset] = {}
     for name in ("retry", "message", "self_cure"):
         gathered = fits[name].test_rows if name in fits else None
-        data_rows[name] = gathered or _empty_dataset(empty.get(name, empty["retry"]))
+        data_rows[name] = gathered or _empty_dataset(empty_rows.get(name, empty_rows["retry"]))
     seconds["total"] = time.perf_counter() - started
     result = TrainResult(
         models=TrainedModels(
@@ -200,7 +213,7 @@ def train_on_client(
             data_rows["retry"],
             data_rows["message"],
             data_rows["self_cure"],
-            example,
+            example_events,
             pd.DataFrame(),
             customer_log,
         ),
