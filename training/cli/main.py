@@ -46,6 +46,14 @@ def simulate(
         str | None,
         typer.Option("--world", help="a world of the zoo (default: params.yaml, 'default')"),
     ] = None,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="write the partitioned layout in this many parts, one block of customers "
+            "at a time (docs/scale.md)",
+        ),
+    ] = None,
     params: ParamsOption = None,
 ) -> None:
     """Simulate a history of failed payments in the data contract, and its ground truth."""
@@ -67,7 +75,21 @@ def simulate(
             f"unknown world {settings.world!r}; expected one of {', '.join(WORLDS)}",
             param_hint="'--world'",
         )
-    summary = run_simulation(settings, out, truth_out)
+    if partitions is not None:
+        from training.simulator.partitioned import run_partitioned_simulation
+        from training.simulator.zoo import zoo_world
+
+        if partitions > settings.invoices:
+            raise typer.BadParameter(
+                f"cannot exceed --invoices ({settings.invoices})", param_hint="'--partitions'"
+            )
+        chosen = zoo_world(settings.world)
+        truth = truth_out or out.with_name(out.name + "-truth")
+        summary = run_partitioned_simulation(
+            settings, out, partitions, truth, chosen.world, chosen.policy
+        )
+    else:
+        summary = run_simulation(settings, out, truth_out)
     typer.echo(summary)
 
 
@@ -136,6 +158,13 @@ def train(
         bool,
         typer.Option("--no-register", help="log the MLflow run but do not register the model"),
     ] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="train on Dask: local (a LocalCluster, a worker per core), local:N "
+            "(N workers) or a scheduler address; needs the partitioned layout (docs/scale.md)"
+        ),
+    ] = None,
     params: ParamsOption = None,
 ) -> None:
     """Train the retry, message and self-cure models; write the artifact; track in MLflow.
@@ -163,7 +192,21 @@ def train(
     logger.setLevel(logging.INFO)
     settings = load_params(params)
     try:
-        outcome = run_train(data, model_dir, metrics, plots_dir, settings, register=not no_register)
+        if cluster is None:
+            outcome = run_train(
+                data, model_dir, metrics, plots_dir, settings, register=not no_register
+            )
+        else:
+            from training.scale.cluster import local_workers
+            from training.scale.train import run_train_on_cluster
+
+            try:
+                local_workers(cluster)
+            except ValueError as error:
+                raise typer.BadParameter(str(error), param_hint="'--cluster'") from error
+            outcome = run_train_on_cluster(
+                data, model_dir, metrics, plots_dir, settings, cluster, register=not no_register
+            )
     except TrainInputError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from error
@@ -330,11 +373,21 @@ def recommend(
     batch_size: Annotated[int, typer.Option(min=1, help="lines scored together")] = 1000,
     threads: Annotated[int, typer.Option(min=1, help="LightGBM threads for big scoring calls")] = 1,
     progress: Annotated[bool, typer.Option(help="progress bar on stderr")] = True,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="score on Dask (local, local:N or a scheduler address): --input is then a "
+            "folder of *.jsonl parts and --output a folder (docs/scale.md)"
+        ),
+    ] = None,
 ) -> None:
     """Batch scoring in the API's request/response format, through the API's own code path."""
     from serving.model_loader import load_decider
     from training.api.batch import run_recommend
 
+    if cluster is not None:
+        _recommend_on_cluster(model, input_path, output_path, batch_size, threads, cluster)
+        return
     if not input_path.is_file():
         raise typer.BadParameter(f"no such file: {input_path}", param_hint="--input")
     try:
@@ -346,6 +399,37 @@ def recommend(
         decider, input_path, output_path, batch_size=batch_size, progress=progress
     )
     typer.echo(f"{summary.summary()} -> {output_path} (model {decider.model_version})")
+
+
+def _recommend_on_cluster(
+    model: str, input_dir: Path, output_dir: Path, batch_size: int, threads: int, cluster: str
+) -> None:
+    from functools import partial
+
+    from serving.model_loader import load_decider
+    from training.scale.cluster import cluster_client, local_workers
+    from training.scale.recommend import recommend_on_cluster, request_parts
+
+    try:
+        local_workers(cluster)
+        request_parts(input_dir)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    try:
+        load_decider(model, threads=threads)  # fail here, not on every worker
+    except Exception as error:  # any load failure: say what and stop
+        typer.echo(f"error: cannot load model {model}: {type(error).__name__}: {error}", err=True)
+        raise typer.Exit(code=2) from error
+    with cluster_client(cluster) as client:
+        summary = recommend_on_cluster(
+            client,
+            f"{model}:{threads}",
+            partial(load_decider, model, threads=threads),
+            input_dir,
+            output_dir,
+            batch_size,
+        )
+    typer.echo(f"{summary.summary()} -> {output_dir}/ (cluster {cluster})")
 
 
 @app.command()

@@ -21,6 +21,7 @@ from pandas.api import types as ptypes
 from training.config.params import ValidateParams
 from training.contract.errors import ContractError
 from training.contract.history import History
+from training.contract.partitioned import customer_parts, part_name
 from training.contract.raw_tables import (
     FORMATS,
     find_table_file,
@@ -37,6 +38,8 @@ __all__ = [
     "read_raw_tables",
     "read_table_file",
     "write_history",
+    "write_part",
+    "write_partitioned",
 ]
 
 TimeUnit = Literal["s", "ms", "us", "ns"]
@@ -90,15 +93,56 @@ def write_history(history: History, folder: Path | str, fmt: str = "parquet") ->
     paths: dict[str, Path] = {}
     for table, frame in history.tables().items():
         path = folder / f"{table}.{fmt}"
-        if fmt == "csv":
-            _csv_ready(frame).to_csv(path, index=False)
-        else:
-            _parquet_ready(frame).to_parquet(path, index=False)
+        _write_frame(frame, path, fmt)
         for other in FORMATS:
             if other != fmt:
                 (folder / f"{table}.{other}").unlink(missing_ok=True)
         paths[table] = path
     return paths
+
+
+def _write_frame(frame: pd.DataFrame, path: Path, fmt: str) -> None:
+    if fmt == "csv":
+        _csv_ready(frame).to_csv(path, index=False)
+    else:
+        _parquet_ready(frame).to_parquet(path, index=False)
+
+
+def write_part(history: History, folder: Path | str, index: int, fmt: str = "parquet") -> None:
+    """Write ``history`` as part ``index`` of a partitioned history (``partitioned.py``):
+    ``<table>/part-NNNNN.<fmt>``. The caller keeps each customer's rows in one part."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    for table, frame in history.tables().items():
+        directory = Path(folder) / table
+        directory.mkdir(parents=True, exist_ok=True)
+        _write_frame(frame, directory / f"{part_name(index)}.{fmt}", fmt)
+
+
+def write_partitioned(
+    history: History, folder: Path | str, parts: int, fmt: str = "parquet"
+) -> None:
+    """Write an in-memory history in the partitioned layout, customers assigned to parts
+    by :func:`~training.contract.partitioned.customer_parts` of their id (invoices by their
+    ``customer_id``); attempts and messages follow their invoice (rows pointing to no
+    invoice go to part 0, where validation rejects them)."""
+    if parts < 1:
+        raise ValueError(f"parts must be at least 1, not {parts}")
+    invoice_rows = customer_parts(history.invoices["customer_id"], parts)
+    invoice_part = pd.Series(invoice_rows, index=history.invoices["invoice_id"].to_numpy())
+    invoice_part = invoice_part[~invoice_part.index.duplicated()]
+    of_row = {
+        "customers": customer_parts(history.customers["customer_id"], parts),
+        "invoices": invoice_rows,
+        "attempts": history.attempts["invoice_id"].map(invoice_part).fillna(0).to_numpy(int),
+        "messages": history.messages["invoice_id"].map(invoice_part).fillna(0).to_numpy(int),
+    }
+    frames = history.tables()
+    for index in range(parts):
+        part = History.from_tables(
+            {name: frame[of_row[name] == index] for name, frame in frames.items()}
+        )
+        write_part(part, folder, index, fmt)
 
 
 def load_history(

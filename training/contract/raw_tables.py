@@ -2,8 +2,10 @@
 
 A history folder holds ``<table>.parquet`` or ``<table>.csv`` for each of the four
 tables. When both files exist for a table, the Parquet one is read (it carries types;
-the CSV is usually a human-readable copy). Both the validator and ``io`` (which loads and
-writes histories) build on this module, which needs neither of them.
+the CSV is usually a human-readable copy). A folder in the partitioned layout
+(``partitioned.py``: ``<table>/part-NNNNN.parquet``) is read as each table's parts
+concatenated in part order. Both the validator and ``io`` (which loads and writes
+histories) build on this module, which needs neither of them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from training.contract.errors import ContractError
+from training.contract.partitioned import is_partitioned, list_parts, part_file
 from training.contract.tables import TABLE_NAMES
 
 FORMATS = ("parquet", "csv")
@@ -51,6 +54,22 @@ def read_table_file(path: Path) -> pd.DataFrame:
 
 
 def read_raw_tables(folder: Path | str) -> dict[str, pd.DataFrame]:
-    """All four tables of ``folder``, unvalidated, each with a 0-based row-number index."""
+    """All four tables of ``folder``, unvalidated, each with a 0-based row-number index
+    (partitioned: over the parts concatenated in part order)."""
+    if is_partitioned(folder):
+        parts = list_parts(folder)
+        return {
+            table: pd.concat(
+                [read_table_file(part_file(folder, table, part)) for part in parts],
+                ignore_index=True,
+            )
+            for table in TABLE_NAMES
+        }
     paths = {table: find_table_file(folder, table) for table in TABLE_NAMES}
     return {table: read_table_file(path) for table, path in paths.items()}
+
+
+def read_raw_part(folder: Path | str, part: str) -> dict[str, pd.DataFrame]:
+    """The four tables of one part of a partitioned history, unvalidated, each with a
+    0-based row-number index within the part."""
+    return {table: read_table_file(part_file(folder, table, part)) for table in TABLE_NAMES}

@@ -19,6 +19,7 @@ import pandas as pd
 from training.config.retry_limits import UpdateRequests
 from training.contract.history import History
 from training.declines.table import DeclineTable
+from training.features.customer import CustomerIndex
 from training.features.frames import candidate_features, event_features, self_cure_features
 from training.features.history_log import customer_event_log
 from training.features.invoice import events_from_history
@@ -146,12 +147,21 @@ def self_cure_labels(history: History, window_days: int) -> pd.DataFrame:
 
 
 def build_training_data(
-    history: History, table: DeclineTable, window_days: int, update: UpdateRequests
+    history: History,
+    table: DeclineTable,
+    window_days: int,
+    update: UpdateRequests,
+    history_start: pd.Timestamp | None = None,
 ) -> TrainingData:
-    """Every training row of the three models, with features as of decision time."""
+    """Every training row of the three models, with features as of decision time.
+
+    ``history_start``: when the exported history begins (default: its first event); a
+    part of a partitioned history passes the whole history's start, so its customer
+    features are those of the whole history (``training/scale``)."""
     events = events_from_history(history)
     log = customer_event_log(history)
-    features = event_features(events, log, table)
+    index = CustomerIndex.build(log, history_start)
+    features = event_features(events, log, table, index=index)
     timeline = history_timeline(history)
     rows = candidate_features(features, timeline, update)
     meta = timeline.loc[rows.index]

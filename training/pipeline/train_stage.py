@@ -115,12 +115,15 @@ def input_example(result: TrainResult, rows: int = 2) -> pd.DataFrame:
 
 def build_artifact(
     result: TrainResult,
-    history: History,
+    customers: pd.DataFrame,
+    templates: list[str],
     params: Params,
     fingerprint: dict[str, Any],
     source: Path,
     table: DeclineTable,
 ) -> DecisionArtifact:
+    """The decision artifact of a training run (``customers``: the validated customers
+    table; ``templates``: the message templates seen in the history)."""
     metadata = {
         "name": params.train.registered_model,
         "model_version": "local",
@@ -141,8 +144,8 @@ def build_artifact(
     return DecisionArtifact.with_table(
         result.models,
         result.data.log,
-        history.customers,
-        sorted(history.messages["template"].dropna().unique()),
+        customers,
+        templates,
         params.policy,
         params.retry_rules,
         table,
@@ -168,7 +171,6 @@ def run_train(
     """Train on the history in ``data`` and write/log everything (see module docs)."""
     from training.declines.table import load_decline_table
     from training.models.fit import train_models
-    from training.models.plots import training_plots
     from training.tracking.mlflow_runs import data_fingerprint
 
     started = time.perf_counter()
@@ -196,9 +198,46 @@ def run_train(
     except ValueError as error:
         raise TrainInputError(f"cannot train on {data}: {error}") from error
     seconds.update({f"train_{k}": v for k, v in result.seconds.items()})
+    templates = sorted(history.messages["template"].dropna().unique())
+    return finish_train(
+        result,
+        history.customers,
+        templates,
+        fingerprint,
+        Path(data),
+        table,
+        model_dir,
+        metrics_path,
+        plots_dir,
+        params,
+        register,
+        seconds,
+        started,
+    )
+
+
+def finish_train(
+    result: TrainResult,
+    customers: pd.DataFrame,
+    templates: list[str],
+    fingerprint: dict[str, Any],
+    source: Path,
+    table: DeclineTable,
+    model_dir: Path,
+    metrics_path: Path,
+    plots_dir: Path,
+    params: Params,
+    register: bool,
+    seconds: dict[str, float],
+    started: float,
+) -> TrainOutcome:
+    """Everything after the fit, shared by the in-process and the Dask paths
+    (``training/scale``): artifact, plots, metrics JSON, MLflow run, registry, champion.
+    ``seconds`` holds the timings so far; ``started`` is the run's ``perf_counter``."""
+    from training.models.plots import training_plots
 
     mark = time.perf_counter()
-    artifact = build_artifact(result, history, params, fingerprint, Path(data), table)
+    artifact = build_artifact(result, customers, templates, params, fingerprint, source, table)
     artifact.save(model_dir)
     seconds["save"] = time.perf_counter() - mark
     mark = time.perf_counter()

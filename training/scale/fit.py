@@ -1,0 +1,312 @@
+"""Fit one calibrated model on a cluster: ``lightgbm.dask`` boosting, then the in-process
+pieces (calibration map, pair rates, scoring) on the local booster.
+
+The steps mirror ``training.models.calibrated.fit_calibrated``: pair rates out of fold on
+the training rows (``PairRate``, the same code, on the gathered pair columns), the
+training categories, positives up-weighted, boosting with LightGBM's data-parallel
+learner (``DaskLGBMClassifier``), the best iteration chosen by the early-stopping rule
+on the whole validation period's log loss, a calibration map fitted on that period, and
+the test period scored by ``CalibratedModel.predict``. ``lightgbm.dask`` does not stop
+early, so every round is boosted and the validation curve is computed afterwards, on the
+workers, from each tree's contribution; the booster is then cut to the best iteration.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from training.config.params import ModelParams
+from training.models.calibrated import CalibratedModel, Calibrator, encode, encode_matrix
+from training.models.datasets import Dataset
+from training.models.metrics import binary_metrics
+from training.models.pair_rates import FittedPairRate, PairRate
+from training.scale.parts import DUE_AT, INVOICE, LABEL, ROW_COLUMNS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClusterFit:
+    model: CalibratedModel
+    metrics: dict[str, float]
+    test: tuple[np.ndarray, np.ndarray]  # labels and calibrated predictions
+    test_rows: Dataset | None  # gathered when asked (the champion check scores them)
+
+
+def early_stopping_iteration(curve: np.ndarray, patience: int) -> int:
+    """1-based best iteration under LightGBM's early-stopping rule: stop once the
+    validation loss has not improved for ``patience`` rounds, keep the best round."""
+    best, best_at = np.inf, 0
+    for i, value in enumerate(np.asarray(curve, dtype=float)):  # one value per round
+        if value < best:
+            best, best_at = value, i
+        elif i - best_at >= patience:
+            break
+    return best_at + 1
+
+
+def booster_options(params: ModelParams) -> dict[str, Any]:
+    """The in-process booster's settings in the scikit-learn names ``DaskLGBMClassifier``
+    takes (``fit_calibrated`` passes the same knobs to ``lgb.train``); the threads are
+    each worker's own (``lightgbm.dask`` ignores ``n_jobs``)."""
+    return {
+        "objective": "binary",
+        "n_estimators": params.num_boost_round,
+        "num_leaves": params.num_leaves,
+        "learning_rate": params.learning_rate,
+        "min_child_samples": params.min_data_in_leaf,
+        "colsample_bytree": params.feature_fraction,
+        "subsample": params.bagging_fraction,
+        "subsample_freq": params.bagging_freq,
+        "reg_lambda": params.lambda_l2,
+        "random_state": params.seed,
+        "cat_smooth": params.cat_smooth,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbosity": -1,
+    }
+
+
+# --- functions run on the workers, one part at a time --------------------------------
+
+
+def _columns(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    return frame[names]
+
+
+def _with_column(frame: pd.DataFrame, name: str, values: np.ndarray) -> pd.DataFrame:
+    return frame.assign(**{name: values})
+
+
+def _with_rate(frame: pd.DataFrame, fitted: FittedPairRate) -> pd.DataFrame:
+    left = frame[fitted.spec.left].to_numpy(dtype=object)
+    right = frame[fitted.spec.right].to_numpy(dtype=object)
+    return frame.assign(**{fitted.name: fitted.lookup(left, right)})
+
+
+def _labels(frame: pd.DataFrame) -> tuple[int, int]:
+    return int(frame[LABEL].sum()), len(frame)
+
+
+def _seen(frame: pd.DataFrame, column: str) -> set[str]:
+    return set(pd.Series(frame[column]).dropna().astype(str).unique())
+
+
+def _encoded(frame: pd.DataFrame, features: list[str], categories: dict[str, list[str]]):
+    return encode(frame, features, categories)
+
+
+def _label(frame: pd.DataFrame) -> pd.Series:
+    return frame[LABEL].astype(int)
+
+
+def _weight(frame: pd.DataFrame, positive_weight: float) -> pd.Series:
+    return pd.Series(np.where(frame[LABEL].to_numpy() == 1, positive_weight, 1.0))
+
+
+def leaf_value_table(booster: lgb.Booster) -> np.ndarray:
+    """Each tree's leaf values, one row per tree (padded with 0): a row's raw score after
+    round k is the sum of its leaves' values over trees 0..k. Walks the trees' nodes."""
+    trees = booster.dump_model()["tree_info"]
+    table = np.zeros((len(trees), max(t["num_leaves"] for t in trees) if trees else 1))
+    for i, tree in enumerate(trees):
+        stack = [tree["tree_structure"]]
+        while stack:  # nodes of one tree (a few dozen), not data rows
+            node = stack.pop()
+            if "leaf_index" in node:
+                table[i, node["leaf_index"]] = node["leaf_value"]
+            elif "leaf_value" in node:  # a tree that is a single leaf
+                table[i, 0] = node["leaf_value"]
+            else:
+                stack += [node["left_child"], node["right_child"]]
+    return table
+
+
+CURVE_CHUNK_ROWS = 20_000  # rows x rounds of raw scores held at once
+
+
+def _loss_curve(
+    frame: pd.DataFrame,
+    booster: lgb.Booster,
+    leaf_values: np.ndarray,
+    features: list[str],
+    categories: dict[str, list[str]],
+) -> np.ndarray:
+    """Sum of the binary log loss after each round (one value per round) on these rows:
+    the leaf each row falls in, per tree (one ``pred_leaf`` call), then running sums."""
+    matrix = encode_matrix(frame, features, categories)
+    label = frame[LABEL].to_numpy(dtype=float)
+    sums = np.zeros(len(leaf_values))
+    rounds = np.arange(len(leaf_values))
+    for start in range(0, len(frame), CURVE_CHUNK_ROWS):
+        rows = slice(start, start + CURVE_CHUNK_ROWS)
+        leaves = np.asarray(booster.predict(matrix[rows], pred_leaf=True)).reshape(-1, len(rounds))
+        raw = np.cumsum(leaf_values[rounds, leaves], axis=1)
+        p = np.clip(1.0 / (1.0 + np.exp(-raw)), 1e-15, 1 - 1e-15)
+        y = label[rows, None]
+        sums += -(y * np.log(p) + (1 - y) * np.log(1 - p)).sum(axis=0)
+    return sums
+
+
+def _raw_scores(
+    frame: pd.DataFrame,
+    booster: lgb.Booster,
+    features: list[str],
+    categories: dict[str, list[str]],
+    best: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    matrix = encode_matrix(frame, features, categories)
+    scores = np.asarray(booster.predict(matrix, num_iteration=best))
+    return frame[LABEL].to_numpy(dtype=int), scores
+
+
+def _predict(frame: pd.DataFrame, model: CalibratedModel) -> tuple[np.ndarray, np.ndarray]:
+    return frame[LABEL].to_numpy(dtype=int), model.predict(frame.drop(columns=list(ROW_COLUMNS)))
+
+
+# --- the fit ---------------------------------------------------------------------------
+
+
+def fit_on_cluster(
+    client: Any,
+    name: str,
+    train: list[Any],
+    valid: list[Any],
+    test: list[Any],
+    features: list[str],
+    categorical: list[str],
+    params: ModelParams,
+    pairs: tuple[PairRate, ...] = (),
+    gather_test: bool = False,
+) -> ClusterFit:
+    """Fit model ``name`` from the parts' rows of each period (lists of futures)."""
+    from dask import dataframe as dd
+    from lightgbm.dask import DaskLGBMClassifier
+
+    fitted_rates = []
+    for pair in pairs:
+        columns = [pair.left, pair.right, LABEL, INVOICE]
+        gathered = client.gather(client.map(_columns, train, names=columns))
+        whole = pd.concat(gathered, ignore_index=True)
+        left, right = (whole[c].to_numpy(dtype=object) for c in (pair.left, pair.right))
+        label, groups = whole[LABEL].to_numpy(dtype=int), whole[INVOICE].to_numpy()
+        out_of_fold = pair.out_of_fold(left, right, label, groups)
+        bounds = np.cumsum([0, *(len(g) for g in gathered)])
+        train = [
+            client.submit(_with_column, part, pair.name, out_of_fold[a:b])
+            for part, a, b in zip(train, bounds[:-1], bounds[1:], strict=True)
+        ]
+        fitted = pair.fit(left, right, label)
+        valid = client.map(_with_rate, valid, fitted=fitted)
+        fitted_rates.append(fitted)
+
+    (train_pos, train_n), (valid_pos, valid_n) = (
+        np.sum(client.gather(client.map(_labels, rows)), axis=0) if rows else (0, 0)
+        for rows in (train, valid)
+    )
+    if not (0 < train_pos < train_n) or not (0 < valid_pos < valid_n):
+        raise ValueError(
+            f"{name} model: the training and validation periods need both outcomes "
+            f"(train positives {int(train_pos)}/{int(train_n)}, "
+            f"validation positives {int(valid_pos)}/{int(valid_n)})"
+        )
+    categories = {
+        c: sorted(set().union(*client.gather(client.map(_seen, train, column=c))))
+        for c in categorical
+        if c in features
+    }
+    positive_weight = max(
+        min((train_n - train_pos) / max(train_pos, 1), params.max_positive_weight), 1.0
+    )
+    sizes = client.gather(client.map(_labels, train))
+    kept = [part for part, (_, n) in zip(train, sizes, strict=True) if n > 0]
+    meta_x = encode(client.submit(_head, kept[0]).result(), features, categories)
+    x = dd.from_delayed(
+        client.map(_encoded, kept, features=features, categories=categories),
+        meta=meta_x,
+        verify_meta=False,
+    )
+    y = dd.from_delayed(client.map(_label, kept), meta=pd.Series(dtype=int), verify_meta=False)
+    w = dd.from_delayed(
+        client.map(_weight, kept, positive_weight=positive_weight),
+        meta=pd.Series(dtype=float),
+        verify_meta=False,
+    )
+    started = time.perf_counter()
+    estimator = DaskLGBMClassifier(client=client, **booster_options(params))
+    with warnings.catch_warnings():  # the wrapper always passes n_jobs; Dask sets threads
+        warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
+        estimator.fit(x, y, sample_weight=w, categorical_feature=list(categories))
+    fit_seconds = time.perf_counter() - started
+    log.info(
+        "%s model: %d rounds boosted on the cluster in %.1fs",
+        name,
+        params.num_boost_round,
+        fit_seconds,
+    )
+    booster = estimator.to_local().booster_
+
+    curves = client.gather(
+        client.map(
+            _loss_curve,
+            valid,
+            booster=booster,
+            leaf_values=leaf_value_table(booster),
+            features=features,
+            categories=categories,
+        )
+    )
+    curve = np.sum(curves, axis=0) / valid_n
+    best = early_stopping_iteration(curve, params.early_stopping_rounds)
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    scored = client.gather(
+        client.map(
+            _raw_scores, valid, booster=booster, features=features, categories=categories, best=best
+        )
+    )
+    calibrator = Calibrator.fit(
+        params.calibration,
+        np.concatenate([s for _, s in scored]),
+        np.concatenate([y for y, _ in scored]),
+    )
+    model = CalibratedModel(
+        name=name,
+        features=list(features),
+        categories=categories,
+        booster=booster,
+        calibrator=calibrator,
+        base_rate=float(train_pos / train_n),
+        best_iteration=int(best),
+        fit_seconds=fit_seconds,
+        history={"valid": {"binary_logloss": curve.tolist()}},
+        rates=tuple(fitted_rates),
+    )
+    predicted = client.gather(client.map(_predict, test, model=model))
+    y_test = np.concatenate([y for y, _ in predicted]) if predicted else np.zeros(0, int)
+    p_test = np.concatenate([p for _, p in predicted]) if predicted else np.zeros(0)
+    metrics = binary_metrics(y_test, p_test, model.base_rate)
+    metrics["train_rows"] = float(train_n)
+    metrics["best_iteration"] = float(best)
+    test_rows = None
+    if gather_test:
+        frames = client.gather(test)
+        whole = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        test_rows = Dataset(
+            features=whole.drop(columns=list(ROW_COLUMNS)),
+            label=whole[LABEL].to_numpy(dtype=int),
+            due_at=whole[DUE_AT].reset_index(drop=True),
+            invoice_id=whole[INVOICE].to_numpy(),
+        )
+    return ClusterFit(model, metrics, (y_test, p_test), test_rows)
+
+
+def _head(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.head(0)
