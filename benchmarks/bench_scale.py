@@ -33,6 +33,7 @@ from typing import Any
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before LightGBM is imported
 
 from training.config.params import Params, load_params
+from training.scale.cluster import cluster_client
 from training.scale.train import train_on_client
 
 
@@ -56,19 +57,8 @@ def simulate(out: Path, invoices: int, parts: int, seed: int) -> dict[str, Any]:
 def on_cluster(
     data: Path, workers: int, threads: int, params: Params, memory_limit: str
 ) -> dict[str, Any]:
-    from dask.distributed import Client, LocalCluster
-
     started = time.perf_counter()
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=threads,
-            processes=True,
-            dashboard_address=None,
-            memory_limit=memory_limit,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with cluster_client(f"local:{workers}", memory_limit, threads) as client:
         result, customers, _, fingerprint = train_on_client(client, data, params, False)
         peaks = client.run(_peak_gb)
     wall = time.perf_counter() - started

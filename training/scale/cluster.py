@@ -29,12 +29,15 @@ def local_workers(spec: str) -> int | None:
 
 
 @contextmanager
-def cluster_client(spec: str, memory_limit: str | None = None) -> Iterator[Client]:
+def cluster_client(
+    spec: str, memory_limit: str | None = None, threads: int | None = None
+) -> Iterator[Client]:
     """A ``dask.distributed`` client for ``spec``; a LocalCluster it starts is closed on exit.
 
     ``local:N`` starts N worker processes (LightGBM's distributed training needs one
-    process per worker), each with an equal share of the cores as threads and, unless
-    ``memory_limit`` is given, an equal share of the memory; no dashboard is served.
+    process per worker), each with ``threads`` threads (default: an equal share of the
+    cores) and, unless ``memory_limit`` is given, an equal share of the memory; no
+    dashboard is served.
     Any other value is the address of a running scheduler (``tcp://host:8786``).
     """
     from dask.distributed import Client, LocalCluster
@@ -44,7 +47,7 @@ def cluster_client(spec: str, memory_limit: str | None = None) -> Iterator[Clien
         with Client(spec) as client:
             yield client
         return
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     with (
         LocalCluster(
             n_workers=workers,
