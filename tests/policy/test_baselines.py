@@ -46,6 +46,11 @@ HOSTILE: dict[str, dict[str, Any]] = {
     "stolen card": {"decline_code": "stolen_card"},
     "fraudulent": {"decline_code": "fraudulent"},
     "expired card": {"decline_code": "expired_card"},
+    "expired card, since updated": {
+        "decline_code": "expired_card",
+        "previous_attempts": attempts(["2026-11-18T14:03:00Z"], "expired_card"),
+        "payment_method_updated_at": "2026-11-19T09:00:00Z",
+    },
     "MAC 03": {
         "card_brand": "mastercard",
         "decline_code": "do_not_honor",
@@ -284,6 +289,17 @@ def test_rules_baseline_update_first(rules, frames):
             >= messages.iloc[0]["send_at"]
             + pd.Timedelta(hours=rules.limits.update_plausible_after_hours)
         ).all()
+    assert set(by_event(schedules, "stolen card")[1]["template"]) == {"update_payment_method"}
+
+
+def test_rules_baseline_does_not_ask_for_an_update_already_made(rules, frames):
+    events, previous = frames
+    schedules = rules_baseline(events, previous, rules, quiet_hours=QUIET)
+    retries, messages = by_event(schedules, "expired card, since updated")
+    assert len(messages) > 0
+    assert set(messages["template"]) == {"payment_link"}
+    assert len(retries) > 0  # the update allows the retry at once
+    # a decline that must not be retried still asks for another payment method
     assert set(by_event(schedules, "stolen card")[1]["template"]) == {"update_payment_method"}
 
 

@@ -71,6 +71,11 @@ class _Events:
         self.email_ok = f["allow_email"].to_numpy(dtype=bool)
         self.sms_ok = f["allow_sms"].to_numpy(dtype=bool) & f["sms_opt_in"].to_numpy(dtype=bool)
         self.method = f["payment_method"].to_numpy(dtype=object)
+        self.card_updated = (
+            f["card_updated"].fillna(False).to_numpy(dtype=bool)
+            if "card_updated" in f
+            else np.zeros(self.n, dtype=bool)
+        )
         self._local_failed: np.ndarray | None = None
 
     @property
@@ -339,18 +344,26 @@ def fixed_schedule(
 
 
 def message_templates(
-    decisions: pd.DataFrame, config: BaselineConfig, update_template: str
+    decisions: pd.DataFrame,
+    config: BaselineConfig,
+    update_template: str,
+    card_updated: np.ndarray | None = None,
 ) -> np.ndarray:
     """Update request for card problems and for declines that cannot be retried as is,
     payment link otherwise (the customer can pay, or authenticate, on the hosted page).
 
     ``update_template``: the update request the rules send (the first of the retry rules'
-    ``update_message_templates``, so the rules engine counts it as one)."""
+    ``update_message_templates``, so the rules engine counts it as one).
+    ``card_updated``: per event, the payment method was updated since the first attempt
+    (``payment_method_updated_at``); the customer is then not asked to update it again
+    for a card problem, but sent the payment link. A decline that must not be retried
+    still asks for another payment method."""
     category = decisions["category"].to_numpy()
     retryable = decisions["retryable"].to_numpy()
-    card_problem = np.isin(category, config.card_problem_categories)
+    updated = np.zeros(len(category), dtype=bool) if card_updated is None else card_updated
+    card_problem = np.isin(category, config.card_problem_categories) & ~updated
     needs_new_method = (retryable == "no") | (
-        (retryable == "after_update") & (category != "authentication_required")
+        (retryable == "after_update") & (category != "authentication_required") & ~updated
     )
     return np.where(
         card_problem | needs_new_method, update_template, config.payment_link_template
@@ -384,7 +397,9 @@ def rules_baseline(
         pos,
         _at_same_clock(ev, pos, days),
         channels[slot % len(channels)],
-        message_templates(decisions, config, rules.limits.update_message_templates[0])[pos],
+        message_templates(
+            decisions, config, rules.limits.update_message_templates[0], ev.card_updated
+        )[pos],
     )
     plausible = _update_plausible(ev, messages, rules)
 
