@@ -29,10 +29,10 @@ from serving.security import AdminScope, AnyKey, OutcomesScope, RecommendScope
 from serving.store.db import ping
 from serving.store.health import UNREACHABLE_ERRORS, StoreHealth
 from serving.store.writes import (
-    known_customers,
-    latest_payment_method_updates,
+    RequestLookups,
     record_decisions,
     record_outcomes,
+    request_lookups,
 )
 from training.api.errors import ApiError, from_validation_error
 from training.api.schemas import (
@@ -321,10 +321,22 @@ def answer(
         validate_item(item, f"{prefix}[{i}]" if prefix else "", scanned=scanned)
         for i, item in enumerate(items)
     ]
-    validated = _with_payment_method_updates(services, validated)
     ids = customers_to_look_up(validated)
+    open_requests = [
+        v
+        for v in validated
+        if isinstance(v, RecommendationRequest) and v.payment_method_updated_at is None
+    ]
+    # queued first: a batch written between the two reads is then seen in the store
+    queued = services.writer.queued_customers(ids) if ids else {}
+    stored = _read_store(services, open_requests, ids)
+    validated = _with_payment_method_updates(validated, stored)
     decider = holder.current.decider  # read once: a reload swaps it for the next request
-    known = customer_knowledge(decider, ids, _stored_customers(services, ids)) if ids else {}
+    known = (
+        customer_knowledge(decider, ids, _stored_customers(stored.customers, queued))
+        if ids
+        else {}
+    )
     results = recommend(decider, validated, known_customers=known, fallback=holder.fallback)
     answered = _answered(validated, results)
     _store_decisions(services, answered)
@@ -332,30 +344,38 @@ def answer(
     return results
 
 
-def _with_payment_method_updates(
-    services: DecisionServices, validated: list[RecommendationRequest | ItemError]
-) -> list[RecommendationRequest | ItemError]:
-    """Requests without ``payment_method_updated_at`` get the latest stored
-    ``payment_method_updated`` event of their customer or invoice, when it is newer than
-    the charge's first attempt (docs/api.md). With the store unreachable the requests go
-    on as they came (degraded: a card update reported earlier is not seen)."""
-    open_requests = [
-        v
-        for v in validated
-        if isinstance(v, RecommendationRequest) and v.payment_method_updated_at is None
-    ]
-    if not open_requests or services.health.down:
-        return validated
+def _read_store(
+    services: DecisionServices, open_requests: list[RecommendationRequest], ids: list[str]
+) -> RequestLookups:
+    """One read transaction for the requests: the card updates of those without
+    ``payment_method_updated_at`` and the customers in ``ids``. With the store
+    unreachable: nothing (degraded: a card update or customer field reported earlier is
+    not seen; the requests go on as they came, with the model's history)."""
+    if (not open_requests and not ids) or services.health.down:
+        return RequestLookups({}, {}, {})
     try:
-        by_customer, by_invoice = latest_payment_method_updates(
+        return request_lookups(
             services.engine,
             [r.customer_id for r in open_requests],
             [r.invoice_id for r in open_requests],
+            ids,
         )
     except UNREACHABLE_ERRORS as error:
         services.health.failed(error)
-        logger.warning("store unreachable (%s): card updates not looked up", type(error).__name__)
-        return validated
+        logger.warning(
+            "store unreachable (%s): card updates and customers not looked up",
+            type(error).__name__,
+        )
+        return RequestLookups({}, {}, {})
+
+
+def _with_payment_method_updates(
+    validated: list[RecommendationRequest | ItemError], stored: RequestLookups
+) -> list[RecommendationRequest | ItemError]:
+    """Requests without ``payment_method_updated_at`` get the latest stored
+    ``payment_method_updated`` event of their customer or invoice, when it is newer than
+    the charge's first attempt (docs/api.md)."""
+    by_customer, by_invoice = stored.card_updates_by_customer, stored.card_updates_by_invoice
     if not by_customer and not by_invoice:
         return validated
     out: list[RecommendationRequest | ItemError] = []
@@ -370,19 +390,11 @@ def _with_payment_method_updates(
     return out
 
 
-def _stored_customers(services: DecisionServices, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """What the store knows about these customers, with the fields of requests still queued
-    for the decision writer over it (they are newer). With the store unreachable: the
-    queued fields only (degraded: answered from the request and the model's history)."""
-    # queued first: a batch written between the two reads is then seen in the store
-    queued = services.writer.queued_customers(ids)
-    stored: dict[str, dict[str, Any]] = {}
-    if not services.health.down:
-        try:
-            stored = known_customers(services.engine, ids)
-        except UNREACHABLE_ERRORS as error:
-            services.health.failed(error)
-            logger.warning("store unreachable (%s): customers not looked up", type(error).__name__)
+def _stored_customers(
+    stored: dict[str, dict[str, Any]], queued: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """What the store knows about the customers, with the fields of requests still queued
+    for the decision writer over it (they are newer)."""
     for customer_id, fields in queued.items():
         stored.setdefault(customer_id, {}).update(fields)
     return stored
