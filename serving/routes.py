@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.body import read_json_object
 from serving.dependencies import (
-    BatcherDep,
+    ApiContextDep,
     DecisionServices,
     DecisionServicesDep,
     EngineDep,
@@ -91,20 +91,15 @@ ops = APIRouter()
     dependencies=[RecommendScope],
     openapi_extra=_body("RecommendationRequest"),
 )
-async def post_recommendation(
-    request: Request,
-    settings: SettingsDep,
-    batcher: BatcherDep,
-    services: DecisionServicesDep,
-) -> Response:
+async def post_recommendation(request: Request, api: ApiContextDep) -> Response:
     """Retry times and dunning messages for one failed charge."""
-    body = await read_json_object(request, settings.max_body_bytes)
+    body = await read_json_object(request, api.settings.max_body_bytes)
     # the card-data scan and validation run with the decision (validate_item), once
     result: Result
-    if batcher is not None:  # decided together with the requests arriving meanwhile
-        result = await batcher.submit(body)
+    if api.batcher is not None:  # decided together with the requests arriving meanwhile
+        result = await api.batcher.submit(body)
     else:
-        [result] = await run_in_threadpool(answer, services, [body], "")
+        [result] = await run_in_threadpool(answer, api.services, [body], "")
     if isinstance(result, ItemError):
         raise ApiError(422, result.error.code, result.error.message, result.error.field)
     return _json(result)
@@ -117,12 +112,12 @@ async def post_recommendation(
     dependencies=[RecommendScope],
     openapi_extra=_body("BatchRequest"),
 )
-async def post_batch(
-    request: Request, settings: SettingsDep, services: DecisionServicesDep
-) -> Response:
+async def post_batch(request: Request, api: ApiContextDep) -> Response:
     """Many failed charges at once; a bad item gets a per-item error, the rest are answered."""
-    body = await read_json_object(request, settings.max_body_bytes)
-    content = await run_in_threadpool(batch_answer, services, body, settings.max_batch_items)
+    body = await read_json_object(request, api.settings.max_body_bytes)
+    content = await run_in_threadpool(
+        batch_answer, api.services, body, api.settings.max_batch_items
+    )
     return _json_bytes(content)
 
 
@@ -133,23 +128,18 @@ async def post_batch(
     dependencies=[OutcomesScope],
     openapi_extra=_body("OutcomesRequest"),
 )
-async def post_outcomes(
-    request: Request,
-    settings: SettingsDep,
-    engine: EngineDep,
-    health: StoreHealthDep,
-    metrics: MetricsDep,
-) -> Response:
+async def post_outcomes(request: Request, api: ApiContextDep) -> Response:
     """Report what happened (attempts, messages sent/opened/clicked); idempotent by event_id.
     While the store is unreachable: 503 with ``Retry-After``, nothing stored."""
+    settings, services = api.settings, api.services
     body = await read_json_object(request, settings.max_body_bytes)
     stored = await run_in_threadpool(
         store_outcomes,
-        engine,
-        metrics,
+        services.engine,
+        services.metrics,
         body,
         settings.max_outcome_events,
-        health,
+        services.health,
         settings.outcomes_retry_after_seconds,
     )
     return _json(stored)
@@ -333,9 +323,7 @@ def answer(
     validated = _with_payment_method_updates(validated, stored)
     decider = holder.current.decider  # read once: a reload swaps it for the next request
     known = (
-        customer_knowledge(decider, ids, _stored_customers(stored.customers, queued))
-        if ids
-        else {}
+        customer_knowledge(decider, ids, _stored_customers(stored.customers, queued)) if ids else {}
     )
     results = recommend(decider, validated, known_customers=known, fallback=holder.fallback)
     answered = _answered(validated, results)

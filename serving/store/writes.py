@@ -181,22 +181,19 @@ def _lookup_statements() -> tuple[Any, Any]:
     than running it (its compiled form is then cached by SQLAlchemy per dialect). The
     latest card update per customer and per invoice in one statement (``kind`` c / i);
     the ids are expanding parameters (``IN``)."""
-    card = None
-    for kind, column, name in (
-        ("c", OutcomeEvent.customer_id, "customer_ids"),
-        ("i", OutcomeEvent.invoice_id, "invoice_ids"),
-    ):
-        part = (
-            select(
-                literal(kind).label("kind"), column.label("id"), func.max(OutcomeEvent.occurred_at)
-            )
-            .where(
-                OutcomeEvent.type == PAYMENT_METHOD_UPDATED,
-                column.in_(bindparam(name, expanding=True)),
-            )
-            .group_by(column)
+    parts = [
+        select(literal(kind).label("kind"), column.label("id"), func.max(OutcomeEvent.occurred_at))
+        .where(
+            OutcomeEvent.type == PAYMENT_METHOD_UPDATED,
+            column.in_(bindparam(name, expanding=True)),
         )
-        card = part if card is None else union_all(card, part)
+        .group_by(column)
+        for kind, column, name in (
+            ("c", OutcomeEvent.customer_id, "customer_ids"),
+            ("i", OutcomeEvent.invoice_id, "invoice_ids"),
+        )
+    ]
+    card = union_all(*parts)
     customers = select(Customer.__table__).where(
         Customer.customer_id.in_(bindparam("customer_ids", expanding=True))
     )
