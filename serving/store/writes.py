@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Engine, bindparam, case, func, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
-from serving.store.db import read_connection, write_lock
+from serving.store.db import EncodedJSON, read_connection, write_lock
 from serving.store.models import Customer, Decision, Invoice, OutcomeEvent
 from training.api.schemas import OutcomeEvent as OutcomeEventModel
 from training.api.schemas import RecommendationRequest, RecommendationResponse
@@ -43,8 +43,8 @@ def record_decisions(
             "decision_id": resp.decision_id,
             "invoice_id": req.invoice_id,
             "customer_id": req.customer_id,
-            "request": req.model_dump(mode="json", exclude_none=True),
-            "response": resp.model_dump(mode="json"),
+            "request": EncodedJSON(req.model_dump_json(exclude_none=True)),
+            "response": EncodedJSON(resp.model_dump_json()),
             "model_version": resp.model_version,
             "propensity": resp.propensity,
             "fallback": resp.fallback,
@@ -139,7 +139,7 @@ def record_outcomes(engine: Engine, events: Sequence[OutcomeEventModel]) -> tupl
     for event in events:
         if event.event_id in unique:
             continue
-        payload = event.model_dump(mode="json", exclude_none=True)
+        payload = EncodedJSON(event.model_dump_json(exclude_none=True))
         unique[event.event_id] = {
             "event_id": event.event_id,
             "type": event.type,
