@@ -86,12 +86,14 @@ class Load:
             "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None,
             "max_ms": float(ms.max()) if len(ms) else None,
             "generator_cpu": (time.process_time() - self.cpu_start) / span,
+            "load_average_1min": os.getloadavg()[0],  # the machine is shared: record its load
         }
         print(
             f"{label}: sent {sent}, ok {out['ok']}, errors {self.errors or 0}, "
             f"throughput {out['throughput_per_s']:.1f}/s, p50 {_ms(out['p50_ms'])}, "
             f"p99 {_ms(out['p99_ms'])}, max {_ms(out['max_ms'])}, "
-            f"generator CPU {out['generator_cpu']:.0%} of a core",
+            f"generator CPU {out['generator_cpu']:.0%} of a core, "
+            f"load average {out['load_average_1min']:.1f}",
             flush=True,
         )
         return out
