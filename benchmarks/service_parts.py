@@ -231,6 +231,23 @@ def _store_parts(
         f"{name}: customer lookup (20 % of requests)",
         _median_us(lambda: known_customers(engine, [pairs()[0].customer_id]), repeats),
     )
+    try:  # the route's reads in one transaction (this branch; not in older code)
+        from serving.store.writes import request_lookups
+    except ImportError:
+        request_lookups = None
+    if request_lookups is not None:
+        table.row(
+            f"{name}: both in one read transaction (request_lookups)",
+            _median_us(
+                lambda: request_lookups(
+                    engine,
+                    [pairs()[0].customer_id],
+                    [pairs()[0].invoice_id],
+                    [pairs()[0].customer_id],
+                ),  # fmt: skip
+                repeats,
+            ),
+        )
     table.row(
         f"{name}: store one decision (its own transaction)",
         _median_us(lambda: record_decisions(engine, *map(list, zip(pairs(), strict=True))), 50),
