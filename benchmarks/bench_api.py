@@ -86,12 +86,14 @@ class Load:
             "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None,
             "max_ms": float(ms.max()) if len(ms) else None,
             "generator_cpu": (time.process_time() - self.cpu_start) / span,
+            "load_average_1min": os.getloadavg()[0],  # the machine is shared: record its load
         }
         print(
             f"{label}: sent {sent}, ok {out['ok']}, errors {self.errors or 0}, "
             f"throughput {out['throughput_per_s']:.1f}/s, p50 {_ms(out['p50_ms'])}, "
             f"p99 {_ms(out['p99_ms'])}, max {_ms(out['max_ms'])}, "
-            f"generator CPU {out['generator_cpu']:.0%} of a core",
+            f"generator CPU {out['generator_cpu']:.0%} of a core, "
+            f"load average {out['load_average_1min']:.1f}",
             flush=True,
         )
         return out
@@ -145,7 +147,7 @@ def server(world: World, work: Path, port: int, workers: int, threads: int | Non
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
-        yield base, database
+        yield base, database, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -422,6 +424,7 @@ async def run_target(args: argparse.Namespace, world: World, target: str) -> dic
     with server(world, args.work, free_port(), args.workers, args.threads, target) as (
         base,
         database,
+        pid,
     ):
         client = Sender(base, args.connections, args.timeout)
         try:
@@ -436,12 +439,18 @@ async def run_target(args: argparse.Namespace, world: World, target: str) -> dic
                     results["single_idle"] = await paired_singles(client, local, first[: args.idle])
             answers: list[Any] = []
             for rate in rates:
+                cpu = server_cpu_seconds(pid)
                 load, answered = await open_loop(client, "/v1/recommendations", singles[rate], rate)
-                results["single"][f"{rate:g}"] = load.report(
+                report = results["single"][f"{rate:g}"] = load.report(
                     f"{target}: single @ {rate:g}/s for {args.duration:g} s"
                 )
                 answers += [a.json() for a in answered if a is not None]
                 print(f"backlog drained in {await drain(client, first[0]):.1f} s", flush=True)
+                # with the drain request; fewer ms per request when the server falls behind
+                # (bigger micro-batches), so it is no measure of speed on its own
+                cpu_ms = (server_cpu_seconds(pid) - cpu) * 1000 / (len(singles[rate]) + 1)
+                report["server_cpu_ms_per_request"] = cpu_ms
+                print(f"server CPU per request (all its processes): {cpu_ms:.2f} ms", flush=True)
             if not service:
                 return results
             assert local is not None
@@ -485,6 +494,22 @@ async def run_target(args: argparse.Namespace, world: World, target: str) -> dic
     return results
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of the server and its worker processes so far: per request,
+    a figure the machine's load inflates much less than latency does."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def free_port() -> int:
     """A port nothing listens on now (the OS picks it)."""
     import socket
@@ -499,10 +524,11 @@ def side_by_side(runs: list[dict[str, Any]], rates: list[float]) -> None:
     print("\nsingle requests (open loop)      " + "".join(f"{r['target']:>26s}" for r in runs))
     for rate in rates:
         for label, key in (("throughput /s", "throughput_per_s"), ("p50 ms", "p50_ms"),
-                           ("p99 ms", "p99_ms"), ("errors", "errors")):  # fmt: skip
+                           ("p99 ms", "p99_ms"), ("errors", "errors"),
+                           ("server CPU ms/request", "server_cpu_ms_per_request")):  # fmt: skip
             cells = []
             for r in runs:
-                value = r["single"][f"{rate:g}"][key]
+                value = r["single"][f"{rate:g}"].get(key, "-")
                 cells.append(f"{value:26.1f}" if isinstance(value, float) else f"{value!s:>26s}")
             print(f"  {rate:5g}/s {label:22s}" + "".join(cells))
     for r in runs:

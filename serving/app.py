@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serving.audit import audit_request
-from serving.dependencies import DecisionServices, MetricsDep
+from serving.dependencies import ApiContext, DecisionServices, MetricsDep
 from serving.keys import KeyRegistry
 from serving.metrics import Metrics
 from serving.microbatch import MicroBatcher
@@ -195,6 +195,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings.microbatch_wait_ms / 1000,
         )
         batcher.start()
+    app.state.api_context = ApiContext(settings, services, batcher)
     try:
         yield
     finally:

@@ -38,6 +38,22 @@ class DecisionServices:
     metrics: Metrics
 
 
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    """What the ``/v1`` recommendation and outcome routes need, as one dependency (FastAPI
+    solves each dependency of each request, ~15 µs apiece): the settings, the decision
+    services and the micro-batcher (``None``: off). Built once by the lifespan."""
+
+    settings: Settings
+    services: DecisionServices
+    batcher: MicroBatcher | None
+
+
+async def api_context(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.api_context
+    return context
+
+
 async def app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -81,3 +97,4 @@ EngineDep = Annotated[Engine, Depends(store_engine)]
 StoreHealthDep = Annotated[StoreHealth, Depends(store_health)]
 BatcherDep = Annotated[MicroBatcher | None, Depends(micro_batcher)]
 DecisionServicesDep = Annotated[DecisionServices, Depends(decision_services)]
+ApiContextDep = Annotated[ApiContext, Depends(api_context)]

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from serving.body import read_json_object
 from serving.dependencies import (
-    BatcherDep,
+    ApiContextDep,
     DecisionServices,
     DecisionServicesDep,
     EngineDep,
@@ -29,10 +29,10 @@ from serving.security import AdminScope, AnyKey, OutcomesScope, RecommendScope
 from serving.store.db import ping
 from serving.store.health import UNREACHABLE_ERRORS, StoreHealth
 from serving.store.writes import (
-    known_customers,
-    latest_payment_method_updates,
+    RequestLookups,
     record_decisions,
     record_outcomes,
+    request_lookups,
 )
 from training.api.errors import ApiError, from_validation_error
 from training.api.schemas import (
@@ -91,20 +91,15 @@ ops = APIRouter()
     dependencies=[RecommendScope],
     openapi_extra=_body("RecommendationRequest"),
 )
-async def post_recommendation(
-    request: Request,
-    settings: SettingsDep,
-    batcher: BatcherDep,
-    services: DecisionServicesDep,
-) -> Response:
+async def post_recommendation(request: Request, api: ApiContextDep) -> Response:
     """Retry times and dunning messages for one failed charge."""
-    body = await read_json_object(request, settings.max_body_bytes)
+    body = await read_json_object(request, api.settings.max_body_bytes)
     # the card-data scan and validation run with the decision (validate_item), once
     result: Result
-    if batcher is not None:  # decided together with the requests arriving meanwhile
-        result = await batcher.submit(body)
+    if api.batcher is not None:  # decided together with the requests arriving meanwhile
+        result = await api.batcher.submit(body)
     else:
-        [result] = await run_in_threadpool(answer, services, [body], "")
+        [result] = await run_in_threadpool(answer, api.services, [body], "")
     if isinstance(result, ItemError):
         raise ApiError(422, result.error.code, result.error.message, result.error.field)
     return _json(result)
@@ -117,12 +112,12 @@ async def post_recommendation(
     dependencies=[RecommendScope],
     openapi_extra=_body("BatchRequest"),
 )
-async def post_batch(
-    request: Request, settings: SettingsDep, services: DecisionServicesDep
-) -> Response:
+async def post_batch(request: Request, api: ApiContextDep) -> Response:
     """Many failed charges at once; a bad item gets a per-item error, the rest are answered."""
-    body = await read_json_object(request, settings.max_body_bytes)
-    content = await run_in_threadpool(batch_answer, services, body, settings.max_batch_items)
+    body = await read_json_object(request, api.settings.max_body_bytes)
+    content = await run_in_threadpool(
+        batch_answer, api.services, body, api.settings.max_batch_items
+    )
     return _json_bytes(content)
 
 
@@ -133,23 +128,18 @@ async def post_batch(
     dependencies=[OutcomesScope],
     openapi_extra=_body("OutcomesRequest"),
 )
-async def post_outcomes(
-    request: Request,
-    settings: SettingsDep,
-    engine: EngineDep,
-    health: StoreHealthDep,
-    metrics: MetricsDep,
-) -> Response:
+async def post_outcomes(request: Request, api: ApiContextDep) -> Response:
     """Report what happened (attempts, messages sent/opened/clicked); idempotent by event_id.
     While the store is unreachable: 503 with ``Retry-After``, nothing stored."""
+    settings, services = api.settings, api.services
     body = await read_json_object(request, settings.max_body_bytes)
     stored = await run_in_threadpool(
         store_outcomes,
-        engine,
-        metrics,
+        services.engine,
+        services.metrics,
         body,
         settings.max_outcome_events,
-        health,
+        services.health,
         settings.outcomes_retry_after_seconds,
     )
     return _json(stored)
@@ -321,10 +311,20 @@ def answer(
         validate_item(item, f"{prefix}[{i}]" if prefix else "", scanned=scanned)
         for i, item in enumerate(items)
     ]
-    validated = _with_payment_method_updates(services, validated)
     ids = customers_to_look_up(validated)
+    open_requests = [
+        v
+        for v in validated
+        if isinstance(v, RecommendationRequest) and v.payment_method_updated_at is None
+    ]
+    # queued first: a batch written between the two reads is then seen in the store
+    queued = services.writer.queued_customers(ids) if ids else {}
+    stored = _read_store(services, open_requests, ids)
+    validated = _with_payment_method_updates(validated, stored)
     decider = holder.current.decider  # read once: a reload swaps it for the next request
-    known = customer_knowledge(decider, ids, _stored_customers(services, ids)) if ids else {}
+    known = (
+        customer_knowledge(decider, ids, _stored_customers(stored.customers, queued)) if ids else {}
+    )
     results = recommend(decider, validated, known_customers=known, fallback=holder.fallback)
     answered = _answered(validated, results)
     _store_decisions(services, answered)
@@ -332,30 +332,38 @@ def answer(
     return results
 
 
-def _with_payment_method_updates(
-    services: DecisionServices, validated: list[RecommendationRequest | ItemError]
-) -> list[RecommendationRequest | ItemError]:
-    """Requests without ``payment_method_updated_at`` get the latest stored
-    ``payment_method_updated`` event of their customer or invoice, when it is newer than
-    the charge's first attempt (docs/api.md). With the store unreachable the requests go
-    on as they came (degraded: a card update reported earlier is not seen)."""
-    open_requests = [
-        v
-        for v in validated
-        if isinstance(v, RecommendationRequest) and v.payment_method_updated_at is None
-    ]
-    if not open_requests or services.health.down:
-        return validated
+def _read_store(
+    services: DecisionServices, open_requests: list[RecommendationRequest], ids: list[str]
+) -> RequestLookups:
+    """One read transaction for the requests: the card updates of those without
+    ``payment_method_updated_at`` and the customers in ``ids``. With the store
+    unreachable: nothing (degraded: a card update or customer field reported earlier is
+    not seen; the requests go on as they came, with the model's history)."""
+    if (not open_requests and not ids) or services.health.down:
+        return RequestLookups({}, {}, {})
     try:
-        by_customer, by_invoice = latest_payment_method_updates(
+        return request_lookups(
             services.engine,
             [r.customer_id for r in open_requests],
             [r.invoice_id for r in open_requests],
+            ids,
         )
     except UNREACHABLE_ERRORS as error:
         services.health.failed(error)
-        logger.warning("store unreachable (%s): card updates not looked up", type(error).__name__)
-        return validated
+        logger.warning(
+            "store unreachable (%s): card updates and customers not looked up",
+            type(error).__name__,
+        )
+        return RequestLookups({}, {}, {})
+
+
+def _with_payment_method_updates(
+    validated: list[RecommendationRequest | ItemError], stored: RequestLookups
+) -> list[RecommendationRequest | ItemError]:
+    """Requests without ``payment_method_updated_at`` get the latest stored
+    ``payment_method_updated`` event of their customer or invoice, when it is newer than
+    the charge's first attempt (docs/api.md)."""
+    by_customer, by_invoice = stored.card_updates_by_customer, stored.card_updates_by_invoice
     if not by_customer and not by_invoice:
         return validated
     out: list[RecommendationRequest | ItemError] = []
@@ -370,19 +378,11 @@ def _with_payment_method_updates(
     return out
 
 
-def _stored_customers(services: DecisionServices, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """What the store knows about these customers, with the fields of requests still queued
-    for the decision writer over it (they are newer). With the store unreachable: the
-    queued fields only (degraded: answered from the request and the model's history)."""
-    # queued first: a batch written between the two reads is then seen in the store
-    queued = services.writer.queued_customers(ids)
-    stored: dict[str, dict[str, Any]] = {}
-    if not services.health.down:
-        try:
-            stored = known_customers(services.engine, ids)
-        except UNREACHABLE_ERRORS as error:
-            services.health.failed(error)
-            logger.warning("store unreachable (%s): customers not looked up", type(error).__name__)
+def _stored_customers(
+    stored: dict[str, dict[str, Any]], queued: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """What the store knows about the customers, with the fields of requests still queued
+    for the decision writer over it (they are newer)."""
     for customer_id, fields in queued.items():
         stored.setdefault(customer_id, {}).update(fields)
     return stored

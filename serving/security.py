@@ -28,8 +28,7 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 async def authenticate(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
     """The presented key's principal; 401 without a valid key, 429 over its rate."""
     registry: KeyRegistry = request.app.state.keys
@@ -66,9 +65,15 @@ async def authenticate(
 
 
 def require_scope(scope: str | None) -> Any:
-    """A dependency: a valid key (any key when ``scope`` is None) with ``scope``, else 403."""
+    """A dependency: a valid key (any key when ``scope`` is None) with ``scope``, else 403.
+    One dependency over the bearer scheme (which documents the key in the OpenAPI schema),
+    not a chain: FastAPI's solving costs ~15 µs per dependency and request."""
 
-    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def check(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        principal = await authenticate(request, credentials)
         if scope is not None and scope not in principal.scopes:
             raise ApiError(
                 403,

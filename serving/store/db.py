@@ -11,6 +11,7 @@ failing with "database is locked"; within one process they queue on a Python loc
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import weakref
 from pathlib import Path
@@ -35,6 +36,18 @@ def normalize_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+class EncodedJSON(str):
+    """JSON text already encoded (by pydantic's serializer, ``model_dump_json``): a JSON
+    column of an engine from :func:`make_engine` stores it as it is, instead of turning a
+    model into a dict and the dict into text again."""
+
+
+def json_serializer(value: Any) -> str:
+    """The JSON columns' encoder: :class:`EncodedJSON` as it is, anything else with
+    ``json.dumps`` (SQLAlchemy's default)."""
+    return value if isinstance(value, EncodedJSON) else json.dumps(value)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -76,7 +89,8 @@ def write_lock(engine: Engine) -> contextlib.AbstractContextManager[Any]:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; for a SQLite file, its folder is created if missing."""
+    """An engine for ``url``; for a SQLite file, its folder is created if missing. Its
+    JSON columns take :class:`EncodedJSON` as it is (the store's writes rely on it)."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -84,11 +98,15 @@ def make_engine(url: str) -> Engine:
         connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
         if "connect_timeout" in parsed.query or parsed.get_backend_name() != "postgresql":
             connect_args = {}
-        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        return create_engine(
+            url, pool_pre_ping=True, connect_args=connect_args, json_serializer=json_serializer
+        )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS}
+        url,
+        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS},
+        json_serializer=json_serializer,
     )
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "begin", _sqlite_begin)

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Engine, bindparam, case, func, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
-from serving.store.db import read_connection, write_lock
+from serving.store.db import EncodedJSON, read_connection, write_lock
 from serving.store.models import Customer, Decision, Invoice, OutcomeEvent
 from training.api.schemas import OutcomeEvent as OutcomeEventModel
 from training.api.schemas import RecommendationRequest, RecommendationResponse
@@ -43,8 +43,8 @@ def record_decisions(
             "decision_id": resp.decision_id,
             "invoice_id": req.invoice_id,
             "customer_id": req.customer_id,
-            "request": req.model_dump(mode="json", exclude_none=True),
-            "response": resp.model_dump(mode="json"),
+            "request": EncodedJSON(req.model_dump_json(exclude_none=True)),
+            "response": EncodedJSON(resp.model_dump_json()),
             "model_version": resp.model_version,
             "propensity": resp.propensity,
             "fallback": resp.fallback,
@@ -139,7 +139,7 @@ def record_outcomes(engine: Engine, events: Sequence[OutcomeEventModel]) -> tupl
     for event in events:
         if event.event_id in unique:
             continue
-        payload = event.model_dump(mode="json", exclude_none=True)
+        payload = EncodedJSON(event.model_dump_json(exclude_none=True))
         unique[event.event_id] = {
             "event_id": event.event_id,
             "type": event.type,
@@ -164,21 +164,76 @@ def record_outcomes(engine: Engine, events: Sequence[OutcomeEventModel]) -> tupl
     return inserted, len(events) - inserted
 
 
-def known_customers(engine: Engine, customer_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Stored customer fields for these ids (only ids the store knows)."""
-    ids = sorted(set(customer_ids))
-    found: dict[str, dict[str, Any]] = {}
-    with read_connection(engine) as conn:
-        for chunk in _chunks(ids):
-            rows = conn.execute(
-                select(Customer.__table__).where(Customer.customer_id.in_(chunk))
-            ).mappings()
-            for row in rows:
-                found[row["customer_id"]] = {f: row[f] for f in CUSTOMER_FIELDS}
-    return found
+class RequestLookups(NamedTuple):
+    """What the store knows for a set of requests (:func:`request_lookups`)."""
+
+    card_updates_by_customer: dict[str, datetime]
+    card_updates_by_invoice: dict[str, datetime]
+    customers: dict[str, dict[str, Any]]
 
 
 PAYMENT_METHOD_UPDATED = "payment_method_updated"
+
+
+@lru_cache(maxsize=1)
+def _lookup_statements() -> tuple[Any, Any]:
+    """The reads of :func:`request_lookups`, built once: building a statement costs more
+    than running it (its compiled form is then cached by SQLAlchemy per dialect). The
+    latest card update per customer and per invoice in one statement (``kind`` c / i);
+    the ids are expanding parameters (``IN``)."""
+    parts = [
+        select(literal(kind).label("kind"), column.label("id"), func.max(OutcomeEvent.occurred_at))
+        .where(
+            OutcomeEvent.type == PAYMENT_METHOD_UPDATED,
+            column.in_(bindparam(name, expanding=True)),
+        )
+        .group_by(column)
+        for kind, column, name in (
+            ("c", OutcomeEvent.customer_id, "customer_ids"),
+            ("i", OutcomeEvent.invoice_id, "invoice_ids"),
+        )
+    ]
+    card = union_all(*parts)
+    customers = select(Customer.__table__).where(
+        Customer.customer_id.in_(bindparam("customer_ids", expanding=True))
+    )
+    return card, customers
+
+
+def request_lookups(
+    engine: Engine,
+    card_customer_ids: Sequence[str],
+    card_invoice_ids: Sequence[str],
+    customer_ids: Sequence[str],
+) -> RequestLookups:
+    """In one read transaction: the latest stored ``payment_method_updated`` time per
+    customer and per invoice of ``card_*_ids`` (only ids with one), and the stored
+    customer fields of ``customer_ids`` (only ids the store knows)."""
+    card, customers = _lookup_statements()
+    found = RequestLookups({}, {}, {})
+    by_kind = {"c": found.card_updates_by_customer, "i": found.card_updates_by_invoice}
+    card_customers, card_invoices = sorted(set(card_customer_ids)), sorted(set(card_invoice_ids))
+    wanted = sorted(set(customer_ids))
+    with read_connection(engine) as conn:
+        for start in range(0, max(len(card_customers), len(card_invoices)), _IN_CHUNK):
+            rows = conn.execute(
+                card,
+                {
+                    "customer_ids": card_customers[start : start + _IN_CHUNK],
+                    "invoice_ids": card_invoices[start : start + _IN_CHUNK],
+                },
+            )
+            for kind, key, at in rows:
+                by_kind[kind][str(key)] = at if at.tzinfo else at.replace(tzinfo=UTC)
+        for chunk in _chunks(wanted):
+            for row in conn.execute(customers, {"customer_ids": list(chunk)}).mappings():
+                found.customers[row["customer_id"]] = {f: row[f] for f in CUSTOMER_FIELDS}
+    return found
+
+
+def known_customers(engine: Engine, customer_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Stored customer fields for these ids (only ids the store knows)."""
+    return request_lookups(engine, [], [], customer_ids).customers
 
 
 def latest_payment_method_updates(
@@ -186,18 +241,5 @@ def latest_payment_method_updates(
 ) -> tuple[dict[str, datetime], dict[str, datetime]]:
     """The latest stored ``payment_method_updated`` time per customer and per invoice
     (only ids with one)."""
-    found: tuple[dict[str, datetime], dict[str, datetime]] = ({}, {})
-    with read_connection(engine) as conn:
-        for out, column, ids in (
-            (found[0], OutcomeEvent.customer_id, sorted(set(customer_ids))),
-            (found[1], OutcomeEvent.invoice_id, sorted(set(invoice_ids))),
-        ):
-            for chunk in _chunks(ids):
-                rows = conn.execute(
-                    select(column, func.max(OutcomeEvent.occurred_at))
-                    .where(OutcomeEvent.type == PAYMENT_METHOD_UPDATED, column.in_(chunk))
-                    .group_by(column)
-                )
-                for key, at in rows:
-                    out[str(key)] = at if at.tzinfo else at.replace(tzinfo=UTC)
-    return found
+    found = request_lookups(engine, customer_ids, invoice_ids, [])
+    return found.card_updates_by_customer, found.card_updates_by_invoice

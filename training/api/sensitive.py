@@ -19,6 +19,7 @@ Checksums come from python-stdnum.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from stdnum import iban as stdnum_iban
@@ -64,8 +65,26 @@ _ACCOUNT_KEYS = frozenset(
 )
 
 
+_SHORTEST_CARD_RUN = 13  # digits; a shorter text cannot hold a card number
+_SHORTEST_IBAN = 15  # characters
+
+
+@lru_cache(maxsize=4096)  # bodies repeat the same few field names
 def _normalized_key(key: str) -> str:
     return re.sub(r"[^a-z0-9]", "", key.lower())
+
+
+Path = tuple[Any, ...] | None
+"""A value's location as a chain ``(parent, key)`` (``None``: the body), made into a
+list only for an error: building a list per value cost more than checking it."""
+
+
+def _loc(path: Path) -> list[str | int]:
+    keys: list[str | int] = []
+    while path is not None:
+        path, key = path
+        keys.append(key)
+    return keys[::-1]
 
 
 def contains_card_number(text: str) -> bool:
@@ -99,30 +118,35 @@ def _refuse(code: str, what: str, loc: list[str | int], prefix: str) -> ApiError
 
 def scan(body: Any, prefix: str = "") -> None:
     """Raise :class:`ApiError` (422) at the first card number, security code or IBAN."""
-    stack: list[tuple[list[str | int], Any]] = [([], body)]
+    stack: list[tuple[Path, Any]] = [(None, body)]
     while stack:
-        loc, value = stack.pop()
+        path, value = stack.pop()
         if isinstance(value, dict):
             for key, inner in reversed(value.items()):
                 name = _normalized_key(str(key))
                 if name in _SECURITY_CODE_KEYS:
                     raise _refuse(
-                        "card_security_code_refused", "a card security code", [*loc, key], prefix
+                        "card_security_code_refused",
+                        "a card security code",
+                        [*_loc(path), key],
+                        prefix,
                     )
                 if name in _ACCOUNT_KEYS:
                     raise _refuse(
                         "account_number_refused",
                         "a card or bank account number",
-                        [*loc, key],
+                        [*_loc(path), key],
                         prefix,
                     )
-                stack.append(([*loc, str(key)], inner))
+                stack.append(((path, str(key)), inner))
             # children were pushed in reverse, so they pop in document order
         elif isinstance(value, list):
-            stack.extend(([*loc, i], value[i]) for i in range(len(value) - 1, -1, -1))
+            stack.extend(((path, i), value[i]) for i in range(len(value) - 1, -1, -1))
         elif isinstance(value, str | int) and not isinstance(value, bool):
             text = str(value)
+            if len(text) < _SHORTEST_CARD_RUN:
+                continue
             if contains_card_number(text):
-                raise _refuse("card_number_refused", "a card number", loc, prefix)
-            if isinstance(value, str) and contains_iban(text):
-                raise _refuse("iban_refused", "a bank account number (IBAN)", loc, prefix)
+                raise _refuse("card_number_refused", "a card number", _loc(path), prefix)
+            if isinstance(value, str) and len(text) >= _SHORTEST_IBAN and contains_iban(text):
+                raise _refuse("iban_refused", "a bank account number (IBAN)", _loc(path), prefix)

@@ -446,6 +446,13 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="uvicorn worker processes (each loads the model)")
     ] = 1,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            help="uvicorn's access log, a line per request (the audit log already records "
+            "every /v1 request: key, method, route, status)"
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP API (settings: SMARTRETRY_* environment variables, docs/serving.md)."""
     import os
@@ -483,7 +490,10 @@ def serve(
             raise typer.Exit(code=2)
         engine.dispose()
     if workers == 1:
-        uvicorn.run(application, host=host, port=port, log_config=serve_log_config())
+        uvicorn.run(
+            application, host=host, port=port, log_config=serve_log_config(),
+            access_log=access_log,
+        )  # fmt: skip
         return
     from serving.store.db import make_engine, migrate
 
@@ -491,7 +501,7 @@ def serve(
     os.environ["SMARTRETRY_MODEL"] = settings.model or ""  # each worker reads the environment
     uvicorn.run(
         "serving.app:create_app", factory=True, workers=workers, host=host, port=port,
-        log_config=serve_log_config(),
+        log_config=serve_log_config(), access_log=access_log,
     )  # fmt: skip
 
 
