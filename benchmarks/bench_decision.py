@@ -59,6 +59,15 @@ def main() -> None:
         help="also decide N held-out requests with the compiled trees and with LightGBM, "
         "exploration off, and count the decisions that differ",
     )
+    parser.add_argument(
+        "--same-decisions",
+        type=Path,
+        metavar="FILE",
+        help="decide --decisions-count held-out requests (exploration off) in batches of 100 "
+        "and one at a time; write them to FILE when it does not exist, else count the "
+        "decisions that differ from those in FILE (a before/after check of a change)",
+    )
+    parser.add_argument("--decisions-count", type=int, default=2000)
     args = parser.parse_args()
 
     import training.api.service as service
@@ -69,6 +78,9 @@ def main() -> None:
     world = prepare(args.work, args.invoices, args.seed)
     if args.compare_lightgbm:
         compare_lightgbm(world, args.compare_lightgbm)
+    if args.same_decisions:
+        same_decisions(world, args.decisions_count, args.same_decisions)
+        return
     totals: dict[str, float] = defaultdict(float)
     stages = [
         (decider_module.ModelDecider, "decide"), (decider_module.ModelDecider, "plan"),
@@ -151,6 +163,35 @@ def compare_lightgbm(world: Any, count: int) -> None:
         answers.append([_comparable(r.model_dump(mode="json")) for r in results])
     differ = sum(a != b for a, b in zip(*answers, strict=True))
     print(f"decisions that differ (compiled trees vs LightGBM): {differ} of {count}")
+
+
+def same_decisions(world: Any, count: int, path: Path) -> None:
+    """Decide ``count`` held-out requests (exploration off) in batches of 100 and one at a
+    time; keep them in ``path``, or count those that differ from the ones kept there."""
+    import json
+
+    from serving.artifact_decider import load_artifact_decider
+    from training.api.service import recommend
+
+    requests = world.sample(count, known_share=0.2)
+    decider = load_artifact_decider(str(world.model_dir))
+    decider.decider.config = decider.decider.config.model_copy(update={"exploration_rate": 0.0})
+    answers: dict[str, list[Any]] = {}
+    for size in (100, 1):
+        results = [
+            r for i in range(0, count, size) for r in recommend(decider, requests[i : i + size])
+        ]
+        answers[f"batches of {size}"] = [_comparable(r.model_dump(mode="json")) for r in results]
+    if not path.exists():
+        path.write_text(json.dumps(answers))
+        print(f"{count} decisions (batches of 100 and lone) written to {path}")
+        return
+    kept = json.loads(path.read_text())  # the first ``count`` of those kept (same requests)
+    for label, mine in answers.items():
+        if len(kept[label]) < count:
+            raise SystemExit(f"{path} holds {len(kept[label])} decisions, fewer than {count}")
+        differ = sum(a != b for a, b in zip(kept[label], mine))
+        print(f"{label}: {differ} of {count} decisions differ from {path}")
 
 
 def _comparable(answer: Any) -> Any:
