@@ -293,7 +293,7 @@ class ModelDecider:
         reasons = model_reasons(
             events,
             decisions,
-            plan.features.features,
+            plan.features,
             plan.retries,
             plan.messages,
             expected_v,

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from training.config.policy import PolicyConfig
+from training.models.matrix import EventMatrix, as_event_matrix
 
 
 def _words(values: np.ndarray) -> np.ndarray:
@@ -43,17 +44,20 @@ def _first_per_event(ids: pd.Index, event_ids: pd.Series, values: pd.Series) -> 
     return out
 
 
-def _feature(features: pd.DataFrame, ids: pd.Index, column: str) -> np.ndarray:
-    rows = features.index.get_indexer(ids)
-    if (rows < 0).any():
-        raise KeyError(f"features: no row for event_id {ids[rows < 0][0]!r}")
-    return features[column].to_numpy()[rows]
+def _feature(features: pd.DataFrame | EventMatrix, ids: pd.Index, column: str) -> np.ndarray:
+    matrix = as_event_matrix(features)
+    try:
+        rows = matrix.positions(ids.to_numpy())
+    except KeyError:
+        missing = ~ids.isin(matrix.ids)
+        raise KeyError(f"features: no row for event_id {ids[missing][0]!r}") from None
+    return matrix.column(column)[rows]
 
 
 def model_reasons(
     events: pd.DataFrame,
     decisions: pd.DataFrame,
-    features: pd.DataFrame,
+    features: pd.DataFrame | EventMatrix,
     retries: pd.DataFrame,
     messages: pd.DataFrame,
     expected: np.ndarray,

@@ -21,7 +21,7 @@ from training.core.localtime import HOUR_NS, from_ns, to_ns
 from training.declines.table import DeclineTable
 from training.features.customer import CustomerIndex
 from training.features.dunning_state import timeline_state_arrays
-from training.features.frames import event_features
+from training.features.frames import event_feature_columns
 from training.models.calibrated import CalibratedModel
 from training.models.fit import TrainedModels
 from training.models.matrix import EventMatrix, as_event_matrix
@@ -157,23 +157,24 @@ class ModelScorer:
         self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None
     ) -> EventMatrix:
         """The events' features, ready to be encoded for each model once per call."""
-        return EventMatrix(
-            event_features(events, None, self.table, previous_attempts, index=self.customer_index)
+        columns = event_feature_columns(
+            events, None, self.table, previous_attempts, index=self.customer_index
         )
+        return EventMatrix.from_columns(events["event_id"].to_numpy(), columns)
 
     def self_cure_probability(
         self, features: pd.DataFrame | EventMatrix, window_days: pd.Series
     ) -> pd.Series:
         """P(the customer pays unprompted within the window), per event_id."""
         matrix = as_event_matrix(features)
-        index = matrix.features.index
+        index = pd.Index(matrix.ids)
         days = int(window_days.max()) if len(window_days) else 0
         if days == 0:
             return pd.Series(0.0, index=index)
         n = len(index)
         pos = np.repeat(np.arange(n), days)
         day_index = np.tile(np.arange(days), n)
-        start = to_ns(matrix.features["dunning_start"])
+        start = to_ns(matrix.column("dunning_start"))
         at = start[pos] + (day_index * 24 + 12) * HOUR_NS
         columns = {**matrix.time_columns(pos, at), "day_index": day_index.astype(float)}
         model = self.models.self_cure
