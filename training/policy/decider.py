@@ -14,11 +14,16 @@ from training.features.dunning_state import state_of_rows
 from training.models.matrix import EventMatrix
 from training.policy.baselines import fixed_schedule
 from training.policy.decisions import Decisions, new_decision_ids
-from training.policy.message_pruning import ScheduleValues, protected_messages, prune_messages
+from training.policy.message_pruning import (
+    Schedule,
+    ScheduleValues,
+    protected_messages,
+    prune_messages,
+)
 from training.policy.message_search import plan_messages
 from training.policy.reasons import model_reasons
 from training.policy.retry_search import plan_retries, retry_windows
-from training.policy.scorer import ModelScorer, past_of_keys, past_rows
+from training.policy.scorer import ModelScorer, past_of_events, past_rows
 
 
 class Plan(NamedTuple):
@@ -217,26 +222,24 @@ class ModelDecider:
         n, count = len(ids), len(schedules)
         if p_self is None:
             p_self = self.scorer.self_cure_probability(features, events["window_days"]).to_numpy()
-        position = pd.Index(ids)
-        keys = pd.DataFrame({"key": np.arange(n * count), "event_id": np.tile(ids, count)})
-        h_key, _, h_ns, h_kind = past_of_keys(keys, past)
-        retries = [r for r, _ in schedules]
-        messages = [m for _, m in schedules]
+        h_key, _, h_ns, h_kind = past_of_events(np.arange(n * count), np.tile(ids, count), past)
         columns = _FrameColumns()  # the pruning passes one retries frame for every schedule
-        parts = [*((r, "at") for r in retries), *((m, "send_at") for m in messages)]
-        sizes = np.array([len(frame) for frame, _ in parts], dtype=np.int64)
+        retries = [columns.rows(s[0], "at", None) for s in schedules]
+        messages = [columns.rows(s[1], "send_at", s[2] if len(s) == 3 else None) for s in schedules]
+        parts = [*retries, *messages]
+        sizes = np.array([len(part["ns"]) for part in parts], dtype=np.int64)
         offset = np.repeat(np.tile(np.arange(count, dtype=np.int64) * n, 2), sizes)
-        owners = [columns.get(frame, "event_id") for frame, _ in parts]
-        event_pos = position.get_indexer(np.concatenate(owners)) if len(owners) else owners
+        owners = np.concatenate([part["event_id"] for part in parts]) if parts else np.zeros(0)
+        event_pos = _positions(ids, owners)
         n_h, n_r, n_m = len(h_key), int(sizes[:count].sum()), int(sizes[count:].sum())
         key = np.concatenate([h_key.astype(np.int64), offset + event_pos])
-        ns = np.concatenate([h_ns, *(columns.ns(frame, time) for frame, time in parts)])
+        ns = np.concatenate([h_ns, *(part["ns"] for part in parts)])
         kind = np.concatenate(
             [h_kind, np.full(n_r, "retry", object), np.full(n_m, "message", object)]
         )
         nothing = np.full(n_h + n_r, None, dtype=object)
-        template = np.concatenate([nothing, *(columns.get(m, "template") for m in messages)])
-        channel = np.concatenate([nothing, *(columns.get(m, "channel") for m in messages)])
+        template = np.concatenate([nothing, *(part["template"] for part in messages)])
+        channel = np.concatenate([nothing, *(part["channel"] for part in messages)])
         candidate = np.arange(len(key)) >= n_h
         wanted, state = state_of_rows(
             key, ns, kind, template, candidate, self.rules.limits.update_requests
@@ -256,8 +259,8 @@ class ModelDecider:
         )
         expected = 1.0 - (1.0 - np.tile(p_self, count)) * np.exp(survival)
         # candidate rows are the schedules' rows in the order given: retries, then messages
-        split_r = np.cumsum([0, *map(len, retries)])
-        split_m = np.cumsum([0, *map(len, messages)]) + n_r
+        split_r = np.cumsum([0, *sizes[:count]])
+        split_m = np.cumsum([0, *sizes[count:]]) + n_r
         return [
             (
                 expected[s * n : (s + 1) * n],
@@ -318,7 +321,6 @@ class ModelDecider:
         )
 
 
-Schedule = tuple[pd.DataFrame, pd.DataFrame]  # retries (event_id, at), messages
 
 
 class _FrameColumns:
@@ -338,6 +340,24 @@ class _FrameColumns:
         if key not in self._kept:
             self._kept[key] = (frame, to_ns(frame[name]))
         return self._kept[key][1]
+
+    def rows(self, frame: pd.DataFrame, time: str, keep: np.ndarray | None) -> dict[str, np.ndarray]:
+        """event_id, ns (of column ``time``) and, for messages, template and channel of the
+        frame's rows (those of ``keep`` only, when given)."""
+        out = {"event_id": self.get(frame, "event_id"), "ns": self.ns(frame, time)}
+        if time == "send_at":
+            out["template"] = self.get(frame, "template")
+            out["channel"] = self.get(frame, "channel")
+        if keep is not None:
+            out = {name: values[keep] for name, values in out.items()}
+        return out
+
+
+def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position of each value in the unique ``ids`` (-1 if absent); one id without an index."""
+    if len(ids) == 1:
+        return np.where(values == ids[0], 0, -1)
+    return pd.Index(ids).get_indexer(values)
 
 
 class ScheduleScores:
@@ -366,7 +386,7 @@ class ScheduleScores:
         self.features = features
         self.extra = list(extra or [])
         self.p_self: np.ndarray | None = None
-        self.kept: dict[tuple[int, int], tuple[Schedule, tuple[np.ndarray, np.ndarray]]] = {}
+        self.kept: dict[tuple, tuple[Schedule, tuple[np.ndarray, np.ndarray]]] = {}
 
     def bind(self, features: pd.DataFrame | EventMatrix) -> None:
         """The events' features (computed after the memo was made)."""
@@ -376,14 +396,14 @@ class ScheduleScores:
         """:meth:`ModelDecider.score_schedules` of ``schedules``, scoring only those not
         scored before (together with the pending ``extra`` ones)."""
         assert self.features is not None, "bind the events' features first"
-        keys = [(id(retries), id(messages)) for retries, messages in schedules]
-        missing: dict[tuple[int, int], Schedule] = {}
+        keys = [_schedule_key(schedule) for schedule in schedules]
+        missing: dict[tuple, Schedule] = {}
         for key, schedule in zip(keys, schedules, strict=True):
             if key not in self.kept:
                 missing.setdefault(key, schedule)
         if missing:
             for schedule in self.extra:
-                missing.setdefault((id(schedule[0]), id(schedule[1])), schedule)
+                missing.setdefault(_schedule_key(schedule), schedule)
             self.extra = []
             if self.p_self is None:
                 window = self.events["window_days"]
@@ -399,6 +419,12 @@ class ScheduleScores:
     def values(self, schedules: list[Schedule]) -> list[np.ndarray]:
         """Expected recovery of each schedule, in the events' order (the pruning's input)."""
         return [expected for expected, _ in self.scores(schedules)]
+
+
+def _schedule_key(schedule: Schedule) -> tuple:
+    """A schedule by the identity of its frames (and the messages' rows it keeps)."""
+    keep = schedule[2].tobytes() if len(schedule) == 3 else None
+    return (id(schedule[0]), id(schedule[1]), keep)
 
 
 def _probability_frames(

@@ -54,18 +54,28 @@ def past_of_keys(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The past rows of every key's event (a left join of keys on ``past``, in key order
     then past order): key, event_id, t (ns), kind."""
+    return past_of_events(keys["key"].to_numpy(), keys["event_id"].to_numpy(), past)
+
+
+def past_of_events(
+    key: np.ndarray, event_ids: np.ndarray, past: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`past_of_keys` of keys given as arrays (``key`` and its ``event_ids``)."""
     past_events = past["event_id"].to_numpy()
     codes, uniques = pd.factorize(past_events)
     counts = np.bincount(codes, minlength=len(uniques))
     order = np.argsort(codes, kind="stable")
     first = np.cumsum(counts) - counts
-    which = pd.Index(uniques).get_indexer(keys["event_id"].to_numpy())
+    if len(uniques) == 1:  # one event (a lone request): no index to build
+        which = np.where(event_ids == uniques[0], 0, -1)
+    else:
+        which = pd.Index(uniques).get_indexer(event_ids)
     if len(which) and which.min() < 0:
         raise KeyError("a schedule's event has no past attempts (not even its failed charge)")
     per_key = counts[which]
     rows = order[np.repeat(first[which], per_key) + group_counter(per_key)]
     return (
-        np.repeat(keys["key"].to_numpy(), per_key),
+        np.repeat(key, per_key),
         past_events[rows],
         to_ns(past["t"])[rows],
         past["kind"].to_numpy(dtype=object)[rows],
