@@ -290,7 +290,9 @@ class ModelDecider:
         plan = self.plan(events, previous_attempts, past=past, decisions=decisions, memo=memo)
         scored = memo.scores([(plan.retries, plan.messages), *baseline])
         expected_v = scored[0][0]
-        retry_p, message_p = _probability_frames(plan.retries, plan.messages, scored[0][1])
+        retry_p, message_p = _probability_frames(
+            plan.retries, plan.messages, scored[0][1], sort=True
+        )
         baseline_v = scored[1][0] if baseline else expected_v * np.nan  # events' order
         ids = events["event_id"]
         reasons = model_reasons(
@@ -316,9 +318,7 @@ class ModelDecider:
                 "fallback": False,
             }
         )
-        return Decisions(
-            summary, _by_event_and_time(retry_p, "at"), _by_event_and_time(message_p, "send_at")
-        )
+        return Decisions(summary, retry_p, message_p)
 
 
 
@@ -428,36 +428,44 @@ def _schedule_key(schedule: Schedule) -> tuple:
 
 
 def _probability_frames(
-    retries: pd.DataFrame, messages: pd.DataFrame, p: np.ndarray
+    retries: pd.DataFrame, messages: pd.DataFrame, p: np.ndarray, sort: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A schedule's rows with their probabilities (``p``: retries, then messages)."""
+    """A schedule's rows with their probabilities (``p``: retries, then messages); with
+    ``sort``, each frame ordered by event id, then time (stable), as ``sort_values`` would."""
     n_r = len(retries)
-    retry_p = pd.DataFrame(
+    retry_p = _sorted_frame(
         {
             "event_id": retries["event_id"].to_numpy(),
-            "at": from_ns(to_ns(retries["at"])),
+            "at": to_ns(retries["at"]),
             "success_probability": p[:n_r],
-        }
+        },
+        "at",
+        sort,
     )
-    message_p = pd.DataFrame(
+    message_p = _sorted_frame(
         {
             "event_id": messages["event_id"].to_numpy(),
-            "send_at": from_ns(to_ns(messages["send_at"])),
+            "send_at": to_ns(messages["send_at"]),
             "template": messages["template"].to_numpy(dtype=object),
             "channel": messages["channel"].to_numpy(dtype=object),
             "response_probability": p[n_r:],
-        }
+        },
+        "send_at",
+        sort,
     )
     return retry_p, message_p
 
 
-def _by_event_and_time(frame: pd.DataFrame, time: str) -> pd.DataFrame:
-    """Rows ordered by event id, then time (stable), as ``sort_values`` would."""
-    ids, ns = frame["event_id"].to_numpy(), to_ns(frame[time])
+def _sorted_frame(columns: dict[str, np.ndarray], time: str, sort: bool) -> pd.DataFrame:
+    """A frame of ``columns`` (``time`` as int64 ns), rows by event id, then time when
+    ``sort``."""
+    ids, ns = columns["event_id"], columns[time]
+    if not sort:
+        return pd.DataFrame({**columns, time: from_ns(ns)})
     if len(ids) == 0 or (ids == ids[0]).all():  # one event (a lone request): by time
         order = np.argsort(ns, kind="stable")
     else:
         order = np.lexsort((ns, pd.factorize(ids, sort=True)[0]))
-    if (order == np.arange(len(order))).all() and frame.index.equals(pd.RangeIndex(len(order))):
-        return frame  # in order already (the search's frames usually are)
-    return frame.take(order).reset_index(drop=True)
+    if not (order == np.arange(len(order))).all():  # the search's rows usually are in order
+        columns = {name: values[order] for name, values in columns.items()}
+    return pd.DataFrame({**columns, time: from_ns(columns[time])})

@@ -37,7 +37,10 @@ def past_rows(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> p
         ids.append(previous_attempts["event_id"].to_numpy())
         times.append(to_ns(previous_attempts["attempted_at"]))
     event_ids, ns = np.concatenate(ids), np.concatenate(times)
-    order = np.lexsort((ns, pd.factorize(event_ids, sort=True)[0]))  # by event id, then time
+    if len(event_ids) and (event_ids == event_ids[0]).all():  # one event: by time
+        order = np.argsort(ns, kind="stable")
+    else:
+        order = np.lexsort((ns, pd.factorize(event_ids, sort=True)[0]))  # by event id, time
     event_ids, ns = event_ids[order], ns[order]
     first = group_first(event_ids)
     return pd.DataFrame(
