@@ -152,9 +152,7 @@ class EventMatrix:
             pairs = zip(layout.event_names, layout.event_categories, strict=True)
             columns = [self._event_column(name, categories) for name, categories in pairs]
             n = len(self.ids)
-            self._encoded[model.name] = (
-                np.column_stack(columns) if columns else np.empty((n, 0))
-            )
+            self._encoded[model.name] = np.column_stack(columns) if columns else np.empty((n, 0))
         return self._encoded[model.name]
 
     def model_matrix(

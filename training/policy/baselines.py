@@ -20,6 +20,7 @@ times are converted once per time zone, not per row.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -72,13 +73,22 @@ class _Events:
         self.sms_ok = f["allow_sms"].to_numpy(dtype=bool) & f["sms_opt_in"].to_numpy(dtype=bool)
         self.method = f["payment_method"].to_numpy(dtype=object)
         self._local_failed: np.ndarray | None = None
+        zones = self.timezone  # one name when every event has the same (a lone request)
+        same = self.n > 0 and isinstance(zones[0], str) and (zones == zones[0]).all()
+        self.one_zone: str | None = str(zones[0]) if same else None
 
     @property
     def local_failed(self) -> np.ndarray:
         """Local wall-clock time of each failure (converted once, shared by all slots)."""
         if self._local_failed is None:
-            self._local_failed = self.failed + utc_offsets(self.failed, self.timezone)
+            zones = self.timezone if self.one_zone is None else self.one_zone
+            self._local_failed = self.failed + utc_offsets(self.failed, zones)
         return self._local_failed
+
+    def zones(self, pos: np.ndarray) -> np.ndarray | str:
+        """The time zones of the events at ``pos`` (one name when all events share it)."""
+        zone = self.one_zone
+        return self.timezone[pos] if zone is None else zone
 
     def positions(self, event_ids: pd.Series | np.ndarray) -> np.ndarray:
         index = pd.Index(self.event_id)
@@ -106,8 +116,14 @@ def _at_same_clock(ev: _Events, pos: np.ndarray, days: np.ndarray) -> np.ndarray
     if len(pos) == 0:
         return np.empty(0, dtype="int64")
     offsets, slot = np.unique(np.asarray(days, dtype=float), return_inverse=True)
-    shift = pd.to_timedelta(offsets, unit="D").as_unit("ns").asi8[slot.ravel()]
-    return local_to_utc_ns(ev.local_failed[pos] + shift, ev.timezone[pos])
+    shift = _day_shifts(tuple(offsets.tolist()))[slot.ravel()]
+    return local_to_utc_ns(ev.local_failed[pos] + shift, ev.zones(pos))
+
+
+@lru_cache(maxsize=256)
+def _day_shifts(days: tuple[float, ...]) -> np.ndarray:
+    """Nanoseconds of each number of days (the configured slots: converted once)."""
+    return pd.to_timedelta(np.array(days, dtype=float), unit="D").as_unit("ns").asi8
 
 
 def _first_attempt(ev: _Events, previous: pd.DataFrame | None) -> np.ndarray:
@@ -204,9 +220,7 @@ def _fit_messages(
     )
     keep = channel != ""
     pos, send_at, channel, template = pos[keep], send_at[keep], channel[keep], template[keep]
-    send_at = defer_quiet_ns(
-        send_at, ev.timezone[pos], quiet_hours.start_hour, quiet_hours.end_hour
-    )
+    send_at = defer_quiet_ns(send_at, ev.zones(pos), quiet_hours.start_hour, quiet_hours.end_hour)
     inside = (send_at >= ev.failed[pos]) & (send_at <= ev.window_end[pos])
     pos, send_at, channel, template = (
         pos[inside],
@@ -273,7 +287,7 @@ def _payday_mornings(
         is_payday |= payday == last_business
     pos, local_day = pos[is_payday], local_day[is_payday]
     local = local_day.astype("M8[ns]").view("int64") + config.payday_retry_hour * NS_PER_HOUR
-    return pos, local_to_utc_ns(local, ev.timezone[pos])
+    return pos, local_to_utc_ns(local, ev.zones(pos))
 
 
 def _update_plausible(ev: _Events, messages: _Messages, rules: RetryRules) -> np.ndarray:

@@ -321,8 +321,6 @@ class ModelDecider:
         return Decisions(summary, retry_p, message_p)
 
 
-
-
 class _FrameColumns:
     """Columns of frames as arrays, each read once per frame (by identity, frames kept)."""
 
@@ -341,7 +339,9 @@ class _FrameColumns:
             self._kept[key] = (frame, to_ns(frame[name]))
         return self._kept[key][1]
 
-    def rows(self, frame: pd.DataFrame, time: str, keep: np.ndarray | None) -> dict[str, np.ndarray]:
+    def rows(
+        self, frame: pd.DataFrame, time: str, keep: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
         """event_id, ns (of column ``time``) and, for messages, template and channel of the
         frame's rows (those of ``keep`` only, when given)."""
         out = {"event_id": self.get(frame, "event_id"), "ns": self.ns(frame, time)}

@@ -25,7 +25,10 @@ def _percent(p: np.ndarray) -> np.ndarray:
 
 
 def _positions(ids: pd.Index, event_ids: pd.Series) -> np.ndarray:
-    return ids.get_indexer(pd.Index(event_ids.to_numpy(dtype=object)))
+    values = event_ids.to_numpy(dtype=object)
+    if len(ids) == 1:  # one event (a lone request): no index lookup
+        return np.where(values == ids[0], 0, -1)
+    return ids.get_indexer(pd.Index(values))
 
 
 def _count_per_event(ids: pd.Index, event_ids: pd.Series) -> np.ndarray:
@@ -36,8 +39,9 @@ def _count_per_event(ids: pd.Index, event_ids: pd.Series) -> np.ndarray:
 def _first_per_event(ids: pd.Index, event_ids: pd.Series, values: pd.Series) -> np.ndarray:
     """First non-null value per event in row order ("" where there is none)."""
     pos = _positions(ids, event_ids)
-    keep = (pos >= 0) & values.notna().to_numpy()
-    pos, vals = pos[keep], values.to_numpy(dtype=object)[keep]
+    vals = values.to_numpy(dtype=object)
+    keep = (pos >= 0) & ~pd.isna(vals)
+    pos, vals = pos[keep], vals[keep]
     out = np.full(len(ids), "", dtype=object)
     events, first = np.unique(pos, return_index=True)
     out[events] = vals[first]
