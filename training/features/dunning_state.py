@@ -128,7 +128,7 @@ def state_of_rows(
 
     start = _group_min(np.where(original, hours, np.nan), first)
     first_update = _group_min(np.where(update, hours, np.nan), first)
-    template_code = pd.factorize(pd.Series(template).fillna("").to_numpy())[0]
+    template_code = pd.factorize(np.where(pd.isna(template), "", template))[0]
     by_template = np.lexsort((np.arange(len(key)), template_code, key))
     same = np.empty(len(key))
     same[by_template] = _earlier_count(

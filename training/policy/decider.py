@@ -131,9 +131,9 @@ class ModelDecider:
         """Rules decision, event features, retries, messages and propensities (``past``:
         :func:`past_rows` of the events, ``decisions``: the rules engine's, when the caller
         has them already; ``memo``: where the pruning's scores are kept for the caller)."""
-        events = events.reset_index(drop=True)
+        events = _numbered(events)
         if decisions is None:
-            decisions = self.rules.decide_many(events, previous_attempts).reset_index(drop=True)
+            decisions = _numbered(self.rules.decide_many(events, previous_attempts))
         features = self.scorer.event_features(events, previous_attempts)
         past = past_rows(events, previous_attempts) if past is None else past
         if memo is None:
@@ -270,9 +270,9 @@ class ModelDecider:
         ]
 
     def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> Decisions:
-        events = events.reset_index(drop=True)
+        events = _numbered(events)
         past = past_rows(events, previous_attempts)
-        decisions = self.rules.decide_many(events, previous_attempts).reset_index(drop=True)
+        decisions = _numbered(self.rules.decide_many(events, previous_attempts))
         fixed = fixed_schedule(
             events,
             previous_attempts,
@@ -419,6 +419,15 @@ class ScheduleScores:
     def values(self, schedules: list[Schedule]) -> list[np.ndarray]:
         """Expected recovery of each schedule, in the events' order (the pruning's input)."""
         return [expected for expected, _ in self.scores(schedules)]
+
+
+def _numbered(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame.reset_index(drop=True)``, without the copy when its rows are numbered 0..n-1
+    already (frames are never changed in place here)."""
+    index = frame.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return frame
+    return frame.reset_index(drop=True)
 
 
 def _schedule_key(schedule: Schedule) -> tuple:
