@@ -176,7 +176,16 @@ class EventMatrix:
                 zip(layout.other_names, layout.other_categories, strict=True)
             ):
                 values = columns.get(name)
-                others[j] = np.nan if values is None else _encode_column(values, categories)
+                if values is None:
+                    others[j] = np.nan
+                elif (
+                    categories is None
+                    and isinstance(values, np.ndarray)
+                    and values.dtype == np.float64
+                ):
+                    others[j] = values  # the state and calendar columns: floats already
+                else:
+                    others[j] = _encode_column(values, categories)
             blocks.append(others.T)
         matrix = np.concatenate(blocks, axis=1)
         if layout.order is not None:  # the model's columns are interleaved

@@ -168,7 +168,7 @@ class ModelDecider:
         draw = np.random.default_rng().random(len(events))
         arm = np.where(draw < rate, np.floor(draw / rate * arms).astype(int), 0)
         arm = np.minimum(arm, arms - 1)  # arm 0: the searched schedule
-        pos = pd.Index(events["event_id"].to_numpy()).get_indexer(retries["event_id"].to_numpy())
+        pos = _positions(events["event_id"].to_numpy(), retries["event_id"].to_numpy())
         at = to_ns(retries["at"])
         moved = at + shifts[arm[pos]] * HOUR_NS
         inside = np.ones(len(events), dtype=bool)

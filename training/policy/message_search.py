@@ -242,8 +242,15 @@ def plan_messages(
         stopped[picked.pos] = False
         earliest[stopped] = window_end[stopped]
     # by event id, then time (the order every schedule frame has)
-    order = np.lexsort((chosen.ns, pd.factorize(context.ids[chosen.pos], sort=True)[0]))
+    order = np.lexsort((chosen.ns, _id_rank(context.ids)[chosen.pos]))
     return context.frame(chosen.take(order), chosen_p[order])
+
+
+def _id_rank(ids: np.ndarray) -> np.ndarray:
+    """Rank of each (unique) event id in sorted order: schedules are sorted by event id."""
+    if len(ids) <= 1:
+        return np.zeros(len(ids), dtype=np.intp)
+    return pd.factorize(ids, sort=True)[0]
 
 
 def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
