@@ -268,8 +268,10 @@ def message_state(
     if update.any():
         np.fmin.at(first_upd, message_event[update], message_hours[update])
     same = np.zeros(len(hours))
-    for name in np.unique(template):
+    for name in np.unique(message_template):  # a template never sent yet counts zero
         mine, theirs = template == name, message_template == name
+        if not mine.any():
+            continue
         same[mine], _ = _latest_before(
             message_event[theirs], message_hours[theirs], event[mine], hours[mine]
         )
