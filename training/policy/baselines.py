@@ -236,26 +236,33 @@ def _fit_messages(
     return _Messages(pos[within], send_at[within], channel[within].astype(object), template[within])
 
 
-def _schedules(
+ScheduleColumns = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
+"""A schedule as columns: retries (event_id, at) and messages (event_id, send_at, channel,
+template), times as int64 ns, rows sorted by event id then time."""
+
+
+def _schedule_columns(
     ev: _Events, retry_pos: np.ndarray, retry_at: np.ndarray, messages: _Messages
-) -> Schedules:
-    """The frames, sorted by ``event_id`` then time (as :meth:`Schedules.sorted`)."""
+) -> ScheduleColumns:
     rank = ev.sort_rank()
     r = np.lexsort((retry_at, rank[retry_pos]))
     m = np.lexsort((messages.send_at, rank[messages.pos]))
-    retries = pd.DataFrame(
-        {"event_id": ev.event_id[retry_pos[r]], "at": from_ns(retry_at[r])}, copy=False
+    retries = {"event_id": ev.event_id[retry_pos[r]], "at": retry_at[r]}
+    return retries, {
+        "event_id": ev.event_id[messages.pos[m]],
+        "send_at": messages.send_at[m],
+        "channel": messages.channel[m],
+        "template": messages.template[m].astype(object),
+    }
+
+
+def schedule_frames(columns: ScheduleColumns) -> Schedules:
+    """The frames of a schedule given as columns (sorted as :meth:`Schedules.sorted`)."""
+    retries, messages = columns
+    return Schedules(
+        pd.DataFrame({**retries, "at": from_ns(retries["at"])}, copy=False),
+        pd.DataFrame({**messages, "send_at": from_ns(messages["send_at"])}, copy=False),
     )
-    frame = pd.DataFrame(
-        {
-            "event_id": ev.event_id[messages.pos[m]],
-            "send_at": from_ns(messages.send_at[m]),
-            "channel": messages.channel[m],
-            "template": messages.template[m].astype(object),
-        },
-        copy=False,
-    )
-    return Schedules(retries, frame)
 
 
 def _payday_mornings(
@@ -325,6 +332,22 @@ def fixed_schedule(
     ``decisions`` (``rules.decide_many`` of these events, same order) may be passed when
     the caller already has them.
     """
+    columns = fixed_schedule_columns(
+        events, previous_attempts, rules, config, decisions, quiet_hours=quiet_hours
+    )
+    return schedule_frames(columns)
+
+
+def fixed_schedule_columns(
+    events: pd.DataFrame,
+    previous_attempts: pd.DataFrame | None,
+    rules: RetryRules,
+    config: BaselineConfig | None = None,
+    decisions: pd.DataFrame | None = None,
+    *,
+    quiet_hours: QuietHours,
+) -> ScheduleColumns:
+    """:func:`fixed_schedule` as columns (what the decision scores it from)."""
     config = config or BaselineConfig()
     ev = _Events(events)
     decisions = _decisions(rules, ev, previous_attempts, decisions)
@@ -349,7 +372,7 @@ def fixed_schedule(
         np.ones(len(pos), dtype=bool),
         _update_plausible(ev, messages, rules),
     )
-    return _schedules(ev, retry_pos, retry_at, messages)
+    return _schedule_columns(ev, retry_pos, retry_at, messages)
 
 
 def message_templates(
@@ -424,7 +447,7 @@ def rules_baseline(
         ),
         plausible,
     )
-    return _schedules(ev, retry_pos, retry_at, messages)
+    return schedule_frames(_schedule_columns(ev, retry_pos, retry_at, messages))
 
 
 def no_action(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from training.core.localtime import HOUR_NS, from_ns, to_ns
 from training.declines.rules import RetryRules
 from training.features.dunning_state import state_of_rows
 from training.models.matrix import EventMatrix
-from training.policy.baselines import fixed_schedule
+from training.policy.baselines import fixed_schedule_columns
 from training.policy.decisions import Decisions, new_decision_ids
 from training.policy.message_pruning import (
     Schedule,
@@ -24,6 +25,11 @@ from training.policy.message_search import plan_messages
 from training.policy.reasons import model_reasons
 from training.policy.retry_search import plan_retries, retry_windows
 from training.policy.scorer import ModelScorer, past_of_events, past_rows
+
+Rows: TypeAlias = pd.DataFrame | dict[str, np.ndarray]
+"""A schedule's retries or messages: a frame, or its columns (times as int64 ns)."""
+Scored: TypeAlias = tuple[Rows, Rows] | tuple[Rows, Rows, np.ndarray]
+"""A schedule to score: :data:`~training.policy.message_pruning.Schedule`, or columns."""
 
 
 class Plan(NamedTuple):
@@ -212,7 +218,7 @@ class ModelDecider:
         events: pd.DataFrame,
         features: pd.DataFrame | EventMatrix,
         past: pd.DataFrame,
-        schedules: list[tuple[pd.DataFrame, pd.DataFrame]],
+        schedules: Sequence[Scored],
         p_self: np.ndarray | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per schedule: the expected recovery per event (the events' order) and the
@@ -273,7 +279,7 @@ class ModelDecider:
         events = _numbered(events)
         past = past_rows(events, previous_attempts)
         decisions = _numbered(self.rules.decide_many(events, previous_attempts))
-        fixed = fixed_schedule(
+        fixed = fixed_schedule_columns(
             events,
             previous_attempts,
             self.rules,
@@ -283,9 +289,7 @@ class ModelDecider:
         )
         # the fixed schedule's messages can only be valued by a message model (a history
         # without messages trains none): its estimate is then unknown (NaN)
-        baseline = (
-            [(fixed.retries, fixed.messages)] if self.scorer.models.message is not None else []
-        )
+        baseline = [fixed] if self.scorer.models.message is not None else []
         memo = ScheduleScores(self, events, None, past, baseline)
         plan = self.plan(events, previous_attempts, past=past, decisions=decisions, memo=memo)
         scored = memo.scores([(plan.retries, plan.messages), *baseline])
@@ -327,21 +331,23 @@ class _FrameColumns:
     def __init__(self) -> None:
         self._kept: dict[tuple[int, str], tuple[pd.DataFrame, np.ndarray]] = {}
 
-    def get(self, frame: pd.DataFrame, name: str) -> np.ndarray:
+    def get(self, frame: Rows, name: str) -> np.ndarray:
+        if isinstance(frame, dict):  # columns already (the fixed schedule's)
+            return frame[name]
         key = (id(frame), name)
         if key not in self._kept:
             self._kept[key] = (frame, frame[name].to_numpy(dtype=object))
         return self._kept[key][1]
 
-    def ns(self, frame: pd.DataFrame, name: str) -> np.ndarray:
+    def ns(self, frame: Rows, name: str) -> np.ndarray:
+        if isinstance(frame, dict):  # times as int64 ns already
+            return frame[name]
         key = (id(frame), f"{name} ns")
         if key not in self._kept:
             self._kept[key] = (frame, to_ns(frame[name]))
         return self._kept[key][1]
 
-    def rows(
-        self, frame: pd.DataFrame, time: str, keep: np.ndarray | None
-    ) -> dict[str, np.ndarray]:
+    def rows(self, frame: Rows, time: str, keep: np.ndarray | None) -> dict[str, np.ndarray]:
         """event_id, ns (of column ``time``) and, for messages, template and channel of the
         frame's rows (those of ``keep`` only, when given)."""
         out = {"event_id": self.get(frame, "event_id"), "ns": self.ns(frame, time)}
@@ -380,24 +386,24 @@ class ScheduleScores:
         events: pd.DataFrame,
         features: pd.DataFrame | EventMatrix | None,
         past: pd.DataFrame,
-        extra: list[Schedule] | None = None,
+        extra: Sequence[Scored] | None = None,
     ) -> None:
         self.decider, self.events, self.past = decider, events, past
         self.features = features
         self.extra = list(extra or [])
         self.p_self: np.ndarray | None = None
-        self.kept: dict[tuple, tuple[Schedule, tuple[np.ndarray, np.ndarray]]] = {}
+        self.kept: dict[tuple, tuple[Scored, tuple[np.ndarray, np.ndarray]]] = {}
 
     def bind(self, features: pd.DataFrame | EventMatrix) -> None:
         """The events' features (computed after the memo was made)."""
         self.features = features
 
-    def scores(self, schedules: list[Schedule]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def scores(self, schedules: Sequence[Scored]) -> list[tuple[np.ndarray, np.ndarray]]:
         """:meth:`ModelDecider.score_schedules` of ``schedules``, scoring only those not
         scored before (together with the pending ``extra`` ones)."""
         assert self.features is not None, "bind the events' features first"
         keys = [_schedule_key(schedule) for schedule in schedules]
-        missing: dict[tuple, Schedule] = {}
+        missing: dict[tuple, Scored] = {}
         for key, schedule in zip(keys, schedules, strict=True):
             if key not in self.kept:
                 missing.setdefault(key, schedule)
@@ -430,7 +436,7 @@ def _numbered(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _schedule_key(schedule: Schedule) -> tuple:
+def _schedule_key(schedule: Scored) -> tuple:
     """A schedule by the identity of its frames (and the messages' rows it keeps)."""
     keep = schedule[2].tobytes() if len(schedule) == 3 else None
     return (id(schedule[0]), id(schedule[1]), keep)
