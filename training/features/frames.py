@@ -79,9 +79,15 @@ def event_feature_columns(
         **customer_columns(
             events["customer_id"].to_numpy(), start, to_ns(events["signup_at"]), index
         ),
-        "timezone": events["timezone"].fillna("UTC").to_numpy(),
+        "timezone": _zones_or_utc(events["timezone"].to_numpy(dtype=object)),
         "dunning_start": from_ns(start),
     }
+
+
+def _zones_or_utc(zones: np.ndarray) -> np.ndarray:
+    """Time zone names, a missing one read as UTC."""
+    missing = pd.isna(zones)
+    return np.where(missing, "UTC", zones) if missing.any() else zones
 
 
 def time_columns(

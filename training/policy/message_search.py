@@ -168,7 +168,8 @@ class _Context:
                 "template": c.template,
                 "channel": c.channel,
                 "response_probability": np.full(len(c), np.nan) if p is None else p,
-            }
+            },
+            copy=False,  # the candidates' arrays are this frame's own
         )
 
 

@@ -48,7 +48,8 @@ def past_rows(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> p
             "event_id": event_ids,
             "t": from_ns(ns),
             "kind": np.where(first, "original", "retry").astype(object),
-        }
+        },
+        copy=False,  # arrays made here
     )
 
 
