@@ -86,7 +86,7 @@ def main() -> None:
         (decider_module.ModelDecider, "decide"), (decider_module.ModelDecider, "plan"),
         (decider_module.ModelDecider, "score_schedules"), (decider_module, "plan_messages"),
         (decider_module, "plan_retries"), (search, "_refine"), (decider_module, "retry_windows"),
-        (decider_module, "fixed_schedule"), (decider_module, "model_reasons"),
+        (decider_module, "fixed_schedule_columns"), (decider_module, "model_reasons"),
         (decider_module, "past_rows"), (service, "requests_to_frames"),
         (service, "responses_from_decisions"),
     ]  # fmt: skip
