@@ -473,14 +473,14 @@ def _probability_frames(
 
 def _sorted_frame(columns: dict[str, np.ndarray], time: str, sort: bool) -> pd.DataFrame:
     """A frame of ``columns`` (``time`` as int64 ns), rows by event id, then time when
-    ``sort``."""
+    ``sort``. Not copied: the schedule frames they come from are never changed in place."""
     ids, ns = columns["event_id"], columns[time]
     if not sort:
-        return pd.DataFrame({**columns, time: from_ns(ns)})
+        return pd.DataFrame({**columns, time: from_ns(ns)}, copy=False)
     if len(ids) == 0 or (ids == ids[0]).all():  # one event (a lone request): by time
         order = np.argsort(ns, kind="stable")
     else:
         order = np.lexsort((ns, pd.factorize(ids, sort=True)[0]))
     if not (order == np.arange(len(order))).all():  # the search's rows usually are in order
         columns = {name: values[order] for name, values in columns.items()}
-    return pd.DataFrame({**columns, time: from_ns(columns[time])})
+    return pd.DataFrame({**columns, time: from_ns(columns[time])}, copy=False)
