@@ -6,7 +6,8 @@
 Decides ``--calls`` calls of ``--size`` held-out requests each (different requests every
 call) through ``training.api.service.recommend`` with the model of ``bench_world.py``, the
 stages of ``ModelDecider.decide`` wrapped with timers, and prints the mean time per call
-(wall clock, and the process's CPU time, which waits less on a busy machine) and of each stage (stages nest: ``plan`` contains the searches, ``plan_retries`` its
+(wall clock, and the process's CPU time, which waits less on a busy machine) and of
+each stage (stages nest: ``plan`` contains the searches, ``plan_retries`` its
 refinement). Every matrix the models score is kept, and afterwards scored again alone:
 the *bare predict* of the rows the decisions scored (the models' own cost, the floor of
 a decision), with the compiled trees the decider uses and with LightGBM's ``predict``.
