@@ -120,7 +120,7 @@ def main() -> None:
     compiled = all(model.compiled for model, _, _ in scored)
     print(
         f"{args.calls} calls of {args.size} request(s): {total * 1e3:.2f} ms per call "
-        f"({cpu * 1e3:.2f} ms of the process's CPU: the same on a busy machine, less waiting)"
+        f"({cpu * 1e3:.2f} ms of the process's CPU)"
     )
     for label, seconds in sorted(totals.items(), key=lambda item: -item[1]):
         print(f"  {label:28s} {seconds / args.calls * 1e3:9.2f} ms")
