@@ -6,7 +6,8 @@
 Decides ``--calls`` calls of ``--size`` held-out requests each (different requests every
 call) through ``training.api.service.recommend`` with the model of ``bench_world.py``, the
 stages of ``ModelDecider.decide`` wrapped with timers, and prints the mean time per call
-of each stage (stages nest: ``plan`` contains the searches, ``plan_retries`` its
+(wall clock, and the process's CPU time, which waits less on a busy machine) and of
+each stage (stages nest: ``plan`` contains the searches, ``plan_retries`` its
 refinement). Every matrix the models score is kept, and afterwards scored again alone:
 the *bare predict* of the rows the decisions scored (the models' own cost, the floor of
 a decision), with the compiled trees the decider uses and with LightGBM's ``predict``.
@@ -59,6 +60,15 @@ def main() -> None:
         help="also decide N held-out requests with the compiled trees and with LightGBM, "
         "exploration off, and count the decisions that differ",
     )
+    parser.add_argument(
+        "--same-decisions",
+        type=Path,
+        metavar="FILE",
+        help="decide --decisions-count held-out requests (exploration off) in batches of 100 "
+        "and one at a time; write them to FILE when it does not exist, else count the "
+        "decisions that differ from those in FILE (a before/after check of a change)",
+    )
+    parser.add_argument("--decisions-count", type=int, default=2000)
     args = parser.parse_args()
 
     import training.api.service as service
@@ -69,17 +79,22 @@ def main() -> None:
     world = prepare(args.work, args.invoices, args.seed)
     if args.compare_lightgbm:
         compare_lightgbm(world, args.compare_lightgbm)
+    if args.same_decisions:
+        same_decisions(world, args.decisions_count, args.same_decisions)
+        return
     totals: dict[str, float] = defaultdict(float)
     stages = [
         (decider_module.ModelDecider, "decide"), (decider_module.ModelDecider, "plan"),
         (decider_module.ModelDecider, "score_schedules"), (decider_module, "plan_messages"),
         (decider_module, "plan_retries"), (search, "_refine"), (decider_module, "retry_windows"),
-        (decider_module, "fixed_schedule"), (decider_module, "model_reasons"),
+        (decider_module, "fixed_schedule_columns"), (decider_module, "fixed_schedule"),
+        (decider_module, "model_reasons"),
         (decider_module, "past_rows"), (service, "requests_to_frames"),
         (service, "responses_from_decisions"),
     ]  # fmt: skip
     for owner, name in stages:
-        setattr(owner, name, _timed(totals, name, getattr(owner, name)))
+        if hasattr(owner, name):  # (an older tree, run for a before/after, may lack one)
+            setattr(owner, name, _timed(totals, name, getattr(owner, name)))
     decider = load_artifact_decider(str(world.model_dir), threads=args.threads)
     rules, scorer = decider.decider.rules, decider.decider.scorer
     rules.decide_many = _timed(totals, "rules.decide_many", rules.decide_many)
@@ -96,13 +111,17 @@ def main() -> None:
     service.recommend(decider, requests[: args.size])  # warm-up: caches, first model calls
     totals.clear()
     CalibratedModel.predict_matrix = recorded  # type: ignore[method-assign]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for call in range(1, args.calls + 1):
         service.recommend(decider, requests[call * args.size : (call + 1) * args.size])
     total = (time.perf_counter() - start) / args.calls
+    cpu = (time.process_time() - cpu) / args.calls
     CalibratedModel.predict_matrix = predict_matrix  # type: ignore[method-assign]
     compiled = all(model.compiled for model, _, _ in scored)
-    print(f"{args.calls} calls of {args.size} request(s): {total * 1e3:.2f} ms per call")
+    print(
+        f"{args.calls} calls of {args.size} request(s): {total * 1e3:.2f} ms per call "
+        f"({cpu * 1e3:.2f} ms of the process's CPU)"
+    )
     for label, seconds in sorted(totals.items(), key=lambda item: -item[1]):
         print(f"  {label:28s} {seconds / args.calls * 1e3:9.2f} ms")
     rows = sum(len(matrix) for _, matrix, _ in scored)
@@ -151,6 +170,35 @@ def compare_lightgbm(world: Any, count: int) -> None:
         answers.append([_comparable(r.model_dump(mode="json")) for r in results])
     differ = sum(a != b for a, b in zip(*answers, strict=True))
     print(f"decisions that differ (compiled trees vs LightGBM): {differ} of {count}")
+
+
+def same_decisions(world: Any, count: int, path: Path) -> None:
+    """Decide ``count`` held-out requests (exploration off) in batches of 100 and one at a
+    time; keep them in ``path``, or count those that differ from the ones kept there."""
+    import json
+
+    from serving.artifact_decider import load_artifact_decider
+    from training.api.service import recommend
+
+    requests = world.sample(count, known_share=0.2)
+    decider = load_artifact_decider(str(world.model_dir))
+    decider.decider.config = decider.decider.config.model_copy(update={"exploration_rate": 0.0})
+    answers: dict[str, list[Any]] = {}
+    for size in (100, 1):
+        results = [
+            r for i in range(0, count, size) for r in recommend(decider, requests[i : i + size])
+        ]
+        answers[f"batches of {size}"] = [_comparable(r.model_dump(mode="json")) for r in results]
+    if not path.exists():
+        path.write_text(json.dumps(answers))
+        print(f"{count} decisions (batches of 100 and lone) written to {path}")
+        return
+    kept = json.loads(path.read_text())  # the first ``count`` of those kept (same requests)
+    for label, mine in answers.items():
+        if len(kept[label]) < count:
+            raise SystemExit(f"{path} holds {len(kept[label])} decisions, fewer than {count}")
+        differ = sum(a != b for a, b in zip(kept[label][:count], mine, strict=True))
+        print(f"{label}: {differ} of {count} decisions differ from {path}")
 
 
 def _comparable(answer: Any) -> Any:

@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 
 from training.config.retry_limits import UpdateRequests
-from training.policy.message_pruning import protected_messages, prune_messages
+from training.policy.message_pruning import (
+    protected_messages,
+    prune_messages,
+    schedule_messages,
+)
 
 T0 = pd.Timestamp("2026-03-02 10:00", tz="UTC")
 
@@ -39,7 +43,8 @@ def _additive(events: pd.DataFrame, worth: dict[str, float], base: float = 0.3):
     def values(schedules):
         calls.append(len(schedules))
         out = []
-        for _, messages in schedules:
+        for schedule in schedules:  # retries, messages (and the rows kept of them)
+            messages = schedule_messages(schedule)
             add = messages.groupby("event_id")["template"].apply(lambda t: sum(worth[x] for x in t))
             out.append(base + add.reindex(events["event_id"]).astype(float).fillna(0).to_numpy())
         return out

@@ -200,3 +200,10 @@ def test_cached_offsets_equal_pandas_conversion_everywhere():
         starts, _ = _year_segments(zone, 2026)
         around = np.concatenate([starts[1:] - 1_000_000_000, starts[1:], starts[1:] + 1])
         np.testing.assert_array_equal(utc_offsets(around, zone), _converted_offsets(around, zone))
+        # two adjacent years joined into one table (the first call joins, the next reads it)
+        changes = np.concatenate([_year_segments(zone, 2025)[0][1:], starts])
+        across = np.sort(np.concatenate([changes - 1_000_000_000, changes, changes + 1]))
+        for _ in range(2):
+            np.testing.assert_array_equal(
+                utc_offsets(across, zone), _converted_offsets(across, zone)
+            )

@@ -54,19 +54,50 @@ def _offsets_from_segments(utc_ns: np.ndarray, zone: str) -> np.ndarray:
     """Offsets looked up in the zone's constant-offset segments of each year (cached):
     a binary search instead of a pandas conversion, which costs ~30 µs per call and the
     policy converts a few dozen times per decision."""
+    if len(utc_ns):  # the usual case: instants within the years this zone was used for
+        span = _SPANS.get(zone)
+        if span is not None and span[0] <= utc_ns.min() and utc_ns.max() < span[1]:
+            return span[3][np.searchsorted(span[2], utc_ns, side="right") - 1]
     years = utc_ns.view("datetime64[ns]").astype("datetime64[Y]").astype(np.int64) + 1970
     if len(years) and (years.min() < 1700 or years.max() > 2200):  # outside any billing history
         return _converted_offsets(utc_ns, zone)
     first = int(years.min()) if len(years) else 1970
     if len(years) == 0 or (years == first).all():
+        _cover(zone, first, first)
         starts, offsets = _year_segments(zone, first)
         return offsets[np.searchsorted(starts, utc_ns, side="right") - 1]
+    _cover(zone, int(years.min()), int(years.max()))
     out = np.empty(len(utc_ns), dtype=np.int64)
     for year in np.unique(years):  # a loop over the years present, not over rows
         rows = years == year
         starts, offsets = _year_segments(zone, int(year))
         out[rows] = offsets[np.searchsorted(starts, utc_ns[rows], side="right") - 1]
     return out
+
+
+_SPANS: dict[str, tuple[int, int, np.ndarray, np.ndarray, int, int]] = {}
+"""Per zone: the segments of a run of consecutive years joined (instants start..end ns,
+years low..high), so a lookup inside it is one binary search, no year arithmetic."""
+
+
+def _cover(zone: str, first_year: int, last_year: int) -> None:
+    """Join the zone's segments of ``first_year``..``last_year`` (adjacent years: a
+    decision's instants) with those already joined when the run stays short."""
+    if last_year - first_year > 1:
+        return  # instants years apart (or missing ones, read as 1970): the per-year path
+    span = _SPANS.get(zone)
+    low, high = first_year, last_year
+    if span is not None:
+        if span[4] <= low and high <= span[5]:
+            return
+        if max(high, span[5]) - min(low, span[4]) <= 4:
+            low, high = min(low, span[4]), max(high, span[5])
+    parts = [_year_segments(zone, year) for year in range(low, high + 1)]
+    start = int(np.datetime64(f"{low:04d}-01-01", "ns").astype(np.int64))
+    end = int(np.datetime64(f"{high + 1:04d}-01-01", "ns").astype(np.int64))
+    starts = np.concatenate([p[0] for p in parts])
+    offsets = np.concatenate([p[1] for p in parts])
+    _SPANS[zone] = (start, end, starts, offsets, low, high)
 
 
 @lru_cache(maxsize=4096)

@@ -32,6 +32,7 @@ from training.features.invoice import events_from_history
 from training.models.matrix import EventMatrix
 from training.models.split import TimeSplit
 from training.policy.decider import ModelDecider
+from training.policy.message_pruning import Schedule, schedule_messages
 from training.policy.scorer import past_rows
 from training.tracking.loading import load_artifact
 
@@ -114,8 +115,11 @@ def oracle_schedules(
     )
     events = sample.reset_index(drop=True)
 
-    def values(schedules: list[tuple[pd.DataFrame, pd.DataFrame]]) -> list[np.ndarray]:
-        return [truth_recovery(truth, events, Schedules(r, m)).to_numpy() for r, m in schedules]
+    def values(schedules: list[Schedule]) -> list[np.ndarray]:
+        return [
+            truth_recovery(truth, events, Schedules(s[0], schedule_messages(s))).to_numpy()
+            for s in schedules
+        ]
 
     return searched_schedules(TruthScorer(truth), decider, events, config, values)
 

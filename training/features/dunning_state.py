@@ -128,7 +128,7 @@ def state_of_rows(
 
     start = _group_min(np.where(original, hours, np.nan), first)
     first_update = _group_min(np.where(update, hours, np.nan), first)
-    template_code = pd.factorize(pd.Series(template).fillna("").to_numpy())[0]
+    template_code = pd.factorize(np.where(pd.isna(template), "", template))[0]
     by_template = np.lexsort((np.arange(len(key)), template_code, key))
     same = np.empty(len(key))
     same[by_template] = _earlier_count(
@@ -268,8 +268,10 @@ def message_state(
     if update.any():
         np.fmin.at(first_upd, message_event[update], message_hours[update])
     same = np.zeros(len(hours))
-    for name in np.unique(template):
+    for name in np.unique(message_template):  # a template never sent yet counts zero
         mine, theirs = template == name, message_template == name
+        if not mine.any():
+            continue
         same[mine], _ = _latest_before(
             message_event[theirs], message_hours[theirs], event[mine], hours[mine]
         )

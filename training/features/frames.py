@@ -58,18 +58,36 @@ def event_features(
     Customer features are taken as of the start of the dunning cycle (the earliest
     attempt of the invoice), so every decision of one invoice sees the same history.
     """
+    columns = event_feature_columns(events, log, table, previous_attempts, index)
+    return pd.DataFrame(columns, index=events["event_id"].to_numpy())
+
+
+def event_feature_columns(
+    events: pd.DataFrame,
+    log: pd.DataFrame | None,
+    table: DeclineTable,
+    previous_attempts: pd.DataFrame | None = None,
+    index: CustomerIndex | None = None,
+) -> dict[str, np.ndarray]:
+    """:func:`event_features` as its columns, one value per event in ``events``' order
+    (the policy's path: a frame of a few dozen one-row columns costs ~0.5 ms)."""
     if index is None:
         index = CustomerIndex.build(log)
     start = dunning_start_ns(events, previous_attempts)
-    columns = {
+    return {
         **invoice_columns(events, previous_attempts, table),
         **customer_columns(
             events["customer_id"].to_numpy(), start, to_ns(events["signup_at"]), index
         ),
-        "timezone": events["timezone"].fillna("UTC").to_numpy(),
+        "timezone": _zones_or_utc(events["timezone"].to_numpy(dtype=object)),
         "dunning_start": from_ns(start),
     }
-    return pd.DataFrame(columns, index=events["event_id"].to_numpy())
+
+
+def _zones_or_utc(zones: np.ndarray) -> np.ndarray:
+    """Time zone names, a missing one read as UTC."""
+    missing = pd.isna(zones)
+    return np.where(missing, "UTC", zones) if missing.any() else zones
 
 
 def time_columns(

@@ -11,7 +11,7 @@ column (``tests/features/test_matrix.py``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -31,43 +31,129 @@ def _split(
     return np.flatnonzero(from_event), np.flatnonzero(~from_event)
 
 
-@dataclass
-class EventMatrix:
-    """The event features of one decision call (index: event_id), encoded per model once."""
+@dataclass(frozen=True)
+class _Layout:
+    """How a model's matrix is assembled from one set of event columns (worked out once
+    per model and kept: every decision call needs it several times)."""
 
-    features: pd.DataFrame
-    _encoded: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
-    _columns: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+    event_names: tuple[str, ...]  # the model's event-level columns, in its order
+    event_categories: tuple[list | None, ...]  # training categories of each (None: numeric)
+    other_names: tuple[str, ...]  # the per-row columns, in the model's order
+    other_categories: tuple[list | None, ...]
+    order: np.ndarray | None  # matrix columns (events, then others) to the model's order
+
+
+_LAYOUTS: dict[tuple[int, tuple[str, ...]], tuple[CalibratedModel, _Layout]] = {}
+
+
+def _layout(model: CalibratedModel, event_columns: tuple[str, ...]) -> _Layout:
+    key = (id(model), event_columns)
+    kept = _LAYOUTS.get(key)
+    if kept is None or kept[0] is not model:  # the model is kept, so its id is not reused
+        event_pos, other_pos = _split(tuple(model.features), event_columns)
+        events = tuple(model.features[i] for i in event_pos)
+        others = tuple(model.features[j] for j in other_pos)
+        layout = np.concatenate([event_pos, other_pos])
+        kept = (
+            model,
+            _Layout(
+                events,
+                tuple(model.categories.get(name) for name in events),
+                others,
+                tuple(model.categories.get(name) for name in others),
+                None if (layout == np.arange(len(layout))).all() else np.argsort(layout),
+            ),
+        )
+        if len(_LAYOUTS) > 256:
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = kept
+    return kept[1]
+
+
+class EventMatrix:
+    """The event features of one decision call (one row per event id), encoded per model
+    once.
+
+    Built from a features frame (index: event_id) or straight from its columns
+    (``from_columns``: the policy's path, where building a frame of a few dozen
+    one-row columns costs more than the search's model calls); the frame is then made
+    only when ``features`` is read."""
+
+    def __init__(self, features: pd.DataFrame) -> None:
+        self._frame: pd.DataFrame | None = features
+        self._columns: dict[str, np.ndarray] = {}
+        self._names = tuple(features.columns)
+        self.ids = features.index.to_numpy()
+        self._setup()
+
+    @classmethod
+    def from_columns(cls, ids: np.ndarray, columns: dict[str, np.ndarray]) -> EventMatrix:
+        """The matrix of events ``ids`` given their feature columns (one value per id)."""
+        matrix = cls.__new__(cls)
+        matrix._frame = None
+        matrix._columns = dict(columns)
+        matrix._names = tuple(columns)
+        matrix.ids = np.asarray(ids)
+        matrix._setup()
+        return matrix
+
+    def _setup(self) -> None:
+        self._index: pd.Index | None = None
+        self._encoded: dict[str, np.ndarray] = {}
+        self._codes: dict[tuple[str, tuple | None], np.ndarray] = {}
+        self._floats: dict[str, np.ndarray] = {}
+        self._event_names = tuple(c for c in self._names if c not in CONTEXT_COLUMNS)
+        self._zone: str | None | bool = False  # the one time zone of every event (unknown yet)
+
+    @property
+    def features(self) -> pd.DataFrame:
+        """The event features as a frame (index: event_id)."""
+        if self._frame is None:
+            self._frame = pd.DataFrame(self._columns, index=self.ids, copy=False)
+        return self._frame
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
     def positions(self, event_ids: np.ndarray) -> np.ndarray:
         """Row of each event id (all must be known)."""
-        pos = self.features.index.get_indexer(event_ids)
+        if len(self.ids) == 1:  # one event (a lone request): no index to build
+            pos = np.where(np.asarray(event_ids) == self.ids[0], 0, -1)
+        else:
+            if self._index is None:
+                self._index = pd.Index(self.ids)
+            pos = self._index.get_indexer(event_ids)
         if len(pos) and pos.min() < 0:
             raise KeyError("event ids without event features")
         return pos
 
     def column(self, name: str) -> np.ndarray:
         if name not in self._columns:
-            self._columns[name] = self.features[name].to_numpy()
+            assert self._frame is not None
+            self._columns[name] = self._frame[name].to_numpy()
         return self._columns[name]
+
+    def _float(self, name: str) -> np.ndarray:
+        if name not in self._floats:
+            self._floats[name] = self.column(name).astype(float)
+        return self._floats[name]
+
+    def _event_column(self, name: str, categories: list | None) -> np.ndarray:
+        """An event column encoded (each numeric column and category list once)."""
+        key = (name, None if categories is None else tuple(categories))
+        if key not in self._codes:
+            self._codes[key] = _encode_column(self.column(name), categories)
+        return self._codes[key]
 
     def encoded(self, model: CalibratedModel) -> np.ndarray:
         """The model's event-level columns of every event, encoded as in training."""
         if model.name not in self._encoded:
-            columns = [
-                _encode_column(self.column(name), model.categories.get(name))
-                for name in self._event_names(model)
-            ]
-            n = len(self.features)
-            self._encoded[model.name] = np.stack(columns, axis=1) if columns else np.empty((n, 0))
+            layout = _layout(model, self._event_names)
+            pairs = zip(layout.event_names, layout.event_categories, strict=True)
+            columns = [self._event_column(name, categories) for name, categories in pairs]
+            n = len(self.ids)
+            self._encoded[model.name] = np.column_stack(columns) if columns else np.empty((n, 0))
         return self._encoded[model.name]
-
-    def _event_names(self, model: CalibratedModel) -> list[str]:
-        event_pos, _ = _split(tuple(model.features), self._event_columns())
-        return [model.features[i] for i in event_pos]
-
-    def _event_columns(self) -> tuple[str, ...]:
-        return tuple(c for c in self.features.columns if c not in CONTEXT_COLUMNS)
 
     def model_matrix(
         self, model: CalibratedModel, pos: np.ndarray, columns: dict[str, np.ndarray]
@@ -79,44 +165,61 @@ class EventMatrix:
         )
         if derived:
             columns = {**columns, **derived}
-        event_pos, other_pos = _split(tuple(model.features), self._event_columns())
+        layout = _layout(model, self._event_names)
         n = len(pos)
-        others = [
-            np.full(n, np.nan) if columns.get(name) is None
-            else _encode_column(columns[name], model.categories.get(name))
-            for name in (model.features[j] for j in other_pos)
-        ]  # fmt: skip
         # whole blocks, not column by column: strided column writes into a row-major
         # matrix cost four times as much on the search's 350,000-row grids
-        blocks = [
-            self.encoded(model)[pos],
-            np.stack(others, axis=1) if others else np.empty((n, 0)),
-        ]
+        blocks = [self.encoded(model)[pos]]
+        if layout.other_names:
+            others = np.empty((len(layout.other_names), n))
+            for j, (name, categories) in enumerate(
+                zip(layout.other_names, layout.other_categories, strict=True)
+            ):
+                values = columns.get(name)
+                if values is None:
+                    others[j] = np.nan
+                elif (
+                    categories is None
+                    and isinstance(values, np.ndarray)
+                    and values.dtype == np.float64
+                ):
+                    others[j] = values  # the state and calendar columns: floats already
+                else:
+                    others[j] = _encode_column(values, categories)
+            blocks.append(others.T)
         matrix = np.concatenate(blocks, axis=1)
-        layout = np.concatenate([event_pos, other_pos])
-        if (layout != np.arange(len(layout))).any():  # the model's columns are interleaved
-            matrix = matrix[:, np.argsort(layout)]
+        if layout.order is not None:  # the model's columns are interleaved
+            matrix = matrix[:, layout.order]
         return matrix
+
+    def one_zone(self) -> str | None:
+        """The time zone of every event when they share one (a lone request), else None."""
+        if self._zone is False:
+            zones = self.column("timezone")
+            same = len(zones) > 0 and isinstance(zones[0], str) and (zones == zones[0]).all()
+            self._zone = str(zones[0]) if same else None
+        return self._zone  # type: ignore[return-value]
 
     def time_columns(self, pos: np.ndarray, utc_ns: np.ndarray) -> dict[str, np.ndarray]:
         """Candidate-time features of instants ``utc_ns`` for the events at ``pos``."""
-        zones = self.column("timezone")[pos]
+        zone = self.one_zone()
+        zones = self.column("timezone")[pos] if zone is None else zone
         hour, weekday, day, to_month_end = calendar_arrays(utc_ns, zones)
         return time_columns(
             hour,
             weekday,
             day,
             to_month_end,
-            self.column("cust_pay_day_of_month")[pos].astype(float),
-            self.column("cust_pay_weekday")[pos].astype(float),
-            self.column("cust_active_hour")[pos].astype(float),
+            self._float("cust_pay_day_of_month")[pos],
+            self._float("cust_pay_weekday")[pos],
+            self._float("cust_active_hour")[pos],
         )
 
     def channel_click_rate(self, pos: np.ndarray, channel: np.ndarray) -> np.ndarray:
         return np.where(
             channel == "sms",
-            self.column("cust_sms_click_rate")[pos].astype(float),
-            self.column("cust_email_click_rate")[pos].astype(float),
+            self._float("cust_sms_click_rate")[pos],
+            self._float("cust_email_click_rate")[pos],
         )
 
 

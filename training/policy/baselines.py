@@ -20,6 +20,7 @@ times are converted once per time zone, not per row.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -77,13 +78,22 @@ class _Events:
             else np.zeros(self.n, dtype=bool)
         )
         self._local_failed: np.ndarray | None = None
+        zones = self.timezone  # one name when every event has the same (a lone request)
+        same = self.n > 0 and isinstance(zones[0], str) and (zones == zones[0]).all()
+        self.one_zone: str | None = str(zones[0]) if same else None
 
     @property
     def local_failed(self) -> np.ndarray:
         """Local wall-clock time of each failure (converted once, shared by all slots)."""
         if self._local_failed is None:
-            self._local_failed = self.failed + utc_offsets(self.failed, self.timezone)
+            zones = self.timezone if self.one_zone is None else self.one_zone
+            self._local_failed = self.failed + utc_offsets(self.failed, zones)
         return self._local_failed
+
+    def zones(self, pos: np.ndarray) -> np.ndarray | str:
+        """The time zones of the events at ``pos`` (one name when all events share it)."""
+        zone = self.one_zone
+        return self.timezone[pos] if zone is None else zone
 
     def positions(self, event_ids: pd.Series | np.ndarray) -> np.ndarray:
         index = pd.Index(self.event_id)
@@ -111,8 +121,14 @@ def _at_same_clock(ev: _Events, pos: np.ndarray, days: np.ndarray) -> np.ndarray
     if len(pos) == 0:
         return np.empty(0, dtype="int64")
     offsets, slot = np.unique(np.asarray(days, dtype=float), return_inverse=True)
-    shift = pd.to_timedelta(offsets, unit="D").as_unit("ns").asi8[slot.ravel()]
-    return local_to_utc_ns(ev.local_failed[pos] + shift, ev.timezone[pos])
+    shift = _day_shifts(tuple(offsets.tolist()))[slot.ravel()]
+    return local_to_utc_ns(ev.local_failed[pos] + shift, ev.zones(pos))
+
+
+@lru_cache(maxsize=256)
+def _day_shifts(days: tuple[float, ...]) -> np.ndarray:
+    """Nanoseconds of each number of days (the configured slots: converted once)."""
+    return pd.to_timedelta(np.array(days, dtype=float), unit="D").as_unit("ns").asi8
 
 
 def _first_attempt(ev: _Events, previous: pd.DataFrame | None) -> np.ndarray:
@@ -209,9 +225,7 @@ def _fit_messages(
     )
     keep = channel != ""
     pos, send_at, channel, template = pos[keep], send_at[keep], channel[keep], template[keep]
-    send_at = defer_quiet_ns(
-        send_at, ev.timezone[pos], quiet_hours.start_hour, quiet_hours.end_hour
-    )
+    send_at = defer_quiet_ns(send_at, ev.zones(pos), quiet_hours.start_hour, quiet_hours.end_hour)
     inside = (send_at >= ev.failed[pos]) & (send_at <= ev.window_end[pos])
     pos, send_at, channel, template = (
         pos[inside],
@@ -227,26 +241,33 @@ def _fit_messages(
     return _Messages(pos[within], send_at[within], channel[within].astype(object), template[within])
 
 
-def _schedules(
+ScheduleColumns = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
+"""A schedule as columns: retries (event_id, at) and messages (event_id, send_at, channel,
+template), times as int64 ns, rows sorted by event id then time."""
+
+
+def _schedule_columns(
     ev: _Events, retry_pos: np.ndarray, retry_at: np.ndarray, messages: _Messages
-) -> Schedules:
-    """The frames, sorted by ``event_id`` then time (as :meth:`Schedules.sorted`)."""
+) -> ScheduleColumns:
     rank = ev.sort_rank()
     r = np.lexsort((retry_at, rank[retry_pos]))
     m = np.lexsort((messages.send_at, rank[messages.pos]))
-    retries = pd.DataFrame(
-        {"event_id": ev.event_id[retry_pos[r]], "at": from_ns(retry_at[r])}, copy=False
+    retries = {"event_id": ev.event_id[retry_pos[r]], "at": retry_at[r]}
+    return retries, {
+        "event_id": ev.event_id[messages.pos[m]],
+        "send_at": messages.send_at[m],
+        "channel": messages.channel[m],
+        "template": messages.template[m].astype(object),
+    }
+
+
+def schedule_frames(columns: ScheduleColumns) -> Schedules:
+    """The frames of a schedule given as columns (sorted as :meth:`Schedules.sorted`)."""
+    retries, messages = columns
+    return Schedules(
+        pd.DataFrame({**retries, "at": from_ns(retries["at"])}, copy=False),
+        pd.DataFrame({**messages, "send_at": from_ns(messages["send_at"])}, copy=False),
     )
-    frame = pd.DataFrame(
-        {
-            "event_id": ev.event_id[messages.pos[m]],
-            "send_at": from_ns(messages.send_at[m]),
-            "channel": messages.channel[m],
-            "template": messages.template[m].astype(object),
-        },
-        copy=False,
-    )
-    return Schedules(retries, frame)
 
 
 def _payday_mornings(
@@ -278,7 +299,7 @@ def _payday_mornings(
         is_payday |= payday == last_business
     pos, local_day = pos[is_payday], local_day[is_payday]
     local = local_day.astype("M8[ns]").view("int64") + config.payday_retry_hour * NS_PER_HOUR
-    return pos, local_to_utc_ns(local, ev.timezone[pos])
+    return pos, local_to_utc_ns(local, ev.zones(pos))
 
 
 def _update_plausible(ev: _Events, messages: _Messages, rules: RetryRules) -> np.ndarray:
@@ -316,6 +337,22 @@ def fixed_schedule(
     ``decisions`` (``rules.decide_many`` of these events, same order) may be passed when
     the caller already has them.
     """
+    columns = fixed_schedule_columns(
+        events, previous_attempts, rules, config, decisions, quiet_hours=quiet_hours
+    )
+    return schedule_frames(columns)
+
+
+def fixed_schedule_columns(
+    events: pd.DataFrame,
+    previous_attempts: pd.DataFrame | None,
+    rules: RetryRules,
+    config: BaselineConfig | None = None,
+    decisions: pd.DataFrame | None = None,
+    *,
+    quiet_hours: QuietHours,
+) -> ScheduleColumns:
+    """:func:`fixed_schedule` as columns (what the decision scores it from)."""
     config = config or BaselineConfig()
     ev = _Events(events)
     decisions = _decisions(rules, ev, previous_attempts, decisions)
@@ -340,7 +377,7 @@ def fixed_schedule(
         np.ones(len(pos), dtype=bool),
         _update_plausible(ev, messages, rules),
     )
-    return _schedules(ev, retry_pos, retry_at, messages)
+    return _schedule_columns(ev, retry_pos, retry_at, messages)
 
 
 def message_templates(
@@ -425,7 +462,7 @@ def rules_baseline(
         ),
         plausible,
     )
-    return _schedules(ev, retry_pos, retry_at, messages)
+    return schedule_frames(_schedule_columns(ev, retry_pos, retry_at, messages))
 
 
 def no_action(

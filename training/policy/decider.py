@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -12,13 +13,23 @@ from training.core.localtime import HOUR_NS, from_ns, to_ns
 from training.declines.rules import RetryRules
 from training.features.dunning_state import state_of_rows
 from training.models.matrix import EventMatrix
-from training.policy.baselines import fixed_schedule
+from training.policy.baselines import fixed_schedule_columns
 from training.policy.decisions import Decisions, new_decision_ids
-from training.policy.message_pruning import ScheduleValues, protected_messages, prune_messages
+from training.policy.message_pruning import (
+    Schedule,
+    ScheduleValues,
+    protected_messages,
+    prune_messages,
+)
 from training.policy.message_search import plan_messages
 from training.policy.reasons import model_reasons
 from training.policy.retry_search import plan_retries, retry_windows
-from training.policy.scorer import ModelScorer, past_of_keys, past_rows
+from training.policy.scorer import ModelScorer, past_of_events, past_rows
+
+Rows: TypeAlias = pd.DataFrame | dict[str, np.ndarray]
+"""A schedule's retries or messages: a frame, or its columns (times as int64 ns)."""
+Scored: TypeAlias = tuple[Rows, Rows] | tuple[Rows, Rows, np.ndarray]
+"""A schedule to score: :data:`~training.policy.message_pruning.Schedule`, or columns."""
 
 
 class Plan(NamedTuple):
@@ -126,9 +137,9 @@ class ModelDecider:
         """Rules decision, event features, retries, messages and propensities (``past``:
         :func:`past_rows` of the events, ``decisions``: the rules engine's, when the caller
         has them already; ``memo``: where the pruning's scores are kept for the caller)."""
-        events = events.reset_index(drop=True)
+        events = _numbered(events)
         if decisions is None:
-            decisions = self.rules.decide_many(events, previous_attempts).reset_index(drop=True)
+            decisions = _numbered(self.rules.decide_many(events, previous_attempts))
         features = self.scorer.event_features(events, previous_attempts)
         past = past_rows(events, previous_attempts) if past is None else past
         if memo is None:
@@ -163,7 +174,7 @@ class ModelDecider:
         draw = np.random.default_rng().random(len(events))
         arm = np.where(draw < rate, np.floor(draw / rate * arms).astype(int), 0)
         arm = np.minimum(arm, arms - 1)  # arm 0: the searched schedule
-        pos = pd.Index(events["event_id"].to_numpy()).get_indexer(retries["event_id"].to_numpy())
+        pos = _positions(events["event_id"].to_numpy(), retries["event_id"].to_numpy())
         at = to_ns(retries["at"])
         moved = at + shifts[arm[pos]] * HOUR_NS
         inside = np.ones(len(events), dtype=bool)
@@ -207,7 +218,7 @@ class ModelDecider:
         events: pd.DataFrame,
         features: pd.DataFrame | EventMatrix,
         past: pd.DataFrame,
-        schedules: list[tuple[pd.DataFrame, pd.DataFrame]],
+        schedules: Sequence[Scored],
         p_self: np.ndarray | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per schedule: the expected recovery per event (the events' order) and the
@@ -217,26 +228,24 @@ class ModelDecider:
         n, count = len(ids), len(schedules)
         if p_self is None:
             p_self = self.scorer.self_cure_probability(features, events["window_days"]).to_numpy()
-        position = pd.Index(ids)
-        keys = pd.DataFrame({"key": np.arange(n * count), "event_id": np.tile(ids, count)})
-        h_key, _, h_ns, h_kind = past_of_keys(keys, past)
-        retries = [r for r, _ in schedules]
-        messages = [m for _, m in schedules]
+        h_key, _, h_ns, h_kind = past_of_events(np.arange(n * count), np.tile(ids, count), past)
         columns = _FrameColumns()  # the pruning passes one retries frame for every schedule
-        parts = [*((r, "at") for r in retries), *((m, "send_at") for m in messages)]
-        sizes = np.array([len(frame) for frame, _ in parts], dtype=np.int64)
+        retries = [columns.rows(s[0], "at", None) for s in schedules]
+        messages = [columns.rows(s[1], "send_at", s[2] if len(s) == 3 else None) for s in schedules]
+        parts = [*retries, *messages]
+        sizes = np.array([len(part["ns"]) for part in parts], dtype=np.int64)
         offset = np.repeat(np.tile(np.arange(count, dtype=np.int64) * n, 2), sizes)
-        owners = [columns.get(frame, "event_id") for frame, _ in parts]
-        event_pos = position.get_indexer(np.concatenate(owners)) if len(owners) else owners
+        owners = np.concatenate([part["event_id"] for part in parts]) if parts else np.zeros(0)
+        event_pos = _positions(ids, owners)
         n_h, n_r, n_m = len(h_key), int(sizes[:count].sum()), int(sizes[count:].sum())
         key = np.concatenate([h_key.astype(np.int64), offset + event_pos])
-        ns = np.concatenate([h_ns, *(columns.ns(frame, time) for frame, time in parts)])
+        ns = np.concatenate([h_ns, *(part["ns"] for part in parts)])
         kind = np.concatenate(
             [h_kind, np.full(n_r, "retry", object), np.full(n_m, "message", object)]
         )
         nothing = np.full(n_h + n_r, None, dtype=object)
-        template = np.concatenate([nothing, *(columns.get(m, "template") for m in messages)])
-        channel = np.concatenate([nothing, *(columns.get(m, "channel") for m in messages)])
+        template = np.concatenate([nothing, *(part["template"] for part in messages)])
+        channel = np.concatenate([nothing, *(part["channel"] for part in messages)])
         candidate = np.arange(len(key)) >= n_h
         wanted, state = state_of_rows(
             key, ns, kind, template, candidate, self.rules.limits.update_requests
@@ -256,8 +265,8 @@ class ModelDecider:
         )
         expected = 1.0 - (1.0 - np.tile(p_self, count)) * np.exp(survival)
         # candidate rows are the schedules' rows in the order given: retries, then messages
-        split_r = np.cumsum([0, *map(len, retries)])
-        split_m = np.cumsum([0, *map(len, messages)]) + n_r
+        split_r = np.cumsum([0, *sizes[:count]])
+        split_m = np.cumsum([0, *sizes[count:]]) + n_r
         return [
             (
                 expected[s * n : (s + 1) * n],
@@ -267,10 +276,10 @@ class ModelDecider:
         ]
 
     def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> Decisions:
-        events = events.reset_index(drop=True)
+        events = _numbered(events)
         past = past_rows(events, previous_attempts)
-        decisions = self.rules.decide_many(events, previous_attempts).reset_index(drop=True)
-        fixed = fixed_schedule(
+        decisions = _numbered(self.rules.decide_many(events, previous_attempts))
+        fixed = fixed_schedule_columns(
             events,
             previous_attempts,
             self.rules,
@@ -280,20 +289,20 @@ class ModelDecider:
         )
         # the fixed schedule's messages can only be valued by a message model (a history
         # without messages trains none): its estimate is then unknown (NaN)
-        baseline = (
-            [(fixed.retries, fixed.messages)] if self.scorer.models.message is not None else []
-        )
+        baseline = [fixed] if self.scorer.models.message is not None else []
         memo = ScheduleScores(self, events, None, past, baseline)
         plan = self.plan(events, previous_attempts, past=past, decisions=decisions, memo=memo)
         scored = memo.scores([(plan.retries, plan.messages), *baseline])
         expected_v = scored[0][0]
-        retry_p, message_p = _probability_frames(plan.retries, plan.messages, scored[0][1])
+        retry_p, message_p = _probability_frames(
+            plan.retries, plan.messages, scored[0][1], sort=True
+        )
         baseline_v = scored[1][0] if baseline else expected_v * np.nan  # events' order
         ids = events["event_id"]
         reasons = model_reasons(
             events,
             decisions,
-            plan.features.features,
+            plan.features,
             plan.retries,
             plan.messages,
             expected_v,
@@ -313,12 +322,7 @@ class ModelDecider:
                 "fallback": False,
             }
         )
-        return Decisions(
-            summary, _by_event_and_time(retry_p, "at"), _by_event_and_time(message_p, "send_at")
-        )
-
-
-Schedule = tuple[pd.DataFrame, pd.DataFrame]  # retries (event_id, at), messages
+        return Decisions(summary, retry_p, message_p)
 
 
 class _FrameColumns:
@@ -327,17 +331,39 @@ class _FrameColumns:
     def __init__(self) -> None:
         self._kept: dict[tuple[int, str], tuple[pd.DataFrame, np.ndarray]] = {}
 
-    def get(self, frame: pd.DataFrame, name: str) -> np.ndarray:
+    def get(self, frame: Rows, name: str) -> np.ndarray:
+        if isinstance(frame, dict):  # columns already (the fixed schedule's)
+            return frame[name]
         key = (id(frame), name)
         if key not in self._kept:
             self._kept[key] = (frame, frame[name].to_numpy(dtype=object))
         return self._kept[key][1]
 
-    def ns(self, frame: pd.DataFrame, name: str) -> np.ndarray:
+    def ns(self, frame: Rows, name: str) -> np.ndarray:
+        if isinstance(frame, dict):  # times as int64 ns already
+            return frame[name]
         key = (id(frame), f"{name} ns")
         if key not in self._kept:
             self._kept[key] = (frame, to_ns(frame[name]))
         return self._kept[key][1]
+
+    def rows(self, frame: Rows, time: str, keep: np.ndarray | None) -> dict[str, np.ndarray]:
+        """event_id, ns (of column ``time``) and, for messages, template and channel of the
+        frame's rows (those of ``keep`` only, when given)."""
+        out = {"event_id": self.get(frame, "event_id"), "ns": self.ns(frame, time)}
+        if time == "send_at":
+            out["template"] = self.get(frame, "template")
+            out["channel"] = self.get(frame, "channel")
+        if keep is not None:
+            out = {name: values[keep] for name, values in out.items()}
+        return out
+
+
+def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position of each value in the unique ``ids`` (-1 if absent); one id without an index."""
+    if len(ids) == 1:
+        return np.where(values == ids[0], 0, -1)
+    return pd.Index(ids).get_indexer(values)
 
 
 class ScheduleScores:
@@ -360,30 +386,30 @@ class ScheduleScores:
         events: pd.DataFrame,
         features: pd.DataFrame | EventMatrix | None,
         past: pd.DataFrame,
-        extra: list[Schedule] | None = None,
+        extra: Sequence[Scored] | None = None,
     ) -> None:
         self.decider, self.events, self.past = decider, events, past
         self.features = features
         self.extra = list(extra or [])
         self.p_self: np.ndarray | None = None
-        self.kept: dict[tuple[int, int], tuple[Schedule, tuple[np.ndarray, np.ndarray]]] = {}
+        self.kept: dict[tuple, tuple[Scored, tuple[np.ndarray, np.ndarray]]] = {}
 
     def bind(self, features: pd.DataFrame | EventMatrix) -> None:
         """The events' features (computed after the memo was made)."""
         self.features = features
 
-    def scores(self, schedules: list[Schedule]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def scores(self, schedules: Sequence[Scored]) -> list[tuple[np.ndarray, np.ndarray]]:
         """:meth:`ModelDecider.score_schedules` of ``schedules``, scoring only those not
         scored before (together with the pending ``extra`` ones)."""
         assert self.features is not None, "bind the events' features first"
-        keys = [(id(retries), id(messages)) for retries, messages in schedules]
-        missing: dict[tuple[int, int], Schedule] = {}
+        keys = [_schedule_key(schedule) for schedule in schedules]
+        missing: dict[tuple, Scored] = {}
         for key, schedule in zip(keys, schedules, strict=True):
             if key not in self.kept:
                 missing.setdefault(key, schedule)
         if missing:
             for schedule in self.extra:
-                missing.setdefault((id(schedule[0]), id(schedule[1])), schedule)
+                missing.setdefault(_schedule_key(schedule), schedule)
             self.extra = []
             if self.p_self is None:
                 window = self.events["window_days"]
@@ -401,37 +427,60 @@ class ScheduleScores:
         return [expected for expected, _ in self.scores(schedules)]
 
 
+def _numbered(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame.reset_index(drop=True)``, without the copy when its rows are numbered 0..n-1
+    already (frames are never changed in place here)."""
+    index = frame.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return frame
+    return frame.reset_index(drop=True)
+
+
+def _schedule_key(schedule: Scored) -> tuple:
+    """A schedule by the identity of its frames (and the messages' rows it keeps)."""
+    keep = schedule[2].tobytes() if len(schedule) == 3 else None
+    return (id(schedule[0]), id(schedule[1]), keep)
+
+
 def _probability_frames(
-    retries: pd.DataFrame, messages: pd.DataFrame, p: np.ndarray
+    retries: pd.DataFrame, messages: pd.DataFrame, p: np.ndarray, sort: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A schedule's rows with their probabilities (``p``: retries, then messages)."""
+    """A schedule's rows with their probabilities (``p``: retries, then messages); with
+    ``sort``, each frame ordered by event id, then time (stable), as ``sort_values`` would."""
     n_r = len(retries)
-    retry_p = pd.DataFrame(
+    retry_p = _sorted_frame(
         {
             "event_id": retries["event_id"].to_numpy(),
-            "at": from_ns(to_ns(retries["at"])),
+            "at": to_ns(retries["at"]),
             "success_probability": p[:n_r],
-        }
+        },
+        "at",
+        sort,
     )
-    message_p = pd.DataFrame(
+    message_p = _sorted_frame(
         {
             "event_id": messages["event_id"].to_numpy(),
-            "send_at": from_ns(to_ns(messages["send_at"])),
+            "send_at": to_ns(messages["send_at"]),
             "template": messages["template"].to_numpy(dtype=object),
             "channel": messages["channel"].to_numpy(dtype=object),
             "response_probability": p[n_r:],
-        }
+        },
+        "send_at",
+        sort,
     )
     return retry_p, message_p
 
 
-def _by_event_and_time(frame: pd.DataFrame, time: str) -> pd.DataFrame:
-    """Rows ordered by event id, then time (stable), as ``sort_values`` would."""
-    ids, ns = frame["event_id"].to_numpy(), to_ns(frame[time])
+def _sorted_frame(columns: dict[str, np.ndarray], time: str, sort: bool) -> pd.DataFrame:
+    """A frame of ``columns`` (``time`` as int64 ns), rows by event id, then time when
+    ``sort``. Not copied: the schedule frames they come from are never changed in place."""
+    ids, ns = columns["event_id"], columns[time]
+    if not sort:
+        return pd.DataFrame({**columns, time: from_ns(ns)}, copy=False)
     if len(ids) == 0 or (ids == ids[0]).all():  # one event (a lone request): by time
         order = np.argsort(ns, kind="stable")
     else:
         order = np.lexsort((ns, pd.factorize(ids, sort=True)[0]))
-    if (order == np.arange(len(order))).all() and frame.index.equals(pd.RangeIndex(len(order))):
-        return frame  # in order already (the search's frames usually are)
-    return frame.take(order).reset_index(drop=True)
+    if not (order == np.arange(len(order))).all():  # the search's rows usually are in order
+        columns = {name: values[order] for name, values in columns.items()}
+    return pd.DataFrame({**columns, time: from_ns(columns[time])}, copy=False)

@@ -23,9 +23,26 @@ from training.config.retry_limits import UpdateRequests
 from training.core.arrays import group_first, rank_in_group
 from training.features.dunning_state import is_update_request
 
-Schedule = tuple[pd.DataFrame, pd.DataFrame]  # retries (event_id, at), messages
+Schedule = tuple[pd.DataFrame, pd.DataFrame] | tuple[pd.DataFrame, pd.DataFrame, np.ndarray]
+"""Retries (event_id, at) and messages; with a third item ``keep`` (booleans over the
+messages' rows), the schedule of ``messages[keep]``: the pruning's trial schedules, which
+would otherwise each cost a frame."""
 ScheduleValues = Callable[[list[Schedule]], list[np.ndarray]]
 """Expected recovery of each schedule, one array per schedule in the events' order."""
+
+
+def schedule_messages(schedule: Schedule) -> pd.DataFrame:
+    """A schedule's messages as a frame (its ``keep`` rows, when it has one)."""
+    if len(schedule) == 3:
+        return schedule[1][schedule[2]]
+    return schedule[1]
+
+
+def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position of each value in the unique ``ids`` (-1 if absent); one id without an index."""
+    if len(ids) == 1:
+        return np.where(values == ids[0], 0, -1)
+    return pd.Index(ids).get_indexer(values)
 
 
 def protected_messages(
@@ -37,15 +54,14 @@ def protected_messages(
     """True on each event's first update request when its decline needs an update first."""
     if messages.empty:
         return np.zeros(0, dtype=bool)
-    needs = pd.Series(
-        decisions["needs_update_first"].to_numpy(dtype=bool), index=events["event_id"].to_numpy()
-    )
+    needs = decisions["needs_update_first"].to_numpy(dtype=bool)
     asks = is_update_request(messages["template"].to_numpy(dtype=object), update)
     ids = messages["event_id"].to_numpy()
     first_ask = np.zeros(len(messages), dtype=bool)
     ask_rows = np.flatnonzero(asks)
     first_ask[ask_rows[group_first(ids[ask_rows])]] = True  # rows sorted by event, time
-    return first_ask & needs.reindex(ids).fillna(False).to_numpy(dtype=bool)
+    pos = _positions(events["event_id"].to_numpy(), ids)
+    return first_ask & np.where(pos >= 0, needs[pos], False)
 
 
 def prune_messages(
@@ -59,16 +75,18 @@ def prune_messages(
     """``messages`` (sorted by event id, then time) without those whose marginal value to
     the whole schedule is below ``min_gain``."""
     ids = events["event_id"].to_numpy()
-    position = pd.Index(ids)
     keep = np.ones(len(messages), dtype=bool)
+    current = messages
     while keep.any():
         # ``current`` is the frame scored (and, when nothing more is dropped, returned):
         # the caller's scores of it can be reused for the decision's own figures
-        current = messages[keep].reset_index(drop=True)
-        pos = position.get_indexer(current["event_id"].to_numpy())
+        if len(current) != keep.sum():
+            current = messages[keep].reset_index(drop=True)
+        pos = _positions(ids, current["event_id"].to_numpy())
         rank = rank_in_group(pos)
         ranks = int(rank.max()) + 1
-        schedules = [(retries, current)] + [(retries, current[rank != r]) for r in range(ranks)]
+        schedules: list[Schedule] = [(retries, current)]
+        schedules += [(retries, current, rank != r) for r in range(ranks)]
         value = values(schedules)
         full = value[0]
         gain = np.full((len(ids), ranks), np.inf)  # what message r adds to its schedule

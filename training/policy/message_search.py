@@ -91,13 +91,15 @@ class _Context:
         self.features = features
         self.past = past
         self.ids = events["event_id"].to_numpy()
-        self.tz = events["timezone"].fillna("UTC").to_numpy()
+        tz = events["timezone"].to_numpy(dtype=object)
+        tz = np.where(pd.isna(tz), "UTC", tz)
+        same = len(tz) > 0 and isinstance(tz[0], str) and (tz == tz[0]).all()
+        self.tz: np.ndarray | str = str(tz[0]) if same else tz  # one zone: no per-row work
         self.fast = isinstance(scorer, ModelScorer)
         if self.fast:
             self.matrix = as_event_matrix(features)
             self.rows = self.matrix.positions(self.ids)
-            index = pd.Index(self.ids)
-            owner = index.get_indexer(past["event_id"].to_numpy())
+            owner = _positions(self.ids, past["event_id"].to_numpy())
             keep = owner >= 0
             hours = to_ns(past["t"])[keep] / HOUR_NS
             kind = past["kind"].to_numpy()[keep]
@@ -166,7 +168,8 @@ class _Context:
                 "template": c.template,
                 "channel": c.channel,
                 "response_probability": np.full(len(c), np.nan) if p is None else p,
-            }
+            },
+            copy=False,  # the candidates' arrays are this frame's own
         )
 
 
@@ -236,28 +239,50 @@ def plan_messages(
         chosen = _Candidates.concat([chosen, picked])
         chosen_p = np.concatenate([chosen_p, p[pick]])
         earliest[picked.pos] = picked.ns + gap
-        stopped = np.setdiff1d(np.flatnonzero(active), picked.pos)
+        stopped = active.copy()
+        stopped[picked.pos] = False
         earliest[stopped] = window_end[stopped]
     # by event id, then time (the order every schedule frame has)
-    order = np.lexsort((chosen.ns, pd.factorize(context.ids[chosen.pos], sort=True)[0]))
+    order = np.lexsort((chosen.ns, _id_rank(context.ids)[chosen.pos]))
     return context.frame(chosen.take(order), chosen_p[order])
 
 
+def _id_rank(ids: np.ndarray) -> np.ndarray:
+    """Rank of each (unique) event id in sorted order: schedules are sorted by event id."""
+    if len(ids) <= 1:
+        return np.zeros(len(ids), dtype=np.intp)
+    return pd.factorize(ids, sort=True)[0]
+
+
+def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position of each value in the unique ``ids`` (-1 if absent); one id without an index."""
+    if len(ids) == 1:
+        return np.where(values == ids[0], 0, -1)
+    return pd.Index(ids).get_indexer(values)
+
+
 def _message_slots(
-    best: _Candidates, ref: np.ndarray, window_end: np.ndarray, tz: np.ndarray, config: PolicyConfig
+    best: _Candidates,
+    ref: np.ndarray,
+    window_end: np.ndarray,
+    tz: np.ndarray | str,
+    config: PolicyConfig,
 ) -> _Candidates:
     """The best pair of each event at its first allowed time and at the allowed local hours
     of the next ``message_days_ahead`` days (inside the window, outside quiet hours)."""
     pos = best.pos
     hours = np.array(config.message_local_hours, dtype=np.int64)
     days = np.arange(config.message_days_ahead)
-    zones = tz[pos]
+    zones = tz if isinstance(tz, str) else tz[pos]
     local = ref[pos] + utc_offsets(ref[pos], zones)
     local_day = local - local % DAY_NS
     grid = np.repeat(np.arange(len(pos)), len(days) * len(hours))
     day_off = np.tile(np.repeat(days, len(hours)), len(pos))
     hour = np.tile(hours, len(pos) * len(days))
-    at = local_to_utc_ns(local_day[grid] + day_off * DAY_NS + hour * HOUR_NS, zones[grid])
+    at = local_to_utc_ns(
+        local_day[grid] + day_off * DAY_NS + hour * HOUR_NS,
+        zones if isinstance(zones, str) else zones[grid],
+    )
     slot_pos = pos[grid]
     keep = (
         (at >= ref[slot_pos])

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from training.config.policy import PolicyConfig
+from training.models.matrix import EventMatrix, as_event_matrix
 
 
 def _words(values: np.ndarray) -> np.ndarray:
@@ -24,7 +25,10 @@ def _percent(p: np.ndarray) -> np.ndarray:
 
 
 def _positions(ids: pd.Index, event_ids: pd.Series) -> np.ndarray:
-    return ids.get_indexer(pd.Index(event_ids.to_numpy(dtype=object)))
+    values = event_ids.to_numpy(dtype=object)
+    if len(ids) == 1:  # one event (a lone request): no index lookup
+        return np.where(values == ids[0], 0, -1)
+    return ids.get_indexer(pd.Index(values))
 
 
 def _count_per_event(ids: pd.Index, event_ids: pd.Series) -> np.ndarray:
@@ -35,25 +39,29 @@ def _count_per_event(ids: pd.Index, event_ids: pd.Series) -> np.ndarray:
 def _first_per_event(ids: pd.Index, event_ids: pd.Series, values: pd.Series) -> np.ndarray:
     """First non-null value per event in row order ("" where there is none)."""
     pos = _positions(ids, event_ids)
-    keep = (pos >= 0) & values.notna().to_numpy()
-    pos, vals = pos[keep], values.to_numpy(dtype=object)[keep]
+    vals = values.to_numpy(dtype=object)
+    keep = (pos >= 0) & ~pd.isna(vals)
+    pos, vals = pos[keep], vals[keep]
     out = np.full(len(ids), "", dtype=object)
     events, first = np.unique(pos, return_index=True)
     out[events] = vals[first]
     return out
 
 
-def _feature(features: pd.DataFrame, ids: pd.Index, column: str) -> np.ndarray:
-    rows = features.index.get_indexer(ids)
-    if (rows < 0).any():
-        raise KeyError(f"features: no row for event_id {ids[rows < 0][0]!r}")
-    return features[column].to_numpy()[rows]
+def _feature(features: pd.DataFrame | EventMatrix, ids: pd.Index, column: str) -> np.ndarray:
+    matrix = as_event_matrix(features)
+    try:
+        rows = matrix.positions(ids.to_numpy())
+    except KeyError:
+        missing = ~ids.isin(matrix.ids)
+        raise KeyError(f"features: no row for event_id {ids[missing][0]!r}") from None
+    return matrix.column(column)[rows]
 
 
 def model_reasons(
     events: pd.DataFrame,
     decisions: pd.DataFrame,
-    features: pd.DataFrame,
+    features: pd.DataFrame | EventMatrix,
     retries: pd.DataFrame,
     messages: pd.DataFrame,
     expected: np.ndarray,

@@ -21,7 +21,7 @@ from training.core.localtime import HOUR_NS, from_ns, to_ns
 from training.declines.table import DeclineTable
 from training.features.customer import CustomerIndex
 from training.features.dunning_state import timeline_state_arrays
-from training.features.frames import event_features
+from training.features.frames import event_feature_columns
 from training.models.calibrated import CalibratedModel
 from training.models.fit import TrainedModels
 from training.models.matrix import EventMatrix, as_event_matrix
@@ -37,7 +37,10 @@ def past_rows(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> p
         ids.append(previous_attempts["event_id"].to_numpy())
         times.append(to_ns(previous_attempts["attempted_at"]))
     event_ids, ns = np.concatenate(ids), np.concatenate(times)
-    order = np.lexsort((ns, pd.factorize(event_ids, sort=True)[0]))  # by event id, then time
+    if len(event_ids) and (event_ids == event_ids[0]).all():  # one event: by time
+        order = np.argsort(ns, kind="stable")
+    else:
+        order = np.lexsort((ns, pd.factorize(event_ids, sort=True)[0]))  # by event id, time
     event_ids, ns = event_ids[order], ns[order]
     first = group_first(event_ids)
     return pd.DataFrame(
@@ -45,7 +48,8 @@ def past_rows(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> p
             "event_id": event_ids,
             "t": from_ns(ns),
             "kind": np.where(first, "original", "retry").astype(object),
-        }
+        },
+        copy=False,  # arrays made here
     )
 
 
@@ -54,18 +58,28 @@ def past_of_keys(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The past rows of every key's event (a left join of keys on ``past``, in key order
     then past order): key, event_id, t (ns), kind."""
+    return past_of_events(keys["key"].to_numpy(), keys["event_id"].to_numpy(), past)
+
+
+def past_of_events(
+    key: np.ndarray, event_ids: np.ndarray, past: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`past_of_keys` of keys given as arrays (``key`` and its ``event_ids``)."""
     past_events = past["event_id"].to_numpy()
     codes, uniques = pd.factorize(past_events)
     counts = np.bincount(codes, minlength=len(uniques))
     order = np.argsort(codes, kind="stable")
     first = np.cumsum(counts) - counts
-    which = pd.Index(uniques).get_indexer(keys["event_id"].to_numpy())
+    if len(uniques) == 1:  # one event (a lone request): no index to build
+        which = np.where(event_ids == uniques[0], 0, -1)
+    else:
+        which = pd.Index(uniques).get_indexer(event_ids)
     if len(which) and which.min() < 0:
         raise KeyError("a schedule's event has no past attempts (not even its failed charge)")
     per_key = counts[which]
     rows = order[np.repeat(first[which], per_key) + group_counter(per_key)]
     return (
-        np.repeat(keys["key"].to_numpy(), per_key),
+        np.repeat(key, per_key),
         past_events[rows],
         to_ns(past["t"])[rows],
         past["kind"].to_numpy(dtype=object)[rows],
@@ -157,23 +171,24 @@ class ModelScorer:
         self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None
     ) -> EventMatrix:
         """The events' features, ready to be encoded for each model once per call."""
-        return EventMatrix(
-            event_features(events, None, self.table, previous_attempts, index=self.customer_index)
+        columns = event_feature_columns(
+            events, None, self.table, previous_attempts, index=self.customer_index
         )
+        return EventMatrix.from_columns(events["event_id"].to_numpy(), columns)
 
     def self_cure_probability(
         self, features: pd.DataFrame | EventMatrix, window_days: pd.Series
     ) -> pd.Series:
         """P(the customer pays unprompted within the window), per event_id."""
         matrix = as_event_matrix(features)
-        index = matrix.features.index
+        index = pd.Index(matrix.ids)
         days = int(window_days.max()) if len(window_days) else 0
         if days == 0:
             return pd.Series(0.0, index=index)
         n = len(index)
         pos = np.repeat(np.arange(n), days)
         day_index = np.tile(np.arange(days), n)
-        start = to_ns(matrix.features["dunning_start"])
+        start = to_ns(matrix.column("dunning_start"))
         at = start[pos] + (day_index * 24 + 12) * HOUR_NS
         columns = {**matrix.time_columns(pos, at), "day_index": day_index.astype(float)}
         model = self.models.self_cure
