@@ -4,7 +4,7 @@ so what was evaluated is what is served; defaults live here, overrides in params
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from training.config.baselines import BaselineConfig
 from training.config.quiet_hours import QuietHours
@@ -14,9 +14,16 @@ class PolicyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     retry_grid_hours: int = Field(
-        3, ge=1, le=24, description="coarse grid of candidate retry times (then refined hourly)"
+        12,
+        ge=1,
+        le=24,
+        description="grid of candidate retry times the dynamic programme chooses from",
     )
-    refine_hours: int = Field(2, ge=0, description="hours tried either side of each chosen retry")
+    refine_steps_hours: tuple[int, ...] = Field(
+        (6, 3, 1),
+        description="then each chosen retry is tried this many hours earlier and later, "
+        "step after step, where the whole schedule gains (empty: no refinement)",
+    )
     nominal_retry_gap_hours: float = Field(
         48.0, gt=0, description="gap to the previous retry assumed while placing later retries"
     )
@@ -46,3 +53,10 @@ class PolicyConfig(BaseModel):
         (-12, -6, 6, 12), description="alternatives: every retry shifted by these hours"
     )
     baseline: BaselineConfig = BaselineConfig()
+
+    @field_validator("refine_steps_hours")
+    @classmethod
+    def _positive_steps(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
+        if any(step < 1 for step in steps):
+            raise ValueError(f"refine_steps_hours must be whole hours >= 1, got {list(steps)}")
+        return steps
