@@ -4,7 +4,7 @@ so what was evaluated is what is served; defaults live here, overrides in params
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from training.config.baselines import BaselineConfig
 from training.config.quiet_hours import QuietHours
@@ -19,10 +19,16 @@ class PolicyConfig(BaseModel):
         le=24,
         description="grid of candidate retry times the dynamic programme chooses from",
     )
+    fine_grids_hours: tuple[int, ...] = Field(
+        (3, 1),
+        description="then the programme again on each of these finer grids, every retry "
+        "only within one step of the grid before of where it was (each divides the one "
+        "before; empty: the first grid only)",
+    )
     refine_steps_hours: tuple[int, ...] = Field(
-        (6, 3, 1),
+        (),
         description="then each chosen retry is tried this many hours earlier and later, "
-        "step after step, where the whole schedule gains (empty: no refinement)",
+        "step after step, its schedule judged with its actual predecessors (empty: none)",
     )
     nominal_retry_gap_hours: float = Field(
         48.0, gt=0, description="gap to the previous retry assumed while placing later retries"
@@ -54,9 +60,20 @@ class PolicyConfig(BaseModel):
     )
     baseline: BaselineConfig = BaselineConfig()
 
-    @field_validator("refine_steps_hours")
+    @field_validator("fine_grids_hours", "refine_steps_hours")
     @classmethod
-    def _positive_steps(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
+    def _positive_steps(cls, steps: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
         if any(step < 1 for step in steps):
-            raise ValueError(f"refine_steps_hours must be whole hours >= 1, got {list(steps)}")
+            raise ValueError(f"{info.field_name} must be whole hours >= 1, got {list(steps)}")
         return steps
+
+    @model_validator(mode="after")
+    def _grids_nest(self) -> PolicyConfig:
+        grids = (self.retry_grid_hours, *self.fine_grids_hours)
+        for coarse, fine in zip(grids, grids[1:], strict=False):
+            if fine >= coarse or coarse % fine:
+                raise ValueError(
+                    f"fine_grids_hours {list(self.fine_grids_hours)}: each grid must divide "
+                    f"the one before (retry_grid_hours {self.retry_grid_hours} first)"
+                )
+        return self

@@ -105,14 +105,64 @@ def plan_retries(
     log_fail[pos, k, j] = np.log1p(-np.clip(p, 0, 1 - 1e-9))
     e_idx, j_idx = _dp(log_fail, count, spacing)
     plan_ns = start[e_idx] + j_idx * step
-    if not config.refine_steps_hours or len(e_idx) == 0:
+    if not (config.fine_grids_hours or config.refine_steps_hours) or len(e_idx) == 0:
         return pd.DataFrame({"event_id": ids[e_idx], "at": pd.Series(from_ns(plan_ns))})
-    plan_ns = _refine(context, e_idx, plan_ns, start, window_end, min_spacing_hours)
+    band = config.retry_grid_hours
+    for fine in config.fine_grids_hours:
+        plan_ns = _dp_around(
+            context, e_idx, plan_ns, start, window_end, min_spacing_hours, fine, band
+        )
+        band = fine
+    if config.refine_steps_hours:
+        plan_ns = _refine(context, e_idx, plan_ns, start, window_end, min_spacing_hours)
     # sorted by event id, then time (no move passes a neighbouring retry)
     order = np.lexsort((plan_ns, _id_rank(ids)[e_idx]))
     return pd.DataFrame(
         {"event_id": ids[e_idx[order]], "at": pd.array(plan_ns[order], dtype=UTC_NS)}
     )
+
+
+def _dp_around(
+    context: _RetryContext,
+    plan_event: np.ndarray,
+    plan_ns: np.ndarray,
+    start: np.ndarray,
+    window_end: np.ndarray,
+    min_spacing_hours: float,
+    grid_hours: int,
+    band_hours: int,
+) -> np.ndarray:
+    """The dynamic programme again on a finer grid (every ``grid_hours`` from each
+    event's earliest time), the k-th retry only within ``band_hours`` of where the
+    coarser programme put it: the same choice as the fine grid over the whole window
+    wherever the coarse grid found the right neighbourhood, for a few cells per retry.
+
+    ``plan_event``, ``plan_ns``: the retries (event position, time on this grid), grouped
+    by event in order and by time within an event; returns their new times, row for row.
+    """
+    step = grid_hours * HOUR_NS
+    sizes = np.bincount(plan_event, minlength=len(start))
+    rank = np.arange(len(plan_ns)) - (np.cumsum(sizes) - sizes)[plan_event]
+    reach = band_hours // grid_hours
+    shift = np.arange(-reach, reach + 1)
+    row = np.repeat(np.arange(len(plan_ns)), len(shift))
+    event = plan_event[row]
+    at = plan_ns[row] + np.tile(shift, len(plan_ns)) * step
+    inside = (at >= start[event]) & (at < window_end[event])
+    row, event, at = row[inside], event[inside], at[inside]
+    cell = (at - start[event]) // step
+    planned = np.flatnonzero(sizes)  # the events with retries, compactly numbered
+    compact = np.searchsorted(planned, event)
+    first_cell = np.full(len(planned), np.iinfo(np.int64).max)
+    np.minimum.at(first_cell, compact, cell)
+    column = cell - first_cell[compact]
+    p = _retry_probabilities(context, event, at, rank[row])
+    log_fail = np.full((len(planned), int(sizes.max()), int(column.max()) + 1), np.inf)
+    log_fail[compact, rank[row], column] = np.log1p(-np.clip(p, 0, 1 - 1e-9))
+    spacing = int(np.ceil(min_spacing_hours * HOUR_NS / step))
+    e_idx, j_idx = _dp(log_fail, sizes[planned], spacing)
+    # every planned retry keeps a cell (its own is in its band), so rows match
+    return start[planned[e_idx]] + (first_cell[e_idx] + j_idx) * step
 
 
 def _id_rank(ids: np.ndarray) -> np.ndarray:
