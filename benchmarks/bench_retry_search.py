@@ -46,6 +46,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from serving.artifact_decider import load_artifact_decider
+    from training.config.params import load_params
     from training.contract.io import load_history
     from training.core.localtime import to_ns
     from training.features.invoice import events_from_history
@@ -55,6 +56,7 @@ def main() -> None:
 
     world = prepare(args.work, args.invoices, args.seed)
     decider = load_artifact_decider(str(world.model_dir)).decider
+    policy = load_params(Path("params.yaml")).policy  # the defaults, not the artifact's
     history, _ = load_history(args.work / f"history-{args.invoices}-{args.seed}")
     events = events_from_history(history).tail(args.events).reset_index(drop=True)
     decisions = decider.rules.decide_many(events, None).reset_index(drop=True)
@@ -63,14 +65,11 @@ def main() -> None:
     limits = decider.rules.limits
     update = limits.update_requests
     messages = plan_messages(
-        decider.scorer, events, features, past, decisions, decider.templates, decider.config,
-        update,
-    )  # fmt: skip
+        decider.scorer, events, features, past, decisions, decider.templates, policy, update
+    )
     count, start, end = retry_windows(events, decisions, messages, update, limits.min_spacing_hours)
     ids = events["event_id"].to_numpy()
-    context = _RetryContext.build(
-        decider.scorer, features, past, messages, ids, decider.config, update
-    )
+    context = _RetryContext.build(decider.scorer, features, past, messages, ids, policy, update)
 
     rows: list[int] = []
     predict = decider.scorer.predict
@@ -85,7 +84,7 @@ def main() -> None:
     print(f"{len(events)} held-out failures, {int((count > 0).sum())} with retries to place")
     print(f"{'search':40s} {'rows/event':>10s} {'P(retry)':>9s} {'loss':>6s} {'max':>6s}")
     for name, update_config in SEARCHES:
-        config = decider.config.model_copy(update=update_config)
+        config = policy.model_copy(update=update_config)
         rows.clear()
         plan = plan_retries(
             decider.scorer, events, features, past, messages, count, start, end,

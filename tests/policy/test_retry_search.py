@@ -187,3 +187,27 @@ def test_grids_must_nest_and_steps_be_whole_positive_hours():
         with pytest.raises(ValidationError, match="fine_grids_hours"):
             PolicyConfig(retry_grid_hours=12, fine_grids_hours=grids)
     assert PolicyConfig(retry_grid_hours=2, fine_grids_hours=()).fine_grids_hours == ()
+
+
+def test_artifacts_saved_before_the_coarse_to_fine_search_keep_their_search():
+    import pickle
+
+    state = PolicyConfig(retry_grid_hours=3, fine_grids_hours=(1,)).__getstate__()
+    fields = {
+        k: v
+        for k, v in state["__dict__"].items()
+        if k not in ("fine_grids_hours", "refine_steps_hours")
+    }
+    old = {**state, "__dict__": {**fields, "refine_hours": 2}}
+    loaded = PolicyConfig.__new__(PolicyConfig)
+    loaded.__setstate__(old)
+    assert (loaded.retry_grid_hours, loaded.fine_grids_hours, loaded.refine_steps_hours) == (
+        3,
+        (),
+        (2, 1),
+    )
+    assert not hasattr(loaded, "refine_hours")
+    again = pickle.loads(pickle.dumps(loaded))
+    assert again == loaded and again.model_copy(
+        update={"exploration_rate": 0.0}
+    ).refine_steps_hours == (2, 1)

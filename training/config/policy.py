@@ -4,6 +4,8 @@ so what was evaluated is what is served; defaults live here, overrides in params
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from training.config.baselines import BaselineConfig
@@ -59,6 +61,19 @@ class PolicyConfig(BaseModel):
         (-12, -6, 6, 12), description="alternatives: every retry shifted by these hours"
     )
     baseline: BaselineConfig = BaselineConfig()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # artifacts saved before the coarse-to-fine search (``refine_hours``: every hour
+        # up to that far either side of the grid's choice) keep searching as they did:
+        # their own grid, no finer grids, hour steps down from their refine distance
+        fields = dict(state.get("__dict__", {}))
+        if "refine_hours" in fields:
+            refine = int(fields.pop("refine_hours"))
+            fields.setdefault("fine_grids_hours", ())
+            fields.setdefault("refine_steps_hours", tuple(range(refine, 0, -1)))
+            fields_set = set(state.get("__pydantic_fields_set__", ())) - {"refine_hours"}
+            state = {**state, "__dict__": fields, "__pydantic_fields_set__": fields_set}
+        super().__setstate__(state)
 
     @field_validator("fine_grids_hours", "refine_steps_hours")
     @classmethod

@@ -1,17 +1,20 @@
 """Search the retry times per failure event, vectorized over many events.
 
-Scoring every hour with the models would cost thousands of rows per request, so the
-search is staged (sizes per event, 14-day window, after the messages are planned by
-:mod:`training.policy.message_search`):
+Scoring every hour with the models would cost ~770 rows per event, so the search goes
+coarse to fine (sizes per event with the defaults, 14-day window, 4 retries, after the
+messages are planned by :mod:`training.policy.message_search`):
 
-1. the retry model scores a coarse grid of times (every 3 h) as the 1st, 2nd, ... retry
-   (earlier retries sit as failed attempts at a nominal gap), and a dynamic programme
-   picks the times that minimise the chance that every retry fails, under the rules'
-   earliest time and minimum spacing (<= 4 x 88 rows: only cells that can be on the
-   best path);
-2. each chosen retry is refined hour by hour around its grid point, each moved schedule
-   judged whole (<= 4 retries x 5 shifts x 4 rows); with the models only the retries a
-   move changes (the moved one and the next) are scored again.
+1. the retry model scores a coarse grid of times (``retry_grid_hours``, 12 h) as the
+   1st, 2nd, ... retry (earlier retries sit as failed attempts at a nominal gap), and a
+   dynamic programme picks the times that minimise the chance that every retry fails,
+   under the rules' earliest time and minimum spacing (<= 4 x 22 rows: only cells that
+   can be on the best path);
+2. the programme runs again on each finer grid of ``fine_grids_hours`` (3 h, then 1 h),
+   the k-th retry only within one step of the grid before of where it was (4 x 9, then
+   4 x 7 rows);
+3. optionally (``refine_steps_hours``), each retry is moved by each step earlier and
+   later, each moved schedule judged whole with the retries' actual predecessors; with
+   the models only the retries a move changes (the moved one and the next) are scored.
 
 Everything is clipped by the retry-rules engine's decision for the event. With the
 trained models the candidates' features come from arrays (:func:`grid_state`); any
@@ -83,10 +86,10 @@ def plan_retries(
     config: PolicyConfig,
     update: UpdateRequests,
 ) -> pd.DataFrame:
-    """Retry times per event (event_id, at) by dynamic programming on a coarse grid.
+    """Retry times per event (event_id, at) by dynamic programming, coarse to fine.
 
     Rows come grouped by event_id (sorted) and by time within an event (in the events'
-    order when ``config.refine_hours`` is 0).
+    order when the config has neither finer grids nor refinement steps).
     """
     ids = events["event_id"].to_numpy()
     step = config.retry_grid_hours * HOUR_NS
