@@ -262,7 +262,7 @@ def test_refinement_rescores_only_changed_retries_bit_for_bit(case, monkeypatch)
 def test_unrefined_search_equals_timeline_search(case):
     decider, events, _, decisions, features, past = case
     coarse = decider.__class__(
-        decider.scorer, decider.rules, decider.config.model_copy(update={"refine_hours": 0}),
+        decider.scorer, decider.rules, decider.config.model_copy(update={"fine_grids_hours": (), "refine_steps_hours": ()}),
         decider.templates, decider.model_version,
     )  # fmt: skip
     _, fast = _plans(coarse.scorer, coarse, events, decisions, features, past)

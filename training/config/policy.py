@@ -4,7 +4,9 @@ so what was evaluated is what is served; defaults live here, overrides in params
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from training.config.baselines import BaselineConfig
 from training.config.quiet_hours import QuietHours
@@ -14,9 +16,22 @@ class PolicyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     retry_grid_hours: int = Field(
-        3, ge=1, le=24, description="coarse grid of candidate retry times (then refined hourly)"
+        12,
+        ge=1,
+        le=24,
+        description="grid of candidate retry times the dynamic programme chooses from",
     )
-    refine_hours: int = Field(2, ge=0, description="hours tried either side of each chosen retry")
+    fine_grids_hours: tuple[int, ...] = Field(
+        (3, 1),
+        description="then the programme again on each of these finer grids, every retry "
+        "only within one step of the grid before of where it was (each divides the one "
+        "before; empty: the first grid only)",
+    )
+    refine_steps_hours: tuple[int, ...] = Field(
+        (),
+        description="then each chosen retry is tried this many hours earlier and later, "
+        "step after step, its schedule judged with its actual predecessors (empty: none)",
+    )
     nominal_retry_gap_hours: float = Field(
         48.0, gt=0, description="gap to the previous retry assumed while placing later retries"
     )
@@ -46,3 +61,34 @@ class PolicyConfig(BaseModel):
         (-12, -6, 6, 12), description="alternatives: every retry shifted by these hours"
     )
     baseline: BaselineConfig = BaselineConfig()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # artifacts saved before the coarse-to-fine search (``refine_hours``: every hour
+        # up to that far either side of the grid's choice) keep searching as they did:
+        # their own grid, no finer grids, hour steps down from their refine distance
+        fields = dict(state.get("__dict__", {}))
+        if "refine_hours" in fields:
+            refine = int(fields.pop("refine_hours"))
+            fields.setdefault("fine_grids_hours", ())
+            fields.setdefault("refine_steps_hours", tuple(range(refine, 0, -1)))
+            fields_set = set(state.get("__pydantic_fields_set__", ())) - {"refine_hours"}
+            state = {**state, "__dict__": fields, "__pydantic_fields_set__": fields_set}
+        super().__setstate__(state)
+
+    @field_validator("fine_grids_hours", "refine_steps_hours")
+    @classmethod
+    def _positive_steps(cls, steps: tuple[int, ...], info: ValidationInfo) -> tuple[int, ...]:
+        if any(step < 1 for step in steps):
+            raise ValueError(f"{info.field_name} must be whole hours >= 1, got {list(steps)}")
+        return steps
+
+    @model_validator(mode="after")
+    def _grids_nest(self) -> PolicyConfig:
+        grids = (self.retry_grid_hours, *self.fine_grids_hours)
+        for coarse, fine in zip(grids, grids[1:], strict=False):
+            if fine >= coarse or coarse % fine:
+                raise ValueError(
+                    f"fine_grids_hours {list(self.fine_grids_hours)}: each grid must divide "
+                    f"the one before (retry_grid_hours {self.retry_grid_hours} first)"
+                )
+        return self

@@ -111,7 +111,11 @@ def oracle_schedules(
     from training.evaluation.truth_scorer import TruthScorer
 
     config = decider.config.model_copy(
-        update={"retry_grid_hours": settings.oracle_grid_hours, "refine_hours": 0}
+        update={
+            "retry_grid_hours": settings.oracle_grid_hours,
+            "fine_grids_hours": (),
+            "refine_steps_hours": (),
+        }
     )
     events = sample.reset_index(drop=True)
 

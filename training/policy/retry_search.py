@@ -1,17 +1,20 @@
 """Search the retry times per failure event, vectorized over many events.
 
-Scoring every hour with the models would cost thousands of rows per request, so the
-search is staged (sizes per event, 14-day window, after the messages are planned by
-:mod:`training.policy.message_search`):
+Scoring every hour with the models would cost ~770 rows per event, so the search goes
+coarse to fine (sizes per event with the defaults, 14-day window, 4 retries, after the
+messages are planned by :mod:`training.policy.message_search`):
 
-1. the retry model scores a coarse grid of times (every 3 h) as the 1st, 2nd, ... retry
-   (earlier retries sit as failed attempts at a nominal gap), and a dynamic programme
-   picks the times that minimise the chance that every retry fails, under the rules'
-   earliest time and minimum spacing (<= 4 x 88 rows: only cells that can be on the
-   best path);
-2. each chosen retry is refined hour by hour around its grid point, each moved schedule
-   judged whole (<= 4 retries x 5 shifts x 4 rows); with the models only the retries a
-   move changes (the moved one and the next) are scored again.
+1. the retry model scores a coarse grid of times (``retry_grid_hours``, 12 h) as the
+   1st, 2nd, ... retry (earlier retries sit as failed attempts at a nominal gap), and a
+   dynamic programme picks the times that minimise the chance that every retry fails,
+   under the rules' earliest time and minimum spacing (<= 4 x 22 rows: only cells that
+   can be on the best path);
+2. the programme runs again on each finer grid of ``fine_grids_hours`` (3 h, then 1 h),
+   the k-th retry only within one step of the grid before of where it was (4 x 9, then
+   4 x 7 rows);
+3. optionally (``refine_steps_hours``), each retry is moved by each step earlier and
+   later, each moved schedule judged whole with the retries' actual predecessors; with
+   the models only the retries a move changes (the moved one and the next) are scored.
 
 Everything is clipped by the retry-rules engine's decision for the event. With the
 trained models the candidates' features come from arrays (:func:`grid_state`); any
@@ -83,10 +86,10 @@ def plan_retries(
     config: PolicyConfig,
     update: UpdateRequests,
 ) -> pd.DataFrame:
-    """Retry times per event (event_id, at) by dynamic programming on a coarse grid.
+    """Retry times per event (event_id, at) by dynamic programming, coarse to fine.
 
     Rows come grouped by event_id (sorted) and by time within an event (in the events'
-    order when ``config.refine_hours`` is 0).
+    order when the config has neither finer grids nor refinement steps).
     """
     ids = events["event_id"].to_numpy()
     step = config.retry_grid_hours * HOUR_NS
@@ -105,14 +108,64 @@ def plan_retries(
     log_fail[pos, k, j] = np.log1p(-np.clip(p, 0, 1 - 1e-9))
     e_idx, j_idx = _dp(log_fail, count, spacing)
     plan_ns = start[e_idx] + j_idx * step
-    if config.refine_hours == 0 or len(e_idx) == 0:
+    if not (config.fine_grids_hours or config.refine_steps_hours) or len(e_idx) == 0:
         return pd.DataFrame({"event_id": ids[e_idx], "at": pd.Series(from_ns(plan_ns))})
-    plan_ns = _refine(context, e_idx, plan_ns, start, window_end, min_spacing_hours)
-    # sorted by event id, then time (a move may pass a neighbouring retry)
+    band = config.retry_grid_hours
+    for fine in config.fine_grids_hours:
+        plan_ns = _dp_around(
+            context, e_idx, plan_ns, start, window_end, min_spacing_hours, fine, band
+        )
+        band = fine
+    if config.refine_steps_hours:
+        plan_ns = _refine(context, e_idx, plan_ns, start, window_end, min_spacing_hours)
+    # sorted by event id, then time (no move passes a neighbouring retry)
     order = np.lexsort((plan_ns, _id_rank(ids)[e_idx]))
     return pd.DataFrame(
         {"event_id": ids[e_idx[order]], "at": pd.array(plan_ns[order], dtype=UTC_NS)}
     )
+
+
+def _dp_around(
+    context: _RetryContext,
+    plan_event: np.ndarray,
+    plan_ns: np.ndarray,
+    start: np.ndarray,
+    window_end: np.ndarray,
+    min_spacing_hours: float,
+    grid_hours: int,
+    band_hours: int,
+) -> np.ndarray:
+    """The dynamic programme again on a finer grid (every ``grid_hours`` from each
+    event's earliest time), the k-th retry only within ``band_hours`` of where the
+    coarser programme put it: the same choice as the fine grid over the whole window
+    wherever the coarse grid found the right neighbourhood, for a few cells per retry.
+
+    ``plan_event``, ``plan_ns``: the retries (event position, time on this grid), grouped
+    by event in order and by time within an event; returns their new times, row for row.
+    """
+    step = grid_hours * HOUR_NS
+    sizes = np.bincount(plan_event, minlength=len(start))
+    rank = np.arange(len(plan_ns)) - (np.cumsum(sizes) - sizes)[plan_event]
+    reach = band_hours // grid_hours
+    shift = np.arange(-reach, reach + 1)
+    row = np.repeat(np.arange(len(plan_ns)), len(shift))
+    event = plan_event[row]
+    at = plan_ns[row] + np.tile(shift, len(plan_ns)) * step
+    inside = (at >= start[event]) & (at < window_end[event])
+    row, event, at = row[inside], event[inside], at[inside]
+    cell = (at - start[event]) // step
+    planned = np.flatnonzero(sizes)  # the events with retries, compactly numbered
+    compact = np.searchsorted(planned, event)
+    first_cell = np.full(len(planned), np.iinfo(np.int64).max)
+    np.minimum.at(first_cell, compact, cell)
+    column = cell - first_cell[compact]
+    p = _retry_probabilities(context, event, at, rank[row])
+    log_fail = np.full((len(planned), int(sizes.max()), int(column.max()) + 1), np.inf)
+    log_fail[compact, rank[row], column] = np.log1p(-np.clip(p, 0, 1 - 1e-9))
+    spacing = int(np.ceil(min_spacing_hours * HOUR_NS / step))
+    e_idx, j_idx = _dp(log_fail, sizes[planned], spacing)
+    # every planned retry keeps a cell (its own is in its band), so rows match
+    return start[planned[e_idx]] + (first_cell[e_idx] + j_idx) * step
 
 
 def _id_rank(ids: np.ndarray) -> np.ndarray:
@@ -229,6 +282,14 @@ class _RetryContext:
         assert self.rows is not None
         pos = self.rows[event]
         return pos, {**state, **self.matrix.time_columns(pos, at)}
+
+    def base_probabilities(
+        self, plan_event: np.ndarray, plan_ns: np.ndarray, rank: np.ndarray
+    ) -> np.ndarray:
+        """Model probability of each planned retry (grouped by event, in time order;
+        ``rank``: its place in its event's schedule), after the earlier ones failed."""
+        previous = np.where(rank > 0, np.roll(plan_ns, 1).astype(float), np.nan)
+        return self.model_probabilities(plan_event, plan_ns, rank, previous)
 
     def model_probabilities(
         self,
@@ -384,40 +445,92 @@ def _refine(
     window_end: np.ndarray,
     min_spacing_hours: float,
 ) -> np.ndarray:
-    """Move each retry by up to ``refine_hours`` when the whole schedule gains.
+    """Local search around the programme's schedule, coarse to fine: for each step of
+    ``config.refine_steps_hours``, every retry is tried that many hours earlier and
+    later, the whole schedule judged, and kept where the schedule gains.
 
     ``plan_event``, ``base_ns``: the retries (event position, time), grouped by event in
-    order and by time within an event; returns their new times, row for row.
+    order and by time within an event; returns their new times, row for row (no retry
+    passes its neighbours, so the order holds).
     """
-    refine_hours = context.config.refine_hours
-    # one variant schedule per (shift, retry): that retry moved, the others kept
-    shifts = np.arange(-refine_hours, refine_hours + 1)
-    variant_of = np.tile(np.arange(len(base_ns)), len(shifts))
-    moved = base_ns[variant_of] + np.repeat(shifts, len(base_ns)) * HOUR_NS
-    event = plan_event[variant_of]
-    ok = (moved >= start[event]) & (moved < window_end[event])
-    variant_of, moved, event = variant_of[ok], moved[ok], event[ok]
-    # members of each variant: its event's retries
     sizes = np.bincount(plan_event, minlength=len(start))
     first_row = np.cumsum(sizes) - sizes  # each event's first row
+    rank = np.arange(len(base_ns)) - first_row[plan_event]
+    base_p = context.base_probabilities(plan_event, base_ns, rank) if context.with_models else None
+    for step in context.config.refine_steps_hours:
+        for parity in (0, 1):
+            movable = np.flatnonzero(rank % 2 == parity)
+            if len(movable):
+                base_ns, base_p = _refine_pass(
+                    context, plan_event, base_ns, base_p, movable, step,
+                    start, window_end, min_spacing_hours, first_row, sizes,
+                )  # fmt: skip
+    return base_ns
+
+
+def _refine_pass(
+    context: _RetryContext,
+    plan_event: np.ndarray,
+    base_ns: np.ndarray,
+    base_p: np.ndarray | None,
+    movable: np.ndarray,
+    step_hours: int,
+    start: np.ndarray,
+    window_end: np.ndarray,
+    min_spacing_hours: float,
+    first_row: np.ndarray,
+    sizes: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """One pass of :func:`_refine`: the retries at ``movable`` (never two neighbours)
+    each moved by -``step_hours``, 0 or +``step_hours``, inside the window, between their
+    neighbours and spaced; each keeps its best move.
+
+    A retry's probability depends only on its event, time, rank and the retry before
+    it, so the move of retry i changes the terms of retries i and i + 1 alone: moves of
+    retries two apart add up, and all are made at once. Returns the new times and
+    (with the models) their probabilities.
+    """
+    shifts = np.array([0, -step_hours, step_hours], dtype=np.int64)  # ties keep the plan
+    variant_of = np.tile(movable, len(shifts))
+    moved = base_ns[variant_of] + np.repeat(shifts, len(movable)) * HOUR_NS
+    event = plan_event[variant_of]
+    rank = variant_of - first_row[event]
+    previous = np.where(rank > 0, base_ns[np.maximum(variant_of - 1, 0)], np.iinfo(np.int64).min)
+    has_next = rank < sizes[event] - 1
+    following = np.where(
+        has_next, base_ns[np.minimum(variant_of + 1, len(base_ns) - 1)], np.iinfo(np.int64).max
+    )
+    ok = (
+        (moved >= start[event])
+        & (moved < window_end[event])
+        & (moved > previous)
+        & (moved < following)
+    )
+    variant_of, moved, event = variant_of[ok], moved[ok], event[ok]
+    # members of each variant: its event's retries
     per_variant = sizes[event]
     key = np.repeat(np.arange(len(variant_of)), per_variant)
     row = first_row[event][key] + group_counter(per_variant)
     at = np.where(row == variant_of[key], moved[key], base_ns[row])
     p = _schedule_retry_probabilities(
-        context, plan_event, base_ns, first_row, event[key], key, row, at
+        context, plan_event, base_ns, first_row, event[key], key, row, at, base_p
     )
     log_survival = np.bincount(
         key, weights=np.log1p(-np.clip(p, 0, 1 - 1e-9)), minlength=len(variant_of)
     )
     log_survival[~_spacing_ok(context, key, at, event, min_spacing_hours)] = np.inf
-    # the best variant per retry, then the best single move per event (moves of
-    # several retries could conflict); ties keep the earlier shift
-    best = _first_per_group(variant_of, log_survival)
-    best = best[_first_per_group(event[best], log_survival[best])]
+    best = _first_per_group(variant_of, log_survival)  # one per movable retry
     out_ns = base_ns.copy()
     out_ns[variant_of[best]] = moved[best]
-    return out_ns
+    if base_p is None:
+        return out_ns, None
+    # the moved retry and the one after it take the chosen variant's probabilities
+    chosen = np.zeros(len(variant_of), dtype=bool)
+    chosen[best] = True
+    changed = chosen[key] & ((row == variant_of[key]) | (row == variant_of[key] + 1))
+    out_p = base_p.copy()
+    out_p[row[changed]] = p[changed]
+    return out_ns, out_p
 
 
 def _first_per_group(group: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -446,6 +559,7 @@ def _schedule_retry_probabilities(
     key: np.ndarray,
     row: np.ndarray,
     at: np.ndarray,
+    base_p: np.ndarray | None = None,
 ) -> np.ndarray:
     """Success probability of every retry of the variant schedules ``key`` (``row``: the
     plan row each stands for, at ``at``), each after the earlier retries of its schedule
@@ -455,8 +569,9 @@ def _schedule_retry_probabilities(
     retry before it, so a variant differs from the planned schedule in the moved retry
     and the ones next to it at most: the models score the planned schedules (``plan_event``,
     ``base_ns``, each event's in time order from ``first_row``) once and only the rows
-    that differ (the same rows give the same probabilities, bit for bit). Any other
-    scorer gets every variant as a timeline.
+    that differ (the same rows give the same probabilities, bit for bit; ``base_p``:
+    the planned schedules' probabilities when known already). Any other scorer gets
+    every variant as a timeline.
     """
     if not context.with_models:
         c = context
@@ -470,14 +585,18 @@ def _schedule_retry_probabilities(
         np.isnan(previous_ns) & np.isnan(base_previous[row])
     )
     moved = np.flatnonzero((at != base_ns[row]) | (k != base_k[row]) | ~same_previous)
-    p = context.model_probabilities(
-        np.concatenate([plan_event, event[moved]]),
-        np.concatenate([base_ns, at[moved]]),
-        np.concatenate([base_k, k[moved]]),
-        np.concatenate([base_previous, previous_ns[moved]]),
-    )
-    out = p[row]
-    out[moved] = p[len(base_ns) :]
+    if base_p is None:
+        p = context.model_probabilities(
+            np.concatenate([plan_event, event[moved]]),
+            np.concatenate([base_ns, at[moved]]),
+            np.concatenate([base_k, k[moved]]),
+            np.concatenate([base_previous, previous_ns[moved]]),
+        )
+        base_p, p = p[: len(base_ns)], p[len(base_ns) :]
+    else:
+        p = context.model_probabilities(event[moved], at[moved], k[moved], previous_ns[moved])
+    out = base_p[row]
+    out[moved] = p
     return out
 
 

@@ -1,0 +1,213 @@
+"""The coarse-to-fine retry search: the programme on a coarse grid, then the local
+refinement (``policy.retry_grid_hours``, ``policy.refine_steps_hours``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from training.config.policy import PolicyConfig
+from training.core.localtime import HOUR_NS, to_ns
+from training.features.invoice import events_from_history
+from training.policy.message_search import plan_messages
+from training.policy.retry_search import _RetryContext, plan_retries, retry_windows
+from training.policy.scorer import past_rows
+
+
+@pytest.fixture(scope="module")
+def case(small_world):
+    decider = small_world.artifact.decider()
+    events = events_from_history(small_world.history).tail(80).reset_index(drop=True)
+    decisions = decider.rules.decide_many(events, None).reset_index(drop=True)
+    features = decider.scorer.event_features(events, None)
+    past = past_rows(events, None)
+    update = decider.rules.limits.update_requests
+    messages = plan_messages(
+        decider.scorer, events, features, past, decisions, decider.templates, decider.config,
+        update,
+    )  # fmt: skip
+    window = retry_windows(
+        events, decisions, messages, update, decider.rules.limits.min_spacing_hours
+    )
+    return decider, events, features, past, messages, window
+
+
+def _search(case, config, scorer=None):
+    decider, events, features, past, messages, (count, start, end) = case
+    limits = decider.rules.limits
+    return plan_retries(
+        scorer or decider.scorer, events, features, past, messages, count, start, end,
+        limits.min_spacing_hours, config, limits.update_requests,
+    )  # fmt: skip
+
+
+def _log_survival(case, plan: pd.DataFrame) -> pd.Series:
+    """log P(every planned retry fails) per event, by the models."""
+    decider, events, features, past, messages, _ = case
+    ids = events["event_id"].to_numpy()
+    context = _RetryContext.build(
+        decider.scorer, features, past, messages, ids, decider.config,
+        decider.rules.limits.update_requests,
+    )  # fmt: skip
+    event = pd.Index(ids).get_indexer(plan["event_id"])
+    rank = plan.groupby("event_id").cumcount().to_numpy()
+    p = context.base_probabilities(event, to_ns(plan["at"]), rank)
+    return pd.Series(np.log1p(-p)).groupby(plan["event_id"].to_numpy()).sum()
+
+
+def _counting_retry_rows(decider, monkeypatch) -> list[int]:
+    rows: list[int] = []
+    predict = decider.scorer.predict
+
+    def counted(model, matrix, positions, columns):
+        if model is decider.scorer.models.retry:
+            rows.append(len(positions))
+        return predict(model, matrix, positions, columns)
+
+    monkeypatch.setattr(decider.scorer, "predict", counted)
+    return rows
+
+
+def _nominal_log_survival(case, plan: pd.DataFrame) -> pd.Series:
+    """What the programme minimises: each retry scored after the earlier ones failed at
+    the nominal gap (``policy.nominal_retry_gap_hours``)."""
+    decider, events, features, past, messages, _ = case
+    ids = events["event_id"].to_numpy()
+    context = _RetryContext.build(
+        decider.scorer, features, past, messages, ids, decider.config,
+        decider.rules.limits.update_requests,
+    )  # fmt: skip
+    event = pd.Index(ids).get_indexer(plan["event_id"])
+    rank = plan.groupby("event_id").cumcount().to_numpy()
+    p = context.model_probabilities(event, to_ns(plan["at"]), rank)
+    return pd.Series(np.log1p(-p)).groupby(plan["event_id"].to_numpy()).sum()
+
+
+def test_each_finer_grid_keeps_every_retry_and_never_lowers_the_programmes_value(case):
+    decider = case[0]
+    plans = [
+        _search(case, decider.config.model_copy(update={"fine_grids_hours": fine}))
+        for fine in ((), (3,), (3, 1))
+    ]
+    values = [_nominal_log_survival(case, plan) for plan in plans]
+    for (coarse, fine), (before, after) in zip(
+        zip(plans, plans[1:], strict=False), zip(values, values[1:], strict=False), strict=True
+    ):
+        assert (coarse["event_id"].to_numpy() == fine["event_id"].to_numpy()).all()
+        assert (after <= before + 1e-12).all() and (after < before - 1e-6).any()
+        moved = (fine["at"] - coarse["at"]).dt.total_seconds().abs() / 3600
+        assert moved.max() <= 12 and (moved > 0).any()
+    hours = (plans[2]["at"] - plans[0]["at"]).dt.total_seconds() / 3600
+    assert (hours % 3 != 0).any()  # the last grid is hourly
+
+
+def test_refinement_never_lowers_the_schedules_value(case):
+    decider = case[0]
+    coarse = decider.config.model_copy(update={"fine_grids_hours": ()})
+    unrefined = _search(case, coarse)
+    refined = _search(case, coarse.model_copy(update={"refine_steps_hours": (6, 3, 1)}))
+    assert len(unrefined) == len(refined) > len(case[1])
+    assert (unrefined["event_id"].to_numpy() == refined["event_id"].to_numpy()).all()
+    before, after = _log_survival(case, unrefined), _log_survival(case, refined)
+    assert (after <= before + 1e-12).all()
+    assert (after < before - 1e-6).sum() > len(before) / 4  # most schedules move
+    moved = (refined["at"] - unrefined["at"]).dt.total_seconds().abs() / 3600
+    assert moved.max() <= 6 + 3 + 1
+    assert (moved % 1 == 0).all() and (moved % coarse.retry_grid_hours != 0).any()
+
+
+def test_coarse_to_fine_scores_a_fraction_of_the_fine_grid_and_values_as_much(case, monkeypatch):
+    """Against the programme on a 3 h grid refined +-2 h (the search before): under
+    half the retry rows, schedules valued within half a point on average."""
+    decider = case[0]
+    fine_config = decider.config.model_copy(
+        update={"retry_grid_hours": 3, "fine_grids_hours": (), "refine_steps_hours": (2, 1)}
+    )
+    rows = _counting_retry_rows(decider, monkeypatch)
+    fine = _search(case, fine_config)
+    fine_rows = sum(rows)
+    rows.clear()
+    coarse_to_fine = _search(case, decider.config)
+    assert sum(rows) < fine_rows / 2
+    monkeypatch.undo()
+    lost = np.exp(_log_survival(case, coarse_to_fine)) - np.exp(_log_survival(case, fine))
+    assert lost.mean() < 0.005
+
+
+class _PeakScorer:
+    """A scorer (the generic interface, as the oracle's) whose retry success peaks
+    ``peak_hours`` after each event's failure, and elsewhere falls off smoothly."""
+
+    def __init__(self, failed: pd.Series, peak_hours: float) -> None:
+        self.failed = failed
+        self.peak_hours = peak_hours
+
+    def candidate_probabilities(self, features, timeline: pd.DataFrame) -> pd.Series:
+        rows = timeline[timeline["candidate"].to_numpy(dtype=bool)]
+        since = to_ns(rows["t"]) - to_ns(self.failed.loc[rows["event_id"]])
+        distance = since / HOUR_NS - self.peak_hours
+        return pd.Series(0.05 + 0.3 * np.exp(-((distance / 8) ** 2)), index=rows.index)
+
+
+@pytest.mark.parametrize("peak_hours", [61.0, 100.0, 150.0])
+@pytest.mark.parametrize(
+    "search",
+    [{}, {"fine_grids_hours": (), "refine_steps_hours": (6, 3, 1)}],
+    ids=["finer grids", "refinement"],
+)
+def test_the_search_finds_an_optimum_between_grid_points(case, peak_hours, search):
+    """One retry per event: the 12 h programme lands within 6 h of the peak, the finer
+    grids (or the refinement's steps of 6, 3 and 1 h) reach it exactly, whatever hour
+    the grid started on."""
+    decider, events, features, past, messages, (count, start, end) = case
+    single = count > 0
+    failed = events.set_index("event_id")["failed_at"]
+    one = (np.where(single, 1, 0), start, end)
+    limits = decider.rules.limits
+    plan = plan_retries(
+        _PeakScorer(failed, peak_hours), events, features, past, messages, *one,
+        limits.min_spacing_hours, decider.config.model_copy(update=search), limits.update_requests,
+    )  # fmt: skip
+    since = (to_ns(plan["at"]) - to_ns(failed.loc[plan["event_id"]])) / HOUR_NS
+    peak_ns = to_ns(events["failed_at"])[single] + int(peak_hours * HOUR_NS)
+    reachable = start[single] <= peak_ns
+    on_grid = reachable & ((peak_ns - start[single]) % HOUR_NS == 0)  # hours from the start
+    assert len(plan) == single.sum() and on_grid.sum() > 10 and (reachable & ~on_grid).any()
+    np.testing.assert_array_equal(since[on_grid], peak_hours)
+    assert (np.abs(since[reachable] - peak_hours) < 1).all()
+
+
+def test_grids_must_nest_and_steps_be_whole_positive_hours():
+    with pytest.raises(ValidationError, match="refine_steps_hours"):
+        PolicyConfig(refine_steps_hours=(6, 0))
+    assert PolicyConfig(refine_steps_hours=()).refine_steps_hours == ()
+    for grids in ((5, 1), (3, 3), (24, 3)):
+        with pytest.raises(ValidationError, match="fine_grids_hours"):
+            PolicyConfig(retry_grid_hours=12, fine_grids_hours=grids)
+    assert PolicyConfig(retry_grid_hours=2, fine_grids_hours=()).fine_grids_hours == ()
+
+
+def test_artifacts_saved_before_the_coarse_to_fine_search_keep_their_search():
+    import pickle
+
+    state = PolicyConfig(retry_grid_hours=3, fine_grids_hours=(1,)).__getstate__()
+    fields = {
+        k: v
+        for k, v in state["__dict__"].items()
+        if k not in ("fine_grids_hours", "refine_steps_hours")
+    }
+    old = {**state, "__dict__": {**fields, "refine_hours": 2}}
+    loaded = PolicyConfig.__new__(PolicyConfig)
+    loaded.__setstate__(old)
+    assert (loaded.retry_grid_hours, loaded.fine_grids_hours, loaded.refine_steps_hours) == (
+        3,
+        (),
+        (2, 1),
+    )
+    assert not hasattr(loaded, "refine_hours")
+    again = pickle.loads(pickle.dumps(loaded))
+    assert again == loaded and again.model_copy(
+        update={"exploration_rate": 0.0}
+    ).refine_steps_hours == (2, 1)
