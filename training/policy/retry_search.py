@@ -311,11 +311,9 @@ def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _matrix_rows(matrix: EventMatrix, ids: np.ndarray) -> np.ndarray:
-    """:meth:`EventMatrix.positions` of the events (one event without an index)."""
-    rows = _positions(matrix.features.index.to_numpy(), ids)
-    if len(rows) and rows.min() < 0:
-        raise KeyError("event ids without event features")
-    return rows
+    """:meth:`EventMatrix.positions` of the events (the matrix's ids, not its frame, which
+    would be built just to read its index)."""
+    return matrix.positions(ids)
 
 
 def _retry_probabilities(
