@@ -162,6 +162,8 @@ def fit_gain_shrinkage(
     deciders = [_decider(m, log_, params, table, templates) for m in models]
     split = TimeSplit.from_due_dates(history.invoices["due_at"], params.train)
     events = validation_events(history, split, settings.events, params.train.model.seed)
+    if events.empty:
+        return GainShrinkage(1.0, float("nan"), float("nan"), 0, "no validation-period events")
     promised, cross = 0.0, 0.0
     for k in (0, 1):
         own, other = _gains(deciders[k], [deciders[k], deciders[1 - k]], events)
