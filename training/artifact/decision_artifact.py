@@ -93,6 +93,7 @@ class DecisionArtifact:
             self.templates,
             self.model_version,
             description=self.metadata,
+            gain_shrinkage=float(self.metadata.get("gain_shrinkage", {}).get("factor", 1.0)),
         )
 
     def compile_models(self) -> bool:

@@ -63,8 +63,31 @@ class ModelParams(Section):
         "undoes the shift (heavier weights overfit: docs/training.md)",
     )
     calibration: str = Field("sigmoid", pattern="^(sigmoid|isotonic)$")
+    calibration_folds: int = Field(
+        3,
+        ge=0,
+        description="calibrate on the validation period plus the training rows' scores "
+        "from this many out-of-fold boosters (0 or 1: the validation period alone)",
+    )
+    calibration_group_strength: float = Field(
+        1.0,
+        ge=0,
+        description="inverse L2 penalty of the calibration offsets per decline category and "
+        "template (sklearn's C; 0: one map for all rows)",
+    )
     num_threads: int = Field(2, ge=1)
     seed: int = 7
+
+
+class GainShrinkageParams(Section):
+    """Cross-fitted shrinkage of the searched schedules' gains (training/artifact/gain_shrinkage.py)."""
+
+    events: int = Field(
+        1000,
+        ge=0,
+        description="validation-period events the two customer halves' policies choose for "
+        "(0: no shrinkage, the reported probability is the models' own)",
+    )
 
 
 class TrainParams(Section):
@@ -85,6 +108,7 @@ class TrainParams(Section):
         48.0, gt=0, description="without click tracking: last touch within"
     )
     model: ModelParams = ModelParams()
+    gain_shrinkage: GainShrinkageParams = GainShrinkageParams()
     registered_model: str = "smart-retry"
     experiment: str = "smartretry"
 

@@ -148,6 +148,8 @@ def model_estimates(
             continue
         expected = decider.expected_recovery(sample, features, past, s.retries, s.messages)[0]
         columns[name] = expected.reindex(sample["event_id"]).to_numpy()
+    if "learned" in columns and "fixed" in columns:  # what the API reports for the decision
+        columns["learned"] = decider.reported_recovery(columns["learned"], columns["fixed"])
     return pd.DataFrame(columns)
 
 

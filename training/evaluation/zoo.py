@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from training.artifact.decision_artifact import DecisionArtifact
+from training.artifact.gain_shrinkage import fit_gain_shrinkage
 from training.config.params import Params
 from training.contract.history import History
 from training.contract.io import load_history, write_history
@@ -95,15 +96,21 @@ def simulate_and_train(
     trained = train_models(
         history, params.train, table, params.retry_rules.update_requests, progress=False
     )
+    templates = sorted(history.messages["template"].dropna().unique())
+    shrinkage = fit_gain_shrinkage(history, trained.data.log, templates, params, table)
     artifact = DecisionArtifact.with_table(
         trained.models,
         trained.data.log,
         history.customers,
-        sorted(history.messages["template"].dropna().unique()),
+        templates,
         params.policy,
         params.retry_rules,
         table,
-        {"model_version": f"zoo/{name}", "training_data": trained.split.describe()},
+        {
+            "model_version": f"zoo/{name}",
+            "training_data": trained.split.describe(),
+            "gain_shrinkage": shrinkage.as_metadata(),
+        },
     )
     return TrainedWorld(history, artifact, simulated.truth)
 

@@ -26,6 +26,8 @@ from sklearn.linear_model import LogisticRegression
 
 from training.config.params import ModelParams
 from training.models.compiled import CompiledTrees, compile_booster
+from training.models.cross_fit import out_of_fold_scores
+from training.models.group_calibration import GroupCalibrator
 from training.models.pair_rates import FittedPairRate, PairRate
 
 
@@ -138,6 +140,7 @@ class CalibratedModel:
     fit_seconds: float = 0.0
     history: dict = field(default_factory=dict)
     rates: tuple[FittedPairRate, ...] = ()  # derived inputs (pair_rates.py)
+    group_calibrator: GroupCalibrator | None = None  # offsets per group (group_calibration.py)
 
     def rate_columns(self, column: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
         """The derived pair-rate inputs from the rows' columns (``column(name)``)."""
@@ -169,24 +172,36 @@ class CalibratedModel:
             self.booster, matrix, num_iteration=self.best_iteration, num_threads=threads
         )
 
-    def raw_scores(self, frame: pd.DataFrame) -> np.ndarray:
+    def encoded(self, frame: pd.DataFrame) -> np.ndarray:
+        """The rows of ``frame`` as the booster's matrix (derived inputs included)."""
         derived = self.rate_columns(lambda name: frame[name].to_numpy(dtype=object))
         if derived:
             frame = frame.assign(**derived)
-        return self._booster_scores(encode_matrix(frame, self.features, self.categories))
+        return encode_matrix(frame, self.features, self.categories)
+
+    def raw_scores(self, frame: pd.DataFrame) -> np.ndarray:
+        return self._booster_scores(self.encoded(frame))
+
+    def calibrate(self, scores: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """Probabilities of raw ``scores`` of the rows of the encoded ``matrix``."""
+        grouped = getattr(self, "group_calibrator", None)  # artifacts saved before it
+        if grouped is not None:
+            return grouped.predict(scores, matrix)
+        return self.calibrator.predict(scores)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated probability per row."""
         if len(frame) == 0:
             return np.zeros(0)
-        return self.calibrator.predict(self.raw_scores(frame))
+        matrix = self.encoded(frame)
+        return self.calibrate(self._booster_scores(matrix), matrix)
 
     def predict_matrix(self, matrix: np.ndarray, threads: int = 1) -> np.ndarray:
         """Calibrated probability per row of an already encoded matrix (columns in
         ``features`` order, as :func:`encode_matrix` builds it)."""
         if len(matrix) == 0:
             return np.zeros(0)
-        return self.calibrator.predict(self._booster_scores(matrix, threads))
+        return self.calibrate(self._booster_scores(matrix, threads), matrix)
 
 
 def _weights(label: np.ndarray, max_weight: float) -> np.ndarray:
@@ -204,8 +219,12 @@ def fit_calibrated(
     params: ModelParams,
     pairs: tuple[PairRate, ...] = (),
     groups: np.ndarray | None = None,
+    calibration_groups: tuple[str, ...] = (),
 ) -> CalibratedModel:
-    """Boost on ``train`` with early stopping on ``valid``, calibrate on ``valid``.
+    """Boost on ``train`` with early stopping on ``valid``, calibrate on ``valid`` and
+    (with ``params.calibration_folds`` and ``groups``) the training rows' out-of-fold
+    scores (cross_fit.py); ``calibration_groups``: categorical features whose values get
+    their own shrunk offset in the map (group_calibration.py).
 
     ``pairs``: pair-rate inputs derived from the label (out of fold on ``train``, by
     ``groups``, one per training row; from all of ``train`` on ``valid`` and later)."""
@@ -240,10 +259,12 @@ def fit_calibrated(
         for c in categorical
         if c in features
     }
+    x_encoded = encode(x_train, features, categories)
+    weight = _weights(y_train, params.max_positive_weight)
     train_data = lgb.Dataset(
-        encode(x_train, features, categories),
+        x_encoded,
         y_train,
-        weight=_weights(y_train, params.max_positive_weight),
+        weight=weight,
         categorical_feature=list(categories),
         free_raw_data=True,
     )
@@ -280,8 +301,42 @@ def fit_calibrated(
     )
     fit_seconds = time.perf_counter() - started
     best = booster.best_iteration or params.num_boost_round
-    raw_valid = _dense_predict(booster, encode(x_valid, features, categories), num_iteration=best)
-    calibrator = Calibrator.fit(params.calibration, raw_valid, y_valid)
+    valid_encoded = encode(x_valid, features, categories)
+    raw_valid = _dense_predict(booster, valid_encoded, num_iteration=best)
+    scores, labels, rows = raw_valid, y_valid, [valid_encoded]
+    if params.calibration_folds > 1 and groups is not None:
+        out_of_fold = out_of_fold_scores(
+            booster_params,
+            x_encoded,
+            y_train,
+            weight,
+            list(categories),
+            groups,
+            params.calibration_folds,
+            int(best),
+        )
+        known = ~np.isnan(out_of_fold)
+        scores = np.concatenate([out_of_fold[known], raw_valid])
+        labels = np.concatenate([y_train[known], y_valid])
+        rows = [x_encoded[known], valid_encoded]
+    calibrator = Calibrator.fit(params.calibration, scores, labels)
+    grouped = [c for c in calibration_groups if c in categories]
+    group_calibrator = None
+    if grouped and params.calibration == "sigmoid" and params.calibration_group_strength > 0:
+        codes = np.concatenate(
+            [
+                np.column_stack([part[c].cat.codes.to_numpy(dtype=float) for c in grouped])
+                for part in rows
+            ]
+        )
+        group_calibrator = GroupCalibrator.fit(
+            scores,
+            labels,
+            np.where(codes < 0, np.nan, codes),
+            tuple(features.index(c) for c in grouped),
+            tuple(len(categories[c]) for c in grouped),
+            params.calibration_group_strength,
+        )
     return CalibratedModel(
         name=name,
         features=list(features),
@@ -293,4 +348,5 @@ def fit_calibrated(
         fit_seconds=fit_seconds,
         history=evals,
         rates=tuple(fitted_rates),
+        group_calibrator=group_calibrator,
     )

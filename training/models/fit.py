@@ -28,6 +28,12 @@ from training.models.split import TimeSplit
 PAIR_RATES = {
     "message": (PairRate("template_category_rate", "template", "inv_decline_category"),),
 }
+# categorical inputs whose values get their own offset in the calibration map
+CALIBRATION_GROUPS = {
+    "retry": ("inv_decline_category",),
+    "message": ("template", "inv_decline_category"),
+    "self_cure": ("inv_decline_category",),
+}
 MODEL_FEATURES = {
     "retry": RETRY_FEATURES,
     "message": MESSAGE_FEATURES + tuple(p.name for p in PAIR_RATES["message"]),
@@ -103,6 +109,7 @@ def train_models(
             params.model,
             PAIR_RATES.get(name, ()),
             dataset.invoice_id[part == "train"],
+            CALIBRATION_GROUPS[name],
         )
         fitted[name] = model
         seconds[f"fit_{name}"] = model.fit_seconds

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from training.artifact.decision_artifact import ARTIFACT_FILE, METADATA_FILE, DecisionArtifact
+from training.artifact.gain_shrinkage import NO_SHRINKAGE, GainShrinkage, fit_gain_shrinkage
 from training.config.params import Params
 from training.contract.errors import ContractError
 from training.contract.history import History
@@ -121,9 +122,11 @@ def build_artifact(
     fingerprint: dict[str, Any],
     source: Path,
     table: DeclineTable,
+    shrinkage: GainShrinkage = NO_SHRINKAGE,
 ) -> DecisionArtifact:
     """The decision artifact of a training run (``customers``: the validated customers
-    table; ``templates``: the message templates seen in the history)."""
+    table; ``templates``: the message templates seen in the history; ``shrinkage``: how
+    much of the searched gains the reported probabilities keep)."""
     metadata = {
         "name": params.train.registered_model,
         "model_version": "local",
@@ -140,6 +143,7 @@ def build_artifact(
             "models": result.metrics,
         },
         "seconds": result.seconds,
+        "gain_shrinkage": shrinkage.as_metadata(),
     }
     return DecisionArtifact.with_table(
         result.models,
@@ -199,6 +203,9 @@ def run_train(
         raise TrainInputError(f"cannot train on {data}: {error}") from error
     seconds.update({f"train_{k}": v for k, v in result.seconds.items()})
     templates = sorted(history.messages["template"].dropna().unique())
+    mark = time.perf_counter()
+    shrinkage = fit_gain_shrinkage(history, result.data.log, templates, params, table)
+    seconds["gain_shrinkage"] = time.perf_counter() - mark
     return finish_train(
         result,
         history.customers,
@@ -213,6 +220,7 @@ def run_train(
         register,
         seconds,
         started,
+        shrinkage,
     )
 
 
@@ -230,6 +238,7 @@ def finish_train(
     register: bool,
     seconds: dict[str, float],
     started: float,
+    shrinkage: GainShrinkage = NO_SHRINKAGE,
 ) -> TrainOutcome:
     """Everything after the fit, shared by the in-process and the Dask paths
     (``training/scale``): artifact, plots, metrics JSON, MLflow run, registry, champion.
@@ -237,7 +246,9 @@ def finish_train(
     from training.models.plots import training_plots
 
     mark = time.perf_counter()
-    artifact = build_artifact(result, customers, templates, params, fingerprint, source, table)
+    artifact = build_artifact(
+        result, customers, templates, params, fingerprint, source, table, shrinkage
+    )
     artifact.save(model_dir)
     seconds["save"] = time.perf_counter() - mark
     mark = time.perf_counter()

@@ -106,8 +106,10 @@ class ModelDecider:
         templates: list[str],
         model_version: str,
         description: dict[str, Any] | None = None,
+        gain_shrinkage: float = 1.0,
     ) -> None:
         self.scorer = scorer
+        self.gain_shrinkage = gain_shrinkage
         self.rules = rules
         self.config = config
         self.templates = templates
@@ -275,6 +277,14 @@ class ModelDecider:
             for s in range(count)
         ]
 
+    def reported_recovery(self, searched: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+        """The probability reported for a searched schedule: the fixed schedule's value
+        plus ``gain_shrinkage`` times the searched gain over it (the search's optimism,
+        training/artifact/gain_shrinkage.py); the models' own value where the fixed
+        schedule has none (NaN)."""
+        shrunk = fixed + self.gain_shrinkage * (searched - fixed)
+        return np.where(np.isnan(fixed), searched, shrunk)
+
     def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> Decisions:
         events = _numbered(events)
         past = past_rows(events, previous_attempts)
@@ -298,6 +308,7 @@ class ModelDecider:
             plan.retries, plan.messages, scored[0][1], sort=True
         )
         baseline_v = scored[1][0] if baseline else expected_v * np.nan  # events' order
+        expected_v = self.reported_recovery(expected_v, baseline_v)
         ids = events["event_id"]
         reasons = model_reasons(
             events,

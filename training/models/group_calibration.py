@@ -1,0 +1,87 @@
+"""Calibration per group: Platt's map plus a shrunk log-odds offset per category.
+
+One calibration map for all rows keeps each group's error: boosting stopped early on a
+validation period ruled by common rows leaves rare groups under-fitted. On the default
+world at 20,000 invoices, an "update your payment method" message after a card was
+lost, closed, refused or disputed was answered 19% of the time and predicted 13% (on the
+rows the model was fitted on, 560 of them, in every one of those decline categories);
+the policy chooses exactly those messages for the declines no retry can fix, so their
+whole schedules were valued 0.04 to 0.08 below what they recovered. The map fitted
+here adds, to Platt's sigmoid of the score, one offset per value of each group column
+and per pair of values, L2-shrunk towards zero (a group with few rows keeps the shared
+map). Fitted on the out-of-fold scores of the training rows and the validation period's
+(cross_fit.py), so the offsets measure the booster's error on rows it did not see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from sklearn.linear_model import LogisticRegression
+
+# the score's log-odds column is multiplied by this before the fit, so that the L2
+# penalty meant for the offsets leaves its slope practically free
+_SCORE_SCALE = 100.0
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def _design(scores: np.ndarray, codes: np.ndarray, sizes: tuple[int, ...]) -> sparse.csr_matrix:
+    """[scaled log-odds | one-hot per column | one-hot per pair of the first two columns];
+    a missing code (NaN: unseen or missing value) sets no indicator."""
+    n = len(scores)
+    blocks = [sparse.csr_matrix(_SCORE_SCALE * _logit(scores)[:, None])]
+    known = ~np.isnan(codes)
+    filled = np.where(known, codes, 0).astype(np.int64)
+    rows = np.arange(n)
+
+    def one_hot(index: np.ndarray, present: np.ndarray, width: int) -> sparse.csr_matrix:
+        return sparse.csr_matrix(
+            (np.ones(int(present.sum())), (rows[present], index[present])), shape=(n, width)
+        )
+
+    for j, size in enumerate(sizes):
+        blocks.append(one_hot(filled[:, j], known[:, j], size))
+    if len(sizes) >= 2:
+        pair = filled[:, 0] * sizes[1] + filled[:, 1]
+        blocks.append(one_hot(pair, known[:, 0] & known[:, 1], sizes[0] * sizes[1]))
+    return sparse.hstack(blocks, format="csr")
+
+
+@dataclass
+class GroupCalibrator:
+    """Platt's map with shrunk offsets per value of the matrix columns ``columns`` (their
+    positions in the encoded matrix; ``sizes``: how many categories each has)."""
+
+    columns: tuple[int, ...]
+    sizes: tuple[int, ...]
+    model: LogisticRegression
+
+    @classmethod
+    def fit(
+        cls,
+        scores: np.ndarray,
+        label: np.ndarray,
+        codes: np.ndarray,
+        columns: tuple[int, ...],
+        sizes: tuple[int, ...],
+        strength: float,
+    ) -> GroupCalibrator:
+        """``codes``: the rows' category codes in ``columns`` (n x len(columns), NaN when
+        missing); ``strength``: the inverse L2 penalty of the offsets (sklearn's ``C``)."""
+        model = LogisticRegression(C=strength, max_iter=1000)
+        model.fit(_design(scores, codes, sizes), label)
+        return cls(tuple(columns), tuple(sizes), model)
+
+    def predict(self, scores: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """Probabilities of raw ``scores`` of the rows of the encoded ``matrix``."""
+        codes = matrix[:, list(self.columns)]
+        codes = np.where(codes < np.array(self.sizes), codes, np.nan)  # unseen stays out
+        design = _design(scores, codes, self.sizes)
+        logits = design @ self.model.coef_[0] + float(self.model.intercept_[0])
+        return 1.0 / (1.0 + np.exp(-logits))
