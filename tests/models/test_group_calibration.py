@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from training.config.params import ModelParams
 from training.models.calibrated import fit_calibrated
@@ -70,3 +71,21 @@ def test_a_model_with_calibration_groups_fits_a_rare_template_the_boosting_stopp
 
     assert error_on_rare(("template",)) < 0.03
     assert error_on_rare(()) > error_on_rare(("template",)) + 0.03
+
+
+@pytest.mark.parametrize("sizes", [(5,), (5, 7), (4, 6, 3)])
+def test_gathered_offsets_equal_the_sparse_design_to_the_bit(sizes):
+    rng = np.random.default_rng(3)
+    n = 4000
+    codes = np.column_stack([rng.integers(0, s, n).astype(float) for s in sizes])
+    codes[rng.random(codes.shape) < 0.1] = np.nan
+    scores = rng.random(n)
+    label = (rng.random(n) < scores).astype(int)
+    calibrator = GroupCalibrator.fit(
+        scores, label, codes, tuple(range(len(sizes))), sizes, strength=1.0
+    )
+    matrix = codes.copy()
+    matrix[rng.random(matrix.shape) < 0.05] = 99  # a category the map never saw
+    assert np.array_equal(
+        calibrator.predict(scores, matrix), calibrator.predict_sparse(scores, matrix)
+    )

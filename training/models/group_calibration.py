@@ -79,9 +79,33 @@ class GroupCalibrator:
         return cls(tuple(columns), tuple(sizes), model)
 
     def predict(self, scores: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-        """Probabilities of raw ``scores`` of the rows of the encoded ``matrix``."""
+        """Probabilities of raw ``scores`` of the rows of the encoded ``matrix``.
+
+        The fitted coefficients are gathered per row rather than multiplied with the
+        sparse design of :func:`_design` (building it costs ~0.5 ms a call, ten times the
+        trees of a lone decision); the sum runs in the design's column order, so the
+        result is the same to the bit."""
         codes = matrix[:, list(self.columns)]
         codes = np.where(codes < np.array(self.sizes), codes, np.nan)  # unseen stays out
+        known = ~np.isnan(codes)
+        filled = np.where(known, codes, 0).astype(np.int64)
+        coef = self.model.coef_[0]
+        logits = 0.0 + coef[0] * (_SCORE_SCALE * _logit(scores))
+        start = 1
+        for j, size in enumerate(self.sizes):
+            logits = logits + np.where(known[:, j], coef[start + filled[:, j]], 0.0)
+            start += size
+        if len(self.sizes) >= 2:
+            pair = filled[:, 0] * self.sizes[1] + filled[:, 1]
+            logits = logits + np.where(known[:, 0] & known[:, 1], coef[start + pair], 0.0)
+        logits = logits + float(self.model.intercept_[0])
+        return 1.0 / (1.0 + np.exp(-logits))
+
+    def predict_sparse(self, scores: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """:meth:`predict` through the sparse design the map was fitted on (the reference
+        the tests hold :meth:`predict` to)."""
+        codes = matrix[:, list(self.columns)]
+        codes = np.where(codes < np.array(self.sizes), codes, np.nan)
         design = _design(scores, codes, self.sizes)
         logits = design @ self.model.coef_[0] + float(self.model.intercept_[0])
         return 1.0 / (1.0 + np.exp(-logits))
