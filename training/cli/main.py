@@ -302,20 +302,27 @@ def zoo(
 
     from training.config.params import load_params
     from training.evaluation.zoo import run_zoo, zoo_markdown, zoo_summary
-    from training.simulator.zoo import WORLDS
 
-    names = [w.strip() for w in worlds.split(",") if w.strip()] if worlds else None
-    unknown = [w for w in names or [] if w not in WORLDS]
-    if unknown:
-        raise typer.BadParameter(
-            f"unknown world(s) {unknown}; expected some of {', '.join(WORLDS)}",
-            param_hint="'--worlds'",
-        )
+    names = _zoo_worlds(worlds)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     rows = run_zoo(names, invoices, seed, load_params(params), out)
     typer.echo(zoo_markdown(rows))
     typer.echo(json_dumps(zoo_summary(rows), indent=2))
     typer.echo(f"table: {out / 'zoo.md'}\nrows: {out / 'zoo.json'}")
+
+
+def _zoo_worlds(worlds: str | None) -> list[str]:
+    """The ``--worlds`` option as names of the zoo (all of them when not given)."""
+    from training.simulator.zoo import WORLDS
+
+    names = [w.strip() for w in worlds.split(",") if w.strip()] if worlds else list(WORLDS)
+    unknown = [w for w in names if w not in WORLDS]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown world(s) {unknown}; expected some of {', '.join(WORLDS)}",
+            param_hint="'--worlds'",
+        )
+    return names
 
 
 @app.command("ope-coverage")
@@ -339,15 +346,8 @@ def ope_coverage(
 
     from training.config.params import load_params
     from training.evaluation.ope_coverage import coverage_markdown, run_ope_coverage
-    from training.simulator.zoo import WORLDS
 
-    names = [w.strip() for w in worlds.split(",") if w.strip()] if worlds else list(WORLDS)
-    unknown = [w for w in names if w not in WORLDS]
-    if unknown:
-        raise typer.BadParameter(
-            f"unknown world(s) {unknown}; expected some of {', '.join(WORLDS)}",
-            param_hint="'--worlds'",
-        )
+    names = _zoo_worlds(worlds)
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError as exc:
