@@ -284,3 +284,88 @@ def test_positions_equal_pandas_indexer():
     for ids in (np.array(["b"], dtype=object), np.array(["c", "a", "b"], dtype=object)):
         np.testing.assert_array_equal(_positions(ids, values), pd.Index(ids).get_indexer(values))
     assert len(_positions(np.array(["a"], dtype=object), values[:0])) == 0
+
+
+def test_one_call_rounds_equal_two_call_rounds(case, monkeypatch):
+    """A round scored in one model call (every pair at every time, a lone request's path)
+    plans what the two calls plan, to the bit, with half the message-model calls."""
+    import training.policy.message_search as message_search
+
+    decider, events, _, decisions, features, past = case
+    calls: list[int] = []
+    predict = decider.scorer.predict
+
+    def counted(model, matrix, pos, columns):
+        calls.append(len(pos))
+        return predict(model, matrix, pos, columns)
+
+    monkeypatch.setattr(decider.scorer, "predict", counted)
+    plans = []
+    for extra_rows in (0, 10**9):  # never merged, always merged
+        monkeypatch.setattr(message_search, "MERGE_EXTRA_ROWS", extra_rows)
+        calls.clear()
+        plans.append(_plans(decider.scorer, decider, events, decisions, features, past))
+        plans[-1] += (len(calls),)
+    (two_messages, two_retries, two_calls), (one_messages, one_retries, one_calls) = plans
+    pd.testing.assert_frame_equal(one_messages, two_messages)
+    pd.testing.assert_frame_equal(one_retries, two_retries)
+    rounds = 3  # max_messages
+    assert two_calls - one_calls == rounds
+    assert len(two_messages) > len(events)
+
+
+def test_scored_rows_are_looked_up_with_the_same_figures(case):
+    """The pruning's schedules scored with a memo of rows: the same figures as without,
+    and the second scoring of the same schedules scores no row."""
+    from training.policy.scorer import ScoredRows
+
+    decider, events, _, decisions, features, past = case
+    messages, retries = _plans(decider.scorer, decider, events, decisions, features, past)
+    schedules = [(retries, messages), (retries, messages[1:]), (retries[2:], messages)]
+    plain = decider.score_schedules(events, features, past, schedules)
+    memo = ScoredRows()
+    scored: list[int] = []
+    row_probabilities = decider.scorer.row_probabilities
+
+    def counted(features, event_ids, *columns):
+        scored.append(len(event_ids))
+        return row_probabilities(features, event_ids, *columns)
+
+    decider.scorer.row_probabilities = counted
+    try:
+        first = decider.score_schedules(events, features, past, schedules, scored_rows=memo)
+        rows_first = sum(scored)
+        again = decider.score_schedules(events, features, past, schedules[1:], scored_rows=memo)
+    finally:
+        del decider.scorer.row_probabilities
+    for (want_v, want_p), (got_v, got_p) in zip(plain, first, strict=True):
+        np.testing.assert_array_equal(got_v, want_v)
+        np.testing.assert_array_equal(got_p, want_p)
+    for (want_v, want_p), (got_v, got_p) in zip(plain[1:], again, strict=True):
+        np.testing.assert_array_equal(got_v, want_v)
+        np.testing.assert_array_equal(got_p, want_p)
+    all_rows = sum(len(p) for _, p in plain)
+    assert 0 < rows_first < all_rows  # the rows the three schedules share: scored once
+    assert sum(scored) == rows_first  # the second scoring: all looked up
+
+
+def test_scored_rows_score_a_hash_collision(monkeypatch):
+    """Rows whose hashes collide are compared in full and scored, never mixed up."""
+    import training.policy.scorer as scorer_module
+
+    monkeypatch.setattr(scorer_module, "_row_hashes", lambda key: np.zeros(len(key), np.uint64))
+    memo = scorer_module.ScoredRows()
+    key = memo.key(
+        np.array([0, 0, 1, 0]),
+        np.array([5, 5, 5, 6]),
+        np.array(["retry", "retry", "retry", "message"], dtype=object),
+        np.array([None, None, None, "t"], dtype=object),
+        np.array([None, None, None, "email"], dtype=object),
+        {"x": np.array([1.0, 1.0, 1.0, np.nan])},
+    )
+
+    def score(rows):
+        return rows.astype(float) / 10
+
+    np.testing.assert_array_equal(memo.probabilities(key, score), [0.0, 0.1, 0.2, 0.3])
+    np.testing.assert_array_equal(memo.probabilities(key[:1], score), [0.0])

@@ -11,8 +11,9 @@ column (``tests/features/test_matrix.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 import pandas as pd
@@ -160,8 +161,8 @@ class EventMatrix:
     ) -> np.ndarray:
         """Matrix for ``model``: event columns of the rows' events ``pos`` plus the given
         per-row ``columns`` (a model column in neither is missing, NaN)."""
-        derived = model.rate_columns(
-            lambda name: columns[name] if name in columns else self.column(name)[pos]
+        derived = _rate_columns(
+            model, lambda name: columns[name] if name in columns else self.column(name)[pos]
         )
         if derived:
             columns = {**columns, **derived}
@@ -185,7 +186,7 @@ class EventMatrix:
                 ):
                     others[j] = values  # the state and calendar columns: floats already
                 else:
-                    others[j] = _encode_column(values, categories)
+                    others[j] = _by_labels(partial(_encode_column, categories=categories), values)
             blocks.append(others.T)
         matrix = np.concatenate(blocks, axis=1)
         if layout.order is not None:  # the model's columns are interleaved
@@ -231,6 +232,42 @@ def _encode_column(values: np.ndarray, categories: list[str] | None) -> np.ndarr
     if values.dtype.kind in "fiub":
         return values.astype(np.float64, copy=False)
     return pd.Series(values).to_numpy(dtype=np.float64, na_value=np.nan)  # objects, NA
+
+
+def _rate_columns(
+    model: CalibratedModel, column: Callable[[str], np.ndarray]
+) -> dict[str, np.ndarray]:
+    """:meth:`CalibratedModel.rate_columns`, each rate looked up once per distinct pair."""
+    rates = getattr(model, "rates", ())  # artifacts saved before rates existed
+    return {r.name: _by_labels(r.lookup, column(r.spec.left), column(r.spec.right)) for r in rates}
+
+
+def _by_labels(function: Callable[..., np.ndarray], *columns: np.ndarray) -> np.ndarray:
+    """``function(*columns)`` (element-wise over category labels) computed once per
+    distinct combination of labels and gathered: the search's candidate columns hold a
+    few templates and channels over thousands of rows, and encoding a label costs a
+    string conversion and a binary search. Only columns of strings and missing values
+    take this path (distinct strings are never hashed together; every missing value
+    becomes None, which encodes as missing too); any other column is passed as it is."""
+    codes, labels = [], []
+    for values in columns:
+        values = np.asarray(values)
+        if values.dtype != object or len(values) < 64:
+            return function(*columns)
+        code, uniques = pd.factorize(values)
+        if not all(isinstance(label, str) for label in uniques):
+            return function(*columns)
+        codes.append(code)
+        labels.append(np.array([*uniques, None], dtype=object))  # code -1: missing
+    combined = np.zeros(len(codes[0]), dtype=np.int64)
+    for code, label in zip(codes, labels, strict=True):
+        combined = combined * len(label) + code % len(label)
+    distinct, inverse = np.unique(combined, return_inverse=True)
+    parts = []
+    for label in reversed(labels):  # undo the mixed radix, last column first
+        parts.append(label[distinct % len(label)])
+        distinct = distinct // len(label)
+    return function(*reversed(parts))[inverse]
 
 
 def as_event_matrix(features: pd.DataFrame | EventMatrix) -> EventMatrix:

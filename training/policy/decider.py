@@ -24,7 +24,7 @@ from training.policy.message_pruning import (
 from training.policy.message_search import plan_messages
 from training.policy.reasons import model_reasons
 from training.policy.retry_search import plan_retries, retry_windows
-from training.policy.scorer import ModelScorer, past_of_events, past_rows
+from training.policy.scorer import ModelScorer, ScoredRows, past_of_events, past_rows
 
 Rows: TypeAlias = pd.DataFrame | dict[str, np.ndarray]
 """A schedule's retries or messages: a frame, or its columns (times as int64 ns)."""
@@ -222,10 +222,12 @@ class ModelDecider:
         past: pd.DataFrame,
         schedules: Sequence[Scored],
         p_self: np.ndarray | None = None,
+        scored_rows: ScoredRows | None = None,
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per schedule: the expected recovery per event (the events' order) and the
         probability of each of its rows (its retries, then its messages), as arrays;
-        ``p_self``: the events' self-cure probabilities, when the caller has them."""
+        ``p_self``: the events' self-cure probabilities, when the caller has them;
+        ``scored_rows``: the rows this call scored before (looked up, not scored again)."""
         ids = events["event_id"].to_numpy()
         n, count = len(ids), len(schedules)
         if p_self is None:
@@ -252,16 +254,8 @@ class ModelDecider:
         wanted, state = state_of_rows(
             key, ns, kind, template, candidate, self.rules.limits.update_requests
         )
-        key_event = np.tile(ids, count)
-        p = self.scorer.row_probabilities(
-            features,
-            key_event[key[wanted]],
-            ns[wanted],
-            kind[wanted],
-            template[wanted],
-            channel[wanted],
-            state,
-        )
+        rows = _Rows(key[wanted] % n, ns[wanted], kind[wanted], template[wanted], channel[wanted])
+        p = self._row_probabilities(features, ids, rows, state, scored_rows)
         survival = np.bincount(
             key[wanted], weights=np.log1p(-np.clip(p, 0, 1 - 1e-9)), minlength=n * count
         )
@@ -276,6 +270,33 @@ class ModelDecider:
             )
             for s in range(count)
         ]
+
+    def _row_probabilities(
+        self,
+        features: pd.DataFrame | EventMatrix,
+        ids: np.ndarray,
+        rows: _Rows,
+        state: dict[str, np.ndarray],
+        scored_rows: ScoredRows | None,
+    ) -> np.ndarray:
+        """Probability of each candidate row (``rows.event``: the event's position in
+        ``ids``), the rows ``scored_rows`` knows looked up."""
+
+        def score(at: np.ndarray | slice) -> np.ndarray:
+            return self.scorer.row_probabilities(
+                features,
+                ids[rows.event[at]],
+                rows.ns[at],
+                rows.kind[at],
+                rows.template[at],
+                rows.channel[at],
+                {name: values[at] for name, values in state.items()},
+            )
+
+        if scored_rows is None:
+            return score(slice(None))
+        key = scored_rows.key(rows.event, rows.ns, rows.kind, rows.template, rows.channel, state)
+        return scored_rows.probabilities(key, score)
 
     def reported_recovery(self, searched: np.ndarray, fixed: np.ndarray) -> np.ndarray:
         """The probability reported for a searched schedule: the fixed schedule's value
@@ -334,6 +355,16 @@ class ModelDecider:
             }
         )
         return Decisions(summary, retry_p, message_p)
+
+
+class _Rows(NamedTuple):
+    """Candidate rows of whole schedules as columns (``event``: position in the events)."""
+
+    event: np.ndarray
+    ns: np.ndarray
+    kind: np.ndarray
+    template: np.ndarray
+    channel: np.ndarray
 
 
 class _FrameColumns:
@@ -403,6 +434,7 @@ class ScheduleScores:
         self.features = features
         self.extra = list(extra or [])
         self.p_self: np.ndarray | None = None
+        self.rows = ScoredRows()
         self.kept: dict[tuple, tuple[Scored, tuple[np.ndarray, np.ndarray]]] = {}
 
     def bind(self, features: pd.DataFrame | EventMatrix) -> None:
@@ -427,7 +459,12 @@ class ScheduleScores:
                 p_self = self.decider.scorer.self_cure_probability(self.features, window)
                 self.p_self = p_self.to_numpy()
             scored = self.decider.score_schedules(
-                self.events, self.features, self.past, list(missing.values()), self.p_self
+                self.events,
+                self.features,
+                self.past,
+                list(missing.values()),
+                self.p_self,
+                self.rows,
             )
             for (key, schedule), score in zip(missing.items(), scored, strict=True):
                 self.kept[key] = (schedule, score)

@@ -10,6 +10,7 @@ the unprompted part from the self-cure model's daily hazards.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -265,3 +266,93 @@ class ModelScorer:
         log_survival = np.bincount(owner, weights=survival, minlength=len(key_index))
         unprompted = p_self.reindex(keys["event_id"].to_numpy()).fillna(0.0).to_numpy()
         return pd.Series(1.0 - (1.0 - unprompted) * np.exp(log_survival), index=key_index)
+
+
+class ScoredRows:
+    """Probabilities of candidate rows already scored within one decision call, known by
+    the rows' whole model input.
+
+    The message pruning scores each schedule with one message left out: the rows before
+    that message are those of the whole schedule, and an event where nothing was dropped
+    has the same schedules again in the next round (and in the final scoring, unless
+    the exploration moved its retries). A row's probability depends only on its input
+    (the event, time, kind, template, channel and dunning state), so such rows are
+    looked up instead of scored again, with the same figures to the bit. Rows are found
+    by a hash of that input and then compared in full: a hash collision is scored."""
+
+    def __init__(self) -> None:
+        self._codes: dict[object, int] = {}  # kinds, templates, channels
+        self._index = pd.Index(np.zeros(0, dtype=np.uint64))
+        self._keys = np.zeros((0, 0), dtype=np.uint64)
+        self._p = np.zeros(0)
+
+    def probabilities(
+        self,
+        key: np.ndarray,
+        score: Callable[[np.ndarray], np.ndarray],
+    ) -> np.ndarray:
+        """The probability of each row of ``key`` (one row of :meth:`key` per candidate):
+        those kept, and ``score(rows)`` of the others (each distinct input once)."""
+        hashes = _row_hashes(key)
+        p = np.empty(len(key))
+        found = self._index.get_indexer(hashes) if len(self._index) else np.full(len(key), -1)
+        hit = found >= 0
+        if hit.any():
+            hit[hit] = (self._keys[found[hit]] == key[hit]).all(axis=1)
+            p[hit] = self._p[found[hit]]
+        missing = np.flatnonzero(~hit)
+        if len(missing) == 0:
+            return p
+        codes, uniques = pd.factorize(hashes[missing])
+        first = np.empty(len(uniques), dtype=np.int64)
+        first[codes[::-1]] = np.arange(len(codes))[::-1]  # each hash's first row
+        rows = missing[first]
+        if not (key[rows][codes] == key[missing]).all():  # a collision: score them all
+            p[missing] = score(missing)
+            return p
+        scored = score(rows)
+        p[missing] = scored[codes]
+        new = ~pd.Index(uniques).isin(self._index)  # (a collision with a kept row)
+        self._index = self._index.append(pd.Index(uniques[new]))
+        kept = key[rows][new]
+        self._keys = np.concatenate([self._keys, kept]) if len(self._keys) else kept
+        self._p = np.concatenate([self._p, scored[new]])
+        return p
+
+    def key(
+        self,
+        pos: np.ndarray,
+        ns: np.ndarray,
+        kind: np.ndarray,
+        template: np.ndarray,
+        channel: np.ndarray,
+        state: dict[str, np.ndarray],
+    ) -> np.ndarray:
+        """The rows' whole model input as integers (floats by their bits), one row each:
+        the event's row in the call's features, time, kind, template, channel, state."""
+        columns = [
+            np.asarray(pos, dtype=np.int64).view(np.uint64),
+            np.asarray(ns, dtype=np.int64).view(np.uint64),
+            *(self._code(values) for values in (kind, template, channel)),
+            *(
+                np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+                for values in state.values()
+            ),
+        ]
+        return np.column_stack(columns)
+
+    def _code(self, values: np.ndarray) -> np.ndarray:
+        """Codes of labels that stay the same for the whole call (missing: -1)."""
+        codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+        table = [self._codes.setdefault(label, len(self._codes)) for label in uniques]
+        return np.array([*table, -1], dtype=np.int64)[codes].view(np.uint64)
+
+
+def _row_hashes(key: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row of ``key`` (uint64 columns), FNV-1a style by column."""
+    hashes = np.full(len(key), np.uint64(0xCBF29CE484222325))
+    prime = np.uint64(0x100000001B3)
+    for column in key.T:
+        hashes = (hashes ^ column) * prime
+        hashes ^= hashes >> np.uint64(29)
+    return hashes
