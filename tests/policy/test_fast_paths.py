@@ -314,10 +314,13 @@ def test_one_call_rounds_equal_two_call_rounds(case, monkeypatch):
     assert len(two_messages) > len(events)
 
 
-def test_scored_rows_are_looked_up_with_the_same_figures(case):
+def test_scored_rows_are_looked_up_with_the_same_figures(case, monkeypatch):
     """The pruning's schedules scored with a memo of rows: the same figures as without,
     and the second scoring of the same schedules scores no row."""
+    import training.policy.decider as decider_module
     from training.policy.scorer import ScoredRows
+
+    monkeypatch.setattr(decider_module, "MEMO_ROWS", 0)  # however few rows
 
     decider, events, _, decisions, features, past = case
     messages, retries = _plans(decider.scorer, decider, events, decisions, features, past)

@@ -26,6 +26,10 @@ from training.policy.reasons import model_reasons
 from training.policy.retry_search import plan_retries, retry_windows
 from training.policy.scorer import ModelScorer, ScoredRows, past_of_events, past_rows
 
+MEMO_ROWS = 512
+"""Fewest rows a whole-schedule scoring looks up in the call's :class:`ScoredRows`: a
+lone request's few dozen rows cost less to score than to look up."""
+
 Rows: TypeAlias = pd.DataFrame | dict[str, np.ndarray]
 """A schedule's retries or messages: a frame, or its columns (times as int64 ns)."""
 Scored: TypeAlias = tuple[Rows, Rows] | tuple[Rows, Rows, np.ndarray]
@@ -293,7 +297,7 @@ class ModelDecider:
                 {name: values[at] for name, values in state.items()},
             )
 
-        if scored_rows is None:
+        if scored_rows is None or len(rows.ns) < MEMO_ROWS:
             return score(slice(None))
         key = scored_rows.key(rows.event, rows.ns, rows.kind, rows.template, rows.channel, state)
         return scored_rows.probabilities(key, score)
