@@ -234,6 +234,11 @@ def _encode_column(values: np.ndarray, categories: list[str] | None) -> np.ndarr
     return pd.Series(values).to_numpy(dtype=np.float64, na_value=np.nan)  # objects, NA
 
 
+LABEL_ROWS = 2_000
+"""Fewest rows :func:`_by_labels` encodes by distinct label (hashing the labels costs
+more than it saves on a lone request's few hundred rows)."""
+
+
 def _rate_columns(
     model: CalibratedModel, column: Callable[[str], np.ndarray]
 ) -> dict[str, np.ndarray]:
@@ -252,7 +257,7 @@ def _by_labels(function: Callable[..., np.ndarray], *columns: np.ndarray) -> np.
     codes, labels = [], []
     for values in columns:
         values = np.asarray(values)
-        if values.dtype != object or len(values) < 64:
+        if values.dtype != object or len(values) < LABEL_ROWS:
             return function(*columns)
         code, uniques = pd.factorize(values)
         if not all(isinstance(label, str) for label in uniques):
