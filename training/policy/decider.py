@@ -422,6 +422,9 @@ class ScheduleScores:
     Rows are scored independently and summed per schedule in the same order, so the
     figures are the same to the last bit as scoring each schedule alone.
 
+    Within the schedules scored, rows are kept too (:class:`ScoredRows`): the pruning's
+    trial schedules share most rows with the whole one and with the next round's.
+
     A schedule is known by the identity of its two frames (kept alive here, so an id is
     never reused within the call): the frames of a decision are never changed in place,
     and a changed schedule (the exploration's shifted retries) is a new frame."""
