@@ -286,9 +286,12 @@ def _round(
         per_combo = counts[np.searchsorted(events, combos.pos)]
         if int(per_combo.sum()) - later <= MERGE_EXTRA_ROWS:
             return _merged_round(context, combos, chosen, events, at, counts, per_combo)
-    best = combos.take(_best_per_event(combos, context.probabilities(combos, chosen)))
-    slots = _Candidates(best.pos[owner], at, best.template[owner], best.channel[owner])
-    return slots, context.probabilities(slots, chosen)
+    p_combos = context.probabilities(combos, chosen)
+    best = _best_per_event(combos, p_combos)
+    pairs = combos.take(best)
+    slots = _Candidates(pairs.pos[owner], at, pairs.template[owner], pairs.channel[owner])
+    rest = slots.take(np.arange(len(events), len(slots)))  # the first times: scored in (a)
+    return slots, np.concatenate([p_combos[best], context.probabilities(rest, chosen)])
 
 
 def _merged_round(
