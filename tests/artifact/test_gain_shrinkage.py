@@ -12,6 +12,7 @@ from training.artifact.gain_shrinkage import (
     NO_SHRINKAGE,
     customer_halves,
     fit_gain_shrinkage,
+    gain_threshold,
     shrinkage_factor,
 )
 from training.config.params import GainShrinkageParams, ModelParams, Params, TrainParams
@@ -67,6 +68,34 @@ def test_without_a_fixed_value_the_models_own_is_reported(small_world):
     np.testing.assert_allclose(reported, [0.5, 0.6])
 
 
+def test_only_the_part_of_a_gain_above_the_threshold_is_shrunk(small_world):
+    decider = small_world.artifact.decider(compiled=False)
+    decider.gain_shrinkage, decider.gain_threshold = 0.5, 0.1
+    fixed = np.array([0.4, 0.4, 0.4, 0.4])
+    reported = decider.reported_recovery(np.array([0.3, 0.45, 0.5, 0.7]), fixed)
+    # a loss and gains up to the threshold are kept; above it, half of the excess
+    np.testing.assert_allclose(reported, [0.3, 0.45, 0.5, 0.6])
+    searched = np.linspace(0.2, 0.9, 50)
+    assert np.all(np.diff(decider.reported_recovery(searched, np.full(50, 0.4))) > 0)
+
+
+def test_the_threshold_is_a_quantile_of_the_promised_gains_never_below_zero():
+    promised = np.array([-0.05, 0.02, 0.1, 0.2, 0.4])
+    assert gain_threshold(promised, 0.5) == pytest.approx(0.1)
+    assert gain_threshold(promised, 0.0) == 0.0
+    assert gain_threshold(np.array([-0.2, -0.1, 0.3]), 0.5) == 0.0
+
+
+def test_an_artifact_carries_the_threshold_to_its_decider(small_world):
+    artifact = copy.copy(small_world.artifact)
+    artifact.metadata = {
+        **artifact.metadata,
+        "gain_shrinkage": {"factor": 0.8, "threshold": 0.12},
+    }
+    decider = artifact.decider(compiled=False)
+    assert (decider.gain_shrinkage, decider.gain_threshold) == (0.8, 0.12)
+
+
 def test_no_events_means_no_shrinkage(small_world):
     params = Params(train=TrainParams(gain_shrinkage=GainShrinkageParams(events=0)))
     fitted = fit_gain_shrinkage(
@@ -96,3 +125,4 @@ def test_the_factor_is_fitted_from_the_halves_search(small_world):
     assert 0.0 <= fitted.factor <= 1.0
     assert fitted.promised_gain > 0
     assert fitted.factor == pytest.approx(shrinkage_factor(fitted.promised_gain, fitted.cross_gain))
+    assert fitted.threshold >= 0.0

@@ -89,3 +89,66 @@ def test_gathered_offsets_equal_the_sparse_design_to_the_bit(sizes):
     assert np.array_equal(
         calibrator.predict(scores, matrix), calibrator.predict_sparse(scores, matrix)
     )
+
+
+def test_a_count_column_gets_an_offset_per_bucket_the_last_holding_every_larger_count():
+    rng = np.random.default_rng(4)
+    n = 30000
+    steps = rng.integers(0, 5, n).astype(float)  # events before the row: 0..4
+    score = rng.uniform(0.05, 0.3, n)
+    # the first event answers far above its score, later ones below it
+    truth = np.clip(score + np.where(steps == 0, 0.08, -0.04), 0.01, 0.99)
+    label = (rng.random(n) < truth).astype(int)
+    calibrator = GroupCalibrator.fit(
+        score, label, steps[:, None], (0,), (3,), strength=1.0, counts=(True,)
+    )
+    p = calibrator.predict(score, steps[:, None])
+    for bucket, rows in ((0, steps == 0), (1, steps == 1), (2, steps >= 2)):
+        assert abs(p[rows].mean() - label[rows].mean()) < 0.01, bucket
+    # a count never seen in fitting falls in the last bucket, not outside the map
+    probe = np.full(2, 0.2)
+    assert np.allclose(
+        calibrator.predict(probe, np.array([[2.0], [9.0]])),
+        calibrator.predict(probe, np.array([[2.0], [2.0]])),
+    )
+    assert np.array_equal(
+        calibrator.predict(score, steps[:, None]), calibrator.predict_sparse(score, steps[:, None])
+    )
+
+
+def test_a_model_with_a_dunning_state_group_fits_the_first_event_the_boosting_pulled_down():
+    rng = np.random.default_rng(5)
+
+    def period(n: int) -> pd.DataFrame:
+        before = rng.integers(0, 3, n).astype(float)
+        x = rng.normal(size=n)
+        logit = 0.5 * x - 2.4 + np.where(before == 0, 0.9, 0.0)
+        truth = 1 / (1 + np.exp(-logit))
+        y = (rng.random(n) < truth).astype(int)
+        return pd.DataFrame({"x": x, "retries_before": before, "y": y, "truth": truth})
+
+    train, valid, later = period(8000), period(40000), period(5000)
+    columns = ["x", "retries_before"]
+
+    def error_on_first(steps: int) -> float:
+        params = ModelParams(
+            num_boost_round=3,
+            early_stopping_rounds=1,
+            min_data_in_leaf=1000,
+            calibration_folds=0,
+            calibration_dunning_steps=steps,
+        )
+        model = fit_calibrated(
+            "toy",
+            (train[columns], train["y"].to_numpy()),
+            (valid[columns], valid["y"].to_numpy()),
+            columns,
+            [],
+            params,
+            calibration_groups=("retries_before",),
+        )
+        first = later[later["retries_before"] == 0]
+        return abs(float(model.predict(first[columns]).mean()) - first["truth"].mean())
+
+    assert error_on_first(3) < 0.012
+    assert error_on_first(0) > error_on_first(3) + 0.01

@@ -94,6 +94,7 @@ class DecisionArtifact:
             self.model_version,
             description=self.metadata,
             gain_shrinkage=float(self.metadata.get("gain_shrinkage", {}).get("factor", 1.0)),
+            gain_threshold=float(self.metadata.get("gain_shrinkage", {}).get("threshold", 0.0)),
         )
 
     def compile_models(self) -> bool:

@@ -18,8 +18,19 @@ that variance: the served models' gains are shrunk by half the halves' optimism,
     factor = 1 - (1 - r) / 2   (clipped to [0, 1]),
 
 and the probability the product reports for a decision is the fixed schedule's value
-plus ``factor`` times the searched schedule's gain over it (``ModelDecider``). Decisions
-are unchanged: the factor scales every event's gain alike.
+plus the searched schedule's gain over it, shrunk by ``factor`` above ``threshold``
+(``ModelDecider.reported_recovery``). Decisions are unchanged: the map from gain to
+reported gain is increasing and the same for every candidate.
+
+The threshold: the optimism is not spread over every gain. On the zoo (young_merchant at
+10,000 and 20,000 invoices, paydays at 10,000; 3,000 held-out events each, by decile of
+the served models' estimated gain), the true gain matched the estimate within 0.02-0.04
+on the lower eight deciles, some under-estimated, and fell short only on the one or two
+largest (0.57 estimated, 0.50 true; 0.62 / 0.52), where the search found a rare message
+worth much. Scaling every gain lowered the small ones, already right or low, further and
+pulled the lower deciles of the reported probability 0.04-0.12 below the truth. So only
+the part of a gain above the ``from_quantile`` quantile of the gains the halves'
+policies promised (measured with the factor, from the same events) is shrunk.
 """
 
 from __future__ import annotations
@@ -53,6 +64,7 @@ class GainShrinkage:
     cross_gain: float  # the same schedules' gain, valued by the other half's models
     events: int
     note: str = ""
+    threshold: float = 0.0  # only the part of a gain above this is shrunk
 
     def as_metadata(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -87,6 +99,14 @@ def shrinkage_factor(promised: float, cross: float) -> float:
     if not np.isfinite(promised) or promised <= 0:
         return 1.0
     return float(np.clip(1.0 - (1.0 - cross / promised) / 2.0, 0.0, 1.0))
+
+
+def gain_threshold(promised: np.ndarray, quantile: float) -> float:
+    """The gain above which the shrinkage applies: the ``quantile`` of the ``promised``
+    gains, never below 0 (0 when ``quantile`` is 0: every gain is shrunk)."""
+    if quantile <= 0 or len(promised) == 0:
+        return 0.0
+    return max(float(np.quantile(promised, quantile)), 0.0)
 
 
 def validation_events(history: History, split: TimeSplit, count: int, seed: int) -> pd.DataFrame:
@@ -164,19 +184,25 @@ def fit_gain_shrinkage(
     events = validation_events(history, split, settings.events, params.train.model.seed)
     if events.empty:
         return GainShrinkage(1.0, float("nan"), float("nan"), 0, "no validation-period events")
-    promised, cross = 0.0, 0.0
+    promised, cross = [], []
     for k in (0, 1):
         own, other = _gains(deciders[k], [deciders[k], deciders[1 - k]], events)
-        promised += float(own.sum())
-        cross += float(other.sum())
-    n = 2 * len(events)
+        promised.append(own)
+        cross.append(other)
+    own_gains = np.concatenate(promised)
+    mean_promised, mean_cross = float(own_gains.mean()), float(np.concatenate(cross).mean())
     result = GainShrinkage(
-        shrinkage_factor(promised, cross), promised / max(n, 1), cross / max(n, 1), len(events)
+        shrinkage_factor(mean_promised, mean_cross),
+        mean_promised,
+        mean_cross,
+        len(events),
+        threshold=gain_threshold(own_gains, settings.from_quantile),
     )
     log.info(
-        "searched gains: promised %.3f, cross-valued %.3f, factor %.2f",
+        "searched gains: promised %.3f, cross-valued %.3f, factor %.2f above %.3f",
         result.promised_gain,
         result.cross_gain,
         result.factor,
+        result.threshold,
     )
     return result

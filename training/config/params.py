@@ -75,6 +75,13 @@ class ModelParams(Section):
         description="inverse L2 penalty of the calibration offsets per decline category and "
         "template (sklearn's C; 0: one map for all rows)",
     )
+    calibration_dunning_steps: int = Field(
+        3,
+        ge=0,
+        description="calibration offsets by dunning state: retries (retry model) or messages "
+        "(message model) before the row, bucketed 0, 1, ..., this minus one or more "
+        "(0 or 1: none)",
+    )
     num_threads: int = Field(2, ge=1)
     seed: int = 7
 
@@ -87,6 +94,13 @@ class GainShrinkageParams(Section):
         ge=0,
         description="validation-period events the two customer halves' policies choose for "
         "(0: no shrinkage, the reported probability is the models' own)",
+    )
+    from_quantile: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="shrink only the part of a searched gain above this quantile of the gains "
+        "the halves' policies promised (0: every gain, in proportion)",
     )
 
 

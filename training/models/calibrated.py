@@ -224,7 +224,9 @@ def fit_calibrated(
     """Boost on ``train`` with early stopping on ``valid``, calibrate on ``valid`` and
     (with ``params.calibration_folds`` and ``groups``) the training rows' out-of-fold
     scores (cross_fit.py); ``calibration_groups``: categorical features whose values get
-    their own shrunk offset in the map (group_calibration.py).
+    their own shrunk offset in the map, and count features (the dunning state) whose
+    buckets 0 .. ``params.calibration_dunning_steps - 1`` (and more) get one
+    (group_calibration.py).
 
     ``pairs``: pair-rate inputs derived from the label (out of fold on ``train``, by
     ``groups``, one per training row; from all of ``train`` on ``valid`` and later)."""
@@ -320,22 +322,28 @@ def fit_calibrated(
         labels = np.concatenate([y_train[known], y_valid])
         rows = [x_encoded[known], valid_encoded]
     calibrator = Calibrator.fit(params.calibration, scores, labels)
-    grouped = [c for c in calibration_groups if c in categories]
+    # categorical groups, then counts (the dunning state) when bucketed at all
+    steps = params.calibration_dunning_steps
+    grouped = [c for c in calibration_groups if c in categories] + [
+        c for c in calibration_groups if c in features and c not in categories and steps > 1
+    ]
     group_calibrator = None
     if grouped and params.calibration == "sigmoid" and params.calibration_group_strength > 0:
-        codes = np.concatenate(
-            [
-                np.column_stack([part[c].cat.codes.to_numpy(dtype=float) for c in grouped])
-                for part in rows
-            ]
-        )
+
+        def values(part: pd.DataFrame, column: str) -> np.ndarray:
+            if column in categories:
+                codes = part[column].cat.codes.to_numpy(dtype=float)
+                return np.where(codes < 0, np.nan, codes)
+            return part[column].to_numpy(dtype=float)
+
         group_calibrator = GroupCalibrator.fit(
             scores,
             labels,
-            np.where(codes < 0, np.nan, codes),
+            np.concatenate([np.column_stack([values(p, c) for c in grouped]) for p in rows]),
             tuple(features.index(c) for c in grouped),
-            tuple(len(categories[c]) for c in grouped),
+            tuple(len(categories[c]) if c in categories else steps for c in grouped),
             params.calibration_group_strength,
+            tuple(c not in categories for c in grouped),
         )
     return CalibratedModel(
         name=name,

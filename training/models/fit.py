@@ -29,9 +29,9 @@ PAIR_RATES = {
     "message": (PairRate("template_category_rate", "template", "inv_decline_category"),),
 }
 # categorical inputs whose values get their own offset in the calibration map
-CALIBRATION_GROUPS = {
-    "retry": ("inv_decline_category",),
-    "message": ("template", "inv_decline_category"),
+CALIBRATION_GROUPS = {  # and counts of the dunning state, bucketed
+    "retry": ("inv_decline_category", "retries_before"),
+    "message": ("template", "inv_decline_category", "messages_before"),
     "self_cure": ("inv_decline_category",),
 }
 MODEL_FEATURES = {

@@ -11,6 +11,14 @@ here adds, to Platt's sigmoid of the score, one offset per value of each group c
 and per pair of values, L2-shrunk towards zero (a group with few rows keeps the shared
 map). Fitted on the out-of-fold scores of the training rows and the validation period's
 (cross_fit.py), so the offsets measure the booster's error on rows it did not see.
+
+A group column may also be a count (``counts``: the dunning state, retries or messages
+before the row), bucketed as 0, 1, ..., ``size - 1`` or more. Boosting under-fits the
+dunning state too: within a decline category the first retry's and first message's
+rates are pulled towards the later ones' (default-like worlds at 10,000 invoices: first
+retry 0.12 predicted, 0.13-0.14 observed on the test period, the third 0.06-0.075
+predicted, 0.055 observed), and a schedule's value, the product of its rows, inherits
+it.
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ class GroupCalibrator:
     columns: tuple[int, ...]
     sizes: tuple[int, ...]
     model: LogisticRegression
+    counts: tuple[bool, ...] = ()  # per column: a count bucketed at size - 1 (else categories)
 
     @classmethod
     def fit(
@@ -71,12 +80,24 @@ class GroupCalibrator:
         columns: tuple[int, ...],
         sizes: tuple[int, ...],
         strength: float,
+        counts: tuple[bool, ...] = (),
     ) -> GroupCalibrator:
-        """``codes``: the rows' category codes in ``columns`` (n x len(columns), NaN when
-        missing); ``strength``: the inverse L2 penalty of the offsets (sklearn's ``C``)."""
+        """``codes``: the rows' values in ``columns`` (n x len(columns), NaN when missing:
+        category codes, or counts for the columns ``counts`` marks); ``strength``: the
+        inverse L2 penalty of the offsets (sklearn's ``C``)."""
+        calibrator = cls(tuple(columns), tuple(sizes), LogisticRegression(), tuple(counts))
         model = LogisticRegression(C=strength, max_iter=1000)
-        model.fit(_design(scores, codes, sizes), label)
-        return cls(tuple(columns), tuple(sizes), model)
+        model.fit(_design(scores, calibrator.group_codes(codes), sizes), label)
+        calibrator.model = model
+        return calibrator
+
+    def group_codes(self, values: np.ndarray) -> np.ndarray:
+        """Each row's bucket per group column (NaN: no offset): a category code, NaN when
+        the map never saw it; a count, its last bucket holding every larger one."""
+        sizes = np.array(self.sizes, dtype=float)
+        counts = np.array(getattr(self, "counts", ()) or [False] * len(self.sizes), dtype=bool)
+        clipped = np.minimum(np.floor(np.maximum(values, 0.0)), sizes - 1)
+        return np.where(counts, clipped, np.where(values < sizes, values, np.nan))
 
     def predict(self, scores: np.ndarray, matrix: np.ndarray) -> np.ndarray:
         """Probabilities of raw ``scores`` of the rows of the encoded ``matrix``.
@@ -85,8 +106,7 @@ class GroupCalibrator:
         sparse design of :func:`_design` (building it costs ~0.5 ms a call, ten times the
         trees of a lone decision); the sum runs in the design's column order, so the
         result is the same to the bit."""
-        codes = matrix[:, list(self.columns)]
-        codes = np.where(codes < np.array(self.sizes), codes, np.nan)  # unseen stays out
+        codes = self.group_codes(matrix[:, list(self.columns)])
         known = ~np.isnan(codes)
         filled = np.where(known, codes, 0).astype(np.int64)
         coef = self.model.coef_[0]
@@ -104,8 +124,7 @@ class GroupCalibrator:
     def predict_sparse(self, scores: np.ndarray, matrix: np.ndarray) -> np.ndarray:
         """:meth:`predict` through the sparse design the map was fitted on (the reference
         the tests hold :meth:`predict` to)."""
-        codes = matrix[:, list(self.columns)]
-        codes = np.where(codes < np.array(self.sizes), codes, np.nan)
+        codes = self.group_codes(matrix[:, list(self.columns)])
         design = _design(scores, codes, self.sizes)
         logits = design @ self.model.coef_[0] + float(self.model.intercept_[0])
         return 1.0 / (1.0 + np.exp(-logits))

@@ -111,9 +111,11 @@ class ModelDecider:
         model_version: str,
         description: dict[str, Any] | None = None,
         gain_shrinkage: float = 1.0,
+        gain_threshold: float = 0.0,
     ) -> None:
         self.scorer = scorer
         self.gain_shrinkage = gain_shrinkage
+        self.gain_threshold = gain_threshold
         self.rules = rules
         self.config = config
         self.templates = templates
@@ -304,10 +306,16 @@ class ModelDecider:
 
     def reported_recovery(self, searched: np.ndarray, fixed: np.ndarray) -> np.ndarray:
         """The probability reported for a searched schedule: the fixed schedule's value
-        plus ``gain_shrinkage`` times the searched gain over it (the search's optimism,
+        plus the searched gain over it, its part above ``gain_threshold`` (all of it when
+        0) times ``gain_shrinkage`` (the search's optimism,
         training/artifact/gain_shrinkage.py); the models' own value where the fixed
         schedule has none (NaN)."""
-        shrunk = fixed + self.gain_shrinkage * (searched - fixed)
+        gain = searched - fixed
+        threshold = getattr(self, "gain_threshold", 0.0)
+        if threshold > 0:
+            shrunk = searched - (1.0 - self.gain_shrinkage) * np.maximum(gain - threshold, 0.0)
+        else:
+            shrunk = fixed + self.gain_shrinkage * gain
         return np.where(np.isnan(fixed), searched, shrunk)
 
     def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> Decisions:
