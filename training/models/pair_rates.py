@@ -75,7 +75,7 @@ class PairRate:
     ) -> np.ndarray:
         """Each row's rate from the rows of the other folds (folds by ``groups``, e.g. the
         invoice, so no row sees its own or its invoice's outcome)."""
-        fold = pd.factorize(np.asarray(groups))[0] % FOLDS
+        fold = fold_of(groups)
         out = np.empty(len(fold))
         for k in range(FOLDS):  # five fits over the whole column each, not a row loop
             mine = fold == k
@@ -83,6 +83,12 @@ class PairRate:
                 fitted = self.fit(left[~mine], right[~mine], label[~mine])
                 out[mine] = fitted.lookup(left[mine], right[mine])
         return out
+
+
+def fold_of(groups: np.ndarray) -> np.ndarray:
+    """Each row's fold, from a hash of its group's value: the same rows get the same folds
+    in any order or partition (the Dask path gathers them part by part)."""
+    return (pd.util.hash_array(_text(groups).astype(object)) % FOLDS).astype(np.int64)
 
 
 @dataclass(frozen=True)
