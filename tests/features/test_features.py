@@ -212,7 +212,6 @@ def test_grid_fast_path_matches_the_timeline_path(small_world):
     through its full timeline (earlier failed retries as rows, messages as context)."""
     from training.config.policy import PolicyConfig
     from training.core.arrays import group_counter
-    from training.models.calibrated import encode_matrix
     from training.policy.retry_search import retry_grid_columns
     from training.policy.scorer import build_timeline
 
@@ -265,4 +264,4 @@ def test_grid_fast_path_matches_the_timeline_path(small_world):
     timeline.loc[proposed, "candidate"] = np.r_[np.ones(n, bool), np.zeros(len(phantom), bool)]
     slow = candidate_features(features.features, timeline, UPDATE)
     slow = slow.assign(key=timeline.loc[slow.index, "key"].to_numpy()).sort_values("key")
-    np.testing.assert_array_equal(fast, encode_matrix(slow, model.features, model.categories))
+    np.testing.assert_array_equal(fast, model.encoded(slow))  # pair rates included

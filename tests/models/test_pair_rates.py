@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.models.pair_rates import FOLDS, PairRate
+from training.models.pair_rates import FOLDS, PairRate, fold_of
 
 RATE = PairRate("template_category_rate", "template", "inv_decline_category", smoothing=10.0)
 
@@ -64,10 +64,59 @@ def test_out_of_fold_rows_never_see_their_own_invoice():
     flipped = label.copy()
     flipped[0] = 1.0 - flipped[0]
     again = RATE.out_of_fold(left, right, flipped, groups)
-    fold = np.arange(len(label) // 2).repeat(2) % FOLDS
+    fold = fold_of(groups)
     same_fold = fold == fold[0]
     assert oof[0] == again[0] and oof[1] == again[1]  # the invoice's own rows
     assert not np.allclose(
         oof[~same_fold & (left == left[0]) & (right == right[0])],
         again[~same_fold & (left == left[0]) & (right == right[0])],
     )
+
+
+RANK = PairRate(
+    "category_rank_rate", "inv_decline_category", "retries_before", right_bins=(0.5, 1.5)
+)
+
+
+def test_a_numeric_right_column_counts_by_bucket():
+    """First retries pay 30%, second 10%, third and later 2% (one bucket from the second
+    edge on); the rate reads the same from ints, floats and objects, missing apart."""
+    rng = np.random.default_rng(5)
+    rank = np.repeat([0, 1, 2, 3, 4], 400)
+    p = np.array([0.30, 0.10, 0.02, 0.02, 0.02])[rank]
+    label = (rng.random(len(rank)) < p).astype(float)
+    left = np.full(len(rank), "insufficient_funds", dtype=object)
+    fitted = RANK.fit(left, rank.astype(float), label)
+    asked = fitted.lookup(left[:4], np.array([0, 1, 2, 7]))
+    assert asked[0] == pytest.approx(0.30, abs=0.05)
+    assert asked[1] == pytest.approx(0.10, abs=0.04)
+    assert asked[2] == pytest.approx(0.02, abs=0.02) and asked[3] == asked[2]
+    as_objects = fitted.lookup(left[:3], np.array([0.0, 1.0, 2.0], dtype=object))
+    np.testing.assert_array_equal(as_objects, asked[:3])
+    missing = fitted.lookup(left[:1], np.array([np.nan]))
+    assert missing[0] == pytest.approx(fitted.left_rate["insufficient_funds"])
+
+
+def test_every_model_pair_rate_reads_columns_the_model_has():
+    """Serving looks a pair rate up from the model's own rows: its two columns must be
+    inputs of that model (built by the same feature code in training and serving)."""
+    from training.models.fit import MODEL_FEATURES, PAIR_RATES
+
+    for name, pairs in PAIR_RATES.items():
+        for pair in pairs:
+            assert pair.name in MODEL_FEATURES[name]
+            assert {pair.left, pair.right} <= set(MODEL_FEATURES[name])
+
+
+def test_folds_follow_the_group_not_the_row_order():
+    groups = np.array([f"inv_{i}" for i in range(500)], dtype=object)
+    fold = fold_of(groups)
+    order = np.random.default_rng(1).permutation(len(groups))
+    np.testing.assert_array_equal(fold_of(groups[order]), fold[order])
+    assert set(fold) == set(range(FOLDS))
+    left, right, label = _rows(n_per_pair=50)
+    ids = np.arange(len(label)).astype(str)
+    oof = RATE.out_of_fold(left, right, label, ids)
+    shuffled = np.random.default_rng(2).permutation(len(label))
+    again = RATE.out_of_fold(left[shuffled], right[shuffled], label[shuffled], ids[shuffled])
+    np.testing.assert_array_equal(again, oof[shuffled])

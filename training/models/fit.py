@@ -25,8 +25,25 @@ from training.models.metrics import binary_metrics
 from training.models.pair_rates import PairRate
 from training.models.split import TimeSplit
 
+RANK_BINS = (0.5, 1.5, 2.5)  # counts of earlier events: none, one, two, three or more
 PAIR_RATES = {
-    "message": (PairRate("template_category_rate", "template", "inv_decline_category"),),
+    "retry": (
+        PairRate(
+            "category_retry_rank_rate",
+            "inv_decline_category",
+            "retries_before",
+            right_bins=RANK_BINS,
+        ),
+    ),
+    "message": (
+        PairRate("template_category_rate", "template", "inv_decline_category"),
+        PairRate(
+            "category_message_rank_rate",
+            "inv_decline_category",
+            "messages_before",
+            right_bins=RANK_BINS,
+        ),
+    ),
 }
 # categorical inputs whose values get their own offset in the calibration map
 CALIBRATION_GROUPS = {  # and counts of the dunning state, bucketed
@@ -35,7 +52,7 @@ CALIBRATION_GROUPS = {  # and counts of the dunning state, bucketed
     "self_cure": ("inv_decline_category",),
 }
 MODEL_FEATURES = {
-    "retry": RETRY_FEATURES,
+    "retry": RETRY_FEATURES + tuple(p.name for p in PAIR_RATES["retry"]),
     "message": MESSAGE_FEATURES + tuple(p.name for p in PAIR_RATES["message"]),
     "self_cure": SELF_CURE_FEATURES,
 }

@@ -8,6 +8,10 @@ rate of each (template, decline category) pair, shrunk towards the template's ow
 when the pair is rare, hands the model that interaction as one number. Training rows
 get it out of fold (each fold's rows from the other folds' outcomes, never their own);
 validation, test and live rows from all training rows.
+
+The right column may be numeric and cut into buckets (``right_bins``): the dunning
+state's counts or the local hour, so that e.g. the rate of first, second and third
+messages per decline category, or of each country's hours of the day, is one input too.
 """
 
 from __future__ import annotations
@@ -23,16 +27,31 @@ FOLDS = 5
 @dataclass(frozen=True)
 class PairRate:
     """Rate of the label for each (``left``, ``right``) pair, shrunk towards ``left``'s
-    rate with the weight of ``smoothing`` rows; ``left``'s towards the overall rate."""
+    rate with the weight of ``smoothing`` rows; ``left``'s towards the overall rate.
+    ``right_bins``: when given, ``right`` is numeric and its values count by the bucket
+    they fall in (``np.digitize`` on these edges; missing values are a bucket of their own)."""
 
     name: str
     left: str
     right: str
     smoothing: float = 30.0
+    right_bins: tuple[float, ...] = ()
+
+    def right_labels(self, right: np.ndarray) -> np.ndarray:
+        """The right column's values as the labels the rates are kept by."""
+        if not self.right_bins:
+            return _text(right)
+        values = np.asarray(right, dtype=np.float64)
+        bucket = np.digitize(values, self.right_bins)
+        return np.where(np.isnan(values), "", bucket.astype(str))
 
     def fit(self, left: np.ndarray, right: np.ndarray, label: np.ndarray) -> FittedPairRate:
         frame = pd.DataFrame(
-            {"l": _text(left), "r": _text(right), "y": np.asarray(label, dtype=float)}
+            {
+                "l": _text(left),
+                "r": self.right_labels(right),
+                "y": np.asarray(label, dtype=float),
+            }
         )
         prior = float(frame["y"].mean()) if len(frame) else 0.0
         by_left = frame.groupby("l")["y"].agg(["sum", "count"])
@@ -56,7 +75,7 @@ class PairRate:
     ) -> np.ndarray:
         """Each row's rate from the rows of the other folds (folds by ``groups``, e.g. the
         invoice, so no row sees its own or its invoice's outcome)."""
-        fold = pd.factorize(np.asarray(groups))[0] % FOLDS
+        fold = fold_of(groups)
         out = np.empty(len(fold))
         for k in range(FOLDS):  # five fits over the whole column each, not a row loop
             mine = fold == k
@@ -64,6 +83,12 @@ class PairRate:
                 fitted = self.fit(left[~mine], right[~mine], label[~mine])
                 out[mine] = fitted.lookup(left[mine], right[mine])
         return out
+
+
+def fold_of(groups: np.ndarray) -> np.ndarray:
+    """Each row's fold, from a hash of its group's value: the same rows get the same folds
+    in any order or partition (the Dask path gathers them part by part)."""
+    return (pd.util.hash_array(_text(groups).astype(object)) % FOLDS).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -89,12 +114,15 @@ class FittedPairRate:
         return pd.Series(self.table[:-1, -1], index=self.left_labels)
 
     def lookup(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        return self.table[_position(self.left_labels, left), _position(self.right_labels, right)]
+        right_text = self.spec.right_labels(right)
+        return self.table[
+            _position(self.left_labels, _text(left)), _position(self.right_labels, right_text)
+        ]
 
 
-def _position(labels: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Index of each value in the sorted ``labels``; ``len(labels)`` when not among them."""
-    text = _text(values)
+def _position(labels: np.ndarray, text: np.ndarray) -> np.ndarray:
+    """Index of each label ``text`` in the sorted ``labels``; ``len(labels)`` when not among
+    them."""
     if len(labels) == 0:
         return np.zeros(len(text), dtype=np.int64)
     at = np.minimum(np.searchsorted(labels, text), len(labels) - 1)
