@@ -18,8 +18,8 @@ Documented defaults, applied field by field:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import cache
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import numpy as np

@@ -102,7 +102,8 @@ def _datetimes(ns: np.ndarray, missing: np.ndarray) -> list[datetime | None]:
     """UTC ``datetime`` of int64 nanoseconds (to the microsecond below, as pandas'
     ``to_pydatetime``), ``None`` where ``missing``."""
     naive = ns.view("datetime64[ns]").astype("datetime64[us]").tolist()
-    return [None if gone else t.replace(tzinfo=UTC) for t, gone in zip(naive, missing.tolist())]
+    gone = missing.tolist()
+    return [None if out else t.replace(tzinfo=UTC) for t, out in zip(naive, gone, strict=True)]
 
 
 def _group(

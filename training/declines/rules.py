@@ -655,7 +655,8 @@ def _card_only(mac_code: pd.Series, is_card: np.ndarray) -> list[str | None]:
         return text_values(mac_code)
     if mac_code.dtype != object:  # ``where`` may change the dtype, hence the spelling
         return text_values(mac_code.where(is_card))
-    return np.where(is_card, _object_array(text_values(mac_code)), None).tolist()
+    texts = _object_array(text_values(mac_code))
+    return np.where(is_card, texts, _object_array([None] * len(texts))).tolist()
 
 
 def _age(ev: _Events, counts: dict[str, np.ndarray]) -> np.ndarray:

@@ -63,9 +63,7 @@ class Decisions:
     change it in place).
     """
 
-    def __init__(
-        self, events: pd.DataFrame, retries: pd.DataFrame, messages: pd.DataFrame
-    ) -> None:
+    def __init__(self, events: pd.DataFrame, retries: pd.DataFrame, messages: pd.DataFrame) -> None:
         self._frames: dict[str, pd.DataFrame] = {
             "events": events,
             "retries": retries,
