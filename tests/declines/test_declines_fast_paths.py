@@ -497,3 +497,38 @@ def test_decisions_are_worded_as_the_reference_wording(monkeypatch, size):
         assert_frame_equal(rules.decide_many(events, previous), expected)
     else:
         assert_frame_equal(in_small_calls(rules, events, previous, size), expected)
+
+
+def test_hours_as_nanoseconds_equal_pandas():
+    """``_hours_ns`` (integer arithmetic for whole hours) against ``pd.to_timedelta``."""
+    rng = np.random.default_rng(0)
+    cases = [
+        np.array([0.0, 1.0, 24.0, 72.0, 1e6, -5.0, 1_999_999.0]),
+        np.round(rng.uniform(0, 5000, 1000)),
+        rng.uniform(0, 1000, 1000),
+        np.array([0.1, 0.5, 1 / 3, 2.75]),
+        np.array([np.nan, 3.0]),
+        np.array([2_100_000.0, 1.0]),  # beyond the whole-hours range: pandas
+        np.array([], dtype=float),
+    ]
+    for hours in cases:
+        expected = pd.to_timedelta(hours, unit="h").as_unit("ns").asi8
+        np.testing.assert_array_equal(rules_module._hours_ns(hours), expected)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["01", None, "21", "02"],  # object, text
+        [1, None, 21, "02"],  # object, mixed types
+        [1.0, np.nan, 21.0, 2.0],  # float
+        pd.array([1, None, 21, 2], dtype="Int64"),
+        pd.array(["01", None, "21", "02"], dtype="string"),
+    ],
+)
+def test_card_only_macs_equal_the_series_where(values):
+    mac = pd.Series(values, index=[7, 3, 5, 1])
+    for card in ([True, True, True, True], [True, False, True, False], [False] * 4):
+        is_card = np.array(card)
+        expected = table_module.text_values(mac.where(is_card))
+        assert rules_module._card_only(mac, is_card) == expected

@@ -112,3 +112,29 @@ def test_datetime_objects_parse_as_pandas_parses_them():
         out[:] = values
         expected = pd.DatetimeIndex(pd.to_datetime(out, utc=True)).as_unit("ns")
         pd.testing.assert_index_equal(_utc(values), expected)
+
+
+def test_card_updated_after_the_charges_first_attempt():
+    """``payment_method_updated_at`` counts when it is after the earliest of ``failed_at``
+    and the event's previous attempts; a missing one never does."""
+    early = [{"attempted_at": "2026-11-10T09:00:00Z", "decline_code": "expired_card"}]
+    requests = [
+        {**REQUEST, "payment_method_updated_at": "2026-11-21T00:00:00Z"},  # after the failure
+        {**REQUEST, "payment_method_updated_at": "2026-11-15T00:00:00Z"},  # before it
+        {  # before the failure but after an earlier attempt on the charge
+            **REQUEST,
+            "previous_attempts": early,
+            "payment_method_updated_at": "2026-11-15T00:00:00Z",
+        },
+        {**REQUEST, "previous_attempts": early},  # no update
+        {  # before every attempt
+            **REQUEST,
+            "previous_attempts": early,
+            "payment_method_updated_at": "2026-11-01T00:00:00Z",
+        },
+    ]
+    events, _ = requests_to_frames(requests, ["e", "d", "c", "b", "a"])
+    assert events["card_updated"].tolist() == [True, False, True, False, False]
+    assert events["card_updated"].dtype == bool
+    events, previous = requests_to_frames([REQUEST])  # no update anywhere: all False
+    assert events["card_updated"].tolist() == [False] and previous.empty

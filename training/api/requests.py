@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -136,19 +137,31 @@ def _aware_ns(values: list[Any]) -> np.ndarray | None:
     return np.array(ns, dtype="int64")
 
 
-def _frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
-    """A frame with the contract's dtypes, built column by column (no per-cell inference)."""
-    typed: dict[str, Any] = {}
-    for name, values in columns.items():
-        if name in UTC_COLUMNS or name == "attempted_at":
-            typed[name] = _utc(values)
-        elif name in INT_COLUMNS:
-            typed[name] = np.array(values, dtype="int64")
-        elif name in BOOL_COLUMNS:
-            typed[name] = _objects(values).astype(bool)
-        else:
-            typed[name] = _objects(values)
+def _typed(name: str, values: list[Any]) -> Any:
+    """One column of values with the contract's dtype (no per-cell inference)."""
+    if name in UTC_COLUMNS or name == "attempted_at":
+        return _utc(values)
+    if name in INT_COLUMNS:
+        return np.array(values, dtype="int64")
+    if name in BOOL_COLUMNS:
+        return _objects(values).astype(bool)
+    return _objects(values)
+
+
+def _frame(columns: dict[str, Any]) -> pd.DataFrame:
+    """A frame with the contract's dtypes, built column by column (no per-cell inference);
+    values given as arrays (not lists) are taken as they are."""
+    typed = {
+        name: _typed(name, values) if isinstance(values, list) else values
+        for name, values in columns.items()
+    }
     return pd.DataFrame(typed, copy=False)
+
+
+@cache
+def _no_previous_attempts() -> pd.DataFrame:
+    """The empty ``previous_attempts`` frame, with its dtypes (built once)."""
+    return _frame({name: [] for name in PREVIOUS_ATTEMPT_COLUMNS})
 
 
 def requests_to_frames(
@@ -187,14 +200,28 @@ def requests_to_frames(
         }
         for event_id, r in zip(ids, requests, strict=True)
     ]
-    columns = {name: [row[name] for row in rows] for name in (*EVENT_COLUMNS, *EXTRA_EVENT_COLUMNS)}
-    events = _frame(columns)
+    previous = _previous_attempts(ids, requests)
+    failed_at = _utc([row["failed_at"] for row in rows])
+    updated = _card_updated(
+        [r.get("payment_method_updated_at") for r in requests], ids, failed_at, previous
+    )
+    columns: dict[str, Any] = {
+        name: [row[name] for row in rows] for name in (*EVENT_COLUMNS, *EXTRA_EVENT_COLUMNS)
+    }
+    events = _frame({**columns, "failed_at": failed_at, "card_updated": updated})
+    return events, previous
 
+
+def _previous_attempts(ids: list[str], requests: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The requests' ``previous_attempts`` as one frame, by event id, then time (stable,
+    NaT last, as ``sort_values``)."""
     pairs = [
         (event_id, a)
         for event_id, r in zip(ids, requests, strict=True)
         for a in r.get("previous_attempts") or []
     ]
+    if not pairs:
+        return _no_previous_attempts().copy(deep=False)  # shares only its empty columns
     previous = _frame(
         {
             "event_id": [event_id for event_id, _ in pairs],
@@ -204,31 +231,27 @@ def requests_to_frames(
             "initiated_by": [a.get("initiated_by") or "merchant" for _, a in pairs],
         }
     )
-    if len(previous) > 1:  # stable, NaT last, as ``sort_values``
+    if len(previous) > 1:
         at = previous["attempted_at"].array.asi8
         at = np.where(previous["attempted_at"].isna().to_numpy(), np.iinfo(np.int64).max, at)
         rank = pd.factorize(previous["event_id"].to_numpy(), sort=True)[0]
         previous = previous.take(np.lexsort((at, rank))).reset_index(drop=True)
-    events["card_updated"] = _card_updated(
-        [r.get("payment_method_updated_at") for r in requests], events, previous
-    )
-    return events, previous
+    return previous
 
 
-def _card_updated(given: list[Any], events: pd.DataFrame, previous: pd.DataFrame) -> np.ndarray:
+def _card_updated(
+    given: list[Any], ids: list[str], failed_at: pd.DatetimeIndex, previous: pd.DataFrame
+) -> np.ndarray:
     """Per event: the payment method was updated after the charge's first attempt (the
     earliest of ``failed_at`` and its previous attempts), so the rules may retry an
     ``after_update`` decline (``payment_method_updated_at``, docs/api.md)."""
     if all(value is None for value in given):
-        return np.zeros(len(events), dtype=bool)
-    updated = _utc(given).to_numpy()
-    failed = events["failed_at"].to_numpy()
-    earliest = (
-        previous.groupby("event_id", sort=False)["attempted_at"]
-        .min()
-        .reindex(events["event_id"])
-        .to_numpy()
-    )
-    earlier = ~pd.isna(earliest) & (earliest < failed)
-    first = np.where(earlier, earliest, failed)
-    return ~pd.isna(updated) & (updated > first)
+        return np.zeros(len(ids), dtype=bool)
+    updated = _utc(given).asi8
+    first = failed_at.asi8.copy()  # NaT (the smallest int64) never wins the minimum below
+    attempted = previous["attempted_at"].array.asi8
+    pos = pd.Index(ids).get_indexer(previous["event_id"].to_numpy())
+    known = attempted != _NAT
+    np.minimum.at(first, pos[known], attempted[known])
+    first = np.where(failed_at.asi8 == _NAT, _NAT, first)
+    return (updated != _NAT) & (first != _NAT) & (updated > first)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,8 @@ from training.api.schemas import (
     RecommendationResponse,
 )
 from training.api.sensitive import scan
-from training.policy.decisions import Decider, Decisions
+from training.core.localtime import NAT
+from training.policy.decisions import Columns, Decider, Decisions
 
 logger = logging.getLogger(__name__)
 
@@ -64,22 +65,45 @@ def _probability(value: Any) -> float | None:
     )
 
 
-def _probabilities(frame: pd.DataFrame, column: str) -> list[float | None]:
-    if column not in frame.columns:
-        return [None] * len(frame)
-    return [_probability(v) for v in frame[column].tolist()]
+def _probabilities(table: Columns, column: str) -> list[float | None]:
+    if column not in table:
+        return [None] * len(table["event_id"])
+    return [_probability(v) for v in _listed(table[column])]
+
+
+def _listed(values: Any) -> list[Any]:
+    """A column's values as Python objects."""
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)
+
+
+_NO_TIME = np.iinfo(np.int64).max  # sorts last
+
+
+def _positions(ids: Sequence[Any], values: np.ndarray) -> np.ndarray:
+    """Position of each value among the unique ``ids`` (-1: absent); no index for one id."""
+    if len(ids) == 1:
+        return np.where(values == ids[0], 0, -1)
+    return pd.Index(ids, dtype=object).get_indexer(values)
 
 
 def _rows_by_event(
-    frame: pd.DataFrame, time_column: str, index: pd.Index
-) -> tuple[np.ndarray, np.ndarray, list[datetime]]:
+    table: Columns, time_column: str, asked: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, list[datetime | None]]:
     """Row order (by event, then time; stable, NaT last), the rows' event positions in
-    ``index`` (-1: not asked for) and their times as ``datetime``."""
-    times = pd.DatetimeIndex(frame[time_column])
-    at = np.where(times.isna(), np.iinfo(np.int64).max, times.asi8)
-    event = index.get_indexer(pd.Index(frame["event_id"].to_numpy(dtype=object)))
-    order = np.lexsort((at, event))
-    return order, event, list(times.to_pydatetime())
+    ``asked`` (-1: not asked for) and their times as aware ``datetime`` (``None``: NaT)."""
+    ns = np.asarray(table[time_column], dtype=np.int64)
+    missing = ns == NAT
+    event = _positions(asked, np.asarray(table["event_id"], dtype=object))
+    order = np.lexsort((np.where(missing, _NO_TIME, ns), event))
+    return order, event, _datetimes(ns, missing)
+
+
+def _datetimes(ns: np.ndarray, missing: np.ndarray) -> list[datetime | None]:
+    """UTC ``datetime`` of int64 nanoseconds (to the microsecond below, as pandas'
+    ``to_pydatetime``), ``None`` where ``missing``."""
+    naive = ns.view("datetime64[ns]").astype("datetime64[us]").tolist()
+    gone = missing.tolist()
+    return [None if out else t.replace(tzinfo=UTC) for t, out in zip(naive, gone, strict=True)]
 
 
 def _group(
@@ -105,7 +129,7 @@ DECISION_COLUMNS = (  # per-event columns of Decisions.events that a response ca
 )
 
 
-def _retries_by_event(retries: pd.DataFrame, asked: pd.Index) -> list[list[dict[str, Any]]]:
+def _retries_by_event(retries: Columns, asked: Sequence[str]) -> list[list[dict[str, Any]]]:
     """The ``retries`` rows as response retries, one list per asked event, in time order."""
     order, event, times = _rows_by_event(retries, "at", asked)
     p = _probabilities(retries, "success_probability")
@@ -113,11 +137,11 @@ def _retries_by_event(retries: pd.DataFrame, asked: pd.Index) -> list[list[dict[
     return _group(rows, order, event, len(asked))
 
 
-def _messages_by_event(messages: pd.DataFrame, asked: pd.Index) -> list[list[dict[str, Any]]]:
+def _messages_by_event(messages: Columns, asked: Sequence[str]) -> list[list[dict[str, Any]]]:
     """The ``messages`` rows as response messages, one list per asked event, in time order."""
     order, event, times = _rows_by_event(messages, "send_at", asked)
     p = _probabilities(messages, "response_probability")
-    channel, template = messages["channel"].tolist(), messages["template"].tolist()
+    channel, template = _listed(messages["channel"]), _listed(messages["template"])
     rows = [
         {
             "send_at": times[i],
@@ -130,16 +154,17 @@ def _messages_by_event(messages: pd.DataFrame, asked: pd.Index) -> list[list[dic
     return _group(rows, order, event, len(asked))
 
 
-def _event_columns(events: pd.DataFrame, asked: pd.Index) -> dict[str, list[Any]]:
+def _event_columns(events: Columns, asked: Sequence[str]) -> dict[str, list[Any]]:
     """The per-event columns of the response, as lists in ``asked`` order; ``KeyError``
     for an asked event the decider did not answer."""
-    rows = pd.Index(events["event_id"].to_numpy(dtype=object)).get_indexer(asked)
+    ids = np.asarray(events["event_id"], dtype=object)
+    rows = _positions(list(ids), np.asarray(asked, dtype=object))
     if (rows < 0).any():
-        raise KeyError(asked[rows < 0][0])
+        raise KeyError(asked[int(np.flatnonzero(rows < 0)[0])])
     return {
         name: [values[i] for i in rows.tolist()]
         for name in DECISION_COLUMNS
-        for values in [events[name].tolist()]
+        for values in [_listed(events[name])]
     }
 
 
@@ -182,17 +207,19 @@ def responses_from_decisions(
     decisions: Decisions,
     model_version: str,
 ) -> list[RecommendationResponse]:
-    """One response per request, in order, from the decider's long-format frames.
+    """One response per request, in order, from the decider's long-format tables.
 
-    Columns are read as lists by position (no per-row pandas boxing); each response is
-    validated once, in pydantic's compiled validator.
+    Read as columns (a decider's own arrays, no frame built or read back), values by
+    position (no per-row pandas boxing); each response is validated once, in pydantic's
+    compiled validator.
     """
     if len(requests) != len(event_ids):
         raise ValueError("responses_from_decisions: one event id per request")
-    asked = pd.Index(list(event_ids), dtype=object)
-    retries = _retries_by_event(decisions.retries, asked)
-    messages = _messages_by_event(decisions.messages, asked)
-    column = _event_columns(decisions.events, asked)
+    asked = list(event_ids)
+    tables = decisions.columns()
+    retries = _retries_by_event(tables.retries, asked)
+    messages = _messages_by_event(tables.messages, asked)
+    column = _event_columns(tables.events, asked)
     return [
         _response(request, model_version, column, i, retries[i], messages[i])
         for i, request in enumerate(requests)

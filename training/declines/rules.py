@@ -65,6 +65,9 @@ EVENT_COLUMNS = (
     "merchant_advice_code",
     "failed_at",
 )
+_NAT = np.iinfo(np.int64).min
+_HOUR_NS = 3_600_000_000_000
+_WHOLE_HOURS_MAX = 2_000_000  # 228 years: their nanoseconds fit an int64
 # Up to this many events, decisions come from a memo of the events decided before (a miss
 # decides the call's events as arrays); longer inputs are decided as arrays directly.
 SMALL_INPUT_ROWS = 64
@@ -86,7 +89,7 @@ _MEMO_COLUMNS = (
     *(c for c in DECISION_COLUMNS if c != "not_before"),
     "known",
     "code",
-    "wait_hours",
+    "wait_ns",
 )
 
 
@@ -108,14 +111,19 @@ class _Events:
     """Validated, normalized failure events as column arrays (``index`` = the caller's)."""
 
     index: pd.Index
-    ids: pd.Index  # event_id, unique
+    event_id: np.ndarray  # unique
     processor: np.ndarray  # normalized vocabulary names
     payment_method: np.ndarray
     card_brand: np.ndarray  # "" when missing
     decline_code: pd.Series  # as given
     merchant_advice_code: pd.Series  # as given
-    failed_at: pd.Series  # UTC
+    failed_at: np.ndarray  # datetime64[ns], UTC
     card_updated: np.ndarray
+
+    @property
+    def ids(self) -> pd.Index:
+        """``event_id`` as an index (looked up only when there are previous attempts)."""
+        return pd.Index(self.event_id)
 
 
 Columns = dict[str, np.ndarray | pd.api.extensions.ExtensionArray]
@@ -203,6 +211,20 @@ def to_utc(values: pd.Series, what: str) -> pd.Series:
         rows = values.index[bad | values.isna()].tolist()[:10]
         raise ValueError(f"{what}: missing or unparseable timestamp at row(s) {rows}")
     return parsed
+
+
+def utc_ns(values: pd.Series, what: str) -> np.ndarray:
+    """:func:`to_utc` as ``datetime64[ns]`` values (no Series built when the values are
+    timestamps already, the usual case); missing ones raise as there."""
+    if values.dtype.kind != "M":
+        return to_utc(values, what).array.as_unit("ns").asi8.view("datetime64[ns]")
+    array = values.array
+    ns = (array if array.unit == "ns" else array.as_unit("ns")).asi8
+    missing = ns == _NAT
+    if missing.any():
+        rows = values.index[missing].tolist()[:10]
+        raise ValueError(f"{what}: missing or unparseable timestamp at row(s) {rows}")
+    return ns.view("datetime64[ns]")
 
 
 class RetryRules:
@@ -305,7 +327,7 @@ class RetryRules:
             if columns is not None:
                 return columns
         columns = self._decide_arrays(ev, counts)
-        del columns["wait_hours"]
+        del columns["wait_ns"]
         return columns
 
     def _decide_memo(self, ev: _Events, counts: dict[str, np.ndarray]) -> Columns | None:
@@ -332,12 +354,12 @@ class RetryRules:
                 memo.clear()
             decided = zip(*(columns[c].tolist() for c in _MEMO_COLUMNS), strict=True)
             memo.update(zip(keys, decided, strict=True))
-            del columns["wait_hours"]
+            del columns["wait_ns"]
             return columns
         return _remembered_columns(ev, cast(list[tuple], found))  # no None left in found
 
     def _decide_arrays(self, ev: _Events, counts: dict[str, np.ndarray]) -> Columns:
-        """The decisions as column arrays, plus ``wait_hours`` (behind ``not_before``)."""
+        """The decisions as column arrays, plus ``wait_ns`` (behind ``not_before``)."""
         lim = self.limits
         advice = _advice(self.table, ev)
         schemes = _Schemes.of(ev)
@@ -348,7 +370,7 @@ class RetryRules:
         cap_left = _cap_left(schemes, in_30d, visa_in_30d, n_prev, window_over, lim)
         max_retries = _max_retries(cap_left, advice, lim)
         mac_wait = _mac_wait(self.table, advice.mac, lim)
-        wait_h = _wait_hours(schemes, advice, mac_wait, in_24h, lim)
+        wait_ns = _hours_ns(_wait_hours(schemes, advice, mac_wait, in_24h, lim))
         cap_rule = np.select(schemes.masks(), list(_CAP_RULES), default="")
         rule = _rule(advice, schemes, window_over, cap_left, cap_rule)
         explanation, source = self._texts(
@@ -372,14 +394,14 @@ class RetryRules:
             "retryable": retryable,
             "allowed": (retryable != "no") & (max_retries > 0) & ~needs_update,
             "max_additional_retries": max_retries,
-            "not_before": _not_before(ev.failed_at, wait_h, max_retries),
+            "not_before": _not_before(ev.failed_at, wait_ns, max_retries),
             "needs_update_first": needs_update,
             "rule": rule,
             "explanation": explanation,
             "source": source,
             "known": advice.known,
             "code": advice.code["code"],
-            "wait_hours": wait_h,
+            "wait_ns": wait_ns,
         }
 
     def _texts(
@@ -430,8 +452,8 @@ class RetryRules:
         missing = [c for c in EVENT_COLUMNS if c not in events.columns]
         if missing:
             raise ValueError(f"events: missing column(s) {missing}")
-        ids = pd.Index(events["event_id"])
-        if ids.hasnans or not ids.is_unique:
+        ids = events["event_id"].to_numpy()
+        if not _unique_ids(ids):
             event_id = events["event_id"]
             dup = events.index[event_id.isna() | event_id.duplicated()]
             raise ValueError(f"events: event_id missing or repeated at row(s) {dup.tolist()[:10]}")
@@ -450,7 +472,7 @@ class RetryRules:
                 f"{events.index[bad].tolist()[:10]}"
             )
         brand = _clean_tokens(events["card_brand"], missing="")
-        failed_at = to_utc(events["failed_at"], "events.failed_at")
+        failed_at = utc_ns(events["failed_at"], "events.failed_at")
         if "card_updated" not in events:
             updated = np.zeros(len(events), dtype=bool)
         elif events["card_updated"].dtype == bool:
@@ -459,7 +481,7 @@ class RetryRules:
             updated = events["card_updated"].fillna(False).astype(bool).to_numpy()
         return _Events(
             index=events.index,
-            ids=ids,
+            event_id=ids,
             processor=processor,
             payment_method=method,
             card_brand=brand,
@@ -472,7 +494,7 @@ class RetryRules:
     def _attempt_counts(self, ev: _Events, previous: pd.DataFrame | None) -> dict[str, np.ndarray]:
         """Per event: previous attempts in total, in the last 30 days / 24 hours, first one."""
         n = len(ev.index)
-        failed = ev.failed_at.to_numpy(dtype="datetime64[ns]")
+        failed = ev.failed_at
         counts = {
             "n_prev": np.zeros(n, "int64"),
             "n_30d": np.zeros(n, "int64"),
@@ -569,13 +591,13 @@ def _remembered_columns(ev: _Events, found: list[tuple]) -> Columns:
     """The ``_decide_columns`` of events whose decisions (``_MEMO_COLUMNS``) are known."""
     values = dict(zip(_MEMO_COLUMNS, zip(*found, strict=True), strict=True))
     max_retries = np.array(values["max_additional_retries"], dtype="int64")
-    wait_hours = np.array(values["wait_hours"], dtype="float64")
+    wait_ns = np.array(values["wait_ns"], dtype="int64")
     return {
         "category": _object_array(values["category"]),
         "retryable": _object_array(values["retryable"]),
         "allowed": np.array(values["allowed"], dtype=bool),
         "max_additional_retries": max_retries,
-        "not_before": _not_before(ev.failed_at, wait_hours, max_retries),
+        "not_before": _not_before(ev.failed_at, wait_ns, max_retries),
         "needs_update_first": np.array(values["needs_update_first"], dtype=bool),
         "rule": _object_array(values["rule"]),
         "explanation": _object_array(values["explanation"]),
@@ -588,13 +610,9 @@ def _remembered_columns(ev: _Events, found: list[tuple]) -> Columns:
 def _advice(table: DeclineTable, ev: _Events) -> _Advice:
     """Classify the decline codes and the merchant advice codes and combine them."""
     is_card = ev.payment_method == "card"
-    code = table.classify_columns(
-        pd.Series(ev.processor, index=ev.index, copy=False), ev.decline_code
-    )
-    mac_code = ev.merchant_advice_code
-    mac = table.classify_columns(
-        pd.Series("mastercard_mac", index=ev.index),
-        mac_code if is_card.all() else mac_code.where(is_card),  # MACs are card-only
+    code = table.classify_texts(ev.processor.tolist(), text_values(ev.decline_code))
+    mac = table.classify_texts(
+        ["mastercard_mac"] * len(is_card), _card_only(ev.merchant_advice_code, is_card)
     )
     mac_known = mac["known"]
     mac_ret = mac["retryable"]
@@ -630,9 +648,20 @@ def _advice(table: DeclineTable, ev: _Events) -> _Advice:
     )
 
 
+def _card_only(mac_code: pd.Series, is_card: np.ndarray) -> list[str | None]:
+    """The MACs as text, missing for events that are not card payments (MACs are
+    card-only): ``text_values(mac_code.where(is_card))`` without the Series ``where``."""
+    if is_card.all():
+        return text_values(mac_code)
+    if mac_code.dtype != object:  # ``where`` may change the dtype, hence the spelling
+        return text_values(mac_code.where(is_card))
+    texts = _object_array(text_values(mac_code))
+    return np.where(is_card, texts, _object_array([None] * len(texts))).tolist()
+
+
 def _age(ev: _Events, counts: dict[str, np.ndarray]) -> np.ndarray:
     """Time from the first attempt on the charge (the failure, if none before) to the failure."""
-    return ev.failed_at.to_numpy(dtype="datetime64[ns]") - counts["first_at"]
+    return ev.failed_at - counts["first_at"]
 
 
 def _window_over(schemes: _Schemes, age: np.ndarray, lim: RetryLimits) -> np.ndarray:
@@ -707,13 +736,24 @@ def _wait_hours(
     )
 
 
+def _hours_ns(hours: np.ndarray) -> np.ndarray:
+    """Nanoseconds of ``hours`` (float), as ``pd.to_timedelta(hours, unit="h")`` has them:
+    whole hours (the limits' usual values) by integer arithmetic, exact as pandas is,
+    others through pandas (``pd.to_timedelta`` costs ~0.1 ms a call)."""
+    hours = np.asarray(hours, dtype=np.float64)
+    if (np.abs(hours) < _WHOLE_HOURS_MAX).all() and (hours == np.round(hours)).all():
+        return hours.astype(np.int64) * _HOUR_NS
+    return pd.to_timedelta(hours, unit="h").as_unit("ns").asi8
+
+
 def _not_before(
-    failed_at: pd.Series, wait_hours: np.ndarray, max_retries: np.ndarray
+    failed_at: np.ndarray, wait_ns: np.ndarray, max_retries: np.ndarray
 ) -> pd.api.extensions.ExtensionArray:
-    """``failed_at`` plus ``wait_hours``; ``NaT`` where no retry is left."""
-    not_before = failed_at.array + pd.to_timedelta(wait_hours, unit="h").array
-    not_before[max_retries <= 0] = pd.NaT
-    return not_before
+    """``failed_at`` (``datetime64[ns]``, UTC) plus ``wait_ns`` as UTC timestamps; ``NaT``
+    where no retry is left."""
+    none = (max_retries <= 0) | (wait_ns == _NAT)
+    ns = np.where(none, _NAT, failed_at.view(np.int64) + wait_ns)
+    return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC").array
 
 
 def _rule(
@@ -778,6 +818,14 @@ def _clean_tokens(values: pd.Series, missing: str | None = None) -> np.ndarray:
     texts = text_values(values)
     clean = {text: missing if text is None else text.strip().casefold() for text in set(texts)}
     return _object_array(list(map(clean.__getitem__, texts)))
+
+
+def _unique_ids(ids: np.ndarray) -> bool:
+    """No id missing or repeated (one id needs no index)."""
+    if len(ids) <= 1:
+        return not pd.isna(ids).any()
+    index = pd.Index(ids)
+    return not index.hasnans and index.is_unique
 
 
 def _among(values: np.ndarray, allowed: Iterable[str]) -> np.ndarray:

@@ -21,6 +21,7 @@ the reference that this one must equal.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -261,7 +262,14 @@ class DeclineTable:
         """
         if not processor.index.equals(code.index):
             raise ValueError("classify: processor and code must share one index")
-        pairs = zip(text_values(processor), text_values(code), strict=True)
+        return self.classify_texts(text_values(processor), text_values(code))
+
+    def classify_texts(
+        self, processor: Sequence[str | None], code: Sequence[str | None]
+    ) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
+        """:meth:`classify_columns` of values already spelled as text (:func:`text_values`,
+        ``None``: missing), one pair per row."""
+        pairs = zip(processor, code, strict=True)
         distinct: dict[tuple[str | None, str | None], int] = {}  # pair -> number, as they come
         at = np.array([distinct.setdefault(pair, len(distinct)) for pair in pairs], dtype=np.intp)
         columns = _classified_columns(self._classified(list(distinct)))

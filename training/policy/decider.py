@@ -14,7 +14,7 @@ from training.declines.rules import RetryRules
 from training.features.dunning_state import state_of_rows
 from training.models.matrix import EventMatrix
 from training.policy.baselines import fixed_schedule_columns
-from training.policy.decisions import Decisions, new_decision_ids
+from training.policy.decisions import DecisionColumns, Decisions, new_decision_ids
 from training.policy.message_pruning import (
     Schedule,
     ScheduleValues,
@@ -337,12 +337,11 @@ class ModelDecider:
         plan = self.plan(events, previous_attempts, past=past, decisions=decisions, memo=memo)
         scored = memo.scores([(plan.retries, plan.messages), *baseline])
         expected_v = scored[0][0]
-        retry_p, message_p = _probability_frames(
+        retry_p, message_p = _probability_columns(
             plan.retries, plan.messages, scored[0][1], sort=True
         )
         baseline_v = scored[1][0] if baseline else expected_v * np.nan  # events' order
         expected_v = self.reported_recovery(expected_v, baseline_v)
-        ids = events["event_id"]
         reasons = model_reasons(
             events,
             decisions,
@@ -353,20 +352,18 @@ class ModelDecider:
             baseline_v,
             self.config,
         )
-        summary = pd.DataFrame(
-            {
-                "event_id": ids.to_numpy(),
-                "decline_category": decisions["category"].to_numpy(),
-                "retryable": decisions["retryable"].to_numpy(),
-                "expected_recovery_probability": expected_v,
-                "baseline_recovery_probability": baseline_v,
-                "propensity": plan.propensity,
-                "decision_id": new_decision_ids(len(events)),
-                "reasons": reasons,
-                "fallback": False,
-            }
-        )
-        return Decisions(summary, retry_p, message_p)
+        summary = {
+            "event_id": events["event_id"].to_numpy(),
+            "decline_category": decisions["category"].to_numpy(),
+            "retryable": decisions["retryable"].to_numpy(),
+            "expected_recovery_probability": expected_v,
+            "baseline_recovery_probability": baseline_v,
+            "propensity": plan.propensity,
+            "decision_id": new_decision_ids(len(events)),
+            "reasons": reasons,
+            "fallback": np.zeros(len(events), dtype=bool),
+        }
+        return Decisions.from_columns(DecisionColumns(summary, retry_p, message_p))
 
 
 class _Rows(NamedTuple):
@@ -510,8 +507,16 @@ def _probability_frames(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A schedule's rows with their probabilities (``p``: retries, then messages); with
     ``sort``, each frame ordered by event id, then time (stable), as ``sort_values`` would."""
+    retry_p, message_p = _probability_columns(retries, messages, p, sort)
+    return _frame(retry_p, "at"), _frame(message_p, "send_at")
+
+
+def _probability_columns(
+    retries: pd.DataFrame, messages: pd.DataFrame, p: np.ndarray, sort: bool = False
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """:func:`_probability_frames` as columns, times as int64 ns."""
     n_r = len(retries)
-    retry_p = _sorted_frame(
+    retry_p = _sorted_columns(
         {
             "event_id": retries["event_id"].to_numpy(),
             "at": to_ns(retries["at"]),
@@ -520,7 +525,7 @@ def _probability_frames(
         "at",
         sort,
     )
-    message_p = _sorted_frame(
+    message_p = _sorted_columns(
         {
             "event_id": messages["event_id"].to_numpy(),
             "send_at": to_ns(messages["send_at"]),
@@ -534,16 +539,21 @@ def _probability_frames(
     return retry_p, message_p
 
 
-def _sorted_frame(columns: dict[str, np.ndarray], time: str, sort: bool) -> pd.DataFrame:
-    """A frame of ``columns`` (``time`` as int64 ns), rows by event id, then time when
-    ``sort``. Not copied: the schedule frames they come from are never changed in place."""
-    ids, ns = columns["event_id"], columns[time]
+def _sorted_columns(columns: dict[str, np.ndarray], time: str, sort: bool) -> dict[str, np.ndarray]:
+    """``columns`` (``time`` as int64 ns), rows by event id, then time when ``sort``. Not
+    copied: the schedule frames they come from are never changed in place."""
     if not sort:
-        return pd.DataFrame({**columns, time: from_ns(ns)}, copy=False)
+        return columns
+    ids, ns = columns["event_id"], columns[time]
     if len(ids) == 0 or (ids == ids[0]).all():  # one event (a lone request): by time
         order = np.argsort(ns, kind="stable")
     else:
         order = np.lexsort((ns, pd.factorize(ids, sort=True)[0]))
-    if not (order == np.arange(len(order))).all():  # the search's rows usually are in order
-        columns = {name: values[order] for name, values in columns.items()}
+    if (order == np.arange(len(order))).all():  # the search's rows usually are in order
+        return columns
+    return {name: values[order] for name, values in columns.items()}
+
+
+def _frame(columns: dict[str, np.ndarray], time: str) -> pd.DataFrame:
+    """A frame of ``columns``, ``time`` (int64 ns) as UTC timestamps."""
     return pd.DataFrame({**columns, time: from_ns(columns[time])}, copy=False)
