@@ -43,8 +43,10 @@ def _search(case, config, scorer=None):
     )  # fmt: skip
 
 
-def _log_survival(case, plan: pd.DataFrame) -> pd.Series:
-    """log P(every planned retry fails) per event, by the models."""
+def _log_survival(case, plan: pd.DataFrame, nominal: bool = False) -> pd.Series:
+    """log P(every planned retry fails) per event, by the models; with ``nominal``, what
+    the programme minimises: each retry scored after the earlier ones failed at the
+    nominal gap (``policy.nominal_retry_gap_hours``)."""
     decider, events, features, past, messages, _ = case
     ids = events["event_id"].to_numpy()
     context = _RetryContext.build(
@@ -53,7 +55,8 @@ def _log_survival(case, plan: pd.DataFrame) -> pd.Series:
     )  # fmt: skip
     event = pd.Index(ids).get_indexer(plan["event_id"])
     rank = plan.groupby("event_id").cumcount().to_numpy()
-    p = context.base_probabilities(event, to_ns(plan["at"]), rank)
+    score = context.model_probabilities if nominal else context.base_probabilities
+    p = score(event, to_ns(plan["at"]), rank)
     return pd.Series(np.log1p(-p)).groupby(plan["event_id"].to_numpy()).sum()
 
 
@@ -70,28 +73,13 @@ def _counting_retry_rows(decider, monkeypatch) -> list[int]:
     return rows
 
 
-def _nominal_log_survival(case, plan: pd.DataFrame) -> pd.Series:
-    """What the programme minimises: each retry scored after the earlier ones failed at
-    the nominal gap (``policy.nominal_retry_gap_hours``)."""
-    decider, events, features, past, messages, _ = case
-    ids = events["event_id"].to_numpy()
-    context = _RetryContext.build(
-        decider.scorer, features, past, messages, ids, decider.config,
-        decider.rules.limits.update_requests,
-    )  # fmt: skip
-    event = pd.Index(ids).get_indexer(plan["event_id"])
-    rank = plan.groupby("event_id").cumcount().to_numpy()
-    p = context.model_probabilities(event, to_ns(plan["at"]), rank)
-    return pd.Series(np.log1p(-p)).groupby(plan["event_id"].to_numpy()).sum()
-
-
 def test_each_finer_grid_keeps_every_retry_and_never_lowers_the_programmes_value(case):
     decider = case[0]
     plans = [
         _search(case, decider.config.model_copy(update={"fine_grids_hours": fine}))
         for fine in ((), (3,), (3, 1))
     ]
-    values = [_nominal_log_survival(case, plan) for plan in plans]
+    values = [_log_survival(case, plan, nominal=True) for plan in plans]
     for (coarse, fine), (before, after) in zip(
         zip(plans, plans[1:], strict=False), zip(values, values[1:], strict=False), strict=True
     ):
