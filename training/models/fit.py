@@ -53,10 +53,13 @@ CALIBRATION_GROUPS = {  # and counts of the dunning state, bucketed
     "self_cure": ("inv_decline_category",),
 }
 # per model: the rank column and the time inputs clipped to its range per rank (support.py)
-RANK_SUPPORT = {
-    "retry": ("retries_before", ("hours_since_failure", "hours_since_last_attempt")),
-    "message": ("messages_before", ("hours_since_failure", "hours_since_last_message")),
-}
+_SINCE = (
+    "hours_since_failure",
+    "hours_since_last_attempt",
+    "hours_since_last_message",
+    "hours_since_update_request",
+)
+RANK_SUPPORT = {"retry": ("retries_before", _SINCE), "message": ("messages_before", _SINCE)}
 MODEL_FEATURES = {
     "retry": RETRY_FEATURES + tuple(p.name for p in PAIR_RATES["retry"]),
     "message": MESSAGE_FEATURES + tuple(p.name for p in PAIR_RATES["message"]),
