@@ -18,7 +18,7 @@ def test_zoo_evaluates_each_world_with_one_set_of_settings(tmp_path):
         train=TrainParams(model=FAST),
         evaluate=EvaluateParams(max_invoices=300, max_ope_invoices=600, bootstrap=100),
     )
-    rows = run_zoo(["default", "fatigue"], 2500, 3, params, tmp_path)
+    rows = run_zoo(["default", "fatigue"], 2500, 3, params, tmp_path, attribute=True)
     assert [r.world for r in rows] == ["default", "fatigue"]
     for row in rows:
         assert row.violations == 0
@@ -30,6 +30,17 @@ def test_zoo_evaluates_each_world_with_one_set_of_settings(tmp_path):
         timing = [c for c in row.off_policy if c["estimand"] == "first-retry timing"]
         assert {c.get("estimator") for c in timing} == {"ips", "snips"}
         assert all(0 < c["truth"] < 1 for c in timing)
+        # the hybrids: every family and all, hard declines take no retry in either policy
+        whole = row.attribution["all"]
+        assert whole["invoices"] == row.evaluated
+        assert whole["learned"] == pytest.approx(row.recovery["learned"])
+        assert whole["oracle"] == pytest.approx(row.recovery["oracle"])
+        assert whole["learned_retries_only"] <= whole["learned"] + 1e-9
+        assert set(row.families) <= set(row.attribution)
+        if "hard" in row.attribution:
+            hard = row.attribution["hard"]
+            assert hard["retries_learned"] == hard["retries_oracle"] == 0
+            assert hard["oracle_retries_learned_messages"] == pytest.approx(hard["learned"])
     # the worlds differ, the settings do not
     assert rows[0].recovery != rows[1].recovery
     saved = json.loads((tmp_path / "zoo.json").read_text())
@@ -37,6 +48,7 @@ def test_zoo_evaluates_each_world_with_one_set_of_settings(tmp_path):
     table = (tmp_path / "zoo.md").read_text()
     assert "| default |" in table and "| fatigue |" in table
     assert "Off-policy intervals against the truth" in table
+    assert "learned retries + oracle messages" in table
     assert (tmp_path / "default" / "history" / "invoices.parquet").exists()
 
 

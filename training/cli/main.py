@@ -291,6 +291,14 @@ def zoo(
     worlds: Annotated[
         str | None, typer.Option(help="comma-separated worlds (default: the whole zoo)")
     ] = None,
+    attribute: Annotated[
+        bool,
+        typer.Option(
+            "--attribute",
+            help="also score hybrids of the learned and oracle schedules (retries of one, "
+            "messages of the other) by decline family: where the learned policy loses",
+        ),
+    ] = False,
     params: ParamsOption = None,
 ) -> None:
     """Evaluate the current settings on every world of the zoo (docs/evaluation.md)."""
@@ -305,7 +313,7 @@ def zoo(
 
     names = _zoo_worlds(worlds)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    rows = run_zoo(names, invoices, seed, load_params(params), out)
+    rows = run_zoo(names, invoices, seed, load_params(params), out, attribute)
     typer.echo(zoo_markdown(rows))
     typer.echo(json_dumps(zoo_summary(rows), indent=2))
     typer.echo(f"table: {out / 'zoo.md'}\nrows: {out / 'zoo.json'}")

@@ -82,6 +82,12 @@ class ModelParams(Section):
         "(message model) before the row, bucketed 0, 1, ..., this minus one or more "
         "(0 or 1: none)",
     )
+    clip_to_rank_support: bool = Field(
+        False,
+        description="clip the time inputs of retry and message rows to the range the "
+        "training rows of the same rank cover (support.py): no extrapolation of one "
+        "rank's offsets through splits learned on later ranks",
+    )
     num_threads: int = Field(2, ge=1)
     seed: int = 7
 

@@ -20,6 +20,12 @@ from training.contract.history import History
 from training.contract.io import load_history
 from training.core.frames import Schedules
 from training.declines.violations import schedule_violations
+from training.evaluation.attribution import (
+    attribution_table,
+    event_counts,
+    family_of,
+    hybrid_schedules,
+)
 from training.evaluation.ope_eval import OffPolicyResult, off_policy_estimates
 from training.evaluation.ope_timing_eval import timing_estimates
 from training.evaluation.policies import (
@@ -50,6 +56,8 @@ class EvaluationResult:
     estimates: pd.DataFrame  # model estimates per sampled invoice (learned, fixed, rules)
     breakdowns: dict[str, pd.DataFrame] = field(default_factory=dict)
     ope_truth: float | None = None
+    # hybrids of the learned and oracle schedules by decline family (``attribute``)
+    attribution: pd.DataFrame | None = None
 
 
 def held_out_events(history: History, artifact: DecisionArtifact, params: Params) -> pd.DataFrame:
@@ -281,10 +289,13 @@ def run_evaluation(
     params: Params,
     truth: GroundTruth | None = None,
     progress: bool = True,
+    attribute: bool = False,
 ) -> EvaluationResult:
     """Every policy on the same held-out sample (model estimates, rule violations and, on
     a simulated history with its ``truth``, exact recovery against the oracle), then the
-    off-policy estimates from the logged propensities."""
+    off-policy estimates from the logged propensities. ``attribute`` (with ``truth``):
+    also the hybrids of the learned and oracle schedules by decline family
+    (:mod:`training.evaluation.attribution`)."""
     settings = params.evaluate
     decider = artifact.decider()
     started = time.perf_counter()
@@ -312,6 +323,7 @@ def run_evaluation(
 
     values = pd.DataFrame()
     tables: dict[str, pd.DataFrame] = {}
+    attribution: pd.DataFrame | None = None
     if truth is not None:
         steps.set_postfix_str("ground truth")
         values = truth_values(truth, sample, schedules)
@@ -320,6 +332,9 @@ def run_evaluation(
         groups = breakdown_groups(decider, sample, features)
         tables = {name: breakdown(values, g, settings.min_group) for name, g in groups.items()}
         metrics["breakdowns"] = breakdown_records(tables)
+        if attribute:
+            attribution = gap_attribution(truth, sample, schedules, values, groups)
+            metrics["attribution"] = breakdown_records({"family": attribution})["family"]
         steps.update()
 
     steps.set_postfix_str("off-policy")
@@ -331,7 +346,27 @@ def run_evaluation(
     steps.update()
     steps.close()
     metrics["seconds"] = round(time.perf_counter() - started, 1)
-    return EvaluationResult(metrics, values, estimates, tables, ope_truth)
+    return EvaluationResult(metrics, values, estimates, tables, ope_truth, attribution)
+
+
+def gap_attribution(
+    truth: GroundTruth,
+    sample: pd.DataFrame,
+    schedules: dict[str, Schedules],
+    values: pd.DataFrame,
+    groups: dict[str, pd.Series],
+) -> pd.DataFrame:
+    """Learned, oracle and their hybrids' exact recovery by decline family, with each
+    policy's retries and messages per event."""
+    hybrids = hybrid_schedules(schedules["learned"], schedules["oracle"])
+    hybrid_values = truth_values(truth, sample, hybrids)
+    pair = {name: schedules[name] for name in ("learned", "oracle")}
+    counts = event_counts(pair, sample["event_id"])
+    return attribution_table(
+        pd.concat([values, hybrid_values], axis=1),
+        family_of(groups["decline category"]),
+        counts,
+    )
 
 
 def _calibration(estimate: np.ndarray, truth: np.ndarray, bins: int = 10) -> dict[str, Any]:

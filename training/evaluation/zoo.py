@@ -26,6 +26,7 @@ from training.config.params import Params
 from training.contract.history import History
 from training.contract.io import load_history, write_history
 from training.declines.table import DECLINE_FAMILIES, load_decline_table
+from training.evaluation.attribution import HYBRIDS
 from training.evaluation.ope_checks import coverage, off_policy_checks
 from training.evaluation.run import run_evaluation
 from training.models.fit import train_models
@@ -53,6 +54,8 @@ class ZooRow:
     families: dict[str, dict[str, float]]
     off_policy: list[dict[str, Any]]
     seconds: float
+    # by decline family: learned, oracle and their hybrids (``--attribute``)
+    attribution: dict[str, dict[str, float]] | None = None
 
     def below_fixed(self, tolerance: float = 0.0) -> list[str]:
         """Decline families where the learned policy recovers less than the fixed schedule."""
@@ -115,8 +118,11 @@ def simulate_and_train(
     return TrainedWorld(history, artifact, simulated.truth)
 
 
-def evaluate_world(name: str, invoices: int, seed: int, params: Params, out: Path) -> ZooRow:
-    """Simulate, read through the contract, train and evaluate one world."""
+def evaluate_world(
+    name: str, invoices: int, seed: int, params: Params, out: Path, attribute: bool = False
+) -> ZooRow:
+    """Simulate, read through the contract, train and evaluate one world (``attribute``:
+    with the hybrids of the learned and oracle schedules)."""
     started = time.perf_counter()
     chosen = zoo_world(name)
     trained_world = simulate_and_train(name, invoices, seed, params, out)
@@ -130,6 +136,7 @@ def evaluate_world(name: str, invoices: int, seed: int, params: Params, out: Pat
         params.model_copy(update={"evaluate": evaluate}),
         trained_world.truth,
         progress=False,
+        attribute=attribute,
     )
     m = result.metrics
     truth = m["truth"]
@@ -147,6 +154,11 @@ def evaluate_world(name: str, invoices: int, seed: int, params: Params, out: Pat
         families=family_recovery(result.breakdowns["decline category"]),
         off_policy=off_policy_checks(m),
         seconds=round(time.perf_counter() - started, 1),
+        attribution=None
+        if result.attribution is None
+        else {
+            str(k): {c: float(v) for c, v in r.items()} for k, r in result.attribution.iterrows()
+        },
     )
     log.info(
         "[%s] captured %.1f%% [%.1f, %.1f], violations %d, calibration MAE %.3f (%.0f s)",
@@ -162,14 +174,19 @@ def evaluate_world(name: str, invoices: int, seed: int, params: Params, out: Pat
 
 
 def run_zoo(
-    worlds: list[str] | None, invoices: int, seed: int, params: Params, out: Path
+    worlds: list[str] | None,
+    invoices: int,
+    seed: int,
+    params: Params,
+    out: Path,
+    attribute: bool = False,
 ) -> list[ZooRow]:
     """Every world of ``worlds`` (default: the whole zoo); writes zoo.json and zoo.md."""
     names = worlds or list(WORLDS)
     for name in names:
         zoo_world(name)  # fail before any work on an unknown name
     out.mkdir(parents=True, exist_ok=True)
-    rows = [evaluate_world(name, invoices, seed, params, out) for name in names]
+    rows = [evaluate_world(name, invoices, seed, params, out, attribute) for name in names]
     (out / "zoo.json").write_text(
         json.dumps([row.__dict__ for row in rows], indent=2, default=float) + "\n"
     )
@@ -219,7 +236,35 @@ def zoo_markdown(rows: list[ZooRow]) -> str:
     for r in rows:
         cells = [_check_text(check) for check in r.off_policy]
         lines.append(f"- {r.world}: " + "; ".join(cells))
+    if any(r.attribution for r in rows):
+        lines += ["", *attribution_markdown(rows)]
     return "\n".join(lines)
+
+
+def attribution_markdown(rows: list[ZooRow]) -> list[str]:
+    """Learned, hybrids and oracle recovery (%) by decline family, with the mean retries
+    and messages per failure of the learned and the oracle schedule."""
+    hybrids = list(HYBRIDS)
+    lines = [
+        "Where the learned policy loses: exact recovery (%) of hybrid schedules by decline "
+        "family (retries / messages per failure, learned vs oracle):",
+        "",
+        "| world | family | invoices | learned | "
+        + " | ".join(HYBRIDS.values())
+        + " | oracle | retries | messages |",
+        "|---|---|---|---|" + "---|" * len(hybrids) + "---|---|---|",
+    ]
+    for r in rows:
+        for family, a in (r.attribution or {}).items():
+            cells = [_pct(a[h]) for h in hybrids]
+            lines.append(
+                f"| {r.world} | {family} | {a['invoices']:.0f} | {_pct(a['learned'])} | "
+                + " | ".join(cells)
+                + f" | {_pct(a['oracle'])} | {a['retries_learned']:.2f} / "
+                f"{a['retries_oracle']:.2f} | {a['messages_learned']:.2f} / "
+                f"{a['messages_oracle']:.2f} |"
+            )
+    return lines
 
 
 def _check_text(check: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from training.models.compiled import CompiledTrees, compile_booster
 from training.models.cross_fit import out_of_fold_scores
 from training.models.group_calibration import GroupCalibrator
 from training.models.pair_rates import FittedPairRate, PairRate
+from training.models.support import RankSupport
 
 
 def encode(
@@ -141,6 +142,7 @@ class CalibratedModel:
     history: dict = field(default_factory=dict)
     rates: tuple[FittedPairRate, ...] = ()  # derived inputs (pair_rates.py)
     group_calibrator: GroupCalibrator | None = None  # offsets per group (group_calibration.py)
+    support: RankSupport | None = None  # time inputs clipped per rank (support.py)
 
     def rate_columns(self, column: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
         """The derived pair-rate inputs from the rows' columns (``column(name)``)."""
@@ -165,6 +167,9 @@ class CalibratedModel:
         return state
 
     def _booster_scores(self, matrix: np.ndarray, threads: int = 1) -> np.ndarray:
+        support = getattr(self, "support", None)  # artifacts saved before it
+        if support is not None:
+            matrix = support.clip(matrix)
         compiled: CompiledTrees | None = getattr(self, "_compiled", None)
         if compiled is not None:
             return compiled.predict(matrix, threads)

@@ -24,6 +24,7 @@ from training.models.datasets import Dataset, TrainingData, build_training_data
 from training.models.metrics import binary_metrics
 from training.models.pair_rates import PairRate
 from training.models.split import TimeSplit
+from training.models.support import RankSupport
 
 RANK_BINS = (0.5, 1.5, 2.5)  # counts of earlier events: none, one, two, three or more
 PAIR_RATES = {
@@ -51,6 +52,14 @@ CALIBRATION_GROUPS = {  # and counts of the dunning state, bucketed
     "message": ("template", "inv_decline_category", "messages_before"),
     "self_cure": ("inv_decline_category",),
 }
+# per model: the rank column and the time inputs clipped to its range per rank (support.py)
+_SINCE = (
+    "hours_since_failure",
+    "hours_since_last_attempt",
+    "hours_since_last_message",
+    "hours_since_update_request",
+)
+RANK_SUPPORT = {"retry": ("retries_before", _SINCE), "message": ("messages_before", _SINCE)}
 MODEL_FEATURES = {
     "retry": RETRY_FEATURES + tuple(p.name for p in PAIR_RATES["retry"]),
     "message": MESSAGE_FEATURES + tuple(p.name for p in PAIR_RATES["message"]),
@@ -128,6 +137,10 @@ def train_models(
             dataset.invoice_id[part == "train"],
             CALIBRATION_GROUPS[name],
         )
+        if params.model.clip_to_rank_support and name in RANK_SUPPORT:
+            rank, columns = RANK_SUPPORT[name]
+            x_train = _part(dataset, part == "train")[0]
+            model.support = RankSupport.fit(x_train, model.features, rank, columns)
         fitted[name] = model
         seconds[f"fit_{name}"] = model.fit_seconds
         x_test, y_test = _part(dataset, part == "test")

@@ -1,0 +1,43 @@
+"""Time inputs clipped to the range each dunning rank's training rows cover."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.models.support import RankSupport
+
+FEATURES = ["amount", "retries_before", "hours_since_failure", "hours_since_last_attempt"]
+ROWS = pd.DataFrame(
+    {
+        "amount": [1.0, 2.0, 3.0, 4.0, 5.0],
+        "retries_before": [0, 0, 1, 1, 2],
+        "hours_since_failure": [10.0, 96.0, 72.0, 168.0, 200.0],
+        "hours_since_last_attempt": [10.0, 96.0, 48.0, np.nan, 40.0],
+    }
+)
+
+
+def test_candidates_beyond_a_ranks_offsets_are_scored_at_its_edge():
+    support = RankSupport.fit(
+        ROWS, FEATURES, "retries_before", ("hours_since_failure", "hours_since_last_attempt")
+    )
+    candidates = np.array(
+        [
+            [9.0, 0, 240.0, 240.0],  # a first retry on day 10: held at day 4
+            [9.0, 0, 1.0, 1.0],  # earlier than any first retry: held at 10 h
+            [9.0, 1, 100.0, 30.0],  # inside rank 1's range: unchanged
+            [9.0, 5, 500.0, np.nan],  # a rank never seen: the last one's range, NaN kept
+        ]
+    )
+    clipped = support.clip(candidates)
+    assert clipped[0].tolist() == [9.0, 0, 96.0, 96.0]
+    assert clipped[1].tolist() == [9.0, 0, 10.0, 10.0]
+    assert clipped[2].tolist() == [9.0, 1, 100.0, 48.0]
+    assert clipped[3, 2] == 200.0 and np.isnan(clipped[3, 3])
+    assert candidates[0, 2] == 240.0  # the input is left alone
+
+
+def test_a_missing_rank_is_refused_with_its_name():
+    rows = ROWS.assign(retries_before=[0, np.nan, 1, 1, 2])
+    with pytest.raises(ValueError, match="retries_before"):
+        RankSupport.fit(rows, FEATURES, "retries_before", ("hours_since_failure",))

@@ -1,0 +1,59 @@
+"""Time inputs held inside the range the training rows cover at each dunning rank.
+
+A history's logging policy places each retry (message) rank in a narrow band of offsets:
+first retries on days 0 to 4, second ones on days 2 to 7, and so on. A tree scores a
+first retry on day 10 through splits on ``hours_since_failure`` learned from the *later
+ranks*, which are later and lower (they come after failed attempts), so it values
+late candidates by another rank's decay: extrapolation the data never supported
+(docs/evaluation.md, "Why the learned first retry comes on day 2"). Clipping each time
+input to the range the training rows of the same rank cover makes a candidate beyond
+it worth what the nearest supported offset is worth; its calendar inputs (payday, hour,
+weekday) still move with the candidate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class RankSupport:
+    """Per rank (0, 1, ..., the last rank seen, which also covers later ones) the
+    smallest and largest value of each clipped column among the training rows."""
+
+    rank_position: int  # the rank column's position in the model's matrix
+    positions: tuple[int, ...]  # the clipped columns' positions
+    lower: np.ndarray  # (ranks, columns)
+    upper: np.ndarray
+
+    @classmethod
+    def fit(
+        cls, rows: pd.DataFrame, features: list[str], rank: str, columns: tuple[str, ...]
+    ) -> RankSupport:
+        """The range of ``columns`` per value of ``rank`` in ``rows`` (NaN ignored)."""
+        ranks = rows[rank].to_numpy(dtype=float)
+        if np.isnan(ranks).any():
+            raise ValueError(f"support: the rank column {rank!r} has missing values")
+        values = rows[list(columns)].astype(float)
+        by_rank = values.groupby(ranks.astype(int))
+        every = np.arange(int(ranks.max()) + 1 if len(ranks) else 1)
+        lower = by_rank.min().reindex(every).ffill().bfill().to_numpy()
+        upper = by_rank.max().reindex(every).ffill().bfill().to_numpy()
+        # a column never observed: no bound
+        lower, upper = np.nan_to_num(lower, nan=-np.inf), np.nan_to_num(upper, nan=np.inf)
+        return cls(features.index(rank), tuple(features.index(c) for c in columns), lower, upper)
+
+    def clip(self, matrix: np.ndarray) -> np.ndarray:
+        """``matrix`` (the model's encoded rows) with the time columns clipped to their
+        rank's range (a copy; the input is left as it is)."""
+        if len(matrix) == 0 or not self.positions:
+            return matrix
+        rank = matrix[:, self.rank_position]
+        at = np.clip(np.nan_to_num(rank, nan=0.0), 0, len(self.upper) - 1).astype(int)
+        out = matrix.copy()
+        cols = list(self.positions)
+        out[:, cols] = np.clip(matrix[:, cols], self.lower[at], self.upper[at])
+        return out
