@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 
 from training.core.frames import Schedules
+from training.declines.table import family_of
 from training.evaluation.attribution import (
     HYBRIDS,
     attribution_table,
     event_counts,
-    family_of,
     hybrid_schedules,
     messages_cut_to,
 )

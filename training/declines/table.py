@@ -65,6 +65,14 @@ DECLINE_FAMILIES: dict[str, tuple[str, ...]] = {
     "dispute": ("dispute_or_revoked",),
     "technical": ("issuer_unavailable", "processing_error"),
 }
+_FAMILY_OF = {category: family for family, cats in DECLINE_FAMILIES.items() for category in cats}
+
+
+def family_of(categories: pd.Series) -> pd.Series:
+    """The decline family of each canonical decline category (``other`` when none)."""
+    return categories.map(lambda c: _FAMILY_OF.get(str(c), "other"))
+
+
 # Vocabularies of the data contract's `processor` column, then the network ones.
 NETWORK_VOCABULARIES: tuple[str, ...] = ("mastercard_mac", "visa")
 

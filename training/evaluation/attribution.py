@@ -15,7 +15,6 @@ from __future__ import annotations
 import pandas as pd
 
 from training.core.frames import Schedules
-from training.declines.table import DECLINE_FAMILIES
 
 # name -> what it isolates (the report's column headers)
 HYBRIDS = {
@@ -61,12 +60,6 @@ def event_counts(schedules: dict[str, Schedules], events: pd.Series) -> pd.DataF
             per_event = frame.groupby("event_id").size().reindex(events.to_numpy()).fillna(0)
             columns[f"{kind}_{name}"] = per_event.to_numpy(dtype=float)
     return pd.DataFrame(columns)
-
-
-def family_of(categories: pd.Series) -> pd.Series:
-    """The decline family of each canonical decline category (``other`` when none)."""
-    family = {c: name for name, cats in DECLINE_FAMILIES.items() for c in cats}
-    return categories.map(lambda c: family.get(str(c), "other"))
 
 
 def attribution_table(

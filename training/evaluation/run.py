@@ -19,11 +19,11 @@ from training.config.params import EvaluateParams, Params
 from training.contract.history import History
 from training.contract.io import load_history
 from training.core.frames import Schedules
+from training.declines.table import family_of
 from training.declines.violations import schedule_violations
 from training.evaluation.attribution import (
     attribution_table,
     event_counts,
-    family_of,
     hybrid_schedules,
 )
 from training.evaluation.ope_eval import OffPolicyResult, off_policy_estimates

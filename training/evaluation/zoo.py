@@ -25,7 +25,7 @@ from training.artifact.gain_shrinkage import fit_gain_shrinkage
 from training.config.params import Params
 from training.contract.history import History
 from training.contract.io import load_history, write_history
-from training.declines.table import DECLINE_FAMILIES, load_decline_table
+from training.declines.table import DECLINE_FAMILIES, family_of, load_decline_table
 from training.evaluation.attribution import HYBRIDS
 from training.evaluation.ope_checks import coverage, off_policy_checks
 from training.evaluation.run import run_evaluation
@@ -37,7 +37,6 @@ from training.simulator.zoo import WORLDS, zoo_world
 log = logging.getLogger(__name__)
 
 POLICIES = ("learned", "fixed", "oracle")
-_FAMILY_OF = {category: family for family, cats in DECLINE_FAMILIES.items() for category in cats}
 
 
 @dataclass
@@ -65,7 +64,7 @@ class ZooRow:
 def family_recovery(categories: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Recovery per decline family from the per-category breakdown (invoice-weighted)."""
     table = categories.copy()
-    table["family"] = table.index.map(lambda c: _FAMILY_OF.get(str(c), "other"))
+    table["family"] = family_of(table.index.to_series()).to_numpy()
     out: dict[str, dict[str, float]] = {}
     for family, group in table.groupby("family", sort=False):
         weight = group["invoices"].to_numpy(dtype=float)
