@@ -21,6 +21,7 @@ import pandas as pd
 from training.features.calendar import calendar_arrays
 from training.features.frames import CONTEXT_COLUMNS, time_columns
 from training.models.calibrated import CalibratedModel, category_codes
+from training.models.pair_rates import FittedPairRate
 
 
 @lru_cache(maxsize=64)
@@ -103,6 +104,8 @@ class EventMatrix:
         self._encoded: dict[str, np.ndarray] = {}
         self._codes: dict[tuple[str, tuple | None], np.ndarray] = {}
         self._floats: dict[str, np.ndarray] = {}
+        self._labels: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._rate_tables: dict[tuple, tuple[FittedPairRate, np.ndarray]] = {}
         self._event_names = tuple(c for c in self._names if c not in CONTEXT_COLUMNS)
         self._zone: str | None | bool = False  # the one time zone of every event (unknown yet)
 
@@ -161,9 +164,7 @@ class EventMatrix:
     ) -> np.ndarray:
         """Matrix for ``model``: event columns of the rows' events ``pos`` plus the given
         per-row ``columns`` (a model column in neither is missing, NaN)."""
-        derived = _rate_columns(
-            model, lambda name: columns[name] if name in columns else self.column(name)[pos]
-        )
+        derived = self._rate_columns(model, pos, columns)
         if derived:
             columns = {**columns, **derived}
         layout = _layout(model, self._event_names)
@@ -192,6 +193,59 @@ class EventMatrix:
         if layout.order is not None:  # the model's columns are interleaved
             matrix = matrix[:, layout.order]
         return matrix
+
+    def _rate_columns(
+        self, model: CalibratedModel, pos: np.ndarray, columns: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """The model's pair-rate inputs of the rows (those ``columns`` lacks).
+
+        A rate pairs an event column with a per-row one (a decline category with a
+        template or a count of earlier messages), and both hold few distinct labels: the
+        rate of every pair of labels is looked up once per call of this matrix and kept,
+        and each model call only gathers from that small table (a lookup converts every
+        row to text, ~50 µs a call on a lone request's few dozen rows)."""
+        out = {}
+        for rate in getattr(model, "rates", ()):  # artifacts saved before rates existed
+            if rate.name not in columns:
+                out[rate.name] = self._rate_column(rate, pos, columns)
+        return out
+
+    def _rate_column(
+        self, rate: FittedPairRate, pos: np.ndarray, columns: dict[str, np.ndarray]
+    ) -> np.ndarray:
+        left, right = rate.spec.left, rate.spec.right
+        per_row = [name for name in (left, right) if name in columns]
+        coded = None
+        if len(per_row) == 1:
+            event_name = right if per_row[0] == left else left
+            coded = _row_codes(np.asarray(columns[per_row[0]]))
+        if coded is None:  # both sides per row or per event, or labels of mixed types
+            return _by_labels(
+                rate.lookup,
+                *(columns[n] if n in columns else self.column(n)[pos] for n in (left, right)),
+            )
+        codes, labels = coded
+        event_codes, event_labels = self._event_labels(event_name)
+        key = (id(rate), per_row[0] == left, _labels_key(labels))
+        kept = self._rate_tables.get(key)
+        if kept is None:  # every pair of labels, looked up once
+            row_side = np.repeat(labels, len(event_labels))
+            event_side = np.tile(event_labels, len(labels))
+            pair = (row_side, event_side) if per_row[0] == left else (event_side, row_side)
+            table = rate.lookup(*pair).reshape(len(labels), len(event_labels))
+            kept = self._rate_tables[key] = (rate, table)  # the rate kept: its id stays unique
+        return kept[1][codes, event_codes[pos]]
+
+    def _event_labels(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Each event's code in the distinct labels of event column ``name`` (strings,
+        missing as None); the events themselves when the column holds other values."""
+        if name not in self._labels:
+            values = self.column(name)
+            coded = _row_codes(np.asarray(values, dtype=object)) if values.dtype == object else None
+            if coded is None:
+                coded = (np.arange(len(values)), values)
+            self._labels[name] = coded
+        return self._labels[name]
 
     def one_zone(self) -> str | None:
         """The time zone of every event when they share one (a lone request), else None."""
@@ -239,12 +293,38 @@ LABEL_ROWS = 2_000
 more than it saves on a lone request's few hundred rows)."""
 
 
-def _rate_columns(
-    model: CalibratedModel, column: Callable[[str], np.ndarray]
-) -> dict[str, np.ndarray]:
-    """:meth:`CalibratedModel.rate_columns`, each rate looked up once per distinct pair."""
-    rates = getattr(model, "rates", ())  # artifacts saved before rates existed
-    return {r.name: _by_labels(r.lookup, column(r.spec.left), column(r.spec.right)) for r in rates}
+COUNT_CODES = 8
+"""Per-row float columns whose values are all whole numbers below this (the dunning
+state's counts) are their own codes: no hashing."""
+
+
+def _labels_key(labels: np.ndarray) -> tuple:
+    """Labels as a dict key (floats by their bits: NaN equals NaN)."""
+    if labels.dtype == object:
+        return ("labels", *labels.tolist())
+    return (labels.dtype.str, labels.tobytes())
+
+
+def _row_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each row's code in a few distinct labels (``labels[codes]`` equals ``values`` as a
+    pair rate reads them): counts as themselves, strings (and missing, as None) by
+    first appearance; None for columns of other values."""
+    if values.dtype.kind == "f":
+        if len(values) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        if values.min() >= 0 and values.max() < COUNT_CODES:  # (False with NaN)
+            counts = values.astype(np.int64)
+            if (counts == values).all():
+                return counts, np.arange(COUNT_CODES, dtype=np.float64)
+        labels, codes = np.unique(values, return_inverse=True)
+        return codes.reshape(-1), labels
+    if values.dtype != object:
+        return None
+    codes, uniques = pd.factorize(values)
+    if not all(isinstance(label, str) for label in uniques):
+        return None
+    labels = np.array([*uniques, None], dtype=object)
+    return codes % len(labels), labels
 
 
 def _by_labels(function: Callable[..., np.ndarray], *columns: np.ndarray) -> np.ndarray:
