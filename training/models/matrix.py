@@ -11,9 +11,10 @@ column (``tests/features/test_matrix.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache, partial
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,22 @@ from training.features.calendar import calendar_arrays
 from training.features.frames import CONTEXT_COLUMNS, time_columns
 from training.models.calibrated import CalibratedModel, category_codes
 from training.models.pair_rates import FittedPairRate
+
+
+class Labels(NamedTuple):
+    """A per-row category column as codes into a few distinct labels (the column is
+    ``labels[codes]``): the message search's templates and channels, each label encoded
+    and its pair rates looked up once, not every row every model call."""
+
+    codes: np.ndarray
+    labels: np.ndarray
+
+    def values(self) -> np.ndarray:
+        return self.labels[self.codes]
+
+
+RowColumns = Mapping[str, "np.ndarray | Labels"]
+"""Per-row model columns by name: arrays, or category labels as :class:`Labels`."""
 
 
 @lru_cache(maxsize=64)
@@ -160,7 +177,7 @@ class EventMatrix:
         return self._encoded[model.name]
 
     def model_matrix(
-        self, model: CalibratedModel, pos: np.ndarray, columns: dict[str, np.ndarray]
+        self, model: CalibratedModel, pos: np.ndarray, columns: RowColumns
     ) -> np.ndarray:
         """Matrix for ``model``: event columns of the rows' events ``pos`` plus the given
         per-row ``columns`` (a model column in neither is missing, NaN)."""
@@ -180,6 +197,8 @@ class EventMatrix:
                 values = columns.get(name)
                 if values is None:
                     others[j] = np.nan
+                elif isinstance(values, Labels):
+                    others[j] = _encode_column(values.labels, categories)[values.codes]
                 elif (
                     categories is None
                     and isinstance(values, np.ndarray)
@@ -195,7 +214,7 @@ class EventMatrix:
         return matrix
 
     def _rate_columns(
-        self, model: CalibratedModel, pos: np.ndarray, columns: dict[str, np.ndarray]
+        self, model: CalibratedModel, pos: np.ndarray, columns: RowColumns
     ) -> dict[str, np.ndarray]:
         """The model's pair-rate inputs of the rows (those ``columns`` lacks).
 
@@ -211,18 +230,18 @@ class EventMatrix:
         return out
 
     def _rate_column(
-        self, rate: FittedPairRate, pos: np.ndarray, columns: dict[str, np.ndarray]
+        self, rate: FittedPairRate, pos: np.ndarray, columns: RowColumns
     ) -> np.ndarray:
         left, right = rate.spec.left, rate.spec.right
         per_row = [name for name in (left, right) if name in columns]
         coded = None
         if len(per_row) == 1:
             event_name = right if per_row[0] == left else left
-            coded = _row_codes(np.asarray(columns[per_row[0]]))
+            given = columns[per_row[0]]
+            coded = tuple(given) if isinstance(given, Labels) else _row_codes(np.asarray(given))
         if coded is None:  # both sides per row or per event, or labels of mixed types
             return _by_labels(
-                rate.lookup,
-                *(columns[n] if n in columns else self.column(n)[pos] for n in (left, right)),
+                rate.lookup, *(_row_values(columns, n, self, pos) for n in (left, right))
             )
         codes, labels = coded
         event_codes, event_labels = self._event_labels(event_name)
@@ -296,6 +315,14 @@ more than it saves on a lone request's few hundred rows)."""
 COUNT_CODES = 8
 """Per-row float columns whose values are all whole numbers below this (the dunning
 state's counts) are their own codes: no hashing."""
+
+
+def _row_values(columns: RowColumns, name: str, matrix: EventMatrix, pos: np.ndarray) -> np.ndarray:
+    """Column ``name`` of the rows: given per row, or the rows' events' values."""
+    if name not in columns:
+        return matrix.column(name)[pos]
+    values = columns[name]
+    return values.values() if isinstance(values, Labels) else values
 
 
 def _labels_key(labels: np.ndarray) -> tuple:

@@ -32,7 +32,7 @@ from training.core.localtime import (
     utc_offsets,
 )
 from training.features.dunning_state import message_state
-from training.models.matrix import as_event_matrix
+from training.models.matrix import Labels, as_event_matrix
 from training.policy.scorer import ModelScorer, build_timeline
 
 MERGE_EXTRA_ROWS = 256
@@ -40,9 +40,16 @@ MERGE_EXTRA_ROWS = 256
 costs ~0.4 ms around the trees, a row a few microseconds."""
 
 
+CHANNELS = np.array(["email", "sms"], dtype=object)
+"""The channels a message goes by; candidates hold their codes (positions here)."""
+
+
 @dataclass
 class _Candidates:
-    """Message candidates as arrays: event position, send time (ns), template, channel."""
+    """Message candidates as arrays: event position, send time (ns), and the codes of
+    their template (its position in the call's templates) and channel (in
+    :data:`CHANNELS`): integers are cheaper to gather, and each label is encoded for the
+    model once (:class:`~training.models.matrix.Labels`)."""
 
     pos: np.ndarray
     ns: np.ndarray
@@ -65,13 +72,8 @@ class _Candidates:
         return len(self.pos)
 
 
-def _empty(n: int = 0) -> _Candidates:
-    return _Candidates(
-        np.zeros(n, dtype=np.int64),
-        np.zeros(n, dtype=np.int64),
-        np.full(n, None, object),
-        np.full(n, None, object),
-    )
+def _empty() -> _Candidates:
+    return _Candidates(*(np.zeros(0, dtype=np.int64) for _ in range(4)))
 
 
 def _best_per_event(candidates: _Candidates, p: np.ndarray) -> np.ndarray:
@@ -89,8 +91,10 @@ class _Context:
         features,
         past: pd.DataFrame,
         update: UpdateRequests,
+        templates: list[str],
     ) -> None:
         self.scorer = scorer
+        self.templates = np.array(templates, dtype=object)
         self.update = update
         self.features = features
         self.past = past
@@ -124,17 +128,19 @@ class _Context:
         chosen = chosen.take(order)
         hours = candidates.ns / HOUR_NS
         state = message_state(
-            candidates.pos, hours, candidates.template, self.start,
+            candidates.pos, hours, self.templates[candidates.template], self.start,
             self.att_pos, self.att_hours, self.att_retry,
-            chosen.pos, chosen.ns / HOUR_NS, chosen.template, self.update,
+            chosen.pos, chosen.ns / HOUR_NS, self.templates[chosen.template], self.update,
         )  # fmt: skip
         rows = self.rows[candidates.pos]
-        columns = {
+        columns: dict[str, np.ndarray | Labels] = {
             **state,
             **self.matrix.time_columns(rows, candidates.ns),
-            "template": candidates.template,
-            "channel": candidates.channel,
-            "channel_click_rate": self.matrix.channel_click_rate(rows, candidates.channel),
+            "template": Labels(candidates.template, self.templates),
+            "channel": Labels(candidates.channel, CHANNELS),
+            "channel_click_rate": self.matrix.channel_click_rate(
+                rows, CHANNELS[candidates.channel]
+            ),
         }
         model = self.scorer.models.message
         return self.scorer.predict(model, self.matrix, rows, columns)
@@ -169,8 +175,8 @@ class _Context:
             {
                 "event_id": self.ids[c.pos],
                 "send_at": from_ns(c.ns),
-                "template": c.template,
-                "channel": c.channel,
+                "template": self.templates[c.template],
+                "channel": CHANNELS[c.channel],
                 "response_probability": np.full(len(c), np.nan) if p is None else p,
             },
             copy=False,  # the candidates' arrays are this frame's own
@@ -191,7 +197,7 @@ def plan_messages(
 
     ``update``: the update-request templates (the first message of a decline that needs
     an update first is one of them) and the delay the features assume."""
-    context = _Context(scorer, events, features, past, update)
+    context = _Context(scorer, events, features, past, update, templates)
     chosen, chosen_p = _empty(), np.zeros(0)
     if not templates or events.empty:
         return context.frame(chosen)
@@ -214,8 +220,8 @@ def plan_messages(
             break
         # (a) which template and channel, at the first allowed time
         parts = []
-        for template in templates:
-            for channel, allowed in (("email", email), ("sms", sms)):
+        for t, template in enumerate(templates):
+            for c, allowed in enumerate((email, sms)):  # in the order of CHANNELS
                 ok = active & allowed
                 if round_ == 0:
                     ok &= ~force_update | (template in update.templates)
@@ -224,8 +230,8 @@ def plan_messages(
                     _Candidates(
                         pos,
                         ref[pos],
-                        np.full(len(pos), template, object),
-                        np.full(len(pos), channel, object),
+                        np.full(len(pos), t),
+                        np.full(len(pos), c),
                     )
                 )
         combos = _Candidates.concat(parts)
