@@ -211,6 +211,11 @@ def plan_messages(
     email = events["allow_email"].to_numpy(dtype=bool)
     sms = events["allow_sms"].to_numpy(dtype=bool) & events["sms_opt_in"].to_numpy(dtype=bool)
     gap = int(config.min_message_gap_hours * HOUR_NS)
+    channels = np.stack([email, sms])  # in the order of CHANNELS
+    # first round: an event that needs an update first is only asked for one
+    is_ask = np.array([t in update.templates for t in templates])
+    asks_update = is_ask[:, None] | ~force_update[None, :]  # template x event
+    any_template = np.ones_like(asks_update)
     for round_ in range(int(budget.max())):
         ref = defer_quiet_ns(
             earliest, context.tz, config.quiet_hours.start_hour, config.quiet_hours.end_hour
@@ -219,22 +224,7 @@ def plan_messages(
         if not active.any():
             break
         # (a) which template and channel, at the first allowed time
-        parts = []
-        for t, template in enumerate(templates):
-            for c, allowed in enumerate((email, sms)):  # in the order of CHANNELS
-                ok = active & allowed
-                if round_ == 0:
-                    ok &= ~force_update | (template in update.templates)
-                pos = np.flatnonzero(ok)
-                parts.append(
-                    _Candidates(
-                        pos,
-                        ref[pos],
-                        np.full(len(pos), t),
-                        np.full(len(pos), c),
-                    )
-                )
-        combos = _Candidates.concat(parts)
+        combos = _combos(active & channels, asks_update if round_ == 0 else any_template, ref)
         if len(combos) == 0:
             break
         slots, p = _round(context, combos, chosen, ref, window_end, config)
@@ -252,6 +242,14 @@ def plan_messages(
     # by event id, then time (the order every schedule frame has)
     order = np.lexsort((chosen.ns, _id_rank(context.ids)[chosen.pos]))
     return context.frame(chosen.take(order), chosen_p[order])
+
+
+def _combos(allowed: np.ndarray, template_ok: np.ndarray, ref: np.ndarray) -> _Candidates:
+    """Every (template, channel) of every event at its first allowed time ``ref``, by
+    template, then channel, then event: ``allowed`` (channel x event) where the channel
+    may be used, ``template_ok`` (template x event) where the template may."""
+    template, channel, pos = np.nonzero(allowed[None, :, :] & template_ok[:, None, :])
+    return _Candidates(pos, ref[pos], template, channel)
 
 
 def _id_rank(ids: np.ndarray) -> np.ndarray:
