@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from training.features.calendar import calendar_arrays
+from training.features.calendar import calendar_arrays, per_distinct_instant
 from training.features.frames import CONTEXT_COLUMNS, time_columns
 from training.models.calibrated import CalibratedModel, category_codes
 from training.models.pair_rates import FittedPairRate
@@ -125,6 +125,7 @@ class EventMatrix:
         self._rate_tables: dict[tuple, tuple[FittedPairRate, np.ndarray]] = {}
         self._event_names = tuple(c for c in self._names if c not in CONTEXT_COLUMNS)
         self._zone: str | None | bool = False  # the one time zone of every event (unknown yet)
+        self._zone_codes: np.ndarray | None = None
 
     @property
     def features(self) -> pd.DataFrame:
@@ -266,6 +267,12 @@ class EventMatrix:
             self._labels[name] = coded
         return self._labels[name]
 
+    def zone_codes(self) -> np.ndarray:
+        """Each event's time zone as an integer code (equal codes: equal zones)."""
+        if self._zone_codes is None:
+            self._zone_codes = pd.factorize(self.column("timezone"))[0]
+        return self._zone_codes
+
     def one_zone(self) -> str | None:
         """The time zone of every event when they share one (a lone request), else None."""
         if self._zone is False:
@@ -278,7 +285,12 @@ class EventMatrix:
         """Candidate-time features of instants ``utc_ns`` for the events at ``pos``."""
         zone = self.one_zone()
         zones = self.column("timezone")[pos] if zone is None else zone
-        hour, weekday, day, to_month_end = calendar_arrays(utc_ns, zones)
+
+        def calendar(rows: np.ndarray) -> tuple[np.ndarray, ...]:
+            return calendar_arrays(utc_ns[rows], zones if zone is not None else zones[rows])
+
+        codes = None if zone is not None else self.zone_codes()[pos]
+        hour, weekday, day, to_month_end = per_distinct_instant(utc_ns, codes, calendar)
         return time_columns(
             hour,
             weekday,

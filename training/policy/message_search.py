@@ -31,6 +31,7 @@ from training.core.localtime import (
     to_ns,
     utc_offsets,
 )
+from training.features.calendar import per_distinct_instant
 from training.features.dunning_state import message_state
 from training.models.matrix import Labels, as_event_matrix
 from training.policy.scorer import ModelScorer, build_timeline
@@ -103,6 +104,7 @@ class _Context:
         tz = np.where(pd.isna(tz), "UTC", tz)
         same = len(tz) > 0 and isinstance(tz[0], str) and (tz == tz[0]).all()
         self.tz: np.ndarray | str = str(tz[0]) if same else tz  # one zone: no per-row work
+        self.tz_codes = None if same else pd.factorize(tz)[0]  # equal codes: equal zones
         self.fast = isinstance(scorer, ModelScorer)
         if self.fast:
             self.matrix = as_event_matrix(features)
@@ -283,7 +285,7 @@ def _round(
     than a few dozen rows, and rows are scored independently, so the figures are the
     same as those of the two calls."""
     events = np.unique(combos.pos)
-    owner, at = _slot_times(events, ref, window_end, context.tz, config)
+    owner, at = _slot_times(events, ref, window_end, context.tz, context.tz_codes, config)
     later = len(owner) - len(events)  # times after the first (those come first, one each)
     if context.fast and later:
         counts = np.bincount(owner[len(events) :], minlength=len(events))
@@ -329,6 +331,7 @@ def _slot_times(
     ref: np.ndarray,
     window_end: np.ndarray,
     tz: np.ndarray | str,
+    tz_codes: np.ndarray | None,
     config: PolicyConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The times a message of each event ``pos`` (sorted) is tried at: its first allowed
@@ -344,10 +347,15 @@ def _slot_times(
     grid = np.repeat(np.arange(len(pos)), len(days) * len(hours))
     day_off = np.tile(np.repeat(days, len(hours)), len(pos))
     hour = np.tile(hours, len(pos) * len(days))
-    at = local_to_utc_ns(
-        local_day[grid] + day_off * DAY_NS + hour * HOUR_NS,
-        zones if isinstance(zones, str) else zones[grid],
-    )
+    local_ns = local_day[grid] + day_off * DAY_NS + hour * HOUR_NS
+
+    def utc(rows: np.ndarray) -> tuple[np.ndarray]:
+        return (
+            local_to_utc_ns(local_ns[rows], zones if isinstance(zones, str) else zones[grid[rows]]),
+        )
+
+    # the events of a batch share local days and hours: each (zone, local time) once
+    (at,) = per_distinct_instant(local_ns, None if tz_codes is None else tz_codes[pos][grid], utc)
     slot_pos = pos[grid]
     keep = (
         (at >= ref[slot_pos])
