@@ -65,6 +65,10 @@ def test_pair_rates_from_label_tables_equal_each_row_looked_up():
         np.testing.assert_array_equal(got, want)
         again = events._rate_column(rate, pos[:7], {right: per_row[right][:7]})  # kept table
         np.testing.assert_array_equal(again, want[:7])
+        other = EventMatrix.from_columns(np.arange(3), {"cat": category[[3, 0, 3]]})  # kept columns
+        got = other._rate_column(rate, pos % 3, {right: per_row[right]})
+        want = rate.lookup(other.column("cat")[pos % 3], per_row[right])
+        np.testing.assert_array_equal(got, want)
     rate = PairRate("t", "template", "cat").fit(
         per_row["template"][:500], events.column("cat")[pos][:500], label[:500]
     )

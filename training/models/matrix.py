@@ -249,10 +249,7 @@ class EventMatrix:
         key = (id(rate), per_row[0] == left, _labels_key(labels))
         kept = self._rate_tables.get(key)
         if kept is None:  # every pair of labels, looked up once
-            row_side = np.repeat(labels, len(event_labels))
-            event_side = np.tile(event_labels, len(labels))
-            pair = (row_side, event_side) if per_row[0] == left else (event_side, row_side)
-            table = rate.lookup(*pair).reshape(len(labels), len(event_labels))
+            table = _pair_table(rate, per_row[0] == left, labels, event_labels)
             kept = self._rate_tables[key] = (rate, table)  # the rate kept: its id stays unique
         return kept[1][codes, event_codes[pos]]
 
@@ -327,6 +324,43 @@ more than it saves on a lone request's few hundred rows)."""
 COUNT_CODES = 8
 """Per-row float columns whose values are all whole numbers below this (the dunning
 state's counts) are their own codes: no hashing."""
+
+
+KEPT_EVENT_LABELS = 64
+"""Most distinct event labels (a batch's decline categories) whose rate columns are kept
+across calls in :data:`_PAIR_COLUMNS`; more (a numeric event column) are looked up."""
+
+_PAIR_COLUMNS: dict[tuple, tuple[FittedPairRate, dict]] = {}
+"""Per pair rate and set of per-row labels: the rates of each event label seen, kept
+across decision calls (a lone request's table is then a few dictionary reads)."""
+
+
+def _pair_table(
+    rate: FittedPairRate, row_is_left: bool, labels: np.ndarray, event_labels: np.ndarray
+) -> np.ndarray:
+    """The rate of every (per-row label, event label) pair, labels x event labels."""
+
+    def lookup(event_side: np.ndarray) -> np.ndarray:
+        rows = np.repeat(labels, len(event_side))
+        events = np.tile(event_side, len(labels))
+        pair = (rows, events) if row_is_left else (events, rows)
+        return rate.lookup(*pair).reshape(len(labels), len(event_side))
+
+    if len(event_labels) > KEPT_EVENT_LABELS or event_labels.dtype != object:
+        return lookup(event_labels)
+    if len(_PAIR_COLUMNS) > 256:
+        _PAIR_COLUMNS.clear()
+    key = (id(rate), row_is_left, _labels_key(labels))
+    kept = _PAIR_COLUMNS.get(key)
+    if kept is None or kept[0] is not rate:  # (the rate kept: its id is not reused)
+        kept = _PAIR_COLUMNS[key] = (rate, {})
+    columns = kept[1]
+    missing = [label for label in event_labels.tolist() if label not in columns]
+    if missing:
+        found = lookup(np.array(missing, dtype=object))
+        for j, label in enumerate(missing):
+            columns[label] = found[:, j]
+    return np.column_stack([columns[label] for label in event_labels.tolist()])
 
 
 def _row_values(columns: RowColumns, name: str, matrix: EventMatrix, pos: np.ndarray) -> np.ndarray:
