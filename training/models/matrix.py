@@ -122,6 +122,7 @@ class EventMatrix:
         self._codes: dict[tuple[str, tuple | None], np.ndarray] = {}
         self._floats: dict[str, np.ndarray] = {}
         self._labels: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._label_codes: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._rate_tables: dict[tuple, tuple[FittedPairRate, np.ndarray]] = {}
         self._event_names = tuple(c for c in self._names if c not in CONTEXT_COLUMNS)
         self._zone: str | None | bool = False  # the one time zone of every event (unknown yet)
@@ -199,7 +200,7 @@ class EventMatrix:
                 if values is None:
                     others[j] = np.nan
                 elif isinstance(values, Labels):
-                    others[j] = _encode_column(values.labels, categories)[values.codes]
+                    others[j] = self._encoded_labels(values.labels, categories)[values.codes]
                 elif (
                     categories is None
                     and isinstance(values, np.ndarray)
@@ -213,6 +214,15 @@ class EventMatrix:
         if layout.order is not None:  # the model's columns are interleaved
             matrix = matrix[:, layout.order]
         return matrix
+
+    def _encoded_labels(self, labels: np.ndarray, categories: list | None) -> np.ndarray:
+        """:class:`Labels` encoded, once per labels array and category list per call
+        (the search passes the same template and channel labels every round)."""
+        key = (id(labels), None if categories is None else tuple(categories))
+        kept = self._label_codes.get(key)
+        if kept is None or kept[0] is not labels:
+            kept = self._label_codes[key] = (labels, _encode_column(labels, categories))
+        return kept[1]
 
     def _rate_columns(
         self, model: CalibratedModel, pos: np.ndarray, columns: RowColumns
