@@ -118,3 +118,40 @@ def test_missing_zone_means_utc_and_bad_zone_is_named():
 def test_empty_input():
     out = calendar_arrays(np.array([], dtype=np.int64), np.array([], dtype=object))
     assert all(len(values) == 0 and values.dtype == np.float64 for values in out)
+
+
+def test_calendar_once_per_distinct_instant_equals_every_row(monkeypatch):
+    """per_distinct_instant: the same figures as computing every row, for repeated
+    (zone, instant) pairs, the same instant in several zones, NaT, and hash collisions."""
+    from training.features import calendar as cal
+
+    rng = np.random.default_rng(11)
+    zones = np.array(["Europe/Berlin", "Europe/Paris", "America/New_York", None], dtype=object)
+    base = pd.Timestamp("2025-03-29", tz="UTC").value
+    times = base + rng.integers(0, 72, 40) * 3_600 * 10**9
+    ns = np.concatenate([times[rng.integers(0, 40, 5000)], [np.iinfo(np.int64).min]])
+    zone_codes = rng.integers(0, 4, len(ns))
+
+    def compute(rows):
+        return cal.calendar_arrays(ns[rows], zones[zone_codes[rows]])
+
+    want = compute(np.arange(len(ns)))
+    utc = cal.per_distinct_instant(ns, None, lambda rows: cal.calendar_arrays(ns[rows], "UTC"))
+    for a, b in zip(utc, cal.calendar_arrays(ns, "UTC"), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(cal.per_distinct_instant(ns, zone_codes, compute), want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    calls = []
+
+    def counted(rows):
+        calls.append(len(rows))
+        return compute(rows)
+
+    cal.per_distinct_instant(ns, zone_codes, counted)
+    assert calls[0] <= 40 * 4 + 1  # once per distinct pair
+    monkeypatch.setattr(cal, "_MIX", np.uint64(0))  # zones no longer in the key: collisions
+    calls.clear()
+    got = cal.per_distinct_instant(ns, zone_codes, counted)
+    assert calls == [len(ns)]  # every row computed as it is
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)

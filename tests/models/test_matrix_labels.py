@@ -35,3 +35,42 @@ def test_columns_that_are_not_strings_are_encoded_as_they_are():
     numbers = np.array([1, 2, 1.0, True] * 600, dtype=object)  # 1, 1.0 and True hash alike
     np.testing.assert_array_equal(_by_labels(encode, numbers), category_codes(numbers, ["1", "2"]))
     assert calls[0] is numbers
+
+
+def test_pair_rates_from_label_tables_equal_each_row_looked_up():
+    """EventMatrix looks a rate up once per pair of labels and gathers; the figures are
+    those of looking every row up: counts, other floats, NaN, strings and missing."""
+    from training.models.matrix import EventMatrix
+
+    rng = np.random.default_rng(5)
+    n_events, n_rows = 40, 3000
+    category = np.array(["card", "funds", None, "fraud"], dtype=object)
+    events = EventMatrix.from_columns(
+        np.arange(n_events), {"cat": category[rng.integers(0, 4, n_events)]}
+    )
+    pos = rng.integers(0, n_events, n_rows)
+    label = rng.integers(0, 2, n_rows)
+    template = np.array(["ask", "remind", None, np.nan, "unseen"], dtype=object)
+    per_row = {
+        "count": rng.integers(0, 4, n_rows).astype(float),
+        "big": rng.integers(0, 30, n_rows).astype(float),
+        "frac": np.where(rng.random(n_rows) < 0.2, np.nan, rng.random(n_rows) * 3),
+        "template": template[rng.integers(0, 5, n_rows)],
+    }
+    for right, bins in (("count", (0.5, 1.5)), ("big", (2.5, 9.5)), ("frac", (1.0,))):
+        spec = PairRate("r", "cat", right, right_bins=bins)
+        rate = spec.fit(events.column("cat")[pos][:500], per_row[right][:500], label[:500])
+        got = events._rate_column(rate, pos, {right: per_row[right]})
+        want = rate.lookup(events.column("cat")[pos], per_row[right])
+        np.testing.assert_array_equal(got, want)
+        again = events._rate_column(rate, pos[:7], {right: per_row[right][:7]})  # kept table
+        np.testing.assert_array_equal(again, want[:7])
+        other = EventMatrix.from_columns(np.arange(3), {"cat": category[[3, 0, 3]]})  # kept columns
+        got = other._rate_column(rate, pos % 3, {right: per_row[right]})
+        want = rate.lookup(other.column("cat")[pos % 3], per_row[right])
+        np.testing.assert_array_equal(got, want)
+    rate = PairRate("t", "template", "cat").fit(
+        per_row["template"][:500], events.column("cat")[pos][:500], label[:500]
+    )
+    got = events._rate_column(rate, pos, {"template": per_row["template"]})
+    np.testing.assert_array_equal(got, rate.lookup(per_row["template"], events.column("cat")[pos]))

@@ -8,6 +8,8 @@ milliseconds of the pandas ``.dt`` accessors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -44,6 +46,42 @@ def calendar_arrays(
         for values in (hour, weekday, day, to_end):
             values[~valid] = np.nan
     return hour, weekday, day, to_end
+
+
+DISTINCT_ROWS = 2_000
+"""Fewest rows worth finding the distinct (zone, instant) pairs of before working on
+them: a batch's candidate grids repeat each event's times for every template, channel
+and retry count; a lone request's few hundred rows cost less as they are."""
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: spreads zone codes over the key's bits
+
+
+def per_distinct_instant(
+    ns: np.ndarray,
+    zone_codes: np.ndarray | None,
+    compute: Callable[[np.ndarray], tuple[np.ndarray, ...]],
+) -> tuple[np.ndarray, ...]:
+    """``compute(rows)`` (per-row arrays of the given rows) for every row, computed once
+    per distinct (zone code, instant ``ns``) pair and gathered.
+
+    Pairs are found by hashing them into one int64 key; a row whose pair differs from
+    its key's first row (a hash collision) makes every row computed as it is."""
+    every = np.arange(len(ns))
+    if len(ns) < DISTINCT_ROWS:
+        return compute(every)
+    ns = ns_array(ns)
+    key = ns
+    if zone_codes is not None:
+        key = (key.view(np.uint64) ^ (zone_codes.astype(np.uint64) * _MIX)).view(np.int64)
+    codes, uniques = pd.factorize(key)
+    first = np.empty(len(uniques), dtype=np.int64)
+    first[codes[::-1]] = every[::-1]  # each key's first row
+    same = ns[first][codes] == ns
+    if zone_codes is not None:
+        same &= zone_codes[first][codes] == zone_codes
+    if not same.all():
+        return compute(every)
+    return tuple(values[codes] for values in compute(first))
 
 
 def local_calendar(ts: pd.Series, tz: pd.Series | str, prefix: str = "") -> pd.DataFrame:

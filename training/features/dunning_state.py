@@ -57,9 +57,17 @@ def _earlier_last(hours: np.ndarray, flag: np.ndarray, first: np.ndarray) -> np.
     return np.where(found, hours[np.maximum(previous, 0)], np.nan)
 
 
+def _group_codes(key: np.ndarray) -> np.ndarray:
+    """Integer codes of the rows' groups (only equality matters): small non-negative
+    integer keys (the policy's schedule keys) are their own codes, others factorized."""
+    if key.dtype.kind in "iu" and (len(key) == 0 or (key.min() >= 0 and key.max() < 2**32)):
+        return key.astype(np.int64, copy=False)
+    return pd.factorize(key)[0]
+
+
 def _group_min(values: np.ndarray, first: np.ndarray) -> np.ndarray:
     """Per row: the minimum of ``values`` over its group (NaN where the group has none)."""
-    starts = np.unique(first)
+    starts = np.flatnonzero(first == np.arange(len(first)))  # (rows sorted by group)
     filled = np.where(np.isnan(values), np.inf, values)
     lowest = np.minimum.reduceat(filled, starts) if len(starts) else filled[:0]
     out = lowest[np.searchsorted(starts, first)]
@@ -109,21 +117,20 @@ def state_of_rows(
     update_requests: UpdateRequests,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """:func:`timeline_state_arrays` of a timeline given as its columns (t as int64 ns)."""
-    key_code = pd.factorize(key)[0]
-    kind_all = kind
-    order_code = np.select(
-        [kind_all == "original", kind_all == "retry"], [0, 1], KIND_ORDER["message"]
+    key_code = _group_codes(key)
+    original, retry, message = (kind == name for name in ("original", "retry", "message"))
+    order_code = np.where(
+        original,
+        KIND_ORDER["original"],
+        np.where(retry, KIND_ORDER["retry"], KIND_ORDER["message"]),
     )
     order = np.lexsort((order_code, ns, key_code))
     key = key_code[order]
     hours = ns[order] / 3.6e12
-    kind = kind_all[order]
+    original, retry, message = original[order], retry[order], message[order]
     template = np.asarray(template, dtype=object)[order]
     first = group_starts(key)
-    original = kind == "original"
-    retry = kind == "retry"
     attempt = original | retry
-    message = kind == "message"
     update = message & is_update_request(template, update_requests)
 
     start = _group_min(np.where(original, hours, np.nan), first)

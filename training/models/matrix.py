@@ -11,16 +11,34 @@ column (``tests/features/test_matrix.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache, partial
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from training.features.calendar import calendar_arrays
+from training.features.calendar import calendar_arrays, per_distinct_instant
 from training.features.frames import CONTEXT_COLUMNS, time_columns
 from training.models.calibrated import CalibratedModel, category_codes
+from training.models.pair_rates import FittedPairRate
+
+
+class Labels(NamedTuple):
+    """A per-row category column as codes into a few distinct labels (the column is
+    ``labels[codes]``): the message search's templates and channels, each label encoded
+    and its pair rates looked up once, not every row every model call."""
+
+    codes: np.ndarray
+    labels: np.ndarray
+
+    def values(self) -> np.ndarray:
+        return self.labels[self.codes]
+
+
+RowColumns = Mapping[str, "np.ndarray | Labels"]
+"""Per-row model columns by name: arrays, or category labels as :class:`Labels`."""
 
 
 @lru_cache(maxsize=64)
@@ -103,8 +121,12 @@ class EventMatrix:
         self._encoded: dict[str, np.ndarray] = {}
         self._codes: dict[tuple[str, tuple | None], np.ndarray] = {}
         self._floats: dict[str, np.ndarray] = {}
+        self._labels: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._label_codes: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._rate_tables: dict[tuple, tuple[FittedPairRate, np.ndarray]] = {}
         self._event_names = tuple(c for c in self._names if c not in CONTEXT_COLUMNS)
         self._zone: str | None | bool = False  # the one time zone of every event (unknown yet)
+        self._zone_codes: np.ndarray | None = None
 
     @property
     def features(self) -> pd.DataFrame:
@@ -157,13 +179,11 @@ class EventMatrix:
         return self._encoded[model.name]
 
     def model_matrix(
-        self, model: CalibratedModel, pos: np.ndarray, columns: dict[str, np.ndarray]
+        self, model: CalibratedModel, pos: np.ndarray, columns: RowColumns
     ) -> np.ndarray:
         """Matrix for ``model``: event columns of the rows' events ``pos`` plus the given
         per-row ``columns`` (a model column in neither is missing, NaN)."""
-        derived = _rate_columns(
-            model, lambda name: columns[name] if name in columns else self.column(name)[pos]
-        )
+        derived = self._rate_columns(model, pos, columns)
         if derived:
             columns = {**columns, **derived}
         layout = _layout(model, self._event_names)
@@ -179,6 +199,8 @@ class EventMatrix:
                 values = columns.get(name)
                 if values is None:
                     others[j] = np.nan
+                elif isinstance(values, Labels):
+                    others[j] = self._encoded_labels(values.labels, categories)[values.codes]
                 elif (
                     categories is None
                     and isinstance(values, np.ndarray)
@@ -193,6 +215,71 @@ class EventMatrix:
             matrix = matrix[:, layout.order]
         return matrix
 
+    def _encoded_labels(self, labels: np.ndarray, categories: list | None) -> np.ndarray:
+        """:class:`Labels` encoded, once per labels array and category list per call
+        (the search passes the same template and channel labels every round)."""
+        key = (id(labels), None if categories is None else tuple(categories))
+        kept = self._label_codes.get(key)
+        if kept is None or kept[0] is not labels:
+            kept = self._label_codes[key] = (labels, _encode_column(labels, categories))
+        return kept[1]
+
+    def _rate_columns(
+        self, model: CalibratedModel, pos: np.ndarray, columns: RowColumns
+    ) -> dict[str, np.ndarray]:
+        """The model's pair-rate inputs of the rows (those ``columns`` lacks).
+
+        A rate pairs an event column with a per-row one (a decline category with a
+        template or a count of earlier messages), and both hold few distinct labels: the
+        rate of every pair of labels is looked up once per call of this matrix and kept,
+        and each model call only gathers from that small table (a lookup converts every
+        row to text, ~50 µs a call on a lone request's few dozen rows)."""
+        out = {}
+        for rate in getattr(model, "rates", ()):  # artifacts saved before rates existed
+            if rate.name not in columns:
+                out[rate.name] = self._rate_column(rate, pos, columns)
+        return out
+
+    def _rate_column(
+        self, rate: FittedPairRate, pos: np.ndarray, columns: RowColumns
+    ) -> np.ndarray:
+        left, right = rate.spec.left, rate.spec.right
+        per_row = [name for name in (left, right) if name in columns]
+        coded = None
+        if len(per_row) == 1:
+            event_name = right if per_row[0] == left else left
+            given = columns[per_row[0]]
+            coded = tuple(given) if isinstance(given, Labels) else _row_codes(np.asarray(given))
+        if coded is None:  # both sides per row or per event, or labels of mixed types
+            return _by_labels(
+                rate.lookup, *(_row_values(columns, n, self, pos) for n in (left, right))
+            )
+        codes, labels = coded
+        event_codes, event_labels = self._event_labels(event_name)
+        key = (id(rate), per_row[0] == left, _labels_key(labels))
+        kept = self._rate_tables.get(key)
+        if kept is None:  # every pair of labels, looked up once
+            table = _pair_table(rate, per_row[0] == left, labels, event_labels)
+            kept = self._rate_tables[key] = (rate, table)  # the rate kept: its id stays unique
+        return kept[1][codes, event_codes[pos]]
+
+    def _event_labels(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Each event's code in the distinct labels of event column ``name`` (strings,
+        missing as None); the events themselves when the column holds other values."""
+        if name not in self._labels:
+            values = self.column(name)
+            coded = _row_codes(np.asarray(values, dtype=object)) if values.dtype == object else None
+            if coded is None:
+                coded = (np.arange(len(values)), values)
+            self._labels[name] = coded
+        return self._labels[name]
+
+    def zone_codes(self) -> np.ndarray:
+        """Each event's time zone as an integer code (equal codes: equal zones)."""
+        if self._zone_codes is None:
+            self._zone_codes = pd.factorize(self.column("timezone"))[0]
+        return self._zone_codes
+
     def one_zone(self) -> str | None:
         """The time zone of every event when they share one (a lone request), else None."""
         if self._zone is False:
@@ -205,7 +292,12 @@ class EventMatrix:
         """Candidate-time features of instants ``utc_ns`` for the events at ``pos``."""
         zone = self.one_zone()
         zones = self.column("timezone")[pos] if zone is None else zone
-        hour, weekday, day, to_month_end = calendar_arrays(utc_ns, zones)
+
+        def calendar(rows: np.ndarray) -> tuple[np.ndarray, ...]:
+            return calendar_arrays(utc_ns[rows], zones if zone is not None else zones[rows])
+
+        codes = None if zone is not None else self.zone_codes()[pos]
+        hour, weekday, day, to_month_end = per_distinct_instant(utc_ns, codes, calendar)
         return time_columns(
             hour,
             weekday,
@@ -239,12 +331,83 @@ LABEL_ROWS = 2_000
 more than it saves on a lone request's few hundred rows)."""
 
 
-def _rate_columns(
-    model: CalibratedModel, column: Callable[[str], np.ndarray]
-) -> dict[str, np.ndarray]:
-    """:meth:`CalibratedModel.rate_columns`, each rate looked up once per distinct pair."""
-    rates = getattr(model, "rates", ())  # artifacts saved before rates existed
-    return {r.name: _by_labels(r.lookup, column(r.spec.left), column(r.spec.right)) for r in rates}
+COUNT_CODES = 8
+"""Per-row float columns whose values are all whole numbers below this (the dunning
+state's counts) are their own codes: no hashing."""
+
+
+KEPT_EVENT_LABELS = 64
+"""Most distinct event labels (a batch's decline categories) whose rate columns are kept
+across calls in :data:`_PAIR_COLUMNS`; more (a numeric event column) are looked up."""
+
+_PAIR_COLUMNS: dict[tuple, tuple[FittedPairRate, dict]] = {}
+"""Per pair rate and set of per-row labels: the rates of each event label seen, kept
+across decision calls (a lone request's table is then a few dictionary reads)."""
+
+
+def _pair_table(
+    rate: FittedPairRate, row_is_left: bool, labels: np.ndarray, event_labels: np.ndarray
+) -> np.ndarray:
+    """The rate of every (per-row label, event label) pair, labels x event labels."""
+
+    def lookup(event_side: np.ndarray) -> np.ndarray:
+        rows = np.repeat(labels, len(event_side))
+        events = np.tile(event_side, len(labels))
+        pair = (rows, events) if row_is_left else (events, rows)
+        return rate.lookup(*pair).reshape(len(labels), len(event_side))
+
+    if len(event_labels) > KEPT_EVENT_LABELS or event_labels.dtype != object:
+        return lookup(event_labels)
+    if len(_PAIR_COLUMNS) > 256:
+        _PAIR_COLUMNS.clear()
+    key = (id(rate), row_is_left, _labels_key(labels))
+    kept = _PAIR_COLUMNS.get(key)
+    if kept is None or kept[0] is not rate:  # (the rate kept: its id is not reused)
+        kept = _PAIR_COLUMNS[key] = (rate, {})
+    columns = kept[1]
+    missing = [label for label in event_labels.tolist() if label not in columns]
+    if missing:
+        found = lookup(np.array(missing, dtype=object))
+        for j, label in enumerate(missing):
+            columns[label] = found[:, j]
+    return np.column_stack([columns[label] for label in event_labels.tolist()])
+
+
+def _row_values(columns: RowColumns, name: str, matrix: EventMatrix, pos: np.ndarray) -> np.ndarray:
+    """Column ``name`` of the rows: given per row, or the rows' events' values."""
+    if name not in columns:
+        return matrix.column(name)[pos]
+    values = columns[name]
+    return values.values() if isinstance(values, Labels) else values
+
+
+def _labels_key(labels: np.ndarray) -> tuple:
+    """Labels as a dict key (floats by their bits: NaN equals NaN)."""
+    if labels.dtype == object:
+        return ("labels", *labels.tolist())
+    return (labels.dtype.str, labels.tobytes())
+
+
+def _row_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each row's code in a few distinct labels (``labels[codes]`` equals ``values`` as a
+    pair rate reads them): counts as themselves, strings (and missing, as None) by
+    first appearance; None for columns of other values."""
+    if values.dtype.kind == "f":
+        if len(values) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        if values.min() >= 0 and values.max() < COUNT_CODES:  # (False with NaN)
+            counts = values.astype(np.int64)
+            if (counts == values).all():
+                return counts, np.arange(COUNT_CODES, dtype=np.float64)
+        labels, codes = np.unique(values, return_inverse=True)
+        return codes.reshape(-1), labels
+    if values.dtype != object:
+        return None
+    codes, uniques = pd.factorize(values)
+    if not all(isinstance(label, str) for label in uniques):
+        return None
+    labels = np.array([*uniques, None], dtype=object)
+    return codes % len(labels), labels
 
 
 def _by_labels(function: Callable[..., np.ndarray], *columns: np.ndarray) -> np.ndarray:

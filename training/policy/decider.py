@@ -12,7 +12,7 @@ from training.config.policy import PolicyConfig
 from training.core.localtime import HOUR_NS, from_ns, to_ns
 from training.declines.rules import RetryRules
 from training.features.dunning_state import state_of_rows
-from training.models.matrix import EventMatrix
+from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.baselines import fixed_schedule_columns
 from training.policy.decisions import DecisionColumns, Decisions, new_decision_ids
 from training.policy.message_pruning import (
@@ -237,7 +237,8 @@ class ModelDecider:
         ids = events["event_id"].to_numpy()
         n, count = len(ids), len(schedules)
         if p_self is None:
-            p_self = self.scorer.self_cure_probability(features, events["window_days"]).to_numpy()
+            window = events["window_days"].to_numpy()
+            p_self = self.scorer.self_cure_probabilities(as_event_matrix(features), window)
         h_key, _, h_ns, h_kind = past_of_events(np.arange(n * count), np.tile(ids, count), past)
         columns = _FrameColumns()  # the pruning passes one retries frame for every schedule
         retries = [columns.rows(s[0], "at", None) for s in schedules]
@@ -467,9 +468,9 @@ class ScheduleScores:
                 missing.setdefault(_schedule_key(schedule), schedule)
             self.extra = []
             if self.p_self is None:
-                window = self.events["window_days"]
-                p_self = self.decider.scorer.self_cure_probability(self.features, window)
-                self.p_self = p_self.to_numpy()
+                window = self.events["window_days"].to_numpy()
+                matrix = as_event_matrix(self.features)
+                self.p_self = self.decider.scorer.self_cure_probabilities(matrix, window)
             scored = self.decider.score_schedules(
                 self.events,
                 self.features,

@@ -31,8 +31,9 @@ from training.core.localtime import (
     to_ns,
     utc_offsets,
 )
+from training.features.calendar import per_distinct_instant
 from training.features.dunning_state import message_state
-from training.models.matrix import as_event_matrix
+from training.models.matrix import Labels, as_event_matrix
 from training.policy.scorer import ModelScorer, build_timeline
 
 MERGE_EXTRA_ROWS = 256
@@ -40,9 +41,16 @@ MERGE_EXTRA_ROWS = 256
 costs ~0.4 ms around the trees, a row a few microseconds."""
 
 
+CHANNELS = np.array(["email", "sms"], dtype=object)
+"""The channels a message goes by; candidates hold their codes (positions here)."""
+
+
 @dataclass
 class _Candidates:
-    """Message candidates as arrays: event position, send time (ns), template, channel."""
+    """Message candidates as arrays: event position, send time (ns), and the codes of
+    their template (its position in the call's templates) and channel (in
+    :data:`CHANNELS`): integers are cheaper to gather, and each label is encoded for the
+    model once (:class:`~training.models.matrix.Labels`)."""
 
     pos: np.ndarray
     ns: np.ndarray
@@ -65,13 +73,8 @@ class _Candidates:
         return len(self.pos)
 
 
-def _empty(n: int = 0) -> _Candidates:
-    return _Candidates(
-        np.zeros(n, dtype=np.int64),
-        np.zeros(n, dtype=np.int64),
-        np.full(n, None, object),
-        np.full(n, None, object),
-    )
+def _empty() -> _Candidates:
+    return _Candidates(*(np.zeros(0, dtype=np.int64) for _ in range(4)))
 
 
 def _best_per_event(candidates: _Candidates, p: np.ndarray) -> np.ndarray:
@@ -89,8 +92,10 @@ class _Context:
         features,
         past: pd.DataFrame,
         update: UpdateRequests,
+        templates: list[str],
     ) -> None:
         self.scorer = scorer
+        self.templates = np.array(templates, dtype=object)
         self.update = update
         self.features = features
         self.past = past
@@ -99,6 +104,7 @@ class _Context:
         tz = np.where(pd.isna(tz), "UTC", tz)
         same = len(tz) > 0 and isinstance(tz[0], str) and (tz == tz[0]).all()
         self.tz: np.ndarray | str = str(tz[0]) if same else tz  # one zone: no per-row work
+        self.tz_codes = None if same else pd.factorize(tz)[0]  # equal codes: equal zones
         self.fast = isinstance(scorer, ModelScorer)
         if self.fast:
             self.matrix = as_event_matrix(features)
@@ -124,17 +130,19 @@ class _Context:
         chosen = chosen.take(order)
         hours = candidates.ns / HOUR_NS
         state = message_state(
-            candidates.pos, hours, candidates.template, self.start,
+            candidates.pos, hours, self.templates[candidates.template], self.start,
             self.att_pos, self.att_hours, self.att_retry,
-            chosen.pos, chosen.ns / HOUR_NS, chosen.template, self.update,
+            chosen.pos, chosen.ns / HOUR_NS, self.templates[chosen.template], self.update,
         )  # fmt: skip
         rows = self.rows[candidates.pos]
-        columns = {
+        columns: dict[str, np.ndarray | Labels] = {
             **state,
             **self.matrix.time_columns(rows, candidates.ns),
-            "template": candidates.template,
-            "channel": candidates.channel,
-            "channel_click_rate": self.matrix.channel_click_rate(rows, candidates.channel),
+            "template": Labels(candidates.template, self.templates),
+            "channel": Labels(candidates.channel, CHANNELS),
+            "channel_click_rate": self.matrix.channel_click_rate(
+                rows, CHANNELS[candidates.channel]
+            ),
         }
         model = self.scorer.models.message
         return self.scorer.predict(model, self.matrix, rows, columns)
@@ -169,8 +177,8 @@ class _Context:
             {
                 "event_id": self.ids[c.pos],
                 "send_at": from_ns(c.ns),
-                "template": c.template,
-                "channel": c.channel,
+                "template": self.templates[c.template],
+                "channel": CHANNELS[c.channel],
                 "response_probability": np.full(len(c), np.nan) if p is None else p,
             },
             copy=False,  # the candidates' arrays are this frame's own
@@ -191,7 +199,7 @@ def plan_messages(
 
     ``update``: the update-request templates (the first message of a decline that needs
     an update first is one of them) and the delay the features assume."""
-    context = _Context(scorer, events, features, past, update)
+    context = _Context(scorer, events, features, past, update, templates)
     chosen, chosen_p = _empty(), np.zeros(0)
     if not templates or events.empty:
         return context.frame(chosen)
@@ -205,6 +213,11 @@ def plan_messages(
     email = events["allow_email"].to_numpy(dtype=bool)
     sms = events["allow_sms"].to_numpy(dtype=bool) & events["sms_opt_in"].to_numpy(dtype=bool)
     gap = int(config.min_message_gap_hours * HOUR_NS)
+    channels = np.stack([email, sms])  # in the order of CHANNELS
+    # first round: an event that needs an update first is only asked for one
+    is_ask = np.array([t in update.templates for t in templates])
+    asks_update = is_ask[:, None] | ~force_update[None, :]  # template x event
+    any_template = np.ones_like(asks_update)
     for round_ in range(int(budget.max())):
         ref = defer_quiet_ns(
             earliest, context.tz, config.quiet_hours.start_hour, config.quiet_hours.end_hour
@@ -213,22 +226,7 @@ def plan_messages(
         if not active.any():
             break
         # (a) which template and channel, at the first allowed time
-        parts = []
-        for template in templates:
-            for channel, allowed in (("email", email), ("sms", sms)):
-                ok = active & allowed
-                if round_ == 0:
-                    ok &= ~force_update | (template in update.templates)
-                pos = np.flatnonzero(ok)
-                parts.append(
-                    _Candidates(
-                        pos,
-                        ref[pos],
-                        np.full(len(pos), template, object),
-                        np.full(len(pos), channel, object),
-                    )
-                )
-        combos = _Candidates.concat(parts)
+        combos = _combos(active & channels, asks_update if round_ == 0 else any_template, ref)
         if len(combos) == 0:
             break
         slots, p = _round(context, combos, chosen, ref, window_end, config)
@@ -246,6 +244,14 @@ def plan_messages(
     # by event id, then time (the order every schedule frame has)
     order = np.lexsort((chosen.ns, _id_rank(context.ids)[chosen.pos]))
     return context.frame(chosen.take(order), chosen_p[order])
+
+
+def _combos(allowed: np.ndarray, template_ok: np.ndarray, ref: np.ndarray) -> _Candidates:
+    """Every (template, channel) of every event at its first allowed time ``ref``, by
+    template, then channel, then event: ``allowed`` (channel x event) where the channel
+    may be used, ``template_ok`` (template x event) where the template may."""
+    template, channel, pos = np.nonzero(allowed[None, :, :] & template_ok[:, None, :])
+    return _Candidates(pos, ref[pos], template, channel)
 
 
 def _id_rank(ids: np.ndarray) -> np.ndarray:
@@ -279,7 +285,7 @@ def _round(
     than a few dozen rows, and rows are scored independently, so the figures are the
     same as those of the two calls."""
     events = np.unique(combos.pos)
-    owner, at = _slot_times(events, ref, window_end, context.tz, config)
+    owner, at = _slot_times(events, ref, window_end, context.tz, context.tz_codes, config)
     later = len(owner) - len(events)  # times after the first (those come first, one each)
     if context.fast and later:
         counts = np.bincount(owner[len(events) :], minlength=len(events))
@@ -325,6 +331,7 @@ def _slot_times(
     ref: np.ndarray,
     window_end: np.ndarray,
     tz: np.ndarray | str,
+    tz_codes: np.ndarray | None,
     config: PolicyConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The times a message of each event ``pos`` (sorted) is tried at: its first allowed
@@ -340,10 +347,15 @@ def _slot_times(
     grid = np.repeat(np.arange(len(pos)), len(days) * len(hours))
     day_off = np.tile(np.repeat(days, len(hours)), len(pos))
     hour = np.tile(hours, len(pos) * len(days))
-    at = local_to_utc_ns(
-        local_day[grid] + day_off * DAY_NS + hour * HOUR_NS,
-        zones if isinstance(zones, str) else zones[grid],
-    )
+    local_ns = local_day[grid] + day_off * DAY_NS + hour * HOUR_NS
+
+    def utc(rows: np.ndarray) -> tuple[np.ndarray]:
+        return (
+            local_to_utc_ns(local_ns[rows], zones if isinstance(zones, str) else zones[grid[rows]]),
+        )
+
+    # the events of a batch share local days and hours: each (zone, local time) once
+    (at,) = per_distinct_instant(local_ns, None if tz_codes is None else tz_codes[pos][grid], utc)
     slot_pos = pos[grid]
     keep = (
         (at >= ref[slot_pos])

@@ -182,11 +182,16 @@ class ModelScorer:
     ) -> pd.Series:
         """P(the customer pays unprompted within the window), per event_id."""
         matrix = as_event_matrix(features)
-        index = pd.Index(matrix.ids)
+        p = self.self_cure_probabilities(matrix, window_days.to_numpy())
+        return pd.Series(p, index=pd.Index(matrix.ids))
+
+    def self_cure_probabilities(self, matrix: EventMatrix, window_days: np.ndarray) -> np.ndarray:
+        """:meth:`self_cure_probability` as an array in the features' order (no frames:
+        the decision calls this once per request)."""
+        n = len(matrix)
         days = int(window_days.max()) if len(window_days) else 0
         if days == 0:
-            return pd.Series(0.0, index=index)
-        n = len(index)
+            return np.zeros(n)
         pos = np.repeat(np.arange(n), days)
         day_index = np.tile(np.arange(days), n)
         start = to_ns(matrix.column("dunning_start"))
@@ -194,12 +199,12 @@ class ModelScorer:
         columns = {**matrix.time_columns(pos, at), "day_index": day_index.astype(float)}
         model = self.models.self_cure
         hazard = self.predict(model, matrix, pos, columns)
-        limit = window_days.to_numpy()[pos]  # window_days: in the order of the features
+        limit = window_days[pos]  # window_days: in the order of the features
         hazard = np.where(day_index < limit, hazard, 0.0)
         log_survival = np.bincount(
             pos, weights=np.log1p(-np.clip(hazard, 0, 1 - 1e-9)), minlength=n
         )
-        return pd.Series(1.0 - np.exp(log_survival), index=index)
+        return 1.0 - np.exp(log_survival)
 
     def candidate_probabilities(
         self, features: pd.DataFrame | EventMatrix, timeline: pd.DataFrame
