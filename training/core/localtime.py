@@ -294,8 +294,9 @@ def defer_out_of_quiet_hours(
 def to_ns(values) -> np.ndarray:
     """UTC instants as int64 nanoseconds, without a detour through Python objects."""
     if isinstance(values, pd.Series | pd.Index) and isinstance(values.dtype, pd.DatetimeTZDtype):
-        array = values.array
-        return (array if array.unit == "ns" else array.as_unit("ns")).asi8
+        values = values.array
+    if isinstance(values, pd.arrays.DatetimeArray) and values.tz is not None:
+        return (values if values.unit == "ns" else values.as_unit("ns")).asi8
     return pd.DatetimeIndex(pd.to_datetime(values, utc=True, cache=False)).as_unit("ns").asi8
 
 

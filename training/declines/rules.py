@@ -44,6 +44,7 @@ import pandas as pd
 from training.config import retry_limits as src
 from training.config.retry_limits import RetryLimits
 from training.contract.tables import PAYMENT_METHODS
+from training.core.columnar import frame_of_arrays
 from training.declines.table import (
     DEBIT_VOCABULARIES,
     HARD_CATEGORIES,
@@ -314,7 +315,7 @@ class RetryRules:
         Columns: the ``RetryDecision`` fields plus ``known`` and ``code`` (normalized).
         """
         columns = self._decide_columns(events, previous_attempts)
-        return pd.DataFrame(columns, index=events.index, copy=False)
+        return frame_of_arrays(columns, index=events.index)
 
     def _decide_columns(
         self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None

@@ -32,12 +32,11 @@ import pandas as pd
 from training.config.policy import PolicyConfig
 from training.config.retry_limits import UpdateRequests
 from training.core.arrays import best_per_group, group_counter, group_first, rank_in_group
+from training.core.columnar import frame_of_arrays
 from training.core.localtime import HOUR_NS, NAT, from_ns, to_ns
 from training.features.dunning_state import grid_state, is_update_request
 from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.scorer import ModelScorer, build_timeline
-
-UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 
 
 def retry_windows(
@@ -109,7 +108,7 @@ def plan_retries(
     e_idx, j_idx = _dp(log_fail, count, spacing)
     plan_ns = start[e_idx] + j_idx * step
     if not (config.fine_grids_hours or config.refine_steps_hours) or len(e_idx) == 0:
-        return pd.DataFrame({"event_id": ids[e_idx], "at": pd.Series(from_ns(plan_ns))})
+        return frame_of_arrays({"event_id": ids[e_idx], "at": from_ns(plan_ns)})
     band = config.retry_grid_hours
     for fine in config.fine_grids_hours:
         plan_ns = _dp_around(
@@ -120,9 +119,7 @@ def plan_retries(
         plan_ns = _refine(context, e_idx, plan_ns, start, window_end, min_spacing_hours)
     # sorted by event id, then time (no move passes a neighbouring retry)
     order = np.lexsort((plan_ns, _id_rank(ids)[e_idx]))
-    return pd.DataFrame(
-        {"event_id": ids[e_idx[order]], "at": pd.array(plan_ns[order], dtype=UTC_NS)}
-    )
+    return frame_of_arrays({"event_id": ids[e_idx[order]], "at": from_ns(plan_ns[order])})
 
 
 def _dp_around(

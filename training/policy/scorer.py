@@ -18,6 +18,7 @@ import pandas as pd
 
 from training.config.retry_limits import UpdateRequests
 from training.core.arrays import group_counter, group_first
+from training.core.columnar import frame_of_arrays
 from training.core.localtime import HOUR_NS, from_ns, to_ns
 from training.declines.table import DeclineTable
 from training.features.customer import CustomerIndex
@@ -44,13 +45,12 @@ def past_rows(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> p
         order = np.lexsort((ns, pd.factorize(event_ids, sort=True)[0]))  # by event id, time
     event_ids, ns = event_ids[order], ns[order]
     first = group_first(event_ids)
-    return pd.DataFrame(
+    return frame_of_arrays(
         {
             "event_id": event_ids,
             "t": from_ns(ns),
             "kind": np.where(first, "original", "retry").astype(object),
-        },
-        copy=False,  # arrays made here
+        }
     )
 
 
