@@ -81,9 +81,11 @@ def test_column_array_and_flags_are_the_public_conversions() -> None:
             "maybe": np.array([True, None, False], dtype=object),
         }
     )
-    for name, dtype in [("n", np.int64), ("n", float), ("ext", float), ("flag", bool)]:
+    cases = [("n", np.int64), ("n", float), ("n", None), ("ext", float), ("ext", None)]
+    for name, dtype in [*cases, ("flag", bool), ("maybe", None)]:
         expected = frame[name].to_numpy(dtype=dtype)
         got = column_array(frame, name, dtype)
-        assert got.dtype == expected.dtype and np.array_equal(got, expected, equal_nan=True)
+        assert got.dtype == expected.dtype, (name, dtype)
+        assert pd.Series(got).equals(pd.Series(expected)), (name, dtype)
     assert column_flags(frame, "flag").tolist() == [True, False, True]
     assert column_flags(frame, "maybe").tolist() == [True, False, False]

@@ -75,12 +75,12 @@ def column_values(frame: pd.DataFrame, name: str) -> Any:
     return frame._mgr.iget_values(loc)
 
 
-def column_array(frame: pd.DataFrame, name: str, dtype: Any) -> np.ndarray:
+def column_array(frame: pd.DataFrame, name: str, dtype: Any = None) -> np.ndarray:
     """``frame[name].to_numpy(dtype=dtype)`` without building the Series (no copy when
-    the column has that dtype already: never to be written to)."""
+    the column has that dtype already, or ``dtype`` is None: never to be written to)."""
     values = column_values(frame, name)
     if isinstance(values, np.ndarray):
-        return values.astype(dtype, copy=False)
+        return values if dtype is None else values.astype(dtype, copy=False)
     return frame[name].to_numpy(dtype=dtype)
 
 

@@ -32,7 +32,7 @@ import pandas as pd
 from training.config.policy import PolicyConfig
 from training.config.retry_limits import UpdateRequests
 from training.core.arrays import best_per_group, group_counter, group_first, rank_in_group
-from training.core.columnar import frame_of_arrays
+from training.core.columnar import column_array, column_values, frame_of_arrays
 from training.core.localtime import HOUR_NS, NAT, from_ns, to_ns
 from training.features.dunning_state import grid_state, is_update_request
 from training.models.matrix import EventMatrix, as_event_matrix
@@ -47,27 +47,28 @@ def retry_windows(
     min_spacing_hours: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per event: how many retries, and the earliest and latest (exclusive) time, ns."""
-    failed = to_ns(events["failed_at"]).copy()
-    window_end = failed + events["window_days"].to_numpy(dtype=np.int64) * 24 * HOUR_NS
+    failed = to_ns(column_values(events, "failed_at"))
+    window_end = failed + column_array(events, "window_days", np.int64) * 24 * HOUR_NS
     count = np.minimum(
-        events["max_retries"].to_numpy(dtype=np.int64),
-        decisions["max_additional_retries"].to_numpy(dtype=np.int64),
+        column_array(events, "max_retries", np.int64),
+        column_array(decisions, "max_additional_retries", np.int64),
     )
-    not_before = to_ns(decisions["not_before"])  # NaT: no wait beyond the spacing
+    not_before = to_ns(column_values(decisions, "not_before"))  # NaT: no wait beyond the spacing
     start = np.where(not_before == NAT, failed + int(min_spacing_hours * HOUR_NS), not_before)
-    needs_update = decisions["needs_update_first"].to_numpy(dtype=bool)
-    asks = is_update_request(messages["template"].to_numpy(dtype=object), update)
+    needs_update = column_array(decisions, "needs_update_first", bool)
+    asks = is_update_request(column_array(messages, "template", object), update)
     first_ask = np.full(len(failed), np.iinfo(np.int64).max)
-    asked_by = _positions(events["event_id"].to_numpy(), messages["event_id"].to_numpy()[asks])
-    np.minimum.at(
-        first_ask, asked_by[asked_by >= 0], to_ns(messages["send_at"])[asks][asked_by >= 0]
+    asked_by = _positions(
+        column_array(events, "event_id"), column_array(messages, "event_id")[asks]
     )
+    sent = to_ns(column_values(messages, "send_at"))
+    np.minimum.at(first_ask, asked_by[asked_by >= 0], sent[asks][asked_by >= 0])
     asked = first_ask < np.iinfo(np.int64).max
     plausible = np.where(
         asked, first_ask + int(update.plausible_after_hours * HOUR_NS), np.iinfo(np.int64).max // 2
     )
     start = np.where(needs_update, np.maximum(start, plausible), start)
-    allowed = decisions["allowed"].to_numpy(dtype=bool) | (needs_update & asked)
+    allowed = column_array(decisions, "allowed", bool) | (needs_update & asked)
     count = np.where(allowed & (start < window_end), count, 0)
     return count, start, window_end
 
@@ -90,7 +91,7 @@ def plan_retries(
     Rows come grouped by event_id (sorted) and by time within an event (in the events'
     order when the config has neither finer grids nor refinement steps).
     """
-    ids = events["event_id"].to_numpy()
+    ids = column_array(events, "event_id")
     step = config.retry_grid_hours * HOUR_NS
     slots = np.where(count > 0, np.ceil((window_end - start) / step).astype(np.int64), 0)
     if slots.sum() == 0:
@@ -226,24 +227,25 @@ class _RetryContext:
         update: UpdateRequests,
     ) -> _RetryContext:
         n = len(ids)
-        past_events = past["event_id"].to_numpy()
+        past_events = column_array(past, "event_id")
+        message_events = column_array(messages, "event_id")
         owner, msg_owner = np.split(
-            _positions(ids, np.concatenate([past_events, messages["event_id"].to_numpy()])),
+            _positions(ids, np.concatenate([past_events, message_events])),
             [len(past_events)],
         )
         keep = owner >= 0
-        past_ns = to_ns(past["t"])[keep]
+        past_ns = to_ns(column_values(past, "t"))[keep]
         past_h = past_ns / HOUR_NS
         owner = owner[keep]
-        is_original = (past["kind"].to_numpy() == "original")[keep]
+        is_original = (column_array(past, "kind") == "original")[keep]
         start = np.full(n, np.nan)
         np.fmin.at(start, owner[is_original], past_h[is_original])
         last_attempt = np.full(n, -np.inf)
         np.maximum.at(last_attempt, owner, past_h)
         past_count = np.bincount(owner, minlength=n)
         past_retries = np.bincount(owner[~is_original], minlength=n).astype(float)
-        msg_hours = to_ns(messages["send_at"]) / HOUR_NS
-        msg_update = is_update_request(messages["template"].to_numpy(dtype=object), update)
+        msg_hours = to_ns(column_values(messages, "send_at")) / HOUR_NS
+        msg_update = is_update_request(column_array(messages, "template", object), update)
         mine = np.flatnonzero(msg_owner >= 0)
         by_time = mine[np.lexsort((msg_hours[mine], msg_owner[mine]))]
         context = cls(
