@@ -34,6 +34,7 @@ from training.core.frames import Schedules
 from training.core.localtime import (
     DAY_NS,
     HOUR_NS,
+    LATEST_NS,
     NAT,
     defer_quiet_ns,
     from_ns,
@@ -147,7 +148,7 @@ def _distinct(pos: np.ndarray, at: np.ndarray) -> np.ndarray:
     """False where a (sorted) row repeats the previous row's event and time."""
     if len(pos) == 0:
         return np.zeros(0, dtype=bool)
-    return np.r_[True, (pos[1:] != pos[:-1]) | (at[1:] != at[:-1])]
+    return np.concatenate([[True], (pos[1:] != pos[:-1]) | (at[1:] != at[:-1])])
 
 
 def _order(pos: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -306,11 +307,11 @@ def _payday_mornings(
 
 def _update_plausible(ev: _Events, messages: _Messages, rules: RetryRules) -> np.ndarray:
     """Per event: when an update is plausible (first update request + the rules' delay)."""
-    plausible = np.full(ev.n, np.iinfo(np.int64).max)
+    plausible = np.full(ev.n, LATEST_NS)
     asks = np.isin(messages.template, rules.limits.update_message_templates)
     np.minimum.at(plausible, messages.pos[asks], messages.send_at[asks])
     delay = int(rules.limits.update_plausible_after_hours * NS_PER_HOUR)
-    return np.where(plausible == np.iinfo(np.int64).max, NAT, plausible + delay)
+    return np.where(plausible == LATEST_NS, NAT, plausible + delay)
 
 
 def _decisions(

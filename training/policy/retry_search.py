@@ -33,7 +33,7 @@ from training.config.policy import PolicyConfig
 from training.config.retry_limits import UpdateRequests
 from training.core.arrays import best_per_group, group_counter, group_first, rank_in_group
 from training.core.columnar import column_array, column_values, frame_of_arrays
-from training.core.localtime import HOUR_NS, NAT, from_ns, to_ns
+from training.core.localtime import HOUR_NS, LATEST_NS, NAT, from_ns, to_ns
 from training.features.dunning_state import grid_state, is_update_request
 from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.scorer import ModelScorer, build_timeline
@@ -57,15 +57,15 @@ def retry_windows(
     start = np.where(not_before == NAT, failed + int(min_spacing_hours * HOUR_NS), not_before)
     needs_update = column_array(decisions, "needs_update_first", bool)
     asks = is_update_request(column_array(messages, "template", object), update)
-    first_ask = np.full(len(failed), np.iinfo(np.int64).max)
+    first_ask = np.full(len(failed), LATEST_NS)
     asked_by = _positions(
         column_array(events, "event_id"), column_array(messages, "event_id")[asks]
     )
     sent = to_ns(column_values(messages, "send_at"))
     np.minimum.at(first_ask, asked_by[asked_by >= 0], sent[asks][asked_by >= 0])
-    asked = first_ask < np.iinfo(np.int64).max
+    asked = first_ask < LATEST_NS
     plausible = np.where(
-        asked, first_ask + int(update.plausible_after_hours * HOUR_NS), np.iinfo(np.int64).max // 2
+        asked, first_ask + int(update.plausible_after_hours * HOUR_NS), LATEST_NS // 2
     )
     start = np.where(needs_update, np.maximum(start, plausible), start)
     allowed = column_array(decisions, "allowed", bool) | (needs_update & asked)
@@ -154,7 +154,7 @@ def _dp_around(
     cell = (at - start[event]) // step
     planned = np.flatnonzero(sizes)  # the events with retries, compactly numbered
     compact = np.searchsorted(planned, event)
-    first_cell = np.full(len(planned), np.iinfo(np.int64).max)
+    first_cell = np.full(len(planned), LATEST_NS)
     np.minimum.at(first_cell, compact, cell)
     column = cell - first_cell[compact]
     p = _retry_probabilities(context, event, at, rank[row])
@@ -492,11 +492,9 @@ def _refine_pass(
     moved = base_ns[variant_of] + np.repeat(shifts, len(movable)) * HOUR_NS
     event = plan_event[variant_of]
     rank = variant_of - first_row[event]
-    previous = np.where(rank > 0, base_ns[np.maximum(variant_of - 1, 0)], np.iinfo(np.int64).min)
+    previous = np.where(rank > 0, base_ns[np.maximum(variant_of - 1, 0)], NAT)
     has_next = rank < sizes[event] - 1
-    following = np.where(
-        has_next, base_ns[np.minimum(variant_of + 1, len(base_ns) - 1)], np.iinfo(np.int64).max
-    )
+    following = np.where(has_next, base_ns[np.minimum(variant_of + 1, len(base_ns) - 1)], LATEST_NS)
     ok = (
         (moved >= start[event])
         & (moved < window_end[event])
