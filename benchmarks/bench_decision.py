@@ -7,7 +7,7 @@ Decides ``--calls`` calls of ``--size`` held-out requests each (different reques
 call) through ``training.api.service.recommend`` with the model of ``bench_world.py``, the
 stages of ``ModelDecider.decide`` wrapped with timers, and prints the mean time per call
 (wall clock, and the process's CPU time, which waits less on a busy machine) and of
-each stage (stages nest: ``plan`` contains the searches, ``plan_retries`` its
+each stage (both) (stages nest: ``plan`` contains the searches, ``plan_retries`` its
 refinement). Every matrix the models score is kept, and afterwards scored again alone:
 the *bare predict* of the rows the decisions scored (the models' own cost, the floor of
 a decision), with the compiled trees the decider uses and with LightGBM's ``predict``.
@@ -33,13 +33,17 @@ from training.models.calibrated import CalibratedModel
 def _timed(
     totals: dict[str, float], label: str, function: Callable[..., Any]
 ) -> Callable[..., Any]:
+    """``function`` adding its wall time to ``totals[label]`` and its CPU time to
+    ``totals[label + " cpu"]``."""
+
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             return function(*args, **kwargs)
         finally:
             totals[label] += time.perf_counter() - start
+            totals[label + " cpu"] += time.process_time() - cpu
 
     return wrapper
 
@@ -122,8 +126,11 @@ def main() -> None:
         f"{args.calls} calls of {args.size} request(s): {total * 1e3:.2f} ms per call "
         f"({cpu * 1e3:.2f} ms of the process's CPU)"
     )
-    for label, seconds in sorted(totals.items(), key=lambda item: -item[1]):
-        print(f"  {label:28s} {seconds / args.calls * 1e3:9.2f} ms")
+    print(f"  {'stage':28s} {'wall':>9s}    {'CPU':>9s}")
+    walls = {label: s for label, s in totals.items() if not label.endswith(" cpu")}
+    for label, seconds in sorted(walls.items(), key=lambda item: -item[1]):
+        cpu_stage = totals[label + " cpu"] / args.calls * 1e3
+        print(f"  {label:28s} {seconds / args.calls * 1e3:9.2f} ms {cpu_stage:9.2f} ms")
     rows = sum(len(matrix) for _, matrix, _ in scored)
     print(
         f"bare predict of the same rows ({len(scored) / args.calls:.1f} model calls, "

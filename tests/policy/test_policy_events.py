@@ -138,3 +138,20 @@ def test_card_updated_after_the_charges_first_attempt():
     assert events["card_updated"].dtype == bool
     events, previous = requests_to_frames([REQUEST])  # no update anywhere: all False
     assert events["card_updated"].tolist() == [False] and previous.empty
+
+
+def test_frames_have_the_dtypes_pandas_would_infer():
+    """The frames are built from typed arrays without pandas' inference: the same frames."""
+    request = {
+        **REQUEST,
+        "card_brand": None,
+        "customer": {"timezone": "Europe/Paris", "signup_at": "2025-01-02T03:04:05Z"},
+        "previous_attempts": [{"attempted_at": "2026-11-19T09:00:00Z", "decline_code": "x"}],
+    }
+    events, previous = requests_to_frames([REQUEST, request], ["a", "b"])
+    for frame in (events, previous):
+        inferred = pd.DataFrame({name: frame[name].tolist() for name in frame.columns})
+        for name in frame.columns:
+            if isinstance(frame[name].dtype, pd.DatetimeTZDtype):
+                inferred[name] = pd.to_datetime(inferred[name], utc=True).dt.as_unit("ns")
+        pd.testing.assert_frame_equal(frame, inferred)

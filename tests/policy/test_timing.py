@@ -168,6 +168,27 @@ def test_local_to_utc_ns_equals_from_local_around_every_change(zone):
     )
 
 
+@pytest.mark.parametrize("zone", ZONES_WITH_ODD_CHANGES)
+def test_one_zone_fast_path_equals_from_local_day_by_day(zone):
+    """A lone decision converts a few times of one zone: the binary-search path gives the
+    instants pandas gives, and leaves days with a spring-forward gap to the general one."""
+    from training.core.localtime import _one_zone_to_utc, from_local, local_to_utc_ns, utc_offsets
+
+    local = pd.Series(pd.date_range("2025-01-01", "2026-12-31", freq="10min"))
+    want = to_ns(from_local(local, zone))
+    ns = local.to_numpy().view("int64")
+    utc_offsets(ns, zone)  # the zone's segments of these years joined, as in a decision
+    fast = 0
+    for day in range(1, len(ns) // 144 - 1):
+        rows = slice(day * 144, (day + 1) * 144)
+        got = _one_zone_to_utc(ns[rows], zone)
+        if got is not None:
+            fast += 1
+            np.testing.assert_array_equal(got, want[rows])
+        np.testing.assert_array_equal(local_to_utc_ns(ns[rows], zone), want[rows])
+    assert fast >= len(ns) // 144 - 10 if zone != "UTC" else fast == 0
+
+
 @pytest.mark.parametrize("zone", ["Europe/Berlin", "Australia/Lord_Howe", "America/Havana"])
 def test_deferred_times_leave_quiet_hours_at_their_end(zone):
     from training.core.localtime import from_local

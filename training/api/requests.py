@@ -27,6 +27,7 @@ import pandas as pd
 
 from training.config.request_defaults import COLD_START_CUSTOMER, DEFAULT_CONSTRAINTS
 from training.contract.tables import CUSTOMER_FIELDS
+from training.core.columnar import frame_of_arrays
 from training.core.frames import EVENT_COLUMNS
 
 EXTRA_EVENT_COLUMNS = ("plan", "customer_source")
@@ -155,7 +156,7 @@ def _frame(columns: dict[str, Any]) -> pd.DataFrame:
         name: _typed(name, values) if isinstance(values, list) else values
         for name, values in columns.items()
     }
-    return pd.DataFrame(typed, copy=False)
+    return frame_of_arrays(typed)  # typed already: pandas' inference would cost ~0.3 ms
 
 
 @cache

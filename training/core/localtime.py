@@ -23,6 +23,8 @@ UTC_DTYPE = "datetime64[ns, UTC]"
 HOUR_NS = 3_600_000_000_000
 DAY_NS = 24 * HOUR_NS
 NAT = np.iinfo(np.int64).min
+LATEST_NS = np.iinfo(np.int64).max
+"""The largest int64 nanoseconds: "no time yet" where a minimum is taken."""
 _UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 
 
@@ -239,6 +241,10 @@ def local_to_utc_ns(local_ns: np.ndarray, zones: np.ndarray | str) -> np.ndarray
     is the one tried. Only times in a gap (neither is right) go through pandas.
     """
     local_ns = ns_array(local_ns)
+    if isinstance(zones, str):
+        fast = _one_zone_to_utc(local_ns, zones)
+        if fast is not None:
+            return fast
     before = utc_offsets(local_ns - DAY_NS, zones)
     after = utc_offsets(local_ns + DAY_NS, zones)
     first, second = local_ns - before, local_ns - after
@@ -253,6 +259,32 @@ def local_to_utc_ns(local_ns: np.ndarray, zones: np.ndarray | str) -> np.ndarray
         zone = zones if isinstance(zones, str) else pd.Series(np.asarray(zones, dtype=object)[rows])
         out[rows] = to_ns(from_local(pd.Series(local_ns[rows].view("datetime64[ns]")), zone))
     return out
+
+
+def _one_zone_to_utc(local_ns: np.ndarray, zone: str) -> np.ndarray | None:
+    """:func:`local_to_utc_ns` for one zone whose joined segments (``_SPANS``) cover the
+    times a day either side: the same offsets looked up with four binary searches and no
+    per-call checks (a lone decision converts a few times a few times). ``None`` when
+    they do not cover them, a time is NaT or in a spring-forward gap: the general path."""
+    span = _SPANS.get(zone)
+    if span is None or not len(local_ns):
+        return None
+    low, high = int(local_ns.min()), int(local_ns.max())
+    if low == NAT or not (span[0] <= low - DAY_NS and high + DAY_NS < span[1]):
+        return None
+    starts, offsets = span[2], span[3]
+
+    def offset(ns: np.ndarray) -> np.ndarray:
+        return offsets[np.searchsorted(starts, ns, side="right") - 1]
+
+    before, after = offset(local_ns - DAY_NS), offset(local_ns + DAY_NS)
+    first, second = local_ns - before, local_ns - after
+    first_ok, second_ok = offset(first) == before, offset(second) == after
+    if not (first_ok | second_ok).all():
+        return None
+    return np.where(
+        first_ok & second_ok, np.minimum(first, second), np.where(first_ok, first, second)
+    )
 
 
 def defer_quiet_ns(
@@ -294,8 +326,9 @@ def defer_out_of_quiet_hours(
 def to_ns(values) -> np.ndarray:
     """UTC instants as int64 nanoseconds, without a detour through Python objects."""
     if isinstance(values, pd.Series | pd.Index) and isinstance(values.dtype, pd.DatetimeTZDtype):
-        array = values.array
-        return (array if array.unit == "ns" else array.as_unit("ns")).asi8
+        values = values.array
+    if isinstance(values, pd.arrays.DatetimeArray) and values.tz is not None:
+        return (values if values.unit == "ns" else values.as_unit("ns")).asi8
     return pd.DatetimeIndex(pd.to_datetime(values, utc=True, cache=False)).as_unit("ns").asi8
 
 

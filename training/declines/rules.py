@@ -44,6 +44,7 @@ import pandas as pd
 from training.config import retry_limits as src
 from training.config.retry_limits import RetryLimits
 from training.contract.tables import PAYMENT_METHODS
+from training.core.columnar import column_array, column_flags, column_values, frame_of_arrays
 from training.declines.table import (
     DEBIT_VOCABULARIES,
     HARD_CATEGORIES,
@@ -314,7 +315,7 @@ class RetryRules:
         Columns: the ``RetryDecision`` fields plus ``known`` and ``code`` (normalized).
         """
         columns = self._decide_columns(events, previous_attempts)
-        return pd.DataFrame(columns, index=events.index, copy=False)
+        return frame_of_arrays(columns, index=events.index)
 
     def _decide_columns(
         self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None
@@ -452,33 +453,31 @@ class RetryRules:
         missing = [c for c in EVENT_COLUMNS if c not in events.columns]
         if missing:
             raise ValueError(f"events: missing column(s) {missing}")
-        ids = events["event_id"].to_numpy()
+        ids = column_array(events, "event_id")
         if not _unique_ids(ids):
             event_id = events["event_id"]
             dup = events.index[event_id.isna() | event_id.duplicated()]
             raise ValueError(f"events: event_id missing or repeated at row(s) {dup.tolist()[:10]}")
-        processor = _clean_tokens(events["processor"])
+        processor = _clean_tokens(column_values(events, "processor"))
         bad = ~_among(processor, self.table.vocabularies)
         if bad.any():
             raise ValueError(
                 f"events: unknown processor at row(s) {events.index[bad].tolist()[:10]}; "
                 f"expected one of {', '.join(self.table.vocabularies)}"
             )
-        method = _clean_tokens(events["payment_method"])
+        method = _clean_tokens(column_values(events, "payment_method"))
         bad = ~_among(method, PAYMENT_METHODS)
         if bad.any():
             raise ValueError(
                 f"events: payment_method not one of {PAYMENT_METHODS} at row(s) "
                 f"{events.index[bad].tolist()[:10]}"
             )
-        brand = _clean_tokens(events["card_brand"], missing="")
+        brand = _clean_tokens(column_values(events, "card_brand"), missing="")
         failed_at = utc_ns(events["failed_at"], "events.failed_at")
         if "card_updated" not in events:
             updated = np.zeros(len(events), dtype=bool)
-        elif events["card_updated"].dtype == bool:
-            updated = events["card_updated"].to_numpy()
         else:
-            updated = events["card_updated"].fillna(False).astype(bool).to_numpy()
+            updated = column_flags(events, "card_updated")
         return _Events(
             index=events.index,
             event_id=ids,
@@ -812,7 +811,7 @@ def _object_array(values: Sequence[Any]) -> np.ndarray:
     return out
 
 
-def _clean_tokens(values: pd.Series, missing: str | None = None) -> np.ndarray:
+def _clean_tokens(values: pd.Series | np.ndarray, missing: str | None = None) -> np.ndarray:
     """``values.astype("string").str.strip().str.casefold()`` as an object array, worked
     out once per distinct value (a column holds a handful); missing values give ``missing``."""
     texts = text_values(values)

@@ -364,15 +364,19 @@ def _code_key(processor: str, raw: str) -> str | None:
     return key
 
 
-def text_values(values: pd.Series) -> list[str | None]:
-    """The values as ``values.astype("string")`` spells them, missing ones as ``None``.
+def text_values(
+    values: pd.Series | np.ndarray | pd.api.extensions.ExtensionArray,
+) -> list[str | None]:
+    """The values as ``values.astype("string")`` spells them, missing ones as ``None``
+    (a column's Series or its values).
 
     Text and ``None`` (the API's inputs) are their own spelling: no conversion needed."""
     if values.dtype == object:
         given = values.tolist()
         if set(map(type, given)) <= _TEXT_TYPES:
             return given
-    return [None if value is pd.NA else value for value in values.astype(STRING_DTYPE).tolist()]
+    series = values if isinstance(values, pd.Series) else pd.Series(values, copy=False)
+    return [None if value is pd.NA else value for value in series.astype(STRING_DTYPE).tolist()]
 
 
 def _classified_columns(

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from training.config.retry_limits import UpdateRequests
+from training.core.columnar import column_array, column_values
 from training.core.localtime import from_ns, to_ns
 from training.declines.table import DeclineTable
 from training.features.calendar import circular_difference, local_calendar
@@ -77,9 +78,12 @@ def event_feature_columns(
     return {
         **invoice_columns(events, previous_attempts, table),
         **customer_columns(
-            events["customer_id"].to_numpy(), start, to_ns(events["signup_at"]), index
+            column_array(events, "customer_id"),
+            start,
+            to_ns(column_values(events, "signup_at")),
+            index,
         ),
-        "timezone": _zones_or_utc(events["timezone"].to_numpy(dtype=object)),
+        "timezone": _zones_or_utc(column_array(events, "timezone", object)),
         "dunning_start": from_ns(start),
     }
 

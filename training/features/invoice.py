@@ -8,9 +8,10 @@ import pandas as pd
 
 from training.config.request_defaults import DEFAULT_CONSTRAINTS
 from training.contract.history import History
+from training.core.columnar import column_array, column_values
 from training.core.frames import EVENT_COLUMNS
 from training.core.localtime import NAT, to_ns
-from training.declines.table import DeclineTable, load_decline_table
+from training.declines.table import DeclineTable, load_decline_table, text_values
 from training.features.calendar import calendar_arrays
 
 LATEST = np.iinfo(np.int64).max  # stands for "no time" in minima
@@ -77,9 +78,9 @@ def events_from_history(history: History) -> pd.DataFrame:
     return events[list(EVENT_COLUMNS)]
 
 
-def advice_codes(values: pd.Series) -> np.ndarray:
+def advice_codes(values: pd.Series | np.ndarray) -> np.ndarray:
     """Merchant advice codes as two-digit text ("1" -> "01"), ``"none"`` when missing."""
-    raw = values.to_numpy(dtype=object)
+    raw = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else values
     text = np.where(pd.isna(raw), "none", raw).astype(str)
     return np.char.zfill(np.char.strip(text), 2).astype(object)  # np.char: numpy 1.26 too
 
@@ -99,7 +100,7 @@ def previous_attempt_counts(
 def dunning_start_ns(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> np.ndarray:
     """Start of each event's dunning cycle (UTC int64 ns): the earlier of ``failed_at`` and
     the event's first ``previous_attempts`` row; missing times are skipped (NaT if none)."""
-    start = to_ns(events["failed_at"]).copy()
+    start = to_ns(column_values(events, "failed_at")).copy()
     if previous_attempts is None or not len(previous_attempts):
         return start
     codes, ids = pd.factorize(previous_attempts["event_id"].to_numpy(dtype=object))
@@ -113,8 +114,7 @@ def dunning_start_ns(events: pd.DataFrame, previous_attempts: pd.DataFrame | Non
     return start
 
 
-def _filled(values: pd.Series, fill: str) -> np.ndarray:
-    raw = values.to_numpy(dtype=object)
+def _filled(raw: np.ndarray, fill: str) -> np.ndarray:
     return np.where(pd.isna(raw), fill, raw)
 
 
@@ -138,22 +138,27 @@ def invoice_columns(
     costs a fraction of a millisecond besides the decline lookup.
     """
     table = table or load_decline_table()
-    decline = table.classify_columns(events["processor"], events["decline_code"])
+    processor = column_array(events, "processor")
+    decline = table.classify_texts(
+        text_values(processor), text_values(column_values(events, "decline_code"))
+    )
     hour, weekday, day, _ = calendar_arrays(
-        to_ns(events["failed_at"]), events["timezone"].to_numpy(dtype=object)
+        to_ns(column_values(events, "failed_at")), column_array(events, "timezone", object)
     )
     return {
-        "inv_amount_log": np.log1p(events["amount_minor"].to_numpy(dtype=float)),
+        "inv_amount_log": np.log1p(column_array(events, "amount_minor", float)),
         "inv_failed_local_hour": hour,
         "inv_failed_local_weekday": weekday,
         "inv_failed_local_day_of_month": day,
         "inv_previous_attempts": previous_attempt_counts(events, previous_attempts),
-        "inv_currency": events["currency"].to_numpy(),
-        "inv_payment_method": events["payment_method"].to_numpy(),
-        "inv_processor": events["processor"].to_numpy(),
-        "inv_card_brand": _filled(events["card_brand"], "none"),
+        "inv_currency": column_array(events, "currency"),
+        "inv_payment_method": column_array(events, "payment_method"),
+        "inv_processor": processor,
+        "inv_card_brand": _filled(column_array(events, "card_brand", object), "none"),
         "inv_decline_category": np.asarray(decline["category"]),
         "inv_retryable": np.asarray(decline["retryable"]),
-        "inv_merchant_advice_code": advice_codes(events["merchant_advice_code"]),
-        "inv_country": _filled(events["country"], "unknown"),
+        "inv_merchant_advice_code": advice_codes(
+            column_array(events, "merchant_advice_code", object)
+        ),
+        "inv_country": _filled(column_array(events, "country", object), "unknown"),
     }

@@ -29,10 +29,12 @@ import pandas as pd
 from training.config.baselines import BaselineConfig
 from training.config.quiet_hours import QuietHours
 from training.core.arrays import cummax_in_group, rank_in_group
+from training.core.columnar import column_array, column_flags, column_values
 from training.core.frames import Schedules
 from training.core.localtime import (
     DAY_NS,
     HOUR_NS,
+    LATEST_NS,
     NAT,
     defer_quiet_ns,
     from_ns,
@@ -57,25 +59,26 @@ class _Events:
 
     def __init__(self, events: pd.DataFrame) -> None:
         self.frame = events
-        f = events
-        self.n = len(f)
-        self.event_id = f["event_id"].to_numpy(dtype=object)
-        self.timezone = f["timezone"].to_numpy(dtype=object)
+        self.n = len(events)
+        self.event_id = column_array(events, "event_id", object)
+        self.timezone = column_array(events, "timezone", object)
         missing = pd.isna(self.timezone)
         if missing.any():
             raise ValueError(f"timezone: missing for event_id {self.event_id[missing][0]!r}")
-        self.failed = to_ns(f["failed_at"]).copy()
-        self.window_days = f["window_days"].to_numpy(dtype="int64")
+        self.failed = to_ns(column_values(events, "failed_at")).copy()
+        self.window_days = column_array(events, "window_days", np.int64)
         self.window_end = self.failed + self.window_days * NS_PER_DAY
-        self.max_retries = f["max_retries"].to_numpy(dtype="int64")
-        self.max_messages = f["max_messages"].to_numpy(dtype="int64")
-        self.email_ok = f["allow_email"].to_numpy(dtype=bool)
-        self.sms_ok = f["allow_sms"].to_numpy(dtype=bool) & f["sms_opt_in"].to_numpy(dtype=bool)
-        self.method = f["payment_method"].to_numpy(dtype=object)
+        self.max_retries = column_array(events, "max_retries", np.int64)
+        self.max_messages = column_array(events, "max_messages", np.int64)
+        self.email_ok = column_array(events, "allow_email", bool)
+        self.sms_ok = column_array(events, "allow_sms", bool) & column_array(
+            events, "sms_opt_in", bool
+        )
+        self.method = column_array(events, "payment_method", object)
         self.card_updated = (
-            f["card_updated"].fillna(False).to_numpy(dtype=bool)
-            if "card_updated" in f
-            else np.zeros(self.n, dtype=bool)
+            column_flags(events, "card_updated")
+            if "card_updated" in events
+            else np.zeros(self.n, bool)
         )
         self._local_failed: np.ndarray | None = None
         zones = self.timezone  # one name when every event has the same (a lone request)
@@ -145,7 +148,7 @@ def _distinct(pos: np.ndarray, at: np.ndarray) -> np.ndarray:
     """False where a (sorted) row repeats the previous row's event and time."""
     if len(pos) == 0:
         return np.zeros(0, dtype=bool)
-    return np.r_[True, (pos[1:] != pos[:-1]) | (at[1:] != at[:-1])]
+    return np.concatenate([[True], (pos[1:] != pos[:-1]) | (at[1:] != at[:-1])])
 
 
 def _order(pos: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -164,11 +167,11 @@ def _clip_retries(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Allowed retries as (event position, time), sorted by position then time."""
     lim = rules.limits
-    limit = np.minimum(decisions["max_additional_retries"].to_numpy(dtype="int64"), ev.max_retries)
-    is_open = (decisions["retryable"].to_numpy() != "no") & (limit > 0)
-    needs_update = decisions["needs_update_first"].to_numpy(dtype=bool)
-    allowed = decisions["allowed"].to_numpy(dtype=bool)
-    not_before = to_ns(decisions["not_before"]).copy()
+    limit = np.minimum(column_array(decisions, "max_additional_retries", np.int64), ev.max_retries)
+    is_open = (column_array(decisions, "retryable", object) != "no") & (limit > 0)
+    needs_update = column_array(decisions, "needs_update_first", bool)
+    allowed = column_array(decisions, "allowed", bool)
+    not_before = to_ns(column_values(decisions, "not_before"))
     has_plausible = plausible != NAT
 
     usable = is_open[pos] & (allowed[pos] | (needs_update[pos] & has_plausible[pos]))
@@ -304,11 +307,11 @@ def _payday_mornings(
 
 def _update_plausible(ev: _Events, messages: _Messages, rules: RetryRules) -> np.ndarray:
     """Per event: when an update is plausible (first update request + the rules' delay)."""
-    plausible = np.full(ev.n, np.iinfo(np.int64).max)
+    plausible = np.full(ev.n, LATEST_NS)
     asks = np.isin(messages.template, rules.limits.update_message_templates)
     np.minimum.at(plausible, messages.pos[asks], messages.send_at[asks])
     delay = int(rules.limits.update_plausible_after_hours * NS_PER_HOUR)
-    return np.where(plausible == np.iinfo(np.int64).max, NAT, plausible + delay)
+    return np.where(plausible == LATEST_NS, NAT, plausible + delay)
 
 
 def _decisions(

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from training.config.policy import PolicyConfig
+from training.core.columnar import column_array
 from training.core.localtime import HOUR_NS, from_ns, to_ns
 from training.declines.rules import RetryRules
 from training.features.dunning_state import state_of_rows
@@ -354,9 +355,9 @@ class ModelDecider:
             self.config,
         )
         summary = {
-            "event_id": events["event_id"].to_numpy(),
-            "decline_category": decisions["category"].to_numpy(),
-            "retryable": decisions["retryable"].to_numpy(),
+            "event_id": column_array(events, "event_id"),
+            "decline_category": column_array(decisions, "category"),
+            "retryable": column_array(decisions, "retryable"),
             "expected_recovery_probability": expected_v,
             "baseline_recovery_probability": baseline_v,
             "propensity": plan.propensity,

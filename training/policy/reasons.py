@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from training.config.policy import PolicyConfig
+from training.core.columnar import column_array
 from training.models.matrix import EventMatrix, as_event_matrix
 
 
@@ -24,22 +25,20 @@ def _percent(p: np.ndarray) -> np.ndarray:
     return np.round(p * 100).astype(int).astype(str).astype(object)
 
 
-def _positions(ids: pd.Index, event_ids: pd.Series) -> np.ndarray:
-    values = event_ids.to_numpy(dtype=object)
+def _positions(ids: pd.Index, values: np.ndarray) -> np.ndarray:
     if len(ids) == 1:  # one event (a lone request): no index lookup
         return np.where(values == ids[0], 0, -1)
     return ids.get_indexer(pd.Index(values))
 
 
-def _count_per_event(ids: pd.Index, event_ids: pd.Series) -> np.ndarray:
+def _count_per_event(ids: pd.Index, event_ids: np.ndarray) -> np.ndarray:
     pos = _positions(ids, event_ids)
     return np.bincount(pos[pos >= 0], minlength=len(ids))
 
 
-def _first_per_event(ids: pd.Index, event_ids: pd.Series, values: pd.Series) -> np.ndarray:
+def _first_per_event(ids: pd.Index, event_ids: np.ndarray, vals: np.ndarray) -> np.ndarray:
     """First non-null value per event in row order ("" where there is none)."""
     pos = _positions(ids, event_ids)
-    vals = values.to_numpy(dtype=object)
     keep = (pos >= 0) & ~pd.isna(vals)
     pos, vals = pos[keep], vals[keep]
     out = np.full(len(ids), "", dtype=object)
@@ -69,14 +68,17 @@ def model_reasons(
     config: PolicyConfig,
 ) -> list[list[str]]:
     """One list of short sentences per event (same order as ``events``)."""
-    ids = pd.Index(events["event_id"].to_numpy(dtype=object))
-    category = _words(decisions["category"].to_numpy())
-    n_retries = _count_per_event(ids, retries["event_id"])
-    first_template = _first_per_event(ids, messages["event_id"], messages["template"])
+    ids = pd.Index(column_array(events, "event_id", object))
+    categories = column_array(decisions, "category")
+    category = _words(categories)
+    n_retries = _count_per_event(ids, column_array(retries, "event_id", object))
+    first_template = _first_per_event(
+        ids, column_array(messages, "event_id", object), column_array(messages, "template", object)
+    )
     payday = _feature(features, ids, "cust_pay_day_of_month")
-    funds = np.isin(decisions["category"].to_numpy(), ["insufficient_funds", "limit_exceeded"])
-    retryable = decisions["retryable"].to_numpy()
-    needs_update = decisions["needs_update_first"].to_numpy(dtype=bool)
+    funds = np.isin(categories, ["insufficient_funds", "limit_exceeded"])
+    retryable = column_array(decisions, "retryable")
+    needs_update = column_array(decisions, "needs_update_first", bool)
     timing = np.select(
         [
             retryable == "no",
@@ -86,7 +88,7 @@ def model_reasons(
             (n_retries > 0),
         ],
         [
-            category + ": never retried (" + _words(decisions["rule"].to_numpy()) + ")",
+            category + ": never retried (" + _words(column_array(decisions, "rule")) + ")",
             category
             + ": asks the customer to update the payment method first; retries only once an update is plausible",
             category
@@ -113,7 +115,7 @@ def model_reasons(
         + _percent(np.nan_to_num(baseline))
         + "% for the fixed schedule",
     )
-    no_sms = events["allow_sms"].to_numpy(dtype=bool) & ~events["sms_opt_in"].to_numpy(dtype=bool)
+    no_sms = column_array(events, "allow_sms", bool) & ~column_array(events, "sms_opt_in", bool)
     quiet = f"messages outside quiet hours ({config.quiet_hours.start_hour:02d}:00-{config.quiet_hours.end_hour:02d}:00 local)"
     out = []
     for parts in zip(timing, message_text, gain, no_sms, strict=True):

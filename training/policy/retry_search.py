@@ -32,12 +32,11 @@ import pandas as pd
 from training.config.policy import PolicyConfig
 from training.config.retry_limits import UpdateRequests
 from training.core.arrays import best_per_group, group_counter, group_first, rank_in_group
-from training.core.localtime import HOUR_NS, NAT, from_ns, to_ns
+from training.core.columnar import column_array, column_values, frame_of_arrays
+from training.core.localtime import HOUR_NS, LATEST_NS, NAT, from_ns, to_ns
 from training.features.dunning_state import grid_state, is_update_request
 from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.scorer import ModelScorer, build_timeline
-
-UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 
 
 def retry_windows(
@@ -48,27 +47,28 @@ def retry_windows(
     min_spacing_hours: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per event: how many retries, and the earliest and latest (exclusive) time, ns."""
-    failed = to_ns(events["failed_at"]).copy()
-    window_end = failed + events["window_days"].to_numpy(dtype=np.int64) * 24 * HOUR_NS
+    failed = to_ns(column_values(events, "failed_at"))
+    window_end = failed + column_array(events, "window_days", np.int64) * 24 * HOUR_NS
     count = np.minimum(
-        events["max_retries"].to_numpy(dtype=np.int64),
-        decisions["max_additional_retries"].to_numpy(dtype=np.int64),
+        column_array(events, "max_retries", np.int64),
+        column_array(decisions, "max_additional_retries", np.int64),
     )
-    not_before = to_ns(decisions["not_before"])  # NaT: no wait beyond the spacing
+    not_before = to_ns(column_values(decisions, "not_before"))  # NaT: no wait beyond the spacing
     start = np.where(not_before == NAT, failed + int(min_spacing_hours * HOUR_NS), not_before)
-    needs_update = decisions["needs_update_first"].to_numpy(dtype=bool)
-    asks = is_update_request(messages["template"].to_numpy(dtype=object), update)
-    first_ask = np.full(len(failed), np.iinfo(np.int64).max)
-    asked_by = _positions(events["event_id"].to_numpy(), messages["event_id"].to_numpy()[asks])
-    np.minimum.at(
-        first_ask, asked_by[asked_by >= 0], to_ns(messages["send_at"])[asks][asked_by >= 0]
+    needs_update = column_array(decisions, "needs_update_first", bool)
+    asks = is_update_request(column_array(messages, "template", object), update)
+    first_ask = np.full(len(failed), LATEST_NS)
+    asked_by = _positions(
+        column_array(events, "event_id"), column_array(messages, "event_id")[asks]
     )
-    asked = first_ask < np.iinfo(np.int64).max
+    sent = to_ns(column_values(messages, "send_at"))
+    np.minimum.at(first_ask, asked_by[asked_by >= 0], sent[asks][asked_by >= 0])
+    asked = first_ask < LATEST_NS
     plausible = np.where(
-        asked, first_ask + int(update.plausible_after_hours * HOUR_NS), np.iinfo(np.int64).max // 2
+        asked, first_ask + int(update.plausible_after_hours * HOUR_NS), LATEST_NS // 2
     )
     start = np.where(needs_update, np.maximum(start, plausible), start)
-    allowed = decisions["allowed"].to_numpy(dtype=bool) | (needs_update & asked)
+    allowed = column_array(decisions, "allowed", bool) | (needs_update & asked)
     count = np.where(allowed & (start < window_end), count, 0)
     return count, start, window_end
 
@@ -91,7 +91,7 @@ def plan_retries(
     Rows come grouped by event_id (sorted) and by time within an event (in the events'
     order when the config has neither finer grids nor refinement steps).
     """
-    ids = events["event_id"].to_numpy()
+    ids = column_array(events, "event_id")
     step = config.retry_grid_hours * HOUR_NS
     slots = np.where(count > 0, np.ceil((window_end - start) / step).astype(np.int64), 0)
     if slots.sum() == 0:
@@ -109,7 +109,7 @@ def plan_retries(
     e_idx, j_idx = _dp(log_fail, count, spacing)
     plan_ns = start[e_idx] + j_idx * step
     if not (config.fine_grids_hours or config.refine_steps_hours) or len(e_idx) == 0:
-        return pd.DataFrame({"event_id": ids[e_idx], "at": pd.Series(from_ns(plan_ns))})
+        return frame_of_arrays({"event_id": ids[e_idx], "at": from_ns(plan_ns)})
     band = config.retry_grid_hours
     for fine in config.fine_grids_hours:
         plan_ns = _dp_around(
@@ -120,9 +120,7 @@ def plan_retries(
         plan_ns = _refine(context, e_idx, plan_ns, start, window_end, min_spacing_hours)
     # sorted by event id, then time (no move passes a neighbouring retry)
     order = np.lexsort((plan_ns, _id_rank(ids)[e_idx]))
-    return pd.DataFrame(
-        {"event_id": ids[e_idx[order]], "at": pd.array(plan_ns[order], dtype=UTC_NS)}
-    )
+    return frame_of_arrays({"event_id": ids[e_idx[order]], "at": from_ns(plan_ns[order])})
 
 
 def _dp_around(
@@ -156,7 +154,7 @@ def _dp_around(
     cell = (at - start[event]) // step
     planned = np.flatnonzero(sizes)  # the events with retries, compactly numbered
     compact = np.searchsorted(planned, event)
-    first_cell = np.full(len(planned), np.iinfo(np.int64).max)
+    first_cell = np.full(len(planned), LATEST_NS)
     np.minimum.at(first_cell, compact, cell)
     column = cell - first_cell[compact]
     p = _retry_probabilities(context, event, at, rank[row])
@@ -229,24 +227,25 @@ class _RetryContext:
         update: UpdateRequests,
     ) -> _RetryContext:
         n = len(ids)
-        past_events = past["event_id"].to_numpy()
+        past_events = column_array(past, "event_id")
+        message_events = column_array(messages, "event_id")
         owner, msg_owner = np.split(
-            _positions(ids, np.concatenate([past_events, messages["event_id"].to_numpy()])),
+            _positions(ids, np.concatenate([past_events, message_events])),
             [len(past_events)],
         )
         keep = owner >= 0
-        past_ns = to_ns(past["t"])[keep]
+        past_ns = to_ns(column_values(past, "t"))[keep]
         past_h = past_ns / HOUR_NS
         owner = owner[keep]
-        is_original = (past["kind"].to_numpy() == "original")[keep]
+        is_original = (column_array(past, "kind") == "original")[keep]
         start = np.full(n, np.nan)
         np.fmin.at(start, owner[is_original], past_h[is_original])
         last_attempt = np.full(n, -np.inf)
         np.maximum.at(last_attempt, owner, past_h)
         past_count = np.bincount(owner, minlength=n)
         past_retries = np.bincount(owner[~is_original], minlength=n).astype(float)
-        msg_hours = to_ns(messages["send_at"]) / HOUR_NS
-        msg_update = is_update_request(messages["template"].to_numpy(dtype=object), update)
+        msg_hours = to_ns(column_values(messages, "send_at")) / HOUR_NS
+        msg_update = is_update_request(column_array(messages, "template", object), update)
         mine = np.flatnonzero(msg_owner >= 0)
         by_time = mine[np.lexsort((msg_hours[mine], msg_owner[mine]))]
         context = cls(
@@ -493,11 +492,9 @@ def _refine_pass(
     moved = base_ns[variant_of] + np.repeat(shifts, len(movable)) * HOUR_NS
     event = plan_event[variant_of]
     rank = variant_of - first_row[event]
-    previous = np.where(rank > 0, base_ns[np.maximum(variant_of - 1, 0)], np.iinfo(np.int64).min)
+    previous = np.where(rank > 0, base_ns[np.maximum(variant_of - 1, 0)], NAT)
     has_next = rank < sizes[event] - 1
-    following = np.where(
-        has_next, base_ns[np.minimum(variant_of + 1, len(base_ns) - 1)], np.iinfo(np.int64).max
-    )
+    following = np.where(has_next, base_ns[np.minimum(variant_of + 1, len(base_ns) - 1)], LATEST_NS)
     ok = (
         (moved >= start[event])
         & (moved < window_end[event])

@@ -18,6 +18,7 @@ import pandas as pd
 
 from training.config.retry_limits import UpdateRequests
 from training.core.arrays import group_counter, group_first
+from training.core.columnar import column_array, column_values, frame_of_arrays
 from training.core.localtime import HOUR_NS, from_ns, to_ns
 from training.declines.table import DeclineTable
 from training.features.customer import CustomerIndex
@@ -32,11 +33,11 @@ PARALLEL_ROWS = 5_000  # below this, starting threads costs more than it saves
 
 def past_rows(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> pd.DataFrame:
     """The attempts already made per event: the first is the original charge."""
-    ids = [events["event_id"].to_numpy()]
-    times = [to_ns(events["failed_at"])]
+    ids = [column_array(events, "event_id")]
+    times = [to_ns(column_values(events, "failed_at"))]
     if previous_attempts is not None and len(previous_attempts):
-        ids.append(previous_attempts["event_id"].to_numpy())
-        times.append(to_ns(previous_attempts["attempted_at"]))
+        ids.append(column_array(previous_attempts, "event_id"))
+        times.append(to_ns(column_values(previous_attempts, "attempted_at")))
     event_ids, ns = np.concatenate(ids), np.concatenate(times)
     if len(event_ids) and (event_ids == event_ids[0]).all():  # one event: by time
         order = np.argsort(ns, kind="stable")
@@ -44,13 +45,12 @@ def past_rows(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> p
         order = np.lexsort((ns, pd.factorize(event_ids, sort=True)[0]))  # by event id, time
     event_ids, ns = event_ids[order], ns[order]
     first = group_first(event_ids)
-    return pd.DataFrame(
+    return frame_of_arrays(
         {
             "event_id": event_ids,
             "t": from_ns(ns),
             "kind": np.where(first, "original", "retry").astype(object),
-        },
-        copy=False,  # arrays made here
+        }
     )
 
 

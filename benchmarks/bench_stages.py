@@ -1,0 +1,106 @@
+"""CPU time of each stage of a lone decision, replayed alone on fresh frames.
+
+    python benchmarks/bench_stages.py [STAGE ...] [--calls 200] [--passes 5]
+        [--work /tmp/smartretry-bench] [--profile]
+
+Decides ``--calls`` lone held-out requests through ``training.api.service.recommend``
+with the model of ``bench_world.py``, keeping each stage's arguments (frames copied
+shallowly, so their pandas column caches start empty, as in a real decision); then
+replays every stage's calls alone and prints the process CPU time per call, best of
+``--passes`` (each pass on fresh copies). On a shared machine the whole decision's
+figures vary by ±30 %; a stage replayed alone, best of five, varies far less, so two
+trees (``PYTHONPATH`` pointing at each) compare stage by stage. ``--profile``: cProfile
+of the last stage named. Run with ``OMP_NUM_THREADS=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import functools
+import pstats
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from bench_world import prepare
+
+Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+def _fresh(value: Any) -> Any:
+    return value.copy(deep=False) if isinstance(value, pd.DataFrame) else value
+
+
+def _fresh_calls(calls: list[Call]) -> list[Call]:
+    return [
+        (f, tuple(_fresh(a) for a in args), {k: _fresh(v) for k, v in kwargs.items()})
+        for f, args, kwargs in calls
+    ]
+
+
+def _capture(captured: dict[str, list[Call]], owner: Any, name: str, label: str) -> None:
+    function = getattr(owner, name)
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        captured.setdefault(label, []).append(_fresh_calls([(function, args, kwargs)])[0])
+        return function(*args, **kwargs)
+
+    setattr(owner, name, wrapper)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stages", nargs="*", help="stages to replay (default: all)")
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--passes", type=int, default=5)
+    parser.add_argument("--invoices", type=int, default=20000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/smartretry-bench"))
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+
+    import training.api.service as service
+    import training.policy.decider as decider_module
+    from serving.artifact_decider import load_artifact_decider
+
+    world = prepare(args.work, args.invoices, args.seed)
+    decider = load_artifact_decider(str(world.model_dir))
+    captured: dict[str, list[Call]] = {}
+    for name in ("fixed_schedule_columns", "model_reasons", "past_rows", "retry_windows",
+                 "plan_retries", "plan_messages"):  # fmt: skip
+        _capture(captured, decider_module, name, name)
+    _capture(captured, service, "requests_to_frames", "requests_to_frames")
+    _capture(captured, decider.decider.rules, "decide_many", "rules.decide_many")
+    _capture(captured, decider.decider.scorer, "event_features", "event_features")
+    _capture(captured, decider_module.ModelDecider, "_explore", "explore")
+    _capture(captured, decider_module.ModelDecider, "decide", "decide")
+    service.recommend(decider, world.sample(1))  # warm-up: caches, first model calls
+    captured.clear()
+    for request in world.sample(args.calls + 1, known_share=0.2)[1:]:
+        service.recommend(decider, [request])
+    stages = args.stages or list(captured)
+    for label in stages:
+        best = float("inf")
+        for _ in range(args.passes):
+            calls = _fresh_calls(captured[label])
+            start = time.process_time()
+            for function, call_args, kwargs in calls:
+                function(*call_args, **kwargs)
+            best = min(best, (time.process_time() - start) / len(calls))
+        print(f"  {label:28s} {best * 1e3:8.3f} ms CPU per call", flush=True)
+    if args.profile:
+        profile = cProfile.Profile()
+        calls = _fresh_calls(captured[stages[-1]])
+        profile.enable()
+        for function, call_args, kwargs in calls:
+            function(*call_args, **kwargs)
+        profile.disable()
+        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+
+
+if __name__ == "__main__":
+    main()

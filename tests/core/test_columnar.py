@@ -1,0 +1,91 @@
+"""The column helpers give what pandas' public API gives, on every dtype the policy uses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.core.columnar import column_array, column_flags, column_values, frame_of_arrays
+from training.core.localtime import to_ns
+
+
+def _columns(n: int) -> dict[str, object]:
+    return {
+        "event_id": np.array([f"e{i}" for i in range(n)], dtype=object),
+        "code": np.array([None, *range(n - 1)], dtype=object)[:n],
+        "amount": np.arange(n, dtype=np.int64),
+        "rate": np.linspace(0.0, 1.0, n),
+        "flag": np.arange(n) % 2 == 0,
+        "failed_at": pd.DatetimeIndex(
+            np.arange(n, dtype=np.int64).view("datetime64[ns]")
+        ).tz_localize("UTC"),
+        "naive": np.arange(n, dtype=np.int64).view("datetime64[ns]"),
+        "text": np.array(["ab", "c", "d", "e", "f"][:n]),  # numpy unicode: objects
+    }
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_frame_of_arrays_equals_the_public_constructor(n: int) -> None:
+    columns = _columns(n)
+    expected = pd.DataFrame(columns, copy=False)
+    built = frame_of_arrays(columns)
+    pd.testing.assert_frame_equal(built, expected)
+    assert list(built.dtypes) == list(expected.dtypes)
+    assert len(built._mgr.blocks) == len(expected._mgr.blocks)  # one per column, no copies
+
+
+def test_frame_of_arrays_keeps_the_given_index() -> None:
+    index = pd.Index([10, 11, 12])
+    built = frame_of_arrays({"a": np.array([1, 2, 3])}, index=index)
+    pd.testing.assert_frame_equal(built, pd.DataFrame({"a": [1, 2, 3]}, index=index))
+
+
+def test_frame_of_arrays_rejects_columns_of_unequal_length() -> None:
+    with pytest.raises(ValueError, match="unequal length.*'b': 2"):
+        frame_of_arrays({"a": np.array([1, 2, 3]), "b": np.array([1, 2])})
+    with pytest.raises(ValueError, match="1-D"):
+        frame_of_arrays({"a": np.zeros((2, 2))})
+    with pytest.raises(ValueError, match="time unit"):
+        frame_of_arrays({"a": np.zeros(2, dtype="datetime64[D]")})
+    with pytest.raises(TypeError, match="expected an array, got list"):
+        frame_of_arrays({"a": [1, 2]})
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_column_values_are_the_series_values(n: int) -> None:
+    frame = pd.DataFrame(_columns(n))
+    for name in frame.columns:
+        values = column_values(frame, name)
+        expected = frame[name]._values
+        assert type(values) is type(expected), name
+        assert values.dtype == expected.dtype, name
+        pd.testing.assert_series_equal(pd.Series(values, name=name), frame[name])
+    assert (to_ns(column_values(frame, "failed_at")) == to_ns(frame["failed_at"])).all()
+
+
+def test_column_values_of_a_repeated_name_and_a_missing_one() -> None:
+    frame = pd.DataFrame([[1, 2]], columns=["a", "a"])
+    with pytest.raises(ValueError, match="'a' appears more than once"):
+        column_values(frame, "a")
+    with pytest.raises(KeyError):
+        column_values(frame, "b")
+
+
+def test_column_array_and_flags_are_the_public_conversions() -> None:
+    frame = pd.DataFrame(
+        {
+            "n": np.array([1, 2, 3]),
+            "ext": pd.array([1, None, 3], dtype="Int64"),
+            "flag": np.array([True, False, True]),
+            "maybe": np.array([True, None, False], dtype=object),
+        }
+    )
+    cases = [("n", np.int64), ("n", float), ("n", None), ("ext", float), ("ext", None)]
+    for name, dtype in [*cases, ("flag", bool), ("maybe", None)]:
+        expected = frame[name].to_numpy(dtype=dtype)
+        got = column_array(frame, name, dtype)
+        assert got.dtype == expected.dtype, (name, dtype)
+        assert pd.Series(got).equals(pd.Series(expected)), (name, dtype)
+    assert column_flags(frame, "flag").tolist() == [True, False, True]
+    assert column_flags(frame, "maybe").tolist() == [True, False, False]

@@ -1,0 +1,93 @@
+"""Frames to and from column arrays without pandas' per-column bookkeeping.
+
+A lone API request travels as frames of one row, and there pandas' fixed costs are the
+whole cost: ``pd.DataFrame(dict)`` re-checks and re-infers every column (~10-20 µs each,
+~0.3 ms for the events' two dozen columns), and the first ``frame[name]`` of each column
+builds and caches a Series (~20 µs; a decision reads a few dozen). These two helpers do
+what pandas does internally once the checks are done: for columns that already have
+their final dtype, and for reading a column's values.
+
+They use private pandas entry points (``arrays_to_mgr`` and ``DataFrame._from_mgr``,
+which ``pd.DataFrame(dict)`` itself ends in, and the block manager's ``iget_values``);
+pyproject.toml pins ``pandas<3`` and tests/core/test_columnar.py checks both helpers
+against the public API on every dtype the policy uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.core.internals.construction import arrays_to_mgr
+
+_UNITS = ("s", "ms", "us", "ns")
+
+
+def frame_of_arrays(columns: Mapping[str, Any], index: pd.Index | None = None) -> pd.DataFrame:
+    """``pd.DataFrame(columns, copy=False)`` for columns that are already typed 1-D arrays
+    of one length (numpy arrays, pandas extension arrays; a ``DatetimeIndex`` or Series
+    is taken as its array): no inference, no alignment, no copy.
+
+    Object arrays stay object (pandas would turn one of only datetimes into datetimes),
+    so the caller types its columns (``training.api.requests`` does, by the contract).
+    """
+    arrays = [_array(values) for values in columns.values()]
+    n = len(arrays[0]) if arrays else (0 if index is None else len(index))
+    if index is None:
+        index = pd.RangeIndex(n)
+    if any(len(values) != len(index) for values in arrays):
+        sizes = {name: len(values) for name, values in zip(columns, arrays, strict=True)}
+        raise ValueError(f"columns of unequal length (index {len(index)}): {sizes}")
+    names = pd.Index(list(columns), dtype=object)
+    # one block per column, as pd.DataFrame(dict) makes them (DataFrame._from_arrays would
+    # stack same-typed columns into 2-D blocks: a copy, and slower to read back)
+    manager = arrays_to_mgr(
+        arrays, names, index, verify_integrity=False, typ="block", consolidate=False
+    )
+    return pd.DataFrame._from_mgr(manager, axes=manager.axes)
+
+
+def _array(values: Any) -> Any:
+    if isinstance(values, pd.Index | pd.Series):
+        return values.array if isinstance(values.dtype, pd.DatetimeTZDtype) else values.to_numpy()
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1:
+            raise ValueError(f"expected 1-D column arrays, got shape {values.shape}")
+        if values.dtype.kind in "US":  # pandas keeps text as objects
+            return values.astype(object)
+        if values.dtype.kind in "Mm" and np.datetime_data(values.dtype)[0] not in _UNITS:
+            raise ValueError(f"expected a time unit pandas keeps, got {values.dtype}")
+        return values
+    if isinstance(values, pd.api.extensions.ExtensionArray):
+        return values
+    raise TypeError(f"expected an array, got {type(values).__name__}")
+
+
+def column_values(frame: pd.DataFrame, name: str) -> Any:
+    """The values of column ``name`` as its Series holds them (a numpy array, or the
+    extension array of a time-zone-aware column: ``frame[name]._values``), without
+    building the Series; a view, never to be written to."""
+    loc = frame.columns.get_loc(name)
+    if not isinstance(loc, int):
+        raise ValueError(f"column {name!r} appears more than once")
+    return frame._mgr.iget_values(loc)
+
+
+def column_array(frame: pd.DataFrame, name: str, dtype: Any = None) -> np.ndarray:
+    """``frame[name].to_numpy(dtype=dtype)`` without building the Series (no copy when
+    the column has that dtype already, or ``dtype`` is None: never to be written to)."""
+    values = column_values(frame, name)
+    if isinstance(values, np.ndarray):
+        return values if dtype is None else values.astype(dtype, copy=False)
+    return frame[name].to_numpy(dtype=dtype)
+
+
+def column_flags(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A boolean column as a numpy array, missing values as False."""
+    values = column_values(frame, name)
+    if isinstance(values, np.ndarray) and values.dtype == bool:
+        return values
+    values = np.asarray(values, dtype=object)
+    return np.where(pd.isna(values), False, values).astype(bool)
