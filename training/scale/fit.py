@@ -7,9 +7,10 @@ training categories, positives up-weighted, boosting with LightGBM's data-parall
 learner (``DaskLGBMClassifier``), the best iteration chosen by the early-stopping rule
 on the whole validation period's log loss, the in-process calibrator (Platt's map plus
 the offsets per group, ``fit_group_calibrator``) fitted on that period (no out-of-fold
-scores: docs/scale.md), and the test period scored by ``CalibratedModel.predict``. ``lightgbm.dask`` does not stop
-early, so every round is boosted and the validation curve is computed afterwards, on the
-workers, from each tree's contribution; the booster is then cut to the best iteration.
+scores: docs/scale.md), and the test period scored by ``CalibratedModel.predict``.
+``lightgbm.dask`` does not stop early, so every round is boosted and the validation
+curve is computed afterwards, on the workers, from each tree's contribution; the booster
+is then cut to the best iteration.
 """
 
 from __future__ import annotations
