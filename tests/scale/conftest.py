@@ -57,10 +57,9 @@ def exact_params(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "bagging_fraction": 1.0,
         "bagging_freq": 0,
         "feature_fraction": 1.0,
-        # the Dask path calibrates on the validation period with one map (no out-of-fold
-        # boosters, no offsets per group) and fits no gain shrinkage: compare like with like
+        # the Dask path calibrates on the validation period (no out-of-fold boosters; the
+        # same offsets per group) and fits no gain shrinkage: compare like with like
         "calibration_folds": 0,
-        "calibration_group_strength": 0.0,
     }
     # no exploration: the same requests get the same decisions, wherever they are scored
     settings = {

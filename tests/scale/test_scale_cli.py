@@ -5,14 +5,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from training.api.from_history import history_requests
 from training.cli.main import app
+from training.config.params import default_params
+from training.declines.table import load_decline_table
+from training.models.datasets import build_training_data
+from training.models.split import TimeSplit
 from training.tracking.loading import load_artifact
 
 pytestmark = pytest.mark.slow  # starts worker processes and trains three models
+# mean gap between the cluster's and the in-process probabilities on the same test rows,
+# overall and per decline category of 50 rows or more; measured on this history: at most
+# 0.0003 (retry) and 0.0004 (self-cure) on one worker and on two, 0 for the message model
+ONE_WORKER_TOLERANCE = 0.002
+TWO_WORKER_TOLERANCE = 0.02
 
 
 def _train(tmp_path: Path, data: Path, params: Path, name: str, *extra: str) -> dict:
@@ -38,27 +48,100 @@ def in_process(
     folder = tmp_path_factory.mktemp("in-process")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
-        return _train(folder, partitioned_dir, exact_params, "local")
+        metrics = _train(folder, partitioned_dir, exact_params, "local")
+    return {**metrics, "artifact": folder / "local"}
+
+
+@pytest.fixture(scope="module")
+def test_rows(scale_history) -> dict:
+    """Each model's test-period rows of the scale history (built in process)."""
+    params = default_params()
+    data = build_training_data(
+        scale_history,
+        load_decline_table(),
+        params.train.window_days,
+        params.retry_rules.update_requests,
+    )
+    split = TimeSplit.from_due_dates(scale_history.invoices["due_at"], params.train)
+    rows = {}
+    for name in ("retry", "message", "self_cure"):
+        dataset = getattr(data, name)
+        rows[name] = dataset.features[split.assign(dataset.due_at) == "test"]
+    return rows
+
+
+def _calibrations_agree(dask_dir: Path, local_dir: Path, rows: dict, tolerance: float) -> None:
+    """Both artifacts' models carry the same group calibration (columns, buckets) and
+    their probabilities on the same test rows differ by at most ``tolerance`` on average,
+    overall and per decline category (the offsets' main group)."""
+    dask, local = load_artifact(dask_dir), load_artifact(local_dir)
+    for name, model in local.models.items():
+        other = getattr(dask.models, name)
+        assert model.group_calibrator is not None and other.group_calibrator is not None, name
+        assert other.group_calibrator.columns == model.group_calibrator.columns, name
+        assert other.group_calibrator.sizes == model.group_calibrator.sizes, name
+        assert other.group_calibrator.counts == model.group_calibrator.counts, name
+        frame = rows[name]
+        p_dask, p_local = other.predict(frame), model.predict(frame)
+        assert np.mean(np.abs(p_dask - p_local)) <= tolerance, name
+        category = frame["inv_decline_category"]
+        for value in category.dropna().unique():
+            at = (category == value).to_numpy()
+            if at.sum() >= 50:
+                gap = abs(p_dask[at].mean() - p_local[at].mean())
+                assert gap <= tolerance, (name, value, gap)
+    assert dask.metadata["gain_shrinkage"]["factor"] == 1.0
+    assert dask.metadata["gain_shrinkage"]["note"] == local.metadata["gain_shrinkage"]["note"]
 
 
 def test_one_worker_trains_the_in_process_models(
-    tmp_path, partitioned_dir, exact_params, in_process
+    tmp_path, partitioned_dir, exact_params, in_process, test_rows
 ):
-    """One worker boosts on the same rows with the same bins: equal models, equal metrics."""
+    """One worker boosts on the same rows with the same bins: equal boosters and equal
+    Platt maps; the group offsets agree to the solver's tolerance (lbfgs stops at
+    sklearn's default ``tol``, and the gathered validation rows come part by part, in
+    another order than in process: coefficients differ by up to about 0.01)."""
     local = in_process
     dask = _train(tmp_path, partitioned_dir, exact_params, "dask", "--cluster", "local:1")
     for name, metrics in local["models"].items():
-        for key in ("auc", "log_loss", "brier", "calibration_error", "best_iteration"):
-            assert dask["models"][name][key] == pytest.approx(metrics[key], abs=1e-9), (name, key)
+        assert dask["models"][name]["best_iteration"] == metrics["best_iteration"], name
+        for key in ("auc", "log_loss", "brier", "calibration_error"):
+            assert dask["models"][name][key] == pytest.approx(metrics[key], abs=2e-3), (name, key)
     assert dask["data"]["rows"] == local["data"]["rows"]
     artifact = load_artifact(tmp_path / "dask")
     assert artifact.models.message is not None
     assert artifact.models.retry.best_iteration == local["models"]["retry"]["best_iteration"]
     assert artifact.models.retry.booster.num_trees() == artifact.models.retry.best_iteration
+    reference = load_artifact(local["artifact"])
+    for name, model in reference.models.items():
+        other = getattr(artifact.models, name)
+        frame = test_rows[name]
+        np.testing.assert_allclose(other.raw_scores(frame), model.raw_scores(frame), atol=1e-9)
+        np.testing.assert_allclose(
+            other.calibrator.model.coef_, model.calibrator.model.coef_, rtol=1e-6
+        )
+    _calibrations_agree(tmp_path / "dask", local["artifact"], test_rows, ONE_WORKER_TOLERANCE)
+
+
+def test_cluster_artifact_says_the_gain_shrinkage_was_not_measured(
+    tmp_path, partitioned_dir, exact_params
+):
+    """With the shrinkage asked for (events > 0), the cluster artifact keeps factor 1
+    and says why, rather than the in-process path's plain "not fitted"."""
+    import yaml
+
+    settings = yaml.safe_load(exact_params.read_text())
+    settings["train"]["gain_shrinkage"]["events"] = 200
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(settings))
+    _train(tmp_path, partitioned_dir, params, "dask", "--cluster", "local:1")
+    shrinkage = load_artifact(tmp_path / "dask").metadata["gain_shrinkage"]
+    assert shrinkage["factor"] == 1.0 and shrinkage["events"] == 0
+    assert shrinkage["note"] == "not measured on the cluster path (docs/scale.md)"
 
 
 def test_two_workers_agree_with_in_process_and_score_on_the_cluster(
-    tmp_path, partitioned_dir, scale_history, exact_params, in_process
+    tmp_path, partitioned_dir, scale_history, exact_params, in_process, test_rows
 ):
     """Two workers (LightGBM's data-parallel learner: feature bins from each worker's
     rows) give models close to the in-process ones, not equal: on this small history the
@@ -68,6 +151,7 @@ def test_two_workers_agree_with_in_process_and_score_on_the_cluster(
     dask = _train(tmp_path, partitioned_dir, exact_params, "dask", "--cluster", "local:2")
     for name in ("retry", "message"):
         assert abs(dask["models"][name]["auc"] - local["models"][name]["auc"]) < 0.03, name
+    _calibrations_agree(tmp_path / "dask", local["artifact"], test_rows, TWO_WORKER_TOLERANCE)
 
     test_start = scale_history.invoices["due_at"].quantile(0.8)
     requests = history_requests(scale_history, test_start, limit=30)

@@ -327,29 +327,27 @@ def fit_calibrated(
         labels = np.concatenate([y_train[known], y_valid])
         rows = [x_encoded[known], valid_encoded]
     calibrator = Calibrator.fit(params.calibration, scores, labels)
-    # categorical groups, then counts (the dunning state) when bucketed at all
-    steps = params.calibration_dunning_steps
-    grouped = [c for c in calibration_groups if c in categories] + [
-        c for c in calibration_groups if c in features and c not in categories and steps > 1
-    ]
-    group_calibrator = None
-    if grouped and params.calibration == "sigmoid" and params.calibration_group_strength > 0:
+    grouped = calibration_columns(features, categories, calibration_groups, params)
 
-        def values(part: pd.DataFrame, column: str) -> np.ndarray:
-            if column in categories:
-                codes = part[column].cat.codes.to_numpy(dtype=float)
-                return np.where(codes < 0, np.nan, codes)
-            return part[column].to_numpy(dtype=float)
+    def values(part: pd.DataFrame, column: str) -> np.ndarray:
+        if column in categories:
+            codes = part[column].cat.codes.to_numpy(dtype=float)
+            return np.where(codes < 0, np.nan, codes)
+        return part[column].to_numpy(dtype=float)
 
-        group_calibrator = GroupCalibrator.fit(
+    group_calibrator = (
+        fit_group_calibrator(
             scores,
             labels,
             np.concatenate([np.column_stack([values(p, c) for c in grouped]) for p in rows]),
-            tuple(features.index(c) for c in grouped),
-            tuple(len(categories[c]) if c in categories else steps for c in grouped),
-            params.calibration_group_strength,
-            tuple(c not in categories for c in grouped),
+            grouped,
+            features,
+            categories,
+            params,
         )
+        if grouped
+        else None
+    )
     return CalibratedModel(
         name=name,
         features=list(features),
@@ -362,4 +360,46 @@ def fit_calibrated(
         history=evals,
         rates=tuple(fitted_rates),
         group_calibrator=group_calibrator,
+    )
+
+
+def calibration_columns(
+    features: list[str],
+    categories: dict[str, list[str]],
+    calibration_groups: tuple[str, ...],
+    params: ModelParams,
+) -> list[str]:
+    """The group columns the map gets offsets for: the categorical ones, then the counts
+    (the dunning state) when bucketed at all; none unless the map is the sigmoid with a
+    positive ``calibration_group_strength``."""
+    if params.calibration != "sigmoid" or params.calibration_group_strength <= 0:
+        return []
+    steps = params.calibration_dunning_steps
+    return [c for c in calibration_groups if c in categories] + [
+        c for c in calibration_groups if c in features and c not in categories and steps > 1
+    ]
+
+
+def fit_group_calibrator(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    codes: np.ndarray,
+    grouped: list[str],
+    features: list[str],
+    categories: dict[str, list[str]],
+    params: ModelParams,
+) -> GroupCalibrator:
+    """The map with offsets per value of the ``grouped`` columns (from
+    :func:`calibration_columns`); ``codes``: the rows' values in them (n x len(grouped):
+    category codes in the training order, NaN when missing or unseen, or counts), as
+    :func:`encode_matrix` gives them. One code path for the in-process and the cluster fit."""
+    steps = params.calibration_dunning_steps
+    return GroupCalibrator.fit(
+        scores,
+        labels,
+        codes,
+        tuple(features.index(c) for c in grouped),
+        tuple(len(categories[c]) if c in categories else steps for c in grouped),
+        params.calibration_group_strength,
+        tuple(c not in categories for c in grouped),
     )

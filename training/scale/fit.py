@@ -5,10 +5,12 @@ The steps mirror ``training.models.calibrated.fit_calibrated``: pair rates out o
 the training rows (``PairRate``, the same code, on the gathered pair columns), the
 training categories, positives up-weighted, boosting with LightGBM's data-parallel
 learner (``DaskLGBMClassifier``), the best iteration chosen by the early-stopping rule
-on the whole validation period's log loss, a calibration map fitted on that period, and
-the test period scored by ``CalibratedModel.predict``. ``lightgbm.dask`` does not stop
-early, so every round is boosted and the validation curve is computed afterwards, on the
-workers, from each tree's contribution; the booster is then cut to the best iteration.
+on the whole validation period's log loss, the in-process calibrator (Platt's map plus
+the offsets per group, ``fit_group_calibrator``) fitted on that period (no out-of-fold
+scores: docs/scale.md), and the test period scored by ``CalibratedModel.predict``.
+``lightgbm.dask`` does not stop early, so every round is boosted and the validation
+curve is computed afterwards, on the workers, from each tree's contribution; the booster
+is then cut to the best iteration.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ import numpy as np
 import pandas as pd
 
 from training.config.params import ModelParams
-from training.models.calibrated import CalibratedModel, Calibrator, encode, encode_matrix
+from training.models.calibrated import (
+    CalibratedModel,
+    Calibrator,
+    calibration_columns,
+    encode,
+    encode_matrix,
+    fit_group_calibrator,
+)
 from training.models.datasets import Dataset
 from training.models.metrics import binary_metrics
 from training.models.pair_rates import FittedPairRate, PairRate
@@ -162,10 +171,13 @@ def _raw_scores(
     features: list[str],
     categories: dict[str, list[str]],
     best: int,
-) -> tuple[np.ndarray, np.ndarray]:
+    grouped: list[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, raw scores and the calibration group columns' codes of these rows."""
     matrix = encode_matrix(frame, features, categories)
     scores = np.asarray(booster.predict(matrix, num_iteration=best))
-    return frame[LABEL].to_numpy(dtype=int), scores
+    codes = matrix[:, [features.index(c) for c in grouped]]
+    return frame[LABEL].to_numpy(dtype=int), scores, codes
 
 
 def _predict(frame: pd.DataFrame, model: CalibratedModel) -> tuple[np.ndarray, np.ndarray]:
@@ -186,8 +198,10 @@ def fit_on_cluster(
     params: ModelParams,
     pairs: tuple[PairRate, ...] = (),
     gather_test: bool = False,
+    calibration_groups: tuple[str, ...] = (),
 ) -> ClusterFit:
-    """Fit model ``name`` from the parts' rows of each period (lists of futures)."""
+    """Fit model ``name`` from the parts' rows of each period (lists of futures);
+    ``calibration_groups`` as in ``fit_calibrated`` (offsets per group in the map)."""
     from dask import dataframe as dd
     from lightgbm.dask import DaskLGBMClassifier
 
@@ -267,15 +281,33 @@ def fit_on_cluster(
     curve = np.sum(curves, axis=0) / valid_n
     best = early_stopping_iteration(curve, params.early_stopping_rounds)
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    grouped = calibration_columns(features, categories, calibration_groups, params)
     scored = client.gather(
         client.map(
-            _raw_scores, valid, booster=booster, features=features, categories=categories, best=best
+            _raw_scores,
+            valid,
+            booster=booster,
+            features=features,
+            categories=categories,
+            best=best,
+            grouped=grouped,
         )
     )
-    calibrator = Calibrator.fit(
-        params.calibration,
-        np.concatenate([s for _, s in scored]),
-        np.concatenate([y for y, _ in scored]),
+    scores = np.concatenate([s for _, s, _ in scored])
+    labels = np.concatenate([y for y, _, _ in scored])
+    calibrator = Calibrator.fit(params.calibration, scores, labels)
+    group_calibrator = (
+        fit_group_calibrator(
+            scores,
+            labels,
+            np.concatenate([c for _, _, c in scored]),
+            grouped,
+            features,
+            categories,
+            params,
+        )
+        if grouped
+        else None
     )
     model = CalibratedModel(
         name=name,
@@ -288,6 +320,7 @@ def fit_on_cluster(
         fit_seconds=fit_seconds,
         history={"valid": {"binary_logloss": curve.tolist()}},
         rates=tuple(fitted_rates),
+        group_calibrator=group_calibrator,
     )
     predicted = client.gather(client.map(_predict, test, model=model))
     y_test = np.concatenate([y for y, _ in predicted]) if predicted else np.zeros(0, int)

@@ -21,13 +21,20 @@ from typing import Any
 
 import pandas as pd
 
+from training.artifact.gain_shrinkage import NO_SHRINKAGE, GainShrinkage
 from training.config.params import Params
 from training.contract.errors import ContractError
 from training.contract.partitioned import is_partitioned, list_parts
 from training.declines.table import load_decline_table
 from training.features.frames import CATEGORICAL
 from training.models.datasets import Dataset, TrainingData
-from training.models.fit import MODEL_FEATURES, PAIR_RATES, TrainedModels, TrainResult
+from training.models.fit import (
+    CALIBRATION_GROUPS,
+    MODEL_FEATURES,
+    PAIR_RATES,
+    TrainedModels,
+    TrainResult,
+)
 from training.models.split import TimeSplit
 from training.pipeline.train_stage import TrainInputError, TrainOutcome, finish_train
 from training.scale.cluster import cluster_client
@@ -48,6 +55,11 @@ from training.scale.parts import (
 
 log = logging.getLogger(__name__)
 CHAMPION_MODELS = ("retry", "message")  # the champion check scores their test rows
+# the gain shrinkage needs two half trainings and the searches on the whole history's
+# validation events; the cluster path does not measure it yet (docs/scale.md)
+NOT_MEASURED_ON_CLUSTER = GainShrinkage(
+    1.0, float("nan"), float("nan"), 0, "not measured on the cluster path (docs/scale.md)"
+)
 
 
 def wait(futures: list[Any]) -> None:
@@ -183,6 +195,7 @@ def train_on_client(
                 params.train.model,
                 PAIR_RATES.get(name, ()),
                 gather_test=gather_test and name in CHAMPION_MODELS,
+                calibration_groups=CALIBRATION_GROUPS[name],
             )
             _release(*periods.values())
             seconds[f"fit_{name}"] = time.perf_counter() - mark
@@ -258,4 +271,5 @@ def run_train_on_cluster(
         register,
         seconds,
         started,
+        NO_SHRINKAGE if params.train.gain_shrinkage.events == 0 else NOT_MEASURED_ON_CLUSTER,
     )
