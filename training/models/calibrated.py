@@ -335,18 +335,15 @@ def fit_calibrated(
             return np.where(codes < 0, np.nan, codes)
         return part[column].to_numpy(dtype=float)
 
-    group_calibrator = (
-        fit_group_calibrator(
-            scores,
-            labels,
-            np.concatenate([np.column_stack([values(p, c) for c in grouped]) for p in rows]),
-            grouped,
-            features,
-            categories,
-            params,
-        )
-        if grouped
-        else None
+    codes = [np.column_stack([values(p, c) for c in grouped]) for p in rows] if grouped else []
+    group_calibrator = fit_group_calibrator(
+        scores,
+        labels,
+        np.concatenate(codes) if codes else np.empty((len(scores), 0)),
+        grouped,
+        features,
+        categories,
+        params,
     )
     return CalibratedModel(
         name=name,
@@ -388,11 +385,14 @@ def fit_group_calibrator(
     features: list[str],
     categories: dict[str, list[str]],
     params: ModelParams,
-) -> GroupCalibrator:
+) -> GroupCalibrator | None:
     """The map with offsets per value of the ``grouped`` columns (from
-    :func:`calibration_columns`); ``codes``: the rows' values in them (n x len(grouped):
-    category codes in the training order, NaN when missing or unseen, or counts), as
-    :func:`encode_matrix` gives them. One code path for the in-process and the cluster fit."""
+    :func:`calibration_columns`; None when there are none); ``codes``: the rows' values in
+    them (n x len(grouped): category codes in the training order, NaN when missing or
+    unseen, or counts), as :func:`encode_matrix` gives them. One code path for the
+    in-process and the cluster fit."""
+    if not grouped:
+        return None
     steps = params.calibration_dunning_steps
     return GroupCalibrator.fit(
         scores,

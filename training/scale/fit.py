@@ -296,18 +296,14 @@ def fit_on_cluster(
     scores = np.concatenate([s for _, s, _ in scored])
     labels = np.concatenate([y for y, _, _ in scored])
     calibrator = Calibrator.fit(params.calibration, scores, labels)
-    group_calibrator = (
-        fit_group_calibrator(
-            scores,
-            labels,
-            np.concatenate([c for _, _, c in scored]),
-            grouped,
-            features,
-            categories,
-            params,
-        )
-        if grouped
-        else None
+    group_calibrator = fit_group_calibrator(
+        scores,
+        labels,
+        np.concatenate([c for _, _, c in scored]),
+        grouped,
+        features,
+        categories,
+        params,
     )
     model = CalibratedModel(
         name=name,
