@@ -28,9 +28,8 @@ import pandas as pd
 
 from training.config.params import load_params
 from training.core.frames import Schedules
-from training.declines.table import load_decline_table
+from training.declines.table import family_of, load_decline_table
 from training.evaluation import run
-from training.evaluation.attribution import family_of
 from training.evaluation.truth_eval import truth_recovery
 from training.evaluation.zoo import simulate_and_train
 from training.features.frames import candidate_features
