@@ -8,6 +8,7 @@ import pandas as pd
 
 from training.core.localtime import NAT, to_ns
 from training.features.customer import (
+    CUSTOMER_CONTEXT,
     CUSTOMER_FEATURES,
     CustomerIndex,
     customer_columns,
@@ -121,9 +122,9 @@ def test_column_dicts_are_the_feature_frames(history, table):
         to_ns(decisions["signup_at"]),
         index,
     )
-    assert list(arrays) == list(CUSTOMER_FEATURES) == list(frame.columns)
+    assert list(arrays) == [*CUSTOMER_FEATURES, *CUSTOMER_CONTEXT] == list(frame.columns)
     assert (frame.dtypes == np.float64).all()
     for name, values in arrays.items():
         np.testing.assert_array_equal(frame[name].to_numpy(), values, err_msg=name)
     assert frame["cust_payments"].gt(0).any()  # real history, not only cold starts
-    assert customer_features(decisions.iloc[:0], index=index).shape == (0, len(CUSTOMER_FEATURES))
+    assert customer_features(decisions.iloc[:0], index=index).shape == (0, len(arrays))

@@ -7,7 +7,7 @@ import pytest
 from training.api.requests import requests_to_frames
 from training.config.retry_limits import RetryLimits
 from training.contract.history import History
-from training.features.customer import CUSTOMER_FEATURES, customer_features
+from training.features.customer import CUSTOMER_CONTEXT, CUSTOMER_FEATURES, customer_features
 from training.features.frames import RETRY_FEATURES, candidate_features, event_features
 from training.features.history_log import customer_event_log, empty_log
 from training.features.invoice import events_from_history
@@ -172,7 +172,7 @@ def test_unknown_customer_gets_cold_start_values():
     row = features.iloc[0]
     assert row["cust_failures_12m"] == 0 and row["cust_payments"] == 0
     assert np.isnan(row["cust_pay_day_of_month"]) and np.isnan(row["cust_recovery_rate"])
-    assert list(features.columns) == list(CUSTOMER_FEATURES)
+    assert list(features.columns) == [*CUSTOMER_FEATURES, *CUSTOMER_CONTEXT]
 
 
 def test_history_features_are_per_customer(history, table):

@@ -9,7 +9,7 @@ A customer without history gets NaN (LightGBM's missing value) and zero counts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +46,19 @@ CUSTOMER_FEATURES = (
     "cust_sms_sent",
     "cust_sms_click_rate",
 )
+HOUR_HARMONICS = (1, 2)
+HOUR_PROFILE_COLUMNS = tuple(
+    f"cust_{kind}_h{k}_{part}"
+    for kind in ("sent", "click")
+    for k in HOUR_HARMONICS
+    for part in ("cos", "sin")
+)
+"""Per customer, the first two Fourier coefficients of the local hours of the messages
+sent to them and of their clicks, as of the decision: enough to read the kernel-smoothed
+response rate near any candidate hour (:func:`hour_response`) without the events. Carried
+along with the customer features, not model inputs themselves."""
+CUSTOMER_CONTEXT = ("cust_clicks", *HOUR_PROFILE_COLUMNS)
+"""Customer columns that feed features of the candidate rows but are no inputs."""
 
 
 def _seconds(ts: pd.Series) -> np.ndarray:
@@ -69,6 +82,13 @@ def running_sums(log: pd.DataFrame) -> pd.DataFrame:
     )
     values = pd.DataFrame({f: log[f].astype(np.int64) for f in FLAGS})
     pay = log["payment"].to_numpy()
+    sent = log["email_sent"].to_numpy() + log["sms_sent"].to_numpy()
+    click = log["email_click"].to_numpy() + log["sms_click"].to_numpy()
+    for k in HOUR_HARMONICS:
+        angle = k * angles["act_hour"]
+        for kind, weight in (("sent", sent), ("click", click)):
+            values[f"{kind}_h{k}_cos"] = np.cos(angle) * weight
+            values[f"{kind}_h{k}_sin"] = np.sin(angle) * weight
     act = log["activity"].to_numpy()
     for name, weight in (("pay_dom", pay), ("pay_wd", pay), ("act_hour", act)):
         values[f"{name}_cos"] = np.cos(angles[name]) * weight
@@ -108,6 +128,42 @@ def _reader(sums: dict[str, np.ndarray], idx: np.ndarray) -> Callable[..., np.nd
         return np.where(hit, values[safe], empty)
 
     return read
+
+
+HOUR_KERNEL = {0: 1.5, 1: 2.0, 2: 0.5}
+"""(1 + cos d)^2 as harmonics of the hour difference d (in radians of the day); divided
+by 4: weight 1 at the same hour, 0.87 at 2 h, 0.25 at 6 h, 0 at 12 h away."""
+
+
+def hour_kernel(hours: np.ndarray) -> np.ndarray:
+    """:data:`HOUR_KERNEL` of a distance in hours (1 at 0 h, 0 at 12 h; NaN stays NaN)."""
+    return (1.0 + np.cos(2 * np.pi * np.asarray(hours, dtype=float) / 24.0)) ** 2 / 4.0
+
+
+def hour_response(
+    hour: np.ndarray, sent: np.ndarray, clicks: np.ndarray, profile: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The customer's own past click rate of messages near ``hour`` (local), smoothed by
+    :data:`HOUR_KERNEL` over the hours of the day, and the kernel weight of the past
+    sends behind it (how much evidence it rests on, in messages sent at that very hour).
+
+    ``sent`` and ``clicks``: the customer's total messages and clicks; ``profile``: the
+    :data:`HOUR_PROFILE_COLUMNS` by name. NaN where nothing was sent near the hour.
+    Clicks are counted at their own hour (as of the decision, a click is known only
+    once it happened), minutes to hours after the send.
+    """
+    angle = 2 * np.pi * np.asarray(hour, dtype=float) / 24.0
+    weight = {"sent": HOUR_KERNEL[0] * sent, "click": HOUR_KERNEL[0] * clicks}
+    for k in HOUR_HARMONICS:
+        cos, sin = np.cos(k * angle), np.sin(k * angle)
+        for kind in weight:
+            weight[kind] = weight[kind] + HOUR_KERNEL[k] * (
+                cos * profile[f"cust_{kind}_h{k}_cos"] + sin * profile[f"cust_{kind}_h{k}_sin"]
+            )
+    sends = np.maximum(weight["sent"], 0.0) / 4.0  # round-off can dip below zero
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = np.clip(weight["click"] / 4.0 / sends, 0.0, 1.0)
+    return np.where(sends > 1e-9, rate, np.nan), sends
 
 
 def _circular_mean(cos: np.ndarray, sin: np.ndarray, n: np.ndarray, period: float):
@@ -165,7 +221,7 @@ def customer_features(
     little without how long the customer was observed, and a history export always
     starts somewhere, so ``cust_observed_days`` (since signup or the export start,
     whichever is later) and the failure rate per observed year are features too.
-    Returns a frame with :data:`CUSTOMER_FEATURES`, same index.
+    Returns a frame with :data:`CUSTOMER_FEATURES` and :data:`CUSTOMER_CONTEXT`, same index.
     """
     if index is None:
         index = CustomerIndex.build(log, history_start)
@@ -182,7 +238,8 @@ def customer_features(
 def customer_columns(
     customer_ids: np.ndarray, as_of_ns: np.ndarray, signup_ns: np.ndarray, index: CustomerIndex
 ) -> dict[str, np.ndarray]:
-    """:data:`CUSTOMER_FEATURES` (in that order) as float arrays, one value per decision.
+    """:data:`CUSTOMER_FEATURES` then :data:`CUSTOMER_CONTEXT` (in that order) as float
+    arrays, one value per decision.
 
     ``as_of_ns`` and ``signup_ns`` are UTC int64 nanoseconds (NaT allowed for signup);
     the numpy core of :func:`customer_features`, for callers that build one frame.
@@ -247,4 +304,6 @@ def customer_columns(
             ),
             "cust_sms_sent": sms_sent,
             "cust_sms_click_rate": np.where(sms_sent > 0, at("sms_click") / sms_sent, np.nan),
+            "cust_clicks": at("email_click") + at("sms_click"),
+            **{name: at(name.removeprefix("cust_")) for name in HOUR_PROFILE_COLUMNS},
         }

@@ -7,6 +7,8 @@ so training and serving cannot compute a feature differently.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -16,10 +18,14 @@ from training.core.localtime import from_ns, to_ns
 from training.declines.table import DeclineTable
 from training.features.calendar import circular_difference, local_calendar
 from training.features.customer import (
+    CUSTOMER_CONTEXT,
     CUSTOMER_FEATURES,
+    HOUR_PROFILE_COLUMNS,
     MEAN_MONTH_DAYS,
     CustomerIndex,
     customer_columns,
+    hour_kernel,
+    hour_response,
 )
 from training.features.dunning_state import STATE_FEATURES, timeline_state
 from training.features.invoice import (
@@ -38,13 +44,30 @@ TIME_FEATURES = (
     "weekdays_from_usual_payday",
     "hours_from_active_hour",
 )
+HOUR_RESPONSE_FEATURES = ("hour_click_rate", "hour_sends", "active_hour_closeness")
+"""The customer's own click rate of past messages sent near the candidate's local hour,
+the (kernel-weighted) number of those messages, and the closeness of the candidate hour
+to the customer's active hour (:data:`HOUR_KERNEL` of the distance, times the estimate's
+strength: a one-split step for the trees where the signed distance takes two, and small
+where the estimate is weak): computed with the time features for every row, inputs of
+the message model only."""
+HOUR_RESPONSE_INPUTS = (
+    "cust_active_hour_strength",
+    "cust_email_sent",
+    "cust_sms_sent",
+    "cust_clicks",
+    *HOUR_PROFILE_COLUMNS,
+)
 EVENT_FEATURES = INVOICE_NUMERIC + INVOICE_CATEGORICAL + CUSTOMER_FEATURES
 RETRY_FEATURES = EVENT_FEATURES + STATE_FEATURES + TIME_FEATURES
 MESSAGE_CATEGORICAL = ("template", "channel")
-MESSAGE_FEATURES = RETRY_FEATURES + MESSAGE_CATEGORICAL + ("channel_click_rate",)
+MESSAGE_FEATURES = (
+    RETRY_FEATURES + MESSAGE_CATEGORICAL + ("channel_click_rate",) + HOUR_RESPONSE_FEATURES
+)
 SELF_CURE_FEATURES = EVENT_FEATURES + ("day_index",) + TIME_FEATURES
 CATEGORICAL = INVOICE_CATEGORICAL + MESSAGE_CATEGORICAL
-CONTEXT_COLUMNS = ("timezone", "dunning_start")  # carried along, not model inputs
+# carried along, not model inputs
+CONTEXT_COLUMNS = ("timezone", "dunning_start", *CUSTOMER_CONTEXT)
 
 
 def event_features(
@@ -102,9 +125,19 @@ def time_columns(
     pay_day_of_month: np.ndarray,
     pay_weekday: np.ndarray,
     active_hour: np.ndarray,
+    profile: Mapping[str, np.ndarray],
 ) -> dict[str, np.ndarray]:
-    """The candidate-time features (:data:`TIME_FEATURES`) from the local calendar of the
-    candidate time and the customer's usual payday and active hour."""
+    """The candidate-time features (:data:`TIME_FEATURES` and
+    :data:`HOUR_RESPONSE_FEATURES`) from the local calendar of the candidate time and the
+    customer's usual payday, active hour and past responses by hour (``profile``: the
+    :data:`HOUR_RESPONSE_INPUTS` by name)."""
+    rate, sends = hour_response(
+        hour,
+        profile["cust_email_sent"] + profile["cust_sms_sent"],
+        profile["cust_clicks"],
+        profile,
+    )
+    distance = circular_difference(hour, active_hour, 24.0)
     return {
         "local_hour": hour,
         "local_weekday": weekday,
@@ -114,7 +147,10 @@ def time_columns(
             day_of_month, pay_day_of_month, MEAN_MONTH_DAYS
         ),
         "weekdays_from_usual_payday": circular_difference(weekday, pay_weekday, 7.0),
-        "hours_from_active_hour": circular_difference(hour, active_hour, 24.0),
+        "hours_from_active_hour": distance,
+        "hour_click_rate": rate,
+        "active_hour_closeness": hour_kernel(distance) * profile["cust_active_hour_strength"],
+        "hour_sends": sends,
     }
 
 
@@ -129,6 +165,7 @@ def _time_features(t: pd.Series, per_row: pd.DataFrame) -> pd.DataFrame:
         per_row["cust_pay_day_of_month"].to_numpy(),
         per_row["cust_pay_weekday"].to_numpy(),
         per_row["cust_active_hour"].to_numpy(),
+        {name: per_row[name].to_numpy(dtype=float) for name in HOUR_RESPONSE_INPUTS},
     )
     return pd.DataFrame(columns, index=t.index)
 

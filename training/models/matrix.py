@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from training.features.calendar import calendar_arrays, per_distinct_instant
-from training.features.frames import CONTEXT_COLUMNS, time_columns
+from training.features.frames import CONTEXT_COLUMNS, HOUR_RESPONSE_INPUTS, time_columns
 from training.models.calibrated import CalibratedModel, category_codes
 from training.models.pair_rates import FittedPairRate
 
@@ -306,6 +306,7 @@ class EventMatrix:
             self._float("cust_pay_day_of_month")[pos],
             self._float("cust_pay_weekday")[pos],
             self._float("cust_active_hour")[pos],
+            {name: self._float(name)[pos] for name in HOUR_RESPONSE_INPUTS},
         )
 
     def channel_click_rate(self, pos: np.ndarray, channel: np.ndarray) -> np.ndarray:
