@@ -82,7 +82,9 @@ class _OffsetTables(NamedTuple):
         coef = calibrator.model.coef_[0]
         sizes = list(calibrator.sizes)
         widths = [*sizes, sizes[0] * sizes[1]] if len(sizes) >= 2 else sizes
-        parts, starts, at = [], [], 1  # the design's columns: score, groups, pair
+        parts: list[np.ndarray] = []
+        starts: list[int] = []
+        at = 1  # the design's columns: score, groups, pair
         for width in widths:
             starts.append(sum(len(part) for part in parts))
             parts.append(np.append(coef[at : at + width], 0.0))
