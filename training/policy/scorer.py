@@ -67,7 +67,10 @@ def past_of_events(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`past_of_keys` of keys given as arrays (``key`` and its ``event_ids``)."""
     past_events = column_array(past, "event_id")
-    codes, uniques = pd.factorize(past_events)
+    if len(past_events) and (past_events == past_events[0]).all():  # one event: no hashing
+        codes, uniques = np.zeros(len(past_events), dtype=np.intp), past_events[:1]
+    else:
+        codes, uniques = pd.factorize(past_events)
     counts = np.bincount(codes, minlength=len(uniques))
     order = np.argsort(codes, kind="stable")
     first = np.cumsum(counts) - counts
