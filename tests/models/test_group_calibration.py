@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -73,8 +75,17 @@ def test_a_model_with_calibration_groups_fits_a_rare_template_the_boosting_stopp
     assert error_on_rare(()) > error_on_rare(("template",)) + 0.03
 
 
-@pytest.mark.parametrize("sizes", [(5,), (5, 7), (4, 6, 3)])
-def test_gathered_offsets_equal_the_sparse_design_to_the_bit(sizes):
+@pytest.mark.parametrize(
+    ("sizes", "counts"),
+    [
+        ((5,), ()),
+        ((5, 7), ()),
+        ((4, 6, 3), ()),
+        ((4, 3), (False, True)),  # a category and a count, and their pair
+        ((5, 15, 3), (False, False, True)),
+    ],
+)
+def test_gathered_offsets_equal_the_sparse_design_to_the_bit(sizes, counts):
     rng = np.random.default_rng(3)
     n = 4000
     codes = np.column_stack([rng.integers(0, s, n).astype(float) for s in sizes])
@@ -82,10 +93,12 @@ def test_gathered_offsets_equal_the_sparse_design_to_the_bit(sizes):
     scores = rng.random(n)
     label = (rng.random(n) < scores).astype(int)
     calibrator = GroupCalibrator.fit(
-        scores, label, codes, tuple(range(len(sizes))), sizes, strength=1.0
+        scores, label, codes, tuple(range(len(sizes))), sizes, strength=1.0, counts=counts
     )
     matrix = codes.copy()
-    matrix[rng.random(matrix.shape) < 0.05] = 99  # a category the map never saw
+    matrix[rng.random(matrix.shape) < 0.05] = 99  # a category never seen, or a large count
+    is_count = np.array(counts or (False,) * len(sizes))
+    matrix[(rng.random(matrix.shape) < 0.02) & is_count] = -1.0  # a count's bucket 0
     assert np.array_equal(
         calibrator.predict(scores, matrix), calibrator.predict_sparse(scores, matrix)
     )
@@ -152,3 +165,15 @@ def test_a_model_with_a_dunning_state_group_fits_the_first_event_the_boosting_pu
 
     assert error_on_first(3) < 0.012
     assert error_on_first(0) > error_on_first(3) + 0.01
+
+
+def test_the_offset_tables_are_not_pickled_and_are_rebuilt_after_loading():
+    rng = np.random.default_rng(6)
+    codes = rng.integers(0, 4, (500, 2)).astype(float)
+    scores = rng.random(500)
+    label = (rng.random(500) < scores).astype(int)
+    calibrator = GroupCalibrator.fit(scores, label, codes, (0, 1), (4, 4), strength=1.0)
+    before = calibrator.predict(scores, codes)  # builds the tables
+    loaded = pickle.loads(pickle.dumps(calibrator))
+    assert "_tables" not in loaded.__dict__
+    assert np.array_equal(loaded.predict(scores, codes), before)

@@ -40,7 +40,9 @@ def frame_of_arrays(columns: Mapping[str, Any], index: pd.Index | None = None) -
     if any(len(values) != len(index) for values in arrays):
         sizes = {name: len(values) for name, values in zip(columns, arrays, strict=True)}
         raise ValueError(f"columns of unequal length (index {len(index)}): {sizes}")
-    names = pd.Index(list(columns), dtype=object)
+    labels = np.empty(len(arrays), dtype=object)
+    labels[:] = list(columns)
+    names = pd.Index._simple_new(labels)  # pd.Index(list, dtype=object) infers: ~40 µs
     # one block per column, as pd.DataFrame(dict) makes them (DataFrame._from_arrays would
     # stack same-typed columns into 2-D blocks: a copy, and slower to read back)
     manager = arrays_to_mgr(

@@ -13,7 +13,7 @@ makes many candidate hours tie).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, cast
@@ -89,7 +89,7 @@ def _sorted_labels(categories: tuple) -> tuple[np.ndarray, np.ndarray]:
     return labels[order], order
 
 
-def category_codes(values: np.ndarray | pd.Series, categories: list) -> np.ndarray:
+def category_codes(values: np.ndarray | pd.Series, categories: Sequence) -> np.ndarray:
     """Code of each value in the training ``categories`` (NaN when missing or unseen).
 
     A binary search over the sorted labels: ``pd.Index.get_indexer`` costs ~0.2 ms per

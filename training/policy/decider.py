@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from training.config.policy import PolicyConfig
-from training.core.columnar import column_array
+from training.core.columnar import column_array, column_values
 from training.core.localtime import HOUR_NS, from_ns, to_ns
 from training.declines.rules import RetryRules
 from training.features.dunning_state import state_of_rows
@@ -183,8 +183,8 @@ class ModelDecider:
         draw = np.random.default_rng().random(len(events))
         arm = np.where(draw < rate, np.floor(draw / rate * arms).astype(int), 0)
         arm = np.minimum(arm, arms - 1)  # arm 0: the searched schedule
-        pos = _positions(events["event_id"].to_numpy(), retries["event_id"].to_numpy())
-        at = to_ns(retries["at"])
+        pos = _positions(column_array(events, "event_id"), column_array(retries, "event_id"))
+        at = to_ns(column_values(retries, "at"))
         moved = at + shifts[arm[pos]] * HOUR_NS
         inside = np.ones(len(events), dtype=bool)
         np.logical_and.at(inside, pos, (moved >= start[pos]) & (moved < end[pos]))
@@ -215,7 +215,7 @@ class ModelDecider:
     ) -> list[tuple[pd.Series, pd.DataFrame, pd.DataFrame]]:
         """:meth:`expected_recovery` of several schedules per event (retries, messages),
         scored together: one model call per model, however many schedules."""
-        ids = events["event_id"].to_numpy()
+        ids = column_array(events, "event_id")
         scored = self.score_schedules(events, features, past, schedules)
         return [
             (pd.Series(expected, index=ids), *_probability_frames(r, m, p))
@@ -235,10 +235,10 @@ class ModelDecider:
         probability of each of its rows (its retries, then its messages), as arrays;
         ``p_self``: the events' self-cure probabilities, when the caller has them;
         ``scored_rows``: the rows this call scored before (looked up, not scored again)."""
-        ids = events["event_id"].to_numpy()
+        ids = column_array(events, "event_id")
         n, count = len(ids), len(schedules)
         if p_self is None:
-            window = events["window_days"].to_numpy()
+            window = column_array(events, "window_days")
             p_self = self.scorer.self_cure_probabilities(as_event_matrix(features), window)
         h_key, _, h_ns, h_kind = past_of_events(np.arange(n * count), np.tile(ids, count), past)
         columns = _FrameColumns()  # the pruning passes one retries frame for every schedule
@@ -389,7 +389,7 @@ class _FrameColumns:
             return frame[name]
         key = (id(frame), name)
         if key not in self._kept:
-            self._kept[key] = (frame, frame[name].to_numpy(dtype=object))
+            self._kept[key] = (frame, column_array(frame, name, object))
         return self._kept[key][1]
 
     def ns(self, frame: Rows, name: str) -> np.ndarray:
@@ -397,7 +397,7 @@ class _FrameColumns:
             return frame[name]
         key = (id(frame), f"{name} ns")
         if key not in self._kept:
-            self._kept[key] = (frame, to_ns(frame[name]))
+            self._kept[key] = (frame, to_ns(column_values(frame, name)))
         return self._kept[key][1]
 
     def rows(self, frame: Rows, time: str, keep: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -469,7 +469,7 @@ class ScheduleScores:
                 missing.setdefault(_schedule_key(schedule), schedule)
             self.extra = []
             if self.p_self is None:
-                window = self.events["window_days"].to_numpy()
+                window = column_array(self.events, "window_days")
                 matrix = as_event_matrix(self.features)
                 self.p_self = self.decider.scorer.self_cure_probabilities(matrix, window)
             scored = self.decider.score_schedules(
@@ -520,8 +520,8 @@ def _probability_columns(
     n_r = len(retries)
     retry_p = _sorted_columns(
         {
-            "event_id": retries["event_id"].to_numpy(),
-            "at": to_ns(retries["at"]),
+            "event_id": column_array(retries, "event_id"),
+            "at": to_ns(column_values(retries, "at")),
             "success_probability": p[:n_r],
         },
         "at",
@@ -529,10 +529,10 @@ def _probability_columns(
     )
     message_p = _sorted_columns(
         {
-            "event_id": messages["event_id"].to_numpy(),
-            "send_at": to_ns(messages["send_at"]),
-            "template": messages["template"].to_numpy(dtype=object),
-            "channel": messages["channel"].to_numpy(dtype=object),
+            "event_id": column_array(messages, "event_id"),
+            "send_at": to_ns(column_values(messages, "send_at")),
+            "template": column_array(messages, "template", object),
+            "channel": column_array(messages, "channel", object),
             "response_probability": p[n_r:],
         },
         "send_at",

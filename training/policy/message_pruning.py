@@ -21,6 +21,7 @@ import pandas as pd
 
 from training.config.retry_limits import UpdateRequests
 from training.core.arrays import group_first, rank_in_group
+from training.core.columnar import column_array
 from training.features.dunning_state import is_update_request
 
 Schedule = tuple[pd.DataFrame, pd.DataFrame] | tuple[pd.DataFrame, pd.DataFrame, np.ndarray]
@@ -54,13 +55,13 @@ def protected_messages(
     """True on each event's first update request when its decline needs an update first."""
     if messages.empty:
         return np.zeros(0, dtype=bool)
-    needs = decisions["needs_update_first"].to_numpy(dtype=bool)
-    asks = is_update_request(messages["template"].to_numpy(dtype=object), update)
-    ids = messages["event_id"].to_numpy()
+    needs = column_array(decisions, "needs_update_first", bool)
+    asks = is_update_request(column_array(messages, "template", object), update)
+    ids = column_array(messages, "event_id")
     first_ask = np.zeros(len(messages), dtype=bool)
     ask_rows = np.flatnonzero(asks)
     first_ask[ask_rows[group_first(ids[ask_rows])]] = True  # rows sorted by event, time
-    pos = _positions(events["event_id"].to_numpy(), ids)
+    pos = _positions(column_array(events, "event_id"), ids)
     return first_ask & np.where(pos >= 0, needs[pos], False)
 
 
@@ -74,7 +75,7 @@ def prune_messages(
 ) -> pd.DataFrame:
     """``messages`` (sorted by event id, then time) without those whose marginal value to
     the whole schedule is below ``min_gain``."""
-    ids = events["event_id"].to_numpy()
+    ids = column_array(events, "event_id")
     keep = np.ones(len(messages), dtype=bool)
     current = messages
     while keep.any():
@@ -82,7 +83,7 @@ def prune_messages(
         # the caller's scores of it can be reused for the decision's own figures
         if len(current) != keep.sum():
             current = messages[keep].reset_index(drop=True)
-        pos = _positions(ids, current["event_id"].to_numpy())
+        pos = _positions(ids, column_array(current, "event_id"))
         rank = rank_in_group(pos)
         ranks = int(rank.max()) + 1
         schedules: list[Schedule] = [(retries, current)]

@@ -21,6 +21,7 @@ import pandas as pd
 from training.config.policy import PolicyConfig
 from training.config.retry_limits import UpdateRequests
 from training.core.arrays import best_per_group, group_counter
+from training.core.columnar import column_array, column_values, frame_of_arrays
 from training.core.localtime import (
     DAY_NS,
     HOUR_NS,
@@ -99,8 +100,8 @@ class _Context:
         self.update = update
         self.features = features
         self.past = past
-        self.ids = events["event_id"].to_numpy()
-        tz = events["timezone"].to_numpy(dtype=object)
+        self.ids = column_array(events, "event_id")
+        tz = column_array(events, "timezone", object)
         tz = np.where(pd.isna(tz), "UTC", tz)
         same = len(tz) > 0 and isinstance(tz[0], str) and (tz == tz[0]).all()
         self.tz: np.ndarray | str = str(tz[0]) if same else tz  # one zone: no per-row work
@@ -109,10 +110,10 @@ class _Context:
         if self.fast:
             self.matrix = as_event_matrix(features)
             self.rows = self.matrix.positions(self.ids)
-            owner = _positions(self.ids, past["event_id"].to_numpy())
+            owner = _positions(self.ids, column_array(past, "event_id"))
             keep = owner >= 0
-            hours = to_ns(past["t"])[keep] / HOUR_NS
-            kind = past["kind"].to_numpy()[keep]
+            hours = to_ns(column_values(past, "t"))[keep] / HOUR_NS
+            kind = column_array(past, "kind")[keep]
             order = np.lexsort((hours, owner[keep]))
             self.att_pos, self.att_hours = owner[keep][order], hours[order]
             self.att_retry = (kind != "original")[order]
@@ -166,22 +167,23 @@ class _Context:
         )
         timeline = build_timeline(keys, self.past, no_retries, messages.drop(columns="candidate"))
         proposed = timeline["kind"] == "message"
-        timeline.loc[proposed, "candidate"] = messages["candidate"].to_numpy()
+        timeline.loc[proposed, "candidate"] = column_array(messages, "candidate")
         p = self.scorer.candidate_probabilities(self.features, timeline)
         out = np.zeros(n)
         out[timeline.loc[p.index, "key"].to_numpy()] = p.to_numpy()
         return out
 
     def frame(self, c: _Candidates, p: np.ndarray | None = None) -> pd.DataFrame:
-        return pd.DataFrame(
+        # the columns are typed already and this frame's own (frame_of_arrays: no
+        # inference, no copy; ids as the events frame holds them)
+        return frame_of_arrays(
             {
                 "event_id": self.ids[c.pos],
                 "send_at": from_ns(c.ns),
                 "template": self.templates[c.template],
                 "channel": CHANNELS[c.channel],
                 "response_probability": np.full(len(c), np.nan) if p is None else p,
-            },
-            copy=False,  # the candidates' arrays are this frame's own
+            }
         )
 
 
@@ -203,15 +205,15 @@ def plan_messages(
     chosen, chosen_p = _empty(), np.zeros(0)
     if not templates or events.empty:
         return context.frame(chosen)
-    failed = to_ns(events["failed_at"]).copy()
-    window_end = failed + events["window_days"].to_numpy(dtype=np.int64) * 24 * HOUR_NS
+    failed = to_ns(column_values(events, "failed_at")).copy()
+    window_end = failed + column_array(events, "window_days", np.int64) * 24 * HOUR_NS
     earliest = failed.copy()
-    budget = events["max_messages"].to_numpy(dtype=np.int64)
-    force_update = decisions["needs_update_first"].to_numpy(dtype=bool) & (
+    budget = column_array(events, "max_messages", np.int64)
+    force_update = column_array(decisions, "needs_update_first", bool) & (
         any(t in templates for t in update.templates)
     )
-    email = events["allow_email"].to_numpy(dtype=bool)
-    sms = events["allow_sms"].to_numpy(dtype=bool) & events["sms_opt_in"].to_numpy(dtype=bool)
+    email = column_array(events, "allow_email", bool)
+    sms = column_array(events, "allow_sms", bool) & column_array(events, "sms_opt_in", bool)
     gap = int(config.min_message_gap_hours * HOUR_NS)
     channels = np.stack([email, sms])  # in the order of CHANNELS
     # first round: an event that needs an update first is only asked for one

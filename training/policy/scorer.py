@@ -59,15 +59,18 @@ def past_of_keys(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The past rows of every key's event (a left join of keys on ``past``, in key order
     then past order): key, event_id, t (ns), kind."""
-    return past_of_events(keys["key"].to_numpy(), keys["event_id"].to_numpy(), past)
+    return past_of_events(column_array(keys, "key"), column_array(keys, "event_id"), past)
 
 
 def past_of_events(
     key: np.ndarray, event_ids: np.ndarray, past: pd.DataFrame
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`past_of_keys` of keys given as arrays (``key`` and its ``event_ids``)."""
-    past_events = past["event_id"].to_numpy()
-    codes, uniques = pd.factorize(past_events)
+    past_events = column_array(past, "event_id")
+    if len(past_events) and (past_events == past_events[0]).all():  # one event: no hashing
+        codes, uniques = np.zeros(len(past_events), dtype=np.intp), past_events[:1]
+    else:
+        codes, uniques = pd.factorize(past_events)
     counts = np.bincount(codes, minlength=len(uniques))
     order = np.argsort(codes, kind="stable")
     first = np.cumsum(counts) - counts
@@ -82,8 +85,8 @@ def past_of_events(
     return (
         np.repeat(key, per_key),
         past_events[rows],
-        to_ns(past["t"])[rows],
-        past["kind"].to_numpy(dtype=object)[rows],
+        to_ns(column_values(past, "t"))[rows],
+        column_array(past, "kind", object)[rows],
     )
 
 
@@ -175,7 +178,7 @@ class ModelScorer:
         columns = event_feature_columns(
             events, None, self.table, previous_attempts, index=self.customer_index
         )
-        return EventMatrix.from_columns(events["event_id"].to_numpy(), columns)
+        return EventMatrix.from_columns(column_array(events, "event_id"), columns)
 
     def self_cure_probability(
         self, features: pd.DataFrame | EventMatrix, window_days: pd.Series

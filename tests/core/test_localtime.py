@@ -1,0 +1,33 @@
+"""UTC instants to and from int64 nanoseconds (training/core/localtime.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.core.localtime import NAT, from_ns, to_ns
+
+
+@pytest.mark.parametrize(
+    "ns",
+    [
+        np.zeros(0, dtype=np.int64),
+        np.array([1_700_000_000_123_456_789], dtype=np.int64),
+        np.array([1_700_000_000_000_000_000, NAT, -86_400_000_000_000], dtype=np.int64),
+        np.arange(0, 40 * 3_600_000_000_000, 3_600_000_000_000)[::3],  # not contiguous
+    ],
+)
+def test_from_ns_equals_localizing_the_naive_times_to_utc(ns):
+    expected = pd.DatetimeIndex(ns.astype(np.int64).view("datetime64[ns]")).tz_localize("UTC")
+    got = from_ns(ns)
+    pd.testing.assert_index_equal(got, expected, exact=True)
+    assert got.freq == expected.freq
+    assert np.array_equal(to_ns(got), ns)
+
+
+def test_from_ns_keeps_its_own_copy_of_the_times():
+    ns = np.array([0, 3_600_000_000_000], dtype=np.int64)
+    times = from_ns(ns)
+    ns[0] = 7
+    assert times[0] == pd.Timestamp(0, tz="UTC")
