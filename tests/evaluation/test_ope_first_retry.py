@@ -244,3 +244,31 @@ def test_timing_estimate_and_its_truth_on_a_small_world(small_world):
     # the estimand's truth lies between doing nothing and a perfect world
     assert abs(out["truth"] - out["team_recovery"]) < 0.2
     assert isinstance(out["team_recovery"], float) and pd.notna(out["projected_share"])
+
+
+def test_the_report_says_how_the_first_retries_were_weighted():
+    from training.evaluation.report import timing_lines
+
+    entry = {"value": 0.5, "lower": 0.45, "upper": 0.55, "matched": 90, "effective_sample_size": 80}
+    timing = {
+        "estimand": "x",
+        "units": 100,
+        "support_offsets": 4,
+        "support_buckets": 4,
+        "projected_share": 0.1,
+        "team_recovery": 0.4,
+        "propensity": "estimated",
+        "ips": entry,
+        "snips": {
+            "cannot_estimate": "effective sample size 3 < 30",
+            "matched": 3,
+            "effective_sample_size": 3,
+        },
+    }
+    text = "\n".join(timing_lines(timing))
+    assert "the first-retry distribution the log shows" in text
+    assert "| IPS | 50.0% | [45.0%, 55.0%] | 90 | 80 |" in text
+    assert "the logs cannot support an estimate: effective sample size 3 < 30" in text
+    assert "the team's logged propensities" in "\n".join(
+        timing_lines({**timing, "propensity": "logged"})
+    )
