@@ -363,3 +363,30 @@ def test_summarize_rejects_repeated_names() -> None:
     feedback = LoggedFeedback(**GOOD)
     with pytest.raises(ValueError, match=r"distinct estimator_name; repeated: \['ips'\]"):
         summarize([InverseProbabilityWeighting(), InverseProbabilityWeighting()], feedback)
+
+
+def test_refit_interval_rebuilds_the_feedback_on_every_resample() -> None:
+    rng = np.random.default_rng(4)
+    reward = (rng.random(400) < 0.4).astype(float)
+    logged = rng.random(400) < 0.3  # the matched units, whose share is estimated
+
+    def refit(rows: np.ndarray) -> LoggedFeedback:
+        share = logged[rows].mean()  # the logging probability, estimated from the resample
+        return LoggedFeedback(reward[rows], logged[rows], np.full(rows.size, share))
+
+    calls: list[int] = []
+
+    def counted(rows: np.ndarray) -> LoggedFeedback:
+        calls.append(rows.size)
+        return refit(rows)
+
+    ips = ope.InverseProbabilityWeighting()
+    interval = ope.refit_interval(ips, counted, 400, n_bootstrap=300, random_state=1)
+    assert calls == [400] * 300
+    # with the share re-estimated per resample the estimator is the matched units' mean
+    matched_mean = reward[logged].mean()
+    assert interval["lower"] < matched_mean < interval["upper"]
+    fixed = ips.estimate_interval(refit(np.arange(400)), n_bootstrap=300, random_state=1)
+    assert interval["upper"] - interval["lower"] < fixed["upper"] - fixed["lower"]
+    with pytest.raises(ValueError, match="n_bootstrap"):
+        ope.refit_interval(ips, refit, 400, n_bootstrap=0)

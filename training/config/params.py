@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -156,6 +156,11 @@ class EvaluateParams(Section):
     )
     timing_min_offset_support: int = Field(
         5, ge=1, description="logged first retries an offset needs to enter the support"
+    )
+    timing_propensity: Literal["logged", "estimated"] = Field(
+        "estimated",
+        description="first-retry weights from the logged propensities or from the first-retry"
+        " distribution the log shows among units sharing a target",
     )
     seed: int = 7
 

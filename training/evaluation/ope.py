@@ -15,7 +15,7 @@ them.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -200,6 +200,33 @@ def bootstrap_ratio(
         with np.errstate(divide="ignore", invalid="ignore"):
             out[start:stop] = np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1.0), np.nan)
     return out
+
+
+def refit_interval(
+    estimator: OffPolicyEstimator,
+    refit: Callable[[npt.NDArray[np.int64]], LoggedFeedback],
+    n_units: int,
+    alpha: float = 0.05,
+    n_bootstrap: int = 1000,
+    random_state: int | np.random.Generator | None = None,
+) -> dict[str, float]:
+    """Percentile bootstrap interval when the feedback itself is estimated from the units
+    (e.g. propensities estimated from the log): ``refit(rows)`` rebuilds the feedback of
+    a resample of units, so each replicate carries the estimation's own variability.
+    Same result keys as :meth:`OffPolicyEstimator.estimate_interval`; replicates the
+    estimator cannot value (no matched unit) are dropped."""
+    _check_interval_args(alpha, n_bootstrap)
+    rng = _rng(random_state)
+    samples = np.full(n_bootstrap, np.nan)
+    for b in range(n_bootstrap):  # one vectorized refit per replicate
+        feedback = refit(rng.integers(0, n_units, n_units))
+        if feedback.weight.sum() > 0 or isinstance(estimator, InverseProbabilityWeighting):
+            samples[b] = estimator.estimate_policy_value(feedback)
+    samples = samples[~np.isnan(samples)]
+    if samples.size == 0:
+        raise ValueError(f"no bootstrap replicate of {estimator.estimator_name} has a matched unit")
+    lower, upper = np.quantile(samples, [alpha / 2, 1 - alpha / 2])
+    return {"mean": float(samples.mean()), "lower": float(lower), "upper": float(upper)}
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ weighted; it counts as unmatched and is reported in ``unsupported_units``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +43,8 @@ from training.evaluation.ope import LoggedFeedback
 from training.evaluation.ope_buckets import time_bucket
 
 FloatArray = npt.NDArray[np.float64]
+#: Whose probabilities weigh the logged first retries (see :func:`timing_feedback`).
+Propensity = Literal["logged", "estimated"]
 
 
 @dataclass(frozen=True)
@@ -170,22 +173,99 @@ class TimingFeedback:
     projected_share: float  # units whose learned bucket lies outside the support
 
 
+def target_strata(target: FloatArray) -> npt.NDArray[np.int64]:
+    """Stratum of each unit: units whose target distributions are identical share one."""
+    _, inverse = np.unique(target, axis=0, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int64)
+
+
+def _risk_exit(log: FirstRetryLog, offsets: FloatArray) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit: the support index of its logged first retry (-1 when none, or off the
+    support), and the last support index at which it was still at risk of one."""
+    retried = ~np.isnan(log.first_retry_hours)
+    hours = np.where(retried, log.first_retry_hours, np.inf)
+    index = np.clip(np.searchsorted(offsets, hours), 0, len(offsets) - 1)
+    event = np.where(retried & (offsets[index] == hours), index, -1)
+    # a retry off the support leaves the risk set just before it; a censored unit is
+    # at risk at every offset up to its end of observation
+    left = np.searchsorted(offsets, hours, side="left") - 1
+    censored = np.searchsorted(offsets, log.end_hours, side="right") - 1
+    last = np.where(event >= 0, event, np.where(retried, left, censored))
+    return event, last
+
+
+def _kaplan_meier(events: np.ndarray, at_risk: np.ndarray) -> tuple[FloatArray, FloatArray]:
+    """``P(T = t_j)`` and ``P(T > t_j)`` from event and at-risk counts (last axis: offsets)."""
+    hazard = np.divide(events, at_risk, out=np.zeros(events.shape), where=at_risk > 0)
+    after = np.cumprod(1.0 - hazard, axis=-1)
+    before = np.concatenate([np.ones((*after.shape[:-1], 1)), after[..., :-1]], axis=-1)
+    return before * hazard, after
+
+
+def estimated_logging(
+    log: FirstRetryLog, support: TimingSupport, target: FloatArray, strata: np.ndarray
+) -> tuple[FloatArray, FloatArray]:
+    """The team's first-retry distribution over the support offsets as the log shows it,
+    per stratum of units sharing a target: (strata x offsets) ``P(T = t_j)`` and
+    ``P(T > t_j)``.
+
+    Kaplan-Meier: a unit recovered before any retry is censored at its end of
+    observation, so the invoices that never needed a retry do not pull the estimate
+    down. A stratum that logged no first retry at an offset its target may pick takes
+    the pooled estimate (all units) instead."""
+    k = len(support.offsets)
+    n_strata = int(strata.max()) + 1
+    event, last = _risk_exit(log, support.offsets)
+    has_event, at_risk_somewhere = event >= 0, last >= 0
+    events = np.bincount(strata[has_event] * k + event[has_event], minlength=n_strata * k)
+    exits = np.bincount(
+        strata[at_risk_somewhere] * k + last[at_risk_somewhere], minlength=n_strata * k
+    )
+    events, exits = events.reshape(n_strata, k), exits.reshape(n_strata, k)
+    at_risk = exits[:, ::-1].cumsum(axis=1)[:, ::-1]  # units still at risk at each offset
+    probability, survival = _kaplan_meier(events, at_risk)
+    pooled_probability, pooled_survival = _kaplan_meier(events.sum(axis=0), at_risk.sum(axis=0))
+    wanted = np.zeros((n_strata, k), dtype=bool)
+    wanted[strata] = target > 0
+    unseen = (wanted & (events == 0)).any(axis=1)
+    probability[unseen] = pooled_probability
+    survival[unseen] = pooled_survival
+    return probability, survival
+
+
 def timing_feedback(
-    log: FirstRetryLog, support: TimingSupport, target: FloatArray, target_hours: FloatArray
+    log: FirstRetryLog,
+    support: TimingSupport,
+    target: FloatArray,
+    target_hours: FloatArray,
+    propensity: Propensity = "logged",
 ) -> TimingFeedback:
     """Logged feedback of the first-retry timing target (``target``: from
-    :func:`target_distribution`; ``target_hours``: the learned offsets it came from)."""
+    :func:`target_distribution`; ``target_hours``: the learned offsets it came from).
+
+    ``propensity``: ``"logged"`` weighs by the team's logged propensities (the support's
+    probabilities); ``"estimated"`` by the first-retry distribution the log itself
+    shows among the units sharing each unit's target (:func:`estimated_logging`)."""
     n = len(log.invoice_id)
     index = np.searchsorted(support.offsets, log.first_retry_hours)
     index = np.clip(index, 0, max(len(support.offsets) - 1, 0))
     retried = ~np.isnan(log.first_retry_hours)
     in_support = retried & (support.offsets[index] == log.first_retry_hours)
     pi_logged = np.where(in_support, target[np.arange(n), index], 0.0)
-    mu_logged = np.where(np.isnan(log.propensity), 1.0, log.propensity)
     # censored: no retry logged by the end of observation
     later = support.offsets[None, :] > log.end_hours[:, None]
     pi_later = (target * later).sum(axis=1)
-    mu_later = 1.0 - support.probability_at_most(log.end_hours)
+    if propensity == "logged":
+        mu_logged = np.where(np.isnan(log.propensity), 1.0, log.propensity)
+        mu_later = 1.0 - support.probability_at_most(log.end_hours)
+    elif propensity == "estimated":
+        strata = target_strata(target)
+        probability, survival = estimated_logging(log, support, target, strata)
+        mu_logged = np.where(in_support, probability[strata, index], 1.0)
+        passed = np.searchsorted(support.offsets, log.end_hours, side="right") - 1
+        mu_later = np.where(passed >= 0, survival[strata, np.maximum(passed, 0)], 1.0)
+    else:
+        raise ValueError(f"propensity must be 'logged' or 'estimated', got {propensity!r}")
     unsupported = ~retried & (pi_later > 0) & (mu_later <= 1e-9)
     pi = np.where(retried, pi_logged, np.where(unsupported, 0.0, pi_later))
     mu = np.where(retried, mu_logged, np.where(mu_later > 1e-9, np.minimum(mu_later, 1.0), 1.0))

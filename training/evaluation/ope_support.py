@@ -10,11 +10,18 @@ unit carrying too much of the total weight.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from training.evaluation.ope import DirectMethod, LoggedFeedback, OffPolicyEstimator
+from training.evaluation.ope import (
+    DirectMethod,
+    LoggedFeedback,
+    OffPolicyEstimator,
+    refit_interval,
+)
 
 
 @dataclass(frozen=True)
@@ -114,11 +121,14 @@ def estimate_with_support(
     alpha: float = 0.05,
     n_bootstrap: int = 1000,
     random_state: int | np.random.Generator | None = None,
+    refit: Callable[[npt.NDArray[np.int64]], LoggedFeedback] | None = None,
 ) -> PolicyValueEstimate | CannotEstimate:
     """Estimate ``estimand`` with a bootstrap interval, or decline when overlap is thin.
 
     The direct method uses no weights, so only the weighted estimators are
-    checked; its estimate is only as good as the model behind it.
+    checked; its estimate is only as good as the model behind it. ``refit``: when the
+    feedback is itself estimated from the units, rebuilds it for a resample of them
+    (:func:`~training.evaluation.ope.refit_interval`).
     """
     thresholds = thresholds or SupportThresholds()
     name = type(estimator).__name__
@@ -126,8 +136,12 @@ def estimate_with_support(
     reasons = [] if isinstance(estimator, DirectMethod) else diagnostics.shortfalls(thresholds)
     if reasons:
         return CannotEstimate(name, estimand, "; ".join(reasons), diagnostics)
-    interval = estimator.estimate_interval(
-        feedback, alpha=alpha, n_bootstrap=n_bootstrap, random_state=random_state
+    interval = (
+        estimator.estimate_interval(
+            feedback, alpha=alpha, n_bootstrap=n_bootstrap, random_state=random_state
+        )
+        if refit is None
+        else refit_interval(estimator, refit, feedback.n_units, alpha, n_bootstrap, random_state)
     )
     return PolicyValueEstimate(
         estimator=name,

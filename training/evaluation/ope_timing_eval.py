@@ -12,7 +12,11 @@ import pandas as pd
 
 from training.config.params import EvaluateParams
 from training.contract.history import History
-from training.evaluation.ope import InverseProbabilityWeighting, SelfNormalizedIPW
+from training.evaluation.ope import (
+    InverseProbabilityWeighting,
+    LoggedFeedback,
+    SelfNormalizedIPW,
+)
 from training.evaluation.ope_first_retry import (
     FirstRetryLog,
     TimingSupport,
@@ -72,7 +76,14 @@ def timing_estimates(
     rows = position.loc[events["invoice_id"].to_numpy()[planned]].to_numpy()
     log = log_all.take(rows)
     target = target_distribution(hours[planned], support, settings.timing_smoothing)
-    timing = timing_feedback(log, support, target, hours[planned])
+    propensity = settings.timing_propensity
+    timing = timing_feedback(log, support, target, hours[planned], propensity)
+
+    def refit(rows: np.ndarray) -> LoggedFeedback:
+        return timing_feedback(
+            log.take(rows), support, target[rows], hours[planned][rows], propensity
+        ).feedback
+
     out: dict[str, Any] = {
         "estimand": ESTIMAND,
         "units": int(planned.sum()),
@@ -82,6 +93,7 @@ def timing_estimates(
         "projected_share": timing.projected_share,
         "unsupported_units": timing.unsupported_units,
         "learned_first_retry_median_hours": float(np.median(hours[planned])),
+        "propensity": propensity,
     }
     for name, estimator in (("ips", InverseProbabilityWeighting()), ("snips", SelfNormalizedIPW())):
         result = estimate_with_support(
@@ -90,6 +102,7 @@ def timing_estimates(
             ESTIMAND,
             n_bootstrap=settings.bootstrap,
             random_state=settings.seed,
+            refit=refit if propensity == "estimated" else None,
         )
         diagnostics = {
             "effective_sample_size": result.diagnostics.effective_sample_size,

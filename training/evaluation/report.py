@@ -206,6 +206,14 @@ def write_report(result, folder: Path, artifact: DecisionArtifact) -> list[Path]
     return [report, *files]
 
 
+#: How the first-retry timing estimate weighs the logged first retries, by its setting.
+WEIGHTINGS = {
+    "logged": "the team's logged propensities",
+    "estimated": "the first-retry distribution the log shows among the invoices sharing a"
+    " target (Kaplan-Meier), re-estimated on every bootstrap resample",
+}
+
+
 def timing_lines(timing: dict) -> list[str]:
     """The first-retry timing estimate (any logging policy), or why there is none."""
     lines = ["## Off-policy: the learned first-retry time, on any logging", ""]
@@ -216,7 +224,8 @@ def timing_lines(timing: dict) -> list[str]:
         f"retries; the logs show {timing['support_offsets']} first-retry times in "
         f"{timing['support_buckets']} buckets; the learned time lies outside them (and is "
         f"projected onto the nearest) for {_pct(timing['projected_share'])} of the invoices. "
-        f"The team's own recovery on these invoices: {_pct(timing['team_recovery'])}.",
+        f"The team's own recovery on these invoices: {_pct(timing['team_recovery'])}. "
+        f"Weights: {WEIGHTINGS.get(timing.get('propensity', 'logged'), '?')}.",
         "",
         "| estimator | value | 95% interval | matched invoices | effective sample size |",
         "|---|---|---|---|---|",
