@@ -110,6 +110,20 @@ def validation_events_on_cluster(
     return sorted_events(chosen.iloc[np.searchsorted(ordered, positions)])
 
 
+def half_parts(
+    client: Any, validated: list[Any], summaries: list[PartSummary], seed: int, k: int
+) -> list[Any]:
+    """The validated parts (futures) cut to the customers of half ``k``: the halves of
+    ``customer_halves`` over the parts' customers in part order."""
+    ids = np.concatenate([s.customers["customer_id"].to_numpy() for s in summaries])
+    half = customer_half(ids, seed)
+    bounds = np.cumsum([0, *(len(s.customers) for s in summaries)])
+    return [
+        client.submit(_half, part, half[a:b], k)
+        for part, a, b in zip(validated, bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
 def _train_half(
     client: Any, parts: list[Any], params: Params, table: DeclineTable, k: int
 ) -> TrainedModels:
@@ -147,17 +161,10 @@ def gain_shrinkage_on_cluster(
         return NO_MESSAGES
     started = time.perf_counter()
     seed = params.train.model.seed
-    half = customer_half(
-        np.concatenate([s.customers["customer_id"].to_numpy() for s in summaries]), seed
-    )
-    bounds = np.cumsum([0, *(len(s.customers) for s in summaries)])
     models = []
     try:
         for k in (0, 1):
-            parts = [
-                client.submit(_half, part, half[a:b], k)
-                for part, a, b in zip(validated, bounds[:-1], bounds[1:], strict=True)
-            ]
+            parts = half_parts(client, validated, summaries, seed, k)
             models.append(_train_half(client, parts, params, table, k))
     except ValueError as error:
         return halves_too_small(error)
