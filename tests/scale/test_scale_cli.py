@@ -28,8 +28,10 @@ TWO_WORKER_TOLERANCE = 0.02
 # (calibration_folds 0: the in-process default's out-of-fold calibration is the one
 # difference the cluster keeps, measured in docs/scale.md). One worker trains the
 # in-process halves' models (up to the calibration solver's tolerance): measured gaps
-# 0.0001 (factor), 0.0001 (threshold), 0.00004 (promised gain). Two workers train other
-# models (feature bins from each worker's rows): 0.008, 0.003, 0.0001.
+# 0.00004 (factor), 0.00004 (threshold), 0.00004 (promised gain). Two workers train
+# other models (feature bins from each worker's rows, which vary with where Dask puts
+# the parts): two runs, 0.007 / 0.012 (factor), 0.003 / 0.005 (threshold), 0.007 /
+# 0.001 (promised gain), 0.001 / 0.004 (cross-valued gain).
 ONE_WORKER_SHRINKAGE_TOLERANCE = 0.005
 TWO_WORKER_SHRINKAGE_TOLERANCE = 0.05
 
@@ -102,13 +104,14 @@ def _calibrations_agree(dask_dir: Path, local_dir: Path, rows: dict, tolerance: 
 
 
 def _shrinkages_agree(dask_dir: Path, local_dir: Path, tolerance: float) -> None:
-    """The cluster measured the gain shrinkage (not factor 1 by default) on the same 200
-    events, and it is within ``tolerance`` of the in-process one."""
+    """The cluster measured the gain shrinkage (a factor below 1, not the "not fitted"
+    factor 1) on the same 200 events, within ``tolerance`` of the in-process one."""
     dask = load_artifact(dask_dir).metadata["gain_shrinkage"]
     local = load_artifact(local_dir).metadata["gain_shrinkage"]
     assert dask["note"] == local["note"] == ""
     assert dask["events"] == local["events"] == 200
     assert 0.0 < local["factor"] < 1.0 and local["threshold"] > 0.0
+    assert 0.0 < dask["factor"] < 1.0 and dask["threshold"] > 0.0
     for key in ("factor", "threshold"):
         assert dask[key] == pytest.approx(local[key], abs=tolerance), key
     for key in ("promised_gain", "cross_gain"):
