@@ -71,6 +71,9 @@ class GainShrinkage:
 
 
 NO_SHRINKAGE = GainShrinkage(1.0, float("nan"), float("nan"), 0, "not fitted")
+NO_MESSAGES = GainShrinkage(
+    1.0, float("nan"), float("nan"), 0, "no messages: the fixed schedule cannot be valued"
+)
 
 
 def customer_half(customer_ids: np.ndarray | pd.Series, seed: int) -> np.ndarray:
@@ -198,11 +201,6 @@ def fit_gain_shrinkage(
     split = TimeSplit.from_due_dates(history.invoices["due_at"], params.train)
     events = validation_events(history, split, settings.events, params.train.model.seed)
     return cross_fitted_shrinkage(models, events, log_, templates, params, table)
-
-
-NO_MESSAGES = GainShrinkage(
-    1.0, float("nan"), float("nan"), 0, "no messages: the fixed schedule cannot be valued"
-)
 
 
 def halves_too_small(error: ValueError) -> GainShrinkage:
