@@ -9,8 +9,10 @@ The partitioned history is simulated first, one block of customers per part
 apart). Then, for each worker count, a fresh LocalCluster (one process per worker,
 ``--threads`` threads and ``--memory-limit`` each) runs the cluster part of
 ``smartretry train --cluster``: validation per part, training rows per part, the three
-``lightgbm.dask`` fits with calibration and test scoring. Reported per run: seconds of
-validation, features and each fit, each worker process's peak resident memory
+``lightgbm.dask`` fits with calibration and test scoring, and the gain shrinkage's half
+trainings and searches when the settings ask for it (``train.gain_shrinkage.events`` > 0).
+Reported per run: seconds of validation, features, each fit and the gain shrinkage,
+each worker process's peak resident memory
 (``ru_maxrss``, read on the worker after the run), the client's, and the test AUCs;
 then the speed-up of 2 workers over 1 on the validation + feature stage. With
 ``--in-process`` the same history is also trained by the in-process stage (only for
@@ -59,7 +61,7 @@ def on_cluster(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     with cluster_client(f"local:{workers}", memory_limit, threads) as client:
-        result, customers, _, fingerprint = train_on_client(client, data, params, False)
+        result, customers, _, fingerprint, _ = train_on_client(client, data, params, False)
         peaks = client.run(_peak_gb)
     wall = time.perf_counter() - started
     return {
@@ -130,6 +132,7 @@ def main() -> None:
                 f"{run['wall_seconds']:.1f}s wall (validate {s['validate']:.1f}s, "
                 f"features {s['features']:.1f}s, "
                 + ", ".join(f"{k} {v:.1f}s" for k, v in s.items() if k.startswith("fit_"))
+                + (f", gain shrinkage {s['gain_shrinkage']:.1f}s" if "gain_shrinkage" in s else "")
                 + f"); worker peak {', '.join(f'{g:.2f}' for g in run['worker_peak_gb'])} GB, "
                 f"client peak {run['client_peak_gb']:.2f} GB; test AUC "
                 + ", ".join(f"{k} {v:.4f}" for k, v in run["auc"].items()),

@@ -13,7 +13,7 @@ from training.contract.history import History
 from training.contract.io import write_partitioned
 from training.simulator.run import simulate_history
 
-PARTS = 3
+PARTS = 6  # at least 5: see the two-worker test in test_scale_cli.py
 
 
 @pytest.fixture(scope="session")
@@ -58,12 +58,13 @@ def exact_params(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "bagging_freq": 0,
         "feature_fraction": 1.0,
         # the Dask path calibrates on the validation period (no out-of-fold boosters; the
-        # same offsets per group) and fits no gain shrinkage: compare like with like
+        # same offsets per group): compare like with like
         "calibration_folds": 0,
     }
     # no exploration: the same requests get the same decisions, wherever they are scored
     settings = {
-        "train": {"model": model, "gain_shrinkage": {"events": 0}},
+        # the gain shrinkage measured on 200 validation-period events (both paths)
+        "train": {"model": model, "gain_shrinkage": {"events": 200}},
         "policy": {"exploration_rate": 0.0},
     }
     path.write_text(yaml.safe_dump(settings))

@@ -23,6 +23,17 @@ pytestmark = pytest.mark.slow  # starts worker processes and trains three models
 # 0.0003 (retry) and 0.0004 (self-cure) on one worker and on two, 0 for the message model
 ONE_WORKER_TOLERANCE = 0.002
 TWO_WORKER_TOLERANCE = 0.02
+# the gain shrinkage's factor (and its threshold, and the mean promised and cross-valued
+# gains) against the in-process one, both calibrated on the validation period alone
+# (calibration_folds 0: the in-process default's out-of-fold calibration is the one
+# difference the cluster keeps, measured in docs/scale.md). One worker trains the
+# in-process halves' models (up to the calibration solver's tolerance): measured gaps
+# 0.00004 (factor), 0.00004 (threshold), 0.00004 (promised gain). Two workers train
+# other models (feature bins from each worker's rows, which vary with where Dask puts
+# the parts): two runs, 0.007 / 0.012 (factor), 0.003 / 0.005 (threshold), 0.007 /
+# 0.001 (promised gain), 0.001 / 0.004 (cross-valued gain).
+ONE_WORKER_SHRINKAGE_TOLERANCE = 0.005
+TWO_WORKER_SHRINKAGE_TOLERANCE = 0.05
 
 
 def _train(tmp_path: Path, data: Path, params: Path, name: str, *extra: str) -> dict:
@@ -90,8 +101,21 @@ def _calibrations_agree(dask_dir: Path, local_dir: Path, rows: dict, tolerance: 
             if at.sum() >= 50:
                 gap = abs(p_dask[at].mean() - p_local[at].mean())
                 assert gap <= tolerance, (name, value, gap)
-    assert dask.metadata["gain_shrinkage"]["factor"] == 1.0
-    assert dask.metadata["gain_shrinkage"]["note"] == local.metadata["gain_shrinkage"]["note"]
+
+
+def _shrinkages_agree(dask_dir: Path, local_dir: Path, tolerance: float) -> None:
+    """The cluster measured the gain shrinkage (a factor below 1, not the "not fitted"
+    factor 1) on the same 200 events, within ``tolerance`` of the in-process one."""
+    dask = load_artifact(dask_dir).metadata["gain_shrinkage"]
+    local = load_artifact(local_dir).metadata["gain_shrinkage"]
+    assert dask["note"] == local["note"] == ""
+    assert dask["events"] == local["events"] == 200
+    assert 0.0 < local["factor"] < 1.0 and local["threshold"] > 0.0
+    assert 0.0 < dask["factor"] < 1.0 and dask["threshold"] > 0.0
+    for key in ("factor", "threshold"):
+        assert dask[key] == pytest.approx(local[key], abs=tolerance), key
+    for key in ("promised_gain", "cross_gain"):
+        assert dask[key] == pytest.approx(local[key], abs=tolerance / 2), key
 
 
 def test_one_worker_trains_the_in_process_models(
@@ -121,23 +145,8 @@ def test_one_worker_trains_the_in_process_models(
             other.calibrator.model.coef_, model.calibrator.model.coef_, rtol=1e-6
         )
     _calibrations_agree(tmp_path / "dask", local["artifact"], test_rows, ONE_WORKER_TOLERANCE)
-
-
-def test_cluster_artifact_says_the_gain_shrinkage_was_not_measured(
-    tmp_path, partitioned_dir, exact_params
-):
-    """With the shrinkage asked for (events > 0), the cluster artifact keeps factor 1
-    and says why, rather than the in-process path's plain "not fitted"."""
-    import yaml
-
-    settings = yaml.safe_load(exact_params.read_text())
-    settings["train"]["gain_shrinkage"]["events"] = 200
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(settings))
-    _train(tmp_path, partitioned_dir, params, "dask", "--cluster", "local:1")
-    shrinkage = load_artifact(tmp_path / "dask").metadata["gain_shrinkage"]
-    assert shrinkage["factor"] == 1.0 and shrinkage["events"] == 0
-    assert shrinkage["note"] == "not measured on the cluster path (docs/scale.md)"
+    _shrinkages_agree(tmp_path / "dask", local["artifact"], ONE_WORKER_SHRINKAGE_TOLERANCE)
+    assert {m["workers"] for m in dask["models"].values()} == {1.0}
 
 
 def test_two_workers_agree_with_in_process_and_score_on_the_cluster(
@@ -146,12 +155,19 @@ def test_two_workers_agree_with_in_process_and_score_on_the_cluster(
     """Two workers (LightGBM's data-parallel learner: feature bins from each worker's
     rows) give models close to the in-process ones, not equal: on this small history the
     test AUCs differ by about 0.001 (retry) and 0.022 (message, a few hundred test rows,
-    since the decline category x message rank pair rate)."""
+    since the decline category x message rank pair rate). Each model really boosts on
+    both workers (``workers`` in the metrics: the workers holding its training rows,
+    LightGBM's machines). That needs the history's 6 parts: with fewer than 5, Dask
+    takes the per-part tasks that follow a part's validation for "root-ish" tasks and
+    places them without regard to where the part lies, and a model's rows could all end
+    up on one worker (seen with 3 parts: one model of three boosted on one worker)."""
     local = in_process
     dask = _train(tmp_path, partitioned_dir, exact_params, "dask", "--cluster", "local:2")
+    assert {m["workers"] for m in dask["models"].values()} == {2.0}
     for name in ("retry", "message"):
         assert abs(dask["models"][name]["auc"] - local["models"][name]["auc"]) < 0.03, name
     _calibrations_agree(tmp_path / "dask", local["artifact"], test_rows, TWO_WORKER_TOLERANCE)
+    _shrinkages_agree(tmp_path / "dask", local["artifact"], TWO_WORKER_SHRINKAGE_TOLERANCE)
 
     test_start = scale_history.invoices["due_at"].quantile(0.8)
     requests = history_requests(scale_history, test_start, limit=30)

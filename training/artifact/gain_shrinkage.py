@@ -71,26 +71,36 @@ class GainShrinkage:
 
 
 NO_SHRINKAGE = GainShrinkage(1.0, float("nan"), float("nan"), 0, "not fitted")
+NO_MESSAGES = GainShrinkage(
+    1.0, float("nan"), float("nan"), 0, "no messages: the fixed schedule cannot be valued"
+)
+
+
+def customer_half(customer_ids: np.ndarray | pd.Series, seed: int) -> np.ndarray:
+    """Half (0 or 1) of each customer, drawn at random from ``seed`` over the customers in
+    the order given: the history's customers table (the cluster path gathers its parts'
+    customers in part order, the order the whole history is read in, so the same
+    customers fall in each half)."""
+    return np.random.default_rng(seed).permutation(len(customer_ids)) % 2
+
+
+def history_of(history: History, keep: set | np.ndarray) -> History:
+    """The rows of ``history`` that belong to the customers in ``keep``."""
+    invoices = history.invoices[history.invoices["customer_id"].isin(keep)]
+    ids = invoices["invoice_id"]
+    return History(
+        history.customers[history.customers["customer_id"].isin(keep)],
+        invoices,
+        history.attempts[history.attempts["invoice_id"].isin(ids)],
+        history.messages[history.messages["invoice_id"].isin(ids)],
+    )
 
 
 def customer_halves(history: History, seed: int) -> tuple[History, History]:
     """The history split into two disjoint halves of its customers, drawn at random."""
     customers = history.customers["customer_id"].to_numpy()
-    half = np.random.default_rng(seed).permutation(len(customers)) % 2
-    parts = []
-    for k in (0, 1):
-        keep = set(customers[half == k])
-        invoices = history.invoices[history.invoices["customer_id"].isin(keep)]
-        ids = invoices["invoice_id"]
-        parts.append(
-            History(
-                history.customers[history.customers["customer_id"].isin(keep)],
-                invoices,
-                history.attempts[history.attempts["invoice_id"].isin(ids)],
-                history.messages[history.messages["invoice_id"].isin(ids)],
-            )
-        )
-    return parts[0], parts[1]
+    half = customer_half(customers, seed)
+    return history_of(history, customers[half == 0]), history_of(history, customers[half == 1])
 
 
 def shrinkage_factor(promised: float, cross: float) -> float:
@@ -109,14 +119,27 @@ def gain_threshold(promised: np.ndarray, quantile: float) -> float:
     return max(float(np.quantile(promised, quantile)), 0.0)
 
 
+def in_validation_period(events: pd.DataFrame, split: TimeSplit) -> pd.DataFrame:
+    """The failure events of the validation period (never the test period)."""
+    at = events["failed_at"]
+    return events[(at >= split.valid_start) & (at < split.test_start)]
+
+
+def sample_positions(total: int, count: int, seed: int) -> np.ndarray:
+    """Positions of the at most ``count`` events drawn from ``total`` (those
+    ``DataFrame.sample(random_state=seed)`` draws: they depend on the length alone, so
+    the cluster path draws the same events from its parts' counts)."""
+    return pd.RangeIndex(total).to_series().sample(min(count, total), random_state=seed).to_numpy()
+
+
+def sorted_events(chosen: pd.DataFrame) -> pd.DataFrame:
+    return chosen.sort_values("failed_at", kind="stable").reset_index(drop=True)
+
+
 def validation_events(history: History, split: TimeSplit, count: int, seed: int) -> pd.DataFrame:
     """At most ``count`` failure events of the validation period (never the test period)."""
-    events = events_from_history(history)
-    chosen = events[
-        (events["failed_at"] >= split.valid_start) & (events["failed_at"] < split.test_start)
-    ]
-    chosen = chosen.sample(min(count, len(chosen)), random_state=seed)
-    return chosen.sort_values("failed_at", kind="stable").reset_index(drop=True)
+    chosen = in_validation_period(events_from_history(history), split)
+    return sorted_events(chosen.iloc[sample_positions(len(chosen), count, seed)])
 
 
 def _decider(
@@ -164,9 +187,7 @@ def fit_gain_shrinkage(
     if settings.events == 0:
         return NO_SHRINKAGE
     if len(history.messages) == 0:
-        return GainShrinkage(
-            1.0, float("nan"), float("nan"), 0, "no messages: the fixed schedule cannot be valued"
-        )
+        return NO_MESSAGES
     halves = customer_halves(history, params.train.model.seed)
     try:
         models = [
@@ -176,14 +197,31 @@ def fit_gain_shrinkage(
             for h in halves
         ]
     except ValueError as error:
-        return GainShrinkage(1.0, float("nan"), float("nan"), 0, f"halves too small: {error}")
-    if any(m.message is None for m in models):
-        return GainShrinkage(1.0, float("nan"), float("nan"), 0, "a half has no messages")
-    deciders = [_decider(m, log_, params, table, templates) for m in models]
+        return halves_too_small(error)
     split = TimeSplit.from_due_dates(history.invoices["due_at"], params.train)
     events = validation_events(history, split, settings.events, params.train.model.seed)
+    return cross_fitted_shrinkage(models, events, log_, templates, params, table)
+
+
+def halves_too_small(error: ValueError) -> GainShrinkage:
+    return GainShrinkage(1.0, float("nan"), float("nan"), 0, f"halves too small: {error}")
+
+
+def cross_fitted_shrinkage(
+    models: list[TrainedModels],
+    events: pd.DataFrame,
+    log_: pd.DataFrame,
+    templates: list[str],
+    params: Params,
+    table: DeclineTable,
+) -> GainShrinkage:
+    """The factor and threshold from the two halves' ``models``: each half's policy
+    searches ``events`` (validation-period failures), both halves value the schedules."""
+    if any(m.message is None for m in models):
+        return GainShrinkage(1.0, float("nan"), float("nan"), 0, "a half has no messages")
     if events.empty:
         return GainShrinkage(1.0, float("nan"), float("nan"), 0, "no validation-period events")
+    deciders = [_decider(m, log_, params, table, templates) for m in models]
     promised, cross = [], []
     for k in (0, 1):
         own, other = _gains(deciders[k], [deciders[k], deciders[1 - k]], events)
@@ -196,7 +234,7 @@ def fit_gain_shrinkage(
         mean_promised,
         mean_cross,
         len(events),
-        threshold=gain_threshold(own_gains, settings.from_quantile),
+        threshold=gain_threshold(own_gains, params.train.gain_shrinkage.from_quantile),
     )
     log.info(
         "searched gains: promised %.3f, cross-valued %.3f, factor %.2f above %.3f",

@@ -254,6 +254,8 @@ def fit_on_cluster(
         meta=pd.Series(dtype=float),
         verify_meta=False,
     )
+    # LightGBM's machines are the workers holding the training rows
+    workers = {w for held_by in client.who_has(kept).values() for w in held_by}
     started = time.perf_counter()
     estimator = DaskLGBMClassifier(client=client, **booster_options(params))
     with warnings.catch_warnings():  # the wrapper always passes n_jobs; Dask sets threads
@@ -261,9 +263,10 @@ def fit_on_cluster(
         estimator.fit(x, y, sample_weight=w, categorical_feature=list(categories))
     fit_seconds = time.perf_counter() - started
     log.info(
-        "%s model: %d rounds boosted on the cluster in %.1fs",
+        "%s model: %d rounds boosted on %d workers in %.1fs",
         name,
         params.num_boost_round,
+        len(workers),
         fit_seconds,
     )
     booster = estimator.to_local().booster_
@@ -324,6 +327,7 @@ def fit_on_cluster(
     metrics = binary_metrics(y_test, p_test, model.base_rate)
     metrics["train_rows"] = float(train_n)
     metrics["best_iteration"] = float(best)
+    metrics["workers"] = float(len(workers))
     test_rows = None
     if gather_test:
         frames = client.gather(test)

@@ -8,7 +8,9 @@ on a Dask cluster, and the same artifact, metrics and MLflow run at the end.
 3. each worker builds its parts' training rows with ``build_training_data`` (one code
    path with the in-process stage); the rows stay on the workers;
 4. each model is fitted with ``lightgbm.dask`` and calibrated (``training/scale/fit.py``);
-5. the local booster, calibration map, customer log and customers go into the same
+5. the gain shrinkage is measured as in process, its two customer halves trained on the
+   cluster the same way (``training/scale/shrinkage.py``);
+6. the local booster, calibration map, customer log and customers go into the same
    decision artifact, written and tracked by the pipeline's ``finish_train``.
 """
 
@@ -21,24 +23,24 @@ from typing import Any
 
 import pandas as pd
 
-from training.artifact.gain_shrinkage import NO_SHRINKAGE, GainShrinkage
+from training.artifact.gain_shrinkage import GainShrinkage
 from training.config.params import Params
 from training.contract.errors import ContractError
 from training.contract.partitioned import is_partitioned, list_parts
 from training.declines.table import load_decline_table
-from training.features.frames import CATEGORICAL
 from training.models.datasets import Dataset, TrainingData
-from training.models.fit import (
-    CALIBRATION_GROUPS,
-    MODEL_FEATURES,
-    PAIR_RATES,
-    TrainedModels,
-    TrainResult,
-)
+from training.models.fit import TrainResult
 from training.models.split import TimeSplit
 from training.pipeline.train_stage import TrainInputError, TrainOutcome, finish_train
 from training.scale.cluster import cluster_client
-from training.scale.fit import ClusterFit, fit_on_cluster
+from training.scale.models import (
+    fit_models_on_cluster,
+    model_names,
+    release,
+    rows_on_cluster,
+    trained_models,
+    wait,
+)
 from training.scale.parts import (
     DUE_AT,
     INVOICE,
@@ -47,31 +49,12 @@ from training.scale.parts import (
     PartSummary,
     combined_fingerprint,
     combined_report,
-    model_rows,
     summarize,
-    training_rows,
     validate_part,
 )
+from training.scale.shrinkage import gain_shrinkage_on_cluster
 
 log = logging.getLogger(__name__)
-CHAMPION_MODELS = ("retry", "message")  # the champion check scores their test rows
-# the gain shrinkage needs two half trainings and the searches on the whole history's
-# validation events; the cluster path does not measure it yet (docs/scale.md)
-NOT_MEASURED_ON_CLUSTER = GainShrinkage(
-    1.0, float("nan"), float("nan"), 0, "not measured on the cluster path (docs/scale.md)"
-)
-
-
-def wait(futures: list[Any]) -> None:
-    from dask.distributed import wait as wait_for
-
-    wait_for(futures)
-
-
-def _release(*futures: Any) -> None:
-    for group in futures:
-        for future in group:
-            future.release()
 
 
 def _empty_dataset(rows: pd.DataFrame) -> Dataset:
@@ -126,9 +109,10 @@ def validate_on_cluster(
 
 def train_on_client(
     client: Any, data: Path, params: Params, gather_test: bool
-) -> tuple[TrainResult, pd.DataFrame, list[str], dict[str, Any]]:
+) -> tuple[TrainResult, pd.DataFrame, list[str], dict[str, Any], GainShrinkage]:
     """Fit the models on the cluster behind ``client``; returns the train result, the
-    customers, the templates and the data fingerprint (what ``finish_train`` needs)."""
+    customers, the templates, the data fingerprint and the gain shrinkage (what
+    ``finish_train`` needs)."""
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     validated, summaries = validate_on_cluster(client, data, params)
@@ -150,56 +134,23 @@ def train_on_client(
 
     mark = time.perf_counter()
     table = load_decline_table()
-    rows = client.map(
-        training_rows,
-        validated,
-        params=params.train,
-        table=table,
-        update=params.retry_rules.update_requests,
-        history_start=due.min(),
-        split=split,
-    )
-    has_messages = fingerprint["rows"]["messages"] > 0
-    names = ("retry", "message", "self_cure") if has_messages else ("retry", "self_cure")
-    # each model's rows of each period, apart, so a model's rows leave the workers'
-    # memory once it is fitted; the parts' full results are released here
-    by_model = {
-        name: {
-            period: client.map(model_rows, rows, name=name, period=period)
-            for period in ("train", "valid", "test")
-        }
-        for name in names
-    }
+    names = model_names(fingerprint["rows"]["messages"] > 0)
+    rows, by_model = rows_on_cluster(client, validated, params, table, split, due.min(), names)
     logs = client.map(_log, rows)
     example = client.submit(_example_events, rows[0])
     empty = {name: client.submit(_rows_head, rows[0], name) for name in names}
     wait([f for periods in by_model.values() for group in periods.values() for f in group])
-    _release(validated, rows)
+    # the parts' full results are released here; the validated parts stay for the gain
+    # shrinkage's halves and events when it is measured
+    shrinkage_measured = params.train.gain_shrinkage.events > 0
+    release(rows)
+    if not shrinkage_measured:
+        release(validated)
     seconds["features"] = time.perf_counter() - mark
     log.info("features built on the workers in %.1fs", seconds["features"])
 
-    fits: dict[str, ClusterFit] = {}
     try:
-        for name in names:
-            mark = time.perf_counter()
-            periods = by_model.pop(name)
-            features = list(MODEL_FEATURES[name])
-            fits[name] = fit_on_cluster(
-                client,
-                name,
-                periods["train"],
-                periods["valid"],
-                periods["test"],
-                features,
-                [c for c in CATEGORICAL if c in features],
-                params.train.model,
-                PAIR_RATES.get(name, ()),
-                gather_test=gather_test and name in CHAMPION_MODELS,
-                calibration_groups=CALIBRATION_GROUPS[name],
-            )
-            _release(*periods.values())
-            seconds[f"fit_{name}"] = time.perf_counter() - mark
-            log.info("%s model fitted on the cluster in %.1fs", name, seconds[f"fit_{name}"])
+        fits = fit_models_on_cluster(client, by_model, params, gather_test, seconds)
     except ValueError as error:
         raise TrainInputError(f"cannot train on {data}: {error}") from error
 
@@ -216,11 +167,7 @@ def train_on_client(
         data_rows[name] = gathered or _empty_dataset(empty_rows.get(name, empty_rows["retry"]))
     seconds["total"] = time.perf_counter() - started
     result = TrainResult(
-        models=TrainedModels(
-            fits["retry"].model,
-            fits["message"].model if "message" in fits else None,
-            fits["self_cure"].model,
-        ),
+        models=trained_models(fits),
         split=split,
         data=TrainingData(
             data_rows["retry"],
@@ -236,7 +183,14 @@ def train_on_client(
     )
     customers = pd.concat([s.customers for s in summaries], ignore_index=True)
     templates = sorted(set().union(*(s.templates for s in summaries)))
-    return result, customers, templates, fingerprint
+    mark = time.perf_counter()
+    shrinkage = gain_shrinkage_on_cluster(
+        client, validated, summaries, split, customer_log, templates, params, table
+    )
+    if shrinkage_measured:
+        release(validated)
+        seconds["gain_shrinkage"] = time.perf_counter() - mark
+    return result, customers, templates, fingerprint, shrinkage
 
 
 def run_train_on_cluster(
@@ -253,10 +207,12 @@ def run_train_on_cluster(
     started = time.perf_counter()
     with cluster_client(cluster) as client:
         log.info("Dask cluster %s: %s", cluster, client.scheduler_info()["address"])
-        result, customers, templates, fingerprint = train_on_client(
+        result, customers, templates, fingerprint, shrinkage = train_on_client(
             client, Path(data), params, gather_test=register
         )
-    seconds = {f"train_{k}": v for k, v in result.seconds.items()}
+    seconds = {f"train_{k}": v for k, v in result.seconds.items() if k != "gain_shrinkage"}
+    if "gain_shrinkage" in result.seconds:  # the in-process stage's name for the step
+        seconds["gain_shrinkage"] = result.seconds["gain_shrinkage"]
     return finish_train(
         result,
         customers,
@@ -271,5 +227,5 @@ def run_train_on_cluster(
         register,
         seconds,
         started,
-        NO_SHRINKAGE if params.train.gain_shrinkage.events == 0 else NOT_MEASURED_ON_CLUSTER,
+        shrinkage,
     )
