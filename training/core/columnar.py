@@ -65,6 +65,14 @@ def _array(values: Any) -> Any:
     raise TypeError(f"expected an array, got {type(values).__name__}")
 
 
+def object_array(values: Any) -> np.ndarray:
+    """A 1-D object array of ``values`` (``np.array`` would nest lists or tuples into more
+    dimensions, or guess a dtype)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
 def column_values(frame: pd.DataFrame, name: str) -> Any:
     """The values of column ``name`` as its Series holds them (a numpy array, or the
     extension array of a time-zone-aware column: ``frame[name]._values``), without

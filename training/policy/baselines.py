@@ -398,8 +398,8 @@ def message_templates(
     (``payment_method_updated_at``); the customer is then not asked to update it again
     for a card problem, but sent the payment link. A decline that must not be retried
     still asks for another payment method."""
-    category = decisions["category"].to_numpy()
-    retryable = decisions["retryable"].to_numpy()
+    category = column_array(decisions, "category", object)
+    retryable = column_array(decisions, "retryable", object)
     updated = np.zeros(len(category), dtype=bool) if card_updated is None else card_updated
     card_problem = np.isin(category, config.card_problem_categories) & ~updated
     needs_new_method = (retryable == "no") | (
@@ -424,6 +424,22 @@ def rules_baseline(
     ``decisions`` (``rules.decide_many`` of these events, same order) may be passed when
     the caller already has them.
     """
+    columns = rules_baseline_columns(
+        events, previous_attempts, rules, config, decisions, quiet_hours=quiet_hours
+    )
+    return schedule_frames(columns)
+
+
+def rules_baseline_columns(
+    events: pd.DataFrame,
+    previous_attempts: pd.DataFrame | None,
+    rules: RetryRules,
+    config: BaselineConfig | None = None,
+    decisions: pd.DataFrame | None = None,
+    *,
+    quiet_hours: QuietHours,
+) -> ScheduleColumns:
+    """:func:`rules_baseline` as columns (what the fallback answers from)."""
     config = config or BaselineConfig()
     ev = _Events(events)
     decisions = _decisions(rules, ev, previous_attempts, decisions)
@@ -443,8 +459,8 @@ def rules_baseline(
     )
     plausible = _update_plausible(ev, messages, rules)
 
-    funds = decisions["category"].to_numpy() == "insufficient_funds"
-    needs_update = decisions["needs_update_first"].to_numpy(dtype=bool)
+    funds = column_array(decisions, "category", object) == "insufficient_funds"
+    needs_update = column_array(decisions, "needs_update_first", bool)
     payday_pos, payday_at = _payday_mornings(ev, every[funds], config)
     soft_pos, _, soft_days = _slots(every[~funds & ~needs_update], config.soft_retry_days)
     soft_at = _at_same_clock(ev, soft_pos, soft_days)
@@ -465,7 +481,7 @@ def rules_baseline(
         ),
         plausible,
     )
-    return schedule_frames(_schedule_columns(ev, retry_pos, retry_at, messages))
+    return _schedule_columns(ev, retry_pos, retry_at, messages)
 
 
 def no_action(
@@ -479,17 +495,17 @@ def no_action(
 
 
 def rules_reasons(
-    ev: pd.DataFrame, decisions: pd.DataFrame, schedules: Schedules, quiet_hours: QuietHours
+    ev: pd.DataFrame, decisions: pd.DataFrame, schedule: ScheduleColumns, quiet_hours: QuietHours
 ) -> list[list[str]]:
-    """Plain-words reasons for :func:`rules_baseline` schedules, one list per event."""
+    """Plain-words reasons for :func:`rules_baseline` schedules (``schedule``: its
+    columns, :func:`rules_baseline_columns`), one list per event."""
     # numpy, not pandas string methods and a group-by: a lone request pays each in full
-    labels, code = np.unique(decisions["category"].to_numpy().astype(str), return_inverse=True)
+    category_codes = column_array(decisions, "category", object).astype(str)
+    labels, code = np.unique(category_codes, return_inverse=True)
     category = np.array([label.replace("_", " ") for label in labels], dtype=object)[code]
-    retryable = decisions["retryable"].to_numpy()
-    retried, counts = np.unique(
-        schedules.retries["event_id"].to_numpy().astype(str), return_counts=True
-    )
-    ids = ev["event_id"].to_numpy().astype(str)
+    retryable = column_array(decisions, "retryable", object)
+    retried, counts = np.unique(schedule[0]["event_id"].astype(str), return_counts=True)
+    ids = column_array(ev, "event_id", object).astype(str)
     n_retries = np.zeros(len(ids), dtype=np.int64)
     if len(retried):
         at = np.minimum(np.searchsorted(retried, ids), len(retried) - 1)
@@ -497,7 +513,7 @@ def rules_reasons(
     first = np.select(
         [
             retryable == "no",
-            decisions["needs_update_first"].to_numpy(dtype=bool),
+            column_array(decisions, "needs_update_first", bool),
             (labels[code] == "insufficient_funds") & (n_retries > 0),
             n_retries > 0,
         ],
@@ -512,13 +528,14 @@ def rules_reasons(
         ],
         default=category + ": no retry allowed within the constraints; messages only",
     )
-    sms_blocked = ev["allow_sms"].to_numpy() & ~ev["sms_opt_in"].to_numpy()
+    sms_blocked = column_array(ev, "allow_sms", bool) & ~column_array(ev, "sms_opt_in", bool)
     quiet = (
         f"messages outside the customer's quiet hours "
         f"({quiet_hours.start_hour:02d}:00-{quiet_hours.end_hour:02d}:00 local)"
     )
+    explanation = column_array(decisions, "explanation", object).tolist()
     reasons = []
-    for text, blocked, rule in zip(first, sms_blocked, decisions["explanation"], strict=True):
+    for text, blocked, rule in zip(first.tolist(), sms_blocked.tolist(), explanation, strict=True):
         extra = ["no SMS: the customer has not opted in"] if blocked else []
         reasons.append([str(text), quiet, *extra, f"rule: {rule}"])
     return reasons
