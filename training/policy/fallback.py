@@ -13,9 +13,9 @@ import pandas as pd
 
 from training.config.baselines import BaselineConfig
 from training.config.quiet_hours import QuietHours
-from training.declines.rules import RetryRules
 from training.core.columnar import column_array, object_array
 from training.core.frames import numbered
+from training.declines.rules import RetryRules
 from training.policy.baselines import rules_baseline_columns, rules_reasons
 from training.policy.decisions import DecisionColumns, Decisions, new_decision_ids
 
@@ -77,4 +77,3 @@ class FallbackDecider:
         retries = {**retries, "success_probability": np.full(len(retries["at"]), np.nan)}
         messages = {**messages, "response_probability": np.full(len(messages["send_at"]), np.nan)}
         return Decisions.from_columns(DecisionColumns(summary, retries, messages))
-
