@@ -44,7 +44,13 @@ import pandas as pd
 from training.config import retry_limits as src
 from training.config.retry_limits import RetryLimits
 from training.contract.tables import PAYMENT_METHODS
-from training.core.columnar import column_array, column_flags, column_values, frame_of_arrays
+from training.core.columnar import (
+    column_array,
+    column_flags,
+    column_values,
+    frame_of_arrays,
+    utc_array,
+)
 from training.declines.table import (
     DEBIT_VOCABULARIES,
     HARD_CATEGORIES,
@@ -752,7 +758,7 @@ def _not_before(
     where no retry is left."""
     none = (max_retries <= 0) | (wait_ns == _NAT)
     ns = np.where(none, _NAT, failed_at.view(np.int64) + wait_ns)
-    return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC").array
+    return utc_array(ns)
 
 
 def _rule(
