@@ -99,6 +99,9 @@ class _Events:
         return self.timezone[pos] if zone is None else zone
 
     def positions(self, event_ids: pd.Series | np.ndarray) -> np.ndarray:
+        """Position of each id among the events (-1: none); one event without an index."""
+        if self.n == 1:
+            return np.where(np.asarray(event_ids, dtype=object) == self.event_id[0], 0, -1)
         index = pd.Index(self.event_id)
         return index.get_indexer(pd.Index(event_ids))
 
@@ -119,12 +122,13 @@ def _slots(pos: np.ndarray, days: tuple[float, ...]) -> tuple[np.ndarray, np.nda
     )
 
 
-def _at_same_clock(ev: _Events, pos: np.ndarray, days: np.ndarray) -> np.ndarray:
-    """The failure moved by ``days`` keeping the local wall-clock time (DST-safe)."""
+def _at_same_clock(
+    ev: _Events, pos: np.ndarray, slot: np.ndarray, days: tuple[float, ...]
+) -> np.ndarray:
+    """The failure moved by ``days[slot]`` keeping the local wall-clock time (DST-safe)."""
     if len(pos) == 0:
         return np.empty(0, dtype="int64")
-    offsets, slot = np.unique(np.asarray(days, dtype=float), return_inverse=True)
-    shift = _day_shifts(tuple(offsets.tolist()))[slot.ravel()]
+    shift = _day_shifts(tuple(days))[slot]
     return local_to_utc_ns(ev.local_failed[pos] + shift, ev.zones(pos))
 
 
@@ -138,9 +142,9 @@ def _first_attempt(ev: _Events, previous: pd.DataFrame | None) -> np.ndarray:
     first = ev.failed.copy()
     if previous is None or previous.empty:
         return first
-    pos = ev.positions(previous["event_id"])
+    pos = ev.positions(column_array(previous, "event_id", object))
     keep = pos >= 0
-    np.minimum.at(first, pos[keep], to_ns(previous["attempted_at"])[keep])
+    np.minimum.at(first, pos[keep], to_ns(column_values(previous, "attempted_at"))[keep])
     return first
 
 
@@ -360,23 +364,23 @@ def fixed_schedule_columns(
     ev = _Events(events)
     decisions = _decisions(rules, ev, previous_attempts, decisions)
     every = np.arange(ev.n)
-    pos, _, days = _slots(every, config.fixed_message_days)
+    pos, slot, _ = _slots(every, config.fixed_message_days)
     messages = _fit_messages(
         ev,
         quiet_hours,
         pos,
-        _at_same_clock(ev, pos, days),
+        _at_same_clock(ev, pos, slot, config.fixed_message_days),
         np.full(len(pos), config.fixed_message_channel, dtype=object),
         np.full(len(pos), config.fixed_message_template, dtype=object),
     )
-    pos, _, days = _slots(every, config.fixed_retry_days)
+    pos, slot, _ = _slots(every, config.fixed_retry_days)
     retry_pos, retry_at = _clip_retries(
         ev,
         decisions,
         rules,
         previous_attempts,
         pos,
-        _at_same_clock(ev, pos, days),
+        _at_same_clock(ev, pos, slot, config.fixed_retry_days),
         np.ones(len(pos), dtype=bool),
         _update_plausible(ev, messages, rules),
     )
@@ -445,13 +449,13 @@ def rules_baseline_columns(
     decisions = _decisions(rules, ev, previous_attempts, decisions)
     every = np.arange(ev.n)
 
-    pos, slot, days = _slots(every, config.rules_message_days)
+    pos, slot, _ = _slots(every, config.rules_message_days)
     channels = np.asarray(config.rules_message_channels, dtype=object)
     messages = _fit_messages(
         ev,
         quiet_hours,
         pos,
-        _at_same_clock(ev, pos, days),
+        _at_same_clock(ev, pos, slot, config.rules_message_days),
         channels[slot % len(channels)],
         message_templates(
             decisions, config, rules.limits.update_message_templates[0], ev.card_updated
@@ -462,8 +466,8 @@ def rules_baseline_columns(
     funds = column_array(decisions, "category", object) == "insufficient_funds"
     needs_update = column_array(decisions, "needs_update_first", bool)
     payday_pos, payday_at = _payday_mornings(ev, every[funds], config)
-    soft_pos, _, soft_days = _slots(every[~funds & ~needs_update], config.soft_retry_days)
-    soft_at = _at_same_clock(ev, soft_pos, soft_days)
+    soft_pos, soft_slot, _ = _slots(every[~funds & ~needs_update], config.soft_retry_days)
+    soft_at = _at_same_clock(ev, soft_pos, soft_slot, config.soft_retry_days)
     upd_pos, _, upd_days = _slots(
         every[needs_update & (plausible != NAT)], config.update_retry_days
     )
