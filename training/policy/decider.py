@@ -12,6 +12,7 @@ from training.config.policy import PolicyConfig
 from training.core.columnar import column_array
 from training.core.frames import numbered
 from training.core.localtime import HOUR_NS, from_ns, to_ns
+from training.core.randomness import process_rng
 from training.declines.rules import RetryRules
 from training.features.dunning_state import state_of_rows
 from training.models.matrix import EventMatrix, as_event_matrix
@@ -181,7 +182,7 @@ class ModelDecider:
         shifts = np.array([0, *self.config.exploration_shifts_hours], dtype=np.int64)
         arms = len(shifts)
         rate = self.config.exploration_rate
-        draw = np.random.default_rng().random(len(events))
+        draw = process_rng().random(len(events))
         arm = np.where(draw < rate, np.floor(draw / rate * arms).astype(int), 0)
         arm = np.minimum(arm, arms - 1)  # arm 0: the searched schedule
         pos = _positions(events["event_id"].to_numpy(), retries["event_id"].to_numpy())
