@@ -1,7 +1,7 @@
 """CPU time of each stage of a lone decision, replayed alone on fresh frames.
 
     python benchmarks/bench_stages.py [STAGE ...] [--calls 200] [--passes 5]
-        [--work /tmp/smartretry-bench] [--profile]
+        [--work /tmp/smartretry-bench] [--profile [--sort cumulative] [--lines 30]]
 
 Decides ``--calls`` lone held-out requests through ``training.api.service.recommend``
 with the model of ``bench_world.py``, keeping each stage's arguments (frames copied
@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--work", type=Path, default=Path("/tmp/smartretry-bench"))
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sort", default="tottime", help="cProfile order (tottime, cumulative)")
+    parser.add_argument("--lines", type=int, default=30, help="cProfile lines shown")
     args = parser.parse_args()
 
     import training.api.service as service
@@ -99,7 +101,7 @@ def main() -> None:
         for function, call_args, kwargs in calls:
             function(*call_args, **kwargs)
         profile.disable()
-        pstats.Stats(profile).sort_stats("tottime").print_stats(30)
+        pstats.Stats(profile).sort_stats(args.sort).print_stats(args.lines)
 
 
 if __name__ == "__main__":

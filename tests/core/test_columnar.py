@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.core.columnar import column_array, column_flags, column_values, frame_of_arrays
+from training.core.columnar import (
+    column_array,
+    column_flags,
+    column_values,
+    frame_of_arrays,
+    utc_array,
+    utc_index,
+)
 from training.core.localtime import to_ns
 
 
@@ -89,3 +96,23 @@ def test_column_array_and_flags_are_the_public_conversions() -> None:
         assert pd.Series(got).equals(pd.Series(expected)), (name, dtype)
     assert column_flags(frame, "flag").tolist() == [True, False, True]
     assert column_flags(frame, "maybe").tolist() == [True, False, False]
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_utc_times_equal_the_public_conversion(n: int) -> None:
+    ns = np.array([np.iinfo(np.int64).min, 0, 1_700_000_000_123_456_789, -5, 7][:n])
+    expected = pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
+    index = utc_index(ns)
+    pd.testing.assert_index_equal(index, expected, exact=True)
+    assert index.freq is None and index.name is None
+    pd.testing.assert_extension_array_equal(utc_array(ns), expected.array)
+    assert utc_index(ns.tolist()).equals(expected)  # any int64-like input
+    if n:
+        assert pd.isna(index[0])  # the smallest int64 is NaT
+        ns[-1] += 1  # a copy: the caller's array may change afterwards
+        assert index.asi8[-1] == expected.asi8[-1] != ns[-1]
+
+
+def test_utc_times_refuse_more_than_one_dimension() -> None:
+    with pytest.raises(ValueError, match="1-D"):
+        utc_array(np.zeros((2, 2), dtype=np.int64))

@@ -93,6 +93,24 @@ def test_dunning_start_is_the_earliest_known_attempt():
     assert dunning_start_ns(events, _previous())[2] == NAT
 
 
+def test_one_event_alone_gets_what_it_gets_among_others():
+    """A lone request's path (one event, no factorize or index) equals the general one,
+    with a missing failure time too."""
+    events = _events()
+    events.loc[2, "failed_at"] = pd.NaT
+    previous = _previous()
+    counts = previous_attempt_counts(events, previous)
+    starts = dunning_start_ns(events, previous)
+    for row in range(3):
+        alone = events.iloc[[row]].reset_index(drop=True)
+        assert previous_attempt_counts(alone, previous).tolist() == [counts[row]]
+        assert dunning_start_ns(alone, previous).tolist() == [starts[row]]
+        assert (
+            dunning_start_ns(alone, previous.iloc[4:]).tolist()
+            == to_ns(alone["failed_at"]).tolist()
+        )
+
+
 def test_column_dicts_are_the_feature_frames(history, table):
     events = events_from_history(history).head(300).copy()
     events.loc[events.index[:5], "timezone"] = None  # missing zone: local time is UTC

@@ -27,7 +27,7 @@ import pandas as pd
 
 from training.config.request_defaults import COLD_START_CUSTOMER, DEFAULT_CONSTRAINTS
 from training.contract.tables import CUSTOMER_FIELDS
-from training.core.columnar import frame_of_arrays
+from training.core.columnar import frame_of_arrays, utc_index
 from training.core.frames import EVENT_COLUMNS
 
 EXTRA_EVENT_COLUMNS = ("plan", "customer_source")
@@ -117,7 +117,7 @@ def _utc(values: list[Any]) -> pd.DatetimeIndex:
     """Timestamps (aware ``datetime``, ISO strings, ``None``) as UTC nanoseconds."""
     fast = _aware_ns(values)
     if fast is not None:
-        return pd.DatetimeIndex(fast.view("M8[ns]"), tz="UTC")
+        return utc_index(fast)
     return pd.DatetimeIndex(pd.to_datetime(_objects(values), utc=True)).as_unit("ns")
 
 

@@ -29,10 +29,17 @@ def group_starts(sorted_keys: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(np.where(group_first(sorted_keys), np.arange(n), 0))
 
 
+def _one_group(keys: np.ndarray) -> bool:
+    """All keys equal (one event's rows, a lone request's case): one run."""
+    return len(keys) > 0 and bool((keys == keys[0]).all())
+
+
 def rank_in_group(sorted_keys: np.ndarray) -> np.ndarray:
     """0, 1, 2, ... within runs of equal keys."""
     if len(sorted_keys) == 0:
         return np.zeros(0, dtype=np.intp)
+    if _one_group(sorted_keys):
+        return np.arange(len(sorted_keys))
     return np.arange(len(sorted_keys)) - group_starts(sorted_keys)
 
 
@@ -50,6 +57,8 @@ def cummax_in_group(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     """
     if len(values) == 0:
         return values
+    if _one_group(sorted_keys):
+        return np.maximum.accumulate(values)
     uniques, rank = np.unique(values, return_inverse=True)
     run = np.cumsum(group_first(sorted_keys)) - 1
     offset = run * len(uniques)

@@ -51,6 +51,15 @@ RETRY_COLUMNS = ("event_id", "at")
 MESSAGE_COLUMNS = ("event_id", "send_at", "channel", "template")
 
 
+def numbered(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame.reset_index(drop=True)``, without the copy when its rows are numbered 0..n-1
+    already (the decision's frames are never changed in place)."""
+    index = frame.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return frame
+    return frame.reset_index(drop=True)
+
+
 def empty_retries() -> pd.DataFrame:
     return pd.DataFrame(
         {"event_id": pd.Series(dtype=object), "at": pd.Series(dtype="datetime64[ns, UTC]")}

@@ -44,7 +44,13 @@ import pandas as pd
 from training.config import retry_limits as src
 from training.config.retry_limits import RetryLimits
 from training.contract.tables import PAYMENT_METHODS
-from training.core.columnar import column_array, column_flags, column_values, frame_of_arrays
+from training.core.columnar import (
+    column_array,
+    column_flags,
+    column_values,
+    frame_of_arrays,
+    utc_array,
+)
 from training.declines.table import (
     DEBIT_VOCABULARIES,
     HARD_CATEGORIES,
@@ -116,8 +122,8 @@ class _Events:
     processor: np.ndarray  # normalized vocabulary names
     payment_method: np.ndarray
     card_brand: np.ndarray  # "" when missing
-    decline_code: pd.Series  # as given
-    merchant_advice_code: pd.Series  # as given
+    decline_code: np.ndarray | pd.api.extensions.ExtensionArray  # the column's values, as given
+    merchant_advice_code: np.ndarray | pd.api.extensions.ExtensionArray
     failed_at: np.ndarray  # datetime64[ns], UTC
     card_updated: np.ndarray
 
@@ -225,6 +231,21 @@ def utc_ns(values: pd.Series, what: str) -> np.ndarray:
     if missing.any():
         rows = values.index[missing].tolist()[:10]
         raise ValueError(f"{what}: missing or unparseable timestamp at row(s) {rows}")
+    return ns.view("datetime64[ns]")
+
+
+def _utc_column(frame: pd.DataFrame, name: str, what: str) -> np.ndarray:
+    """:func:`utc_ns` of column ``name``, without building its Series when it holds
+    timestamps and none is missing (the usual case)."""
+    values = column_values(frame, name)
+    if isinstance(values, pd.arrays.DatetimeArray):
+        ns = (values if values.unit == "ns" else values.as_unit("ns")).asi8
+    elif isinstance(values, np.ndarray) and values.dtype.kind == "M":  # naive: UTC
+        ns = values.astype("datetime64[ns]").view(np.int64)
+    else:
+        return utc_ns(frame[name], what)
+    if (ns == _NAT).any():
+        return utc_ns(frame[name], what)  # raises, naming the rows
     return ns.view("datetime64[ns]")
 
 
@@ -450,7 +471,8 @@ class RetryRules:
 
     # -- helpers -----------------------------------------------------------------------
     def _prepare_events(self, events: pd.DataFrame) -> _Events:
-        missing = [c for c in EVENT_COLUMNS if c not in events.columns]
+        names = set(events.columns)  # one set, not an index lookup per name
+        missing = [c for c in EVENT_COLUMNS if c not in names]
         if missing:
             raise ValueError(f"events: missing column(s) {missing}")
         ids = column_array(events, "event_id")
@@ -473,8 +495,8 @@ class RetryRules:
                 f"{events.index[bad].tolist()[:10]}"
             )
         brand = _clean_tokens(column_values(events, "card_brand"), missing="")
-        failed_at = utc_ns(events["failed_at"], "events.failed_at")
-        if "card_updated" not in events:
+        failed_at = _utc_column(events, "failed_at", "events.failed_at")
+        if "card_updated" not in names:
             updated = np.zeros(len(events), dtype=bool)
         else:
             updated = column_flags(events, "card_updated")
@@ -484,8 +506,8 @@ class RetryRules:
             processor=processor,
             payment_method=method,
             card_brand=brand,
-            decline_code=events["decline_code"],
-            merchant_advice_code=events["merchant_advice_code"],
+            decline_code=column_values(events, "decline_code"),
+            merchant_advice_code=column_values(events, "merchant_advice_code"),
             failed_at=failed_at,
             card_updated=updated,
         )
@@ -647,13 +669,15 @@ def _advice(table: DeclineTable, ev: _Events) -> _Advice:
     )
 
 
-def _card_only(mac_code: pd.Series, is_card: np.ndarray) -> list[str | None]:
-    """The MACs as text, missing for events that are not card payments (MACs are
-    card-only): ``text_values(mac_code.where(is_card))`` without the Series ``where``."""
+def _card_only(
+    mac_code: np.ndarray | pd.api.extensions.ExtensionArray, is_card: np.ndarray
+) -> list[str | None]:
+    """The MACs (a column's values) as text, missing for events that are not card payments
+    (MACs are card-only): ``text_values(Series.where(is_card))`` without the Series."""
     if is_card.all():
         return text_values(mac_code)
     if mac_code.dtype != object:  # ``where`` may change the dtype, hence the spelling
-        return text_values(mac_code.where(is_card))
+        return text_values(pd.Series(mac_code, copy=False).where(is_card))
     texts = _object_array(text_values(mac_code))
     return np.where(is_card, texts, _object_array([None] * len(texts))).tolist()
 
@@ -752,7 +776,7 @@ def _not_before(
     where no retry is left."""
     none = (max_retries <= 0) | (wait_ns == _NAT)
     ns = np.where(none, _NAT, failed_at.view(np.int64) + wait_ns)
-    return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC").array
+    return utc_array(ns)
 
 
 def _rule(
@@ -821,15 +845,20 @@ def _clean_tokens(values: pd.Series | np.ndarray, missing: str | None = None) ->
 
 def _unique_ids(ids: np.ndarray) -> bool:
     """No id missing or repeated (one id needs no index)."""
-    if len(ids) <= 1:
-        return not pd.isna(ids).any()
+    if len(ids) == 1:
+        return not pd.isna(ids[0])
+    if len(ids) == 0:
+        return True
     index = pd.Index(ids)
     return not index.hasnans and index.is_unique
 
 
 def _among(values: np.ndarray, allowed: Iterable[str]) -> np.ndarray:
-    """Membership for object arrays that may hold ``None`` (``np.isin`` may sort them)."""
+    """Membership for object arrays that may hold ``None`` (``np.isin`` may sort them),
+    checked once per distinct value (a column holds a handful), compared once per hit."""
+    allowed = set(allowed)
+    hits = [value for value in set(values.tolist()) if value in allowed]
     found = np.zeros(len(values), dtype=bool)
-    for name in allowed:
+    for name in hits:
         found |= values == name
     return found

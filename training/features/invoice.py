@@ -91,7 +91,10 @@ def previous_attempt_counts(
     """Number of ``previous_attempts`` rows of each event (by ``event_id``), as float."""
     if previous_attempts is None or not len(previous_attempts):
         return np.zeros(len(events))
-    codes, ids = pd.factorize(previous_attempts["event_id"].to_numpy(dtype=object))
+    previous_ids = column_array(previous_attempts, "event_id", object)
+    if len(events) == 1:  # one event (a lone request): no factorize, no index
+        return np.array([(previous_ids == column_array(events, "event_id")[0]).sum()], float)
+    codes, ids = pd.factorize(previous_ids)
     counts = np.append(np.bincount(codes[codes >= 0], minlength=len(ids)), 0).astype(float)
     position = pd.Index(ids).get_indexer(events["event_id"].to_numpy(dtype=object))
     return counts[position]  # -1 (no previous attempt) picks the appended 0
@@ -103,8 +106,14 @@ def dunning_start_ns(events: pd.DataFrame, previous_attempts: pd.DataFrame | Non
     start = to_ns(column_values(events, "failed_at")).copy()
     if previous_attempts is None or not len(previous_attempts):
         return start
-    codes, ids = pd.factorize(previous_attempts["event_id"].to_numpy(dtype=object))
-    at = to_ns(previous_attempts["attempted_at"])
+    previous_ids = column_array(previous_attempts, "event_id", object)
+    at = to_ns(column_values(previous_attempts, "attempted_at"))
+    if len(events) == 1:  # one event (a lone request): its rows by one comparison
+        mine = at[(previous_ids == column_array(events, "event_id")[0]) & (at != NAT)]
+        if len(mine) and (start[0] == NAT or mine.min() < start[0]):
+            start[0] = mine.min()
+        return start
+    codes, ids = pd.factorize(previous_ids)
     keep = (codes >= 0) & (at != NAT)
     earliest = np.full(len(ids) + 1, LATEST, dtype=np.int64)  # last: events without any
     np.minimum.at(earliest, codes[keep], at[keep])

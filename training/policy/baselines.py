@@ -99,6 +99,9 @@ class _Events:
         return self.timezone[pos] if zone is None else zone
 
     def positions(self, event_ids: pd.Series | np.ndarray) -> np.ndarray:
+        """Position of each id among the events (-1: none); one event without an index."""
+        if self.n == 1:
+            return np.where(np.asarray(event_ids, dtype=object) == self.event_id[0], 0, -1)
         index = pd.Index(self.event_id)
         return index.get_indexer(pd.Index(event_ids))
 
@@ -119,12 +122,13 @@ def _slots(pos: np.ndarray, days: tuple[float, ...]) -> tuple[np.ndarray, np.nda
     )
 
 
-def _at_same_clock(ev: _Events, pos: np.ndarray, days: np.ndarray) -> np.ndarray:
-    """The failure moved by ``days`` keeping the local wall-clock time (DST-safe)."""
+def _at_same_clock(
+    ev: _Events, pos: np.ndarray, slot: np.ndarray, days: tuple[float, ...]
+) -> np.ndarray:
+    """The failure moved by ``days[slot]`` keeping the local wall-clock time (DST-safe)."""
     if len(pos) == 0:
         return np.empty(0, dtype="int64")
-    offsets, slot = np.unique(np.asarray(days, dtype=float), return_inverse=True)
-    shift = _day_shifts(tuple(offsets.tolist()))[slot.ravel()]
+    shift = _day_shifts(tuple(days))[slot]
     return local_to_utc_ns(ev.local_failed[pos] + shift, ev.zones(pos))
 
 
@@ -138,9 +142,9 @@ def _first_attempt(ev: _Events, previous: pd.DataFrame | None) -> np.ndarray:
     first = ev.failed.copy()
     if previous is None or previous.empty:
         return first
-    pos = ev.positions(previous["event_id"])
+    pos = ev.positions(column_array(previous, "event_id", object))
     keep = pos >= 0
-    np.minimum.at(first, pos[keep], to_ns(previous["attempted_at"])[keep])
+    np.minimum.at(first, pos[keep], to_ns(column_values(previous, "attempted_at"))[keep])
     return first
 
 
@@ -360,23 +364,23 @@ def fixed_schedule_columns(
     ev = _Events(events)
     decisions = _decisions(rules, ev, previous_attempts, decisions)
     every = np.arange(ev.n)
-    pos, _, days = _slots(every, config.fixed_message_days)
+    pos, slot, _ = _slots(every, config.fixed_message_days)
     messages = _fit_messages(
         ev,
         quiet_hours,
         pos,
-        _at_same_clock(ev, pos, days),
+        _at_same_clock(ev, pos, slot, config.fixed_message_days),
         np.full(len(pos), config.fixed_message_channel, dtype=object),
         np.full(len(pos), config.fixed_message_template, dtype=object),
     )
-    pos, _, days = _slots(every, config.fixed_retry_days)
+    pos, slot, _ = _slots(every, config.fixed_retry_days)
     retry_pos, retry_at = _clip_retries(
         ev,
         decisions,
         rules,
         previous_attempts,
         pos,
-        _at_same_clock(ev, pos, days),
+        _at_same_clock(ev, pos, slot, config.fixed_retry_days),
         np.ones(len(pos), dtype=bool),
         _update_plausible(ev, messages, rules),
     )
@@ -398,8 +402,8 @@ def message_templates(
     (``payment_method_updated_at``); the customer is then not asked to update it again
     for a card problem, but sent the payment link. A decline that must not be retried
     still asks for another payment method."""
-    category = decisions["category"].to_numpy()
-    retryable = decisions["retryable"].to_numpy()
+    category = column_array(decisions, "category", object)
+    retryable = column_array(decisions, "retryable", object)
     updated = np.zeros(len(category), dtype=bool) if card_updated is None else card_updated
     card_problem = np.isin(category, config.card_problem_categories) & ~updated
     needs_new_method = (retryable == "no") | (
@@ -424,18 +428,34 @@ def rules_baseline(
     ``decisions`` (``rules.decide_many`` of these events, same order) may be passed when
     the caller already has them.
     """
+    columns = rules_baseline_columns(
+        events, previous_attempts, rules, config, decisions, quiet_hours=quiet_hours
+    )
+    return schedule_frames(columns)
+
+
+def rules_baseline_columns(
+    events: pd.DataFrame,
+    previous_attempts: pd.DataFrame | None,
+    rules: RetryRules,
+    config: BaselineConfig | None = None,
+    decisions: pd.DataFrame | None = None,
+    *,
+    quiet_hours: QuietHours,
+) -> ScheduleColumns:
+    """:func:`rules_baseline` as columns (what the fallback answers from)."""
     config = config or BaselineConfig()
     ev = _Events(events)
     decisions = _decisions(rules, ev, previous_attempts, decisions)
     every = np.arange(ev.n)
 
-    pos, slot, days = _slots(every, config.rules_message_days)
+    pos, slot, _ = _slots(every, config.rules_message_days)
     channels = np.asarray(config.rules_message_channels, dtype=object)
     messages = _fit_messages(
         ev,
         quiet_hours,
         pos,
-        _at_same_clock(ev, pos, days),
+        _at_same_clock(ev, pos, slot, config.rules_message_days),
         channels[slot % len(channels)],
         message_templates(
             decisions, config, rules.limits.update_message_templates[0], ev.card_updated
@@ -443,11 +463,11 @@ def rules_baseline(
     )
     plausible = _update_plausible(ev, messages, rules)
 
-    funds = decisions["category"].to_numpy() == "insufficient_funds"
-    needs_update = decisions["needs_update_first"].to_numpy(dtype=bool)
+    funds = column_array(decisions, "category", object) == "insufficient_funds"
+    needs_update = column_array(decisions, "needs_update_first", bool)
     payday_pos, payday_at = _payday_mornings(ev, every[funds], config)
-    soft_pos, _, soft_days = _slots(every[~funds & ~needs_update], config.soft_retry_days)
-    soft_at = _at_same_clock(ev, soft_pos, soft_days)
+    soft_pos, soft_slot, _ = _slots(every[~funds & ~needs_update], config.soft_retry_days)
+    soft_at = _at_same_clock(ev, soft_pos, soft_slot, config.soft_retry_days)
     upd_pos, _, upd_days = _slots(
         every[needs_update & (plausible != NAT)], config.update_retry_days
     )
@@ -465,7 +485,7 @@ def rules_baseline(
         ),
         plausible,
     )
-    return schedule_frames(_schedule_columns(ev, retry_pos, retry_at, messages))
+    return _schedule_columns(ev, retry_pos, retry_at, messages)
 
 
 def no_action(
@@ -479,17 +499,17 @@ def no_action(
 
 
 def rules_reasons(
-    ev: pd.DataFrame, decisions: pd.DataFrame, schedules: Schedules, quiet_hours: QuietHours
+    ev: pd.DataFrame, decisions: pd.DataFrame, schedule: ScheduleColumns, quiet_hours: QuietHours
 ) -> list[list[str]]:
-    """Plain-words reasons for :func:`rules_baseline` schedules, one list per event."""
+    """Plain-words reasons for :func:`rules_baseline` schedules (``schedule``: its
+    columns, :func:`rules_baseline_columns`), one list per event."""
     # numpy, not pandas string methods and a group-by: a lone request pays each in full
-    labels, code = np.unique(decisions["category"].to_numpy().astype(str), return_inverse=True)
+    category_codes = column_array(decisions, "category", object).astype(str)
+    labels, code = np.unique(category_codes, return_inverse=True)
     category = np.array([label.replace("_", " ") for label in labels], dtype=object)[code]
-    retryable = decisions["retryable"].to_numpy()
-    retried, counts = np.unique(
-        schedules.retries["event_id"].to_numpy().astype(str), return_counts=True
-    )
-    ids = ev["event_id"].to_numpy().astype(str)
+    retryable = column_array(decisions, "retryable", object)
+    retried, counts = np.unique(schedule[0]["event_id"].astype(str), return_counts=True)
+    ids = column_array(ev, "event_id", object).astype(str)
     n_retries = np.zeros(len(ids), dtype=np.int64)
     if len(retried):
         at = np.minimum(np.searchsorted(retried, ids), len(retried) - 1)
@@ -497,7 +517,7 @@ def rules_reasons(
     first = np.select(
         [
             retryable == "no",
-            decisions["needs_update_first"].to_numpy(dtype=bool),
+            column_array(decisions, "needs_update_first", bool),
             (labels[code] == "insufficient_funds") & (n_retries > 0),
             n_retries > 0,
         ],
@@ -512,13 +532,14 @@ def rules_reasons(
         ],
         default=category + ": no retry allowed within the constraints; messages only",
     )
-    sms_blocked = ev["allow_sms"].to_numpy() & ~ev["sms_opt_in"].to_numpy()
+    sms_blocked = column_array(ev, "allow_sms", bool) & ~column_array(ev, "sms_opt_in", bool)
     quiet = (
         f"messages outside the customer's quiet hours "
         f"({quiet_hours.start_hour:02d}:00-{quiet_hours.end_hour:02d}:00 local)"
     )
+    explanation = column_array(decisions, "explanation", object).tolist()
     reasons = []
-    for text, blocked, rule in zip(first, sms_blocked, decisions["explanation"], strict=True):
+    for text, blocked, rule in zip(first.tolist(), sms_blocked.tolist(), explanation, strict=True):
         extra = ["no SMS: the customer has not opted in"] if blocked else []
         reasons.append([str(text), quiet, *extra, f"rule: {rule}"])
     return reasons

@@ -10,7 +10,9 @@ import pandas as pd
 
 from training.config.policy import PolicyConfig
 from training.core.columnar import column_array, column_values
+from training.core.frames import numbered
 from training.core.localtime import HOUR_NS, from_ns, to_ns
+from training.core.randomness import process_rng
 from training.declines.rules import RetryRules
 from training.features.dunning_state import state_of_rows
 from training.models.matrix import EventMatrix, as_event_matrix
@@ -146,9 +148,9 @@ class ModelDecider:
         """Rules decision, event features, retries, messages and propensities (``past``:
         :func:`past_rows` of the events, ``decisions``: the rules engine's, when the caller
         has them already; ``memo``: where the pruning's scores are kept for the caller)."""
-        events = _numbered(events)
+        events = numbered(events)
         if decisions is None:
-            decisions = _numbered(self.rules.decide_many(events, previous_attempts))
+            decisions = numbered(self.rules.decide_many(events, previous_attempts))
         features = self.scorer.event_features(events, previous_attempts)
         past = past_rows(events, previous_attempts) if past is None else past
         if memo is None:
@@ -180,7 +182,7 @@ class ModelDecider:
         shifts = np.array([0, *self.config.exploration_shifts_hours], dtype=np.int64)
         arms = len(shifts)
         rate = self.config.exploration_rate
-        draw = np.random.default_rng().random(len(events))
+        draw = process_rng().random(len(events))
         arm = np.where(draw < rate, np.floor(draw / rate * arms).astype(int), 0)
         arm = np.minimum(arm, arms - 1)  # arm 0: the searched schedule
         pos = _positions(column_array(events, "event_id"), column_array(retries, "event_id"))
@@ -321,9 +323,9 @@ class ModelDecider:
         return np.where(np.isnan(fixed), searched, shrunk)
 
     def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> Decisions:
-        events = _numbered(events)
+        events = numbered(events)
         past = past_rows(events, previous_attempts)
-        decisions = _numbered(self.rules.decide_many(events, previous_attempts))
+        decisions = numbered(self.rules.decide_many(events, previous_attempts))
         fixed = fixed_schedule_columns(
             events,
             previous_attempts,
@@ -487,15 +489,6 @@ class ScheduleScores:
     def values(self, schedules: list[Schedule]) -> list[np.ndarray]:
         """Expected recovery of each schedule, in the events' order (the pruning's input)."""
         return [expected for expected, _ in self.scores(schedules)]
-
-
-def _numbered(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame.reset_index(drop=True)``, without the copy when its rows are numbered 0..n-1
-    already (frames are never changed in place here)."""
-    index = frame.index
-    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
-        return frame
-    return frame.reset_index(drop=True)
 
 
 def _schedule_key(schedule: Scored) -> tuple:

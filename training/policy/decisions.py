@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from training.core.localtime import from_ns, to_ns
+from training.core.randomness import process_rng
 
 DECISION_ID_LETTERS = 24  # 26**24 ≈ 2**113 ids: no collisions in practice
 
@@ -25,7 +26,7 @@ def new_decision_ids(n: int) -> np.ndarray:
     which refuses anything holding a Luhn-valid 13-19 digit run (a card number) or an
     IBAN, and a hex id holds such a run about once in 3,000 ids.
     """
-    codes = np.random.default_rng().integers(0, 26, size=(n, DECISION_ID_LETTERS), dtype=np.uint8)
+    codes = process_rng().integers(0, 26, size=(n, DECISION_ID_LETTERS), dtype=np.uint8)
     letters = (codes + ord("a")).view(f"S{DECISION_ID_LETTERS}").ravel()
     return np.char.add("dec_", letters.astype(str)).astype(object)
 

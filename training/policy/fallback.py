@@ -1,6 +1,6 @@
 """The rules fallback: answers when no model is loaded (``fallback: true``).
 
-Schedules come from :func:`training.policy.baselines.rules_baseline`; there is no model,
+Schedules come from :func:`training.policy.baselines.rules_baseline` (as columns); there is no model,
 so every probability is null and the decision is deterministic (propensity 1.0).
 """
 
@@ -13,9 +13,11 @@ import pandas as pd
 
 from training.config.baselines import BaselineConfig
 from training.config.quiet_hours import QuietHours
+from training.core.columnar import column_array, object_array
+from training.core.frames import numbered
 from training.declines.rules import RetryRules
-from training.policy.baselines import rules_baseline, rules_reasons
-from training.policy.decisions import Decisions, new_decision_ids
+from training.policy.baselines import rules_baseline_columns, rules_reasons
+from training.policy.decisions import DecisionColumns, Decisions, new_decision_ids
 
 FALLBACK_VERSION = "rules-fallback/1"
 NO_MODEL = "no model loaded: rule-based schedule (fallback)"
@@ -53,26 +55,25 @@ class FallbackDecider:
         }
 
     def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame) -> Decisions:
-        ev = events.reset_index(drop=True)
-        decisions = self.rules.decide_many(ev, previous_attempts).reset_index(drop=True)
-        schedules = rules_baseline(
+        """The rules baseline's schedules as columns (frames are built only if read)."""
+        ev = numbered(events)
+        decisions = numbered(self.rules.decide_many(ev, previous_attempts))
+        retries, messages = rules_baseline_columns(
             ev, previous_attempts, self.rules, self.config, decisions, quiet_hours=self.quiet_hours
         )
-        reasons = rules_reasons(ev, decisions, schedules, self.quiet_hours)
+        reasons = rules_reasons(ev, decisions, (retries, messages), self.quiet_hours)
         n = len(ev)
-        table = pd.DataFrame(
-            {
-                "event_id": ev["event_id"].to_numpy(),
-                "decline_category": decisions["category"].to_numpy(),
-                "retryable": decisions["retryable"].to_numpy(),
-                "expected_recovery_probability": np.full(n, np.nan),
-                "baseline_recovery_probability": np.full(n, np.nan),
-                "propensity": np.ones(n),
-                "decision_id": new_decision_ids(n),
-                "reasons": [[NO_MODEL, *r] for r in reasons],
-                "fallback": np.ones(n, dtype=bool),
-            }
-        )
-        retries = schedules.retries.assign(success_probability=np.nan)
-        messages = schedules.messages.assign(response_probability=np.nan)
-        return Decisions(events=table, retries=retries, messages=messages)
+        summary = {
+            "event_id": column_array(ev, "event_id"),
+            "decline_category": column_array(decisions, "category"),
+            "retryable": column_array(decisions, "retryable"),
+            "expected_recovery_probability": np.full(n, np.nan),
+            "baseline_recovery_probability": np.full(n, np.nan),
+            "propensity": np.ones(n),
+            "decision_id": new_decision_ids(n),
+            "reasons": object_array([[NO_MODEL, *r] for r in reasons]),
+            "fallback": np.ones(n, dtype=bool),
+        }
+        retries = {**retries, "success_probability": np.full(len(retries["at"]), np.nan)}
+        messages = {**messages, "response_probability": np.full(len(messages["send_at"]), np.nan)}
+        return Decisions.from_columns(DecisionColumns(summary, retries, messages))

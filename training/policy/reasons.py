@@ -1,7 +1,7 @@
 """Plain-words reasons for a learned schedule, built vectorized and read per event.
 
 Texts are numpy object arrays joined element-wise, and per-event facts are read by
-position (``get_indexer``, ``bincount``) rather than through Series, group-bys and maps:
+position (``get_indexer``, ``bincount``; one event without an index) rather than through Series, group-bys and maps:
 the API calls this for a single event, where pandas' fixed cost per call would dominate.
 """
 
@@ -25,18 +25,18 @@ def _percent(p: np.ndarray) -> np.ndarray:
     return np.round(p * 100).astype(int).astype(str).astype(object)
 
 
-def _positions(ids: pd.Index, values: np.ndarray) -> np.ndarray:
-    if len(ids) == 1:  # one event (a lone request): no index lookup
+def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    if len(ids) == 1:  # one event (a lone request): no index built
         return np.where(values == ids[0], 0, -1)
-    return ids.get_indexer(pd.Index(values))
+    return pd.Index(ids).get_indexer(pd.Index(values))
 
 
-def _count_per_event(ids: pd.Index, event_ids: np.ndarray) -> np.ndarray:
+def _count_per_event(ids: np.ndarray, event_ids: np.ndarray) -> np.ndarray:
     pos = _positions(ids, event_ids)
     return np.bincount(pos[pos >= 0], minlength=len(ids))
 
 
-def _first_per_event(ids: pd.Index, event_ids: np.ndarray, vals: np.ndarray) -> np.ndarray:
+def _first_per_event(ids: np.ndarray, event_ids: np.ndarray, vals: np.ndarray) -> np.ndarray:
     """First non-null value per event in row order ("" where there is none)."""
     pos = _positions(ids, event_ids)
     keep = (pos >= 0) & ~pd.isna(vals)
@@ -47,12 +47,12 @@ def _first_per_event(ids: pd.Index, event_ids: np.ndarray, vals: np.ndarray) -> 
     return out
 
 
-def _feature(features: pd.DataFrame | EventMatrix, ids: pd.Index, column: str) -> np.ndarray:
+def _feature(features: pd.DataFrame | EventMatrix, ids: np.ndarray, column: str) -> np.ndarray:
     matrix = as_event_matrix(features)
     try:
-        rows = matrix.positions(ids.to_numpy())
+        rows = matrix.positions(ids)
     except KeyError:
-        missing = ~ids.isin(matrix.ids)
+        missing = ~pd.Index(ids).isin(matrix.ids)
         raise KeyError(f"features: no row for event_id {ids[missing][0]!r}") from None
     return matrix.column(column)[rows]
 
@@ -68,7 +68,7 @@ def model_reasons(
     config: PolicyConfig,
 ) -> list[list[str]]:
     """One list of short sentences per event (same order as ``events``)."""
-    ids = pd.Index(column_array(events, "event_id", object))
+    ids = column_array(events, "event_id", object)
     categories = column_array(decisions, "category")
     category = _words(categories)
     n_retries = _count_per_event(ids, column_array(retries, "event_id", object))
