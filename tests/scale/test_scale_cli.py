@@ -144,6 +144,14 @@ def test_one_worker_trains_the_in_process_models(
         np.testing.assert_allclose(
             other.calibrator.model.coef_, model.calibrator.model.coef_, rtol=1e-6
         )
+    for name in ("retry", "message"):  # the time inputs clipped to the same ranges per rank
+        local_support = getattr(reference.models, name).support
+        dask_support = getattr(artifact.models, name).support
+        assert local_support is not None and dask_support is not None, name
+        assert dask_support.positions == local_support.positions, name
+        assert dask_support.rank_position == local_support.rank_position, name
+        np.testing.assert_array_equal(dask_support.lower, local_support.lower)
+        np.testing.assert_array_equal(dask_support.upper, local_support.upper)
     _calibrations_agree(tmp_path / "dask", local["artifact"], test_rows, ONE_WORKER_TOLERANCE)
     _shrinkages_agree(tmp_path / "dask", local["artifact"], ONE_WORKER_SHRINKAGE_TOLERANCE)
     assert {m["workers"] for m in dask["models"].values()} == {1.0}

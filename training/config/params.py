@@ -83,7 +83,7 @@ class ModelParams(Section):
         "(0 or 1: none)",
     )
     clip_to_rank_support: bool = Field(
-        False,
+        True,
         description="clip the time inputs of retry and message rows to the range the "
         "training rows of the same rank cover (support.py): no extrapolation of one "
         "rank's offsets through splits learned on later ranks",

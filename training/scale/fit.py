@@ -37,6 +37,7 @@ from training.models.calibrated import (
 from training.models.datasets import Dataset
 from training.models.metrics import binary_metrics
 from training.models.pair_rates import FittedPairRate, PairRate
+from training.models.support import RankSupport
 from training.scale.parts import DUE_AT, INVOICE, LABEL, ROW_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -199,9 +200,12 @@ def fit_on_cluster(
     pairs: tuple[PairRate, ...] = (),
     gather_test: bool = False,
     calibration_groups: tuple[str, ...] = (),
+    rank_support: tuple[str, tuple[str, ...]] | None = None,
 ) -> ClusterFit:
     """Fit model ``name`` from the parts' rows of each period (lists of futures);
-    ``calibration_groups`` as in ``fit_calibrated`` (offsets per group in the map)."""
+    ``calibration_groups`` as in ``fit_calibrated`` (offsets per group in the map);
+    ``rank_support``: (rank column, time columns) clipped to the training rows' range
+    per rank, as ``train_models`` does with ``clip_to_rank_support``."""
     from dask import dataframe as dd
     from lightgbm.dask import DaskLGBMClassifier
 
@@ -321,6 +325,12 @@ def fit_on_cluster(
         rates=tuple(fitted_rates),
         group_calibrator=group_calibrator,
     )
+    if rank_support is not None:
+        rank, clipped = rank_support
+        frames = client.gather(client.map(_columns, train, names=[rank, *clipped]))
+        model.support = RankSupport.fit(
+            pd.concat(frames, ignore_index=True), model.features, rank, clipped
+        )
     predicted = client.gather(client.map(_predict, test, model=model))
     y_test = np.concatenate([y for y, _ in predicted]) if predicted else np.zeros(0, int)
     p_test = np.concatenate([p for _, p in predicted]) if predicted else np.zeros(0)

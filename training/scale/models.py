@@ -14,7 +14,13 @@ import pandas as pd
 from training.config.params import Params
 from training.declines.table import DeclineTable
 from training.features.frames import CATEGORICAL
-from training.models.fit import CALIBRATION_GROUPS, MODEL_FEATURES, PAIR_RATES, TrainedModels
+from training.models.fit import (
+    CALIBRATION_GROUPS,
+    MODEL_FEATURES,
+    PAIR_RATES,
+    RANK_SUPPORT,
+    TrainedModels,
+)
 from training.models.split import TimeSplit
 from training.scale.fit import ClusterFit, fit_on_cluster
 from training.scale.parts import model_rows, training_rows
@@ -95,6 +101,9 @@ def fit_models_on_cluster(
             PAIR_RATES.get(name, ()),
             gather_test=gather_test and name in CHAMPION_MODELS,
             calibration_groups=CALIBRATION_GROUPS[name],
+            rank_support=RANK_SUPPORT.get(name)
+            if params.train.model.clip_to_rank_support
+            else None,
         )
         release(*periods.values())
         seconds[f"fit_{name}"] = time.perf_counter() - mark
