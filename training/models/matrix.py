@@ -21,6 +21,7 @@ import pandas as pd
 
 from training.features.calendar import calendar_arrays, per_distinct_instant
 from training.features.frames import CONTEXT_COLUMNS, HOUR_RESPONSE_INPUTS, time_columns
+from training.features.time_table import EventTimeTable
 from training.models.calibrated import CalibratedModel, category_codes
 from training.models.pair_rates import FittedPairRate
 
@@ -36,6 +37,14 @@ class Labels(NamedTuple):
     def values(self) -> np.ndarray:
         return self.labels[self.codes]
 
+
+TIME_TABLE_INPUTS = (
+    "cust_pay_day_of_month",
+    "cust_pay_weekday",
+    "cust_active_hour",
+    *HOUR_RESPONSE_INPUTS,
+)
+"""The event columns the candidate-time features read."""
 
 RowColumns = Mapping[str, "np.ndarray | Labels"]
 """Per-row model columns by name: arrays, or category labels as :class:`Labels`."""
@@ -132,6 +141,7 @@ class EventMatrix:
         self._event_names = tuple(c for c in self._names if c not in CONTEXT_COLUMNS)
         self._zone: str | None | bool = False  # the one time zone of every event (unknown yet)
         self._zone_codes: np.ndarray | None = None
+        self._table: EventTimeTable | None = None
 
     @property
     def features(self) -> pd.DataFrame:
@@ -301,6 +311,10 @@ class EventMatrix:
     def time_columns(self, pos: np.ndarray, utc_ns: np.ndarray) -> dict[str, np.ndarray]:
         """Candidate-time features of instants ``utc_ns`` for the events at ``pos``."""
         zone = self.one_zone()
+        if len(self.ids) == 1 and zone is not None:  # a lone request: from its tables
+            columns = self._time_table(zone).columns(utc_ns)
+            if columns is not None:
+                return columns
         zones = self.column("timezone")[pos] if zone is None else zone
 
         def calendar(rows: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -318,6 +332,13 @@ class EventMatrix:
             self._float("cust_active_hour")[pos],
             {name: self._float(name)[pos] for name in HOUR_RESPONSE_INPUTS},
         )
+
+    def _time_table(self, zone: str) -> EventTimeTable:
+        """The one event's time features by local day and minute, built on first use."""
+        if self._table is None:
+            event = {name: self._float(name) for name in TIME_TABLE_INPUTS}
+            self._table = EventTimeTable(zone, event)
+        return self._table
 
     def channel_click_rate(self, pos: np.ndarray, channel: np.ndarray) -> np.ndarray:
         return np.where(
