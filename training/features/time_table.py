@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from training.core.localtime import DAY_NS, NAT, ns_array, utc_offsets
+from training.core.localtime import DAY_NS, NAT, ns_array, zone_offsets
 from training.features.calendar import MINUTE_NS, day_fields, minute_hour
 from training.features.frames import HOUR_RESPONSE_INPUTS, TIME_FEATURES, time_columns
 
@@ -62,7 +62,7 @@ class EventTimeTable:
         ns = ns_array(utc_ns)
         if len(ns) == 0 or ns.min() == NAT:
             return None
-        local = ns + utc_offsets(ns, self.zone)
+        local = ns + zone_offsets(ns, self.zone)
         days = local // DAY_NS
         minute = (local - days * DAY_NS) // MINUTE_NS
         at = days - self._cover(int(days.min()), int(days.max()))
