@@ -41,7 +41,10 @@ def _fresh_calls(calls: list[Call]) -> list[Call]:
     ]
 
 
-def _capture(captured: dict[str, list[Call]], owner: Any, name: str, label: str) -> None:
+def _capture(
+    captured: dict[str, list[Call]], owner: Any, name: str, label: str
+) -> Callable[[], None]:
+    """Keep every call of ``owner.name`` under ``label``; returns the undo."""
     function = getattr(owner, name)
 
     @functools.wraps(function)
@@ -50,6 +53,7 @@ def _capture(captured: dict[str, list[Call]], owner: Any, name: str, label: str)
         return function(*args, **kwargs)
 
     setattr(owner, name, wrapper)
+    return lambda: setattr(owner, name, function)
 
 
 def main() -> None:
@@ -72,18 +76,21 @@ def main() -> None:
     world = prepare(args.work, args.invoices, args.seed)
     decider = load_artifact_decider(str(world.model_dir))
     captured: dict[str, list[Call]] = {}
+    undo = []
     for name in ("fixed_schedule_columns", "model_reasons", "past_rows", "retry_windows",
                  "plan_retries", "plan_messages"):  # fmt: skip
-        _capture(captured, decider_module, name, name)
-    _capture(captured, service, "requests_to_frames", "requests_to_frames")
-    _capture(captured, decider.decider.rules, "decide_many", "rules.decide_many")
-    _capture(captured, decider.decider.scorer, "event_features", "event_features")
-    _capture(captured, decider_module.ModelDecider, "_explore", "explore")
-    _capture(captured, decider_module.ModelDecider, "decide", "decide")
+        undo.append(_capture(captured, decider_module, name, name))
+    undo.append(_capture(captured, service, "requests_to_frames", "requests_to_frames"))
+    undo.append(_capture(captured, decider.decider.rules, "decide_many", "rules.decide_many"))
+    undo.append(_capture(captured, decider.decider.scorer, "event_features", "event_features"))
+    undo.append(_capture(captured, decider_module.ModelDecider, "_explore", "explore"))
+    undo.append(_capture(captured, decider_module.ModelDecider, "decide", "decide"))
     service.recommend(decider, world.sample(1))  # warm-up: caches, first model calls
     captured.clear()
     for request in world.sample(args.calls + 1, known_share=0.2)[1:]:
         service.recommend(decider, [request])
+    for restore in undo:  # replays run without the capture (a whole decision's stages
+        restore()  # would otherwise copy their frames again)
     stages = args.stages or list(captured)
     for label in stages:
         best = float("inf")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.core.localtime import NAT, from_ns, to_ns
+from training.core.localtime import NAT, from_ns, to_ns, utc_offsets, zone_offsets
 
 
 @pytest.mark.parametrize(
@@ -31,3 +31,14 @@ def test_from_ns_keeps_its_own_copy_of_the_times():
     times = from_ns(ns)
     ns[0] = 7
     assert times[0] == pd.Timestamp(0, tz="UTC")
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/London", "Asia/Kathmandu", "Australia/Lord_Howe"])
+def test_zone_offsets_equal_utc_offsets(zone):
+    """One zone, no NaT: the same offsets without the checks, across DST changes and a
+    year's end (the joined segments and the per-year path)."""
+    rng = np.random.default_rng(3)
+    start = np.datetime64("2026-01-01", "ns").astype(np.int64)
+    for span_days in (2, 400, 3000):
+        ns = start + rng.integers(-span_days * 86_400, span_days * 86_400, 500) * 10**9
+        np.testing.assert_array_equal(zone_offsets(ns, zone), utc_offsets(ns, zone), strict=True)

@@ -60,6 +60,20 @@ def test_compiled_scores_equal_lightgbm(model, cache):
     assert len(list(cache.glob("*.o"))) == 1  # kept for the next process
 
 
+def test_direct_call_equals_lleaves_predict(model):
+    """One thread: the compiled function is called directly, with lleaves' figures."""
+    compiled = compile_booster(model.booster, model.best_iteration)
+    assert compiled is not None and compiled._entry is not None  # the pinned lleaves has it
+    for n in (0, 1, 37, 500):
+        matrix = _matrix(model, max(n, 1))[:n]
+        expected = compiled.model.predict(matrix, n_jobs=1)
+        np.testing.assert_array_equal(compiled.predict(matrix), expected, strict=True)
+        strided = np.asfortranarray(matrix)  # not C-ordered: copied first
+        np.testing.assert_array_equal(compiled.predict(strided), expected, strict=True)
+    with pytest.raises(ValueError, match="dimension"):
+        compiled.predict(_matrix(model, 5)[:, :2])
+
+
 def test_cached_binary_is_reused(model, cache):
     first = compile_booster(model.booster, model.best_iteration)
     [binary] = cache.glob("*.o")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from training.core.localtime import DAY_NS, HOUR_NS, NAT, ns_array, to_ns, utc_offsets
+from training.core.localtime import DAY_NS, NAT, ns_array, to_ns, utc_offsets
 
 MINUTE_NS = 60 * 10**9
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Mon=0)
@@ -32,20 +32,29 @@ def calendar_arrays(
     valid = utc_ns != NAT
     local = np.where(valid, utc_ns + utc_offsets(utc_ns, timezones), 0)
     days = local // DAY_NS  # floor: days since the epoch, also before 1970
-    of_day = local - days * DAY_NS
-    hour = (of_day // HOUR_NS).astype(float) + (of_day // MINUTE_NS % 60) / 60.0
+    hour = minute_hour((local - days * DAY_NS) // MINUTE_NS)
+    weekday, day, to_end = day_fields(days)
+    if not valid.all():
+        for values in (hour, weekday, day, to_end):
+            values[~valid] = np.nan
+    return hour, weekday, day, to_end
+
+
+def minute_hour(minute: np.ndarray) -> np.ndarray:
+    """Local hour (hour + minute/60) of minutes since local midnight (int64)."""
+    return (minute // 60).astype(float) + (minute % 60) / 60.0
+
+
+def day_fields(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weekday (Mon=0), day of month and days to month end (floats) of local dates given
+    as int64 days since the epoch."""
     weekday = ((days + EPOCH_WEEKDAY) % 7).astype(float)
     date = days.astype("datetime64[D]")
     month = date.astype("datetime64[M]")
     month_start = month.astype("datetime64[D]")
     day = (date - month_start).astype(np.int64) + 1
     days_in_month = ((month + 1).astype("datetime64[D]") - month_start).astype(np.int64)
-    to_end = (days_in_month - day).astype(float)
-    day = day.astype(float)
-    if not valid.all():
-        for values in (hour, weekday, day, to_end):
-            values[~valid] = np.nan
-    return hour, weekday, day, to_end
+    return weekday, day.astype(float), (days_in_month - day).astype(float)
 
 
 DISTINCT_ROWS = 2_000

@@ -18,7 +18,7 @@ before the candidate (``card_update_likely``), not from a click nobody has seen 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -164,23 +164,43 @@ def state_of_rows(
     return wanted, {name: values[at] for name, values in columns.items()}
 
 
-def _latest_before(
+SPAN_HOURS = np.float64(1e7)
+"""Search keys are group * SPAN_HOURS + time (hours since the epoch: times << span)."""
+
+
+class _Queries(NamedTuple):
+    """The search keys of query rows (group, time): each query's own, and the one
+    before its group's first time. Made once when several sets of times are searched
+    for the same queries."""
+
+    keys: np.ndarray
+    group_start: np.ndarray
+
+    @classmethod
+    def of(cls, group: np.ndarray, times: np.ndarray) -> _Queries:
+        base = group * SPAN_HOURS
+        return cls(base + times, base - SPAN_HOURS / 2)
+
+    def take(self, rows: np.ndarray) -> _Queries:
+        return _Queries(self.keys[rows], self.group_start[rows])
+
+
+def _latest_of(
     group: np.ndarray,
     times: np.ndarray,
-    query_group: np.ndarray,
-    query_t: np.ndarray,
+    queries: _Queries,
     side: Literal["left", "right"] = "left",
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each query: how many of its group's times are strictly earlier (``side``
     "right": earlier or at the same time), and the latest of them (NaN if none).
-    ``group``/``times`` sorted by (group, time)."""
+    ``group``/``times`` sorted by (group, time); the queries' keys made once
+    (:class:`_Queries`) for every set of times searched."""
     if len(times) == 0:
-        return np.zeros(len(query_t)), np.full(len(query_t), np.nan)
-    span = np.float64(1e7)  # hours: keys are group * span + time (times << span)
-    keys = group * span + times
-    position = np.searchsorted(keys, query_group * span + query_t, side=side)
-    first = np.searchsorted(keys, query_group * span - span / 2, side="left")
-    count = position - first
+        n = len(queries.keys)
+        return np.zeros(n), np.full(n, np.nan)
+    keys = group * SPAN_HOURS + times
+    position = np.searchsorted(keys, queries.keys, side=side)
+    count = position - np.searchsorted(keys, queries.group_start, side="left")
     latest = np.where(count > 0, times[np.maximum(position - 1, 0)], np.nan)
     return count.astype(float), latest
 
@@ -220,10 +240,11 @@ def grid_state(
     if previous_retry_hours is None:
         previous_retry_hours = np.where(k > 0, hours - nominal_gap_hours, np.nan)
     previous_attempt = np.fmax(previous_retry_hours, last_attempt[event])
-    n_msg, last_msg = _latest_before(message_event, message_hours, event, hours)
+    queries = _Queries.of(event, hours)
+    n_msg, last_msg = _latest_of(message_event, message_hours, queries)
     upd_event = message_event[message_is_update]
     upd_hours = message_hours[message_is_update]
-    n_upd, last_upd = _latest_before(upd_event, upd_hours, event, hours)
+    n_upd, last_upd = _latest_of(upd_event, upd_hours, queries)
     first_upd = np.full(len(start), np.nan)
     if len(upd_hours):
         np.fmin.at(first_upd, upd_event, upd_hours)
@@ -265,12 +286,13 @@ def message_state(
       event and time. An attempt at the candidate's very time counts as before it (the
       timeline orders attempts before messages); a chosen message at that time does not.
     """
-    n_att, last_att = _latest_before(attempt_event, attempt_hours, event, hours, side="right")
+    queries = _Queries.of(event, hours)  # the same for every search below
+    n_att, last_att = _latest_of(attempt_event, attempt_hours, queries, side="right")
     retry_event, retry_hours = attempt_event[attempt_is_retry], attempt_hours[attempt_is_retry]
-    n_retry, _ = _latest_before(retry_event, retry_hours, event, hours, side="right")
-    n_msg, last_msg = _latest_before(message_event, message_hours, event, hours)
+    n_retry, _ = _latest_of(retry_event, retry_hours, queries, side="right")
+    n_msg, last_msg = _latest_of(message_event, message_hours, queries)
     update = is_update_request(message_template, update_requests)
-    n_upd, last_upd = _latest_before(message_event[update], message_hours[update], event, hours)
+    n_upd, last_upd = _latest_of(message_event[update], message_hours[update], queries)
     first_upd = np.full(len(start), np.nan)
     if update.any():
         np.fmin.at(first_upd, message_event[update], message_hours[update])
@@ -279,9 +301,7 @@ def message_state(
         mine, theirs = template == name, message_template == name
         if not mine.any():
             continue
-        same[mine], _ = _latest_before(
-            message_event[theirs], message_hours[theirs], event[mine], hours[mine]
-        )
+        same[mine], _ = _latest_of(message_event[theirs], message_hours[theirs], queries.take(mine))
     return {
         "hours_since_failure": hours - start[event],
         "retries_before": n_retry,

@@ -58,6 +58,8 @@ HOUR_RESPONSE_INPUTS = (
     "cust_clicks",
     *HOUR_PROFILE_COLUMNS,
 )
+TIME_COLUMNS = (*TIME_FEATURES, "hour_click_rate", "active_hour_closeness", "hour_sends")
+"""The columns :func:`time_columns` gives, in its order."""
 EVENT_FEATURES = INVOICE_NUMERIC + INVOICE_CATEGORICAL + CUSTOMER_FEATURES
 RETRY_FEATURES = EVENT_FEATURES + STATE_FEATURES + TIME_FEATURES
 MESSAGE_CATEGORICAL = ("template", "channel")
@@ -131,6 +133,36 @@ def time_columns(
     :data:`HOUR_RESPONSE_FEATURES`) from the local calendar of the candidate time and the
     customer's usual payday, active hour and past responses by hour (``profile``: the
     :data:`HOUR_RESPONSE_INPUTS` by name)."""
+    by_day = day_columns(weekday, day_of_month, days_to_month_end, pay_day_of_month, pay_weekday)
+    by_hour = hour_columns(hour, active_hour, profile)
+    return {name: by_day[name] if name in by_day else by_hour[name] for name in TIME_COLUMNS}
+
+
+def day_columns(
+    weekday: np.ndarray,
+    day_of_month: np.ndarray,
+    days_to_month_end: np.ndarray,
+    pay_day_of_month: np.ndarray,
+    pay_weekday: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The time features of the candidate's local date (:func:`time_columns`' part that
+    the hour of the day does not move)."""
+    return {
+        "local_weekday": weekday,
+        "local_day_of_month": day_of_month,
+        "days_to_month_end": days_to_month_end,
+        "days_from_usual_payday": circular_difference(
+            day_of_month, pay_day_of_month, MEAN_MONTH_DAYS
+        ),
+        "weekdays_from_usual_payday": circular_difference(weekday, pay_weekday, 7.0),
+    }
+
+
+def hour_columns(
+    hour: np.ndarray, active_hour: np.ndarray, profile: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The time features of the candidate's local hour of the day (:func:`time_columns`'
+    part that the date does not move)."""
     rate, sends = hour_response(
         hour,
         profile["cust_email_sent"] + profile["cust_sms_sent"],
@@ -140,13 +172,6 @@ def time_columns(
     distance = circular_difference(hour, active_hour, 24.0)
     return {
         "local_hour": hour,
-        "local_weekday": weekday,
-        "local_day_of_month": day_of_month,
-        "days_to_month_end": days_to_month_end,
-        "days_from_usual_payday": circular_difference(
-            day_of_month, pay_day_of_month, MEAN_MONTH_DAYS
-        ),
-        "weekdays_from_usual_payday": circular_difference(weekday, pay_weekday, 7.0),
         "hours_from_active_hour": distance,
         "hour_click_rate": rate,
         "active_hour_closeness": hour_kernel(distance) * profile["cust_active_hour_strength"],

@@ -17,6 +17,7 @@ warning says why.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import os
@@ -41,6 +42,15 @@ def cache_folder() -> Path:
     return Path.home() / ".cache" / "smartretry" / "compiled-trees"
 
 
+ENTRY_POINT = "forest_root"
+"""The compiled function lleaves links (its ``compile`` default)."""
+_ENTRY_TYPE = ctypes.CFUNCTYPE(
+    None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32
+)
+"""``forest_root(data, predictions, first row, end row)`` over float64 rows, as lleaves
+declares it, with the two arrays passed as plain addresses."""
+
+
 @dataclass
 class CompiledTrees:
     """A booster's first ``num_iteration`` trees as machine code (``predict`` as LightGBM's,
@@ -49,9 +59,36 @@ class CompiledTrees:
     model: Any  # lleaves.Model, compiled
     num_features: int
 
+    def __post_init__(self) -> None:
+        self._entry = _entry_function(self.model)
+
     def predict(self, matrix: np.ndarray, threads: int = 1) -> np.ndarray:
         data = np.ascontiguousarray(matrix, dtype=np.float64)
-        return np.asarray(self.model.predict(data, n_jobs=max(1, threads)))
+        if threads > 1 or self._entry is None or len(data) >= 2**31 - 1:  # (int32 rows)
+            return np.asarray(self.model.predict(data, n_jobs=max(1, threads)))
+        # one thread: the compiled function called directly (lleaves' ``predict`` costs
+        # ~15 µs a call in conversions and checks, a lone decision makes about nine)
+        if data.ndim != 2 or data.shape[1] != self.num_features:
+            raise ValueError(f"data must be of dimension (N, {self.num_features}), is {data.shape}")
+        out = np.zeros(len(data))
+        if len(data):
+            self._entry(data.ctypes.data, out.ctypes.data, 0, len(data))
+        return out
+
+
+def _entry_function(model: Any) -> Any:
+    """The compiled model's entry function (None when this lleaves keeps it elsewhere, or
+    the model is not one output of float64: lleaves' own ``predict`` is then used)."""
+    engine = getattr(model, "_execution_engine", None)
+    if engine is None or not getattr(model, "use_fp64", False):
+        return None
+    if getattr(model, "_n_classes", None) != 1:
+        return None
+    try:
+        address = engine.get_function_address(ENTRY_POINT)
+    except Exception:  # an engine without the symbol: lleaves' predict still works
+        return None
+    return _ENTRY_TYPE(address) if address else None
 
 
 def compile_booster(booster: lgb.Booster, num_iteration: int) -> CompiledTrees | None:

@@ -65,7 +65,8 @@ def _design(scores: np.ndarray, codes: np.ndarray, sizes: tuple[int, ...]) -> sp
 class _OffsetTables(NamedTuple):
     """A fitted map's coefficients as flat arrays: each group column's offsets followed
     by 0.0 (the slot of a row with no offset in it), then those of the pair of the first
-    two columns, in one array."""
+    two columns, in one array; and the pair's offsets by the two columns' slots, "none"
+    included (the pair has none when either column has none)."""
 
     slope: float
     intercept: float
@@ -74,8 +75,8 @@ class _OffsetTables(NamedTuple):
     last: np.ndarray  # per group column: the last bucket of a count
     counts: np.ndarray  # per group column: a count (else categories)
     starts: np.ndarray  # per group column: where its offsets start in ``offsets``
-    pair_start: int
     offsets: np.ndarray
+    pairs: np.ndarray | None  # the pair's offset by (first slot, second slot), "none" included
 
     @classmethod
     def of(cls, calibrator: GroupCalibrator) -> _OffsetTables:
@@ -90,6 +91,13 @@ class _OffsetTables(NamedTuple):
             parts.append(np.append(coef[at : at + width], 0.0))
             at += width
         counts = getattr(calibrator, "counts", ()) or (False,) * len(sizes)
+        offsets = np.concatenate(parts)
+        pairs = None
+        if len(sizes) >= 2:  # either slot "none": the pair's own "none" slot (0.0)
+            first, second = sizes[0], sizes[1]
+            grid = np.full((first + 1, second + 1), first * second, dtype=np.int64)
+            grid[:first, :second] = np.arange(first * second).reshape(first, second)
+            pairs = offsets[starts[-1] + grid.ravel()]
         return cls(
             slope=coef[0],
             intercept=float(calibrator.model.intercept_[0]),
@@ -98,8 +106,8 @@ class _OffsetTables(NamedTuple):
             last=np.array(sizes, dtype=float) - 1,
             counts=np.array(counts, dtype=bool),
             starts=np.array(starts[: len(sizes)], dtype=np.int64),
-            pair_start=starts[-1] if len(sizes) >= 2 else 0,
-            offsets=np.concatenate(parts),
+            offsets=offsets,
+            pairs=pairs,
         )
 
 
@@ -161,11 +169,8 @@ class GroupCalibrator:
         logits = 0.0 + tables.slope * (_SCORE_SCALE * _logit(scores))
         for j in range(offsets.shape[1]):
             logits = logits + offsets[:, j]
-        if len(self.sizes) >= 2:
-            first, second = self.sizes[0], self.sizes[1]
-            known = (slots[:, 0] < first) & (slots[:, 1] < second)
-            pair = np.where(known, slots[:, 0] * second + slots[:, 1], first * second)
-            logits = logits + tables.offsets[pair + tables.pair_start]
+        if tables.pairs is not None:
+            logits = logits + tables.pairs[slots[:, 0] * (self.sizes[1] + 1) + slots[:, 1]]
         logits = logits + tables.intercept
         return 1.0 / (1.0 + np.exp(-logits))
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from training.features.calendar import calendar_arrays, per_distinct_instant
 from training.features.frames import CONTEXT_COLUMNS, HOUR_RESPONSE_INPUTS, time_columns
+from training.features.time_table import EventTimeTable
 from training.models.calibrated import CalibratedModel, category_codes
 from training.models.pair_rates import FittedPairRate
 
@@ -36,6 +37,14 @@ class Labels(NamedTuple):
     def values(self) -> np.ndarray:
         return self.labels[self.codes]
 
+
+TIME_TABLE_INPUTS = (
+    "cust_pay_day_of_month",
+    "cust_pay_weekday",
+    "cust_active_hour",
+    *HOUR_RESPONSE_INPUTS,
+)
+"""The event columns the candidate-time features read."""
 
 RowColumns = Mapping[str, "np.ndarray | Labels"]
 """Per-row model columns by name: arrays, or category labels as :class:`Labels`."""
@@ -132,6 +141,8 @@ class EventMatrix:
         self._event_names = tuple(c for c in self._names if c not in CONTEXT_COLUMNS)
         self._zone: str | None | bool = False  # the one time zone of every event (unknown yet)
         self._zone_codes: np.ndarray | None = None
+        self._table: EventTimeTable | None = None
+        self._layouts: dict[int, tuple[CalibratedModel, _Layout]] = {}
 
     @property
     def features(self) -> pd.DataFrame:
@@ -174,10 +185,17 @@ class EventMatrix:
             kept = self._codes[key] = _encode_column(self.column(name), categories)
         return kept
 
+    def _layout(self, model: CalibratedModel) -> _Layout:
+        """The model's layout over these event columns (kept per model for the call)."""
+        kept = self._layouts.get(id(model))
+        if kept is None or kept[0] is not model:
+            kept = self._layouts[id(model)] = (model, _layout(model, self._event_names))
+        return kept[1]
+
     def encoded(self, model: CalibratedModel) -> np.ndarray:
         """The model's event-level columns of every event, encoded as in training."""
         if model.name not in self._encoded:
-            layout = _layout(model, self._event_names)
+            layout = self._layout(model)
             pairs = zip(layout.event_names, layout.event_categories, strict=True)
             columns = [self._event_column(name, categories) for name, categories in pairs]
             n = len(self.ids)
@@ -196,30 +214,34 @@ class EventMatrix:
         derived = self._rate_columns(model, pos, columns)
         if derived:
             columns = {**columns, **derived}
-        layout = _layout(model, self._event_names)
+        layout = self._layout(model)
         n = len(pos)
         # whole blocks, not column by column: strided column writes into a row-major
         # matrix cost four times as much on the search's 350,000-row grids
         blocks = [self.encoded(model)[pos]]
         if layout.other_names:
-            others = np.empty((len(layout.other_names), n))
-            for j, (name, categories) in enumerate(
-                zip(layout.other_names, layout.other_categories, strict=True)
-            ):
+            parts: list[np.ndarray] = []
+            missing = None
+            for name, categories in zip(layout.other_names, layout.other_categories, strict=True):
                 values = columns.get(name)
                 if values is None:
-                    others[j] = np.nan
+                    if missing is None:
+                        missing = np.full(n, np.nan)
+                    parts.append(missing)
                 elif isinstance(values, Labels):
-                    others[j] = self._encoded_labels(values.labels, categories)[values.codes]
+                    parts.append(self._encoded_labels(values.labels, categories)[values.codes])
                 elif (
                     categories is None
                     and isinstance(values, np.ndarray)
                     and values.dtype == np.float64
+                    and values.shape == (n,)
                 ):
-                    others[j] = values  # the state and calendar columns: floats already
+                    parts.append(values)  # the state and calendar columns: floats already
                 else:
-                    others[j] = _by_labels(partial(_encode_column, categories=categories), values)
-            blocks.append(others.T)
+                    encoded = _by_labels(partial(_encode_column, categories=categories), values)
+                    parts.append(np.broadcast_to(np.asarray(encoded, dtype=np.float64), (n,)))
+            # one copy of the rows' columns (an array of arrays: no row-by-row writes)
+            blocks.append(np.array(parts, dtype=np.float64).T)
         matrix = np.concatenate(blocks, axis=1)
         if layout.order is not None:  # the model's columns are interleaved
             matrix = matrix[:, layout.order]
@@ -301,6 +323,10 @@ class EventMatrix:
     def time_columns(self, pos: np.ndarray, utc_ns: np.ndarray) -> dict[str, np.ndarray]:
         """Candidate-time features of instants ``utc_ns`` for the events at ``pos``."""
         zone = self.one_zone()
+        if len(self.ids) == 1 and zone is not None:  # a lone request: from its tables
+            columns = self._time_table(zone).columns(utc_ns)
+            if columns is not None:
+                return columns
         zones = self.column("timezone")[pos] if zone is None else zone
 
         def calendar(rows: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -318,6 +344,13 @@ class EventMatrix:
             self._float("cust_active_hour")[pos],
             {name: self._float(name)[pos] for name in HOUR_RESPONSE_INPUTS},
         )
+
+    def _time_table(self, zone: str) -> EventTimeTable:
+        """The one event's time features by local day and minute, built on first use."""
+        if self._table is None:
+            event = {name: self._float(name) for name in TIME_TABLE_INPUTS}
+            self._table = EventTimeTable(zone, event)
+        return self._table
 
     def channel_click_rate(self, pos: np.ndarray, channel: np.ndarray) -> np.ndarray:
         return np.where(

@@ -14,6 +14,7 @@ the oracle) gets each candidate as a timeline. Both see the same candidates.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -341,15 +342,17 @@ def _slot_times(
     window, outside quiet hours), as the index in ``pos`` of each time's event and the
     time (ns). The first allowed times come first (one per event, in ``pos`` order),
     then the others by event, day and hour; no time twice for an event."""
-    hours = np.array(config.message_local_hours, dtype=np.int64)
-    days = np.arange(config.message_days_ahead)
+    offsets, quiet = _day_hours(
+        config.message_days_ahead,
+        tuple(config.message_local_hours),
+        config.quiet_hours.start_hour,
+        config.quiet_hours.end_hour,
+    )
     zones = tz if isinstance(tz, str) else tz[pos]
     local = ref[pos] + utc_offsets(ref[pos], zones)
     local_day = local - local % DAY_NS
-    grid = np.repeat(np.arange(len(pos)), len(days) * len(hours))
-    day_off = np.tile(np.repeat(days, len(hours)), len(pos))
-    hour = np.tile(hours, len(pos) * len(days))
-    local_ns = local_day[grid] + day_off * DAY_NS + hour * HOUR_NS
+    grid = np.repeat(np.arange(len(pos)), len(offsets))
+    local_ns = (local_day[:, None] + offsets[None, :]).ravel()
 
     def utc(rows: np.ndarray) -> tuple[np.ndarray]:
         return (
@@ -359,11 +362,8 @@ def _slot_times(
     # the events of a batch share local days and hours: each (zone, local time) once
     (at,) = per_distinct_instant(local_ns, None if tz_codes is None else tz_codes[pos][grid], utc)
     slot_pos = pos[grid]
-    keep = (
-        (at >= ref[slot_pos])
-        & (at < window_end[slot_pos])
-        & ~quiet_hour(hour, config.quiet_hours.start_hour, config.quiet_hours.end_hour)
-    )
+    keep = (at >= ref[slot_pos]) & (at < window_end[slot_pos])
+    keep &= ~np.broadcast_to(quiet, (len(pos), len(quiet))).ravel()
     # the first allowed time itself is always tried, and comes first
     owner = np.concatenate([np.arange(len(pos)), grid[keep]])
     times = np.concatenate([ref[pos], at[keep]])
@@ -372,3 +372,18 @@ def _slot_times(
     repeat[1:] = (owner[order][1:] == owner[order][:-1]) & (times[order][1:] == times[order][:-1])
     kept = np.sort(order[~repeat])
     return owner[kept], times[kept]
+
+
+@lru_cache(maxsize=16)
+def _day_hours(
+    days_ahead: int, local_hours: tuple[int, ...], quiet_start: int, quiet_end: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The message slots of a local day and the next ``days_ahead - 1``: their offsets
+    (ns) from the first day's local midnight, by day then hour, and which of them fall
+    in quiet hours (kept: the same for every round of every call)."""
+    hours = np.array(local_hours, dtype=np.int64)
+    days = np.arange(days_ahead)
+    offsets = np.repeat(days, len(hours)) * DAY_NS + np.tile(hours, len(days)) * HOUR_NS
+    quiet = np.tile(quiet_hour(hours, quiet_start, quiet_end), len(days))
+    offsets.flags.writeable = quiet.flags.writeable = False  # shared between calls
+    return offsets, quiet
