@@ -405,17 +405,21 @@ def _dp(
     value = np.empty((n, k_max, width))
     back = np.zeros((n, k_max, width), dtype=np.int64)  # the previous retry's band cell
     value[:, 0, :] = log_fail[:, 0, :]
+    # per cell of retry k: how many cells of retry k - 1's band lie >= ``spacing`` before,
+    # as a flat index into the running minimum of that band after an ``inf`` (none)
+    reach = (first[:, 1:] - first[:, :-1] - spacing + 1)[:, :, None] + np.arange(width)
+    at = np.minimum(np.maximum(reach, 0), width) + (np.arange(n) * (width + 1))[:, None, None]
+    best = np.full((n, width + 1), np.inf)  # [inf, running minimum of the band]
+    arg = np.zeros((n, width + 1), dtype=np.int64)  # [-, where that minimum first is]
+    better = np.ones((n, width), dtype=bool)
     cells = np.arange(width)
     for k in range(1, k_max):
         prev = value[:, k - 1, :]
-        best_prev = np.minimum.accumulate(prev, axis=1)
-        arg_prev = _running_argmin(prev)
-        # how many cells of the previous band lie at least ``spacing`` cells before
-        allowed = first[:, k, None] + cells[None, :] - spacing - first[:, k - 1, None] + 1
-        last = np.minimum(np.maximum(allowed, 1), width) - 1
-        reachable = np.take_along_axis(best_prev, last, axis=1)
-        value[:, k, :] = log_fail[:, k, :] + np.where(allowed >= 1, reachable, np.inf)
-        back[:, k, :] = np.take_along_axis(arg_prev, last, axis=1)
+        np.minimum.accumulate(prev, axis=1, out=best[:, 1:])
+        np.less(prev[:, 1:], best[:, 1:-1], out=better[:, 1:])
+        np.maximum.accumulate(np.where(better, cells, 0), axis=1, out=arg[:, 1:])
+        value[:, k, :] = log_fail[:, k, :] + best.ravel()[at[:, k - 1]]
+        back[:, k, :] = arg.ravel()[at[:, k - 1]]
     best_per_k = value.min(axis=2)  # (n, k_max)
     feasible = np.isfinite(best_per_k) & (np.arange(k_max)[None, :] < count[:, None])
     has_any = feasible.any(axis=1)
@@ -429,15 +433,6 @@ def _dp(
         path[on, k - 1] = back[on, k, path[on, k]]
     e_idx, k_idx = np.nonzero(path >= 0)
     return e_idx, first[e_idx, k_idx] + path[e_idx, k_idx]
-
-
-def _running_argmin(values: np.ndarray) -> np.ndarray:
-    """Index of the running minimum along axis 1 (the first index reaching it)."""
-    n, m = values.shape
-    best = np.minimum.accumulate(values, axis=1)
-    better = np.ones((n, m), dtype=bool)
-    better[:, 1:] = values[:, 1:] < best[:, :-1]
-    return np.maximum.accumulate(np.where(better, np.arange(m)[None, :], 0), axis=1)
 
 
 def _refine(
