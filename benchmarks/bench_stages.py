@@ -1,9 +1,11 @@
 """CPU time of each stage of a lone decision, replayed alone on fresh frames.
 
-    python benchmarks/bench_stages.py [STAGE ...] [--calls 200] [--passes 5]
+    python benchmarks/bench_stages.py [STAGE ...] [--calls 200] [--size 1] [--passes 5]
         [--work /tmp/smartretry-bench] [--profile [--sort cumulative] [--lines 30]]
 
-Decides ``--calls`` lone held-out requests through ``training.api.service.recommend``
+Decides ``--calls`` calls of ``--size`` held-out requests each (lone requests by
+default; ``--size 1000 --calls 2`` replays the stages of 1,000-item batches) through
+``training.api.service.recommend``
 with the model of ``bench_world.py``, keeping each stage's arguments (frames copied
 shallowly, so their pandas column caches start empty, as in a real decision); then
 replays every stage's calls alone and prints the process CPU time per call, best of
@@ -60,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stages", nargs="*", help="stages to replay (default: all)")
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--size", type=int, default=1, help="requests per call")
     parser.add_argument("--passes", type=int, default=5)
     parser.add_argument("--invoices", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=7)
@@ -81,14 +84,19 @@ def main() -> None:
                  "plan_retries", "plan_messages"):  # fmt: skip
         undo.append(_capture(captured, decider_module, name, name))
     undo.append(_capture(captured, service, "requests_to_frames", "requests_to_frames"))
+    undo.append(_capture(captured, service, "responses_from_decisions", "responses_from_decisions"))
+    undo.append(
+        _capture(captured, decider_module.ModelDecider, "score_schedules", "score_schedules")
+    )
     undo.append(_capture(captured, decider.decider.rules, "decide_many", "rules.decide_many"))
     undo.append(_capture(captured, decider.decider.scorer, "event_features", "event_features"))
     undo.append(_capture(captured, decider_module.ModelDecider, "_explore", "explore"))
     undo.append(_capture(captured, decider_module.ModelDecider, "decide", "decide"))
     service.recommend(decider, world.sample(1))  # warm-up: caches, first model calls
     captured.clear()
-    for request in world.sample(args.calls + 1, known_share=0.2)[1:]:
-        service.recommend(decider, [request])
+    requests = world.sample(args.size * (args.calls + 1), known_share=0.2)[args.size :]
+    for call in range(args.calls):
+        service.recommend(decider, requests[call * args.size : (call + 1) * args.size])
     for restore in undo:  # replays run without the capture (a whole decision's stages
         restore()  # would otherwise copy their frames again)
     stages = args.stages or list(captured)

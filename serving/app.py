@@ -27,7 +27,7 @@ from serving.metrics import Metrics
 from serving.microbatch import MicroBatcher
 from serving.model_loader import Loader, ModelHolder, load_decider
 from serving.rate_limit import TokenBuckets
-from serving.routes import answer, ops, v1
+from serving.routes import answer_with_json, ops, v1
 from serving.settings import Settings, get_settings
 from serving.store.db import make_engine, migrate, ping
 from serving.store.decision_writer import DecisionWriter
@@ -190,7 +190,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     batcher = app.state.batcher = None
     if settings.microbatch_max_items > 1:
         batcher = app.state.batcher = MicroBatcher(
-            lambda items: answer(services, items, ""),
+            lambda items: answer_with_json(services, items, ""),
             settings.microbatch_max_items,
             settings.microbatch_wait_ms / 1000,
         )

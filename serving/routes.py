@@ -97,12 +97,12 @@ async def post_recommendation(request: Request, api: ApiContextDep) -> Response:
     # the card-data scan and validation run with the decision (validate_item), once
     result: Result
     if api.batcher is not None:  # decided together with the requests arriving meanwhile
-        result = await api.batcher.submit(body)
+        result, text = await api.batcher.submit(body)
     else:
-        [result] = await run_in_threadpool(answer, api.services, [body], "")
+        [(result, text)] = await run_in_threadpool(answer_with_json, api.services, [body], "")
     if isinstance(result, ItemError):
         raise ApiError(422, result.error.code, result.error.message, result.error.field)
-    return _json(result)
+    return _json_bytes(text.encode())
 
 
 @v1.post(
@@ -233,8 +233,9 @@ def batch_answer(services: DecisionServices, body: dict[str, Any], max_items: in
     the response serialized (about 1 MB for 1,000 items)."""
     scan(body)
     items = _list_field(body, "items", max_items)
-    results = answer(services, items, "items", scanned=True)
-    return BatchResponse(items=results).model_dump_json().encode()
+    answers = answer_with_json(services, items, "items", scanned=True)
+    # BatchResponse(items=...).model_dump_json(), from the items' JSON made once
+    return ('{"items":[' + ",".join(text for _, text in answers) + "]}").encode()
 
 
 def store_outcomes(
@@ -296,8 +297,8 @@ def _list_field(body: dict[str, Any], name: str, limit: int) -> list[Any]:
     return value
 
 
-Answered = list[tuple[RecommendationRequest, RecommendationResponse]]
-"""The requests that got a recommendation (not an item error), with it."""
+Answered = list[tuple[RecommendationRequest, RecommendationResponse, str]]
+"""The requests that got a recommendation (not an item error), with it and its JSON."""
 
 
 def answer(
@@ -306,6 +307,14 @@ def answer(
     """Validate, decide, store the decisions (queued for the decision writer, or one
     transaction now when write-behind is off) and count them. ``scanned``: the route has
     already scanned the whole body for card data."""
+    return [result for result, _ in answer_with_json(services, items, prefix, scanned=scanned)]
+
+
+def answer_with_json(
+    services: DecisionServices, items: list[Any], prefix: str, *, scanned: bool = False
+) -> list[tuple[Result, str]]:
+    """:func:`answer`, each result with its JSON (``model_dump_json``): serialized once,
+    for the HTTP answer and the stored decision alike."""
     holder = services.holder
     validated = [
         validate_item(item, f"{prefix}[{i}]" if prefix else "", scanned=scanned)
@@ -326,10 +335,11 @@ def answer(
         customer_knowledge(decider, ids, _stored_customers(stored.customers, queued)) if ids else {}
     )
     results = recommend(decider, validated, known_customers=known, fallback=holder.fallback)
-    answered = _answered(validated, results)
+    texts = [result.model_dump_json() for result in results]
+    answered = _answered(validated, results, texts)
     _store_decisions(services, answered)
     _count_results(services.metrics, answered, results)
-    return results
+    return list(zip(results, texts, strict=True))
 
 
 def _read_store(
@@ -389,12 +399,12 @@ def _stored_customers(
 
 
 def _answered(
-    validated: list[RecommendationRequest | ItemError], results: list[Result]
+    validated: list[RecommendationRequest | ItemError], results: list[Result], texts: list[str]
 ) -> Answered:
-    """The (request, response) pairs that got a recommendation (not an item error)."""
+    """The (request, response, JSON) of those that got a recommendation (not an item error)."""
     return [
-        (request, result)
-        for request, result in zip(validated, results, strict=True)
+        (request, result, text)
+        for request, result, text in zip(validated, results, texts, strict=True)
         if isinstance(request, RecommendationRequest) and isinstance(result, RecommendationResponse)
     ]
 
@@ -403,11 +413,12 @@ def _store_decisions(services: DecisionServices, answered: Answered) -> None:
     """Write-behind: queue them. Otherwise commit them now; with the store unreachable,
     queue them instead (degraded mode: written when the store is back)."""
     requests, responses = [a[0] for a in answered], [a[1] for a in answered]
+    texts = [a[2] for a in answered]
     if services.write_behind or services.health.down:
-        services.writer.submit(requests, responses)
+        services.writer.submit(requests, responses, texts)
         return
     try:
-        record_decisions(services.engine, requests, responses)
+        record_decisions(services.engine, requests, responses, texts)
     except UNREACHABLE_ERRORS as error:
         services.health.failed(error)
         logger.warning(
@@ -415,7 +426,7 @@ def _store_decisions(services: DecisionServices, answered: Answered) -> None:
             type(error).__name__,
             len(requests),
         )
-        services.writer.submit(requests, responses)
+        services.writer.submit(requests, responses, texts)
         return
     services.health.succeeded()
 
@@ -423,7 +434,7 @@ def _store_decisions(services: DecisionServices, answered: Answered) -> None:
 def _count_results(metrics: Metrics, answered: Answered, results: list[Result]) -> None:
     """Decisions by decline category (and fallback), item errors by code."""
     metrics.observe_decisions(
-        (r.decline.category, r.decline.retryable, r.fallback) for _, r in answered
+        (r.decline.category, r.decline.retryable, r.fallback) for _, r, _ in answered
     )
     for result in results:
         if isinstance(result, ItemError):

@@ -41,7 +41,13 @@ from training.api.schemas import RecommendationRequest, RecommendationResponse
 
 logger = logging.getLogger(__name__)
 
-Write = Callable[[Sequence[RecommendationRequest], Sequence[RecommendationResponse]], None]
+Write = Callable[
+    [Sequence[RecommendationRequest], Sequence[RecommendationResponse], Sequence[str] | None],
+    None,
+]
+"""``record_decisions(engine, ...)`` bound to its engine: requests, responses, and the
+responses' JSON when the route serialized them already (else ``None``)."""
+Queued = tuple[RecommendationRequest, RecommendationResponse, str | None]
 RETRY_DELAYS_SECONDS = (0.1, 0.5, 2.0)
 
 
@@ -82,7 +88,7 @@ class DecisionWriter:
         self.health = health
         self.in_outage = False  # the last write failed with the store unreachable
         self._cond = threading.Condition()
-        self._queue: deque[tuple[RecommendationRequest, RecommendationResponse]] = deque()
+        self._queue: deque[Queued] = deque()
         self._customers: Counter[str] = Counter()  # queued or being written, per customer
         self._fields: dict[str, dict[str, Any]] = {}  # what those requests told about them
         self._submitted = 0
@@ -104,8 +110,10 @@ class DecisionWriter:
         self,
         requests: Sequence[RecommendationRequest],
         responses: Sequence[RecommendationResponse],
+        response_json: Sequence[str] | None = None,
     ) -> None:
-        """Queue decisions for storing; when the writer is not running, store them now."""
+        """Queue decisions for storing; when the writer is not running, store them now.
+        ``response_json``: the responses as JSON, when serialized already."""
         if not requests:
             return
         with self._cond:
@@ -125,7 +133,8 @@ class DecisionWriter:
                 running = not self._closed
             if running:
                 was_empty = not self._queue
-                self._queue.extend(zip(requests, responses, strict=True))
+                texts = response_json if response_json is not None else [None] * len(requests)
+                self._queue.extend(zip(requests, responses, texts, strict=True))
                 self._customers.update(r.customer_id for r in requests)
                 for request in requests:  # later non-null values win, as in the store
                     given = request.customer.model_dump() if request.customer else {}
@@ -138,7 +147,7 @@ class DecisionWriter:
                     # wake-up takes the GIL from the threads answering requests
                     self._cond.notify_all()
                 return
-        self._write(requests, responses)
+        self._write(requests, responses, response_json)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every decision submitted so far is written; False on timeout."""
@@ -167,7 +176,7 @@ class DecisionWriter:
                     self.pending,
                 )
 
-    def _take(self) -> list[tuple[RecommendationRequest, RecommendationResponse]] | None:
+    def _take(self) -> list[Queued] | None:
         with self._cond:
             self._cond.wait_for(lambda: self._queue or self._closed)
             # let decisions arriving meanwhile share the commit, unless someone waits
@@ -186,14 +195,16 @@ class DecisionWriter:
             self._cond.notify_all()  # room for waiting submitters
             return batch
 
-    def _store(self, batch: list[tuple[RecommendationRequest, RecommendationResponse]]) -> None:
-        requests = [request for request, _ in batch]
-        responses = [response for _, response in batch]
+    def _store(self, batch: list[Queued]) -> None:
+        requests = [request for request, _, _ in batch]
+        responses = [response for _, response, _ in batch]
+        known = [text for _, _, text in batch if text is not None]
+        response_json = known if len(known) == len(batch) else None
         attempt = 0
         while True:
             attempt += 1
             try:
-                self._write(requests, responses)
+                self._write(requests, responses, response_json)
             except Exception as error:  # any store error: wait out an outage, retry, drop
                 if self._unreachable(error):
                     attempt -= 1  # an outage does not use up the batch's retries
@@ -248,7 +259,7 @@ class DecisionWriter:
                 self._store(batch)
             finally:
                 with self._cond:
-                    for request, _ in batch:
+                    for request, _, _ in batch:
                         self._customers[request.customer_id] -= 1
                         if self._customers[request.customer_id] <= 0:
                             del self._customers[request.customer_id]

@@ -33,24 +33,30 @@ def record_decisions(
     engine: Engine,
     requests: Sequence[RecommendationRequest],
     responses: Sequence[RecommendationResponse],
+    response_json: Sequence[str] | None = None,
 ) -> None:
-    """Store decisions with their request, and upsert the customers and invoices they carry."""
+    """Store decisions with their request, and upsert the customers and invoices they carry.
+
+    ``response_json``: the responses as ``model_dump_json`` gave them already (for the
+    HTTP answer), stored as they are instead of serialized again."""
     if not requests:
         return
     now = datetime.now(UTC)
+    if response_json is None:
+        response_json = [resp.model_dump_json() for resp in responses]
     decisions = [
         {
             "decision_id": resp.decision_id,
             "invoice_id": req.invoice_id,
             "customer_id": req.customer_id,
             "request": EncodedJSON(req.model_dump_json(exclude_none=True)),
-            "response": EncodedJSON(resp.model_dump_json()),
+            "response": EncodedJSON(text),
             "model_version": resp.model_version,
             "propensity": resp.propensity,
             "fallback": resp.fallback,
             "created_at": now,
         }
-        for req, resp in zip(requests, responses, strict=True)
+        for req, resp, text in zip(requests, responses, response_json, strict=True)
     ]
     customers: dict[str, dict[str, Any]] = {}
     invoices: dict[str, dict[str, Any]] = {}

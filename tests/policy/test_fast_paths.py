@@ -161,21 +161,6 @@ def test_category_codes_equal_pandas_indexer():
     assert np.isnan(category_codes(values, [])).all()
 
 
-def test_running_argmin_is_the_first_index_of_the_running_minimum():
-    from training.policy.retry_search import _running_argmin
-
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        values = rng.integers(0, 5, (6, 25)).astype(float)
-        values[rng.random(values.shape) < 0.3] = np.inf
-        want = np.zeros(values.shape, dtype=np.int64)
-        for i, row in enumerate(values):
-            for j in range(1, len(row)):
-                earlier = row[: j + 1]
-                want[i, j] = int(np.argmin(earlier)) if np.isfinite(earlier.min()) else 0
-        np.testing.assert_array_equal(_running_argmin(values), want)
-
-
 def test_exploration_shifts_whole_schedules_inside_the_window(case):
     decider, events, _, decisions, features, past = case
     messages, retries = _plans(decider.scorer, decider, events, decisions, features, past)

@@ -12,7 +12,7 @@ from training.config.policy import PolicyConfig
 from training.core.localtime import HOUR_NS, to_ns
 from training.features.invoice import events_from_history
 from training.policy.message_search import plan_messages
-from training.policy.retry_search import _RetryContext, plan_retries, retry_windows
+from training.policy.retry_search import _dp, _RetryContext, plan_retries, retry_windows
 from training.policy.scorer import past_rows
 
 
@@ -199,3 +199,51 @@ def test_artifacts_saved_before_the_coarse_to_fine_search_keep_their_search():
     assert again == loaded and again.model_copy(
         update={"exploration_rate": 0.0}
     ).refine_steps_hours == (2, 1)
+
+
+def _whole_grid_dp(log_fail: np.ndarray, count: np.ndarray, spacing: int):
+    """The programme over every cell of the grid (the banded one's reference): the best
+    cells, first minimum on ties, as (event, cell) pairs."""
+    n, k_max, j_max = log_fail.shape
+    value = np.full((n, k_max, j_max), np.inf)
+    back = np.zeros((n, k_max, j_max), dtype=np.int64)
+    value[:, 0] = log_fail[:, 0]
+    for k in range(1, k_max):
+        for j in range(spacing, j_max):
+            before = value[:, k - 1, : j - spacing + 1]
+            back[:, k, j] = np.argmin(before, axis=1)
+            value[:, k, j] = log_fail[:, k, j] + before.min(axis=1)
+    pairs = []
+    for e in range(n):
+        feasible = [k for k in range(min(count[e], k_max)) if np.isfinite(value[e, k]).any()]
+        if not feasible:
+            continue
+        k = feasible[-1]
+        cells = [int(np.argmin(value[e, k]))]
+        for kk in range(k, 0, -1):
+            cells.append(int(back[e, kk, cells[-1]]))
+        pairs += [(e, c) for c in reversed(cells)]
+    return pairs
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_banded_programme_chooses_what_the_whole_grid_programme_chooses(seed):
+    """Bands of a few cells per retry (anywhere on the grid, overlapping, clipped, with
+    ties) decide as the programme over the whole grid with every other cell impossible."""
+    rng = np.random.default_rng(seed)
+    n, k_max, width, j_max, spacing = 60, 4, 7, 40, 3
+    first = np.sort(rng.integers(-3, j_max - width + 3, size=(n, k_max)), axis=1)
+    banded = np.round(np.log(rng.uniform(0.2, 0.95, size=(n, k_max, width))), 1)  # ties
+    banded[rng.uniform(size=banded.shape) < 0.2] = np.inf
+    cell = first[:, :, None] + np.arange(width)
+    banded[(cell < 0) | (cell >= j_max)] = np.inf  # outside the window
+    count = rng.integers(0, k_max + 1, size=n)
+    whole = np.full((n, k_max, j_max), np.inf)
+    e, k, w = np.nonzero(np.isfinite(banded))
+    whole[e, k, cell[e, k, w]] = banded[e, k, w]
+    e_idx, cells = _dp(banded, first, count, spacing)
+    assert list(zip(e_idx.tolist(), cells.tolist(), strict=True)) == _whole_grid_dp(
+        whole, count, spacing
+    )
+    on_whole = _dp(whole, np.zeros((n, k_max), dtype=np.int64), count, spacing)
+    assert np.array_equal(on_whole[0], e_idx) and np.array_equal(on_whole[1], cells)

@@ -165,3 +165,32 @@ def test_batch_of_the_documented_maximum_is_answered(client, settings):
     response = post_json(client, "/v1/recommendations/batch", {"items": items})
     assert response.status_code == 200
     assert len(response.json()["items"]) == settings.max_batch_items
+
+
+def test_batch_body_and_stored_responses_are_the_models_json(client, settings, row_counts):
+    """The batch body is put together from each item's JSON, made once and stored as the
+    decision's response: byte for byte what the response models serialize."""
+    import json
+
+    from sqlalchemy import select
+
+    from serving.store.db import make_engine
+    from serving.store.models import Decision
+    from training.api.schemas import BatchResponse
+
+    items = [request_body(invoice_id=f"in_{i}") for i in range(4)]
+    items[1]["currency"] = "XXQ"
+    response = post_json(client, "/v1/recommendations/batch", {"items": items})
+    assert response.status_code == 200
+    parsed = BatchResponse.model_validate_json(response.content)
+    assert response.content == parsed.model_dump_json().encode()
+    assert row_counts()["decisions"] == 3
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            stored = dict(conn.execute(select(Decision.decision_id, Decision.response)).all())
+    finally:
+        engine.dispose()
+    for item in parsed.items:
+        if hasattr(item, "decision_id"):
+            assert stored[item.decision_id] == json.loads(item.model_dump_json())

@@ -70,9 +70,11 @@ class CountingWrite:
         self.engine = engine
         self.batches: list[int] = []
 
-    def __call__(self, requests: Sequence, responses: Sequence) -> None:
+    def __call__(
+        self, requests: Sequence, responses: Sequence, response_json: Sequence | None = None
+    ) -> None:
         self.batches.append(len(requests))
-        record_decisions(self.engine, requests, responses)
+        record_decisions(self.engine, requests, responses, response_json)
 
 
 def test_decisions_queued_together_share_one_transaction(engine):

@@ -25,6 +25,7 @@ from training.api.schemas import (
     RecommendationResponse,
 )
 from training.api.sensitive import scan
+from training.core.columnar import utc_index
 from training.core.localtime import NAT
 from training.policy.decisions import Columns, Decider, Decisions
 
@@ -65,10 +66,21 @@ def _probability(value: Any) -> float | None:
     )
 
 
+def _probability_list(values: Any) -> list[float | None]:
+    """:func:`_probability` of each value; a float64 column as one ``tolist`` with its
+    NaN set to ``None`` (the same values, no Python call per value)."""
+    if isinstance(values, np.ndarray) and values.dtype == np.float64:
+        out: list[float | None] = values.tolist()
+        for i in np.flatnonzero(np.isnan(values)).tolist():
+            out[i] = None
+        return out
+    return [_probability(v) for v in _listed(values)]
+
+
 def _probabilities(table: Columns, column: str) -> list[float | None]:
     if column not in table:
         return [None] * len(table["event_id"])
-    return [_probability(v) for v in _listed(table[column])]
+    return _probability_list(table[column])
 
 
 def _listed(values: Any) -> list[Any]:
@@ -98,9 +110,17 @@ def _rows_by_event(
     return order, event, _datetimes(ns, missing)
 
 
+_FEW_TIMES = 64  # below this, pandas' fixed cost per call is more than it saves
+
+
 def _datetimes(ns: np.ndarray, missing: np.ndarray) -> list[datetime | None]:
     """UTC ``datetime`` of int64 nanoseconds (to the microsecond below, as pandas'
     ``to_pydatetime``), ``None`` where ``missing``."""
+    if len(ns) >= _FEW_TIMES:  # aware datetimes made in pandas' C loop
+        aware: list[datetime | None] = utc_index(np.where(missing, 0, ns)).to_pydatetime().tolist()
+        for i in np.flatnonzero(missing).tolist():
+            aware[i] = None
+        return aware
     naive = ns.view("datetime64[ns]").astype("datetime64[us]").tolist()
     gone = missing.tolist()
     return [None if out else t.replace(tzinfo=UTC) for t, out in zip(naive, gone, strict=True)]
@@ -115,18 +135,6 @@ def _group(
         if at >= 0:
             grouped[at].append(row)
     return grouped
-
-
-DECISION_COLUMNS = (  # per-event columns of Decisions.events that a response carries
-    "decline_category",
-    "retryable",
-    "expected_recovery_probability",
-    "baseline_recovery_probability",
-    "decision_id",
-    "propensity",
-    "reasons",
-    "fallback",
-)
 
 
 def _retries_by_event(retries: Columns, asked: Sequence[str]) -> list[list[dict[str, Any]]]:
@@ -155,17 +163,26 @@ def _messages_by_event(messages: Columns, asked: Sequence[str]) -> list[list[dic
 
 
 def _event_columns(events: Columns, asked: Sequence[str]) -> dict[str, list[Any]]:
-    """The per-event columns of the response, as lists in ``asked`` order; ``KeyError``
-    for an asked event the decider did not answer."""
+    """The per-event columns of the response, as Python values in lists in ``asked``
+    order (probabilities ``None`` for missing, propensities ``float``, fallbacks
+    ``bool``, reasons lists); ``KeyError`` for an asked event the decider did not answer."""
     ids = np.asarray(events["event_id"], dtype=object)
     rows = _positions(list(ids), np.asarray(asked, dtype=object))
     if (rows < 0).any():
         raise KeyError(asked[int(np.flatnonzero(rows < 0)[0])])
-    return {
-        name: [values[i] for i in rows.tolist()]
-        for name in DECISION_COLUMNS
+    picked = rows.tolist()
+    column = {
+        name: [values[i] for i in picked]
+        for name in ("decline_category", "retryable", "decision_id", "reasons")
         for values in [_listed(events[name])]
     }
+    for name in ("expected_recovery_probability", "baseline_recovery_probability"):
+        values = _probability_list(events[name])
+        column[name] = [values[i] for i in picked]
+    column["propensity"] = np.asarray(events["propensity"], dtype=np.float64)[rows].tolist()
+    column["fallback"] = np.asarray(events["fallback"], dtype=bool)[rows].tolist()
+    column["reasons"] = [list(reasons) for reasons in column["reasons"]]
+    return column
 
 
 def _response(
@@ -187,16 +204,12 @@ def _response(
             },
             "retries": retries,
             "messages": messages,
-            "expected_recovery_probability": _probability(
-                column["expected_recovery_probability"][i]
-            ),
-            "baseline_recovery_probability": _probability(
-                column["baseline_recovery_probability"][i]
-            ),
+            "expected_recovery_probability": column["expected_recovery_probability"][i],
+            "baseline_recovery_probability": column["baseline_recovery_probability"][i],
             "decision_id": column["decision_id"][i],
-            "propensity": float(column["propensity"][i]),
-            "reasons": list(column["reasons"][i]),
-            "fallback": bool(column["fallback"][i]),
+            "propensity": column["propensity"][i],
+            "reasons": column["reasons"][i],
+            "fallback": column["fallback"][i],
         }
     )
 
@@ -209,9 +222,9 @@ def responses_from_decisions(
 ) -> list[RecommendationResponse]:
     """One response per request, in order, from the decider's long-format tables.
 
-    Read as columns (a decider's own arrays, no frame built or read back), values by
-    position (no per-row pandas boxing); each response is validated once, in pydantic's
-    compiled validator.
+    Read as columns (a decider's own arrays, no frame built or read back), each column
+    turned into Python values at once (times, probabilities, flags); each response is
+    validated once, in pydantic's compiled validator.
     """
     if len(requests) != len(event_ids):
         raise ValueError("responses_from_decisions: one event id per request")

@@ -106,7 +106,7 @@ def plan_retries(
     p = _retry_probabilities(context, pos, at, k)
     log_fail = np.full((len(ids), k_max, j_max), np.inf)
     log_fail[pos, k, j] = np.log1p(-np.clip(p, 0, 1 - 1e-9))
-    e_idx, j_idx = _dp(log_fail, count, spacing)
+    e_idx, j_idx = _dp(log_fail, np.zeros((len(ids), k_max), dtype=np.int64), count, spacing)
     plan_ns = start[e_idx] + j_idx * step
     if not (config.fine_grids_hours or config.refine_steps_hours) or len(e_idx) == 0:
         return frame_of_arrays({"event_id": ids[e_idx], "at": from_ns(plan_ns)})
@@ -145,25 +145,25 @@ def _dp_around(
     sizes = np.bincount(plan_event, minlength=len(start))
     rank = np.arange(len(plan_ns)) - (np.cumsum(sizes) - sizes)[plan_event]
     reach = band_hours // grid_hours
-    shift = np.arange(-reach, reach + 1)
-    row = np.repeat(np.arange(len(plan_ns)), len(shift))
+    width = 2 * reach + 1  # cells of each retry's band
+    row = np.repeat(np.arange(len(plan_ns)), width)
+    band_cell = np.tile(np.arange(width), len(plan_ns))
     event = plan_event[row]
-    at = plan_ns[row] + np.tile(shift, len(plan_ns)) * step
+    at = plan_ns[row] + (band_cell - reach) * step
     inside = (at >= start[event]) & (at < window_end[event])
-    row, event, at = row[inside], event[inside], at[inside]
-    cell = (at - start[event]) // step
+    row, band_cell, event, at = row[inside], band_cell[inside], event[inside], at[inside]
     planned = np.flatnonzero(sizes)  # the events with retries, compactly numbered
-    compact = np.searchsorted(planned, event)
-    first_cell = np.full(len(planned), LATEST_NS)
-    np.minimum.at(first_cell, compact, cell)
-    column = cell - first_cell[compact]
+    compact = np.searchsorted(planned, plan_event)
     p = _retry_probabilities(context, event, at, rank[row])
-    log_fail = np.full((len(planned), int(sizes.max()), int(column.max()) + 1), np.inf)
-    log_fail[compact, rank[row], column] = np.log1p(-np.clip(p, 0, 1 - 1e-9))
+    log_fail = np.full((len(planned), int(sizes.max()), width), np.inf)
+    log_fail[compact[row], rank[row], band_cell] = np.log1p(-np.clip(p, 0, 1 - 1e-9))
+    # each band's first cell on this grid, counted from the event's earliest time
+    first = np.zeros((len(planned), int(sizes.max())), dtype=np.int64)
+    first[compact, rank] = (plan_ns - start[plan_event]) // step - reach
     spacing = int(np.ceil(min_spacing_hours * HOUR_NS / step))
-    e_idx, j_idx = _dp(log_fail, sizes[planned], spacing)
+    e_idx, cell = _dp(log_fail, first, sizes[planned], spacing)
     # every planned retry keeps a cell (its own is in its band), so rows match
-    return start[planned[e_idx]] + (first_cell[e_idx] + j_idx) * step
+    return start[planned[e_idx]] + cell * step
 
 
 def _id_rank(ids: np.ndarray) -> np.ndarray:
@@ -388,28 +388,38 @@ def _timeline_retry_probabilities(
     return out
 
 
-def _dp(log_fail: np.ndarray, count: np.ndarray, spacing: int) -> tuple[np.ndarray, np.ndarray]:
-    """Grid indexes of the retries minimising total log-survival, spaced >= ``spacing``.
+def _dp(
+    log_fail: np.ndarray, first: np.ndarray, count: np.ndarray, spacing: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grid cells of the retries minimising total log-survival, spaced >= ``spacing``.
 
-    Returns (event index, grid index) pairs, events in order, times increasing. Every
-    extra retry can only lower the chance that all fail, so the most retries that fit
-    are used; events where none fits get none.
+    ``log_fail[e, k, w]``: the k-th retry of event e in cell ``first[e, k] + w`` of the
+    grid (a band of cells per retry: the whole grid with ``first`` 0, or a few cells
+    around the coarser grid's choice; ``inf``: not a candidate). Returns (event index,
+    grid cell) pairs, events in order, times increasing. Every extra retry can only
+    lower the chance that all fail, so the most retries that fit are used; events where
+    none fits get none. The programme runs on the bands, never on the whole grid: its
+    arrays are the candidates' size; ties go to the earliest cell.
     """
-    n, k_max, j_max = log_fail.shape
-    value = np.full((n, k_max, j_max), np.inf)
-    back = np.zeros((n, k_max, j_max), dtype=np.int64)
+    n, k_max, width = log_fail.shape
+    value = np.empty((n, k_max, width))
+    back = np.zeros((n, k_max, width), dtype=np.int64)  # the previous retry's band cell
     value[:, 0, :] = log_fail[:, 0, :]
+    # per cell of retry k: how many cells of retry k - 1's band lie >= ``spacing`` before,
+    # as a flat index into the running minimum of that band after an ``inf`` (none)
+    reach = (first[:, 1:] - first[:, :-1] - spacing + 1)[:, :, None] + np.arange(width)
+    at = np.minimum(np.maximum(reach, 0), width) + (np.arange(n) * (width + 1))[:, None, None]
+    best = np.full((n, width + 1), np.inf)  # [inf, running minimum of the band]
+    arg = np.zeros((n, width + 1), dtype=np.int64)  # [-, where that minimum first is]
+    better = np.ones((n, width), dtype=bool)
+    cells = np.arange(width)
     for k in range(1, k_max):
         prev = value[:, k - 1, :]
-        best_prev = np.minimum.accumulate(prev, axis=1)
-        arg_prev = _running_argmin(prev)
-        shifted = np.full((n, j_max), np.inf)
-        shifted_arg = np.zeros((n, j_max), dtype=np.int64)
-        if spacing < j_max:
-            shifted[:, spacing:] = best_prev[:, : j_max - spacing]
-            shifted_arg[:, spacing:] = arg_prev[:, : j_max - spacing]
-        value[:, k, :] = log_fail[:, k, :] + shifted
-        back[:, k, :] = shifted_arg
+        np.minimum.accumulate(prev, axis=1, out=best[:, 1:])
+        np.less(prev[:, 1:], best[:, 1:-1], out=better[:, 1:])
+        np.maximum.accumulate(np.where(better, cells, 0), axis=1, out=arg[:, 1:])
+        value[:, k, :] = log_fail[:, k, :] + best.ravel()[at[:, k - 1]]
+        back[:, k, :] = arg.ravel()[at[:, k - 1]]
     best_per_k = value.min(axis=2)  # (n, k_max)
     feasible = np.isfinite(best_per_k) & (np.arange(k_max)[None, :] < count[:, None])
     has_any = feasible.any(axis=1)
@@ -422,16 +432,7 @@ def _dp(log_fail: np.ndarray, count: np.ndarray, spacing: int) -> tuple[np.ndarr
         on = events[ks >= k]
         path[on, k - 1] = back[on, k, path[on, k]]
     e_idx, k_idx = np.nonzero(path >= 0)
-    return e_idx, path[e_idx, k_idx]
-
-
-def _running_argmin(values: np.ndarray) -> np.ndarray:
-    """Index of the running minimum along axis 1 (the first index reaching it)."""
-    n, m = values.shape
-    best = np.minimum.accumulate(values, axis=1)
-    better = np.ones((n, m), dtype=bool)
-    better[:, 1:] = values[:, 1:] < best[:, :-1]
-    return np.maximum.accumulate(np.where(better, np.arange(m)[None, :], 0), axis=1)
+    return e_idx, first[e_idx, k_idx] + path[e_idx, k_idx]
 
 
 def _refine(
