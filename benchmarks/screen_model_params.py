@@ -7,7 +7,11 @@ test period's log loss, AUC, calibration error and ``best_iteration`` per model.
         --variant base={} --variant leaves31='{"num_leaves": 31, "min_data_in_leaf": 50}'
 
 Each ``--variant NAME=JSON`` overrides knobs of ``train.model`` of ``--params``; the
-rows go to ``--out`` as JSON lines (one per variant and model) and are printed.
+rows go to ``--out`` as JSON lines (one per variant and model) and are printed. With
+``--truth`` (the simulator's truth folder, ``OUT-truth``) the message model's held-out
+rows are also grouped by the distance of the send's local hour to the customer's *true*
+active hour (a latent trait of the world: a diagnostic grouping, never an input), model
+against observed: the slope docs/evaluation.md ("Why the learned messages lose") follows.
 """
 
 from __future__ import annotations
@@ -17,12 +21,36 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from training.config.params import load_params
 from training.contract.io import load_history
 from training.declines.table import load_decline_table
-from training.models.datasets import build_training_data
+from training.models.datasets import TrainingData, build_training_data
 from training.models.fit import fit_models
 from training.models.split import TimeSplit
+
+ACTIVE_BINS = [-1, 1, 3, 6, 12]  # hours from the customer's true active hour
+
+
+def by_true_active_hour(
+    data: TrainingData, split: TimeSplit, truth: Path, label: np.ndarray, p: np.ndarray
+) -> dict[str, list[float]]:
+    """Held-out message rows by the send's distance to the true active hour: mean model
+    probability and observed label per bucket of :data:`ACTIVE_BINS`."""
+    test = split.assign(data.message.due_at) == "test"
+    peak = pd.read_parquet(truth / "invoices.parquet", columns=["invoice_id", "active_peak_hour"])
+    hour_of = peak.set_index("invoice_id")["active_peak_hour"]
+    active = hour_of.reindex(data.message.invoice_id[test]).to_numpy(dtype=float)
+    local = data.message.features["local_hour"].to_numpy(dtype=float)[test]
+    distance = np.abs((local - active + 12) % 24 - 12)
+    rows = pd.DataFrame({"model": p, "observed": label, "bucket": pd.cut(distance, ACTIVE_BINS)})
+    means = rows.groupby("bucket", observed=True)[["model", "observed"]].mean()
+    return {
+        "model": means["model"].round(4).tolist(),
+        "observed": means["observed"].round(4).tolist(),
+    }
 
 
 def main() -> None:
@@ -32,6 +60,7 @@ def main() -> None:
     parser.add_argument("--variant", action="append", required=True, help="NAME=JSON")
     parser.add_argument("--models", default="retry,message,self_cure")
     parser.add_argument("--out", type=Path, help="append the rows here (JSON lines)")
+    parser.add_argument("--truth", type=Path, help="the history's truth folder (OUT-truth)")
     args = parser.parse_args()
 
     params = load_params(args.params)
@@ -47,7 +76,7 @@ def main() -> None:
         )
         settings = params.train.model_copy(update={"model": model})
         started = time.perf_counter()
-        fitted, metrics, _ = fit_models(data, split, settings, names)
+        fitted, metrics, predictions = fit_models(data, split, settings, names)
         wall = time.perf_counter() - started
         print(f"{args.data.name:15s} {label:22s} all models {wall:.1f}s", flush=True)
         for name in names:
@@ -71,6 +100,11 @@ def main() -> None:
                 f"best {int(m['best_iteration']):4d} fit {fitted[name].fit_seconds:6.1f}s",
                 flush=True,
             )
+            if args.truth is not None and name == "message":
+                row["by_true_active_hour"] = by_true_active_hour(
+                    data, split, args.truth, *predictions[name]
+                )
+                print(f"  by true active hour {ACTIVE_BINS}: {row['by_true_active_hour']}")
             if args.out:
                 with args.out.open("a") as sink:
                     sink.write(json.dumps(row) + "\n")
