@@ -88,6 +88,12 @@ class ModelParams(Section):
         "training rows of the same rank cover (support.py): no extrapolation of one "
         "rank's offsets through splits learned on later ranks",
     )
+    monotone_increasing: list[str] = Field(
+        [],
+        description="inputs whose estimate may only rise with them, in every model that has "
+        "them (LightGBM's monotone constraints): a direction that holds for people in general, "
+        "never one read off a world",
+    )
     num_threads: int = Field(2, ge=1)
     seed: int = 7
 

@@ -215,6 +215,13 @@ def _weights(label: np.ndarray, max_weight: float) -> np.ndarray:
     return np.where(label == 1, max(ratio, 1.0), 1.0)
 
 
+def monotone_constraints(features: list[str], params: ModelParams) -> list[int]:
+    """LightGBM's constraint per input: 1 (the estimate never falls as it rises) for the
+    ``params.monotone_increasing`` inputs, 0 (free) for the others."""
+    rising = set(params.monotone_increasing)
+    return [1 if name in rising else 0 for name in features]
+
+
 def fit_calibrated(
     name: str,
     train: tuple[pd.DataFrame, np.ndarray],
@@ -290,6 +297,7 @@ def fit_calibrated(
         "bagging_freq": params.bagging_freq,
         "lambda_l2": params.lambda_l2,
         "cat_smooth": params.cat_smooth,
+        "monotone_constraints": monotone_constraints(features, params),
         "deterministic": True,
         "force_row_wise": True,
     }

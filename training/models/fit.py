@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from training.config.params import TrainParams
+from training.config.params import ModelParams, TrainParams
 from training.config.retry_limits import UpdateRequests
 from training.contract.history import History
 from training.declines.table import DeclineTable
@@ -67,6 +68,18 @@ MODEL_FEATURES = {
 }
 
 
+def check_monotone_inputs(params: ModelParams) -> None:
+    """Refuse ``monotone_increasing`` names that are no model's input (a typo would
+    otherwise constrain nothing, silently)."""
+    known = {name for features in MODEL_FEATURES.values() for name in features}
+    unknown = sorted(set(params.monotone_increasing) - known)
+    if unknown:
+        raise ValueError(
+            f"train.model.monotone_increasing: {', '.join(unknown)} is not an input of any "
+            "model (docs/training.md lists them)"
+        )
+
+
 @dataclass
 class TrainedModels:
     """``message`` is None when the history logs no dunning messages (billing-system
@@ -96,32 +109,26 @@ def _part(dataset: Dataset, mask: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]
     return dataset.features[mask], dataset.label[mask]
 
 
-def train_models(
-    history: History,
+def fit_models(
+    data: TrainingData,
+    split: TimeSplit,
     params: TrainParams,
-    table: DeclineTable,
-    update: UpdateRequests,
-    progress: bool = True,
-) -> TrainResult:
-    """Build features, split by time, fit and calibrate, score the test period.
-    ``update``: what counts as an update request (the retry limits the artifact carries)."""
-    if len(history.invoices) == 0:
-        raise ValueError("the history has no invoices: nothing to train on")
-    seconds: dict[str, float] = {}
-    names = ("retry", "message", "self_cure") if len(history.messages) else ("retry", "self_cure")
-    steps = tqdm(total=1 + len(names), desc="train", unit="step", disable=not progress)
-    started = time.perf_counter()
-    steps.set_postfix_str("features")
-    data = build_training_data(history, table, params.window_days, update)
-    seconds["features"] = time.perf_counter() - started
-    steps.update()
-    split = TimeSplit.from_due_dates(history.invoices["due_at"], params)
-
+    names: tuple[str, ...],
+    done: Callable[[], object] = lambda: None,
+) -> tuple[
+    dict[str, CalibratedModel],
+    dict[str, dict[str, float]],
+    dict[str, tuple[np.ndarray, np.ndarray]],
+]:
+    """Fit and calibrate the ``names`` models on built training rows and score the test
+    period (``done`` is called after each model): the step of :func:`train_models` after
+    the features, apart so that settings can be compared on the same rows
+    (benchmarks/screen_model_params.py)."""
+    check_monotone_inputs(params.model)
     fitted: dict[str, CalibratedModel] = {}
     metrics: dict[str, dict[str, float]] = {}
     predictions: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in names:
-        steps.set_postfix_str(name)
         dataset: Dataset = getattr(data, name)
         part = split.assign(dataset.due_at)
         features = list(MODEL_FEATURES[name])
@@ -142,15 +149,39 @@ def train_models(
             x_train = _part(dataset, part == "train")[0]
             model.support = RankSupport.fit(x_train, model.features, rank, columns)
         fitted[name] = model
-        seconds[f"fit_{name}"] = model.fit_seconds
         x_test, y_test = _part(dataset, part == "test")
         p_test = model.predict(x_test)
         predictions[name] = (y_test, p_test)
         metrics[name] = binary_metrics(y_test, p_test, model.base_rate)
         metrics[name]["train_rows"] = float((part == "train").sum())
         metrics[name]["best_iteration"] = float(model.best_iteration)
-        steps.update()
+        done()
+    return fitted, metrics, predictions
+
+
+def train_models(
+    history: History,
+    params: TrainParams,
+    table: DeclineTable,
+    update: UpdateRequests,
+    progress: bool = True,
+) -> TrainResult:
+    """Build features, split by time, fit and calibrate, score the test period.
+    ``update``: what counts as an update request (the retry limits the artifact carries)."""
+    if len(history.invoices) == 0:
+        raise ValueError("the history has no invoices: nothing to train on")
+    seconds: dict[str, float] = {}
+    names = ("retry", "message", "self_cure") if len(history.messages) else ("retry", "self_cure")
+    steps = tqdm(total=1 + len(names), desc="train", unit="step", disable=not progress)
+    started = time.perf_counter()
+    steps.set_postfix_str("features")
+    data = build_training_data(history, table, params.window_days, update)
+    seconds["features"] = time.perf_counter() - started
+    steps.update()
+    split = TimeSplit.from_due_dates(history.invoices["due_at"], params)
+    fitted, metrics, predictions = fit_models(data, split, params, names, steps.update)
     steps.close()
+    seconds.update({f"fit_{name}": model.fit_seconds for name, model in fitted.items()})
     seconds["total"] = time.perf_counter() - started
     return TrainResult(
         TrainedModels(fitted["retry"], fitted.get("message"), fitted["self_cure"]),

@@ -33,8 +33,10 @@ from training.models.calibrated import (
     encode,
     encode_matrix,
     fit_group_calibrator,
+    monotone_constraints,
 )
 from training.models.datasets import Dataset
+from training.models.fit import check_monotone_inputs
 from training.models.metrics import binary_metrics
 from training.models.pair_rates import FittedPairRate, PairRate
 from training.models.support import RankSupport
@@ -63,10 +65,10 @@ def early_stopping_iteration(curve: np.ndarray, patience: int) -> int:
     return best_at + 1
 
 
-def booster_options(params: ModelParams) -> dict[str, Any]:
+def booster_options(params: ModelParams, features: list[str]) -> dict[str, Any]:
     """The in-process booster's settings in the scikit-learn names ``DaskLGBMClassifier``
-    takes (``fit_calibrated`` passes the same knobs to ``lgb.train``); the threads are
-    each worker's own (``lightgbm.dask`` ignores ``n_jobs``)."""
+    takes (``fit_calibrated`` passes the same knobs to ``lgb.train``) for the inputs
+    ``features``; the threads are each worker's own (``lightgbm.dask`` ignores ``n_jobs``)."""
     return {
         "objective": "binary",
         "n_estimators": params.num_boost_round,
@@ -79,6 +81,7 @@ def booster_options(params: ModelParams) -> dict[str, Any]:
         "reg_lambda": params.lambda_l2,
         "random_state": params.seed,
         "cat_smooth": params.cat_smooth,
+        "monotone_constraints": monotone_constraints(features, params),
         "deterministic": True,
         "force_row_wise": True,
         "verbosity": -1,
@@ -209,6 +212,8 @@ def fit_on_cluster(
     from dask import dataframe as dd
     from lightgbm.dask import DaskLGBMClassifier
 
+    check_monotone_inputs(params)
+
     fitted_rates = []
     for pair in pairs:
         columns = [pair.left, pair.right, LABEL, INVOICE]
@@ -261,7 +266,7 @@ def fit_on_cluster(
     # LightGBM's machines are the workers holding the training rows
     workers = {w for held_by in client.who_has(kept).values() for w in held_by}
     started = time.perf_counter()
-    estimator = DaskLGBMClassifier(client=client, **booster_options(params))
+    estimator = DaskLGBMClassifier(client=client, **booster_options(params, features))
     with warnings.catch_warnings():  # the wrapper always passes n_jobs; Dask sets threads
         warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
         estimator.fit(x, y, sample_weight=w, categorical_feature=list(categories))

@@ -1,0 +1,114 @@
+"""Screen LightGBM settings on held-out metrics: the models of one history fitted with
+each variant of ``train.model`` on the same training rows (features built once), and the
+test period's log loss, AUC, calibration error and ``best_iteration`` per model.
+
+    smartretry simulate --world default --invoices 20000 --seed 7 --out /tmp/h39/default
+    python benchmarks/screen_model_params.py --data /tmp/h39/default \\
+        --variant base={} --variant leaves31='{"num_leaves": 31, "min_data_in_leaf": 50}'
+
+Each ``--variant NAME=JSON`` overrides knobs of ``train.model`` of ``--params``; the
+rows go to ``--out`` as JSON lines (one per variant and model) and are printed. With
+``--truth`` (the simulator's truth folder, ``OUT-truth``) the message model's held-out
+rows are also grouped by the distance of the send's local hour to the customer's *true*
+active hour (a latent trait of the world: a diagnostic grouping, never an input), model
+against observed: the slope docs/evaluation.md ("Why the learned messages lose") follows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.config.params import load_params
+from training.contract.io import load_history
+from training.declines.table import load_decline_table
+from training.models.datasets import TrainingData, build_training_data
+from training.models.fit import fit_models
+from training.models.split import TimeSplit
+
+ACTIVE_BINS = [-1, 1, 3, 6, 12]  # hours from the customer's true active hour
+
+
+def by_true_active_hour(
+    data: TrainingData, split: TimeSplit, truth: Path, label: np.ndarray, p: np.ndarray
+) -> dict[str, list[float]]:
+    """Held-out message rows by the send's distance to the true active hour: mean model
+    probability and observed label per bucket of :data:`ACTIVE_BINS`."""
+    test = split.assign(data.message.due_at) == "test"
+    peak = pd.read_parquet(truth / "invoices.parquet", columns=["invoice_id", "active_peak_hour"])
+    hour_of = peak.set_index("invoice_id")["active_peak_hour"]
+    active = hour_of.reindex(data.message.invoice_id[test]).to_numpy(dtype=float)
+    local = data.message.features["local_hour"].to_numpy(dtype=float)[test]
+    distance = np.abs((local - active + 12) % 24 - 12)
+    rows = pd.DataFrame({"model": p, "observed": label, "bucket": pd.cut(distance, ACTIVE_BINS)})
+    means = rows.groupby("bucket", observed=True)[["model", "observed"]].mean()
+    return {
+        "model": means["model"].round(4).tolist(),
+        "observed": means["observed"].round(4).tolist(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="history folder")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--variant", action="append", required=True, help="NAME=JSON")
+    parser.add_argument("--models", default="retry,message,self_cure")
+    parser.add_argument("--out", type=Path, help="append the rows here (JSON lines)")
+    parser.add_argument("--truth", type=Path, help="the history's truth folder (OUT-truth)")
+    args = parser.parse_args()
+
+    params = load_params(args.params)
+    history, _ = load_history(args.data, params.validate_)
+    update = params.retry_rules.update_requests
+    data = build_training_data(history, load_decline_table(), params.train.window_days, update)
+    split = TimeSplit.from_due_dates(history.invoices["due_at"], params.train)
+    names = tuple(n for n in args.models.split(",") if n != "message" or len(history.messages))
+    for variant in args.variant:
+        label, _, overrides = variant.partition("=")
+        model = params.train.model.model_validate(
+            {**params.train.model.model_dump(), **json.loads(overrides or "{}")}
+        )
+        settings = params.train.model_copy(update={"model": model})
+        started = time.perf_counter()
+        fitted, metrics, predictions = fit_models(data, split, settings, names)
+        wall = time.perf_counter() - started
+        print(f"{args.data.name:15s} {label:22s} all models {wall:.1f}s", flush=True)
+        for name in names:
+            m = metrics[name]
+            row = {
+                "data": str(args.data),
+                "variant": label,
+                "overrides": json.loads(overrides or "{}"),
+                "model": name,
+                "log_loss": m["log_loss"],
+                "auc": m["auc"],
+                "calibration_error": m["calibration_error"],
+                "best_iteration": int(m["best_iteration"]),
+                "fit_seconds": fitted[name].fit_seconds,
+                "test_rows": int(m["rows"]),
+                "variant_seconds": wall,
+            }
+            print(
+                f"{args.data.name:15s} {label:22s} {name:9s} log loss {m['log_loss']:.5f} "
+                f"AUC {m['auc']:.4f} cal {m['calibration_error']:.4f} "
+                f"best {int(m['best_iteration']):4d} fit {fitted[name].fit_seconds:6.1f}s",
+                flush=True,
+            )
+            if args.truth is not None and name == "message":
+                row["by_true_active_hour"] = by_true_active_hour(
+                    data, split, args.truth, *predictions[name]
+                )
+                print(f"  by true active hour {ACTIVE_BINS}: {row['by_true_active_hour']}")
+            if args.out:
+                with args.out.open("a") as sink:
+                    sink.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
