@@ -53,6 +53,8 @@ def test_both_paths_get_one_constraint_per_input_in_feature_order():
     assert monotone_constraints(features, params) == expected
     assert booster_options(params, features)["monotone_constraints"] == expected
     assert sum(monotone_constraints(list(MODEL_FEATURES["retry"]), params)) == 0
+    # no constrained input: no option at all (an all-zero list moves LightGBM's trees)
+    assert "monotone_constraints" not in booster_options(params, list(MODEL_FEATURES["retry"]))
 
 
 def test_an_input_no_model_has_is_refused_by_name():

@@ -222,6 +222,13 @@ def monotone_constraints(features: list[str], params: ModelParams) -> list[int]:
     return [1 if name in rising else 0 for name in features]
 
 
+def monotone_options(features: list[str], params: ModelParams) -> dict[str, list[int]]:
+    """The booster option, only when some input is constrained: an all-zero list still
+    moves LightGBM's trees a little, so an unconstrained model trains as without it."""
+    constraints = monotone_constraints(features, params)
+    return {"monotone_constraints": constraints} if any(constraints) else {}
+
+
 def fit_calibrated(
     name: str,
     train: tuple[pd.DataFrame, np.ndarray],
@@ -297,7 +304,7 @@ def fit_calibrated(
         "bagging_freq": params.bagging_freq,
         "lambda_l2": params.lambda_l2,
         "cat_smooth": params.cat_smooth,
-        "monotone_constraints": monotone_constraints(features, params),
+        **monotone_options(features, params),
         "deterministic": True,
         "force_row_wise": True,
     }
