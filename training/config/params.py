@@ -46,7 +46,7 @@ class ValidateParams(Section):
 class ModelParams(Section):
     """LightGBM and calibration knobs, shared by the retry, message and self-cure models."""
 
-    num_leaves: int = Field(15, ge=2)
+    num_leaves: int = Field(7, ge=2)
     learning_rate: float = Field(0.05, gt=0)
     min_data_in_leaf: int = Field(100, ge=1)
     feature_fraction: float = Field(0.9, gt=0, le=1)
