@@ -235,6 +235,19 @@ def customer_features(
     return pd.DataFrame(values, index=decisions.index, columns=list(columns), dtype=float)
 
 
+def _customer_codes(customers: pd.Index, customer_ids: np.ndarray) -> np.ndarray:
+    """Each id's position in the (unique) ``customers``, -1 when unknown; one id (a lone
+    request) by ``get_loc``, ~1 µs where ``get_indexer`` costs ~100 µs."""
+    if len(customer_ids) == 1:
+        try:
+            code = customers.get_loc(customer_ids[0])
+        except (KeyError, TypeError):
+            code = -1
+        if isinstance(code, int):
+            return np.array([code], dtype=np.int64)
+    return customers.get_indexer(customer_ids).astype(np.int64)
+
+
 def customer_columns(
     customer_ids: np.ndarray, as_of_ns: np.ndarray, signup_ns: np.ndarray, index: CustomerIndex
 ) -> dict[str, np.ndarray]:
@@ -245,7 +258,7 @@ def customer_columns(
     the numpy core of :func:`customer_features`, for callers that build one frame.
     """
     sums = index.sums
-    codes = index.customers.get_indexer(customer_ids).astype(np.int64)
+    codes = _customer_codes(index.customers, customer_ids)
     as_of = _ns_to_seconds(as_of_ns)
     known = codes >= 0
     now = np.where(known, _lookup(index.log_codes, index.log_keys, codes, as_of), -1)

@@ -89,6 +89,15 @@ def _sorted_labels(categories: tuple) -> tuple[np.ndarray, np.ndarray]:
     return labels[order], order
 
 
+@lru_cache(maxsize=256)
+def _label_codes(categories: tuple) -> dict[str, int]:
+    """The code of each label (the first of equal ones, as the binary search finds it)."""
+    codes: dict[str, int] = {}
+    for code, category in enumerate(categories):
+        codes.setdefault(str(category), code)
+    return codes
+
+
 def category_codes(values: np.ndarray | pd.Series, categories: Sequence) -> np.ndarray:
     """Code of each value in the training ``categories`` (NaN when missing or unseen).
 
@@ -97,7 +106,11 @@ def category_codes(values: np.ndarray | pd.Series, categories: Sequence) -> np.n
     values = np.asarray(values, dtype=object)
     if len(categories) == 0 or len(values) == 0:
         return np.full(len(values), np.nan)
-    labels, order = _sorted_labels(tuple(categories))
+    key = tuple(categories)
+    if len(values) == 1 and isinstance(values[0], str):  # one event's label (a lone request)
+        code = _label_codes(key).get(values[0])
+        return np.array([np.nan if code is None else float(code)])
+    labels, order = _sorted_labels(key)
     text = values.astype(str)
     at = np.minimum(np.searchsorted(labels, text), len(labels) - 1)
     found = (labels[at] == text) & ~pd.isna(values)

@@ -52,8 +52,13 @@ class RankSupport:
         if len(matrix) == 0 or not self.positions:
             return matrix
         rank = matrix[:, self.rank_position]
-        at = np.clip(np.nan_to_num(rank, nan=0.0), 0, len(self.upper) - 1).astype(int)
+        # the rank's row of bounds: NaN and below 0 as 0, above the last as the last
+        # (np.clip of np.nan_to_num, without their ~20 µs a call: the policy clips in
+        # every model call of its search)
+        last = float(len(self.upper) - 1)
+        at = np.where(rank > 0.0, np.minimum(rank, last), 0.0).astype(np.intp)
         out = matrix.copy()
         cols = list(self.positions)
-        out[:, cols] = np.clip(matrix[:, cols], self.lower[at], self.upper[at])
+        # np.clip written out (minimum of maximum: the same figures, NaN kept)
+        out[:, cols] = np.minimum(np.maximum(matrix[:, cols], self.lower[at]), self.upper[at])
         return out
