@@ -223,10 +223,10 @@ def test_reads_the_first_merchant_retry_of_each_invoice(small_world):
     assert (log.propensity[retried] > 0).all()
 
 
-@pytest.mark.slow  # the learned policy's schedules and the truth on 300 invoices (~5 s)
+@pytest.mark.slow  # the learned policy's schedules and the truth on 300 invoices (~8 s)
 def test_timing_estimate_and_its_truth_on_a_small_world(small_world):
     from training.config.params import Params
-    from training.evaluation.ope_timing_eval import timing_estimates
+    from training.evaluation.ope_timing_eval import timing_estimates, timing_estimates_by_weighting
     from training.evaluation.run import held_out_events
 
     params = Params()
@@ -244,6 +244,20 @@ def test_timing_estimate_and_its_truth_on_a_small_world(small_world):
     # the estimand's truth lies between doing nothing and a perfect world
     assert abs(out["truth"] - out["team_recovery"]) < 0.2
     assert isinstance(out["team_recovery"], float) and pd.notna(out["projected_share"])
+    # both weightings from one pass: the same units and truth; the logged one as above
+    both = timing_estimates_by_weighting(
+        small_world.artifact.decider(),
+        small_world.history,
+        events,
+        14,
+        settings,
+        ("logged", "estimated"),
+        small_world.truth,
+    )
+    assert both["logged"] == out
+    assert both["estimated"]["propensity"] == "estimated"
+    assert both["estimated"]["truth"] == out["truth"]
+    assert both["estimated"]["units"] == out["units"]
 
 
 def test_the_report_says_how_the_first_retries_were_weighted():

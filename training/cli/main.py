@@ -8,7 +8,7 @@ stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -343,6 +343,13 @@ def ope_coverage(
     worlds: Annotated[
         str | None, typer.Option(help="comma-separated worlds (default: the whole zoo)")
     ] = None,
+    timing_propensity: Annotated[
+        str,
+        typer.Option(
+            help="comma-separated weightings of the first-retry estimate, each reported"
+            " from the same histories and models (logged, estimated)"
+        ),
+    ] = "logged,estimated",
     params: ParamsOption = None,
 ) -> None:
     """How often the off-policy intervals cover the truth, over worlds and seeds."""
@@ -354,6 +361,7 @@ def ope_coverage(
 
     from training.config.params import load_params
     from training.evaluation.ope_coverage import coverage_markdown, run_ope_coverage
+    from training.evaluation.ope_first_retry import Propensity
 
     names = _zoo_worlds(worlds)
     try:
@@ -362,8 +370,21 @@ def ope_coverage(
         raise typer.BadParameter(
             f"seeds must be integers: {seeds!r}", param_hint="'--seeds'"
         ) from exc
+    weightings = [w.strip() for w in timing_propensity.split(",") if w.strip()]
+    if not weightings or any(w not in ("logged", "estimated") for w in weightings):
+        raise typer.BadParameter(
+            f"expected some of logged, estimated: {timing_propensity!r}",
+            param_hint="'--timing-propensity'",
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    rows, summary = run_ope_coverage(names, seed_list, invoices, load_params(params), out)
+    rows, summary = run_ope_coverage(
+        names,
+        seed_list,
+        invoices,
+        load_params(params),
+        out,
+        cast(list[Propensity], list(dict.fromkeys(weightings))),
+    )
     typer.echo(coverage_markdown(rows, summary))
     typer.echo(json_dumps(summary, indent=2))
     typer.echo(f"table: {out / 'ope_coverage.md'}\nrows: {out / 'ope_coverage.json'}")

@@ -10,46 +10,72 @@ TIMING_ESTIMATORS = ("ips", "snips")
 
 def off_policy_checks(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per (estimand, estimator) of ``metrics`` (from ``run_evaluation`` with a
-    truth): the interval, the truth and whether it covers it; or why no estimate."""
+    truth): the interval, the truth and whether it covers it; or why no estimate. Rows of
+    the first-retry timing estimand also say how its first retries were weighted."""
+    return [
+        *block_checks("menu", metrics.get("off_policy", {}), MENU_ESTIMATORS),
+        *timing_checks(metrics.get("off_policy_timing", {})),
+    ]
+
+
+def timing_checks(block: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of one first-retry timing block, each with its ``weighting``."""
+    weighting = block.get("propensity", "logged")
+    return [
+        {**row, "weighting": weighting}
+        for row in block_checks("first-retry timing", block, TIMING_ESTIMATORS)
+    ]
+
+
+def block_checks(
+    estimand: str, block: dict[str, Any], estimators: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The rows of one estimand's block (see :func:`off_policy_checks`)."""
+    if "truth" not in block:
+        return [{"estimand": estimand, "note": block.get("note", "no truth")}]
     rows: list[dict[str, Any]] = []
-    sources = (
-        ("menu", metrics.get("off_policy", {}), MENU_ESTIMATORS),
-        ("first-retry timing", metrics.get("off_policy_timing", {}), TIMING_ESTIMATORS),
-    )
-    for estimand, block, estimators in sources:
-        if "truth" not in block:
-            rows.append({"estimand": estimand, "note": block.get("note", "no truth")})
-            continue
-        for name in estimators:
-            entry = block[name]
-            row: dict[str, Any] = {"estimand": estimand, "estimator": name, "truth": block["truth"]}
-            if "cannot_estimate" in entry:
-                row["cannot_estimate"] = entry["cannot_estimate"]
-            else:
-                row.update(
-                    value=entry["value"],
-                    lower=entry["lower"],
-                    upper=entry["upper"],
-                    covers=bool(entry["lower"] <= block["truth"] <= entry["upper"]),
-                )
-            rows.append(row)
+    for name in estimators:
+        entry = block[name]
+        row: dict[str, Any] = {"estimand": estimand, "estimator": name, "truth": block["truth"]}
+        if "cannot_estimate" in entry:
+            row["cannot_estimate"] = entry["cannot_estimate"]
+        else:
+            row.update(
+                value=entry["value"],
+                lower=entry["lower"],
+                upper=entry["upper"],
+                covers=bool(entry["lower"] <= block["truth"] <= entry["upper"]),
+            )
+        rows.append(row)
     return rows
 
 
+def check_key(row: dict[str, Any]) -> str:
+    """``estimand / estimator`` (``/ weighting`` when the row has one)."""
+    parts = [row["estimand"], row["estimator"]]
+    if "weighting" in row:
+        parts.append(row["weighting"])
+    return " / ".join(parts)
+
+
 def coverage(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Per (estimand, estimator): intervals reported, how many covered the truth, and
-    how many times the logs could not support an estimate."""
+    """Per (estimand, estimator, weighting): intervals reported, how many covered the
+    truth, their mean width, and how many times the logs could not support an estimate."""
     out: dict[str, dict[str, float]] = {}
+    widths: dict[str, float] = {}
     for row in rows:
         if "estimator" not in row:
             continue
-        key = f"{row['estimand']} / {row['estimator']}"
+        key = check_key(row)
         cell = out.setdefault(key, {"intervals": 0, "covered": 0, "declined": 0})
         if "covers" in row:
             cell["intervals"] += 1
             cell["covered"] += int(row["covers"])
+            widths[key] = widths.get(key, 0.0) + row["upper"] - row["lower"]
         else:
             cell["declined"] += 1
-    for cell in out.values():
-        cell["share"] = cell["covered"] / cell["intervals"] if cell["intervals"] else float("nan")
+    for key, cell in out.items():
+        n = cell["intervals"]
+        cell["share"] = cell["covered"] / n if n else float("nan")
+        cell["mean_width"] = widths[key] / n if n else float("nan")
     return out

@@ -5,6 +5,7 @@ also the estimand's exact value and whether each interval holds it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from training.evaluation.ope import (
 )
 from training.evaluation.ope_first_retry import (
     FirstRetryLog,
+    Propensity,
     TimingSupport,
     learn_support,
     read_first_retries,
@@ -61,38 +63,76 @@ def timing_estimates(
     truth: GroundTruth | None = None,
 ) -> dict[str, Any]:
     """IPS and SNIPS of the first-retry timing target, each with its overlap
-    diagnostics or the reason the logs cannot support it."""
+    diagnostics or the reason the logs cannot support it, weighted as
+    ``settings.timing_propensity`` says."""
+    weighting = settings.timing_propensity
+    return timing_estimates_by_weighting(
+        decider, history, events, window_days, settings, (weighting,), truth
+    )[weighting]
+
+
+def timing_estimates_by_weighting(
+    decider: ModelDecider,
+    history: History,
+    events: pd.DataFrame,
+    window_days: int,
+    settings: EvaluateParams,
+    weightings: Sequence[Propensity],
+    truth: GroundTruth | None = None,
+) -> dict[str, dict[str, Any]]:
+    """:func:`timing_estimates` once per weighting of the first retries, from the same
+    learned schedules, support, target and truth (computed once)."""
     log_all = read_first_retries(history, window_days)
     support = learn_support(
         log_all, settings.timing_min_offset_support, settings.timing_parts_per_day
     )
     if len(support.offsets) == 0:
-        return {"estimand": ESTIMAND, "note": "no first retry was logged often enough"}
+        note = {"estimand": ESTIMAND, "note": "no first retry was logged often enough"}
+        return {w: {**note, "propensity": w} for w in weightings}
     hours = learned_first_retry_hours(decider, history, events)
     planned = ~np.isnan(hours)
     if not planned.any():
-        return {"estimand": ESTIMAND, "note": "the learned policy retries none of these invoices"}
+        note = {"estimand": ESTIMAND, "note": "the learned policy retries none of these invoices"}
+        return {w: {**note, "propensity": w} for w in weightings}
     position = pd.Series(np.arange(len(log_all.invoice_id)), index=log_all.invoice_id)
     rows = position.loc[events["invoice_id"].to_numpy()[planned]].to_numpy()
     log = log_all.take(rows)
     target = target_distribution(hours[planned], support, settings.timing_smoothing)
-    propensity = settings.timing_propensity
-    timing = timing_feedback(log, support, target, hours[planned], propensity)
+    exact = None
+    if truth is not None and truth.logging is not None:
+        exact = timing_truth(truth, log, support, target, window_days, settings.seed)
+    return {
+        w: _weighted_estimates(log, support, target, hours[planned], w, settings, exact)
+        for w in weightings
+    }
+
+
+def _weighted_estimates(
+    log: FirstRetryLog,
+    support: TimingSupport,
+    target: np.ndarray,
+    hours: np.ndarray,
+    propensity: Propensity,
+    settings: EvaluateParams,
+    exact: float | None,
+) -> dict[str, Any]:
+    """IPS and SNIPS of one weighting (see :func:`timing_estimates`)."""
+    timing = timing_feedback(log, support, target, hours, propensity)
 
     def refit(rows: np.ndarray) -> LoggedFeedback:
         return timing_feedback(
-            log.take(rows), support, target[rows], hours[planned][rows], propensity
+            log.take(rows), support, target[rows], hours[rows], propensity
         ).feedback
 
     out: dict[str, Any] = {
         "estimand": ESTIMAND,
-        "units": int(planned.sum()),
+        "units": len(hours),
         "support_offsets": len(support.offsets),
         "support_buckets": int(np.unique(support.buckets).size),
         "team_recovery": float(log.recovered.mean()),
         "projected_share": timing.projected_share,
         "unsupported_units": timing.unsupported_units,
-        "learned_first_retry_median_hours": float(np.median(hours[planned])),
+        "learned_first_retry_median_hours": float(np.median(hours)),
         "propensity": propensity,
     }
     for name, estimator in (("ips", InverseProbabilityWeighting()), ("snips", SelfNormalizedIPW())):
@@ -117,8 +157,7 @@ def timing_estimates(
                 "upper": result.upper,
                 **diagnostics,
             }
-    if truth is not None and truth.logging is not None:
-        exact = timing_truth(truth, log, support, target, window_days, settings.seed)
+    if exact is not None:
         out["truth"] = exact
         out["truth_inside_interval"] = {
             name: bool(out[name]["lower"] <= exact <= out[name]["upper"])
