@@ -204,7 +204,7 @@ def family_shrinkage(
     for quantile in (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9):
         above = np.maximum(raw - fixed - shrink.gain_threshold(promised, quantile), 0.0)
         line(f"one factor, above quantile {quantile}", raw - (1 - factor) * above, true)
-    for prior in (50.0, 200.0, 800.0):
+    for prior in (50.0, 100.0, 200.0, 400.0):
         factors = family_factors(promised, cross, families, prior)
         per_event = pd.Series(sample_families).map(factors).fillna(factor).to_numpy(dtype=float)
         line(f"family factors, prior {prior:.0f}", raw - (1 - per_event) * excess, true)
