@@ -17,6 +17,19 @@ exact truth for:
   schedule against the chooser's own: a logit-affine fit and isotonic regression, each
   moved half-way back to the identity for the full-data models).
 
+and, component by component (issue 13's "where does the under-estimate come from"):
+
+- by decile of the reported probability: the value before the gain shrinkage, the
+  truth, the fixed schedule's value and truth and the learned schedule's gain over it,
+  estimated and true (what the shrinkage takes, and where);
+- self-cure alone (no retry, no message);
+- the marginal value of each retry rank (the first k retries against the first k - 1,
+  no message) and of each message rank on top of all the retries, model and truth;
+- by decline family: reported, before the shrinkage, true (learned and fixed);
+- the halves' promised and cross-valued gains by decline family, and the reported
+  probability with one shrinkage factor per family (``family_factors``) against one
+  factor for all.
+
     python benchmarks/calibration_by_policy.py --world young_merchant --invoices 10000
 """
 
@@ -36,7 +49,7 @@ from training.artifact.decision_artifact import DecisionArtifact
 from training.config.params import Params, load_params
 from training.contract.history import History
 from training.core.frames import Schedules
-from training.declines.table import load_decline_table
+from training.declines.table import family_of, load_decline_table
 from training.evaluation import run
 from training.evaluation.truth_eval import truth_recovery
 from training.evaluation.zoo import simulate_and_train
@@ -112,6 +125,92 @@ def logged_schedule_maps(
     line("logged isotonic on reported", iso.predict(reported), true)
 
 
+def by_decile(reported: np.ndarray, raw: np.ndarray, true: np.ndarray, fixed: tuple) -> None:
+    """Per decile of the reported probability: what the shrinkage takes and the gains."""
+    fixed_est, fixed_true = fixed
+    order = np.argsort(reported, kind="stable")
+    print("decile: reported / before shrinkage / truth; fixed est/true; gain over fixed est/true")
+    for i, g in enumerate(np.array_split(order, 10)):
+        print(
+            f"  {i}: {reported[g].mean():.3f} / {raw[g].mean():.3f} / {true[g].mean():.3f};"
+            f" {fixed_est[g].mean():.3f}/{fixed_true[g].mean():.3f};"
+            f" {(raw - fixed_est)[g].mean():.3f}/{(true - fixed_true)[g].mean():.3f}"
+        )
+
+
+def ranked(frame: pd.DataFrame, column: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """``frame`` in time order per event, and each row's rank within its event."""
+    ordered = frame.sort_values(["event_id", column], kind="stable")
+    return ordered, ordered.groupby("event_id").cumcount().to_numpy()
+
+
+def rank_marginals(label: str, s: Schedules, value) -> None:  # type: ignore[no-untyped-def]
+    """The marginal value of each retry rank (no message), then of each message rank
+    on top of all the retries, as the models value it and as the truth does."""
+    retries, r_rank = ranked(s.retries, "at")
+    messages, m_rank = ranked(s.messages, "send_at")
+    previous = value(Schedules(retries.iloc[0:0], messages.iloc[0:0]))
+    for k in range(int(r_rank.max(initial=-1)) + 1):
+        current = value(Schedules(retries[r_rank <= k], messages.iloc[0:0]))
+        est, true = (current[0] - previous[0]).mean(), (current[1] - previous[1]).mean()
+        print(f"{label} retry {k + 1}: marginal {est:.4f}/{true:.4f} ({(r_rank == k).sum():,})")
+        previous = current
+    for k in range(int(m_rank.max(initial=-1)) + 1):
+        current = value(Schedules(retries, messages[m_rank <= k]))
+        est, true = (current[0] - previous[0]).mean(), (current[1] - previous[1]).mean()
+        print(
+            f"{label} message {k + 1} on the retries: marginal {est:.4f}/{true:.4f} "
+            f"({(m_rank == k).sum():,})"
+        )
+        previous = current
+
+
+def family_factors(
+    promised: np.ndarray, cross: np.ndarray, families: np.ndarray, prior_events: float
+) -> dict[str, float]:
+    """A shrinkage factor per decline family (measured, not kept): the family's ratio of
+    cross-valued to promised gain on the halves, pooled with ``prior_events`` events'
+    worth of the overall ratio (each at the overall mean promised gain)."""
+    mean_promised = float(promised.mean())
+    ratio = float(cross.mean()) / mean_promised
+    frame = pd.DataFrame({"family": families, "promised": promised, "cross": cross})
+    sums = frame.groupby("family")[["promised", "cross"]].sum()
+    prior = prior_events * mean_promised
+    pooled = (sums["cross"] + prior * ratio) / (sums["promised"] + prior)
+    return {str(f): float(np.clip(1 - (1 - r) / 2, 0, 1)) for f, r in pooled.items()}
+
+
+def family_shrinkage(
+    promised: np.ndarray,
+    cross: np.ndarray,
+    families: np.ndarray,
+    params: Params,
+    rows: dict[str, tuple[np.ndarray, np.ndarray]],
+    sample_families: np.ndarray,
+) -> None:
+    """The halves' gains by family, and the reported value with one factor per family."""
+    frame = pd.DataFrame({"family": families, "promised": promised, "cross": cross})
+    table = frame.groupby("family")[["promised", "cross"]].mean()
+    table["events"] = frame.groupby("family").size()
+    table["ratio"] = table["cross"] / table["promised"]
+    print(table.round(3).to_string())
+    raw, true = rows["learned"]
+    fixed = rows["fixed"][0]
+    settings = params.train.gain_shrinkage
+    factor = shrink.shrinkage_factor(float(promised.mean()), float(cross.mean()))
+    threshold = shrink.gain_threshold(promised, settings.from_quantile)
+    excess = np.maximum(raw - fixed - threshold, 0.0)
+    line(f"one factor {factor:.2f} above {threshold:.3f}", raw - (1 - factor) * excess, true)
+    for quantile in (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9):
+        above = np.maximum(raw - fixed - shrink.gain_threshold(promised, quantile), 0.0)
+        line(f"one factor, above quantile {quantile}", raw - (1 - factor) * above, true)
+    for prior in (50.0, 100.0, 200.0, 400.0):
+        factors = family_factors(promised, cross, families, prior)
+        per_event = pd.Series(sample_families).map(factors).fillna(factor).to_numpy(dtype=float)
+        line(f"family factors, prior {prior:.0f}", raw - (1 - per_event) * excess, true)
+        print(f"{'':28s} " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(factors.items())))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--world", default="young_merchant")
@@ -145,6 +244,13 @@ def main() -> None:
         line(f"{policy}, as the models value it", *rows[policy])
         line(f"{policy}, retries only", *value(Schedules(s.retries, s.messages.iloc[0:0])))
         line(f"{policy}, messages only", *value(Schedules(s.retries.iloc[0:0], s.messages)))
+    learned = schedules["learned"]
+    line(
+        "self-cure alone", *value(Schedules(learned.retries.iloc[0:0], learned.messages.iloc[0:0]))
+    )
+    by_decile(reported, *rows["learned"], rows["fixed"])
+    rank_marginals("learned", learned, value)
+    rank_marginals("fixed", schedules["fixed"], value)
 
     decisions = decider.rules.decide_many(sample, None).reset_index(drop=True)
     by_category = pd.DataFrame({"category": decisions["category"].to_numpy()})
@@ -153,6 +259,19 @@ def main() -> None:
     table = by_category.groupby("category").agg(["mean", "size"]).round(3)
     kept = [c for c in table.columns if c[1] == "mean" or c[0] == "learned est"]
     print(table.loc[:, kept].to_string())
+    sample_families = family_of(decisions["category"]).to_numpy()
+    families = pd.DataFrame(
+        {
+            "family": sample_families,
+            "reported": reported,
+            "before shrinkage": rows["learned"][0],
+            "true": rows["learned"][1],
+            "fixed": rows["fixed"][0],
+            "fixed true": rows["fixed"][1],
+        }
+    )
+    summary = families.groupby("family").mean().round(3)
+    print(summary.assign(events=families.groupby("family").size()).to_string())
 
     logged_schedule_maps(history, artifact, params, rows["learned"], reported)
 
@@ -167,6 +286,18 @@ def main() -> None:
     split = TimeSplit.from_due_dates(history.invoices["due_at"], params.train)
     settings = params.train.gain_shrinkage
     events = shrink.validation_events(history, split, settings.events, params.train.model.seed)
+    gains = [shrink._gains(deciders[k], [deciders[k], deciders[1 - k]], events) for k in (0, 1)]
+    event_families = family_of(
+        deciders[0].rules.decide_many(events, None)["category"].reset_index(drop=True)
+    ).to_numpy()
+    family_shrinkage(
+        np.concatenate([g[0] for g in gains]),
+        np.concatenate([g[1] for g in gains]),
+        np.tile(event_families, 2),
+        params,
+        rows,
+        sample_families,
+    )
     own, other = [], []
     for k in (0, 1):
         chooser = deciders[k]

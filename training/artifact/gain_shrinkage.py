@@ -30,7 +30,10 @@ largest (0.57 estimated, 0.50 true; 0.62 / 0.52), where the search found a rare 
 worth much. Scaling every gain lowered the small ones, already right or low, further and
 pulled the lower deciles of the reported probability 0.04-0.12 below the truth. So only
 the part of a gain above the ``from_quantile`` quantile of the gains the halves'
-policies promised (measured with the factor, from the same events) is shrunk.
+policies promised (measured with the factor, from the same events) is shrunk: the upper
+quartile (0.75) by default, where the optimism was measured (the largest one or two
+deciles); the median before, which shrank gains of the middle deciles that the models
+already value low (``benchmarks/calibration_by_policy.py``, docs/training.md).
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ class GainShrinkageParams(Section):
         "(0: no shrinkage, the reported probability is the models' own)",
     )
     from_quantile: float = Field(
-        0.5,
+        0.75,
         ge=0,
         lt=1,
         description="shrink only the part of a searched gain above this quantile of the gains "
