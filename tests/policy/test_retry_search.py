@@ -247,35 +247,3 @@ def test_the_banded_programme_chooses_what_the_whole_grid_programme_chooses(seed
     )
     on_whole = _dp(whole, np.zeros((n, k_max), dtype=np.int64), count, spacing)
     assert np.array_equal(on_whole[0], e_idx) and np.array_equal(on_whole[1], cells)
-
-
-def test_fine_levels_scored_ahead_plan_the_same_retries_in_fewer_calls(case, monkeypatch):
-    """A lone event's 3 h and 1 h levels share one model call (the 1 h cells scored
-    ahead with the 3 h ones): the same times as one call per level, to the nanosecond."""
-    import training.policy.retry_search as retry_search
-
-    decider, events, features, past, messages, (count, start, end) = case
-    limits = decider.rules.limits
-    rows = _counting_retry_rows(decider, monkeypatch)
-    lone = [i for i in range(len(events)) if count[i] > 0][:12]
-    assert len(lone) >= 5
-
-    def search(i: int) -> pd.DataFrame:
-        event = events.iloc[[i]].reset_index(drop=True)
-        mine = messages[messages["event_id"] == event["event_id"].iloc[0]]
-        return plan_retries(
-            decider.scorer, event, features, past, mine.reset_index(drop=True),
-            count[[i]], start[[i]], end[[i]], limits.min_spacing_hours, decider.config,
-            limits.update_requests,
-        )  # fmt: skip
-
-    ahead = [search(i) for i in lone]
-    calls_ahead = len(rows)
-    monkeypatch.setattr(retry_search, "AHEAD_EXTRA_ROWS", -1)  # one call per level
-    rows.clear()
-    per_level = [search(i) for i in lone]
-    assert len(rows) == calls_ahead + len(lone)  # one call fewer per event
-    for a, b in zip(ahead, per_level, strict=True):
-        assert len(a) > 0
-        assert (to_ns(a["at"]) == to_ns(b["at"])).all()
-        assert (a["event_id"].to_numpy() == b["event_id"].to_numpy()).all()

@@ -110,14 +110,11 @@ def plan_retries(
     plan_ns = start[e_idx] + j_idx * step
     if not (config.fine_grids_hours or config.refine_steps_hours) or len(e_idx) == 0:
         return frame_of_arrays({"event_id": ids[e_idx], "at": from_ns(plan_ns)})
-    band, levels = config.retry_grid_hours, config.fine_grids_hours
-    scored: _BandTable | None = None  # the next level's cells, scored ahead
-    for level, fine in enumerate(levels):
-        following = levels[level + 1] if level + 1 < len(levels) else None
-        plan_ns, scored = _dp_around(
-            context, e_idx, plan_ns, start, window_end, min_spacing_hours, fine, band,
-            scored, following,
-        )  # fmt: skip
+    band = config.retry_grid_hours
+    for fine in config.fine_grids_hours:
+        plan_ns = _dp_around(
+            context, e_idx, plan_ns, start, window_end, min_spacing_hours, fine, band
+        )
         band = fine
     if config.refine_steps_hours:
         plan_ns = _refine(context, e_idx, plan_ns, start, window_end, min_spacing_hours)
@@ -135,36 +132,29 @@ def _dp_around(
     min_spacing_hours: float,
     grid_hours: int,
     band_hours: int,
-    scored: _BandTable | None = None,
-    following: int | None = None,
-) -> tuple[np.ndarray, _BandTable | None]:
+) -> np.ndarray:
     """The dynamic programme again on a finer grid (every ``grid_hours`` from each
     event's earliest time), the k-th retry only within ``band_hours`` of where the
     coarser programme put it: the same choice as the fine grid over the whole window
     wherever the coarse grid found the right neighbourhood, for a few cells per retry.
 
     ``plan_event``, ``plan_ns``: the retries (event position, time on this grid), grouped
-    by event in order and by time within an event; returns their new times, row for row,
-    and (with ``following``, the next finer grid) the probabilities of every cell the
-    next level can try, when they were scored in this level's model call (``scored``:
-    this level's, from the level before; see :func:`_score_ahead`).
+    by event in order and by time within an event; returns their new times, row for row.
     """
     step = grid_hours * HOUR_NS
     sizes = np.bincount(plan_event, minlength=len(start))
     rank = np.arange(len(plan_ns)) - (np.cumsum(sizes) - sizes)[plan_event]
     reach = band_hours // grid_hours
     width = 2 * reach + 1  # cells of each retry's band
-    row, band_cell, event, at = _band_cells(plan_event, plan_ns, start, window_end, step, reach)
+    row = np.repeat(np.arange(len(plan_ns)), width)
+    band_cell = np.tile(np.arange(width), len(plan_ns))
+    event = plan_event[row]
+    at = plan_ns[row] + (band_cell - reach) * step
+    inside = (at >= start[event]) & (at < window_end[event])
+    row, band_cell, event, at = row[inside], band_cell[inside], event[inside], at[inside]
     planned = np.flatnonzero(sizes)  # the events with retries, compactly numbered
     compact = np.searchsorted(planned, plan_event)
-    p = scored.lookup(row, at) if scored is not None else None
-    ahead = None
-    if p is None and following is not None and context.with_models:
-        ahead = _score_ahead(context, plan_event, plan_ns, rank, start, window_end,
-                             grid_hours, band_hours, following, len(row))  # fmt: skip
-        p = ahead.lookup(row, at) if ahead is not None else None
-    if p is None:
-        p = _retry_probabilities(context, event, at, rank[row])
+    p = _retry_probabilities(context, event, at, rank[row])
     log_fail = np.full((len(planned), int(sizes.max()), width), np.inf)
     log_fail[compact[row], rank[row], band_cell] = np.log1p(-np.clip(p, 0, 1 - 1e-9))
     # each band's first cell on this grid, counted from the event's earliest time
@@ -173,90 +163,7 @@ def _dp_around(
     spacing = int(np.ceil(min_spacing_hours * HOUR_NS / step))
     e_idx, cell = _dp(log_fail, first, sizes[planned], spacing)
     # every planned retry keeps a cell (its own is in its band), so rows match
-    return start[planned[e_idx]] + cell * step, ahead
-
-
-AHEAD_EXTRA_ROWS = 256
-"""Most rows a fine level of the retry search adds to its model call to score the next
-level's cells ahead (a lone request's ~90; a batch keeps one call per level)."""
-
-
-def _band_cells(
-    plan_event: np.ndarray,
-    plan_ns: np.ndarray,
-    start: np.ndarray,
-    window_end: np.ndarray,
-    step: int,
-    reach: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The cells within ``reach`` steps of ``step`` ns of each planned retry, inside its
-    event's window: plan row, cell of the band (0 .. 2 * reach), event, time (ns)."""
-    width = 2 * reach + 1  # cells of each retry's band
-    row = np.repeat(np.arange(len(plan_ns)), width)
-    band_cell = np.tile(np.arange(width), len(plan_ns))
-    event = plan_event[row]
-    at = plan_ns[row] + (band_cell - reach) * step
-    inside = (at >= start[event]) & (at < window_end[event])
-    return row[inside], band_cell[inside], event[inside], at[inside]
-
-
-@dataclass
-class _BandTable:
-    """Probabilities of cells every ``step`` ns within ``reach`` steps of each plan row's
-    ``origin`` (NaN: not scored): the cells of two levels of the search, scored in one
-    model call."""
-
-    origin: np.ndarray
-    step: int
-    reach: int
-    p: np.ndarray  # plan rows x (2 * reach + 1)
-
-    def lookup(self, row: np.ndarray, at: np.ndarray) -> np.ndarray | None:
-        """The probabilities of the cells (plan ``row``, time ``at``); None unless every
-        one was scored."""
-        offset = at - self.origin[row]
-        cell = offset // self.step + self.reach
-        if len(row) == 0 or (offset % self.step).any():
-            return None
-        if cell.min() < 0 or cell.max() >= self.p.shape[1]:
-            return None
-        p = self.p[row, cell]
-        return None if np.isnan(p).any() else p
-
-
-def _score_ahead(
-    context: _RetryContext,
-    plan_event: np.ndarray,
-    plan_ns: np.ndarray,
-    rank: np.ndarray,
-    start: np.ndarray,
-    window_end: np.ndarray,
-    grid_hours: int,
-    band_hours: int,
-    following: int,
-    rows: int,
-) -> _BandTable | None:
-    """This level's cells and every cell the next level (grid ``following``, band
-    ``grid_hours`` around this level's choice) can try, scored in one model call, when
-    that adds at most :data:`AHEAD_EXTRA_ROWS` rows to this level's ``rows``.
-
-    A candidate retry's probability depends only on its event, time and rank (the
-    retries before it sit at the nominal gap), and each row is scored on its own: a
-    cell scored ahead has the figure the next level's own call would give it, to the
-    bit. This level chooses among ``plan_ns`` + whole steps of ``grid_hours``, and the
-    next tries its choice + steps of ``following``: every such cell lies on the
-    ``following`` grid within ``band_hours + grid_hours`` of ``plan_ns`` (grids that
-    divide each other, as the configuration requires)."""
-    if band_hours % grid_hours or grid_hours % following:
-        return None
-    step = following * HOUR_NS
-    reach = (band_hours + grid_hours) // following
-    row, cell, event, at = _band_cells(plan_event, plan_ns, start, window_end, step, reach)
-    if len(row) - rows > AHEAD_EXTRA_ROWS:
-        return None
-    table = np.full((len(plan_ns), 2 * reach + 1), np.nan)
-    table[row, cell] = _retry_probabilities(context, event, at, rank[row])
-    return _BandTable(plan_ns, step, reach, table)
+    return start[planned[e_idx]] + cell * step
 
 
 def _id_rank(ids: np.ndarray) -> np.ndarray:
