@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from training.config.params import Params
-from training.evaluation.ope_checks import block_checks, coverage, timing_checks
+from training.evaluation.ope_checks import MENU_ESTIMATORS, block_checks, coverage, timing_checks
 from training.evaluation.ope_first_retry import Propensity
 from training.evaluation.ope_timing_eval import timing_estimates_by_weighting
 from training.evaluation.run import held_out_events, off_policy_metrics, off_policy_sample
@@ -53,7 +53,7 @@ def world_checks(
         weightings,
         world.truth,
     )
-    rows = block_checks("menu", menu, ("ips", "snips", "dr"))
+    rows = block_checks("menu", menu, MENU_ESTIMATORS)
     for weighting in weightings:
         rows += timing_checks(timing[weighting])
     return [{"world": name, "seed": seed, **row} for row in rows]
