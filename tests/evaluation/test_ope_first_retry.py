@@ -244,7 +244,7 @@ def test_timing_estimate_and_its_truth_on_a_small_world(small_world):
     # the estimand's truth lies between doing nothing and a perfect world
     assert abs(out["truth"] - out["team_recovery"]) < 0.2
     assert isinstance(out["team_recovery"], float) and pd.notna(out["projected_share"])
-    # both weightings from one pass: the same units and truth; the logged one as above
+    # both weightings from one pass: the same units and truth; the default one as above
     both = timing_estimates_by_weighting(
         small_world.artifact.decider(),
         small_world.history,
@@ -254,10 +254,11 @@ def test_timing_estimate_and_its_truth_on_a_small_world(small_world):
         ("logged", "estimated"),
         small_world.truth,
     )
-    assert both["logged"] == out
-    assert both["estimated"]["propensity"] == "estimated"
-    assert both["estimated"]["truth"] == out["truth"]
-    assert both["estimated"]["units"] == out["units"]
+    assert settings.timing_propensity == "estimated"
+    assert both["estimated"] == out
+    assert both["logged"]["propensity"] == "logged"
+    assert both["logged"]["truth"] == out["truth"]
+    assert both["logged"]["units"] == out["units"]
 
 
 def test_the_report_says_how_the_first_retries_were_weighted():

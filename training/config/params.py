@@ -164,7 +164,7 @@ class EvaluateParams(Section):
         5, ge=1, description="logged first retries an offset needs to enter the support"
     )
     timing_propensity: Literal["logged", "estimated"] = Field(
-        "logged",
+        "estimated",
         description="first-retry weights from the logged propensities or from the first-retry"
         " distribution the log shows among units sharing a target",
     )
