@@ -247,3 +247,21 @@ def test_the_banded_programme_chooses_what_the_whole_grid_programme_chooses(seed
     )
     on_whole = _dp(whole, np.zeros((n, k_max), dtype=np.int64), count, spacing)
     assert np.array_equal(on_whole[0], e_idx) and np.array_equal(on_whole[1], cells)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_programme_of_one_event_chooses_as_that_of_many(seed):
+    """A lone event (plain Python) gets the cells it gets among many (numpy): bands
+    anywhere, clipped, with ties and impossible cells."""
+    rng = np.random.default_rng(seed)
+    n, k_max, width, spacing = 80, 4, 9, 3
+    first = np.sort(rng.integers(-3, 30, size=(n, k_max)), axis=1)
+    log_fail = np.round(np.log(rng.uniform(0.2, 0.95, size=(n, k_max, width))), 1)  # ties
+    log_fail[rng.uniform(size=log_fail.shape) < 0.3] = np.inf
+    log_fail[: n // 8] = np.inf  # events where no retry fits
+    count = rng.integers(0, k_max + 1, size=n)
+    e_idx, cells = _dp(log_fail, first, count, spacing)
+    for e in range(n):
+        one_e, one_cells = _dp(log_fail[e : e + 1], first[e : e + 1], count[e : e + 1], spacing)
+        assert not one_e.any()
+        assert one_cells.tolist() == cells[e_idx == e].tolist()

@@ -272,7 +272,8 @@ def message_state(
     message_event: np.ndarray,
     message_hours: np.ndarray,
     message_template: np.ndarray,
-    update_requests: UpdateRequests,
+    message_is_update: np.ndarray,
+    plausible_after_hours: float,
 ) -> dict[str, np.ndarray]:
     """:func:`timeline_state` of candidate messages, each alone with its event's context.
 
@@ -280,18 +281,20 @@ def message_state(
     and round against the attempts already made and the messages already chosen; this
     computes their features without building a timeline per candidate (tested equal):
 
-    * per candidate: ``event`` (position), ``hours``, ``template``;
+    * per candidate: ``event`` (position), ``hours``, ``template`` (labels or integer
+      codes: only compared with ``message_template``'s);
     * per event: ``start`` (the original charge);
-    * attempts made (``attempt_*``) and messages chosen (``message_*``), each sorted by
-      event and time. An attempt at the candidate's very time counts as before it (the
-      timeline orders attempts before messages); a chosen message at that time does not.
+    * attempts made (``attempt_*``) and messages chosen (``message_*``; which ask for an
+      update: ``message_is_update``), each sorted by event and time. An attempt at the
+      candidate's very time counts as before it (the timeline orders attempts before
+      messages); a chosen message at that time does not.
     """
     queries = _Queries.of(event, hours)  # the same for every search below
     n_att, last_att = _latest_of(attempt_event, attempt_hours, queries, side="right")
     retry_event, retry_hours = attempt_event[attempt_is_retry], attempt_hours[attempt_is_retry]
     n_retry, _ = _latest_of(retry_event, retry_hours, queries, side="right")
     n_msg, last_msg = _latest_of(message_event, message_hours, queries)
-    update = is_update_request(message_template, update_requests)
+    update = message_is_update
     n_upd, last_upd = _latest_of(message_event[update], message_hours[update], queries)
     first_upd = np.full(len(start), np.nan)
     if update.any():
@@ -311,7 +314,5 @@ def message_state(
         "update_requests_before": n_upd,
         "hours_since_update_request": hours - last_upd,
         "same_template_before": same,
-        "card_update_likely": (
-            hours - first_upd[event] >= update_requests.plausible_after_hours
-        ).astype(float),
+        "card_update_likely": (hours - first_upd[event] >= plausible_after_hours).astype(float),
     }

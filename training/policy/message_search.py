@@ -34,7 +34,7 @@ from training.core.localtime import (
     utc_offsets,
 )
 from training.features.calendar import per_distinct_instant
-from training.features.dunning_state import message_state
+from training.features.dunning_state import is_update_request, message_state
 from training.models.matrix import Labels, as_event_matrix
 from training.policy.scorer import ModelScorer, build_timeline
 
@@ -65,10 +65,10 @@ class _Candidates:
     @classmethod
     def concat(cls, parts: list[_Candidates]) -> _Candidates:
         return cls(
-            *(
-                np.concatenate([getattr(p, f) for p in parts])
-                for f in ("pos", "ns", "template", "channel")
-            )
+            np.concatenate([p.pos for p in parts]),
+            np.concatenate([p.ns for p in parts]),
+            np.concatenate([p.template for p in parts]),
+            np.concatenate([p.channel for p in parts]),
         )
 
     def __len__(self) -> int:
@@ -98,6 +98,7 @@ class _Context:
     ) -> None:
         self.scorer = scorer
         self.templates = np.array(templates, dtype=object)
+        self.asks_update = is_update_request(self.templates, update)  # per template code
         self.update = update
         self.features = features
         self.past = past
@@ -132,9 +133,10 @@ class _Context:
         chosen = chosen.take(order)
         hours = candidates.ns / HOUR_NS
         state = message_state(
-            candidates.pos, hours, self.templates[candidates.template], self.start,
+            candidates.pos, hours, candidates.template, self.start,
             self.att_pos, self.att_hours, self.att_retry,
-            chosen.pos, chosen.ns / HOUR_NS, self.templates[chosen.template], self.update,
+            chosen.pos, chosen.ns / HOUR_NS, chosen.template, self.asks_update[chosen.template],
+            self.update.plausible_after_hours,
         )  # fmt: skip
         rows = self.rows[candidates.pos]
         columns: dict[str, np.ndarray | Labels] = {
@@ -221,6 +223,7 @@ def plan_messages(
     is_ask = np.array([t in update.templates for t in templates])
     asks_update = is_ask[:, None] | ~force_update[None, :]  # template x event
     any_template = np.ones_like(asks_update)
+    table = _SlotTable(failed, window_end, context.tz, context.tz_codes, config)
     for round_ in range(int(budget.max())):
         ref = defer_quiet_ns(
             earliest, context.tz, config.quiet_hours.start_hour, config.quiet_hours.end_hour
@@ -232,7 +235,7 @@ def plan_messages(
         combos = _combos(active & channels, asks_update if round_ == 0 else any_template, ref)
         if len(combos) == 0:
             break
-        slots, p = _round(context, combos, chosen, ref, window_end, config)
+        slots, p = _round(context, table, combos, chosen, ref, window_end)
         pick = _best_per_event(slots, p)
         pick = pick[p[pick] >= config.min_message_gain]
         if len(pick) == 0:
@@ -273,11 +276,11 @@ def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def _round(
     context: _Context,
+    table: _SlotTable,
     combos: _Candidates,
     chosen: _Candidates,
     ref: np.ndarray,
     window_end: np.ndarray,
-    config: PolicyConfig,
 ) -> tuple[_Candidates, np.ndarray]:
     """One round's (a) and (b): the best pair of each event at the allowed times, and the
     response probability of each of those candidates.
@@ -288,7 +291,7 @@ def _round(
     than a few dozen rows, and rows are scored independently, so the figures are the
     same as those of the two calls."""
     events = np.unique(combos.pos)
-    owner, at = _slot_times(events, ref, window_end, context.tz, context.tz_codes, config)
+    owner, at = table.times(events, ref, window_end)
     later = len(owner) - len(events)  # times after the first (those come first, one each)
     if context.fast and later:
         counts = np.bincount(owner[len(events) :], minlength=len(events))
@@ -329,49 +332,78 @@ def _merged_round(
     return slots, np.concatenate([p[best], p[len(combos) :][rows]])
 
 
-def _slot_times(
-    pos: np.ndarray,
-    ref: np.ndarray,
-    window_end: np.ndarray,
-    tz: np.ndarray | str,
-    tz_codes: np.ndarray | None,
-    config: PolicyConfig,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The times a message of each event ``pos`` (sorted) is tried at: its first allowed
-    time and the allowed local hours of the next ``message_days_ahead`` days (inside the
-    window, outside quiet hours), as the index in ``pos`` of each time's event and the
-    time (ns). The first allowed times come first (one per event, in ``pos`` order),
-    then the others by event, day and hour; no time twice for an event."""
-    offsets, quiet = _day_hours(
-        config.message_days_ahead,
-        tuple(config.message_local_hours),
-        config.quiet_hours.start_hour,
-        config.quiet_hours.end_hour,
-    )
-    zones = tz if isinstance(tz, str) else tz[pos]
-    local = ref[pos] + utc_offsets(ref[pos], zones)
-    local_day = local - local % DAY_NS
-    grid = np.repeat(np.arange(len(pos)), len(offsets))
-    local_ns = (local_day[:, None] + offsets[None, :]).ravel()
+class _SlotTable:
+    """The times a message may be tried at, per event, for every round of a call.
 
-    def utc(rows: np.ndarray) -> tuple[np.ndarray]:
-        return (
-            local_to_utc_ns(local_ns[rows], zones if isinstance(zones, str) else zones[grid[rows]]),
+    Each round tries an event's first allowed time ``ref`` and the allowed local hours
+    (outside quiet hours) of ``message_days_ahead`` local days from ``ref``'s, inside the
+    window. Those local times are the same every round, only the days shift: they are
+    converted to UTC once per call for every local day from the failed charge's to the
+    window's end (one day more either side), and each round picks its days' times from
+    the table (a lone request's rounds each converted ~20 times before)."""
+
+    def __init__(
+        self,
+        failed: np.ndarray,
+        window_end: np.ndarray,
+        tz: np.ndarray | str,
+        tz_codes: np.ndarray | None,
+        config: PolicyConfig,
+    ) -> None:
+        self.tz, self.days_ahead = tz, config.message_days_ahead
+        offsets, quiet = _day_hours(
+            1,
+            tuple(config.message_local_hours),
+            config.quiet_hours.start_hour,
+            config.quiet_hours.end_hour,
         )
+        hours = offsets[~quiet]  # a local day's allowed hours (ns from its midnight)
+        self.first_day = _local_day(failed, tz) - 1  # a day before the failed charge's
+        days = int((_local_day(window_end, tz) - self.first_day).max()) + 2
+        self.day = np.repeat(np.arange(days), len(hours))  # each column's day in the table
+        local_ns = (
+            (self.first_day[:, None] + self.day[None, :]) * DAY_NS + np.tile(hours, days)
+        ).ravel()
+        rows = np.repeat(np.arange(len(failed)), len(self.day))
 
-    # the events of a batch share local days and hours: each (zone, local time) once
-    (at,) = per_distinct_instant(local_ns, None if tz_codes is None else tz_codes[pos][grid], utc)
-    slot_pos = pos[grid]
-    keep = (at >= ref[slot_pos]) & (at < window_end[slot_pos])
-    keep &= ~np.broadcast_to(quiet, (len(pos), len(quiet))).ravel()
-    # the first allowed time itself is always tried, and comes first
-    owner = np.concatenate([np.arange(len(pos)), grid[keep]])
-    times = np.concatenate([ref[pos], at[keep]])
-    order = np.lexsort((np.arange(len(owner)), times, owner))
-    repeat = np.zeros(len(order), dtype=bool)
-    repeat[1:] = (owner[order][1:] == owner[order][:-1]) & (times[order][1:] == times[order][:-1])
-    kept = np.sort(order[~repeat])
-    return owner[kept], times[kept]
+        def utc(at: np.ndarray) -> tuple[np.ndarray]:
+            return (local_to_utc_ns(local_ns[at], tz if isinstance(tz, str) else tz[rows[at]]),)
+
+        (at,) = per_distinct_instant(local_ns, None if tz_codes is None else tz_codes[rows], utc)
+        self.at = at.reshape(len(failed), len(self.day))
+
+    def times(
+        self, pos: np.ndarray, ref: np.ndarray, window_end: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The times a message of each event ``pos`` (sorted) is tried at: its first
+        allowed time and the allowed local hours of the next ``message_days_ahead`` days
+        (inside the window, outside quiet hours), as the index in ``pos`` of each time's
+        event and the time (ns). The first allowed times come first (one per event, in
+        ``pos`` order), then the others by event, day and hour; no time twice for an event."""
+        first = ref[pos]
+        day = (
+            _local_day(first, self.tz if isinstance(self.tz, str) else self.tz[pos])
+            - self.first_day[pos]
+        )[:, None]
+        at = self.at[pos]
+        keep = (self.day >= day) & (self.day < day + self.days_ahead)
+        keep &= (at >= first[:, None]) & (at < window_end[pos][:, None])
+        grid, _ = np.nonzero(keep)
+        # the first allowed time itself is always tried, and comes first
+        owner = np.concatenate([np.arange(len(pos)), grid])
+        times = np.concatenate([first, at[keep]])
+        order = np.lexsort((np.arange(len(owner)), times, owner))
+        repeat = np.zeros(len(order), dtype=bool)
+        repeat[1:] = (owner[order][1:] == owner[order][:-1]) & (
+            times[order][1:] == times[order][:-1]
+        )
+        kept = np.sort(order[~repeat])
+        return owner[kept], times[kept]
+
+
+def _local_day(utc_ns: np.ndarray, zones: np.ndarray | str) -> np.ndarray:
+    """The local day (days since the epoch, local calendar) of each instant."""
+    return (utc_ns + utc_offsets(utc_ns, zones)) // DAY_NS
 
 
 @lru_cache(maxsize=16)

@@ -23,6 +23,7 @@ other scorer gets them as timelines (tested to decide the same).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -402,6 +403,9 @@ def _dp(
     arrays are the candidates' size; ties go to the earliest cell.
     """
     n, k_max, width = log_fail.shape
+    if n == 1:  # a lone request: a few dozen cells, cheaper in plain Python than ~60 numpy calls
+        chosen = _dp_one(log_fail[0].tolist(), first[0].tolist(), int(count[0]), spacing)
+        return np.zeros(len(chosen), dtype=np.intp), np.array(chosen, dtype=np.int64)
     value = np.empty((n, k_max, width))
     back = np.zeros((n, k_max, width), dtype=np.int64)  # the previous retry's band cell
     value[:, 0, :] = log_fail[:, 0, :]
@@ -433,6 +437,35 @@ def _dp(
         path[on, k - 1] = back[on, k, path[on, k]]
     e_idx, k_idx = np.nonzero(path >= 0)
     return e_idx, first[e_idx, k_idx] + path[e_idx, k_idx]
+
+
+def _dp_one(log_fail: list[list[float]], first: list[int], count: int, spacing: int) -> list[int]:
+    """:func:`_dp` of one event, in plain Python: the same sums in the same order (the
+    same floats), the same first minimum on ties; returns the chosen grid cells."""
+    width = len(log_fail[0])
+    values, backs = [log_fail[0]], [[0] * width]
+    for k in range(1, len(log_fail)):
+        # running minimum of retry k - 1's band after an ``inf`` (none), and where it first is
+        low, low_at = [math.inf], [0]
+        best, best_at = math.inf, 0
+        for cell, value in enumerate(values[-1]):
+            if value < best:
+                best, best_at = value, cell
+            low.append(best)
+            low_at.append(best_at)
+        shift = first[k] - first[k - 1] - spacing + 1
+        reach = [min(max(shift + cell, 0), width) for cell in range(width)]
+        values.append([f + low[r] for f, r in zip(log_fail[k], reach, strict=True)])
+        backs.append([low_at[r] for r in reach])
+    feasible = [k for k in range(min(count, len(values))) if min(values[k]) < math.inf]
+    if not feasible:
+        return []
+    k_star = feasible[-1]
+    path = [values[k_star].index(min(values[k_star]))]
+    for k in range(k_star, 0, -1):
+        path.append(backs[k][path[-1]])
+    path.reverse()
+    return [first[k] + cell for k, cell in enumerate(path)]
 
 
 def _refine(

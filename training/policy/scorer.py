@@ -249,11 +249,21 @@ class ModelScorer:
             "channel_click_rate": matrix.channel_click_rate(pos, channel),
         }
         p = np.zeros(len(event_ids))
-        for model, rows in (
-            (self.models.retry, kind == "retry"),
-            (self.models.message, kind != "retry"),
-        ):
-            if rows.any():
+        retry = kind == "retry"
+        n_retry = int(np.count_nonzero(retry))
+        parts: tuple[tuple[CalibratedModel | None, slice | np.ndarray, int], ...]
+        if retry[:n_retry].all():  # the retries first (whole schedules' rows): views, no gathers
+            parts = (
+                (self.models.retry, slice(0, n_retry), n_retry),
+                (self.models.message, slice(n_retry, None), len(retry) - n_retry),
+            )
+        else:
+            parts = (
+                (self.models.retry, retry, n_retry),
+                (self.models.message, ~retry, len(retry) - n_retry),
+            )
+        for model, rows, size in parts:
+            if size:
                 if model is None:  # a model trained without messages is given no templates
                     raise ValueError("message rows to score, but no message model was trained")
                 part = {name: values[rows] for name, values in columns.items()}
