@@ -10,13 +10,16 @@ asks a decider for, and otherwise delegates to the artifact's own decider. The A
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
 from training.config.quiet_hours import QuietHours
 from training.contract.tables import CUSTOMER_FIELDS
+from training.core.localtime import warm_zones
 from training.policy.decisions import Decider, Decisions
 from training.tracking.loading import load_artifact
 
@@ -84,4 +87,19 @@ def load_artifact_decider(
         artifact.policy = artifact.policy.model_copy(update={"quiet_hours": quiet_hours})
     decider = artifact.decider(threads=threads, compiled=compiled)
     decider.scorer.warm_up()  # now, not in the first request (and frozen with the rest)
+    if "timezone" in artifact.customers.columns:  # likewise its customers' zones' offsets
+        first, last = decision_years(artifact.metadata)
+        warm_zones(artifact.customers["timezone"].unique().tolist(), first, last)
     return ArtifactDecider(decider, artifact.customers, artifact.metadata)
+
+
+def decision_years(metadata: Mapping[str, Any], now: datetime | None = None) -> tuple[int, int]:
+    """The years a loaded model's decisions fall in: from its training data's last year
+    (replays of the held-out period) or the current year, whichever is earlier, to the
+    year after the later one (schedules run past New Year)."""
+    this_year = (now or datetime.now(UTC)).year
+    data = metadata.get("training_data") or {}
+    periods = " ".join(str(v) for k, v in data.items() if k.endswith(("_period", "_start")))
+    years = [int(y) for y in re.findall(r"\b(\d{4})-\d{2}-\d{2}", periods)]
+    data_year = max(years, default=this_year)
+    return min(data_year, this_year), max(data_year, this_year) + 1

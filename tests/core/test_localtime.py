@@ -42,3 +42,30 @@ def test_zone_offsets_equal_utc_offsets(zone):
     for span_days in (2, 400, 3000):
         ns = start + rng.integers(-span_days * 86_400, span_days * 86_400, 500) * 10**9
         np.testing.assert_array_equal(zone_offsets(ns, zone), utc_offsets(ns, zone), strict=True)
+
+
+def test_warmed_zones_answer_from_one_run_with_the_same_offsets():
+    from training.core import localtime
+
+    zone = "America/Santiago"  # southern hemisphere, changes in April and September
+    localtime._SPANS.pop(zone, None)
+    instants = np.arange(
+        pd.Timestamp("2030-01-01", tz="UTC").value,
+        pd.Timestamp("2033-01-01", tz="UTC").value,
+        7 * 3_600_000_000_001,
+        dtype=np.int64,
+    )
+    expected = localtime._converted_offsets(instants, zone)
+    assert localtime.warm_zones([zone, zone, "Not/AZone", None, "UTC"], 2030, 2032) == 1
+    span = localtime._SPANS[zone]
+    assert (span[4], span[5]) == (2030, 2032)
+    assert np.array_equal(utc_offsets(instants, zone), expected)
+
+
+def test_warming_many_years_keeps_the_last_five():
+    from training.core import localtime
+
+    zone = "Pacific/Auckland"
+    localtime._SPANS.pop(zone, None)
+    localtime.warm_zones([zone], 2040, 2050)
+    assert localtime._SPANS[zone][4:] == (2046, 2050)

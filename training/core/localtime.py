@@ -13,6 +13,7 @@ existing instant; wall-clock times that happen twice (fall-back) take the first 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import tzinfo
 from functools import lru_cache
 
@@ -102,6 +103,26 @@ def _cover(zone: str, first_year: int, last_year: int) -> None:
     starts = np.concatenate([p[0] for p in parts])
     offsets = np.concatenate([p[1] for p in parts])
     _SPANS[zone] = (start, end, starts, offsets, low, high)
+
+
+def warm_zones(zones: Iterable[object], first_year: int, last_year: int) -> int:
+    """Build the offset segments of ``zones`` for ``first_year``..``last_year`` now (a
+    server at load) instead of in the first decision that meets each zone (2-20 ms a zone
+    and year); the lookups give the same offsets either way. Joined as one run per zone
+    for at most the last 5 years; names that are not zones are skipped. Returns the
+    number of zones warmed."""
+    low = max(first_year, last_year - 4)
+    warmed = 0
+    for zone in dict.fromkeys(zones):
+        if not isinstance(zone, str) or zone == "UTC":
+            continue
+        try:
+            for year in range(low, last_year + 1):
+                _cover(zone, year, year)
+        except ValueError:  # not a time zone: the decision that meets it says so
+            continue
+        warmed += 1
+    return warmed
 
 
 @lru_cache(maxsize=4096)
