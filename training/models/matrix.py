@@ -298,7 +298,8 @@ class EventMatrix:
             )
         codes, labels = coded
         event_codes, event_labels = self._event_labels(event_name)
-        key = (id(rate), per_row[0] == left, _labels_key(labels))
+        labels_key = _COUNT_LABELS_KEY if labels is _COUNT_LABELS else _labels_key(labels)
+        key = (id(rate), per_row[0] == left, labels_key)
         kept = self._rate_tables.get(key)
         if kept is None:  # every pair of labels, looked up once
             table = _pair_table(rate, per_row[0] == left, labels, event_labels)
@@ -393,6 +394,12 @@ COUNT_CODES = 8
 """Per-row float columns whose values are all whole numbers below this (the dunning
 state's counts) are their own codes: no hashing."""
 
+_COUNT_LABELS = np.arange(COUNT_CODES, dtype=np.float64)
+_COUNT_LABELS.flags.writeable = False  # shared by every call: never written
+_COUNT_LABELS_KEY = (_COUNT_LABELS.dtype.str, _COUNT_LABELS.tobytes())
+"""The labels of count columns' codes, and their key (as :func:`_labels_key` makes it),
+made once rather than on every model call."""
+
 
 KEPT_EVENT_LABELS = 64
 """Most distinct event labels (a batch's decline categories) whose rate columns are kept
@@ -418,7 +425,8 @@ def _pair_table(
         return lookup(event_labels)
     if len(_PAIR_COLUMNS) > 256:
         _PAIR_COLUMNS.clear()
-    key = (id(rate), row_is_left, _labels_key(labels))
+    labels_key = _COUNT_LABELS_KEY if labels is _COUNT_LABELS else _labels_key(labels)
+    key = (id(rate), row_is_left, labels_key)
     kept = _PAIR_COLUMNS.get(key)
     if kept is None or kept[0] is not rate:  # (the rate kept: its id is not reused)
         kept = _PAIR_COLUMNS[key] = (rate, {})
@@ -456,7 +464,7 @@ def _row_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         if values.min() >= 0 and values.max() < COUNT_CODES:  # (False with NaN)
             counts = values.astype(np.int64)
             if (counts == values).all():
-                return counts, np.arange(COUNT_CODES, dtype=np.float64)
+                return counts, _COUNT_LABELS
         labels, codes = np.unique(values, return_inverse=True)
         return codes.reshape(-1), labels
     if values.dtype != object:
