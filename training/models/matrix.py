@@ -218,7 +218,11 @@ class EventMatrix:
         n = len(pos)
         # whole blocks, not column by column: strided column writes into a row-major
         # matrix cost four times as much on the search's 350,000-row grids
-        blocks = [self.encoded(model)[pos]]
+        encoded = self.encoded(model)
+        # one event (a lone request): its row repeated as a view, no gather
+        blocks = [
+            np.broadcast_to(encoded, (n, encoded.shape[1])) if len(encoded) == 1 else encoded[pos]
+        ]
         if layout.other_names:
             parts: list[np.ndarray] = []
             missing = None
@@ -304,6 +308,8 @@ class EventMatrix:
         if kept is None:  # every pair of labels, looked up once
             table = _pair_table(rate, per_row[0] == left, labels, event_labels)
             kept = self._rate_tables[key] = (rate, table)  # the rate kept: its id stays unique
+        if len(event_codes) == 1:  # one event (a lone request): its table column
+            return kept[1][:, event_codes[0]][codes]
         return kept[1][codes, event_codes[pos]]
 
     def _event_labels(self, name: str) -> tuple[np.ndarray, np.ndarray]:
