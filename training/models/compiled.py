@@ -81,7 +81,8 @@ def _address(array: np.ndarray) -> int:
     (~1 µs) when the array is writable, else ``array.ctypes.data`` (~2.4 µs: it builds
     an object of numpy's ctypes helper on every read; two reads per model call)."""
     if array.flags.writeable:
-        return ctypes.addressof(ctypes.c_char.from_buffer(array))
+        # (numpy's stubs declare the buffer protocol only for Python 3.12)
+        return ctypes.addressof(ctypes.c_char.from_buffer(array))  # type: ignore[arg-type]
     return int(array.ctypes.data)
 
 
