@@ -70,6 +70,9 @@ def test_direct_call_equals_lleaves_predict(model):
         np.testing.assert_array_equal(compiled.predict(matrix), expected, strict=True)
         strided = np.asfortranarray(matrix)  # not C-ordered: copied first
         np.testing.assert_array_equal(compiled.predict(strided), expected, strict=True)
+        frozen = matrix.copy()
+        frozen.flags.writeable = False  # read-only: its address read another way
+        np.testing.assert_array_equal(compiled.predict(frozen), expected, strict=True)
     with pytest.raises(ValueError, match="dimension"):
         compiled.predict(_matrix(model, 5)[:, :2])
 

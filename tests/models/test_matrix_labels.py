@@ -69,8 +69,30 @@ def test_pair_rates_from_label_tables_equal_each_row_looked_up():
         got = other._rate_column(rate, pos % 3, {right: per_row[right]})
         want = rate.lookup(other.column("cat")[pos % 3], per_row[right])
         np.testing.assert_array_equal(got, want)
+        lone = EventMatrix.from_columns(np.arange(1), {"cat": category[[1]]})  # one event
+        got = lone._rate_column(rate, np.zeros(n_rows, dtype=np.int64), {right: per_row[right]})
+        want = rate.lookup(np.repeat(category[[1]], n_rows), per_row[right])
+        np.testing.assert_array_equal(got, want)
     rate = PairRate("t", "template", "cat").fit(
         per_row["template"][:500], events.column("cat")[pos][:500], label[:500]
     )
     got = events._rate_column(rate, pos, {"template": per_row["template"]})
     np.testing.assert_array_equal(got, rate.lookup(per_row["template"], events.column("cat")[pos]))
+
+
+def test_one_events_matrix_equals_its_row_in_a_matrix_of_many():
+    """A lone request's event row is repeated as a view, not gathered: the same matrix."""
+    from types import SimpleNamespace
+
+    from training.models.matrix import EventMatrix
+
+    rng = np.random.default_rng(9)
+    columns = {"a": rng.random(5), "b": rng.random(5), "c": rng.random(5)}
+    model = SimpleNamespace(name="m", features=["a", "x", "b", "y"], categories={}, rates=())
+    many = EventMatrix.from_columns(np.arange(5), columns)
+    lone = EventMatrix.from_columns(np.arange(1), {k: v[[3]] for k, v in columns.items()})
+    rows = {"x": rng.random(6), "y": rng.random(6)}
+    want = many.model_matrix(model, np.full(6, 3), rows)
+    got = lone.model_matrix(model, np.zeros(6, dtype=np.int64), rows)
+    np.testing.assert_array_equal(got, want)
+    assert got.flags.c_contiguous == want.flags.c_contiguous and got.shape == (6, 4)

@@ -41,3 +41,30 @@ def test_a_missing_rank_is_refused_with_its_name():
     rows = ROWS.assign(retries_before=[0, np.nan, 1, 1, 2])
     with pytest.raises(ValueError, match="retries_before"):
         RankSupport.fit(rows, FEATURES, "retries_before", ("hours_since_failure",))
+
+
+@pytest.mark.parametrize("columns", [(0, 2), (0, 1, 3), (3,), (2, 3)])
+def test_clipping_equals_each_ranks_bounds_whatever_the_columns_spacing(columns):
+    """Evenly spaced columns are clipped through a slice, others through an index array:
+    both equal np.clip with each row's rank's bounds."""
+    rng = np.random.default_rng(3)
+    rank = np.array([0.0, 1.0, 2.0, 7.0, np.nan, -1.0, 1.5] * 3)
+    matrix = rng.normal(0, 100, (len(rank), 5))
+    matrix[::4, 3] = np.nan
+    matrix[:, 4] = rank
+    lower, upper = rng.normal(-50, 10, (3, len(columns))), rng.normal(50, 10, (3, len(columns)))
+    support = RankSupport(4, columns, lower, upper)
+    at = np.nan_to_num(np.clip(rank, 0, 2), nan=0).astype(int)
+    expected = matrix.copy()
+    expected[:, list(columns)] = np.clip(matrix[:, list(columns)], lower[at], upper[at])
+    np.testing.assert_array_equal(support.clip(matrix), expected)
+
+
+def test_the_clipping_plan_is_not_pickled():
+    import pickle
+
+    support = RankSupport.fit(ROWS, FEATURES, "retries_before", ("hours_since_failure",))
+    support.clip(np.zeros((2, 4)))
+    loaded = pickle.loads(pickle.dumps(support))
+    assert "_kept_plan" not in loaded.__dict__
+    assert loaded.clip(np.full((1, 4), 500.0))[0, 2] == 200.0

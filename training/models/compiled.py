@@ -72,8 +72,18 @@ class CompiledTrees:
             raise ValueError(f"data must be of dimension (N, {self.num_features}), is {data.shape}")
         out = np.zeros(len(data))
         if len(data):
-            self._entry(data.ctypes.data, out.ctypes.data, 0, len(data))
+            self._entry(_address(data), _address(out), 0, len(data))
         return out
+
+
+def _address(array: np.ndarray) -> int:
+    """The address of a C-contiguous array's first value: through ctypes' buffer view
+    (~1 µs) when the array is writable, else ``array.ctypes.data`` (~2.4 µs: it builds
+    an object of numpy's ctypes helper on every read; two reads per model call)."""
+    if array.flags.writeable:
+        # (numpy's stubs declare the buffer protocol only for Python 3.12)
+        return ctypes.addressof(ctypes.c_char.from_buffer(array))  # type: ignore[arg-type]
+    return int(array.ctypes.data)
 
 
 def _entry_function(model: Any) -> Any:

@@ -70,13 +70,14 @@ class _OffsetTables(NamedTuple):
 
     slope: float
     intercept: float
-    columns: list[int]  # the group columns' positions in the matrix
+    columns: np.ndarray  # the group columns' positions in the matrix
     sizes: np.ndarray  # per group column: its offsets (its "none" slot is this one)
     last: np.ndarray  # per group column: the last bucket of a count
     counts: np.ndarray  # per group column: a count (else categories)
     starts: np.ndarray  # per group column: where its offsets start in ``offsets``
     offsets: np.ndarray
     pairs: np.ndarray | None  # the pair's offset by (first slot, second slot), "none" included
+    any_counts: bool  # some group column is a count (else only categories)
 
     @classmethod
     def of(cls, calibrator: GroupCalibrator) -> _OffsetTables:
@@ -97,17 +98,18 @@ class _OffsetTables(NamedTuple):
             first, second = sizes[0], sizes[1]
             grid = np.full((first + 1, second + 1), first * second, dtype=np.int64)
             grid[:first, :second] = np.arange(first * second).reshape(first, second)
-            pairs = offsets[starts[-1] + grid.ravel()]
+            pairs = offsets[starts[-1] + grid]
         return cls(
             slope=coef[0],
             intercept=float(calibrator.model.intercept_[0]),
-            columns=list(calibrator.columns),
+            columns=np.array(calibrator.columns, dtype=np.intp),
             sizes=np.array(sizes, dtype=float),
             last=np.array(sizes, dtype=float) - 1,
             counts=np.array(counts, dtype=bool),
             starts=np.array(starts[: len(sizes)], dtype=np.int64),
             offsets=offsets,
             pairs=pairs,
+            any_counts=bool(any(counts)),
         )
 
 
@@ -161,18 +163,25 @@ class GroupCalibrator:
         values = matrix[:, tables.columns]
         # counts: their bucket, the last holding every larger count; categories: their
         # code; either way the slot after the offsets (0.0) when there is none (NaN, or a
-        # category the map never saw)
-        buckets = np.minimum(np.floor(np.maximum(values, 0.0)), tables.last)
-        values = np.where(tables.counts, buckets, values)
-        slots = np.where(values < tables.sizes, values, tables.sizes).astype(np.int64)
+        # category the map never saw): np.fmin keeps the smaller and turns NaN into the
+        # "none" slot, as np.where(values < sizes, values, sizes) does, in one call
+        if tables.any_counts:
+            buckets = np.minimum(np.floor(np.maximum(values, 0.0)), tables.last)
+            values = np.where(tables.counts, buckets, values)
+        slots = np.fmin(values, tables.sizes).astype(np.intp)
         offsets = tables.offsets[slots + tables.starts]
-        logits = 0.0 + tables.slope * (_SCORE_SCALE * _logit(scores))
+        # (the sparse product starts from 0.0; 0.0 + x is x but for -0.0, whose
+        # probability is the same: exp(0.0) == exp(-0.0))
+        logits = tables.slope * (_SCORE_SCALE * _logit(scores))
         for j in range(offsets.shape[1]):
-            logits = logits + offsets[:, j]
+            logits += offsets[:, j]
         if tables.pairs is not None:
-            logits = logits + tables.pairs[slots[:, 0] * (self.sizes[1] + 1) + slots[:, 1]]
-        logits = logits + tables.intercept
-        return 1.0 / (1.0 + np.exp(-logits))
+            logits += tables.pairs[slots[:, 0], slots[:, 1]]
+        logits += tables.intercept
+        # 1 / (1 + exp(-logits)), in place (the same operations, no new arrays)
+        np.exp(np.negative(logits, out=logits), out=logits)
+        logits += 1.0
+        return np.divide(1.0, logits, out=logits)
 
     def _offset_tables(self) -> _OffsetTables:
         """The map's coefficients laid out for :meth:`predict`, worked out on its first

@@ -218,13 +218,27 @@ class EventMatrix:
         n = len(pos)
         # whole blocks, not column by column: strided column writes into a row-major
         # matrix cost four times as much on the search's 350,000-row grids
-        blocks = [self.encoded(model)[pos]]
+        encoded = self.encoded(model)
+        # one event (a lone request): its row repeated as a view, no gather
+        blocks = [
+            np.broadcast_to(encoded, (n, encoded.shape[1])) if len(encoded) == 1 else encoded[pos]
+        ]
         if layout.other_names:
             parts: list[np.ndarray] = []
             missing = None
             for name, categories in zip(layout.other_names, layout.other_categories, strict=True):
                 values = columns.get(name)
-                if values is None:
+                if (
+                    categories is None
+                    and type(values) is np.ndarray
+                    and values.dtype is _FLOAT64
+                    and len(values) == n
+                    and values.ndim == 1
+                ):
+                    # the state and calendar columns: floats already (most columns; the
+                    # checks below cost ~1 µs a column, a lone decision makes ~180)
+                    parts.append(values)
+                elif values is None:
                     if missing is None:
                         missing = np.full(n, np.nan)
                     parts.append(missing)
@@ -288,11 +302,14 @@ class EventMatrix:
             )
         codes, labels = coded
         event_codes, event_labels = self._event_labels(event_name)
-        key = (id(rate), per_row[0] == left, _labels_key(labels))
+        labels_key = _COUNT_LABELS_KEY if labels is _COUNT_LABELS else _labels_key(labels)
+        key = (id(rate), per_row[0] == left, labels_key)
         kept = self._rate_tables.get(key)
         if kept is None:  # every pair of labels, looked up once
             table = _pair_table(rate, per_row[0] == left, labels, event_labels)
             kept = self._rate_tables[key] = (rate, table)  # the rate kept: its id stays unique
+        if len(event_codes) == 1:  # one event (a lone request): its table column
+            return kept[1][:, event_codes[0]][codes]
         return kept[1][codes, event_codes[pos]]
 
     def _event_labels(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -370,6 +387,10 @@ def _encode_column(values: np.ndarray, categories: Sequence[str] | None) -> np.n
     return pd.Series(values).to_numpy(dtype=np.float64, na_value=np.nan)  # objects, NA
 
 
+_FLOAT64 = np.dtype(np.float64)
+"""Float64 as numpy's own dtype object (``dtype is _FLOAT64``: a pointer comparison;
+another float64 dtype object, e.g. a byte-swapped one, takes the general path)."""
+
 LABEL_ROWS = 2_000
 """Fewest rows :func:`_by_labels` encodes by distinct label (hashing the labels costs
 more than it saves on a lone request's few hundred rows)."""
@@ -378,6 +399,12 @@ more than it saves on a lone request's few hundred rows)."""
 COUNT_CODES = 8
 """Per-row float columns whose values are all whole numbers below this (the dunning
 state's counts) are their own codes: no hashing."""
+
+_COUNT_LABELS = np.arange(COUNT_CODES, dtype=np.float64)
+_COUNT_LABELS.flags.writeable = False  # shared by every call: never written
+_COUNT_LABELS_KEY = (_COUNT_LABELS.dtype.str, _COUNT_LABELS.tobytes())
+"""The labels of count columns' codes, and their key (as :func:`_labels_key` makes it),
+made once rather than on every model call."""
 
 
 KEPT_EVENT_LABELS = 64
@@ -404,7 +431,8 @@ def _pair_table(
         return lookup(event_labels)
     if len(_PAIR_COLUMNS) > 256:
         _PAIR_COLUMNS.clear()
-    key = (id(rate), row_is_left, _labels_key(labels))
+    labels_key = _COUNT_LABELS_KEY if labels is _COUNT_LABELS else _labels_key(labels)
+    key = (id(rate), row_is_left, labels_key)
     kept = _PAIR_COLUMNS.get(key)
     if kept is None or kept[0] is not rate:  # (the rate kept: its id is not reused)
         kept = _PAIR_COLUMNS[key] = (rate, {})
@@ -442,7 +470,7 @@ def _row_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         if values.min() >= 0 and values.max() < COUNT_CODES:  # (False with NaN)
             counts = values.astype(np.int64)
             if (counts == values).all():
-                return counts, np.arange(COUNT_CODES, dtype=np.float64)
+                return counts, _COUNT_LABELS
         labels, codes = np.unique(values, return_inverse=True)
         return codes.reshape(-1), labels
     if values.dtype != object:

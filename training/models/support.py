@@ -51,14 +51,38 @@ class RankSupport:
         rank's range (a copy; the input is left as it is)."""
         if len(matrix) == 0 or not self.positions:
             return matrix
+        columns, bounds = self._plan()
         rank = matrix[:, self.rank_position]
         # the rank's row of bounds: NaN and below 0 as 0, above the last as the last
         # (np.clip of np.nan_to_num, without their ~20 µs a call: the policy clips in
         # every model call of its search)
-        last = float(len(self.upper) - 1)
-        at = np.where(rank > 0.0, np.minimum(rank, last), 0.0).astype(np.intp)
+        at = np.where(rank > 0.0, np.minimum(rank, float(len(bounds) - 1)), 0.0).astype(np.intp)
+        rows = bounds[at]  # (rows, 2, columns): one gather for both bounds
         out = matrix.copy()
-        cols = list(self.positions)
         # np.clip written out (minimum of maximum: the same figures, NaN kept)
-        out[:, cols] = np.minimum(np.maximum(matrix[:, cols], self.lower[at]), self.upper[at])
+        out[:, columns] = np.minimum(np.maximum(matrix[:, columns], rows[:, 0]), rows[:, 1])
         return out
+
+    def _plan(self) -> tuple[slice | np.ndarray, np.ndarray]:
+        """The clipped columns as a slice when evenly spaced (a view, not a gather: the
+        search's matrices are a few dozen rows, where numpy's fancy indexing is most of
+        the cost), and both bounds stacked per rank; made on first use, never pickled."""
+        kept = self.__dict__.get("_kept_plan")
+        if kept is None:
+            kept = (_as_slice(self.positions), np.stack([self.lower, self.upper], axis=1))
+            object.__setattr__(self, "_kept_plan", kept)
+        return kept
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_kept_plan", None)
+        return state
+
+
+def _as_slice(positions: tuple[int, ...]) -> slice | np.ndarray:
+    """``positions`` as a slice when they rise by one step, else as an index array."""
+    steps = {b - a for a, b in zip(positions, positions[1:], strict=False)}
+    if len(steps) <= 1 and (not steps or min(steps) > 0):
+        step = steps.pop() if steps else 1
+        return slice(positions[0], positions[-1] + 1, step)
+    return np.array(positions, dtype=np.intp)
