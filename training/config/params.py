@@ -52,7 +52,7 @@ class ModelParams(Section):
     feature_fraction: float = Field(0.9, gt=0, le=1)
     bagging_fraction: float = Field(0.8, gt=0, le=1)
     bagging_freq: int = Field(1, ge=0)
-    lambda_l2: float = Field(1.0, ge=0)
+    lambda_l2: float = Field(10.0, ge=0)
     cat_smooth: float = Field(10.0, ge=0)
     num_boost_round: int = Field(400, ge=1, description="upper bound; early stopping picks")
     early_stopping_rounds: int = Field(30, ge=1)
@@ -89,7 +89,7 @@ class ModelParams(Section):
         "rank's offsets through splits learned on later ranks",
     )
     monotone_increasing: list[str] = Field(
-        [],
+        ["hour_click_rate", "channel_click_rate"],
         description="inputs whose estimate may only rise with them, in every model that has "
         "them (LightGBM's monotone constraints): a direction that holds for people in general, "
         "never one read off a world",
