@@ -27,14 +27,16 @@ from training.policy.message_pruning import (
 from training.policy.message_search import plan_messages
 from training.policy.reasons import model_reasons
 from training.policy.retry_search import plan_retries, retry_windows
+from training.policy.schedule_rows import MessageRows, RetryRows
 from training.policy.scorer import ModelScorer, ScoredRows, past_of_events, past_rows
 
 MEMO_ROWS = 512
 """Fewest rows a whole-schedule scoring looks up in the call's :class:`ScoredRows`: a
 lone request's few dozen rows cost less to score than to look up."""
 
-Rows: TypeAlias = pd.DataFrame | dict[str, np.ndarray]
-"""A schedule's retries or messages: a frame, or its columns (times as int64 ns)."""
+Rows: TypeAlias = pd.DataFrame | dict[str, np.ndarray] | RetryRows | MessageRows
+"""A schedule's retries or messages: a frame, its columns (times as int64 ns), or the
+searches' rows (:mod:`training.policy.schedule_rows`)."""
 Scored: TypeAlias = tuple[Rows, Rows] | tuple[Rows, Rows, np.ndarray]
 """A schedule to score: :data:`~training.policy.message_pruning.Schedule`, or columns."""
 
@@ -45,16 +47,16 @@ class Plan(NamedTuple):
 
     decisions: pd.DataFrame  # the rules engine's decision per event
     features: EventMatrix  # the events' features, encoded once per model
-    retries: pd.DataFrame  # event_id, at (+ success_probability)
-    messages: pd.DataFrame  # event_id, send_at, channel, template (+ response_probability)
+    retries: RetryRows  # event_id, at (``.frame()`` for a frame)
+    messages: MessageRows  # event_id, send_at, template, channel, response_probability
     propensity: np.ndarray  # probability of this plan under exploration, per event
 
 
 class SearchedSchedules(NamedTuple):
     """What the searches propose, and each event's retry window (ns) they searched in."""
 
-    messages: pd.DataFrame
-    retries: pd.DataFrame
+    messages: MessageRows
+    retries: RetryRows
     start: np.ndarray
     end: np.ndarray
 
@@ -175,8 +177,8 @@ class ModelDecider:
         return Plan(decisions, features, retries, messages, propensity)
 
     def _explore(
-        self, events: pd.DataFrame, retries: pd.DataFrame, start: np.ndarray, end: np.ndarray
-    ) -> tuple[pd.DataFrame, np.ndarray]:
+        self, events: pd.DataFrame, retries: RetryRows, start: np.ndarray, end: np.ndarray
+    ) -> tuple[RetryRows, np.ndarray]:
         """With probability ``exploration_rate`` shift every retry by one of the configured
         offsets (kept only where the whole shifted schedule stays inside the limits)."""
         shifts = np.array([0, *self.config.exploration_shifts_hours], dtype=np.int64)
@@ -185,17 +187,16 @@ class ModelDecider:
         draw = process_rng().random(len(events))
         arm = np.where(draw < rate, np.floor(draw / rate * arms).astype(int), 0)
         arm = np.minimum(arm, arms - 1)  # arm 0: the searched schedule
-        pos = _positions(column_array(events, "event_id"), column_array(retries, "event_id"))
-        at = to_ns(column_values(retries, "at"))
+        pos = _positions(column_array(events, "event_id"), retries.event_id)
+        at = retries.at
         moved = at + shifts[arm[pos]] * HOUR_NS
         inside = np.ones(len(events), dtype=bool)
         np.logical_and.at(inside, pos, (moved >= start[pos]) & (moved < end[pos]))
         arm = np.where(inside, arm, 0)
         propensity = np.where(arm == 0, 1.0 - rate + rate / arms, rate / arms)
-        if (arm == 0).all():  # nothing moved: the same frame (its scores are kept)
+        if (arm == 0).all():  # nothing moved: the same rows (their scores are kept)
             return retries, propensity
-        retries = retries.assign(at=from_ns(at + shifts[arm[pos]] * HOUR_NS))
-        return retries, propensity
+        return RetryRows(retries.event_id, at + shifts[arm[pos]] * HOUR_NS), propensity
 
     def expected_recovery(
         self,
@@ -389,6 +390,8 @@ class _FrameColumns:
     def get(self, frame: Rows, name: str) -> np.ndarray:
         if isinstance(frame, dict):  # columns already (the fixed schedule's)
             return frame[name]
+        if isinstance(frame, RetryRows | MessageRows):  # the searches' rows
+            return getattr(frame, name)
         key = (id(frame), name)
         if key not in self._kept:
             self._kept[key] = (frame, column_array(frame, name, object))
@@ -397,6 +400,8 @@ class _FrameColumns:
     def ns(self, frame: Rows, name: str) -> np.ndarray:
         if isinstance(frame, dict):  # times as int64 ns already
             return frame[name]
+        if isinstance(frame, RetryRows | MessageRows):  # the searches' rows
+            return getattr(frame, name)
         key = (id(frame), f"{name} ns")
         if key not in self._kept:
             self._kept[key] = (frame, to_ns(column_values(frame, name)))
@@ -498,7 +503,10 @@ def _schedule_key(schedule: Scored) -> tuple:
 
 
 def _probability_frames(
-    retries: pd.DataFrame, messages: pd.DataFrame, p: np.ndarray, sort: bool = False
+    retries: pd.DataFrame | RetryRows,
+    messages: pd.DataFrame | MessageRows,
+    p: np.ndarray,
+    sort: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A schedule's rows with their probabilities (``p``: retries, then messages); with
     ``sort``, each frame ordered by event id, then time (stable), as ``sort_values`` would."""
@@ -507,25 +515,25 @@ def _probability_frames(
 
 
 def _probability_columns(
-    retries: pd.DataFrame, messages: pd.DataFrame, p: np.ndarray, sort: bool = False
+    retries: pd.DataFrame | RetryRows,
+    messages: pd.DataFrame | MessageRows,
+    p: np.ndarray,
+    sort: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """:func:`_probability_frames` as columns, times as int64 ns."""
+    retries, messages = RetryRows.of(retries), MessageRows.of(messages)
     n_r = len(retries)
     retry_p = _sorted_columns(
-        {
-            "event_id": column_array(retries, "event_id"),
-            "at": to_ns(column_values(retries, "at")),
-            "success_probability": p[:n_r],
-        },
+        {"event_id": retries.event_id, "at": retries.at, "success_probability": p[:n_r]},
         "at",
         sort,
     )
     message_p = _sorted_columns(
         {
-            "event_id": column_array(messages, "event_id"),
-            "send_at": to_ns(column_values(messages, "send_at")),
-            "template": column_array(messages, "template", object),
-            "channel": column_array(messages, "channel", object),
+            "event_id": messages.event_id,
+            "send_at": messages.send_at,
+            "template": messages.template,
+            "channel": messages.channel,
             "response_probability": p[n_r:],
         },
         "send_at",
