@@ -45,6 +45,7 @@ from training.config import retry_limits as src
 from training.config.retry_limits import RetryLimits
 from training.contract.tables import PAYMENT_METHODS
 from training.core.columnar import (
+    ColumnTable,
     column_array,
     column_flags,
     column_values,
@@ -337,6 +338,13 @@ class RetryRules:
         """
         columns = self._decide_columns(events, previous_attempts)
         return frame_of_arrays(columns, index=events.index)
+
+    def decide_table(
+        self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None = None
+    ) -> ColumnTable:
+        """:meth:`decide_many` as columns, in the row order of ``events`` (no frame: the
+        decision reads them as arrays)."""
+        return ColumnTable.of(self._decide_columns(events, previous_attempts))
 
     def _decide_columns(
         self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None

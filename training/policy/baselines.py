@@ -29,7 +29,7 @@ import pandas as pd
 from training.config.baselines import BaselineConfig
 from training.config.quiet_hours import QuietHours
 from training.core.arrays import cummax_in_group, rank_in_group
-from training.core.columnar import column_array, column_flags, column_values
+from training.core.columnar import Table, column_array, column_flags, column_values
 from training.core.frames import Schedules
 from training.core.localtime import (
     DAY_NS,
@@ -161,7 +161,7 @@ def _order(pos: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 def _clip_retries(
     ev: _Events,
-    decisions: pd.DataFrame,
+    decisions: Table,
     rules: RetryRules,
     previous: pd.DataFrame | None,
     pos: np.ndarray,
@@ -319,7 +319,7 @@ def _update_plausible(ev: _Events, messages: _Messages, rules: RetryRules) -> np
 
 
 def _decisions(
-    rules: RetryRules, ev: _Events, previous: pd.DataFrame | None, decisions: pd.DataFrame | None
+    rules: RetryRules, ev: _Events, previous: pd.DataFrame | None, decisions: Table | None
 ) -> pd.DataFrame:
     """The rules' decisions, by event position (only their column arrays are read)."""
     if decisions is None:
@@ -335,7 +335,7 @@ def fixed_schedule(
     previous_attempts: pd.DataFrame | None,
     rules: RetryRules,
     config: BaselineConfig | None = None,
-    decisions: pd.DataFrame | None = None,
+    decisions: Table | None = None,
     *,
     quiet_hours: QuietHours,
 ) -> Schedules:
@@ -355,7 +355,7 @@ def fixed_schedule_columns(
     previous_attempts: pd.DataFrame | None,
     rules: RetryRules,
     config: BaselineConfig | None = None,
-    decisions: pd.DataFrame | None = None,
+    decisions: Table | None = None,
     *,
     quiet_hours: QuietHours,
 ) -> ScheduleColumns:
@@ -388,7 +388,7 @@ def fixed_schedule_columns(
 
 
 def message_templates(
-    decisions: pd.DataFrame,
+    decisions: Table,
     config: BaselineConfig,
     update_template: str,
     card_updated: np.ndarray | None = None,
@@ -419,7 +419,7 @@ def rules_baseline(
     previous_attempts: pd.DataFrame | None,
     rules: RetryRules,
     config: BaselineConfig | None = None,
-    decisions: pd.DataFrame | None = None,
+    decisions: Table | None = None,
     *,
     quiet_hours: QuietHours,
 ) -> Schedules:
@@ -439,7 +439,7 @@ def rules_baseline_columns(
     previous_attempts: pd.DataFrame | None,
     rules: RetryRules,
     config: BaselineConfig | None = None,
-    decisions: pd.DataFrame | None = None,
+    decisions: Table | None = None,
     *,
     quiet_hours: QuietHours,
 ) -> ScheduleColumns:
@@ -499,7 +499,7 @@ def no_action(
 
 
 def rules_reasons(
-    ev: pd.DataFrame, decisions: pd.DataFrame, schedule: ScheduleColumns, quiet_hours: QuietHours
+    ev: pd.DataFrame, decisions: Table, schedule: ScheduleColumns, quiet_hours: QuietHours
 ) -> list[list[str]]:
     """Plain-words reasons for :func:`rules_baseline` schedules (``schedule``: its
     columns, :func:`rules_baseline_columns`), one list per event."""

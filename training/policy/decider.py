@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from training.config.policy import PolicyConfig
-from training.core.columnar import column_array, column_values
+from training.core.columnar import Table, column_array, column_values
 from training.core.frames import numbered
 from training.core.localtime import HOUR_NS, from_ns, to_ns
 from training.core.randomness import process_rng
@@ -28,7 +28,13 @@ from training.policy.message_search import plan_messages
 from training.policy.reasons import model_reasons
 from training.policy.retry_search import plan_retries, retry_windows
 from training.policy.schedule_rows import MessageRows, RetryRows
-from training.policy.scorer import ModelScorer, ScoredRows, past_of_events, past_rows
+from training.policy.scorer import (
+    ModelScorer,
+    ScoredRows,
+    past_of_events,
+    past_rows,
+    past_table,
+)
 
 MEMO_ROWS = 512
 """Fewest rows a whole-schedule scoring looks up in the call's :class:`ScoredRows`: a
@@ -45,7 +51,7 @@ class Plan(NamedTuple):
     """What the learned policy plans for a set of events (before the probabilities of the
     whole schedules are computed)."""
 
-    decisions: pd.DataFrame  # the rules engine's decision per event
+    decisions: Table  # the rules engine's decision per event
     features: EventMatrix  # the events' features, encoded once per model
     retries: RetryRows  # event_id, at (``.frame()`` for a frame)
     messages: MessageRows  # event_id, send_at, template, channel, response_probability
@@ -65,8 +71,8 @@ def search_schedules(
     scorer: Any,
     events: pd.DataFrame,
     features: pd.DataFrame | EventMatrix,
-    past: pd.DataFrame,
-    decisions: pd.DataFrame,
+    past: Table,
+    decisions: Table,
     templates: list[str],
     config: PolicyConfig,
     rules: RetryRules,
@@ -143,8 +149,8 @@ class ModelDecider:
         events: pd.DataFrame,
         previous_attempts: pd.DataFrame | None,
         explore: bool = True,
-        past: pd.DataFrame | None = None,
-        decisions: pd.DataFrame | None = None,
+        past: Table | None = None,
+        decisions: Table | None = None,
         memo: ScheduleScores | None = None,
     ) -> Plan:
         """Rules decision, event features, retries, messages and propensities (``past``:
@@ -202,7 +208,7 @@ class ModelDecider:
         self,
         events: pd.DataFrame,
         features: pd.DataFrame | EventMatrix,
-        past: pd.DataFrame,
+        past: Table,
         retries: pd.DataFrame,
         messages: pd.DataFrame,
     ) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
@@ -213,7 +219,7 @@ class ModelDecider:
         self,
         events: pd.DataFrame,
         features: pd.DataFrame | EventMatrix,
-        past: pd.DataFrame,
+        past: Table,
         schedules: list[tuple[pd.DataFrame, pd.DataFrame]],
     ) -> list[tuple[pd.Series, pd.DataFrame, pd.DataFrame]]:
         """:meth:`expected_recovery` of several schedules per event (retries, messages),
@@ -229,7 +235,7 @@ class ModelDecider:
         self,
         events: pd.DataFrame,
         features: pd.DataFrame | EventMatrix,
-        past: pd.DataFrame,
+        past: Table,
         schedules: Sequence[Scored],
         p_self: np.ndarray | None = None,
         scored_rows: ScoredRows | None = None,
@@ -325,8 +331,8 @@ class ModelDecider:
 
     def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> Decisions:
         events = numbered(events)
-        past = past_rows(events, previous_attempts)
-        decisions = numbered(self.rules.decide_many(events, previous_attempts))
+        past = past_table(events, previous_attempts)  # columns, not frames: read as arrays
+        decisions = self.rules.decide_table(events, previous_attempts)
         fixed = fixed_schedule_columns(
             events,
             previous_attempts,
@@ -448,7 +454,7 @@ class ScheduleScores:
         decider: ModelDecider,
         events: pd.DataFrame,
         features: pd.DataFrame | EventMatrix | None,
-        past: pd.DataFrame,
+        past: Table,
         extra: Sequence[Scored] | None = None,
     ) -> None:
         self.decider, self.events, self.past = decider, events, past

@@ -22,7 +22,7 @@ import pandas as pd
 
 from training.config.retry_limits import UpdateRequests
 from training.core.arrays import group_first, rank_in_group
-from training.core.columnar import column_array
+from training.core.columnar import Table, column_array
 from training.features.dunning_state import is_update_request
 from training.policy.schedule_rows import MessageRows, RetryRows
 
@@ -61,7 +61,7 @@ def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def protected_messages(
     events: pd.DataFrame,
-    decisions: pd.DataFrame,
+    decisions: Table,
     messages: Messages,
     update: UpdateRequests,
 ) -> np.ndarray:

@@ -22,7 +22,7 @@ import pandas as pd
 from training.config.policy import PolicyConfig
 from training.config.retry_limits import UpdateRequests
 from training.core.arrays import best_per_group, group_counter
-from training.core.columnar import column_array, column_values
+from training.core.columnar import Table, column_array, column_values
 from training.core.localtime import (
     DAY_NS,
     HOUR_NS,
@@ -92,7 +92,7 @@ class _Context:
         scorer,
         events: pd.DataFrame,
         features,
-        past: pd.DataFrame,
+        past: Table,
         update: UpdateRequests,
         templates: list[str],
     ) -> None:
@@ -194,8 +194,8 @@ def plan_messages(
     scorer,
     events: pd.DataFrame,
     features,
-    past: pd.DataFrame,
-    decisions: pd.DataFrame,
+    past: Table,
+    decisions: Table,
     templates: list[str],
     config: PolicyConfig,
     update: UpdateRequests,

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from training.config.policy import PolicyConfig
-from training.core.columnar import column_array
+from training.core.columnar import Table, column_array
 from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.schedule_rows import MessageRows, RetryRows
 
@@ -67,7 +67,7 @@ def _column(rows: pd.DataFrame | RetryRows | MessageRows, name: str) -> np.ndarr
 
 def model_reasons(
     events: pd.DataFrame,
-    decisions: pd.DataFrame,
+    decisions: Table,
     features: pd.DataFrame | EventMatrix,
     retries: pd.DataFrame | RetryRows,
     messages: pd.DataFrame | MessageRows,

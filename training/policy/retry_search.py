@@ -33,7 +33,7 @@ import pandas as pd
 from training.config.policy import PolicyConfig
 from training.config.retry_limits import UpdateRequests
 from training.core.arrays import best_per_group, group_counter, group_first, rank_in_group
-from training.core.columnar import column_array, column_values
+from training.core.columnar import Table, column_array, column_values
 from training.core.localtime import HOUR_NS, LATEST_NS, NAT, from_ns, to_ns
 from training.features.dunning_state import grid_state, is_update_request
 from training.models.matrix import EventMatrix, as_event_matrix
@@ -43,7 +43,7 @@ from training.policy.scorer import ModelScorer, build_timeline
 
 def retry_windows(
     events: pd.DataFrame,
-    decisions: pd.DataFrame,
+    decisions: Table,
     messages: pd.DataFrame | MessageRows,
     update: UpdateRequests,
     min_spacing_hours: float,
@@ -78,7 +78,7 @@ def plan_retries(
     scorer: ModelScorer,
     events: pd.DataFrame,
     features: pd.DataFrame | EventMatrix,
-    past: pd.DataFrame,
+    past: Table,
     messages: pd.DataFrame | MessageRows,
     count: np.ndarray,
     start: np.ndarray,
@@ -197,7 +197,7 @@ class _RetryContext:
 
     scorer: Any  # a ModelScorer, or any scorer with ``candidate_probabilities``
     features: pd.DataFrame | EventMatrix
-    past: pd.DataFrame
+    past: Table
     messages: MessageRows
     ids: np.ndarray
     config: PolicyConfig
@@ -219,7 +219,7 @@ class _RetryContext:
         cls,
         scorer: Any,
         features: pd.DataFrame | EventMatrix,
-        past: pd.DataFrame,
+        past: Table,
         messages: pd.DataFrame | MessageRows,
         ids: np.ndarray,
         config: PolicyConfig,
@@ -334,7 +334,7 @@ def _retry_probabilities(
 
 def retry_grid_columns(
     matrix: EventMatrix,
-    past: pd.DataFrame,
+    past: Table,
     messages: pd.DataFrame | MessageRows,
     event_ids: np.ndarray,
     at: np.ndarray,
@@ -632,7 +632,7 @@ def _schedule_retry_probabilities(
 def _timeline_schedule_probabilities(
     scorer,
     features,
-    past: pd.DataFrame,
+    past: Table,
     messages: MessageRows,
     event_ids: np.ndarray,
     key: np.ndarray,
