@@ -8,6 +8,7 @@ import pytest
 
 from training.core.columnar import (
     ColumnTable,
+    as_frame,
     column_array,
     column_flags,
     column_values,
@@ -15,6 +16,7 @@ from training.core.columnar import (
     utc_array,
     utc_index,
 )
+from training.core.frames import numbered
 from training.core.localtime import to_ns
 
 
@@ -78,7 +80,11 @@ def test_a_column_table_reads_as_its_frame(n: int) -> None:
     table = ColumnTable.of(columns)
     frame = pd.DataFrame(columns, copy=False)
     assert len(table) == n and table.empty == (n == 0) and table.columns == list(frame.columns)
+    assert ("rate" in table, "nope" in table) == (True, False)
+    pd.testing.assert_index_equal(table.index, frame.index)
     pd.testing.assert_frame_equal(table.frame(), frame)
+    pd.testing.assert_frame_equal(as_frame(table), frame)
+    assert as_frame(frame) is frame and numbered(table) is table
     for name in frame.columns:
         values = column_values(table, name)
         assert type(values) is type(frame[name]._values), name

@@ -120,9 +120,17 @@ class ColumnTable:
     def __len__(self) -> int:
         return self.rows
 
+    def __contains__(self, name: object) -> bool:
+        return name in self.data  # a column, as ``name in frame``
+
     @property
     def columns(self) -> list[str]:
         return list(self.data)
+
+    @property
+    def index(self) -> pd.RangeIndex:
+        """Rows are numbered 0..n-1 (a frame from :meth:`frame` has this index)."""
+        return pd.RangeIndex(self.rows)
 
     @property
     def empty(self) -> bool:
@@ -141,6 +149,11 @@ def _held(values: Any) -> Any:
 
 Table: TypeAlias = pd.DataFrame | ColumnTable
 """A frame, or its columns (:class:`ColumnTable`)."""
+
+
+def as_frame(table: Table) -> pd.DataFrame:
+    """``table`` as a frame (a :class:`ColumnTable`'s made, a frame as it is)."""
+    return table.frame() if isinstance(table, ColumnTable) else table
 
 
 def column_values(frame: Table, name: str) -> Any:

@@ -57,7 +57,7 @@ NS_PER_DAY = DAY_NS
 class _Events:
     """Column arrays of the events frame, by position."""
 
-    def __init__(self, events: pd.DataFrame) -> None:
+    def __init__(self, events: Table) -> None:
         self.frame = events
         self.n = len(events)
         self.event_id = column_array(events, "event_id", object)
@@ -323,7 +323,7 @@ def _decisions(
 ) -> pd.DataFrame:
     """The rules' decisions, by event position (only their column arrays are read)."""
     if decisions is None:
-        decisions = rules.decide_many(ev.frame.reset_index(drop=True), previous)
+        decisions = rules.decide_table(ev.frame, previous)  # by position, as read
     return decisions
 
 
@@ -331,7 +331,7 @@ def _decisions(
 
 
 def fixed_schedule(
-    events: pd.DataFrame,
+    events: Table,
     previous_attempts: pd.DataFrame | None,
     rules: RetryRules,
     config: BaselineConfig | None = None,
@@ -351,7 +351,7 @@ def fixed_schedule(
 
 
 def fixed_schedule_columns(
-    events: pd.DataFrame,
+    events: Table,
     previous_attempts: pd.DataFrame | None,
     rules: RetryRules,
     config: BaselineConfig | None = None,
@@ -415,7 +415,7 @@ def message_templates(
 
 
 def rules_baseline(
-    events: pd.DataFrame,
+    events: Table,
     previous_attempts: pd.DataFrame | None,
     rules: RetryRules,
     config: BaselineConfig | None = None,
@@ -435,7 +435,7 @@ def rules_baseline(
 
 
 def rules_baseline_columns(
-    events: pd.DataFrame,
+    events: Table,
     previous_attempts: pd.DataFrame | None,
     rules: RetryRules,
     config: BaselineConfig | None = None,
@@ -489,7 +489,7 @@ def rules_baseline_columns(
 
 
 def no_action(
-    events: pd.DataFrame,
+    events: Table,
     previous_attempts: pd.DataFrame | None = None,
     rules: RetryRules | None = None,
     config: BaselineConfig | None = None,

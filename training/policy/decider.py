@@ -69,7 +69,7 @@ class SearchedSchedules(NamedTuple):
 
 def search_schedules(
     scorer: Any,
-    events: pd.DataFrame,
+    events: Table,
     features: pd.DataFrame | EventMatrix,
     past: Table,
     decisions: Table,
@@ -146,7 +146,7 @@ class ModelDecider:
 
     def plan(
         self,
-        events: pd.DataFrame,
+        events: Table,
         previous_attempts: pd.DataFrame | None,
         explore: bool = True,
         past: Table | None = None,
@@ -183,7 +183,7 @@ class ModelDecider:
         return Plan(decisions, features, retries, messages, propensity)
 
     def _explore(
-        self, events: pd.DataFrame, retries: RetryRows, start: np.ndarray, end: np.ndarray
+        self, events: Table, retries: RetryRows, start: np.ndarray, end: np.ndarray
     ) -> tuple[RetryRows, np.ndarray]:
         """With probability ``exploration_rate`` shift every retry by one of the configured
         offsets (kept only where the whole shifted schedule stays inside the limits)."""
@@ -206,7 +206,7 @@ class ModelDecider:
 
     def expected_recovery(
         self,
-        events: pd.DataFrame,
+        events: Table,
         features: pd.DataFrame | EventMatrix,
         past: Table,
         retries: pd.DataFrame,
@@ -217,7 +217,7 @@ class ModelDecider:
 
     def expected_recoveries(
         self,
-        events: pd.DataFrame,
+        events: Table,
         features: pd.DataFrame | EventMatrix,
         past: Table,
         schedules: list[tuple[pd.DataFrame, pd.DataFrame]],
@@ -233,7 +233,7 @@ class ModelDecider:
 
     def score_schedules(
         self,
-        events: pd.DataFrame,
+        events: Table,
         features: pd.DataFrame | EventMatrix,
         past: Table,
         schedules: Sequence[Scored],
@@ -329,7 +329,7 @@ class ModelDecider:
             shrunk = fixed + self.gain_shrinkage * gain
         return np.where(np.isnan(fixed), searched, shrunk)
 
-    def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> Decisions:
+    def decide(self, events: Table, previous_attempts: pd.DataFrame | None) -> Decisions:
         events = numbered(events)
         past = past_table(events, previous_attempts)  # columns, not frames: read as arrays
         decisions = self.rules.decide_table(events, previous_attempts)
@@ -452,7 +452,7 @@ class ScheduleScores:
     def __init__(
         self,
         decider: ModelDecider,
-        events: pd.DataFrame,
+        events: Table,
         features: pd.DataFrame | EventMatrix | None,
         past: Table,
         extra: Sequence[Scored] | None = None,

@@ -60,7 +60,7 @@ def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def protected_messages(
-    events: pd.DataFrame,
+    events: Table,
     decisions: Table,
     messages: Messages,
     update: UpdateRequests,
@@ -80,7 +80,7 @@ def protected_messages(
 
 
 def prune_messages(
-    events: pd.DataFrame,
+    events: Table,
     retries: Retries,
     messages: Messages,
     protected: np.ndarray,

@@ -90,7 +90,7 @@ class _Context:
     def __init__(
         self,
         scorer,
-        events: pd.DataFrame,
+        events: Table,
         features,
         past: Table,
         update: UpdateRequests,
@@ -192,7 +192,7 @@ class _Context:
 
 def plan_messages(
     scorer,
-    events: pd.DataFrame,
+    events: Table,
     features,
     past: Table,
     decisions: Table,

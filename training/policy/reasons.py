@@ -66,7 +66,7 @@ def _column(rows: pd.DataFrame | RetryRows | MessageRows, name: str) -> np.ndarr
 
 
 def model_reasons(
-    events: pd.DataFrame,
+    events: Table,
     decisions: Table,
     features: pd.DataFrame | EventMatrix,
     retries: pd.DataFrame | RetryRows,

@@ -42,7 +42,7 @@ from training.policy.scorer import ModelScorer, build_timeline
 
 
 def retry_windows(
-    events: pd.DataFrame,
+    events: Table,
     decisions: Table,
     messages: pd.DataFrame | MessageRows,
     update: UpdateRequests,
@@ -76,7 +76,7 @@ def retry_windows(
 
 def plan_retries(
     scorer: ModelScorer,
-    events: pd.DataFrame,
+    events: Table,
     features: pd.DataFrame | EventMatrix,
     past: Table,
     messages: pd.DataFrame | MessageRows,

@@ -37,12 +37,12 @@ from training.models.matrix import EventMatrix, as_event_matrix
 PARALLEL_ROWS = 5_000  # below this, starting threads costs more than it saves
 
 
-def past_rows(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> pd.DataFrame:
+def past_rows(events: Table, previous_attempts: pd.DataFrame | None) -> pd.DataFrame:
     """The attempts already made per event: the first is the original charge."""
     return past_table(events, previous_attempts).frame()
 
 
-def past_table(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> ColumnTable:
+def past_table(events: Table, previous_attempts: pd.DataFrame | None) -> ColumnTable:
     """:func:`past_rows` as columns (event_id, t, kind), no frame: what the decision
     passes its searches and scoring."""
     ids = [column_array(events, "event_id")]
@@ -183,9 +183,7 @@ class ModelScorer:
         if self._index is None:
             self._index = CustomerIndex.build(self.log)
 
-    def event_features(
-        self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None
-    ) -> EventMatrix:
+    def event_features(self, events: Table, previous_attempts: pd.DataFrame | None) -> EventMatrix:
         """The events' features, ready to be encoded for each model once per call."""
         columns = event_feature_columns(
             events, None, self.table, previous_attempts, index=self.customer_index
