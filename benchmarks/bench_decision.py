@@ -100,7 +100,8 @@ def main() -> None:
         (decider_module, "plan_retries"), (search, "_refine"), (decider_module, "retry_windows"),
         (decider_module, "fixed_schedule_columns"), (decider_module, "fixed_schedule"),
         (decider_module, "model_reasons"),
-        (decider_module, "past_rows"), (service, "requests_to_frames"),
+        (decider_module, "past_rows"), (decider_module, "past_table"),
+        (service, "requests_to_frames"), (service, "requests_to_tables"),
         (service, "responses_from_decisions"),
     ]  # fmt: skip
     for owner, name in stages:
@@ -113,6 +114,8 @@ def main() -> None:
         freeze_heap()  # as the server does after loading its model
     rules, scorer = decider.decider.rules, decider.decider.scorer
     rules.decide_many = _timed(totals, "rules.decide_many", rules.decide_many)
+    if hasattr(rules, "decide_table"):
+        rules.decide_table = _timed(totals, "rules.decide_table", rules.decide_table)
     scorer.event_features = _timed(totals, "event_features", scorer.event_features)
 
     scored: list[tuple[Any, np.ndarray, int]] = []  # every model call: model, matrix, threads

@@ -89,7 +89,7 @@ def main() -> None:
         plan = plan_retries(
             decider.scorer, events, features, past, messages, count, start, end,
             limits.min_spacing_hours, config, update,
-        )  # fmt: skip
+        ).frame()  # fmt: skip
         scored = sum(rows)
         event = pd.Index(ids).get_indexer(plan["event_id"])
         rank = plan.groupby("event_id").cumcount().to_numpy()

@@ -80,15 +80,21 @@ def main() -> None:
     decider = load_artifact_decider(str(world.model_dir))
     captured: dict[str, list[Call]] = {}
     undo = []
-    for name in ("fixed_schedule_columns", "model_reasons", "past_rows", "retry_windows",
-                 "plan_retries", "plan_messages"):  # fmt: skip
-        undo.append(_capture(captured, decider_module, name, name))
-    undo.append(_capture(captured, service, "requests_to_frames", "requests_to_frames"))
+    for name in ("fixed_schedule_columns", "model_reasons", "past_rows", "past_table",
+                 "retry_windows", "plan_retries", "plan_messages"):  # fmt: skip
+        if hasattr(decider_module, name):  # (an older tree may lack one)
+            undo.append(_capture(captured, decider_module, name, name))
+    for name in ("requests_to_frames", "requests_to_tables"):
+        if hasattr(service, name):
+            undo.append(_capture(captured, service, name, name))
     undo.append(_capture(captured, service, "responses_from_decisions", "responses_from_decisions"))
     undo.append(
         _capture(captured, decider_module.ModelDecider, "score_schedules", "score_schedules")
     )
     undo.append(_capture(captured, decider.decider.rules, "decide_many", "rules.decide_many"))
+    if hasattr(decider.decider.rules, "decide_table"):
+        rules = decider.decider.rules
+        undo.append(_capture(captured, rules, "decide_table", "rules.decide_table"))
     undo.append(_capture(captured, decider.decider.scorer, "event_features", "event_features"))
     undo.append(_capture(captured, decider_module.ModelDecider, "_explore", "explore"))
     undo.append(_capture(captured, decider_module.ModelDecider, "decide", "decide"))

@@ -19,6 +19,7 @@ import pandas as pd
 
 from training.config.quiet_hours import QuietHours
 from training.contract.tables import CUSTOMER_FIELDS
+from training.core.columnar import Table
 from training.core.localtime import warm_zones
 from training.policy.decisions import Decider, Decisions
 from training.tracking.loading import load_artifact
@@ -50,7 +51,7 @@ class ArtifactDecider:
     def customer_count(self) -> int:
         return len(self._customers)
 
-    def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame) -> Decisions:
+    def decide(self, events: Table, previous_attempts: pd.DataFrame) -> Decisions:
         return self.decider.decide(events, previous_attempts)
 
     def known_customers(self, customer_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

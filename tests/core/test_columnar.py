@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from training.core.columnar import (
+    ColumnTable,
+    as_frame,
     column_array,
     column_flags,
     column_values,
@@ -14,6 +16,7 @@ from training.core.columnar import (
     utc_array,
     utc_index,
 )
+from training.core.frames import numbered
 from training.core.localtime import to_ns
 
 
@@ -69,6 +72,31 @@ def test_column_values_are_the_series_values(n: int) -> None:
         assert values.dtype == expected.dtype, name
         pd.testing.assert_series_equal(pd.Series(values, name=name), frame[name])
     assert (to_ns(column_values(frame, "failed_at")) == to_ns(frame["failed_at"])).all()
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_a_column_table_reads_as_its_frame(n: int) -> None:
+    columns = {**_columns(n), "ext": pd.array([1, None, 3, 4, 5][:n], dtype="Int64")}
+    table = ColumnTable.of(columns)
+    frame = pd.DataFrame(columns, copy=False)
+    assert len(table) == n and table.empty == (n == 0) and table.columns == list(frame.columns)
+    assert ("rate" in table, "nope" in table) == (True, False)
+    pd.testing.assert_index_equal(table.index, frame.index)
+    pd.testing.assert_frame_equal(table.frame(), frame)
+    pd.testing.assert_frame_equal(as_frame(table), frame)
+    assert as_frame(frame) is frame and numbered(table) is table
+    for name in frame.columns:
+        values = column_values(table, name)
+        assert type(values) is type(frame[name]._values), name
+        pd.testing.assert_series_equal(pd.Series(values, name=name), frame[name])
+        for dtype in (None, object):
+            got, expected = column_array(table, name, dtype), frame[name].to_numpy(dtype=dtype)
+            assert got.dtype == expected.dtype, (name, dtype)
+            assert pd.Series(got).equals(pd.Series(expected)), (name, dtype)
+    assert column_flags(table, "flag").tolist() == column_flags(frame, "flag").tolist()
+    assert (to_ns(column_values(table, "failed_at")) == to_ns(frame["failed_at"])).all()
+    with pytest.raises(ValueError, match="unequal length"):
+        ColumnTable.of({"a": np.zeros(n), "b": np.zeros(n + 1)})
 
 
 def test_column_values_of_a_repeated_name_and_a_missing_one() -> None:

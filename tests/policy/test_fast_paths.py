@@ -19,6 +19,7 @@ from training.features.invoice import events_from_history
 from training.models.calibrated import category_codes, encode_matrix
 from training.policy.decider import search_schedules
 from training.policy.retry_search import retry_windows
+from training.policy.schedule_rows import RetryRows
 from training.policy.scorer import build_timeline, past_rows
 
 
@@ -53,8 +54,7 @@ def _plans(scorer, decider, events, decisions, features, past):
     searched = search_schedules(
         scorer, events, features, past, decisions, decider.templates, decider.config, decider.rules
     )
-    messages, retries = searched.messages, searched.retries
-    return messages, retries
+    return searched.messages.frame(), searched.retries.frame()
 
 
 def test_array_search_equals_timeline_search(case):
@@ -172,7 +172,8 @@ def test_exploration_shifts_whole_schedules_inside_the_window(case):
         decider.scorer, decider.rules, decider.config.model_copy(update={"exploration_rate": 1.0}),
         decider.templates, decider.model_version,
     )  # fmt: skip
-    moved, propensity = explorer._explore(events, retries, start, end)
+    moved_rows, propensity = explorer._explore(events, RetryRows.of(retries), start, end)
+    moved = moved_rows.frame()
     arms = len(decider.config.exploration_shifts_hours) + 1
     np.testing.assert_allclose(propensity, 1.0 / arms)  # at rate 1 the searched one is an arm too
     shift = (moved["at"] - retries["at"]).dt.total_seconds().to_numpy() / 3600

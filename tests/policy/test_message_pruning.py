@@ -64,7 +64,7 @@ def test_messages_that_lower_the_schedule_are_dropped_and_useful_ones_kept():
     values, calls = _additive(events, {"link": 0.05, "nag": -0.02, "tiny": 0.001})
     kept = prune_messages(
         events, NO_RETRIES, messages, np.zeros(len(messages), bool), values, min_gain=0.002
-    )
+    ).frame()
     assert kept.groupby("event_id")["template"].apply(list).to_dict() == {
         "e0": ["link", "link"],
         "e2": ["link"],
@@ -78,8 +78,8 @@ def test_nothing_is_dropped_when_every_message_adds_enough():
     values, calls = _additive(events, {"link": 0.05})
     kept = prune_messages(
         events, NO_RETRIES, messages, np.zeros(len(messages), bool), values, min_gain=0.002
-    )
-    pd.testing.assert_frame_equal(kept, messages)
+    ).frame()
+    pd.testing.assert_frame_equal(kept[messages.columns], messages)
     assert calls == [3]  # one round: the full schedule and one without each rank
 
 
@@ -93,6 +93,6 @@ def test_the_update_request_that_opens_the_retries_is_never_dropped():
     protected = protected_messages(events, decisions, messages, update)
     assert protected.tolist() == [True, False, False]
     values, _ = _additive(events, {"update_payment_method": -0.01})
-    kept = prune_messages(events, NO_RETRIES, messages, protected, values, min_gain=0.002)
+    kept = prune_messages(events, NO_RETRIES, messages, protected, values, min_gain=0.002).frame()
     assert kept["event_id"].tolist() == ["e0"]
     assert kept["send_at"].tolist() == [T0]

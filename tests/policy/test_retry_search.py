@@ -40,7 +40,7 @@ def _search(case, config, scorer=None):
     return plan_retries(
         scorer or decider.scorer, events, features, past, messages, count, start, end,
         limits.min_spacing_hours, config, limits.update_requests,
-    )  # fmt: skip
+    ).frame()  # fmt: skip
 
 
 def _log_survival(case, plan: pd.DataFrame, nominal: bool = False) -> pd.Series:
@@ -157,7 +157,7 @@ def test_the_search_finds_an_optimum_between_grid_points(case, peak_hours, searc
     plan = plan_retries(
         _PeakScorer(failed, peak_hours), events, features, past, messages, *one,
         limits.min_spacing_hours, decider.config.model_copy(update=search), limits.update_requests,
-    )  # fmt: skip
+    ).frame()  # fmt: skip
     since = (to_ns(plan["at"]) - to_ns(failed.loc[plan["event_id"]])) / HOUR_NS
     peak_ns = to_ns(events["failed_at"])[single] + int(peak_hours * HOUR_NS)
     reachable = start[single] <= peak_ns

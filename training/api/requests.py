@@ -27,7 +27,7 @@ import pandas as pd
 
 from training.config.request_defaults import COLD_START_CUSTOMER, DEFAULT_CONSTRAINTS
 from training.contract.tables import CUSTOMER_FIELDS
-from training.core.columnar import frame_of_arrays, utc_index
+from training.core.columnar import ColumnTable, frame_of_arrays, utc_index
 from training.core.frames import EVENT_COLUMNS
 
 EXTRA_EVENT_COLUMNS = ("plan", "customer_source")
@@ -149,14 +149,18 @@ def _typed(name: str, values: list[Any]) -> Any:
     return _objects(values)
 
 
-def _frame(columns: dict[str, Any]) -> pd.DataFrame:
-    """A frame with the contract's dtypes, built column by column (no per-cell inference);
+def _typed_columns(columns: dict[str, Any]) -> dict[str, Any]:
+    """Columns with the contract's dtypes, built column by column (no per-cell inference);
     values given as arrays (not lists) are taken as they are."""
-    typed = {
+    return {
         name: _typed(name, values) if isinstance(values, list) else values
         for name, values in columns.items()
     }
-    return frame_of_arrays(typed)  # typed already: pandas' inference would cost ~0.3 ms
+
+
+def _frame(columns: dict[str, Any]) -> pd.DataFrame:
+    """:func:`_typed_columns` as a frame."""
+    return frame_of_arrays(_typed_columns(columns))  # typed: inference would cost ~0.3 ms
 
 
 @cache
@@ -175,6 +179,17 @@ def requests_to_frames(
 
     ``event_ids`` defaults to the request positions as strings ("0", "1", ...).
     """
+    events, previous = requests_to_tables(requests, event_ids, known_customers)
+    return events.frame(), previous
+
+
+def requests_to_tables(
+    requests: Sequence[Mapping[str, Any]],
+    event_ids: Sequence[str] | None = None,
+    known_customers: pd.DataFrame | Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[ColumnTable, pd.DataFrame]:
+    """:func:`requests_to_frames` with ``events`` as columns (what the service passes a
+    decider: a lone request's events frame, two dozen one-row blocks, cost ~0.1 ms)."""
     ids = [str(i) for i in range(len(requests))] if event_ids is None else list(event_ids)
     if len(ids) != len(requests):
         raise ValueError("event_ids must have one id per request")
@@ -209,7 +224,9 @@ def requests_to_frames(
     columns: dict[str, Any] = {
         name: [row[name] for row in rows] for name in (*EVENT_COLUMNS, *EXTRA_EVENT_COLUMNS)
     }
-    events = _frame({**columns, "failed_at": failed_at, "card_updated": updated})
+    events = ColumnTable.of(
+        _typed_columns({**columns, "failed_at": failed_at, "card_updated": updated})
+    )
     return events, previous
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from training.api.errors import ApiError, from_validation_error
-from training.api.requests import requests_to_frames
+from training.api.requests import requests_to_tables
 from training.api.schemas import (
     ItemError,
     RecommendationRequest,
@@ -281,7 +281,7 @@ def decide(
     if not requests:
         return []
     event_ids = [str(i) for i in range(len(requests))]
-    events, previous = requests_to_frames(
+    events, previous = requests_to_tables(
         [r.model_dump() for r in requests], event_ids, known_customers or {}
     )
     decisions = decider.decide(events, previous)

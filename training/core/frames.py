@@ -22,8 +22,13 @@ send_at, channel, template), both sorted by event then time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pandas as pd
+
+from training.core.columnar import ColumnTable
+
+TableT = TypeVar("TableT", pd.DataFrame, ColumnTable)
 
 EVENT_COLUMNS = (
     "event_id",
@@ -51,9 +56,11 @@ RETRY_COLUMNS = ("event_id", "at")
 MESSAGE_COLUMNS = ("event_id", "send_at", "channel", "template")
 
 
-def numbered(frame: pd.DataFrame) -> pd.DataFrame:
+def numbered(frame: TableT) -> TableT:
     """``frame.reset_index(drop=True)``, without the copy when its rows are numbered 0..n-1
-    already (the decision's frames are never changed in place)."""
+    already (the decision's frames are never changed in place; a column table's are)."""
+    if isinstance(frame, ColumnTable):
+        return frame
     index = frame.index
     if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
         return frame

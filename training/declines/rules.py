@@ -45,6 +45,9 @@ from training.config import retry_limits as src
 from training.config.retry_limits import RetryLimits
 from training.contract.tables import PAYMENT_METHODS
 from training.core.columnar import (
+    ColumnTable,
+    Table,
+    as_frame,
     column_array,
     column_flags,
     column_values,
@@ -234,7 +237,7 @@ def utc_ns(values: pd.Series, what: str) -> np.ndarray:
     return ns.view("datetime64[ns]")
 
 
-def _utc_column(frame: pd.DataFrame, name: str, what: str) -> np.ndarray:
+def _utc_column(frame: Table, name: str, what: str) -> np.ndarray:
     """:func:`utc_ns` of column ``name``, without building its Series when it holds
     timestamps and none is missing (the usual case)."""
     values = column_values(frame, name)
@@ -243,9 +246,9 @@ def _utc_column(frame: pd.DataFrame, name: str, what: str) -> np.ndarray:
     elif isinstance(values, np.ndarray) and values.dtype.kind == "M":  # naive: UTC
         ns = values.astype("datetime64[ns]").view(np.int64)
     else:
-        return utc_ns(frame[name], what)
+        return utc_ns(as_frame(frame)[name], what)
     if (ns == _NAT).any():
-        return utc_ns(frame[name], what)  # raises, naming the rows
+        return utc_ns(as_frame(frame)[name], what)  # raises, naming the rows
     return ns.view("datetime64[ns]")
 
 
@@ -338,9 +341,14 @@ class RetryRules:
         columns = self._decide_columns(events, previous_attempts)
         return frame_of_arrays(columns, index=events.index)
 
-    def _decide_columns(
-        self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None
-    ) -> Columns:
+    def decide_table(
+        self, events: Table, previous_attempts: pd.DataFrame | None = None
+    ) -> ColumnTable:
+        """:meth:`decide_many` as columns, in the row order of ``events`` (no frame: the
+        decision reads them as arrays)."""
+        return ColumnTable.of(self._decide_columns(events, previous_attempts))
+
+    def _decide_columns(self, events: Table, previous_attempts: pd.DataFrame | None) -> Columns:
         """The columns of ``decide_many``, in order, as arrays in the row order of ``events``."""
         ev = self._prepare_events(events)
         counts = self._attempt_counts(ev, previous_attempts)
@@ -470,14 +478,14 @@ class RetryRules:
         return explanation, source
 
     # -- helpers -----------------------------------------------------------------------
-    def _prepare_events(self, events: pd.DataFrame) -> _Events:
+    def _prepare_events(self, events: Table) -> _Events:
         names = set(events.columns)  # one set, not an index lookup per name
         missing = [c for c in EVENT_COLUMNS if c not in names]
         if missing:
             raise ValueError(f"events: missing column(s) {missing}")
         ids = column_array(events, "event_id")
         if not _unique_ids(ids):
-            event_id = events["event_id"]
+            event_id = as_frame(events)["event_id"]
             dup = events.index[event_id.isna() | event_id.duplicated()]
             raise ValueError(f"events: event_id missing or repeated at row(s) {dup.tolist()[:10]}")
         processor = _clean_tokens(column_values(events, "processor"))

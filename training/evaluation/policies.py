@@ -18,8 +18,8 @@ def learned_schedules(decider: ModelDecider, events: pd.DataFrame) -> Schedules:
     """What the served policy decides (exploration off: its greedy choice)."""
     plan = decider.plan(events, None, explore=False)
     return Schedules(
-        plan.retries[["event_id", "at"]],
-        plan.messages[["event_id", "send_at", "template", "channel"]],
+        plan.retries.frame(),
+        plan.messages.frame()[["event_id", "send_at", "template", "channel"]],
     )
 
 
@@ -39,10 +39,8 @@ def searched_schedules(
     searched = search_schedules(
         scorer, events, features, past, decisions, decider.templates, config, decider.rules, values
     )
-    retries, messages = searched.retries, searched.messages
-    return Schedules(
-        retries[["event_id", "at"]], messages[["event_id", "send_at", "template", "channel"]]
-    )
+    retries, messages = searched.retries.frame(), searched.messages.frame()
+    return Schedules(retries, messages[["event_id", "send_at", "template", "channel"]])
 
 
 def baseline_schedules(decider: ModelDecider, events: pd.DataFrame) -> dict[str, Schedules]:

@@ -38,7 +38,7 @@ from training.features.invoice import events_from_history
 from training.models.matrix import EventMatrix
 from training.models.split import TimeSplit
 from training.policy.decider import ModelDecider
-from training.policy.message_pruning import Schedule, schedule_messages
+from training.policy.message_pruning import Schedule, schedule_messages, schedule_retries
 from training.policy.scorer import past_rows
 from training.tracking.loading import load_artifact
 
@@ -129,7 +129,9 @@ def oracle_schedules(
 
     def values(schedules: list[Schedule]) -> list[np.ndarray]:
         return [
-            truth_recovery(truth, events, Schedules(s[0], schedule_messages(s))).to_numpy()
+            truth_recovery(
+                truth, events, Schedules(schedule_retries(s), schedule_messages(s))
+            ).to_numpy()
             for s in schedules
         ]
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from training.config.retry_limits import UpdateRequests
-from training.core.columnar import column_array, column_values
+from training.core.columnar import Table, column_array, column_values
 from training.core.localtime import from_ns, to_ns
 from training.declines.table import DeclineTable
 from training.features.calendar import circular_difference, local_calendar
@@ -73,7 +73,7 @@ CONTEXT_COLUMNS = ("timezone", "dunning_start", *CUSTOMER_CONTEXT)
 
 
 def event_features(
-    events: pd.DataFrame,
+    events: Table,
     log: pd.DataFrame | None,
     table: DeclineTable,
     previous_attempts: pd.DataFrame | None = None,
@@ -85,11 +85,11 @@ def event_features(
     attempt of the invoice), so every decision of one invoice sees the same history.
     """
     columns = event_feature_columns(events, log, table, previous_attempts, index)
-    return pd.DataFrame(columns, index=events["event_id"].to_numpy())
+    return pd.DataFrame(columns, index=column_array(events, "event_id"))
 
 
 def event_feature_columns(
-    events: pd.DataFrame,
+    events: Table,
     log: pd.DataFrame | None,
     table: DeclineTable,
     previous_attempts: pd.DataFrame | None = None,

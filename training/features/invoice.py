@@ -8,7 +8,7 @@ import pandas as pd
 
 from training.config.request_defaults import DEFAULT_CONSTRAINTS
 from training.contract.history import History
-from training.core.columnar import column_array, column_values
+from training.core.columnar import Table, column_array, column_values
 from training.core.frames import EVENT_COLUMNS
 from training.core.localtime import NAT, to_ns
 from training.declines.table import DeclineTable, load_decline_table, text_values
@@ -85,9 +85,7 @@ def advice_codes(values: pd.Series | np.ndarray) -> np.ndarray:
     return np.char.zfill(np.char.strip(text), 2).astype(object)  # np.char: numpy 1.26 too
 
 
-def previous_attempt_counts(
-    events: pd.DataFrame, previous_attempts: pd.DataFrame | None
-) -> np.ndarray:
+def previous_attempt_counts(events: Table, previous_attempts: pd.DataFrame | None) -> np.ndarray:
     """Number of ``previous_attempts`` rows of each event (by ``event_id``), as float."""
     if previous_attempts is None or not len(previous_attempts):
         return np.zeros(len(events))
@@ -96,11 +94,11 @@ def previous_attempt_counts(
         return np.array([(previous_ids == column_array(events, "event_id")[0]).sum()], float)
     codes, ids = pd.factorize(previous_ids)
     counts = np.append(np.bincount(codes[codes >= 0], minlength=len(ids)), 0).astype(float)
-    position = pd.Index(ids).get_indexer(events["event_id"].to_numpy(dtype=object))
+    position = pd.Index(ids).get_indexer(column_array(events, "event_id", object))
     return counts[position]  # -1 (no previous attempt) picks the appended 0
 
 
-def dunning_start_ns(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> np.ndarray:
+def dunning_start_ns(events: Table, previous_attempts: pd.DataFrame | None) -> np.ndarray:
     """Start of each event's dunning cycle (UTC int64 ns): the earlier of ``failed_at`` and
     the event's first ``previous_attempts`` row; missing times are skipped (NaT if none)."""
     start = to_ns(column_values(events, "failed_at")).copy()
@@ -117,7 +115,7 @@ def dunning_start_ns(events: pd.DataFrame, previous_attempts: pd.DataFrame | Non
     keep = (codes >= 0) & (at != NAT)
     earliest = np.full(len(ids) + 1, LATEST, dtype=np.int64)  # last: events without any
     np.minimum.at(earliest, codes[keep], at[keep])
-    before = earliest[pd.Index(ids).get_indexer(events["event_id"].to_numpy(dtype=object))]
+    before = earliest[pd.Index(ids).get_indexer(column_array(events, "event_id", object))]
     start = np.minimum(np.where(start == NAT, LATEST, start), before)
     start[start == LATEST] = NAT
     return start
@@ -128,7 +126,7 @@ def _filled(raw: np.ndarray, fill: str) -> np.ndarray:
 
 
 def invoice_features(
-    events: pd.DataFrame,
+    events: Table,
     previous_attempts: pd.DataFrame | None = None,
     table: DeclineTable | None = None,
 ) -> pd.DataFrame:
@@ -137,7 +135,7 @@ def invoice_features(
 
 
 def invoice_columns(
-    events: pd.DataFrame,
+    events: Table,
     previous_attempts: pd.DataFrame | None = None,
     table: DeclineTable | None = None,
 ) -> dict[str, np.ndarray]:

@@ -29,7 +29,7 @@ import pandas as pd
 from training.config.baselines import BaselineConfig
 from training.config.quiet_hours import QuietHours
 from training.core.arrays import cummax_in_group, rank_in_group
-from training.core.columnar import column_array, column_flags, column_values
+from training.core.columnar import Table, column_array, column_flags, column_values
 from training.core.frames import Schedules
 from training.core.localtime import (
     DAY_NS,
@@ -57,7 +57,7 @@ NS_PER_DAY = DAY_NS
 class _Events:
     """Column arrays of the events frame, by position."""
 
-    def __init__(self, events: pd.DataFrame) -> None:
+    def __init__(self, events: Table) -> None:
         self.frame = events
         self.n = len(events)
         self.event_id = column_array(events, "event_id", object)
@@ -161,7 +161,7 @@ def _order(pos: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 def _clip_retries(
     ev: _Events,
-    decisions: pd.DataFrame,
+    decisions: Table,
     rules: RetryRules,
     previous: pd.DataFrame | None,
     pos: np.ndarray,
@@ -319,11 +319,11 @@ def _update_plausible(ev: _Events, messages: _Messages, rules: RetryRules) -> np
 
 
 def _decisions(
-    rules: RetryRules, ev: _Events, previous: pd.DataFrame | None, decisions: pd.DataFrame | None
+    rules: RetryRules, ev: _Events, previous: pd.DataFrame | None, decisions: Table | None
 ) -> pd.DataFrame:
     """The rules' decisions, by event position (only their column arrays are read)."""
     if decisions is None:
-        decisions = rules.decide_many(ev.frame.reset_index(drop=True), previous)
+        decisions = rules.decide_table(ev.frame, previous)  # by position, as read
     return decisions
 
 
@@ -331,11 +331,11 @@ def _decisions(
 
 
 def fixed_schedule(
-    events: pd.DataFrame,
+    events: Table,
     previous_attempts: pd.DataFrame | None,
     rules: RetryRules,
     config: BaselineConfig | None = None,
-    decisions: pd.DataFrame | None = None,
+    decisions: Table | None = None,
     *,
     quiet_hours: QuietHours,
 ) -> Schedules:
@@ -351,11 +351,11 @@ def fixed_schedule(
 
 
 def fixed_schedule_columns(
-    events: pd.DataFrame,
+    events: Table,
     previous_attempts: pd.DataFrame | None,
     rules: RetryRules,
     config: BaselineConfig | None = None,
-    decisions: pd.DataFrame | None = None,
+    decisions: Table | None = None,
     *,
     quiet_hours: QuietHours,
 ) -> ScheduleColumns:
@@ -388,7 +388,7 @@ def fixed_schedule_columns(
 
 
 def message_templates(
-    decisions: pd.DataFrame,
+    decisions: Table,
     config: BaselineConfig,
     update_template: str,
     card_updated: np.ndarray | None = None,
@@ -415,11 +415,11 @@ def message_templates(
 
 
 def rules_baseline(
-    events: pd.DataFrame,
+    events: Table,
     previous_attempts: pd.DataFrame | None,
     rules: RetryRules,
     config: BaselineConfig | None = None,
-    decisions: pd.DataFrame | None = None,
+    decisions: Table | None = None,
     *,
     quiet_hours: QuietHours,
 ) -> Schedules:
@@ -435,11 +435,11 @@ def rules_baseline(
 
 
 def rules_baseline_columns(
-    events: pd.DataFrame,
+    events: Table,
     previous_attempts: pd.DataFrame | None,
     rules: RetryRules,
     config: BaselineConfig | None = None,
-    decisions: pd.DataFrame | None = None,
+    decisions: Table | None = None,
     *,
     quiet_hours: QuietHours,
 ) -> ScheduleColumns:
@@ -489,7 +489,7 @@ def rules_baseline_columns(
 
 
 def no_action(
-    events: pd.DataFrame,
+    events: Table,
     previous_attempts: pd.DataFrame | None = None,
     rules: RetryRules | None = None,
     config: BaselineConfig | None = None,
@@ -499,7 +499,7 @@ def no_action(
 
 
 def rules_reasons(
-    ev: pd.DataFrame, decisions: pd.DataFrame, schedule: ScheduleColumns, quiet_hours: QuietHours
+    ev: pd.DataFrame, decisions: Table, schedule: ScheduleColumns, quiet_hours: QuietHours
 ) -> list[list[str]]:
     """Plain-words reasons for :func:`rules_baseline` schedules (``schedule``: its
     columns, :func:`rules_baseline_columns`), one list per event."""

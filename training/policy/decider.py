@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from training.config.policy import PolicyConfig
-from training.core.columnar import column_array, column_values
+from training.core.columnar import Table, column_array, column_values
 from training.core.frames import numbered
 from training.core.localtime import HOUR_NS, from_ns, to_ns
 from training.core.randomness import process_rng
@@ -27,14 +27,22 @@ from training.policy.message_pruning import (
 from training.policy.message_search import plan_messages
 from training.policy.reasons import model_reasons
 from training.policy.retry_search import plan_retries, retry_windows
-from training.policy.scorer import ModelScorer, ScoredRows, past_of_events, past_rows
+from training.policy.schedule_rows import MessageRows, RetryRows
+from training.policy.scorer import (
+    ModelScorer,
+    ScoredRows,
+    past_of_events,
+    past_rows,
+    past_table,
+)
 
 MEMO_ROWS = 512
 """Fewest rows a whole-schedule scoring looks up in the call's :class:`ScoredRows`: a
 lone request's few dozen rows cost less to score than to look up."""
 
-Rows: TypeAlias = pd.DataFrame | dict[str, np.ndarray]
-"""A schedule's retries or messages: a frame, or its columns (times as int64 ns)."""
+Rows: TypeAlias = pd.DataFrame | dict[str, np.ndarray] | RetryRows | MessageRows
+"""A schedule's retries or messages: a frame, its columns (times as int64 ns), or the
+searches' rows (:mod:`training.policy.schedule_rows`)."""
 Scored: TypeAlias = tuple[Rows, Rows] | tuple[Rows, Rows, np.ndarray]
 """A schedule to score: :data:`~training.policy.message_pruning.Schedule`, or columns."""
 
@@ -43,28 +51,28 @@ class Plan(NamedTuple):
     """What the learned policy plans for a set of events (before the probabilities of the
     whole schedules are computed)."""
 
-    decisions: pd.DataFrame  # the rules engine's decision per event
+    decisions: Table  # the rules engine's decision per event
     features: EventMatrix  # the events' features, encoded once per model
-    retries: pd.DataFrame  # event_id, at (+ success_probability)
-    messages: pd.DataFrame  # event_id, send_at, channel, template (+ response_probability)
+    retries: RetryRows  # event_id, at (``.frame()`` for a frame)
+    messages: MessageRows  # event_id, send_at, template, channel, response_probability
     propensity: np.ndarray  # probability of this plan under exploration, per event
 
 
 class SearchedSchedules(NamedTuple):
     """What the searches propose, and each event's retry window (ns) they searched in."""
 
-    messages: pd.DataFrame
-    retries: pd.DataFrame
+    messages: MessageRows
+    retries: RetryRows
     start: np.ndarray
     end: np.ndarray
 
 
 def search_schedules(
     scorer: Any,
-    events: pd.DataFrame,
+    events: Table,
     features: pd.DataFrame | EventMatrix,
-    past: pd.DataFrame,
-    decisions: pd.DataFrame,
+    past: Table,
+    decisions: Table,
     templates: list[str],
     config: PolicyConfig,
     rules: RetryRules,
@@ -138,11 +146,11 @@ class ModelDecider:
 
     def plan(
         self,
-        events: pd.DataFrame,
+        events: Table,
         previous_attempts: pd.DataFrame | None,
         explore: bool = True,
-        past: pd.DataFrame | None = None,
-        decisions: pd.DataFrame | None = None,
+        past: Table | None = None,
+        decisions: Table | None = None,
         memo: ScheduleScores | None = None,
     ) -> Plan:
         """Rules decision, event features, retries, messages and propensities (``past``:
@@ -175,8 +183,8 @@ class ModelDecider:
         return Plan(decisions, features, retries, messages, propensity)
 
     def _explore(
-        self, events: pd.DataFrame, retries: pd.DataFrame, start: np.ndarray, end: np.ndarray
-    ) -> tuple[pd.DataFrame, np.ndarray]:
+        self, events: Table, retries: RetryRows, start: np.ndarray, end: np.ndarray
+    ) -> tuple[RetryRows, np.ndarray]:
         """With probability ``exploration_rate`` shift every retry by one of the configured
         offsets (kept only where the whole shifted schedule stays inside the limits)."""
         shifts = np.array([0, *self.config.exploration_shifts_hours], dtype=np.int64)
@@ -185,23 +193,22 @@ class ModelDecider:
         draw = process_rng().random(len(events))
         arm = np.where(draw < rate, np.floor(draw / rate * arms).astype(int), 0)
         arm = np.minimum(arm, arms - 1)  # arm 0: the searched schedule
-        pos = _positions(column_array(events, "event_id"), column_array(retries, "event_id"))
-        at = to_ns(column_values(retries, "at"))
+        pos = _positions(column_array(events, "event_id"), retries.event_id)
+        at = retries.at
         moved = at + shifts[arm[pos]] * HOUR_NS
         inside = np.ones(len(events), dtype=bool)
         np.logical_and.at(inside, pos, (moved >= start[pos]) & (moved < end[pos]))
         arm = np.where(inside, arm, 0)
         propensity = np.where(arm == 0, 1.0 - rate + rate / arms, rate / arms)
-        if (arm == 0).all():  # nothing moved: the same frame (its scores are kept)
+        if (arm == 0).all():  # nothing moved: the same rows (their scores are kept)
             return retries, propensity
-        retries = retries.assign(at=from_ns(at + shifts[arm[pos]] * HOUR_NS))
-        return retries, propensity
+        return RetryRows(retries.event_id, at + shifts[arm[pos]] * HOUR_NS), propensity
 
     def expected_recovery(
         self,
-        events: pd.DataFrame,
+        events: Table,
         features: pd.DataFrame | EventMatrix,
-        past: pd.DataFrame,
+        past: Table,
         retries: pd.DataFrame,
         messages: pd.DataFrame,
     ) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
@@ -210,9 +217,9 @@ class ModelDecider:
 
     def expected_recoveries(
         self,
-        events: pd.DataFrame,
+        events: Table,
         features: pd.DataFrame | EventMatrix,
-        past: pd.DataFrame,
+        past: Table,
         schedules: list[tuple[pd.DataFrame, pd.DataFrame]],
     ) -> list[tuple[pd.Series, pd.DataFrame, pd.DataFrame]]:
         """:meth:`expected_recovery` of several schedules per event (retries, messages),
@@ -226,9 +233,9 @@ class ModelDecider:
 
     def score_schedules(
         self,
-        events: pd.DataFrame,
+        events: Table,
         features: pd.DataFrame | EventMatrix,
-        past: pd.DataFrame,
+        past: Table,
         schedules: Sequence[Scored],
         p_self: np.ndarray | None = None,
         scored_rows: ScoredRows | None = None,
@@ -322,10 +329,10 @@ class ModelDecider:
             shrunk = fixed + self.gain_shrinkage * gain
         return np.where(np.isnan(fixed), searched, shrunk)
 
-    def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> Decisions:
+    def decide(self, events: Table, previous_attempts: pd.DataFrame | None) -> Decisions:
         events = numbered(events)
-        past = past_rows(events, previous_attempts)
-        decisions = numbered(self.rules.decide_many(events, previous_attempts))
+        past = past_table(events, previous_attempts)  # columns, not frames: read as arrays
+        decisions = self.rules.decide_table(events, previous_attempts)
         fixed = fixed_schedule_columns(
             events,
             previous_attempts,
@@ -389,6 +396,8 @@ class _FrameColumns:
     def get(self, frame: Rows, name: str) -> np.ndarray:
         if isinstance(frame, dict):  # columns already (the fixed schedule's)
             return frame[name]
+        if isinstance(frame, RetryRows | MessageRows):  # the searches' rows
+            return getattr(frame, name)
         key = (id(frame), name)
         if key not in self._kept:
             self._kept[key] = (frame, column_array(frame, name, object))
@@ -397,6 +406,8 @@ class _FrameColumns:
     def ns(self, frame: Rows, name: str) -> np.ndarray:
         if isinstance(frame, dict):  # times as int64 ns already
             return frame[name]
+        if isinstance(frame, RetryRows | MessageRows):  # the searches' rows
+            return getattr(frame, name)
         key = (id(frame), f"{name} ns")
         if key not in self._kept:
             self._kept[key] = (frame, to_ns(column_values(frame, name)))
@@ -441,9 +452,9 @@ class ScheduleScores:
     def __init__(
         self,
         decider: ModelDecider,
-        events: pd.DataFrame,
+        events: Table,
         features: pd.DataFrame | EventMatrix | None,
-        past: pd.DataFrame,
+        past: Table,
         extra: Sequence[Scored] | None = None,
     ) -> None:
         self.decider, self.events, self.past = decider, events, past
@@ -498,7 +509,10 @@ def _schedule_key(schedule: Scored) -> tuple:
 
 
 def _probability_frames(
-    retries: pd.DataFrame, messages: pd.DataFrame, p: np.ndarray, sort: bool = False
+    retries: pd.DataFrame | RetryRows,
+    messages: pd.DataFrame | MessageRows,
+    p: np.ndarray,
+    sort: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A schedule's rows with their probabilities (``p``: retries, then messages); with
     ``sort``, each frame ordered by event id, then time (stable), as ``sort_values`` would."""
@@ -507,25 +521,25 @@ def _probability_frames(
 
 
 def _probability_columns(
-    retries: pd.DataFrame, messages: pd.DataFrame, p: np.ndarray, sort: bool = False
+    retries: pd.DataFrame | RetryRows,
+    messages: pd.DataFrame | MessageRows,
+    p: np.ndarray,
+    sort: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """:func:`_probability_frames` as columns, times as int64 ns."""
+    retries, messages = RetryRows.of(retries), MessageRows.of(messages)
     n_r = len(retries)
     retry_p = _sorted_columns(
-        {
-            "event_id": column_array(retries, "event_id"),
-            "at": to_ns(column_values(retries, "at")),
-            "success_probability": p[:n_r],
-        },
+        {"event_id": retries.event_id, "at": retries.at, "success_probability": p[:n_r]},
         "at",
         sort,
     )
     message_p = _sorted_columns(
         {
-            "event_id": column_array(messages, "event_id"),
-            "send_at": to_ns(column_values(messages, "send_at")),
-            "template": column_array(messages, "template", object),
-            "channel": column_array(messages, "channel", object),
+            "event_id": messages.event_id,
+            "send_at": messages.send_at,
+            "template": messages.template,
+            "channel": messages.channel,
             "response_probability": p[n_r:],
         },
         "send_at",

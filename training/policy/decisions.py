@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeAlias
 import numpy as np
 import pandas as pd
 
+from training.core.columnar import Table
 from training.core.localtime import from_ns, to_ns
 from training.core.randomness import process_rng
 
@@ -133,6 +134,7 @@ class Decider(Protocol):
         """Name, version, training data period and evaluation figures (GET /v1/model)."""
         ...
 
-    def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame) -> Decisions:
-        """Frames as described in :mod:`training.core.frames`."""
+    def decide(self, events: Table, previous_attempts: pd.DataFrame) -> Decisions:
+        """Frames as described in :mod:`training.core.frames` (``events`` as a frame or
+        as its columns, :class:`~training.core.columnar.ColumnTable`: the service's)."""
         ...

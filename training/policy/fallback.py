@@ -13,7 +13,7 @@ import pandas as pd
 
 from training.config.baselines import BaselineConfig
 from training.config.quiet_hours import QuietHours
-from training.core.columnar import column_array, object_array
+from training.core.columnar import Table, as_frame, column_array, object_array
 from training.core.frames import numbered
 from training.declines.rules import RetryRules
 from training.policy.baselines import rules_baseline_columns, rules_reasons
@@ -54,9 +54,9 @@ class FallbackDecider:
             "decline_table_version": self.rules.table.version,
         }
 
-    def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame) -> Decisions:
+    def decide(self, events: Table, previous_attempts: pd.DataFrame) -> Decisions:
         """The rules baseline's schedules as columns (frames are built only if read)."""
-        ev = numbered(events)
+        ev = numbered(as_frame(events))
         decisions = numbered(self.rules.decide_many(ev, previous_attempts))
         retries, messages = rules_baseline_columns(
             ev, previous_attempts, self.rules, self.config, decisions, quiet_hours=self.quiet_hours

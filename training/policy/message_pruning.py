@@ -15,28 +15,41 @@ is never dropped (the rules allow those retries only after it).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
 
 from training.config.retry_limits import UpdateRequests
 from training.core.arrays import group_first, rank_in_group
-from training.core.columnar import column_array
+from training.core.columnar import Table, column_array
 from training.features.dunning_state import is_update_request
+from training.policy.schedule_rows import MessageRows, RetryRows
 
-Schedule = tuple[pd.DataFrame, pd.DataFrame] | tuple[pd.DataFrame, pd.DataFrame, np.ndarray]
-"""Retries (event_id, at) and messages; with a third item ``keep`` (booleans over the
-messages' rows), the schedule of ``messages[keep]``: the pruning's trial schedules, which
-would otherwise each cost a frame."""
+Retries: TypeAlias = pd.DataFrame | RetryRows
+Messages: TypeAlias = pd.DataFrame | MessageRows
+Schedule: TypeAlias = tuple[Retries, Messages] | tuple[Retries, Messages, np.ndarray]
+"""Retries (event_id, at) and messages (frames or rows); with a third item ``keep``
+(booleans over the messages' rows), the schedule of those messages only: the pruning's
+trial schedules, which would otherwise each cost a copy of the rows."""
 ScheduleValues = Callable[[list[Schedule]], list[np.ndarray]]
 """Expected recovery of each schedule, one array per schedule in the events' order."""
 
 
+def schedule_retries(schedule: Schedule) -> pd.DataFrame:
+    """A schedule's retries as a frame."""
+    retries = schedule[0]
+    return retries.frame() if isinstance(retries, RetryRows) else retries
+
+
 def schedule_messages(schedule: Schedule) -> pd.DataFrame:
     """A schedule's messages as a frame (its ``keep`` rows, when it has one)."""
+    messages = schedule[1]
+    if isinstance(messages, MessageRows):
+        messages = messages.frame()
     if len(schedule) == 3:
-        return schedule[1][schedule[2]]
-    return schedule[1]
+        return messages[schedule[2]]
+    return messages
 
 
 def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -47,17 +60,18 @@ def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def protected_messages(
-    events: pd.DataFrame,
-    decisions: pd.DataFrame,
-    messages: pd.DataFrame,
+    events: Table,
+    decisions: Table,
+    messages: Messages,
     update: UpdateRequests,
 ) -> np.ndarray:
     """True on each event's first update request when its decline needs an update first."""
-    if messages.empty:
+    messages = MessageRows.of(messages)
+    if len(messages) == 0:
         return np.zeros(0, dtype=bool)
     needs = column_array(decisions, "needs_update_first", bool)
-    asks = is_update_request(column_array(messages, "template", object), update)
-    ids = column_array(messages, "event_id")
+    asks = is_update_request(messages.template, update)
+    ids = messages.event_id
     first_ask = np.zeros(len(messages), dtype=bool)
     ask_rows = np.flatnonzero(asks)
     first_ask[ask_rows[group_first(ids[ask_rows])]] = True  # rows sorted by event, time
@@ -66,24 +80,25 @@ def protected_messages(
 
 
 def prune_messages(
-    events: pd.DataFrame,
-    retries: pd.DataFrame,
-    messages: pd.DataFrame,
+    events: Table,
+    retries: Retries,
+    messages: Messages,
     protected: np.ndarray,
     values: ScheduleValues,
     min_gain: float,
-) -> pd.DataFrame:
+) -> MessageRows:
     """``messages`` (sorted by event id, then time) without those whose marginal value to
     the whole schedule is below ``min_gain``."""
     ids = column_array(events, "event_id")
+    messages = MessageRows.of(messages)
     keep = np.ones(len(messages), dtype=bool)
     current = messages
     while keep.any():
-        # ``current`` is the frame scored (and, when nothing more is dropped, returned):
+        # ``current`` is the schedule scored (and, when nothing more is dropped, returned):
         # the caller's scores of it can be reused for the decision's own figures
         if len(current) != keep.sum():
-            current = messages[keep].reset_index(drop=True)
-        pos = _positions(ids, column_array(current, "event_id"))
+            current = messages.take(np.flatnonzero(keep))
+        pos = _positions(ids, current.event_id)
         rank = rank_in_group(pos)
         ranks = int(rank.max()) + 1
         schedules: list[Schedule] = [(retries, current)]
@@ -100,4 +115,4 @@ def prune_messages(
         rows = np.flatnonzero(keep)
         dropped = drop_event[pos] & (rank == worst[pos])
         keep[rows[dropped]] = False
-    return messages[keep].reset_index(drop=True)
+    return messages.take(np.flatnonzero(keep))

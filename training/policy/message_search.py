@@ -22,12 +22,11 @@ import pandas as pd
 from training.config.policy import PolicyConfig
 from training.config.retry_limits import UpdateRequests
 from training.core.arrays import best_per_group, group_counter
-from training.core.columnar import column_array, column_values, frame_of_arrays
+from training.core.columnar import Table, column_array, column_values
 from training.core.localtime import (
     DAY_NS,
     HOUR_NS,
     defer_quiet_ns,
-    from_ns,
     local_to_utc_ns,
     quiet_hour,
     to_ns,
@@ -36,6 +35,7 @@ from training.core.localtime import (
 from training.features.calendar import per_distinct_instant
 from training.features.dunning_state import is_update_request, message_state
 from training.models.matrix import Labels, as_event_matrix
+from training.policy.schedule_rows import MessageRows
 from training.policy.scorer import ModelScorer, build_timeline
 
 MERGE_EXTRA_ROWS = 256
@@ -90,9 +90,9 @@ class _Context:
     def __init__(
         self,
         scorer,
-        events: pd.DataFrame,
+        events: Table,
         features,
-        past: pd.DataFrame,
+        past: Table,
         update: UpdateRequests,
         templates: list[str],
     ) -> None:
@@ -176,30 +176,30 @@ class _Context:
         out[timeline.loc[p.index, "key"].to_numpy()] = p.to_numpy()
         return out
 
-    def frame(self, c: _Candidates, p: np.ndarray | None = None) -> pd.DataFrame:
-        # the columns are typed already and this frame's own (frame_of_arrays: no
-        # inference, no copy; ids as the events frame holds them)
-        return frame_of_arrays(
-            {
-                "event_id": self.ids[c.pos],
-                "send_at": from_ns(c.ns),
-                "template": self.templates[c.template],
-                "channel": CHANNELS[c.channel],
-                "response_probability": np.full(len(c), np.nan) if p is None else p,
-            }
+    def schedule(self, c: _Candidates, p: np.ndarray | None = None) -> MessageRows:
+        """Candidates as a schedule's messages (ids as the events hold them)."""
+        return MessageRows(
+            self.ids[c.pos],
+            c.ns,
+            self.templates[c.template],
+            CHANNELS[c.channel],
+            np.full(len(c), np.nan) if p is None else p,
         )
+
+    def frame(self, c: _Candidates) -> pd.DataFrame:
+        return self.schedule(c).frame()
 
 
 def plan_messages(
     scorer,
-    events: pd.DataFrame,
+    events: Table,
     features,
-    past: pd.DataFrame,
-    decisions: pd.DataFrame,
+    past: Table,
+    decisions: Table,
     templates: list[str],
     config: PolicyConfig,
     update: UpdateRequests,
-) -> pd.DataFrame:
+) -> MessageRows:
     """Greedy message plan: event_id, send_at, template, channel, response_probability.
 
     ``update``: the update-request templates (the first message of a decline that needs
@@ -207,7 +207,7 @@ def plan_messages(
     context = _Context(scorer, events, features, past, update, templates)
     chosen, chosen_p = _empty(), np.zeros(0)
     if not templates or events.empty:
-        return context.frame(chosen)
+        return context.schedule(chosen)
     failed = to_ns(column_values(events, "failed_at")).copy()
     window_end = failed + column_array(events, "window_days", np.int64) * 24 * HOUR_NS
     earliest = failed.copy()
@@ -249,7 +249,7 @@ def plan_messages(
         earliest[stopped] = window_end[stopped]
     # by event id, then time (the order every schedule frame has)
     order = np.lexsort((chosen.ns, _id_rank(context.ids)[chosen.pos]))
-    return context.frame(chosen.take(order), chosen_p[order])
+    return context.schedule(chosen.take(order), chosen_p[order])
 
 
 def _combos(allowed: np.ndarray, template_ok: np.ndarray, ref: np.ndarray) -> _Candidates:

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from training.config.policy import PolicyConfig
-from training.core.columnar import column_array
+from training.core.columnar import Table, column_array
 from training.models.matrix import EventMatrix, as_event_matrix
+from training.policy.schedule_rows import MessageRows, RetryRows
 
 
 def _words(values: np.ndarray) -> np.ndarray:
@@ -57,12 +58,19 @@ def _feature(features: pd.DataFrame | EventMatrix, ids: np.ndarray, column: str)
     return matrix.column(column)[rows]
 
 
+def _column(rows: pd.DataFrame | RetryRows | MessageRows, name: str) -> np.ndarray:
+    """A column of a schedule's rows or frame, as objects."""
+    if isinstance(rows, RetryRows | MessageRows):
+        return np.asarray(getattr(rows, name), dtype=object)
+    return column_array(rows, name, object)
+
+
 def model_reasons(
-    events: pd.DataFrame,
-    decisions: pd.DataFrame,
+    events: Table,
+    decisions: Table,
     features: pd.DataFrame | EventMatrix,
-    retries: pd.DataFrame,
-    messages: pd.DataFrame,
+    retries: pd.DataFrame | RetryRows,
+    messages: pd.DataFrame | MessageRows,
     expected: np.ndarray,
     baseline: np.ndarray,
     config: PolicyConfig,
@@ -71,9 +79,9 @@ def model_reasons(
     ids = column_array(events, "event_id", object)
     categories = column_array(decisions, "category")
     category = _words(categories)
-    n_retries = _count_per_event(ids, column_array(retries, "event_id", object))
+    n_retries = _count_per_event(ids, _column(retries, "event_id"))
     first_template = _first_per_event(
-        ids, column_array(messages, "event_id", object), column_array(messages, "template", object)
+        ids, _column(messages, "event_id"), _column(messages, "template")
     )
     payday = _feature(features, ids, "cust_pay_day_of_month")
     funds = np.isin(categories, ["insufficient_funds", "limit_exceeded"])

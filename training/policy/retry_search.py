@@ -33,21 +33,23 @@ import pandas as pd
 from training.config.policy import PolicyConfig
 from training.config.retry_limits import UpdateRequests
 from training.core.arrays import best_per_group, group_counter, group_first, rank_in_group
-from training.core.columnar import column_array, column_values, frame_of_arrays
+from training.core.columnar import Table, column_array, column_values
 from training.core.localtime import HOUR_NS, LATEST_NS, NAT, from_ns, to_ns
 from training.features.dunning_state import grid_state, is_update_request
 from training.models.matrix import EventMatrix, as_event_matrix
+from training.policy.schedule_rows import MessageRows, RetryRows
 from training.policy.scorer import ModelScorer, build_timeline
 
 
 def retry_windows(
-    events: pd.DataFrame,
-    decisions: pd.DataFrame,
-    messages: pd.DataFrame,
+    events: Table,
+    decisions: Table,
+    messages: pd.DataFrame | MessageRows,
     update: UpdateRequests,
     min_spacing_hours: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per event: how many retries, and the earliest and latest (exclusive) time, ns."""
+    messages = MessageRows.of(messages)
     failed = to_ns(column_values(events, "failed_at"))
     window_end = failed + column_array(events, "window_days", np.int64) * 24 * HOUR_NS
     count = np.minimum(
@@ -57,12 +59,10 @@ def retry_windows(
     not_before = to_ns(column_values(decisions, "not_before"))  # NaT: no wait beyond the spacing
     start = np.where(not_before == NAT, failed + int(min_spacing_hours * HOUR_NS), not_before)
     needs_update = column_array(decisions, "needs_update_first", bool)
-    asks = is_update_request(column_array(messages, "template", object), update)
+    asks = is_update_request(messages.template, update)
     first_ask = np.full(len(failed), LATEST_NS)
-    asked_by = _positions(
-        column_array(events, "event_id"), column_array(messages, "event_id")[asks]
-    )
-    sent = to_ns(column_values(messages, "send_at"))
+    asked_by = _positions(column_array(events, "event_id"), messages.event_id[asks])
+    sent = messages.send_at
     np.minimum.at(first_ask, asked_by[asked_by >= 0], sent[asks][asked_by >= 0])
     asked = first_ask < LATEST_NS
     plausible = np.where(
@@ -76,17 +76,17 @@ def retry_windows(
 
 def plan_retries(
     scorer: ModelScorer,
-    events: pd.DataFrame,
+    events: Table,
     features: pd.DataFrame | EventMatrix,
-    past: pd.DataFrame,
-    messages: pd.DataFrame,
+    past: Table,
+    messages: pd.DataFrame | MessageRows,
     count: np.ndarray,
     start: np.ndarray,
     window_end: np.ndarray,
     min_spacing_hours: float,
     config: PolicyConfig,
     update: UpdateRequests,
-) -> pd.DataFrame:
+) -> RetryRows:
     """Retry times per event (event_id, at) by dynamic programming, coarse to fine.
 
     Rows come grouped by event_id (sorted) and by time within an event (in the events'
@@ -96,9 +96,7 @@ def plan_retries(
     step = config.retry_grid_hours * HOUR_NS
     slots = np.where(count > 0, np.ceil((window_end - start) / step).astype(np.int64), 0)
     if slots.sum() == 0:
-        return pd.DataFrame(
-            {"event_id": pd.Series(dtype=object), "at": pd.Series(dtype="datetime64[ns, UTC]")}
-        )
+        return RetryRows.empty()
     k_max, j_max = int(count.max()), int(slots.max())
     spacing = int(np.ceil(min_spacing_hours * HOUR_NS / step))
     pos, k, j = _grid_rows(count, slots, spacing)
@@ -110,7 +108,7 @@ def plan_retries(
     e_idx, j_idx = _dp(log_fail, np.zeros((len(ids), k_max), dtype=np.int64), count, spacing)
     plan_ns = start[e_idx] + j_idx * step
     if not (config.fine_grids_hours or config.refine_steps_hours) or len(e_idx) == 0:
-        return frame_of_arrays({"event_id": ids[e_idx], "at": from_ns(plan_ns)})
+        return RetryRows(ids[e_idx], plan_ns)
     band = config.retry_grid_hours
     for fine in config.fine_grids_hours:
         plan_ns = _dp_around(
@@ -121,7 +119,7 @@ def plan_retries(
         plan_ns = _refine(context, e_idx, plan_ns, start, window_end, min_spacing_hours)
     # sorted by event id, then time (no move passes a neighbouring retry)
     order = np.lexsort((plan_ns, _id_rank(ids)[e_idx]))
-    return frame_of_arrays({"event_id": ids[e_idx[order]], "at": from_ns(plan_ns[order])})
+    return RetryRows(ids[e_idx[order]], plan_ns[order])
 
 
 def _dp_around(
@@ -199,8 +197,8 @@ class _RetryContext:
 
     scorer: Any  # a ModelScorer, or any scorer with ``candidate_probabilities``
     features: pd.DataFrame | EventMatrix
-    past: pd.DataFrame
-    messages: pd.DataFrame
+    past: Table
+    messages: MessageRows
     ids: np.ndarray
     config: PolicyConfig
     update: UpdateRequests
@@ -221,15 +219,16 @@ class _RetryContext:
         cls,
         scorer: Any,
         features: pd.DataFrame | EventMatrix,
-        past: pd.DataFrame,
-        messages: pd.DataFrame,
+        past: Table,
+        messages: pd.DataFrame | MessageRows,
         ids: np.ndarray,
         config: PolicyConfig,
         update: UpdateRequests,
     ) -> _RetryContext:
         n = len(ids)
+        messages = MessageRows.of(messages)
         past_events = column_array(past, "event_id")
-        message_events = column_array(messages, "event_id")
+        message_events = messages.event_id
         owner, msg_owner = np.split(
             _positions(ids, np.concatenate([past_events, message_events])),
             [len(past_events)],
@@ -245,8 +244,8 @@ class _RetryContext:
         np.maximum.at(last_attempt, owner, past_h)
         past_count = np.bincount(owner, minlength=n)
         past_retries = np.bincount(owner[~is_original], minlength=n).astype(float)
-        msg_hours = to_ns(column_values(messages, "send_at")) / HOUR_NS
-        msg_update = is_update_request(column_array(messages, "template", object), update)
+        msg_hours = messages.send_at / HOUR_NS
+        msg_update = is_update_request(messages.template, update)
         mine = np.flatnonzero(msg_owner >= 0)
         by_time = mine[np.lexsort((msg_hours[mine], msg_owner[mine]))]
         context = cls(
@@ -335,8 +334,8 @@ def _retry_probabilities(
 
 def retry_grid_columns(
     matrix: EventMatrix,
-    past: pd.DataFrame,
-    messages: pd.DataFrame,
+    past: Table,
+    messages: pd.DataFrame | MessageRows,
     event_ids: np.ndarray,
     at: np.ndarray,
     k: np.ndarray,
@@ -376,7 +375,8 @@ def _timeline_retry_probabilities(
         ignore_index=True,
     )
     msg_context = keys.merge(
-        messages[["event_id", "send_at", "template", "channel"]], on="event_id"
+        MessageRows.of(messages).frame()[["event_id", "send_at", "template", "channel"]],
+        on="event_id",
     )
     timeline = build_timeline(
         keys, past, retries.drop(columns="candidate"), msg_context, ("retry",)
@@ -632,8 +632,8 @@ def _schedule_retry_probabilities(
 def _timeline_schedule_probabilities(
     scorer,
     features,
-    past: pd.DataFrame,
-    messages: pd.DataFrame,
+    past: Table,
+    messages: MessageRows,
     event_ids: np.ndarray,
     key: np.ndarray,
     at: np.ndarray,
@@ -642,7 +642,8 @@ def _timeline_schedule_probabilities(
     key_events = np.empty(key.max() + 1, dtype=object)
     key_events[key] = event_ids
     keys = pd.DataFrame({"key": np.arange(len(key_events)), "event_id": key_events})
-    context = keys.merge(messages[["event_id", "send_at", "template", "channel"]], on="event_id")
+    frame = messages.frame()[["event_id", "send_at", "template", "channel"]]
+    context = keys.merge(frame, on="event_id")
     retries = pd.DataFrame({"key": key, "at": from_ns(at)})
     timeline = build_timeline(keys, past, retries, context, ("retry",))
     p = scorer.candidate_probabilities(features, timeline)

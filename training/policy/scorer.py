@@ -18,7 +18,13 @@ import pandas as pd
 
 from training.config.retry_limits import UpdateRequests
 from training.core.arrays import group_counter, group_first
-from training.core.columnar import column_array, column_values, frame_of_arrays
+from training.core.columnar import (
+    ColumnTable,
+    Table,
+    column_array,
+    column_values,
+    utc_array,
+)
 from training.core.localtime import HOUR_NS, from_ns, to_ns
 from training.declines.table import DeclineTable
 from training.features.customer import CustomerIndex
@@ -31,8 +37,14 @@ from training.models.matrix import EventMatrix, as_event_matrix
 PARALLEL_ROWS = 5_000  # below this, starting threads costs more than it saves
 
 
-def past_rows(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> pd.DataFrame:
+def past_rows(events: Table, previous_attempts: pd.DataFrame | None) -> pd.DataFrame:
     """The attempts already made per event: the first is the original charge."""
+    return past_table(events, previous_attempts).frame()
+
+
+def past_table(events: Table, previous_attempts: pd.DataFrame | None) -> ColumnTable:
+    """:func:`past_rows` as columns (event_id, t, kind), no frame: what the decision
+    passes its searches and scoring."""
     ids = [column_array(events, "event_id")]
     times = [to_ns(column_values(events, "failed_at"))]
     if previous_attempts is not None and len(previous_attempts):
@@ -45,17 +57,17 @@ def past_rows(events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> p
         order = np.lexsort((ns, pd.factorize(event_ids, sort=True)[0]))  # by event id, time
     event_ids, ns = event_ids[order], ns[order]
     first = group_first(event_ids)
-    return frame_of_arrays(
+    return ColumnTable.of(
         {
             "event_id": event_ids,
-            "t": from_ns(ns),
+            "t": utc_array(ns),
             "kind": np.where(first, "original", "retry").astype(object),
         }
     )
 
 
 def past_of_keys(
-    keys: pd.DataFrame, past: pd.DataFrame
+    keys: pd.DataFrame, past: Table
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The past rows of every key's event (a left join of keys on ``past``, in key order
     then past order): key, event_id, t (ns), kind."""
@@ -63,7 +75,7 @@ def past_of_keys(
 
 
 def past_of_events(
-    key: np.ndarray, event_ids: np.ndarray, past: pd.DataFrame
+    key: np.ndarray, event_ids: np.ndarray, past: Table
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`past_of_keys` of keys given as arrays (``key`` and its ``event_ids``)."""
     past_events = column_array(past, "event_id")
@@ -92,7 +104,7 @@ def past_of_events(
 
 def build_timeline(
     keys: pd.DataFrame,
-    past: pd.DataFrame,
+    past: Table,
     retries: pd.DataFrame,
     messages: pd.DataFrame,
     candidate_kinds: tuple[str, ...] = ("retry", "message"),
@@ -171,9 +183,7 @@ class ModelScorer:
         if self._index is None:
             self._index = CustomerIndex.build(self.log)
 
-    def event_features(
-        self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None
-    ) -> EventMatrix:
+    def event_features(self, events: Table, previous_attempts: pd.DataFrame | None) -> EventMatrix:
         """The events' features, ready to be encoded for each model once per call."""
         columns = event_feature_columns(
             events, None, self.table, previous_attempts, index=self.customer_index
