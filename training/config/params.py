@@ -94,6 +94,13 @@ class ModelParams(Section):
         "them (LightGBM's monotone constraints): a direction that holds for people in general, "
         "never one read off a world",
     )
+    count_effects: dict[str, str] = Field(
+        {"retry": "messages_before"},
+        description="model -> a count of the dunning state whose effect gets a log-odds "
+        "slope fitted with the rank, the time since the failure and the decline category "
+        "held fixed, a fixed offset under the trees (count_effect.py): what one more "
+        "message does to a later retry, which the trees credit to the time inputs",
+    )
     num_threads: int = Field(2, ge=1)
     seed: int = 7
 
