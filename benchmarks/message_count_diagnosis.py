@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from training.config.params import Params, load_params
+from training.config.retry_limits import UpdateRequests
 from training.core.frames import Schedules
 from training.declines.table import load_decline_table
 from training.evaluation import run
@@ -41,7 +42,12 @@ from training.evaluation.zoo import TrainedWorld, simulate_and_train
 from training.features.frames import candidate_features
 from training.models.datasets import build_training_data, history_timeline
 from training.models.split import TimeSplit
-from training.policy.message_pruning import protected_messages, prune_messages, schedule_messages
+from training.policy.message_pruning import (
+    Schedule,
+    protected_messages,
+    prune_messages,
+    schedule_messages,
+)
 from training.policy.scorer import past_rows
 
 
@@ -59,7 +65,9 @@ def trained_world(name: str, invoices: int, seed: int, params: Params, out: Path
 # --- 1. logged rows -------------------------------------------------------------------
 
 
-def _scored(world: TrainedWorld, features: pd.DataFrame, timeline: pd.DataFrame, update):
+def _scored(
+    world: TrainedWorld, features: pd.DataFrame, timeline: pd.DataFrame, update: UpdateRequests
+) -> pd.DataFrame:
     """Model and true probability of every candidate row of ``timeline`` (its index)."""
     rows = candidate_features(features, timeline, update)
     kind = rows["kind"].to_numpy()
@@ -120,7 +128,9 @@ def logged_effect(world: TrainedWorld, params: Params) -> pd.DataFrame:
 # --- 2. the policy's schedules ---------------------------------------------------------
 
 
-def _row_probabilities(world, sample, schedules: list[tuple[pd.DataFrame, pd.DataFrame]]):
+def _row_probabilities(
+    world: TrainedWorld, sample: pd.DataFrame, schedules: list[tuple[pd.DataFrame, pd.DataFrame]]
+) -> list[tuple[pd.DataFrame, np.ndarray, np.ndarray]]:
     """Per schedule: model and true probability of each retry and message row, and the
     schedule's model and exact true recovery per event."""
     decider = world.artifact.decider()
@@ -237,13 +247,13 @@ def marginal_values(world: TrainedWorld, params: Params, events: int) -> pd.Data
     update = decider.rules.limits.update_requests
     protected = protected_messages(sample, decisions, messages, update)
 
-    def truth_values(schedules):
+    def truth_values(schedules: list[Schedule]) -> list[np.ndarray]:
         return [
             truth_recovery(world.truth, sample, Schedules(s[0], schedule_messages(s))).to_numpy()
             for s in schedules
         ]
 
-    def model_values(schedules):
+    def model_values(schedules: list[Schedule]) -> list[np.ndarray]:
         features = decider.scorer.event_features(sample, None)
         past = past_rows(sample, None)
         pairs = [(s[0], schedule_messages(s)) for s in schedules]
@@ -294,7 +304,7 @@ def print_world(name: str, logged: pd.DataFrame, per_message: pd.DataFrame, gain
         f"greedy messages of {per_message.attrs['events']} compared failures, learned retries: "
         "what each adds to its schedule (points of recovery) and from where"
     )
-    print((table.T * 1).round(4).to_string(), "\n")
+    print(table.T.round(4).to_string(), "\n")
     print(per_message.attrs["counts"].to_string(), "\n")
 
 
