@@ -83,6 +83,7 @@ class DecisionArtifact:
         if compiled:
             self.compile_models()
         table = self.decline_table
+        contrast = self.metadata.get("calendar_contrast", {})  # artifacts saved before it
         scorer = ModelScorer(
             self.models, self.log, table, self.retry_limits.update_requests, threads=threads
         )
@@ -95,6 +96,8 @@ class DecisionArtifact:
             description=self.metadata,
             gain_shrinkage=float(self.metadata.get("gain_shrinkage", {}).get("factor", 1.0)),
             gain_threshold=float(self.metadata.get("gain_shrinkage", {}).get("threshold", 0.0)),
+            calendar_slopes={name: float(contrast.get(name, 0.0)) for name in ("retry", "message")},
+            calendar_days=int(contrast.get("shift_days", 0)),
         )
 
     def compile_models(self) -> bool:

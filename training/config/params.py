@@ -116,6 +116,22 @@ class GainShrinkageParams(Section):
     )
 
 
+class CalendarContrastParams(Section):
+    """The calendar's steepness in the reported probability (training/artifact/calendar_contrast.py)."""
+
+    shift_days: int = Field(
+        7,
+        ge=0,
+        description="the calendar contrast of an attempt: its log-odds against the mean with "
+        "its date moved by 1 to this many days either way (0: not fitted, no correction)",
+    )
+    events: int = Field(
+        10000,
+        ge=0,
+        description="validation-period events whose logged attempts the steepness is fitted on",
+    )
+
+
 class TrainParams(Section):
     window_days: int = Field(14, gt=0, description="dunning window the history resolves in")
     valid_share: float = Field(
@@ -135,6 +151,7 @@ class TrainParams(Section):
     )
     model: ModelParams = ModelParams()
     gain_shrinkage: GainShrinkageParams = GainShrinkageParams()
+    calendar_contrast: CalendarContrastParams = CalendarContrastParams()
     registered_model: str = "smart-retry"
     experiment: str = "smartretry"
 

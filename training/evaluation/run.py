@@ -157,7 +157,14 @@ def model_estimates(
         expected = decider.expected_recovery(sample, features, past, s.retries, s.messages)[0]
         columns[name] = expected.reindex(sample["event_id"]).to_numpy()
     if "learned" in columns and "fixed" in columns:  # what the API reports for the decision
-        columns["learned"] = decider.reported_recovery(columns["learned"], columns["fixed"])
+        learned, fixed = schedules["learned"], schedules["fixed"]
+        columns["learned"] = decider.reported_values(
+            sample,
+            features,
+            past,
+            ((learned.retries, learned.messages), (fixed.retries, fixed.messages)),
+            (columns["learned"], columns["fixed"]),
+        )
     return pd.DataFrame(columns)
 
 

@@ -17,6 +17,7 @@ from training.declines.rules import RetryRules
 from training.features.dunning_state import state_of_rows
 from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.baselines import fixed_schedule_columns
+from training.policy.calendar import steepened_values
 from training.policy.decisions import DecisionColumns, Decisions, new_decision_ids
 from training.policy.message_pruning import (
     Schedule,
@@ -115,10 +116,14 @@ class ModelDecider:
         description: dict[str, Any] | None = None,
         gain_shrinkage: float = 1.0,
         gain_threshold: float = 0.0,
+        calendar_slopes: dict[str, float] | None = None,
+        calendar_days: int = 0,
     ) -> None:
         self.scorer = scorer
         self.gain_shrinkage = gain_shrinkage
         self.gain_threshold = gain_threshold
+        self.calendar_slopes = calendar_slopes or {}
+        self.calendar_days = calendar_days
         self.rules = rules
         self.config = config
         self.templates = templates
@@ -322,6 +327,35 @@ class ModelDecider:
             shrunk = fixed + self.gain_shrinkage * gain
         return np.where(np.isnan(fixed), searched, shrunk)
 
+    def reported_values(
+        self,
+        events: pd.DataFrame,
+        features: pd.DataFrame | EventMatrix,
+        past: pd.DataFrame,
+        schedules: tuple[Scored, Scored],
+        values: tuple[np.ndarray, np.ndarray],
+        p_self: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """:meth:`reported_recovery` of the searched schedule against the fixed one
+        (``schedules`` and their models' ``values``), both valued with each row's
+        calendar contrast steepened when the artifact measured it (policy/calendar.py)."""
+        searched, fixed = values
+        slopes = getattr(self, "calendar_slopes", {})  # artifacts saved before it
+        if any(slopes.values()) and not np.isnan(fixed).all():
+            pair = [(s[0], s[1]) for s in schedules]
+            searched, fixed = steepened_values(
+                self.scorer,
+                self.rules.limits.update_requests,
+                events,
+                features,
+                past,
+                pair,
+                slopes,
+                self.calendar_days,
+                p_self,
+            )
+        return self.reported_recovery(searched, fixed)
+
     def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> Decisions:
         events = numbered(events)
         past = past_rows(events, previous_attempts)
@@ -345,7 +379,15 @@ class ModelDecider:
             plan.retries, plan.messages, scored[0][1], sort=True
         )
         baseline_v = scored[1][0] if baseline else expected_v * np.nan  # events' order
-        expected_v = self.reported_recovery(expected_v, baseline_v)
+        if baseline:
+            expected_v = self.reported_values(
+                events,
+                plan.features,
+                past,
+                ((plan.retries, plan.messages), baseline[0]),
+                (expected_v, baseline_v),
+                memo.p_self,
+            )
         reasons = model_reasons(
             events,
             decisions,
