@@ -2,26 +2,29 @@
 
 The boosters are small and regularised, and their calendar inputs (day of month, weekday,
 distance to the customer's payday, local hour) act through a few shallow splits: the
-estimated probability of an attempt moves with its date less than the outcome does. On
+estimated probability of an attempt moves with its time less than the outcome does. On
 the logged rows that average out (the models are calibrated on them), but the policy
 *chooses* the dates its models rate best, so along the chosen schedule the probabilities
 sit below the outcome (issue 13: the reported probability 0.03-0.07 below the truth,
 the retries of insufficient-funds declines carrying most of it,
 ``benchmarks/calibration_decomposition.py``).
 
-The steepness is measured on the team's own logged attempts of the validation period.
-Each attempt's *calendar contrast* is its estimated log-odds minus the mean log-odds of
-the same attempt with its calendar moved by ``shift_days`` days either way (its dunning
-state, hours since the failure and the attempts before it unchanged: only the calendar
-inputs move). Then, per model (retry, message),
+The steepness is measured on the team's own logged rows of the validation period. Each
+row's *contrast* is its estimated log-odds minus the mean log-odds of the same row moved
+in time, its dunning state (hours since the failure, the attempts and messages before
+it) unchanged so that only its calendar inputs move: a retry by 1 to ``shift_days`` days
+either way (its date), a message by each of ``message_shift_hours`` either way (its
+local hour) -- the choices each search weighs (training/policy/calendar.py). Then, per
+model (retry, message),
 
     logit P(outcome) = a + logit p + c * contrast
 
 is fitted by maximum likelihood (``logit p`` a fixed offset). ``c = 0`` when the models
-get the calendar's effect right; ``c > 0`` when the outcome moves more with the date
-than they say. The dates the logs hold vary from customer to customer (a fixed day-3
-retry falls on a payday for some and not for others) and by the team's exploration, so
-the contrast varies without the customer choosing it.
+get the calendar's effect right; ``c > 0`` when the outcome moves more with the time
+than they say. The times the logs hold vary from customer to customer (a fixed day-3
+retry falls on a payday for some and not for others; a message at the failure's hour is
+near the active hour of some) and by the team's exploration, so the contrast varies
+without the customer choosing it.
 
 It corrects the *reported* probability of a decision only: each row of the chosen and
 of the fixed schedule gets ``sigmoid(logit p + c * contrast)`` before their values are
@@ -46,7 +49,7 @@ from training.features.dunning_state import state_of_rows
 from training.models.datasets import history_timeline
 from training.models.fit import TrainedModels
 from training.models.split import TimeSplit
-from training.policy.calendar import logit, row_contrasts
+from training.policy.calendar import kind_shifts, logit, row_contrasts
 from training.policy.scorer import ModelScorer
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,7 @@ class CalendarContrast:
     retry: float = 0.0
     message: float = 0.0
     shift_days: int = 0
+    message_shift_hours: tuple[float, ...] = ()
     rows: int = 0
     retry_fit: float = 0.0
     retry_se: float = float("nan")
@@ -122,6 +126,7 @@ def fit_calendar_contrast(
     """The steepness per model from the logged attempts of ``events`` (validation-period
     failures, :func:`~training.artifact.gain_shrinkage.validation_events`)."""
     days = params.train.calendar_contrast.shift_days
+    hours = tuple(params.train.calendar_contrast.message_shift_hours)
     if days == 0 or events.empty:
         return NO_CONTRAST
     timeline = history_timeline(history)
@@ -147,7 +152,7 @@ def fit_calendar_contrast(
         timeline["template"].to_numpy(dtype=object)[wanted],
         timeline["channel"].to_numpy(dtype=object)[wanted],
         state,
-        days,
+        kind_shifts(days, hours),
     )
     label = timeline["label"].to_numpy(dtype=float)[wanted]
     fits: dict[str, tuple[float, float]] = {}
@@ -161,6 +166,7 @@ def fit_calendar_contrast(
         applied(*fits["retry"]),
         applied(*fits["message"]),
         days,
+        hours,
         int(len(wanted)),
         *fits["retry"],
         *fits["message"],

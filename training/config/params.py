@@ -122,8 +122,13 @@ class CalendarContrastParams(Section):
     shift_days: int = Field(
         7,
         ge=0,
-        description="the calendar contrast of an attempt: its log-odds against the mean with "
-        "its date moved by 1 to this many days either way (0: not fitted, no correction)",
+        description="a retry's calendar contrast: its log-odds against the mean with its date "
+        "moved by 1 to this many days either way (0: not fitted, no correction at all)",
+    )
+    message_shift_hours: tuple[float, ...] = Field(
+        (2.0, 4.0, 6.0),
+        description="a message's contrast: its log-odds against the mean with its send time "
+        "moved by each of these hours either way (empty: messages not corrected)",
     )
     events: int = Field(
         10000,

@@ -1,10 +1,12 @@
 """The calendar contrast of a schedule's rows, and schedule values with it steepened.
 
-An attempt's *calendar contrast* is the models' log-odds of it minus the mean log-odds
-of the same attempt with its date moved by 1 to ``days`` days either way, its dunning
-state (hours since the failure, the attempts and messages before it) unchanged: how much
-better than its neighbouring dates the models rate its date. The train stage measures
-on the team's logged attempts how much more steeply the outcome moves with that
+A row's *calendar contrast* is the models' log-odds of it minus the mean log-odds of the
+same row moved in time, its dunning state (hours since the failure, the attempts and
+messages before it) unchanged, so that only its calendar inputs move: a retry by 1 to
+``days`` days either way (its date: day of month, weekday, distance to the customer's
+payday), a message by a few hours either way (its local hour). It says how much better
+than its neighbouring times the models rate the time the search chose. The train stage
+measures on the team's logged rows how much more steeply the outcome moves with that
 contrast than the models say (training/artifact/calendar_contrast.py, ``c`` per model);
 the reported probability of a decision then scores each row of the chosen and of the
 fixed schedule as ``sigmoid(logit p + c * contrast)``. The search never sees it.
@@ -20,20 +22,32 @@ import pandas as pd
 
 from training.config.retry_limits import UpdateRequests
 from training.core.columnar import column_array
-from training.core.localtime import from_ns, to_ns
+from training.core.localtime import HOUR_NS, from_ns, to_ns
 from training.features.dunning_state import timeline_state_arrays
 from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.scorer import ModelScorer, build_timeline
 
-DAY_NS = 24 * 3_600 * 10**9
+DAY_NS = 24 * HOUR_NS
 Rows: TypeAlias = pd.DataFrame | dict[str, np.ndarray]
 """A schedule's retries or messages: a frame, or its columns (times as int64 ns)."""
 
 
 def shifts(days: int) -> np.ndarray:
-    """The calendar shifts (ns) a contrast averages over: -days..-1 and 1..days days."""
+    """Calendar shifts (ns) of whole days: -days..-1 and 1..days."""
     whole = np.arange(-days, days + 1)
     return whole[whole != 0].astype(np.int64) * DAY_NS
+
+
+def hour_shifts(hours: Sequence[float]) -> np.ndarray:
+    """Shifts (ns) of the given hours, each both ways."""
+    ns = np.round(np.asarray(hours, dtype=float) * HOUR_NS).astype(np.int64)
+    return np.concatenate([-ns[::-1], ns])
+
+
+def kind_shifts(days: int, message_hours: Sequence[float]) -> dict[str, np.ndarray]:
+    """The shifts a row's contrast averages over, by kind: a retry's date (the day the
+    retry search weighs it against), a message's hour (the message search's choice)."""
+    return {"retry": shifts(days), "message": hour_shifts(message_hours)}
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -50,25 +64,29 @@ def row_contrasts(
     template: np.ndarray,
     channel: np.ndarray,
     state: dict[str, np.ndarray],
-    days: int,
+    moves: Mapping[str, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The rows' probabilities and calendar contrasts; the shifted copies of all rows are
-    scored in one call per model."""
+    """The rows' probabilities and contrasts: log-odds minus the mean log-odds of the row
+    moved by each of its kind's ``moves`` (ns; a kind without moves has contrast 0). The
+    moved copies of one kind are scored in one call of its model."""
     p = scorer.row_probabilities(features, event_ids, ns, kind, template, channel, state)
-    moves = shifts(days)
-    n, k = len(ns), len(moves)
-    if n == 0 or k == 0:
-        return p, np.zeros(n)
-    moved = scorer.row_probabilities(
-        features,
-        np.tile(event_ids, k),
-        (ns[None, :] + moves[:, None]).ravel(),
-        np.tile(kind, k),
-        np.tile(template, k),
-        np.tile(channel, k),
-        {name: np.tile(values, k) for name, values in state.items()},
-    )
-    return p, logit(p) - logit(moved).reshape(k, n).mean(axis=0)
+    contrast = np.zeros(len(ns))
+    for name, shift in moves.items():
+        rows = np.flatnonzero(kind == name)
+        n, k = len(rows), len(shift)
+        if n == 0 or k == 0:
+            continue
+        moved = scorer.row_probabilities(
+            features,
+            np.tile(event_ids[rows], k),
+            (ns[rows][None, :] + shift[:, None]).ravel(),
+            np.tile(kind[rows], k),
+            np.tile(template[rows], k),
+            np.tile(channel[rows], k),
+            {column: np.tile(values[rows], k) for column, values in state.items()},
+        )
+        contrast[rows] = logit(p[rows]) - logit(moved).reshape(k, n).mean(axis=0)
+    return p, contrast
 
 
 def steepened(
@@ -104,7 +122,7 @@ def steepened_values(
     past: pd.DataFrame,
     schedules: Sequence[tuple[Rows, Rows]],
     slopes: Mapping[str, float],
-    days: int,
+    moves: Mapping[str, np.ndarray],
     p_self: np.ndarray | None = None,
 ) -> list[np.ndarray]:
     """Per schedule (retries, messages), its expected recovery per event (the events'
@@ -150,7 +168,7 @@ def steepened_values(
         timeline["template"].to_numpy(dtype=object)[wanted],
         timeline["channel"].to_numpy(dtype=object)[wanted],
         state,
-        days,
+        moves,
     )
     q = steepened(p, contrast, kind, slopes)
     owner = timeline["key"].to_numpy()[wanted].astype(np.int64)

@@ -117,13 +117,13 @@ class ModelDecider:
         gain_shrinkage: float = 1.0,
         gain_threshold: float = 0.0,
         calendar_slopes: dict[str, float] | None = None,
-        calendar_days: int = 0,
+        calendar_moves: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.scorer = scorer
         self.gain_shrinkage = gain_shrinkage
         self.gain_threshold = gain_threshold
         self.calendar_slopes = calendar_slopes or {}
-        self.calendar_days = calendar_days
+        self.calendar_moves = calendar_moves or {}
         self.rules = rules
         self.config = config
         self.templates = templates
@@ -351,7 +351,7 @@ class ModelDecider:
                 past,
                 pair,
                 slopes,
-                self.calendar_days,
+                self.calendar_moves,
                 p_self,
             )
         return self.reported_recovery(searched, fixed)

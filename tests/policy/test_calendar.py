@@ -1,0 +1,116 @@
+"""The calendar contrast of a schedule's rows and the schedule values steepened by it
+(training/policy/calendar.py), and the reported probability that uses them."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+
+from training.core.frames import Schedules
+from training.features.invoice import events_from_history
+from training.policy.calendar import (
+    DAY_NS,
+    HOUR_NS,
+    kind_shifts,
+    logit,
+    shifts,
+    steepened,
+    steepened_values,
+)
+from training.policy.scorer import past_rows
+
+
+def _learned(small_world, count: int = 30):
+    decider = small_world.artifact.decider(compiled=False)
+    decider.config = decider.config.model_copy(update={"exploration_rate": 0.0})
+    events = events_from_history(small_world.history).tail(count).reset_index(drop=True)
+    past = past_rows(events, None)
+    features = decider.scorer.event_features(events, None)
+    plan = decider.plan(events, None, explore=False, past=past)
+    return decider, events, past, features, Schedules(plan.retries, plan.messages)
+
+
+MOVES = kind_shifts(7, (2.0, 4.0, 6.0))
+
+
+def test_shifts_move_a_retry_by_days_and_a_message_by_hours_both_ways_never_by_zero():
+    assert (shifts(2) // DAY_NS).tolist() == [-2, -1, 1, 2]
+    assert len(shifts(0)) == 0
+    moves = kind_shifts(1, (2.0, 4.0))
+    assert (moves["retry"] // DAY_NS).tolist() == [-1, 1]
+    assert (moves["message"] // HOUR_NS).tolist() == [-4, -2, 2, 4]
+
+
+def test_steepened_moves_the_log_odds_by_slope_times_contrast_per_kind():
+    p = np.array([0.1, 0.1, 0.2, 0.2])
+    contrast = np.array([0.5, -0.5, 0.5, 0.5])
+    kind = np.array(["retry", "retry", "message", "retry"], dtype=object)
+    q = steepened(p, contrast, kind, {"retry": 2.0})
+    np.testing.assert_allclose(logit(q) - logit(p), [1.0, -1.0, 0.0, 1.0], atol=1e-9)
+    np.testing.assert_allclose(steepened(p, contrast, kind, {}), p)
+
+
+def test_without_slopes_the_values_are_the_models_own(small_world):
+    decider, events, past, features, learned = _learned(small_world)
+    own = decider.expected_recovery(events, features, past, learned.retries, learned.messages)
+    (values,) = steepened_values(
+        decider.scorer,
+        decider.rules.limits.update_requests,
+        events,
+        features,
+        past,
+        [(learned.retries, learned.messages)],
+        {},
+        MOVES,
+    )
+    np.testing.assert_allclose(values, own[0].reindex(events["event_id"]).to_numpy(), atol=1e-12)
+
+
+def test_a_positive_slope_raises_the_rows_the_models_rate_above_their_neighbouring_dates(
+    small_world,
+):
+    decider, events, past, features, learned = _learned(small_world)
+    schedules = [(learned.retries, learned.messages), (learned.retries.iloc[0:0], learned.messages)]
+    update = decider.rules.limits.update_requests
+    flat, flat_messages = steepened_values(
+        decider.scorer, update, events, features, past, schedules, {}, MOVES
+    )
+    steep, steep_messages = steepened_values(
+        decider.scorer, update, events, features, past, schedules, {"retry": 1.0}, MOVES
+    )
+    # the search put the retries on the dates the models prefer: steeper, worth more
+    assert steep.mean() > flat.mean()
+    np.testing.assert_allclose(steep_messages, flat_messages)  # no retry, nothing moves
+
+
+def test_the_reported_probability_is_steepened_and_the_decisions_are_not(small_world):
+    events = events_from_history(small_world.history).tail(40).reset_index(drop=True)
+    artifact = copy.copy(small_world.artifact)
+    artifact.metadata = {
+        **artifact.metadata,
+        "calendar_contrast": {
+            "retry": 1.0,
+            "message": 0.0,
+            "shift_days": 7,
+            "message_shift_hours": [2.0],
+        },
+    }
+    plain_decider = small_world.artifact.decider(compiled=False)
+    steep_decider = artifact.decider(compiled=False)
+    assert steep_decider.calendar_slopes == {"retry": 1.0, "message": 0.0}
+    assert (steep_decider.calendar_moves["message"] // HOUR_NS).tolist() == [-2, 2]
+    for decider in (plain_decider, steep_decider):
+        decider.config = decider.config.model_copy(update={"exploration_rate": 0.0})
+    plain = plain_decider.decide(events, None)
+    steep = steep_decider.decide(events, None)
+    pd.testing.assert_frame_equal(plain.retries, steep.retries)
+    pd.testing.assert_frame_equal(plain.messages, steep.messages)
+    before = plain.events["expected_recovery_probability"].to_numpy()
+    after = steep.events["expected_recovery_probability"].to_numpy()
+    assert after.mean() > before.mean()
+    np.testing.assert_allclose(
+        steep.events["baseline_recovery_probability"].to_numpy(),
+        plain.events["baseline_recovery_probability"].to_numpy(),
+    )
