@@ -5,12 +5,15 @@ A diagnostic, not a speed benchmark. On one zoo world (simulated and trained as
 compares, the gap between the reported probability of the learned schedule and the
 world's exact truth is split *exactly* into additive parts:
 
-    reported - truth = (reported - models' value)          the gain shrinkage
+    reported - truth = (steepened - models' value)         the calendar contrast
+                     + (reported - steepened)               the gain shrinkage
                      + (self-cure: model - truth) x P_truth(no event recovers)
                      + sum over the schedule's rows k of
                        (1 - s_model) prod_{j<k} (1 - p_j) (p_k - h_k) prod_{j>k} (1 - h_j)
 
-where ``p_k`` is the models' probability of row k (a retry's success, a message's
+where "steepened" is the value with the calendar contrast
+(training/policy/calendar.py; the models' own when the artifact has none) before the
+gain shrinkage, ``p_k`` the models' probability of row k (a retry's success, a message's
 response and payment) and ``h_k`` the truth's conditional probability that row k
 recovers the invoice given that no earlier row did (from the exact recovery of each
 prefix of the schedule, :meth:`GroundTruth.recovery_probability`). The rows' parts
@@ -37,9 +40,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.artifact.calendar_contrast import measure_calendar_contrast
 from training.config.params import load_params
 from training.core.frames import Schedules
-from training.declines.table import family_of
+from training.declines.table import family_of, load_decline_table
 from training.evaluation import run
 from training.evaluation.truth_eval import truth_recovery
 from training.evaluation.zoo import TrainedWorld, simulate_and_train
@@ -119,6 +123,7 @@ def decompose(
     sample: pd.DataFrame,
     schedules: Schedules,
     reported: np.ndarray,
+    steepened: np.ndarray,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per event (sample order) and per schedule row: the parts of reported - truth."""
     features = decider.scorer.event_features(sample, None)
@@ -192,7 +197,8 @@ def decompose(
     survival_all = (
         pd.Series(np.exp(log_truth)).groupby(ev).prod().reindex(per_event["event_id"]).fillna(1.0)
     )
-    per_event["shrinkage"] = per_event["reported"] - per_event["model"]
+    per_event["calendar"] = steepened - per_event["model"]
+    per_event["shrinkage"] = per_event["reported"] - steepened
     per_event["self"] = (self_model - self_truth) * survival_all.to_numpy()
     parts = rows.groupby(["event_id", "kind"])["part"].sum().unstack(fill_value=0.0)
     for kind, name in (("retry", "retries"), ("message", "messages")):
@@ -247,11 +253,12 @@ def report(name: str, per_event: pd.DataFrame, rows: pd.DataFrame, families: np.
     c = run._calibration(per_event["reported"].to_numpy(), per_event["truth"].to_numpy())
     print(f"\n== {name}: {n:,} events; calibration MAE by decile {c['binned_mae']:.3f}")
     gap = per_event["reported"] - per_event["truth"]
-    summed = per_event[["shrinkage", "self", "retries", "messages"]].sum(axis=1)
+    summed = per_event[["calendar", "shrinkage", "self", "retries", "messages"]].sum(axis=1)
     print(
         f"mean reported {per_event['reported'].mean():.4f}, models' value "
         f"{per_event['model'].mean():.4f}, truth {per_event['truth'].mean():.4f}; "
-        f"gap {gap.mean():+.4f} = shrinkage {per_event['shrinkage'].mean():+.4f} + self-cure "
+        f"gap {gap.mean():+.4f} = calendar contrast {per_event['calendar'].mean():+.4f} + "
+        f"shrinkage {per_event['shrinkage'].mean():+.4f} + self-cure "
         f"{per_event['self'].mean():+.4f} + retries {per_event['retries'].mean():+.4f} + "
         f"messages {per_event['messages'].mean():+.4f} (check {summed.mean():+.4f})"
     )
@@ -259,8 +266,8 @@ def report(name: str, per_event: pd.DataFrame, rows: pd.DataFrame, families: np.
     decile = np.empty(n, dtype=int)
     for i, g in enumerate(np.array_split(order, 10)):
         decile[g] = i + 1
-    columns = ["reported", "truth", "shrinkage", "self", "retries", "messages"]
-    print("\nby decile of the reported probability (means; the last four sum to the gap)")
+    columns = ["reported", "truth", "calendar", "shrinkage", "self", "retries", "messages"]
+    print("\nby decile of the reported probability (means; the last five sum to the gap)")
     print(per_event[columns].groupby(decile).mean().round(4).to_string())
     print("\nby decline family")
     table = per_event[columns].groupby(families).mean().round(4)
@@ -296,22 +303,42 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("/tmp/calibration-decomposition"))
     parser.add_argument("--cache", type=Path, default=Path("/tmp/calibration-decomposition"))
+    parser.add_argument(
+        "--without-contrast",
+        action="store_true",
+        help="report without the calendar contrast (as before it existed); by default a "
+        "cached training that lacks it has it measured",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     params = load_params()
     world = load_world(args)
+    metadata = world.artifact.metadata
+    if args.without_contrast:
+        metadata.pop("calendar_contrast", None)
+    elif "calendar_contrast" not in metadata:
+        contrast = measure_calendar_contrast(
+            world.history, world.artifact.models, world.artifact.log, params, load_decline_table()
+        )
+        metadata["calendar_contrast"] = contrast.as_metadata()
+    print(f"calendar contrast: {metadata.get('calendar_contrast', 'none')}")
     decider = world.artifact.decider()
     held = run.held_out_events(world.history, world.artifact, params)
     sample = run.comparison_sample(held, params.evaluate)
     schedules = run.policy_schedules(decider, sample)
     features = decider.scorer.event_features(sample, None)
     estimates = run.model_estimates(decider, sample, features, schedules)
+    factor, decider.gain_shrinkage = decider.gain_shrinkage, 1.0
+    steepened = run.model_estimates(decider, sample, features, schedules)
+    decider.gain_shrinkage = factor
     categories = decider.rules.decide_many(sample, None)["category"].reset_index(drop=True)
     families = family_of(categories).to_numpy()
     print(f"{args.world}, {args.invoices:,} invoices, seed {args.seed}: estimate - truth")
     for policy in ("learned", "fixed"):
-        reported = estimates[policy].to_numpy()
-        per_event, rows = decompose(decider, world.truth, sample, schedules[policy], reported)
+        reported, steep = estimates[policy].to_numpy(), steepened[policy].to_numpy()
+        per_event, rows = decompose(
+            decider, world.truth, sample, schedules[policy], reported, steep
+        )
         rows = rows.merge(
             sample[["event_id", "failed_at"]].assign(family=families), on="event_id", how="left"
         )

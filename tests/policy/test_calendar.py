@@ -17,7 +17,6 @@ from training.policy.calendar import (
     logit,
     shifts,
     steepened,
-    steepened_values,
 )
 from training.policy.scorer import past_rows
 
@@ -55,15 +54,9 @@ def test_steepened_moves_the_log_odds_by_slope_times_contrast_per_kind():
 def test_without_slopes_the_values_are_the_models_own(small_world):
     decider, events, past, features, learned = _learned(small_world)
     own = decider.expected_recovery(events, features, past, learned.retries, learned.messages)
-    (values,) = steepened_values(
-        decider.scorer,
-        decider.rules.limits.update_requests,
-        events,
-        features,
-        past,
-        [(learned.retries, learned.messages)],
-        {},
-        MOVES,
+    decider.calendar_slopes, decider.calendar_moves = {}, MOVES
+    (values,) = decider.steepened_values(
+        events, features, past, [(learned.retries, learned.messages)]
     )
     np.testing.assert_allclose(values, own[0].reindex(events["event_id"]).to_numpy(), atol=1e-12)
 
@@ -73,13 +66,11 @@ def test_a_positive_slope_raises_the_rows_the_models_rate_above_their_neighbouri
 ):
     decider, events, past, features, learned = _learned(small_world)
     schedules = [(learned.retries, learned.messages), (learned.retries.iloc[0:0], learned.messages)]
-    update = decider.rules.limits.update_requests
-    flat, flat_messages = steepened_values(
-        decider.scorer, update, events, features, past, schedules, {}, MOVES
-    )
-    steep, steep_messages = steepened_values(
-        decider.scorer, update, events, features, past, schedules, {"retry": 1.0}, MOVES
-    )
+    decider.calendar_moves = MOVES
+    decider.calendar_slopes = {}
+    flat, flat_messages = decider.steepened_values(events, features, past, schedules)
+    decider.calendar_slopes = {"retry": 1.0}
+    steep, steep_messages = decider.steepened_values(events, features, past, schedules)
     # the search put the retries on the dates the models prefer: steeper, worth more
     assert steep.mean() > flat.mean()
     np.testing.assert_allclose(steep_messages, flat_messages)  # no retry, nothing moves

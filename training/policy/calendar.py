@@ -9,27 +9,22 @@ than its neighbouring times the models rate the time the search chose. The train
 measures on the team's logged rows how much more steeply the outcome moves with that
 contrast than the models say (training/artifact/calendar_contrast.py, ``c`` per model);
 the reported probability of a decision then scores each row of the chosen and of the
-fixed schedule as ``sigmoid(logit p + c * contrast)``. The search never sees it.
+fixed schedule as ``sigmoid(logit p + c * contrast)`` (``ModelDecider.steepened_values``).
+The search never sees it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
 
-from training.config.retry_limits import UpdateRequests
-from training.core.columnar import column_array
-from training.core.localtime import HOUR_NS, from_ns, to_ns
-from training.features.dunning_state import timeline_state_arrays
-from training.models.matrix import EventMatrix, as_event_matrix
-from training.policy.scorer import ModelScorer, build_timeline
+from training.core.localtime import HOUR_NS
+from training.models.matrix import EventMatrix
+from training.policy.scorer import ModelScorer
 
 DAY_NS = 24 * HOUR_NS
-Rows: TypeAlias = pd.DataFrame | dict[str, np.ndarray]
-"""A schedule's retries or messages: a frame, or its columns (times as int64 ns)."""
 
 
 def shifts(days: int) -> np.ndarray:
@@ -97,81 +92,3 @@ def steepened(
     for name, c in slopes.items():
         slope[kind == name] = c
     return 1.0 / (1.0 + np.exp(-(logit(p) + slope * contrast)))
-
-
-def _column(rows: Rows, name: str) -> np.ndarray:
-    """A column of a schedule's rows given as a frame or as columns."""
-    return np.asarray(rows[name]) if isinstance(rows, dict) else rows[name].to_numpy()
-
-
-def _times(rows: Rows, name: str) -> np.ndarray:
-    """A time column of a schedule's rows as int64 ns."""
-    return np.asarray(rows[name], dtype=np.int64) if isinstance(rows, dict) else to_ns(rows[name])
-
-
-def _stacked(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """The parts' columns one after another."""
-    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-
-
-def steepened_values(
-    scorer: ModelScorer,
-    update: UpdateRequests,
-    events: pd.DataFrame,
-    features: pd.DataFrame | EventMatrix,
-    past: pd.DataFrame,
-    schedules: Sequence[tuple[Rows, Rows]],
-    slopes: Mapping[str, float],
-    moves: Mapping[str, np.ndarray],
-    p_self: np.ndarray | None = None,
-) -> list[np.ndarray]:
-    """Per schedule (retries, messages), its expected recovery per event (the events'
-    order) with every row's probability steepened by its calendar contrast."""
-    ids = column_array(events, "event_id")
-    n, count = len(ids), len(schedules)
-    if p_self is None:
-        window = column_array(events, "window_days")
-        p_self = scorer.self_cure_probabilities(as_event_matrix(features), window)
-    index = pd.Index(ids)
-
-    def keyed(rows: Rows, s: int) -> dict[str, np.ndarray]:
-        return {"key": s * n + index.get_indexer(_column(rows, "event_id"))}
-
-    retries = pd.DataFrame(
-        _stacked([{**keyed(r, s), "at": _times(r, "at")} for s, (r, _) in enumerate(schedules)])
-    )
-    messages = pd.DataFrame(
-        _stacked(
-            [
-                {
-                    **keyed(m, s),
-                    "send_at": _times(m, "send_at"),
-                    "template": _column(m, "template").astype(object),
-                    "channel": _column(m, "channel").astype(object),
-                }
-                for s, (_, m) in enumerate(schedules)
-            ]
-        )
-    )
-    retries["at"] = from_ns(retries["at"].to_numpy(dtype=np.int64))
-    messages["send_at"] = from_ns(messages["send_at"].to_numpy(dtype=np.int64))
-    keys = pd.DataFrame({"key": np.arange(n * count), "event_id": np.tile(ids, count)})
-    timeline = build_timeline(keys, past, retries, messages)
-    wanted, state = timeline_state_arrays(timeline, update)
-    kind = timeline["kind"].to_numpy()[wanted]
-    p, contrast = row_contrasts(
-        scorer,
-        features,
-        timeline["event_id"].to_numpy()[wanted],
-        to_ns(timeline["t"])[wanted],
-        kind,
-        timeline["template"].to_numpy(dtype=object)[wanted],
-        timeline["channel"].to_numpy(dtype=object)[wanted],
-        state,
-        moves,
-    )
-    q = steepened(p, contrast, kind, slopes)
-    owner = timeline["key"].to_numpy()[wanted].astype(np.int64)
-    survival = np.bincount(owner, weights=np.log1p(-np.clip(q, 0, 1 - 1e-9)), minlength=n * count)
-    values = 1.0 - (1.0 - np.tile(p_self, count)) * np.exp(survival)
-    return [values[s * n : (s + 1) * n] for s in range(count)]

@@ -17,7 +17,7 @@ from training.declines.rules import RetryRules
 from training.features.dunning_state import state_of_rows
 from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.baselines import fixed_schedule_columns
-from training.policy.calendar import steepened_values
+from training.policy.calendar import row_contrasts, steepened
 from training.policy.decisions import DecisionColumns, Decisions, new_decision_ids
 from training.policy.message_pruning import (
     Schedule,
@@ -342,19 +342,65 @@ class ModelDecider:
         searched, fixed = values
         slopes = getattr(self, "calendar_slopes", {})  # artifacts saved before it
         if any(slopes.values()) and not np.isnan(fixed).all():
-            pair = [(s[0], s[1]) for s in schedules]
-            searched, fixed = steepened_values(
-                self.scorer,
-                self.rules.limits.update_requests,
-                events,
-                features,
-                past,
-                pair,
-                slopes,
-                self.calendar_moves,
-                p_self,
-            )
+            searched, fixed = self.steepened_values(events, features, past, schedules, p_self)
         return self.reported_recovery(searched, fixed)
+
+    def steepened_values(
+        self,
+        events: pd.DataFrame,
+        features: pd.DataFrame | EventMatrix,
+        past: pd.DataFrame,
+        schedules: Sequence[Scored],
+        p_self: np.ndarray | None = None,
+    ) -> list[np.ndarray]:
+        """Per schedule, its expected recovery per event (the events' order) with each
+        row's probability steepened by its calendar contrast (policy/calendar.py). The
+        rows are laid out as :meth:`score_schedules` lays them out (kept apart from it:
+        that one is the searches' hot path)."""
+        slopes = getattr(self, "calendar_slopes", {})
+        ids = column_array(events, "event_id")
+        n, count = len(ids), len(schedules)
+        if p_self is None:
+            window = column_array(events, "window_days")
+            p_self = self.scorer.self_cure_probabilities(as_event_matrix(features), window)
+        h_key, _, h_ns, h_kind = past_of_events(np.arange(n * count), np.tile(ids, count), past)
+        columns = _FrameColumns()
+        retries = [columns.rows(s[0], "at", None) for s in schedules]
+        messages = [columns.rows(s[1], "send_at", s[2] if len(s) == 3 else None) for s in schedules]
+        parts = [*retries, *messages]
+        sizes = np.array([len(part["ns"]) for part in parts], dtype=np.int64)
+        offset = np.repeat(np.tile(np.arange(count, dtype=np.int64) * n, 2), sizes)
+        owners = np.concatenate([part["event_id"] for part in parts]) if parts else np.zeros(0)
+        n_h, n_r, n_m = len(h_key), int(sizes[:count].sum()), int(sizes[count:].sum())
+        key = np.concatenate([h_key.astype(np.int64), offset + _positions(ids, owners)])
+        ns = np.concatenate([h_ns, *(part["ns"] for part in parts)])
+        kind = np.concatenate(
+            [h_kind, np.full(n_r, "retry", object), np.full(n_m, "message", object)]
+        )
+        nothing = np.full(n_h + n_r, None, dtype=object)
+        template = np.concatenate([nothing, *(part["template"] for part in messages)])
+        channel = np.concatenate([nothing, *(part["channel"] for part in messages)])
+        candidate = np.arange(len(key)) >= n_h
+        wanted, state = state_of_rows(
+            key, ns, kind, template, candidate, self.rules.limits.update_requests
+        )
+        p, contrast = row_contrasts(
+            self.scorer,
+            features,
+            ids[key[wanted] % n],
+            ns[wanted],
+            kind[wanted],
+            template[wanted],
+            channel[wanted],
+            state,
+            {k: v for k, v in getattr(self, "calendar_moves", {}).items() if slopes.get(k)},
+        )
+        q = steepened(p, contrast, kind[wanted], slopes)
+        survival = np.bincount(
+            key[wanted], weights=np.log1p(-np.clip(q, 0, 1 - 1e-9)), minlength=n * count
+        )
+        expected = 1.0 - (1.0 - np.tile(p_self, count)) * np.exp(survival)
+        return [expected[s * n : (s + 1) * n] for s in range(count)]
 
     def decide(self, events: pd.DataFrame, previous_attempts: pd.DataFrame | None) -> Decisions:
         events = numbered(events)
