@@ -94,6 +94,13 @@ class ModelParams(Section):
         "them (LightGBM's monotone constraints): a direction that holds for people in general, "
         "never one read off a world",
     )
+    additive_groups: list[list[str]] = Field(
+        [],
+        description="groups of inputs that never share a tree branch with another group's "
+        "inputs (LightGBM's interaction constraints; the inputs in no group may meet any): "
+        "each group's effect is learned from all rows as a separate additive term in logit "
+        "space, e.g. the time since the failure apart from the retry rank",
+    )
     num_threads: int = Field(2, ge=1)
     seed: int = 7
 

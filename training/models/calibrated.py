@@ -242,6 +242,31 @@ def monotone_options(features: list[str], params: ModelParams) -> dict[str, list
     return {"monotone_constraints": constraints} if any(constraints) else {}
 
 
+def interaction_constraints(features: list[str], params: ModelParams) -> list[list[int]]:
+    """LightGBM's allowed sets of input positions for ``params.additive_groups``: per group
+    of inputs this model has, that group with every input in no group (a branch may mix
+    one group with the free inputs, never two groups); empty when fewer than two groups
+    are present (nothing to keep apart)."""
+    grouped = [[f for f in features if f in set(g)] for g in params.additive_groups]
+    present = [g for g in grouped if g]
+    if len(present) < 2:
+        return []
+    taken = {f for g in present for f in g}
+    free = [f for f in features if f not in taken]
+    position = {f: i for i, f in enumerate(features)}
+    return [sorted(position[f] for f in [*g, *free]) for g in present]
+
+
+def booster_constraints(features: list[str], params: ModelParams) -> dict[str, Any]:
+    """The monotone and interaction constraint options the booster gets, each only when
+    it constrains something (an all-zero or empty list still moves LightGBM's trees)."""
+    constraints = interaction_constraints(features, params)
+    options: dict[str, Any] = dict(monotone_options(features, params))
+    if constraints:
+        options["interaction_constraints"] = constraints
+    return options
+
+
 def fit_calibrated(
     name: str,
     train: tuple[pd.DataFrame, np.ndarray],
@@ -317,7 +342,7 @@ def fit_calibrated(
         "bagging_freq": params.bagging_freq,
         "lambda_l2": params.lambda_l2,
         "cat_smooth": params.cat_smooth,
-        **monotone_options(features, params),
+        **booster_constraints(features, params),
         "deterministic": True,
         "force_row_wise": True,
     }

@@ -69,15 +69,20 @@ MODEL_FEATURES = {
 
 
 def check_monotone_inputs(params: ModelParams) -> None:
-    """Refuse ``monotone_increasing`` names that are no model's input (a typo would
-    otherwise constrain nothing, silently)."""
+    """Refuse ``monotone_increasing`` and ``additive_groups`` names that are no model's
+    input (a typo would otherwise constrain nothing, silently)."""
     known = {name for features in MODEL_FEATURES.values() for name in features}
-    unknown = sorted(set(params.monotone_increasing) - known)
-    if unknown:
-        raise ValueError(
-            f"train.model.monotone_increasing: {', '.join(unknown)} is not an input of any "
-            "model (docs/training.md lists them)"
-        )
+    named = {
+        "monotone_increasing": set(params.monotone_increasing),
+        "additive_groups": {name for group in params.additive_groups for name in group},
+    }
+    for key, names in named.items():
+        unknown = sorted(names - known)
+        if unknown:
+            raise ValueError(
+                f"train.model.{key}: {', '.join(unknown)} is not an input of any "
+                "model (docs/training.md lists them)"
+            )
 
 
 @dataclass

@@ -29,11 +29,11 @@ from training.config.params import ModelParams
 from training.models.calibrated import (
     CalibratedModel,
     Calibrator,
+    booster_constraints,
     calibration_columns,
     encode,
     encode_matrix,
     fit_group_calibrator,
-    monotone_options,
 )
 from training.models.datasets import Dataset
 from training.models.fit import check_monotone_inputs
@@ -81,7 +81,7 @@ def booster_options(params: ModelParams, features: list[str]) -> dict[str, Any]:
         "reg_lambda": params.lambda_l2,
         "random_state": params.seed,
         "cat_smooth": params.cat_smooth,
-        **monotone_options(features, params),
+        **booster_constraints(features, params),
         "deterministic": True,
         "force_row_wise": True,
         "verbosity": -1,
