@@ -60,6 +60,9 @@ def exact_params(tmp_path_factory: pytest.TempPathFactory) -> Path:
         # the Dask path calibrates on the validation period (no out-of-fold boosters; the
         # same offsets per group): compare like with like
         "calibration_folds": 0,
+        # the Dask path has no count effect (the in-process slope of the messages before
+        # a retry, training/models/count_effect.py): compare like with like
+        "count_effects": {},
     }
     # no exploration: the same requests get the same decisions, wherever they are scored
     settings = {

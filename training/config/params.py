@@ -101,6 +101,13 @@ class ModelParams(Section):
         "each group's effect is learned from all rows as a separate additive term in logit "
         "space, e.g. the time since the failure apart from the retry rank",
     )
+    count_effects: dict[str, str] = Field(
+        {"retry": "messages_before"},
+        description="model -> a count of the dunning state whose effect gets a log-odds "
+        "slope fitted with the rank, the time since the failure and the decline category "
+        "held fixed, a fixed offset under the trees (count_effect.py): what one more "
+        "message does to a later retry, which the trees credit to the time inputs",
+    )
     num_threads: int = Field(2, ge=1)
     seed: int = 7
 

@@ -26,6 +26,7 @@ from sklearn.linear_model import LogisticRegression
 
 from training.config.params import ModelParams
 from training.models.compiled import CompiledTrees, compile_booster
+from training.models.count_effect import CountEffect, fit_count_effect
 from training.models.cross_fit import out_of_fold_scores
 from training.models.group_calibration import GroupCalibrator
 from training.models.pair_rates import FittedPairRate, PairRate
@@ -156,6 +157,7 @@ class CalibratedModel:
     rates: tuple[FittedPairRate, ...] = ()  # derived inputs (pair_rates.py)
     group_calibrator: GroupCalibrator | None = None  # offsets per group (group_calibration.py)
     support: RankSupport | None = None  # time inputs clipped per rank (support.py)
+    count_effect: CountEffect | None = None  # a count's learned slope (count_effect.py)
 
     def rate_columns(self, column: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
         """The derived pair-rate inputs from the rows' columns (``column(name)``)."""
@@ -277,6 +279,7 @@ def fit_calibrated(
     pairs: tuple[PairRate, ...] = (),
     groups: np.ndarray | None = None,
     calibration_groups: tuple[str, ...] = (),
+    count_effect: tuple[str, str] | None = None,
 ) -> CalibratedModel:
     """Boost on ``train`` with early stopping on ``valid``, calibrate on ``valid`` and
     (with ``params.calibration_folds`` and ``groups``) the training rows' out-of-fold
@@ -286,7 +289,11 @@ def fit_calibrated(
     (group_calibration.py).
 
     ``pairs``: pair-rate inputs derived from the label (out of fold on ``train``, by
-    ``groups``, one per training row; from all of ``train`` on ``valid`` and later)."""
+    ``groups``, one per training row; from all of ``train`` on ``valid`` and later).
+    ``count_effect``: (count input, its rank column): the count is no input of the
+    trees; its log-odds slope, fitted with the dunning timing held fixed, is the offset
+    the trees are fitted on top of, and the calibration map fits it again beside the
+    out-of-fold scores (count_effect.py)."""
     import time
 
     x_train, y_train = train
@@ -319,15 +326,38 @@ def fit_calibrated(
         if c in features
     }
     x_encoded = encode(x_train, features, categories)
+    valid_encoded = encode(x_valid, features, categories)
     weight = _weights(y_train, params.max_positive_weight)
+    effect = None
+    train_offsets = valid_offsets = None
+    if count_effect is not None:
+        effect = fit_count_effect(x_train, y_train, count_effect[0], features, count_effect[1])
+        train_offsets = effect.offsets(x_train[effect.column].to_numpy(dtype=float))
+        valid_offsets = effect.offsets(x_valid[effect.column].to_numpy(dtype=float))
+        # the count acts through its offset only: left to the trees as well, they undo
+        # the offset through the time inputs it is confounded with (a missing column
+        # everywhere is one LightGBM never splits on)
+        x_encoded[effect.column] = np.nan
+        valid_encoded[effect.column] = np.nan
+        if not calibration_columns(features, categories, calibration_groups, params):
+            raise ValueError(
+                f"{name} model: a count effect needs the calibration map with group offsets "
+                "(calibration: sigmoid, calibration_group_strength > 0)"
+            )
     train_data = lgb.Dataset(
         x_encoded,
         y_train,
         weight=weight,
+        init_score=train_offsets,
         categorical_feature=list(categories),
         free_raw_data=True,
     )
-    valid_data = lgb.Dataset(encode(x_valid, features, categories), y_valid, reference=train_data)
+    valid_data = lgb.Dataset(
+        valid_encoded,
+        y_valid,
+        init_score=valid_offsets,
+        reference=train_data,
+    )
     booster_params = {
         "objective": "binary",
         "metric": "binary_logloss",
@@ -361,9 +391,9 @@ def fit_calibrated(
     )
     fit_seconds = time.perf_counter() - started
     best = booster.best_iteration or params.num_boost_round
-    valid_encoded = encode(x_valid, features, categories)
     raw_valid = _dense_predict(booster, valid_encoded, num_iteration=best)
     scores, labels, rows = raw_valid, y_valid, [valid_encoded]
+    slope_rows = [x_valid]  # the rows' own counts (the encoded ones hide the effect's)
     if params.calibration_folds > 1 and groups is not None:
         out_of_fold = out_of_fold_scores(
             booster_params,
@@ -374,11 +404,13 @@ def fit_calibrated(
             groups,
             params.calibration_folds,
             int(best),
+            train_offsets,
         )
         known = ~np.isnan(out_of_fold)
         scores = np.concatenate([out_of_fold[known], raw_valid])
         labels = np.concatenate([y_train[known], y_valid])
         rows = [x_encoded[known], valid_encoded]
+        slope_rows = [x_train[known], x_valid]
     calibrator = Calibrator.fit(params.calibration, scores, labels)
     grouped = calibration_columns(features, categories, calibration_groups, params)
 
@@ -397,6 +429,10 @@ def fit_calibrated(
         features,
         categories,
         params,
+        [] if effect is None else [effect.column],
+        None
+        if effect is None
+        else np.concatenate([p[effect.column].to_numpy(dtype=float) for p in slope_rows])[:, None],
     )
     return CalibratedModel(
         name=name,
@@ -410,6 +446,7 @@ def fit_calibrated(
         history=evals,
         rates=tuple(fitted_rates),
         group_calibrator=group_calibrator,
+        count_effect=effect,
     )
 
 
@@ -438,12 +475,15 @@ def fit_group_calibrator(
     features: list[str],
     categories: dict[str, list[str]],
     params: ModelParams,
+    slopes: list[str] | None = None,
+    slope_inputs: np.ndarray | None = None,
 ) -> GroupCalibrator | None:
     """The map with offsets per value of the ``grouped`` columns (from
     :func:`calibration_columns`; None when there are none); ``codes``: the rows' values in
     them (n x len(grouped): category codes in the training order, NaN when missing or
-    unseen, or counts), as :func:`encode_matrix` gives them. One code path for the
-    in-process and the cluster fit."""
+    unseen, or counts), as :func:`encode_matrix` gives them; ``slopes``: count inputs
+    with one log-odds slope each in the map, ``slope_inputs`` their values (n x
+    len(slopes)). One code path for the in-process and the cluster fit."""
     if not grouped:
         return None
     steps = params.calibration_dunning_steps
@@ -455,4 +495,6 @@ def fit_group_calibrator(
         tuple(len(categories[c]) if c in categories else steps for c in grouped),
         params.calibration_group_strength,
         tuple(c not in categories for c in grouped),
+        tuple(features.index(c) for c in slopes or ()),
+        slope_inputs,
     )

@@ -39,9 +39,12 @@ def out_of_fold_scores(
     groups: np.ndarray,
     folds: int,
     rounds: int,
+    offsets: np.ndarray | None = None,
 ) -> np.ndarray:
     """Raw booster score of every row of ``x`` (already encoded) from a booster fitted on
-    the other folds for ``rounds`` rounds."""
+    the other folds for ``rounds`` rounds (``offsets``: log-odds each fitting row's score
+    starts from, LightGBM's ``init_score``; the scores, like the main booster's, leave
+    them out)."""
     fold = invoice_folds(groups, folds, int(booster_params.get("seed", 0)))
     scores = np.full(len(x), np.nan)
     for k in range(folds):
@@ -53,6 +56,7 @@ def out_of_fold_scores(
             x[fitting],
             y[fitting],
             weight=weight[fitting],
+            init_score=None if offsets is None else offsets[fitting],
             categorical_feature=categorical,
             free_raw_data=True,
         )

@@ -68,6 +68,16 @@ MODEL_FEATURES = {
 }
 
 
+def _count_effect(name: str, params: ModelParams) -> tuple[str, str] | None:
+    """(count input, rank column) of ``name``'s learned count slope, if it has one."""
+    column = params.count_effects.get(name)
+    if column is None:
+        return None
+    if column not in MODEL_FEATURES[name] or name not in RANK_SUPPORT:
+        raise ValueError(f"train.model.count_effects: {column!r} is no count input of {name}")
+    return column, RANK_SUPPORT[name][0]
+
+
 def check_monotone_inputs(params: ModelParams) -> None:
     """Refuse ``monotone_increasing`` and ``additive_groups`` names that are no model's
     input (a typo would otherwise constrain nothing, silently)."""
@@ -148,6 +158,7 @@ def fit_models(
             PAIR_RATES.get(name, ()),
             dataset.invoice_id[part == "train"],
             CALIBRATION_GROUPS[name],
+            _count_effect(name, params.model),
         )
         if params.model.clip_to_rank_support and name in RANK_SUPPORT:
             rank, columns = RANK_SUPPORT[name]

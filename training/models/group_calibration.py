@@ -33,6 +33,7 @@ from sklearn.linear_model import LogisticRegression
 # the score's log-odds column is multiplied by this before the fit, so that the L2
 # penalty meant for the offsets leaves its slope practically free
 _SCORE_SCALE = 100.0
+SLOPE_CAP = 3.0  # counts with a slope of their own weigh at most this (count_effect.py)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -40,9 +41,15 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _design(scores: np.ndarray, codes: np.ndarray, sizes: tuple[int, ...]) -> sparse.csr_matrix:
-    """[scaled log-odds | one-hot per column | one-hot per pair of the first two columns];
-    a missing code (NaN: unseen or missing value) sets no indicator."""
+def _design(
+    scores: np.ndarray,
+    codes: np.ndarray,
+    sizes: tuple[int, ...],
+    slopes: np.ndarray | None = None,
+) -> sparse.csr_matrix:
+    """[scaled log-odds | one-hot per column | one-hot per pair of the first two columns |
+    ``slopes``' columns as they are]; a missing code (NaN: unseen or missing value) sets
+    no indicator."""
     n = len(scores)
     blocks = [sparse.csr_matrix(_SCORE_SCALE * _logit(scores)[:, None])]
     known = ~np.isnan(codes)
@@ -59,7 +66,14 @@ def _design(scores: np.ndarray, codes: np.ndarray, sizes: tuple[int, ...]) -> sp
     if len(sizes) >= 2:
         pair = filled[:, 0] * sizes[1] + filled[:, 1]
         blocks.append(one_hot(pair, known[:, 0] & known[:, 1], sizes[0] * sizes[1]))
+    if slopes is not None and slopes.shape[1]:
+        blocks.append(sparse.csr_matrix(slopes))
     return sparse.hstack(blocks, format="csr")
+
+
+def slope_values(values: np.ndarray) -> np.ndarray:
+    """A count column as the map's slope input: missing as 0, capped at ``SLOPE_CAP``."""
+    return np.minimum(np.nan_to_num(values, nan=0.0), SLOPE_CAP)
 
 
 class _OffsetTables(NamedTuple):
@@ -78,6 +92,8 @@ class _OffsetTables(NamedTuple):
     offsets: np.ndarray
     pairs: np.ndarray | None  # the pair's offset by (first slot, second slot), "none" included
     any_counts: bool  # some group column is a count (else only categories)
+    slope_columns: tuple[int, ...]  # counts with a slope: their positions in the matrix
+    slopes: tuple[float, ...]  # and their slopes
 
     @classmethod
     def of(cls, calibrator: GroupCalibrator) -> _OffsetTables:
@@ -99,6 +115,8 @@ class _OffsetTables(NamedTuple):
             grid = np.full((first + 1, second + 1), first * second, dtype=np.int64)
             grid[:first, :second] = np.arange(first * second).reshape(first, second)
             pairs = offsets[starts[-1] + grid]
+        slope_columns = tuple(getattr(calibrator, "slopes", ()))
+        slopes = tuple(float(c) for c in coef[len(coef) - len(slope_columns) :])
         return cls(
             slope=coef[0],
             intercept=float(calibrator.model.intercept_[0]),
@@ -110,6 +128,8 @@ class _OffsetTables(NamedTuple):
             offsets=offsets,
             pairs=pairs,
             any_counts=bool(any(counts)),
+            slope_columns=slope_columns,
+            slopes=slopes if slope_columns else (),
         )
 
 
@@ -122,6 +142,7 @@ class GroupCalibrator:
     sizes: tuple[int, ...]
     model: LogisticRegression
     counts: tuple[bool, ...] = ()  # per column: a count bucketed at size - 1 (else categories)
+    slopes: tuple[int, ...] = ()  # counts with a log-odds slope each (count_effect.py)
 
     @classmethod
     def fit(
@@ -133,13 +154,20 @@ class GroupCalibrator:
         sizes: tuple[int, ...],
         strength: float,
         counts: tuple[bool, ...] = (),
+        slopes: tuple[int, ...] = (),
+        slope_inputs: np.ndarray | None = None,
     ) -> GroupCalibrator:
         """``codes``: the rows' values in ``columns`` (n x len(columns), NaN when missing:
         category codes, or counts for the columns ``counts`` marks); ``strength``: the
-        inverse L2 penalty of the offsets (sklearn's ``C``)."""
-        calibrator = cls(tuple(columns), tuple(sizes), LogisticRegression(), tuple(counts))
+        inverse L2 penalty of the offsets (sklearn's ``C``); ``slopes``: positions of
+        count columns that get one log-odds slope each, ``slope_inputs`` their values
+        (n x len(slopes))."""
+        calibrator = cls(
+            tuple(columns), tuple(sizes), LogisticRegression(), tuple(counts), tuple(slopes)
+        )
         model = LogisticRegression(C=strength, max_iter=1000)
-        model.fit(_design(scores, calibrator.group_codes(codes), sizes), label)
+        values = None if not slopes or slope_inputs is None else slope_values(slope_inputs)
+        model.fit(_design(scores, calibrator.group_codes(codes), sizes, values), label)
         calibrator.model = model
         return calibrator
 
@@ -177,6 +205,8 @@ class GroupCalibrator:
             logits += offsets[:, j]
         if tables.pairs is not None:
             logits += tables.pairs[slots[:, 0], slots[:, 1]]
+        for position, slope in zip(tables.slope_columns, tables.slopes, strict=True):
+            logits += slope * slope_values(matrix[:, position])
         logits += tables.intercept
         # 1 / (1 + exp(-logits)), in place (the same operations, no new arrays)
         np.exp(np.negative(logits, out=logits), out=logits)
@@ -200,6 +230,8 @@ class GroupCalibrator:
         """:meth:`predict` through the sparse design the map was fitted on (the reference
         the tests hold :meth:`predict` to)."""
         codes = self.group_codes(matrix[:, list(self.columns)])
-        design = _design(scores, codes, self.sizes)
+        slopes = getattr(self, "slopes", ())
+        values = slope_values(matrix[:, list(slopes)]) if slopes else None
+        design = _design(scores, codes, self.sizes, values)
         logits = design @ self.model.coef_[0] + float(self.model.intercept_[0])
         return 1.0 / (1.0 + np.exp(-logits))

@@ -213,6 +213,13 @@ def fit_on_cluster(
     from lightgbm.dask import DaskLGBMClassifier
 
     check_monotone_inputs(params)
+    if name in params.count_effects:
+        log.warning(
+            "%s model: the cluster fit has no count effect (train.model.count_effects): "
+            "%s stays a tree input, as before the option (docs/training.md)",
+            name,
+            params.count_effects[name],
+        )
 
     fitted_rates = []
     for pair in pairs:

@@ -1,0 +1,127 @@
+"""The effect of one count input (messages sent before a retry) as a learned log-odds slope.
+
+The policy decides how many messages to send by what each one does to the rest of the
+schedule (training/policy/message_pruning.py), so the retry model must say what one
+more earlier message does to a retry at the *same* time. The history can hardly show
+it to the trees: a team's message plan sends its messages at fixed offsets, so the count
+before a retry rises with the retry's rank and its time since the failure, and boosting
+credits the time inputs with what the messages did. In the ``fatigue`` world at 10,000
+invoices every message keeps 80% of each later retry's chance; the retry model, asked
+the same retry with one message fewer, changed by 0-5% (benchmarks/message_count_diagnosis.py),
+and the pruning kept almost every message the greedy search proposed.
+
+Here the count gets a log-odds slope estimated with the dunning timing held fixed: a
+logistic regression of the outcome on the count and on one indicator per cell of
+(rank, time since the failure, decline category), where the logged plans vary the
+count independently of the retry's own timing. The slope, shrunk by its standard error
+(``slope * z² / (1 + z²)``, so a slope the data cannot tell from zero is almost zero),
+enters boosting as a fixed offset per row (LightGBM's ``init_score``): the trees fit the
+rest, and can no longer hand the count's effect to the time inputs. The model's score
+is the booster's log-odds plus the offset, before calibration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.optimize import minimize
+
+TIME_BIN_HOURS = 12.0  # the cells' width in hours since the failure
+RANK_CAP = 3  # ranks 3 and later share cells
+COUNT_CAP = 3.0  # counts above this weigh as this (few rows; the slope is fitted on 0-3)
+
+
+@dataclass(frozen=True)
+class CountEffect:
+    """Log-odds added per unit of ``column`` (its position in the model's matrix)."""
+
+    column: str
+    position: int
+    per_unit: float  # the slope used (shrunk)
+    estimate: float  # the regression's slope
+    standard_error: float
+    rows: int
+
+    def offsets(self, values: np.ndarray) -> np.ndarray:
+        """The log-odds offset of each row's count (a missing count adds nothing)."""
+        counts = np.minimum(np.nan_to_num(np.asarray(values, dtype=float), nan=0.0), COUNT_CAP)
+        return self.per_unit * counts
+
+    def matrix_offsets(self, matrix: np.ndarray) -> np.ndarray:
+        """:meth:`offsets` of the rows of an encoded matrix."""
+        return self.offsets(matrix[:, self.position])
+
+    def describe(self) -> dict[str, float | str]:
+        return {
+            "column": self.column,
+            "per_unit": round(self.per_unit, 4),
+            "estimate": round(self.estimate, 4),
+            "standard_error": round(self.standard_error, 4),
+            "rows": self.rows,
+        }
+
+
+def timing_cells(rows: pd.DataFrame, rank: str, category: str) -> np.ndarray:
+    """Cell code per row: (rank capped, 12-hour bin of the time since the failure),
+    then the decline category as a second set of indicators (codes offset past the first)."""
+    ranks = np.minimum(np.nan_to_num(rows[rank].to_numpy(dtype=float), nan=0.0), RANK_CAP)
+    hours = np.nan_to_num(rows["hours_since_failure"].to_numpy(dtype=float), nan=0.0)
+    timing = pd.factorize(ranks * 10_000 + np.floor(np.maximum(hours, 0.0) / TIME_BIN_HOURS))[0]
+    categories = pd.factorize(rows[category].astype(object).fillna("?"))[0]
+    return np.column_stack([timing, categories + timing.max() + 1])
+
+
+def _fit_slope(count: np.ndarray, label: np.ndarray, cells: np.ndarray) -> tuple[float, float]:
+    """Logistic regression of ``label`` on ``count`` and one indicator per cell code (every
+    column of ``cells``): the count's slope and its standard error."""
+    n = len(label)
+    width = int(cells.max()) + 1
+    rows = np.repeat(np.arange(n), cells.shape[1])
+    indicators = sparse.csr_matrix((np.ones(rows.size), (rows, cells.ravel())), shape=(n, width))
+    design = sparse.hstack([sparse.csr_matrix(count[:, None]), indicators], format="csr")
+    ridge = 1e-3  # keeps cells with one outcome only finite
+
+    def loss(beta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = design @ beta
+        value = np.sum(np.logaddexp(0.0, z) - label * z) + 0.5 * ridge * beta[1:] @ beta[1:]
+        grad = design.T @ (1.0 / (1.0 + np.exp(-z)) - label)
+        grad[1:] += ridge * beta[1:]
+        return float(value), np.asarray(grad)
+
+    fitted = minimize(loss, np.zeros(width + 1), jac=True, method="L-BFGS-B")
+    p = 1.0 / (1.0 + np.exp(-(design @ fitted.x)))
+    hessian = (design.T @ design.multiply((p * (1 - p))[:, None])).toarray()
+    hessian[1:, 1:] += ridge * np.eye(width)
+    variance = np.linalg.pinv(hessian)[0, 0]
+    return float(fitted.x[0]), float(np.sqrt(max(variance, 0.0)))
+
+
+def fit_count_effect(
+    rows: pd.DataFrame,
+    label: np.ndarray,
+    column: str,
+    features: list[str],
+    rank: str,
+    category: str = "inv_decline_category",
+) -> CountEffect:
+    """The slope of ``column`` in ``rows`` (training rows, their ``label``) with the
+    dunning timing (``rank``, hours since the failure) and the decline category held
+    fixed, shrunk by its standard error."""
+    count = np.minimum(np.nan_to_num(rows[column].to_numpy(dtype=float), nan=0.0), COUNT_CAP)
+    y = np.asarray(label, dtype=float)
+    if len(y) == 0 or np.ptp(count) == 0 or np.ptp(y) == 0:
+        estimate, error = 0.0, np.inf
+    else:
+        estimate, error = _fit_slope(count, y, timing_cells(rows, rank, category))
+    z2 = (estimate / error) ** 2 if np.isfinite(error) and error > 0 else 0.0
+    return CountEffect(
+        column=column,
+        position=features.index(column),
+        per_unit=estimate * z2 / (1.0 + z2),
+        estimate=estimate,
+        standard_error=error,
+        rows=len(y),
+    )
