@@ -33,7 +33,7 @@ def _learned(small_world, count: int = 30):
     return decider, events, past, features, Schedules(retries, messages)
 
 
-MOVES = kind_shifts((1, 3, 5, 7), (2.0, 4.0, 6.0))
+MOVES = kind_shifts((1, 3, 5, 7), (4.0,))
 
 
 def test_shifts_move_a_retry_by_days_and_a_message_by_hours_both_ways_never_by_zero():

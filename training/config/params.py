@@ -139,7 +139,7 @@ class CalendarContrastParams(Section):
         "moved by each of these days either way (empty: not fitted, no correction at all)",
     )
     message_shift_hours: tuple[float, ...] = Field(
-        (2.0, 4.0, 6.0),
+        (4.0,),
         description="a message's contrast: its log-odds against the mean with its send time "
         "moved by each of these hours either way (empty: messages not corrected)",
     )
