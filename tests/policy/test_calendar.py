@@ -115,7 +115,10 @@ def test_the_contrast_reuses_the_scored_layout_and_scores_only_the_moved_rows_in
 ):
     decider, events, past, features, learned = _learned(small_world)
     schedules = [(learned.retries, learned.messages), (learned.retries.iloc[2:], learned.messages)]
+    decider.calendar_moves = MOVES
+    decider.calendar_slopes = {"retry": 1.0, "message": 1.0}
     laid = decider.score_laid_out(events, features, past, schedules)
+    assert len(events) > 0 and sum(len(s.p) for s in laid) > 0
     for (retries, messages), score in zip(schedules, laid, strict=True):
         rows = score.rows
         at = np.r_[rows.retries, rows.messages]
@@ -124,8 +127,11 @@ def test_the_contrast_reuses_the_scored_layout_and_scores_only_the_moved_rows_in
         assert ids.tolist() == [*retries["event_id"], *messages["event_id"]]
         assert (rows.rows.kind[rows.retries] == "retry").all()
         assert (rows.rows.kind[rows.messages] == "message").all()
-    decider.calendar_moves = MOVES
-    decider.calendar_slopes = {"retry": 1.0, "message": 1.0}
+    # a few rows (a lone request's): the contrasts came with the scoring, no call more;
+    # many rows: one call for the moved rows alone, the same contrasts
+    folded = decider.steepened_values(events, features, laid)
+    assert all(score.rows.contrast is not None for score in laid)
+    laid = [s._replace(rows=s.rows._replace(contrast=None)) for s in laid]
     calls: list[int] = []
     row_probabilities = decider.scorer.row_probabilities
 
@@ -135,9 +141,11 @@ def test_the_contrast_reuses_the_scored_layout_and_scores_only_the_moved_rows_in
 
     decider.scorer.row_probabilities = counted
     try:
-        decider.steepened_values(events, features, laid)
+        alone = decider.steepened_values(events, features, laid)
     finally:
         del decider.scorer.row_probabilities
     retries = sum(len(s[0]) for s in schedules)
     messages = sum(len(s[1]) for s in schedules)
     assert calls == [retries * len(MOVES["retry"]) + messages * len(MOVES["message"])]
+    for got, want in zip(folded, alone, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12)

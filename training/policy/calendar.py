@@ -108,3 +108,48 @@ def steepened(
     for name, c in slopes.items():
         slope[kind == name] = c
     return 1.0 / (1.0 + np.exp(-(logit(p) + slope * contrast)))
+
+
+def scored_with_contrast(
+    scorer: ModelScorer,
+    features: pd.DataFrame | EventMatrix,
+    event_ids: np.ndarray,
+    ns: np.ndarray,
+    kind: np.ndarray,
+    template: np.ndarray,
+    channel: np.ndarray,
+    state: Mapping[str, np.ndarray],
+    moves: Mapping[str, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows' probabilities and contrasts (:func:`row_contrasts`) from one call: each
+    kind's rows followed by their moved copies, the retries' first. For a few rows (a lone
+    request's), where a model call's fixed cost outweighs its rows; the rows' own
+    probabilities are the same as scored alone (each row is scored on its own)."""
+    blocks = []
+    for name in ("retry", "message"):
+        rows = np.flatnonzero(kind == name)
+        shift = moves.get(name, np.zeros(0, dtype=np.int64))
+        blocks.append((rows, shift if len(rows) else shift[:0]))
+    at = np.concatenate([np.concatenate([rows, np.tile(rows, len(s))]) for rows, s in blocks])
+    moved_ns = np.concatenate(
+        [np.concatenate([ns[rows], (ns[rows][None, :] + s[:, None]).ravel()]) for rows, s in blocks]
+    )
+    scored = scorer.row_probabilities(
+        features,
+        event_ids[at],
+        moved_ns,
+        kind[at],
+        template[at],
+        channel[at],
+        {column: values[at] for column, values in state.items()},
+    )
+    p, contrast = np.zeros(len(ns)), np.zeros(len(ns))
+    start = 0
+    for rows, shift in blocks:
+        n, k = len(rows), len(shift)
+        p[rows] = scored[start : start + n]
+        if k:
+            moved = logit(scored[start + n : start + n + n * k]).reshape(k, n).mean(axis=0)
+            contrast[rows] = logit(p[rows]) - moved
+        start += n + n * k
+    return p, contrast

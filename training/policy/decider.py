@@ -17,7 +17,7 @@ from training.declines.rules import RetryRules
 from training.features.dunning_state import state_of_rows
 from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.baselines import fixed_schedule_columns
-from training.policy.calendar import row_contrasts, steepened
+from training.policy.calendar import row_contrasts, scored_with_contrast, steepened
 from training.policy.decisions import DecisionColumns, Decisions, new_decision_ids
 from training.policy.message_pruning import (
     Schedule,
@@ -292,7 +292,14 @@ class ModelDecider:
             key, ns, kind, template, candidate, self.rules.limits.update_requests
         )
         rows = _Rows(key[wanted] % n, ns[wanted], kind[wanted], template[wanted], channel[wanted])
-        p = self._row_probabilities(features, ids, rows, state, scored_rows)
+        moves = self._contrast_moves()
+        contrast: np.ndarray | None = None
+        if moves and len(rows.ns) < MEMO_ROWS:  # a few rows: the moved copies in the same call
+            p, contrast = scored_with_contrast(
+                self.scorer, features, ids[rows.event], *rows[1:], state, moves
+            )
+        else:
+            p = self._row_probabilities(features, ids, rows, state, scored_rows)
         survival = np.bincount(
             key[wanted], weights=np.log1p(-np.clip(p, 0, 1 - 1e-9)), minlength=n * count
         )
@@ -310,6 +317,7 @@ class ModelDecider:
                     p,
                     slice(int(split_r[s]), int(split_r[s + 1])),
                     slice(int(split_m[s]), int(split_m[s + 1])),
+                    contrast,
                 ),
             )
             for s in range(count)
@@ -356,6 +364,12 @@ class ModelDecider:
             shrunk = fixed + self.gain_shrinkage * gain
         return np.where(np.isnan(fixed), searched, shrunk)
 
+    def _contrast_moves(self) -> dict[str, np.ndarray]:
+        """The calendar moves of the kinds with a slope (none: no contrast reported)."""
+        slopes = getattr(self, "calendar_slopes", {})  # artifacts saved before it
+        moves = getattr(self, "calendar_moves", {})
+        return {k: v for k, v in moves.items() if slopes.get(k) and len(v)}
+
     def reported_values(
         self,
         events: Table,
@@ -381,7 +395,8 @@ class ModelDecider:
     ) -> list[np.ndarray]:
         """Per schedule, its expected recovery per event (the events' order) with each
         row's probability steepened by its calendar contrast (policy/calendar.py). The
-        rows, their state and probabilities are those :meth:`score_laid_out` kept; only
+        rows, their state and probabilities are those :meth:`score_laid_out` kept, and
+        their contrasts when it scored them along (a lone request's few rows); else only
         the moved rows of the kinds with a slope are scored, all in one call."""
         slopes = getattr(self, "calendar_slopes", {})
         moves = {k: v for k, v in getattr(self, "calendar_moves", {}).items() if slopes.get(k)}
@@ -398,24 +413,27 @@ class ModelDecider:
         def joined(column: Callable[[ScheduleRows], np.ndarray]) -> np.ndarray:
             return np.concatenate([column(rows)[part] for _, rows, part in blocks])
 
-        state = {
-            name: np.concatenate([rows.state[name][part] for _, rows, part in blocks])
-            for name in laid[0].rows.state
-        }
         key = np.concatenate([s * n + rows.rows.event[part] for s, rows, part in blocks])
         kind, p = joined(lambda r: r.rows.kind), joined(lambda r: r.p)
-        contrast = row_contrasts(
-            self.scorer,
-            features,
-            ids[key % n],
-            joined(lambda r: r.rows.ns),
-            kind,
-            joined(lambda r: r.rows.template),
-            joined(lambda r: r.rows.channel),
-            state,
-            moves,
-            p,
-        )
+        if all(score.rows.contrast is not None for score in laid):  # scored with the rows
+            contrast = joined(lambda r: r.contrast)  # type: ignore[arg-type,return-value]
+        else:
+            state = {
+                name: np.concatenate([rows.state[name][part] for _, rows, part in blocks])
+                for name in laid[0].rows.state
+            }
+            contrast = row_contrasts(
+                self.scorer,
+                features,
+                ids[key % n],
+                joined(lambda r: r.rows.ns),
+                kind,
+                joined(lambda r: r.rows.template),
+                joined(lambda r: r.rows.channel),
+                state,
+                moves,
+                p,
+            )
         q = steepened(p, contrast, kind, slopes)
         survival = np.bincount(
             key.astype(np.int64), weights=np.log1p(-np.clip(q, 0, 1 - 1e-9)), minlength=n * count
@@ -494,6 +512,7 @@ class ScheduleRows(NamedTuple):
     p: np.ndarray
     retries: slice
     messages: slice
+    contrast: np.ndarray | None = None  # the rows' calendar contrasts, when scored with them
 
 
 class LaidOut(NamedTuple):
