@@ -76,6 +76,12 @@ def main() -> None:
         "and one at a time; write them to FILE when it does not exist, else count the "
         "decisions that differ from those in FILE (a before/after check of a change)",
     )
+    parser.add_argument(
+        "--ignore-reported",
+        action="store_true",
+        help="with --same-decisions: leave the reported probability and the reasons (which "
+        "quote it) out of the comparison, for a change meant to move only that figure",
+    )
     parser.add_argument("--decisions-count", type=int, default=2000)
     parser.add_argument(
         "--no-freeze", action="store_true", help="leave the heap unfrozen (see above)"
@@ -91,7 +97,7 @@ def main() -> None:
     if args.compare_lightgbm:
         compare_lightgbm(world, args.compare_lightgbm)
     if args.same_decisions:
-        same_decisions(world, args.decisions_count, args.same_decisions)
+        same_decisions(world, args.decisions_count, args.same_decisions, args.ignore_reported)
         return
     totals: dict[str, float] = defaultdict(float)
     stages = [
@@ -193,9 +199,10 @@ def compare_lightgbm(world: Any, count: int) -> None:
     print(f"decisions that differ (compiled trees vs LightGBM): {differ} of {count}")
 
 
-def same_decisions(world: Any, count: int, path: Path) -> None:
+def same_decisions(world: Any, count: int, path: Path, ignore_reported: bool = False) -> None:
     """Decide ``count`` held-out requests (exploration off) in batches of 100 and one at a
-    time; keep them in ``path``, or count those that differ from the ones kept there."""
+    time; keep them in ``path``, or count those that differ from the ones kept there
+    (``ignore_reported``: all but the reported probability and the reasons)."""
     import json
 
     from serving.artifact_decider import load_artifact_decider
@@ -218,8 +225,20 @@ def same_decisions(world: Any, count: int, path: Path) -> None:
     for label, mine in answers.items():
         if len(kept[label]) < count:
             raise SystemExit(f"{path} holds {len(kept[label])} decisions, fewer than {count}")
-        differ = sum(a != b for a, b in zip(kept[label][:count], mine, strict=True))
+        pairs = zip(kept[label][:count], mine, strict=True)
+        if ignore_reported:
+            pairs = ((_decision_only(a), _decision_only(b)) for a, b in pairs)
+        differ = sum(a != b for a, b in pairs)
         print(f"{label}: {differ} of {count} decisions differ from {path}")
+
+
+def _decision_only(answer: Any) -> Any:
+    """An answer without the reported probability and the reasons that quote it."""
+    if not isinstance(answer, dict):
+        return answer
+    return {
+        k: v for k, v in answer.items() if k not in ("expected_recovery_probability", "reasons")
+    }
 
 
 def _comparable(answer: Any) -> Any:

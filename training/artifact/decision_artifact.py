@@ -23,6 +23,7 @@ from training.config.retry_limits import RetryLimits
 from training.declines.rules import RetryRules
 from training.declines.table import DeclineTable
 from training.models.fit import TrainedModels
+from training.policy.calendar import kind_shifts
 from training.policy.decider import ModelDecider
 from training.policy.scorer import ModelScorer
 
@@ -83,6 +84,7 @@ class DecisionArtifact:
         if compiled:
             self.compile_models()
         table = self.decline_table
+        contrast = self.metadata.get("calendar_contrast", {})  # artifacts saved before it
         scorer = ModelScorer(
             self.models, self.log, table, self.retry_limits.update_requests, threads=threads
         )
@@ -95,6 +97,10 @@ class DecisionArtifact:
             description=self.metadata,
             gain_shrinkage=float(self.metadata.get("gain_shrinkage", {}).get("factor", 1.0)),
             gain_threshold=float(self.metadata.get("gain_shrinkage", {}).get("threshold", 0.0)),
+            calendar_slopes={name: float(contrast.get(name, 0.0)) for name in ("retry", "message")},
+            calendar_moves=kind_shifts(
+                contrast.get("shift_days", 0), contrast.get("message_shift_hours", ())
+            ),
         )
 
     def compile_models(self) -> bool:

@@ -130,6 +130,26 @@ class GainShrinkageParams(Section):
     )
 
 
+class CalendarContrastParams(Section):
+    """The calendar's steepness in the reported probability (training/artifact/calendar_contrast.py)."""
+
+    shift_days: tuple[int, ...] = Field(
+        (1, 3, 5, 7),
+        description="a retry's calendar contrast: its log-odds against the mean with its date "
+        "moved by each of these days either way (empty: not fitted, no correction at all)",
+    )
+    message_shift_hours: tuple[float, ...] = Field(
+        (4.0,),
+        description="a message's contrast: its log-odds against the mean with its send time "
+        "moved by each of these hours either way (empty: messages not corrected)",
+    )
+    events: int = Field(
+        10000,
+        ge=0,
+        description="validation-period events whose logged attempts the steepness is fitted on",
+    )
+
+
 class TrainParams(Section):
     window_days: int = Field(14, gt=0, description="dunning window the history resolves in")
     valid_share: float = Field(
@@ -149,6 +169,7 @@ class TrainParams(Section):
     )
     model: ModelParams = ModelParams()
     gain_shrinkage: GainShrinkageParams = GainShrinkageParams()
+    calendar_contrast: CalendarContrastParams = CalendarContrastParams()
     registered_model: str = "smart-retry"
     experiment: str = "smartretry"
 

@@ -149,17 +149,19 @@ def model_estimates(
     without messages cannot value a schedule that sends some: NaN for that policy."""
     past = past_rows(sample, None)
     can_value_messages = decider.scorer.models.message is not None
-    columns = {}
+    columns, laid = {}, {}
     for name, s in schedules.items():
         if name not in MODEL_JUDGED:
             continue
         if len(s.messages) and not can_value_messages:
             columns[name] = np.full(len(sample), np.nan)
             continue
-        expected = decider.expected_recovery(sample, features, past, s.retries, s.messages)[0]
-        columns[name] = expected.reindex(sample["event_id"]).to_numpy()
-    if "learned" in columns and "fixed" in columns:  # what the API reports for the decision
-        columns["learned"] = decider.reported_recovery(columns["learned"], columns["fixed"])
+        (laid[name],) = decider.score_laid_out(sample, features, past, [(s.retries, s.messages)])
+        columns[name] = laid[name].expected  # the sample's order
+    if "learned" in laid and "fixed" in laid:  # what the API reports for the decision
+        columns["learned"] = decider.reported_values(
+            sample, features, (laid["learned"], laid["fixed"])
+        )
     return pd.DataFrame(columns)
 
 

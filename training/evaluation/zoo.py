@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from training.artifact.calendar_contrast import measure_calendar_contrast
 from training.artifact.decision_artifact import DecisionArtifact
 from training.artifact.gain_shrinkage import fit_gain_shrinkage
 from training.config.params import Params
@@ -100,6 +101,7 @@ def simulate_and_train(
     )
     templates = sorted(history.messages["template"].dropna().unique())
     shrinkage = fit_gain_shrinkage(history, trained.data.log, templates, params, table)
+    contrast = measure_calendar_contrast(history, trained.models, trained.data.log, params, table)
     artifact = DecisionArtifact.with_table(
         trained.models,
         trained.data.log,
@@ -112,6 +114,7 @@ def simulate_and_train(
             "model_version": f"zoo/{name}",
             "training_data": trained.split.describe(),
             "gain_shrinkage": shrinkage.as_metadata(),
+            "calendar_contrast": contrast.as_metadata(),
         },
     )
     return TrainedWorld(history, artifact, simulated.truth)

@@ -21,6 +21,11 @@ from typing import Any
 
 import pandas as pd
 
+from training.artifact.calendar_contrast import (
+    NO_CONTRAST,
+    CalendarContrast,
+    measure_calendar_contrast,
+)
 from training.artifact.decision_artifact import ARTIFACT_FILE, METADATA_FILE, DecisionArtifact
 from training.artifact.gain_shrinkage import NO_SHRINKAGE, GainShrinkage, fit_gain_shrinkage
 from training.config.params import Params
@@ -123,10 +128,12 @@ def build_artifact(
     source: Path,
     table: DeclineTable,
     shrinkage: GainShrinkage = NO_SHRINKAGE,
+    contrast: CalendarContrast = NO_CONTRAST,
 ) -> DecisionArtifact:
     """The decision artifact of a training run (``customers``: the validated customers
     table; ``templates``: the message templates seen in the history; ``shrinkage``: how
-    much of the searched gains the reported probabilities keep)."""
+    much of the searched gains the reported probabilities keep; ``contrast``: how much
+    steeper the calendar's effect is than the models say)."""
     metadata = {
         "name": params.train.registered_model,
         "model_version": "local",
@@ -144,6 +151,7 @@ def build_artifact(
         },
         "seconds": result.seconds,
         "gain_shrinkage": shrinkage.as_metadata(),
+        "calendar_contrast": contrast.as_metadata(),
     }
     return DecisionArtifact.with_table(
         result.models,
@@ -206,6 +214,9 @@ def run_train(
     mark = time.perf_counter()
     shrinkage = fit_gain_shrinkage(history, result.data.log, templates, params, table)
     seconds["gain_shrinkage"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    contrast = measure_calendar_contrast(history, result.models, result.data.log, params, table)
+    seconds["calendar_contrast"] = time.perf_counter() - mark
     return finish_train(
         result,
         history.customers,
@@ -221,6 +232,7 @@ def run_train(
         seconds,
         started,
         shrinkage,
+        contrast,
     )
 
 
@@ -239,6 +251,7 @@ def finish_train(
     seconds: dict[str, float],
     started: float,
     shrinkage: GainShrinkage = NO_SHRINKAGE,
+    contrast: CalendarContrast = NO_CONTRAST,
 ) -> TrainOutcome:
     """Everything after the fit, shared by the in-process and the Dask paths
     (``training/scale``): artifact, plots, metrics JSON, MLflow run, registry, champion.
@@ -247,7 +260,7 @@ def finish_train(
 
     mark = time.perf_counter()
     artifact = build_artifact(
-        result, customers, templates, params, fingerprint, source, table, shrinkage
+        result, customers, templates, params, fingerprint, source, table, shrinkage, contrast
     )
     artifact.save(model_dir)
     seconds["save"] = time.perf_counter() - mark

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
@@ -17,6 +17,7 @@ from training.declines.rules import RetryRules
 from training.features.dunning_state import state_of_rows
 from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.baselines import fixed_schedule_columns
+from training.policy.calendar import row_contrasts, scored_with_contrast, steepened
 from training.policy.decisions import DecisionColumns, Decisions, new_decision_ids
 from training.policy.message_pruning import (
     Schedule,
@@ -123,10 +124,14 @@ class ModelDecider:
         description: dict[str, Any] | None = None,
         gain_shrinkage: float = 1.0,
         gain_threshold: float = 0.0,
+        calendar_slopes: dict[str, float] | None = None,
+        calendar_moves: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.scorer = scorer
         self.gain_shrinkage = gain_shrinkage
         self.gain_threshold = gain_threshold
+        self.calendar_slopes = calendar_slopes or {}
+        self.calendar_moves = calendar_moves or {}
         self.rules = rules
         self.config = config
         self.templates = templates
@@ -244,6 +249,21 @@ class ModelDecider:
         probability of each of its rows (its retries, then its messages), as arrays;
         ``p_self``: the events' self-cure probabilities, when the caller has them;
         ``scored_rows``: the rows this call scored before (looked up, not scored again)."""
+        laid = self.score_laid_out(events, features, past, schedules, p_self, scored_rows)
+        return [(score.expected, score.p) for score in laid]
+
+    def score_laid_out(
+        self,
+        events: Table,
+        features: pd.DataFrame | EventMatrix,
+        past: Table,
+        schedules: Sequence[Scored],
+        p_self: np.ndarray | None = None,
+        scored_rows: ScoredRows | None = None,
+    ) -> list[LaidOut]:
+        """:meth:`score_schedules` with each schedule's rows as laid out and scored
+        (:class:`ScheduleRows`: their dunning state and probabilities kept, for the
+        calendar contrast of the reported probability, :meth:`steepened_values`)."""
         ids = column_array(events, "event_id")
         n, count = len(ids), len(schedules)
         if p_self is None:
@@ -272,7 +292,14 @@ class ModelDecider:
             key, ns, kind, template, candidate, self.rules.limits.update_requests
         )
         rows = _Rows(key[wanted] % n, ns[wanted], kind[wanted], template[wanted], channel[wanted])
-        p = self._row_probabilities(features, ids, rows, state, scored_rows)
+        moves = self._contrast_moves()
+        contrast: np.ndarray | None = None
+        if moves and len(rows.ns) < MEMO_ROWS:  # a few rows: the moved copies in the same call
+            p, contrast = scored_with_contrast(
+                self.scorer, features, ids[rows.event], *rows[1:], state, moves
+            )
+        else:
+            p = self._row_probabilities(features, ids, rows, state, scored_rows)
         survival = np.bincount(
             key[wanted], weights=np.log1p(-np.clip(p, 0, 1 - 1e-9)), minlength=n * count
         )
@@ -281,9 +308,17 @@ class ModelDecider:
         split_r = np.cumsum([0, *sizes[:count]])
         split_m = np.cumsum([0, *sizes[count:]]) + n_r
         return [
-            (
+            LaidOut(
                 expected[s * n : (s + 1) * n],
                 np.concatenate([p[split_r[s] : split_r[s + 1]], p[split_m[s] : split_m[s + 1]]]),
+                ScheduleRows(
+                    rows,
+                    state,
+                    p,
+                    slice(int(split_r[s]), int(split_r[s + 1])),
+                    slice(int(split_m[s]), int(split_m[s + 1])),
+                    contrast,
+                ),
             )
             for s in range(count)
         ]
@@ -329,6 +364,83 @@ class ModelDecider:
             shrunk = fixed + self.gain_shrinkage * gain
         return np.where(np.isnan(fixed), searched, shrunk)
 
+    def _contrast_moves(self) -> dict[str, np.ndarray]:
+        """The calendar moves of the kinds with a slope (none: no contrast reported)."""
+        slopes = getattr(self, "calendar_slopes", {})  # artifacts saved before it
+        moves = getattr(self, "calendar_moves", {})
+        return {k: v for k, v in moves.items() if slopes.get(k) and len(v)}
+
+    def reported_values(
+        self,
+        events: Table,
+        features: pd.DataFrame | EventMatrix,
+        laid: tuple[LaidOut, LaidOut],
+        p_self: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """:meth:`reported_recovery` of the searched schedule against the fixed one (both
+        as :meth:`score_laid_out` scored them), both valued with each row's calendar
+        contrast steepened when the artifact measured it (policy/calendar.py)."""
+        searched, fixed = laid[0].expected, laid[1].expected
+        slopes = getattr(self, "calendar_slopes", {})  # artifacts saved before it
+        if any(slopes.values()) and not np.isnan(fixed).all():
+            searched, fixed = self.steepened_values(events, features, laid, p_self)
+        return self.reported_recovery(searched, fixed)
+
+    def steepened_values(
+        self,
+        events: Table,
+        features: pd.DataFrame | EventMatrix,
+        laid: Sequence[LaidOut],
+        p_self: np.ndarray | None = None,
+    ) -> list[np.ndarray]:
+        """Per schedule, its expected recovery per event (the events' order) with each
+        row's probability steepened by its calendar contrast (policy/calendar.py). The
+        rows, their state and probabilities are those :meth:`score_laid_out` kept, and
+        their contrasts when it scored them along (a lone request's few rows); else only
+        the moved rows of the kinds with a slope are scored, all in one call."""
+        slopes = getattr(self, "calendar_slopes", {})
+        moves = {k: v for k, v in getattr(self, "calendar_moves", {}).items() if slopes.get(k)}
+        ids = column_array(events, "event_id")
+        n, count = len(ids), len(laid)
+        if p_self is None:
+            window = column_array(events, "window_days")
+            p_self = self.scorer.self_cure_probabilities(as_event_matrix(features), window)
+        # every schedule's retries, then every schedule's messages (one model's rows together)
+        blocks = [(s, score.rows, score.rows.retries) for s, score in enumerate(laid)] + [
+            (s, score.rows, score.rows.messages) for s, score in enumerate(laid)
+        ]
+
+        def joined(column: Callable[[ScheduleRows], np.ndarray]) -> np.ndarray:
+            return np.concatenate([column(rows)[part] for _, rows, part in blocks])
+
+        key = np.concatenate([s * n + rows.rows.event[part] for s, rows, part in blocks])
+        kind, p = joined(lambda r: r.rows.kind), joined(lambda r: r.p)
+        if all(score.rows.contrast is not None for score in laid):  # scored with the rows
+            contrast = joined(lambda r: r.contrast)  # type: ignore[arg-type,return-value]
+        else:
+            state = {
+                name: np.concatenate([rows.state[name][part] for _, rows, part in blocks])
+                for name in laid[0].rows.state
+            }
+            contrast = row_contrasts(
+                self.scorer,
+                features,
+                ids[key % n],
+                joined(lambda r: r.rows.ns),
+                kind,
+                joined(lambda r: r.rows.template),
+                joined(lambda r: r.rows.channel),
+                state,
+                moves,
+                p,
+            )
+        q = steepened(p, contrast, kind, slopes)
+        survival = np.bincount(
+            key.astype(np.int64), weights=np.log1p(-np.clip(q, 0, 1 - 1e-9)), minlength=n * count
+        )
+        expected = 1.0 - (1.0 - np.tile(p_self, count)) * np.exp(survival)
+        return [expected[s * n : (s + 1) * n] for s in range(count)]
+
     def decide(self, events: Table, previous_attempts: pd.DataFrame | None) -> Decisions:
         events = numbered(events)
         past = past_table(events, previous_attempts)  # columns, not frames: read as arrays
@@ -346,13 +458,16 @@ class ModelDecider:
         baseline = [fixed] if self.scorer.models.message is not None else []
         memo = ScheduleScores(self, events, None, past, baseline)
         plan = self.plan(events, previous_attempts, past=past, decisions=decisions, memo=memo)
-        scored = memo.scores([(plan.retries, plan.messages), *baseline])
-        expected_v = scored[0][0]
+        scored = memo.laid_out([(plan.retries, plan.messages), *baseline])
+        expected_v = scored[0].expected
         retry_p, message_p = _probability_columns(
-            plan.retries, plan.messages, scored[0][1], sort=True
+            plan.retries, plan.messages, scored[0].p, sort=True
         )
-        baseline_v = scored[1][0] if baseline else expected_v * np.nan  # events' order
-        expected_v = self.reported_recovery(expected_v, baseline_v)
+        baseline_v = scored[1].expected if baseline else expected_v * np.nan  # events' order
+        if baseline:
+            expected_v = self.reported_values(
+                events, plan.features, (scored[0], scored[1]), memo.p_self
+            )
         reasons = model_reasons(
             events,
             decisions,
@@ -385,6 +500,28 @@ class _Rows(NamedTuple):
     kind: np.ndarray
     template: np.ndarray
     channel: np.ndarray
+
+
+class ScheduleRows(NamedTuple):
+    """One scored schedule's rows as :meth:`ModelDecider.score_laid_out` laid them out:
+    its retries and its messages, slices of the scoring call's rows, their dunning state
+    and probabilities (shared by the schedules scored together, never copied)."""
+
+    rows: _Rows
+    state: dict[str, np.ndarray]
+    p: np.ndarray
+    retries: slice
+    messages: slice
+    contrast: np.ndarray | None = None  # the rows' calendar contrasts, when scored with them
+
+
+class LaidOut(NamedTuple):
+    """A scored schedule: its expected recovery per event, its rows' probabilities
+    (retries, then messages) and its rows as laid out."""
+
+    expected: np.ndarray
+    p: np.ndarray
+    rows: ScheduleRows
 
 
 class _FrameColumns:
@@ -462,7 +599,7 @@ class ScheduleScores:
         self.extra = list(extra or [])
         self.p_self: np.ndarray | None = None
         self.rows = ScoredRows()
-        self.kept: dict[tuple, tuple[Scored, tuple[np.ndarray, np.ndarray]]] = {}
+        self.kept: dict[tuple, tuple[Scored, LaidOut]] = {}
 
     def bind(self, features: pd.DataFrame | EventMatrix) -> None:
         """The events' features (computed after the memo was made)."""
@@ -471,6 +608,10 @@ class ScheduleScores:
     def scores(self, schedules: Sequence[Scored]) -> list[tuple[np.ndarray, np.ndarray]]:
         """:meth:`ModelDecider.score_schedules` of ``schedules``, scoring only those not
         scored before (together with the pending ``extra`` ones)."""
+        return [(score.expected, score.p) for score in self.laid_out(schedules)]
+
+    def laid_out(self, schedules: Sequence[Scored]) -> list[LaidOut]:
+        """:meth:`ModelDecider.score_laid_out` of ``schedules``, as :meth:`scores`."""
         assert self.features is not None, "bind the events' features first"
         keys = [_schedule_key(schedule) for schedule in schedules]
         missing: dict[tuple, Scored] = {}
@@ -485,7 +626,7 @@ class ScheduleScores:
                 window = column_array(self.events, "window_days")
                 matrix = as_event_matrix(self.features)
                 self.p_self = self.decider.scorer.self_cure_probabilities(matrix, window)
-            scored = self.decider.score_schedules(
+            scored = self.decider.score_laid_out(
                 self.events,
                 self.features,
                 self.past,

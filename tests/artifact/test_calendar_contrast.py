@@ -1,0 +1,54 @@
+"""The calendar's steepness measured on the logged attempts
+(training/artifact/calendar_contrast.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.artifact.calendar_contrast import (
+    NO_CONTRAST,
+    applied,
+    fit_slope,
+    measure_calendar_contrast,
+)
+from training.config.params import CalendarContrastParams, Params, TrainParams
+from training.declines.table import load_decline_table
+
+
+def _synthetic(c: float, n: int = 40_000, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    offset = rng.normal(-2.0, 0.7, n)
+    contrast = rng.normal(0.0, 0.4, n)
+    label = rng.random(n) < 1 / (1 + np.exp(-(offset + c * contrast)))
+    return label.astype(float), offset, contrast
+
+
+@pytest.mark.parametrize("c", [0.0, 1.0, -0.5])
+def test_fit_slope_recovers_the_extra_steepness(c):
+    fit, se = fit_slope(*_synthetic(c))
+    assert 0 < se < 0.2
+    assert abs(fit - c) < 3 * se
+
+
+def test_only_a_positive_fit_beyond_its_noise_is_applied():
+    assert applied(1.1, 0.6) == 1.1
+    assert applied(0.5, 0.6) == 0.0
+    assert applied(-1.0, 0.3) == 0.0
+    assert applied(1.0, float("nan")) == 0.0
+
+
+def test_measured_on_the_validation_periods_logged_attempts(small_world):
+    artifact = small_world.artifact
+    table = load_decline_table()
+    contrast = measure_calendar_contrast(
+        small_world.history, artifact.models, artifact.log, Params(), table
+    )
+    assert contrast.rows > 500 and contrast.shift_days == (1, 3, 5, 7)
+    assert np.isfinite([contrast.retry_fit, contrast.retry_se]).all()
+    assert contrast.retry in (0.0, contrast.retry_fit)
+    off = Params(train=TrainParams(calendar_contrast=CalendarContrastParams(shift_days=())))
+    assert (
+        measure_calendar_contrast(small_world.history, artifact.models, artifact.log, off, table)
+        == NO_CONTRAST
+    )

@@ -1,0 +1,151 @@
+"""The calendar contrast of a schedule's rows and the schedule values steepened by it
+(training/policy/calendar.py), and the reported probability that uses them."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+
+from training.core.frames import Schedules
+from training.features.invoice import events_from_history
+from training.policy.calendar import (
+    DAY_NS,
+    HOUR_NS,
+    kind_shifts,
+    logit,
+    shifts,
+    steepened,
+)
+from training.policy.schedule_rows import MessageRows, RetryRows
+from training.policy.scorer import past_rows
+
+
+def _learned(small_world, count: int = 30):
+    decider = small_world.artifact.decider(compiled=False)
+    decider.config = decider.config.model_copy(update={"exploration_rate": 0.0})
+    events = events_from_history(small_world.history).tail(count).reset_index(drop=True)
+    past = past_rows(events, None)
+    features = decider.scorer.event_features(events, None)
+    plan = decider.plan(events, None, explore=False, past=past)
+    retries, messages = RetryRows.of(plan.retries).frame(), MessageRows.of(plan.messages).frame()
+    return decider, events, past, features, Schedules(retries, messages)
+
+
+MOVES = kind_shifts((1, 3, 5, 7), (4.0,))
+
+
+def test_shifts_move_a_retry_by_days_and_a_message_by_hours_both_ways_never_by_zero():
+    assert (shifts(2) // DAY_NS).tolist() == [-2, -1, 1, 2]
+    assert len(shifts(0)) == 0
+    assert (shifts((1, 3)) // DAY_NS).tolist() == [-3, -1, 1, 3]
+    moves = kind_shifts(1, (2.0, 4.0))
+    assert (moves["retry"] // DAY_NS).tolist() == [-1, 1]
+    assert (moves["message"] // HOUR_NS).tolist() == [-4, -2, 2, 4]
+
+
+def test_steepened_moves_the_log_odds_by_slope_times_contrast_per_kind():
+    p = np.array([0.1, 0.1, 0.2, 0.2])
+    contrast = np.array([0.5, -0.5, 0.5, 0.5])
+    kind = np.array(["retry", "retry", "message", "retry"], dtype=object)
+    q = steepened(p, contrast, kind, {"retry": 2.0})
+    np.testing.assert_allclose(logit(q) - logit(p), [1.0, -1.0, 0.0, 1.0], atol=1e-9)
+    np.testing.assert_allclose(steepened(p, contrast, kind, {}), p)
+
+
+def test_without_slopes_the_values_are_the_models_own(small_world):
+    decider, events, past, features, learned = _learned(small_world)
+    own = decider.expected_recovery(events, features, past, learned.retries, learned.messages)
+    decider.calendar_slopes, decider.calendar_moves = {}, MOVES
+    laid = decider.score_laid_out(events, features, past, [(learned.retries, learned.messages)])
+    (values,) = decider.steepened_values(events, features, laid)
+    np.testing.assert_allclose(values, own[0].reindex(events["event_id"]).to_numpy(), atol=1e-12)
+
+
+def test_a_positive_slope_raises_the_rows_the_models_rate_above_their_neighbouring_dates(
+    small_world,
+):
+    decider, events, past, features, learned = _learned(small_world)
+    schedules = [(learned.retries, learned.messages), (learned.retries.iloc[0:0], learned.messages)]
+    laid = decider.score_laid_out(events, features, past, schedules)
+    decider.calendar_moves = MOVES
+    decider.calendar_slopes = {}
+    flat, flat_messages = decider.steepened_values(events, features, laid)
+    decider.calendar_slopes = {"retry": 1.0}
+    steep, steep_messages = decider.steepened_values(events, features, laid)
+    # the search put the retries on the dates the models prefer: steeper, worth more
+    assert steep.mean() > flat.mean()
+    np.testing.assert_allclose(steep_messages, flat_messages)  # no retry, nothing moves
+
+
+def test_the_reported_probability_is_steepened_and_the_decisions_are_not(small_world):
+    events = events_from_history(small_world.history).tail(40).reset_index(drop=True)
+    artifact = copy.copy(small_world.artifact)
+    artifact.metadata = {
+        **artifact.metadata,
+        "calendar_contrast": {
+            "retry": 1.0,
+            "message": 0.0,
+            "shift_days": 7,
+            "message_shift_hours": [2.0],
+        },
+    }
+    plain_decider = small_world.artifact.decider(compiled=False)
+    steep_decider = artifact.decider(compiled=False)
+    assert steep_decider.calendar_slopes == {"retry": 1.0, "message": 0.0}
+    assert (steep_decider.calendar_moves["message"] // HOUR_NS).tolist() == [-2, 2]
+    for decider in (plain_decider, steep_decider):
+        decider.config = decider.config.model_copy(update={"exploration_rate": 0.0})
+    plain = plain_decider.decide(events, None)
+    steep = steep_decider.decide(events, None)
+    pd.testing.assert_frame_equal(plain.retries, steep.retries)
+    pd.testing.assert_frame_equal(plain.messages, steep.messages)
+    before = plain.events["expected_recovery_probability"].to_numpy()
+    after = steep.events["expected_recovery_probability"].to_numpy()
+    assert after.mean() > before.mean()
+    np.testing.assert_allclose(
+        steep.events["baseline_recovery_probability"].to_numpy(),
+        plain.events["baseline_recovery_probability"].to_numpy(),
+    )
+
+
+def test_the_contrast_reuses_the_scored_layout_and_scores_only_the_moved_rows_in_one_call(
+    small_world,
+):
+    decider, events, past, features, learned = _learned(small_world)
+    schedules = [(learned.retries, learned.messages), (learned.retries.iloc[2:], learned.messages)]
+    decider.calendar_moves = MOVES
+    decider.calendar_slopes = {"retry": 1.0, "message": 1.0}
+    laid = decider.score_laid_out(events, features, past, schedules)
+    assert len(events) > 0 and sum(len(s.p) for s in laid) > 0
+    for (retries, messages), score in zip(schedules, laid, strict=True):
+        rows = score.rows
+        at = np.r_[rows.retries, rows.messages]
+        np.testing.assert_array_equal(rows.p[at], score.p)  # the probabilities scored
+        ids = events["event_id"].to_numpy()[rows.rows.event[at]]
+        assert ids.tolist() == [*retries["event_id"], *messages["event_id"]]
+        assert (rows.rows.kind[rows.retries] == "retry").all()
+        assert (rows.rows.kind[rows.messages] == "message").all()
+    # a few rows (a lone request's): the contrasts came with the scoring, no call more;
+    # many rows: one call for the moved rows alone, the same contrasts
+    folded = decider.steepened_values(events, features, laid)
+    assert all(score.rows.contrast is not None for score in laid)
+    laid = [s._replace(rows=s.rows._replace(contrast=None)) for s in laid]
+    calls: list[int] = []
+    row_probabilities = decider.scorer.row_probabilities
+
+    def counted(features, event_ids, *columns):
+        calls.append(len(event_ids))
+        return row_probabilities(features, event_ids, *columns)
+
+    decider.scorer.row_probabilities = counted
+    try:
+        alone = decider.steepened_values(events, features, laid)
+    finally:
+        del decider.scorer.row_probabilities
+    retries = sum(len(s[0]) for s in schedules)
+    messages = sum(len(s[1]) for s in schedules)
+    assert calls == [retries * len(MOVES["retry"]) + messages * len(MOVES["message"])]
+    for got, want in zip(folded, alone, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12)

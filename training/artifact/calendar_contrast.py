@@ -1,0 +1,175 @@
+"""How much steeper the calendar's effect on an attempt is than the models say.
+
+The boosters are small and regularised, and their calendar inputs (day of month, weekday,
+distance to the customer's payday, local hour) act through a few shallow splits: the
+estimated probability of an attempt moves with its time less than the outcome does. On
+the logged rows that average out (the models are calibrated on them), but the policy
+*chooses* the dates its models rate best, so along the chosen schedule the probabilities
+sit below the outcome (issue 13: the reported probability 0.03-0.07 below the truth,
+the retries of insufficient-funds declines carrying most of it,
+``benchmarks/calibration_decomposition.py``).
+
+The steepness is measured on the team's own logged rows of the validation period. Each
+row's *contrast* is its estimated log-odds minus the mean log-odds of the same row moved
+in time, its dunning state (hours since the failure, the attempts and messages before
+it) unchanged so that only its calendar inputs move: a retry by 1 to ``shift_days`` days
+either way (its date), a message by each of ``message_shift_hours`` either way (its
+local hour) -- the choices each search weighs (training/policy/calendar.py). Then, per
+model (retry, message),
+
+    logit P(outcome) = a + logit p + c * contrast
+
+is fitted by maximum likelihood (``logit p`` a fixed offset). ``c = 0`` when the models
+get the calendar's effect right; ``c > 0`` when the outcome moves more with the time
+than they say. The times the logs hold vary from customer to customer (a fixed day-3
+retry falls on a payday for some and not for others; a message at the failure's hour is
+near the active hour of some) and by the team's exploration, so the contrast varies
+without the customer choosing it.
+
+It corrects the *reported* probability of a decision only: each row of the chosen and
+of the fixed schedule gets ``sigmoid(logit p + c * contrast)`` before their values are
+combined (``ModelDecider.reported_recovery``); the search and its decisions use the
+models' own probabilities.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from training.artifact.gain_shrinkage import validation_events
+from training.config.params import Params
+from training.contract.history import History
+from training.core.localtime import to_ns
+from training.declines.table import DeclineTable
+from training.features.dunning_state import state_of_rows
+from training.models.datasets import history_timeline
+from training.models.fit import TrainedModels
+from training.models.split import TimeSplit
+from training.policy.calendar import kind_shifts, logit, row_contrasts
+from training.policy.scorer import ModelScorer
+
+log = logging.getLogger(__name__)
+KINDS = ("retry", "message")
+
+
+@dataclass(frozen=True)
+class CalendarContrast:
+    """The steepness per model (``retry``, ``message``: the ``c`` applied, see
+    :func:`applied`), the fits and their standard errors, and the shift in days (artifact
+    metadata)."""
+
+    retry: float = 0.0
+    message: float = 0.0
+    shift_days: tuple[int, ...] = ()
+    message_shift_hours: tuple[float, ...] = ()
+    rows: int = 0
+    retry_fit: float = 0.0
+    retry_se: float = float("nan")
+    message_fit: float = 0.0
+    message_se: float = float("nan")
+    note: str = ""
+
+    def slopes(self) -> dict[str, float]:
+        return {"retry": self.retry, "message": self.message}
+
+    def as_metadata(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+
+NO_CONTRAST = CalendarContrast(note="not fitted")
+
+
+def fit_slope(label: np.ndarray, offset: np.ndarray, contrast: np.ndarray) -> tuple[float, float]:
+    """``c`` of ``logit P(label) = a + offset + c * contrast`` by Newton's method, and its
+    standard error (a tiny ridge keeps both finite when the contrast does not vary)."""
+    design = np.column_stack([np.ones(len(label)), contrast])
+    beta = np.zeros(2)
+    hessian = np.eye(2)
+    for _ in range(50):
+        mu = 1.0 / (1.0 + np.exp(-(offset + design @ beta)))
+        hessian = design.T @ (design * (mu * (1 - mu))[:, None]) + 1e-6 * np.eye(2)
+        step = np.linalg.solve(hessian, design.T @ (label - mu))
+        beta += step
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(beta[1]), float(np.sqrt(np.linalg.inv(hessian)[1, 1]))
+
+
+def applied(fit: float, se: float) -> float:
+    """The ``c`` applied: the fit where it lies more than one standard error above 0,
+    else 0 (a calendar the models over-state, or one the logs cannot tell, is left as
+    the models have it)."""
+    return fit if np.isfinite(se) and fit > se else 0.0
+
+
+def measure_calendar_contrast(
+    history: History, models: TrainedModels, log_: pd.DataFrame, params: Params, table: DeclineTable
+) -> CalendarContrast:
+    """:func:`fit_calendar_contrast` of the served ``models`` on the logged attempts of
+    ``train.calendar_contrast.events`` validation-period failures."""
+    settings = params.train.calendar_contrast
+    if not settings.shift_days or settings.events == 0:
+        return NO_CONTRAST
+    scorer = ModelScorer(models, log_, table, params.retry_rules.update_requests)
+    split = TimeSplit.from_due_dates(history.invoices["due_at"], params.train)
+    events = validation_events(history, split, settings.events, params.train.model.seed)
+    return fit_calendar_contrast(scorer, history, events, params)
+
+
+def fit_calendar_contrast(
+    scorer: ModelScorer, history: History, events: pd.DataFrame, params: Params
+) -> CalendarContrast:
+    """The steepness per model from the logged attempts of ``events`` (validation-period
+    failures, :func:`~training.artifact.gain_shrinkage.validation_events`)."""
+    days = tuple(params.train.calendar_contrast.shift_days)
+    hours = tuple(params.train.calendar_contrast.message_shift_hours)
+    if not days or events.empty:
+        return NO_CONTRAST
+    timeline = history_timeline(history)
+    timeline = timeline[timeline["key"].isin(set(events["event_id"]))].reset_index(drop=True)
+    if scorer.models.message is None:
+        timeline = timeline[timeline["kind"] != "message"].reset_index(drop=True)
+    ns = to_ns(timeline["t"])
+    kind = timeline["kind"].to_numpy()
+    wanted, state = state_of_rows(
+        timeline["key"].to_numpy(),
+        ns,
+        kind,
+        timeline["template"].to_numpy(dtype=object),
+        timeline["candidate"].to_numpy(dtype=bool),
+        params.retry_rules.update_requests,
+    )
+    rows = (
+        scorer.event_features(events, None),
+        timeline["event_id"].to_numpy()[wanted],
+        ns[wanted],
+        kind[wanted],
+        timeline["template"].to_numpy(dtype=object)[wanted],
+        timeline["channel"].to_numpy(dtype=object)[wanted],
+        state,
+    )
+    p = scorer.row_probabilities(*rows)
+    contrast = row_contrasts(scorer, *rows, kind_shifts(days, hours), p)
+    label = timeline["label"].to_numpy(dtype=float)[wanted]
+    fits: dict[str, tuple[float, float]] = {}
+    for name in KINDS:
+        rows = kind[wanted] == name
+        varied = 0 < label[rows].sum() < rows.sum()
+        fits[name] = (
+            fit_slope(label[rows], logit(p[rows]), contrast[rows]) if varied else (0.0, np.nan)
+        )
+    result = CalendarContrast(
+        applied(*fits["retry"]),
+        applied(*fits["message"]),
+        days,
+        hours,
+        int(len(wanted)),
+        *fits["retry"],
+        *fits["message"],
+    )
+    log.info("calendar contrast: retry %.2f, message %.2f", result.retry, result.message)
+    return result

@@ -1,0 +1,155 @@
+"""The calendar contrast of a schedule's rows, and schedule values with it steepened.
+
+A row's *calendar contrast* is the models' log-odds of it minus the mean log-odds of the
+same row moved in time, its dunning state (hours since the failure, the attempts and
+messages before it) unchanged, so that only its calendar inputs move: a retry by each of a
+few whole days either way (its date: day of month, weekday, distance to the customer's
+payday), a message by a few hours either way (its local hour). It says how much better
+than its neighbouring times the models rate the time the search chose. The train stage
+measures on the team's logged rows how much more steeply the outcome moves with that
+contrast than the models say (training/artifact/calendar_contrast.py, ``c`` per model);
+the reported probability of a decision then scores each row of the chosen and of the
+fixed schedule as ``sigmoid(logit p + c * contrast)`` (``ModelDecider.steepened_values``),
+from the rows and probabilities the schedules' scoring laid out (no second layout, ``p``
+not scored again): only the moved rows are scored, in one call. The search never sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from training.core.localtime import HOUR_NS
+from training.models.matrix import EventMatrix
+from training.policy.scorer import ModelScorer
+
+DAY_NS = 24 * HOUR_NS
+
+
+def shifts(days: int | Sequence[int]) -> np.ndarray:
+    """Calendar shifts (ns) of whole days, each both ways: 1..``days`` when an int (an
+    artifact saved before the days were listed), else the days listed."""
+    listed = np.arange(1, days + 1) if isinstance(days, int) else np.asarray(days, dtype=np.int64)
+    whole = np.concatenate([-listed[::-1], listed])
+    return whole.astype(np.int64) * DAY_NS
+
+
+def hour_shifts(hours: Sequence[float]) -> np.ndarray:
+    """Shifts (ns) of the given hours, each both ways."""
+    ns = np.round(np.asarray(hours, dtype=float) * HOUR_NS).astype(np.int64)
+    return np.concatenate([-ns[::-1], ns])
+
+
+def kind_shifts(days: int | Sequence[int], message_hours: Sequence[float]) -> dict[str, np.ndarray]:
+    """The shifts a row's contrast averages over, by kind: a retry's date (the day the
+    retry search weighs it against), a message's hour (the message search's choice)."""
+    return {"retry": shifts(days), "message": hour_shifts(message_hours)}
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def row_contrasts(
+    scorer: ModelScorer,
+    features: pd.DataFrame | EventMatrix,
+    event_ids: np.ndarray,
+    ns: np.ndarray,
+    kind: np.ndarray,
+    template: np.ndarray,
+    channel: np.ndarray,
+    state: Mapping[str, np.ndarray],
+    moves: Mapping[str, np.ndarray],
+    p: np.ndarray,
+) -> np.ndarray:
+    """The rows' contrasts: log-odds of their probabilities ``p`` (already scored) minus
+    the mean log-odds of the row moved by each of its kind's ``moves`` (ns; a kind without
+    moves has contrast 0). Every moved row is scored in one call (one model call per
+    model), the retries' first."""
+    contrast = np.zeros(len(ns))
+    taken = []
+    for name in ("retry", "message"):
+        shift = moves.get(name, np.zeros(0, dtype=np.int64))
+        rows = np.flatnonzero(kind == name)
+        if len(rows) and len(shift):
+            taken.append((rows, shift))
+    if not taken:
+        return contrast
+    at = np.concatenate([np.tile(rows, len(shift)) for rows, shift in taken])
+    moved_ns = np.concatenate(
+        [(ns[rows][None, :] + shift[:, None]).ravel() for rows, shift in taken]
+    )
+    moved = scorer.row_probabilities(
+        features,
+        event_ids[at],
+        moved_ns,
+        kind[at],
+        template[at],
+        channel[at],
+        {column: values[at] for column, values in state.items()},
+    )
+    start = 0
+    for rows, shift in taken:
+        size = len(rows) * len(shift)
+        mean = logit(moved[start : start + size]).reshape(len(shift), len(rows)).mean(axis=0)
+        contrast[rows] = logit(p[rows]) - mean
+        start += size
+    return contrast
+
+
+def steepened(
+    p: np.ndarray, contrast: np.ndarray, kind: np.ndarray, slopes: Mapping[str, float]
+) -> np.ndarray:
+    """``sigmoid(logit p + c * contrast)`` with each row's kind's ``c`` (0 when absent)."""
+    slope = np.zeros(len(p))
+    for name, c in slopes.items():
+        slope[kind == name] = c
+    return 1.0 / (1.0 + np.exp(-(logit(p) + slope * contrast)))
+
+
+def scored_with_contrast(
+    scorer: ModelScorer,
+    features: pd.DataFrame | EventMatrix,
+    event_ids: np.ndarray,
+    ns: np.ndarray,
+    kind: np.ndarray,
+    template: np.ndarray,
+    channel: np.ndarray,
+    state: Mapping[str, np.ndarray],
+    moves: Mapping[str, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows' probabilities and contrasts (:func:`row_contrasts`) from one call: each
+    kind's rows followed by their moved copies, the retries' first. For a few rows (a lone
+    request's), where a model call's fixed cost outweighs its rows; the rows' own
+    probabilities are the same as scored alone (each row is scored on its own)."""
+    blocks = []
+    for name in ("retry", "message"):
+        rows = np.flatnonzero(kind == name)
+        shift = moves.get(name, np.zeros(0, dtype=np.int64))
+        blocks.append((rows, shift if len(rows) else shift[:0]))
+    at = np.concatenate([np.concatenate([rows, np.tile(rows, len(s))]) for rows, s in blocks])
+    moved_ns = np.concatenate(
+        [np.concatenate([ns[rows], (ns[rows][None, :] + s[:, None]).ravel()]) for rows, s in blocks]
+    )
+    scored = scorer.row_probabilities(
+        features,
+        event_ids[at],
+        moved_ns,
+        kind[at],
+        template[at],
+        channel[at],
+        {column: values[at] for column, values in state.items()},
+    )
+    p, contrast = np.zeros(len(ns)), np.zeros(len(ns))
+    start = 0
+    for rows, shift in blocks:
+        n, k = len(rows), len(shift)
+        p[rows] = scored[start : start + n]
+        if k:
+            moved = logit(scored[start + n : start + n + n * k]).reshape(k, n).mean(axis=0)
+            contrast[rows] = logit(p[rows]) - moved
+        start += n + n * k
+    return p, contrast
