@@ -44,12 +44,13 @@ from training.artifact.gain_shrinkage import validation_events
 from training.config.params import Params
 from training.contract.history import History
 from training.core.localtime import to_ns
+from training.core.probability import logit
 from training.declines.table import DeclineTable
 from training.features.dunning_state import state_of_rows
 from training.models.datasets import history_timeline
 from training.models.fit import TrainedModels
 from training.models.split import TimeSplit
-from training.policy.calendar import kind_shifts, logit, row_contrasts
+from training.policy.calendar import kind_shifts, row_contrasts
 from training.policy.scorer import ModelScorer
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from training.config.params import ModelParams
+from training.core.probability import logit
 from training.models.compiled import CompiledTrees, compile_booster
 from training.models.count_effect import CountEffect, fit_count_effect
 from training.models.cross_fit import out_of_fold_scores
@@ -50,11 +51,6 @@ def encode(
     return out
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
 @dataclass
 class Calibrator:
     """Monotone map from raw booster scores to probabilities."""
@@ -69,7 +65,7 @@ class Calibrator:
             model.fit(scores, label)
         elif method == "sigmoid":
             model = LogisticRegression(C=1e6)
-            model.fit(_logit(scores)[:, None], label)
+            model.fit(logit(scores)[:, None], label)
         else:
             raise ValueError(f"calibration must be sigmoid or isotonic, not {method!r}")
         return cls(method, model)
@@ -80,7 +76,7 @@ class Calibrator:
         # Platt's map written out: sklearn's predict_proba costs ~0.1 ms of input checks
         # per call, and the policy calls it in every round of its search
         slope, intercept = float(self.model.coef_[0, 0]), float(self.model.intercept_[0])
-        return 1.0 / (1.0 + np.exp(-(slope * _logit(scores) + intercept)))
+        return 1.0 / (1.0 + np.exp(-(slope * logit(scores) + intercept)))
 
 
 @lru_cache(maxsize=256)

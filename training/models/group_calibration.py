@@ -30,15 +30,12 @@ import numpy as np
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
+from training.core.probability import logit
+
 # the score's log-odds column is multiplied by this before the fit, so that the L2
 # penalty meant for the offsets leaves its slope practically free
 _SCORE_SCALE = 100.0
 SLOPE_CAP = 3.0  # counts with a slope of their own weigh at most this (count_effect.py)
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.minimum(np.maximum(p, 1e-6), 1 - 1e-6)  # np.clip, without its ~5 µs a call
-    return np.log(p / (1 - p))
 
 
 def _design(
@@ -51,7 +48,7 @@ def _design(
     ``slopes``' columns as they are]; a missing code (NaN: unseen or missing value) sets
     no indicator."""
     n = len(scores)
-    blocks = [sparse.csr_matrix(_SCORE_SCALE * _logit(scores)[:, None])]
+    blocks = [sparse.csr_matrix(_SCORE_SCALE * logit(scores)[:, None])]
     known = ~np.isnan(codes)
     filled = np.where(known, codes, 0).astype(np.int64)
     rows = np.arange(n)
@@ -200,7 +197,7 @@ class GroupCalibrator:
         offsets = tables.offsets[slots + tables.starts]
         # (the sparse product starts from 0.0; 0.0 + x is x but for -0.0, whose
         # probability is the same: exp(0.0) == exp(-0.0))
-        logits = tables.slope * (_SCORE_SCALE * _logit(scores))
+        logits = tables.slope * (_SCORE_SCALE * logit(scores))
         for j in range(offsets.shape[1]):
             logits += offsets[:, j]
         if tables.pairs is not None:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from training.core.localtime import HOUR_NS
+from training.core.probability import logit
 from training.models.matrix import EventMatrix
 from training.policy.scorer import ModelScorer
 
@@ -46,11 +47,6 @@ def kind_shifts(days: int | Sequence[int], message_hours: Sequence[float]) -> di
     """The shifts a row's contrast averages over, by kind: a retry's date (the day the
     retry search weighs it against), a message's hour (the message search's choice)."""
     return {"retry": shifts(days), "message": hour_shifts(message_hours)}
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
 
 
 def row_contrasts(
