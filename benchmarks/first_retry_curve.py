@@ -20,13 +20,13 @@ payment is taken out.
 from __future__ import annotations
 
 import argparse
-import json
 import pickle
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from screen_model_params import variant_settings
 
 from training.artifact.decision_artifact import DecisionArtifact
 from training.config.params import Params, load_params
@@ -117,11 +117,7 @@ def main() -> None:
     template, channel = first["template"].mode()[0], first["channel"].mode()[0]
     print(f"{args.world}, {args.invoices:,} invoices, seed {args.seed}")
     for variant in args.variant:
-        label, _, overrides = variant.partition("=")
-        model = params.train.model.model_validate(
-            {**params.train.model.model_dump(), **json.loads(overrides or "{}")}
-        )
-        settings = params.train.model_copy(update={"model": model})
+        label, overrides, settings = variant_settings(params.train, variant)
         started = time.perf_counter()
         names = ("retry", "message", "self_cure")
         fitted, metrics, _ = fit_models(data, split, settings, names)

@@ -20,11 +20,12 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from training.config.params import load_params
+from training.config.params import TrainParams, load_params
 from training.contract.io import load_history
 from training.declines.table import load_decline_table
 from training.models.datasets import TrainingData, build_training_data
@@ -53,6 +54,14 @@ def by_true_active_hour(
     }
 
 
+def variant_settings(train: TrainParams, variant: str) -> tuple[str, dict[str, Any], TrainParams]:
+    """``NAME=JSON`` → (name, the overrides, ``train`` with them applied to ``train.model``)."""
+    label, _, text = variant.partition("=")
+    overrides = json.loads(text or "{}")
+    model = train.model.model_validate({**train.model.model_dump(), **overrides})
+    return label, overrides, train.model_copy(update={"model": model})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="history folder")
@@ -70,11 +79,7 @@ def main() -> None:
     split = TimeSplit.from_due_dates(history.invoices["due_at"], params.train)
     names = tuple(n for n in args.models.split(",") if n != "message" or len(history.messages))
     for variant in args.variant:
-        label, _, overrides = variant.partition("=")
-        model = params.train.model.model_validate(
-            {**params.train.model.model_dump(), **json.loads(overrides or "{}")}
-        )
-        settings = params.train.model_copy(update={"model": model})
+        label, overrides, settings = variant_settings(params.train, variant)
         started = time.perf_counter()
         fitted, metrics, predictions = fit_models(data, split, settings, names)
         wall = time.perf_counter() - started
@@ -84,7 +89,7 @@ def main() -> None:
             row = {
                 "data": str(args.data),
                 "variant": label,
-                "overrides": json.loads(overrides or "{}"),
+                "overrides": overrides,
                 "model": name,
                 "log_loss": m["log_loss"],
                 "auc": m["auc"],
