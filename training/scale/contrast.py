@@ -72,7 +72,9 @@ def contrast_rows_on_cluster(
         client, validated, split, settings.events, params.train.model.seed
     )
     invoices = pd.Index(events["invoice_id"].unique())
-    taken = client.map(_rows_of, validated, invoices=invoices)
+    # one task per part with the ids as an argument (passed to ``map`` as a keyword, a
+    # pandas object became a task of its own, which the scheduler refused on 2 workers)
+    taken = [client.submit(_rows_of, part, invoices) for part in validated]
     parts: list[History] = client.gather(taken)
     release(taken)
     history = History.from_tables(
