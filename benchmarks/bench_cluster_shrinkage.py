@@ -56,7 +56,7 @@ def in_process(data: Path, params: Params) -> tuple[GainShrinkage, float, float]
 def on_cluster(data: Path, params: Params, workers: int) -> tuple[GainShrinkage, float, float]:
     started = time.perf_counter()
     with cluster_client(f"local:{workers}", threads=1) as client:
-        result, _, _, _, fitted = train_on_client(client, data, params, False)
+        result, _, _, _, fitted, _ = train_on_client(client, data, params, False)
     wall = time.perf_counter() - started
     shrinkage = result.seconds.get("gain_shrinkage", 0.0)
     return fitted, wall - shrinkage, shrinkage

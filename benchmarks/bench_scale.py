@@ -61,7 +61,7 @@ def on_cluster(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     with cluster_client(f"local:{workers}", memory_limit, threads) as client:
-        result, customers, _, fingerprint, _ = train_on_client(client, data, params, False)
+        result, customers, _, fingerprint, _, _ = train_on_client(client, data, params, False)
         peaks = client.run(_peak_gb)
     wall = time.perf_counter() - started
     return {

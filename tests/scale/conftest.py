@@ -47,7 +47,8 @@ def client() -> Iterator[object]:
 @pytest.fixture(scope="session")
 def exact_params(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Fast boosting without bagging or feature sampling: one Dask worker then boosts on
-    the same rows with the same bins as the in-process fit, so the models are equal."""
+    the same rows with the same bins as the in-process fit, so the models are equal. The
+    count effect and the calendar contrast keep their defaults (both paths fit them)."""
     path = tmp_path_factory.mktemp("params") / "params.yaml"
     model = {
         "num_boost_round": 60,
@@ -60,9 +61,6 @@ def exact_params(tmp_path_factory: pytest.TempPathFactory) -> Path:
         # the Dask path calibrates on the validation period (no out-of-fold boosters; the
         # same offsets per group): compare like with like
         "calibration_folds": 0,
-        # the Dask path has no count effect (the in-process slope of the messages before
-        # a retry, training/models/count_effect.py): compare like with like
-        "count_effects": {},
     }
     # no exploration: the same requests get the same decisions, wherever they are scored
     settings = {

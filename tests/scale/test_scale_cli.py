@@ -19,10 +19,26 @@ from training.tracking.loading import load_artifact
 
 pytestmark = pytest.mark.slow  # starts worker processes and trains three models
 # mean gap between the cluster's and the in-process probabilities on the same test rows,
-# overall and per decline category of 50 rows or more; measured on this history: at most
-# 0.0003 (retry) and 0.0004 (self-cure) on one worker and on two, 0 for the message model
+# overall and per decline category of 50 rows or more; measured on this history with
+# the defaults (count effect and calendar contrast fitted): one worker 0 for the message
+# and self-cure models, 0.0023 for the retry model (its count effect's slope differs by
+# the solver's tolerance: COUNT_TOLERANCE); two workers 0.0057, 0.0017, 0.0002
 ONE_WORKER_TOLERANCE = 0.002
+ONE_WORKER_COUNT_MODEL_TOLERANCE = 0.006
 TWO_WORKER_TOLERANCE = 0.02
+# the retry model's count effect (the messages before a retry): the cluster fits the
+# regression on the cells the workers count (count_cells), the same likelihood as the
+# rows'; L-BFGS-B stops at its default ftol, which on this history leaves the slope
+# 0.00032 (estimate), 0.00003 (the shrunk slope served as offsets) and 0.000004 (its
+# standard error) from the rows' fit, on one worker and on two alike
+COUNT_TOLERANCE = 0.002
+# the calendar contrast's fitted slopes (retry_fit, message_fit) and their standard
+# errors, on the same validation-period rows: they move with the models. One worker:
+# the message model is the in-process one (message_fit equal to 1e-15), the retry model
+# moved a little by its count effect's offsets, retry_fit 1.89 against 1.51 (± 0.95);
+# two workers 1.79 and 0.214 against 1.51 and 0.213. An estimate of one standard error
+# or so on 2,929 rows: these are what another seed would give
+CONTRAST_TOLERANCE = 1.0
 # the gain shrinkage's factor (and its threshold, and the mean promised and cross-valued
 # gains) against the in-process one, both calibrated on the validation period alone
 # (calibration_folds 0: the in-process default's out-of-fold calibration is the one
@@ -81,12 +97,16 @@ def test_rows(scale_history) -> dict:
     return rows
 
 
-def _calibrations_agree(dask_dir: Path, local_dir: Path, rows: dict, tolerance: float) -> None:
+def _calibrations_agree(
+    dask_dir: Path, local_dir: Path, rows: dict, tolerances: dict[str, float], tolerance: float
+) -> None:
     """Both artifacts' models carry the same group calibration (columns, buckets) and
-    their probabilities on the same test rows differ by at most ``tolerance`` on average,
-    overall and per decline category (the offsets' main group)."""
+    their probabilities on the same test rows differ by at most ``tolerance`` (the
+    model's own in ``tolerances``) on average, overall and per decline category (the
+    offsets' main group)."""
     dask, local = load_artifact(dask_dir), load_artifact(local_dir)
     for name, model in local.models.items():
+        allowed = tolerances.get(name, tolerance)
         other = getattr(dask.models, name)
         assert model.group_calibrator is not None and other.group_calibrator is not None, name
         assert other.group_calibrator.columns == model.group_calibrator.columns, name
@@ -94,13 +114,13 @@ def _calibrations_agree(dask_dir: Path, local_dir: Path, rows: dict, tolerance: 
         assert other.group_calibrator.counts == model.group_calibrator.counts, name
         frame = rows[name]
         p_dask, p_local = other.predict(frame), model.predict(frame)
-        assert np.mean(np.abs(p_dask - p_local)) <= tolerance, name
+        assert np.mean(np.abs(p_dask - p_local)) <= allowed, name
         category = frame["inv_decline_category"]
         for value in category.dropna().unique():
             at = (category == value).to_numpy()
             if at.sum() >= 50:
                 gap = abs(p_dask[at].mean() - p_local[at].mean())
-                assert gap <= tolerance, (name, value, gap)
+                assert gap <= allowed, (name, value, gap)
 
 
 def _shrinkages_agree(dask_dir: Path, local_dir: Path, tolerance: float) -> None:
@@ -118,28 +138,62 @@ def _shrinkages_agree(dask_dir: Path, local_dir: Path, tolerance: float) -> None
         assert dask[key] == pytest.approx(local[key], abs=tolerance / 2), key
 
 
+def _effects_agree(dask_dir: Path, local_dir: Path, message_contrast: float) -> None:
+    """Both artifacts carry the retry model's count effect (the messages before a retry)
+    and the calendar contrast, each fitted on the same rows, the slopes close
+    (``message_contrast``: the message model's contrast, exact when its model is)."""
+    dask, local = load_artifact(dask_dir), load_artifact(local_dir)
+    ours, theirs = dask.models.retry.count_effect, local.models.retry.count_effect
+    assert ours is not None and theirs is not None
+    assert (ours.column, ours.position) == (theirs.column, theirs.position)
+    assert ours.column == "messages_before" and ours.rows == theirs.rows > 0
+    for key in ("estimate", "per_unit", "standard_error"):
+        assert getattr(ours, key) == pytest.approx(getattr(theirs, key), abs=COUNT_TOLERANCE), key
+    for model in (dask.models.retry, local.models.retry):  # the map's own slope of the count
+        assert model.group_calibrator is not None and model.group_calibrator.slopes == (
+            ours.position,
+        )
+    assert dask.models.message is not None and dask.models.message.count_effect is None
+    mine, other = (a.metadata["calendar_contrast"] for a in (dask, local))
+    assert mine["note"] == other["note"] == ""
+    assert mine["rows"] == other["rows"] > 0
+    assert mine["shift_days"] == other["shift_days"]
+    for key in ("retry_fit", "retry_se"):
+        assert mine[key] == pytest.approx(other[key], abs=CONTRAST_TOLERANCE), key
+    for key in ("message_fit", "message_se"):
+        assert mine[key] == pytest.approx(other[key], abs=message_contrast), key
+
+
 def test_one_worker_trains_the_in_process_models(
     tmp_path, partitioned_dir, exact_params, in_process, test_rows
 ):
     """One worker boosts on the same rows with the same bins: equal boosters and equal
     Platt maps; the group offsets agree to the solver's tolerance (lbfgs stops at
     sklearn's default ``tol``, and the gathered validation rows come part by part, in
-    another order than in process: coefficients differ by up to about 0.01)."""
+    another order than in process: coefficients differ by up to about 0.01). The retry
+    model's count effect differs by its own solver's tolerance (COUNT_TOLERANCE), and
+    its offsets move the trees a little: raw scores 0.0023 apart on average (max 0.023),
+    test AUC 0.7341 against 0.7344, calibration error 0.021 against 0.025."""
     local = in_process
     dask = _train(tmp_path, partitioned_dir, exact_params, "dask", "--cluster", "local:1")
     for name, metrics in local["models"].items():
-        assert dask["models"][name]["best_iteration"] == metrics["best_iteration"], name
+        close = 2e-3 if name != "retry" else 1e-2
+        if name != "retry":
+            assert dask["models"][name]["best_iteration"] == metrics["best_iteration"], name
         for key in ("auc", "log_loss", "brier", "calibration_error"):
-            assert dask["models"][name][key] == pytest.approx(metrics[key], abs=2e-3), (name, key)
+            assert dask["models"][name][key] == pytest.approx(metrics[key], abs=close), (name, key)
     assert dask["data"]["rows"] == local["data"]["rows"]
     artifact = load_artifact(tmp_path / "dask")
     assert artifact.models.message is not None
-    assert artifact.models.retry.best_iteration == local["models"]["retry"]["best_iteration"]
     assert artifact.models.retry.booster.num_trees() == artifact.models.retry.best_iteration
     reference = load_artifact(local["artifact"])
     for name, model in reference.models.items():
         other = getattr(artifact.models, name)
         frame = test_rows[name]
+        if name == "retry":  # moved by the count effect's offsets (above)
+            gap = np.abs(other.raw_scores(frame) - model.raw_scores(frame)).mean()
+            assert gap < 0.01, gap
+            continue
         np.testing.assert_allclose(other.raw_scores(frame), model.raw_scores(frame), atol=1e-9)
         np.testing.assert_allclose(
             other.calibrator.model.coef_, model.calibrator.model.coef_, rtol=1e-6
@@ -152,8 +206,15 @@ def test_one_worker_trains_the_in_process_models(
         assert dask_support.rank_position == local_support.rank_position, name
         np.testing.assert_array_equal(dask_support.lower, local_support.lower)
         np.testing.assert_array_equal(dask_support.upper, local_support.upper)
-    _calibrations_agree(tmp_path / "dask", local["artifact"], test_rows, ONE_WORKER_TOLERANCE)
+    _calibrations_agree(
+        tmp_path / "dask",
+        local["artifact"],
+        test_rows,
+        {"retry": ONE_WORKER_COUNT_MODEL_TOLERANCE},
+        ONE_WORKER_TOLERANCE,
+    )
     _shrinkages_agree(tmp_path / "dask", local["artifact"], ONE_WORKER_SHRINKAGE_TOLERANCE)
+    _effects_agree(tmp_path / "dask", local["artifact"], 1e-9)
     assert {m["workers"] for m in dask["models"].values()} == {1.0}
 
 
@@ -174,8 +235,9 @@ def test_two_workers_agree_with_in_process_and_score_on_the_cluster(
     assert {m["workers"] for m in dask["models"].values()} == {2.0}
     for name in ("retry", "message"):
         assert abs(dask["models"][name]["auc"] - local["models"][name]["auc"]) < 0.03, name
-    _calibrations_agree(tmp_path / "dask", local["artifact"], test_rows, TWO_WORKER_TOLERANCE)
+    _calibrations_agree(tmp_path / "dask", local["artifact"], test_rows, {}, TWO_WORKER_TOLERANCE)
     _shrinkages_agree(tmp_path / "dask", local["artifact"], TWO_WORKER_SHRINKAGE_TOLERANCE)
+    _effects_agree(tmp_path / "dask", local["artifact"], CONTRAST_TOLERANCE)
 
     test_start = scale_history.invoices["due_at"].quantile(0.8)
     requests = history_requests(scale_history, test_start, limit=30)

@@ -335,11 +335,9 @@ def fit_calibrated(
         # everywhere is one LightGBM never splits on)
         x_encoded[effect.column] = np.nan
         valid_encoded[effect.column] = np.nan
-        if not calibration_columns(features, categories, calibration_groups, params):
-            raise ValueError(
-                f"{name} model: a count effect needs the calibration map with group offsets "
-                "(calibration: sigmoid, calibration_group_strength > 0)"
-            )
+        check_count_effect_map(
+            name, calibration_columns(features, categories, calibration_groups, params)
+        )
     train_data = lgb.Dataset(
         x_encoded,
         y_train,
@@ -444,6 +442,16 @@ def fit_calibrated(
         group_calibrator=group_calibrator,
         count_effect=effect,
     )
+
+
+def check_count_effect_map(name: str, grouped: list[str]) -> None:
+    """Refuse a count effect without the map's group offsets (``grouped``: the
+    :func:`calibration_columns`), which fit its slope again beside the scores."""
+    if not grouped:
+        raise ValueError(
+            f"{name} model: a count effect needs the calibration map with group offsets "
+            "(calibration: sigmoid, calibration_group_strength > 0)"
+        )
 
 
 def calibration_columns(

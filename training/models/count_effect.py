@@ -74,10 +74,14 @@ def timing_cells(rows: pd.DataFrame, rank: str, category: str) -> np.ndarray:
     return np.column_stack([timing, categories + timing.max() + 1])
 
 
-def _fit_slope(count: np.ndarray, label: np.ndarray, cells: np.ndarray) -> tuple[float, float]:
+def _fit_slope(
+    count: np.ndarray, label: np.ndarray, cells: np.ndarray, weight: np.ndarray | None = None
+) -> tuple[float, float]:
     """Logistic regression of ``label`` on ``count`` and one indicator per cell code (every
-    column of ``cells``): the count's slope and its standard error."""
+    column of ``cells``), each row counting ``weight`` times (1 without): the count's slope
+    and its standard error."""
     n = len(label)
+    w = np.ones(n) if weight is None else np.asarray(weight, dtype=float)
     width = int(cells.max()) + 1
     rows = np.repeat(np.arange(n), cells.shape[1])
     indicators = sparse.csr_matrix((np.ones(rows.size), (rows, cells.ravel())), shape=(n, width))
@@ -86,17 +90,54 @@ def _fit_slope(count: np.ndarray, label: np.ndarray, cells: np.ndarray) -> tuple
 
     def loss(beta: np.ndarray) -> tuple[float, np.ndarray]:
         z = design @ beta
-        value = np.sum(np.logaddexp(0.0, z) - label * z) + 0.5 * ridge * beta[1:] @ beta[1:]
-        grad = design.T @ (1.0 / (1.0 + np.exp(-z)) - label)
+        value = np.sum(w * (np.logaddexp(0.0, z) - label * z)) + 0.5 * ridge * beta[1:] @ beta[1:]
+        grad = design.T @ (w * (1.0 / (1.0 + np.exp(-z)) - label))
         grad[1:] += ridge * beta[1:]
         return float(value), np.asarray(grad)
 
     fitted = minimize(loss, np.zeros(width + 1), jac=True, method="L-BFGS-B")
     p = 1.0 / (1.0 + np.exp(-(design @ fitted.x)))
-    hessian = (design.T @ design.multiply((p * (1 - p))[:, None])).toarray()
+    hessian = (design.T @ design.multiply((w * p * (1 - p))[:, None])).toarray()
     hessian[1:, 1:] += ridge * np.eye(width)
     variance = np.linalg.pinv(hessian)[0, 0]
     return float(fitted.x[0]), float(np.sqrt(max(variance, 0.0)))
+
+
+def count_cells(
+    rows: pd.DataFrame,
+    label: np.ndarray,
+    column: str,
+    rank: str,
+    category: str = "inv_decline_category",
+) -> pd.DataFrame:
+    """The regression's sufficient data: the rows and positives of each (count capped, rank
+    capped, 12-hour bin since the failure, decline category), sorted by those keys. Rows
+    with the same keys have the same design row, so the cells carry the rows' likelihood
+    exactly in a few hundred lines, whatever the number of rows; summed over parts
+    (:func:`add_cells`) they are the whole history's (the cluster fit,
+    training/scale/fit.py, gathers them instead of the rows)."""
+    hours = np.nan_to_num(rows["hours_since_failure"].to_numpy(dtype=float), nan=0.0)
+    frame = pd.DataFrame(
+        {
+            column: np.minimum(
+                np.nan_to_num(rows[column].to_numpy(dtype=float), nan=0.0), COUNT_CAP
+            ),
+            rank: np.minimum(np.nan_to_num(rows[rank].to_numpy(dtype=float), nan=0.0), RANK_CAP),
+            "hours_since_failure": TIME_BIN_HOURS
+            * np.floor(np.maximum(hours, 0.0) / TIME_BIN_HOURS),
+            category: rows[category].astype(object).fillna("?").to_numpy(dtype=object),
+            "rows": np.ones(len(rows), dtype=np.int64),
+            "positives": np.asarray(label, dtype=np.int64),
+        }
+    )
+    return add_cells([frame])
+
+
+def add_cells(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The cells of several sets of rows (:func:`count_cells` of each) added up."""
+    whole = pd.concat(parts, ignore_index=True)
+    keys = [c for c in whole.columns if c not in ("rows", "positives")]
+    return whole.groupby(keys, sort=True)[["rows", "positives"]].sum().reset_index()
 
 
 def fit_count_effect(
@@ -106,16 +147,17 @@ def fit_count_effect(
     features: list[str],
     rank: str,
     category: str = "inv_decline_category",
+    weight: np.ndarray | None = None,
 ) -> CountEffect:
-    """The slope of ``column`` in ``rows`` (training rows, their ``label``) with the
-    dunning timing (``rank``, hours since the failure) and the decline category held
-    fixed, shrunk by its standard error."""
+    """The slope of ``column`` in ``rows`` (training rows, their ``label``; each row
+    counting ``weight`` times, 1 without) with the dunning timing (``rank``, hours since
+    the failure) and the decline category held fixed, shrunk by its standard error."""
     count = np.minimum(np.nan_to_num(rows[column].to_numpy(dtype=float), nan=0.0), COUNT_CAP)
     y = np.asarray(label, dtype=float)
     if len(y) == 0 or np.ptp(count) == 0 or np.ptp(y) == 0:
         estimate, error = 0.0, np.inf
     else:
-        estimate, error = _fit_slope(count, y, timing_cells(rows, rank, category))
+        estimate, error = _fit_slope(count, y, timing_cells(rows, rank, category), weight)
     z2 = (estimate / error) ** 2 if np.isfinite(error) and error > 0 else 0.0
     return CountEffect(
         column=column,
@@ -123,5 +165,27 @@ def fit_count_effect(
         per_unit=estimate * z2 / (1.0 + z2),
         estimate=estimate,
         standard_error=error,
-        rows=len(y),
+        rows=len(y) if weight is None else int(np.sum(weight)),
+    )
+
+
+def fit_cells(
+    cells: pd.DataFrame,
+    column: str,
+    features: list[str],
+    rank: str,
+    category: str = "inv_decline_category",
+) -> CountEffect:
+    """:func:`fit_count_effect` from the rows' :func:`count_cells` (the same likelihood):
+    each cell enters as one line of its positives and one of its negatives, weighted by
+    their numbers. The slope equals the rows' fit up to the solver's tolerance (L-BFGS-B
+    stops at its default ``ftol``; the cells' sums round differently)."""
+    positives = cells["positives"].to_numpy(dtype=float)
+    negatives = cells["rows"].to_numpy(dtype=float) - positives
+    lines = pd.concat([cells, cells], ignore_index=True)
+    y = np.concatenate([np.ones(len(cells)), np.zeros(len(cells))])
+    weight = np.concatenate([positives, negatives])
+    kept = weight > 0
+    return fit_count_effect(
+        lines[kept].reset_index(drop=True), y[kept], column, features, rank, category, weight[kept]
     )

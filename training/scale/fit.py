@@ -3,7 +3,9 @@ pieces (calibration map, pair rates, scoring) on the local booster.
 
 The steps mirror ``training.models.calibrated.fit_calibrated``: pair rates out of fold on
 the training rows (``PairRate``, the same code, on the gathered pair columns), the
-training categories, positives up-weighted, boosting with LightGBM's data-parallel
+training categories, positives up-weighted, the count effect (``count_effect.py``: its
+regression fitted on the cells each worker counts in its parts, a few hundred lines,
+its offsets the boosting's ``init_score``), boosting with LightGBM's data-parallel
 learner (``DaskLGBMClassifier``), the best iteration chosen by the early-stopping rule
 on the whole validation period's log loss, the in-process calibrator (Platt's map plus
 the offsets per group, ``fit_group_calibrator``) fitted on that period (no out-of-fold
@@ -31,10 +33,12 @@ from training.models.calibrated import (
     Calibrator,
     booster_constraints,
     calibration_columns,
+    check_count_effect_map,
     encode,
     encode_matrix,
     fit_group_calibrator,
 )
+from training.models.count_effect import CountEffect, add_cells, count_cells, fit_cells
 from training.models.datasets import Dataset
 from training.models.fit import check_monotone_inputs
 from training.models.metrics import binary_metrics
@@ -113,8 +117,33 @@ def _seen(frame: pd.DataFrame, column: str) -> set[str]:
     return set(pd.Series(frame[column]).dropna().astype(str).unique())
 
 
-def _encoded(frame: pd.DataFrame, features: list[str], categories: dict[str, list[str]]):
-    return encode(frame, features, categories)
+def _encoded(
+    frame: pd.DataFrame,
+    features: list[str],
+    categories: dict[str, list[str]],
+    hidden: str | None = None,
+) -> pd.DataFrame:
+    """The rows encoded for boosting; ``hidden``: a count acting through its offset only,
+    missing everywhere (as ``fit_calibrated`` hides it from the trees)."""
+    encoded = encode(frame, features, categories)
+    if hidden is not None:
+        encoded[hidden] = np.nan
+    return encoded
+
+
+def _cells(frame: pd.DataFrame, column: str, rank: str) -> pd.DataFrame:
+    return count_cells(frame, frame[LABEL].to_numpy(), column, rank)
+
+
+def _offsets(frame: pd.DataFrame, effect: CountEffect | None) -> np.ndarray:
+    """The count effect's log-odds offset per row (0 without one)."""
+    if effect is None:
+        return np.zeros(len(frame))
+    return effect.offsets(frame[effect.column].to_numpy(dtype=float))
+
+
+def _init_score(frame: pd.DataFrame, effect: CountEffect) -> pd.Series:
+    return pd.Series(_offsets(frame, effect))
 
 
 def _label(frame: pd.DataFrame) -> pd.Series:
@@ -152,17 +181,20 @@ def _loss_curve(
     leaf_values: np.ndarray,
     features: list[str],
     categories: dict[str, list[str]],
+    effect: CountEffect | None = None,
 ) -> np.ndarray:
     """Sum of the binary log loss after each round (one value per round) on these rows:
-    the leaf each row falls in, per tree (one ``pred_leaf`` call), then running sums."""
+    the leaf each row falls in, per tree (one ``pred_leaf`` call), then running sums (on
+    top of the count effect's offsets, as LightGBM's ``init_score``)."""
     matrix = encode_matrix(frame, features, categories)
     label = frame[LABEL].to_numpy(dtype=float)
+    offsets = _offsets(frame, effect)
     sums = np.zeros(len(leaf_values))
     rounds = np.arange(len(leaf_values))
     for start in range(0, len(frame), CURVE_CHUNK_ROWS):
         rows = slice(start, start + CURVE_CHUNK_ROWS)
         leaves = np.asarray(booster.predict(matrix[rows], pred_leaf=True)).reshape(-1, len(rounds))
-        raw = np.cumsum(leaf_values[rounds, leaves], axis=1)
+        raw = np.cumsum(leaf_values[rounds, leaves], axis=1) + offsets[rows, None]
         p = np.clip(1.0 / (1.0 + np.exp(-raw)), 1e-15, 1 - 1e-15)
         y = label[rows, None]
         sums += -(y * np.log(p) + (1 - y) * np.log(1 - p)).sum(axis=0)
@@ -176,12 +208,18 @@ def _raw_scores(
     categories: dict[str, list[str]],
     best: int,
     grouped: list[str],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Labels, raw scores and the calibration group columns' codes of these rows."""
+    hidden: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, raw scores, the calibration group columns' codes and the ``hidden``
+    count's own values (the count effect's; empty without) of these rows."""
     matrix = encode_matrix(frame, features, categories)
+    counts = np.zeros(0)
+    if hidden is not None:  # as fit_calibrated: the trees' and the groups' column missing
+        counts = frame[hidden].to_numpy(dtype=float)
+        matrix[:, features.index(hidden)] = np.nan
     scores = np.asarray(booster.predict(matrix, num_iteration=best))
     codes = matrix[:, [features.index(c) for c in grouped]]
-    return frame[LABEL].to_numpy(dtype=int), scores, codes
+    return frame[LABEL].to_numpy(dtype=int), scores, codes, counts
 
 
 def _predict(frame: pd.DataFrame, model: CalibratedModel) -> tuple[np.ndarray, np.ndarray]:
@@ -204,22 +242,18 @@ def fit_on_cluster(
     gather_test: bool = False,
     calibration_groups: tuple[str, ...] = (),
     rank_support: tuple[str, tuple[str, ...]] | None = None,
+    count_effect: tuple[str, str] | None = None,
 ) -> ClusterFit:
     """Fit model ``name`` from the parts' rows of each period (lists of futures);
     ``calibration_groups`` as in ``fit_calibrated`` (offsets per group in the map);
     ``rank_support``: (rank column, time columns) clipped to the training rows' range
-    per rank, as ``train_models`` does with ``clip_to_rank_support``."""
+    per rank, as ``train_models`` does with ``clip_to_rank_support``; ``count_effect``:
+    (count input, its rank column) as in ``fit_calibrated``, its regression fitted on
+    the cells the workers count (``count_cells``), not on gathered rows."""
     from dask import dataframe as dd
     from lightgbm.dask import DaskLGBMClassifier
 
     check_monotone_inputs(params)
-    if name in params.count_effects:
-        log.warning(
-            "%s model: the cluster fit has no count effect (train.model.count_effects): "
-            "%s stays a tree input, as before the option (docs/training.md)",
-            name,
-            params.count_effects[name],
-        )
 
     fitted_rates = []
     for pair in pairs:
@@ -256,14 +290,29 @@ def fit_on_cluster(
     positive_weight = max(
         min((train_n - train_pos) / max(train_pos, 1), params.max_positive_weight), 1.0
     )
+    grouped = calibration_columns(features, categories, calibration_groups, params)
+    effect = None
+    if count_effect is not None:
+        column, rank = count_effect
+        cells = client.gather(client.map(_cells, train, column=column, rank=rank))
+        effect = fit_cells(add_cells(cells), column, features, rank)
+        check_count_effect_map(name, grouped)
+    hidden = None if effect is None else effect.column
     sizes = client.gather(client.map(_labels, train))
     kept = [part for part, (_, n) in zip(train, sizes, strict=True) if n > 0]
-    meta_x = encode(client.submit(_head, kept[0]).result(), features, categories)
+    meta_x = _encoded(client.submit(_head, kept[0]).result(), features, categories, hidden)
     x = dd.from_delayed(
-        client.map(_encoded, kept, features=features, categories=categories),
+        client.map(_encoded, kept, features=features, categories=categories, hidden=hidden),
         meta=meta_x,
         verify_meta=False,
     )
+    init_score = None
+    if effect is not None:
+        init_score = dd.from_delayed(
+            client.map(_init_score, kept, effect=effect),
+            meta=pd.Series(dtype=float),
+            verify_meta=False,
+        )
     y = dd.from_delayed(client.map(_label, kept), meta=pd.Series(dtype=int), verify_meta=False)
     w = dd.from_delayed(
         client.map(_weight, kept, positive_weight=positive_weight),
@@ -276,7 +325,9 @@ def fit_on_cluster(
     estimator = DaskLGBMClassifier(client=client, **booster_options(params, features))
     with warnings.catch_warnings():  # the wrapper always passes n_jobs; Dask sets threads
         warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
-        estimator.fit(x, y, sample_weight=w, categorical_feature=list(categories))
+        estimator.fit(
+            x, y, sample_weight=w, init_score=init_score, categorical_feature=list(categories)
+        )
     fit_seconds = time.perf_counter() - started
     log.info(
         "%s model: %d rounds boosted on %d workers in %.1fs",
@@ -295,12 +346,12 @@ def fit_on_cluster(
             leaf_values=leaf_value_table(booster),
             features=features,
             categories=categories,
+            effect=effect,
         )
     )
     curve = np.sum(curves, axis=0) / valid_n
     best = early_stopping_iteration(curve, params.early_stopping_rounds)
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    grouped = calibration_columns(features, categories, calibration_groups, params)
     scored = client.gather(
         client.map(
             _raw_scores,
@@ -310,19 +361,22 @@ def fit_on_cluster(
             categories=categories,
             best=best,
             grouped=grouped,
+            hidden=hidden,
         )
     )
-    scores = np.concatenate([s for _, s, _ in scored])
-    labels = np.concatenate([y for y, _, _ in scored])
+    scores = np.concatenate([s for _, s, _, _ in scored])
+    labels = np.concatenate([y for y, _, _, _ in scored])
     calibrator = Calibrator.fit(params.calibration, scores, labels)
     group_calibrator = fit_group_calibrator(
         scores,
         labels,
-        np.concatenate([c for _, _, c in scored]),
+        np.concatenate([c for _, _, c, _ in scored]),
         grouped,
         features,
         categories,
         params,
+        [] if hidden is None else [hidden],
+        None if hidden is None else np.concatenate([v for _, _, _, v in scored])[:, None],
     )
     model = CalibratedModel(
         name=name,
@@ -336,6 +390,7 @@ def fit_on_cluster(
         history={"valid": {"binary_logloss": curve.tolist()}},
         rates=tuple(fitted_rates),
         group_calibrator=group_calibrator,
+        count_effect=effect,
     )
     if rank_support is not None:
         rank, clipped = rank_support

@@ -20,6 +20,7 @@ from training.models.fit import (
     PAIR_RATES,
     RANK_SUPPORT,
     TrainedModels,
+    _count_effect,
 )
 from training.models.split import TimeSplit
 from training.scale.fit import ClusterFit, fit_on_cluster
@@ -104,6 +105,7 @@ def fit_models_on_cluster(
             rank_support=RANK_SUPPORT.get(name)
             if params.train.model.clip_to_rank_support
             else None,
+            count_effect=_count_effect(name, params.train.model),
         )
         release(*periods.values())
         seconds[f"fit_{name}"] = time.perf_counter() - mark

@@ -10,7 +10,9 @@ on a Dask cluster, and the same artifact, metrics and MLflow run at the end.
 4. each model is fitted with ``lightgbm.dask`` and calibrated (``training/scale/fit.py``);
 5. the gain shrinkage is measured as in process, its two customer halves trained on the
    cluster the same way (``training/scale/shrinkage.py``);
-6. the local booster, calibration map, customer log and customers go into the same
+6. the calendar contrast is fitted on the client, with the in-process code, on the
+   validation-period events' rows gathered after the split (``training/scale/contrast.py``);
+7. the local booster, calibration map, customer log and customers go into the same
    decision artifact, written and tracked by the pipeline's ``finish_train``.
 """
 
@@ -23,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from training.artifact.calendar_contrast import CalendarContrast
 from training.artifact.gain_shrinkage import GainShrinkage
 from training.config.params import Params
 from training.contract.errors import ContractError
@@ -33,6 +36,7 @@ from training.models.fit import TrainResult
 from training.models.split import TimeSplit
 from training.pipeline.train_stage import TrainInputError, TrainOutcome, finish_train
 from training.scale.cluster import cluster_client
+from training.scale.contrast import contrast_on_client, contrast_rows_on_cluster
 from training.scale.models import (
     fit_models_on_cluster,
     model_names,
@@ -109,10 +113,10 @@ def validate_on_cluster(
 
 def train_on_client(
     client: Any, data: Path, params: Params, gather_test: bool
-) -> tuple[TrainResult, pd.DataFrame, list[str], dict[str, Any], GainShrinkage]:
+) -> tuple[TrainResult, pd.DataFrame, list[str], dict[str, Any], GainShrinkage, CalendarContrast]:
     """Fit the models on the cluster behind ``client``; returns the train result, the
-    customers, the templates, the data fingerprint and the gain shrinkage (what
-    ``finish_train`` needs)."""
+    customers, the templates, the data fingerprint, the gain shrinkage and the calendar
+    contrast (what ``finish_train`` needs)."""
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     validated, summaries = validate_on_cluster(client, data, params)
@@ -123,6 +127,9 @@ def train_on_client(
     except ValueError as error:
         raise TrainInputError(f"cannot train on {data}: {error}") from error
     fingerprint = combined_fingerprint(summaries)
+    mark = time.perf_counter()
+    contrast_rows = contrast_rows_on_cluster(client, validated, split, params)
+    seconds["calendar_contrast"] = time.perf_counter() - mark
     log.info(
         "history: %s parts, %s invoices, %s attempts, %s messages on %s workers",
         len(summaries),
@@ -190,7 +197,10 @@ def train_on_client(
     if shrinkage_measured:
         release(validated)
         seconds["gain_shrinkage"] = time.perf_counter() - mark
-    return result, customers, templates, fingerprint, shrinkage
+    mark = time.perf_counter()
+    contrast = contrast_on_client(contrast_rows, result.models, customer_log, params, table)
+    seconds["calendar_contrast"] += time.perf_counter() - mark
+    return result, customers, templates, fingerprint, shrinkage, contrast
 
 
 def run_train_on_cluster(
@@ -207,12 +217,12 @@ def run_train_on_cluster(
     started = time.perf_counter()
     with cluster_client(cluster) as client:
         log.info("Dask cluster %s: %s", cluster, client.scheduler_info()["address"])
-        result, customers, templates, fingerprint, shrinkage = train_on_client(
+        result, customers, templates, fingerprint, shrinkage, contrast = train_on_client(
             client, Path(data), params, gather_test=register
         )
-    seconds = {f"train_{k}": v for k, v in result.seconds.items() if k != "gain_shrinkage"}
-    if "gain_shrinkage" in result.seconds:  # the in-process stage's name for the step
-        seconds["gain_shrinkage"] = result.seconds["gain_shrinkage"]
+    own = ("gain_shrinkage", "calendar_contrast")  # the in-process stage's names for them
+    seconds = {f"train_{k}": v for k, v in result.seconds.items() if k not in own}
+    seconds.update({k: v for k, v in result.seconds.items() if k in own})
     return finish_train(
         result,
         customers,
@@ -228,4 +238,5 @@ def run_train_on_cluster(
         seconds,
         started,
         shrinkage,
+        contrast,
     )
