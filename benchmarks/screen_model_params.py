@@ -12,6 +12,9 @@ rows go to ``--out`` as JSON lines (one per variant and model) and are printed. 
 rows are also grouped by the distance of the send's local hour to the customer's *true*
 active hour (a latent trait of the world: a diagnostic grouping, never an input), model
 against observed: the slope docs/evaluation.md ("Why the learned messages lose") follows.
+When the rows log propensities, the log loss of the held-out *explored* rows (those
+logged with less than the largest propensity: not the team's default choice) is printed
+too (docs/training.md, "Propensity weights").
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import log_loss
 
 from training.config.params import TrainParams, load_params
 from training.contract.io import load_history
@@ -52,6 +56,20 @@ def by_true_active_hour(
         "model": means["model"].round(4).tolist(),
         "observed": means["observed"].round(4).tolist(),
     }
+
+
+def explored_log_loss(
+    propensity: np.ndarray | None, test: np.ndarray, label: np.ndarray, p: np.ndarray
+) -> tuple[float, int]:
+    """(log loss, rows) of the held-out rows (``test`` marks them among all rows) logged
+    with less than the largest propensity; (NaN, 0) without such rows."""
+    if propensity is None:
+        return float("nan"), 0
+    held = propensity[test]
+    explored = np.isfinite(held) & (held < np.nanmax(propensity, initial=0.0))
+    if explored.sum() == 0 or len(np.unique(label[explored])) < 2:
+        return float("nan"), int(explored.sum())
+    return float(log_loss(label[explored], p[explored], labels=[0, 1])), int(explored.sum())
 
 
 def variant_settings(train: TrainParams, variant: str) -> tuple[str, dict[str, Any], TrainParams]:
@@ -105,6 +123,12 @@ def main() -> None:
                 f"best {int(m['best_iteration']):4d} fit {fitted[name].fit_seconds:6.1f}s",
                 flush=True,
             )
+            dataset = getattr(data, name)
+            test = split.assign(dataset.due_at) == "test"
+            explored, rows = explored_log_loss(dataset.propensity, test, *predictions[name])
+            if rows:
+                row["log_loss_explored"], row["explored_rows"] = explored, rows
+                print(f"  explored held-out rows {rows}: log loss {explored:.5f}")
             if args.truth is not None and name == "message":
                 row["by_true_active_hour"] = by_true_active_hour(
                     data, split, args.truth, *predictions[name]

@@ -88,6 +88,14 @@ class ModelParams(Section):
         "training rows of the same rank cover (support.py): no extrapolation of one "
         "rank's offsets through splits learned on later ranks",
     )
+    propensity_weight_clip: float = Field(
+        1.0,
+        ge=1,
+        description="retry and message rows weighted in the boosting by min(1 / logged "
+        "propensity, this), rescaled to mean 1 (a row without one: propensity 1), so the "
+        "explored rows count more; the calibration map stays unweighted "
+        "(propensity_weights.py; 1: no weighting)",
+    )
     monotone_increasing: list[str] = Field(
         ["hour_click_rate", "channel_click_rate"],
         description="inputs whose estimate may only rise with them, in every model that has "

@@ -276,6 +276,7 @@ def fit_calibrated(
     groups: np.ndarray | None = None,
     calibration_groups: tuple[str, ...] = (),
     count_effect: tuple[str, str] | None = None,
+    row_weight: np.ndarray | None = None,
 ) -> CalibratedModel:
     """Boost on ``train`` with early stopping on ``valid``, calibrate on ``valid`` and
     (with ``params.calibration_folds`` and ``groups``) the training rows' out-of-fold
@@ -289,7 +290,10 @@ def fit_calibrated(
     ``count_effect``: (count input, its rank column): the count is no input of the
     trees; its log-odds slope, fitted with the dunning timing held fixed, is the offset
     the trees are fitted on top of, and the calibration map fits it again beside the
-    out-of-fold scores (count_effect.py)."""
+    out-of-fold scores (count_effect.py). ``row_weight``: a weight per training row
+    (propensity_weights.py) multiplied into the boosting's weights, of the out-of-fold
+    boosters as well; the calibration map, the pair rates and the count effect stay
+    unweighted, so the probabilities are calibrated on the rows as logged."""
     import time
 
     x_train, y_train = train
@@ -324,6 +328,8 @@ def fit_calibrated(
     x_encoded = encode(x_train, features, categories)
     valid_encoded = encode(x_valid, features, categories)
     weight = _weights(y_train, params.max_positive_weight)
+    if row_weight is not None:
+        weight = weight * row_weight
     effect = None
     train_offsets = valid_offsets = None
     if count_effect is not None:

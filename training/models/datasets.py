@@ -31,6 +31,9 @@ class Dataset:
     label: np.ndarray
     due_at: pd.Series  # the invoice's failure time, for the time-based split
     invoice_id: np.ndarray
+    # the logged probability of the row's retry or message (NaN: none logged); None for
+    # rows that are no logged decision (self-cure days)
+    propensity: np.ndarray | None = None
 
 
 @dataclass
@@ -43,8 +46,16 @@ class TrainingData:
     log: pd.DataFrame
 
 
+def _propensity(table: pd.DataFrame) -> np.ndarray:
+    """The table's ``propensity`` column as floats (NaN where missing or not exported)."""
+    if "propensity" not in table.columns:
+        return np.full(len(table), np.nan)
+    return pd.to_numeric(table["propensity"], errors="coerce").to_numpy(dtype=float)
+
+
 def history_timeline(history: History) -> pd.DataFrame:
-    """Logged timeline: the original charge, merchant retries and messages."""
+    """Logged timeline: the original charge, merchant retries and messages, with the
+    logged propensity of each (NaN where none was logged)."""
     att = history.attempts.sort_values(["invoice_id", "attempted_at"], kind="stable")
     merchant = att[att["initiated_by"] == "merchant"]
     is_original = ~merchant["invoice_id"].duplicated()
@@ -57,6 +68,7 @@ def history_timeline(history: History) -> pd.DataFrame:
             "channel": None,
             "label": (merchant["outcome"] == "succeeded").to_numpy().astype(int),
             "row_id": merchant["attempt_id"].to_numpy(),
+            "propensity": _propensity(merchant),
         }
     )
     msgs = history.messages
@@ -69,6 +81,7 @@ def history_timeline(history: History) -> pd.DataFrame:
             "channel": msgs["channel"].to_numpy(),
             "label": message_labels(history).to_numpy(),
             "row_id": msgs["message_id"].to_numpy(),
+            "propensity": _propensity(msgs),
         }
     )
     # an empty messages frame is left out (pandas would drop its columns' dtypes)
@@ -174,6 +187,7 @@ def build_training_data(
             label=meta.loc[mask, "label"].to_numpy(dtype=int),
             due_at=meta.loc[mask, "key"].map(due).reset_index(drop=True),
             invoice_id=meta.loc[mask, "key"].to_numpy(),
+            propensity=meta.loc[mask, "propensity"].to_numpy(dtype=float),
         )
 
     cure = self_cure_features(features, window_days)

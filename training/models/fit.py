@@ -24,6 +24,7 @@ from training.models.calibrated import CalibratedModel, fit_calibrated
 from training.models.datasets import Dataset, TrainingData, build_training_data
 from training.models.metrics import binary_metrics
 from training.models.pair_rates import PairRate
+from training.models.propensity_weights import propensity_weights
 from training.models.split import TimeSplit
 from training.models.support import RankSupport
 
@@ -148,6 +149,9 @@ def fit_models(
         part = split.assign(dataset.due_at)
         features = list(MODEL_FEATURES[name])
         categorical = [c for c in CATEGORICAL if c in features]
+        train_propensity = (
+            None if dataset.propensity is None else dataset.propensity[part == "train"]
+        )
         model = fit_calibrated(
             name,
             _part(dataset, part == "train"),
@@ -159,6 +163,7 @@ def fit_models(
             dataset.invoice_id[part == "train"],
             CALIBRATION_GROUPS[name],
             _count_effect(name, params.model),
+            propensity_weights(train_propensity, params.model.propensity_weight_clip),
         )
         if params.model.clip_to_rank_support and name in RANK_SUPPORT:
             rank, columns = RANK_SUPPORT[name]
