@@ -71,9 +71,7 @@ def per_distinct_instant(
     compute: Callable[[np.ndarray], tuple[np.ndarray, ...]],
 ) -> tuple[np.ndarray, ...]:
     """``compute(rows)`` (per-row arrays of the given rows) for every row, computed once
-    per distinct (zone code, instant ``ns``) pair and gathered (``zone_codes``: any
-    integer codes per row on which ``compute`` depends besides the instant, e.g. the
-    rows' time zones or their events).
+    per distinct (zone code, instant ``ns``) pair and gathered.
 
     Pairs are found by hashing them into one int64 key; a row whose pair differs from
     its key's first row (a hash collision) makes every row computed as it is."""

@@ -20,12 +20,7 @@ import numpy as np
 import pandas as pd
 
 from training.features.calendar import calendar_arrays, per_distinct_instant
-from training.features.frames import (
-    CONTEXT_COLUMNS,
-    HOUR_RESPONSE_INPUTS,
-    TIME_COLUMNS,
-    time_columns,
-)
+from training.features.frames import CONTEXT_COLUMNS, HOUR_RESPONSE_INPUTS, time_columns
 from training.features.time_table import EventTimeTable
 from training.models.calibrated import CalibratedModel, category_codes
 from training.models.pair_rates import FittedPairRate
@@ -349,32 +344,23 @@ class EventMatrix:
             columns = self._time_table(zone).columns(utc_ns)
             if columns is not None:
                 return columns
-        zones = self.column("timezone") if zone is None else zone
+        zones = self.column("timezone")[pos] if zone is None else zone
 
-        def of_rows(rows: np.ndarray) -> tuple[np.ndarray, ...]:
-            at, ns = pos[rows], utc_ns[rows]
+        def calendar(rows: np.ndarray) -> tuple[np.ndarray, ...]:
+            return calendar_arrays(utc_ns[rows], zones if zone is not None else zones[rows])
 
-            def calendar(some: np.ndarray) -> tuple[np.ndarray, ...]:
-                return calendar_arrays(ns[some], zone if zone is not None else zones[at[some]])
-
-            # the local calendar once per distinct zone and instant (events share them)
-            codes = None if zone is not None else self.zone_codes()[at]
-            hour, weekday, day, to_month_end = per_distinct_instant(ns, codes, calendar)
-            by_name = time_columns(
-                hour,
-                weekday,
-                day,
-                to_month_end,
-                self._float("cust_pay_day_of_month")[at],
-                self._float("cust_pay_weekday")[at],
-                self._float("cust_active_hour")[at],
-                {name: self._float(name)[at] for name in HOUR_RESPONSE_INPUTS},
-            )
-            return tuple(by_name[name] for name in TIME_COLUMNS)
-
-        # every column is a function of the event and the instant: each distinct pair
-        # once (the retry grid repeats them for every retry count)
-        return dict(zip(TIME_COLUMNS, per_distinct_instant(utc_ns, pos, of_rows), strict=True))
+        codes = None if zone is not None else self.zone_codes()[pos]
+        hour, weekday, day, to_month_end = per_distinct_instant(utc_ns, codes, calendar)
+        return time_columns(
+            hour,
+            weekday,
+            day,
+            to_month_end,
+            self._float("cust_pay_day_of_month")[pos],
+            self._float("cust_pay_weekday")[pos],
+            self._float("cust_active_hour")[pos],
+            {name: self._float(name)[pos] for name in HOUR_RESPONSE_INPUTS},
+        )
 
     def _time_table(self, zone: str) -> EventTimeTable:
         """The one event's time features by local day and minute, built on first use."""

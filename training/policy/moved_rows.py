@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-import pandas as pd
 
 from training.core.localtime import DAY_NS, utc_offsets
 from training.features.calendar import MINUTE_NS, day_fields, minute_hour
@@ -80,7 +79,7 @@ def moved_time_columns(
 ) -> dict[str, np.ndarray]:
     """:meth:`EventMatrix.time_columns` of the instants ``ns`` (the events at ``pos``)
     moved by each of ``shifts``, shift-major; the same values, worked out from each
-    row's zone once and each row's local minute once."""
+    row's zone once, each local date once and each row's local minute once."""
     n, k = len(ns), len(shifts)
     if n == 0 or k == 0:
         return {name: np.zeros(0) for name in TIME_COLUMNS}
@@ -89,9 +88,7 @@ def moved_time_columns(
     local = moved + offsets
     days = local // DAY_NS
     minute = (local - days * DAY_NS) // MINUTE_NS
-    # the date's fields once per local date (a batch's rows span a few weeks)
-    day_codes, dates = pd.factorize(days.ravel())
-    weekday, day, to_end = (values[day_codes] for values in day_fields(dates))
+    weekday, day, to_end = _date_fields(days.ravel())
     every = np.tile(pos, k)
     by_day = day_columns(
         weekday,
@@ -100,17 +97,31 @@ def moved_time_columns(
         matrix.column("cust_pay_day_of_month").astype(float)[every],
         matrix.column("cust_pay_weekday").astype(float)[every],
     )
-    # the hour's columns once per row and local minute (a move by days keeps it)
-    key = (np.arange(n, dtype=np.int64)[None, :] * 1440 + minute).ravel()
-    codes, uniques = pd.factorize(key)
-    row, at = uniques // 1440, uniques % 1440
+    # the hour's columns once per row and local minute: each row's at its first move,
+    # then only where another move changes the minute (a move by days keeps it)
+    differs = (minute != minute[0]).ravel()
+    codes = np.tile(np.arange(n), k)
+    codes[differs] = n + np.arange(np.count_nonzero(differs))
+    row = np.concatenate([np.arange(n), np.tile(np.arange(n), k)[differs]])
     event = pos[row]
     by_hour = hour_columns(
-        minute_hour(at),
+        minute_hour(np.concatenate([minute[0], minute.ravel()[differs]])),
         matrix.column("cust_active_hour").astype(float)[event],
         {name: matrix.column(name).astype(float)[event] for name in HOUR_RESPONSE_INPUTS},
     )
     return {name: by_day[name] if name in by_day else by_hour[name][codes] for name in TIME_COLUMNS}
+
+
+def _date_fields(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`day_fields` of local dates (int64 days), once per date of the range they
+    span when it is no longer than they are (a batch's rows span a few weeks)."""
+    low = int(days.min())
+    span = int(days.max()) - low + 1
+    if span > len(days):
+        return day_fields(days)
+    weekday, day, to_end = day_fields(np.arange(low, low + span, dtype=np.int64))
+    at = days - low
+    return weekday[at], day[at], to_end[at]
 
 
 def _zone_offsets(matrix: EventMatrix, pos: np.ndarray, moved: np.ndarray) -> np.ndarray:
