@@ -110,7 +110,7 @@ def test_the_reported_probability_is_steepened_and_the_decisions_are_not(small_w
     )
 
 
-def test_the_contrast_reuses_the_scored_layout_and_scores_only_the_moved_rows_in_one_call(
+def test_the_contrast_reuses_the_scored_layout_and_scores_only_the_moved_rows_once_per_model(
     small_world,
 ):
     decider, events, past, features, learned = _learned(small_world)
@@ -132,20 +132,26 @@ def test_the_contrast_reuses_the_scored_layout_and_scores_only_the_moved_rows_in
     folded = decider.steepened_values(events, features, laid)
     assert all(score.rows.contrast is not None for score in laid)
     laid = [s._replace(rows=s.rows._replace(contrast=None)) for s in laid]
-    calls: list[int] = []
-    row_probabilities = decider.scorer.row_probabilities
+    calls: list[tuple[str, int]] = []
+    models = decider.scorer.models
+    for model in (models.retry, models.message):
+        predict_matrix = model.predict_matrix
 
-    def counted(features, event_ids, *columns):
-        calls.append(len(event_ids))
-        return row_probabilities(features, event_ids, *columns)
+        def counted(matrix, threads=1, model=model, predict_matrix=predict_matrix):
+            calls.append((model.name, len(matrix)))
+            return predict_matrix(matrix, threads)
 
-    decider.scorer.row_probabilities = counted
+        model.predict_matrix = counted
     try:
         alone = decider.steepened_values(events, features, laid)
     finally:
-        del decider.scorer.row_probabilities
+        del models.retry.predict_matrix, models.message.predict_matrix
     retries = sum(len(s[0]) for s in schedules)
     messages = sum(len(s[1]) for s in schedules)
-    assert calls == [retries * len(MOVES["retry"]) + messages * len(MOVES["message"])]
+    # one model call per model: each kind's rows copied for every move
+    assert calls == [
+        ("retry", retries * len(MOVES["retry"])),
+        ("message", messages * len(MOVES["message"])),
+    ]
     for got, want in zip(folded, alone, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-12)

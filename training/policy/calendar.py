@@ -21,9 +21,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from training.core.localtime import HOUR_NS
+from training.core.localtime import HOUR_NS, NAT
 from training.core.probability import logit
-from training.models.matrix import EventMatrix
+from training.models.matrix import EventMatrix, as_event_matrix
+from training.policy.moved_rows import can_copy_rows, moved_probabilities
 from training.policy.scorer import ModelScorer
 
 DAY_NS = 24 * HOUR_NS
@@ -74,11 +75,66 @@ def row_contrasts(
             taken.append((rows, shift))
     if not taken:
         return contrast
+    moved = _copied_rows(scorer, features, event_ids, ns, kind, template, channel, state, taken)
+    if moved is None:
+        moved = _moved_rows(scorer, features, event_ids, ns, kind, template, channel, state, taken)
+    start = 0
+    for rows, shift in taken:
+        size = len(rows) * len(shift)
+        mean = logit(moved[start : start + size]).reshape(len(shift), len(rows)).mean(axis=0)
+        contrast[rows] = logit(p[rows]) - mean
+        start += size
+    return contrast
+
+
+def _copied_rows(
+    scorer: ModelScorer,
+    features: pd.DataFrame | EventMatrix,
+    event_ids: np.ndarray,
+    ns: np.ndarray,
+    kind: np.ndarray,
+    template: np.ndarray,
+    channel: np.ndarray,
+    state: Mapping[str, np.ndarray],
+    taken: list[tuple[np.ndarray, np.ndarray]],
+) -> np.ndarray | None:
+    """The moved rows' probabilities (each kind's rows moved by each of its shifts, as
+    :func:`_moved_rows` orders them) from one matrix of each kind's rows copied per move
+    (policy/moved_rows.py); None where that does not apply."""
+    if not isinstance(scorer, ModelScorer) or (ns == NAT).any():
+        return None
+    matrix = as_event_matrix(features)
+    models = [getattr(scorer.models, str(kind[rows[0]])) for rows, _ in taken]
+    if not all(can_copy_rows(scorer, matrix, model) for model in models):
+        return None
+    parts = []
+    for (rows, shift), model in zip(taken, models, strict=True):
+        columns = {name: values[rows] for name, values in state.items()}
+        columns.update(template=template[rows], channel=channel[rows])
+        parts.append(
+            moved_probabilities(scorer, model, matrix, event_ids[rows], ns[rows], columns, shift)
+        )
+    return np.concatenate(parts)
+
+
+def _moved_rows(
+    scorer: ModelScorer,
+    features: pd.DataFrame | EventMatrix,
+    event_ids: np.ndarray,
+    ns: np.ndarray,
+    kind: np.ndarray,
+    template: np.ndarray,
+    channel: np.ndarray,
+    state: Mapping[str, np.ndarray],
+    taken: list[tuple[np.ndarray, np.ndarray]],
+) -> np.ndarray:
+    """The moved rows' probabilities through :meth:`ModelScorer.row_probabilities`, in
+    one call: each kind's rows moved by its first shift, then its second, ..."""
     at = np.concatenate([np.tile(rows, len(shift)) for rows, shift in taken])
     moved_ns = np.concatenate(
         [(ns[rows][None, :] + shift[:, None]).ravel() for rows, shift in taken]
     )
-    moved = scorer.row_probabilities(
+    return scorer.row_probabilities(
         features,
         event_ids[at],
         moved_ns,
@@ -87,13 +143,6 @@ def row_contrasts(
         channel[at],
         {column: values[at] for column, values in state.items()},
     )
-    start = 0
-    for rows, shift in taken:
-        size = len(rows) * len(shift)
-        mean = logit(moved[start : start + size]).reshape(len(shift), len(rows)).mean(axis=0)
-        contrast[rows] = logit(p[rows]) - mean
-        start += size
-    return contrast
 
 
 def steepened(
