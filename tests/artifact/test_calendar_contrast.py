@@ -45,6 +45,8 @@ def test_measured_on_the_validation_periods_logged_attempts(small_world):
         small_world.history, artifact.models, artifact.log, Params(), table
     )
     assert contrast.rows > 500 and contrast.shift_days == (1, 3, 5, 7)
+    assert contrast.retry_shift_hours == (4.0, 8.0)
+    assert contrast.as_metadata()["retry_shift_hours"] == (4.0, 8.0)
     assert np.isfinite([contrast.retry_fit, contrast.retry_se]).all()
     assert contrast.retry in (0.0, contrast.retry_fit)
     off = Params(train=TrainParams(calendar_contrast=CalendarContrastParams(shift_days=())))

@@ -45,6 +45,13 @@ def test_shifts_move_a_retry_by_days_and_a_message_by_hours_both_ways_never_by_z
     assert (moves["message"] // HOUR_NS).tolist() == [-4, -2, 2, 4]
 
 
+def test_a_retry_moves_by_hours_as_well_as_days_but_never_by_hours_alone():
+    moves = kind_shifts((1, 3), (4.0,), (4.0, 8.0))
+    assert (moves["retry"] // HOUR_NS).tolist() == [-72, -24, 24, 72, -8, -4, 4, 8]
+    assert (moves["message"] // HOUR_NS).tolist() == [-4, 4]
+    assert len(kind_shifts((), (4.0,), (4.0, 8.0))["retry"]) == 0  # no days: no retry contrast
+
+
 def test_steepened_moves_the_log_odds_by_slope_times_contrast_per_kind():
     p = np.array([0.1, 0.1, 0.2, 0.2])
     contrast = np.array([0.5, -0.5, 0.5, 0.5])
@@ -89,12 +96,14 @@ def test_the_reported_probability_is_steepened_and_the_decisions_are_not(small_w
             "message": 0.0,
             "shift_days": 7,
             "message_shift_hours": [2.0],
+            "retry_shift_hours": [4.0],
         },
     }
     plain_decider = small_world.artifact.decider(compiled=False)
     steep_decider = artifact.decider(compiled=False)
     assert steep_decider.calendar_slopes == {"retry": 1.0, "message": 0.0}
     assert (steep_decider.calendar_moves["message"] // HOUR_NS).tolist() == [-2, 2]
+    assert (steep_decider.calendar_moves["retry"] // HOUR_NS).tolist()[-2:] == [-4, 4]
     for decider in (plain_decider, steep_decider):
         decider.config = decider.config.model_copy(update={"exploration_rate": 0.0})
     plain = plain_decider.decide(events, None)

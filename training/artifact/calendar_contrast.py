@@ -12,9 +12,10 @@ the retries of insufficient-funds declines carrying most of it,
 The steepness is measured on the team's own logged rows of the validation period. Each
 row's *contrast* is its estimated log-odds minus the mean log-odds of the same row moved
 in time, its dunning state (hours since the failure, the attempts and messages before
-it) unchanged so that only its calendar inputs move: a retry by 1 to ``shift_days`` days
-either way (its date), a message by each of ``message_shift_hours`` either way (its
-local hour) -- the choices each search weighs (training/policy/calendar.py). Then, per
+it) unchanged so that only its calendar inputs move: a retry by each of ``shift_days``
+days either way (its date) and by each of ``retry_shift_hours`` either way (its local
+hour: where declines clear within hours, the hour is what the search weighs), a message
+by each of ``message_shift_hours`` either way (its local hour) -- the choices each search weighs (training/policy/calendar.py). Then, per
 model (retry, message),
 
     logit P(outcome) = a + logit p + c * contrast
@@ -73,6 +74,7 @@ class CalendarContrast:
     message_fit: float = 0.0
     message_se: float = float("nan")
     note: str = ""
+    retry_shift_hours: tuple[float, ...] = ()
 
     def slopes(self) -> dict[str, float]:
         return {"retry": self.retry, "message": self.message}
@@ -128,6 +130,7 @@ def fit_calendar_contrast(
     failures, :func:`~training.artifact.gain_shrinkage.validation_events`)."""
     days = tuple(params.train.calendar_contrast.shift_days)
     hours = tuple(params.train.calendar_contrast.message_shift_hours)
+    retry_hours = tuple(params.train.calendar_contrast.retry_shift_hours)
     if not days or events.empty:
         return NO_CONTRAST
     timeline = history_timeline(history)
@@ -154,7 +157,7 @@ def fit_calendar_contrast(
         state,
     )
     p = scorer.row_probabilities(*rows)
-    contrast = row_contrasts(scorer, *rows, kind_shifts(days, hours), p)
+    contrast = row_contrasts(scorer, *rows, kind_shifts(days, hours, retry_hours), p)
     label = timeline["label"].to_numpy(dtype=float)[wanted]
     fits: dict[str, tuple[float, float]] = {}
     for name in KINDS:
@@ -171,6 +174,7 @@ def fit_calendar_contrast(
         int(len(wanted)),
         *fits["retry"],
         *fits["message"],
+        retry_shift_hours=retry_hours,
     )
     log.info("calendar contrast: retry %.2f, message %.2f", result.retry, result.message)
     return result

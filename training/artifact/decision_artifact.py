@@ -99,7 +99,9 @@ class DecisionArtifact:
             gain_threshold=float(self.metadata.get("gain_shrinkage", {}).get("threshold", 0.0)),
             calendar_slopes={name: float(contrast.get(name, 0.0)) for name in ("retry", "message")},
             calendar_moves=kind_shifts(
-                contrast.get("shift_days", 0), contrast.get("message_shift_hours", ())
+                contrast.get("shift_days", 0),
+                contrast.get("message_shift_hours", ()),
+                contrast.get("retry_shift_hours", ()),
             ),
         )
 

@@ -138,6 +138,11 @@ class CalendarContrastParams(Section):
         description="a retry's calendar contrast: its log-odds against the mean with its date "
         "moved by each of these days either way (empty: not fitted, no correction at all)",
     )
+    retry_shift_hours: tuple[float, ...] = Field(
+        (4.0, 8.0),
+        description="a retry's contrast also moves its time by each of these hours either way "
+        "(its local hour: declines that clear within hours, the search's hourly choice)",
+    )
     message_shift_hours: tuple[float, ...] = Field(
         (4.0,),
         description="a message's contrast: its log-odds against the mean with its send time "

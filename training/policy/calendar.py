@@ -43,10 +43,19 @@ def hour_shifts(hours: Sequence[float]) -> np.ndarray:
     return np.concatenate([-ns[::-1], ns])
 
 
-def kind_shifts(days: int | Sequence[int], message_hours: Sequence[float]) -> dict[str, np.ndarray]:
+def kind_shifts(
+    days: int | Sequence[int],
+    message_hours: Sequence[float],
+    retry_hours: Sequence[float] = (),
+) -> dict[str, np.ndarray]:
     """The shifts a row's contrast averages over, by kind: a retry's date (the day the
-    retry search weighs it against), a message's hour (the message search's choice)."""
-    return {"retry": shifts(days), "message": hour_shifts(message_hours)}
+    retry search weighs it against) and, when ``retry_hours`` are given, its hour (the
+    search's hourly choice); a message's hour (the message search's choice). A retry
+    without whole-day moves has none (no contrast fitted)."""
+    retry = shifts(days)
+    if len(retry) and len(retry_hours):
+        retry = np.concatenate([retry, hour_shifts(retry_hours)])
+    return {"retry": retry, "message": hour_shifts(message_hours)}
 
 
 def row_contrasts(
