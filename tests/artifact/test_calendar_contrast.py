@@ -9,6 +9,7 @@ import pytest
 from training.artifact.calendar_contrast import (
     NO_CONTRAST,
     applied,
+    family_slopes,
     fit_slope,
     measure_calendar_contrast,
 )
@@ -38,6 +39,21 @@ def test_only_a_positive_fit_beyond_its_noise_is_applied():
     assert applied(1.0, float("nan")) == 0.0
 
 
+def test_a_family_keeps_its_own_slope_only_beyond_its_noise_and_never_below_zero():
+    steep, same, small = _synthetic(2.0, seed=4), _synthetic(0.5, seed=5), _synthetic(3.0, 100)
+    label, offset, contrast = (
+        np.concatenate(parts) for parts in zip(steep, same, small, strict=True)
+    )
+    family = np.repeat(["steep", "same", "small"], [40_000, 40_000, 100])
+    slopes = family_slopes(label, offset, contrast, family, 0.5, min_rows=200)
+    assert set(slopes) == {"steep", "same"}  # too few rows: the pooled slope
+    assert slopes["same"] == 0.5  # no difference beyond one standard error
+    fit, se = fit_slope(*steep)
+    assert slopes["steep"] == pytest.approx(fit - se) and 1.5 < slopes["steep"] < 2.0
+    flat = family_slopes(*_synthetic(-2.0, seed=6), np.full(40_000, "flat"), 0.5, min_rows=200)
+    assert flat == {"flat": 0.0}
+
+
 def test_measured_on_the_validation_periods_logged_attempts(small_world):
     artifact = small_world.artifact
     table = load_decline_table()
@@ -47,6 +63,12 @@ def test_measured_on_the_validation_periods_logged_attempts(small_world):
     assert contrast.rows > 500 and contrast.shift_days == (1, 3, 5, 7)
     assert contrast.retry_shift_hours == (4.0, 8.0)
     assert contrast.as_metadata()["retry_shift_hours"] == (4.0, 8.0)
+    for slopes in contrast.family_slopes().values():
+        assert all(c >= 0 for c in slopes.values())
+        assert set(slopes) <= {"insufficient_funds", "soft_issuer", "card_update", "hard"} | {
+            "dispute",
+            "technical",
+        }
     assert np.isfinite([contrast.retry_fit, contrast.retry_se]).all()
     assert contrast.retry in (0.0, contrast.retry_fit)
     off = Params(train=TrainParams(calendar_contrast=CalendarContrastParams(shift_days=())))

@@ -23,7 +23,7 @@ from training.config.retry_limits import RetryLimits
 from training.declines.rules import RetryRules
 from training.declines.table import DeclineTable
 from training.models.fit import TrainedModels
-from training.policy.calendar import kind_shifts
+from training.policy.calendar import category_slopes, kind_shifts
 from training.policy.decider import ModelDecider
 from training.policy.scorer import ModelScorer
 
@@ -103,6 +103,10 @@ class DecisionArtifact:
                 contrast.get("message_shift_hours", ()),
                 contrast.get("retry_shift_hours", ()),
             ),
+            calendar_category_slopes={
+                name: category_slopes(contrast.get(f"{name}_by_family", {}))
+                for name in ("retry", "message")
+            },
         )
 
     def compile_models(self) -> bool:

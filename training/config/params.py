@@ -153,6 +153,12 @@ class CalendarContrastParams(Section):
         ge=0,
         description="validation-period events whose logged attempts the steepness is fitted on",
     )
+    min_family_rows: int = Field(
+        200,
+        ge=0,
+        description="a decline family's rows of a kind needed to fit its own steepness "
+        "(shrunk to the pooled one by a standard error; 0: one steepness per kind)",
+    )
 
 
 class TrainParams(Section):
