@@ -39,19 +39,21 @@ def test_only_a_positive_fit_beyond_its_noise_is_applied():
     assert applied(1.0, float("nan")) == 0.0
 
 
-def test_a_family_keeps_its_own_slope_only_beyond_its_noise_and_never_below_zero():
-    steep, same, small = _synthetic(2.0, seed=4), _synthetic(0.5, seed=5), _synthetic(3.0, 100)
+def test_a_family_lowers_its_slope_only_beyond_its_noise_never_raises_it_nor_below_zero():
+    flat, same, small = _synthetic(0.0, seed=4), _synthetic(2.0, seed=5), _synthetic(0.0, 100)
     label, offset, contrast = (
-        np.concatenate(parts) for parts in zip(steep, same, small, strict=True)
+        np.concatenate(parts) for parts in zip(flat, same, small, strict=True)
     )
-    family = np.repeat(["steep", "same", "small"], [40_000, 40_000, 100])
-    slopes = family_slopes(label, offset, contrast, family, 0.5, min_rows=200)
-    assert set(slopes) == {"steep", "same"}  # too few rows: the pooled slope
-    assert slopes["same"] == 0.5  # no difference beyond one standard error
-    fit, se = fit_slope(*steep)
-    assert slopes["steep"] == pytest.approx(fit - se) and 1.5 < slopes["steep"] < 2.0
-    flat = family_slopes(*_synthetic(-2.0, seed=6), np.full(40_000, "flat"), 0.5, min_rows=200)
-    assert flat == {"flat": 0.0}
+    family = np.repeat(["flat", "same", "small"], [40_000, 40_000, 100])
+    slopes = family_slopes(label, offset, contrast, family, 2.0, min_rows=200)
+    assert set(slopes) == {"flat", "same"}  # too few rows: the pooled slope
+    assert slopes["same"] == 2.0  # no shortfall beyond one standard error
+    fit, se = fit_slope(*flat)
+    assert slopes["flat"] == pytest.approx(fit + se) and 0.0 < slopes["flat"] < 0.5
+    steep = family_slopes(*_synthetic(4.0, seed=6), np.full(40_000, "steep"), 2.0, min_rows=200)
+    assert steep == {"steep": 2.0}  # steeper than the pool: not raised
+    negative = family_slopes(*_synthetic(-2.0, seed=7), np.full(40_000, "x"), 0.5, min_rows=200)
+    assert negative == {"x": 0.0}
 
 
 def test_measured_on_the_validation_periods_logged_attempts(small_world):
