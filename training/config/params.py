@@ -134,12 +134,12 @@ class CalendarContrastParams(Section):
     """The calendar's steepness in the reported probability (training/artifact/calendar_contrast.py)."""
 
     shift_days: tuple[int, ...] = Field(
-        (1, 3, 5, 7),
+        (3, 7),
         description="a retry's calendar contrast: its log-odds against the mean with its date "
         "moved by each of these days either way (empty: not fitted, no correction at all)",
     )
     retry_shift_hours: tuple[float, ...] = Field(
-        (4.0, 8.0),
+        (8.0,),
         description="a retry's contrast also moves its time by each of these hours either way "
         "(its local hour: declines that clear within hours, the search's hourly choice)",
     )
