@@ -9,6 +9,7 @@ import pytest
 from training.artifact.calendar_contrast import (
     NO_CONTRAST,
     applied,
+    family_slopes,
     fit_slope,
     measure_calendar_contrast,
 )
@@ -38,13 +39,38 @@ def test_only_a_positive_fit_beyond_its_noise_is_applied():
     assert applied(1.0, float("nan")) == 0.0
 
 
+def test_a_family_lowers_its_slope_only_beyond_its_noise_never_raises_it_nor_below_zero():
+    flat, same, small = _synthetic(0.0, seed=4), _synthetic(2.0, seed=5), _synthetic(0.0, 100)
+    label, offset, contrast = (
+        np.concatenate(parts) for parts in zip(flat, same, small, strict=True)
+    )
+    family = np.repeat(["flat", "same", "small"], [40_000, 40_000, 100])
+    slopes = family_slopes(label, offset, contrast, family, 2.0, min_rows=200)
+    assert set(slopes) == {"flat", "same"}  # too few rows: the pooled slope
+    assert slopes["same"] == 2.0  # no shortfall beyond one standard error
+    fit, se = fit_slope(*flat)
+    assert slopes["flat"] == pytest.approx(fit + se) and 0.0 < slopes["flat"] < 0.5
+    steep = family_slopes(*_synthetic(4.0, seed=6), np.full(40_000, "steep"), 2.0, min_rows=200)
+    assert steep == {"steep": 2.0}  # steeper than the pool: not raised
+    negative = family_slopes(*_synthetic(-2.0, seed=7), np.full(40_000, "x"), 0.5, min_rows=200)
+    assert negative == {"x": 0.0}
+
+
 def test_measured_on_the_validation_periods_logged_attempts(small_world):
     artifact = small_world.artifact
     table = load_decline_table()
     contrast = measure_calendar_contrast(
         small_world.history, artifact.models, artifact.log, Params(), table
     )
-    assert contrast.rows > 500 and contrast.shift_days == (1, 3, 5, 7)
+    assert contrast.rows > 500 and contrast.shift_days == (3, 7)
+    assert contrast.retry_shift_hours == (8.0,)
+    assert contrast.as_metadata()["retry_shift_hours"] == (8.0,)
+    for slopes in contrast.family_slopes().values():
+        assert all(c >= 0 for c in slopes.values())
+        assert set(slopes) <= {"insufficient_funds", "soft_issuer", "card_update", "hard"} | {
+            "dispute",
+            "technical",
+        }
     assert np.isfinite([contrast.retry_fit, contrast.retry_se]).all()
     assert contrast.retry in (0.0, contrast.retry_fit)
     off = Params(train=TrainParams(calendar_contrast=CalendarContrastParams(shift_days=())))

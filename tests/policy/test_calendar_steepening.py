@@ -10,9 +10,11 @@ import pandas as pd
 
 from training.core.frames import Schedules
 from training.features.invoice import events_from_history
+from training.models.matrix import as_event_matrix
 from training.policy.calendar import (
     DAY_NS,
     HOUR_NS,
+    category_slopes,
     kind_shifts,
     logit,
     shifts,
@@ -45,6 +47,13 @@ def test_shifts_move_a_retry_by_days_and_a_message_by_hours_both_ways_never_by_z
     assert (moves["message"] // HOUR_NS).tolist() == [-4, -2, 2, 4]
 
 
+def test_a_retry_moves_by_hours_as_well_as_days_but_never_by_hours_alone():
+    moves = kind_shifts((1, 3), (4.0,), (4.0, 8.0))
+    assert (moves["retry"] // HOUR_NS).tolist() == [-72, -24, 24, 72, -8, -4, 4, 8]
+    assert (moves["message"] // HOUR_NS).tolist() == [-4, 4]
+    assert len(kind_shifts((), (4.0,), (4.0, 8.0))["retry"]) == 0  # no days: no retry contrast
+
+
 def test_steepened_moves_the_log_odds_by_slope_times_contrast_per_kind():
     p = np.array([0.1, 0.1, 0.2, 0.2])
     contrast = np.array([0.5, -0.5, 0.5, 0.5])
@@ -52,6 +61,17 @@ def test_steepened_moves_the_log_odds_by_slope_times_contrast_per_kind():
     q = steepened(p, contrast, kind, {"retry": 2.0})
     np.testing.assert_allclose(logit(q) - logit(p), [1.0, -1.0, 0.0, 1.0], atol=1e-9)
     np.testing.assert_allclose(steepened(p, contrast, kind, {}), p)
+
+
+def test_a_decline_categorys_slope_replaces_its_kinds_for_its_rows_only():
+    p = np.full(4, 0.2)
+    contrast = np.full(4, 0.5)
+    kind = np.array(["retry", "retry", "message", "message"], dtype=object)
+    category = np.array(["insufficient_funds", "expired_card", "insufficient_funds", "x"], object)
+    by_category = {"retry": category_slopes({"insufficient_funds": 3.0}), "message": {}}
+    assert by_category["retry"] == {"insufficient_funds": 3.0, "limit_exceeded": 3.0}
+    q = steepened(p, contrast, kind, {"retry": 1.0, "message": 2.0}, category, by_category)
+    np.testing.assert_allclose(logit(q) - logit(p), [1.5, 0.5, 1.0, 1.0], atol=1e-9)
 
 
 def test_without_slopes_the_values_are_the_models_own(small_world):
@@ -77,6 +97,18 @@ def test_a_positive_slope_raises_the_rows_the_models_rate_above_their_neighbouri
     # the search put the retries on the dates the models prefer: steeper, worth more
     assert steep.mean() > flat.mean()
     np.testing.assert_allclose(steep_messages, flat_messages)  # no retry, nothing moves
+    # a slope for some decline categories alone: their events' rows steepened, no others
+    matrix = as_event_matrix(features)
+    ids = events["event_id"].to_numpy()
+    categories = pd.Series(matrix.column("inv_decline_category")[matrix.positions(ids)])
+    chosen = str(categories.iloc[0])
+    decider.calendar_slopes = {}
+    decider.calendar_category_slopes = {"retry": {chosen: 1.0}}
+    (some, _) = decider.steepened_values(events, features, laid)
+    moved = (categories == chosen).to_numpy()
+    assert some.mean() > flat.mean()
+    np.testing.assert_allclose(some[~moved], flat[~moved])
+    np.testing.assert_allclose(some[moved], steep[moved])
 
 
 def test_the_reported_probability_is_steepened_and_the_decisions_are_not(small_world):
@@ -89,12 +121,19 @@ def test_the_reported_probability_is_steepened_and_the_decisions_are_not(small_w
             "message": 0.0,
             "shift_days": 7,
             "message_shift_hours": [2.0],
+            "retry_shift_hours": [4.0],
+            "message_by_family": {"dispute": 0.5},
         },
     }
     plain_decider = small_world.artifact.decider(compiled=False)
     steep_decider = artifact.decider(compiled=False)
     assert steep_decider.calendar_slopes == {"retry": 1.0, "message": 0.0}
     assert (steep_decider.calendar_moves["message"] // HOUR_NS).tolist() == [-2, 2]
+    assert (steep_decider.calendar_moves["retry"] // HOUR_NS).tolist()[-2:] == [-4, 4]
+    assert steep_decider.calendar_category_slopes == {
+        "retry": {},
+        "message": {"dispute_or_revoked": 0.5},
+    }
     for decider in (plain_decider, steep_decider):
         decider.config = decider.config.model_copy(update={"exploration_rate": 0.0})
     plain = plain_decider.decide(events, None)

@@ -12,14 +12,22 @@ the retries of insufficient-funds declines carrying most of it,
 The steepness is measured on the team's own logged rows of the validation period. Each
 row's *contrast* is its estimated log-odds minus the mean log-odds of the same row moved
 in time, its dunning state (hours since the failure, the attempts and messages before
-it) unchanged so that only its calendar inputs move: a retry by 1 to ``shift_days`` days
-either way (its date), a message by each of ``message_shift_hours`` either way (its
-local hour) -- the choices each search weighs (training/policy/calendar.py). Then, per
+it) unchanged so that only its calendar inputs move: a retry by each of ``shift_days``
+days either way (its date) and by each of ``retry_shift_hours`` either way (its local
+hour: where declines clear within hours, the hour is what the search weighs), a message
+by each of ``message_shift_hours`` either way (its local hour) -- the choices each search weighs (training/policy/calendar.py). Then, per
 model (retry, message),
 
     logit P(outcome) = a + logit p + c * contrast
 
-is fitted by maximum likelihood (``logit p`` a fixed offset). ``c = 0`` when the models
+is fitted by maximum likelihood (``logit p`` a fixed offset), then once more per decline
+family (its own ``a``) where the family has ``min_family_rows`` rows: a family whose
+fit lies below the pooled ``c`` by more than one standard error gets the pooled ``c``
+minus that excess (soft thresholding), floored at 0; the others keep the pooled ``c``.
+Lowering only: the decomposition showed the pooled ``c`` over-valuing the chosen rows of
+some families (messages after soft issuer declines on paydays and fast_clearing), and a
+family raised above the pool over-valued its rows on strict_logging (hard declines'
+messages), offline at 10,000 invoices. ``c = 0`` when the models
 get the calendar's effect right; ``c > 0`` when the outcome moves more with the time
 than they say. The times the logs hold vary from customer to customer (a fixed day-3
 retry falls on a payday for some and not for others; a message at the failure's hour is
@@ -35,7 +43,7 @@ models' own probabilities.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -45,10 +53,11 @@ from training.config.params import Params
 from training.contract.history import History
 from training.core.localtime import to_ns
 from training.core.probability import logit
-from training.declines.table import DeclineTable
+from training.declines.table import DeclineTable, family_of
 from training.features.dunning_state import state_of_rows
 from training.models.datasets import history_timeline
 from training.models.fit import TrainedModels
+from training.models.matrix import EventMatrix, as_event_matrix
 from training.models.split import TimeSplit
 from training.policy.calendar import kind_shifts, row_contrasts
 from training.policy.scorer import ModelScorer
@@ -73,9 +82,15 @@ class CalendarContrast:
     message_fit: float = 0.0
     message_se: float = float("nan")
     note: str = ""
+    retry_shift_hours: tuple[float, ...] = ()
+    retry_by_family: dict[str, float] = field(default_factory=dict)
+    message_by_family: dict[str, float] = field(default_factory=dict)
 
     def slopes(self) -> dict[str, float]:
         return {"retry": self.retry, "message": self.message}
+
+    def family_slopes(self) -> dict[str, dict[str, float]]:
+        return {"retry": self.retry_by_family, "message": self.message_by_family}
 
     def as_metadata(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -107,6 +122,29 @@ def applied(fit: float, se: float) -> float:
     return fit if np.isfinite(se) and fit > se else 0.0
 
 
+def family_slopes(
+    label: np.ndarray,
+    offset: np.ndarray,
+    contrast: np.ndarray,
+    family: np.ndarray,
+    pooled: float,
+    min_rows: int,
+) -> dict[str, float]:
+    """Per decline family with ``min_rows`` rows and both outcomes: ``pooled`` lowered by
+    the part of the family's fitted shortfall below it beyond one standard error (soft
+    thresholding, floored at 0); never raised. The families left out keep ``pooled``."""
+    slopes: dict[str, float] = {}
+    for name in np.unique(family):
+        rows = family == name
+        if rows.sum() < min_rows or not 0 < label[rows].sum() < rows.sum():
+            continue
+        fit, se = fit_slope(label[rows], offset[rows], contrast[rows])
+        if not np.isfinite(se):
+            continue
+        slopes[str(name)] = max(pooled - max(pooled - fit - se, 0.0), 0.0)
+    return slopes
+
+
 def measure_calendar_contrast(
     history: History, models: TrainedModels, log_: pd.DataFrame, params: Params, table: DeclineTable
 ) -> CalendarContrast:
@@ -128,6 +166,7 @@ def fit_calendar_contrast(
     failures, :func:`~training.artifact.gain_shrinkage.validation_events`)."""
     days = tuple(params.train.calendar_contrast.shift_days)
     hours = tuple(params.train.calendar_contrast.message_shift_hours)
+    retry_hours = tuple(params.train.calendar_contrast.retry_shift_hours)
     if not days or events.empty:
         return NO_CONTRAST
     timeline = history_timeline(history)
@@ -154,14 +193,29 @@ def fit_calendar_contrast(
         state,
     )
     p = scorer.row_probabilities(*rows)
-    contrast = row_contrasts(scorer, *rows, kind_shifts(days, hours), p)
+    contrast = row_contrasts(scorer, *rows, kind_shifts(days, hours, retry_hours), p)
     label = timeline["label"].to_numpy(dtype=float)[wanted]
+    family = row_families(rows[0], rows[1])
+    min_rows = params.train.calendar_contrast.min_family_rows
     fits: dict[str, tuple[float, float]] = {}
+    by_family: dict[str, dict[str, float]] = {}
     for name in KINDS:
         rows = kind[wanted] == name
         varied = 0 < label[rows].sum() < rows.sum()
         fits[name] = (
             fit_slope(label[rows], logit(p[rows]), contrast[rows]) if varied else (0.0, np.nan)
+        )
+        by_family[name] = (
+            family_slopes(
+                label[rows],
+                logit(p[rows]),
+                contrast[rows],
+                family[rows],
+                applied(*fits[name]),
+                min_rows,
+            )
+            if varied and min_rows > 0
+            else {}
         )
     result = CalendarContrast(
         applied(*fits["retry"]),
@@ -171,6 +225,22 @@ def fit_calendar_contrast(
         int(len(wanted)),
         *fits["retry"],
         *fits["message"],
+        retry_shift_hours=retry_hours,
+        retry_by_family=by_family["retry"],
+        message_by_family=by_family["message"],
     )
-    log.info("calendar contrast: retry %.2f, message %.2f", result.retry, result.message)
+    log.info(
+        "calendar contrast: retry %.2f %s, message %.2f %s",
+        result.retry,
+        result.retry_by_family,
+        result.message,
+        result.message_by_family,
+    )
     return result
+
+
+def row_families(features: pd.DataFrame | EventMatrix, event_ids: np.ndarray) -> np.ndarray:
+    """The decline family of each row's event (``event_ids``: the rows' events)."""
+    matrix = as_event_matrix(features)
+    categories = matrix.column("inv_decline_category")[matrix.positions(event_ids)]
+    return family_of(pd.Series(categories)).to_numpy(dtype=object)

@@ -23,7 +23,7 @@ from training.config.retry_limits import RetryLimits
 from training.declines.rules import RetryRules
 from training.declines.table import DeclineTable
 from training.models.fit import TrainedModels
-from training.policy.calendar import kind_shifts
+from training.policy.calendar import category_slopes, kind_shifts
 from training.policy.decider import ModelDecider
 from training.policy.scorer import ModelScorer
 
@@ -99,8 +99,14 @@ class DecisionArtifact:
             gain_threshold=float(self.metadata.get("gain_shrinkage", {}).get("threshold", 0.0)),
             calendar_slopes={name: float(contrast.get(name, 0.0)) for name in ("retry", "message")},
             calendar_moves=kind_shifts(
-                contrast.get("shift_days", 0), contrast.get("message_shift_hours", ())
+                contrast.get("shift_days", 0),
+                contrast.get("message_shift_hours", ()),
+                contrast.get("retry_shift_hours", ()),
             ),
+            calendar_category_slopes={
+                name: category_slopes(contrast.get(f"{name}_by_family", {}))
+                for name in ("retry", "message")
+            },
         )
 
     def compile_models(self) -> bool:

@@ -142,9 +142,14 @@ class CalendarContrastParams(Section):
     """The calendar's steepness in the reported probability (training/artifact/calendar_contrast.py)."""
 
     shift_days: tuple[int, ...] = Field(
-        (1, 3, 5, 7),
+        (3, 7),
         description="a retry's calendar contrast: its log-odds against the mean with its date "
         "moved by each of these days either way (empty: not fitted, no correction at all)",
+    )
+    retry_shift_hours: tuple[float, ...] = Field(
+        (8.0,),
+        description="a retry's contrast also moves its time by each of these hours either way "
+        "(its local hour: declines that clear within hours, the search's hourly choice)",
     )
     message_shift_hours: tuple[float, ...] = Field(
         (4.0,),
@@ -155,6 +160,12 @@ class CalendarContrastParams(Section):
         10000,
         ge=0,
         description="validation-period events whose logged attempts the steepness is fitted on",
+    )
+    min_family_rows: int = Field(
+        200,
+        ge=0,
+        description="a decline family's rows of a kind needed to fit its own steepness "
+        "(shrunk to the pooled one by a standard error; 0: one steepness per kind)",
     )
 
 

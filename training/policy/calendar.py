@@ -23,6 +23,7 @@ import pandas as pd
 
 from training.core.localtime import HOUR_NS, NAT
 from training.core.probability import logit
+from training.declines.table import DECLINE_FAMILIES
 from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.moved_rows import can_copy_rows, moved_probabilities
 from training.policy.scorer import ModelScorer
@@ -44,10 +45,19 @@ def hour_shifts(hours: Sequence[float]) -> np.ndarray:
     return np.concatenate([-ns[::-1], ns])
 
 
-def kind_shifts(days: int | Sequence[int], message_hours: Sequence[float]) -> dict[str, np.ndarray]:
+def kind_shifts(
+    days: int | Sequence[int],
+    message_hours: Sequence[float],
+    retry_hours: Sequence[float] = (),
+) -> dict[str, np.ndarray]:
     """The shifts a row's contrast averages over, by kind: a retry's date (the day the
-    retry search weighs it against), a message's hour (the message search's choice)."""
-    return {"retry": shifts(days), "message": hour_shifts(message_hours)}
+    retry search weighs it against) and, when ``retry_hours`` are given, its hour (the
+    search's hourly choice); a message's hour (the message search's choice). A retry
+    without whole-day moves has none (no contrast fitted)."""
+    retry = shifts(days)
+    if len(retry) and len(retry_hours):
+        retry = np.concatenate([retry, hour_shifts(retry_hours)])
+    return {"retry": retry, "message": hour_shifts(message_hours)}
 
 
 def row_contrasts(
@@ -145,13 +155,37 @@ def _moved_rows(
     )
 
 
+def category_slopes(by_family: Mapping[str, float]) -> dict[str, float]:
+    """A slope per decline family as one per decline category of the family."""
+    return {
+        category: float(c)
+        for family, c in by_family.items()
+        for category in DECLINE_FAMILIES.get(family, ())
+    }
+
+
 def steepened(
-    p: np.ndarray, contrast: np.ndarray, kind: np.ndarray, slopes: Mapping[str, float]
+    p: np.ndarray,
+    contrast: np.ndarray,
+    kind: np.ndarray,
+    slopes: Mapping[str, float],
+    category: np.ndarray | None = None,
+    by_category: Mapping[str, Mapping[str, float]] | None = None,
 ) -> np.ndarray:
-    """``sigmoid(logit p + c * contrast)`` with each row's kind's ``c`` (0 when absent)."""
+    """``sigmoid(logit p + c * contrast)`` with each row's kind's ``c`` (0 when absent),
+    or its decline category's ``by_category[kind][category]`` where given (``category``:
+    each row's)."""
     slope = np.zeros(len(p))
     for name, c in slopes.items():
         slope[kind == name] = c
+    if category is not None and by_category and any(by_category.values()):
+        labels, code = np.unique(category.astype(str), return_inverse=True)
+        for name, table in by_category.items():
+            rows = kind == name
+            if table and rows.any():
+                given = np.array([label in table for label in labels])
+                value = np.array([table.get(label, 0.0) for label in labels])
+                slope = np.where(rows & given[code], value[code], slope)
     return 1.0 / (1.0 + np.exp(-(logit(p) + slope * contrast)))
 
 

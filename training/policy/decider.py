@@ -126,12 +126,14 @@ class ModelDecider:
         gain_threshold: float = 0.0,
         calendar_slopes: dict[str, float] | None = None,
         calendar_moves: dict[str, np.ndarray] | None = None,
+        calendar_category_slopes: dict[str, dict[str, float]] | None = None,
     ) -> None:
         self.scorer = scorer
         self.gain_shrinkage = gain_shrinkage
         self.gain_threshold = gain_threshold
         self.calendar_slopes = calendar_slopes or {}
         self.calendar_moves = calendar_moves or {}
+        self.calendar_category_slopes = calendar_category_slopes or {}
         self.rules = rules
         self.config = config
         self.templates = templates
@@ -364,11 +366,19 @@ class ModelDecider:
             shrunk = fixed + self.gain_shrinkage * gain
         return np.where(np.isnan(fixed), searched, shrunk)
 
+    def _sloped_kinds(self) -> set[str]:
+        """The kinds with a calendar slope, pooled or for some decline category."""
+        slopes = getattr(self, "calendar_slopes", {})  # artifacts saved before it
+        by_category = getattr(self, "calendar_category_slopes", {})
+        return {
+            k for k in ("retry", "message") if slopes.get(k) or any(by_category.get(k, {}).values())
+        }
+
     def _contrast_moves(self) -> dict[str, np.ndarray]:
         """The calendar moves of the kinds with a slope (none: no contrast reported)."""
-        slopes = getattr(self, "calendar_slopes", {})  # artifacts saved before it
+        sloped = self._sloped_kinds()
         moves = getattr(self, "calendar_moves", {})
-        return {k: v for k, v in moves.items() if slopes.get(k) and len(v)}
+        return {k: v for k, v in moves.items() if k in sloped and len(v)}
 
     def reported_values(
         self,
@@ -381,8 +391,7 @@ class ModelDecider:
         as :meth:`score_laid_out` scored them), both valued with each row's calendar
         contrast steepened when the artifact measured it (policy/calendar.py)."""
         searched, fixed = laid[0].expected, laid[1].expected
-        slopes = getattr(self, "calendar_slopes", {})  # artifacts saved before it
-        if any(slopes.values()) and not np.isnan(fixed).all():
+        if self._sloped_kinds() and not np.isnan(fixed).all():
             searched, fixed = self.steepened_values(events, features, laid, p_self)
         return self.reported_recovery(searched, fixed)
 
@@ -399,7 +408,7 @@ class ModelDecider:
         their contrasts when it scored them along (a lone request's few rows); else only
         the moved rows of the kinds with a slope are scored, all in one call."""
         slopes = getattr(self, "calendar_slopes", {})
-        moves = {k: v for k, v in getattr(self, "calendar_moves", {}).items() if slopes.get(k)}
+        moves = self._contrast_moves()
         ids = column_array(events, "event_id")
         n, count = len(ids), len(laid)
         if p_self is None:
@@ -434,7 +443,12 @@ class ModelDecider:
                 moves,
                 p,
             )
-        q = steepened(p, contrast, kind, slopes)
+        by_category = getattr(self, "calendar_category_slopes", {})
+        category = None
+        if any(by_category.values()):  # each row's event's decline category
+            matrix = as_event_matrix(features)
+            category = matrix.column("inv_decline_category")[matrix.positions(ids)][key % n]
+        q = steepened(p, contrast, kind, slopes, category, by_category)
         survival = np.bincount(
             key.astype(np.int64), weights=np.log1p(-np.clip(q, 0, 1 - 1e-9)), minlength=n * count
         )
