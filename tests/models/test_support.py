@@ -104,7 +104,9 @@ def test_an_owned_matrix_is_clipped_in_place_unless_the_calibration_map_reads_a_
 
     apart = model(1)  # the map reads the rank, never clipped
     owned = rows.copy()
-    np.testing.assert_array_equal(apart.predict_matrix(owned, owned=True), apart.predict_matrix(rows))
+    np.testing.assert_array_equal(
+        apart.predict_matrix(owned, owned=True), apart.predict_matrix(rows)
+    )
     np.testing.assert_array_equal(owned, support.clip(rows))  # clipped where it stood
     reads_clipped = model(2)  # the map reads the clipped column: the matrix is copied
     owned = rows.copy()
