@@ -83,6 +83,8 @@ def test_a_model_with_calibration_groups_fits_a_rare_template_the_boosting_stopp
         ((4, 6, 3), ()),
         ((4, 3), (False, True)),  # a category and a count, and their pair
         ((5, 15, 3), (False, False, True)),
+        ((3, 5), (True, False)),  # a count first: its buckets through an index array
+        ((4, 3, 6), (False, True, False)),
     ],
 )
 def test_gathered_offsets_equal_the_sparse_design_to_the_bit(sizes, counts):
@@ -177,3 +179,24 @@ def test_the_offset_tables_are_not_pickled_and_are_rebuilt_after_loading():
     loaded = pickle.loads(pickle.dumps(calibrator))
     assert "_tables" not in loaded.__dict__
     assert np.array_equal(loaded.predict(scores, codes), before)
+
+
+def test_a_count_slope_reads_missing_and_infinite_counts_as_the_sparse_design_does():
+    """The slope's input (missing as 0, capped at SLOPE_CAP) is computed without
+    np.nan_to_num in the gathered map: the same figures for NaN, ±inf, -0.0 and large
+    counts."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    codes = rng.integers(0, 4, (n, 1)).astype(float)
+    count = rng.integers(0, 6, n).astype(float)
+    scores = rng.random(n)
+    label = (rng.random(n) < scores * (1 + count) / 6).astype(int)
+    calibrator = GroupCalibrator.fit(
+        scores, label, codes, (0,), (4,), strength=1.0, slopes=(1,), slope_inputs=count[:, None]
+    )
+    special = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 2.5, 3.0, 1e300, -7.0])
+    matrix = np.column_stack([codes[: len(special)], special])
+    with np.errstate(over="ignore"):  # -inf counts: a probability of 0 or 1 either way
+        gathered = calibrator.predict(scores[: len(special)], matrix)
+        sparse = calibrator.predict_sparse(scores[: len(special)], matrix)
+    assert np.array_equal(gathered, sparse)

@@ -58,6 +58,9 @@ def test_clipping_equals_each_ranks_bounds_whatever_the_columns_spacing(columns)
     expected = matrix.copy()
     expected[:, list(columns)] = np.clip(matrix[:, list(columns)], lower[at], upper[at])
     np.testing.assert_array_equal(support.clip(matrix), expected)
+    clipped = support.clip(matrix, in_place=True)  # the caller's matrix, clipped where it stands
+    assert clipped is matrix
+    np.testing.assert_array_equal(matrix, expected)
 
 
 def test_the_clipping_plan_is_not_pickled():
@@ -68,3 +71,46 @@ def test_the_clipping_plan_is_not_pickled():
     loaded = pickle.loads(pickle.dumps(support))
     assert "_kept_plan" not in loaded.__dict__
     assert loaded.clip(np.full((1, 4), 500.0))[0, 2] == 200.0
+
+
+def test_an_owned_matrix_is_clipped_in_place_unless_the_calibration_map_reads_a_clipped_column():
+    import lightgbm as lgb
+
+    from training.models.calibrated import CalibratedModel, Calibrator
+    from training.models.group_calibration import GroupCalibrator
+
+    rng = np.random.default_rng(0)
+    rows = np.column_stack(
+        [rng.normal(size=400), rng.integers(0, 3, 400), rng.normal(0, 100, 400)]
+    ).astype(float)
+    label = (rng.random(400) < 0.3 + 0.1 * (rows[:, 2] > 0)).astype(int)
+    booster = lgb.train(
+        {"objective": "binary", "verbosity": -1, "num_leaves": 4, "min_data_in_leaf": 5},
+        lgb.Dataset(rows, label),
+        5,
+    )
+    scores = booster.predict(rows)
+    support = RankSupport(1, (2,), np.array([[-50.0], [-20.0], [0.0]]), np.array([[50.0]] * 3))
+
+    def model(group_column: int) -> CalibratedModel:
+        grouped = GroupCalibrator.fit(
+            scores, label, rows[:, [group_column]], (group_column,), (3,), 1.0, counts=(True,)
+        )
+        calibrator = Calibrator.fit("sigmoid", scores, label)
+        return CalibratedModel(
+            "m", ["a", "rank", "t"], {}, booster, calibrator, 0.3, 5,
+            group_calibrator=grouped, support=support,
+        )  # fmt: skip
+
+    apart = model(1)  # the map reads the rank, never clipped
+    owned = rows.copy()
+    np.testing.assert_array_equal(
+        apart.predict_matrix(owned, owned=True), apart.predict_matrix(rows)
+    )
+    np.testing.assert_array_equal(owned, support.clip(rows))  # clipped where it stood
+    reads_clipped = model(2)  # the map reads the clipped column: the matrix is copied
+    owned = rows.copy()
+    np.testing.assert_array_equal(
+        reads_clipped.predict_matrix(owned, owned=True), reads_clipped.predict_matrix(rows)
+    )
+    np.testing.assert_array_equal(owned, rows)

@@ -40,8 +40,11 @@ class EventTimeTable:
         self.zone = zone
         self._event = event
         self._first_day = 0
-        self._by_day: dict[str, np.ndarray] = {}
-        self._by_minute: dict[str, np.ndarray] = {}  # filled where ``_known``
+        # one row per column (a model call gathers each table's rows in one ``take``)
+        self._day_names: tuple[str, ...] = ()
+        self._by_day = np.zeros((0, 0))  # (columns, days from ``_first_day``)
+        self._minute_names: tuple[str, ...] = ()
+        self._by_minute = np.zeros((0, MINUTES_PER_DAY))  # filled where ``_known``
         self._known = np.zeros(MINUTES_PER_DAY, dtype=bool)
 
     def columns(self, utc_ns: np.ndarray) -> dict[str, np.ndarray] | None:
@@ -56,25 +59,27 @@ class EventTimeTable:
         at = days - self._cover(int(days.min()), int(days.max()))
         if not self._known[minute].all():
             self._add_minutes(minute)
-        by_day, by_minute = self._by_day, self._by_minute
-        return {
-            name: by_day[name][at] if name in by_day else by_minute[name][minute]
-            for name in TIME_COLUMNS
+        rows = {
+            **dict(zip(self._day_names, self._by_day.take(at, axis=1), strict=True)),
+            **dict(zip(self._minute_names, self._by_minute.take(minute, axis=1), strict=True)),
         }
+        return {name: rows[name] for name in TIME_COLUMNS}
 
     def _cover(self, low: int, high: int) -> int:
         """Make the day table cover local days ``low``..``high``; its first day."""
         first = self._first_day
-        last = first + len(self._by_day.get("local_weekday", ())) - 1
+        last = first + self._by_day.shape[1] - 1
         if first <= low and high <= last:
             return first
-        if self._by_day:
+        if self._by_day.shape[1]:
             low, high = min(low, first), max(high, last)
         days = np.arange(low - DAYS_BEFORE, high + DAYS_AFTER + 1, dtype=np.int64)
         event = self._event
-        self._by_day = day_columns(
+        columns = day_columns(
             *day_fields(days), event["cust_pay_day_of_month"], event["cust_pay_weekday"]
         )
+        self._day_names = tuple(columns)
+        self._by_day = np.array(list(columns.values()), dtype=np.float64)
         self._first_day = int(days[0])
         return self._first_day
 
@@ -88,9 +93,9 @@ class EventTimeTable:
         event = self._event
         profile = {name: event[name] for name in HOUR_RESPONSE_INPUTS}
         values = hour_columns(minute_hour(new), event["cust_active_hour"], profile)
-        for name, column in values.items():
-            table = self._by_minute.get(name)
-            if table is None:
-                table = self._by_minute[name] = np.full(MINUTES_PER_DAY, np.nan)
-            table[new] = column
+        if not self._minute_names:
+            self._minute_names = tuple(values)
+            self._by_minute = np.full((len(values), MINUTES_PER_DAY), np.nan)
+        for row, name in enumerate(self._minute_names):
+            self._by_minute[row, new] = values[name]
         self._known[new] = True

@@ -175,12 +175,15 @@ class CalibratedModel:
         """Pickled without the machine code (it belongs to this process and CPU)."""
         state = dict(self.__dict__)
         state.pop("_compiled", None)
+        state.pop("_clips_apart_kept", None)
         return state
 
-    def _booster_scores(self, matrix: np.ndarray, threads: int = 1) -> np.ndarray:
+    def _booster_scores(
+        self, matrix: np.ndarray, threads: int = 1, owned: bool = False
+    ) -> np.ndarray:
         support = getattr(self, "support", None)  # artifacts saved before it
         if support is not None:
-            matrix = support.clip(matrix)
+            matrix = support.clip(matrix, in_place=owned and self._clips_apart())
         compiled: CompiledTrees | None = getattr(self, "_compiled", None)
         if compiled is not None:
             return compiled.predict(matrix, threads)
@@ -212,12 +215,27 @@ class CalibratedModel:
         matrix = self.encoded(frame)
         return self.calibrate(self._booster_scores(matrix), matrix)
 
-    def predict_matrix(self, matrix: np.ndarray, threads: int = 1) -> np.ndarray:
+    def predict_matrix(
+        self, matrix: np.ndarray, threads: int = 1, owned: bool = False
+    ) -> np.ndarray:
         """Calibrated probability per row of an already encoded matrix (columns in
-        ``features`` order, as :func:`encode_matrix` builds it)."""
+        ``features`` order, as :func:`encode_matrix` builds it); ``owned``: the matrix is
+        the caller's to change (its time inputs may be clipped where they stand)."""
         if len(matrix) == 0:
             return np.zeros(0)
-        return self.calibrate(self._booster_scores(matrix, threads), matrix)
+        return self.calibrate(self._booster_scores(matrix, threads, owned), matrix)
+
+    def _clips_apart(self) -> bool:
+        """The support's clipped columns are none the calibration map reads (the matrix
+        may then be clipped in place before the map sees it); worked out once, kept."""
+        apart = self.__dict__.get("_clips_apart_kept")
+        if apart is None:
+            support = getattr(self, "support", None)
+            grouped = getattr(self, "group_calibrator", None)
+            read = set() if grouped is None else {*grouped.columns, *getattr(grouped, "slopes", ())}
+            apart = support is None or not read & set(support.positions)
+            self.__dict__["_clips_apart_kept"] = apart
+        return apart
 
 
 def _weights(label: np.ndarray, max_weight: float) -> np.ndarray:

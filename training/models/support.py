@@ -46,30 +46,41 @@ class RankSupport:
         lower, upper = np.nan_to_num(lower, nan=-np.inf), np.nan_to_num(upper, nan=np.inf)
         return cls(features.index(rank), tuple(features.index(c) for c in columns), lower, upper)
 
-    def clip(self, matrix: np.ndarray) -> np.ndarray:
+    def clip(self, matrix: np.ndarray, in_place: bool = False) -> np.ndarray:
         """``matrix`` (the model's encoded rows) with the time columns clipped to their
-        rank's range (a copy; the input is left as it is)."""
+        rank's range: a copy, or (``in_place``: a matrix the caller owns) the matrix
+        itself, clipped where it stands."""
         if len(matrix) == 0 or not self.positions:
             return matrix
-        columns, bounds = self._plan()
-        rank = matrix[:, self.rank_position]
-        # the rank's row of bounds: NaN and below 0 as 0, above the last as the last
-        # (np.clip of np.nan_to_num, without their ~20 µs a call: the policy clips in
-        # every model call of its search)
-        at = np.where(rank > 0.0, np.minimum(rank, float(len(bounds) - 1)), 0.0).astype(np.intp)
-        rows = bounds[at]  # (rows, 2, columns): one gather for both bounds
-        out = matrix.copy()
-        # np.clip written out (minimum of maximum: the same figures, NaN kept)
-        out[:, columns] = np.minimum(np.maximum(matrix[:, columns], rows[:, 0]), rows[:, 1])
+        columns, lower, upper = self._plan()
+        # the rank's bounds: NaN and below 0 as 0, above the last as the last (np.fmax
+        # turns NaN into 0; np.clip of np.nan_to_num, without their ~20 µs a call: the
+        # policy clips in every model call of its search)
+        rank = np.fmax(matrix[:, self.rank_position], 0.0)
+        at = np.minimum(rank, float(lower.shape[1] - 1)).astype(np.intp)
+        out = matrix if in_place else matrix.copy()
+        # np.clip written out (minimum of maximum: the same figures, NaN kept), on the
+        # columns as rows (each column's bounds of every row gathered in one ``take``, a
+        # row of its own: numpy's ufuncs on a strided 2-D block of a few dozen rows cost
+        # ~4 µs a call when the bounds come as another strided block)
+        clipped = out[:, columns].T  # a view when the columns are evenly spaced
+        np.maximum(clipped, lower.take(at, axis=1), out=clipped)
+        np.minimum(clipped, upper.take(at, axis=1), out=clipped)
+        if not isinstance(columns, slice):  # a gather: written back
+            out[:, columns] = clipped.T
         return out
 
-    def _plan(self) -> tuple[slice | np.ndarray, np.ndarray]:
+    def _plan(self) -> tuple[slice | np.ndarray, np.ndarray, np.ndarray]:
         """The clipped columns as a slice when evenly spaced (a view, not a gather: the
         search's matrices are a few dozen rows, where numpy's fancy indexing is most of
-        the cost), and both bounds stacked per rank; made on first use, never pickled."""
+        the cost), and the bounds as (columns, ranks); made on first use, never pickled."""
         kept = self.__dict__.get("_kept_plan")
         if kept is None:
-            kept = (_as_slice(self.positions), np.stack([self.lower, self.upper], axis=1))
+            kept = (
+                _as_slice(self.positions),
+                np.ascontiguousarray(self.lower.T),
+                np.ascontiguousarray(self.upper.T),
+            )
             object.__setattr__(self, "_kept_plan", kept)
         return kept
 

@@ -167,9 +167,9 @@ class ModelScorer:
         self, model: CalibratedModel, matrix: EventMatrix, pos: np.ndarray, columns: dict
     ) -> np.ndarray:
         """Calibrated probabilities of ``model`` for rows built by ``matrix``."""
-        rows = matrix.model_matrix(model, pos, columns)
+        rows = matrix.model_matrix(model, pos, columns)  # a new matrix: clipped in place
         threads = self.threads if len(rows) >= PARALLEL_ROWS else 1
-        return model.predict_matrix(rows, threads=threads)
+        return model.predict_matrix(rows, threads=threads, owned=True)
 
     @property
     def customer_index(self) -> CustomerIndex:
