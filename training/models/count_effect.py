@@ -1,4 +1,9 @@
-"""The effect of one count input (messages sent before a retry) as a learned log-odds slope.
+"""The effect of one input as a learned log-odds slope, with the dunning timing held fixed.
+
+Used for the count of messages sent before a retry (the retry model) and, as an option,
+for the closeness of a message's hour to the customer's active hour (the message model,
+``active_hour_closeness``: docs/evaluation.md, "What the message model's trees
+under-fit"). The count's case:
 
 The policy decides how many messages to send by what each one does to the rest of the
 schedule (training/policy/message_pruning.py), so the retry model must say what one
@@ -109,13 +114,24 @@ def fit_count_effect(
 ) -> CountEffect:
     """The slope of ``column`` in ``rows`` (training rows, their ``label``) with the
     dunning timing (``rank``, hours since the failure) and the decline category held
-    fixed, shrunk by its standard error."""
-    count = np.minimum(np.nan_to_num(rows[column].to_numpy(dtype=float), nan=0.0), COUNT_CAP)
+    fixed, shrunk by its standard error.
+
+    A missing value adds no offset (as 0), but the rows that miss it get a cell of their
+    own in the regression: they are not rows at 0 (customers with no past activity have
+    no active hour to be close to, and answer more often than those far from theirs;
+    counted as 0, they flattened the closeness's slope on night_owls from 0.91 ± 0.14 to
+    0.04 ± 0.10). Their level is the trees' to fit, from the inputs that are missing too."""
+    raw = rows[column].to_numpy(dtype=float)
+    count = np.minimum(np.nan_to_num(raw, nan=0.0), COUNT_CAP)
     y = np.asarray(label, dtype=float)
     if len(y) == 0 or np.ptp(count) == 0 or np.ptp(y) == 0:
         estimate, error = 0.0, np.inf
     else:
-        estimate, error = _fit_slope(count, y, timing_cells(rows, rank, category))
+        cells = timing_cells(rows, rank, category)
+        missing = np.isnan(raw)
+        if missing.any():
+            cells = np.column_stack([cells, missing.astype(np.int64) + cells.max() + 1])
+        estimate, error = _fit_slope(count, y, cells)
     z2 = (estimate / error) ** 2 if np.isfinite(error) and error > 0 else 0.0
     return CountEffect(
         column=column,
