@@ -1,9 +1,10 @@
 """The effect of one input as a learned log-odds slope, with the dunning timing held fixed.
 
-Used for the count of messages sent before a retry (the retry model) and, as an option,
-for the closeness of a message's hour to the customer's active hour (the message model,
-``active_hour_closeness``: docs/evaluation.md, "What the message model's trees
-under-fit"). The count's case:
+Used for the count of messages sent before a retry (the retry model) and for the
+closeness of a message's hour to the customer's active hour (the message model,
+``active_hour_closeness``, whose trees followed it only part of the way: slope 0.9 with
+the timing held fixed; docs/evaluation.md, "What the message model's trees under-fit").
+The count's case:
 
 The policy decides how many messages to send by what each one does to the rest of the
 schedule (training/policy/message_pruning.py), so the retry model must say what one
