@@ -15,6 +15,9 @@ against observed: the slope docs/evaluation.md ("Why the learned messages lose")
 When the rows log propensities, the log loss of the held-out *explored* rows (those
 logged with less than the largest propensity: not the team's default choice) is printed
 too (docs/training.md, "Propensity weights").
+The message model's rows are also grouped by quintile of its own ``active_hour_closeness``
+(model against observed along the estimate it reads), and a model's learned slope
+(``train.model.count_effects``) is printed.
 """
 
 from __future__ import annotations
@@ -70,6 +73,28 @@ def explored_log_loss(
     if explored.sum() == 0 or len(np.unique(label[explored])) < 2:
         return float("nan"), int(explored.sum())
     return float(log_loss(label[explored], p[explored], labels=[0, 1])), int(explored.sum())
+
+
+def by_input_quantiles(
+    data: TrainingData, split: TimeSplit, column: str, label: np.ndarray, p: np.ndarray
+) -> dict[str, list[float]]:
+    """Held-out message rows by quintile of one of their own inputs (a missing value its
+    own group, first): mean model probability and observed label per group. Where the
+    model is flat along the true active hour yet follows the observed rate along its
+    estimate, the estimate is what lacks, not the fit."""
+    test = split.assign(data.message.due_at) == "test"
+    values = data.message.features[column].to_numpy(dtype=float)[test]
+    known = ~np.isnan(values)
+    groups = np.full(len(values), -1)
+    if known.sum() >= 5:
+        edges = np.unique(np.quantile(values[known], [0.2, 0.4, 0.6, 0.8]))
+        groups[known] = np.searchsorted(edges, values[known], side="right")
+    rows = pd.DataFrame({"model": p, "observed": label, "group": groups})
+    means = rows.groupby("group")[["model", "observed"]].mean()
+    return {
+        "model": means["model"].round(4).tolist(),
+        "observed": means["observed"].round(4).tolist(),
+    }
 
 
 def variant_settings(train: TrainParams, variant: str) -> tuple[str, dict[str, Any], TrainParams]:
@@ -134,6 +159,15 @@ def main() -> None:
                     data, split, args.truth, *predictions[name]
                 )
                 print(f"  by true active hour {ACTIVE_BINS}: {row['by_true_active_hour']}")
+            if name == "message":
+                row["by_closeness"] = by_input_quantiles(
+                    data, split, "active_hour_closeness", *predictions[name]
+                )
+                print(f"  by active_hour_closeness (missing, quintiles): {row['by_closeness']}")
+            effect = fitted[name].count_effect
+            if effect is not None:
+                row["count_effect"] = effect.describe()
+                print(f"  count effect {row['count_effect']}")
             if args.out:
                 with args.out.open("a") as sink:
                     sink.write(json.dumps(row) + "\n")

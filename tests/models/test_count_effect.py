@@ -114,3 +114,48 @@ def test_a_count_effect_on_no_count_input_is_refused():
     assert _count_effect("self_cure", ModelParams()) is None
     with pytest.raises(ValueError, match="no count input"):
         _count_effect("retry", ModelParams(count_effects={"retry": "messages_sent"}))
+
+
+def _closeness_rows(rng: np.random.Generator, n: int, slope: float) -> pd.DataFrame:
+    """Messages whose answer rises with the closeness of their hour to the customer's
+    active hour; half the customers have no active hour (missing) and answer more often
+    than those far from theirs (new customers, as in the zoo's worlds)."""
+    rank = rng.integers(0, 3, n).astype(float)
+    hours = 72.0 * rank + rng.uniform(0, 72, n)
+    closeness = rng.uniform(0, 1, n)
+    missing = rng.random(n) < 0.5
+    logit = -2.5 - 0.3 * rank + np.where(missing, 0.6, slope * closeness)
+    p = 1.0 / (1.0 + np.exp(-logit))
+    return pd.DataFrame(
+        {
+            "messages_before": rank,
+            "hours_since_failure": hours,
+            "inv_decline_category": rng.choice(["insufficient_funds", "do_not_honor"], n),
+            "active_hour_closeness": np.where(missing, np.nan, closeness),
+            "y": (rng.random(n) < p).astype(int),
+        }
+    )
+
+
+def test_a_missing_input_is_no_row_at_zero_in_the_slope():
+    rows = _closeness_rows(np.random.default_rng(5), 60000, slope=0.9)
+    columns = ["messages_before", "hours_since_failure", "inv_decline_category"]
+    effect = fit_count_effect(
+        rows,
+        rows["y"].to_numpy(),
+        "active_hour_closeness",
+        [*columns, "active_hour_closeness"],
+        "messages_before",
+    )
+    # counted as 0, the missing rows (which answer more) would flatten it to about 0
+    assert abs(effect.estimate - 0.9) < 0.25 and effect.per_unit > 0.6
+    assert effect.offsets(np.array([np.nan, 0.0, 1.0])).tolist() == [0.0, 0.0, effect.per_unit]
+
+
+def test_the_message_model_takes_a_slope_on_the_closeness_never_on_its_rank():
+    closeness = ModelParams(count_effects={"message": "active_hour_closeness"})
+    assert _count_effect("message", closeness) == ("active_hour_closeness", "messages_before")
+    with pytest.raises(ValueError, match="rank"):
+        _count_effect("message", ModelParams(count_effects={"message": "messages_before"}))
+    with pytest.raises(ValueError, match="no count input"):
+        _count_effect("message", ModelParams(count_effects={"message": "template"}))

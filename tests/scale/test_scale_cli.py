@@ -34,8 +34,9 @@ TWO_WORKER_TOLERANCE = 0.02
 COUNT_TOLERANCE = 0.002
 # the calendar contrast's fitted slopes (retry_fit, message_fit) and their standard
 # errors, on the same validation-period rows: they move with the models. One worker:
-# the message model is the in-process one (message_fit equal to 1e-15), the retry model
-# moved a little by its count effect's offsets, retry_fit 1.89 against 1.51 (± 0.95);
+# the retry and message models moved a little by their count effects' offsets (before
+# the message model had one, its message_fit was equal to 1e-15), retry_fit 1.89
+# against 1.51 (± 0.95);
 # two workers 1.79 and 0.214 against 1.51 and 0.213. An estimate of one standard error
 # or so on 2,929 rows: these are what another seed would give
 CONTRAST_TOLERANCE = 1.0
@@ -43,12 +44,13 @@ CONTRAST_TOLERANCE = 1.0
 # gains) against the in-process one, both calibrated on the validation period alone
 # (calibration_folds 0: the in-process default's out-of-fold calibration is the one
 # difference the cluster keeps, measured in docs/scale.md). One worker trains the
-# in-process halves' models (up to the calibration solver's tolerance): measured gaps
-# 0.00004 (factor), 0.00004 (threshold), 0.00004 (promised gain). Two workers train
+# in-process halves' models up to the count effects' solver tolerance (COUNT_TOLERANCE:
+# the retry and message models' offsets move their trees a little): measured gap 0.005
+# (factor; 0.00004 when only the retry model had a count effect). Two workers train
 # other models (feature bins from each worker's rows, which vary with where Dask puts
 # the parts): two runs, 0.007 / 0.012 (factor), 0.003 / 0.005 (threshold), 0.007 /
 # 0.001 (promised gain), 0.001 / 0.004 (cross-valued gain).
-ONE_WORKER_SHRINKAGE_TOLERANCE = 0.005
+ONE_WORKER_SHRINKAGE_TOLERANCE = 0.02
 TWO_WORKER_SHRINKAGE_TOLERANCE = 0.05
 
 
@@ -139,21 +141,26 @@ def _shrinkages_agree(dask_dir: Path, local_dir: Path, tolerance: float) -> None
 
 
 def _effects_agree(dask_dir: Path, local_dir: Path, message_contrast: float) -> None:
-    """Both artifacts carry the retry model's count effect (the messages before a retry)
-    and the calendar contrast, each fitted on the same rows, the slopes close
-    (``message_contrast``: the message model's contrast, exact when its model is)."""
+    """Both artifacts carry the count effects (the messages before a retry, a message's
+    closeness to the active hour) and the calendar contrast, each fitted on the same rows,
+    the slopes close (``message_contrast``: the message model's contrast)."""
     dask, local = load_artifact(dask_dir), load_artifact(local_dir)
-    ours, theirs = dask.models.retry.count_effect, local.models.retry.count_effect
-    assert ours is not None and theirs is not None
-    assert (ours.column, ours.position) == (theirs.column, theirs.position)
-    assert ours.column == "messages_before" and ours.rows == theirs.rows > 0
-    for key in ("estimate", "per_unit", "standard_error"):
-        assert getattr(ours, key) == pytest.approx(getattr(theirs, key), abs=COUNT_TOLERANCE), key
-    for model in (dask.models.retry, local.models.retry):  # the map's own slope of the count
-        assert model.group_calibrator is not None and model.group_calibrator.slopes == (
-            ours.position,
-        )
-    assert dask.models.message is not None and dask.models.message.count_effect is None
+    columns = {"retry": "messages_before", "message": "active_hour_closeness"}
+    for name, column in columns.items():
+        ours = getattr(dask.models, name).count_effect
+        theirs = getattr(local.models, name).count_effect
+        assert ours is not None and theirs is not None, name
+        assert (ours.column, ours.position) == (theirs.column, theirs.position)
+        assert ours.column == column and ours.rows == theirs.rows > 0
+        for key in ("estimate", "per_unit", "standard_error"):
+            assert getattr(ours, key) == pytest.approx(getattr(theirs, key), abs=COUNT_TOLERANCE), (
+                name,
+                key,
+            )
+        for model in (getattr(dask.models, name), getattr(local.models, name)):
+            # the map's own slope of the input
+            assert model.group_calibrator is not None
+            assert model.group_calibrator.slopes == (ours.position,)
     mine, other = (a.metadata["calendar_contrast"] for a in (dask, local))
     assert mine["note"] == other["note"] == ""
     assert mine["rows"] == other["rows"] > 0
@@ -171,14 +178,16 @@ def test_one_worker_trains_the_in_process_models(
     Platt maps; the group offsets agree to the solver's tolerance (lbfgs stops at
     sklearn's default ``tol``, and the gathered validation rows come part by part, in
     another order than in process: coefficients differ by up to about 0.01). The retry
-    model's count effect differs by its own solver's tolerance (COUNT_TOLERANCE), and
-    its offsets move the trees a little: raw scores 0.0023 apart on average (max 0.023),
-    test AUC 0.7341 against 0.7344, calibration error 0.021 against 0.025."""
+    and message models' count effects differ by their own solver's tolerance
+    (COUNT_TOLERANCE), and their offsets move the trees a little: the retry model's raw
+    scores 0.0023 apart on average (max 0.023), test AUC 0.7341 against 0.7344,
+    calibration error 0.021 against 0.025; the message model's by at most 3e-5."""
     local = in_process
     dask = _train(tmp_path, partitioned_dir, exact_params, "dask", "--cluster", "local:1")
+    counted = {"retry", "message"}  # the models with a count effect (their offsets move)
     for name, metrics in local["models"].items():
-        close = 2e-3 if name != "retry" else 1e-2
-        if name != "retry":
+        close = 2e-3 if name not in counted else 1e-2
+        if name not in counted:
             assert dask["models"][name]["best_iteration"] == metrics["best_iteration"], name
         for key in ("auc", "log_loss", "brier", "calibration_error"):
             assert dask["models"][name][key] == pytest.approx(metrics[key], abs=close), (name, key)
@@ -190,7 +199,7 @@ def test_one_worker_trains_the_in_process_models(
     for name, model in reference.models.items():
         other = getattr(artifact.models, name)
         frame = test_rows[name]
-        if name == "retry":  # moved by the count effect's offsets (above)
+        if model.count_effect is not None:  # moved by the count effect's offsets (above)
             gap = np.abs(other.raw_scores(frame) - model.raw_scores(frame)).mean()
             assert gap < 0.01, gap
             continue
@@ -214,7 +223,7 @@ def test_one_worker_trains_the_in_process_models(
         ONE_WORKER_TOLERANCE,
     )
     _shrinkages_agree(tmp_path / "dask", local["artifact"], ONE_WORKER_SHRINKAGE_TOLERANCE)
-    _effects_agree(tmp_path / "dask", local["artifact"], 1e-9)
+    _effects_agree(tmp_path / "dask", local["artifact"], CONTRAST_TOLERANCE)
     assert {m["workers"] for m in dask["models"].values()} == {1.0}
 
 

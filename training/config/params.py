@@ -110,11 +110,12 @@ class ModelParams(Section):
         "space, e.g. the time since the failure apart from the retry rank",
     )
     count_effects: dict[str, str] = Field(
-        {"retry": "messages_before"},
-        description="model -> a count of the dunning state whose effect gets a log-odds "
-        "slope fitted with the rank, the time since the failure and the decline category "
-        "held fixed, a fixed offset under the trees (count_effect.py): what one more "
-        "message does to a later retry, which the trees credit to the time inputs",
+        {"retry": "messages_before", "message": "active_hour_closeness"},
+        description="model -> a numeric input whose effect gets a log-odds slope fitted "
+        "with the rank, the time since the failure and the decline category held fixed, "
+        "a fixed offset under the trees (count_effect.py): what one more message does to "
+        "a later retry, which the trees credit to the time inputs; how much closer to the "
+        "customer's active hour a message is sent, which the trees under-fit",
     )
     num_threads: int = Field(2, ge=1)
     seed: int = 7

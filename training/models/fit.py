@@ -70,13 +70,21 @@ MODEL_FEATURES = {
 
 
 def _count_effect(name: str, params: ModelParams) -> tuple[str, str] | None:
-    """(count input, rank column) of ``name``'s learned count slope, if it has one."""
+    """(numeric input, rank column) of ``name``'s learned slope, if it has one: a count
+    of the dunning state (the messages before a retry) or another numeric input (the
+    closeness of a message's hour to the customer's active hour)."""
     column = params.count_effects.get(name)
     if column is None:
         return None
-    if column not in MODEL_FEATURES[name] or name not in RANK_SUPPORT:
+    if column not in MODEL_FEATURES[name] or column in CATEGORICAL or name not in RANK_SUPPORT:
         raise ValueError(f"train.model.count_effects: {column!r} is no count input of {name}")
-    return column, RANK_SUPPORT[name][0]
+    rank = RANK_SUPPORT[name][0]
+    if column == rank:  # the timing cells are per rank: the slope would be theirs
+        raise ValueError(
+            f"train.model.count_effects: {column!r} is {name}'s rank, which the slope "
+            "holds fixed (count_effect.py): it has no slope of its own"
+        )
+    return column, rank
 
 
 def check_monotone_inputs(params: ModelParams) -> None:
