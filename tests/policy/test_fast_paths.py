@@ -172,10 +172,13 @@ def test_exploration_shifts_whole_schedules_inside_the_window(case):
         decider.scorer, decider.rules, decider.config.model_copy(update={"exploration_rate": 1.0}),
         decider.templates, decider.model_version,
     )  # fmt: skip
-    moved_rows, propensity = explorer._explore(events, RetryRows.of(retries), start, end)
-    moved = moved_rows.frame()
+    explored = explorer._explore(events, RetryRows.of(retries), start, end)
+    moved, propensity = explored.retries.frame(), explored.propensity
     arms = len(decider.config.exploration_shifts_hours) + 1
-    np.testing.assert_allclose(propensity, 1.0 / arms)  # at rate 1 the searched one is an arm too
+    # at rate 1 the searched one is an arm too, and takes the arms that cannot move
+    shifted = explored.kind == 1
+    np.testing.assert_allclose(propensity[shifted], 1.0 / arms)
+    assert (propensity[~shifted] >= 1.0 / arms - 1e-12).all()
     shift = (moved["at"] - retries["at"]).dt.total_seconds().to_numpy() / 3600
     assert set(np.unique(shift)) <= {0, *decider.config.exploration_shifts_hours}
     per_event = pd.Series(shift).groupby(retries["event_id"].to_numpy()).nunique()

@@ -60,6 +60,16 @@ class PolicyConfig(BaseModel):
     exploration_shifts_hours: tuple[int, ...] = Field(
         (-12, -6, 6, 12), description="alternatives: every retry shifted by these hours"
     )
+    exploration_first_retry_day_rate: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="share of decisions whose first retry moves to another day the window "
+        "and the rules allow, drawn uniformly (clock time kept, later retries pushed to "
+        "keep the spacing): the logs then hold first retries on every day of the window, "
+        "which the searched schedules never try; on top of exploration_rate, and only "
+        "while exploration_rate > 0 (0 turns all exploration off)",
+    )
     baseline: BaselineConfig = BaselineConfig()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -67,6 +77,11 @@ class PolicyConfig(BaseModel):
         # up to that far either side of the grid's choice) keep searching as they did:
         # their own grid, no finer grids, hour steps down from their refine distance
         fields = dict(state.get("__dict__", {}))
+        # artifacts saved before the first retry's day was explored keep exploring as
+        # they did (shifts only)
+        if fields and "exploration_first_retry_day_rate" not in fields:
+            fields["exploration_first_retry_day_rate"] = 0.0
+            state = {**state, "__dict__": fields}
         if "refine_hours" in fields:
             refine = int(fields.pop("refine_hours"))
             fields.setdefault("fine_grids_hours", ())
@@ -81,6 +96,20 @@ class PolicyConfig(BaseModel):
         if any(step < 1 for step in steps):
             raise ValueError(f"{info.field_name} must be whole hours >= 1, got {list(steps)}")
         return steps
+
+    @model_validator(mode="after")
+    def _exploration_arms_apart(self) -> PolicyConfig:
+        if self.exploration_rate + self.exploration_first_retry_day_rate > 1:
+            raise ValueError(
+                "exploration_rate + exploration_first_retry_day_rate must be at most 1"
+            )
+        whole_days = [s for s in self.exploration_shifts_hours if s and s % 24 == 0]
+        if self.exploration_first_retry_day_rate > 0 and whole_days:
+            raise ValueError(
+                f"exploration_shifts_hours {whole_days}: whole days could return the same "
+                "schedule as the first retry's day (the propensity would not be exact)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _grids_nest(self) -> PolicyConfig:

@@ -11,7 +11,7 @@ import pandas as pd
 from training.config.policy import PolicyConfig
 from training.core.columnar import Table, column_array, column_values
 from training.core.frames import numbered
-from training.core.localtime import HOUR_NS, from_ns, to_ns
+from training.core.localtime import from_ns, to_ns
 from training.core.randomness import process_rng
 from training.declines.rules import RetryRules
 from training.features.dunning_state import state_of_rows
@@ -19,6 +19,7 @@ from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.baselines import fixed_schedule_columns
 from training.policy.calendar import row_contrasts, scored_with_contrast, steepened
 from training.policy.decisions import DecisionColumns, Decisions, new_decision_ids
+from training.policy.exploration import Explored, explore, rules_end, with_exploration_reasons
 from training.policy.message_pruning import (
     Schedule,
     ScheduleValues,
@@ -57,6 +58,7 @@ class Plan(NamedTuple):
     retries: RetryRows  # event_id, at (``.frame()`` for a frame)
     messages: MessageRows  # event_id, send_at, template, channel, response_probability
     propensity: np.ndarray  # probability of this plan under exploration, per event
+    explored: Explored | None = None  # which arm each event's plan came from (exploring)
 
 
 class SearchedSchedules(NamedTuple):
@@ -184,32 +186,39 @@ class ModelDecider:
             memo.values,
         )
         retries, messages = searched.retries, searched.messages
-        propensity = np.ones(len(events))
+        propensity, explored = np.ones(len(events)), None
         if explore and self.config.exploration_rate > 0 and len(retries):
-            retries, propensity = self._explore(events, retries, searched.start, searched.end)
-        return Plan(decisions, features, retries, messages, propensity)
+            explored = self._explore(events, retries, searched.start, searched.end, past)
+            retries, propensity = explored.retries, explored.propensity
+        return Plan(decisions, features, retries, messages, propensity, explored)
 
     def _explore(
-        self, events: Table, retries: RetryRows, start: np.ndarray, end: np.ndarray
-    ) -> tuple[RetryRows, np.ndarray]:
+        self,
+        events: Table,
+        retries: RetryRows,
+        start: np.ndarray,
+        end: np.ndarray,
+        past: Table | None = None,
+        draw: np.ndarray | None = None,
+    ) -> Explored:
         """With probability ``exploration_rate`` shift every retry by one of the configured
-        offsets (kept only where the whole shifted schedule stays inside the limits)."""
-        shifts = np.array([0, *self.config.exploration_shifts_hours], dtype=np.int64)
-        arms = len(shifts)
-        rate = self.config.exploration_rate
-        draw = process_rng().random(len(events))
-        arm = np.where(draw < rate, np.floor(draw / rate * arms).astype(int), 0)
-        arm = np.minimum(arm, arms - 1)  # arm 0: the searched schedule
-        pos = _positions(column_array(events, "event_id"), retries.event_id)
-        at = retries.at
-        moved = at + shifts[arm[pos]] * HOUR_NS
-        inside = np.ones(len(events), dtype=bool)
-        np.logical_and.at(inside, pos, (moved >= start[pos]) & (moved < end[pos]))
-        arm = np.where(inside, arm, 0)
-        propensity = np.where(arm == 0, 1.0 - rate + rate / arms, rate / arms)
-        if (arm == 0).all():  # nothing moved: the same rows (their scores are kept)
-            return retries, propensity
-        return RetryRows(retries.event_id, at + shifts[arm[pos]] * HOUR_NS), propensity
+        offsets (kept only where the whole shifted schedule stays inside the limits); with
+        ``exploration_first_retry_day_rate`` move the first retry to another allowed day
+        (:mod:`training.policy.exploration`; ``past``: the events' attempts, whose first
+        opens the debit schemes' re-presentation windows; ``draw``: the uniform draws, one
+        per event, for tests)."""
+        if draw is None:
+            draw = process_rng().random(len(events))
+        limits = self.rules.limits
+        return explore(
+            column_array(events, "event_id"),
+            retries,
+            start,
+            rules_end(events, past, limits, end),
+            limits.min_spacing_hours,
+            self.config,
+            draw,
+        )
 
     def expected_recovery(
         self,
@@ -492,6 +501,8 @@ class ModelDecider:
             baseline_v,
             self.config,
         )
+        if plan.explored is not None:
+            reasons = with_exploration_reasons(reasons, plan.explored)
         summary = {
             "event_id": column_array(events, "event_id"),
             "decline_category": column_array(decisions, "category"),

@@ -1,0 +1,190 @@
+"""The learned policy's exploration: which schedule a decision returns instead of the
+searched one, and the exact probability of the schedule returned.
+
+Three kinds of arm, drawn from one uniform number ``u`` per decision:
+
+* ``u < exploration_rate``: one of ``arms = 1 + len(exploration_shifts_hours)`` cells,
+  the first the searched schedule, each other every retry shifted by its hours (kept
+  only when the whole shifted schedule stays inside the event's window);
+* ``exploration_rate <= u < exploration_rate + day_mass``: the *first retry's day*: the
+  first retry moved by a whole number of days (its clock time kept) to one of the other
+  days the window and the rules allow, each with ``day_mass / days``; the later retries
+  kept where they are when they stay ``min_spacing`` after the one before, else pushed
+  later by the spacing, and dropped when pushed past the window;
+* otherwise the searched schedule.
+
+The propensity is the probability of the schedule returned, summed over every cell that
+returns it: an arm that cannot move (a shift outside the window, no other day allowed,
+no retry at all) returns the searched schedule, so its mass is the searched schedule's.
+
+Why the explored schedules break no rule the searched one keeps: they stay inside the
+same window (the rules' earliest time, the dunning window and, for ACH and Bacs, the
+re-presentation window from the first collection), keep the spacing and never add a
+retry; the card caps count the attempts up to the failure (``rules.py``), so any times
+after it keep them.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from training.config.policy import PolicyConfig
+from training.config.retry_limits import RetryLimits
+from training.core.arrays import cummax_in_group, group_first, rank_in_group
+from training.core.columnar import Table, column_array, column_values
+from training.core.localtime import DAY_NS, HOUR_NS, to_ns
+from training.policy.schedule_rows import RetryRows
+
+SEARCHED, SHIFTED, DAY_MOVED = 0, 1, 2
+"""What each decision returned (``Explored.kind``)."""
+
+
+class Explored(NamedTuple):
+    """The retries returned and, per event (events' order), the propensity of the
+    schedule returned, which kind of arm returned it (``SEARCHED``, ``SHIFTED``,
+    ``DAY_MOVED``), the shift in hours (0 unless shifted) and the whole days the first
+    retry moved (0 unless day-moved)."""
+
+    retries: RetryRows
+    propensity: np.ndarray
+    kind: np.ndarray
+    shift_hours: np.ndarray
+    moved_days: np.ndarray
+
+
+def day_mass(config: PolicyConfig) -> float:
+    """The probability of the first-retry-day arm (what ``exploration_rate`` leaves)."""
+    rate = config.exploration_rate
+    return float(min(config.exploration_first_retry_day_rate, max(1.0 - rate, 0.0)))
+
+
+def rules_end(
+    events: Table, past: Table | None, limits: RetryLimits, end: np.ndarray
+) -> np.ndarray:
+    """``end`` (exclusive, ns, per event) no later than the ACH reinitiation and Bacs
+    re-presentation windows from the first collection (``past``'s ``original`` row; the
+    failure itself when ``past`` is None)."""
+    first = to_ns(column_values(events, "failed_at"))
+    if past is not None and len(column_array(past, "event_id")):
+        original = column_array(past, "kind", object) == "original"
+        owner = _positions(column_array(events, "event_id"), column_array(past, "event_id"))
+        keep = original & (owner >= 0)
+        np.minimum.at(first, owner[keep], to_ns(column_values(past, "t"))[keep])
+    method = np.char.lower(
+        np.char.strip(column_array(events, "payment_method", object).astype(str))
+    )
+    days = np.select(
+        [method == "ach_debit", method == "bacs_debit"],
+        [limits.ach_reinitiation_window_days, limits.bacs_representment_window_days],
+        default=-1,
+    )
+    return np.where(days >= 0, np.minimum(end, first + days * DAY_NS), end)
+
+
+def explore(
+    ids: np.ndarray,
+    retries: RetryRows,
+    start: np.ndarray,
+    end: np.ndarray,
+    spacing_hours: float,
+    config: PolicyConfig,
+    draw: np.ndarray,
+) -> Explored:
+    """The schedule each event returns for its uniform ``draw`` (module docstring).
+
+    ``retries``: the searched ones, grouped by event and by time within an event;
+    ``start``, ``end`` (exclusive): per event, the times every retry must keep (ns)."""
+    n = len(ids)
+    shifts = np.array([0, *config.exploration_shifts_hours], dtype=np.int64)
+    arms, rate, mass = len(shifts), config.exploration_rate, day_mass(config)
+    pos = _positions(ids, retries.event_id)
+    at = retries.at
+    has = np.bincount(pos, minlength=n) > 0
+    # the shifts: arm a's schedule is valid when every shifted retry stays inside
+    shifted = at[:, None] + shifts[None, :] * HOUR_NS  # rows x arms
+    inside = np.ones((n, arms), dtype=bool)
+    np.logical_and.at(inside, pos, (shifted >= start[pos, None]) & (shifted < end[pos, None]))
+    valid = inside & has[:, None] & (shifts != 0)[None, :]
+    same = (shifts[:, None] == shifts[None, :]).sum(axis=1)  # arms returning one schedule
+    # the first retry's day: the other whole days from the searched one inside the window
+    first_row = group_first(pos) if len(pos) else np.zeros(0, dtype=bool)
+    first_at = np.zeros(n, dtype=np.int64)
+    first_at[pos[first_row]] = at[first_row]
+    low = -np.floor_divide(first_at - start, DAY_NS)
+    high = np.floor_divide(end - 1 - first_at, DAY_NS)
+    days = np.where(has, np.maximum(high - low + 1 - ((low <= 0) & (high >= 0)), 0), 0)
+
+    cell = np.minimum(np.floor(draw / rate * arms).astype(np.int64), arms - 1) if rate else 0
+    arm = np.where(draw < rate, cell, 0)
+    arm = np.where(valid[np.arange(n), arm], arm, 0)
+    share = np.clip((draw - rate) / mass, 0.0, 1.0 - 1e-12) if mass else np.zeros(n)
+    moves = (draw >= rate) & (draw < rate + mass) & (days > 0)
+    step = low + np.floor(share * days).astype(np.int64)
+    step = np.where((low <= 0) & (step >= 0), step + 1, step)  # the searched day skipped
+    step = np.where(moves, step, 0)
+
+    searched = 1.0 - rate - mass
+    searched += rate / arms * (arms - valid.sum(axis=1)) + np.where(days > 0, 0.0, mass)
+    propensity = np.where(arm > 0, rate / arms * same[arm], np.where(moves, 0.0, searched))
+    propensity = np.where(moves, mass / np.maximum(days, 1), propensity)
+    propensity = np.where(has, propensity, 1.0)
+    kind = np.select([moves, arm > 0], [DAY_MOVED, SHIFTED], default=SEARCHED)
+    if not (arm > 0).any() and not moves.any():  # nothing moved: the same rows
+        return Explored(retries, propensity, kind, shifts[arm], step)
+    new_at = at + shifts[arm[pos]] * HOUR_NS
+    new_at = np.where(first_row, new_at + step[pos] * DAY_NS, new_at)
+    spacing = int(spacing_hours * HOUR_NS)
+    k = rank_in_group(pos)
+    pushed = cummax_in_group(new_at - k * spacing, pos) + k * spacing  # >= spacing apart
+    new_at = np.where(moves[pos], pushed, new_at)
+    keep = new_at < end[pos]
+    explored = RetryRows(retries.event_id[keep], new_at[keep])
+    return Explored(explored, propensity, kind, shifts[arm], step)
+
+
+def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position of each value in the unique ``ids`` (-1 if absent)."""
+    if len(ids) == 1:
+        return np.where(values == ids[0], 0, -1)
+    return pd.Index(ids).get_indexer(values)
+
+
+def exploration_reasons(explored: Explored) -> np.ndarray:
+    """Per event, the sentence saying its retries were moved to learn ("" when not)."""
+    shift, days = explored.shift_hours, explored.moved_days
+    shifted = np.char.add(
+        np.char.add("to learn, every retry moved ", np.abs(shift).astype(str)),
+        np.where(
+            shift > 0,
+            " h later than searched (exploration)",
+            " h earlier than searched (exploration)",
+        ),
+    )
+    day_word = np.where(np.abs(days) == 1, " day ", " days ")
+    moved = np.char.add(
+        np.char.add(
+            np.char.add("to learn, the first retry moved ", np.abs(days).astype(str)), day_word
+        ),
+        np.where(
+            days > 0, "later than searched (exploration)", "earlier than searched (exploration)"
+        ),
+    )
+    kind = explored.kind
+    return np.select([kind == SHIFTED, kind == DAY_MOVED], [shifted, moved], default="").astype(
+        object
+    )
+
+
+def with_exploration_reasons(reasons: list[list[str]], explored: Explored) -> list[list[str]]:
+    """``reasons`` with each explored event's sentence added (the others as they were)."""
+    moved = np.flatnonzero(explored.kind != SEARCHED)
+    if not len(moved):
+        return reasons
+    text = exploration_reasons(explored)
+    out = list(reasons)
+    for i in moved.tolist():  # the explored events only (a few percent)
+        out[i] = [*reasons[i], str(text[i])]
+    return out
