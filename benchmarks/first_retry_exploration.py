@@ -43,6 +43,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/smartretry-bench"))
     parser.add_argument("--draws", type=int, default=20)
     parser.add_argument("--day-rate", type=float, default=0.05)
+    parser.add_argument(
+        "--truth",
+        action="store_true",
+        help="also the cost by the simulator's exact truth (the world simulated again)",
+    )
     args = parser.parse_args()
     from serving.artifact_decider import load_artifact_decider
 
@@ -71,6 +76,8 @@ def main() -> None:
     (greedy_value, _), *_ = decider.score_schedules(
         events, plan.features, past, [(searched, plan.messages)]
     )
+    true_value = _truth(args) if args.truth else None
+    greedy_truth = true_value(events, searched, plan.messages) if true_value else None
     has = pd.Index(ids).isin(searched.event_id)
     print(f"decisions with a retry: {has.sum()} of {len(ids)}")
     print(f"searched first retry past day 4: {_late_share(ids, failed, searched):.2%}")
@@ -91,6 +98,9 @@ def main() -> None:
                 events, plan.features, past, [(got.retries, plan.messages)]
             )
             rows.append(_figures(ids, failed, got, greedy_value - value, early))
+            if true_value is not None:
+                true_cost = greedy_truth - true_value(events, got.retries, plan.messages)
+                rows[-1].update(_true_figures(got, true_cost))
             overlaps.append(_overlap(decider, events, past, got, searched, captured))
         table = pd.DataFrame(rows)
         print(f"\nexploration_first_retry_day_rate {day_rate} ({args.draws} draws; mean, SD):")
@@ -105,6 +115,32 @@ def main() -> None:
         print(
             f"    accepted by ope_support's thresholds: {table['accepted'].sum()} of {len(table)}"
         )
+
+
+def _truth(args: argparse.Namespace) -> Any:
+    """The exact recovery probability of a schedule per event, by the simulated world's
+    truth (the world of ``bench_world`` simulated again: the same seed, the same world)."""
+    from training.config.params import SimulateParams
+    from training.core.frames import Schedules
+    from training.evaluation.truth_eval import truth_recovery
+    from training.simulator.run import simulate_history
+
+    truth = simulate_history(SimulateParams(invoices=args.invoices, seed=args.seed)).truth
+
+    def value(events: pd.DataFrame, retries: Any, messages: Any) -> np.ndarray:
+        schedules = Schedules(retries.frame(), messages.frame())
+        return truth_recovery(truth, events, schedules).to_numpy()
+
+    return value
+
+
+def _true_figures(got: Explored, cost: np.ndarray) -> dict:
+    day, shift = got.kind == DAY_MOVED, got.kind == SHIFTED
+    return {
+        "true cost per decision": cost.mean(),
+        "true cost per day-moved decision": cost[day].mean() if day.any() else np.nan,
+        "true cost per shifted decision": cost[shift].mean() if shift.any() else np.nan,
+    }
 
 
 def _first(ids: np.ndarray, retries: Any) -> np.ndarray:

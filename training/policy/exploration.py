@@ -33,6 +33,7 @@ import pandas as pd
 
 from training.config.policy import PolicyConfig
 from training.config.retry_limits import RetryLimits
+from training.contract.tables import PAYMENT_METHODS
 from training.core.arrays import cummax_in_group, group_first, rank_in_group
 from training.core.columnar import Table, column_array, column_values
 from training.core.localtime import DAY_NS, HOUR_NS, to_ns
@@ -67,21 +68,32 @@ def rules_end(
     """``end`` (exclusive, ns, per event) no later than the ACH reinitiation and Bacs
     re-presentation windows from the first collection (``past``'s ``original`` row; the
     failure itself when ``past`` is None)."""
+    method = _methods(column_array(events, "payment_method", object))
+    ach, bacs = method == "ach_debit", method == "bacs_debit"
+    if not (ach.any() or bacs.any()):  # cards and SEPA: no window from the first charge
+        return end
     first = to_ns(column_values(events, "failed_at"))
     if past is not None and len(column_array(past, "event_id")):
         original = column_array(past, "kind", object) == "original"
         owner = _positions(column_array(events, "event_id"), column_array(past, "event_id"))
         keep = original & (owner >= 0)
         np.minimum.at(first, owner[keep], to_ns(column_values(past, "t"))[keep])
-    method = np.char.lower(
-        np.char.strip(column_array(events, "payment_method", object).astype(str))
-    )
-    days = np.select(
-        [method == "ach_debit", method == "bacs_debit"],
-        [limits.ach_reinitiation_window_days, limits.bacs_representment_window_days],
-        default=-1,
-    )
-    return np.where(days >= 0, np.minimum(end, first + days * DAY_NS), end)
+    days = np.where(ach, limits.ach_reinitiation_window_days, limits.bacs_representment_window_days)
+    return np.where(ach | bacs, np.minimum(end, first + days * DAY_NS), end)
+
+
+def _methods(values: np.ndarray) -> np.ndarray:
+    """Payment methods stripped and lower-cased (as the rules engine reads them); the
+    canonical spellings, nearly every row, compared as they are."""
+    canonical = np.zeros(len(values), dtype=bool)
+    for name in PAYMENT_METHODS:
+        canonical |= values == name
+    if canonical.all():
+        return values
+    odd = values[~canonical].astype(str)
+    out = values.copy()
+    out[~canonical] = np.char.lower(np.char.strip(odd)).astype(object)
+    return out
 
 
 def explore(
@@ -103,16 +115,19 @@ def explore(
     pos = _positions(ids, retries.event_id)
     at = retries.at
     has = np.bincount(pos, minlength=n) > 0
-    # the shifts: arm a's schedule is valid when every shifted retry stays inside
-    shifted = at[:, None] + shifts[None, :] * HOUR_NS  # rows x arms
-    inside = np.ones((n, arms), dtype=bool)
-    np.logical_and.at(inside, pos, (shifted >= start[pos, None]) & (shifted < end[pos, None]))
-    valid = inside & has[:, None] & (shifts != 0)[None, :]
+    # the shifts: arm a's schedule is valid when its first and last retries stay inside
+    first_row = group_first(pos)
+    last_row = np.empty(len(pos), dtype=bool)
+    last_row[:-1], last_row[-1:] = first_row[1:], True
+    first_at, last_at = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    first_at[pos[first_row]], last_at[pos[last_row]] = at[first_row], at[last_row]
+    moved = shifts * HOUR_NS
+    valid = (first_at[:, None] + moved >= start[:, None]) & (
+        last_at[:, None] + moved < end[:, None]
+    )
+    valid &= has[:, None] & (shifts != 0)
     same = (shifts[:, None] == shifts[None, :]).sum(axis=1)  # arms returning one schedule
     # the first retry's day: the other whole days from the searched one inside the window
-    first_row = group_first(pos) if len(pos) else np.zeros(0, dtype=bool)
-    first_at = np.zeros(n, dtype=np.int64)
-    first_at[pos[first_row]] = at[first_row]
     low = -np.floor_divide(first_at - start, DAY_NS)
     high = np.floor_divide(end - 1 - first_at, DAY_NS)
     days = np.where(has, np.maximum(high - low + 1 - ((low <= 0) & (high >= 0)), 0), 0)
@@ -120,18 +135,20 @@ def explore(
     cell = np.minimum(np.floor(draw / rate * arms).astype(np.int64), arms - 1) if rate else 0
     arm = np.where(draw < rate, cell, 0)
     arm = np.where(valid[np.arange(n), arm], arm, 0)
-    share = np.clip((draw - rate) / mass, 0.0, 1.0 - 1e-12) if mass else np.zeros(n)
     moves = (draw >= rate) & (draw < rate + mass) & (days > 0)
-    step = low + np.floor(share * days).astype(np.int64)
-    step = np.where((low <= 0) & (step >= 0), step + 1, step)  # the searched day skipped
-    step = np.where(moves, step, 0)
+    step = np.zeros(n, dtype=np.int64)
+    if moves.any():  # the cell's share of the day arm picks one of the other days
+        share = np.minimum((draw - rate) / mass, 1.0 - 1e-12)
+        step = low + np.floor(share * days).astype(np.int64)
+        step = np.where((low <= 0) & (step >= 0), step + 1, step)  # the searched day skipped
+        step = np.where(moves, step, 0)
 
     searched = 1.0 - rate - mass
     searched += rate / arms * (arms - valid.sum(axis=1)) + np.where(days > 0, 0.0, mass)
     propensity = np.where(arm > 0, rate / arms * same[arm], np.where(moves, 0.0, searched))
     propensity = np.where(moves, mass / np.maximum(days, 1), propensity)
     propensity = np.where(has, propensity, 1.0)
-    kind = np.select([moves, arm > 0], [DAY_MOVED, SHIFTED], default=SEARCHED)
+    kind = np.where(moves, DAY_MOVED, np.where(arm > 0, SHIFTED, SEARCHED))
     if not (arm > 0).any() and not moves.any():  # nothing moved: the same rows
         return Explored(retries, propensity, kind, shifts[arm], step)
     new_at = at + shifts[arm[pos]] * HOUR_NS
