@@ -79,7 +79,17 @@ def past_of_events(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`past_of_keys` of keys given as arrays (``key`` and its ``event_ids``)."""
     past_events = column_array(past, "event_id")
-    if len(past_events) and (past_events == past_events[0]).all():  # one event: no hashing
+    one_event = len(past_events) > 0 and bool((past_events == past_events[0]).all())
+    if one_event and len(event_ids) and bool((event_ids == past_events[0]).all()):
+        # a lone request's schedules: every key gets all the past rows, in their order
+        rows = np.tile(np.arange(len(past_events)), len(key))
+        return (
+            np.repeat(key, len(past_events)),
+            past_events[rows],
+            to_ns(column_values(past, "t"))[rows],
+            column_array(past, "kind", object)[rows],
+        )
+    if one_event:  # one event: no hashing
         codes, uniques = np.zeros(len(past_events), dtype=np.intp), past_events[:1]
     else:
         codes, uniques = pd.factorize(past_events)
