@@ -218,7 +218,8 @@ def _latest_of(
     keys = group * SPAN_HOURS + times
     position = np.searchsorted(keys, queries.keys, side=side)
     count = position - np.searchsorted(keys, queries.group_start, side="left")
-    latest = np.where(count > 0, times[np.maximum(position - 1, 0)], np.nan)
+    # position 0 (no earlier time at all) reads the last time: masked, as count is 0
+    latest = np.where(count > 0, times[position - 1], np.nan)
     return count.astype(float), latest
 
 
@@ -317,7 +318,8 @@ def message_state(
     if update.any():
         np.fmin.at(first_upd, message_event[update], message_hours[update])
     same = np.zeros(len(hours))
-    for name in np.unique(message_template):  # a template never sent yet counts zero
+    templates = np.unique(message_template) if len(message_template) else message_template
+    for name in templates:  # a template never sent yet counts zero
         mine, theirs = template == name, message_template == name
         if not mine.any():
             continue
