@@ -154,31 +154,42 @@ def state_of_rows(
     template_code = _template_codes(template)
     template_key = key * (template_code.max(initial=0) + 1) + template_code
     by_template = np.argsort(template_key, kind="stable")  # by key, template, row
-    same = np.empty(len(key))
-    same[by_template] = _earlier_counts(
+    # the columns as rows of one block (counts, then times since), each written once
+    block = np.empty((len(_BLOCK_ROWS), len(key)))
+    np.subtract(hours, start, out=block[0])
+    block[1:4] = _earlier_counts(np.array([retry, message, update]), first)
+    lasts = _earlier_lasts(hours, np.array([original | retry, message, update]), first)
+    np.subtract(hours, lasts, out=block[4:7])
+    block[7, by_template] = _earlier_counts(
         message[by_template], group_starts(template_key[by_template])
     )
-    retries, messages, updates = _earlier_counts(np.array([retry, message, update]), first)
-    last_attempt, last_message, last_update = _earlier_lasts(
-        hours, np.array([original | retry, message, update]), first
-    )
-    columns = np.array(
-        [
-            hours - start,  # hours_since_failure
-            retries,
-            hours - last_attempt,
-            messages,
-            hours - last_message,
-            updates,
-            hours - last_update,
-            np.where(message, same, np.nan),  # same_template_before
-            (hours - first_update >= update_requests.plausible_after_hours).astype(float),
-        ]
-    )
+    block[7, ~message] = np.nan
+    block[8] = hours - first_update >= update_requests.plausible_after_hours
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))
     wanted = np.flatnonzero(np.asarray(candidate, dtype=bool))  # candidate rows, in order
-    return wanted, dict(zip(STATE_FEATURES, columns[:, position[wanted]], strict=True))
+    rows = block[:, position[wanted]]
+    return wanted, {name: rows[_BLOCK_ROWS[name]] for name in STATE_FEATURES}
+
+
+_BLOCK_ROWS = {
+    name: row
+    for row, name in enumerate(
+        (
+            "hours_since_failure",
+            "retries_before",
+            "messages_before",
+            "update_requests_before",
+            "hours_since_last_attempt",
+            "hours_since_last_message",
+            "hours_since_update_request",
+            "same_template_before",
+            "card_update_likely",
+        )
+    )
+}
+"""The row of each state column in :func:`state_of_rows`' block (the counts together,
+the times since together: each group written in one call)."""
 
 
 SPAN_HOURS = np.float64(1e7)
