@@ -320,7 +320,7 @@ class ScoredRows:
 
     def __init__(self) -> None:
         self._codes: dict[object, int] = {}  # kinds, templates, channels
-        self._index = pd.Index(np.zeros(0, dtype=np.uint64))
+        self._index: pd.Index | None = None  # made on the first rows kept (a lone request: never)
         self._keys = np.zeros((0, 0), dtype=np.uint64)
         self._p = np.zeros(0)
 
@@ -333,7 +333,8 @@ class ScoredRows:
         those kept, and ``score(rows)`` of the others (each distinct input once)."""
         hashes = _row_hashes(key)
         p = np.empty(len(key))
-        found = self._index.get_indexer(hashes) if len(self._index) else np.full(len(key), -1)
+        index = self._index
+        found = index.get_indexer(hashes) if index is not None else np.full(len(key), -1)
         hit = found >= 0
         if hit.any():
             hit[hit] = (self._keys[found[hit]] == key[hit]).all(axis=1)
@@ -350,8 +351,12 @@ class ScoredRows:
             return p
         scored = score(rows)
         p[missing] = scored[codes]
-        new = ~pd.Index(uniques).isin(self._index)  # (a collision with a kept row)
-        self._index = self._index.append(pd.Index(uniques[new]))
+        if index is None:
+            new = np.ones(len(uniques), dtype=bool)
+            self._index = pd.Index(uniques)
+        else:
+            new = ~pd.Index(uniques).isin(index)  # (a collision with a kept row)
+            self._index = index.append(pd.Index(uniques[new]))
         kept = key[rows][new]
         self._keys = np.concatenate([self._keys, kept]) if len(self._keys) else kept
         self._p = np.concatenate([self._p, scored[new]])
