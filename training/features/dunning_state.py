@@ -46,8 +46,9 @@ def _earlier_counts(flags: np.ndarray, first: np.ndarray) -> np.ndarray:
     """Per flag (a row of ``flags``): rows earlier in the same group (rows sorted,
     ``first``: group start) with the flag. Several flags in one pass: the policy calls
     this on a few dozen rows, where each numpy call costs more than its rows."""
-    before = np.add.accumulate(flags, axis=-1, dtype=np.int64) - flags
-    return (before - before[..., first]).astype(float)
+    counts = flags.astype(np.int64)  # (an accumulation casting bools goes element by element)
+    before = np.add.accumulate(counts, axis=-1) - counts
+    return (before - before.take(first, axis=-1)).astype(float)
 
 
 def _earlier_lasts(hours: np.ndarray, flags: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -76,7 +77,7 @@ def _group_mins(hours: np.ndarray, flags: np.ndarray, first: np.ndarray) -> np.n
     filled = np.where(flags, hours, np.inf)
     if len(starts) == 0:
         return filled
-    out = np.minimum.reduceat(filled, starts, axis=1)[:, np.searchsorted(starts, first)]
+    out = np.minimum.reduceat(filled, starts, axis=1).take(np.searchsorted(starts, first), axis=1)
     return np.where(np.isinf(out), np.nan, out)
 
 
@@ -145,7 +146,7 @@ def state_of_rows(
     order = np.lexsort((order_code, ns, key_code))
     key = key_code[order]
     hours = ns[order] / 3.6e12
-    original, retry, message = kinds[:, order]
+    original, retry, message = kinds.take(order, axis=1)  # (take: a fancy index per row is slow)
     template = np.asarray(template, dtype=object)[order]
     first = group_starts(key)
     update = message & is_update_request(template, update_requests)
@@ -163,12 +164,12 @@ def state_of_rows(
     block[7, by_template] = _earlier_counts(
         message[by_template], group_starts(template_key[by_template])
     )
-    block[7, ~message] = np.nan
+    np.copyto(block[7], np.nan, where=~message)
     block[8] = hours - first_update >= update_requests.plausible_after_hours
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))
     wanted = np.flatnonzero(np.asarray(candidate, dtype=bool))  # candidate rows, in order
-    rows = block[:, position[wanted]]
+    rows = block.take(position[wanted], axis=1)
     return wanted, {name: rows[_BLOCK_ROWS[name]] for name in STATE_FEATURES}
 
 
