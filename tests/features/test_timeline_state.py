@@ -147,3 +147,25 @@ def test_update_requests_follow_the_configured_templates_and_delay():
     later = RetryLimits(update_plausible_after_hours=UPDATE_PLAUSIBLE_HOURS + 100)
     slower = timeline_state(timeline, later.update_requests)
     assert slower["card_update_likely"].sum() < default["card_update_likely"].sum()
+
+
+def test_missing_and_empty_templates_count_as_one_template():
+    """A message without a template and one with the empty template are the same
+    template to ``same_template_before`` (as the reference fills missing with "")."""
+    base = pd.Timestamp("2025-03-01", tz="UTC")
+    kinds = ["original", "message", "message", "message", "retry", "message"]
+    templates = [None, None, "", np.nan, None, "final_notice"]
+    timeline = pd.DataFrame(
+        {
+            "key": 0,
+            "event_id": "e0",
+            "t": [base + pd.Timedelta(hours=6 * i) for i in range(len(kinds))],
+            "kind": kinds,
+            "template": np.array(templates, dtype=object),
+            "channel": None,
+            "candidate": True,
+        }
+    )
+    got = timeline_state(timeline, UPDATE)
+    pd.testing.assert_frame_equal(got, reference_timeline_state(timeline), check_dtype=False)
+    assert got["same_template_before"].tolist()[1:4] == [0.0, 1.0, 2.0]

@@ -42,17 +42,22 @@ STATE_FEATURES = (
 )
 
 
-def _earlier_count(flag: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """Rows earlier in the same group (rows sorted, ``first``: group start) with ``flag``."""
-    before = np.cumsum(flag) - flag
-    return (before - before[first]).astype(float)
+def _earlier_counts(flags: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Per flag (a row of ``flags``): rows earlier in the same group (rows sorted,
+    ``first``: group start) with the flag. Several flags in one pass: the policy calls
+    this on a few dozen rows, where each numpy call costs more than its rows."""
+    counts = flags.astype(np.int64)  # (an accumulation casting bools goes element by element)
+    before = np.add.accumulate(counts, axis=-1) - counts
+    return (before - before.take(first, axis=-1)).astype(float)
 
 
-def _earlier_last(hours: np.ndarray, flag: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """Time (hours) of the latest earlier row of the same group with ``flag`` (NaN if none)."""
+def _earlier_lasts(hours: np.ndarray, flags: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Per flag (a row of ``flags``): the time (hours) of the latest earlier row of the
+    same group with the flag (NaN if none)."""
     n = len(hours)
-    latest = np.maximum.accumulate(np.where(flag, np.arange(n), -1))
-    previous = np.concatenate([[-1], latest[:-1]]) if n else latest
+    latest = np.maximum.accumulate(np.where(flags, np.arange(n), -1), axis=1)
+    previous = np.full_like(latest, -1)
+    previous[:, 1:] = latest[:, :-1]
     found = previous >= first
     return np.where(found, hours[np.maximum(previous, 0)], np.nan)
 
@@ -65,13 +70,23 @@ def _group_codes(key: np.ndarray) -> np.ndarray:
     return pd.factorize(key)[0]
 
 
-def _group_min(values: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """Per row: the minimum of ``values`` over its group (NaN where the group has none)."""
+def _group_mins(hours: np.ndarray, flags: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Per flag (a row of ``flags``) and row: the earliest time (hours) of its group's
+    rows with the flag (NaN where the group has none)."""
     starts = np.flatnonzero(first == np.arange(len(first)))  # (rows sorted by group)
-    filled = np.where(np.isnan(values), np.inf, values)
-    lowest = np.minimum.reduceat(filled, starts) if len(starts) else filled[:0]
-    out = lowest[np.searchsorted(starts, first)]
+    filled = np.where(flags, hours, np.inf)
+    if len(starts) == 0:
+        return filled
+    out = np.minimum.reduceat(filled, starts, axis=1).take(np.searchsorted(starts, first), axis=1)
     return np.where(np.isinf(out), np.nan, out)
+
+
+def _template_codes(template: np.ndarray) -> np.ndarray:
+    """Integer codes of templates (only equality matters), missing ones as ``""``."""
+    codes, uniques = pd.factorize(template)  # missing: -1
+    empty = np.flatnonzero(np.asarray(uniques, dtype=object) == "")
+    missing = empty[0] if len(empty) else len(uniques)
+    return np.where(codes < 0, missing, codes)
 
 
 def is_update_request(template: np.ndarray, update: UpdateRequests) -> np.ndarray:
@@ -116,52 +131,66 @@ def state_of_rows(
     candidate: np.ndarray,
     update_requests: UpdateRequests,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """:func:`timeline_state_arrays` of a timeline given as its columns (t as int64 ns)."""
+    """:func:`timeline_state_arrays` of a timeline given as its columns (t as int64 ns).
+
+    The flags and columns go through the group arithmetic stacked (a row each): the
+    policy scores whole schedules of a few dozen rows, where the number of numpy calls
+    is the cost; every value is computed by the same operations as one column alone."""
     key_code = _group_codes(key)
-    original, retry, message = (kind == name for name in ("original", "retry", "message"))
+    kinds = np.array([kind == name for name in ("original", "retry", "message")])
     order_code = np.where(
-        original,
+        kinds[0],
         KIND_ORDER["original"],
-        np.where(retry, KIND_ORDER["retry"], KIND_ORDER["message"]),
+        np.where(kinds[1], KIND_ORDER["retry"], KIND_ORDER["message"]),
     )
     order = np.lexsort((order_code, ns, key_code))
     key = key_code[order]
     hours = ns[order] / 3.6e12
-    original, retry, message = original[order], retry[order], message[order]
+    original, retry, message = kinds.take(order, axis=1)  # (take: a fancy index per row is slow)
     template = np.asarray(template, dtype=object)[order]
     first = group_starts(key)
-    attempt = original | retry
     update = message & is_update_request(template, update_requests)
 
-    start = _group_min(np.where(original, hours, np.nan), first)
-    first_update = _group_min(np.where(update, hours, np.nan), first)
-    template_code = pd.factorize(np.where(pd.isna(template), "", template))[0]
-    by_template = np.lexsort((np.arange(len(key)), template_code, key))
-    same = np.empty(len(key))
-    same[by_template] = _earlier_count(
-        message[by_template],
-        group_starts(
-            key[by_template] * (template_code.max(initial=0) + 1) + template_code[by_template]
-        ),
+    start, first_update = _group_mins(hours, np.array([original, update]), first)
+    template_code = _template_codes(template)
+    template_key = key * (template_code.max(initial=0) + 1) + template_code
+    by_template = np.argsort(template_key, kind="stable")  # by key, template, row
+    # the columns as rows of one block (counts, then times since), each written once
+    block = np.empty((len(_BLOCK_ROWS), len(key)))
+    np.subtract(hours, start, out=block[0])
+    block[1:4] = _earlier_counts(np.array([retry, message, update]), first)
+    lasts = _earlier_lasts(hours, np.array([original | retry, message, update]), first)
+    np.subtract(hours, lasts, out=block[4:7])
+    block[7, by_template] = _earlier_counts(
+        message[by_template], group_starts(template_key[by_template])
     )
-    columns = {
-        "hours_since_failure": hours - start,
-        "retries_before": _earlier_count(retry, first),
-        "hours_since_last_attempt": hours - _earlier_last(hours, attempt, first),
-        "messages_before": _earlier_count(message, first),
-        "hours_since_last_message": hours - _earlier_last(hours, message, first),
-        "update_requests_before": _earlier_count(update, first),
-        "hours_since_update_request": hours - _earlier_last(hours, update, first),
-        "same_template_before": np.where(message, same, np.nan),
-        "card_update_likely": (
-            hours - first_update >= update_requests.plausible_after_hours
-        ).astype(float),
-    }
+    np.copyto(block[7], np.nan, where=~message)
+    block[8] = hours - first_update >= update_requests.plausible_after_hours
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))
     wanted = np.flatnonzero(np.asarray(candidate, dtype=bool))  # candidate rows, in order
-    at = position[wanted]
-    return wanted, {name: values[at] for name, values in columns.items()}
+    rows = block.take(position[wanted], axis=1)
+    return wanted, {name: rows[_BLOCK_ROWS[name]] for name in STATE_FEATURES}
+
+
+_BLOCK_ROWS = {
+    name: row
+    for row, name in enumerate(
+        (
+            "hours_since_failure",
+            "retries_before",
+            "messages_before",
+            "update_requests_before",
+            "hours_since_last_attempt",
+            "hours_since_last_message",
+            "hours_since_update_request",
+            "same_template_before",
+            "card_update_likely",
+        )
+    )
+}
+"""The row of each state column in :func:`state_of_rows`' block (the counts together,
+the times since together: each group written in one call)."""
 
 
 SPAN_HOURS = np.float64(1e7)
@@ -201,7 +230,8 @@ def _latest_of(
     keys = group * SPAN_HOURS + times
     position = np.searchsorted(keys, queries.keys, side=side)
     count = position - np.searchsorted(keys, queries.group_start, side="left")
-    latest = np.where(count > 0, times[np.maximum(position - 1, 0)], np.nan)
+    # position 0 (no earlier time at all) reads the last time: masked, as count is 0
+    latest = np.where(count > 0, times[position - 1], np.nan)
     return count.astype(float), latest
 
 
@@ -300,7 +330,8 @@ def message_state(
     if update.any():
         np.fmin.at(first_upd, message_event[update], message_hours[update])
     same = np.zeros(len(hours))
-    for name in np.unique(message_template):  # a template never sent yet counts zero
+    templates = np.unique(message_template) if len(message_template) else message_template
+    for name in templates:  # a template never sent yet counts zero
         mine, theirs = template == name, message_template == name
         if not mine.any():
             continue

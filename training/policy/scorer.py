@@ -79,7 +79,17 @@ def past_of_events(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`past_of_keys` of keys given as arrays (``key`` and its ``event_ids``)."""
     past_events = column_array(past, "event_id")
-    if len(past_events) and (past_events == past_events[0]).all():  # one event: no hashing
+    one_event = len(past_events) > 0 and bool((past_events == past_events[0]).all())
+    if one_event and len(event_ids) and bool((event_ids == past_events[0]).all()):
+        # a lone request's schedules: every key gets all the past rows, in their order
+        rows = np.tile(np.arange(len(past_events)), len(key))
+        return (
+            np.repeat(key, len(past_events)),
+            past_events[rows],
+            to_ns(column_values(past, "t"))[rows],
+            column_array(past, "kind", object)[rows],
+        )
+    if one_event:  # one event: no hashing
         codes, uniques = np.zeros(len(past_events), dtype=np.intp), past_events[:1]
     else:
         codes, uniques = pd.factorize(past_events)
@@ -310,7 +320,7 @@ class ScoredRows:
 
     def __init__(self) -> None:
         self._codes: dict[object, int] = {}  # kinds, templates, channels
-        self._index = pd.Index(np.zeros(0, dtype=np.uint64))
+        self._index: pd.Index | None = None  # made on the first rows kept (a lone request: never)
         self._keys = np.zeros((0, 0), dtype=np.uint64)
         self._p = np.zeros(0)
 
@@ -323,7 +333,8 @@ class ScoredRows:
         those kept, and ``score(rows)`` of the others (each distinct input once)."""
         hashes = _row_hashes(key)
         p = np.empty(len(key))
-        found = self._index.get_indexer(hashes) if len(self._index) else np.full(len(key), -1)
+        index = self._index
+        found = index.get_indexer(hashes) if index is not None else np.full(len(key), -1)
         hit = found >= 0
         if hit.any():
             hit[hit] = (self._keys[found[hit]] == key[hit]).all(axis=1)
@@ -340,8 +351,12 @@ class ScoredRows:
             return p
         scored = score(rows)
         p[missing] = scored[codes]
-        new = ~pd.Index(uniques).isin(self._index)  # (a collision with a kept row)
-        self._index = self._index.append(pd.Index(uniques[new]))
+        if index is None:
+            new = np.ones(len(uniques), dtype=bool)
+            self._index = pd.Index(uniques)
+        else:
+            new = ~pd.Index(uniques).isin(index)  # (a collision with a kept row)
+            self._index = index.append(pd.Index(uniques[new]))
         kept = key[rows][new]
         self._keys = np.concatenate([self._keys, kept]) if len(self._keys) else kept
         self._p = np.concatenate([self._p, scored[new]])
