@@ -117,6 +117,14 @@ class ModelParams(Section):
         "a later retry, which the trees credit to the time inputs; how much closer to the "
         "customer's active hour a message is sent, which the trees under-fit",
     )
+    calendar_effects: dict[str, list[str]] = Field(
+        {},
+        description="model -> integer-valued calendar inputs (the local weekday) whose every "
+        "value gets a log-odds offset, pooled and per decline category, fitted with the "
+        "rank, the time since the failure and the decline category held fixed and shrunk "
+        "(calendar_effect.py): an offset under the trees, which under-fit a weekday's "
+        "effect on retries (docs/evaluation.md)",
+    )
     num_threads: int = Field(2, ge=1)
     seed: int = 7
 

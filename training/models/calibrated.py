@@ -26,6 +26,11 @@ from sklearn.linear_model import LogisticRegression
 
 from training.config.params import ModelParams
 from training.core.probability import logit
+from training.models.calendar_effect import (
+    CalendarEffect,
+    fit_calendar_effects,
+    total_offsets,
+)
 from training.models.compiled import CompiledTrees, compile_booster
 from training.models.count_effect import CountEffect, fit_count_effect
 from training.models.cross_fit import out_of_fold_scores
@@ -154,6 +159,8 @@ class CalibratedModel:
     group_calibrator: GroupCalibrator | None = None  # offsets per group (group_calibration.py)
     support: RankSupport | None = None  # time inputs clipped per rank (support.py)
     count_effect: CountEffect | None = None  # a count's learned slope (count_effect.py)
+    # log-odds offsets per value of calendar inputs (calendar_effect.py)
+    calendar_effects: tuple[CalendarEffect, ...] = ()
 
     def rate_columns(self, column: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
         """The derived pair-rate inputs from the rows' columns (``column(name)``)."""
@@ -184,12 +191,16 @@ class CalibratedModel:
         support = getattr(self, "support", None)  # artifacts saved before it
         if support is not None:
             matrix = support.clip(matrix, in_place=owned and self._clips_apart())
+        effects = getattr(self, "calendar_effects", ())  # artifacts saved before them
+        offsets = total_offsets(effects, matrix) if effects else None
         compiled: CompiledTrees | None = getattr(self, "_compiled", None)
         if compiled is not None:
-            return compiled.predict(matrix, threads)
-        return _dense_predict(
-            self.booster, matrix, num_iteration=self.best_iteration, num_threads=threads
-        )
+            scores = compiled.predict(matrix, threads)
+        else:
+            scores = _dense_predict(
+                self.booster, matrix, num_iteration=self.best_iteration, num_threads=threads
+            )
+        return scores if offsets is None else shifted(scores, offsets)
 
     def encoded(self, frame: pd.DataFrame) -> np.ndarray:
         """The rows of ``frame`` as the booster's matrix (derived inputs included)."""
@@ -236,6 +247,11 @@ class CalibratedModel:
             apart = support is None or not read & set(support.positions)
             self.__dict__["_clips_apart_kept"] = apart
         return apart
+
+
+def shifted(p: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Probabilities ``p`` moved by log-odds ``offsets``."""
+    return 1.0 / (1.0 + np.exp(-(logit(p) + offsets)))
 
 
 def _weights(label: np.ndarray, max_weight: float) -> np.ndarray:
@@ -295,6 +311,7 @@ def fit_calibrated(
     calibration_groups: tuple[str, ...] = (),
     count_effect: tuple[str, str] | None = None,
     row_weight: np.ndarray | None = None,
+    calendar_effects: tuple[list[str], str] | None = None,
 ) -> CalibratedModel:
     """Boost on ``train`` with early stopping on ``valid``, calibrate on ``valid`` and
     (with ``params.calibration_folds`` and ``groups``) the training rows' out-of-fold
@@ -311,7 +328,10 @@ def fit_calibrated(
     out-of-fold scores (count_effect.py). ``row_weight``: a weight per training row
     (propensity_weights.py) multiplied into the boosting's weights, of the out-of-fold
     boosters as well; the calibration map, the pair rates and the count effect stay
-    unweighted, so the probabilities are calibrated on the rows as logged."""
+    unweighted, so the probabilities are calibrated on the rows as logged.
+    ``calendar_effects``: (calendar inputs, the rank column): log-odds offsets per value
+    of each input, fitted with the dunning timing held fixed, under the trees and added
+    to their scores (calendar_effect.py)."""
     import time
 
     x_train, y_train = train
@@ -362,6 +382,24 @@ def fit_calibrated(
         check_count_effect_map(
             name, calibration_columns(features, categories, calibration_groups, params)
         )
+    calendar: tuple[CalendarEffect, ...] = ()
+    train_calendar = valid_calendar = None
+    if calendar_effects is not None and calendar_effects[0]:
+        calendar = fit_calendar_effects(
+            x_train,
+            y_train,
+            list(calendar_effects[0]),
+            features,
+            categories.get("inv_decline_category", []),
+            calendar_effects[1],
+        )
+        train_calendar = _calendar_offsets(calendar, x_train, categories)
+        valid_calendar = _calendar_offsets(calendar, x_valid, categories)
+        # boosting from the weighted average as without offsets (LightGBM skips it when
+        # given an init_score): the trees' scores leave the constant out, the map takes it
+        average = float(logit(np.array([np.average(y_train, weights=weight)]))[0])
+        train_offsets = train_calendar + average + (0.0 if train_offsets is None else train_offsets)
+        valid_offsets = valid_calendar + average + (0.0 if valid_offsets is None else valid_offsets)
     train_data = lgb.Dataset(
         x_encoded,
         y_train,
@@ -410,6 +448,8 @@ def fit_calibrated(
     fit_seconds = time.perf_counter() - started
     best = booster.best_iteration or params.num_boost_round
     raw_valid = _dense_predict(booster, valid_encoded, num_iteration=best)
+    if valid_calendar is not None:
+        raw_valid = shifted(raw_valid, valid_calendar)
     scores, labels, rows = raw_valid, y_valid, [valid_encoded]
     slope_rows = [x_valid]  # the rows' own counts (the encoded ones hide the effect's)
     if params.calibration_folds > 1 and groups is not None:
@@ -424,6 +464,8 @@ def fit_calibrated(
             int(best),
             train_offsets,
         )
+        if train_calendar is not None:
+            out_of_fold = shifted(out_of_fold, train_calendar)
         known = ~np.isnan(out_of_fold)
         scores = np.concatenate([out_of_fold[known], raw_valid])
         labels = np.concatenate([y_train[known], y_valid])
@@ -465,7 +507,22 @@ def fit_calibrated(
         rates=tuple(fitted_rates),
         group_calibrator=group_calibrator,
         count_effect=effect,
+        calendar_effects=calendar,
     )
+
+
+def _calendar_offsets(
+    effects: tuple[CalendarEffect, ...], rows: pd.DataFrame, categories: dict[str, list[str]]
+) -> np.ndarray:
+    """The summed calendar offsets of training or validation ``rows`` (a frame)."""
+    codes = category_codes(
+        rows["inv_decline_category"].to_numpy(dtype=object),
+        categories.get("inv_decline_category", []),
+    )
+    out = np.zeros(len(rows))
+    for e in effects:
+        out += e.offsets(rows[e.column].to_numpy(dtype=float), codes)
+    return out
 
 
 def check_count_effect_map(name: str, grouped: list[str]) -> None:

@@ -87,6 +87,17 @@ def _count_effect(name: str, params: ModelParams) -> tuple[str, str] | None:
     return column, rank
 
 
+def _calendar_effects(name: str, params: ModelParams) -> tuple[list[str], str] | None:
+    """(calendar inputs, rank column) of ``name``'s offsets per value, if it has any."""
+    columns = list(params.calendar_effects.get(name, []))
+    if not columns:
+        return None
+    for column in columns:
+        if column not in MODEL_FEATURES[name] or column in CATEGORICAL or name not in RANK_SUPPORT:
+            raise ValueError(f"train.model.calendar_effects: {column!r} is no input of {name}")
+    return columns, RANK_SUPPORT[name][0]
+
+
 def check_monotone_inputs(params: ModelParams) -> None:
     """Refuse ``monotone_increasing`` and ``additive_groups`` names that are no model's
     input (a typo would otherwise constrain nothing, silently)."""
@@ -172,6 +183,7 @@ def fit_models(
             CALIBRATION_GROUPS[name],
             _count_effect(name, params.model),
             propensity_weights(train_propensity, params.model.propensity_weight_clip),
+            _calendar_effects(name, params.model),
         )
         if params.model.clip_to_rank_support and name in RANK_SUPPORT:
             rank, columns = RANK_SUPPORT[name]

@@ -87,6 +87,11 @@ def fit_models_on_cluster(
     outcome."""
     fits: dict[str, ClusterFit] = {}
     for name in list(by_model):
+        if params.train.model.calendar_effects.get(name):
+            raise ValueError(
+                f"train.model.calendar_effects: the cluster fit has no calendar offsets yet "
+                f"({name} model); train in one process or leave them off"
+            )
         mark = time.perf_counter()
         periods = by_model.pop(name)
         features = list(MODEL_FEATURES[name])
