@@ -232,17 +232,24 @@ def family_part_slopes(
     family: np.ndarray,
     pooled: np.ndarray,
     min_rows: int,
+    raise_: bool = False,
 ) -> dict[str, np.ndarray]:
     """:func:`family_slopes` of each part of ``contrast`` (rows x parts; ``pooled``: the
-    slope applied per part), the parts fitted together per family."""
+    slope applied per part), the parts fitted together per family. ``raise_``: a part
+    whose pooled slope is applied (> 0) also rises by the family's excess above it beyond
+    one standard error (a part the pooled fit leaves at 0 is never raised)."""
     slopes: dict[str, np.ndarray] = {}
     for name in np.unique(family):
         rows = family == name
         if rows.sum() < min_rows or not 0 < label[rows].sum() < rows.sum():
             continue
         fit, se = fit_parts(label[rows], offset[rows], contrast[rows])
-        shortfall = np.where(np.isfinite(se), np.maximum(pooled - fit - se, 0.0), 0.0)
+        known = np.isfinite(se)
+        shortfall = np.where(known, np.maximum(pooled - fit - se, 0.0), 0.0)
         slopes[str(name)] = np.maximum(pooled - shortfall, 0.0)
+        if raise_:
+            excess = np.where(known & (pooled > 0), np.maximum(fit - se - pooled, 0.0), 0.0)
+            slopes[str(name)] = slopes[str(name)] + excess
     return slopes
 
 
@@ -317,6 +324,7 @@ def fit_calendar_contrast(
                 family[rows],
                 fits[name].slopes,
                 min_rows,
+                raise_=name == "retry" and params.train.calendar_contrast.raise_retry_families,
             )
             if varied and min_rows > 0
             else {}

@@ -537,7 +537,7 @@ class ScheduleRows(NamedTuple):
     p: np.ndarray
     retries: slice
     messages: slice
-    contrast: np.ndarray | None = None  # the rows' calendar contrasts, when scored with them
+    contrast: np.ndarray | None = None  # rows x 2 (date, hour parts), when scored with them
 
 
 class LaidOut(NamedTuple):
