@@ -91,6 +91,21 @@ def test_the_parts_are_applied_only_when_the_contrast_against_all_moves_is_beyon
     assert fit_kind(steep, offset, message, np.array([0.0, 1.0])).slopes[0] == 0.0
 
 
+def test_a_familys_retry_part_rises_above_the_pool_only_where_the_pooled_part_is_applied():
+    rng = np.random.default_rng(10)
+    offset = rng.normal(-2.0, 0.7, 40_000)
+    parts = rng.normal(0.0, 0.4, (40_000, 2))
+    label = (rng.random(40_000) < 1 / (1 + np.exp(-(offset + 3.0 * parts[:, 0])))).astype(float)
+    family = np.full(40_000, "steep")
+    pooled = np.array([1.0, 0.0])  # the date part applied, the hour part not
+    lowered_only = family_part_slopes(label, offset, parts, family, pooled, 200)
+    raised = family_part_slopes(label, offset, parts, family, pooled, 200, raise_=True)
+    fit, se = fit_parts(label, offset, parts)
+    assert lowered_only["steep"].tolist() == [1.0, 0.0]
+    assert raised["steep"][0] == pytest.approx(fit[0] - se[0]) and raised["steep"][0] > 2.0
+    assert raised["steep"][1] == 0.0  # the pooled fit left it at 0: never raised
+
+
 def test_measured_on_the_validation_periods_logged_attempts(small_world):
     artifact = small_world.artifact
     table = load_decline_table()
@@ -107,9 +122,11 @@ def test_measured_on_the_validation_periods_logged_attempts(small_world):
             "technical",
         }
     assert np.isfinite([contrast.retry_fit, contrast.retry_se]).all()
-    assert contrast.retry in (0.0, contrast.retry_fit)
     assert np.isfinite([contrast.retry_hour_fit, contrast.retry_hour_se]).all()
-    assert contrast.retry_hour in (0.0, contrast.retry_hour_fit)
+    assert np.isfinite([contrast.retry_date_fit, contrast.retry_date_se]).all()
+    applied_parts = contrast.retry_fit > contrast.retry_se  # the pooled fit is the gate
+    assert contrast.retry == (max(contrast.retry_date_fit, 0.0) if applied_parts else 0.0)
+    assert contrast.retry_hour == (max(contrast.retry_hour_fit, 0.0) if applied_parts else 0.0)
     assert contrast.slopes()["retry"] == (contrast.retry, contrast.retry_hour)
     off = Params(train=TrainParams(calendar_contrast=CalendarContrastParams(shift_days=())))
     assert (
