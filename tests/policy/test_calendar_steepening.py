@@ -15,9 +15,13 @@ from training.policy.calendar import (
     DAY_NS,
     HOUR_NS,
     category_slopes,
+    contrast_parts,
+    date_moves,
     kind_shifts,
     logit,
+    measured_slopes,
     shifts,
+    slope_pair,
     steepened,
 )
 from training.policy.schedule_rows import MessageRows, RetryRows
@@ -56,16 +60,40 @@ def test_a_retry_moves_by_hours_as_well_as_days_but_never_by_hours_alone():
 
 def test_steepened_moves_the_log_odds_by_slope_times_contrast_per_kind():
     p = np.array([0.1, 0.1, 0.2, 0.2])
-    contrast = np.array([0.5, -0.5, 0.5, 0.5])
+    contrast = np.column_stack([[0.5, -0.5, 0.5, 0.5], np.zeros(4)])
     kind = np.array(["retry", "retry", "message", "retry"], dtype=object)
     q = steepened(p, contrast, kind, {"retry": 2.0})
     np.testing.assert_allclose(logit(q) - logit(p), [1.0, -1.0, 0.0, 1.0], atol=1e-9)
     np.testing.assert_allclose(steepened(p, contrast, kind, {}), p)
 
 
+def test_a_retrys_date_and_hour_parts_each_take_their_own_slope():
+    p = np.full(3, 0.2)
+    contrast = np.array([[0.5, 0.0], [0.0, 0.5], [0.4, -0.2]])
+    kind = np.array(["retry", "retry", "message"], dtype=object)
+    q = steepened(p, contrast, kind, {"retry": (2.0, 0.0), "message": 1.0})
+    np.testing.assert_allclose(logit(q) - logit(p), [1.0, 0.0, 0.2], atol=1e-9)
+    assert slope_pair(1.5) == (1.5, 1.5) and slope_pair([2.0, 0.5]) == (2.0, 0.5)
+
+
+def test_contrast_parts_split_the_moves_into_whole_days_and_hours():
+    shift = np.array([-3 * DAY_NS, 3 * DAY_NS, -8 * HOUR_NS, 8 * HOUR_NS])
+    assert date_moves(shift).tolist() == [True, True, False, False]
+    own = np.array([0.0, 1.0])
+    moved = np.array([[-1.0, 0.0], [1.0, 1.0], [-2.0, 0.5], [0.0, 0.5]])
+    parts = contrast_parts(own, moved, shift)
+    np.testing.assert_allclose(parts, [[0.0, 1.0], [0.5, 0.5]])
+    # one slope c on both parts weighted by their shares of the moves is c times the
+    # contrast against the mean over all moves (an artifact's slope before the parts)
+    pooled = own - moved.mean(axis=0)
+    np.testing.assert_allclose(parts @ np.array([0.5, 0.5]), pooled)
+    hours_only = contrast_parts(own, moved[2:], shift[2:])
+    np.testing.assert_allclose(hours_only[:, 0], 0.0)
+
+
 def test_a_decline_categorys_slope_replaces_its_kinds_for_its_rows_only():
     p = np.full(4, 0.2)
-    contrast = np.full(4, 0.5)
+    contrast = np.column_stack([np.full(4, 0.5), np.zeros(4)])
     kind = np.array(["retry", "retry", "message", "message"], dtype=object)
     category = np.array(["insufficient_funds", "expired_card", "insufficient_funds", "x"], object)
     by_category = {"retry": category_slopes({"insufficient_funds": 3.0}), "message": {}}
@@ -127,13 +155,28 @@ def test_the_reported_probability_is_steepened_and_the_decisions_are_not(small_w
     }
     plain_decider = small_world.artifact.decider(compiled=False)
     steep_decider = artifact.decider(compiled=False)
-    assert steep_decider.calendar_slopes == {"retry": 1.0, "message": 0.0}
+    # saved before the retry's hour slope: one slope on both parts, by their shares of
+    # the moves (14 whole days, 2 hours)
+    assert steep_decider.calendar_slopes == {"retry": (14 / 16, 2 / 16), "message": 0.0}
     assert (steep_decider.calendar_moves["message"] // HOUR_NS).tolist() == [-2, 2]
     assert (steep_decider.calendar_moves["retry"] // HOUR_NS).tolist()[-2:] == [-4, 4]
     assert steep_decider.calendar_category_slopes == {
         "retry": {},
         "message": {"dispute_or_revoked": 0.5},
     }
+    two = measured_slopes(
+        {
+            **artifact.metadata["calendar_contrast"],
+            "retry": 2.0,
+            "retry_hour": 0.5,
+            "retry_by_family": {"hard": 1.0, "dispute": 0.0},
+            "retry_hour_by_family": {"hard": 0.25},
+        },
+        steep_decider.calendar_moves,
+    )
+    assert two[0] == {"retry": (2.0, 0.5), "message": 0.0}
+    assert two[1]["retry"]["dispute_or_revoked"] == (0.0, 0.5)  # the pooled hour slope
+    assert set(two[1]["retry"].values()) == {(1.0, 0.25), (0.0, 0.5)}
     for decider in (plain_decider, steep_decider):
         decider.config = decider.config.model_copy(update={"exploration_rate": 0.0})
     plain = plain_decider.decide(events, None)

@@ -23,7 +23,7 @@ from training.config.retry_limits import RetryLimits
 from training.declines.rules import RetryRules
 from training.declines.table import DeclineTable
 from training.models.fit import TrainedModels
-from training.policy.calendar import category_slopes, kind_shifts
+from training.policy.calendar import kind_shifts, measured_slopes
 from training.policy.decider import ModelDecider
 from training.policy.scorer import ModelScorer
 
@@ -88,6 +88,12 @@ class DecisionArtifact:
         scorer = ModelScorer(
             self.models, self.log, table, self.retry_limits.update_requests, threads=threads
         )
+        moves = kind_shifts(
+            contrast.get("shift_days", 0),
+            contrast.get("message_shift_hours", ()),
+            contrast.get("retry_shift_hours", ()),
+        )
+        slopes, by_category = measured_slopes(contrast, moves)
         return ModelDecider(
             scorer,
             RetryRules(self.retry_limits, table),
@@ -97,16 +103,9 @@ class DecisionArtifact:
             description=self.metadata,
             gain_shrinkage=float(self.metadata.get("gain_shrinkage", {}).get("factor", 1.0)),
             gain_threshold=float(self.metadata.get("gain_shrinkage", {}).get("threshold", 0.0)),
-            calendar_slopes={name: float(contrast.get(name, 0.0)) for name in ("retry", "message")},
-            calendar_moves=kind_shifts(
-                contrast.get("shift_days", 0),
-                contrast.get("message_shift_hours", ()),
-                contrast.get("retry_shift_hours", ()),
-            ),
-            calendar_category_slopes={
-                name: category_slopes(contrast.get(f"{name}_by_family", {}))
-                for name in ("retry", "message")
-            },
+            calendar_slopes=slopes,
+            calendar_moves=moves,
+            calendar_category_slopes=by_category,
         )
 
     def compile_models(self) -> bool:

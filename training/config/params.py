@@ -176,6 +176,12 @@ class CalendarContrastParams(Section):
         description="a decline family's rows of a kind needed to fit its own steepness "
         "(shrunk to the pooled one by a standard error; 0: one steepness per kind)",
     )
+    raise_retry_families: bool = Field(
+        True,
+        description="a decline family's retry slope may also rise above the pooled one, by "
+        "its excess beyond a standard error, where the pooled slope is applied (else lowered "
+        "only)",
+    )
 
 
 class TrainParams(Section):

@@ -12,11 +12,17 @@ the reported probability of a decision then scores each row of the chosen and of
 fixed schedule as ``sigmoid(logit p + c * contrast)`` (``ModelDecider.steepened_values``),
 from the rows and probabilities the schedules' scoring laid out (no second layout, ``p``
 not scored again): only the moved rows are scored, in one call. The search never sees it.
+
+A row's contrast has two parts, one per kind of move: against its whole-day moves (its
+date) and against its other moves (its hour), each with its own slope. Where the day of
+month carries the calendar (paydays) an hour's move of the same date would dilute the
+date's contrast; where declines clear within hours the hour is what matters.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,6 +66,23 @@ def kind_shifts(
     return {"retry": retry, "message": hour_shifts(message_hours)}
 
 
+def date_moves(shift: np.ndarray) -> np.ndarray:
+    """Which moves are by whole days (a row's date; the others move its hour)."""
+    return np.asarray(shift) % DAY_NS == 0
+
+
+def contrast_parts(own: np.ndarray, moved: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """(rows, 2): the log-odds ``own`` minus the mean of the ``moved`` log-odds (moves x
+    rows) over the whole-day moves (column 0) and over the other moves (column 1); 0
+    where a row has no move of that kind."""
+    parts = np.zeros((len(own), 2))
+    by_day = date_moves(shift)
+    for column, chosen in enumerate((by_day, ~by_day)):
+        if chosen.any():
+            parts[:, column] = own - moved[chosen].mean(axis=0)
+    return parts
+
+
 def row_contrasts(
     scorer: ModelScorer,
     features: pd.DataFrame | EventMatrix,
@@ -72,11 +95,12 @@ def row_contrasts(
     moves: Mapping[str, np.ndarray],
     p: np.ndarray,
 ) -> np.ndarray:
-    """The rows' contrasts: log-odds of their probabilities ``p`` (already scored) minus
-    the mean log-odds of the row moved by each of its kind's ``moves`` (ns; a kind without
+    """The rows' contrasts (rows, 2): log-odds of their probabilities ``p`` (already
+    scored) minus the mean log-odds of the row moved by its kind's ``moves`` (ns) by whole
+    days (column 0) and by the others (column 1; :func:`contrast_parts`; a kind without
     moves has contrast 0). Every moved row is scored in one call (one model call per
     model), the retries' first."""
-    contrast = np.zeros(len(ns))
+    contrast = np.zeros((len(ns), 2))
     taken = []
     for name in ("retry", "message"):
         shift = moves.get(name, np.zeros(0, dtype=np.int64))
@@ -91,8 +115,9 @@ def row_contrasts(
     start = 0
     for rows, shift in taken:
         size = len(rows) * len(shift)
-        mean = logit(moved[start : start + size]).reshape(len(shift), len(rows)).mean(axis=0)
-        contrast[rows] = logit(p[rows]) - mean
+        own = logit(p[rows])
+        copies = logit(moved[start : start + size]).reshape(len(shift), len(rows))
+        contrast[rows] = contrast_parts(own, copies, shift)
         start += size
     return contrast
 
@@ -155,38 +180,85 @@ def _moved_rows(
     )
 
 
-def category_slopes(by_family: Mapping[str, float]) -> dict[str, float]:
+def category_slopes(by_family: Mapping[str, Slope]) -> dict[str, Slope]:
     """A slope per decline family as one per decline category of the family."""
     return {
-        category: float(c)
+        category: c
         for family, c in by_family.items()
         for category in DECLINE_FAMILIES.get(family, ())
     }
+
+
+Slope = float | Sequence[float]
+
+
+def slope_pair(slope: Slope) -> tuple[float, float]:
+    """A slope as (date, hour): one number is the same slope for both parts."""
+    if isinstance(slope, int | float):
+        return float(slope), float(slope)
+    date, hour = slope
+    return float(date), float(hour)
+
+
+def measured_slopes(
+    contrast: Mapping[str, Any], moves: Mapping[str, np.ndarray]
+) -> tuple[dict[str, Slope], dict[str, dict[str, Slope]]]:
+    """The slopes per kind and per kind and decline category from an artifact's
+    ``calendar_contrast`` metadata (training/artifact/calendar_contrast.py). A retry's
+    are (date, hour); an artifact saved before the retry had an hour slope
+    (``retry_hour`` missing) fitted one slope on the mean over all its moves, which is
+    the date and hour parts weighted by their shares of the moves."""
+    retry = moves.get("retry", np.zeros(0, dtype=np.int64))
+    if "retry_hour" in contrast or not len(retry):
+        hours = {"retry": float(contrast.get("retry_hour", 0.0))}
+        by_hour = dict(contrast.get("retry_hour_by_family", {}))
+
+        def pair(c: float, family: str | None = None) -> tuple[float, float]:
+            hour = hours["retry"] if family is None else by_hour.get(family, hours["retry"])
+            return float(c), float(hour)
+
+    else:
+        share = float(date_moves(retry).mean())
+
+        def pair(c: float, family: str | None = None) -> tuple[float, float]:
+            return float(c) * share, float(c) * (1.0 - share)
+
+    slopes: dict[str, Slope] = {
+        "retry": pair(contrast.get("retry", 0.0)),
+        "message": float(contrast.get("message", 0.0)),
+    }
+    by_family: dict[str, dict[str, Slope]] = {
+        "retry": {f: pair(c, f) for f, c in contrast.get("retry_by_family", {}).items()},
+        "message": dict(contrast.get("message_by_family", {})),
+    }
+    return slopes, {name: category_slopes(table) for name, table in by_family.items()}
 
 
 def steepened(
     p: np.ndarray,
     contrast: np.ndarray,
     kind: np.ndarray,
-    slopes: Mapping[str, float],
+    slopes: Mapping[str, Slope],
     category: np.ndarray | None = None,
-    by_category: Mapping[str, Mapping[str, float]] | None = None,
+    by_category: Mapping[str, Mapping[str, Slope]] | None = None,
 ) -> np.ndarray:
-    """``sigmoid(logit p + c * contrast)`` with each row's kind's ``c`` (0 when absent),
-    or its decline category's ``by_category[kind][category]`` where given (``category``:
+    """``sigmoid(logit p + c_date * contrast_date + c_hour * contrast_hour)`` with each
+    row's kind's slopes (0 when absent; ``contrast``: rows x 2, :func:`row_contrasts`), or
+    its decline category's ``by_category[kind][category]`` where given (``category``:
     each row's)."""
-    slope = np.zeros(len(p))
+    slope = np.zeros((len(p), 2))
     for name, c in slopes.items():
-        slope[kind == name] = c
+        slope[kind == name] = slope_pair(c)
     if category is not None and by_category and any(by_category.values()):
         labels, code = np.unique(category.astype(str), return_inverse=True)
         for name, table in by_category.items():
             rows = kind == name
             if table and rows.any():
                 given = np.array([label in table for label in labels])
-                value = np.array([table.get(label, 0.0) for label in labels])
-                slope = np.where(rows & given[code], value[code], slope)
-    return 1.0 / (1.0 + np.exp(-(logit(p) + slope * contrast)))
+                value = np.array([slope_pair(table.get(label, 0.0)) for label in labels])
+                slope = np.where((rows & given[code])[:, None], value[code], slope)
+    shift = (slope * contrast).sum(axis=1)
+    return 1.0 / (1.0 + np.exp(-(logit(p) + shift)))
 
 
 def scored_with_contrast(
@@ -222,13 +294,13 @@ def scored_with_contrast(
         channel[at],
         {column: values[at] for column, values in state.items()},
     )
-    p, contrast = np.zeros(len(ns)), np.zeros(len(ns))
+    p, contrast = np.zeros(len(ns)), np.zeros((len(ns), 2))
     start = 0
     for rows, shift in blocks:
         n, k = len(rows), len(shift)
         p[rows] = scored[start : start + n]
         if k:
-            moved = logit(scored[start + n : start + n + n * k]).reshape(k, n).mean(axis=0)
-            contrast[rows] = logit(p[rows]) - moved
+            moved = logit(scored[start + n : start + n + n * k]).reshape(k, n)
+            contrast[rows] = contrast_parts(logit(p[rows]), moved, shift)
         start += n + n * k
     return p, contrast

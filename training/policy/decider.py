@@ -17,7 +17,13 @@ from training.declines.rules import RetryRules
 from training.features.dunning_state import state_of_rows
 from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.baselines import fixed_schedule_columns
-from training.policy.calendar import row_contrasts, scored_with_contrast, steepened
+from training.policy.calendar import (
+    Slope,
+    row_contrasts,
+    scored_with_contrast,
+    slope_pair,
+    steepened,
+)
 from training.policy.decisions import DecisionColumns, Decisions, new_decision_ids
 from training.policy.exploration import Explored, explore, rules_end, with_exploration_reasons
 from training.policy.message_pruning import (
@@ -126,9 +132,9 @@ class ModelDecider:
         description: dict[str, Any] | None = None,
         gain_shrinkage: float = 1.0,
         gain_threshold: float = 0.0,
-        calendar_slopes: dict[str, float] | None = None,
+        calendar_slopes: dict[str, Slope] | None = None,
         calendar_moves: dict[str, np.ndarray] | None = None,
-        calendar_category_slopes: dict[str, dict[str, float]] | None = None,
+        calendar_category_slopes: dict[str, dict[str, Slope]] | None = None,
     ) -> None:
         self.scorer = scorer
         self.gain_shrinkage = gain_shrinkage
@@ -380,7 +386,12 @@ class ModelDecider:
         slopes = getattr(self, "calendar_slopes", {})  # artifacts saved before it
         by_category = getattr(self, "calendar_category_slopes", {})
         return {
-            k for k in ("retry", "message") if slopes.get(k) or any(by_category.get(k, {}).values())
+            k
+            for k in ("retry", "message")
+            if any(
+                slope_pair(c) != (0.0, 0.0)
+                for c in [slopes.get(k, 0.0), *by_category.get(k, {}).values()]
+            )
         }
 
     def _contrast_moves(self) -> dict[str, np.ndarray]:
@@ -537,7 +548,7 @@ class ScheduleRows(NamedTuple):
     p: np.ndarray
     retries: slice
     messages: slice
-    contrast: np.ndarray | None = None  # the rows' calendar contrasts, when scored with them
+    contrast: np.ndarray | None = None  # rows x 2 (date, hour parts), when scored with them
 
 
 class LaidOut(NamedTuple):
