@@ -20,7 +20,12 @@ import numpy as np
 import pandas as pd
 
 from training.features.calendar import calendar_arrays, per_distinct_instant
-from training.features.frames import CONTEXT_COLUMNS, HOUR_RESPONSE_INPUTS, time_columns
+from training.features.frames import (
+    CONTEXT_COLUMNS,
+    HOUR_RESPONSE_FEATURES,
+    HOUR_RESPONSE_INPUTS,
+    time_columns,
+)
 from training.features.time_table import EventTimeTable
 from training.models.calibrated import CalibratedModel, category_codes
 from training.models.pair_rates import FittedPairRate
@@ -69,6 +74,7 @@ class _Layout:
     other_names: tuple[str, ...]  # the per-row columns, in the model's order
     other_categories: tuple[tuple | None, ...]  # (as tuples: the encodings' cache keys)
     order: np.ndarray | None  # matrix columns (events, then others) to the model's order
+    hour_response: bool  # whether the model reads an hour-response column (or a rate does)
 
 
 def _as_key(categories: list | None) -> tuple | None:
@@ -95,12 +101,21 @@ def _layout(model: CalibratedModel, event_columns: tuple[str, ...]) -> _Layout:
                 others,
                 tuple(_as_key(model.categories.get(name)) for name in others),
                 None if (layout == np.arange(len(layout))).all() else np.argsort(layout),
+                reads_hour_response(model),
             ),
         )
         if len(_LAYOUTS) > 256:
             _LAYOUTS.clear()
         _LAYOUTS[key] = kept
     return kept[1]
+
+
+def reads_hour_response(model: CalibratedModel) -> bool:
+    """Whether ``model`` reads a column of :data:`HOUR_RESPONSE_FEATURES`, as an input or
+    through a pair rate (the others' time columns are worked out without them)."""
+    rates = getattr(model, "rates", ())  # artifacts saved before rates existed
+    read = {*model.features, *(side for r in rates for side in (r.spec.left, r.spec.right))}
+    return not read.isdisjoint(HOUR_RESPONSE_FEATURES)
 
 
 class EventMatrix:
@@ -344,8 +359,12 @@ class EventMatrix:
             self._zone = str(zones[0]) if same else None
         return self._zone  # type: ignore[return-value]
 
-    def time_columns(self, pos: np.ndarray, utc_ns: np.ndarray) -> dict[str, np.ndarray]:
-        """Candidate-time features of instants ``utc_ns`` for the events at ``pos``."""
+    def time_columns(
+        self, pos: np.ndarray, utc_ns: np.ndarray, model: CalibratedModel | None = None
+    ) -> dict[str, np.ndarray]:
+        """Candidate-time features of instants ``utc_ns`` for the events at ``pos``; for
+        ``model`` (when given) without the hour response if it reads none (the retry and
+        self-cure models: five cosines and sines a row, unused)."""
         zone = self.one_zone()
         if len(self.ids) == 1 and zone is not None:  # a lone request: from its tables
             columns = self._time_table(zone).columns(utc_ns)
@@ -366,8 +385,12 @@ class EventMatrix:
             self._float("cust_pay_day_of_month")[pos],
             self._float("cust_pay_weekday")[pos],
             self._float("cust_active_hour")[pos],
-            {name: self._float(name)[pos] for name in HOUR_RESPONSE_INPUTS},
+            self._hour_profile(pos) if model is None or self._layout(model).hour_response else None,
         )
+
+    def _hour_profile(self, pos: np.ndarray) -> dict[str, np.ndarray]:
+        """The hour-response inputs of the events at ``pos``."""
+        return {name: self._float(name)[pos] for name in HOUR_RESPONSE_INPUTS}
 
     def _time_table(self, zone: str) -> EventTimeTable:
         """The one event's time features by local day and minute, built on first use."""
