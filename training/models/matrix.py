@@ -74,6 +74,8 @@ class _Layout:
     other_names: tuple[str, ...]  # the per-row columns, in the model's order
     other_categories: tuple[tuple | None, ...]  # (as tuples: the encodings' cache keys)
     order: np.ndarray | None  # matrix columns (events, then others) to the model's order
+    event_positions: np.ndarray  # the event columns' places in the model's order
+    other_positions: tuple[int, ...]  # and the per-row columns'
     hour_response: bool  # whether the model reads an hour-response column (or a rate does)
 
 
@@ -101,6 +103,8 @@ def _layout(model: CalibratedModel, event_columns: tuple[str, ...]) -> _Layout:
                 others,
                 tuple(_as_key(model.categories.get(name)) for name in others),
                 None if (layout == np.arange(len(layout))).all() else np.argsort(layout),
+                event_pos,
+                tuple(int(j) for j in other_pos),
                 reads_hour_response(model),
             ),
         )
@@ -148,6 +152,7 @@ class EventMatrix:
     def _setup(self) -> None:
         self._index: pd.Index | None = None
         self._encoded: dict[str, np.ndarray] = {}
+        self._widened: dict[str, np.ndarray] = {}
         self._codes: dict[tuple[str, tuple | None], np.ndarray] = {}
         self._floats: dict[str, np.ndarray] = {}
         self._labels: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -221,6 +226,18 @@ class EventMatrix:
             )
         return self._encoded[model.name]
 
+    def widened(self, model: CalibratedModel) -> np.ndarray:
+        """:meth:`encoded` laid out at the model's full width: each event column in its
+        place, the per-row columns' places zero (a gather of its rows is then the model
+        matrix but for those, in one copy); once per model and call."""
+        if model.name not in self._widened:
+            layout = self._layout(model)
+            events = self.encoded(model)
+            wide = np.zeros((len(events), len(layout.event_names) + len(layout.other_names)))
+            wide[:, layout.event_positions] = events
+            self._widened[model.name] = wide
+        return self._widened[model.name]
+
     def model_matrix(
         self, model: CalibratedModel, pos: np.ndarray, columns: RowColumns
     ) -> np.ndarray:
@@ -231,10 +248,32 @@ class EventMatrix:
             columns = {**columns, **derived}
         layout = self._layout(model)
         n = len(pos)
-        # whole blocks, not column by column: strided column writes into a row-major
-        # matrix cost four times as much on the search's 350,000-row grids
+        if len(self.ids) == 1 and layout.order is None:
+            return self._one_event_matrix(model, layout, columns, n)
+        # the rows' events gathered at the model's width (one C-ordered copy), then each
+        # per-row column written into its place: a third of the CPU of stacking the
+        # per-row columns and concatenating the two blocks (a transposed read) on a
+        # batch's grids, and no reordering copy when the model interleaves them
+        matrix = self.widened(model).take(pos, axis=0)
+        for name, categories, position in zip(
+            layout.other_names, layout.other_categories, layout.other_positions, strict=True
+        ):
+            values = columns.get(name)
+            matrix[:, position] = (
+                np.nan if values is None else self._row_values(values, categories, n)
+            )
+        return matrix
+
+    def _one_event_matrix(
+        self, model: CalibratedModel, layout: _Layout, columns: RowColumns, n: int
+    ) -> np.ndarray:
+        """:meth:`model_matrix` of one event's rows (a lone request): its row written
+        into every row of the matrix."""
         events = self.encoded(model)
-        others = None
+        width = events.shape[1]
+        # (a broadcast assignment: np.broadcast_to and a concatenation cost ~6 µs more)
+        matrix = np.empty((n, width + len(layout.other_names)))
+        matrix[:, :width] = events
         if layout.other_names:
             parts: list[np.ndarray] = []
             missing = None
@@ -247,41 +286,42 @@ class EventMatrix:
                     and len(values) == n
                     and values.ndim == 1
                 ):
-                    # the state and calendar columns: floats already (most columns; the
-                    # checks below cost ~1 µs a column, a lone decision makes ~180)
-                    parts.append(values)
+                    parts.append(values)  # (as in _row_values, without the call: most columns)
                 elif values is None:
                     if missing is None:
                         missing = np.full(n, np.nan)
                     parts.append(missing)
-                elif isinstance(values, Labels):
-                    parts.append(self._encoded_labels(values.labels, categories)[values.codes])
-                elif (
-                    categories is None
-                    and isinstance(values, np.ndarray)
-                    and values.dtype == np.float64
-                    and values.shape == (n,)
-                ):
-                    parts.append(values)  # the state and calendar columns: floats already
                 else:
-                    encoded = _by_labels(partial(_encode_column, categories=categories), values)
-                    parts.append(np.broadcast_to(np.asarray(encoded, dtype=np.float64), (n,)))
+                    parts.append(self._row_values(values, categories, n))
             # one copy of the rows' columns (an array of arrays: no row-by-row writes)
-            others = np.array(parts, dtype=np.float64).T
-        width = events.shape[1]
-        if len(events) == 1 and layout.order is None:
-            # one event (a lone request): its row written into every row of the matrix
-            # (a broadcast assignment: np.broadcast_to and a concatenation cost ~6 µs more)
-            matrix = np.empty((n, width + len(layout.other_names)))
-            matrix[:, :width] = events
-            if others is not None:
-                matrix[:, width:] = others
-            return matrix
-        blocks = [np.broadcast_to(events, (n, width)) if len(events) == 1 else events[pos]]
-        matrix = np.concatenate(blocks if others is None else [*blocks, others], axis=1)
-        if layout.order is not None:  # the model's columns are interleaved
-            matrix = matrix[:, layout.order]
+            matrix[:, width:] = np.array(parts, dtype=np.float64).T
         return matrix
+
+    def _row_values(
+        self, values: np.ndarray | Labels, categories: tuple | None, n: int
+    ) -> np.ndarray:
+        """A per-row column encoded as in training (``n`` values)."""
+        if (
+            categories is None
+            and type(values) is np.ndarray
+            and values.dtype is _FLOAT64
+            and len(values) == n
+            and values.ndim == 1
+        ):
+            # the state and calendar columns: floats already (most columns; the
+            # checks below cost ~1 µs a column, a lone decision makes ~180)
+            return values
+        if isinstance(values, Labels):
+            return self._encoded_labels(values.labels, categories)[values.codes]
+        if (
+            categories is None
+            and isinstance(values, np.ndarray)
+            and values.dtype == np.float64
+            and values.shape == (n,)
+        ):
+            return values  # the state and calendar columns: floats already
+        encoded = _by_labels(partial(_encode_column, categories=categories), values)
+        return np.broadcast_to(np.asarray(encoded, dtype=np.float64), (n,))
 
     def _encoded_labels(self, labels: np.ndarray, categories: tuple | None) -> np.ndarray:
         """:class:`Labels` encoded, once per labels array and category list per call
