@@ -102,9 +102,7 @@ def plan_retries(
     pos, k, j = _grid_rows(count, slots, spacing)
     at = start[pos] + j * step
     context = _RetryContext.build(scorer, features, past, messages, ids, config, update)
-    # (a lone request's few dozen rows: its time columns come from its tables already)
-    cells = grid_cells(slots, pos, j) if context.with_models and len(pos) >= CELL_ROWS else None
-    p = _retry_probabilities(context, pos, at, k, cells)
+    p = _retry_probabilities(context, pos, at, k)
     log_fail = np.full((len(ids), k_max, j_max), np.inf)
     log_fail[pos, k, j] = np.log1p(-np.clip(p, 0, 1 - 1e-9))
     e_idx, j_idx = _dp(log_fail, np.zeros((len(ids), k_max), dtype=np.int64), count, spacing)
@@ -268,12 +266,9 @@ class _RetryContext:
         at: np.ndarray,
         k: np.ndarray,
         previous_ns: np.ndarray | None = None,
-        cells: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Matrix rows and model columns of candidate retries (event positions, times
-        in ns, new retries before each, the new retry before each; see :func:`grid_state`;
-        ``cells``: :func:`grid_cells` of the rows, whose time columns are then worked out
-        once per cell)."""
+        in ns, new retries before each, the new retry before each; see :func:`grid_state`)."""
         if self.matrix is None:
             self.matrix = as_event_matrix(self.features)
             self.rows = _matrix_rows(self.matrix, self.ids)
@@ -286,11 +281,7 @@ class _RetryContext:
         assert self.rows is not None
         pos = self.rows[event]
         model = self.scorer.models.retry if self.with_models else None
-        if cells is None:
-            return pos, {**state, **self.matrix.time_columns(pos, at, model)}
-        cell, first = cells
-        times = self.matrix.time_columns(pos[first], at[first], model)
-        return pos, {**state, **{name: values[cell] for name, values in times.items()}}
+        return pos, {**state, **self.matrix.time_columns(pos, at, model)}
 
     def base_probabilities(
         self, plan_event: np.ndarray, plan_ns: np.ndarray, rank: np.ndarray
@@ -306,9 +297,8 @@ class _RetryContext:
         at: np.ndarray,
         k: np.ndarray,
         previous_ns: np.ndarray | None = None,
-        cells: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
-        pos, columns = self.columns(event, at, k, previous_ns, cells)
+        pos, columns = self.columns(event, at, k, previous_ns)
         return self.scorer.predict(self.scorer.models.retry, self.matrix, pos, columns)
 
 
@@ -327,11 +317,7 @@ def _matrix_rows(matrix: EventMatrix, ids: np.ndarray) -> np.ndarray:
 
 
 def _retry_probabilities(
-    context: _RetryContext,
-    event: np.ndarray,
-    at: np.ndarray,
-    k: np.ndarray,
-    cells: tuple[np.ndarray, np.ndarray] | None = None,
+    context: _RetryContext, event: np.ndarray, at: np.ndarray, k: np.ndarray
 ) -> np.ndarray:
     """Success probability of a retry at ``at`` (ns) as the k-th new one (k earlier new
     retries failed, the last at the nominal gap before it) for the events at ``event``.
@@ -344,29 +330,7 @@ def _retry_probabilities(
         return _timeline_retry_probabilities(
             c.scorer, c.features, c.past, c.messages, c.ids[event], at, k, c.config
         )
-    return context.model_probabilities(event, at, k, cells=cells)
-
-
-CELL_ROWS = 2_000
-"""Fewest coarse-grid rows whose time columns are worked out once per grid cell."""
-
-
-def grid_cells(
-    slots: np.ndarray, event: np.ndarray, j: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct grid cells (event, time slot ``j``) of grid rows, without hashing:
-    each row's cell (numbered compactly) and one row of each cell. The coarse grid
-    repeats every cell for each retry count that can sit there (about three times on a
-    batch), and a candidate's time columns depend on its event and time only."""
-    offset = np.cumsum(slots) - slots
-    code = offset[event] + j
-    used = np.zeros(int(slots.sum()), dtype=bool)
-    used[code] = True
-    compact = np.cumsum(used) - 1
-    cell = compact[code]
-    first = np.empty(int(compact[-1]) + 1 if len(compact) else 0, dtype=np.int64)
-    first[cell] = np.arange(len(cell))  # (any row of a cell: they share its time)
-    return cell, first
+    return context.model_probabilities(event, at, k)
 
 
 def retry_grid_columns(
