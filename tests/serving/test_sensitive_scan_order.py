@@ -5,6 +5,7 @@ stack walk refused, with the same code and field, and the first one in the same 
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from training.api.errors import ApiError
 from training.api.sensitive import (
     _ACCOUNT_KEYS,
+    _MAYBE_CARD_OR_IBAN,
     _SECURITY_CODE_KEYS,
     _loc,
     _normalized_key,
@@ -111,7 +113,7 @@ BODIES = [
     # field names are checked before the object's values, the last bad name first
     {"note": CARD, "cvc": "1", "iban": "x", "nested": {"pan": "1"}},
     {"nested": {"card_number": "1"}, "CVV2": "1"},
-    {1: "one", True: CARD},
+    {1: "one", 2.5: CARD},
     [[[[{"deep": [CARD]}]]]],
     {"a": [], "b": {}, "c": [{}], "d": IBAN},
 ]
@@ -134,3 +136,35 @@ def test_the_cases_cover_refusals_and_passes() -> None:
         "card_security_code_refused",
         "account_number_refused",
     }
+
+
+def test_the_quick_search_finds_every_text_the_exact_checks_refuse() -> None:
+    """:data:`_MAYBE_CARD_OR_IBAN` is a necessary condition: every text holding a card
+    number or an IBAN matches it (random texts of digits, separators and letters around
+    valid numbers), and a timestamp does not (the common case it skips)."""
+    rng = random.Random(7)
+    alphabet = "0123456789 -./_\t\u00a0ABZabz:T"
+    numbers = [CARD.replace(" ", ""), "378282246310005", IBAN.replace(" ", ""), IBAN]
+    refused = 0
+    for _ in range(3000):
+        number = rng.choice(numbers)
+        if number[0].isdigit():  # a card: up to three separators between digits
+            number = (
+                "".join(
+                    c + "".join(rng.choice(" -./_\t") for _ in range(rng.randint(0, 3)))
+                    for c in number[:-1]
+                )
+                + number[-1]
+            )
+        noise = [rng.choice(alphabet) for _ in range(rng.randint(0, 12))]
+        cut = rng.randint(0, len(noise))
+        text = "".join(noise[:cut]) + number + "".join(noise[cut:])
+        if contains_card_number(text) or contains_iban(text):
+            refused += 1
+            assert _MAYBE_CARD_OR_IBAN.search(text), text
+    assert refused > 1000  # (noise next to a number can spoil it)
+    for _ in range(3000):  # texts of any of those characters
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(13, 40)))
+        if contains_card_number(text) or contains_iban(text):
+            assert _MAYBE_CARD_OR_IBAN.search(text), text
+    assert _MAYBE_CARD_OR_IBAN.search("2025-08-05T21:44:30Z") is None

@@ -32,6 +32,11 @@ _CARD_RUN = re.compile(rf"(?<![0-9])[0-9](?:{_SEPARATOR}{{0,3}}[0-9]){{12,18}}(?
 _IBAN_RUN = re.compile(
     r"(?<![A-Za-z0-9])[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])"
 )
+_MAYBE_CARD_OR_IBAN = re.compile(rf"[0-9](?:[0-9]|{_SEPARATOR}){{12}}|[A-Za-z0-9 ]{{15}}")
+"""What every card run and IBAN run holds: a digit and 12 more digits or separators
+(a card run is 13-19 digits with separators between them), or 15 letters, digits or
+spaces in a row. One search of this finds most texts (timestamps, ids, names) free of
+both, for a fifth of the two exact searches' cost."""
 _SECURITY_CODE_KEYS = frozenset(
     {
         "cvc",
@@ -160,7 +165,7 @@ def _check_scalar(value: Any, path: Path, prefix: str) -> None:
     """Refuse a string or integer holding a card number or (strings) an IBAN."""
     if isinstance(value, str | int) and not isinstance(value, bool):
         text = str(value)
-        if len(text) < _SHORTEST_CARD_RUN:
+        if len(text) < _SHORTEST_CARD_RUN or _MAYBE_CARD_OR_IBAN.search(text) is None:
             return
         if contains_card_number(text):
             raise _refuse("card_number_refused", "a card number", _loc(path), prefix)
