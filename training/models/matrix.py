@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from training.core.localtime import utc_offsets
 from training.features.calendar import calendar_arrays, per_distinct_instant
 from training.features.frames import (
     CONTEXT_COLUMNS,
@@ -161,6 +162,7 @@ class EventMatrix:
         self._event_names = tuple(c for c in self._names if c not in CONTEXT_COLUMNS)
         self._zone: str | None | bool = False  # the one time zone of every event (unknown yet)
         self._zone_codes: np.ndarray | None = None
+        self._zone_uniques: np.ndarray | None = None
         self._table: EventTimeTable | None = None
         self._layouts: dict[int, tuple[CalibratedModel, _Layout]] = {}
 
@@ -386,9 +388,11 @@ class EventMatrix:
         return self._labels[name]
 
     def zone_codes(self) -> np.ndarray:
-        """Each event's time zone as an integer code (equal codes: equal zones)."""
+        """Each event's time zone as an integer code (equal codes: equal zones; -1:
+        missing)."""
         if self._zone_codes is None:
-            self._zone_codes = pd.factorize(self.column("timezone"))[0]
+            self._zone_names()
+        assert self._zone_codes is not None
         return self._zone_codes
 
     def one_zone(self) -> str | None:
@@ -410,12 +414,14 @@ class EventMatrix:
             columns = self._time_table(zone).columns(utc_ns)
             if columns is not None:
                 return columns
-        zones = self.column("timezone")[pos] if zone is None else zone
+        codes = None if zone is not None else self.zone_codes()[pos]
 
         def calendar(rows: np.ndarray) -> tuple[np.ndarray, ...]:
-            return calendar_arrays(utc_ns[rows], zones if zone is not None else zones[rows])
+            if zone is not None:
+                return calendar_arrays(utc_ns[rows], zone)
+            assert codes is not None
+            return calendar_arrays(utc_ns[rows], None, partial(self._zone_offsets, codes[rows]))
 
-        codes = None if zone is not None else self.zone_codes()[pos]
         hour, weekday, day, to_month_end = per_distinct_instant(utc_ns, codes, calendar)
         return time_columns(
             hour,
@@ -431,6 +437,28 @@ class EventMatrix:
     def _hour_profile(self, pos: np.ndarray) -> dict[str, np.ndarray]:
         """The hour-response inputs of the events at ``pos``."""
         return {name: self._float(name)[pos] for name in HOUR_RESPONSE_INPUTS}
+
+    def _zone_offsets(self, codes: np.ndarray, utc_ns: np.ndarray) -> np.ndarray:
+        """UTC offsets of instants ``utc_ns`` (none NaT) in the zones of codes ``codes``
+        (:meth:`zone_codes`): one lookup per zone, as :func:`utc_offsets` makes per zone
+        name, without comparing, hashing and gathering the names of every row."""
+        names = self._zone_names()
+        out = np.zeros(len(utc_ns), dtype=np.int64)
+        if len(codes) == 0:
+            return out
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(-1, len(names) + 1))
+        for k in np.flatnonzero(np.diff(bounds)).tolist():
+            rows = order[bounds[k] : bounds[k + 1]]
+            name = None if k == 0 else names[k - 1]  # code -1: missing, read as UTC
+            out[rows] = utc_offsets(utc_ns[rows], name)
+        return out
+
+    def _zone_names(self) -> np.ndarray:
+        """The distinct zone names, in the order of :meth:`zone_codes`."""
+        if self._zone_uniques is None:
+            self._zone_codes, self._zone_uniques = pd.factorize(self.column("timezone"))
+        return self._zone_uniques
 
     def _time_table(self, zone: str) -> EventTimeTable:
         """The one event's time features by local day and minute, built on first use."""
