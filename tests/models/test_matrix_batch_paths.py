@@ -141,3 +141,17 @@ def test_a_batch_matrix_equals_its_columns_placed_one_by_one():
         )
         np.testing.assert_array_equal(got, want)
         assert got.flags.c_contiguous and got.dtype == np.float64
+
+
+def test_moved_rows_leave_the_hour_response_out_as_the_matrix_does():
+    from training.policy.moved_rows import moved_time_columns
+
+    rng = np.random.default_rng(14)
+    matrix = _matrix(rng, [ZONES[i % len(ZONES)] for i in range(20)])
+    pos = rng.integers(0, 20, 300)
+    ns = START + rng.integers(0, 30 * 24, len(pos)) * 3_600 * 10**9
+    shifts = np.array([-2, 1, 3], dtype=np.int64) * DAY
+    every = moved_time_columns(matrix, pos, ns, shifts)
+    without = moved_time_columns(matrix, pos, ns, shifts, hour_response=False)
+    assert list(without) == list(TIME_FEATURES)
+    _assert_same(without, {name: every[name] for name in TIME_FEATURES})
