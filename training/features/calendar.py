@@ -20,17 +20,25 @@ EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Mon=0)
 
 
 def calendar_arrays(
-    utc_ns: np.ndarray, timezones: np.ndarray | str
+    utc_ns: np.ndarray,
+    timezones: np.ndarray | str | None,
+    offsets: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Local hour (hour + minute/60), weekday (Mon=0), day of month, days to month end.
 
     ``utc_ns``: int64 nanoseconds since the epoch (or ``datetime64``), NaT allowed;
-    ``timezones``: one IANA name per instant (or one for all; missing means UTC).
+    ``timezones``: one IANA name per instant (or one for all; missing means UTC); or
+    ``offsets``: the UTC offsets of the instants (NaT read as 0) by a caller that knows
+    the zones better (as codes), ``timezones`` then unread.
     All four outputs are float64 with NaN where the instant is NaT.
     """
     utc_ns = ns_array(utc_ns)
     valid = utc_ns != NAT
-    local = np.where(valid, utc_ns + utc_offsets(utc_ns, timezones), 0)
+    if offsets is None:
+        shift = utc_offsets(utc_ns, timezones)
+    else:
+        shift = offsets(np.where(valid, utc_ns, 0))
+    local = np.where(valid, utc_ns + shift, 0)
     days = local // DAY_NS  # floor: days since the epoch, also before 1970
     hour = minute_hour((local - days * DAY_NS) // MINUTE_NS)
     weekday, day, to_end = day_fields(days)

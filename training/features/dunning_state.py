@@ -197,6 +197,10 @@ SPAN_HOURS = np.float64(1e7)
 """Search keys are group * SPAN_HOURS + time (hours since the epoch: times << span)."""
 
 
+GROUP_SEARCH_ROWS = 2_000
+"""Fewest queries whose groups' first keys are searched once per group."""
+
+
 class _Queries(NamedTuple):
     """The search keys of query rows (group, time): each query's own, and the one
     before its group's first time. Made once when several sets of times are searched
@@ -204,14 +208,28 @@ class _Queries(NamedTuple):
 
     keys: np.ndarray
     group_start: np.ndarray
+    group: np.ndarray
 
     @classmethod
     def of(cls, group: np.ndarray, times: np.ndarray) -> _Queries:
         base = group * SPAN_HOURS
-        return cls(base + times, base - SPAN_HOURS / 2)
+        return cls(base + times, base - SPAN_HOURS / 2, group)
 
     def take(self, rows: np.ndarray) -> _Queries:
-        return _Queries(self.keys[rows], self.group_start[rows])
+        return _Queries(self.keys[rows], self.group_start[rows], self.group[rows])
+
+    def starts(self, keys: np.ndarray) -> np.ndarray:
+        """How many of the sorted search ``keys`` lie in groups before each query's:
+        one search per group when the groups are positions (a batch's grids hold
+        thousands of queries per few hundred events), else one per query (a lone
+        request's few hundred: the checks would cost more than they save)."""
+        group = self.group
+        if len(group) >= GROUP_SEARCH_ROWS and group.dtype.kind in "iu" and group.min() >= 0:
+            last = int(group.max())
+            if last < len(group):
+                bases = np.arange(last + 1, dtype=group.dtype) * SPAN_HOURS  # as ``of``
+                return np.searchsorted(keys, bases - SPAN_HOURS / 2, side="left")[group]
+        return np.searchsorted(keys, self.group_start, side="left")
 
 
 def _latest_of(
@@ -229,7 +247,7 @@ def _latest_of(
         return np.zeros(n), np.full(n, np.nan)
     keys = group * SPAN_HOURS + times
     position = np.searchsorted(keys, queries.keys, side=side)
-    count = position - np.searchsorted(keys, queries.group_start, side="left")
+    count = position - queries.starts(keys)
     # position 0 (no earlier time at all) reads the last time: masked, as count is 0
     latest = np.where(count > 0, times[position - 1], np.nan)
     return count.astype(float), latest

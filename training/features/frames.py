@@ -127,15 +127,17 @@ def time_columns(
     pay_day_of_month: np.ndarray,
     pay_weekday: np.ndarray,
     active_hour: np.ndarray,
-    profile: Mapping[str, np.ndarray],
+    profile: Mapping[str, np.ndarray] | None,
 ) -> dict[str, np.ndarray]:
     """The candidate-time features (:data:`TIME_FEATURES` and
     :data:`HOUR_RESPONSE_FEATURES`) from the local calendar of the candidate time and the
     customer's usual payday, active hour and past responses by hour (``profile``: the
-    :data:`HOUR_RESPONSE_INPUTS` by name)."""
+    :data:`HOUR_RESPONSE_INPUTS` by name; None: the time features only, for a model that
+    reads no hour response)."""
     by_day = day_columns(weekday, day_of_month, days_to_month_end, pay_day_of_month, pay_weekday)
     by_hour = hour_columns(hour, active_hour, profile)
-    return {name: by_day[name] if name in by_day else by_hour[name] for name in TIME_COLUMNS}
+    names = TIME_COLUMNS if profile is not None else TIME_FEATURES
+    return {name: by_day[name] if name in by_day else by_hour[name] for name in names}
 
 
 def day_columns(
@@ -159,17 +161,19 @@ def day_columns(
 
 
 def hour_columns(
-    hour: np.ndarray, active_hour: np.ndarray, profile: Mapping[str, np.ndarray]
+    hour: np.ndarray, active_hour: np.ndarray, profile: Mapping[str, np.ndarray] | None
 ) -> dict[str, np.ndarray]:
     """The time features of the candidate's local hour of the day (:func:`time_columns`'
-    part that the date does not move)."""
+    part that the date does not move); without the hour response when ``profile`` is None."""
+    distance = circular_difference(hour, active_hour, 24.0)
+    if profile is None:
+        return {"local_hour": hour, "hours_from_active_hour": distance}
     rate, sends = hour_response(
         hour,
         profile["cust_email_sent"] + profile["cust_sms_sent"],
         profile["cust_clicks"],
         profile,
     )
-    distance = circular_difference(hour, active_hour, 24.0)
     return {
         "local_hour": hour,
         "hours_from_active_hour": distance,

@@ -19,8 +19,14 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from training.core.localtime import utc_offsets
 from training.features.calendar import calendar_arrays, per_distinct_instant
-from training.features.frames import CONTEXT_COLUMNS, HOUR_RESPONSE_INPUTS, time_columns
+from training.features.frames import (
+    CONTEXT_COLUMNS,
+    HOUR_RESPONSE_FEATURES,
+    HOUR_RESPONSE_INPUTS,
+    time_columns,
+)
 from training.features.time_table import EventTimeTable
 from training.models.calibrated import CalibratedModel, category_codes
 from training.models.pair_rates import FittedPairRate
@@ -69,6 +75,9 @@ class _Layout:
     other_names: tuple[str, ...]  # the per-row columns, in the model's order
     other_categories: tuple[tuple | None, ...]  # (as tuples: the encodings' cache keys)
     order: np.ndarray | None  # matrix columns (events, then others) to the model's order
+    event_positions: np.ndarray  # the event columns' places in the model's order
+    other_positions: tuple[int, ...]  # and the per-row columns'
+    hour_response: bool  # whether the model reads an hour-response column (or a rate does)
 
 
 def _as_key(categories: list | None) -> tuple | None:
@@ -95,12 +104,23 @@ def _layout(model: CalibratedModel, event_columns: tuple[str, ...]) -> _Layout:
                 others,
                 tuple(_as_key(model.categories.get(name)) for name in others),
                 None if (layout == np.arange(len(layout))).all() else np.argsort(layout),
+                event_pos,
+                tuple(int(j) for j in other_pos),
+                reads_hour_response(model),
             ),
         )
         if len(_LAYOUTS) > 256:
             _LAYOUTS.clear()
         _LAYOUTS[key] = kept
     return kept[1]
+
+
+def reads_hour_response(model: CalibratedModel) -> bool:
+    """Whether ``model`` reads a column of :data:`HOUR_RESPONSE_FEATURES`, as an input or
+    through a pair rate (the others' time columns are worked out without them)."""
+    rates = getattr(model, "rates", ())  # artifacts saved before rates existed
+    read = {*model.features, *(side for r in rates for side in (r.spec.left, r.spec.right))}
+    return not read.isdisjoint(HOUR_RESPONSE_FEATURES)
 
 
 class EventMatrix:
@@ -133,6 +153,7 @@ class EventMatrix:
     def _setup(self) -> None:
         self._index: pd.Index | None = None
         self._encoded: dict[str, np.ndarray] = {}
+        self._widened: dict[str, np.ndarray] = {}
         self._codes: dict[tuple[str, tuple | None], np.ndarray] = {}
         self._floats: dict[str, np.ndarray] = {}
         self._labels: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -141,6 +162,7 @@ class EventMatrix:
         self._event_names = tuple(c for c in self._names if c not in CONTEXT_COLUMNS)
         self._zone: str | None | bool = False  # the one time zone of every event (unknown yet)
         self._zone_codes: np.ndarray | None = None
+        self._zone_uniques: np.ndarray | None = None
         self._table: EventTimeTable | None = None
         self._layouts: dict[int, tuple[CalibratedModel, _Layout]] = {}
 
@@ -206,6 +228,18 @@ class EventMatrix:
             )
         return self._encoded[model.name]
 
+    def widened(self, model: CalibratedModel) -> np.ndarray:
+        """:meth:`encoded` laid out at the model's full width: each event column in its
+        place, the per-row columns' places zero (a gather of its rows is then the model
+        matrix but for those, in one copy); once per model and call."""
+        if model.name not in self._widened:
+            layout = self._layout(model)
+            events = self.encoded(model)
+            wide = np.zeros((len(events), len(layout.event_names) + len(layout.other_names)))
+            wide[:, layout.event_positions] = events
+            self._widened[model.name] = wide
+        return self._widened[model.name]
+
     def model_matrix(
         self, model: CalibratedModel, pos: np.ndarray, columns: RowColumns
     ) -> np.ndarray:
@@ -216,10 +250,32 @@ class EventMatrix:
             columns = {**columns, **derived}
         layout = self._layout(model)
         n = len(pos)
-        # whole blocks, not column by column: strided column writes into a row-major
-        # matrix cost four times as much on the search's 350,000-row grids
+        if len(self.ids) == 1 and layout.order is None:
+            return self._one_event_matrix(model, layout, columns, n)
+        # the rows' events gathered at the model's width (one C-ordered copy), then each
+        # per-row column written into its place: a third of the CPU of stacking the
+        # per-row columns and concatenating the two blocks (a transposed read) on a
+        # batch's grids, and no reordering copy when the model interleaves them
+        matrix = self.widened(model).take(pos, axis=0)
+        for name, categories, position in zip(
+            layout.other_names, layout.other_categories, layout.other_positions, strict=True
+        ):
+            values = columns.get(name)
+            matrix[:, position] = (
+                np.nan if values is None else self._row_values(values, categories, n)
+            )
+        return matrix
+
+    def _one_event_matrix(
+        self, model: CalibratedModel, layout: _Layout, columns: RowColumns, n: int
+    ) -> np.ndarray:
+        """:meth:`model_matrix` of one event's rows (a lone request): its row written
+        into every row of the matrix."""
         events = self.encoded(model)
-        others = None
+        width = events.shape[1]
+        # (a broadcast assignment: np.broadcast_to and a concatenation cost ~6 µs more)
+        matrix = np.empty((n, width + len(layout.other_names)))
+        matrix[:, :width] = events
         if layout.other_names:
             parts: list[np.ndarray] = []
             missing = None
@@ -232,41 +288,42 @@ class EventMatrix:
                     and len(values) == n
                     and values.ndim == 1
                 ):
-                    # the state and calendar columns: floats already (most columns; the
-                    # checks below cost ~1 µs a column, a lone decision makes ~180)
-                    parts.append(values)
+                    parts.append(values)  # (as in _row_values, without the call: most columns)
                 elif values is None:
                     if missing is None:
                         missing = np.full(n, np.nan)
                     parts.append(missing)
-                elif isinstance(values, Labels):
-                    parts.append(self._encoded_labels(values.labels, categories)[values.codes])
-                elif (
-                    categories is None
-                    and isinstance(values, np.ndarray)
-                    and values.dtype == np.float64
-                    and values.shape == (n,)
-                ):
-                    parts.append(values)  # the state and calendar columns: floats already
                 else:
-                    encoded = _by_labels(partial(_encode_column, categories=categories), values)
-                    parts.append(np.broadcast_to(np.asarray(encoded, dtype=np.float64), (n,)))
+                    parts.append(self._row_values(values, categories, n))
             # one copy of the rows' columns (an array of arrays: no row-by-row writes)
-            others = np.array(parts, dtype=np.float64).T
-        width = events.shape[1]
-        if len(events) == 1 and layout.order is None:
-            # one event (a lone request): its row written into every row of the matrix
-            # (a broadcast assignment: np.broadcast_to and a concatenation cost ~6 µs more)
-            matrix = np.empty((n, width + len(layout.other_names)))
-            matrix[:, :width] = events
-            if others is not None:
-                matrix[:, width:] = others
-            return matrix
-        blocks = [np.broadcast_to(events, (n, width)) if len(events) == 1 else events[pos]]
-        matrix = np.concatenate(blocks if others is None else [*blocks, others], axis=1)
-        if layout.order is not None:  # the model's columns are interleaved
-            matrix = matrix[:, layout.order]
+            matrix[:, width:] = np.array(parts, dtype=np.float64).T
         return matrix
+
+    def _row_values(
+        self, values: np.ndarray | Labels, categories: tuple | None, n: int
+    ) -> np.ndarray:
+        """A per-row column encoded as in training (``n`` values)."""
+        if (
+            categories is None
+            and type(values) is np.ndarray
+            and values.dtype is _FLOAT64
+            and len(values) == n
+            and values.ndim == 1
+        ):
+            # the state and calendar columns: floats already (most columns; the
+            # checks below cost ~1 µs a column, a lone decision makes ~180)
+            return values
+        if isinstance(values, Labels):
+            return self._encoded_labels(values.labels, categories)[values.codes]
+        if (
+            categories is None
+            and isinstance(values, np.ndarray)
+            and values.dtype == np.float64
+            and values.shape == (n,)
+        ):
+            return values  # the state and calendar columns: floats already
+        encoded = _by_labels(partial(_encode_column, categories=categories), values)
+        return np.broadcast_to(np.asarray(encoded, dtype=np.float64), (n,))
 
     def _encoded_labels(self, labels: np.ndarray, categories: tuple | None) -> np.ndarray:
         """:class:`Labels` encoded, once per labels array and category list per call
@@ -331,9 +388,11 @@ class EventMatrix:
         return self._labels[name]
 
     def zone_codes(self) -> np.ndarray:
-        """Each event's time zone as an integer code (equal codes: equal zones)."""
+        """Each event's time zone as an integer code (equal codes: equal zones; -1:
+        missing)."""
         if self._zone_codes is None:
-            self._zone_codes = pd.factorize(self.column("timezone"))[0]
+            self._zone_names()
+        assert self._zone_codes is not None
         return self._zone_codes
 
     def one_zone(self) -> str | None:
@@ -344,19 +403,25 @@ class EventMatrix:
             self._zone = str(zones[0]) if same else None
         return self._zone  # type: ignore[return-value]
 
-    def time_columns(self, pos: np.ndarray, utc_ns: np.ndarray) -> dict[str, np.ndarray]:
-        """Candidate-time features of instants ``utc_ns`` for the events at ``pos``."""
+    def time_columns(
+        self, pos: np.ndarray, utc_ns: np.ndarray, model: CalibratedModel | None = None
+    ) -> dict[str, np.ndarray]:
+        """Candidate-time features of instants ``utc_ns`` for the events at ``pos``; for
+        ``model`` (when given) without the hour response if it reads none (the retry and
+        self-cure models: five cosines and sines a row, unused)."""
         zone = self.one_zone()
         if len(self.ids) == 1 and zone is not None:  # a lone request: from its tables
             columns = self._time_table(zone).columns(utc_ns)
             if columns is not None:
                 return columns
-        zones = self.column("timezone")[pos] if zone is None else zone
+        codes = None if zone is not None else self.zone_codes()[pos]
 
         def calendar(rows: np.ndarray) -> tuple[np.ndarray, ...]:
-            return calendar_arrays(utc_ns[rows], zones if zone is not None else zones[rows])
+            if zone is not None:
+                return calendar_arrays(utc_ns[rows], zone)
+            assert codes is not None
+            return calendar_arrays(utc_ns[rows], None, partial(self._zone_offsets, codes[rows]))
 
-        codes = None if zone is not None else self.zone_codes()[pos]
         hour, weekday, day, to_month_end = per_distinct_instant(utc_ns, codes, calendar)
         return time_columns(
             hour,
@@ -366,8 +431,34 @@ class EventMatrix:
             self._float("cust_pay_day_of_month")[pos],
             self._float("cust_pay_weekday")[pos],
             self._float("cust_active_hour")[pos],
-            {name: self._float(name)[pos] for name in HOUR_RESPONSE_INPUTS},
+            self._hour_profile(pos) if model is None or self._layout(model).hour_response else None,
         )
+
+    def _hour_profile(self, pos: np.ndarray) -> dict[str, np.ndarray]:
+        """The hour-response inputs of the events at ``pos``."""
+        return {name: self._float(name)[pos] for name in HOUR_RESPONSE_INPUTS}
+
+    def _zone_offsets(self, codes: np.ndarray, utc_ns: np.ndarray) -> np.ndarray:
+        """UTC offsets of instants ``utc_ns`` (none NaT) in the zones of codes ``codes``
+        (:meth:`zone_codes`): one lookup per zone, as :func:`utc_offsets` makes per zone
+        name, without comparing, hashing and gathering the names of every row."""
+        names = self._zone_names()
+        out = np.zeros(len(utc_ns), dtype=np.int64)
+        if len(codes) == 0:
+            return out
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(-1, len(names) + 1))
+        for k in np.flatnonzero(np.diff(bounds)).tolist():
+            rows = order[bounds[k] : bounds[k + 1]]
+            name = None if k == 0 else names[k - 1]  # code -1: missing, read as UTC
+            out[rows] = utc_offsets(utc_ns[rows], name)
+        return out
+
+    def _zone_names(self) -> np.ndarray:
+        """The distinct zone names, in the order of :meth:`zone_codes`."""
+        if self._zone_uniques is None:
+            self._zone_codes, self._zone_uniques = pd.factorize(self.column("timezone"))
+        return self._zone_uniques
 
     def _time_table(self, zone: str) -> EventTimeTable:
         """The one event's time features by local day and minute, built on first use."""

@@ -23,11 +23,12 @@ from training.features.calendar import MINUTE_NS, day_fields, minute_hour
 from training.features.frames import (
     HOUR_RESPONSE_INPUTS,
     TIME_COLUMNS,
+    TIME_FEATURES,
     day_columns,
     hour_columns,
 )
 from training.models.calibrated import CalibratedModel
-from training.models.matrix import EventMatrix
+from training.models.matrix import EventMatrix, reads_hour_response
 from training.policy.scorer import PARALLEL_ROWS, ModelScorer
 
 
@@ -66,7 +67,7 @@ def moved_probabilities(
         per_row["channel_click_rate"] = matrix.channel_click_rate(pos, channel)
     base = matrix.model_matrix(model, pos, per_row)  # time columns missing (NaN) for now
     rows = np.tile(base, (k, 1))
-    times = moved_time_columns(matrix, pos, ns, shifts)
+    times = moved_time_columns(matrix, pos, ns, shifts, reads_hour_response(model))
     for j, name in enumerate(model.features):
         if name in times:
             rows[:, j] = times[name]
@@ -75,14 +76,20 @@ def moved_probabilities(
 
 
 def moved_time_columns(
-    matrix: EventMatrix, pos: np.ndarray, ns: np.ndarray, shifts: np.ndarray
+    matrix: EventMatrix,
+    pos: np.ndarray,
+    ns: np.ndarray,
+    shifts: np.ndarray,
+    hour_response: bool = True,
 ) -> dict[str, np.ndarray]:
     """:meth:`EventMatrix.time_columns` of the instants ``ns`` (the events at ``pos``)
     moved by each of ``shifts``, shift-major; the same values, worked out from each
-    row's zone once, each local date once and each row's local minute once."""
+    row's zone once, each local date once and each row's local minute once (the hour
+    response only with ``hour_response``)."""
     n, k = len(ns), len(shifts)
+    names = TIME_COLUMNS if hour_response else TIME_FEATURES
     if n == 0 or k == 0:
-        return {name: np.zeros(0) for name in TIME_COLUMNS}
+        return {name: np.zeros(0) for name in names}
     moved = ns[None, :] + np.asarray(shifts, dtype=np.int64)[:, None]  # (k, n)
     offsets = _zone_offsets(matrix, pos, moved)
     local = moved + offsets
@@ -107,9 +114,11 @@ def moved_time_columns(
     by_hour = hour_columns(
         minute_hour(np.concatenate([minute[0], minute.ravel()[differs]])),
         matrix.column("cust_active_hour").astype(float)[event],
-        {name: matrix.column(name).astype(float)[event] for name in HOUR_RESPONSE_INPUTS},
+        {name: matrix.column(name).astype(float)[event] for name in HOUR_RESPONSE_INPUTS}
+        if hour_response
+        else None,
     )
-    return {name: by_day[name] if name in by_day else by_hour[name][codes] for name in TIME_COLUMNS}
+    return {name: by_day[name] if name in by_day else by_hour[name][codes] for name in names}
 
 
 def _date_fields(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -280,7 +280,8 @@ class _RetryContext:
         )  # fmt: skip
         assert self.rows is not None
         pos = self.rows[event]
-        return pos, {**state, **self.matrix.time_columns(pos, at)}
+        model = self.scorer.models.retry if self.with_models else None
+        return pos, {**state, **self.matrix.time_columns(pos, at, model)}
 
     def base_probabilities(
         self, plan_event: np.ndarray, plan_ns: np.ndarray, rank: np.ndarray

@@ -219,8 +219,8 @@ class ModelScorer:
         day_index = np.tile(np.arange(days), n)
         start = to_ns(matrix.column("dunning_start"))
         at = start[pos] + (day_index * 24 + 12) * HOUR_NS
-        columns = {**matrix.time_columns(pos, at), "day_index": day_index.astype(float)}
         model = self.models.self_cure
+        columns = {**matrix.time_columns(pos, at, model), "day_index": day_index.astype(float)}
         hazard = self.predict(model, matrix, pos, columns)
         limit = window_days[pos]  # window_days: in the order of the features
         hazard = np.where(day_index < limit, hazard, 0.0)
