@@ -32,7 +32,7 @@ from training.core.columnar import column_array
 from training.core.localtime import DAY_NS, to_ns
 from training.evaluation.ope import LoggedFeedback
 from training.evaluation.ope_support import OverlapDiagnostics, SupportThresholds
-from training.policy.exploration import DAY_MOVED, SHIFTED, Explored, rules_end
+from training.policy.exploration import DAY_MOVED, SHIFTED, Explored
 from training.policy.scorer import past_rows
 
 
@@ -57,9 +57,9 @@ def main() -> None:
     captured: dict[str, Any] = {}
     explore = decider._explore
 
-    def capture(events_, retries, start, end, past=None, draw=None):  # the search's output
-        captured.update(retries=retries, start=start, end=end, past=past)
-        return explore(events_, retries, start, end, past, draw)
+    def capture(events_, retries, start, end, draw=None):  # the search's output
+        captured.update(retries=retries, start=start, end=end)
+        return explore(events_, retries, start, end, draw)
 
     decider._explore = capture
     decider.config = decider.config.model_copy(update={"exploration_first_retry_day_rate": 0.0})
@@ -92,7 +92,7 @@ def main() -> None:
         rows, overlaps = [], []
         for _ in range(args.draws):
             got = decider._explore(
-                events, searched, captured["start"], captured["end"], past, rng.random(len(ids))
+                events, searched, captured["start"], captured["end"], rng.random(len(ids))
             )
             (value, _), *_ = decider.score_schedules(
                 events, plan.features, past, [(got.retries, plan.messages)]
@@ -184,7 +184,7 @@ def _overlap(
     matches when the day arm moved its first retry past day 4."""
     ids, failed = column_array(events, "event_id"), to_ns(events["failed_at"])
     first, searched_first = _first(ids, got.retries), _first(ids, searched)
-    end = rules_end(events, past, decider.rules.limits, captured["end"])
+    end = captured["end"]  # retry_windows ends it at the rules' retry_deadline too
     low = -np.floor_divide(searched_first - captured["start"], DAY_NS)
     high = np.floor_divide(end - 1 - searched_first, DAY_NS)
     day_of_first = np.floor_divide(searched_first - failed, DAY_NS)

@@ -10,12 +10,11 @@ import pandas as pd
 import pytest
 
 from training.config.policy import PolicyConfig
-from training.config.retry_limits import RetryLimits
 from training.core.localtime import DAY_NS, HOUR_NS
 from training.declines.violations import schedule_violations
 from training.features.invoice import events_from_history
 from training.policy.decider import search_schedules
-from training.policy.exploration import DAY_MOVED, SEARCHED, SHIFTED, explore, rules_end
+from training.policy.exploration import DAY_MOVED, SEARCHED, SHIFTED, explore
 from training.policy.retry_search import retry_windows
 from training.policy.schedule_rows import RetryRows
 from training.policy.scorer import past_rows
@@ -119,29 +118,6 @@ def test_explored_first_retries_spread_over_the_allowed_days():
     assert counts.min() > 200 * 0.7 and counts.max() < 200 * 1.3
 
 
-def test_the_debit_re_presentation_window_bounds_the_explored_days():
-    """A Bacs debit first presented 25 days before its failure: no explored retry past
-    the scheme's 30 days from that presentation, though the dunning window is 14 days."""
-    failed = pd.Timestamp("2026-03-01", tz="UTC")
-    events = pd.DataFrame(
-        {
-            "event_id": ["b", "c"],
-            "failed_at": [failed, failed],
-            "payment_method": ["bacs_debit", "card"],
-        }
-    )
-    past = pd.DataFrame(
-        {
-            "event_id": ["b", "b", "c"],
-            "t": [failed - pd.Timedelta(days=25), failed, failed],
-            "kind": ["original", "retry", "original"],
-        }
-    )
-    end = np.full(2, failed.value + 14 * DAY_NS)
-    got = rules_end(events, past, RetryLimits(), end)
-    assert got[0] == failed.value + 5 * DAY_NS and got[1] == end[1]
-
-
 def test_whole_day_shifts_and_rates_above_one_are_refused():
     with pytest.raises(ValueError, match="whole days"):
         PolicyConfig(exploration_shifts_hours=(-24, 6))
@@ -191,7 +167,7 @@ def test_no_explored_schedule_breaks_a_rule(requests):
     rng = np.random.default_rng(11)
     moved = 0
     for draw in [*rng.random((40, len(events))), *rng.uniform(0.3, 1.0, (40, len(events)))]:
-        got = explorer._explore(events, searched.retries, start, end, past, draw)
+        got = explorer._explore(events, searched.retries, start, end, draw)
         found = schedule_violations(decider.rules, events, got.retries.frame(), previous, messages)
         assert found.empty, found.head()
         moved += int((got.kind == DAY_MOVED).sum())
@@ -207,7 +183,7 @@ def test_the_searched_path_is_unchanged(requests):
     explorer = decider.__class__(
         decider.scorer, decider.rules, config, decider.templates, decider.model_version
     )
-    got = explorer._explore(events, searched.retries, start, end, past, draw)
+    got = explorer._explore(events, searched.retries, start, end, draw)
     assert got.retries is searched.retries and (got.kind == SEARCHED).all()
     assert (got.propensity >= 0.9).all()
     assert decider.config.exploration_rate == 0.0

@@ -14,6 +14,11 @@ Conventions
   re-presentations: every attempt after the first one.
 * ``max_additional_retries`` is the most retries the rules allow from here on, before any
   product constraint (``max_retries`` of a request, the dunning window) is applied.
+* ``retry_deadline`` is the latest time a retry may take place under a scheme window that
+  runs from the first collection of the charge (ACH reinitiation, Bacs re-presentation):
+  the first attempt plus the window; missing (``NaT``) for cards and SEPA. A failure at or
+  after it gets no retry (``*_window`` rules); every schedule (the learned search, the fixed
+  schedule, the exploration) keeps its retries no later than it.
 * ``allowed`` means a retry is allowed now, given what is known. An ``after_update``
   decline is not allowed until an update is plausible: ``needs_update_first`` is true and
   ``max_additional_retries`` says how many retries may follow the update.
@@ -93,10 +98,11 @@ DECISION_COLUMNS = (
     "rule",
     "explanation",
     "source",
+    "retry_deadline",
 )
 # What the decision memo keeps of one event's decision (``not_before`` from the hours).
 _MEMO_COLUMNS = (
-    *(c for c in DECISION_COLUMNS if c != "not_before"),
+    *(c for c in DECISION_COLUMNS if c not in ("not_before", "retry_deadline")),
     "known",
     "code",
     "wait_ns",
@@ -114,6 +120,7 @@ class RetryDecision:
     rule: str
     explanation: str
     source: str
+    retry_deadline: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -317,7 +324,7 @@ class RetryRules:
             }
         )
         row = {name: column[0] for name, column in self._decide_columns(events, previous).items()}
-        not_before = row["not_before"]
+        not_before, deadline = row["not_before"], row["retry_deadline"]
         return RetryDecision(
             category=str(row["category"]),
             retryable=str(row["retryable"]),
@@ -328,6 +335,7 @@ class RetryRules:
             rule=str(row["rule"]),
             explanation=str(row["explanation"]),
             source=str(row["source"]),
+            retry_deadline=None if pd.isna(deadline) else deadline.to_pydatetime(),
         )
 
     # -- many events -------------------------------------------------------------------
@@ -336,7 +344,8 @@ class RetryRules:
     ) -> pd.DataFrame:
         """One decision per failure event, vectorized; index = ``events.index``.
 
-        Columns: the ``RetryDecision`` fields plus ``known`` and ``code`` (normalized).
+        Columns: the ``RetryDecision`` fields plus ``known`` and ``code`` (normalized),
+        ``retry_deadline`` last.
         """
         columns = self._decide_columns(events, previous_attempts)
         return frame_of_arrays(columns, index=events.index)
@@ -352,12 +361,14 @@ class RetryRules:
         """The columns of ``decide_many``, in order, as arrays in the row order of ``events``."""
         ev = self._prepare_events(events)
         counts = self._attempt_counts(ev, previous_attempts)
+        counts["deadline"] = _deadline_ns(ev, counts["first_at"], self.limits)
+        columns = None
         if 0 < len(ev.index) <= SMALL_INPUT_ROWS:
             columns = self._decide_memo(ev, counts)
-            if columns is not None:
-                return columns
-        columns = self._decide_arrays(ev, counts)
-        del columns["wait_ns"]
+        if columns is None:
+            columns = self._decide_arrays(ev, counts)
+            del columns["wait_ns"]
+        columns["retry_deadline"] = utc_array(counts["deadline"])
         return columns
 
     def _decide_memo(self, ev: _Events, counts: dict[str, np.ndarray]) -> Columns | None:
@@ -374,7 +385,7 @@ class RetryRules:
             (ev.decline_code.dtype, ev.merchant_advice_code.dtype), {}
         )
         try:
-            keys = _memo_keys(ev, counts, lim)
+            keys = _memo_keys(ev, counts)
             found = [memo.get(key) for key in keys]
         except TypeError:  # unhashable codes: leave them to the arrays
             return None
@@ -394,7 +405,7 @@ class RetryRules:
         advice = _advice(self.table, ev)
         schemes = _Schemes.of(ev)
         n_prev, in_30d, in_24h = counts["n_prev"], counts["n_30d"] + 1, counts["n_24h"] + 1
-        window_over = _window_over(schemes, _age(ev, counts), lim)
+        window_over = _window_over(ev, counts["deadline"])
         # Visa counts merchant-initiated reattempts apart from customer-initiated ones
         visa_in_30d = counts["n_30d_merchant"] + 1
         cap_left = _cap_left(schemes, in_30d, visa_in_30d, n_prev, window_over, lim)
@@ -579,14 +590,11 @@ def merchant_initiated(previous: pd.DataFrame) -> np.ndarray:
     return (who != "customer").fillna(True).to_numpy(dtype=bool)
 
 
-def _memo_keys(
-    ev: _Events, counts: dict[str, np.ndarray], lim: RetryLimits
-) -> list[tuple[Hashable, ...]]:
+def _memo_keys(ev: _Events, counts: dict[str, np.ndarray]) -> list[tuple[Hashable, ...]]:
     """Per event, all that its decision depends on besides the limits and the table: the
     normalized tokens, the raw codes (value and type: ``2001`` and ``2001.0`` may be spelled
-    apart), the update flag, the attempt counts and whether the debit windows are over."""
-    age = _age(ev, counts)
-    day = np.timedelta64(1, "D")
+    apart), the update flag, the attempt counts and whether the debit window is over."""
+    window_over = _window_over(ev, counts["deadline"])
     return list(
         zip(
             ev.processor.tolist(),
@@ -599,8 +607,7 @@ def _memo_keys(
             counts["n_30d"].tolist(),
             counts["n_30d_merchant"].tolist(),
             counts["n_24h"].tolist(),
-            (age >= lim.ach_reinitiation_window_days * day).tolist(),
-            (age >= lim.bacs_representment_window_days * day).tolist(),
+            window_over.tolist(),
             strict=True,
         )
     )
@@ -690,17 +697,20 @@ def _card_only(
     return np.where(is_card, texts, _object_array([None] * len(texts))).tolist()
 
 
-def _age(ev: _Events, counts: dict[str, np.ndarray]) -> np.ndarray:
-    """Time from the first attempt on the charge (the failure, if none before) to the failure."""
-    return ev.failed_at - counts["first_at"]
+def _deadline_ns(ev: _Events, first_at: np.ndarray, lim: RetryLimits) -> np.ndarray:
+    """``retry_deadline`` as int64 ns: ACH and Bacs re-presentations must fall inside a
+    window from the first collection (``first_at``: the first attempt on the charge, the
+    failure if none before); ``NaT`` for the other methods."""
+    method = ev.payment_method
+    ach, bacs = method == "ach_debit", method == "bacs_debit"
+    days = np.where(ach, lim.ach_reinitiation_window_days, lim.bacs_representment_window_days)
+    deadline = first_at.view(np.int64) + days.astype(np.int64) * (24 * _HOUR_NS)
+    return np.where(ach | bacs, deadline, _NAT)
 
 
-def _window_over(schemes: _Schemes, age: np.ndarray, lim: RetryLimits) -> np.ndarray:
-    """ACH and Bacs re-presentations must fall inside a window from the first collection."""
-    day = np.timedelta64(1, "D")
-    return (schemes.ach & (age >= lim.ach_reinitiation_window_days * day)) | (
-        schemes.bacs & (age >= lim.bacs_representment_window_days * day)
-    )
+def _window_over(ev: _Events, deadline: np.ndarray) -> np.ndarray:
+    """The failure is at or after its ``retry_deadline``: no re-presentation is left."""
+    return (deadline != _NAT) & (ev.failed_at.view(np.int64) >= deadline)
 
 
 def _cap_left(

@@ -138,16 +138,6 @@ def _day_shifts(days: tuple[float, ...]) -> np.ndarray:
     return pd.to_timedelta(np.array(days, dtype=float), unit="D").as_unit("ns").asi8
 
 
-def _first_attempt(ev: _Events, previous: pd.DataFrame | None) -> np.ndarray:
-    first = ev.failed.copy()
-    if previous is None or previous.empty:
-        return first
-    pos = ev.positions(column_array(previous, "event_id", object))
-    keep = pos >= 0
-    np.minimum.at(first, pos[keep], to_ns(column_values(previous, "attempted_at"))[keep])
-    return first
-
-
 def _distinct(pos: np.ndarray, at: np.ndarray) -> np.ndarray:
     """False where a (sorted) row repeats the previous row's event and time."""
     if len(pos) == 0:
@@ -163,7 +153,6 @@ def _clip_retries(
     ev: _Events,
     decisions: Table,
     rules: RetryRules,
-    previous: pd.DataFrame | None,
     pos: np.ndarray,
     at: np.ndarray,
     movable: np.ndarray,
@@ -195,11 +184,8 @@ def _clip_retries(
     k = rank_in_group(pos)
     at = cummax_in_group(at - k * spacing, pos) + k * spacing
 
-    first = _first_attempt(ev, previous)
-    end = ev.window_end.copy()
-    ach, bacs = ev.method == "ach_debit", ev.method == "bacs_debit"
-    end[ach] = np.minimum(end[ach], first[ach] + lim.ach_reinitiation_window_days * NS_PER_DAY)
-    end[bacs] = np.minimum(end[bacs], first[bacs] + lim.bacs_representment_window_days * NS_PER_DAY)
+    deadline = to_ns(column_values(decisions, "retry_deadline"))  # NaT: no scheme window
+    end = np.where(deadline == NAT, ev.window_end, np.minimum(ev.window_end, deadline))
     inside = (at > ev.failed[pos]) & (at <= end[pos])
     pos, at = pos[inside], at[inside]
     within = rank_in_group(pos) < limit[pos]
@@ -378,7 +364,6 @@ def fixed_schedule_columns(
         ev,
         decisions,
         rules,
-        previous_attempts,
         pos,
         _at_same_clock(ev, pos, slot, config.fixed_retry_days),
         np.ones(len(pos), dtype=bool),
@@ -477,7 +462,6 @@ def rules_baseline_columns(
         ev,
         decisions,
         rules,
-        previous_attempts,
         np.concatenate([payday_pos, soft_pos, upd_pos]),
         np.concatenate([payday_at, soft_at, upd_at]),
         np.concatenate(

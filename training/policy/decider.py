@@ -25,7 +25,7 @@ from training.policy.calendar import (
     steepened,
 )
 from training.policy.decisions import DecisionColumns, Decisions, new_decision_ids
-from training.policy.exploration import Explored, explore, rules_end, with_exploration_reasons
+from training.policy.exploration import Explored, explore, with_exploration_reasons
 from training.policy.message_pruning import (
     Schedule,
     ScheduleValues,
@@ -194,7 +194,7 @@ class ModelDecider:
         retries, messages = searched.retries, searched.messages
         propensity, explored = np.ones(len(events)), None
         if explore and self.config.exploration_rate > 0 and len(retries):
-            explored = self._explore(events, retries, searched.start, searched.end, past)
+            explored = self._explore(events, retries, searched.start, searched.end)
             retries, propensity = explored.retries, explored.propensity
         return Plan(decisions, features, retries, messages, propensity, explored)
 
@@ -204,15 +204,14 @@ class ModelDecider:
         retries: RetryRows,
         start: np.ndarray,
         end: np.ndarray,
-        past: Table | None = None,
         draw: np.ndarray | None = None,
     ) -> Explored:
         """With probability ``exploration_rate`` shift every retry by one of the configured
         offsets (kept only where the whole shifted schedule stays inside the limits); with
         ``exploration_first_retry_day_rate`` move the first retry to another allowed day
-        (:mod:`training.policy.exploration`; ``past``: the events' attempts, whose first
-        opens the debit schemes' re-presentation windows; ``draw``: the uniform draws, one
-        per event, for tests)."""
+        (:mod:`training.policy.exploration`; ``start``, ``end``: the searched windows,
+        which :func:`retry_windows` ends at the rules' ``retry_deadline`` too; ``draw``: the
+        uniform draws, one per event, for tests)."""
         if draw is None:
             draw = process_rng().random(len(events))
         limits = self.rules.limits
@@ -220,7 +219,7 @@ class ModelDecider:
             column_array(events, "event_id"),
             retries,
             start,
-            rules_end(events, past, limits, end),
+            end,
             limits.min_spacing_hours,
             self.config,
             draw,

@@ -18,8 +18,8 @@ returns it: an arm that cannot move (a shift outside the window, no other day al
 no retry at all) returns the searched schedule, so its mass is the searched schedule's.
 
 Why the explored schedules break no rule the searched one keeps: they stay inside the
-same window (the rules' earliest time, the dunning window and, for ACH and Bacs, the
-re-presentation window from the first collection), keep the spacing and never add a
+same window (the rules' earliest time, the dunning window and the rules'
+``retry_deadline``: :func:`training.policy.retry_search.retry_windows`), keep the spacing and never add a
 retry; the card caps count the attempts up to the failure (``rules.py``), so any times
 after it keep them.
 """
@@ -32,11 +32,8 @@ import numpy as np
 import pandas as pd
 
 from training.config.policy import PolicyConfig
-from training.config.retry_limits import RetryLimits
-from training.contract.tables import PAYMENT_METHODS
 from training.core.arrays import cummax_in_group, group_first, rank_in_group
-from training.core.columnar import Table, column_array, column_values
-from training.core.localtime import DAY_NS, HOUR_NS, to_ns
+from training.core.localtime import DAY_NS, HOUR_NS
 from training.policy.schedule_rows import RetryRows
 
 SEARCHED, SHIFTED, DAY_MOVED = 0, 1, 2
@@ -60,40 +57,6 @@ def day_mass(config: PolicyConfig) -> float:
     """The probability of the first-retry-day arm (what ``exploration_rate`` leaves)."""
     rate = config.exploration_rate
     return float(min(config.exploration_first_retry_day_rate, max(1.0 - rate, 0.0)))
-
-
-def rules_end(
-    events: Table, past: Table | None, limits: RetryLimits, end: np.ndarray
-) -> np.ndarray:
-    """``end`` (exclusive, ns, per event) no later than the ACH reinitiation and Bacs
-    re-presentation windows from the first collection (``past``'s ``original`` row; the
-    failure itself when ``past`` is None)."""
-    method = _methods(column_array(events, "payment_method", object))
-    ach, bacs = method == "ach_debit", method == "bacs_debit"
-    if not (ach.any() or bacs.any()):  # cards and SEPA: no window from the first charge
-        return end
-    first = to_ns(column_values(events, "failed_at"))
-    if past is not None and len(column_array(past, "event_id")):
-        original = column_array(past, "kind", object) == "original"
-        owner = _positions(column_array(events, "event_id"), column_array(past, "event_id"))
-        keep = original & (owner >= 0)
-        np.minimum.at(first, owner[keep], to_ns(column_values(past, "t"))[keep])
-    days = np.where(ach, limits.ach_reinitiation_window_days, limits.bacs_representment_window_days)
-    return np.where(ach | bacs, np.minimum(end, first + days * DAY_NS), end)
-
-
-def _methods(values: np.ndarray) -> np.ndarray:
-    """Payment methods stripped and lower-cased (as the rules engine reads them); the
-    canonical spellings, nearly every row, compared as they are."""
-    canonical = np.zeros(len(values), dtype=bool)
-    for name in PAYMENT_METHODS:
-        canonical |= values == name
-    if canonical.all():
-        return values
-    odd = values[~canonical].astype(str)
-    out = values.copy()
-    out[~canonical] = np.char.lower(np.char.strip(odd)).astype(object)
-    return out
 
 
 def explore(

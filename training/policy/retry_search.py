@@ -48,10 +48,14 @@ def retry_windows(
     update: UpdateRequests,
     min_spacing_hours: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per event: how many retries, and the earliest and latest (exclusive) time, ns."""
+    """Per event: how many retries, and the earliest and latest (exclusive) time, ns: the
+    latest is the dunning window's end or the rules' ``retry_deadline`` (ACH and Bacs
+    windows from the first collection), whichever comes first."""
     messages = MessageRows.of(messages)
     failed = to_ns(column_values(events, "failed_at"))
     window_end = failed + column_array(events, "window_days", np.int64) * 24 * HOUR_NS
+    deadline = to_ns(column_values(decisions, "retry_deadline"))  # NaT: no scheme window
+    window_end = np.where(deadline == NAT, window_end, np.minimum(window_end, deadline))
     count = np.minimum(
         column_array(events, "max_retries", np.int64),
         column_array(decisions, "max_additional_retries", np.int64),
