@@ -58,6 +58,30 @@ def test_the_weekday_of_one_category_gets_its_offset_and_a_flat_world_none():
     assert np.abs(flat.table).max() < 0.15
 
 
+def test_a_rare_category_gets_its_family_s_weekday():
+    """limit_exceeded (rare) shares insufficient funds' family: per family it gets the
+    family's weekday, per category (its own few rows, shrunk to the pool) much less."""
+    rng = np.random.default_rng(6)
+    rows = _rows(rng, 40000, boost=0.7)
+    rare = (rows["inv_decline_category"] == "insufficient_funds") & (rng.random(len(rows)) < 0.04)
+    rows.loc[rare, "inv_decline_category"] = "limit_exceeded"
+    categories = ["do_not_honor", "insufficient_funds", "limit_exceeded"]
+    y = rows["y"].to_numpy()
+
+    def lift(groups: str) -> np.ndarray:
+        (effect,) = fit_calendar_effects(
+            rows, y, ["local_weekday"], FEATURES, categories, "retries_before", groups
+        )
+        return effect.table[:, 4] - np.delete(effect.table, 4, axis=1).mean(axis=1)
+
+    family, category = lift("family"), lift("category")
+    assert family[2] == pytest.approx(family[1]) and family[1] > 0.45
+    assert category[2] < family[2] - 0.1  # the category's own rows: shrunk further
+    assert abs(family[0]) < 0.25  # another family keeps about the pool
+    with pytest.raises(ValueError, match="family or category"):
+        fit_calendar_effects(rows, y, ["local_weekday"], FEATURES, categories, "retries_before", "x")
+
+
 def test_offsets_read_the_matrix_codes_and_add_nothing_where_unknown():
     effect = _effect(_rows(np.random.default_rng(5), 20000, boost=0.7))
     frame = pd.DataFrame(
@@ -78,7 +102,7 @@ def test_offsets_read_the_matrix_codes_and_add_nothing_where_unknown():
     assert np.array_equal(effect.matrix_offsets(matrix), offsets)
 
 
-def _model(boost: float, effects: tuple[list[str], str] | None):
+def _model(boost: float, effects: tuple[list[str], str, str] | None):
     rng = np.random.default_rng(11)
     train, valid = _rows(rng, 30000, boost), _rows(rng, 8000, boost)
     params = ModelParams(num_boost_round=40, min_data_in_leaf=50, calibration_folds=1)
@@ -103,7 +127,7 @@ def test_the_served_model_follows_the_weekday_further_than_the_trees_alone():
     def ratio(model) -> float:
         return float(model.predict(on).mean() / model.predict(off).mean())
 
-    model = _model(0.9, (["local_weekday"], "retries_before"))
+    model = _model(0.9, (["local_weekday"], "retries_before", "family"))
     assert len(model.calendar_effects) == 1
     assert ratio(model) > 1.6  # truth: about exp(0.9) ~ 2.5 in odds
     # the trees fitted the rest: without its offsets the model is almost flat in the weekday
@@ -116,6 +140,8 @@ def test_the_served_model_follows_the_weekday_further_than_the_trees_alone():
 def test_calendar_effects_on_no_input_are_refused():
     assert _calendar_effects("retry", ModelParams()) is None
     chosen = ModelParams(calendar_effects={"retry": ["local_weekday"]})
-    assert _calendar_effects("retry", chosen) == (["local_weekday"], "retries_before")
+    assert _calendar_effects("retry", chosen) == (["local_weekday"], "retries_before", "family")
+    grouped = ModelParams(calendar_effects={"retry": ["local_weekday"]}, calendar_effect_groups="category")
+    assert _calendar_effects("retry", grouped) == (["local_weekday"], "retries_before", "category")
     with pytest.raises(ValueError, match="no input"):
         _calendar_effects("retry", ModelParams(calendar_effects={"retry": ["template"]}))

@@ -125,6 +125,12 @@ class ModelParams(Section):
         "(calendar_effect.py): an offset under the trees, which under-fit a weekday's "
         "effect on retries (docs/evaluation.md)",
     )
+    calendar_effect_groups: Literal["family", "category"] = Field(
+        "family",
+        description="what the calendar offsets are fitted per beside the pooled ones: each "
+        "decline family (the categories of a family share one, shrunk toward the pool) or "
+        "each decline category (most too rare for their own: noisy)",
+    )
     num_threads: int = Field(2, ge=1)
     seed: int = 7
 

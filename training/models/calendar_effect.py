@@ -13,11 +13,14 @@ either (its circular mean is dominated by the invoices' due dates, which clear w
 the weekday).
 
 Here each listed input (an integer-valued calendar input of the model: the local
-weekday) gets one log-odds coefficient per value, pooled, plus one per (decline
-category, value): a logistic regression of the outcome on those indicators and on the
+weekday) gets one log-odds coefficient per value, pooled, plus one per (group, value),
+the group a decline *family* (``train.model.calendar_effect_groups: family``, the
+categories of ``DECLINE_FAMILIES`` sharing one: some 7 x 7 coefficients instead of
+7 x 59, most categories too rare for their own) or each decline category: a logistic
+regression of the outcome on those indicators and on the
 timing cells of :mod:`training.models.count_effect` (rank, 12-hour bin since the
 failure, decline category), each coefficient shrunk by an L2 penalty of :data:`RIDGE`,
-so a category with few rows keeps the pooled effect and a world without a weekday
+so a group with few rows keeps the pooled effect and a world without a weekday
 pattern gets offsets near 0. The table (per category, centred over the values as the
 training rows meet them) enters boosting as a fixed offset per row (LightGBM's
 ``init_score``) beside the count effect's, and is added to the booster's log-odds when
@@ -34,6 +37,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.optimize import minimize
 
+from training.declines.table import family_of
 from training.models.count_effect import timing_cells
 
 RIDGE = 10.0
@@ -95,6 +99,19 @@ def _category_codes(frame: pd.DataFrame, categories: list[str]) -> np.ndarray:
     return np.where(codes < 0, np.nan, codes).astype(float)
 
 
+def category_groups(categories: list[str], groups: str) -> np.ndarray:
+    """The group index of each category of ``categories`` (their decline family's with
+    ``groups == "family"``, else their own), then one for an unseen category."""
+    if groups == "category":
+        return np.arange(len(categories) + 1)
+    if groups != "family":
+        raise ValueError(f"train.model.calendar_effect_groups: {groups!r} (family or category)")
+    family = family_of(pd.Series(categories, dtype=object)).to_numpy(dtype=object)
+    names = sorted(set(family.tolist()))
+    index = np.array([names.index(f) for f in family], dtype=np.int64)
+    return np.append(index, len(names))
+
+
 def _levels(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     known = np.isfinite(values) & (values >= 0) & (values < MAX_LEVELS)
     return known, np.where(known, values, 0.0).astype(np.int64)
@@ -107,14 +124,19 @@ def fit_calendar_effects(
     features: list[str],
     categories: list[str],
     rank: str,
+    groups: str = "family",
 ) -> tuple[CalendarEffect, ...]:
     """One :class:`CalendarEffect` per input of ``columns`` of the training ``rows`` (their
     ``label``), fitted jointly with the timing cells held fixed; ``categories``: the
-    decline categories in the model's training order."""
+    decline categories in the model's training order; ``groups``: ``family`` (one
+    coefficient per decline family and value beside the pooled one) or ``category``."""
     y = np.asarray(label, dtype=float)
     n, k = len(y), len(categories) + 1
     codes = _category_codes(rows, categories)
     code = np.where(np.isnan(codes), k - 1, codes).astype(np.int64)
+    group_of = category_groups(categories, groups)
+    g = int(group_of[-1]) + 1  # the groups, the last an unseen category's
+    group = group_of[code]
     blocks: list[sparse.csr_matrix] = []
     widths: list[int] = []
     spans: list[tuple[int, int]] = []
@@ -124,11 +146,11 @@ def fit_calendar_effects(
         r = np.flatnonzero(known)
         pooled = sparse.csr_matrix((np.ones(r.size), (r, level[r])), shape=(n, levels))
         paired = sparse.csr_matrix(
-            (np.ones(r.size), (r, code[r] * levels + level[r])), shape=(n, k * levels)
+            (np.ones(r.size), (r, group[r] * levels + level[r])), shape=(n, g * levels)
         )
         blocks += [pooled, paired]
         spans.append((sum(widths), levels))
-        widths += [levels, k * levels]
+        widths += [levels, g * levels]
     cells = timing_cells(rows, rank, CATEGORY)
     width = int(cells.max()) + 1
     rr = np.repeat(np.arange(n), cells.shape[1])
@@ -149,9 +171,9 @@ def fit_calendar_effects(
     effects = []
     for column, (start, levels) in zip(columns, spans, strict=True):
         pooled = beta[start : start + levels]
-        paired = beta[start + levels : start + levels + k * levels].reshape(k, levels)
-        paired[k - 1] = 0.0  # an unseen category: the pooled effect only
-        table = pooled[None, :] + paired
+        paired = beta[start + levels : start + levels + g * levels].reshape(g, levels)
+        paired[g - 1] = 0.0  # an unseen category: the pooled effect only
+        table = pooled[None, :] + paired[group_of]
         known, level = _levels(rows[column].to_numpy(dtype=float))
         counts = np.zeros((k, levels))
         np.add.at(counts, (code[known], level[known]), 1.0)

@@ -87,15 +87,15 @@ def _count_effect(name: str, params: ModelParams) -> tuple[str, str] | None:
     return column, rank
 
 
-def _calendar_effects(name: str, params: ModelParams) -> tuple[list[str], str] | None:
-    """(calendar inputs, rank column) of ``name``'s offsets per value, if it has any."""
+def _calendar_effects(name: str, params: ModelParams) -> tuple[list[str], str, str] | None:
+    """(calendar inputs, rank column, groups) of ``name``'s offsets per value, if any."""
     columns = list(params.calendar_effects.get(name, []))
     if not columns:
         return None
     for column in columns:
         if column not in MODEL_FEATURES[name] or column in CATEGORICAL or name not in RANK_SUPPORT:
             raise ValueError(f"train.model.calendar_effects: {column!r} is no input of {name}")
-    return columns, RANK_SUPPORT[name][0]
+    return columns, RANK_SUPPORT[name][0], params.calendar_effect_groups
 
 
 def check_monotone_inputs(params: ModelParams) -> None:
