@@ -79,7 +79,9 @@ def test_a_rare_category_gets_its_family_s_weekday():
     assert category[2] < family[2] - 0.1  # the category's own rows: shrunk further
     assert abs(family[0]) < 0.25  # another family keeps about the pool
     with pytest.raises(ValueError, match="family or category"):
-        fit_calendar_effects(rows, y, ["local_weekday"], FEATURES, categories, "retries_before", "x")
+        fit_calendar_effects(
+            rows, y, ["local_weekday"], FEATURES, categories, "retries_before", "x"
+        )
 
 
 def test_offsets_read_the_matrix_codes_and_add_nothing_where_unknown():
@@ -141,7 +143,9 @@ def test_calendar_effects_on_no_input_are_refused():
     assert _calendar_effects("retry", ModelParams()) is None
     chosen = ModelParams(calendar_effects={"retry": ["local_weekday"]})
     assert _calendar_effects("retry", chosen) == (["local_weekday"], "retries_before", "family")
-    grouped = ModelParams(calendar_effects={"retry": ["local_weekday"]}, calendar_effect_groups="category")
+    grouped = ModelParams(
+        calendar_effects={"retry": ["local_weekday"]}, calendar_effect_groups="category"
+    )
     assert _calendar_effects("retry", grouped) == (["local_weekday"], "retries_before", "category")
     with pytest.raises(ValueError, match="no input"):
         _calendar_effects("retry", ModelParams(calendar_effects={"retry": ["template"]}))
