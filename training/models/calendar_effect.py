@@ -38,7 +38,12 @@ from scipy import sparse
 from scipy.optimize import minimize
 
 from training.declines.table import family_of
-from training.models.count_effect import timing_cells
+from training.models.count_effect import (
+    RANK_CAP,
+    TIME_BIN_HOURS,
+    add_cells,
+    timing_cells,
+)
 
 RIDGE = 10.0
 """L2 penalty on each value's log-odds coefficient (a product constant): an effect is
@@ -125,13 +130,16 @@ def fit_calendar_effects(
     categories: list[str],
     rank: str,
     groups: str = "family",
+    weight: np.ndarray | None = None,
 ) -> tuple[CalendarEffect, ...]:
     """One :class:`CalendarEffect` per input of ``columns`` of the training ``rows`` (their
-    ``label``), fitted jointly with the timing cells held fixed; ``categories``: the
-    decline categories in the model's training order; ``groups``: ``family`` (one
-    coefficient per decline family and value beside the pooled one) or ``category``."""
+    ``label``; each row counting ``weight`` times, 1 without), fitted jointly with the
+    timing cells held fixed; ``categories``: the decline categories in the model's
+    training order; ``groups``: ``family`` (one coefficient per decline family and value
+    beside the pooled one) or ``category``."""
     y = np.asarray(label, dtype=float)
     n, k = len(y), len(categories) + 1
+    w = np.ones(n) if weight is None else np.asarray(weight, dtype=float)
     codes = _category_codes(rows, categories)
     code = np.where(np.isnan(codes), k - 1, codes).astype(np.int64)
     group_of = category_groups(categories, groups)
@@ -161,8 +169,8 @@ def fit_calendar_effects(
 
     def loss(beta: np.ndarray) -> tuple[float, np.ndarray]:
         z = design @ beta
-        value = np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * beta @ (penalty * beta)
-        grad = design.T @ (1.0 / (1.0 + np.exp(-z)) - y) + penalty * beta
+        value = np.sum(w * (np.logaddexp(0.0, z) - y * z)) + 0.5 * beta @ (penalty * beta)
+        grad = design.T @ (w * (1.0 / (1.0 + np.exp(-z)) - y)) + penalty * beta
         return float(value), np.asarray(grad)
 
     beta = np.zeros(design.shape[1])
@@ -176,7 +184,7 @@ def fit_calendar_effects(
         table = pooled[None, :] + paired[group_of]
         known, level = _levels(rows[column].to_numpy(dtype=float))
         counts = np.zeros((k, levels))
-        np.add.at(counts, (code[known], level[known]), 1.0)
+        np.add.at(counts, (code[known], level[known]), w[known])
         counts[k - 1] = counts.sum(axis=0)
         share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
         table = table - (table * share).sum(axis=1, keepdims=True)  # centred per category
@@ -186,7 +194,71 @@ def fit_calendar_effects(
                 position=features.index(column),
                 category_position=features.index(CATEGORY),
                 table=table,
-                rows=n,
+                rows=int(round(w.sum())),
             )
         )
     return tuple(effects)
+
+
+def calendar_cells(
+    rows: pd.DataFrame, label: np.ndarray, columns: list[str], rank: str
+) -> pd.DataFrame:
+    """The regression's sufficient data: the rows and positives of each (value of each
+    of ``columns``, rank capped, 12-hour bin since the failure, decline category), as
+    :func:`training.models.count_effect.count_cells` for a count: rows with the same keys
+    have the same design row, so summed over parts (``add_cells``) the cells carry the
+    whole history's likelihood (the cluster fit, training/scale/fit.py)."""
+    hours = np.nan_to_num(rows["hours_since_failure"].to_numpy(dtype=float), nan=0.0)
+    frame = pd.DataFrame(
+        {
+            **{c: rows[c].to_numpy(dtype=float) for c in columns},  # NaN kept
+            rank: np.minimum(np.nan_to_num(rows[rank].to_numpy(dtype=float), nan=0.0), RANK_CAP),
+            "hours_since_failure": TIME_BIN_HOURS
+            * np.floor(np.maximum(hours, 0.0) / TIME_BIN_HOURS),
+            CATEGORY: rows[CATEGORY].astype(object).fillna("?").to_numpy(dtype=object),
+            "rows": np.ones(len(rows), dtype=np.int64),
+            "positives": np.asarray(label, dtype=np.int64),
+        }
+    )
+    return add_cells([frame])
+
+
+def fit_calendar_cells(
+    cells: pd.DataFrame,
+    columns: list[str],
+    features: list[str],
+    categories: list[str],
+    rank: str,
+    groups: str = "family",
+) -> tuple[CalendarEffect, ...]:
+    """:func:`fit_calendar_effects` from the rows' :func:`calendar_cells` (the same
+    likelihood): each cell one line of its positives and one of its negatives, weighted
+    by their numbers (equal to the rows' fit up to the solver's tolerance)."""
+    positives = cells["positives"].to_numpy(dtype=float)
+    negatives = cells["rows"].to_numpy(dtype=float) - positives
+    lines = pd.concat([cells, cells], ignore_index=True)
+    y = np.concatenate([np.ones(len(cells)), np.zeros(len(cells))])
+    weight = np.concatenate([positives, negatives])
+    kept = weight > 0
+    return fit_calendar_effects(
+        lines[kept].reset_index(drop=True),
+        y[kept],
+        columns,
+        features,
+        categories,
+        rank,
+        groups,
+        weight[kept],
+    )
+
+
+def frame_offsets(
+    effects: tuple[CalendarEffect, ...], rows: pd.DataFrame, categories: list[str]
+) -> np.ndarray:
+    """The summed offsets of ``effects`` for the rows of a frame (their decline category
+    by name, ``categories`` the model's)."""
+    codes = _category_codes(rows, categories)
+    out = np.zeros(len(rows))
+    for effect in effects:
+        out += effect.offsets(rows[effect.column].to_numpy(dtype=float), codes)
+    return out

@@ -5,8 +5,10 @@ The steps mirror ``training.models.calibrated.fit_calibrated``: pair rates out o
 the training rows (``PairRate``, the same code, on the gathered pair columns), the
 training categories, positives up-weighted, the count effect (``count_effect.py``: its
 regression fitted on the cells each worker counts in its parts, a few hundred lines,
-its offsets the boosting's ``init_score``), boosting with LightGBM's data-parallel
-learner (``DaskLGBMClassifier``), the best iteration chosen by the early-stopping rule
+its offsets the boosting's ``init_score``), the calendar offsets (``calendar_effect.py``:
+likewise from the workers' cells; with them the boosting starts from the weighted
+average as in process, and the offsets are added to the trees' scores), boosting with
+LightGBM's data-parallel learner (``DaskLGBMClassifier``), the best iteration chosen by the early-stopping rule
 on the whole validation period's log loss, the in-process calibrator (Platt's map plus
 the offsets per group, ``fit_group_calibrator``) fitted on that period (no out-of-fold
 scores: docs/scale.md), and the test period scored by ``CalibratedModel.predict``.
@@ -28,6 +30,12 @@ import numpy as np
 import pandas as pd
 
 from training.config.params import ModelParams
+from training.models.calendar_effect import (
+    CalendarEffect,
+    calendar_cells,
+    fit_calendar_cells,
+    frame_offsets,
+)
 from training.models.calibrated import (
     CalibratedModel,
     Calibrator,
@@ -37,6 +45,7 @@ from training.models.calibrated import (
     encode,
     encode_matrix,
     fit_group_calibrator,
+    shifted,
 )
 from training.models.count_effect import CountEffect, add_cells, count_cells, fit_cells
 from training.models.datasets import Dataset
@@ -142,8 +151,39 @@ def _offsets(frame: pd.DataFrame, effect: CountEffect | None) -> np.ndarray:
     return effect.offsets(frame[effect.column].to_numpy(dtype=float))
 
 
-def _init_score(frame: pd.DataFrame, effect: CountEffect) -> pd.Series:
-    return pd.Series(_offsets(frame, effect))
+@dataclass(frozen=True)
+class CalendarStart:
+    """The calendar offsets of a cluster fit and the boosting's start under them (the
+    weighted average's log-odds, as ``fit_calibrated`` starts)."""
+
+    effects: tuple[CalendarEffect, ...]
+    categories: list[str]  # the decline categories in the model's training order
+    average: float
+
+    def offsets(self, frame: pd.DataFrame) -> np.ndarray:
+        """The calendar offsets of these rows (the trees' scores get them added)."""
+        return frame_offsets(self.effects, frame, self.categories)
+
+
+def _start(
+    frame: pd.DataFrame, effect: CountEffect | None, calendar: CalendarStart | None
+) -> np.ndarray:
+    """The boosting's ``init_score`` per row: the count effect's offsets, and with
+    calendar offsets those and the weighted average as well."""
+    start = _offsets(frame, effect)
+    if calendar is not None:
+        start = start + calendar.offsets(frame) + calendar.average
+    return start
+
+
+def _init_score(
+    frame: pd.DataFrame, effect: CountEffect | None, calendar: CalendarStart | None = None
+) -> pd.Series:
+    return pd.Series(_start(frame, effect, calendar))
+
+
+def _calendar_cells(frame: pd.DataFrame, columns: list[str], rank: str) -> pd.DataFrame:
+    return calendar_cells(frame, frame[LABEL].to_numpy(), columns, rank)
 
 
 def _label(frame: pd.DataFrame) -> pd.Series:
@@ -182,13 +222,14 @@ def _loss_curve(
     features: list[str],
     categories: dict[str, list[str]],
     effect: CountEffect | None = None,
+    calendar: CalendarStart | None = None,
 ) -> np.ndarray:
     """Sum of the binary log loss after each round (one value per round) on these rows:
     the leaf each row falls in, per tree (one ``pred_leaf`` call), then running sums (on
-    top of the count effect's offsets, as LightGBM's ``init_score``)."""
+    top of the count effect's and the calendar's offsets, as LightGBM's ``init_score``)."""
     matrix = encode_matrix(frame, features, categories)
     label = frame[LABEL].to_numpy(dtype=float)
-    offsets = _offsets(frame, effect)
+    offsets = _start(frame, effect, calendar)
     sums = np.zeros(len(leaf_values))
     rounds = np.arange(len(leaf_values))
     for start in range(0, len(frame), CURVE_CHUNK_ROWS):
@@ -209,15 +250,19 @@ def _raw_scores(
     best: int,
     grouped: list[str],
     hidden: str | None = None,
+    calendar: CalendarStart | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Labels, raw scores, the calibration group columns' codes and the ``hidden``
-    count's own values (the count effect's; empty without) of these rows."""
+    """Labels, raw scores (the trees' with the ``calendar`` offsets added), the
+    calibration group columns' codes and the ``hidden`` count's own values (the count
+    effect's; empty without) of these rows."""
     matrix = encode_matrix(frame, features, categories)
     counts = np.zeros(0)
     if hidden is not None:  # as fit_calibrated: the trees' and the groups' column missing
         counts = frame[hidden].to_numpy(dtype=float)
         matrix[:, features.index(hidden)] = np.nan
     scores = np.asarray(booster.predict(matrix, num_iteration=best))
+    if calendar is not None:
+        scores = shifted(scores, calendar.offsets(frame))
     codes = matrix[:, [features.index(c) for c in grouped]]
     return frame[LABEL].to_numpy(dtype=int), scores, codes, counts
 
@@ -243,13 +288,16 @@ def fit_on_cluster(
     calibration_groups: tuple[str, ...] = (),
     rank_support: tuple[str, tuple[str, ...]] | None = None,
     count_effect: tuple[str, str] | None = None,
+    calendar_effects: tuple[list[str], str, str] | None = None,
 ) -> ClusterFit:
     """Fit model ``name`` from the parts' rows of each period (lists of futures);
     ``calibration_groups`` as in ``fit_calibrated`` (offsets per group in the map);
     ``rank_support``: (rank column, time columns) clipped to the training rows' range
     per rank, as ``train_models`` does with ``clip_to_rank_support``; ``count_effect``:
     (count input, its rank column) as in ``fit_calibrated``, its regression fitted on
-    the cells the workers count (``count_cells``), not on gathered rows."""
+    the cells the workers count (``count_cells``), not on gathered rows;
+    ``calendar_effects``: (calendar inputs, rank column, groups) as in ``fit_calibrated``,
+    fitted on the workers' ``calendar_cells``."""
     from dask import dataframe as dd
     from lightgbm.dask import DaskLGBMClassifier
 
@@ -297,6 +345,15 @@ def fit_on_cluster(
         cells = client.gather(client.map(_cells, train, column=column, rank=rank))
         effect = fit_cells(add_cells(cells), column, features, rank)
         check_count_effect_map(name, grouped)
+    calendar = None
+    if calendar_effects is not None and calendar_effects[0]:
+        columns, rank, groups = calendar_effects
+        cells = client.gather(client.map(_calendar_cells, train, columns=columns, rank=rank))
+        known = categories.get("inv_decline_category", [])
+        effects = fit_calendar_cells(add_cells(cells), columns, features, known, rank, groups)
+        # the weighted average's log-odds (positives weigh positive_weight)
+        average = float(np.log(train_pos * positive_weight / (train_n - train_pos)))
+        calendar = CalendarStart(effects, known, average)
     hidden = None if effect is None else effect.column
     sizes = client.gather(client.map(_labels, train))
     kept = [part for part, (_, n) in zip(train, sizes, strict=True) if n > 0]
@@ -307,9 +364,9 @@ def fit_on_cluster(
         verify_meta=False,
     )
     init_score = None
-    if effect is not None:
+    if effect is not None or calendar is not None:
         init_score = dd.from_delayed(
-            client.map(_init_score, kept, effect=effect),
+            client.map(_init_score, kept, effect=effect, calendar=calendar),
             meta=pd.Series(dtype=float),
             verify_meta=False,
         )
@@ -347,6 +404,7 @@ def fit_on_cluster(
             features=features,
             categories=categories,
             effect=effect,
+            calendar=calendar,
         )
     )
     curve = np.sum(curves, axis=0) / valid_n
@@ -362,6 +420,7 @@ def fit_on_cluster(
             best=best,
             grouped=grouped,
             hidden=hidden,
+            calendar=calendar,
         )
     )
     scores = np.concatenate([s for _, s, _, _ in scored])
@@ -391,6 +450,7 @@ def fit_on_cluster(
         rates=tuple(fitted_rates),
         group_calibrator=group_calibrator,
         count_effect=effect,
+        calendar_effects=() if calendar is None else calendar.effects,
     )
     if rank_support is not None:
         rank, clipped = rank_support

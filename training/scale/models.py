@@ -20,6 +20,7 @@ from training.models.fit import (
     PAIR_RATES,
     RANK_SUPPORT,
     TrainedModels,
+    _calendar_effects,
     _count_effect,
 )
 from training.models.split import TimeSplit
@@ -87,11 +88,6 @@ def fit_models_on_cluster(
     outcome."""
     fits: dict[str, ClusterFit] = {}
     for name in list(by_model):
-        if params.train.model.calendar_effects.get(name):
-            raise ValueError(
-                f"train.model.calendar_effects: the cluster fit has no calendar offsets yet "
-                f"({name} model); train in one process or leave them off"
-            )
         mark = time.perf_counter()
         periods = by_model.pop(name)
         features = list(MODEL_FEATURES[name])
@@ -111,6 +107,7 @@ def fit_models_on_cluster(
             if params.train.model.clip_to_rank_support
             else None,
             count_effect=_count_effect(name, params.train.model),
+            calendar_effects=_calendar_effects(name, params.train.model),
         )
         release(*periods.values())
         seconds[f"fit_{name}"] = time.perf_counter() - mark
