@@ -120,7 +120,8 @@ class ModelParams(Section):
     calendar_effects: dict[str, list[str]] = Field(
         {},
         description="model -> integer-valued calendar inputs (the local weekday) whose every "
-        "value gets a log-odds offset, pooled and per decline category, fitted with the "
+        "value gets a log-odds offset, pooled and per decline family or category "
+        "(calendar_effect_groups), fitted with the "
         "rank, the time since the failure and the decline category held fixed and shrunk "
         "(calendar_effect.py): an offset under the trees, which under-fit a weekday's "
         "effect on retries (docs/evaluation.md)",
