@@ -13,8 +13,6 @@ the oracle) gets each candidate as a timeline. Both see the same candidates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
@@ -38,36 +36,53 @@ CHANNELS = np.array(["email", "sms"], dtype=object)
 """The channels a message goes by; candidates hold their codes (positions here)."""
 
 
-@dataclass
 class _Candidates:
-    """Message candidates as arrays: event position, send time (ns), and the codes of
-    their template (its position in the call's templates) and channel (in
-    :data:`CHANNELS`): integers are cheaper to gather, and each label is encoded for the
-    model once (:class:`~training.models.matrix.Labels`)."""
+    """Message candidates as one int64 block, a row each: event position, send time
+    (ns), and the codes of their template (its position in the call's templates) and
+    channel (in :data:`CHANNELS`): integers are cheaper to gather, each label is encoded
+    for the model once (:class:`~training.models.matrix.Labels`), and a round gathers
+    or joins candidates in one call instead of one per column."""
 
-    pos: np.ndarray
-    ns: np.ndarray
-    template: np.ndarray
-    channel: np.ndarray
+    __slots__ = ("block",)
+
+    def __init__(self, block: np.ndarray) -> None:
+        self.block = block
+
+    @classmethod
+    def of(
+        cls, pos: np.ndarray, ns: np.ndarray, template: np.ndarray, channel: np.ndarray
+    ) -> _Candidates:
+        return cls(np.array([pos, ns, template, channel], dtype=np.int64))
+
+    @property
+    def pos(self) -> np.ndarray:
+        return self.block[0]
+
+    @property
+    def ns(self) -> np.ndarray:
+        return self.block[1]
+
+    @property
+    def template(self) -> np.ndarray:
+        return self.block[2]
+
+    @property
+    def channel(self) -> np.ndarray:
+        return self.block[3]
 
     def take(self, rows: np.ndarray) -> _Candidates:
-        return _Candidates(self.pos[rows], self.ns[rows], self.template[rows], self.channel[rows])
+        return _Candidates(self.block.take(rows, axis=1))
 
     @classmethod
     def concat(cls, parts: list[_Candidates]) -> _Candidates:
-        return cls(
-            np.concatenate([p.pos for p in parts]),
-            np.concatenate([p.ns for p in parts]),
-            np.concatenate([p.template for p in parts]),
-            np.concatenate([p.channel for p in parts]),
-        )
+        return cls(np.concatenate([p.block for p in parts], axis=1))
 
     def __len__(self) -> int:
-        return len(self.pos)
+        return self.block.shape[1]
 
 
 def _empty() -> _Candidates:
-    return _Candidates(*(np.zeros(0, dtype=np.int64) for _ in range(4)))
+    return _Candidates(np.zeros((4, 0), dtype=np.int64))
 
 
 def _best_per_event(candidates: _Candidates, p: np.ndarray) -> np.ndarray:
@@ -246,7 +261,7 @@ def _combos(allowed: np.ndarray, template_ok: np.ndarray, ref: np.ndarray) -> _C
     template, then channel, then event: ``allowed`` (channel x event) where the channel
     may be used, ``template_ok`` (template x event) where the template may."""
     template, channel, pos = np.nonzero(allowed[None, :, :] & template_ok[:, None, :])
-    return _Candidates(pos, ref[pos], template, channel)
+    return _Candidates.of(pos, ref[pos], template, channel)
 
 
 def _id_rank(ids: np.ndarray) -> np.ndarray:
@@ -291,7 +306,8 @@ def _round(
     p_combos = context.probabilities(combos, chosen)
     best = _best_per_event(combos, p_combos)
     pairs = combos.take(best)
-    slots = _Candidates(pairs.pos[owner], at, pairs.template[owner], pairs.channel[owner])
+    slots = pairs.take(owner)
+    slots.block[1] = at
     rest = slots.take(np.arange(len(events), len(slots)))  # the first times: scored in (a)
     return slots, np.concatenate([p_combos[best], context.probabilities(rest, chosen)])
 
@@ -307,16 +323,18 @@ def _merged_round(
 ) -> tuple[_Candidates, np.ndarray]:
     """:func:`_round` in one model call: every pair at its event's every time
     (``counts``: each event's times after its first; ``per_combo``: the same per pair)."""
-    n = len(events)
+    n, k = len(events), len(combos)
     first = n + np.cumsum(counts) - counts  # each event's times after its first (in ``at``)
-    combo = np.repeat(np.arange(len(combos)), per_combo)
     times = np.repeat(first[np.searchsorted(events, combos.pos)], per_combo)
     times += group_counter(per_combo)
-    grid = combos.take(combo)
-    grid.ns = at[times]
-    p = context.probabilities(_Candidates.concat([combos, grid]), chosen)
-    best = _best_per_event(combos, p[: len(combos)])
-    starts = np.cumsum(per_combo) - per_combo  # each combo's rows in ``grid``
-    rows = np.repeat(starts[best], per_combo[best]) + group_counter(per_combo[best])
-    slots = _Candidates.concat([combos.take(best), grid.take(rows)])
-    return slots, np.concatenate([p[best], p[len(combos) :][rows]])
+    # every pair at its first time, then each pair at its event's later times
+    rows = np.concatenate([np.arange(k), np.repeat(np.arange(k), per_combo)])
+    scored = combos.take(rows)
+    scored.block[1, k:] = at[times]
+    p = context.probabilities(scored, chosen)
+    best = _best_per_event(combos, p[:k])
+    starts = k + np.cumsum(per_combo) - per_combo  # each pair's later times in ``scored``
+    rows = np.concatenate(
+        [best, np.repeat(starts[best], per_combo[best]) + group_counter(per_combo[best])]
+    )
+    return scored.take(rows), p[rows]

@@ -25,6 +25,7 @@ from training.core.localtime import (
     local_to_utc_ns,
     quiet_hour,
     utc_offsets,
+    zone_offsets,
 )
 from training.features.calendar import per_distinct_instant
 
@@ -82,7 +83,10 @@ class SlotTable:
         :func:`~training.core.localtime.defer_quiet_ns` moves it: the same instants) and
         its local day, counted from the table's first; the first may be ``earliest``
         itself (not copied)."""
-        local = earliest + utc_offsets(earliest, self.tz)
+        tz = self.tz  # (earliest times are never NaT: one zone needs none of the checks)
+        local = earliest + (
+            zone_offsets(earliest, tz) if isinstance(tz, str) else utc_offsets(earliest, tz)
+        )
         day = local // DAY_NS
         hour = (local - day * DAY_NS) // HOUR_NS
         day -= self.first_day
