@@ -46,9 +46,25 @@ midnight, none."""
 @pytest.mark.parametrize("one_zone", [True, False])
 @pytest.mark.parametrize("seed", range(3))
 def test_slot_table_tries_the_times_of_each_round_alone(seed, one_zone, quiet):
+    config = PolicyConfig(quiet_hours=QuietHours(start_hour=quiet[0], end_hour=quiet[1]))
+    assert _check_rounds(seed, one_zone, config)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_slots_met_twice_are_tried_once(seed):
+    """Every hour of the day: a spring-forward gap moves a local hour onto the next one's
+    instant, and the table's rounds drop the second as each round alone does."""
+    config = PolicyConfig(
+        message_local_hours=tuple(range(24)), quiet_hours=QuietHours(start_hour=0, end_hour=0)
+    )
+    assert not _check_rounds(seed, True, config)
+
+
+def _check_rounds(seed: int, one_zone: bool, config: PolicyConfig) -> bool:
+    """Three rounds of the table against each round alone; whether no slot met twice."""
     rng = np.random.default_rng(seed)
     n = 40
-    config = PolicyConfig(quiet_hours=QuietHours(start_hour=quiet[0], end_hour=quiet[1]))
+    quiet = (config.quiet_hours.start_hour, config.quiet_hours.end_hour)
     # failures around the daylight-saving changes of the year
     base = pd.Timestamp("2025-03-01", tz="UTC").value
     failed = base + rng.integers(0, 250 * 24, size=n) * HOUR_NS + rng.integers(0, HOUR_NS, size=n)
@@ -71,6 +87,8 @@ def test_slot_table_tries_the_times_of_each_round_alone(seed, one_zone, quiet):
         assert later == sorted(later)  # by event, then time
         got = sorted(zip(owner.tolist(), at.tolist(), strict=True))
         assert got == _each_round_alone(pos, ref, window_end, tz, config)
+        assert len(set(got)) == len(got)
+    return table.distinct
 
 
 @pytest.mark.parametrize("one_zone", [True, False])

@@ -73,6 +73,9 @@ class SlotTable:
         (at,) = per_distinct_instant(local_ns, None if tz_codes is None else tz_codes[rows], utc)
         at = at.reshape(n, width)
         self.at = at[:, : len(self.day)]
+        # no time twice in an event's slots (two local hours meet in UTC only around a
+        # daylight-saving change, and only with hours an hour apart): no round dedupes
+        self.distinct = bool((np.diff(np.sort(self.at, axis=1), axis=1) != 0).all())
         self.end_at = at[:, len(self.day) :].ravel()  # by event, then day
         end_zones = tz if isinstance(tz, str) else np.repeat(tz, ends)
         self.end_day = _local_day(self.end_at, end_zones) - np.repeat(self.first_day, ends)
@@ -117,11 +120,13 @@ class SlotTable:
         day = ref_day[pos][:, None]
         at = self.at[pos]
         keep = (self.day >= day) & (self.day < day + self.days_ahead)
-        keep &= (at >= first[:, None]) & (at < window_end[pos][:, None])
+        # strictly after the first allowed time: that one is tried first, and only once
+        keep &= (at > first[:, None]) & (at < window_end[pos][:, None])
         grid, _ = np.nonzero(keep)
-        # the first allowed time itself is always tried, and comes first
         owner = np.concatenate([np.arange(len(pos)), grid])
         times = np.concatenate([first, at[keep]])
+        if self.distinct:
+            return owner, times
         order = np.lexsort((np.arange(len(owner)), times, owner))
         repeat = np.zeros(len(order), dtype=bool)
         repeat[1:] = (owner[order][1:] == owner[order][:-1]) & (
