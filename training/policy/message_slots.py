@@ -50,8 +50,10 @@ class SlotTable:
         )
         hours = offsets[~quiet]  # a local day's allowed hours (ns from its midnight)
         n = len(failed)
-        self.first_day = _local_day(failed, tz) - 1  # a day before the failed charge's
-        days = int((_local_day(window_end, tz) - self.first_day).max()) + 2
+        both = tz if isinstance(tz, str) else np.concatenate([tz, tz])
+        first, last = _local_day(np.concatenate([failed, window_end]), both).reshape(2, n)
+        self.first_day = first - 1  # a day before the failed charge's
+        days = int((last - self.first_day).max()) + 2
         self.day = np.repeat(np.arange(days), len(hours))  # each slot's day in the table
         # the ends of quiet hours: a deferred time is at most a gap and two days past the
         # window's end (beyond it, ``defer`` converts as each round used to)
@@ -86,10 +88,7 @@ class SlotTable:
         :func:`~training.core.localtime.defer_quiet_ns` moves it: the same instants) and
         its local day, counted from the table's first; the first may be ``earliest``
         itself (not copied)."""
-        tz = self.tz  # (earliest times are never NaT: one zone needs none of the checks)
-        local = earliest + (
-            zone_offsets(earliest, tz) if isinstance(tz, str) else utc_offsets(earliest, tz)
-        )
+        local = earliest + _offsets(earliest, self.tz)
         day = local // DAY_NS
         hour = (local - day * DAY_NS) // HOUR_NS
         day -= self.first_day
@@ -138,7 +137,13 @@ class SlotTable:
 
 def _local_day(utc_ns: np.ndarray, zones: np.ndarray | str) -> np.ndarray:
     """The local day (days since the epoch, local calendar) of each instant."""
-    return (utc_ns + utc_offsets(utc_ns, zones)) // DAY_NS
+    return (utc_ns + _offsets(utc_ns, zones)) // DAY_NS
+
+
+def _offsets(utc_ns: np.ndarray, zones: np.ndarray | str) -> np.ndarray:
+    """UTC offsets of instants none of which is NaT (the table's and the rounds' times):
+    one zone without :func:`~training.core.localtime.utc_offsets`' checks."""
+    return zone_offsets(utc_ns, zones) if isinstance(zones, str) else utc_offsets(utc_ns, zones)
 
 
 @lru_cache(maxsize=16)
