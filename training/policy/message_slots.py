@@ -61,12 +61,12 @@ class SlotTable:
         ends += int(np.ceil(config.min_message_gap_hours / 24)) if ends else 0
         self.ends = ends
         width = len(self.day) + ends
-        local_ns = np.empty((n, width), dtype=np.int64)
-        local_ns[:, : len(self.day)] = (self.first_day[:, None] + self.day[None, :]) * DAY_NS
-        local_ns[:, : len(self.day)] += np.tile(hours, days)
-        local_ns[:, len(self.day) :] = (self.first_day[:, None] + np.arange(ends)) * DAY_NS
-        local_ns[:, len(self.day) :] += self.quiet_end * HOUR_NS
-        local_ns = local_ns.ravel()
+        layout = np.empty((n, width), dtype=np.int64)  # local times: the slots, the ends
+        layout[:, : len(self.day)] = (self.first_day[:, None] + self.day[None, :]) * DAY_NS
+        layout[:, : len(self.day)] += np.tile(hours, days)
+        layout[:, len(self.day) :] = (self.first_day[:, None] + np.arange(ends)) * DAY_NS
+        layout[:, len(self.day) :] += self.quiet_end * HOUR_NS
+        local_ns = layout.ravel()
         rows = np.repeat(np.arange(n), width)
 
         def utc(at: np.ndarray) -> tuple[np.ndarray]:
