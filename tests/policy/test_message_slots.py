@@ -1,5 +1,6 @@
 """The message search's slot table: the times each round tries, as converting each round's
-local hours to UTC on its own gives them (zones with and without daylight saving)."""
+local hours to UTC on its own gives them, and each round's first allowed time and its local
+day, as deferring it on its own gives them (zones with and without daylight saving)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import pandas as pd
 import pytest
 
 from training.config.policy import PolicyConfig
-from training.core.localtime import DAY_NS, HOUR_NS, local_to_utc_ns, utc_offsets
-from training.policy.message_search import _day_hours, _SlotTable
+from training.config.quiet_hours import QuietHours
+from training.core.localtime import DAY_NS, HOUR_NS, defer_quiet_ns, local_to_utc_ns, utc_offsets
+from training.policy.message_slots import SlotTable, _day_hours
 
 ZONES = ["America/New_York", "Europe/London", "Australia/Lord_Howe", "America/Santiago", "UTC"]
 
@@ -35,26 +37,72 @@ def _each_round_alone(pos, ref, window_end, tz, config):
     return sorted(pairs)
 
 
+QUIET = [(21, 8), (22, 0), (0, 6), (8, 8)]
+"""Quiet hours: the default, ending at midnight (Santiago changes then), starting at
+midnight, none."""
+
+
+@pytest.mark.parametrize("quiet", QUIET)
 @pytest.mark.parametrize("one_zone", [True, False])
 @pytest.mark.parametrize("seed", range(3))
-def test_slot_table_tries_the_times_of_each_round_alone(seed, one_zone):
+def test_slot_table_tries_the_times_of_each_round_alone(seed, one_zone, quiet):
+    config = PolicyConfig(quiet_hours=QuietHours(start_hour=quiet[0], end_hour=quiet[1]))
+    assert _check_rounds(seed, one_zone, config)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_slots_met_twice_are_tried_once(seed):
+    """Every hour of the day: a spring-forward gap moves a local hour onto the next one's
+    instant, and the table's rounds drop the second as each round alone does."""
+    config = PolicyConfig(
+        message_local_hours=tuple(range(24)), quiet_hours=QuietHours(start_hour=0, end_hour=0)
+    )
+    assert not _check_rounds(seed, True, config)
+
+
+def _check_rounds(seed: int, one_zone: bool, config: PolicyConfig) -> bool:
+    """Three rounds of the table against each round alone; whether no slot met twice."""
     rng = np.random.default_rng(seed)
     n = 40
-    config = PolicyConfig()
+    quiet = (config.quiet_hours.start_hour, config.quiet_hours.end_hour)
     # failures around the daylight-saving changes of the year
     base = pd.Timestamp("2025-03-01", tz="UTC").value
     failed = base + rng.integers(0, 250 * 24, size=n) * HOUR_NS + rng.integers(0, HOUR_NS, size=n)
     window_end = failed + rng.integers(1, 15, size=n) * DAY_NS
     tz = ZONES[seed] if one_zone else np.array(rng.choice(ZONES, size=n), dtype=object)
     codes = None if one_zone else pd.factorize(tz)[0]
-    table = _SlotTable(failed, window_end, tz, codes, config)
-    for _ in range(3):  # rounds: each event's first allowed time moves on
-        ref = failed + (rng.uniform(size=n) * (window_end - failed)).astype(np.int64)
+    table = SlotTable(failed, window_end, tz, codes, config)
+    gap = int(config.min_message_gap_hours * HOUR_NS)
+    for _ in range(3):  # rounds: each event's earliest time moves on, up to a gap past the end
+        earliest = failed + (rng.uniform(size=n) * (window_end + gap - failed)).astype(np.int64)
+        earliest[:5] = window_end[:5] + gap  # the latest a round can meet
+        ref, ref_day = table.defer(earliest)
+        assert np.array_equal(ref, defer_quiet_ns(earliest, tz, *quiet))
+        assert np.array_equal(ref_day, (ref + utc_offsets(ref, tz)) // DAY_NS - table.first_day)
         pos = np.sort(rng.choice(n, size=n // 2, replace=False))
-        owner, at = table.times(pos, ref, window_end)
+        owner, at = table.times(pos, ref, ref_day, window_end)
         assert np.array_equal(owner[: len(pos)], np.arange(len(pos)))  # the first times first
         assert np.array_equal(at[: len(pos)], ref[pos])
         later = list(zip(owner[len(pos) :].tolist(), at[len(pos) :].tolist(), strict=True))
         assert later == sorted(later)  # by event, then time
         got = sorted(zip(owner.tolist(), at.tolist(), strict=True))
         assert got == _each_round_alone(pos, ref, window_end, tz, config)
+        assert len(set(got)) == len(got)
+    return table.distinct
+
+
+@pytest.mark.parametrize("one_zone", [True, False])
+def test_deferral_outside_the_table_as_alone(one_zone):
+    """Times past the table's last day (a gap longer than the window) are deferred as
+    :func:`defer_quiet_ns` defers them."""
+    rng = np.random.default_rng(5)
+    n = 12
+    failed = pd.Timestamp("2025-10-20", tz="UTC").value + rng.integers(0, 24 * 30, n) * HOUR_NS
+    window_end = failed + 3 * DAY_NS
+    tz = ZONES[0] if one_zone else np.array(rng.choice(ZONES, size=n), dtype=object)
+    codes = None if one_zone else pd.factorize(tz)[0]
+    table = SlotTable(failed, window_end, tz, codes, PolicyConfig())
+    earliest = window_end + rng.integers(5, 40, n) * DAY_NS + rng.integers(0, DAY_NS, n)
+    ref, ref_day = table.defer(earliest)
+    assert np.array_equal(ref, defer_quiet_ns(earliest, tz, 21, 8))
+    assert np.array_equal(ref_day, (ref + utc_offsets(ref, tz)) // DAY_NS - table.first_day)

@@ -232,6 +232,19 @@ class _Queries(NamedTuple):
         return np.searchsorted(keys, self.group_start, side="left")
 
 
+def _search(
+    group: np.ndarray,
+    times: np.ndarray,
+    queries: _Queries,
+    side: Literal["left", "right"] = "left",
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each query: the position in ``group``/``times`` (sorted by (group, time)) of
+    its group's first row and the position past its group's strictly earlier times
+    (``side`` "right": earlier or at the same time)."""
+    keys = group * SPAN_HOURS + times
+    return queries.starts(keys), np.searchsorted(keys, queries.keys, side=side)
+
+
 def _latest_of(
     group: np.ndarray,
     times: np.ndarray,
@@ -245,9 +258,8 @@ def _latest_of(
     if len(times) == 0:
         n = len(queries.keys)
         return np.zeros(n), np.full(n, np.nan)
-    keys = group * SPAN_HOURS + times
-    position = np.searchsorted(keys, queries.keys, side=side)
-    count = position - queries.starts(keys)
+    first, position = _search(group, times, queries, side)
+    count = position - first
     # position 0 (no earlier time at all) reads the last time: masked, as count is 0
     latest = np.where(count > 0, times[position - 1], np.nan)
     return count.astype(float), latest
@@ -329,39 +341,67 @@ def message_state(
     and round against the attempts already made and the messages already chosen; this
     computes their features without building a timeline per candidate (tested equal):
 
-    * per candidate: ``event`` (position), ``hours``, ``template`` (labels or integer
-      codes: only compared with ``message_template``'s);
+    * per candidate: ``event`` (position), ``hours``, ``template`` (integer codes,
+      as ``message_template``'s);
     * per event: ``start`` (the original charge);
     * attempts made (``attempt_*``) and messages chosen (``message_*``; which ask for an
       update: ``message_is_update``), each sorted by event and time. An attempt at the
       candidate's very time counts as before it (the timeline orders attempts before
       messages); a chosen message at that time does not.
+
+    One search of the attempts and one of the messages: the retries, the update
+    requests and the messages of each template among the earlier ones are read from
+    running counts (exact integers, no wider search keys).
     """
-    queries = _Queries.of(event, hours)  # the same for every search below
-    n_att, last_att = _latest_of(attempt_event, attempt_hours, queries, side="right")
-    retry_event, retry_hours = attempt_event[attempt_is_retry], attempt_hours[attempt_is_retry]
-    n_retry, _ = _latest_of(retry_event, retry_hours, queries, side="right")
-    n_msg, last_msg = _latest_of(message_event, message_hours, queries)
-    update = message_is_update
-    n_upd, last_upd = _latest_of(message_event[update], message_hours[update], queries)
-    first_upd = np.full(len(start), np.nan)
-    if update.any():
-        np.fmin.at(first_upd, message_event[update], message_hours[update])
-    same = np.zeros(len(hours))
-    templates = np.unique(message_template) if len(message_template) else message_template
-    for name in templates:  # a template never sent yet counts zero
-        mine, theirs = template == name, message_template == name
-        if not mine.any():
-            continue
-        same[mine], _ = _latest_of(message_event[theirs], message_hours[theirs], queries.take(mine))
-    return {
+    queries = _Queries.of(event, hours)  # the same for both searches
+    first, position = _search(attempt_event, attempt_hours, queries, side="right")
+    last_att = (
+        np.where(position > first, attempt_hours[position - 1], np.nan)
+        if len(attempt_hours)
+        else np.full(len(hours), np.nan)
+    )
+    retries = np.zeros(len(attempt_is_retry) + 1, dtype=np.int64)  # retries before each row
+    np.cumsum(attempt_is_retry, out=retries[1:])
+    state = {
         "hours_since_failure": hours - start[event],
-        "retries_before": n_retry,
+        "retries_before": (retries[position] - retries[first]).astype(float),
         "hours_since_last_attempt": hours - last_att,
-        "messages_before": n_msg,
-        "hours_since_last_message": hours - last_msg,
-        "update_requests_before": n_upd,
-        "hours_since_update_request": hours - last_upd,
-        "same_template_before": same,
+    }
+    if len(message_hours) == 0:  # no message chosen yet (a search's first round)
+        zero, missing = np.zeros(len(hours)), np.full(len(hours), np.nan)
+        return state | {
+            "messages_before": zero,
+            "hours_since_last_message": missing,
+            "update_requests_before": zero,
+            "hours_since_update_request": missing,
+            "same_template_before": zero,
+            "card_update_likely": zero,
+        }
+    first, position = _search(message_event, message_hours, queries)
+    n_msg = position - first
+    # per message row: the updates up to it, the latest of them (-1: none yet) and the
+    # messages of each template code up to it (one row per code)
+    m = len(message_hours)
+    updates = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(message_is_update, out=updates[1:])
+    n_upd = updates[position] - updates[first]
+    latest_update = np.maximum.accumulate(np.where(message_is_update, np.arange(m), -1))
+    codes = int(max(template.max(), message_template.max())) + 1
+    sent = np.zeros((codes, m + 1), dtype=np.int64)
+    np.cumsum(message_template == np.arange(codes)[:, None], axis=1, out=sent[:, 1:])
+    row = template * (m + 1)
+    same = sent.take(row + position) - sent.take(row + first)
+    first_upd = np.full(len(start), np.nan)
+    if message_is_update.any():
+        np.fmin.at(first_upd, message_event[message_is_update], message_hours[message_is_update])
+    # position 0 (nothing earlier at all) reads the last row: masked, as the count is 0
+    return state | {
+        "messages_before": n_msg.astype(float),
+        "hours_since_last_message": hours
+        - np.where(n_msg > 0, message_hours[position - 1], np.nan),
+        "update_requests_before": n_upd.astype(float),
+        "hours_since_update_request": hours
+        - np.where(n_upd > 0, message_hours[latest_update[position - 1]], np.nan),
+        "same_template_before": same.astype(float),
         "card_update_likely": (hours - first_upd[event] >= plausible_after_hours).astype(float),
     }

@@ -13,9 +13,6 @@ the oracle) gets each candidate as a timeline. Both see the same candidates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
-
 import numpy as np
 import pandas as pd
 
@@ -23,18 +20,10 @@ from training.config.policy import PolicyConfig
 from training.config.retry_limits import UpdateRequests
 from training.core.arrays import best_per_group, group_counter
 from training.core.columnar import Table, column_array, column_values
-from training.core.localtime import (
-    DAY_NS,
-    HOUR_NS,
-    defer_quiet_ns,
-    local_to_utc_ns,
-    quiet_hour,
-    to_ns,
-    utc_offsets,
-)
-from training.features.calendar import per_distinct_instant
+from training.core.localtime import HOUR_NS, to_ns
 from training.features.dunning_state import is_update_request, message_state
 from training.models.matrix import Labels, as_event_matrix
+from training.policy.message_slots import SlotTable
 from training.policy.schedule_rows import MessageRows
 from training.policy.scorer import ModelScorer, build_timeline
 
@@ -47,36 +36,53 @@ CHANNELS = np.array(["email", "sms"], dtype=object)
 """The channels a message goes by; candidates hold their codes (positions here)."""
 
 
-@dataclass
 class _Candidates:
-    """Message candidates as arrays: event position, send time (ns), and the codes of
-    their template (its position in the call's templates) and channel (in
-    :data:`CHANNELS`): integers are cheaper to gather, and each label is encoded for the
-    model once (:class:`~training.models.matrix.Labels`)."""
+    """Message candidates as one int64 block, a row each: event position, send time
+    (ns), and the codes of their template (its position in the call's templates) and
+    channel (in :data:`CHANNELS`): integers are cheaper to gather, each label is encoded
+    for the model once (:class:`~training.models.matrix.Labels`), and a round gathers
+    or joins candidates in one call instead of one per column."""
 
-    pos: np.ndarray
-    ns: np.ndarray
-    template: np.ndarray
-    channel: np.ndarray
+    __slots__ = ("block",)
+
+    def __init__(self, block: np.ndarray) -> None:
+        self.block = block
+
+    @classmethod
+    def of(
+        cls, pos: np.ndarray, ns: np.ndarray, template: np.ndarray, channel: np.ndarray
+    ) -> _Candidates:
+        return cls(np.array([pos, ns, template, channel], dtype=np.int64))
+
+    @property
+    def pos(self) -> np.ndarray:
+        return self.block[0]
+
+    @property
+    def ns(self) -> np.ndarray:
+        return self.block[1]
+
+    @property
+    def template(self) -> np.ndarray:
+        return self.block[2]
+
+    @property
+    def channel(self) -> np.ndarray:
+        return self.block[3]
 
     def take(self, rows: np.ndarray) -> _Candidates:
-        return _Candidates(self.pos[rows], self.ns[rows], self.template[rows], self.channel[rows])
+        return _Candidates(self.block.take(rows, axis=1))
 
     @classmethod
     def concat(cls, parts: list[_Candidates]) -> _Candidates:
-        return cls(
-            np.concatenate([p.pos for p in parts]),
-            np.concatenate([p.ns for p in parts]),
-            np.concatenate([p.template for p in parts]),
-            np.concatenate([p.channel for p in parts]),
-        )
+        return cls(np.concatenate([p.block for p in parts], axis=1))
 
     def __len__(self) -> int:
-        return len(self.pos)
+        return self.block.shape[1]
 
 
 def _empty() -> _Candidates:
-    return _Candidates(*(np.zeros(0, dtype=np.int64) for _ in range(4)))
+    return _Candidates(np.zeros((4, 0), dtype=np.int64))
 
 
 def _best_per_event(candidates: _Candidates, p: np.ndarray) -> np.ndarray:
@@ -223,11 +229,9 @@ def plan_messages(
     is_ask = np.array([t in update.templates for t in templates])
     asks_update = is_ask[:, None] | ~force_update[None, :]  # template x event
     any_template = np.ones_like(asks_update)
-    table = _SlotTable(failed, window_end, context.tz, context.tz_codes, config)
+    table = SlotTable(failed, window_end, context.tz, context.tz_codes, config)
     for round_ in range(int(budget.max())):
-        ref = defer_quiet_ns(
-            earliest, context.tz, config.quiet_hours.start_hour, config.quiet_hours.end_hour
-        )
+        ref, ref_day = table.defer(earliest)  # (ref may be earliest: read before it moves)
         active = (budget > round_) & (ref < window_end)
         if not active.any():
             break
@@ -235,7 +239,7 @@ def plan_messages(
         combos = _combos(active & channels, asks_update if round_ == 0 else any_template, ref)
         if len(combos) == 0:
             break
-        slots, p = _round(context, table, combos, chosen, ref, window_end)
+        slots, p = _round(context, table, combos, chosen, ref, ref_day, window_end)
         pick = _best_per_event(slots, p)
         pick = pick[p[pick] >= config.min_message_gain]
         if len(pick) == 0:
@@ -257,7 +261,7 @@ def _combos(allowed: np.ndarray, template_ok: np.ndarray, ref: np.ndarray) -> _C
     template, then channel, then event: ``allowed`` (channel x event) where the channel
     may be used, ``template_ok`` (template x event) where the template may."""
     template, channel, pos = np.nonzero(allowed[None, :, :] & template_ok[:, None, :])
-    return _Candidates(pos, ref[pos], template, channel)
+    return _Candidates.of(pos, ref[pos], template, channel)
 
 
 def _id_rank(ids: np.ndarray) -> np.ndarray:
@@ -276,10 +280,11 @@ def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def _round(
     context: _Context,
-    table: _SlotTable,
+    table: SlotTable,
     combos: _Candidates,
     chosen: _Candidates,
     ref: np.ndarray,
+    ref_day: np.ndarray,
     window_end: np.ndarray,
 ) -> tuple[_Candidates, np.ndarray]:
     """One round's (a) and (b): the best pair of each event at the allowed times, and the
@@ -291,7 +296,7 @@ def _round(
     than a few dozen rows, and rows are scored independently, so the figures are the
     same as those of the two calls."""
     events = np.unique(combos.pos)
-    owner, at = table.times(events, ref, window_end)
+    owner, at = table.times(events, ref, ref_day, window_end)
     later = len(owner) - len(events)  # times after the first (those come first, one each)
     if context.fast and later:
         counts = np.bincount(owner[len(events) :], minlength=len(events))
@@ -301,7 +306,8 @@ def _round(
     p_combos = context.probabilities(combos, chosen)
     best = _best_per_event(combos, p_combos)
     pairs = combos.take(best)
-    slots = _Candidates(pairs.pos[owner], at, pairs.template[owner], pairs.channel[owner])
+    slots = pairs.take(owner)
+    slots.block[1] = at
     rest = slots.take(np.arange(len(events), len(slots)))  # the first times: scored in (a)
     return slots, np.concatenate([p_combos[best], context.probabilities(rest, chosen)])
 
@@ -317,105 +323,18 @@ def _merged_round(
 ) -> tuple[_Candidates, np.ndarray]:
     """:func:`_round` in one model call: every pair at its event's every time
     (``counts``: each event's times after its first; ``per_combo``: the same per pair)."""
-    n = len(events)
+    n, k = len(events), len(combos)
     first = n + np.cumsum(counts) - counts  # each event's times after its first (in ``at``)
-    combo = np.repeat(np.arange(len(combos)), per_combo)
     times = np.repeat(first[np.searchsorted(events, combos.pos)], per_combo)
     times += group_counter(per_combo)
-    grid = combos.take(combo)
-    grid.ns = at[times]
-    p = context.probabilities(_Candidates.concat([combos, grid]), chosen)
-    best = _best_per_event(combos, p[: len(combos)])
-    starts = np.cumsum(per_combo) - per_combo  # each combo's rows in ``grid``
-    rows = np.repeat(starts[best], per_combo[best]) + group_counter(per_combo[best])
-    slots = _Candidates.concat([combos.take(best), grid.take(rows)])
-    return slots, np.concatenate([p[best], p[len(combos) :][rows]])
-
-
-class _SlotTable:
-    """The times a message may be tried at, per event, for every round of a call.
-
-    Each round tries an event's first allowed time ``ref`` and the allowed local hours
-    (outside quiet hours) of ``message_days_ahead`` local days from ``ref``'s, inside the
-    window. Those local times are the same every round, only the days shift: they are
-    converted to UTC once per call for every local day from the failed charge's to the
-    window's end (one day more either side), and each round picks its days' times from
-    the table (a lone request's rounds each converted ~20 times before)."""
-
-    def __init__(
-        self,
-        failed: np.ndarray,
-        window_end: np.ndarray,
-        tz: np.ndarray | str,
-        tz_codes: np.ndarray | None,
-        config: PolicyConfig,
-    ) -> None:
-        self.tz, self.days_ahead = tz, config.message_days_ahead
-        offsets, quiet = _day_hours(
-            1,
-            tuple(config.message_local_hours),
-            config.quiet_hours.start_hour,
-            config.quiet_hours.end_hour,
-        )
-        hours = offsets[~quiet]  # a local day's allowed hours (ns from its midnight)
-        self.first_day = _local_day(failed, tz) - 1  # a day before the failed charge's
-        days = int((_local_day(window_end, tz) - self.first_day).max()) + 2
-        self.day = np.repeat(np.arange(days), len(hours))  # each column's day in the table
-        local_ns = (
-            (self.first_day[:, None] + self.day[None, :]) * DAY_NS + np.tile(hours, days)
-        ).ravel()
-        rows = np.repeat(np.arange(len(failed)), len(self.day))
-
-        def utc(at: np.ndarray) -> tuple[np.ndarray]:
-            return (local_to_utc_ns(local_ns[at], tz if isinstance(tz, str) else tz[rows[at]]),)
-
-        (at,) = per_distinct_instant(local_ns, None if tz_codes is None else tz_codes[rows], utc)
-        self.at = at.reshape(len(failed), len(self.day))
-
-    def times(
-        self, pos: np.ndarray, ref: np.ndarray, window_end: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The times a message of each event ``pos`` (sorted) is tried at: its first
-        allowed time and the allowed local hours of the next ``message_days_ahead`` days
-        (inside the window, outside quiet hours), as the index in ``pos`` of each time's
-        event and the time (ns). The first allowed times come first (one per event, in
-        ``pos`` order), then the others by event, day and hour; no time twice for an event."""
-        first = ref[pos]
-        day = (
-            _local_day(first, self.tz if isinstance(self.tz, str) else self.tz[pos])
-            - self.first_day[pos]
-        )[:, None]
-        at = self.at[pos]
-        keep = (self.day >= day) & (self.day < day + self.days_ahead)
-        keep &= (at >= first[:, None]) & (at < window_end[pos][:, None])
-        grid, _ = np.nonzero(keep)
-        # the first allowed time itself is always tried, and comes first
-        owner = np.concatenate([np.arange(len(pos)), grid])
-        times = np.concatenate([first, at[keep]])
-        order = np.lexsort((np.arange(len(owner)), times, owner))
-        repeat = np.zeros(len(order), dtype=bool)
-        repeat[1:] = (owner[order][1:] == owner[order][:-1]) & (
-            times[order][1:] == times[order][:-1]
-        )
-        kept = np.sort(order[~repeat])
-        return owner[kept], times[kept]
-
-
-def _local_day(utc_ns: np.ndarray, zones: np.ndarray | str) -> np.ndarray:
-    """The local day (days since the epoch, local calendar) of each instant."""
-    return (utc_ns + utc_offsets(utc_ns, zones)) // DAY_NS
-
-
-@lru_cache(maxsize=16)
-def _day_hours(
-    days_ahead: int, local_hours: tuple[int, ...], quiet_start: int, quiet_end: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The message slots of a local day and the next ``days_ahead - 1``: their offsets
-    (ns) from the first day's local midnight, by day then hour, and which of them fall
-    in quiet hours (kept: the same for every round of every call)."""
-    hours = np.array(local_hours, dtype=np.int64)
-    days = np.arange(days_ahead)
-    offsets = np.repeat(days, len(hours)) * DAY_NS + np.tile(hours, len(days)) * HOUR_NS
-    quiet = np.tile(quiet_hour(hours, quiet_start, quiet_end), len(days))
-    offsets.flags.writeable = quiet.flags.writeable = False  # shared between calls
-    return offsets, quiet
+    # every pair at its first time, then each pair at its event's later times
+    rows = np.concatenate([np.arange(k), np.repeat(np.arange(k), per_combo)])
+    scored = combos.take(rows)
+    scored.block[1, k:] = at[times]
+    p = context.probabilities(scored, chosen)
+    best = _best_per_event(combos, p[:k])
+    starts = k + np.cumsum(per_combo) - per_combo  # each pair's later times in ``scored``
+    rows = np.concatenate(
+        [best, np.repeat(starts[best], per_combo[best]) + group_counter(per_combo[best])]
+    )
+    return scored.take(rows), p[rows]
