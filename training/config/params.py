@@ -184,6 +184,29 @@ class CalendarContrastParams(Section):
     )
 
 
+class ChosenLevelParams(Section):
+    """The models' level where the search chooses, per decline family, in the reported
+    probability (training/artifact/chosen_level.py)."""
+
+    enabled: bool = Field(
+        True, description="fit and apply a log-odds level per kind and decline family"
+    )
+    retry_window_hours: float = Field(
+        6.0,
+        ge=0,
+        description="a logged retry coincides with a planned one of its rank within this",
+    )
+    message_window_hours: float = Field(
+        3.0,
+        ge=0,
+        description="a logged message coincides with a planned one of its rank and template "
+        "within this",
+    )
+    min_rows: int = Field(
+        50, ge=1, description="coinciding rows a (kind, decline family) needs for a level"
+    )
+
+
 class TrainParams(Section):
     window_days: int = Field(14, gt=0, description="dunning window the history resolves in")
     valid_share: float = Field(
@@ -204,6 +227,7 @@ class TrainParams(Section):
     model: ModelParams = ModelParams()
     gain_shrinkage: GainShrinkageParams = GainShrinkageParams()
     calendar_contrast: CalendarContrastParams = CalendarContrastParams()
+    chosen_level: ChosenLevelParams = ChosenLevelParams()
     registered_model: str = "smart-retry"
     experiment: str = "smartretry"
 
