@@ -124,13 +124,15 @@ def family_levels(
     family: np.ndarray,
     matched: np.ndarray,
     min_rows: int,
+    kinds: tuple[str, ...] = KINDS,
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, list[float]]]]:
-    """Per kind and decline family with ``min_rows`` coinciding rows and both outcomes:
-    the soft-thresholded level (applied) and the fit (level, standard error, rows)."""
+    """Per kind of ``kinds`` and decline family with ``min_rows`` coinciding rows and both
+    outcomes: the soft-thresholded level (applied) and the fit (level, standard error,
+    rows)."""
     applied: dict[str, dict[str, float]] = {name: {} for name in KINDS}
     fits: dict[str, dict[str, list[float]]] = {name: {} for name in KINDS}
     offset = logit(q)
-    for name in KINDS:
+    for name in kinds:
         for fam in np.unique(family[(kind == name) & matched]):
             rows = (kind == name) & matched & (family == fam)
             if rows.sum() < min_rows or not 0 < label[rows].sum() < rows.sum():
@@ -238,7 +240,9 @@ def fit_chosen_level(
     matched = coinciding(logged, chosen, windows)
     label = timeline["label"].to_numpy(dtype=float)[wanted]
     family = row_families(features, event)
-    applied, fits = family_levels(label, q, kind[wanted], family, matched, settings.min_rows)
+    applied, fits = family_levels(
+        label, q, kind[wanted], family, matched, settings.min_rows, tuple(settings.kinds)
+    )
     result = ChosenLevel(applied["retry"], applied["message"], fits, len(events))
     log.info("level where the search chooses: %s (fits %s)", applied, fits)
     return result

@@ -191,6 +191,11 @@ class ChosenLevelParams(Section):
     enabled: bool = Field(
         True, description="fit and apply a log-odds level per kind and decline family"
     )
+    kinds: tuple[Literal["retry", "message"], ...] = Field(
+        ("retry",),
+        description="the kinds of rows a level is fitted for (messages: on strict_logging "
+        "a soft-issuer message level raised an over-valued family, offline)",
+    )
     retry_window_hours: float = Field(
         6.0,
         ge=0,
