@@ -85,6 +85,14 @@ def test_a_level_per_kind_and_family_only_where_coinciding_rows_are_enough():
         fits["retry"]["insufficient_funds"][2]
         == ((kind == "retry") & matched & (family == "insufficient_funds")).sum()
     )
+    # a family the models over-rate where the search chooses: its level is fitted, and
+    # applied only when asked to (the gain shrinkage already takes the optimism off)
+    low = np.where(family == "hard", 0.1, truth)
+    label = (rng.random(n) < low).astype(float)
+    kept, low_fits = family_levels(label, q, kind, family, matched, 200, lower=False)
+    assert low_fits["retry"]["hard"][0] < -0.3 and "hard" not in kept["retry"]
+    lowered, _ = family_levels(label, q, kind, family, matched, 200, lower=True)
+    assert lowered["retry"]["hard"] < -0.2 and lowered["message"]["hard"] < -0.2
     none, no_fits = family_levels(label, q, kind, family, matched, min_rows=n)
     assert none == {"retry": {}, "message": {}} and no_fits == {"retry": {}, "message": {}}
 

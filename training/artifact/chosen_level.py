@@ -19,7 +19,10 @@ without regard to the models. Per model and decline family,
 is fitted on the coinciding rows by maximum likelihood (``q``: the row's probability with
 its calendar contrast, as the reported probability values it), and ``a`` is soft
 thresholded by its standard error (``sign(a) max(|a| - se, 0)``: 0 where the validation
-data cannot tell). The reported probability then adds ``a`` to the log-odds of each row
+data cannot tell), and applied where it is above 0 (``lower``: below as well; off by
+default, since the gain shrinkage, training/artifact/gain_shrinkage.py, already takes the
+search's optimism off the searched gains, and a negative level on the default world took
+its calibration 0.023 -> 0.028 through the zoo). The reported probability then adds ``a`` to the log-odds of each row
 of the *searched* schedule (``ModelDecider.steepened_values``); the fixed schedule is the
 logs' own and stays as it is, and the search and its decisions never see it.
 """
@@ -125,10 +128,11 @@ def family_levels(
     matched: np.ndarray,
     min_rows: int,
     kinds: tuple[str, ...] = KINDS,
+    lower: bool = True,
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, list[float]]]]:
     """Per kind of ``kinds`` and decline family with ``min_rows`` coinciding rows and both
-    outcomes: the soft-thresholded level (applied) and the fit (level, standard error,
-    rows)."""
+    outcomes: the soft-thresholded level (applied; one below 0 only with ``lower``) and
+    the fit (level, standard error, rows)."""
     applied: dict[str, dict[str, float]] = {name: {} for name in KINDS}
     fits: dict[str, dict[str, list[float]]] = {name: {} for name in KINDS}
     offset = logit(q)
@@ -140,7 +144,7 @@ def family_levels(
             a, se = fit_level(label[rows], offset[rows])
             fits[name][str(fam)] = [a, se, float(rows.sum())]
             level = soft_threshold(a, se)
-            if level != 0.0:
+            if level > 0.0 or (level < 0.0 and lower):
                 applied[name][str(fam)] = level
     return applied, fits
 
@@ -241,7 +245,14 @@ def fit_chosen_level(
     label = timeline["label"].to_numpy(dtype=float)[wanted]
     family = row_families(features, event)
     applied, fits = family_levels(
-        label, q, kind[wanted], family, matched, settings.min_rows, tuple(settings.kinds)
+        label,
+        q,
+        kind[wanted],
+        family,
+        matched,
+        settings.min_rows,
+        tuple(settings.kinds),
+        settings.lower,
     )
     result = ChosenLevel(applied["retry"], applied["message"], fits, len(events))
     log.info("level where the search chooses: %s (fits %s)", applied, fits)
