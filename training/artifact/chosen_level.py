@@ -24,7 +24,9 @@ default, since the gain shrinkage, training/artifact/gain_shrinkage.py, already 
 search's optimism off the searched gains, and a negative level on the default world took
 its calibration 0.023 -> 0.028 through the zoo). The reported probability then adds ``a`` to the log-odds of each row
 of the *searched* schedule (``ModelDecider.steepened_values``); the fixed schedule is the
-logs' own and stays as it is, and the search and its decisions never see it.
+logs' own and stays as it is, and the search and its decisions never see it. Retries
+only by default (``kinds``: a message level over-valued strict_logging's soft-issuer
+messages offline).
 """
 
 from __future__ import annotations
