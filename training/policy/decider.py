@@ -478,7 +478,7 @@ class ModelDecider:
             category = matrix.column("inv_decline_category")[matrix.positions(ids)][key % n]
         q = steepened(p, contrast, kind, slopes, category, by_category)
         if level_first and category is not None:
-            q = leveled(q, kind, category, self.chosen_levels, key < n)
+            q = leveled(q, kind, category, getattr(self, "chosen_levels", {}), key < n)
         survival = np.bincount(
             key.astype(np.int64), weights=np.log1p(-np.clip(q, 0, 1 - 1e-9)), minlength=n * count
         )
