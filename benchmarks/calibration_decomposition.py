@@ -6,14 +6,17 @@ compares, the gap between the reported probability of the learned schedule and t
 world's exact truth is split *exactly* into additive parts:
 
     reported - truth = (steepened - models' value)         the calendar contrast
-                     + (reported - steepened)               the gain shrinkage
+                     + (leveled - steepened)                the chosen level
+                     + (reported - leveled)                 the gain shrinkage
                      + (self-cure: model - truth) x P_truth(no event recovers)
                      + sum over the schedule's rows k of
                        (1 - s_model) prod_{j<k} (1 - p_j) (p_k - h_k) prod_{j>k} (1 - h_j)
 
 where "steepened" is the value with the calendar contrast
 (training/policy/calendar.py; the models' own when the artifact has none) before the
-gain shrinkage, ``p_k`` the models' probability of row k (a retry's success, a message's
+gain shrinkage, "leveled" the same with the searched schedule's rows moved by the level
+where the search chooses (training/artifact/chosen_level.py; none when the artifact has
+none), ``p_k`` the models' probability of row k (a retry's success, a message's
 response and payment) and ``h_k`` the truth's conditional probability that row k
 recovers the invoice given that no earlier row did (from the exact recovery of each
 prefix of the schedule, :meth:`GroundTruth.recovery_probability`). The rows' parts
@@ -41,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from training.artifact.calendar_contrast import measure_calendar_contrast
+from training.artifact.chosen_level import level_events, measure_chosen_level
 from training.config.params import load_params
 from training.core.frames import Schedules
 from training.declines.table import family_of, load_decline_table
@@ -124,6 +128,7 @@ def decompose(
     schedules: Schedules,
     reported: np.ndarray,
     steepened: np.ndarray,
+    leveled: np.ndarray,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per event (sample order) and per schedule row: the parts of reported - truth."""
     features = decider.scorer.event_features(sample, None)
@@ -198,7 +203,8 @@ def decompose(
         pd.Series(np.exp(log_truth)).groupby(ev).prod().reindex(per_event["event_id"]).fillna(1.0)
     )
     per_event["calendar"] = steepened - per_event["model"]
-    per_event["shrinkage"] = per_event["reported"] - steepened
+    per_event["level"] = leveled - steepened
+    per_event["shrinkage"] = per_event["reported"] - leveled
     per_event["self"] = (self_model - self_truth) * survival_all.to_numpy()
     parts = rows.groupby(["event_id", "kind"])["part"].sum().unstack(fill_value=0.0)
     for kind, name in (("retry", "retries"), ("message", "messages")):
@@ -253,11 +259,14 @@ def report(name: str, per_event: pd.DataFrame, rows: pd.DataFrame, families: np.
     c = run._calibration(per_event["reported"].to_numpy(), per_event["truth"].to_numpy())
     print(f"\n== {name}: {n:,} events; calibration MAE by decile {c['binned_mae']:.3f}")
     gap = per_event["reported"] - per_event["truth"]
-    summed = per_event[["calendar", "shrinkage", "self", "retries", "messages"]].sum(axis=1)
+    summed = per_event[["calendar", "level", "shrinkage", "self", "retries", "messages"]].sum(
+        axis=1
+    )
     print(
         f"mean reported {per_event['reported'].mean():.4f}, models' value "
         f"{per_event['model'].mean():.4f}, truth {per_event['truth'].mean():.4f}; "
         f"gap {gap.mean():+.4f} = calendar contrast {per_event['calendar'].mean():+.4f} + "
+        f"chosen level {per_event['level'].mean():+.4f} + "
         f"shrinkage {per_event['shrinkage'].mean():+.4f} + self-cure "
         f"{per_event['self'].mean():+.4f} + retries {per_event['retries'].mean():+.4f} + "
         f"messages {per_event['messages'].mean():+.4f} (check {summed.mean():+.4f})"
@@ -266,8 +275,17 @@ def report(name: str, per_event: pd.DataFrame, rows: pd.DataFrame, families: np.
     decile = np.empty(n, dtype=int)
     for i, g in enumerate(np.array_split(order, 10)):
         decile[g] = i + 1
-    columns = ["reported", "truth", "calendar", "shrinkage", "self", "retries", "messages"]
-    print("\nby decile of the reported probability (means; the last five sum to the gap)")
+    columns = [
+        "reported",
+        "truth",
+        "calendar",
+        "level",
+        "shrinkage",
+        "self",
+        "retries",
+        "messages",
+    ]
+    print("\nby decile of the reported probability (means; the last six sum to the gap)")
     print(per_event[columns].groupby(decile).mean().round(4).to_string())
     print("\nby decline family")
     table = per_event[columns].groupby(families).mean().round(4)
@@ -315,6 +333,17 @@ def main() -> None:
         help="measure the calendar contrast again with params.yaml's moves, even when the "
         "cached training has one",
     )
+    parser.add_argument(
+        "--without-level",
+        action="store_true",
+        help="report without the level where the search chooses (as before it existed); by "
+        "default a cached training that lacks it has it measured",
+    )
+    parser.add_argument(
+        "--measure-level",
+        action="store_true",
+        help="measure the level where the search chooses again with params.yaml's settings",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     params = load_params()
@@ -328,6 +357,13 @@ def main() -> None:
         )
         metadata["calendar_contrast"] = contrast.as_metadata()
     print(f"calendar contrast: {metadata.get('calendar_contrast', 'none')}")
+    if args.without_level:
+        metadata.pop("chosen_level", None)
+    elif "chosen_level" not in metadata or args.measure_level or args.measure_contrast:
+        events = level_events(world.history, params)
+        level = measure_chosen_level(world.artifact, world.history, events, params)
+        metadata["chosen_level"] = level.as_metadata()
+    print(f"chosen level: {metadata.get('chosen_level', 'none')}")
     decider = world.artifact.decider()
     held = run.held_out_events(world.history, world.artifact, params)
     sample = run.comparison_sample(held, params.evaluate)
@@ -335,15 +371,23 @@ def main() -> None:
     features = decider.scorer.event_features(sample, None)
     estimates = run.model_estimates(decider, sample, features, schedules)
     factor, decider.gain_shrinkage = decider.gain_shrinkage, 1.0
+    leveled = run.model_estimates(decider, sample, features, schedules)
+    levels, decider.chosen_levels = decider.chosen_levels, {}
     steepened = run.model_estimates(decider, sample, features, schedules)
-    decider.gain_shrinkage = factor
+    decider.gain_shrinkage, decider.chosen_levels = factor, levels
     categories = decider.rules.decide_many(sample, None)["category"].reset_index(drop=True)
     families = family_of(categories).to_numpy()
     print(f"{args.world}, {args.invoices:,} invoices, seed {args.seed}: estimate - truth")
     for policy in ("learned", "fixed"):
         reported, steep = estimates[policy].to_numpy(), steepened[policy].to_numpy()
         per_event, rows = decompose(
-            decider, world.truth, sample, schedules[policy], reported, steep
+            decider,
+            world.truth,
+            sample,
+            schedules[policy],
+            reported,
+            steep,
+            leveled[policy].to_numpy(),
         )
         rows = rows.merge(
             sample[["event_id", "failed_at"]].assign(family=families), on="event_id", how="left"

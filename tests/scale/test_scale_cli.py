@@ -169,6 +169,10 @@ def _effects_agree(dask_dir: Path, local_dir: Path, message_contrast: float) -> 
         assert mine[key] == pytest.approx(other[key], abs=CONTRAST_TOLERANCE), key
     for key in ("message_fit", "message_se"):
         assert mine[key] == pytest.approx(other[key], abs=message_contrast), key
+    # the level where the search chooses: fitted on the same validation-period events
+    ours, theirs = (a.metadata.get("chosen_level") for a in (dask, local))
+    assert ours is not None and theirs is not None
+    assert ours["events"] == theirs["events"] > 0 and ours["note"] == theirs["note"] == ""
 
 
 def test_one_worker_trains_the_in_process_models(

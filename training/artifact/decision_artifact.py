@@ -23,7 +23,7 @@ from training.config.retry_limits import RetryLimits
 from training.declines.rules import RetryRules
 from training.declines.table import DeclineTable
 from training.models.fit import TrainedModels
-from training.policy.calendar import kind_shifts, measured_slopes
+from training.policy.calendar import category_levels, kind_shifts, measured_slopes
 from training.policy.decider import ModelDecider
 from training.policy.scorer import ModelScorer
 
@@ -94,6 +94,8 @@ class DecisionArtifact:
             contrast.get("retry_shift_hours", ()),
         )
         slopes, by_category = measured_slopes(contrast, moves)
+        level = self.metadata.get("chosen_level", {})  # artifacts saved before it
+        levels = {k: category_levels(level.get(f"{k}_by_family", {})) for k in ("retry", "message")}
         return ModelDecider(
             scorer,
             RetryRules(self.retry_limits, table),
@@ -106,6 +108,7 @@ class DecisionArtifact:
             calendar_slopes=slopes,
             calendar_moves=moves,
             calendar_category_slopes=by_category,
+            chosen_levels=levels,
         )
 
     def compile_models(self) -> bool:

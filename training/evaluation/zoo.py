@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from training.artifact.calendar_contrast import measure_calendar_contrast
+from training.artifact.chosen_level import level_events, measure_chosen_level
 from training.artifact.decision_artifact import DecisionArtifact
 from training.artifact.gain_shrinkage import fit_gain_shrinkage
 from training.config.params import Params
@@ -117,6 +118,9 @@ def simulate_and_train(
             "calendar_contrast": contrast.as_metadata(),
         },
     )
+    events = level_events(history, params)
+    level = measure_chosen_level(artifact, history, events, params)
+    artifact.metadata["chosen_level"] = level.as_metadata()
     return TrainedWorld(history, artifact, simulated.truth)
 
 

@@ -26,6 +26,7 @@ from training.artifact.calendar_contrast import (
     CalendarContrast,
     measure_calendar_contrast,
 )
+from training.artifact.chosen_level import level_events, measure_chosen_level
 from training.artifact.decision_artifact import ARTIFACT_FILE, METADATA_FILE, DecisionArtifact
 from training.artifact.gain_shrinkage import NO_SHRINKAGE, GainShrinkage, fit_gain_shrinkage
 from training.config.params import Params
@@ -217,6 +218,7 @@ def run_train(
     mark = time.perf_counter()
     contrast = measure_calendar_contrast(history, result.models, result.data.log, params, table)
     seconds["calendar_contrast"] = time.perf_counter() - mark
+    level_rows = (history, level_events(history, params))
     return finish_train(
         result,
         history.customers,
@@ -233,6 +235,7 @@ def run_train(
         started,
         shrinkage,
         contrast,
+        level_rows,
     )
 
 
@@ -252,6 +255,7 @@ def finish_train(
     started: float,
     shrinkage: GainShrinkage = NO_SHRINKAGE,
     contrast: CalendarContrast = NO_CONTRAST,
+    level_rows: tuple[History, pd.DataFrame] | None = None,
 ) -> TrainOutcome:
     """Everything after the fit, shared by the in-process and the Dask paths
     (``training/scale``): artifact, plots, metrics JSON, MLflow run, registry, champion.
@@ -262,6 +266,12 @@ def finish_train(
     artifact = build_artifact(
         result, customers, templates, params, fingerprint, source, table, shrinkage, contrast
     )
+    if level_rows is not None:  # the level where the search chooses, with the contrast
+        artifact.metadata["chosen_level"] = measure_chosen_level(
+            artifact, *level_rows, params
+        ).as_metadata()
+        seconds["chosen_level"] = time.perf_counter() - mark
+        mark = time.perf_counter()
     artifact.save(model_dir)
     seconds["save"] = time.perf_counter() - mark
     mark = time.perf_counter()

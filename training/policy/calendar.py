@@ -192,6 +192,15 @@ def category_slopes(by_family: Mapping[str, Slope]) -> dict[str, Slope]:
 Slope = float | Sequence[float]
 
 
+def category_levels(by_family: Mapping[str, float]) -> dict[str, float]:
+    """A level per decline family as one per decline category of the family."""
+    return {
+        category: float(level)
+        for family, level in by_family.items()
+        for category in DECLINE_FAMILIES.get(family, ())
+    }
+
+
 def slope_pair(slope: Slope) -> tuple[float, float]:
     """A slope as (date, hour): one number is the same slope for both parts."""
     if isinstance(slope, int | float):
@@ -259,6 +268,29 @@ def steepened(
                 slope = np.where((rows & given[code])[:, None], value[code], slope)
     shift = (slope * contrast).sum(axis=1)
     return 1.0 / (1.0 + np.exp(-(logit(p) + shift)))
+
+
+def leveled(
+    q: np.ndarray,
+    kind: np.ndarray,
+    category: np.ndarray,
+    levels: Mapping[str, Mapping[str, float]],
+    rows: np.ndarray,
+) -> np.ndarray:
+    """``q`` with ``levels[kind][category]`` added to the log-odds of the chosen ``rows``
+    (a mask; each row's kind and decline category; 0 where none is given:
+    training/artifact/chosen_level.py)."""
+    shift = np.zeros(len(q))
+    if any(levels.values()):
+        labels, code = np.unique(category.astype(str), return_inverse=True)
+        for name, table in levels.items():
+            if table:
+                value = np.array([table.get(label, 0.0) for label in labels])
+                shift = np.where(kind == name, value[code], shift)
+    shift = np.where(rows, shift, 0.0)
+    if not shift.any():
+        return q
+    return 1.0 / (1.0 + np.exp(-(logit(q) + shift)))
 
 
 def scored_with_contrast(

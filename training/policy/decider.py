@@ -19,6 +19,7 @@ from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.baselines import fixed_schedule_columns
 from training.policy.calendar import (
     Slope,
+    leveled,
     row_contrasts,
     scored_with_contrast,
     slope_pair,
@@ -135,6 +136,7 @@ class ModelDecider:
         calendar_slopes: dict[str, Slope] | None = None,
         calendar_moves: dict[str, np.ndarray] | None = None,
         calendar_category_slopes: dict[str, dict[str, Slope]] | None = None,
+        chosen_levels: dict[str, dict[str, float]] | None = None,
     ) -> None:
         self.scorer = scorer
         self.gain_shrinkage = gain_shrinkage
@@ -142,6 +144,9 @@ class ModelDecider:
         self.calendar_slopes = calendar_slopes or {}
         self.calendar_moves = calendar_moves or {}
         self.calendar_category_slopes = calendar_category_slopes or {}
+        # log-odds added to the searched schedule's rows per kind and decline category
+        # (training/artifact/chosen_level.py)
+        self.chosen_levels = chosen_levels or {}
         self.rules = rules
         self.config = config
         self.templates = templates
@@ -410,8 +415,9 @@ class ModelDecider:
         as :meth:`score_laid_out` scored them), both valued with each row's calendar
         contrast steepened when the artifact measured it (policy/calendar.py)."""
         searched, fixed = laid[0].expected, laid[1].expected
-        if self._sloped_kinds() and not np.isnan(fixed).all():
-            searched, fixed = self.steepened_values(events, features, laid, p_self)
+        levels = any(getattr(self, "chosen_levels", {}).values())
+        if (self._sloped_kinds() or levels) and not np.isnan(fixed).all():
+            searched, fixed = self.steepened_values(events, features, laid, p_self, levels)
         return self.reported_recovery(searched, fixed)
 
     def steepened_values(
@@ -420,9 +426,12 @@ class ModelDecider:
         features: pd.DataFrame | EventMatrix,
         laid: Sequence[LaidOut],
         p_self: np.ndarray | None = None,
+        level_first: bool = False,
     ) -> list[np.ndarray]:
         """Per schedule, its expected recovery per event (the events' order) with each
-        row's probability steepened by its calendar contrast (policy/calendar.py). The
+        row's probability steepened by its calendar contrast (policy/calendar.py) and, with
+        ``level_first``, the first (searched) schedule's rows moved by the level of their
+        kind and decline category (``chosen_levels``). The
         rows, their state and probabilities are those :meth:`score_laid_out` kept, and
         their contrasts when it scored them along (a lone request's few rows); else only
         the moved rows of the kinds with a slope are scored, all in one call."""
@@ -464,15 +473,48 @@ class ModelDecider:
             )
         by_category = getattr(self, "calendar_category_slopes", {})
         category = None
-        if any(by_category.values()):  # each row's event's decline category
+        if any(by_category.values()) or level_first:  # each row's event's decline category
             matrix = as_event_matrix(features)
             category = matrix.column("inv_decline_category")[matrix.positions(ids)][key % n]
         q = steepened(p, contrast, kind, slopes, category, by_category)
+        if level_first and category is not None:
+            q = leveled(q, kind, category, getattr(self, "chosen_levels", {}), key < n)
         survival = np.bincount(
             key.astype(np.int64), weights=np.log1p(-np.clip(q, 0, 1 - 1e-9)), minlength=n * count
         )
         expected = 1.0 - (1.0 - np.tile(p_self, count)) * np.exp(survival)
         return [expected[s * n : (s + 1) * n] for s in range(count)]
+
+    def steepened_rows(
+        self,
+        features: pd.DataFrame | EventMatrix,
+        event_ids: np.ndarray,
+        ns: np.ndarray,
+        kind: np.ndarray,
+        template: np.ndarray,
+        channel: np.ndarray,
+        state: dict[str, np.ndarray],
+        p: np.ndarray,
+    ) -> np.ndarray:
+        """Rows' probabilities ``p`` steepened by their calendar contrast, as
+        :meth:`steepened_values` values a schedule's rows (for rows outside a schedule:
+        the logged rows the chosen level is fitted on)."""
+        moves = self._contrast_moves()
+        if not moves:
+            return p
+        contrast = row_contrasts(
+            self.scorer, features, event_ids, ns, kind, template, channel, state, moves, p
+        )
+        matrix = as_event_matrix(features)
+        category = matrix.column("inv_decline_category")[matrix.positions(event_ids)]
+        return steepened(
+            p,
+            contrast,
+            kind,
+            getattr(self, "calendar_slopes", {}),
+            category,
+            getattr(self, "calendar_category_slopes", {}),
+        )
 
     def decide(self, events: Table, previous_attempts: pd.DataFrame | None) -> Decisions:
         events = numbered(events)

@@ -11,7 +11,9 @@ on a Dask cluster, and the same artifact, metrics and MLflow run at the end.
 5. the gain shrinkage is measured as in process, its two customer halves trained on the
    cluster the same way (``training/scale/shrinkage.py``);
 6. the calendar contrast is fitted on the client, with the in-process code, on the
-   validation-period events' rows gathered after the split (``training/scale/contrast.py``);
+   validation-period events' rows gathered after the split (``training/scale/contrast.py``),
+   and the level where the search chooses on the same rows, by ``finish_train``
+   (``training/artifact/chosen_level.py``);
 7. the local booster, calibration map, customer log and customers go into the same
    decision artifact, written and tracked by the pipeline's ``finish_train``.
 """
@@ -29,6 +31,7 @@ from training.artifact.calendar_contrast import CalendarContrast
 from training.artifact.gain_shrinkage import GainShrinkage
 from training.config.params import Params
 from training.contract.errors import ContractError
+from training.contract.history import History
 from training.contract.partitioned import is_partitioned, list_parts
 from training.declines.table import load_decline_table
 from training.models.datasets import Dataset, TrainingData
@@ -113,10 +116,20 @@ def validate_on_cluster(
 
 def train_on_client(
     client: Any, data: Path, params: Params, gather_test: bool
-) -> tuple[TrainResult, pd.DataFrame, list[str], dict[str, Any], GainShrinkage, CalendarContrast]:
+) -> tuple[
+    TrainResult,
+    pd.DataFrame,
+    list[str],
+    dict[str, Any],
+    GainShrinkage,
+    CalendarContrast,
+    tuple[History, pd.DataFrame] | None,
+]:
     """Fit the models on the cluster behind ``client``; returns the train result, the
-    customers, the templates, the data fingerprint, the gain shrinkage and the calendar
-    contrast (what ``finish_train`` needs)."""
+    customers, the templates, the data fingerprint, the gain shrinkage, the calendar
+    contrast and the gathered validation-period rows the chosen level is fitted on (what
+    ``finish_train`` needs; None when the contrast's rows are not gathered or the level
+    is off)."""
     started = time.perf_counter()
     seconds: dict[str, float] = {}
     validated, summaries = validate_on_cluster(client, data, params)
@@ -200,7 +213,12 @@ def train_on_client(
     mark = time.perf_counter()
     contrast = contrast_on_client(contrast_rows, result.models, customer_log, params, table)
     seconds["calendar_contrast"] += time.perf_counter() - mark
-    return result, customers, templates, fingerprint, shrinkage, contrast
+    level_rows = (
+        (contrast_rows.history, contrast_rows.events)
+        if contrast_rows is not None and params.train.chosen_level.enabled
+        else None
+    )
+    return result, customers, templates, fingerprint, shrinkage, contrast, level_rows
 
 
 def run_train_on_cluster(
@@ -217,8 +235,8 @@ def run_train_on_cluster(
     started = time.perf_counter()
     with cluster_client(cluster) as client:
         log.info("Dask cluster %s: %s", cluster, client.scheduler_info()["address"])
-        result, customers, templates, fingerprint, shrinkage, contrast = train_on_client(
-            client, Path(data), params, gather_test=register
+        result, customers, templates, fingerprint, shrinkage, contrast, level_rows = (
+            train_on_client(client, Path(data), params, gather_test=register)
         )
     own = ("gain_shrinkage", "calendar_contrast")  # the in-process stage's names for them
     seconds = {f"train_{k}": v for k, v in result.seconds.items() if k not in own}
@@ -239,4 +257,5 @@ def run_train_on_cluster(
         started,
         shrinkage,
         contrast,
+        level_rows,
     )
