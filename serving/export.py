@@ -8,11 +8,19 @@
 * invoices: as requests carried them; ``due_at`` is the earliest failed charge seen.
 * attempts: the failed charges and ``previous_attempts`` of requests, plus every
   ``attempt`` event. An event and a request describing the same charge (same invoice and
-  time) are one attempt; the event wins. A merchant attempt that follows a decision
-  carries that decision's ``propensity``.
+  time) are one attempt; the event wins. A merchant attempt that executes a retry of the
+  decision it names (the nearest of its retries within ``MATCH_TOLERANCE``) carries that
+  retry's own ``propensity``; any other attempt none (the billing system chose its time,
+  not the exploration).
 * messages: ``message_sent`` events, with ``opened_at`` / ``clicked_at`` from the first
-  ``message_opened`` / ``message_clicked`` event of the same ``message_id`` and the
-  ``propensity`` of the decision they follow.
+  ``message_opened`` / ``message_clicked`` event of the same ``message_id``; one that
+  sends a message of the decision it names (same template and channel, within
+  ``MATCH_TOLERANCE``) carries that message's own ``propensity``, any other none.
+
+A returned row's own propensity is the probability that the exploration returned it
+(:mod:`training.policy.exploration`), stored with the decision; for decisions stored
+before it was (migration 0005) the decision's ``propensity`` stands in: exact for the
+first retry, a lower bound for the later ones and the messages.
 
 Events about invoices no request ever carried cannot be placed in the contract (no
 invoice row) and are counted in the summary instead.
@@ -34,6 +42,10 @@ from training.contract.io import write_history
 from training.contract.tables import CUSTOMERS
 
 UTC = "datetime64[ns, UTC]"
+MATCH_TOLERANCE = pd.Timedelta(hours=1)
+"""How far a reported attempt or message may be from the decision's retry or message it
+executes (a queue that runs late, clocks apart); a decision's retries are the rules'
+minimum spacing apart (24 h by default), so at most one is that close."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +131,70 @@ def _event_frame(events: pd.DataFrame, kind: str) -> pd.DataFrame:
     return payload
 
 
-def _attempts(decisions: pd.DataFrame, events: pd.DataFrame, propensity: pd.Series) -> pd.DataFrame:
+def _returned(decisions: pd.DataFrame, kind: str, time: str) -> pd.DataFrame:
+    """The decisions' returned ``kind`` (``retries`` or ``messages``), one row each, with
+    ``decision_id``, the time as ``returned_at`` (messages: also template and channel) and
+    ``own``, the row's own propensity (the decision's where it was not stored)."""
+    responses = decisions["response"].tolist()
+    rows = pd.json_normalize(responses, record_path=kind, meta=["decision_id"])
+    if rows.empty:
+        return pd.DataFrame(
+            {
+                "decision_id": pd.Series(dtype=object),
+                "returned_at": pd.Series(dtype=UTC),
+                "template": pd.Series(dtype=object),
+                "channel": pd.Series(dtype=object),
+                "own": pd.Series(dtype="float64"),
+            }
+        )
+    rows["returned_at"] = _utc(rows[time])
+    rows["rank"] = rows.groupby("decision_id", sort=False).cumcount()
+    stored = [r.get(kind) if isinstance(r, dict) else None for r in decisions["row_propensities"]]
+    own = pd.Series(stored, index=decisions["decision_id"].to_numpy(), dtype=object)
+    own = own.explode().dropna()
+    table = pd.DataFrame(
+        {
+            "decision_id": own.index.to_numpy(),
+            "rank": own.groupby(level=0, sort=False).cumcount().to_numpy(),
+            "own": own.to_numpy(dtype="float64"),
+        }
+    )
+    rows = rows.merge(table, on=["decision_id", "rank"], how="left")
+    decided = decisions.set_index("decision_id")["propensity"].astype("float64")
+    rows["own"] = rows["own"].fillna(rows["decision_id"].map(decided))
+    return rows.reindex(columns=["decision_id", "returned_at", "template", "channel", "own"])
+
+
+def _own_propensity(
+    reported: pd.DataFrame, time: str, returned: pd.DataFrame, by: list[str]
+) -> np.ndarray:
+    """Per ``reported`` row, the own propensity of the row of its decision it executes:
+    the same decision (and ``by`` columns), the nearest time within ``MATCH_TOLERANCE``;
+    NaN when none."""
+    out = np.full(len(reported), np.nan)
+    named = reported["decision_id"].notna().to_numpy()
+    if not named.any() or returned.empty:
+        return out
+    keys = ["decision_id", *by]
+    left = reported.loc[named, [*keys, time]].assign(row=np.flatnonzero(named))
+    left = left.astype({k: object for k in keys}).sort_values(time, kind="stable")
+    right = returned[[*keys, "returned_at", "own"]].astype({k: object for k in keys})
+    matched = pd.merge_asof(
+        left,
+        right.sort_values("returned_at", kind="stable"),
+        left_on=time,
+        right_on="returned_at",
+        by=keys,
+        direction="nearest",
+        tolerance=MATCH_TOLERANCE,
+    )
+    out[matched["row"].to_numpy()] = matched["own"].to_numpy(dtype="float64")
+    return out
+
+
+def _attempts(
+    decisions: pd.DataFrame, events: pd.DataFrame, returned: pd.DataFrame
+) -> pd.DataFrame:
     from_requests = _request_attempts(decisions) if not decisions.empty else None
     reported = _event_frame(events, "attempt")
     columns = [
@@ -148,9 +223,8 @@ def _attempts(decisions: pd.DataFrame, events: pd.DataFrame, propensity: pd.Seri
         )
         reported["attempt_id"] = reported["attempt_id"].fillna(reported["event_id"])
         reported = reported.rename(columns={"occurred_at": "attempted_at"})
-        reported["propensity"] = (
-            reported["decision_id"].map(propensity).where(reported["initiated_by"] == "merchant")
-        )
+        own = _own_propensity(reported, "attempted_at", returned, [])
+        reported["propensity"] = np.where(reported["initiated_by"] == "merchant", own, np.nan)
         reported = reported.drop_duplicates("attempt_id")
     frames = [f[columns] for f in (reported, from_requests) if f is not None and not f.empty]
     if not frames:
@@ -161,7 +235,7 @@ def _attempts(decisions: pd.DataFrame, events: pd.DataFrame, propensity: pd.Seri
     return out.sort_values(["invoice_id", "attempted_at"], kind="stable").reset_index(drop=True)
 
 
-def _messages(events: pd.DataFrame, propensity: pd.Series) -> pd.DataFrame:
+def _messages(events: pd.DataFrame, returned: pd.DataFrame) -> pd.DataFrame:
     columns = ["message_id", "invoice_id", "sent_at", "channel", "template", "propensity"]
     sent = _event_frame(events, "message_sent")
     if sent.empty:
@@ -169,7 +243,7 @@ def _messages(events: pd.DataFrame, propensity: pd.Series) -> pd.DataFrame:
     sent = sent.rename(columns={"occurred_at": "sent_at"}).reindex(
         columns=[*columns[:-1], "decision_id"]
     )
-    sent["propensity"] = sent["decision_id"].map(propensity).astype("float64")
+    sent["propensity"] = _own_propensity(sent, "sent_at", returned, ["template", "channel"])
     sent = sent.drop_duplicates("message_id")[columns]
     for kind, column in (("message_opened", "opened_at"), ("message_clicked", "clicked_at")):
         reactions = _event_frame(events, kind)
@@ -196,12 +270,11 @@ def export_history(engine: Engine) -> tuple[History, dict[str, int]]:
     known = events["invoice_id"].isin(invoices["invoice_id"])
     unknown_events = int((~known).sum())
     events = events[known]
-    propensity = decisions.set_index("decision_id")["propensity"].astype("float64")
     history = History(
         customers=customers,
         invoices=invoices,
-        attempts=_attempts(decisions, events, propensity),
-        messages=_messages(events, propensity),
+        attempts=_attempts(decisions, events, _returned(decisions, "retries", "at")),
+        messages=_messages(events, _returned(decisions, "messages", "send_at")),
     )
     counts = {
         "customers_without_country": int(customers["country"].isna().sum()),

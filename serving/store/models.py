@@ -27,6 +27,9 @@ class Decision(Base):
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     model_version: Mapped[str] = mapped_column(String(ID))
     propensity: Mapped[float] = mapped_column(Float)
+    # each returned retry's and message's own propensity, in the response's order:
+    # {"retries": [...], "messages": [...]}; null for decisions stored before 0005
+    row_propensities: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     fallback: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

@@ -75,6 +75,7 @@ def decision_rows(
             "response": EncodedJSON(text),
             "model_version": resp.model_version,
             "propensity": resp.propensity,
+            "row_propensities": _row_propensities(resp),
             "fallback": resp.fallback,
             "created_at": now,
         }
@@ -106,6 +107,12 @@ def decision_rows(
         [{**row, "first_seen_at": now, "updated_at": now} for row in customers.values()],
         [{**row, "first_seen_at": now, "updated_at": now} for row in invoices.values()],
     )
+
+
+def _row_propensities(response: RecommendationResponse) -> dict[str, list[float]] | None:
+    """The response's retries' and messages' own propensities (``None``: not known)."""
+    own = response.row_propensities
+    return None if own is None else {"retries": own.retries, "messages": own.messages}
 
 
 def write_decision_rows(engine: Engine, rows: DecisionRows) -> None:
@@ -175,7 +182,7 @@ def _decision_statements(dialect_name: str) -> _DecisionStatements:
 
 _DECISION_KEYS = (
     "decision_id", "invoice_id", "customer_id", "request", "response", "model_version",
-    "propensity", "fallback", "created_at",
+    "propensity", "row_propensities", "fallback", "created_at",
 )  # fmt: skip
 _CUSTOMER_KEYS = ("customer_id", *CUSTOMER_FIELDS, "first_seen_at", "updated_at")
 _INVOICE_KEYS = (

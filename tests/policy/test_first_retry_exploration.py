@@ -220,3 +220,59 @@ def test_artifacts_saved_before_the_day_arm_keep_exploring_by_shifts_only():
     assert loaded.exploration_first_retry_day_rate == 0.0
     assert PolicyConfig().exploration_first_retry_day_rate == 0.05
     assert pickle.loads(pickle.dumps(loaded)) == loaded
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_each_retry_carries_the_exact_probability_of_its_rank_at_its_time(config):
+    """The same enumeration, per retry: the probability returned with a retry is the mass
+    of the cells whose schedule has that event's retry of the same rank at that time;
+    the first retry's is the schedule's, and no row's is below it."""
+    ids, retries, start, end = _case()
+    rate, day = config.exploration_rate, config.exploration_first_retry_day_rate
+    grid = (np.arange(840) + 0.5) / 840
+    draws = [(u, rate / 840) for u in rate * grid]
+    draws += [(u, day / 840) for u in rate + day * grid] if day else []
+    draws.append((rate + day + (1 - rate - day) / 2, 1 - rate - day))
+    mass: dict[tuple[str, int, int], float] = defaultdict(float)
+    said: dict[tuple[str, int, int], set[float]] = defaultdict(set)
+    for u, weight in draws:
+        got = explore(ids, retries, start, end, SPACING, config, np.full(len(ids), u))
+        assert len(got.retry_propensity) == len(got.retries)
+        rank = pd.Series(got.retries.event_id).groupby(got.retries.event_id).cumcount()
+        for i, (event, k, at) in enumerate(
+            zip(got.retries.event_id, rank, got.retries.at, strict=True)
+        ):
+            said[event, k, int(at)].add(round(float(got.retry_propensity[i]), 9))
+        for event, times in _schedules(ids, got.retries).items():
+            for k, at in enumerate(times):
+                mass[event, k, at] += weight
+        position = {event: i for i, event in enumerate(ids)}
+        for i, event in enumerate(got.retries.event_id):
+            assert got.retry_propensity[i] >= got.propensity[position[event]] - 1e-12
+    assert said.keys() == mass.keys()
+    for key, m in mass.items():
+        assert said[key] == {round(min(m, 1.0), 9)}, key
+    # the dense event (retries 24 h apart from 72 h): day moves land a first retry on the
+    # searched second's time, which stays a rare *first* retry
+    e5 = {(k, at // H): m for (event, k, at), m in mass.items() if event == "e5"}
+    if day:
+        assert e5[0, 96] == pytest.approx(day / 3)  # three other days: 96, 120 and 144 h
+        assert e5[1, 96] > 1 - rate - day
+
+
+def test_a_later_retry_left_in_place_is_more_likely_than_its_schedule():
+    """The first retry moved to another day, the second left where it was: the second's
+    own probability counts the searched schedule and every other day that keeps it."""
+    ids = np.array(["a"], dtype=object)
+    retries = RetryRows(ids[[0, 0]], np.array([30, 200], dtype=np.int64) * H)
+    start, end = np.array([24 * H]), np.array([14 * DAY_NS])
+    config = PolicyConfig(exploration_rate=0.05, exploration_first_retry_day_rate=0.05)
+    got = explore(ids, retries, start, end, SPACING, config, np.array([0.0501]))
+    assert got.kind[0] == DAY_MOVED
+    first, second = got.retry_propensity
+    assert first == pytest.approx(got.propensity[0])
+    assert got.propensity[0] == pytest.approx(0.05 / 12)  # 12 other days: 1 ... 12
+    # the searched schedule (0.9, plus the shifts that leave the window: arm 0 and -12 h)
+    # and days 1 to 6, which leave the second at 200 h (30 + 24 d + 24 <= 200)
+    assert second == pytest.approx(0.9 + 0.05 / 5 * 2 + 0.05 / 12 * 6)
+    assert got.retries.at[1] == 200 * H

@@ -113,7 +113,8 @@ def test_export_produces_a_valid_contract_history(client, settings, tmp_path):
         )
     ]
     assert attempts["outcome"].tolist() == ["failed", "failed", "failed", "succeeded"]
-    # the retries reported against the decision carry its propensity; the original charge none
+    # the attempts at the decision's retry times carry those retries' own propensity (1:
+    # the fallback's); the original charge none
     assert attempts["propensity"].isna().tolist() == [True, True, False, False]
     assert (attempts["propensity"].dropna() == 1.0).all()
 

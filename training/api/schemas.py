@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from zoneinfo import available_timezones
 
 import pycountry
@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictBool,
     WithJsonSchema,
     model_validator,
@@ -265,6 +266,14 @@ class Message(BaseModel):
     response_probability: float | None
 
 
+class RowPropensities(NamedTuple):
+    """Each returned retry's and message's own probability under the exploration, in the
+    response's order (the response's ``propensity`` is the whole schedule's)."""
+
+    retries: list[float]
+    messages: list[float]
+
+
 class RecommendationResponse(BaseModel):
     invoice_id: str
     model_version: str
@@ -277,6 +286,16 @@ class RecommendationResponse(BaseModel):
     propensity: float
     reasons: list[str]
     fallback: bool
+    # not part of the answer: stored with the decision for export-outcomes
+    _row_propensities: RowPropensities | None = PrivateAttr(default=None)
+
+    @property
+    def row_propensities(self) -> RowPropensities | None:
+        """The rows' own propensities when the decider gave them (``None``: not known)."""
+        return self._row_propensities
+
+    def keep_row_propensities(self, retries: list[float], messages: list[float]) -> None:
+        self._row_propensities = RowPropensities(retries, messages)
 
 
 class ErrorBody(BaseModel):

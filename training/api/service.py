@@ -126,26 +126,39 @@ def _datetimes(ns: np.ndarray, missing: np.ndarray) -> list[datetime | None]:
     return [None if out else t.replace(tzinfo=UTC) for t, out in zip(naive, gone, strict=True)]
 
 
-def _group(
-    rows: list[dict[str, Any]], order: np.ndarray, event: np.ndarray, n: int
-) -> list[list[dict[str, Any]]]:
+def _group(rows: list[Any], order: np.ndarray, event: np.ndarray, n: int) -> list[list[Any]]:
     """Rows (already in ``order``) as one list per event position."""
-    grouped: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    grouped: list[list[Any]] = [[] for _ in range(n)]
     for row, at in zip(rows, event[order].tolist(), strict=True):
         if at >= 0:
             grouped[at].append(row)
     return grouped
 
 
-def _retries_by_event(retries: Columns, asked: Sequence[str]) -> list[list[dict[str, Any]]]:
+ByEvent = tuple[list[list[dict[str, Any]]], list[list[float]] | None]
+"""Response rows, one list per asked event, and their own propensities grouped alike
+(``None`` when the decider gave none)."""
+
+
+def _own_propensities(
+    table: Columns, order: np.ndarray, event: np.ndarray, n: int
+) -> list[list[float]] | None:
+    if "propensity" not in table:
+        return None
+    values = np.asarray(table["propensity"], dtype=np.float64)[order].tolist()
+    return _group(values, order, event, n)
+
+
+def _retries_by_event(retries: Columns, asked: Sequence[str]) -> ByEvent:
     """The ``retries`` rows as response retries, one list per asked event, in time order."""
     order, event, times = _rows_by_event(retries, "at", asked)
     p = _probabilities(retries, "success_probability")
     rows = [{"at": times[i], "success_probability": p[i]} for i in order.tolist()]
-    return _group(rows, order, event, len(asked))
+    n = len(asked)
+    return _group(rows, order, event, n), _own_propensities(retries, order, event, n)
 
 
-def _messages_by_event(messages: Columns, asked: Sequence[str]) -> list[list[dict[str, Any]]]:
+def _messages_by_event(messages: Columns, asked: Sequence[str]) -> ByEvent:
     """The ``messages`` rows as response messages, one list per asked event, in time order."""
     order, event, times = _rows_by_event(messages, "send_at", asked)
     p = _probabilities(messages, "response_probability")
@@ -159,7 +172,8 @@ def _messages_by_event(messages: Columns, asked: Sequence[str]) -> list[list[dic
         }
         for i in order.tolist()
     ]
-    return _group(rows, order, event, len(asked))
+    n = len(asked)
+    return _group(rows, order, event, n), _own_propensities(messages, order, event, n)
 
 
 def _event_columns(events: Columns, asked: Sequence[str]) -> dict[str, list[Any]]:
@@ -230,13 +244,17 @@ def responses_from_decisions(
         raise ValueError("responses_from_decisions: one event id per request")
     asked = list(event_ids)
     tables = decisions.columns()
-    retries = _retries_by_event(tables.retries, asked)
-    messages = _messages_by_event(tables.messages, asked)
+    retries, retry_own = _retries_by_event(tables.retries, asked)
+    messages, message_own = _messages_by_event(tables.messages, asked)
     column = _event_columns(tables.events, asked)
-    return [
+    responses = [
         _response(request, model_version, column, i, retries[i], messages[i])
         for i, request in enumerate(requests)
     ]
+    if retry_own is not None and message_own is not None:
+        for response, retry_p, message_p in zip(responses, retry_own, message_own, strict=True):
+            response.keep_row_propensities(retry_p, message_p)
+    return responses
 
 
 LOOKUP_FIELDS = ("country", "timezone", "signup_at", "sms_opt_in")

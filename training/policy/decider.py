@@ -26,7 +26,12 @@ from training.policy.calendar import (
     steepened,
 )
 from training.policy.decisions import DecisionColumns, Decisions, new_decision_ids
-from training.policy.exploration import Explored, explore, with_exploration_reasons
+from training.policy.exploration import (
+    Explored,
+    explore,
+    message_propensities,
+    with_exploration_reasons,
+)
 from training.policy.message_pruning import (
     Schedule,
     ScheduleValues,
@@ -536,7 +541,7 @@ class ModelDecider:
         scored = memo.laid_out([(plan.retries, plan.messages), *baseline])
         expected_v = scored[0].expected
         retry_p, message_p = _probability_columns(
-            plan.retries, plan.messages, scored[0].p, sort=True
+            plan.retries, plan.messages, scored[0].p, sort=True, propensity=_row_propensities(plan)
         )
         baseline_v = scored[1].expected if baseline else expected_v * np.nan  # events' order
         if baseline:
@@ -743,27 +748,33 @@ def _probability_columns(
     messages: pd.DataFrame | MessageRows,
     p: np.ndarray,
     sort: bool = False,
+    propensity: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """:func:`_probability_frames` as columns, times as int64 ns."""
+    """:func:`_probability_frames` as columns, times as int64 ns (``propensity``: each
+    retry's and message's own, added as a ``propensity`` column)."""
     retries, messages = RetryRows.of(retries), MessageRows.of(messages)
     n_r = len(retries)
-    retry_p = _sorted_columns(
-        {"event_id": retries.event_id, "at": retries.at, "success_probability": p[:n_r]},
-        "at",
-        sort,
+    retry_columns = {"event_id": retries.event_id, "at": retries.at, "success_probability": p[:n_r]}
+    message_columns = {
+        "event_id": messages.event_id,
+        "send_at": messages.send_at,
+        "template": messages.template,
+        "channel": messages.channel,
+        "response_probability": p[n_r:],
+    }
+    if propensity is not None:
+        retry_columns["propensity"], message_columns["propensity"] = propensity
+    return (
+        _sorted_columns(retry_columns, "at", sort),
+        _sorted_columns(message_columns, "send_at", sort),
     )
-    message_p = _sorted_columns(
-        {
-            "event_id": messages.event_id,
-            "send_at": messages.send_at,
-            "template": messages.template,
-            "channel": messages.channel,
-            "response_probability": p[n_r:],
-        },
-        "send_at",
-        sort,
-    )
-    return retry_p, message_p
+
+
+def _row_propensities(plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+    """Each returned retry's and message's own probability (1 when nothing explored)."""
+    explored = plan.explored
+    retries = np.ones(len(plan.retries)) if explored is None else explored.retry_propensity
+    return retries, message_propensities(len(plan.messages))
 
 
 def _sorted_columns(columns: dict[str, np.ndarray], time: str, sort: bool) -> dict[str, np.ndarray]:

@@ -54,10 +54,13 @@ class Decisions:
     events:   event_id, decline_category, retryable, expected_recovery_probability,
               baseline_recovery_probability, propensity, decision_id, reasons (list[str]),
               fallback (bool)
-    retries:  event_id, at (UTC), success_probability (NaN when no model)
+    retries:  event_id, at (UTC), success_probability (NaN when no model), propensity
     messages: event_id, send_at (UTC), channel, template, response_probability (NaN when
-              no model)
-    Probabilities are NaN (``null`` in JSON) when no model is loaded (fallback).
+              no model), propensity
+    Probabilities are NaN (``null`` in JSON) when no model is loaded (fallback). A row's
+    ``propensity`` is its own probability under the exploration (the event's is the
+    whole schedule's: :mod:`training.policy.exploration`); a decider may leave it out
+    (then the event's stands for it).
 
     Made from frames, or from columns (:meth:`from_columns`) whose frames are built only
     when read: the API's responses read the columns (:meth:`columns`), so a lone request

@@ -17,6 +17,15 @@ The propensity is the probability of the schedule returned, summed over every ce
 returns it: an arm that cannot move (a shift outside the window, no other day allowed,
 no retry at all) returns the searched schedule, so its mass is the searched schedule's.
 
+Each returned retry also gets its own probability (``Explored.retry_propensity``, what
+``export-outcomes`` writes on its attempt): the mass of every cell whose schedule has the
+retry *of the same rank* at the same time. The first retry's equals the schedule's (no
+other arm puts a first retry there); a later one left in place by a first-retry-day move
+also gets the searched schedule's mass and that of every other day that leaves it there.
+By rank, not by time alone: a first retry moved onto the searched second retry's time is
+still a rare first retry (the first-retry estimators read it so). No arm moves a message:
+each returned message's own probability is 1 (:func:`message_propensities`).
+
 Why the explored schedules break no rule the searched one keeps: they stay inside the
 same window (the rules' earliest time, the dunning window and the rules'
 ``retry_deadline``: :func:`training.policy.retry_search.retry_windows`), keep the spacing and never add a
@@ -44,13 +53,31 @@ class Explored(NamedTuple):
     """The retries returned and, per event (events' order), the propensity of the
     schedule returned, which kind of arm returned it (``SEARCHED``, ``SHIFTED``,
     ``DAY_MOVED``), the shift in hours (0 unless shifted) and the whole days the first
-    retry moved (0 unless day-moved)."""
+    retry moved (0 unless day-moved); per returned retry (``retries``' rows), its own
+    probability (module docstring)."""
 
     retries: RetryRows
     propensity: np.ndarray
     kind: np.ndarray
     shift_hours: np.ndarray
     moved_days: np.ndarray
+    retry_propensity: np.ndarray
+
+
+class _Arms(NamedTuple):
+    """Per event, the mass of each arm and where it puts the retries: the searched
+    schedule's mass, the valid shifts (events x arms, ``shift``: each arm's in ns) and
+    each one's mass, each other first-retry day's mass (0 when none) and the range of
+    those days around the searched first retry (``low`` <= 0 <= ``high``)."""
+
+    searched: np.ndarray
+    valid: np.ndarray
+    shift: np.ndarray
+    shift_mass: float
+    day_mass: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    first_at: np.ndarray
 
 
 def day_mass(config: PolicyConfig) -> float:
@@ -108,21 +135,83 @@ def explore(
 
     searched = 1.0 - rate - mass
     searched += rate / arms * (arms - valid.sum(axis=1)) + np.where(days > 0, 0.0, mass)
+    every = _Arms(
+        searched,
+        valid,
+        moved,
+        rate / arms,
+        np.where(days > 0, mass / np.maximum(days, 1), 0.0),
+        low,
+        high,
+        first_at,
+    )
+    spacing = int(spacing_hours * HOUR_NS)
     propensity = np.where(arm > 0, rate / arms * same[arm], np.where(moves, 0.0, searched))
     propensity = np.where(moves, mass / np.maximum(days, 1), propensity)
     propensity = np.where(has, propensity, 1.0)
     kind = np.where(moves, DAY_MOVED, np.where(arm > 0, SHIFTED, SEARCHED))
+    k = rank_in_group(pos)
     if not (arm > 0).any() and not moves.any():  # nothing moved: the same rows
-        return Explored(retries, propensity, kind, shifts[arm], step)
+        own = _retry_marginals(every, pos, at, k, first_row, spacing)
+        return Explored(retries, propensity, kind, shifts[arm], step, own)
     new_at = at + shifts[arm[pos]] * HOUR_NS
     new_at = np.where(first_row, new_at + step[pos] * DAY_NS, new_at)
-    spacing = int(spacing_hours * HOUR_NS)
-    k = rank_in_group(pos)
     pushed = cummax_in_group(new_at - k * spacing, pos) + k * spacing  # >= spacing apart
     new_at = np.where(moves[pos], pushed, new_at)
     keep = new_at < end[pos]
     explored = RetryRows(retries.event_id[keep], new_at[keep])
-    return Explored(explored, propensity, kind, shifts[arm], step)
+    rows = np.flatnonzero(keep)  # a prefix of each event's ranks: the same rank's row
+    own = _retry_marginals(every, pos, at, k, first_row, spacing, (rows, new_at[keep]))
+    return Explored(explored, propensity, kind, shifts[arm], step, own)
+
+
+_FLOOR = np.iinfo(np.int64).min // 4  # below any time, and far enough from overflowing
+
+
+def _retry_marginals(
+    arms: _Arms,
+    pos: np.ndarray,
+    at: np.ndarray,
+    rank: np.ndarray,
+    first_row: np.ndarray,
+    spacing: int,
+    moved: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Per returned retry, the probability that its event's retry of the same rank comes
+    at that time, summed over every arm.
+
+    ``at``, ``pos``, ``rank``, ``first_row``: the searched retries, their events'
+    positions, ranks and first rows; ``moved``: the searched row of each returned retry
+    and its time (``None``: the searched retries were returned). A first-retry-day move
+    by ``d`` days puts the k-th retry at ``max(later_k, first + d days + k spacing)``,
+    where ``later_k`` (the searched retries 1..k pushed ``spacing`` apart, never before
+    the searched k-th) does not depend on ``d``: the time is ``later_k`` for every ``d``
+    up to a bound, and ``first + d days + k spacing`` for one ``d`` past it."""
+    gap = rank * spacing
+    later = cummax_in_group(np.where(first_row, _FLOOR, at - gap), pos) + gap
+    own = arms.first_at[pos] + gap  # where a moved first retry pushes the k-th, for d = 0
+    low, high = arms.low[pos], arms.high[pos]
+    top = np.minimum(high, np.floor_divide(later - own, DAY_NS))  # the largest d leaving it
+    kept = np.maximum(top - low + 1, 0) - ((low <= 0) & (top >= 0))
+    if moved is None:  # a searched retry is where a shift never puts it, and not past later_k
+        count = np.where(at == later, kept, 0)
+        return np.minimum(arms.searched[pos] + arms.day_mass[pos] * count, 1.0)
+    rows, times = moved
+    e, base = pos[rows], at[rows]
+    later, own, low, high, kept = later[rows], own[rows], low[rows], high[rows], kept[rows]
+    p = np.where(base == times, arms.searched[e], 0.0)
+    hits = arms.valid[e] & (base[:, None] + arms.shift[None, :] == times[:, None])
+    p = p + arms.shift_mass * hits.sum(axis=1)
+    d, rest = np.divmod(times - own, DAY_NS)
+    pushed = (rest == 0) & (d >= low) & (d <= high) & (d != 0)
+    count = np.where(times == later, kept, np.where(times > later, pushed, 0))
+    return np.minimum(p + arms.day_mass[e] * count, 1.0)
+
+
+def message_propensities(count: int) -> np.ndarray:
+    """Each returned message's own probability: no arm moves a message (every arm
+    returns the searched messages), so it is 1 given the decision's context."""
+    return np.ones(count)
 
 
 def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:

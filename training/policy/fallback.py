@@ -74,6 +74,15 @@ class FallbackDecider:
             "reasons": object_array([[NO_MODEL, *r] for r in reasons]),
             "fallback": np.ones(n, dtype=bool),
         }
-        retries = {**retries, "success_probability": np.full(len(retries["at"]), np.nan)}
-        messages = {**messages, "response_probability": np.full(len(messages["send_at"]), np.nan)}
+        n_r, n_m = len(retries["at"]), len(messages["send_at"])
+        retries = {
+            **retries,
+            "success_probability": np.full(n_r, np.nan),
+            "propensity": np.ones(n_r),
+        }
+        messages = {
+            **messages,
+            "response_probability": np.full(n_m, np.nan),
+            "propensity": np.ones(n_m),
+        }
         return Decisions.from_columns(DecisionColumns(summary, retries, messages))
