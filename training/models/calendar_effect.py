@@ -39,9 +39,7 @@ from scipy.optimize import minimize
 
 from training.declines.table import family_of
 from training.models.count_effect import (
-    RANK_CAP,
-    TIME_BIN_HOURS,
-    add_cells,
+    input_cells,
     timing_cells,
 )
 
@@ -208,19 +206,8 @@ def calendar_cells(
     :func:`training.models.count_effect.count_cells` for a count: rows with the same keys
     have the same design row, so summed over parts (``add_cells``) the cells carry the
     whole history's likelihood (the cluster fit, training/scale/fit.py)."""
-    hours = np.nan_to_num(rows["hours_since_failure"].to_numpy(dtype=float), nan=0.0)
-    frame = pd.DataFrame(
-        {
-            **{c: rows[c].to_numpy(dtype=float) for c in columns},  # NaN kept
-            rank: np.minimum(np.nan_to_num(rows[rank].to_numpy(dtype=float), nan=0.0), RANK_CAP),
-            "hours_since_failure": TIME_BIN_HOURS
-            * np.floor(np.maximum(hours, 0.0) / TIME_BIN_HOURS),
-            CATEGORY: rows[CATEGORY].astype(object).fillna("?").to_numpy(dtype=object),
-            "rows": np.ones(len(rows), dtype=np.int64),
-            "positives": np.asarray(label, dtype=np.int64),
-        }
-    )
-    return add_cells([frame])
+    inputs = {c: rows[c].to_numpy(dtype=float) for c in columns}  # NaN kept
+    return input_cells(rows, label, inputs, rank, CATEGORY)
 
 
 def fit_calendar_cells(

@@ -125,10 +125,25 @@ def count_cells(
     its own); summed over parts
     (:func:`add_cells`) they are the whole history's (the cluster fit,
     training/scale/fit.py, gathers them instead of the rows)."""
+    inputs = {column: np.minimum(rows[column].to_numpy(dtype=float), COUNT_CAP)}  # NaN kept
+    return input_cells(rows, label, inputs, rank, category)
+
+
+def input_cells(
+    rows: pd.DataFrame,
+    label: np.ndarray,
+    inputs: dict[str, np.ndarray],
+    rank: str,
+    category: str = "inv_decline_category",
+) -> pd.DataFrame:
+    """The cells of ``inputs`` (name → each row's value, NaN kept) with the dunning timing
+    held fixed (rank capped, 12-hour bin since the failure, decline category): the rows and
+    positives of each, summed by :func:`add_cells` (shared by the count and calendar
+    effects' fits on a cluster)."""
     hours = np.nan_to_num(rows["hours_since_failure"].to_numpy(dtype=float), nan=0.0)
     frame = pd.DataFrame(
         {
-            column: np.minimum(rows[column].to_numpy(dtype=float), COUNT_CAP),  # NaN kept
+            **inputs,
             rank: np.minimum(np.nan_to_num(rows[rank].to_numpy(dtype=float), nan=0.0), RANK_CAP),
             "hours_since_failure": TIME_BIN_HOURS
             * np.floor(np.maximum(hours, 0.0) / TIME_BIN_HOURS),
