@@ -118,7 +118,7 @@ class ModelParams(Section):
         "customer's active hour a message is sent, which the trees under-fit",
     )
     calendar_effects: dict[str, list[str]] = Field(
-        {},
+        {"retry": ["local_weekday"]},
         description="model -> integer-valued calendar inputs (the local weekday) whose every "
         "value gets a log-odds offset, pooled and per decline family or category "
         "(calendar_effect_groups), fitted with the "
