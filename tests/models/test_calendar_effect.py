@@ -170,7 +170,8 @@ def test_the_served_model_follows_the_weekday_further_than_the_trees_alone():
 
 
 def test_calendar_effects_on_no_input_are_refused():
-    assert _calendar_effects("retry", ModelParams()) is None
+    assert _calendar_effects("retry", ModelParams(calendar_effects={})) is None
+    assert _calendar_effects("message", ModelParams()) is None  # the default: retries only
     chosen = ModelParams(calendar_effects={"retry": ["local_weekday"]})
     assert _calendar_effects("retry", chosen) == (["local_weekday"], "retries_before", "family")
     grouped = ModelParams(
