@@ -39,6 +39,7 @@ from scipy.optimize import minimize
 
 from training.declines.table import family_of
 from training.models.count_effect import (
+    cell_lines,
     input_cells,
     timing_cells,
 )
@@ -221,22 +222,8 @@ def fit_calendar_cells(
     """:func:`fit_calendar_effects` from the rows' :func:`calendar_cells` (the same
     likelihood): each cell one line of its positives and one of its negatives, weighted
     by their numbers (equal to the rows' fit up to the solver's tolerance)."""
-    positives = cells["positives"].to_numpy(dtype=float)
-    negatives = cells["rows"].to_numpy(dtype=float) - positives
-    lines = pd.concat([cells, cells], ignore_index=True)
-    y = np.concatenate([np.ones(len(cells)), np.zeros(len(cells))])
-    weight = np.concatenate([positives, negatives])
-    kept = weight > 0
-    return fit_calendar_effects(
-        lines[kept].reset_index(drop=True),
-        y[kept],
-        columns,
-        features,
-        categories,
-        rank,
-        groups,
-        weight[kept],
-    )
+    lines, y, weight = cell_lines(cells)
+    return fit_calendar_effects(lines, y, columns, features, categories, rank, groups, weight)
 
 
 def frame_offsets(

@@ -213,12 +213,18 @@ def fit_cells(
     each cell enters as one line of its positives and one of its negatives, weighted by
     their numbers. The slope equals the rows' fit up to the solver's tolerance (L-BFGS-B
     stops at its default ``ftol``; the cells' sums round differently)."""
+    lines, y, weight = cell_lines(cells)
+    return fit_count_effect(lines, y, column, features, rank, category, weight)
+
+
+def cell_lines(cells: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The cells as weighted lines: one of each cell's positives (label 1) and one of its
+    negatives (label 0), weighted by their numbers, empty lines dropped (the rows'
+    likelihood, for a weighted fit)."""
     positives = cells["positives"].to_numpy(dtype=float)
     negatives = cells["rows"].to_numpy(dtype=float) - positives
     lines = pd.concat([cells, cells], ignore_index=True)
     y = np.concatenate([np.ones(len(cells)), np.zeros(len(cells))])
     weight = np.concatenate([positives, negatives])
     kept = weight > 0
-    return fit_count_effect(
-        lines[kept].reset_index(drop=True), y[kept], column, features, rank, category, weight[kept]
-    )
+    return lines[kept].reset_index(drop=True), y[kept], weight[kept]
