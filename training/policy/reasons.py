@@ -45,6 +45,8 @@ def _first_per_event(ids: np.ndarray, event_ids: np.ndarray, vals: np.ndarray) -
     pos = _positions(ids, event_ids)
     keep = (pos >= 0) & ~pd.isna(vals)
     pos, vals = pos[keep], vals[keep]
+    if len(ids) == 1:  # one event (a lone request): its first kept value
+        return np.array([vals[0] if len(vals) else ""], dtype=object)
     out = np.full(len(ids), "", dtype=object)
     events, first = np.unique(pos, return_index=True)
     out[events] = vals[first]
