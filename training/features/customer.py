@@ -58,6 +58,10 @@ sent to them and of their clicks, as of the decision: enough to read the kernel-
 response rate near any candidate hour (:func:`hour_response`) without the events. Carried
 along with the customer features, not model inputs themselves."""
 CUSTOMER_CONTEXT = ("cust_clicks", *HOUR_PROFILE_COLUMNS)
+CIRCLES = ("pay_dom", "pay_wd", "act_hour")
+"""The circular running sums (cosine and sine of an angle): the payday of the month, of
+the week, the active hour; their periods, as a column (one row of sums each):"""
+CIRCLE_PERIODS = np.array([[MEAN_MONTH_DAYS], [7.0], [24.0]])
 LATEST_COLUMNS = ("last_failure_s", "last_by_retry_s", "last_by_customer_s")
 """Running maxima of :func:`running_sums`: the latest such event's epoch seconds (-1: none)."""
 """Customer columns that feed features of the candidate rows but are no inputs."""
@@ -164,7 +168,9 @@ def hour_response(
     return np.where(sends > 1e-9, rate, np.nan), sends
 
 
-def _circular_mean(cos: np.ndarray, sin: np.ndarray, n: np.ndarray, period: float):
+def _circular_mean(
+    cos: np.ndarray, sin: np.ndarray, n: np.ndarray, period: float | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         angle = np.mod(np.arctan2(sin, cos), 2 * np.pi)
         strength = np.sqrt(cos**2 + sin**2) / n
@@ -284,11 +290,13 @@ def customer_columns(
     email_sent, sms_sent = at("email_sent"), at("sms_sent")
     last_failure = at("last_failure_s")
     last_retry, last_customer = at("last_by_retry_s"), at("last_by_customer_s")
-    pay_dom, pay_dom_r = _circular_mean(
-        at("pay_dom_cos"), at("pay_dom_sin"), payments, MEAN_MONTH_DAYS
+    # the payday of the month, of the week and the active hour: one call, a row each
+    rows = [index.rows[name] for name in ("payment", "payment", "activity")]
+    rows += [index.rows[f"{angle}_{part}"] for part in ("cos", "sin") for angle in CIRCLES]
+    counts, cos, sin = sums[rows].reshape(3, len(CIRCLES), len(now))
+    (pay_dom, pay_wd, act_hour), (pay_dom_r, pay_wd_r, act_r) = _circular_mean(
+        cos, sin, counts, CIRCLE_PERIODS
     )
-    pay_wd, pay_wd_r = _circular_mean(at("pay_wd_cos"), at("pay_wd_sin"), payments, 7.0)
-    act_hour, act_r = _circular_mean(at("act_hour_cos"), at("act_hour_sin"), activity, 24.0)
     signup = _ns_to_seconds(signup_ns).astype(float)
     signup[signup == float(np.iinfo(np.int64).min)] = np.nan
     start = index.history_start
