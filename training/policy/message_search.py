@@ -127,6 +127,13 @@ class _Context:
         if self.fast:
             self.matrix = as_event_matrix(features)
             self.rows = self.matrix.positions(self.ids)
+            # each event's click rate by channel code (a row per channel), read per round
+            self.click_rate = np.array(
+                [
+                    self.matrix.channel_click_rate(self.rows, np.full(len(self.rows), c))
+                    for c in CHANNELS
+                ]
+            )
             owner = _positions(self.ids, column_array(past, "event_id"))
             keep = owner >= 0
             hours = to_ns(column_values(past, "t"))[keep] / HOUR_NS
@@ -159,9 +166,7 @@ class _Context:
             **self.matrix.time_columns(rows, candidates.ns),
             "template": Labels(candidates.template, self.templates),
             "channel": Labels(candidates.channel, CHANNELS),
-            "channel_click_rate": self.matrix.channel_click_rate(
-                rows, CHANNELS[candidates.channel]
-            ),
+            "channel_click_rate": self.click_rate[candidates.channel, candidates.pos],
         }
         model = self.scorer.models.message
         return self.scorer.predict(model, self.matrix, rows, columns)
