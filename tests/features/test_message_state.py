@@ -9,7 +9,7 @@ import pytest
 
 from training.config.retry_limits import RetryLimits
 from training.core.localtime import HOUR_NS
-from training.features.dunning_state import message_state, state_of_rows
+from training.features.dunning_state import PastAttempts, message_state, state_of_rows
 
 UPDATE = RetryLimits().update_requests
 TEMPLATES = np.array([UPDATE.templates[0], "friendly", "firm", "final", "offer"], dtype=object)
@@ -20,7 +20,9 @@ def _sorted(event: np.ndarray, ns: np.ndarray) -> np.ndarray:
     return np.lexsort((ns, event))
 
 
-def _case(seed: int, messages: int):
+def _case(seed: int, messages: int, after_attempts: bool = False):
+    """Candidates anywhere around the attempts, or (``after_attempts``: the search's
+    case) at or after every attempt of their event (ties with the latest)."""
     rng = np.random.default_rng(seed)
     n_events, n = 6, 80
     base = 1_700_000_000 * 10**9
@@ -42,6 +44,10 @@ def _case(seed: int, messages: int):
     msg_event, msg_ns, msg_template = msg_event[order], msg_ns[order], msg_template[order]
     event = rng.integers(0, n_events, n)
     ns = start[event] + rng.integers(0, 120, n) * HOUR_NS  # ties with attempts and messages
+    if after_attempts:
+        latest = np.zeros(n_events, dtype=np.int64)
+        np.maximum.at(latest, att_event, att_ns)
+        ns = np.maximum(ns, latest[event])
     template = rng.integers(0, len(TEMPLATES), n)
     return (
         start,
@@ -79,15 +85,19 @@ def _reference(start, attempts, messages, event, ns, template) -> dict[str, np.n
     return {name: values[back] for name, values in state.items()}
 
 
+@pytest.mark.parametrize("after_attempts", [False, True])
 @pytest.mark.parametrize("messages", [0, 1, 3, 12])
 @pytest.mark.parametrize("seed", range(4))
-def test_message_state_equals_each_candidates_timeline(seed, messages):
-    start, attempts, chosen, event, ns, template = _case(seed, messages)
+def test_message_state_equals_each_candidates_timeline(seed, messages, after_attempts):
+    start, attempts, chosen, event, ns, template = _case(seed, messages, after_attempts)
     att_event, att_ns, att_retry = attempts
     msg_event, msg_ns, msg_template = chosen
+    past = PastAttempts.of(att_event, att_ns / HOUR_NS, att_retry, len(start))
+    # the candidates' attempt columns gathered per event, or searched
+    assert (ns / HOUR_NS < past.latest[event]).any() != after_attempts
     got = message_state(
         event, ns / HOUR_NS, template, start / HOUR_NS,
-        att_event, att_ns / HOUR_NS, att_retry,
+        past,
         msg_event, msg_ns / HOUR_NS, msg_template,
         np.isin(TEMPLATES[msg_template], UPDATE.templates), UPDATE.plausible_after_hours,
     )  # fmt: skip

@@ -275,6 +275,26 @@ def test_positions_equal_pandas_indexer():
     assert len(_positions(np.array(["a"], dtype=object), values[:0])) == 0
 
 
+def test_one_event_best_candidate_equals_the_sorted_pick():
+    """A lone request's best message candidate by ``argmax`` is the row the sort picks:
+    the first of tied maxima, and any row but a NaN's."""
+    from training.policy.message_search import _best_per_event, _Candidates
+
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 7, 40):
+        zero = np.zeros(n, dtype=np.int64)
+        candidates = _Candidates.of(zero, np.arange(n), zero, zero)
+        for p in (
+            rng.random(n),
+            np.round(rng.random(n), 1),  # ties
+            np.where(rng.random(n) < 0.3, np.nan, rng.random(n)),
+            np.full(n, np.nan),
+        ):
+            sorted_pick = _best_per_event(candidates, p, one_event=False)
+            np.testing.assert_array_equal(_best_per_event(candidates, p, True), sorted_pick)
+            assert len(sorted_pick) == 1
+
+
 def test_one_call_rounds_equal_two_call_rounds(case, monkeypatch):
     """A round scored in one model call (every pair at every time, a lone request's path)
     plans what the two calls plan, to the bit, with half the message-model calls."""

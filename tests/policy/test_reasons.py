@@ -75,3 +75,16 @@ def test_an_event_without_features_is_an_error():
     inputs["features"] = inputs["features"].drop(index="a")
     with pytest.raises(KeyError, match="'a'"):
         model_reasons(**inputs)
+
+
+def test_each_event_alone_gets_its_reasons_among_others():
+    """A lone request (one category's words, one sentence built) reads what it reads
+    among other events."""
+    inputs = _inputs()
+    together = model_reasons(**inputs)
+    for i, event_id in enumerate(IDS):
+        alone = dict(inputs)
+        alone["events"] = inputs["events"].iloc[[i]]
+        alone["decisions"] = inputs["decisions"].iloc[[i]].reset_index(drop=True)
+        alone["expected"], alone["baseline"] = inputs["expected"][[i]], inputs["baseline"][[i]]
+        assert model_reasons(**alone) == [together[i]], event_id

@@ -9,7 +9,7 @@ A customer without history gets NaN (LightGBM's missing value) and zero counts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +58,12 @@ sent to them and of their clicks, as of the decision: enough to read the kernel-
 response rate near any candidate hour (:func:`hour_response`) without the events. Carried
 along with the customer features, not model inputs themselves."""
 CUSTOMER_CONTEXT = ("cust_clicks", *HOUR_PROFILE_COLUMNS)
+CIRCLES = ("pay_dom", "pay_wd", "act_hour")
+"""The circular running sums (cosine and sine of an angle): the payday of the month, of
+the week, the active hour; their periods, as a column (one row of sums each):"""
+CIRCLE_PERIODS = np.array([[MEAN_MONTH_DAYS], [7.0], [24.0]])
+LATEST_COLUMNS = ("last_failure_s", "last_by_retry_s", "last_by_customer_s")
+"""Running maxima of :func:`running_sums`: the latest such event's epoch seconds (-1: none)."""
 """Customer columns that feed features of the candidate rows but are no inputs."""
 
 
@@ -98,9 +104,9 @@ def running_sums(log: pd.DataFrame) -> pd.DataFrame:
     values["last_by_retry_s"] = np.where(log["recovery_by_retry"] == 1, seconds, -1)
     values["last_by_customer_s"] = np.where(log["recovery_by_customer"] == 1, seconds, -1)
     groups = log["customer_id"].to_numpy()
-    sums = values.drop(columns=["last_failure_s", "last_by_retry_s", "last_by_customer_s"])
+    sums = values.drop(columns=list(LATEST_COLUMNS))
     out = sums.groupby(groups, sort=False).cumsum()
-    maxima = values[["last_failure_s", "last_by_retry_s", "last_by_customer_s"]]
+    maxima = values[list(LATEST_COLUMNS)]
     out = out.join(maxima.groupby(groups, sort=False).cummax())
     return out
 
@@ -116,18 +122,14 @@ def _lookup(
     return np.where(valid, idx, -1)
 
 
-def _reader(sums: dict[str, np.ndarray], idx: np.ndarray) -> Callable[..., np.ndarray]:
-    """``read(column, empty)``: each row's running sum at log row ``idx`` (``empty`` where
-    ``idx`` is -1); the hit mask and safe positions are worked out once for all columns."""
-    hit, safe = idx >= 0, np.maximum(idx, 0)
-
-    def read(column: str, empty: float = 0.0) -> np.ndarray:
-        values = sums[column]
-        if len(values) == 0:
-            return np.full(len(idx), empty)
-        return np.where(hit, values[safe], empty)
-
-    return read
+def _reader(index: CustomerIndex, idx: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
+    """The running sums (``rows`` of ``index.sums``) at log row ``idx`` of each decision,
+    a column's empty value (``index.empty``) where ``idx`` is -1: every column in one
+    gather, a row each (a decision reads some thirty)."""
+    block, empty = index.sums[rows], index.empty[rows, None]
+    if block.shape[1] == 0:
+        return np.repeat(empty, len(idx), axis=1)
+    return np.where(idx >= 0, block.take(np.maximum(idx, 0), axis=1), empty)
 
 
 HOUR_KERNEL = {0: 1.5, 1: 2.0, 2: 0.5}
@@ -166,7 +168,9 @@ def hour_response(
     return np.where(sends > 1e-9, rate, np.nan), sends
 
 
-def _circular_mean(cos: np.ndarray, sin: np.ndarray, n: np.ndarray, period: float):
+def _circular_mean(
+    cos: np.ndarray, sin: np.ndarray, n: np.ndarray, period: float | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         angle = np.mod(np.arctan2(sin, cos), 2 * np.pi)
         strength = np.sqrt(cos**2 + sin**2) / n
@@ -185,8 +189,14 @@ class CustomerIndex:
     customers: pd.Index
     log_codes: np.ndarray
     log_keys: np.ndarray
-    sums: dict[str, np.ndarray]
+    sums: np.ndarray  # (columns, log rows): a row per running sum, named in ``rows``
+    rows: dict[str, int]
+    empty: np.ndarray  # per row: its value before the customer's first log row
     history_start: float
+
+    def at(self, values: np.ndarray, column: str) -> np.ndarray:
+        """Column ``column`` of :func:`_reader`'s ``values`` (a view)."""
+        return values[self.rows[column]]
 
     @classmethod
     def build(cls, log: pd.DataFrame, history_start: pd.Timestamp | None = None) -> CustomerIndex:
@@ -198,11 +208,14 @@ class CustomerIndex:
             float(_seconds(pd.Series([history_start]))[0]) if history_start is not None else np.nan
         )
         sums = running_sums(log)
+        names = list(sums.columns)
         return cls(
             customers,
             log_codes,
             log_codes * SPAN + _seconds(log["at"]),
-            {c: sums[c].to_numpy(dtype=float) for c in sums.columns},
+            np.ascontiguousarray(sums.to_numpy(dtype=float).T),
+            {name: row for row, name in enumerate(names)},
+            np.array([-1.0 if name in LATEST_COLUMNS else 0.0 for name in names]),
             start,
         )
 
@@ -257,14 +270,17 @@ def customer_columns(
     ``as_of_ns`` and ``signup_ns`` are UTC int64 nanoseconds (NaT allowed for signup);
     the numpy core of :func:`customer_features`, for callers that build one frame.
     """
-    sums = index.sums
     codes = _customer_codes(index.customers, customer_ids)
     as_of = _ns_to_seconds(as_of_ns)
     known = codes >= 0
     now = np.where(known, _lookup(index.log_codes, index.log_keys, codes, as_of), -1)
     year_ago = np.where(known, _lookup(index.log_codes, index.log_keys, codes, as_of - YEAR_S), -1)
+    failure_row = slice(index.rows["failure"], index.rows["failure"] + 1)
 
-    at = _reader(sums, now)  # some twenty running sums as of the decision
+    sums = _reader(index, now)  # some thirty running sums as of the decision
+
+    def at(column: str) -> np.ndarray:
+        return index.at(sums, column)
 
     failures = at("failure")
     recoveries = at("recovery")
@@ -272,13 +288,15 @@ def customer_columns(
     payments = at("payment")
     activity = at("activity")
     email_sent, sms_sent = at("email_sent"), at("sms_sent")
-    last_failure = at("last_failure_s", -1)
-    last_retry, last_customer = at("last_by_retry_s", -1), at("last_by_customer_s", -1)
-    pay_dom, pay_dom_r = _circular_mean(
-        at("pay_dom_cos"), at("pay_dom_sin"), payments, MEAN_MONTH_DAYS
+    last_failure = at("last_failure_s")
+    last_retry, last_customer = at("last_by_retry_s"), at("last_by_customer_s")
+    # the payday of the month, of the week and the active hour: one call, a row each
+    rows = [index.rows[name] for name in ("payment", "payment", "activity")]
+    rows += [index.rows[f"{angle}_{part}"] for part in ("cos", "sin") for angle in CIRCLES]
+    counts, cos, sin = sums[rows].reshape(3, len(CIRCLES), len(now))
+    (pay_dom, pay_wd, act_hour), (pay_dom_r, pay_wd_r, act_r) = _circular_mean(
+        cos, sin, counts, CIRCLE_PERIODS
     )
-    pay_wd, pay_wd_r = _circular_mean(at("pay_wd_cos"), at("pay_wd_sin"), payments, 7.0)
-    act_hour, act_r = _circular_mean(at("act_hour_cos"), at("act_hour_sin"), activity, 24.0)
     signup = _ns_to_seconds(signup_ns).astype(float)
     signup[signup == float(np.iinfo(np.int64).min)] = np.nan
     start = index.history_start
@@ -291,7 +309,7 @@ def customer_columns(
             "cust_observed_days": observed_days,
             "cust_failures_per_year": failures / np.maximum(observed_days, 30.0) * 365.0,
             "cust_failures_total": failures,
-            "cust_failures_12m": failures - _reader(sums, year_ago)("failure"),
+            "cust_failures_12m": failures - _reader(index, year_ago, failure_row)[0],
             "cust_days_since_last_failure": np.where(
                 last_failure >= 0, (as_of - last_failure) / 86400.0, np.nan
             ),

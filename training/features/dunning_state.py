@@ -321,14 +321,33 @@ def grid_state(
     }
 
 
+class PastAttempts(NamedTuple):
+    """The attempts already made (event position, hours, retry or the original), sorted
+    by event and time, and per event the latest one's hours (NaN: none) and the retries
+    among them: made once per search, for every round's candidates."""
+
+    event: np.ndarray
+    hours: np.ndarray
+    is_retry: np.ndarray
+    latest: np.ndarray
+    retries: np.ndarray
+
+    @classmethod
+    def of(
+        cls, event: np.ndarray, hours: np.ndarray, is_retry: np.ndarray, events: int
+    ) -> PastAttempts:
+        latest = np.full(events, np.nan)
+        np.fmax.at(latest, event, hours)
+        retries = np.bincount(event[is_retry], minlength=events).astype(float)
+        return cls(event, hours, is_retry, latest, retries)
+
+
 def message_state(
     event: np.ndarray,
     hours: np.ndarray,
     template: np.ndarray,
     start: np.ndarray,
-    attempt_event: np.ndarray,
-    attempt_hours: np.ndarray,
-    attempt_is_retry: np.ndarray,
+    attempts: PastAttempts,
     message_event: np.ndarray,
     message_hours: np.ndarray,
     message_template: np.ndarray,
@@ -344,27 +363,25 @@ def message_state(
     * per candidate: ``event`` (position), ``hours``, ``template`` (integer codes,
       as ``message_template``'s);
     * per event: ``start`` (the original charge);
-    * attempts made (``attempt_*``) and messages chosen (``message_*``; which ask for an
-      update: ``message_is_update``), each sorted by event and time. An attempt at the
-      candidate's very time counts as before it (the timeline orders attempts before
+    * attempts made (:class:`PastAttempts`) and messages chosen (``message_*``; which ask
+      for an update: ``message_is_update``), each sorted by event and time. An attempt at
+      the candidate's very time counts as before it (the timeline orders attempts before
       messages); a chosen message at that time does not.
 
-    One search of the attempts and one of the messages: the retries, the update
-    requests and the messages of each template among the earlier ones are read from
-    running counts (exact integers, no wider search keys).
+    A search's candidates come at or after every attempt of their event (the failed
+    charge is the latest): their attempt columns are then the event's own, gathered;
+    else one search of the attempts. One search of the messages: the update requests and
+    the messages of each template among the earlier ones are read from running counts
+    (exact integers, no wider search keys).
     """
-    queries = _Queries.of(event, hours)  # the same for both searches
-    first, position = _search(attempt_event, attempt_hours, queries, side="right")
-    last_att = (
-        np.where(position > first, attempt_hours[position - 1], np.nan)
-        if len(attempt_hours)
-        else np.full(len(hours), np.nan)
-    )
-    retries = np.zeros(len(attempt_is_retry) + 1, dtype=np.int64)  # retries before each row
-    np.cumsum(attempt_is_retry, out=retries[1:])
+    latest = attempts.latest[event]
+    if (hours < latest).any():  # an attempt after some candidate: search
+        retries_before, last_att = _attempts_before(event, hours, attempts)
+    else:
+        retries_before, last_att = attempts.retries[event], latest
     state = {
         "hours_since_failure": hours - start[event],
-        "retries_before": (retries[position] - retries[first]).astype(float),
+        "retries_before": retries_before,
         "hours_since_last_attempt": hours - last_att,
     }
     if len(message_hours) == 0:  # no message chosen yet (a search's first round)
@@ -377,7 +394,7 @@ def message_state(
             "same_template_before": zero,
             "card_update_likely": zero,
         }
-    first, position = _search(message_event, message_hours, queries)
+    first, position = _search(message_event, message_hours, _Queries.of(event, hours))
     n_msg = position - first
     # per message row: the updates up to it, the latest of them (-1: none yet) and the
     # messages of each template code up to it (one row per code)
@@ -405,3 +422,19 @@ def message_state(
         "same_template_before": same.astype(float),
         "card_update_likely": (hours - first_upd[event] >= plausible_after_hours).astype(float),
     }
+
+
+def _attempts_before(
+    event: np.ndarray, hours: np.ndarray, attempts: PastAttempts
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate: the retries among its event's attempts at or before it (float) and
+    the latest of those attempts' hours (NaN: none)."""
+    first, position = _search(attempts.event, attempts.hours, _Queries.of(event, hours), "right")
+    last_att = (
+        np.where(position > first, attempts.hours[position - 1], np.nan)
+        if len(attempts.hours)
+        else np.full(len(hours), np.nan)
+    )
+    retries = np.zeros(len(attempts.is_retry) + 1, dtype=np.int64)  # retries before each row
+    np.cumsum(attempts.is_retry, out=retries[1:])
+    return (retries[position] - retries[first]).astype(float), last_att

@@ -132,6 +132,27 @@ def _at_same_clock(
     return local_to_utc_ns(ev.local_failed[pos] + shift, ev.zones(pos))
 
 
+def _same_clock_slots(ev: _Events, *days: tuple[float, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per tuple of ``days``: every (event position, the failure moved by each of the
+    days keeping the local wall-clock time), events outer, as :func:`_at_same_clock`
+    gives them; every tuple's times converted to UTC in one call (the conversion is
+    element-wise: the same instants)."""
+    every = np.arange(ev.n)
+    slots = [_slots(every, d)[:2] for d in days]
+    pos = np.concatenate([p for p, _ in slots])
+    if len(pos) == 0:
+        return [(p, np.empty(0, dtype="int64")) for p, _ in slots]
+    shift = np.concatenate(
+        [_day_shifts(tuple(d))[s] for (_, s), d in zip(slots, days, strict=True)]
+    )
+    at = local_to_utc_ns(ev.local_failed[pos] + shift, ev.zones(pos))
+    out, start = [], 0
+    for p, _ in slots:
+        out.append((p, at[start : start + len(p)]))
+        start += len(p)
+    return out
+
+
 @lru_cache(maxsize=256)
 def _day_shifts(days: tuple[float, ...]) -> np.ndarray:
     """Nanoseconds of each number of days (the configured slots: converted once)."""
@@ -349,24 +370,24 @@ def fixed_schedule_columns(
     config = config or BaselineConfig()
     ev = _Events(events)
     decisions = _decisions(rules, ev, previous_attempts, decisions)
-    every = np.arange(ev.n)
-    pos, slot, _ = _slots(every, config.fixed_message_days)
+    (pos, send_at), (retry_pos, retry_at) = _same_clock_slots(
+        ev, config.fixed_message_days, config.fixed_retry_days
+    )
     messages = _fit_messages(
         ev,
         quiet_hours,
         pos,
-        _at_same_clock(ev, pos, slot, config.fixed_message_days),
+        send_at,
         np.full(len(pos), config.fixed_message_channel, dtype=object),
         np.full(len(pos), config.fixed_message_template, dtype=object),
     )
-    pos, slot, _ = _slots(every, config.fixed_retry_days)
     retry_pos, retry_at = _clip_retries(
         ev,
         decisions,
         rules,
-        pos,
-        _at_same_clock(ev, pos, slot, config.fixed_retry_days),
-        np.ones(len(pos), dtype=bool),
+        retry_pos,
+        retry_at,
+        np.ones(len(retry_pos), dtype=bool),
         _update_plausible(ev, messages, rules),
     )
     return _schedule_columns(ev, retry_pos, retry_at, messages)

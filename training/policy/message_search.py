@@ -13,6 +13,8 @@ the oracle) gets each candidate as a timeline. Both see the same candidates.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -21,7 +23,7 @@ from training.config.retry_limits import UpdateRequests
 from training.core.arrays import best_per_group, group_counter
 from training.core.columnar import Table, column_array, column_values
 from training.core.localtime import HOUR_NS, to_ns
-from training.features.dunning_state import is_update_request, message_state
+from training.features.dunning_state import PastAttempts, is_update_request, message_state
 from training.models.matrix import Labels, as_event_matrix
 from training.policy.message_slots import SlotTable
 from training.policy.schedule_rows import MessageRows
@@ -85,8 +87,14 @@ def _empty() -> _Candidates:
     return _Candidates(np.zeros((4, 0), dtype=np.int64))
 
 
-def _best_per_event(candidates: _Candidates, p: np.ndarray) -> np.ndarray:
-    """Row of the most likely candidate per event (ties: the earlier row), by event."""
+def _best_per_event(candidates: _Candidates, p: np.ndarray, one_event: bool) -> np.ndarray:
+    """Row of the most likely candidate per event (ties: the earlier row), by event;
+    ``one_event``: the candidates are one event's (a lone request), whose row is the
+    first maximum (``argmax``; sorted as any other, should a probability be NaN)."""
+    if one_event and len(p):
+        best = int(p.argmax())
+        if not math.isnan(p[best]):
+            return np.array([best])
     return best_per_group(np.lexsort((-p, candidates.pos)), candidates.pos)
 
 
@@ -109,6 +117,7 @@ class _Context:
         self.features = features
         self.past = past
         self.ids = column_array(events, "event_id")
+        self.one_event = len(self.ids) == 1
         tz = column_array(events, "timezone", object)
         tz = np.where(pd.isna(tz), "UTC", tz)
         same = len(tz) > 0 and isinstance(tz[0], str) and (tz == tz[0]).all()
@@ -118,16 +127,24 @@ class _Context:
         if self.fast:
             self.matrix = as_event_matrix(features)
             self.rows = self.matrix.positions(self.ids)
+            # each event's click rate by channel code (a row per channel), read per round
+            self.click_rate = np.array(
+                [
+                    self.matrix.channel_click_rate(self.rows, np.full(len(self.rows), c))
+                    for c in CHANNELS
+                ]
+            )
             owner = _positions(self.ids, column_array(past, "event_id"))
             keep = owner >= 0
             hours = to_ns(column_values(past, "t"))[keep] / HOUR_NS
             kind = column_array(past, "kind")[keep]
             order = np.lexsort((hours, owner[keep]))
-            self.att_pos, self.att_hours = owner[keep][order], hours[order]
-            self.att_retry = (kind != "original")[order]
+            att_pos, att_hours = owner[keep][order], hours[order]
+            att_retry = (kind != "original")[order]
+            self.attempts = PastAttempts.of(att_pos, att_hours, att_retry, len(self.ids))
             self.start = np.full(len(self.ids), np.nan)
-            original = ~self.att_retry
-            np.fmin.at(self.start, self.att_pos[original], self.att_hours[original])
+            original = ~att_retry
+            np.fmin.at(self.start, att_pos[original], att_hours[original])
 
     def probabilities(self, candidates: _Candidates, chosen: _Candidates) -> np.ndarray:
         """Response probability of each candidate, after the messages ``chosen`` so far."""
@@ -139,8 +156,7 @@ class _Context:
         chosen = chosen.take(order)
         hours = candidates.ns / HOUR_NS
         state = message_state(
-            candidates.pos, hours, candidates.template, self.start,
-            self.att_pos, self.att_hours, self.att_retry,
+            candidates.pos, hours, candidates.template, self.start, self.attempts,
             chosen.pos, chosen.ns / HOUR_NS, chosen.template, self.asks_update[chosen.template],
             self.update.plausible_after_hours,
         )  # fmt: skip
@@ -150,9 +166,7 @@ class _Context:
             **self.matrix.time_columns(rows, candidates.ns),
             "template": Labels(candidates.template, self.templates),
             "channel": Labels(candidates.channel, CHANNELS),
-            "channel_click_rate": self.matrix.channel_click_rate(
-                rows, CHANNELS[candidates.channel]
-            ),
+            "channel_click_rate": self.click_rate[candidates.channel, candidates.pos],
         }
         model = self.scorer.models.message
         return self.scorer.predict(model, self.matrix, rows, columns)
@@ -240,7 +254,7 @@ def plan_messages(
         if len(combos) == 0:
             break
         slots, p = _round(context, table, combos, chosen, ref, ref_day, window_end)
-        pick = _best_per_event(slots, p)
+        pick = _best_per_event(slots, p, context.one_event)
         pick = pick[p[pick] >= config.min_message_gain]
         if len(pick) == 0:
             break
@@ -304,7 +318,7 @@ def _round(
         if int(per_combo.sum()) - later <= MERGE_EXTRA_ROWS:
             return _merged_round(context, combos, chosen, events, at, counts, per_combo)
     p_combos = context.probabilities(combos, chosen)
-    best = _best_per_event(combos, p_combos)
+    best = _best_per_event(combos, p_combos, context.one_event)
     pairs = combos.take(best)
     slots = pairs.take(owner)
     slots.block[1] = at
@@ -332,7 +346,7 @@ def _merged_round(
     scored = combos.take(rows)
     scored.block[1, k:] = at[times]
     p = context.probabilities(scored, chosen)
-    best = _best_per_event(combos, p[:k])
+    best = _best_per_event(combos, p[:k], context.one_event)
     starts = k + np.cumsum(per_combo) - per_combo  # each pair's later times in ``scored``
     rows = np.concatenate(
         [best, np.repeat(starts[best], per_combo[best]) + group_counter(per_combo[best])]

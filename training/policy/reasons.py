@@ -17,7 +17,10 @@ from training.policy.schedule_rows import MessageRows, RetryRows
 
 
 def _words(values: np.ndarray) -> np.ndarray:
-    """``str(value)`` with underscores as spaces (each distinct value converted once)."""
+    """``str(value)`` with underscores as spaces (each distinct value converted once;
+    one value, a lone request's, without the sort)."""
+    if len(values) == 1:
+        return np.array([str(values[0]).replace("_", " ")], dtype=object)
     distinct, inverse = np.unique(np.asarray(values, dtype=object).astype(str), return_inverse=True)
     return np.array([v.replace("_", " ") for v in distinct], dtype=object)[inverse.ravel()]
 
@@ -42,6 +45,8 @@ def _first_per_event(ids: np.ndarray, event_ids: np.ndarray, vals: np.ndarray) -
     pos = _positions(ids, event_ids)
     keep = (pos >= 0) & ~pd.isna(vals)
     pos, vals = pos[keep], vals[keep]
+    if len(ids) == 1:  # one event (a lone request): its first kept value
+        return np.array([vals[0] if len(vals) else ""], dtype=object)
     out = np.full(len(ids), "", dtype=object)
     events, first = np.unique(pos, return_index=True)
     out[events] = vals[first]
@@ -84,29 +89,38 @@ def model_reasons(
         ids, _column(messages, "event_id"), _column(messages, "template")
     )
     payday = _feature(features, ids, "cust_pay_day_of_month")
-    funds = np.isin(categories, ["insufficient_funds", "limit_exceeded"])
+    funds = (categories == "insufficient_funds") | (categories == "limit_exceeded")
     retryable = column_array(decisions, "retryable")
     needs_update = column_array(decisions, "needs_update_first", bool)
-    timing = np.select(
-        [
-            retryable == "no",
-            needs_update & (n_retries > 0),
-            needs_update,
-            funds & (n_retries > 0) & ~np.isnan(payday),
-            (n_retries > 0),
-        ],
-        [
-            category + ": never retried (" + _words(column_array(decisions, "rule")) + ")",
+    conditions = [
+        retryable == "no",
+        needs_update & (n_retries > 0),
+        needs_update,
+        funds & (n_retries > 0) & ~np.isnan(payday),
+        (n_retries > 0),
+    ]
+    texts = [
+        lambda: category + ": never retried (" + _words(column_array(decisions, "rule")) + ")",
+        lambda: (
             category
-            + ": asks the customer to update the payment method first; retries only once an update is plausible",
+            + ": asks the customer to update the payment method first; retries only once an update is plausible"
+        ),
+        lambda: (
             category
-            + ": asks the customer to update the payment method; no retry fits before the window ends",
+            + ": asks the customer to update the payment method; no retry fits before the window ends"
+        ),
+        lambda: (
             category
             + ": retries placed after the customer's usual payday (around day "
             + np.round(np.nan_to_num(payday)).astype(int).astype(str).astype(object)
-            + " of the month)",
-            category + ": retries placed at the times with the best expected success",
-        ],
+            + " of the month)"
+        ),
+        lambda: category + ": retries placed at the times with the best expected success",
+    ]
+    # each sentence built only where some event may read it (a lone request reads one)
+    timing = np.select(
+        conditions,
+        [text() if met.any() else "" for met, text in zip(conditions, texts, strict=True)],
         default=category + ": no retry allowed within the constraints; messages only",
     )
     message_text = np.where(
