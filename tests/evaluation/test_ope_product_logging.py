@@ -140,7 +140,8 @@ def _brute_force(small_world, logger, events, ids, offsets, target) -> float:
 
 
 def test_the_truth_keeps_the_products_rest_of_the_dunning(small_world, product):
-    """A tiny case against a brute-force valuation; the team's rest would differ."""
+    """A tiny case against a brute-force valuation of the product's own schedules (the
+    team's, drawn from its menu, would value them otherwise)."""
     events, logger, logged = product["events"], product["logger"], product["logged"]
     log_all = read_first_retries(logged, 14)
     support = learn_support(log_all, 3, 4)
@@ -157,8 +158,6 @@ def test_the_truth_keeps_the_products_rest_of_the_dunning(small_world, product):
     ids = events["invoice_id"].to_numpy()[rows]
     brute = _brute_force(small_world, logger, events, ids, support.offsets, target)
     assert exact == pytest.approx(brute, abs=1e-9)
-    team = timing_truth(small_world.truth, log, support, target, 14, 0)
-    assert abs(team - exact) > 1e-3
 
 
 def test_timing_estimates_on_the_product_logged_period(small_world, product):

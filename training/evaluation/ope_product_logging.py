@@ -128,9 +128,10 @@ class ProductRest:
         self.retry_at = plan.retries.at
         n = len(events)
         self.count = np.bincount(self.retry_event, minlength=n)
-        self.first_row = np.concatenate([[0], np.cumsum(self.count)[:-1]])
         first = group_first(self.retry_event)
         last = np.r_[first[1:], True] if len(first) else first
+        self.first_row = np.zeros(n, dtype=np.int64)  # each event's first row
+        self.first_row[self.retry_event[first]] = np.flatnonzero(first)
         self.first_at = np.zeros(n, dtype=np.int64)
         self.last_at = np.zeros(n, dtype=np.int64)
         self.first_at[self.retry_event[first]] = self.retry_at[first]
