@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from training.config.params import EvaluateParams, Params
-from training.core.localtime import HOUR_NS
+from training.core.localtime import HOUR_NS, to_ns
 from training.core.randomness import process_rng, seeded_process_rng
 from training.evaluation.ope_first_retry import (
     learn_support,
@@ -47,7 +47,9 @@ def product(small_world: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[
     target.config = target.config.model_copy(update={"exploration_rate": 0.2})
     logger = exploring_decider(target, 0.5)
     folder = tmp_path_factory.mktemp("product") / "history"
-    logged = product_logged_history(logger, small_world.history, events, small_world.truth, 4, folder)
+    logged = product_logged_history(
+        logger, small_world.history, events, small_world.truth, 4, folder
+    )
     with seeded_process_rng(4):
         retries, _ = planned_rows(events, logger)
     return {"events": events, "logger": logger, "logged": logged, "planned": retries}
@@ -171,11 +173,12 @@ def test_timing_estimates_on_the_product_logged_period(small_world, product):
         logged,
         events,
         14,
-        EvaluateParams(bootstrap=100),
+        EvaluateParams(bootstrap=100, timing_min_offset_support=2),
         ("logged", "estimated"),
         small_world.truth,
         rest,
     )
+    assert out["logged"]["support_offsets"] >= 4, out["logged"]
     assert out["logged"]["truth"] == out["estimated"]["truth"]
     assert 0 < out["estimated"]["truth"] < 1
     for block in out.values():
@@ -195,7 +198,7 @@ def test_shifted_offsets_move_every_retry(product):
     got, _ = rest(ids[planned][shifted], moved[shifted], keys[shifted])
     base, _ = rest(ids[planned][shifted], np.round(hours[planned])[shifted], keys[shifted])
     assert len(got) == len(base) > 0
-    gap = (got["t"].to_numpy() - base["t"].to_numpy()).astype(np.int64)
+    gap = to_ns(got["t"]) - to_ns(base["t"])
     assert (gap == 6 * HOUR_NS).all()
 
 
