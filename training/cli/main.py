@@ -350,6 +350,21 @@ def ope_coverage(
             " from the same histories and models (logged, estimated)"
         ),
     ] = "logged,estimated",
+    logging_by: Annotated[
+        str,
+        typer.Option(
+            "--logging",
+            help="whose history the estimates read: team (the world's simulated team) or"
+            " product (a later period the trained decider dunned, exploring)",
+        ),
+    ] = "team",
+    day_rates: Annotated[
+        str,
+        typer.Option(
+            help="with --logging product: comma-separated rates of the first-retry-day"
+            " exploration, one product-logged period each"
+        ),
+    ] = "0.05",
     params: ParamsOption = None,
 ) -> None:
     """How often the off-policy intervals cover the truth, over worlds and seeds."""
@@ -360,7 +375,7 @@ def ope_coverage(
     from json import dumps as json_dumps
 
     from training.config.params import load_params
-    from training.evaluation.ope_coverage import coverage_markdown, run_ope_coverage
+    from training.evaluation.ope_coverage import Logging, coverage_markdown, run_ope_coverage
     from training.evaluation.ope_first_retry import Propensity
 
     names = _zoo_worlds(worlds)
@@ -376,6 +391,20 @@ def ope_coverage(
             f"expected some of logged, estimated: {timing_propensity!r}",
             param_hint="'--timing-propensity'",
         )
+    if logging_by not in ("team", "product"):
+        raise typer.BadParameter(
+            f"expected team or product: {logging_by!r}", param_hint="'--logging'"
+        )
+    try:
+        rates = [float(r) for r in day_rates.split(",") if r.strip()]
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"day rates must be numbers: {day_rates!r}", param_hint="'--day-rates'"
+        ) from exc
+    if not rates or any(not 0 <= r < 1 for r in rates):
+        raise typer.BadParameter(
+            f"day rates must be in [0, 1): {day_rates!r}", param_hint="'--day-rates'"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     rows, summary = run_ope_coverage(
         names,
@@ -384,6 +413,8 @@ def ope_coverage(
         load_params(params),
         out,
         cast(list[Propensity], list(dict.fromkeys(weightings))),
+        cast(Logging, logging_by),
+        rates,
     )
     typer.echo(coverage_markdown(rows, summary))
     typer.echo(json_dumps(summary, indent=2))

@@ -11,6 +11,8 @@ one parent never share a stream (and never draw the same decision ids).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -28,3 +30,16 @@ os.register_at_fork(after_in_child=_reseed)
 def process_rng() -> np.random.Generator:
     """The process's generator, seeded from the operating system's entropy."""
     return _generator
+
+
+@contextmanager
+def seeded_process_rng(seed: int) -> Iterator[np.random.Generator]:
+    """The process's generator replaced by one seeded with ``seed`` for the block, for a
+    simulation that must replay the product's draws (the exploration's, in an evaluation);
+    the entropy-seeded one is put back after."""
+    global _generator
+    kept, _generator = _generator, np.random.default_rng(seed)
+    try:
+        yield _generator
+    finally:
+        _generator = kept

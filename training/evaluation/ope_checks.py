@@ -51,10 +51,12 @@ def block_checks(
 
 
 def check_key(row: dict[str, Any]) -> str:
-    """``estimand / estimator`` (``/ weighting`` when the row has one)."""
+    """``estimand / estimator`` (``/ weighting``, ``/ logging`` when the row has them)."""
     parts = [row["estimand"], row["estimator"]]
     if "weighting" in row:
         parts.append(row["weighting"])
+    if "logging" in row:
+        parts.append(row["logging"])
     return " / ".join(parts)
 
 

@@ -5,8 +5,8 @@ also the estimand's exact value and whether each interval holds it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,15 @@ from training.policy.decider import ModelDecider
 
 if TYPE_CHECKING:
     from training.simulator.truth import GroundTruth
+
+RestOfDunning: TypeAlias = Callable[
+    [np.ndarray, np.ndarray, np.ndarray], tuple[pd.DataFrame, pd.DataFrame]
+]
+"""The logging policy's whole schedule given the first retry: called with, per schedule,
+the invoice id, the first retry's offset (hours after the failure) and the schedule's
+key; returns its retries (``invoice_id``: the key, ``t``) and messages (``invoice_id``:
+the key, ``t``, ``channel``, ``template``). The team's (``truth.logging``) unless given:
+:mod:`training.evaluation.ope_product_logging` gives the product's."""
 
 ESTIMAND = (
     "recovery rate with the first retry timed by the learned policy (projected onto the "
@@ -79,9 +88,11 @@ def timing_estimates_by_weighting(
     settings: EvaluateParams,
     weightings: Sequence[Propensity],
     truth: GroundTruth | None = None,
+    rest: RestOfDunning | None = None,
 ) -> dict[str, dict[str, Any]]:
     """:func:`timing_estimates` once per weighting of the first retries, from the same
-    learned schedules, support, target and truth (computed once)."""
+    learned schedules, support, target and truth (computed once; ``rest``: the logging
+    policy's schedules given the first retry, when it is not the simulated team's)."""
     log_all = read_first_retries(history, window_days)
     support = learn_support(
         log_all, settings.timing_min_offset_support, settings.timing_parts_per_day
@@ -99,8 +110,8 @@ def timing_estimates_by_weighting(
     log = log_all.take(rows)
     target = target_distribution(hours[planned], support, settings.timing_smoothing)
     exact = None
-    if truth is not None and truth.logging is not None:
-        exact = timing_truth(truth, log, support, target, window_days, settings.seed)
+    if truth is not None and (rest is not None or truth.logging is not None):
+        exact = timing_truth(truth, log, support, target, window_days, settings.seed, rest)
     return {
         w: _weighted_estimates(log, support, target, hours[planned], w, settings, exact)
         for w in weightings
@@ -174,14 +185,12 @@ def timing_truth(
     target: np.ndarray,
     window_days: int,
     seed: int,
+    rest: RestOfDunning | None = None,
 ) -> float:
     """The estimand's exact value on a simulated history: for every unit and every
-    offset the target may pick, the team's schedule drawn given that first retry (the
-    world's logging policy), valued by the simulator's truth, weighted by the target."""
-    from training.simulator.logging_policy import schedules_given_first_retry
-
-    if truth.logging is None:
-        raise ValueError("this ground truth does not record the team's logging policy")
+    offset the target may pick, the logging policy's schedule given that first retry
+    (``rest``; by default the team's, drawn), valued by the simulator's truth, weighted by
+    the target."""
     unit, offset = np.nonzero(target > 0)
     keys = pd.DataFrame(
         {
@@ -189,21 +198,12 @@ def timing_truth(
             "invoice_id": log.invoice_id[unit],
         }
     )
-    latent = truth.invoices.set_index("invoice_id").loc[keys["invoice_id"]]
-    invoices = pd.DataFrame(
-        {"invoice_id": keys["key"].to_numpy(), "due_at": latent["due_at"].to_numpy()}
-    )
-    world = truth.world
-    retries, messages = schedules_given_first_retry(
-        invoices,
-        pd.Series(latent["timezone"].to_numpy()),
-        pd.Series(latent["sms_opt_in"].to_numpy()),
-        support.offsets[offset],
-        truth.logging,
-        window_days * 24.0,
-        (world.quiet_start_hour, world.quiet_end_hour),
-        np.random.default_rng(seed),
-    )
+    if rest is None:
+        retries, messages = _team_schedules(truth, keys, support.offsets[offset], window_days, seed)
+    else:
+        retries, messages = rest(
+            keys["invoice_id"].to_numpy(), support.offsets[offset], keys["key"].to_numpy()
+        )
     owner = keys.set_index("key")["invoice_id"]
     values = truth.recovery_probability(
         keys,
@@ -226,3 +226,29 @@ def timing_truth(
     ).to_numpy()
     per_unit = np.bincount(unit, weights=target[unit, offset] * values, minlength=len(target))
     return float(per_unit.mean())
+
+
+def _team_schedules(
+    truth: GroundTruth, keys: pd.DataFrame, offsets: np.ndarray, window_days: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The team's schedules (the world's logging policy) drawn given each key's first
+    retry (:data:`RestOfDunning`)."""
+    from training.simulator.logging_policy import schedules_given_first_retry
+
+    if truth.logging is None:
+        raise ValueError("this ground truth does not record the team's logging policy")
+    latent = truth.invoices.set_index("invoice_id").loc[keys["invoice_id"]]
+    invoices = pd.DataFrame(
+        {"invoice_id": keys["key"].to_numpy(), "due_at": latent["due_at"].to_numpy()}
+    )
+    world = truth.world
+    return schedules_given_first_retry(
+        invoices,
+        pd.Series(latent["timezone"].to_numpy()),
+        pd.Series(latent["sms_opt_in"].to_numpy()),
+        offsets,
+        truth.logging,
+        window_days * 24.0,
+        (world.quiet_start_hour, world.quiet_end_hour),
+        np.random.default_rng(seed),
+    )
