@@ -59,6 +59,15 @@ def test_a_logged_row_coincides_with_the_plan_on_kind_rank_template_and_window()
     assert coinciding(logged, chosen, windows).tolist() == [True, False, False, False, True, False]
 
 
+def test_by_default_a_logged_retry_coincides_with_the_plans_within_a_day():
+    # the plan's date, not its hour: 6 h left paydays' insufficient-funds level to its noise
+    settings = Params().train.chosen_level
+    windows = {"retry": settings.retry_window_hours, "message": settings.message_window_hours}
+    chosen = _rows(["a"], [50], ["retry"], [None], [1])
+    logged = _rows(["a", "a", "a"], [30, 70, 75], ["retry"] * 3, [None] * 3, [1, 1, 1])
+    assert coinciding(logged, chosen, windows).tolist() == [True, True, False]
+
+
 def test_the_fitted_level_recovers_a_known_log_odds_gap_and_is_thresholded_by_its_noise():
     rng = np.random.default_rng(3)
     offset = rng.normal(-1.5, 0.5, 20_000)

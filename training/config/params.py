@@ -204,9 +204,11 @@ class ChosenLevelParams(Section):
         "a soft-issuer message level raised an over-valued family, offline)",
     )
     retry_window_hours: float = Field(
-        6.0,
+        24.0,
         ge=0,
-        description="a logged retry coincides with a planned one of its rank within this",
+        description="a logged retry coincides with a planned one of its rank within this "
+        "(a day: the plan's date, about four times the rows of 6 h; on paydays at 20,000 "
+        "invoices insufficient funds 0.14 +- 0.22 on 180 rows at 6 h, 0.32 +- 0.11 on 710)",
     )
     message_window_hours: float = Field(
         3.0,
