@@ -13,6 +13,7 @@ import pytest
 
 from training.config.params import ModelParams
 from training.models.calendar_effect import (
+    CalendarSpec,
     calendar_cells,
     fit_calendar_cells,
     fit_calendar_effects,
@@ -134,7 +135,7 @@ def test_offsets_read_the_matrix_codes_and_add_nothing_where_unknown():
     assert np.array_equal(effect.matrix_offsets(matrix), offsets)
 
 
-def _model(boost: float, effects: tuple[list[str], str, str] | None):
+def _model(boost: float, effects: CalendarSpec | None):
     rng = np.random.default_rng(11)
     train, valid = _rows(rng, 30000, boost), _rows(rng, 8000, boost)
     params = ModelParams(num_boost_round=40, min_data_in_leaf=50, calibration_folds=1)
@@ -159,7 +160,7 @@ def test_the_served_model_follows_the_weekday_further_than_the_trees_alone():
     def ratio(model) -> float:
         return float(model.predict(on).mean() / model.predict(off).mean())
 
-    model = _model(0.9, (["local_weekday"], "retries_before", "family"))
+    model = _model(0.9, (["local_weekday"], "retries_before", "family", None))
     assert len(model.calendar_effects) == 1
     assert ratio(model) > 1.6  # truth: about exp(0.9) ~ 2.5 in odds
     # the trees fitted the rest: without its offsets the model is almost flat in the weekday
@@ -173,10 +174,20 @@ def test_calendar_effects_on_no_input_are_refused():
     assert _calendar_effects("retry", ModelParams(calendar_effects={})) is None
     assert _calendar_effects("message", ModelParams()) is None  # the default: retries only
     chosen = ModelParams(calendar_effects={"retry": ["local_weekday"]})
-    assert _calendar_effects("retry", chosen) == (["local_weekday"], "retries_before", "family")
+    assert _calendar_effects("retry", chosen) == (
+        ["local_weekday"],
+        "retries_before",
+        "family",
+        None,
+    )
     grouped = ModelParams(
         calendar_effects={"retry": ["local_weekday"]}, calendar_effect_groups="category"
     )
-    assert _calendar_effects("retry", grouped) == (["local_weekday"], "retries_before", "category")
+    assert _calendar_effects("retry", grouped) == (
+        ["local_weekday"],
+        "retries_before",
+        "category",
+        None,
+    )
     with pytest.raises(ValueError, match="no input"):
         _calendar_effects("retry", ModelParams(calendar_effects={"retry": ["template"]}))

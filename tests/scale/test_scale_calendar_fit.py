@@ -15,7 +15,7 @@ from training.scale.parts import DUE_AT, INVOICE, LABEL, PERIOD
 
 FEATURES = ["retries_before", "hours_since_failure", "inv_decline_category", "local_weekday"]
 CATEGORIES = ["do_not_honor", "insufficient_funds", "limit_exceeded"]
-CALENDAR = (["local_weekday"], "retries_before", "family")
+CALENDAR = (["local_weekday"], "retries_before", "family", None)
 
 
 def _rows(rng: np.random.Generator, n: int) -> pd.DataFrame:
