@@ -133,12 +133,13 @@ class ModelParams(Section):
         "each decline category (most too rare for their own: noisy)",
     )
     calendar_effect_penalty: float | None = Field(
-        None,
+        10.0,
         gt=0,
-        description="the L2 penalty on every calendar offset (10 before 2026-12-07), or "
-        "null: one per block (an input's pooled offsets, each group's) chosen from the "
-        "training rows by the evidence, i.e. how far the values' offsets differ beyond "
-        "their standard errors (calendar_effect.py)",
+        description="the L2 penalty on every calendar offset, or null: one per block (an "
+        "input's pooled offsets, each group's) chosen from the training rows by the "
+        "evidence, i.e. how far the values' offsets differ beyond their standard errors "
+        "(calendar_effect.py; through the zoo, h71: better calibrated, a little less "
+        "recovered: measured, not kept)",
     )
     num_threads: int = Field(2, ge=1)
     seed: int = 7

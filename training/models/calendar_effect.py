@@ -19,9 +19,13 @@ categories of ``DECLINE_FAMILIES`` sharing one: some 7 x 7 coefficients instead 
 7 x 59, most categories too rare for their own) or each decline category: a logistic
 regression of the outcome on those indicators and on the
 timing cells of :mod:`training.models.count_effect` (rank, 12-hour bin since the
-failure, decline category), each coefficient shrunk by an L2 penalty of :data:`RIDGE`,
-so a group with few rows keeps the pooled effect and a world without a weekday
-pattern gets offsets near 0. The table (per category, centred over the values as the
+failure, decline category), shrunk by L2 penalties chosen from the rows
+(``train.model.calendar_effect_penalty: null``; a number fixes one for all, 10 before
+h71): one per block (an input's pooled offsets, its offsets of each group), by the
+evidence (:func:`_evidence_penalties`), so a block whose values differ no more than
+their noise is taken to ~0 (a group with few rows keeps the pooled effect, a world
+without a weekday pattern gets offsets near 0) and one whose values differ far beyond
+it keeps most of them. The table (per category, centred over the values as the
 training rows meet them) enters boosting as a fixed offset per row (LightGBM's
 ``init_score``) beside the count effect's, and is added to the booster's log-odds when
 scoring (the trees keep the input and fit the rest). Nothing names a weekday: which one
