@@ -13,6 +13,7 @@ import pytest
 
 from training.config.params import ModelParams
 from training.models.calendar_effect import (
+    CalendarSpec,
     calendar_cells,
     fit_calendar_cells,
     fit_calendar_effects,
@@ -64,6 +65,35 @@ def test_the_weekday_of_one_category_gets_its_offset_and_a_flat_world_none():
     assert np.abs(flat.table).max() < 0.15
 
 
+def test_the_penalty_follows_how_far_the_values_differ_beyond_their_noise():
+    """Chosen by the evidence (no constant): a world without a weekday pattern gets
+    offsets near 0 (a fixed penalty of 10 keeps its noise), a family with a strong one
+    keeps almost all of it while a family without one is shrunk to the pool."""
+    y_of = {}
+
+    def fit(boost: float, ridge: float | None):
+        rows = _rows(np.random.default_rng(3), 40000, boost)
+        y_of[boost] = rows["y"].to_numpy()
+        (effect,) = fit_calendar_effects(
+            rows, y_of[boost], ["local_weekday"], FEATURES, CATEGORIES, "retries_before",
+            ridge=ridge,
+        )  # fmt: skip
+        return effect
+
+    flat, flat_fixed = fit(0.0, None), fit(0.0, 10.0)
+    assert np.abs(flat.table).max() < 0.05 < 0.08 < np.abs(flat_fixed.table).max()
+    assert min(flat.penalties.values()) > 300
+    assert set(flat_fixed.penalties.values()) == {10.0}
+    strong = fit(0.7, None)
+    funds = strong.table[1]
+    assert funds[4] - np.delete(funds, 4).mean() > 0.6  # truth 0.7
+    assert strong.penalties["insufficient_funds"] < 30
+    assert strong.penalties["soft_issuer"] > 300  # do_not_honor's family: no pattern
+    assert strong.describe()["penalties"] == {
+        name: round(value, 2) for name, value in strong.penalties.items()
+    }
+
+
 def test_a_rare_category_gets_its_family_s_weekday():
     """limit_exceeded (rare) shares insufficient funds' family: per family it gets the
     family's weekday, per category (its own few rows, shrunk to the pool) much less."""
@@ -107,6 +137,9 @@ def test_the_parts_cells_give_the_rows_fit():
     (summed,) = fit_calendar_cells(cells, ["local_weekday"], FEATURES, CATEGORIES, "retries_before")
     assert summed.rows == whole.rows == len(rows)
     np.testing.assert_allclose(summed.table, whole.table, atol=1e-6)
+    assert summed.penalties.keys() == whole.penalties.keys()  # the same penalties chosen
+    for name, value in whole.penalties.items():
+        assert summed.penalties[name] == pytest.approx(value, rel=1e-3), name
     assert np.abs(whole.table).max() > 0.3
     frame = rows.head(50)
     codes = category_codes(frame["inv_decline_category"], CATEGORIES)
@@ -134,7 +167,7 @@ def test_offsets_read_the_matrix_codes_and_add_nothing_where_unknown():
     assert np.array_equal(effect.matrix_offsets(matrix), offsets)
 
 
-def _model(boost: float, effects: tuple[list[str], str, str] | None):
+def _model(boost: float, effects: CalendarSpec | None):
     rng = np.random.default_rng(11)
     train, valid = _rows(rng, 30000, boost), _rows(rng, 8000, boost)
     params = ModelParams(num_boost_round=40, min_data_in_leaf=50, calibration_folds=1)
@@ -159,7 +192,7 @@ def test_the_served_model_follows_the_weekday_further_than_the_trees_alone():
     def ratio(model) -> float:
         return float(model.predict(on).mean() / model.predict(off).mean())
 
-    model = _model(0.9, (["local_weekday"], "retries_before", "family"))
+    model = _model(0.9, (["local_weekday"], "retries_before", "family", None))
     assert len(model.calendar_effects) == 1
     assert ratio(model) > 1.6  # truth: about exp(0.9) ~ 2.5 in odds
     # the trees fitted the rest: without its offsets the model is almost flat in the weekday
@@ -173,10 +206,13 @@ def test_calendar_effects_on_no_input_are_refused():
     assert _calendar_effects("retry", ModelParams(calendar_effects={})) is None
     assert _calendar_effects("message", ModelParams()) is None  # the default: retries only
     chosen = ModelParams(calendar_effects={"retry": ["local_weekday"]})
-    assert _calendar_effects("retry", chosen) == (["local_weekday"], "retries_before", "family")
+    spec = (["local_weekday"], "retries_before", "family", 10.0)  # the fixed penalty
+    assert _calendar_effects("retry", chosen) == spec
     grouped = ModelParams(
         calendar_effects={"retry": ["local_weekday"]}, calendar_effect_groups="category"
     )
-    assert _calendar_effects("retry", grouped) == (["local_weekday"], "retries_before", "category")
+    assert _calendar_effects("retry", grouped) == (*spec[:2], "category", 10.0)
+    evidence = ModelParams(calendar_effect_penalty=None)  # chosen from the rows
+    assert _calendar_effects("retry", evidence) == (*spec[:3], None)
     with pytest.raises(ValueError, match="no input"):
         _calendar_effects("retry", ModelParams(calendar_effects={"retry": ["template"]}))

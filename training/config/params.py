@@ -132,6 +132,15 @@ class ModelParams(Section):
         "decline family (the categories of a family share one, shrunk toward the pool) or "
         "each decline category (most too rare for their own: noisy)",
     )
+    calendar_effect_penalty: float | None = Field(
+        10.0,
+        gt=0,
+        description="the L2 penalty on every calendar offset, or null: one per block (an "
+        "input's pooled offsets, each group's) chosen from the training rows by the "
+        "evidence, i.e. how far the values' offsets differ beyond their standard errors "
+        "(calendar_effect.py; through the zoo, h71: better calibrated, a little less "
+        "recovered: measured, not kept)",
+    )
     num_threads: int = Field(2, ge=1)
     seed: int = 7
 

@@ -19,9 +19,13 @@ categories of ``DECLINE_FAMILIES`` sharing one: some 7 x 7 coefficients instead 
 7 x 59, most categories too rare for their own) or each decline category: a logistic
 regression of the outcome on those indicators and on the
 timing cells of :mod:`training.models.count_effect` (rank, 12-hour bin since the
-failure, decline category), each coefficient shrunk by an L2 penalty of :data:`RIDGE`,
-so a group with few rows keeps the pooled effect and a world without a weekday
-pattern gets offsets near 0. The table (per category, centred over the values as the
+failure, decline category), shrunk by L2 penalties chosen from the rows
+(``train.model.calendar_effect_penalty: null``; a number fixes one for all, 10 before
+h71): one per block (an input's pooled offsets, its offsets of each group), by the
+evidence (:func:`_evidence_penalties`), so a block whose values differ no more than
+their noise is taken to ~0 (a group with few rows keeps the pooled effect, a world
+without a weekday pattern gets offsets near 0) and one whose values differ far beyond
+it keeps most of them. The table (per category, centred over the values as the
 training rows meet them) enters boosting as a fixed offset per row (LightGBM's
 ``init_score``) beside the count effect's, and is added to the booster's log-odds when
 scoring (the trees keep the input and fit the rest). Nothing names a weekday: which one
@@ -30,7 +34,7 @@ matters, and how much, is learned.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -44,10 +48,13 @@ from training.models.count_effect import (
     timing_cells,
 )
 
-RIDGE = 10.0
-"""L2 penalty on each value's log-odds coefficient (a product constant): an effect is
-kept about half where the rows behind it carry ~10 units of Fisher information (some
-150 retries at a 7% success rate), almost whole on a whole value's rows."""
+PENALTY_RANGE = (0.1, 1e4)
+"""The bounds of a chosen L2 penalty: a prior spread of the offsets of at most ~3
+log-odds (1/sqrt(0.1)), at least 0.01 (offsets that small are nothing)."""
+EVIDENCE_STEPS = 30  # fixed-point updates of the penalties at most (most fits: < 10)
+CELL_PENALTY = 1e-3  # keeps the timing cells with one outcome only finite
+CalendarSpec = tuple[list[str], str, str, float | None]
+"""(calendar inputs, the rank column, their groups, the L2 penalty or None: chosen)."""
 MAX_LEVELS = 32  # values 0 .. 31 (a weekday, a day of the month); others add nothing
 CATEGORY = "inv_decline_category"
 
@@ -62,6 +69,8 @@ class CalendarEffect:
     category_position: int  # the decline category's
     table: np.ndarray  # (categories + 1, values)
     rows: int
+    # the L2 penalty of the pooled offsets and of each group's (chosen or fixed)
+    penalties: dict[str, float] = field(default_factory=dict)
 
     def offsets(self, values: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """The offset of each row from its value and its category code (NaN: unseen);
@@ -86,6 +95,10 @@ class CalendarEffect:
             "pooled": [round(float(x), 3) for x in pooled],
             "range_by_category": round(float(np.ptp(self.table, axis=1).max()), 3),
             "rows": self.rows,
+            "penalties": {
+                name: round(value, 2)
+                for name, value in getattr(self, "penalties", {}).items()  # older artifacts
+            },
         }
 
 
@@ -130,12 +143,15 @@ def fit_calendar_effects(
     rank: str,
     groups: str = "family",
     weight: np.ndarray | None = None,
+    ridge: float | None = None,
 ) -> tuple[CalendarEffect, ...]:
     """One :class:`CalendarEffect` per input of ``columns`` of the training ``rows`` (their
     ``label``; each row counting ``weight`` times, 1 without), fitted jointly with the
     timing cells held fixed; ``categories``: the decline categories in the model's
     training order; ``groups``: ``family`` (one coefficient per decline family and value
-    beside the pooled one) or ``category``."""
+    beside the pooled one) or ``category``; ``ridge``: one L2 penalty on every offset,
+    or None: each block's (an input's pooled offsets, its offsets of one group) chosen
+    by the evidence (:func:`_evidence_penalties`)."""
     y = np.asarray(label, dtype=float)
     n, k = len(y), len(categories) + 1
     w = np.ones(n) if weight is None else np.asarray(weight, dtype=float)
@@ -145,9 +161,10 @@ def fit_calendar_effects(
     g = int(group_of[-1]) + 1  # the groups, the last an unseen category's
     group = group_of[code]
     blocks: list[sparse.csr_matrix] = []
-    widths: list[int] = []
+    block_of: list[np.ndarray] = []  # each effect coefficient's penalty block
     spans: list[tuple[int, int]] = []
-    for column in columns:
+    width = 0
+    for index, column in enumerate(columns):
         known, level = _levels(rows[column].to_numpy(dtype=float))
         levels = int(level[known].max()) + 1 if known.any() else 1
         r = np.flatnonzero(known)
@@ -156,27 +173,27 @@ def fit_calendar_effects(
             (np.ones(r.size), (r, group[r] * levels + level[r])), shape=(n, g * levels)
         )
         blocks += [pooled, paired]
-        spans.append((sum(widths), levels))
-        widths += [levels, g * levels]
+        spans.append((width, levels))
+        width += levels * (1 + g)
+        # block ids: (g + 1) per input, the pooled one first, the unseen group's last
+        block_of.append(index * (g + 1) + np.repeat(np.arange(g + 1), levels))
     cells = timing_cells(rows, rank, CATEGORY)
-    width = int(cells.max()) + 1
+    cell_width = int(cells.max()) + 1
     rr = np.repeat(np.arange(n), cells.shape[1])
-    blocks.append(sparse.csr_matrix((np.ones(rr.size), (rr, cells.ravel())), shape=(n, width)))
+    blocks.append(sparse.csr_matrix((np.ones(rr.size), (rr, cells.ravel())), shape=(n, cell_width)))
     design = sparse.hstack(blocks, format="csr")
-    effect_width = sum(widths)
-    penalty = np.concatenate([np.full(effect_width, RIDGE), np.full(width, 1e-3)])
-
-    def loss(beta: np.ndarray) -> tuple[float, np.ndarray]:
-        z = design @ beta
-        value = np.sum(w * (np.logaddexp(0.0, z) - y * z)) + 0.5 * beta @ (penalty * beta)
-        grad = design.T @ (w * (1.0 / (1.0 + np.exp(-z)) - y)) + penalty * beta
-        return float(value), np.asarray(grad)
-
-    beta = np.zeros(design.shape[1])
-    if n and np.ptp(y) > 0:
-        beta = minimize(loss, beta, jac=True, method="L-BFGS-B").x
+    block = np.concatenate(block_of) if block_of else np.zeros(0, dtype=np.int64)
+    lam = np.full(len(columns) * (g + 1), 10.0 if ridge is None else float(ridge))
+    fitted = n > 0 and np.ptp(y) > 0
+    if fitted and ridge is None:
+        lam = _evidence_penalties(design, y, w, block, lam, g + 1)
+    penalty = np.concatenate([lam[block], np.full(cell_width, CELL_PENALTY)])
+    beta = _fit(design, y, w, penalty, np.zeros(design.shape[1])) if fitted else None
+    if beta is None:
+        beta = np.zeros(design.shape[1])
+    names = ["pooled", *group_names(categories, groups)]
     effects = []
-    for column, (start, levels) in zip(columns, spans, strict=True):
+    for index, (column, (start, levels)) in enumerate(zip(columns, spans, strict=True)):
         pooled = beta[start : start + levels]
         paired = beta[start + levels : start + levels + g * levels].reshape(g, levels)
         paired[g - 1] = 0.0  # an unseen category: the pooled effect only
@@ -187,6 +204,7 @@ def fit_calendar_effects(
         counts[k - 1] = counts.sum(axis=0)
         share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
         table = table - (table * share).sum(axis=1, keepdims=True)  # centred per category
+        chosen = lam[index * (g + 1) : index * (g + 1) + g]  # the unseen group's left out
         effects.append(
             CalendarEffect(
                 column=column,
@@ -194,9 +212,68 @@ def fit_calendar_effects(
                 category_position=features.index(CATEGORY),
                 table=table,
                 rows=int(round(w.sum())),
+                penalties=dict(zip(names, (float(x) for x in chosen), strict=True)),
             )
         )
     return tuple(effects)
+
+
+def group_names(categories: list[str], groups: str) -> list[str]:
+    """The names of the groups of :func:`category_groups` (without the unseen one)."""
+    if groups == "category":
+        return list(categories)
+    return sorted(set(family_of(pd.Series(categories, dtype=object)).tolist()))
+
+
+def _fit(
+    design: sparse.csr_matrix, y: np.ndarray, w: np.ndarray, penalty: np.ndarray, start: np.ndarray
+) -> np.ndarray:
+    """The penalised logistic regression's coefficients (L-BFGS-B from ``start``)."""
+
+    def loss(beta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = design @ beta
+        value = np.sum(w * (np.logaddexp(0.0, z) - y * z)) + 0.5 * beta @ (penalty * beta)
+        grad = design.T @ (w * (1.0 / (1.0 + np.exp(-z)) - y)) + penalty * beta
+        return float(value), np.asarray(grad)
+
+    return np.asarray(minimize(loss, start, jac=True, method="L-BFGS-B").x)
+
+
+def _evidence_penalties(
+    design: sparse.csr_matrix,
+    y: np.ndarray,
+    w: np.ndarray,
+    block: np.ndarray,
+    start: np.ndarray,
+    per_input: int,
+) -> np.ndarray:
+    """Each block's L2 penalty chosen by the evidence (type-II maximum likelihood, the
+    Laplace approximation; MacKay's fixed point): a block's offsets are taken as drawn
+    from N(0, 1/λ), and λ = γ / Σβ², γ = Σ(1 − λ·Σⱼⱼ) the number of its offsets the data
+    determine (Σ the posterior covariance). A block whose values differ by no more than
+    their standard errors gets a penalty that takes its offsets to ~0; one whose values
+    differ far beyond keeps most of them. The last block of each input (an unseen
+    category's group, no rows) keeps its start."""
+    lam = start.copy()
+    cells = design.shape[1] - block.size
+    kept = np.arange(lam.size) % per_input != per_input - 1
+    beta = np.zeros(design.shape[1])
+    low, high = PENALTY_RANGE
+    for _ in range(EVIDENCE_STEPS):
+        penalty = np.concatenate([lam[block], np.full(cells, CELL_PENALTY)])
+        beta = _fit(design, y, w, penalty, beta)
+        p = 1.0 / (1.0 + np.exp(-(design @ beta)))
+        hessian = (design.T @ design.multiply((w * p * (1.0 - p))[:, None])).toarray()
+        covariance = np.diag(np.linalg.inv(hessian + np.diag(penalty)))[: block.size]
+        gamma = np.bincount(block, 1.0 - lam[block] * covariance, minlength=lam.size)
+        squares = np.bincount(block, beta[: block.size] ** 2, minlength=lam.size)
+        update = np.clip(np.maximum(gamma, 0.0) / np.maximum(squares, 1e-12), low, high)
+        update = np.where(kept, update, lam)
+        moved = np.abs(np.log(update / lam)).max()
+        lam = update
+        if moved < 0.01:
+            break
+    return lam
 
 
 def calendar_cells(
@@ -218,12 +295,15 @@ def fit_calendar_cells(
     categories: list[str],
     rank: str,
     groups: str = "family",
+    ridge: float | None = None,
 ) -> tuple[CalendarEffect, ...]:
     """:func:`fit_calendar_effects` from the rows' :func:`calendar_cells` (the same
     likelihood): each cell one line of its positives and one of its negatives, weighted
     by their numbers (equal to the rows' fit up to the solver's tolerance)."""
     lines, y, weight = cell_lines(cells)
-    return fit_calendar_effects(lines, y, columns, features, categories, rank, groups, weight)
+    return fit_calendar_effects(
+        lines, y, columns, features, categories, rank, groups, weight, ridge
+    )
 
 
 def frame_offsets(

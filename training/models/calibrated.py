@@ -28,6 +28,7 @@ from training.config.params import ModelParams
 from training.core.probability import logit
 from training.models.calendar_effect import (
     CalendarEffect,
+    CalendarSpec,
     fit_calendar_effects,
     total_offsets,
 )
@@ -311,7 +312,7 @@ def fit_calibrated(
     calibration_groups: tuple[str, ...] = (),
     count_effect: tuple[str, str] | None = None,
     row_weight: np.ndarray | None = None,
-    calendar_effects: tuple[list[str], str, str] | None = None,
+    calendar_effects: CalendarSpec | None = None,
 ) -> CalibratedModel:
     """Boost on ``train`` with early stopping on ``valid``, calibrate on ``valid`` and
     (with ``params.calibration_folds`` and ``groups``) the training rows' out-of-fold
@@ -329,7 +330,8 @@ def fit_calibrated(
     (propensity_weights.py) multiplied into the boosting's weights, of the out-of-fold
     boosters as well; the calibration map, the pair rates and the count effect stay
     unweighted, so the probabilities are calibrated on the rows as logged.
-    ``calendar_effects``: (calendar inputs, the rank column, their groups): log-odds
+    ``calendar_effects``: (calendar inputs, the rank column, their groups, the L2
+    penalty or None: chosen by the evidence): log-odds
     offsets per value of each input, fitted with the dunning timing held fixed, under
     the trees and added to their scores (calendar_effect.py)."""
     import time
@@ -393,6 +395,7 @@ def fit_calibrated(
             categories.get("inv_decline_category", []),
             calendar_effects[1],
             calendar_effects[2],
+            ridge=calendar_effects[3],
         )
         train_calendar = _calendar_offsets(calendar, x_train, categories)
         valid_calendar = _calendar_offsets(calendar, x_valid, categories)

@@ -20,6 +20,7 @@ from training.features.frames import (
     RETRY_FEATURES,
     SELF_CURE_FEATURES,
 )
+from training.models.calendar_effect import CalendarSpec
 from training.models.calibrated import CalibratedModel, fit_calibrated
 from training.models.datasets import Dataset, TrainingData, build_training_data
 from training.models.metrics import binary_metrics
@@ -87,15 +88,21 @@ def _count_effect(name: str, params: ModelParams) -> tuple[str, str] | None:
     return column, rank
 
 
-def _calendar_effects(name: str, params: ModelParams) -> tuple[list[str], str, str] | None:
-    """(calendar inputs, rank column, groups) of ``name``'s offsets per value, if any."""
+def _calendar_effects(name: str, params: ModelParams) -> CalendarSpec | None:
+    """(calendar inputs, rank column, groups, penalty) of ``name``'s offsets per value,
+    if any."""
     columns = list(params.calendar_effects.get(name, []))
     if not columns:
         return None
     for column in columns:
         if column not in MODEL_FEATURES[name] or column in CATEGORICAL or name not in RANK_SUPPORT:
             raise ValueError(f"train.model.calendar_effects: {column!r} is no input of {name}")
-    return columns, RANK_SUPPORT[name][0], params.calendar_effect_groups
+    return (
+        columns,
+        RANK_SUPPORT[name][0],
+        params.calendar_effect_groups,
+        params.calendar_effect_penalty,
+    )
 
 
 def check_monotone_inputs(params: ModelParams) -> None:

@@ -32,6 +32,7 @@ import pandas as pd
 from training.config.params import ModelParams
 from training.models.calendar_effect import (
     CalendarEffect,
+    CalendarSpec,
     calendar_cells,
     fit_calendar_cells,
     frame_offsets,
@@ -288,7 +289,7 @@ def fit_on_cluster(
     calibration_groups: tuple[str, ...] = (),
     rank_support: tuple[str, tuple[str, ...]] | None = None,
     count_effect: tuple[str, str] | None = None,
-    calendar_effects: tuple[list[str], str, str] | None = None,
+    calendar_effects: CalendarSpec | None = None,
 ) -> ClusterFit:
     """Fit model ``name`` from the parts' rows of each period (lists of futures);
     ``calibration_groups`` as in ``fit_calibrated`` (offsets per group in the map);
@@ -296,7 +297,7 @@ def fit_on_cluster(
     per rank, as ``train_models`` does with ``clip_to_rank_support``; ``count_effect``:
     (count input, its rank column) as in ``fit_calibrated``, its regression fitted on
     the cells the workers count (``count_cells``), not on gathered rows;
-    ``calendar_effects``: (calendar inputs, rank column, groups) as in ``fit_calibrated``,
+    ``calendar_effects``: (calendar inputs, rank column, groups, penalty) as in ``fit_calibrated``,
     fitted on the workers' ``calendar_cells``."""
     from dask import dataframe as dd
     from lightgbm.dask import DaskLGBMClassifier
@@ -347,10 +348,12 @@ def fit_on_cluster(
         check_count_effect_map(name, grouped)
     calendar = None
     if calendar_effects is not None and calendar_effects[0]:
-        columns, rank, groups = calendar_effects
+        columns, rank, groups, ridge = calendar_effects
         cells = client.gather(client.map(_calendar_cells, train, columns=columns, rank=rank))
         known = categories.get("inv_decline_category", [])
-        effects = fit_calendar_cells(add_cells(cells), columns, features, known, rank, groups)
+        effects = fit_calendar_cells(
+            add_cells(cells), columns, features, known, rank, groups, ridge
+        )
         # the weighted average's log-odds (positives weigh positive_weight)
         average = float(np.log(train_pos * positive_weight / (train_n - train_pos)))
         calendar = CalendarStart(effects, known, average)
