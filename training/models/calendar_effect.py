@@ -69,9 +69,10 @@ class CalendarEffect:
         v = np.asarray(values, dtype=float)
         c = np.asarray(codes, dtype=float)
         categories, levels = self.table.shape
-        known = np.isfinite(v) & (v >= 0) & (v < levels)
+        # (NaN fails both comparisons and an infinity one: no np.isfinite needed)
+        known = (v >= 0) & (v < levels)
         at = np.where(known, v, 0.0).astype(np.intp)
-        seen = np.isfinite(c) & (c >= 0) & (c < categories - 1)
+        seen = (c >= 0) & (c < categories - 1)
         row = np.where(seen, c, categories - 1).astype(np.intp)
         return np.where(known, self.table[row, at], 0.0)
 
