@@ -18,6 +18,7 @@ from training.models.calendar_effect import (
     fit_calendar_cells,
     fit_calendar_effects,
     frame_offsets,
+    total_offsets,
 )
 from training.models.calibrated import category_codes, encode_matrix, fit_calibrated
 from training.models.count_effect import add_cells
@@ -148,6 +149,19 @@ def test_offsets_of_odd_values_are_those_of_the_checks_with_isfinite():
     row = np.where(seen, c, 3).astype(np.intp)
     expected = np.where(known, table[row, np.where(known, v, 0.0).astype(np.intp)], 0.0)
     assert np.array_equal(effect.offsets(v, c), expected)
+
+
+def test_total_offsets_sum_the_effects_and_one_effect_s_are_its_own():
+    table = np.arange(4 * 7, dtype=float).reshape(4, 7) - 10.0
+    first = CalendarEffect("local_weekday", 0, 1, table, rows=1)
+    second = CalendarEffect("local_weekday", 2, 1, table[:, ::-1] * 0.5, rows=1)
+    matrix = np.array([[0.0, 1.0, 6.0], [3.0, np.nan, 2.0], [np.nan, 2.0, 9.0]])
+    one = first.matrix_offsets(matrix)
+    assert np.array_equal(total_offsets((first,), matrix), one)
+    assert np.array_equal(
+        total_offsets((first, second), matrix), one + second.matrix_offsets(matrix)
+    )
+    assert np.array_equal(total_offsets((), matrix), np.zeros(3))
 
 
 def _model(boost: float, effects: tuple[list[str], str, str] | None):

@@ -91,9 +91,10 @@ class CalendarEffect:
 
 
 def total_offsets(effects: tuple[CalendarEffect, ...], matrix: np.ndarray) -> np.ndarray:
-    """The summed offsets of ``effects`` for the rows of an encoded matrix."""
-    out = np.zeros(len(matrix))
-    for effect in effects:
+    """The summed offsets of ``effects`` for the rows of an encoded matrix (one effect's
+    as they are: 0.0 + x is x but for x = -0.0, which moves no log-odds)."""
+    out = effects[0].matrix_offsets(matrix) if effects else np.zeros(len(matrix))
+    for effect in effects[1:]:
         out += effect.matrix_offsets(matrix)
     return out
 
