@@ -13,11 +13,13 @@ import pytest
 
 from training.config.params import ModelParams
 from training.models.calendar_effect import (
+    CalendarEffect,
     CalendarSpec,
     calendar_cells,
     fit_calendar_cells,
     fit_calendar_effects,
     frame_offsets,
+    total_offsets,
 )
 from training.models.calibrated import category_codes, encode_matrix, fit_calibrated
 from training.models.count_effect import add_cells
@@ -165,6 +167,34 @@ def test_offsets_read_the_matrix_codes_and_add_nothing_where_unknown():
     assert offsets[2] == 0.0 and offsets[3] == 0.0
     matrix = encode_matrix(frame, FEATURES, {"inv_decline_category": CATEGORIES})
     assert np.array_equal(effect.matrix_offsets(matrix), offsets)
+
+
+def test_offsets_of_odd_values_are_those_of_the_checks_with_isfinite():
+    """Values and codes that are NaN, infinite, negative, fractional or beyond the table
+    get what the checks with np.isfinite gave (offsets() leaves np.isfinite out)."""
+    table = np.arange(4 * 7, dtype=float).reshape(4, 7) + 0.5
+    effect = CalendarEffect("local_weekday", 0, 1, table, rows=1)
+    odd = np.array([np.nan, np.inf, -np.inf, -0.5, -0.0, 0.0, 2.7, 6.9, 7.0, 1e300])
+    values, codes = np.meshgrid(odd, np.append(odd, [1.0, 2.9, 3.0]))
+    v, c = values.ravel(), codes.ravel()
+    known = np.isfinite(v) & (v >= 0) & (v < 7)
+    seen = np.isfinite(c) & (c >= 0) & (c < 3)
+    row = np.where(seen, c, 3).astype(np.intp)
+    expected = np.where(known, table[row, np.where(known, v, 0.0).astype(np.intp)], 0.0)
+    assert np.array_equal(effect.offsets(v, c), expected)
+
+
+def test_total_offsets_sum_the_effects_and_one_effect_s_are_its_own():
+    table = np.arange(4 * 7, dtype=float).reshape(4, 7) - 10.0
+    first = CalendarEffect("local_weekday", 0, 1, table, rows=1)
+    second = CalendarEffect("local_weekday", 2, 1, table[:, ::-1] * 0.5, rows=1)
+    matrix = np.array([[0.0, 1.0, 6.0], [3.0, np.nan, 2.0], [np.nan, 2.0, 9.0]])
+    one = first.matrix_offsets(matrix)
+    assert np.array_equal(total_offsets((first,), matrix), one)
+    assert np.array_equal(
+        total_offsets((first, second), matrix), one + second.matrix_offsets(matrix)
+    )
+    assert np.array_equal(total_offsets((), matrix), np.zeros(3))
 
 
 def _model(boost: float, effects: CalendarSpec | None):

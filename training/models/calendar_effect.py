@@ -78,9 +78,10 @@ class CalendarEffect:
         v = np.asarray(values, dtype=float)
         c = np.asarray(codes, dtype=float)
         categories, levels = self.table.shape
-        known = np.isfinite(v) & (v >= 0) & (v < levels)
+        # (NaN fails both comparisons and an infinity one: no np.isfinite needed)
+        known = (v >= 0) & (v < levels)
         at = np.where(known, v, 0.0).astype(np.intp)
-        seen = np.isfinite(c) & (c >= 0) & (c < categories - 1)
+        seen = (c >= 0) & (c < categories - 1)
         row = np.where(seen, c, categories - 1).astype(np.intp)
         return np.where(known, self.table[row, at], 0.0)
 
@@ -103,9 +104,10 @@ class CalendarEffect:
 
 
 def total_offsets(effects: tuple[CalendarEffect, ...], matrix: np.ndarray) -> np.ndarray:
-    """The summed offsets of ``effects`` for the rows of an encoded matrix."""
-    out = np.zeros(len(matrix))
-    for effect in effects:
+    """The summed offsets of ``effects`` for the rows of an encoded matrix (one effect's
+    as they are: 0.0 + x is x but for x = -0.0, which moves no log-odds)."""
+    out = effects[0].matrix_offsets(matrix) if effects else np.zeros(len(matrix))
+    for effect in effects[1:]:
         out += effect.matrix_offsets(matrix)
     return out
 

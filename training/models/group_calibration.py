@@ -92,7 +92,7 @@ class _OffsetTables(NamedTuple):
     included (the pair has none when either column has none)."""
 
     slope: float
-    intercept: float
+    minus_intercept: float  # the map's intercept, negated (see predict)
     columns: np.ndarray  # the group columns' positions in the matrix
     sizes: np.ndarray  # per group column: its offsets (its "none" slot is this one)
     starts: np.ndarray  # per group column: where its offsets start in ``offsets``
@@ -129,7 +129,7 @@ class _OffsetTables(NamedTuple):
         slopes = tuple(float(c) for c in coef[len(coef) - len(slope_columns) :])
         return cls(
             slope=coef[0],
-            intercept=float(calibrator.model.intercept_[0]),
+            minus_intercept=-float(calibrator.model.intercept_[0]),
             columns=np.array(calibrator.columns, dtype=np.intp),
             sizes=np.array(sizes, dtype=float),
             starts=np.array(starts[: len(sizes)], dtype=np.int64),
@@ -233,9 +233,10 @@ class GroupCalibrator:
             logits += tables.pairs[slots[:, 0], slots[:, 1]]
         for position, slope in zip(tables.slope_columns, tables.slopes, strict=True):
             logits += slope * _capped_counts(matrix[:, position])
-        logits += tables.intercept
-        # 1 / (1 + exp(-logits)), in place (the same operations, no new arrays)
-        np.exp(np.negative(logits, out=logits), out=logits)
+        # 1 / (1 + exp(-(logits + intercept))), in place: -(x + b) is -b - x to the bit
+        # (rounding to nearest is symmetric in sign; a zero's sign is lost in exp)
+        np.subtract(tables.minus_intercept, logits, out=logits)
+        np.exp(logits, out=logits)
         logits += 1.0
         return np.divide(1.0, logits, out=logits)
 
