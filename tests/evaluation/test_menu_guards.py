@@ -20,11 +20,12 @@ def test_plan_level_propensities_pass_and_per_decision_ones_are_named(small_worl
 
 
 def _feedback(n: int, match_share: float, seed: int = 0) -> LoggedFeedback:
+    """Units matched with the logged probability of the match (weights average 1)."""
     rng = np.random.default_rng(seed)
     return LoggedFeedback(
         reward=rng.random(n) < 0.5,
         match=rng.random(n) < match_share,
-        logging_probability=np.full(n, 0.05),
+        logging_probability=np.full(n, match_share),
         target_value=np.full(n, 0.5),
         logged_value=np.full(n, 0.5),
     )

@@ -132,6 +132,30 @@ def test_one_heavy_unit_yields_cannot_estimate():
     assert "total weight" in result.reason
 
 
+def test_weights_that_do_not_average_one_yield_cannot_estimate():
+    """The logger drew each bucket with 1/8, but the log claims 1/2 (or the target's
+    buckets were out of its reach): the weights average 1/4 and the estimate is refused,
+    while the same logs with the true probabilities are accepted."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    logged = rng.integers(0, N_BUCKETS, n)
+    reward = (rng.random(n) < SUCCESS[logged]).astype(float)
+    target = rng.integers(0, N_BUCKETS, n)
+    true_mu = np.full(n, 1 / N_BUCKETS)
+    right = bucket_feedback(reward, logged, target, true_mu, smoothing=0.3)
+    wrong = bucket_feedback(reward, logged, target, np.full(n, 0.5), smoothing=0.3)
+    accepted = estimate_with_support(InverseProbabilityWeighting(), right, ESTIMAND, random_state=5)
+    assert isinstance(accepted, PolicyValueEstimate)
+    assert abs(accepted.diagnostics.mean_weight - 1) < 0.1
+    for estimator in (InverseProbabilityWeighting(), SelfNormalizedIPW(), DoublyRobust()):
+        result = estimate_with_support(estimator, wrong, ESTIMAND, random_state=5)
+        assert isinstance(result, CannotEstimate)
+        assert "the weights average 0.2" in result.reason
+        assert "effective sample size" not in result.reason
+
+
 def test_thresholds_are_validated():
     with pytest.raises(ValueError, match="max_weight_share"):
         SupportThresholds(max_weight_share=0)
+    with pytest.raises(ValueError, match="mean_weight_tolerance"):
+        SupportThresholds(mean_weight_tolerance=-0.1)

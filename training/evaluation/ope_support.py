@@ -4,8 +4,16 @@ An estimator applied to logs that barely overlap the target policy still
 returns a number; this module refuses to. :func:`estimate_with_support` returns
 either a :class:`PolicyValueEstimate` (value and 95% interval, with the estimand
 named) or a :class:`CannotEstimate` that says why the logged data cannot support
-an estimate: too small an effective sample size, too few matched units, or one
-unit carrying too much of the total weight.
+an estimate: too small an effective sample size, too few matched units, one
+unit carrying too much of the total weight, or weights whose mean is not 1.
+
+The last is the check that needs no knowledge of the logging policy: with the
+probabilities the logger really drew with, and a target whose actions the logger
+could take, an importance weight averages 1 over the logged units. A mean well
+below 1 says the target puts its mass where the logs cannot reach (per-customer
+logging read as a team-wide distribution: docs/evaluation.md, product-logged
+histories, where the weights averaged 0.28-0.58 or 5-12); a mean above 1, that the
+logged probabilities are too small.
 """
 
 from __future__ import annotations
@@ -31,6 +39,10 @@ class SupportThresholds:
     min_effective_sample_size: float = 30.0
     min_matched_share: float = 0.02
     max_weight_share: float = 0.10
+    mean_weight_tolerance: float = 0.10
+    """How far from 1 the weights' mean may lie beyond its noise (``mean_weight_z``
+    standard errors) before the weights are refused."""
+    mean_weight_z: float = 3.0
 
     def __post_init__(self) -> None:
         if self.min_effective_sample_size < 1:
@@ -41,6 +53,11 @@ class SupportThresholds:
             raise ValueError(f"min_matched_share must be in [0, 1], got {self.min_matched_share!r}")
         if not 0 < self.max_weight_share <= 1:
             raise ValueError(f"max_weight_share must be in (0, 1], got {self.max_weight_share!r}")
+        if self.mean_weight_tolerance < 0 or self.mean_weight_z < 0:
+            raise ValueError(
+                "mean_weight_tolerance and mean_weight_z must be >= 0, got "
+                f"{self.mean_weight_tolerance!r}, {self.mean_weight_z!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,8 @@ class OverlapDiagnostics:
     matched_share: float
     effective_sample_size: float
     max_weight_share: float
+    mean_weight: float
+    mean_weight_se: float
 
     @classmethod
     def of(cls, feedback: LoggedFeedback) -> OverlapDiagnostics:
@@ -64,6 +83,8 @@ class OverlapDiagnostics:
             matched_share=feedback.n_matched / feedback.n_units,
             effective_sample_size=total**2 / squared if squared > 0 else 0.0,
             max_weight_share=float(w.max()) / total if total > 0 else 1.0,
+            mean_weight=total / w.size,
+            mean_weight_se=float(w.std(ddof=1)) / np.sqrt(w.size) if w.size > 1 else 0.0,
         )
 
     def shortfalls(self, thresholds: SupportThresholds) -> list[str]:
@@ -83,6 +104,13 @@ class OverlapDiagnostics:
             reasons.append(
                 f"one unit carries {self.max_weight_share:.3f} of the total weight"
                 f" > {thresholds.max_weight_share:g}"
+            )
+        gap = abs(self.mean_weight - 1.0)
+        if gap > thresholds.mean_weight_tolerance + thresholds.mean_weight_z * self.mean_weight_se:
+            reasons.append(
+                f"the weights average {self.mean_weight:.2f} (± {self.mean_weight_se:.2f}), "
+                "not 1: the target takes actions the logging could not draw for these units, "
+                "or the logged probabilities are not the ones it drew with"
             )
         return reasons
 

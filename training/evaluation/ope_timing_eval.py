@@ -158,6 +158,7 @@ def _weighted_estimates(
         diagnostics = {
             "effective_sample_size": result.diagnostics.effective_sample_size,
             "matched": result.diagnostics.n_matched,
+            "mean_weight": result.diagnostics.mean_weight,
         }
         if isinstance(result, CannotEstimate):
             out[name] = {"cannot_estimate": result.reason, **diagnostics}
