@@ -93,6 +93,18 @@ def test_the_cli_refuses_an_unknown_weighting(tmp_path: Path):
     assert "logged, estimated" in result.output
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "kind"), [("--seeds", "7,x", "int"), ("--day-rates", "0.05,a", "float")]
+)
+def test_the_cli_names_the_option_whose_numbers_do_not_parse(
+    tmp_path: Path, option: str, value: str, kind: str
+):
+    result = CliRunner().invoke(app, ["ope-coverage", option, value, "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert option in result.output and f"expected {kind} values" in result.output
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.slow  # simulates and trains one small world (~1-2 min under load)
 def test_one_pair_reports_each_weighting_from_the_same_model(tmp_path):
     params = Params(

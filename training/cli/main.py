@@ -8,7 +8,7 @@ stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, TypeVar, cast
 
 import typer
 
@@ -333,6 +333,19 @@ def _zoo_worlds(worlds: str | None) -> list[str]:
     return names
 
 
+_Number = TypeVar("_Number", int, float)
+
+
+def _comma_numbers(text: str, kind: type[_Number], hint: str) -> list[_Number]:
+    """``"7,8,9"`` as numbers of ``kind``, or the option's error naming the bad text."""
+    try:
+        return [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"expected {kind.__name__} values separated by commas: {text!r}", param_hint=hint
+        ) from exc
+
+
 @app.command("ope-coverage")
 def ope_coverage(
     out: Annotated[
@@ -379,12 +392,7 @@ def ope_coverage(
     from training.evaluation.ope_first_retry import Propensity
 
     names = _zoo_worlds(worlds)
-    try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    except ValueError as exc:
-        raise typer.BadParameter(
-            f"seeds must be integers: {seeds!r}", param_hint="'--seeds'"
-        ) from exc
+    seed_list = _comma_numbers(seeds, int, "'--seeds'")
     weightings = [w.strip() for w in timing_propensity.split(",") if w.strip()]
     if not weightings or any(w not in ("logged", "estimated") for w in weightings):
         raise typer.BadParameter(
@@ -395,12 +403,7 @@ def ope_coverage(
         raise typer.BadParameter(
             f"expected team or product: {logging_by!r}", param_hint="'--logging'"
         )
-    try:
-        rates = [float(r) for r in day_rates.split(",") if r.strip()]
-    except ValueError as exc:
-        raise typer.BadParameter(
-            f"day rates must be numbers: {day_rates!r}", param_hint="'--day-rates'"
-        ) from exc
+    rates = _comma_numbers(day_rates, float, "'--day-rates'")
     if not rates or any(not 0 <= r < 1 for r in rates):
         raise typer.BadParameter(
             f"day rates must be in [0, 1): {day_rates!r}", param_hint="'--day-rates'"
