@@ -277,10 +277,7 @@ def fit_calendar_contrast(
     retry_hours = tuple(params.train.calendar_contrast.retry_shift_hours)
     if not days or events.empty:
         return NO_CONTRAST
-    timeline = history_timeline(history)
-    timeline = timeline[timeline["key"].isin(set(events["event_id"]))].reset_index(drop=True)
-    if scorer.models.message is None:
-        timeline = timeline[timeline["kind"] != "message"].reset_index(drop=True)
+    timeline = events_timeline(history, events, with_messages=scorer.models.message is not None)
     ns = to_ns(timeline["t"])
     kind = timeline["kind"].to_numpy()
     wanted, state = state_of_rows(
@@ -360,6 +357,16 @@ def fit_calendar_contrast(
         result.message_by_family,
     )
     return result
+
+
+def events_timeline(history: History, events: pd.DataFrame, with_messages: bool) -> pd.DataFrame:
+    """The logged attempts (and messages, when a message model scores them) of
+    ``events``' invoices, in the history's timeline order."""
+    timeline = history_timeline(history)
+    timeline = timeline[timeline["key"].isin(set(events["event_id"]))].reset_index(drop=True)
+    if not with_messages:
+        timeline = timeline[timeline["kind"] != "message"].reset_index(drop=True)
+    return timeline
 
 
 def row_families(features: pd.DataFrame | EventMatrix, event_ids: np.ndarray) -> np.ndarray:

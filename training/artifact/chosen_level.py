@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from training.artifact.calendar_contrast import row_families
+from training.artifact.calendar_contrast import events_timeline, row_families
 from training.artifact.decision_artifact import DecisionArtifact
 from training.artifact.gain_shrinkage import validation_events
 from training.config.params import Params
@@ -45,7 +45,6 @@ from training.contract.history import History
 from training.core.localtime import HOUR_NS, to_ns
 from training.core.probability import logit
 from training.features.dunning_state import state_of_rows
-from training.models.datasets import history_timeline
 from training.models.split import TimeSplit
 from training.policy.decider import ModelDecider
 from training.policy.schedule_rows import MessageRows, RetryRows
@@ -205,10 +204,7 @@ def fit_chosen_level(
     coincide with the plan ``decider`` makes for them (module docs)."""
     settings = params.train.chosen_level
     scorer = decider.scorer
-    timeline = history_timeline(history)
-    timeline = timeline[timeline["key"].isin(set(events["event_id"]))].reset_index(drop=True)
-    if scorer.models.message is None:
-        timeline = timeline[timeline["kind"] != "message"].reset_index(drop=True)
+    timeline = events_timeline(history, events, with_messages=scorer.models.message is not None)
     ns = to_ns(timeline["t"])
     kind = timeline["kind"].to_numpy()
     template = timeline["template"].to_numpy(dtype=object)
