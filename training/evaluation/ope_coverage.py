@@ -28,7 +28,14 @@ import pandas as pd
 
 from training.config.params import Params
 from training.contract.history import History
-from training.evaluation.ope_checks import MENU_ESTIMATORS, block_checks, coverage, timing_checks
+from training.evaluation.ope_checks import (
+    MENU_ESTIMATORS,
+    TIMING_ESTIMATORS,
+    block_checks,
+    coverage,
+    timing_checks,
+)
+from training.evaluation.ope_day_eval import day_estimates
 from training.evaluation.ope_first_retry import (
     Propensity,
     learn_support,
@@ -120,6 +127,15 @@ def product_world_checks(
         for weighting in weightings:
             for row in timing_checks(timing[weighting]):
                 rows.append({"world": name, "seed": seed, **row, "logging": label, **produced})
+        for smoothing in dict.fromkeys((0.0, params.evaluate.timing_day_smoothing)):
+            day = day_estimates(
+                target, logged, events, window, params.evaluate, rest, smoothing, world.truth
+            )
+            estimand = "first-retry day" + (f", smoothed {smoothing:g}" if smoothing else "")
+            for row in block_checks(estimand, day, TIMING_ESTIMATORS):
+                rows.append(
+                    {"world": name, "seed": seed, **row, "weighting": "logged", "logging": label}
+                )
     return rows
 
 
