@@ -240,3 +240,78 @@ def test_the_cli_runs_product_logging(tmp_path: Path, monkeypatch):
     ]
     bad = CliRunner().invoke(app, ["ope-coverage", "--logging", "nobody", "--out", str(tmp_path)])
     assert bad.exit_code != 0
+
+
+def test_the_products_first_retry_masses_are_its_logged_propensities(product):
+    """The logger's structure (:class:`ProductRest`) gives each logged first retry the
+    very propensity its row carries, and its atoms sum to 1 (what the censored units of
+    the day estimand read)."""
+    logged, events = product["logged"], product["events"]
+    rest = ProductRest(product["logger"], events)
+    att = logged.attempts.sort_values(["invoice_id", "attempted_at"], kind="stable")
+    merchant = att[att["initiated_by"] == "merchant"]
+    first = merchant[merchant["invoice_id"].duplicated()].drop_duplicates("invoice_id")
+    ids = first["invoice_id"].to_numpy()
+    mass = rest.first_retry_mass(ids, to_ns(first["attempted_at"]))
+    np.testing.assert_allclose(mass, first["propensity"].to_numpy(), rtol=1e-12)
+    assert (first["propensity"] < 0.1).sum() > 20
+    np.testing.assert_allclose(rest.later_mass(ids, np.zeros(len(ids), dtype=np.int64)), 1.0)
+    searched = rest.searched_first(ids)
+    later = rest.later_mass(ids, searched)  # what comes after the searched time
+    assert ((later > 0) & (later < 0.6)).all()
+
+
+def test_the_first_retry_day_moves_only_the_day(product):
+    events, logger = product["events"], product["logger"]
+    rest = ProductRest(logger, events)
+    ids = events["invoice_id"].to_numpy()[rest.count > 0][:40]
+    keys = np.arange(len(ids)).astype(str)
+    base, _ = rest.at_days(ids, np.zeros(len(ids)), keys)
+    moved, _ = rest.at_days(ids, np.ones(len(ids)), keys)
+    first = base.groupby("invoice_id")["t"].min()
+    later = moved.groupby("invoice_id")["t"].min()
+    gap = to_ns(later.loc[first.index]) - to_ns(first)
+    assert (gap == 24 * HOUR_NS).all()
+
+
+def test_first_retry_day_estimates_on_the_product_logged_period(small_world, product):
+    """Weights averaging 1 on the product's own logs (the support checks pass), and the
+    greedy target's truth is the searched schedules' own value."""
+    from training.evaluation.ope_day_eval import day_estimates
+    from training.evaluation.ope_timing_eval import schedule_values
+
+    events, logger, logged = product["events"], product["logger"], product["logged"]
+    target = small_world.artifact.decider()
+    rest = ProductRest(logger, events)
+    settings = EvaluateParams(bootstrap=100)
+    greedy = day_estimates(target, logged, events, 14, settings, rest, 0.0, small_world.truth)
+    smooth = day_estimates(target, logged, events, 14, settings, rest, 0.3, small_world.truth)
+    for block in (greedy, smooth):
+        assert block["target_off_searched_day"] == 0.0
+        assert block["unsupported_units"] == 0 and block["off_grid"] > 0
+        for name in ("ips", "snips"):
+            # reported: the support checks passed, the weights' mean among them
+            assert "value" in block[name], block[name]
+            assert block[name]["mean_weight"] == pytest.approx(1.0, abs=0.25)
+    plan = logger.plan(events, None, explore=False)
+    retries, messages = plan.retries.frame(), plan.messages.frame()
+    invoice = events.set_index("event_id")["invoice_id"]
+    ids = events["invoice_id"].to_numpy()[rest.count > 0]
+    retries = retries[retries["event_id"].map(invoice).isin(ids)]
+    messages = messages[messages["event_id"].map(invoice).isin(ids)]
+    values = schedule_values(
+        small_world.truth,
+        pd.DataFrame({"key": ids, "invoice_id": ids}),
+        pd.DataFrame({"invoice_id": retries["event_id"].map(invoice), "t": retries["at"]}),
+        pd.DataFrame(
+            {
+                "invoice_id": messages["event_id"].map(invoice),
+                "t": messages["send_at"],
+                "channel": messages["channel"],
+                "template": messages["template"],
+            }
+        ),
+    )
+    assert greedy["units"] == len(ids)
+    assert greedy["truth"] == pytest.approx(float(values.mean()), abs=1e-12)
+    assert smooth["truth"] != greedy["truth"]

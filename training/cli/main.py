@@ -368,7 +368,8 @@ def ope_coverage(
         typer.Option(
             "--logging",
             help="whose history the estimates read: team (the world's simulated team) or"
-            " product (a later period the trained decider dunned, exploring)",
+            " product (a later period the trained decider dunned, exploring; adds the"
+            " first-retry day estimand, the one such logs identify)",
         ),
     ] = "team",
     day_rates: Annotated[

@@ -282,6 +282,13 @@ class EvaluateParams(Section):
     timing_smoothing: float = Field(
         0.3, ge=0, lt=1, description="share the first-retry target spreads to neighbour buckets"
     )
+    timing_day_smoothing: float = Field(
+        0.3,
+        ge=0,
+        lt=1,
+        description="share the first-retry day target spreads to the neighbouring days (the"
+        " product-logged estimate; reported beside the unsmoothed one)",
+    )
     timing_min_offset_support: int = Field(
         5, ge=1, description="logged first retries an offset needs to enter the support"
     )

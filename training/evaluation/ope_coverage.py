@@ -10,8 +10,12 @@ does not need. The tables are rewritten after every pair, so a partial run is re
 
 ``logged_by="product"``: the estimates read a second period the trained decider itself
 dunned with exploration on, once per first-retry-day rate
-(:mod:`training.evaluation.ope_product_logging`); only the first-retry timing estimand,
-the menu estimate refusing per-decision propensities by construction.
+(:mod:`training.evaluation.ope_product_logging`). On those logs the first-retry timing
+estimand is reported (the support checks refuse it: not identified by per-customer
+clock times) beside the first retry's *day*
+(:mod:`training.evaluation.ope_first_retry_day`), which they identify: the served
+policy's (smoothing 0) and a smoothed one (``evaluate.timing_day_smoothing``). The menu
+estimate is not run: it refuses per-decision propensities by construction.
 """
 
 from __future__ import annotations
@@ -28,7 +32,14 @@ import pandas as pd
 
 from training.config.params import Params
 from training.contract.history import History
-from training.evaluation.ope_checks import MENU_ESTIMATORS, block_checks, coverage, timing_checks
+from training.evaluation.ope_checks import (
+    MENU_ESTIMATORS,
+    TIMING_ESTIMATORS,
+    block_checks,
+    coverage,
+    timing_checks,
+)
+from training.evaluation.ope_day_eval import day_estimates
 from training.evaluation.ope_first_retry import (
     Propensity,
     learn_support,
@@ -94,10 +105,11 @@ def product_world_checks(
     weightings: Sequence[Propensity] = ("estimated",),
     day_rates: Sequence[float] = (0.05,),
 ) -> list[dict]:
-    """The first-retry timing checks of one (world, seed) on the product's own logs:
-    trained on the team's history, the decider (exploring the first retry's day at each
-    rate of ``day_rates``) duns the held-out failures, and the estimates read what it
-    logged; the truth keeps the rest of the dunning as the product did it."""
+    """The first-retry timing and first-retry day checks of one (world, seed) on the
+    product's own logs: trained on the team's history, the decider (exploring the first
+    retry's day at each rate of ``day_rates``) duns the held-out failures, and the
+    estimates read what it logged; the truth keeps the rest of the dunning as the product
+    did it."""
     world = simulate_and_train(name, invoices, seed, params, out / f"{name}-{seed}")
     target = world.artifact.decider()
     held = held_out_events(world.history, world.artifact, params)
@@ -120,6 +132,15 @@ def product_world_checks(
         for weighting in weightings:
             for row in timing_checks(timing[weighting]):
                 rows.append({"world": name, "seed": seed, **row, "logging": label, **produced})
+        for smoothing in dict.fromkeys((0.0, params.evaluate.timing_day_smoothing)):
+            day = day_estimates(
+                target, logged, events, window, params.evaluate, rest, smoothing, world.truth
+            )
+            estimand = "first-retry day" + (f", smoothed {smoothing:g}" if smoothing else "")
+            for row in block_checks(estimand, day, TIMING_ESTIMATORS):
+                rows.append(
+                    {"world": name, "seed": seed, **row, "weighting": "logged", "logging": label}
+                )
     return rows
 
 

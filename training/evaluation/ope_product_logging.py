@@ -16,6 +16,13 @@ the first-retry-day rule: kept when ``min_spacing`` after the one before, else p
 later by it, dropped past the window), the searched messages (no arm moves one). For an
 offset this event's logging never produces (a first retry the exploration cannot put
 there) the day rule is an extrapolation: :meth:`ProductRest.produced` says which.
+
+:class:`ProductRest` also knows the logging's whole first-retry distribution per event
+(the searched time, each valid shift, each other day the window allows, with the masses
+of :mod:`training.policy.exploration`): :meth:`ProductRest.later_mass` is the probability
+that the first retry came after a time, what a decision recovered before any retry needs
+(:mod:`training.evaluation.ope_first_retry_day`); :meth:`ProductRest.first_retry_mass`
+the probability of one exact time, which equals the logged row's ``propensity``.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from training.core.arrays import cummax_in_group, group_first, rank_in_group
 from training.core.localtime import DAY_NS, HOUR_NS, from_ns, to_ns
 from training.core.randomness import seeded_process_rng
 from training.policy.decider import ModelDecider
+from training.policy.exploration import day_mass
 from training.policy.retry_search import retry_windows
 from training.simulator.sampling import realize
 from training.simulator.truth import GroundTruth
@@ -138,14 +146,81 @@ class ProductRest:
         self.last_at[self.retry_event[last]] = self.retry_at[last]
         messages = plan.messages.frame()
         self.messages = messages.assign(event=position.get_indexer(messages["event_id"]))
+        self._masses(config.exploration_rate if exploring else 0.0, day_mass(config))
+
+    def _masses(self, rate: float, mass: float) -> None:
+        """Each event's first-retry masses, as :func:`training.policy.exploration.explore`
+        draws them: per valid shift, per other allowed day, and the searched time's."""
+        arms = 1 + len(self.shifts)
+        self.shift_mass = rate / arms
+        has = self.count > 0
+        first, last = self.first_at[:, None] + self.shifts, self.last_at[:, None] + self.shifts
+        self.valid = (first >= self.start[:, None]) & (last < self.end[:, None]) & has[:, None]
+        self.valid &= self.shifts[None, :] != 0
+        self.low = -np.floor_divide(self.first_at - self.start, DAY_NS)
+        self.high = np.floor_divide(self.end - 1 - self.first_at, DAY_NS)
+        days = np.maximum(self.high - self.low + 1 - ((self.low <= 0) & (self.high >= 0)), 0)
+        days = np.where(has & self.days, days, 0)
+        mass = mass if self.days else 0.0
+        self.day_each = np.where(days > 0, mass / np.maximum(days, 1), 0.0)
+        searched = 1.0 - rate - mass + self.shift_mass * (arms - self.valid.sum(axis=1))
+        self.searched_mass = searched + np.where(days > 0, 0.0, mass)
+
+    def _events(self, invoice_ids: np.ndarray) -> np.ndarray:
+        event = self.invoice.get_indexer(invoice_ids)
+        if (event < 0).any() or (self.count[event] == 0).any():
+            raise ValueError("every schedule needs an event the decider retries")
+        return event
+
+    def _other_days(self, event: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """How many days in [low, high] other than the searched one the day arm allows."""
+        low, high = np.maximum(low, self.low[event]), np.minimum(high, self.high[event])
+        return np.maximum(high - low + 1, 0) - ((low <= 0) & (high >= 0))
+
+    def later_mass(self, invoice_ids: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """Per event, the probability that the logging put its first retry after ``at``
+        (ns)."""
+        event = self._events(invoice_ids)
+        first = self.first_at[event]
+        p = self.searched_mass[event] * (first > at)
+        later = (first[:, None] + self.shifts[None, :]) > at[:, None]
+        p = p + self.shift_mass * (self.valid[event] & later).sum(axis=1)
+        after = np.floor_divide(at - first, DAY_NS) + 1  # the first day k with first + k d > at
+        return p + self.day_each[event] * self._other_days(event, after, self.high[event])
+
+    def first_retry_mass(self, invoice_ids: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """Per event, the probability that the logging put its first retry at ``at`` (ns)."""
+        event = self._events(invoice_ids)
+        first = self.first_at[event]
+        p = self.searched_mass[event] * (first == at)
+        hits = first[:, None] + self.shifts[None, :] == at[:, None]
+        p = p + self.shift_mass * (self.valid[event] & hits).sum(axis=1)
+        day, rest = np.divmod(at - first, DAY_NS)
+        return p + self.day_each[event] * ((rest == 0) & (self._other_days(event, day, day) > 0))
+
+    def searched_first(self, invoice_ids: np.ndarray) -> np.ndarray:
+        """Per event, the searched first retry (ns)."""
+        return self.first_at[self._events(invoice_ids)]
+
+    def day_range(self, invoice_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per event, the whole days from the searched first retry its window allows."""
+        event = self._events(invoice_ids)
+        return self.low[event], self.high[event]
+
+    def at_days(
+        self, invoice_ids: np.ndarray, days: np.ndarray, keys: np.ndarray
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The schedules with each first retry ``days`` whole days from the searched one
+        (its clock time kept), the rest as the product does it (see :meth:`__call__`)."""
+        event = self._events(invoice_ids)
+        whole = np.round((self.first_at[event] - self.failed[event]) / HOUR_NS)
+        return self(invoice_ids, whole + 24.0 * days, keys)
 
     def _moves(self, invoice_ids: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per schedule: its event, how far its first retry moves from the searched one
         (ns, the searched one's minute within the hour kept), whether that is a valid
         shift, and whether the exploration can put a first retry there."""
-        event = self.invoice.get_indexer(invoice_ids)
-        if (event < 0).any() or (self.count[event] == 0).any():
-            raise ValueError("every schedule needs an event the decider retries")
+        event = self._events(invoice_ids)
         searched = self.first_at[event] - self.failed[event]
         whole = np.round(searched / HOUR_NS).astype(np.int64)
         move = (np.round(offsets).astype(np.int64) - whole) * HOUR_NS

@@ -146,14 +146,28 @@ def _weighted_estimates(
         "learned_first_retry_median_hours": float(np.median(hours)),
         "propensity": propensity,
     }
+    estimated = refit if propensity == "estimated" else None
+    return {**out, **weighted_block(timing.feedback, ESTIMAND, settings, exact, estimated)}
+
+
+def weighted_block(
+    feedback: LoggedFeedback,
+    estimand: str,
+    settings: EvaluateParams,
+    exact: float | None,
+    refit: Callable[[np.ndarray], LoggedFeedback] | None = None,
+) -> dict[str, Any]:
+    """IPS and SNIPS of ``feedback``, each with its overlap diagnostics or the reason the
+    logs cannot support it, and (``exact``) the truth and whether each interval holds it."""
+    out: dict[str, Any] = {}
     for name, estimator in (("ips", InverseProbabilityWeighting()), ("snips", SelfNormalizedIPW())):
         result = estimate_with_support(
             estimator,
-            timing.feedback,
-            ESTIMAND,
+            feedback,
+            estimand,
             n_bootstrap=settings.bootstrap,
             random_state=settings.seed,
-            refit=refit if propensity == "estimated" else None,
+            refit=refit,
         )
         diagnostics = {
             "effective_sample_size": result.diagnostics.effective_sample_size,
@@ -205,8 +219,19 @@ def timing_truth(
         retries, messages = rest(
             keys["invoice_id"].to_numpy(), support.offsets[offset], keys["key"].to_numpy()
         )
+    values = schedule_values(truth, keys, retries, messages)
+    per_unit = np.bincount(unit, weights=target[unit, offset] * values, minlength=len(target))
+    return float(per_unit.mean())
+
+
+def schedule_values(
+    truth: GroundTruth, keys: pd.DataFrame, retries: pd.DataFrame, messages: pd.DataFrame
+) -> np.ndarray:
+    """Exact recovery probability of each schedule (``keys``: its ``key`` and invoice;
+    ``retries`` and ``messages`` keyed by it in ``invoice_id``, as :data:`RestOfDunning`
+    returns them)."""
     owner = keys.set_index("key")["invoice_id"]
-    values = truth.recovery_probability(
+    return truth.recovery_probability(
         keys,
         pd.DataFrame(
             {
@@ -225,8 +250,6 @@ def timing_truth(
             }
         ),
     ).to_numpy()
-    per_unit = np.bincount(unit, weights=target[unit, offset] * values, minlength=len(target))
-    return float(per_unit.mean())
 
 
 def _team_schedules(
