@@ -24,6 +24,7 @@ MEAN_MONTH_DAYS = 30.44
 
 CUSTOMER_FEATURES = (
     "cust_tenure_days",
+    "cust_observed_days",
     "cust_failures_per_year",
     "cust_failures_total",
     "cust_failures_12m",
@@ -56,13 +57,7 @@ HOUR_PROFILE_COLUMNS = tuple(
 sent to them and of their clicks, as of the decision: enough to read the kernel-smoothed
 response rate near any candidate hour (:func:`hour_response`) without the events. Carried
 along with the customer features, not model inputs themselves."""
-CUSTOMER_CONTEXT = ("cust_clicks", "cust_observed_days", *HOUR_PROFILE_COLUMNS)
-"""Carried along, not model inputs. ``cust_observed_days`` (days since signup or the
-export's start) grows with calendar time for every customer: on the test period, and
-more so when serving, it lies beyond every training value, and the trees carried the
-training period's trend in it forward (strict_logging, 20,000 invoices: the retry model
-0.088 on a test period that succeeded 0.097, calibrated on the training period;
-docs/evaluation.md). It only scales the failure rate per observed year, an input."""
+CUSTOMER_CONTEXT = ("cust_clicks", *HOUR_PROFILE_COLUMNS)
 CIRCLES = ("pay_dom", "pay_wd", "act_hour")
 """The circular running sums (cosine and sine of an angle): the payday of the month, of
 the week, the active hour; their periods, as a column (one row of sums each):"""
@@ -237,9 +232,8 @@ def customer_features(
     customer and time (or pass its prebuilt ``index``). ``history_start`` is when the
     exported history begins (default: the log's first event): a count of failures means
     little without how long the customer was observed, and a history export always
-    starts somewhere, so the failure rate per observed year (``cust_observed_days``:
-    since signup or the export start, whichever is later; carried along, not an input)
-    is a feature too.
+    starts somewhere, so ``cust_observed_days`` (since signup or the export start,
+    whichever is later) and the failure rate per observed year are features too.
     Returns a frame with :data:`CUSTOMER_FEATURES` and :data:`CUSTOMER_CONTEXT`, same index.
     """
     if index is None:
@@ -312,6 +306,7 @@ def customer_columns(
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
             "cust_tenure_days": (as_of - signup) / 86400.0,
+            "cust_observed_days": observed_days,
             "cust_failures_per_year": failures / np.maximum(observed_days, 30.0) * 365.0,
             "cust_failures_total": failures,
             "cust_failures_12m": failures - _reader(index, year_ago, failure_row)[0],
@@ -341,6 +336,5 @@ def customer_columns(
             "cust_sms_sent": sms_sent,
             "cust_sms_click_rate": np.where(sms_sent > 0, at("sms_click") / sms_sent, np.nan),
             "cust_clicks": at("email_click") + at("sms_click"),
-            "cust_observed_days": observed_days,
             **{name: at(name.removeprefix("cust_")) for name in HOUR_PROFILE_COLUMNS},
         }
