@@ -151,3 +151,28 @@ def test_young_merchant_has_little_history_per_customer():
         return len(result.history.invoices) / len(result.history.customers)
 
     assert per_customer(young) < 0.8 * per_customer(default)
+
+
+def test_other_team_logs_its_own_schedule_with_per_decision_propensities():
+    """Another team's fixed schedule (days 1, 4, 9), 30% of its times delayed by up to
+    71 hours: its logs hold first retries on days 1 to 3, none on our legacy days."""
+    history = _simulate("other_team", invoices=3000).history
+    policy = zoo_world("other_team").policy
+    uniform = policy.explore_rate / (policy.explore_max_delay_hours + 1)
+    for frame in (history.attempts, history.messages):
+        logged = frame["propensity"].dropna()
+        assert set(np.round(logged.unique(), 9)) <= {
+            round(1 - policy.explore_rate + uniform, 9),
+            round(uniform, 9),
+        }
+        assert 0.2 < np.isclose(logged, uniform).mean() < 0.4  # about 30%
+    retries = history.attempts[history.attempts["initiated_by"] == "merchant"]
+    due = retries["invoice_id"].map(history.invoices.set_index("invoice_id")["due_at"])
+    offsets = ((retries["attempted_at"] - due) / pd.Timedelta(hours=1)).round().astype(int)
+    first = offsets[offsets > 0].groupby(retries["invoice_id"]).min()
+    assert first.between(24, 95).all()  # day 1, delayed by at most 71 hours
+    assert first.eq(24).mean() > 0.6 and first.gt(24).sum() > 50
+    planned = offsets[offsets > 0]
+    assert planned.isin([24, 96, 216]).mean() > 0.6  # its own plan, mostly on time
+    templates = history.messages.sort_values("sent_at").groupby("invoice_id")["template"].first()
+    assert templates.eq("payment_link").mean() > 0.6  # its first message, not a reminder

@@ -107,6 +107,29 @@ WORLDS: dict[str, ZooWorld] = {
             LoggingPolicy(explore_rate=0.1, explore_mode="random_hours"),
         ),
         ZooWorld(
+            "other_team",
+            "another team's own dunning: retries 1, 4 and 9 days after the failure, a "
+            "payment link at once, an update request by SMS after 2 days and a final "
+            "notice after 7; 30% of its retries and messages delayed by 0-71 random "
+            "hours, propensities per decision",
+            WorldConfig(name="other_team"),
+            LoggingPolicy(
+                explore_rate=0.3,
+                explore_mode="random_hours",
+                explore_max_delay_hours=71,
+                retry_plans={"legacy_1_4_9": (24, 96, 216)},
+                message_plans={
+                    "legacy_link_update_notice": (
+                        (0, "payment_link", "email"),
+                        (48, "update_payment_method", "sms"),
+                        (168, "final_notice", "email"),
+                    )
+                },
+                legacy_retry_plan="legacy_1_4_9",
+                legacy_message_plan="legacy_link_update_notice",
+            ),
+        ),
+        ZooWorld(
             "young_merchant",
             "a young merchant: customers of under two years' tenure with about one failed "
             "invoice each, so little history per customer",
