@@ -88,6 +88,13 @@ class ModelParams(Section):
         "training rows of the same rank cover (support.py): no extrapolation of one "
         "rank's offsets through splits learned on later ranks",
     )
+    excluded_inputs: tuple[str, ...] = Field(
+        (),
+        description="inputs left out of every model that has them (measured, not kept: "
+        "cust_observed_days, which grows with calendar time and carried the training "
+        "period's trend onto strict_logging's held-out period; calibration by decile "
+        "0.034 -> 0.025 there, the captured share 1.3-2.7 points lower; docs/evaluation.md)",
+    )
     propensity_weight_clip: float = Field(
         1.0,
         ge=1,

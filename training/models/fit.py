@@ -105,13 +105,20 @@ def _calendar_effects(name: str, params: ModelParams) -> CalendarSpec | None:
     )
 
 
+def model_inputs(name: str, params: ModelParams) -> list[str]:
+    """``name``'s inputs: :data:`MODEL_FEATURES` without ``params.excluded_inputs``."""
+    excluded = set(params.excluded_inputs)
+    return [column for column in MODEL_FEATURES[name] if column not in excluded]
+
+
 def check_monotone_inputs(params: ModelParams) -> None:
-    """Refuse ``monotone_increasing`` and ``additive_groups`` names that are no model's
-    input (a typo would otherwise constrain nothing, silently)."""
+    """Refuse ``monotone_increasing``, ``additive_groups`` and ``excluded_inputs`` names
+    that are no model's input (a typo would otherwise change nothing, silently)."""
     known = {name for features in MODEL_FEATURES.values() for name in features}
     named = {
         "monotone_increasing": set(params.monotone_increasing),
         "additive_groups": {name for group in params.additive_groups for name in group},
+        "excluded_inputs": set(params.excluded_inputs),
     }
     for key, names in named.items():
         unknown = sorted(names - known)
@@ -173,7 +180,7 @@ def fit_models(
     for name in names:
         dataset: Dataset = getattr(data, name)
         part = split.assign(dataset.due_at)
-        features = list(MODEL_FEATURES[name])
+        features = model_inputs(name, params.model)
         categorical = [c for c in CATEGORICAL if c in features]
         train_propensity = (
             None if dataset.propensity is None else dataset.propensity[part == "train"]

@@ -16,12 +16,12 @@ from training.declines.table import DeclineTable
 from training.features.frames import CATEGORICAL
 from training.models.fit import (
     CALIBRATION_GROUPS,
-    MODEL_FEATURES,
     PAIR_RATES,
     RANK_SUPPORT,
     TrainedModels,
     _calendar_effects,
     _count_effect,
+    model_inputs,
 )
 from training.models.split import TimeSplit
 from training.scale.fit import ClusterFit, fit_on_cluster
@@ -90,7 +90,7 @@ def fit_models_on_cluster(
     for name in list(by_model):
         mark = time.perf_counter()
         periods = by_model.pop(name)
-        features = list(MODEL_FEATURES[name])
+        features = model_inputs(name, params.train.model)
         fits[name] = fit_on_cluster(
             client,
             name,
