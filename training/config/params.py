@@ -154,7 +154,9 @@ class ModelParams(Section):
     calendar_effect_shared_penalty: bool = Field(
         False,
         description="with a penalty chosen by the evidence: one for all groups' offsets of an "
-        "input (their deviations from the pooled ones judged together), not one per group",
+        "input (their deviations from the pooled ones judged together), not one per group "
+        "(h77, with local_day_of_month beside the weekday: through the zoo flat on average, "
+        "strict_logging lower: measured, not kept)",
     )
     num_threads: int = Field(2, ge=1)
     seed: int = 7
