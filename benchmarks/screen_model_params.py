@@ -164,6 +164,10 @@ def main() -> None:
                     data, split, "active_hour_closeness", *predictions[name]
                 )
                 print(f"  by active_hour_closeness (missing, quintiles): {row['by_closeness']}")
+            calendar = getattr(fitted[name], "calendar_effects", ())
+            if calendar:
+                row["calendar_effects"] = [c.describe() for c in calendar]
+                print(f"  calendar effects {row['calendar_effects']}")
             effect = fitted[name].count_effect
             if effect is not None:
                 row["count_effect"] = effect.describe()

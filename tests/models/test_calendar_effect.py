@@ -96,6 +96,54 @@ def test_the_penalty_follows_how_far_the_values_differ_beyond_their_noise():
     }
 
 
+def test_a_shared_penalty_judges_the_families_deviations_together():
+    """One penalty for all families' offsets: a family with a weak weekday (do_not_honor,
+    about +0.1 log-odds on weekday 1) keeps more of it than judged alone (taken to ~0)
+    while the strong family keeps most of its own."""
+    rng = np.random.default_rng(3)
+    rows = _rows(rng, 40000, boost=0.7)
+    weak = (rows["inv_decline_category"] == "do_not_honor") & (rows["local_weekday"] == 1)
+    rows.loc[weak & (rng.random(len(rows)) < 0.01), "y"] = 1
+    y = rows["y"].to_numpy()
+
+    def fit(shared: bool) -> CalendarEffect:
+        (effect,) = fit_calendar_effects(
+            rows, y, ["local_weekday"], FEATURES, CATEGORIES, "retries_before",
+            ridge=None, shared_penalty=shared,
+        )  # fmt: skip
+        return effect
+
+    def lift(effect: CalendarEffect, row: int, value: int) -> float:
+        return float(effect.table[row, value] - np.delete(effect.table[row], value).mean())
+
+    alone, shared = fit(False), fit(True)
+    assert shared.penalties["insufficient_funds"] == shared.penalties["soft_issuer"]
+    assert alone.penalties["soft_issuer"] > 300 > 30 > alone.penalties["insufficient_funds"]
+    assert lift(alone, 0, 1) < 0.05 and lift(shared, 0, 1) > lift(alone, 0, 1) + 0.04
+    assert min(lift(alone, 1, 4), lift(shared, 1, 4)) > 0.6  # truth 0.7
+
+
+def test_an_input_pooled_only_with_its_own_penalty():
+    """The day of the month pooled only (no family's offsets) and chosen by the evidence
+    beside a weekday with the fixed penalty: a day without a pattern gets ~0, the same
+    for every category up to the centring."""
+    rng = np.random.default_rng(3)
+    rows = _rows(rng, 40000, boost=0.7)
+    rows["local_day_of_month"] = rng.integers(1, 32, len(rows)).astype(float)
+    columns = ["local_weekday", "local_day_of_month"]
+    weekday, day = fit_calendar_effects(
+        rows, rows["y"].to_numpy(), columns, [*FEATURES, "local_day_of_month"], CATEGORIES,
+        "retries_before", pooled_only=["local_day_of_month"],
+        input_ridge={"local_day_of_month": None}, ridge=10.0,
+    )  # fmt: skip
+    assert set(weekday.penalties.values()) == {10.0} and len(weekday.penalties) == 3
+    assert day.penalties.keys() == {"pooled"} and day.penalties["pooled"] > 300
+    assert day.table.shape == (3, 32) and np.abs(day.table).max() < 0.05
+    parallel = day.table - day.table[:, :1]
+    assert np.abs(parallel - parallel[0]).max() < 1e-12
+    assert weekday.table[1, 4] - np.delete(weekday.table[1], 4).mean() > 0.45
+
+
 def test_a_rare_category_gets_its_family_s_weekday():
     """limit_exceeded (rare) shares insufficient funds' family: per family it gets the
     family's weekday, per category (its own few rows, shrunk to the pool) much less."""
@@ -236,13 +284,28 @@ def test_calendar_effects_on_no_input_are_refused():
     assert _calendar_effects("retry", ModelParams(calendar_effects={})) is None
     assert _calendar_effects("message", ModelParams()) is None  # the default: retries only
     chosen = ModelParams(calendar_effects={"retry": ["local_weekday"]})
-    spec = (["local_weekday"], "retries_before", "family", 10.0)  # the fixed penalty
+    spec = CalendarSpec(["local_weekday"], "retries_before", "family", 10.0)  # fixed penalty
     assert _calendar_effects("retry", chosen) == spec
     grouped = ModelParams(
         calendar_effects={"retry": ["local_weekday"]}, calendar_effect_groups="category"
     )
-    assert _calendar_effects("retry", grouped) == (*spec[:2], "category", 10.0)
+    assert _calendar_effects("retry", grouped) == spec._replace(groups="category")
     evidence = ModelParams(calendar_effect_penalty=None)  # chosen from the rows
-    assert _calendar_effects("retry", evidence) == (*spec[:3], None)
+    assert _calendar_effects("retry", evidence) == spec._replace(penalty=None)
+    both = ["local_weekday", "local_day_of_month"]
+    options = ModelParams(
+        calendar_effects={"retry": both},
+        calendar_effect_pooled_only=["local_day_of_month"],
+        calendar_effect_shared_penalty=True,
+        calendar_effect_input_penalty={"local_day_of_month": None},
+    )
+    assert _calendar_effects("retry", options) == spec._replace(
+        columns=both,
+        pooled_only=("local_day_of_month",),
+        shared_penalty=True,
+        input_penalty={"local_day_of_month": None},
+    )
+    with pytest.raises(ValueError, match="no input"):
+        _calendar_effects("retry", ModelParams(calendar_effect_pooled_only=["template"]))
     with pytest.raises(ValueError, match="no input"):
         _calendar_effects("retry", ModelParams(calendar_effects={"retry": ["template"]}))

@@ -148,6 +148,23 @@ class ModelParams(Section):
         "(calendar_effect.py; through the zoo, h71: better calibrated, a little less "
         "recovered: measured, not kept)",
     )
+    calendar_effect_input_penalty: dict[str, float | None] = Field(
+        {},
+        description="calendar input -> its own calendar_effect_penalty (a number, or null: "
+        "chosen by the evidence), e.g. the weekday's fixed and the day of the month's chosen",
+    )
+    calendar_effect_pooled_only: list[str] = Field(
+        [],
+        description="calendar inputs whose offsets are pooled only, none per decline family "
+        "or category (31 days of the month x 7 families are many coefficients)",
+    )
+    calendar_effect_shared_penalty: bool = Field(
+        False,
+        description="with a penalty chosen by the evidence: one for all groups' offsets of an "
+        "input (their deviations from the pooled ones judged together), not one per group "
+        "(h77, with local_day_of_month beside the weekday: through the zoo flat on average, "
+        "strict_logging lower: measured, not kept)",
+    )
     num_threads: int = Field(2, ge=1)
     seed: int = 7
 

@@ -34,7 +34,9 @@ matters, and how much, is learned.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -53,8 +55,20 @@ PENALTY_RANGE = (0.1, 1e4)
 log-odds (1/sqrt(0.1)), at least 0.01 (offsets that small are nothing)."""
 EVIDENCE_STEPS = 30  # fixed-point updates of the penalties at most (most fits: < 10)
 CELL_PENALTY = 1e-3  # keeps the timing cells with one outcome only finite
-CalendarSpec = tuple[list[str], str, str, float | None]
-"""(calendar inputs, the rank column, their groups, the L2 penalty or None: chosen)."""
+
+
+class CalendarSpec(NamedTuple):
+    """What ``train.model`` asks of one model's calendar offsets."""
+
+    columns: list[str]  # the calendar inputs
+    rank: str  # the rank column (of the timing cells)
+    groups: str  # family or category
+    penalty: float | None  # the L2 penalty, or None: chosen by the evidence
+    pooled_only: tuple[str, ...] = ()  # inputs with pooled offsets only, no group's
+    shared_penalty: bool = False  # chosen: one penalty for all groups' offsets of an input
+    input_penalty: Mapping[str, float | None] = {}  # an input's own ``penalty``
+
+
 MAX_LEVELS = 32  # values 0 .. 31 (a weekday, a day of the month); others add nothing
 CATEGORY = "inv_decline_category"
 
@@ -146,6 +160,9 @@ def fit_calendar_effects(
     groups: str = "family",
     weight: np.ndarray | None = None,
     ridge: float | None = None,
+    pooled_only: Collection[str] = (),
+    shared_penalty: bool = False,
+    input_ridge: Mapping[str, float | None] | None = None,
 ) -> tuple[CalendarEffect, ...]:
     """One :class:`CalendarEffect` per input of ``columns`` of the training ``rows`` (their
     ``label``; each row counting ``weight`` times, 1 without), fitted jointly with the
@@ -153,7 +170,12 @@ def fit_calendar_effects(
     training order; ``groups``: ``family`` (one coefficient per decline family and value
     beside the pooled one) or ``category``; ``ridge``: one L2 penalty on every offset,
     or None: each block's (an input's pooled offsets, its offsets of one group) chosen
-    by the evidence (:func:`_evidence_penalties`)."""
+    by the evidence (:func:`_evidence_penalties`); ``input_ridge``: an input's own
+    ``ridge``; ``pooled_only``: inputs with pooled offsets only (no group's: e.g. 31
+    days of the month x 7 families are many coefficients); ``shared_penalty``: the
+    groups' offsets of an input one block, so the evidence judges their deviations from
+    the pool together (a weak pattern of one group is shrunk as much as the others',
+    not to ~0 alone)."""
     y = np.asarray(label, dtype=float)
     n, k = len(y), len(categories) + 1
     w = np.ones(n) if weight is None else np.asarray(weight, dtype=float)
@@ -164,49 +186,66 @@ def fit_calendar_effects(
     group = group_of[code]
     blocks: list[sparse.csr_matrix] = []
     block_of: list[np.ndarray] = []  # each effect coefficient's penalty block
-    spans: list[tuple[int, int]] = []
+    starts: list[float] = []  # each block's penalty (its start if chosen)
+    chosen: list[bool] = []  # whether the evidence chooses it
+    spans: list[tuple[int, int, list[int]]] = []  # start, values, the group blocks' ids
     width = 0
-    for index, column in enumerate(columns):
+    for column in columns:
         known, level = _levels(rows[column].to_numpy(dtype=float))
         levels = int(level[known].max()) + 1 if known.any() else 1
         r = np.flatnonzero(known)
-        pooled = sparse.csr_matrix((np.ones(r.size), (r, level[r])), shape=(n, levels))
-        paired = sparse.csr_matrix(
-            (np.ones(r.size), (r, group[r] * levels + level[r])), shape=(n, g * levels)
-        )
-        blocks += [pooled, paired]
-        spans.append((width, levels))
-        width += levels * (1 + g)
-        # block ids: (g + 1) per input, the pooled one first, the unseen group's last
-        block_of.append(index * (g + 1) + np.repeat(np.arange(g + 1), levels))
+        own = ridge if input_ridge is None else input_ridge.get(column, ridge)
+        blocks.append(sparse.csr_matrix((np.ones(r.size), (r, level[r])), shape=(n, levels)))
+        # ids: the pooled block, then each group's (one if shared), then the unseen
+        # category's group (no rows: it keeps its start)
+        ids = [len(starts)]
+        kinds = [own is None]
+        if column not in pooled_only:
+            paired = sparse.csr_matrix(
+                (np.ones(r.size), (r, group[r] * levels + level[r])), shape=(n, g * levels)
+            )
+            blocks.append(paired)
+            per_group = np.zeros(g - 1, dtype=np.int64) if shared_penalty else np.arange(g - 1)
+            ids += (ids[0] + 1 + per_group).tolist()
+            ids.append(ids[0] + 2 + int(per_group.max(initial=-1)))
+            kinds += [own is None] * (int(per_group.max(initial=-1)) + 1) + [False]
+        count = max(ids) - ids[0] + 1
+        starts += [10.0 if own is None else float(own)] * count
+        chosen += kinds
+        spans.append((width, levels, ids[1:]))
+        block_of.append(np.repeat(np.array(ids), levels))
+        width += levels * len(ids)
     cells = timing_cells(rows, rank, CATEGORY)
     cell_width = int(cells.max()) + 1
     rr = np.repeat(np.arange(n), cells.shape[1])
     blocks.append(sparse.csr_matrix((np.ones(rr.size), (rr, cells.ravel())), shape=(n, cell_width)))
     design = sparse.hstack(blocks, format="csr")
     block = np.concatenate(block_of) if block_of else np.zeros(0, dtype=np.int64)
-    lam = np.full(len(columns) * (g + 1), 10.0 if ridge is None else float(ridge))
+    lam = np.array(starts)
+    free = np.array(chosen, dtype=bool)
     fitted = n > 0 and np.ptp(y) > 0
-    if fitted and ridge is None:
-        lam = _evidence_penalties(design, y, w, block, lam, g + 1)
+    if fitted and free.any():
+        lam = _evidence_penalties(design, y, w, block, lam, free)
     penalty = np.concatenate([lam[block], np.full(cell_width, CELL_PENALTY)])
     beta = _fit(design, y, w, penalty, np.zeros(design.shape[1])) if fitted else None
     if beta is None:
         beta = np.zeros(design.shape[1])
     names = ["pooled", *group_names(categories, groups)]
-    effects = []
-    for index, (column, (start, levels)) in enumerate(zip(columns, spans, strict=True)):
-        pooled = beta[start : start + levels]
-        paired = beta[start + levels : start + levels + g * levels].reshape(g, levels)
-        paired[g - 1] = 0.0  # an unseen category: the pooled effect only
-        table = pooled[None, :] + paired[group_of]
+    effects: list[CalendarEffect] = []
+    for column, (start, levels, ids) in zip(columns, spans, strict=True):
+        table = np.repeat(beta[start : start + levels][None, :], k, axis=0)
+        if ids:  # the groups' offsets, the unseen category's left at the pooled effect
+            paired = beta[start + levels : start + levels * (1 + len(ids))].reshape(g, levels)
+            paired[g - 1] = 0.0
+            table = table + paired[group_of]
         known, level = _levels(rows[column].to_numpy(dtype=float))
         counts = np.zeros((k, levels))
         np.add.at(counts, (code[known], level[known]), w[known])
         counts[k - 1] = counts.sum(axis=0)
         share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
         table = table - (table * share).sum(axis=1, keepdims=True)  # centred per category
-        chosen = lam[index * (g + 1) : index * (g + 1) + g]  # the unseen group's left out
+        pooled_id = int(block_of[len(effects)][0])
+        named = zip(names, (pooled_id, *ids[:-1]), strict=False)
         effects.append(
             CalendarEffect(
                 column=column,
@@ -214,7 +253,7 @@ def fit_calendar_effects(
                 category_position=features.index(CATEGORY),
                 table=table,
                 rows=int(round(w.sum())),
-                penalties=dict(zip(names, (float(x) for x in chosen), strict=True)),
+                penalties={name: float(lam[i]) for name, i in named},
             )
         )
     return tuple(effects)
@@ -247,18 +286,17 @@ def _evidence_penalties(
     w: np.ndarray,
     block: np.ndarray,
     start: np.ndarray,
-    per_input: int,
+    free: np.ndarray,
 ) -> np.ndarray:
     """Each block's L2 penalty chosen by the evidence (type-II maximum likelihood, the
     Laplace approximation; MacKay's fixed point): a block's offsets are taken as drawn
     from N(0, 1/λ), and λ = γ / Σβ², γ = Σ(1 − λ·Σⱼⱼ) the number of its offsets the data
     determine (Σ the posterior covariance). A block whose values differ by no more than
     their standard errors gets a penalty that takes its offsets to ~0; one whose values
-    differ far beyond keeps most of them. The last block of each input (an unseen
-    category's group, no rows) keeps its start."""
+    differ far beyond keeps most of them. A block not ``free`` (an unseen category's
+    group, no rows; an input with a fixed penalty) keeps its start."""
     lam = start.copy()
     cells = design.shape[1] - block.size
-    kept = np.arange(lam.size) % per_input != per_input - 1
     beta = np.zeros(design.shape[1])
     low, high = PENALTY_RANGE
     for _ in range(EVIDENCE_STEPS):
@@ -270,7 +308,7 @@ def _evidence_penalties(
         gamma = np.bincount(block, 1.0 - lam[block] * covariance, minlength=lam.size)
         squares = np.bincount(block, beta[: block.size] ** 2, minlength=lam.size)
         update = np.clip(np.maximum(gamma, 0.0) / np.maximum(squares, 1e-12), low, high)
-        update = np.where(kept, update, lam)
+        update = np.where(free, update, lam)
         moved = np.abs(np.log(update / lam)).max()
         lam = update
         if moved < 0.01:
@@ -298,14 +336,18 @@ def fit_calendar_cells(
     rank: str,
     groups: str = "family",
     ridge: float | None = None,
+    pooled_only: Collection[str] = (),
+    shared_penalty: bool = False,
+    input_ridge: Mapping[str, float | None] | None = None,
 ) -> tuple[CalendarEffect, ...]:
     """:func:`fit_calendar_effects` from the rows' :func:`calendar_cells` (the same
     likelihood): each cell one line of its positives and one of its negatives, weighted
     by their numbers (equal to the rows' fit up to the solver's tolerance)."""
     lines, y, weight = cell_lines(cells)
     return fit_calendar_effects(
-        lines, y, columns, features, categories, rank, groups, weight, ridge
-    )
+        lines, y, columns, features, categories, rank, groups, weight, ridge,
+        pooled_only, shared_penalty, input_ridge,
+    )  # fmt: skip
 
 
 def frame_offsets(

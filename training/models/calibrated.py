@@ -387,15 +387,19 @@ def fit_calibrated(
     calendar: tuple[CalendarEffect, ...] = ()
     train_calendar = valid_calendar = None
     if calendar_effects is not None and calendar_effects[0]:
+        spec = CalendarSpec(*calendar_effects)
         calendar = fit_calendar_effects(
             x_train,
             y_train,
-            list(calendar_effects[0]),
+            list(spec.columns),
             features,
             categories.get("inv_decline_category", []),
-            calendar_effects[1],
-            calendar_effects[2],
-            ridge=calendar_effects[3],
+            spec.rank,
+            spec.groups,
+            ridge=spec.penalty,
+            pooled_only=spec.pooled_only,
+            shared_penalty=spec.shared_penalty,
+            input_ridge=spec.input_penalty,
         )
         train_calendar = _calendar_offsets(calendar, x_train, categories)
         valid_calendar = _calendar_offsets(calendar, x_valid, categories)

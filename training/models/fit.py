@@ -97,11 +97,17 @@ def _calendar_effects(name: str, params: ModelParams) -> CalendarSpec | None:
     for column in columns:
         if column not in MODEL_FEATURES[name] or column in CATEGORICAL or name not in RANK_SUPPORT:
             raise ValueError(f"train.model.calendar_effects: {column!r} is no input of {name}")
-    return (
+    for column in [*params.calendar_effect_input_penalty, *params.calendar_effect_pooled_only]:
+        if column not in MODEL_FEATURES[name]:
+            raise ValueError(f"train.model.calendar_effect_*: {column!r} is no input of {name}")
+    return CalendarSpec(
         columns,
         RANK_SUPPORT[name][0],
         params.calendar_effect_groups,
         params.calendar_effect_penalty,
+        tuple(c for c in params.calendar_effect_pooled_only if c in columns),
+        params.calendar_effect_shared_penalty,
+        {c: v for c, v in params.calendar_effect_input_penalty.items() if c in columns},
     )
 
 

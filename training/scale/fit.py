@@ -348,12 +348,14 @@ def fit_on_cluster(
         check_count_effect_map(name, grouped)
     calendar = None
     if calendar_effects is not None and calendar_effects[0]:
-        columns, rank, groups, ridge = calendar_effects
+        spec = CalendarSpec(*calendar_effects)
+        columns, rank = spec.columns, spec.rank
         cells = client.gather(client.map(_calendar_cells, train, columns=columns, rank=rank))
         known = categories.get("inv_decline_category", [])
         effects = fit_calendar_cells(
-            add_cells(cells), columns, features, known, rank, groups, ridge
-        )
+            add_cells(cells), columns, features, known, rank, spec.groups, spec.penalty,
+            spec.pooled_only, spec.shared_penalty, spec.input_penalty,
+        )  # fmt: skip
         # the weighted average's log-odds (positives weigh positive_weight)
         average = float(np.log(train_pos * positive_weight / (train_n - train_pos)))
         calendar = CalendarStart(effects, known, average)
