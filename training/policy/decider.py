@@ -199,11 +199,13 @@ class ModelDecider:
 
         def explore_searched(found: SearchedSchedules) -> None:
             """The exploration drawn before the pruning (it moves only retries, which the
-            pruning keeps): a moved schedule with the searched messages is then scored
-            in the pruning's first call, and reused when the pruning drops nothing."""
+            pruning keeps): a lone request's moved schedule with the searched messages is
+            then scored in the pruning's first call, and reused when the pruning drops
+            nothing (a batch's pruning drops some event's message: its final schedule
+            is another, scored after it as before)."""
             if explore and self.config.exploration_rate > 0 and len(found.retries):
                 kept.append(self._explore(events, found.retries, found.start, found.end))
-                if kept[0].retries is not found.retries:
+                if kept[0].retries is not found.retries and len(events) == 1:
                     memo.extra.append((kept[0].retries, found.messages))
 
         searched = search_schedules(
