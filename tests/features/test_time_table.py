@@ -61,3 +61,28 @@ def test_missing_instants_are_left_to_the_general_path():
     table = EventTimeTable("UTC", _event(np.random.default_rng(0), True))
     assert table.columns(np.array([START, NAT])) is None
     assert table.columns(np.zeros(0, dtype=np.int64)) is None
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago", "Asia/Kathmandu"])
+def test_instants_at_the_tables_edges_read_their_own_days(zone):
+    """Instants whose UTC day is near the first or last day the table covers (where the
+    bounds of the UTC days do not settle the local ones: the exact days are covered)
+    get their own features, and the table grows only for local days it lacks."""
+    rng = np.random.default_rng(3)
+    event = _event(rng, True)
+    table = EventTimeTable(zone, event)
+    table.columns(np.array([START]))
+    first, width = table._first_day, table._by_day.shape[1]
+    for day in (first - 1, first, first + 1, first + width - 2, first + width - 1, first + width):
+        ns = day * DAY + rng.integers(0, DAY, size=50)
+        got = table.columns(ns)
+        want = _expected(ns, zone, event)
+        assert got is not None
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name, strict=True)
+    local_days = (START + np.arange(-2, 3) * DAY) // DAY
+    table = EventTimeTable(zone, event)
+    table.columns(np.array([START]))
+    kept = (table._first_day, table._by_day.shape[1])
+    table.columns(local_days * DAY + DAY // 2)  # well inside: no growth
+    assert (table._first_day, table._by_day.shape[1]) == kept

@@ -381,3 +381,38 @@ def test_scored_rows_score_a_hash_collision(monkeypatch):
 
     np.testing.assert_array_equal(memo.probabilities(key, score), [0.0, 0.1, 0.2, 0.3])
     np.testing.assert_array_equal(memo.probabilities(key[:1], score), [0.0])
+
+
+def test_the_explored_schedule_is_scored_in_the_prunings_call(case, monkeypatch):
+    """The exploration is drawn before the pruning (it moves retries only): its moved
+    schedule is scored with the pruning's first schedules, the same figures as scored
+    alone, and the decision's own scoring then reuses them (no further model call)."""
+    import training.policy.decider as decider_module
+
+    decider, events, previous, decisions, features, past = case
+    explorer = decider.__class__(
+        decider.scorer, decider.rules, decider.config.model_copy(update={"exploration_rate": 1.0}),
+        decider.templates, decider.model_version,
+    )  # fmt: skip
+    lone = events.iloc[[20]].reset_index(drop=True)  # no previous attempts
+    past_lone, decided = past_rows(lone, None), decider.rules.decide_many(lone, None)
+
+    class Draws:
+        def random(self, n: int) -> np.ndarray:
+            return np.full(n, 0.99)  # at rate 1: the last arm, a shift
+
+    monkeypatch.setattr(decider_module, "process_rng", lambda: Draws())
+    memo = decider_module.ScheduleScores(explorer, lone, None, past_lone)
+    plan = explorer.plan(lone, None, past=past_lone, decisions=decided, memo=memo)
+    assert plan.explored is not None and (plan.explored.kind == 1).all()
+    calls: list[int] = []
+    predict = decider.scorer.predict
+    monkeypatch.setattr(decider.scorer, "predict", lambda *a: calls.append(1) or predict(*a))
+    reused = memo.laid_out([(plan.retries, plan.messages)])[0]
+    assert calls == []  # scored in the pruning's call
+    alone = explorer.score_laid_out(
+        lone, plan.features, past_lone, [(plan.retries, plan.messages)], memo.p_self
+    )[0]
+    assert len(calls) > 0
+    np.testing.assert_array_equal(reused.expected, alone.expected, strict=True)
+    np.testing.assert_array_equal(reused.p, alone.p, strict=True)

@@ -124,6 +124,24 @@ def test_coarse_to_fine_scores_a_fraction_of_the_fine_grid_and_values_as_much(ca
     assert lost.mean() < 0.005
 
 
+def test_the_finer_grids_scored_in_one_call_plan_what_a_call_per_grid_plans(case, monkeypatch):
+    """Every cell the 3 h and 1 h bands can try, scored on the hourly grid in one model
+    call (a lone request's path): the same plan, to the bit, with one call fewer."""
+    import training.policy.retry_search as retry_search
+
+    decider = case[0]
+    rows = _counting_retry_rows(decider, monkeypatch)
+    plans, calls = [], []
+    for extra_rows in (0, 10**9):  # never merged, always merged
+        monkeypatch.setattr(retry_search, "MERGE_EXTRA_ROWS", extra_rows)
+        rows.clear()
+        plans.append(_search(case, decider.config))
+        calls.append(len(rows))
+    pd.testing.assert_frame_equal(plans[1], plans[0])
+    assert decider.config.fine_grids_hours == (3, 1) and calls == [3, 2]
+    assert len(plans[0]) > len(case[1])
+
+
 class _PeakScorer:
     """A scorer (the generic interface, as the oracle's) whose retry success peaks
     ``peak_hours`` after each event's failure, and elsewhere falls off smoothly."""

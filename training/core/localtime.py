@@ -55,14 +55,19 @@ _MINUTE_NS = 60_000_000_000
 _GRID_NS = 15 * _MINUTE_NS  # offsets change on quarter hours of UTC in every modern zone
 
 
-def _offsets_from_segments(utc_ns: np.ndarray, zone: str) -> np.ndarray:
+def _offsets_from_segments(
+    utc_ns: np.ndarray, zone: str, bounds: tuple[int, int] | None = None
+) -> np.ndarray:
     """Offsets looked up in the zone's constant-offset segments of each year (cached):
     a binary search instead of a pandas conversion, which costs ~30 µs per call and the
-    policy converts a few dozen times per decision."""
+    policy converts a few dozen times per decision (``bounds``: the instants' smallest
+    and largest, when the caller has them)."""
     if len(utc_ns):  # the usual case: instants within the years this zone was used for
         span = _SPANS.get(zone)
-        if span is not None and span[0] <= utc_ns.min() and utc_ns.max() < span[1]:
-            return span[3][np.searchsorted(span[2], utc_ns, side="right") - 1]
+        if span is not None:
+            low, high = (utc_ns.min(), utc_ns.max()) if bounds is None else bounds
+            if span[0] <= low and high < span[1]:
+                return span[3][np.searchsorted(span[2], utc_ns, side="right") - 1]
     years = utc_ns.view("datetime64[ns]").astype("datetime64[Y]").astype(np.int64) + 1970
     if len(years) and (years.min() < 1700 or years.max() > 2200):  # outside any billing history
         return _converted_offsets(utc_ns, zone)
@@ -195,10 +200,15 @@ def utc_offsets(utc_ns: np.ndarray, zones: np.ndarray | str | None) -> np.ndarra
     return np.where(valid, offsets, 0)
 
 
-def zone_offsets(utc_ns: np.ndarray, zone: str) -> np.ndarray:
+def zone_offsets(
+    utc_ns: np.ndarray, zone: str, bounds: tuple[int, int] | None = None
+) -> np.ndarray:
     """:func:`utc_offsets` of int64 instants in one zone, none of them NaT (the caller
-    checked): the same offsets without its per-call checks."""
-    return _zone_offsets(utc_ns, zone)
+    checked): the same offsets without its per-call checks (``bounds``: the instants'
+    smallest and largest, when the caller worked them out already)."""
+    if bounds is None or zone is None or zone == "UTC":
+        return _zone_offsets(utc_ns, zone)
+    return _offsets_from_segments(utc_ns, zone, bounds)
 
 
 def to_local(ts: pd.Series, tz: pd.Series | str) -> pd.Series:

@@ -51,12 +51,15 @@ class EventTimeTable:
         """The time features of instants ``utc_ns`` by name, in :data:`TIME_COLUMNS`'
         order; None when one is NaT (the general path handles missing times)."""
         ns = ns_array(utc_ns)
-        if len(ns) == 0 or ns.min() == NAT:
+        if len(ns) == 0:
             return None
-        local = ns + zone_offsets(ns, self.zone)
-        days = local // DAY_NS
-        minute = (local - days * DAY_NS) // MINUTE_NS
-        at = days - self._cover(int(days.min()), int(days.max()))
+        low, high = int(ns.min()), int(ns.max())
+        if low == NAT:  # (NaT is the smallest int64)
+            return None
+        local = ns + zone_offsets(ns, self.zone, (low, high))
+        days, since_midnight = np.divmod(local, DAY_NS)
+        minute = since_midnight // MINUTE_NS
+        at = days - self._cover_around(low, high, days)
         if not self._known[minute].all():
             self._add_minutes(minute)
         rows = {
@@ -64,6 +67,16 @@ class EventTimeTable:
             **dict(zip(self._minute_names, self._by_minute.take(minute, axis=1), strict=True)),
         }
         return {name: rows[name] for name in TIME_COLUMNS}
+
+    def _cover_around(self, low_ns: int, high_ns: int, days: np.ndarray) -> int:
+        """:meth:`_cover` of the local ``days`` of instants ``low_ns``..``high_ns`` (UTC):
+        a local day is within a day of its UTC one (offsets are under 26 hours), so the
+        table covers them when it covers two days either side of the UTC days (no
+        reduction of ``days``); else the exact days are covered."""
+        first = self._first_day
+        if first <= low_ns // DAY_NS - 2 and high_ns // DAY_NS + 2 < first + self._by_day.shape[1]:
+            return first
+        return self._cover(int(days.min()), int(days.max()))
 
     def _cover(self, low: int, high: int) -> int:
         """Make the day table cover local days ``low``..``high``; its first day."""

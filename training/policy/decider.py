@@ -92,13 +92,16 @@ def search_schedules(
     config: PolicyConfig,
     rules: RetryRules,
     values: ScheduleValues | None = None,
+    searched: Callable[[SearchedSchedules], None] | None = None,
 ) -> SearchedSchedules:
     """Messages first, then retries inside the window the rules and those messages leave,
     then (with ``values``, the same scorer's expected recovery of whole schedules and
     ``config.prune_messages``) the messages the whole schedule does not need are dropped.
 
     ``scorer``: the trained models (:class:`ModelScorer`) or any scorer with
-    ``candidate_probabilities`` (the evaluation's ground truth, for the oracle)."""
+    ``candidate_probabilities`` (the evaluation's ground truth, for the oracle);
+    ``searched``: called with the searched schedules before the pruning (which keeps
+    their retries and windows, and drops only messages)."""
     limits = rules.limits
     update = limits.update_requests
     messages = plan_messages(scorer, events, features, past, decisions, templates, config, update)
@@ -116,6 +119,8 @@ def search_schedules(
         config,
         update,
     )
+    if searched is not None:
+        searched(SearchedSchedules(messages, retries, start, end))
     if values is not None and config.prune_messages and len(messages):
         protected = protected_messages(events, decisions, messages, update)
         messages = prune_messages(
@@ -190,6 +195,19 @@ class ModelDecider:
             memo = ScheduleScores(self, events, features, past)
         else:
             memo.bind(features)
+        kept: list[Explored] = []
+
+        def explore_searched(found: SearchedSchedules) -> None:
+            """The exploration drawn before the pruning (it moves only retries, which the
+            pruning keeps): a lone request's moved schedule with the searched messages is
+            then scored in the pruning's first call, and reused when the pruning drops
+            nothing (a batch's pruning drops some event's message: its final schedule
+            is another, scored after it as before)."""
+            if explore and self.config.exploration_rate > 0 and len(found.retries):
+                kept.append(self._explore(events, found.retries, found.start, found.end))
+                if kept[0].retries is not found.retries and len(events) == 1:
+                    memo.extra.append((kept[0].retries, found.messages))
+
         searched = search_schedules(
             self.scorer,
             events,
@@ -200,11 +218,11 @@ class ModelDecider:
             self.config,
             self.rules,
             memo.values,
+            explore_searched,
         )
         retries, messages = searched.retries, searched.messages
-        propensity, explored = np.ones(len(events)), None
-        if explore and self.config.exploration_rate > 0 and len(retries):
-            explored = self._explore(events, retries, searched.start, searched.end)
+        propensity, explored = np.ones(len(events)), kept[0] if kept else None
+        if explored is not None:
             retries, propensity = explored.retries, explored.propensity
         return Plan(decisions, features, retries, messages, propensity, explored)
 

@@ -18,14 +18,16 @@ messages are planned by :mod:`training.policy.message_search`):
 
 Everything is clipped by the retry-rules engine's decision for the event. With the
 trained models the candidates' features come from arrays (:func:`grid_state`); any
-other scorer gets them as timelines (tested to decide the same).
+other scorer gets them as timelines (tested to decide the same). When the finer grids'
+bands cost few rows more on the finest grid (a lone request), every cell any of them can
+try is scored in one model call before their programmes (:class:`_BandScores`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -39,6 +41,11 @@ from training.features.dunning_state import grid_state, is_update_request
 from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.schedule_rows import MessageRows, RetryRows
 from training.policy.scorer import ModelScorer, build_timeline
+
+MERGE_EXTRA_ROWS = 256
+"""Most rows the finer grids' bands may add, scored on the finest grid at once, to be
+scored in one model call instead of one per grid (a call costs far more than a few
+dozen rows: a lone request's; a batch's grids score each band on its own)."""
 
 
 def retry_windows(
@@ -114,9 +121,10 @@ def plan_retries(
     if not (config.fine_grids_hours or config.refine_steps_hours) or len(e_idx) == 0:
         return RetryRows(ids[e_idx], plan_ns)
     band = config.retry_grid_hours
+    scores = _BandScores.of(context, e_idx, plan_ns, start, window_end)
     for fine in config.fine_grids_hours:
         plan_ns = _dp_around(
-            context, e_idx, plan_ns, start, window_end, min_spacing_hours, fine, band
+            context, e_idx, plan_ns, start, window_end, min_spacing_hours, fine, band, scores
         )
         band = fine
     if config.refine_steps_hours:
@@ -135,6 +143,7 @@ def _dp_around(
     min_spacing_hours: float,
     grid_hours: int,
     band_hours: int,
+    scores: _BandScores | None = None,
 ) -> np.ndarray:
     """The dynamic programme again on a finer grid (every ``grid_hours`` from each
     event's earliest time), the k-th retry only within ``band_hours`` of where the
@@ -143,6 +152,7 @@ def _dp_around(
 
     ``plan_event``, ``plan_ns``: the retries (event position, time on this grid), grouped
     by event in order and by time within an event; returns their new times, row for row.
+    ``scores``: the cells' probabilities scored already (else scored here).
     """
     step = grid_hours * HOUR_NS
     sizes = np.bincount(plan_event, minlength=len(start))
@@ -157,7 +167,10 @@ def _dp_around(
     row, band_cell, event, at = row[inside], band_cell[inside], event[inside], at[inside]
     planned = np.flatnonzero(sizes)  # the events with retries, compactly numbered
     compact = np.searchsorted(planned, plan_event)
-    p = _retry_probabilities(context, event, at, rank[row])
+    if scores is None:
+        p = _retry_probabilities(context, event, at, rank[row])
+    else:
+        p = scores.read(row, at)
     log_fail = np.full((len(planned), int(sizes.max()), width), np.inf)
     log_fail[compact[row], rank[row], band_cell] = np.log1p(-np.clip(p, 0, 1 - 1e-9))
     # each band's first cell on this grid, counted from the event's earliest time
@@ -167,6 +180,58 @@ def _dp_around(
     e_idx, cell = _dp(log_fail, first, sizes[planned], spacing)
     # every planned retry keeps a cell (its own is in its band), so rows match
     return start[planned[e_idx]] + cell * step
+
+
+class _BandScores(NamedTuple):
+    """Every cell the finer grids' programmes can try, scored in one call: each planned
+    retry (as the coarse programme placed it, the rows of every finer plan) at each step
+    of the finest grid within the bands' reach of its coarse time, at its rank.
+
+    The grids nest (each divides the one before, from the same earliest time), so each
+    finer grid's cells are cells of the finest; a retry's k-th band lies within the
+    bands before it of its coarse time. Rows are scored independently, so a cell's
+    probability is the one its own grid's call would give, to the bit."""
+
+    step: int  # the finest grid's step (ns)
+    low: np.ndarray  # per planned retry: its first cell's time (ns)
+    p: np.ndarray  # (planned retries, cells): NaN outside the window
+
+    @classmethod
+    def of(
+        cls,
+        context: _RetryContext,
+        plan_event: np.ndarray,
+        plan_ns: np.ndarray,
+        start: np.ndarray,
+        window_end: np.ndarray,
+    ) -> _BandScores | None:
+        """The cells scored, or None (one finer grid, another scorer than the models, or
+        more than :data:`MERGE_EXTRA_ROWS` rows beyond the grids' own bands)."""
+        config = context.config
+        grids = (config.retry_grid_hours, *config.fine_grids_hours)
+        if len(grids) < 3 or not context.with_models:
+            return None
+        finest = grids[-1]
+        reach = sum(grids[:-1]) // finest  # each finer grid's band: the grid before
+        width = 2 * reach + 1
+        own = sum(2 * (band // fine) + 1 for band, fine in zip(grids, grids[1:], strict=False))
+        if (width - own) * len(plan_ns) > MERGE_EXTRA_ROWS:
+            return None
+        step = finest * HOUR_NS
+        sizes = np.bincount(plan_event, minlength=len(start))
+        rank = np.arange(len(plan_ns)) - (np.cumsum(sizes) - sizes)[plan_event]
+        row = np.repeat(np.arange(len(plan_ns)), width)
+        low = plan_ns - reach * step
+        at = low[row] + np.tile(np.arange(width) * step, len(plan_ns))
+        event = plan_event[row]
+        inside = np.flatnonzero((at >= start[event]) & (at < window_end[event]))
+        p = np.full(len(at), np.nan)
+        p[inside] = _retry_probabilities(context, event[inside], at[inside], rank[row[inside]])
+        return cls(step, low, p.reshape(len(plan_ns), width))
+
+    def read(self, row: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """The probability of planned retry ``row`` at ``at`` (a cell scored)."""
+        return self.p[row, (at - self.low[row]) // self.step]
 
 
 def _id_rank(ids: np.ndarray) -> np.ndarray:
