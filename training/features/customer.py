@@ -236,8 +236,8 @@ def customer_features(
     starts somewhere, so ``cust_observed_days`` (since signup or the export start,
     whichever is later) and the failure rate per observed year are features too.
     ``cust_observed_share`` is that span over the tenure, in [0, 1] (1: observed since
-    signup): unlike the days it does not grow with calendar time, so a held-out period
-    lies within the training rows' range (docs/evaluation.md, h78 and h79).
+    signup): bounded where the days grow with calendar time without bound, past every
+    training row's on a held-out period (docs/evaluation.md, h78 and h79).
     Returns a frame with :data:`CUSTOMER_FEATURES` and :data:`CUSTOMER_CONTEXT`, same index.
     """
     if index is None:
