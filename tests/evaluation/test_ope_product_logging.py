@@ -105,11 +105,14 @@ def test_the_rest_given_a_first_retry_is_the_schedule_the_exploration_returns(pr
 def _brute_force(small_world, logger, events, ids, offsets, target) -> float:
     """The estimand's truth, one schedule at a time: the searched schedule, its first
     retry put at the offset (its minute kept), each later retry kept when the spacing
-    after the one before allows, else pushed to it, dropped past the window."""
+    after the one before allows, else pushed to it, dropped past the window; every retry
+    moved alike when the move is one of the exploration's shifts and the moved schedule
+    stays within the window."""
     truth = small_world.truth
     plan = logger.plan(events, None, explore=False)
     retries, messages = plan.retries.frame(), plan.messages.frame()
     spacing = pd.Timedelta(hours=logger.rules.limits.min_spacing_hours)
+    shifts = set(logger.config.exploration_shifts_hours) - {0}
     end = events.set_index("invoice_id")["failed_at"] + pd.Timedelta(days=14)
     value = 0.0
     for i, invoice in enumerate(ids):
@@ -119,9 +122,13 @@ def _brute_force(small_world, logger, events, ids, offsets, target) -> float:
         for j, offset in enumerate(offsets):
             if target[i, j] == 0:
                 continue
-            times = [own[0] + pd.Timedelta(hours=offset - whole)]
+            move = pd.Timedelta(hours=offset - whole)
+            times = [own[0] + move]
             for t in own[1:]:
                 times.append(max(t, times[-1] + spacing))
+            if offset - whole in shifts and own[0] + move >= due + spacing:
+                if own[-1] + move < end.loc[invoice]:
+                    times = [t + move for t in own]
             times = [t for t in times if t < end.loc[invoice]]
             mine = messages[messages["event_id"] == invoice]
             p = truth.recovery_probability(

@@ -95,6 +95,14 @@ class ModelParams(Section):
         "period's trend onto strict_logging's held-out period; calibration by decile "
         "0.034 -> 0.025 there, the captured share 1.3-2.7 points lower; docs/evaluation.md)",
     )
+    observed_share_input: bool = Field(
+        True,
+        description="the models read cust_observed_share (the share of the tenure the "
+        "export observes, in [0, 1]) in place of cust_observed_days (days since signup or "
+        "the export's start, which grows with calendar time); both stay among the features. "
+        "Through the zoo calibration by decile 0.034/0.012/0.031 -> 0.024/0.011/0.030, "
+        "captured -1.0/+0.1/-0.8 (docs/evaluation.md, h79)",
+    )
     propensity_weight_clip: float = Field(
         1.0,
         ge=1,

@@ -25,6 +25,7 @@ MEAN_MONTH_DAYS = 30.44
 CUSTOMER_FEATURES = (
     "cust_tenure_days",
     "cust_observed_days",
+    "cust_observed_share",
     "cust_failures_per_year",
     "cust_failures_total",
     "cust_failures_12m",
@@ -234,6 +235,9 @@ def customer_features(
     little without how long the customer was observed, and a history export always
     starts somewhere, so ``cust_observed_days`` (since signup or the export start,
     whichever is later) and the failure rate per observed year are features too.
+    ``cust_observed_share`` is that span over the tenure, in [0, 1] (1: observed since
+    signup): bounded where the days grow with calendar time without bound, past every
+    training row's on a held-out period (docs/evaluation.md, h78 and h79).
     Returns a frame with :data:`CUSTOMER_FEATURES` and :data:`CUSTOMER_CONTEXT`, same index.
     """
     if index is None:
@@ -246,6 +250,14 @@ def customer_features(
     )
     values = np.column_stack(list(columns.values())) if len(decisions) else None
     return pd.DataFrame(values, index=decisions.index, columns=list(columns), dtype=float)
+
+
+def _observed_share(observed_days: np.ndarray, tenure_days: np.ndarray) -> np.ndarray:
+    """The share of the tenure the export observes, clipped to [0, 1]; 1 for a decision
+    at or before signup (nothing unobserved), NaN without a signup date."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.clip(observed_days / tenure_days, 0.0, 1.0)
+    return np.where(tenure_days <= 0, 1.0, share)
 
 
 def _customer_codes(customers: pd.Index, customer_ids: np.ndarray) -> np.ndarray:
@@ -303,10 +315,12 @@ def customer_columns(
     if np.isnan(start):
         start = float(as_of.min()) if len(as_of) else 0.0
     observed_days = (as_of - np.fmax(signup, start)) / 86400.0
+    tenure_days = (as_of - signup) / 86400.0
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
-            "cust_tenure_days": (as_of - signup) / 86400.0,
+            "cust_tenure_days": tenure_days,
             "cust_observed_days": observed_days,
+            "cust_observed_share": _observed_share(observed_days, tenure_days),
             "cust_failures_per_year": failures / np.maximum(observed_days, 30.0) * 365.0,
             "cust_failures_total": failures,
             "cust_failures_12m": failures - _reader(index, year_ago, failure_row)[0],

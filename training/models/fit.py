@@ -112,8 +112,11 @@ def _calendar_effects(name: str, params: ModelParams) -> CalendarSpec | None:
 
 
 def model_inputs(name: str, params: ModelParams) -> list[str]:
-    """``name``'s inputs: :data:`MODEL_FEATURES` without ``params.excluded_inputs``."""
-    excluded = set(params.excluded_inputs)
+    """``name``'s inputs: :data:`MODEL_FEATURES` without ``params.excluded_inputs`` and
+    with one of the observed span's two forms, days or share of the tenure
+    (``params.observed_share_input``)."""
+    swapped_out = "cust_observed_days" if params.observed_share_input else "cust_observed_share"
+    excluded = {*params.excluded_inputs, swapped_out}
     return [column for column in MODEL_FEATURES[name] if column not in excluded]
 
 
