@@ -233,6 +233,31 @@ def estimated_logging(
     return probability, survival
 
 
+def censored_feedback(
+    recovered: np.ndarray,
+    retried: np.ndarray,
+    pi_logged: FloatArray,
+    pi_later: FloatArray,
+    mu_logged: FloatArray,
+    mu_later: FloatArray,
+) -> tuple[LoggedFeedback, np.ndarray]:
+    """First-retry feedback with censoring, whatever the action: a unit whose first retry
+    was logged is weighed ``pi_logged / mu_logged``; one recovered (or whose window ended)
+    at ``r`` before any retry ``pi(T > r) / mu(T > r)`` (``pi_later``, ``mu_later``); one
+    the logging probabilities cannot explain (no retry where ``mu(T > r)`` is 0 but the
+    target may wait) is left unmatched and returned in ``unsupported``."""
+    unsupported = ~retried & (pi_later > 0) & (mu_later <= 1e-9)
+    pi = np.where(retried, pi_logged, np.where(unsupported, 0.0, pi_later))
+    mu = np.where(retried, mu_logged, np.where(mu_later > 1e-9, np.minimum(mu_later, 1.0), 1.0))
+    feedback = LoggedFeedback(
+        reward=recovered.astype(float),
+        match=(pi > 0).astype(float),
+        logging_probability=mu,
+        target_probability=np.clip(pi, 0.0, 1.0),
+    )
+    return feedback, unsupported
+
+
 def timing_feedback(
     log: FirstRetryLog,
     support: TimingSupport,
@@ -266,18 +291,13 @@ def timing_feedback(
         mu_later = np.where(passed >= 0, survival[strata, np.maximum(passed, 0)], 1.0)
     else:
         raise ValueError(f"propensity must be 'logged' or 'estimated', got {propensity!r}")
-    unsupported = ~retried & (pi_later > 0) & (mu_later <= 1e-9)
-    pi = np.where(retried, pi_logged, np.where(unsupported, 0.0, pi_later))
-    mu = np.where(retried, mu_logged, np.where(mu_later > 1e-9, np.minimum(mu_later, 1.0), 1.0))
+    feedback, unsupported = censored_feedback(
+        log.recovered, retried, pi_logged, pi_later, mu_logged, mu_later
+    )
     buckets = np.unique(support.buckets)
     wanted = time_bucket(target_hours, support.parts_per_day)
     return TimingFeedback(
-        feedback=LoggedFeedback(
-            reward=log.recovered.astype(float),
-            match=(pi > 0).astype(float),
-            logging_probability=mu,
-            target_probability=np.clip(pi, 0.0, 1.0),
-        ),
+        feedback=feedback,
         unsupported_units=int(unsupported.sum()),
         projected_share=float(np.mean(~np.isin(wanted, buckets))),
     )

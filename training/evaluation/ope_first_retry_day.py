@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from training.evaluation.ope import LoggedFeedback
-from training.evaluation.ope_first_retry import FirstRetryLog
+from training.evaluation.ope_first_retry import FirstRetryLog, censored_feedback
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -110,17 +110,12 @@ def day_feedback(
     pi_logged = (target.probability * hit).sum(axis=1)
     first_hours = searched_hours[:, None] + 24.0 * target.days
     pi_later = (target.probability * (first_hours > log.end_hours[:, None])).sum(axis=1)
-    unsupported = ~retried & (pi_later > 0) & (later <= 1e-9)
-    pi = np.where(retried, pi_logged, np.where(unsupported, 0.0, pi_later))
     mu_logged = np.where(np.isnan(log.propensity), 1.0, log.propensity)
-    mu = np.where(retried, mu_logged, np.where(later > 1e-9, np.minimum(later, 1.0), 1.0))
+    feedback, unsupported = censored_feedback(
+        log.recovered, retried, pi_logged, pi_later, mu_logged, later
+    )
     return DayFeedback(
-        feedback=LoggedFeedback(
-            reward=log.recovered.astype(float),
-            match=(pi > 0).astype(float),
-            logging_probability=mu,
-            target_probability=np.clip(pi, 0.0, 1.0),
-        ),
+        feedback=feedback,
         off_grid=int((retried & ~on_grid).sum()),
         censored=int((~retried).sum()),
         unsupported_units=int(unsupported.sum()),
