@@ -87,6 +87,11 @@ def test_the_parts_are_applied_only_when_the_contrast_against_all_moves_is_beyon
     assert kept.slopes[0] > 1.5 and kept.slopes[1] < 0.3  # the date carries it
     flat = (rng.random(40_000) < 1 / (1 + np.exp(-offset))).astype(float)
     assert fit_kind(flat[:2000], offset[:2000], parts[:2000], shares).slopes.tolist() == [0, 0]
+    # without the pooled gate each part's fit is applied, floored at 0: here the pooled
+    # fit is below 0 and the hour part's fit above
+    ungated = fit_kind(flat[:300], offset[:300], parts[:300], shares, gate=False)
+    assert ungated.pooled_fit < 0 < ungated.fit[1]
+    assert ungated.slopes.tolist() == [0.0, ungated.fit[1]]
     message = np.column_stack([np.zeros(40_000), parts[:, 0]])  # no date part
     assert fit_kind(steep, offset, message, np.array([0.0, 1.0])).slopes[0] == 0.0
 
@@ -104,6 +109,12 @@ def test_a_familys_retry_part_rises_above_the_pool_only_where_the_pooled_part_is
     assert lowered_only["steep"].tolist() == [1.0, 0.0]
     assert raised["steep"][0] == pytest.approx(fit[0] - se[0]) and raised["steep"][0] > 2.0
     assert raised["steep"][1] == 0.0  # the pooled fit left it at 0: never raised
+    bounded = family_part_slopes(
+        label, offset, parts, family, pooled, 200, raise_=True, raise_at_most=1.5
+    )
+    assert bounded["steep"].tolist() == [1.5, 0.0]  # at most 1.5 times the pooled part
+    loose = family_part_slopes(label, offset, parts, family, pooled, 200, True, 100.0)
+    np.testing.assert_array_equal(loose["steep"], raised["steep"])
 
 
 def test_measured_on_the_validation_periods_logged_attempts(small_world):

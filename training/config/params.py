@@ -230,6 +230,17 @@ class CalendarContrastParams(Section):
         "its excess beyond a standard error, where the pooled slope is applied (else lowered "
         "only)",
     )
+    pooled_gate: bool = Field(
+        False,
+        description="apply a kind's slopes only where its pooled fit lies more than one "
+        "standard error above 0 (else each part's fit floored at 0 is applied)",
+    )
+    raise_retry_at_most: float | None = Field(
+        3.0,
+        ge=1.0,
+        description="a decline family's raised retry slope is at most this multiple of the "
+        "pooled slope of its part (null: unbounded)",
+    )
 
 
 class ChosenLevelParams(Section):
