@@ -135,7 +135,8 @@ def test_measured_on_the_validation_periods_logged_attempts(small_world):
     assert np.isfinite([contrast.retry_fit, contrast.retry_se]).all()
     assert np.isfinite([contrast.retry_hour_fit, contrast.retry_hour_se]).all()
     assert np.isfinite([contrast.retry_date_fit, contrast.retry_date_se]).all()
-    applied_parts = contrast.retry_fit > contrast.retry_se  # the pooled fit is the gate
+    gated = Params().train.calendar_contrast.pooled_gate  # off by default: parts applied
+    applied_parts = not gated or contrast.retry_fit > contrast.retry_se
     assert contrast.retry == (max(contrast.retry_date_fit, 0.0) if applied_parts else 0.0)
     assert contrast.retry_hour == (max(contrast.retry_hour_fit, 0.0) if applied_parts else 0.0)
     assert contrast.slopes()["retry"] == (contrast.retry, contrast.retry_hour)
