@@ -24,8 +24,9 @@ only. Then, per model (retry, message),
 
 is fitted by maximum likelihood (``logit p`` a fixed offset; a part that does not vary,
 such as a message's date part, is left out). The parts' slopes (floored at 0) are applied
-where one slope of the contrast against all the moves lies more than one standard error
-above 0 (:func:`fit_kind`): the pooled fit says whether the calendar is steeper than the
+(with ``train.calendar_contrast.pooled_gate`` only where one slope of the contrast
+against all the moves lies more than one standard error above 0, :func:`fit_kind`; off
+by default since h80): the pooled fit says whether the calendar is steeper than the
 models, the parts how that splits between the date and the hour (on paydays the date
 carries it, 2.1 ± 0.9 against 0.15 ± 0.31 for the hour, and one slope for both moves
 was diluted to 1.3; on fast_clearing the hour, offline at 10,000 invoices,
