@@ -6,6 +6,9 @@ from typing import Any
 
 MENU_ESTIMATORS = ("ips", "snips", "dr")
 TIMING_ESTIMATORS = ("ips", "snips")
+OFF_LOGGER_KEYS = ("off_logger_share", "off_logger_effective_units")
+"""The overlap of the target's off-logger part (:mod:`~training.evaluation.ope_off_logger`),
+copied onto each row when the block has it."""
 
 
 def off_policy_checks(metrics: dict[str, Any]) -> list[dict[str, Any]]:
@@ -37,6 +40,7 @@ def block_checks(
     for name in estimators:
         entry = block[name]
         row: dict[str, Any] = {"estimand": estimand, "estimator": name, "truth": block["truth"]}
+        row.update({k: entry[k] for k in OFF_LOGGER_KEYS if k in entry})
         if "cannot_estimate" in entry:
             row["cannot_estimate"] = entry["cannot_estimate"]
         else:

@@ -5,7 +5,11 @@ returns a number; this module refuses to. :func:`estimate_with_support` returns
 either a :class:`PolicyValueEstimate` (value and 95% interval, with the estimand
 named) or a :class:`CannotEstimate` that says why the logged data cannot support
 an estimate: too small an effective sample size, too few matched units, one
-unit carrying too much of the total weight, or weights whose mean is not 1.
+unit carrying too much of the total weight, weights whose mean is not 1, or the
+target's off-logger part (:mod:`~training.evaluation.ope_off_logger`) resting on too
+few effective units. IPS and SNIPS take their interval from that module (the off-logger
+units' mean reward by a Wilson score interval); the doubly robust estimate and
+estimated weights (``refit``) keep the percentile bootstrap.
 
 The last is the check that needs no knowledge of the logging policy: with the
 probabilities the logger really drew with, and a target whose actions the logger
@@ -26,10 +30,13 @@ import numpy.typing as npt
 
 from training.evaluation.ope import (
     DirectMethod,
+    InverseProbabilityWeighting,
     LoggedFeedback,
     OffPolicyEstimator,
+    SelfNormalizedIPW,
     refit_interval,
 )
+from training.evaluation.ope_off_logger import OffLoggerPart, off_logger_interval
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,12 @@ class SupportThresholds:
     """How far from 1 the weights' mean may lie beyond its noise (``mean_weight_z``
     standard errors) before the weights are refused."""
     mean_weight_z: float = 3.0
+    min_off_logger_effective_units: float = 10.0
+    """Fewest effective units the off-logger part of the weights
+    (:mod:`~training.evaluation.ope_off_logger`) may rest on when it carries more than
+    ``off_logger_share_tolerance`` of the weight: its interval treats their mean reward
+    as a proportion, which needs at least 5 successes and 5 failures in expectation."""
+    off_logger_share_tolerance: float = 0.02
 
     def __post_init__(self) -> None:
         if self.min_effective_sample_size < 1:
@@ -53,6 +66,12 @@ class SupportThresholds:
             raise ValueError(f"min_matched_share must be in [0, 1], got {self.min_matched_share!r}")
         if not 0 < self.max_weight_share <= 1:
             raise ValueError(f"max_weight_share must be in (0, 1], got {self.max_weight_share!r}")
+        if self.min_off_logger_effective_units < 0 or not 0 <= self.off_logger_share_tolerance <= 1:
+            raise ValueError(
+                "min_off_logger_effective_units must be >= 0 and off_logger_share_tolerance "
+                f"in [0, 1], got {self.min_off_logger_effective_units!r}, "
+                f"{self.off_logger_share_tolerance!r}"
+            )
         if self.mean_weight_tolerance < 0 or self.mean_weight_z < 0:
             raise ValueError(
                 "mean_weight_tolerance and mean_weight_z must be >= 0, got "
@@ -71,12 +90,15 @@ class OverlapDiagnostics:
     max_weight_share: float
     mean_weight: float
     mean_weight_se: float
+    off_logger_share: float
+    off_logger_effective_units: float
 
     @classmethod
     def of(cls, feedback: LoggedFeedback) -> OverlapDiagnostics:
         w = feedback.weight
         total = float(w.sum())
         squared = float(np.square(w).sum())
+        off = OffLoggerPart.of(feedback)
         return cls(
             n_units=feedback.n_units,
             n_matched=feedback.n_matched,
@@ -85,6 +107,8 @@ class OverlapDiagnostics:
             max_weight_share=float(w.max()) / total if total > 0 else 1.0,
             mean_weight=total / w.size,
             mean_weight_se=float(w.std(ddof=1)) / np.sqrt(w.size) if w.size > 1 else 0.0,
+            off_logger_share=off.share,
+            off_logger_effective_units=off.effective_units,
         )
 
     def shortfalls(self, thresholds: SupportThresholds) -> list[str]:
@@ -104,6 +128,16 @@ class OverlapDiagnostics:
             reasons.append(
                 f"one unit carries {self.max_weight_share:.3f} of the total weight"
                 f" > {thresholds.max_weight_share:g}"
+            )
+        if (
+            self.off_logger_share > thresholds.off_logger_share_tolerance
+            and self.off_logger_effective_units < thresholds.min_off_logger_effective_units
+        ):
+            reasons.append(
+                f"{self.off_logger_share:.0%} of the weight lies where the target takes the "
+                f"logged action more often than the logger did, carried by "
+                f"{self.off_logger_effective_units:.1f} effective units"
+                f" < {thresholds.min_off_logger_effective_units:g}"
             )
         gap = abs(self.mean_weight - 1.0)
         if gap > thresholds.mean_weight_tolerance + thresholds.mean_weight_z * self.mean_weight_se:
@@ -154,9 +188,11 @@ def estimate_with_support(
     """Estimate ``estimand`` with a bootstrap interval, or decline when overlap is thin.
 
     The direct method uses no weights, so only the weighted estimators are
-    checked; its estimate is only as good as the model behind it. ``refit``: when the
-    feedback is itself estimated from the units, rebuilds it for a resample of them
-    (:func:`~training.evaluation.ope.refit_interval`).
+    checked; its estimate is only as good as the model behind it. IPS and SNIPS: the
+    interval of :func:`~training.evaluation.ope_off_logger.off_logger_interval`; the
+    others a percentile bootstrap. ``refit``: when the feedback is itself estimated from
+    the units, rebuilds it for a resample of them, and every estimator takes the
+    percentile interval of :func:`~training.evaluation.ope.refit_interval`.
     """
     thresholds = thresholds or SupportThresholds()
     name = type(estimator).__name__
@@ -164,19 +200,25 @@ def estimate_with_support(
     reasons = [] if isinstance(estimator, DirectMethod) else diagnostics.shortfalls(thresholds)
     if reasons:
         return CannotEstimate(name, estimand, "; ".join(reasons), diagnostics)
-    interval = (
-        estimator.estimate_interval(
+    if refit is not None:
+        interval = refit_interval(
+            estimator, refit, feedback.n_units, alpha, n_bootstrap, random_state
+        )
+        lower, upper = interval["lower"], interval["upper"]
+    elif isinstance(estimator, InverseProbabilityWeighting | SelfNormalizedIPW):
+        ips = isinstance(estimator, InverseProbabilityWeighting)
+        lower, upper = off_logger_interval("ips" if ips else "snips", feedback, alpha)
+    else:
+        interval = estimator.estimate_interval(
             feedback, alpha=alpha, n_bootstrap=n_bootstrap, random_state=random_state
         )
-        if refit is None
-        else refit_interval(estimator, refit, feedback.n_units, alpha, n_bootstrap, random_state)
-    )
+        lower, upper = interval["lower"], interval["upper"]
     return PolicyValueEstimate(
         estimator=name,
         estimand=estimand,
         value=estimator.estimate_policy_value(feedback),
-        lower=interval["lower"],
-        upper=interval["upper"],
+        lower=lower,
+        upper=upper,
         alpha=alpha,
         diagnostics=diagnostics,
     )

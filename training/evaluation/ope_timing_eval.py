@@ -173,6 +173,8 @@ def weighted_block(
             "effective_sample_size": result.diagnostics.effective_sample_size,
             "matched": result.diagnostics.n_matched,
             "mean_weight": result.diagnostics.mean_weight,
+            "off_logger_share": result.diagnostics.off_logger_share,
+            "off_logger_effective_units": result.diagnostics.off_logger_effective_units,
         }
         if isinstance(result, CannotEstimate):
             out[name] = {"cannot_estimate": result.reason, **diagnostics}
