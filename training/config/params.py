@@ -132,6 +132,14 @@ class ModelParams(Section):
         "a later retry, which the trees credit to the time inputs; how much closer to the "
         "customer's active hour a message is sent, which the trees under-fit",
     )
+    count_effect_held_fixed: dict[str, list[str]] = Field(
+        {},
+        description="model -> numeric inputs held fixed as well in count_effects' "
+        "regression (one indicator per value, capped at 3), for the dunning state the "
+        "count is confounded with, e.g. retry: [update_requests_before] (the logged plans "
+        "that send more messages early send more update requests, which fix cards); "
+        "measured, not kept (docs/evaluation.md, h82)",
+    )
     calendar_effects: dict[str, list[str]] = Field(
         {"retry": ["local_weekday"]},
         description="model -> integer-valued calendar inputs (the local weekday) whose every "
