@@ -373,7 +373,9 @@ def fit_calibrated(
     effect = None
     train_offsets = valid_offsets = None
     if count_effect is not None:
-        held = tuple(params.count_effect_held_fixed.get(name, ()))  # checked by fit.py
+        # checked by fit.py against the model's inputs; a caller's own feature list may
+        # lack them (then there is nothing to hold)
+        held = tuple(c for c in params.count_effect_held_fixed.get(name, ()) if c in features)
         effect = fit_count_effect(
             x_train, y_train, count_effect[0], features, count_effect[1], held=held
         )

@@ -92,12 +92,12 @@ def count_effect_held(name: str, params: ModelParams) -> tuple[str, ...]:
     """The inputs ``name``'s count slope is fitted with held fixed besides the timing
     (``train.model.count_effect_held_fixed``): numeric inputs of the model, neither its
     count nor its rank."""
-    held = tuple(params.count_effect_held_fixed.get(name, ()))
     effect = _count_effect(name, params)
-    if held and effect is None:
-        raise ValueError(f"train.model.count_effect_held_fixed: {name} has no count effect")
+    if effect is None:  # nothing to hold fixed (count_effects turned off)
+        return ()
+    held = tuple(params.count_effect_held_fixed.get(name, ()))
     for column in held:
-        if column not in MODEL_FEATURES[name] or column in CATEGORICAL or effect is None:
+        if column not in MODEL_FEATURES[name] or column in CATEGORICAL:
             raise ValueError(
                 f"train.model.count_effect_held_fixed: {column!r} is no numeric input of {name}"
             )

@@ -343,7 +343,7 @@ def fit_on_cluster(
     effect = None
     if count_effect is not None:
         column, rank = count_effect
-        held = count_effect_held(name, params)
+        held = tuple(c for c in count_effect_held(name, params) if c in features)
         cells = client.gather(client.map(_cells, train, column=column, rank=rank, held=held))
         effect = fit_cells(add_cells(cells), column, features, rank, held=held)
         check_count_effect_map(name, grouped)
