@@ -48,6 +48,7 @@ from training.policy.message_pruning import (
     prune_messages,
     schedule_messages,
 )
+from training.policy.schedule_rows import MessageRows
 from training.policy.scorer import past_rows
 
 
@@ -273,7 +274,8 @@ def marginal_values(world: TrainedWorld, params: Params, events: int) -> pd.Data
     }
     counts = {}
     for name, frame in kept.items():
-        value = truth_recovery(world.truth, sample, Schedules(retries, frame))
+        rows = frame.frame() if isinstance(frame, MessageRows) else frame
+        value = truth_recovery(world.truth, sample, Schedules(retries, rows))
         counts[name] = {
             "messages per failure": len(frame) / len(sample),
             "true recovery": value.mean(),

@@ -373,7 +373,12 @@ def fit_calibrated(
     effect = None
     train_offsets = valid_offsets = None
     if count_effect is not None:
-        effect = fit_count_effect(x_train, y_train, count_effect[0], features, count_effect[1])
+        # checked by fit.py against the model's inputs; a caller's own feature list may
+        # lack them (then there is nothing to hold)
+        held = tuple(c for c in params.count_effect_held_fixed.get(name, ()) if c in features)
+        effect = fit_count_effect(
+            x_train, y_train, count_effect[0], features, count_effect[1], held=held
+        )
         train_offsets = effect.offsets(x_train[effect.column].to_numpy(dtype=float))
         valid_offsets = effect.offsets(x_valid[effect.column].to_numpy(dtype=float))
         # the count acts through its offset only: left to the trees as well, they undo

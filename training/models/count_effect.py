@@ -70,14 +70,22 @@ class CountEffect:
         }
 
 
-def timing_cells(rows: pd.DataFrame, rank: str, category: str) -> np.ndarray:
+def timing_cells(
+    rows: pd.DataFrame, rank: str, category: str, held: tuple[str, ...] = ()
+) -> np.ndarray:
     """Cell code per row: (rank capped, 12-hour bin of the time since the failure),
-    then the decline category as a second set of indicators (codes offset past the first)."""
+    then the decline category as a second set of indicators (codes offset past the first),
+    then one set per ``held`` input (its value capped at :data:`COUNT_CAP`, a missing
+    value a code of its own)."""
     ranks = np.minimum(np.nan_to_num(rows[rank].to_numpy(dtype=float), nan=0.0), RANK_CAP)
     hours = np.nan_to_num(rows["hours_since_failure"].to_numpy(dtype=float), nan=0.0)
     timing = pd.factorize(ranks * 10_000 + np.floor(np.maximum(hours, 0.0) / TIME_BIN_HOURS))[0]
-    categories = pd.factorize(rows[category].astype(object).fillna("?"))[0]
-    return np.column_stack([timing, categories + timing.max() + 1])
+    columns = [timing, pd.factorize(rows[category].astype(object).fillna("?"))[0]]
+    for name in held:
+        values = np.minimum(rows[name].to_numpy(dtype=float), COUNT_CAP)
+        columns.append(pd.factorize(np.where(np.isnan(values), -1.0, values))[0])
+    starts = np.cumsum([0, *(int(c.max()) + 1 for c in columns[:-1])])
+    return np.column_stack([c + start for c, start in zip(columns, starts, strict=True)])
 
 
 def _fit_slope(
@@ -115,9 +123,11 @@ def count_cells(
     column: str,
     rank: str,
     category: str = "inv_decline_category",
+    held: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """The regression's sufficient data: the rows and positives of each (count capped, rank
-    capped, 12-hour bin since the failure, decline category), sorted by those keys. Rows
+    capped, 12-hour bin since the failure, decline category, each ``held`` input capped),
+    sorted by those keys. Rows
     with the same keys have the same design row, so the cells carry the rows' likelihood
     exactly in a few hundred lines for a count, whatever the number of rows (a continuous
     input such as the closeness to the active hour has a cell per distinct value, so up to
@@ -125,7 +135,9 @@ def count_cells(
     its own); summed over parts
     (:func:`add_cells`) they are the whole history's (the cluster fit,
     training/scale/fit.py, gathers them instead of the rows)."""
-    inputs = {column: np.minimum(rows[column].to_numpy(dtype=float), COUNT_CAP)}  # NaN kept
+    inputs = {  # NaN kept
+        name: np.minimum(rows[name].to_numpy(dtype=float), COUNT_CAP) for name in (column, *held)
+    }
     return input_cells(rows, label, inputs, rank, category)
 
 
@@ -170,10 +182,20 @@ def fit_count_effect(
     rank: str,
     category: str = "inv_decline_category",
     weight: np.ndarray | None = None,
+    held: tuple[str, ...] = (),
 ) -> CountEffect:
     """The slope of ``column`` in ``rows`` (training rows, their ``label``; each row
     counting ``weight`` times, 1 without) with the dunning timing (``rank``, hours since
-    the failure) and the decline category held fixed, shrunk by its standard error.
+    the failure), the decline category and each ``held`` input (capped, one indicator per
+    value) held fixed, shrunk by its standard error.
+
+    ``held``: other inputs the count is confounded with. The logged message plans differ
+    in *what* they send as much as in how many: a plan that sends more messages early
+    also sends more update requests, which fix cards and raise the later retries, so
+    across plans the count's slope takes some of the update requests' effect (fatigue,
+    20,000 invoices, the retries' true probabilities as labels: -0.155 with the timing
+    held fixed, -0.179 with the update requests before the retry held fixed as well,
+    where one message keeps 80% of a retry's chance, about -0.23; docs/evaluation.md).
 
     A missing value adds no offset (as 0), but the rows that miss it get a cell of their
     own in the regression: they are not rows at 0 (customers with no past activity have
@@ -186,7 +208,7 @@ def fit_count_effect(
     if len(y) == 0 or np.ptp(count) == 0 or np.ptp(y) == 0:
         estimate, error = 0.0, np.inf
     else:
-        cells = timing_cells(rows, rank, category)
+        cells = timing_cells(rows, rank, category, held)
         missing = np.isnan(raw)
         if missing.any():
             cells = np.column_stack([cells, missing.astype(np.int64) + cells.max() + 1])
@@ -208,13 +230,14 @@ def fit_cells(
     features: list[str],
     rank: str,
     category: str = "inv_decline_category",
+    held: tuple[str, ...] = (),
 ) -> CountEffect:
     """:func:`fit_count_effect` from the rows' :func:`count_cells` (the same likelihood):
     each cell enters as one line of its positives and one of its negatives, weighted by
     their numbers. The slope equals the rows' fit up to the solver's tolerance (L-BFGS-B
     stops at its default ``ftol``; the cells' sums round differently)."""
     lines, y, weight = cell_lines(cells)
-    return fit_count_effect(lines, y, column, features, rank, category, weight)
+    return fit_count_effect(lines, y, column, features, rank, category, weight, held)
 
 
 def cell_lines(cells: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:

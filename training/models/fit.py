@@ -88,6 +88,26 @@ def _count_effect(name: str, params: ModelParams) -> tuple[str, str] | None:
     return column, rank
 
 
+def count_effect_held(name: str, params: ModelParams) -> tuple[str, ...]:
+    """The inputs ``name``'s count slope is fitted with held fixed besides the timing
+    (``train.model.count_effect_held_fixed``): numeric inputs of the model, neither its
+    count nor its rank."""
+    effect = _count_effect(name, params)
+    if effect is None:  # nothing to hold fixed (count_effects turned off)
+        return ()
+    held = tuple(params.count_effect_held_fixed.get(name, ()))
+    for column in held:
+        if column not in MODEL_FEATURES[name] or column in CATEGORICAL:
+            raise ValueError(
+                f"train.model.count_effect_held_fixed: {column!r} is no numeric input of {name}"
+            )
+        if column in effect:
+            raise ValueError(
+                f"train.model.count_effect_held_fixed: {column!r} is {name}'s count or rank"
+            )
+    return held
+
+
 def _calendar_effects(name: str, params: ModelParams) -> CalendarSpec | None:
     """(calendar inputs, rank column, groups, penalty) of ``name``'s offsets per value,
     if any."""
@@ -194,6 +214,7 @@ def fit_models(
         train_propensity = (
             None if dataset.propensity is None else dataset.propensity[part == "train"]
         )
+        count_effect_held(name, params.model)  # refuses inputs the model has not
         model = fit_calibrated(
             name,
             _part(dataset, part == "train"),

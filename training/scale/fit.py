@@ -50,7 +50,7 @@ from training.models.calibrated import (
 )
 from training.models.count_effect import CountEffect, add_cells, count_cells, fit_cells
 from training.models.datasets import Dataset
-from training.models.fit import check_monotone_inputs
+from training.models.fit import check_monotone_inputs, count_effect_held
 from training.models.metrics import binary_metrics
 from training.models.pair_rates import FittedPairRate, PairRate
 from training.models.support import RankSupport
@@ -141,8 +141,8 @@ def _encoded(
     return encoded
 
 
-def _cells(frame: pd.DataFrame, column: str, rank: str) -> pd.DataFrame:
-    return count_cells(frame, frame[LABEL].to_numpy(), column, rank)
+def _cells(frame: pd.DataFrame, column: str, rank: str, held: tuple[str, ...] = ()) -> pd.DataFrame:
+    return count_cells(frame, frame[LABEL].to_numpy(), column, rank, held=held)
 
 
 def _offsets(frame: pd.DataFrame, effect: CountEffect | None) -> np.ndarray:
@@ -343,8 +343,9 @@ def fit_on_cluster(
     effect = None
     if count_effect is not None:
         column, rank = count_effect
-        cells = client.gather(client.map(_cells, train, column=column, rank=rank))
-        effect = fit_cells(add_cells(cells), column, features, rank)
+        held = tuple(c for c in count_effect_held(name, params) if c in features)
+        cells = client.gather(client.map(_cells, train, column=column, rank=rank, held=held))
+        effect = fit_cells(add_cells(cells), column, features, rank, held=held)
         check_count_effect_map(name, grouped)
     calendar = None
     if calendar_effects is not None and calendar_effects[0]:
