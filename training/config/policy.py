@@ -51,6 +51,13 @@ class PolicyConfig(BaseModel):
         description="drop a planned message when the whole schedule's expected recovery "
         "without it is lower by less than min_message_gain (zero messages allowed)",
     )
+    reuse_message_scores: bool = Field(
+        True,
+        description="a message round after the first picks each event's message among the "
+        "times the last round that scored the event tried its chosen template and channel "
+        "at (those min_message_gap_hours after its last message, inside the window), as "
+        "scored then, without a model call; an event scores a round only when none is left",
+    )
     quiet_hours: QuietHours = Field(
         QuietHours(), description="no message inside these local hours (every schedule)"
     )
@@ -81,6 +88,10 @@ class PolicyConfig(BaseModel):
         # they did (shifts only)
         if fields and "exploration_first_retry_day_rate" not in fields:
             fields["exploration_first_retry_day_rate"] = 0.0
+            state = {**state, "__dict__": fields}
+        # artifacts saved before the message rounds reused scores score every round
+        if fields and "reuse_message_scores" not in fields:
+            fields["reuse_message_scores"] = False
             state = {**state, "__dict__": fields}
         if "refine_hours" in fields:
             refine = int(fields.pop("refine_hours"))

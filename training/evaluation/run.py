@@ -123,6 +123,7 @@ def oracle_schedules(
             "retry_grid_hours": settings.oracle_grid_hours,
             "fine_grids_hours": (),
             "refine_steps_hours": (),
+            "reuse_message_scores": False,  # every round searched
         }
     )
     events = sample.reset_index(drop=True)

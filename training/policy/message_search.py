@@ -244,16 +244,29 @@ def plan_messages(
     asks_update = is_ask[:, None] | ~force_update[None, :]  # template x event
     any_template = np.ones_like(asks_update)
     table = SlotTable(failed, window_end, context.tz, context.tz_codes, config)
+    scored = _Scored(len(context.ids))
     for round_ in range(int(budget.max())):
         ref, ref_day = table.defer(earliest)  # (ref may be earliest: read before it moves)
         active = (budget > round_) & (ref < window_end)
         if not active.any():
             break
+        reused, reused_p = _empty(), np.zeros(0)
+        if config.reuse_message_scores and round_ > 0:
+            # from a round that tried every template (not an update-first event's first)
+            free = active & ((round_ > 1) | ~force_update)
+            reused, reused_p = scored.still_allowed(free, earliest, window_end)
+        scoring = active.copy()
+        scoring[reused.pos] = False
         # (a) which template and channel, at the first allowed time
-        combos = _combos(active & channels, asks_update if round_ == 0 else any_template, ref)
-        if len(combos) == 0:
+        combos = _combos(scoring & channels, asks_update if round_ == 0 else any_template, ref)
+        if len(combos) == 0 and len(reused) == 0:
             break
-        slots, p = _round(context, table, combos, chosen, ref, ref_day, window_end)
+        slots, p = reused, reused_p
+        if len(combos):
+            fresh, fresh_p = _round(context, table, combos, chosen, ref, ref_day, window_end)
+            if config.reuse_message_scores:
+                scored.keep(fresh, fresh_p)
+            slots, p = _Candidates.concat([reused, fresh]), np.concatenate([reused_p, fresh_p])
         pick = _best_per_event(slots, p, context.one_event)
         pick = pick[p[pick] >= config.min_message_gain]
         if len(pick) == 0:
@@ -268,6 +281,36 @@ def plan_messages(
     # by event id, then time (the order every schedule frame has)
     order = np.lexsort((chosen.ns, _id_rank(context.ids)[chosen.pos]))
     return context.schedule(chosen.take(order), chosen_p[order])
+
+
+class _Scored:
+    """Each event's candidates of the last round that scored it, and their scores: a
+    later round may pick among them (``reuse_message_scores``) instead of scoring its
+    own. They are scored without the messages chosen since (the pruning then judges
+    every message with the whole schedule); the rows are the same whether a round was
+    scored in one model call or two (its pair at each of its times), so a lone request
+    and a batch pick the same."""
+
+    def __init__(self, events: int) -> None:
+        self.candidates, self.p = _empty(), np.zeros(0)
+        self.events = events
+
+    def keep(self, candidates: _Candidates, p: np.ndarray) -> None:
+        """A round's scored candidates (they replace those of its events)."""
+        fresh = np.zeros(self.events, dtype=bool)
+        fresh[candidates.pos] = True
+        old = np.flatnonzero(~fresh[self.candidates.pos])
+        self.candidates = _Candidates.concat([self.candidates.take(old), candidates])
+        self.p = np.concatenate([self.p[old], p])
+
+    def still_allowed(
+        self, events: np.ndarray, earliest: np.ndarray, window_end: np.ndarray
+    ) -> tuple[_Candidates, np.ndarray]:
+        """The kept candidates of ``events`` (booleans) from ``earliest`` to the window's
+        end, and their scores."""
+        pos, ns = self.candidates.pos, self.candidates.ns
+        rows = np.flatnonzero(events[pos] & (ns >= earliest[pos]) & (ns < window_end[pos]))
+        return self.candidates.take(rows), self.p[rows]
 
 
 def _combos(allowed: np.ndarray, template_ok: np.ndarray, ref: np.ndarray) -> _Candidates:
