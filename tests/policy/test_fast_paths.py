@@ -295,20 +295,13 @@ def test_one_event_best_candidate_equals_the_sorted_pick():
             assert len(sorted_pick) == 1
 
 
-def test_one_call_rounds_equal_two_call_rounds(case, monkeypatch):
+def test_one_call_rounds_equal_two_call_rounds(case, monkeypatch, count_model_rows):
     """A round scored in one model call (every pair at every time, a lone request's path)
     plans what the two calls plan, to the bit, with half the message-model calls."""
     import training.policy.message_search as message_search
 
     decider, events, _, decisions, features, past = case
-    calls: list[int] = []
-    predict = decider.scorer.predict
-
-    def counted(model, matrix, pos, columns):
-        calls.append(len(pos))
-        return predict(model, matrix, pos, columns)
-
-    monkeypatch.setattr(decider.scorer, "predict", counted)
+    calls = count_model_rows(decider)
     plans = []
     for extra_rows in (0, 10**9):  # never merged, always merged
         monkeypatch.setattr(message_search, "MERGE_EXTRA_ROWS", extra_rows)

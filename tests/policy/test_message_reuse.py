@@ -27,7 +27,7 @@ def case(small_world):
 
 
 def _plan(
-    case, monkeypatch, reuse: bool, merge_rows: int, lone: int | None = None
+    case, monkeypatch, count_rows, reuse: bool, merge_rows: int, lone: int | None = None
 ) -> tuple[pd.DataFrame, list[int]]:
     """The message plan and the rows of each message-model call it took (``lone``: of
     that event alone)."""
@@ -38,14 +38,7 @@ def _plan(
         events, decisions = events.iloc[[lone]], decisions.iloc[[lone]]
         past = past[past["event_id"] == events["event_id"].iloc[0]]
     config = decider.config.model_copy(update={"reuse_message_scores": reuse})
-    calls: list[int] = []
-    predict = decider.scorer.predict
-
-    def counted(model, matrix, pos, columns):
-        calls.append(len(pos))
-        return predict(model, matrix, pos, columns)
-
-    monkeypatch.setattr(decider.scorer, "predict", counted)
+    calls = count_rows(decider)
     monkeypatch.setattr(message_search, "MERGE_EXTRA_ROWS", merge_rows)
     limits = decider.rules.limits
     plan = plan_messages(
@@ -77,15 +70,21 @@ def test_scored_keeps_each_events_last_scored_round():
     assert rows.pos.tolist() == [1]
 
 
-def test_reused_rounds_call_the_model_less_and_plan_the_same_lone_or_in_a_batch(case, monkeypatch):
+def test_reused_rounds_call_the_model_less_and_plan_the_same_lone_or_in_a_batch(
+    case, monkeypatch, count_model_rows
+):
     decider, events, *_ = case
-    scored_every_round, calls_every_round = _plan(case, monkeypatch, False, 10**9)
-    batch, batch_calls = _plan(case, monkeypatch, True, 0)  # each round in two calls
-    lone, lone_calls = _plan(case, monkeypatch, True, 10**9)  # each round in one call
+    scored_every_round, calls_every_round = _plan(case, monkeypatch, count_model_rows, False, 10**9)
+    batch, batch_calls = _plan(
+        case, monkeypatch, count_model_rows, True, 0
+    )  # each round in two calls
+    lone, lone_calls = _plan(
+        case, monkeypatch, count_model_rows, True, 10**9
+    )  # each round in one call
     pd.testing.assert_frame_equal(lone, batch)
     assert sum(lone_calls) < sum(calls_every_round) and len(batch_calls) > len(lone_calls)
     alone = [
-        (len(_plan(case, monkeypatch, reuse, 10**9, i)[1]), reuse)
+        (len(_plan(case, monkeypatch, count_model_rows, reuse, 10**9, i)[1]), reuse)
         for i in range(8)
         for reuse in (False, True)
     ]

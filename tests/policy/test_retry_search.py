@@ -60,19 +60,6 @@ def _log_survival(case, plan: pd.DataFrame, nominal: bool = False) -> pd.Series:
     return pd.Series(np.log1p(-p)).groupby(plan["event_id"].to_numpy()).sum()
 
 
-def _counting_retry_rows(decider, monkeypatch) -> list[int]:
-    rows: list[int] = []
-    predict = decider.scorer.predict
-
-    def counted(model, matrix, positions, columns):
-        if model is decider.scorer.models.retry:
-            rows.append(len(positions))
-        return predict(model, matrix, positions, columns)
-
-    monkeypatch.setattr(decider.scorer, "predict", counted)
-    return rows
-
-
 def test_each_finer_grid_keeps_every_retry_and_never_lowers_the_programmes_value(case):
     decider = case[0]
     plans = [
@@ -106,14 +93,16 @@ def test_refinement_never_lowers_the_schedules_value(case):
     assert (moved % 1 == 0).all() and (moved % coarse.retry_grid_hours != 0).any()
 
 
-def test_coarse_to_fine_scores_a_fraction_of_the_fine_grid_and_values_as_much(case, monkeypatch):
+def test_coarse_to_fine_scores_a_fraction_of_the_fine_grid_and_values_as_much(
+    case, monkeypatch, count_model_rows
+):
     """Against the programme on a 3 h grid refined +-2 h (the search before): under
     half the retry rows, schedules valued within half a point on average."""
     decider = case[0]
     fine_config = decider.config.model_copy(
         update={"retry_grid_hours": 3, "fine_grids_hours": (), "refine_steps_hours": (2, 1)}
     )
-    rows = _counting_retry_rows(decider, monkeypatch)
+    rows = count_model_rows(decider, decider.scorer.models.retry)
     fine = _search(case, fine_config)
     fine_rows = sum(rows)
     rows.clear()
@@ -124,13 +113,15 @@ def test_coarse_to_fine_scores_a_fraction_of_the_fine_grid_and_values_as_much(ca
     assert lost.mean() < 0.005
 
 
-def test_the_finer_grids_scored_in_one_call_plan_what_a_call_per_grid_plans(case, monkeypatch):
+def test_the_finer_grids_scored_in_one_call_plan_what_a_call_per_grid_plans(
+    case, monkeypatch, count_model_rows
+):
     """Every cell the 3 h and 1 h bands can try, scored on the hourly grid in one model
     call (a lone request's path): the same plan, to the bit, with one call fewer."""
     import training.policy.retry_search as retry_search
 
     decider = case[0]
-    rows = _counting_retry_rows(decider, monkeypatch)
+    rows = count_model_rows(decider, decider.scorer.models.retry)
     plans, calls = [], []
     for extra_rows in (0, 10**9):  # never merged, always merged
         monkeypatch.setattr(retry_search, "MERGE_EXTRA_ROWS", extra_rows)
