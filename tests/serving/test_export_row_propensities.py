@@ -25,7 +25,7 @@ from training.api.from_history import history_requests
 from training.cli.main import app as cli
 from training.contract.history import History
 from training.contract.io import load_history
-from training.evaluation.ope_eval import per_decision_share
+from training.evaluation.ope_eval import MAX_PER_DECISION_SHARE, per_decision_share
 from training.evaluation.ope_first_retry import (
     learn_support,
     read_first_retries,
@@ -223,4 +223,5 @@ def test_the_estimators_read_the_first_retries_exploration_probability(served, e
     mu = timing.feedback.logging_probability
     assert ((mu > 0) & (mu <= 1)).all()
     np.testing.assert_allclose(mu, log.propensity[retried])
-    assert per_decision_share(exported) > 0.5
+    # the menu estimate's own test: above it, it refuses (about half the invoices here)
+    assert per_decision_share(exported) > MAX_PER_DECISION_SHARE
