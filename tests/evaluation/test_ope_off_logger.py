@@ -10,10 +10,10 @@ from training.evaluation.ope import (
     InverseProbabilityWeighting,
     LoggedFeedback,
     SelfNormalizedIPW,
+    kish_size,
 )
 from training.evaluation.ope_off_logger import (
     OffLoggerPart,
-    kish_size,
     off_logger_interval,
     wilson_interval,
 )

@@ -275,13 +275,11 @@ class OffPolicyEstimator(ABC):
         return {"mean": float(samples.mean()), "lower": float(lower), "upper": float(upper)}
 
     def effective_sample_size(self, feedback: LoggedFeedback) -> float:
-        """Kish effective sample size of the importance weights, (sum w)^2 / sum w^2.
+        """Kish effective sample size of the importance weights (:func:`kish_size`).
 
         Zero when no unit matches.
         """
-        w = feedback.weight
-        squared = float(np.square(w).sum())
-        return float(w.sum() ** 2 / squared) if squared > 0 else 0.0
+        return kish_size(feedback.weight)
 
 
 @dataclass(frozen=True)
@@ -343,6 +341,12 @@ class DirectMethod(OffPolicyEstimator):
     def effective_sample_size(self, feedback: LoggedFeedback) -> float:
         """Every unit counts with weight one."""
         return float(feedback.n_units)
+
+
+def kish_size(weights: FloatArray) -> float:
+    """Kish effective sample size ``(sum w)^2 / sum w^2`` (0 when every weight is 0)."""
+    squared = float(np.square(weights).sum())
+    return float(weights.sum() ** 2 / squared) if squared > 0 else 0.0
 
 
 def default_estimators() -> tuple[OffPolicyEstimator, ...]:

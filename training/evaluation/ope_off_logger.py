@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 from scipy.stats import norm
 
-from training.evaluation.ope import FloatArray, LoggedFeedback
+from training.evaluation.ope import FloatArray, LoggedFeedback, kish_size
 
 RatioEstimator = Literal["ips", "snips"]
 
@@ -41,12 +41,6 @@ def wilson_interval(p: float, n: float, z: float) -> tuple[float, float]:
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     scale = 1 + z * z / n
     return float(max((centre - half) / scale, 0.0)), float(min((centre + half) / scale, 1.0))
-
-
-def kish_size(weights: FloatArray) -> float:
-    """Kish effective sample size ``(sum w)^2 / sum w^2`` (0 when every weight is 0)."""
-    squared = float(np.square(weights).sum())
-    return float(weights.sum() ** 2 / squared) if squared > 0 else 0.0
 
 
 def off_logger_units(weight: FloatArray) -> FloatArray:

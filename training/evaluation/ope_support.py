@@ -34,6 +34,7 @@ from training.evaluation.ope import (
     LoggedFeedback,
     OffPolicyEstimator,
     SelfNormalizedIPW,
+    kish_size,
     refit_interval,
 )
 from training.evaluation.ope_off_logger import OffLoggerPart, off_logger_interval
@@ -97,13 +98,12 @@ class OverlapDiagnostics:
     def of(cls, feedback: LoggedFeedback) -> OverlapDiagnostics:
         w = feedback.weight
         total = float(w.sum())
-        squared = float(np.square(w).sum())
         off = OffLoggerPart.of(feedback)
         return cls(
             n_units=feedback.n_units,
             n_matched=feedback.n_matched,
             matched_share=feedback.n_matched / feedback.n_units,
-            effective_sample_size=total**2 / squared if squared > 0 else 0.0,
+            effective_sample_size=kish_size(w),
             max_weight_share=float(w.max()) / total if total > 0 else 1.0,
             mean_weight=total / w.size,
             mean_weight_se=float(w.std(ddof=1)) / np.sqrt(w.size) if w.size > 1 else 0.0,
