@@ -14,13 +14,18 @@ are ranges, not pins: on 2026-12-06 a fresh install moved one probability of the
 unchanged main in its third decimal (0.096571 → 0.095556). When the test fails with no
 change on the decision path, check it against the previous commit in the same
 environment; if that fails too, the packages moved, and the file is rewritten with a
-commit that says so.
+commit that says so. The file records the environment that wrote it (package versions,
+the CPU's SIMD level): the small world's model is trained in the test, and a machine
+with other vector instructions (AVX-512 against AVX2) rounds a few sums differently,
+which grows into other trees; the failure message names both environments.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,7 @@ from training.api.from_history import history_requests
 from training.policy.fallback import FallbackDecider
 
 GOLDEN = Path(__file__).with_name("decisions.json")
+NUMERIC_PACKAGES = ("numpy", "pandas", "scikit-learn", "scipy", "lightgbm", "lleaves")
 
 pytestmark = pytest.mark.slow
 
@@ -171,10 +177,26 @@ def _answers(small_world) -> dict[str, list[dict[str, Any]]]:
     return {"learned": _normalized(learned), "fallback": _normalized(fallback)}
 
 
+def _environment() -> dict[str, Any]:
+    """What the file's exactness depends on besides the code."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    features = core._multiarray_umath.__cpu_features__
+    found = {name for name, on in features.items() if on}
+    return {
+        "machine": platform.machine(),
+        "packages": {name: version(name) for name in NUMERIC_PACKAGES},
+        "widest_simd": next((f for f in ("AVX512F", "AVX2", "SSE42") if f in found), "none"),
+    }
+
+
 def test_decisions_match_the_golden_file(small_world):
     answers = _answers(small_world)
+    environment = _environment()
     if os.environ.get("SMARTRETRY_WRITE_GOLDEN") == "1":
-        GOLDEN.write_text(json.dumps(answers, indent=1, sort_keys=True) + "\n")
+        written = {"environment": environment, **answers}
+        GOLDEN.write_text(json.dumps(written, indent=1, sort_keys=True) + "\n")
     assert GOLDEN.exists(), f"{GOLDEN} missing: run with SMARTRETRY_WRITE_GOLDEN=1 once"
     expected = json.loads(GOLDEN.read_text())
     for policy in ("learned", "fallback"):
@@ -182,8 +204,8 @@ def test_decisions_match_the_golden_file(small_world):
         for got, want in zip(answers[policy], expected[policy], strict=True):
             assert got == want, (
                 f"{policy} decision for {want.get('invoice_id')} changed; if no code on the "
-                "decision path changed, a new release of an installed package (numpy, pandas, "
-                "scikit-learn, LightGBM ...) may have moved a probability: see the docstring"
+                "decision path changed, the environment may have moved a probability (see the "
+                f"docstring): written in {expected.get('environment')}, run in {environment}"
             )
 
 
