@@ -34,7 +34,9 @@ def test_select_equals_np_select(n, seed):
 
 def test_other_inputs_go_to_np_select():
     grid = np.array([[True, False], [False, True]])
-    _assert_same(select([grid], [np.ones((2, 2))], -1.0), np.select([grid], [np.ones((2, 2))], -1.0))
+    _assert_same(
+        select([grid], [np.ones((2, 2))], -1.0), np.select([grid], [np.ones((2, 2))], -1.0)
+    )
     with pytest.raises(TypeError):  # as np.select: conditions must be boolean
         select([np.array([1, 0])], [1])
     with pytest.raises(ValueError):

@@ -18,10 +18,10 @@ from training.declines import table as table_module
 from training.declines.rules import RetryLimits, RetryRules, to_utc
 from training.declines.table import (
     DEFAULT_TABLE_PATH,
-    DeclineTable,
     NETWORK_VOCABULARIES,
     UNKNOWN_CATEGORY,
     UNKNOWN_RETRYABLE,
+    DeclineTable,
     normalize_processor,
     read_decline_table,
 )
@@ -379,7 +379,13 @@ def test_row_arrays_equal_the_table_columns():
 
 @pytest.mark.parametrize(
     "processor, code",
-    [("stripe", "insufficient_funds"), ("visa", "51"), ("adyen", None), (None, "x"), ("ach", "R01")],
+    [
+        ("stripe", "insufficient_funds"),
+        ("visa", "51"),
+        ("adyen", None),
+        (None, "x"),
+        ("ach", "R01"),
+    ],
 )
 def test_one_pairs_columns_are_kept_and_every_call_gets_its_own(processor, code):
     """A lone request's (processor, code) pair: its classified columns made once, kept,
