@@ -21,6 +21,7 @@ from training.declines.table import (
     NETWORK_VOCABULARIES,
     UNKNOWN_CATEGORY,
     UNKNOWN_RETRYABLE,
+    DeclineTable,
     normalize_processor,
     read_decline_table,
 )
@@ -315,7 +316,7 @@ def test_memos_are_bounded(monkeypatch):
     events, previous = reference_events(table, seed=8)
     whole = rules.decide_many(events, previous)
     assert_frame_equal(in_small_calls(rules, events, previous, size=4), whole)
-    assert len(table._memo) <= 5
+    assert len(table._memo) <= 5 and len(table._columns_memo) <= 5
     assert len(rules._text_memo) <= 5
     assert all(len(memo) <= 5 for memo in rules._decision_memo.values())
 
@@ -350,6 +351,7 @@ def test_pickles_drop_the_memos_and_old_pickles_still_load():
     expected = rules.decide_many(chunk, prev)
     copy = pickle.loads(pickle.dumps(rules))
     assert copy.table._memo == {} and copy._text_memo == {} and copy._decision_memo == {}
+    assert copy.table._columns_memo == {}
     assert_frame_equal(copy.decide_many(chunk, prev), expected)
     # a pickle made before the memos existed has neither attribute
     old = RetryRules.__new__(RetryRules)
@@ -357,6 +359,51 @@ def test_pickles_drop_the_memos_and_old_pickles_still_load():
     del copy.table.__dict__["_memo"]
     copy.table.__setstate__(dict(copy.table.__dict__))
     assert_frame_equal(old.decide_many(chunk, prev), expected)
+    # a table pickled before its row arrays existed makes them on load
+    state = dict(rules.table.__getstate__())
+    del state["wait_hours"], state["sources"], state["_columns_memo"]
+    older = DeclineTable.__new__(DeclineTable)
+    older.__setstate__(state)
+    np.testing.assert_array_equal(older.wait_hours, rules.table.wait_hours)
+    assert older.sources.tolist() == rules.table.sources.tolist()
+
+
+def test_row_arrays_equal_the_table_columns():
+    """The rules read ``wait_hours`` and ``source`` per row from arrays made at load."""
+    table = read_decline_table(DEFAULT_TABLE_PATH)
+    wait = table.rows["wait_hours"].to_numpy(dtype="float64", na_value=np.nan)
+    np.testing.assert_array_equal(table.wait_hours, wait)
+    assert np.isnan(wait).any() and (~np.isnan(wait)).any()  # both kinds of rows checked
+    assert table.sources.tolist() == table.rows["source"].tolist()
+
+
+@pytest.mark.parametrize(
+    "processor, code",
+    [
+        ("stripe", "insufficient_funds"),
+        ("visa", "51"),
+        ("adyen", None),
+        (None, "x"),
+        ("ach", "R01"),
+    ],
+)
+def test_one_pairs_columns_are_kept_and_every_call_gets_its_own(processor, code):
+    """A lone request's (processor, code) pair: its classified columns made once, kept,
+    equal to the several-pair path's row, and each call's arrays its own (a caller
+    writing into them changes nothing for the next)."""
+    table = read_decline_table(DEFAULT_TABLE_PATH)
+    several = table.classify_texts([processor, "visa"], [code, "05"])  # the general path
+    for _ in range(2):
+        one = table.classify_texts([processor], [code])
+        assert (processor, code) in table._columns_memo
+        assert list(one) == list(several)
+        for name, values in one.items():
+            pd.testing.assert_series_equal(pd.Series(values), pd.Series(several[name][:1]))
+        one["category"][0] = "written by a caller"
+        one["table_row"][0] = -7
+    again = table.classify_texts([processor], [code])
+    assert again["category"][0] == several["category"][0]
+    assert again["table_row"][0] == several["table_row"][0]
 
 
 @pytest.mark.parametrize(

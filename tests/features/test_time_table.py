@@ -9,7 +9,7 @@ import pytest
 from training.core.localtime import NAT
 from training.features.calendar import calendar_arrays
 from training.features.frames import HOUR_RESPONSE_INPUTS, time_columns
-from training.features.time_table import EventTimeTable
+from training.features.time_table import EventTimeTable, minute_harmonics
 
 ZONES = ["UTC", "America/New_York", "Europe/London", "Asia/Kathmandu", "Australia/Lord_Howe"]
 START = np.datetime64("2026-03-01T00:00", "ns").astype(np.int64)  # DST changes in range
@@ -86,3 +86,20 @@ def test_instants_at_the_tables_edges_read_their_own_days(zone):
     kept = (table._first_day, table._by_day.shape[1])
     table.columns(local_days * DAY + DAY // 2)  # well inside: no growth
     assert (table._first_day, table._by_day.shape[1]) == kept
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kathmandu", "America/New_York"])
+def test_every_minute_of_a_day_equals_its_own_features(zone):
+    """The minute table is made for the whole day at once, from hour harmonics worked
+    out once per process (``minute_harmonics``, shared and never written): each of a
+    day's 1,440 minutes read from it equals the instant's own computation."""
+    event = _event(np.random.default_rng(5), True)
+    table = EventTimeTable(zone, event)
+    ns = START + 10 * DAY + np.arange(24 * 60, dtype=np.int64) * 60 * 10**9 + 7 * 10**9
+    got, want = table.columns(ns), _expected(ns, zone, event)
+    assert got is not None
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name, strict=True)
+    hours, harmonics = minute_harmonics()
+    assert not hours.flags.writeable
+    assert all(not a.flags.writeable for pair in harmonics.values() for a in pair)

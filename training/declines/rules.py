@@ -59,6 +59,7 @@ from training.core.columnar import (
     frame_of_arrays,
     utc_array,
 )
+from training.core.select import select
 from training.declines.table import (
     DEBIT_VOCABULARIES,
     HARD_CATEGORIES,
@@ -412,7 +413,7 @@ class RetryRules:
         max_retries = _max_retries(cap_left, advice, lim)
         mac_wait = _mac_wait(self.table, advice.mac, lim)
         wait_ns = _hours_ns(_wait_hours(schemes, advice, mac_wait, in_24h, lim))
-        cap_rule = np.select(schemes.masks(), list(_CAP_RULES), default="")
+        cap_rule = select(schemes.masks(), list(_CAP_RULES), default="")
         rule = _rule(advice, schemes, window_over, cap_left, cap_rule)
         explanation, source = self._texts(
             {
@@ -657,7 +658,7 @@ def _advice(table: DeclineTable, ev: _Events) -> _Advice:
     hard = _among(code["category"], HARD_CATEGORIES)
     overriding = (mac_stop | mac_update) & ~hard
     base = code["retryable"]
-    retryable = np.select(
+    retryable = select(
         [mac_stop, mac_update & (base != "no")], ["no", "after_update"], default=base
     )
     updated = ev.card_updated
@@ -727,7 +728,7 @@ def _cap_left(
     so its first attempt is free, and counts merchant-initiated ones only: ``visa_in_30d``);
     debit schemes count re-presentations.
     """
-    cap_left = np.select(
+    cap_left = select(
         schemes.masks(),
         [
             lim.visa_max_reattempts_30d + 1 - visa_in_30d,
@@ -752,9 +753,7 @@ def _max_retries(cap_left: np.ndarray, advice: _Advice, lim: RetryLimits) -> np.
 def _mac_wait(table: DeclineTable, mac: Columns, lim: RetryLimits) -> np.ndarray:
     """The wait a merchant advice code asks for: its table row's ``wait_hours``, else
     ``mac02_wait_hours`` (also for events without a MAC; only retry-later MACs use it)."""
-    wait = table.rows["wait_hours"].to_numpy(dtype="float64", na_value=np.nan)[
-        np.maximum(mac["table_row"], 0)
-    ]
+    wait = table.wait_hours[np.maximum(mac["table_row"], 0)]
     return np.where(np.isnan(wait), lim.mac02_wait_hours, wait)
 
 
@@ -833,7 +832,7 @@ def _rule(
         "mastercard_mac_retry_later",
         "payment_method_updated",
     ]
-    return np.select(conditions, choices, default="retry_allowed")
+    return select(conditions, choices, default="retry_allowed")
 
 
 def _code_source(table: DeclineTable, advice: _Advice) -> np.ndarray:
@@ -841,7 +840,7 @@ def _code_source(table: DeclineTable, advice: _Advice) -> np.ndarray:
     MAC's source or the product's own."""
     return np.where(
         advice.known,
-        table.rows["source"].to_numpy()[np.maximum(advice.code["table_row"], 0)],
+        table.sources[np.maximum(advice.code["table_row"], 0)],
         np.where(advice.mac_known, src.MAC_SOURCE, src.PRODUCT_SOURCE),
     )
 

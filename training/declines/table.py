@@ -201,14 +201,32 @@ class DeclineTable:
         # artifacts before the column existed have none)
         gone = rows["account_gone"] if "account_gone" in rows else pd.Series("", index=rows.index)
         self.account_gone = (gone == "yes").to_numpy(dtype=bool)
+        self._row_arrays()
         # (processor text, code text), as ``astype("string")`` spells them -> classified
         self._memo: dict[tuple[str | None, str | None], Classified] = {}
+        # one such pair -> its classified columns (a lone request's lookups; one row each)
+        self._columns_memo: dict[tuple[str | None, str | None], ClassifiedColumns] = {}
+
+    def _row_arrays(self) -> None:
+        """Per row, as arrays once: the rules read them on every decision they word (a
+        column of the frame read and converted costs ~0.1 M instructions a call)."""
+        rows = self.rows
+        self.wait_hours = (
+            rows["wait_hours"].to_numpy(dtype="float64", na_value=np.nan)
+            if "wait_hours" in rows
+            else np.full(len(rows), np.nan)
+        )
+        self.sources = rows["source"].to_numpy()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_memo": {}}  # the memo is a cache: not worth storing
+        # the memos are caches: not worth storing
+        return {**self.__dict__, "_memo": {}, "_columns_memo": {}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update({"_memo": {}, **state})  # tables pickled before the memo existed
+        # (tables pickled before the memos or the row arrays existed)
+        self.__dict__.update({"_memo": {}, "_columns_memo": {}, **state})
+        if "sources" not in state:
+            self._row_arrays()
 
     # -- single lookups ---------------------------------------------------------------
     def check_processor(self, processor: str) -> str:
@@ -280,8 +298,17 @@ class DeclineTable:
         pairs = zip(processor, code, strict=True)
         distinct: dict[tuple[str | None, str | None], int] = {}  # pair -> number, as they come
         at = np.array([distinct.setdefault(pair, len(distinct)) for pair in pairs], dtype=np.intp)
-        columns = _classified_columns(self._classified(list(distinct)))
-        return {name: values[at] for name, values in columns.items()}
+        if len(distinct) == 1:  # one pair (a lone request's): its columns made once
+            (pair,) = distinct
+            columns = self._columns_memo.get(pair)
+            if columns is None:
+                columns = _classified_columns(self._classified([pair]))
+                if len(self._columns_memo) >= MEMO_MAX_ENTRIES:
+                    self._columns_memo.clear()
+                self._columns_memo[pair] = columns
+        else:
+            columns = _classified_columns(self._classified(list(distinct)))
+        return {name: values[at] for name, values in columns.items()}  # copies: never shared
 
     def _classified(self, pairs: list[tuple[str | None, str | None]]) -> list[Classified]:
         """``_classify_pair`` of each pair, through the bounded memo."""
@@ -379,9 +406,11 @@ def text_values(
     return [None if value is pd.NA else value for value in series.astype(STRING_DTYPE).tolist()]
 
 
-def _classified_columns(
-    found: list[Classified],
-) -> dict[str, np.ndarray | pd.api.extensions.ExtensionArray]:
+ClassifiedColumns = dict[str, np.ndarray | pd.api.extensions.ExtensionArray]
+"""The ``CLASSIFIED_COLUMNS`` arrays of classified pairs, by name."""
+
+
+def _classified_columns(found: list[Classified]) -> ClassifiedColumns:
     """The ``CLASSIFIED_COLUMNS`` arrays of classified pairs."""
     category, retryable, known, code, raw, row = zip(*found, strict=True) if found else [()] * 6
     return {

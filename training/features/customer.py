@@ -143,22 +143,41 @@ def hour_kernel(hours: np.ndarray) -> np.ndarray:
     return (1.0 + np.cos(2 * np.pi * np.asarray(hours, dtype=float) / 24.0)) ** 2 / 4.0
 
 
+Harmonics = dict[int, tuple[np.ndarray, np.ndarray]]
+"""Per harmonic ``k`` of :data:`HOUR_HARMONICS`: the cosine and sine of ``k`` times the
+hours' angle on the day (:func:`hour_harmonics`)."""
+
+
+def hour_harmonics(hour: np.ndarray) -> Harmonics:
+    """The cosines and sines :func:`hour_response` weighs the profile with, of ``hour``
+    (local, in hours): the same for every customer (a table of every minute of the day
+    computes them once per process)."""
+    angle = 2 * np.pi * np.asarray(hour, dtype=float) / 24.0
+    return {k: (np.cos(k * angle), np.sin(k * angle)) for k in HOUR_HARMONICS}
+
+
 def hour_response(
-    hour: np.ndarray, sent: np.ndarray, clicks: np.ndarray, profile: Mapping[str, np.ndarray]
+    hour: np.ndarray,
+    sent: np.ndarray,
+    clicks: np.ndarray,
+    profile: Mapping[str, np.ndarray],
+    harmonics: Harmonics | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The customer's own past click rate of messages near ``hour`` (local), smoothed by
     :data:`HOUR_KERNEL` over the hours of the day, and the kernel weight of the past
     sends behind it (how much evidence it rests on, in messages sent at that very hour).
 
     ``sent`` and ``clicks``: the customer's total messages and clicks; ``profile``: the
-    :data:`HOUR_PROFILE_COLUMNS` by name. NaN where nothing was sent near the hour.
+    :data:`HOUR_PROFILE_COLUMNS` by name; ``harmonics``: :func:`hour_harmonics` of
+    ``hour``, when the caller has them. NaN where nothing was sent near the hour.
     Clicks are counted at their own hour (as of the decision, a click is known only
     once it happened), minutes to hours after the send.
     """
-    angle = 2 * np.pi * np.asarray(hour, dtype=float) / 24.0
+    if harmonics is None:
+        harmonics = hour_harmonics(hour)
     weight = {"sent": HOUR_KERNEL[0] * sent, "click": HOUR_KERNEL[0] * clicks}
     for k in HOUR_HARMONICS:
-        cos, sin = np.cos(k * angle), np.sin(k * angle)
+        cos, sin = harmonics[k]
         for kind in weight:
             weight[kind] = weight[kind] + HOUR_KERNEL[k] * (
                 cos * profile[f"cust_{kind}_h{k}_cos"] + sin * profile[f"cust_{kind}_h{k}_sin"]

@@ -23,6 +23,7 @@ from training.features.customer import (
     HOUR_PROFILE_COLUMNS,
     MEAN_MONTH_DAYS,
     CustomerIndex,
+    Harmonics,
     customer_columns,
     hour_kernel,
     hour_response,
@@ -161,10 +162,15 @@ def day_columns(
 
 
 def hour_columns(
-    hour: np.ndarray, active_hour: np.ndarray, profile: Mapping[str, np.ndarray] | None
+    hour: np.ndarray,
+    active_hour: np.ndarray,
+    profile: Mapping[str, np.ndarray] | None,
+    harmonics: Harmonics | None = None,
 ) -> dict[str, np.ndarray]:
     """The time features of the candidate's local hour of the day (:func:`time_columns`'
-    part that the date does not move); without the hour response when ``profile`` is None."""
+    part that the date does not move); without the hour response when ``profile`` is None
+    (``harmonics``: :func:`~training.features.customer.hour_harmonics` of ``hour``, when
+    the caller has them)."""
     distance = circular_difference(hour, active_hour, 24.0)
     if profile is None:
         return {"local_hour": hour, "hours_from_active_hour": distance}
@@ -173,6 +179,7 @@ def hour_columns(
         profile["cust_email_sent"] + profile["cust_sms_sent"],
         profile["cust_clicks"],
         profile,
+        harmonics,
     )
     return {
         "local_hour": hour,

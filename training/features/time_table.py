@@ -7,20 +7,27 @@ to a few hundred instants of the same event, and every feature of an instant's t
 distances) or on its minute of the local day only
 (:func:`~training.features.frames.hour_columns`: the hour, its distance to the active
 hour, the hour response). :class:`EventTimeTable` computes those per local day of the
-decision's window and per minute of the day met, with the same functions (each output
-is an element-wise function of its own inputs, so a table entry is the figure the
-instant's own computation gives, to the bit), and a model call only converts its
-instants to local days and minutes and gathers.
+decision's window and for every minute of the day at once, on first use, with the same
+functions (each output is an element-wise function of its own inputs, so a table entry
+is the figure the instant's own computation gives, to the bit), and a model call only
+converts its instants to local days and minutes and gathers. The minute table is one
+call of :func:`~training.features.frames.hour_columns` over the day's 1,440 minutes,
+their hour harmonics worked out once per process (:func:`minute_harmonics`): a few
+dozen numpy calls, where filling it by the minutes met took the same calls again for
+the second decision's minute of the hour (the retry grid keeps the failed charge's,
+the message slots are on the hour).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 import numpy as np
 
 from training.core.localtime import DAY_NS, NAT, ns_array, zone_offsets
 from training.features.calendar import MINUTE_NS, day_fields, minute_hour
+from training.features.customer import Harmonics, hour_harmonics
 from training.features.frames import HOUR_RESPONSE_INPUTS, TIME_COLUMNS, day_columns, hour_columns
 
 DAYS_BEFORE = 7
@@ -29,7 +36,17 @@ DAYS_AFTER = 62
 built for: a decision's instants stay within its window (the table is then built once);
 an instant outside makes it grow."""
 MINUTES_PER_DAY = 24 * 60
-HOUR_STARTS = np.arange(0, MINUTES_PER_DAY, 60, dtype=np.int64)
+
+
+@lru_cache(maxsize=1)
+def minute_harmonics() -> tuple[np.ndarray, Harmonics]:
+    """Every minute of the day's local hour and its hour harmonics (the same for every
+    event: worked out once per process; never written)."""
+    hours = minute_hour(np.arange(MINUTES_PER_DAY, dtype=np.int64))
+    harmonics = hour_harmonics(hours)
+    for array in (hours, *(a for pair in harmonics.values() for a in pair)):
+        array.flags.writeable = False
+    return hours, harmonics
 
 
 class EventTimeTable:
@@ -43,9 +60,9 @@ class EventTimeTable:
         # one row per column (a model call gathers each table's rows in one ``take``)
         self._day_names: tuple[str, ...] = ()
         self._by_day = np.zeros((0, 0))  # (columns, days from ``_first_day``)
-        self._minute_names: tuple[str, ...] = ()
-        self._by_minute = np.zeros((0, MINUTES_PER_DAY))  # filled where ``_known``
-        self._known = np.zeros(MINUTES_PER_DAY, dtype=bool)
+        self._by_minute: np.ndarray | None = None  # (columns, minutes of the day)
+        # each name of TIME_COLUMNS, in order, its table (0: by day, 1: by minute) and row
+        self._order: tuple[tuple[str, int, int], ...] = ()
 
     def columns(self, utc_ns: np.ndarray) -> dict[str, np.ndarray] | None:
         """The time features of instants ``utc_ns`` by name, in :data:`TIME_COLUMNS`'
@@ -60,13 +77,9 @@ class EventTimeTable:
         days, since_midnight = np.divmod(local, DAY_NS)
         minute = since_midnight // MINUTE_NS
         at = days - self._cover_around(low, high, days)
-        if not self._known[minute].all():
-            self._add_minutes(minute)
-        rows = {
-            **dict(zip(self._day_names, self._by_day.take(at, axis=1), strict=True)),
-            **dict(zip(self._minute_names, self._by_minute.take(minute, axis=1), strict=True)),
-        }
-        return {name: rows[name] for name in TIME_COLUMNS}
+        by_minute = self._minutes()
+        tables = (self._by_day.take(at, axis=1), by_minute.take(minute, axis=1))
+        return {name: tables[t][row] for name, t, row in self._order}
 
     def _cover_around(self, low_ns: int, high_ns: int, days: np.ndarray) -> int:
         """:meth:`_cover` of the local ``days`` of instants ``low_ns``..``high_ns`` (UTC):
@@ -96,19 +109,16 @@ class EventTimeTable:
         self._first_day = int(days[0])
         return self._first_day
 
-    def _add_minutes(self, minute: np.ndarray) -> None:
-        """Compute the minute columns of the minutes of the day not met yet, at every
-        hour of the day (a decision's instants share a few minutes of the hour: the
-        retry grid's steps keep the failed charge's, the message slots are on the hour;
-        a call costs about the same for one minute or for a few dozen)."""
-        past_hour = np.unique(minute[~self._known[minute]] % 60)
-        new = (HOUR_STARTS[:, None] + past_hour[None, :]).ravel()
-        event = self._event
-        profile = {name: event[name] for name in HOUR_RESPONSE_INPUTS}
-        values = hour_columns(minute_hour(new), event["cust_active_hour"], profile)
-        if not self._minute_names:
-            self._minute_names = tuple(values)
-            self._by_minute = np.full((len(values), MINUTES_PER_DAY), np.nan)
-        for row, name in enumerate(self._minute_names):
-            self._by_minute[row, new] = values[name]
-        self._known[new] = True
+    def _minutes(self) -> np.ndarray:
+        """The minute table, computed for every minute of the day on first use."""
+        if self._by_minute is None:
+            hours, harmonics = minute_harmonics()
+            event = self._event
+            profile = {name: event[name] for name in HOUR_RESPONSE_INPUTS}
+            values = hour_columns(hours, event["cust_active_hour"], profile, harmonics)
+            self._by_minute = np.array(list(values.values()), dtype=np.float64)
+            day_rows = {name: (0, row) for row, name in enumerate(self._day_names)}
+            minute_rows = {name: (1, row) for row, name in enumerate(values)}
+            rows = {**day_rows, **minute_rows}
+            self._order = tuple((name, *rows[name]) for name in TIME_COLUMNS)
+        return self._by_minute

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
@@ -410,22 +410,26 @@ class ModelDecider:
 
     def _sloped_kinds(self) -> set[str]:
         """The kinds with a calendar slope, pooled or for some decline category."""
-        slopes = getattr(self, "calendar_slopes", {})  # artifacts saved before it
-        by_category = getattr(self, "calendar_category_slopes", {})
-        return {
-            k
-            for k in ("retry", "message")
-            if any(
-                slope_pair(c) != (0.0, 0.0)
-                for c in [slopes.get(k, 0.0), *by_category.get(k, {}).values()]
-            )
-        }
+        return self._calendar_kinds().sloped
 
     def _contrast_moves(self) -> dict[str, np.ndarray]:
         """The calendar moves of the kinds with a slope (none: no contrast reported)."""
-        sloped = self._sloped_kinds()
+        return self._calendar_kinds().moves
+
+    def _calendar_kinds(self) -> CalendarKinds:
+        """:func:`calendar_kinds` of the decider's slopes and moves, worked out once and
+        kept while the three stay the same objects (a lone decision reads them five
+        times, ~0.2 M instructions in all; a test assigning new ones is seen)."""
+        slopes = getattr(self, "calendar_slopes", {})  # artifacts saved before it
+        by_category = getattr(self, "calendar_category_slopes", {})
         moves = getattr(self, "calendar_moves", {})
-        return {k: v for k, v in moves.items() if k in sloped and len(v)}
+        kept = self.__dict__.get("_calendar_kept")
+        if kept is None or not all(
+            a is b for a, b in zip(kept[0], (slopes, by_category, moves), strict=True)
+        ):
+            kept = ((slopes, by_category, moves), calendar_kinds(slopes, by_category, moves))
+            self.__dict__["_calendar_kept"] = kept
+        return kept[1]
 
     def reported_values(
         self,
@@ -590,6 +594,31 @@ class ModelDecider:
             "fallback": np.zeros(len(events), dtype=bool),
         }
         return Decisions.from_columns(DecisionColumns(summary, retry_p, message_p))
+
+
+class CalendarKinds(NamedTuple):
+    """The kinds with a calendar slope (pooled or for some decline category) and the
+    calendar moves of those kinds (none: no contrast reported)."""
+
+    sloped: set[str]
+    moves: dict[str, np.ndarray]
+
+
+def calendar_kinds(
+    slopes: Mapping[str, Slope],
+    by_category: Mapping[str, Mapping[str, Slope]],
+    moves: Mapping[str, np.ndarray],
+) -> CalendarKinds:
+    """:class:`CalendarKinds` of an artifact's pooled and per-category slopes and moves."""
+    sloped = {
+        k
+        for k in ("retry", "message")
+        if any(
+            slope_pair(c) != (0.0, 0.0)
+            for c in [slopes.get(k, 0.0), *by_category.get(k, {}).values()]
+        )
+    }
+    return CalendarKinds(sloped, {k: v for k, v in moves.items() if k in sloped and len(v)})
 
 
 class _Rows(NamedTuple):

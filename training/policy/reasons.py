@@ -12,6 +12,7 @@ import pandas as pd
 
 from training.config.policy import PolicyConfig
 from training.core.columnar import Table, column_array
+from training.core.select import select
 from training.models.matrix import EventMatrix, as_event_matrix
 from training.policy.schedule_rows import MessageRows, RetryRows
 
@@ -118,7 +119,7 @@ def model_reasons(
         lambda: category + ": retries placed at the times with the best expected success",
     ]
     # each sentence built only where some event may read it (a lone request reads one)
-    timing = np.select(
+    timing = select(
         conditions,
         [text() if met.any() else "" for met, text in zip(conditions, texts, strict=True)],
         default=category + ": no retry allowed within the constraints; messages only",
