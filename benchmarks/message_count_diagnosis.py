@@ -310,6 +310,18 @@ def print_world(name: str, logged: pd.DataFrame, per_message: pd.DataFrame, gain
     print(per_message.attrs["counts"].to_string(), "\n")
 
 
+def print_slopes(name: str, world: TrainedWorld) -> None:
+    """The retry model's count slope: the first stage (timing held fixed) and the one the
+    calibration map serves."""
+    retry = world.artifact.models.retry
+    effect, grouped = retry.count_effect, retry.group_calibrator
+    if effect is None or grouped is None or not grouped.slopes:
+        print(f"[{name}] no count effect in the retry model")
+        return
+    served = float(grouped.model.coef_[0][-1])
+    print(f"[{name}] retry count slope: first stage {effect.describe()}, served {served:.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worlds", default="fatigue,default")
@@ -317,11 +329,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--events", type=int, default=600, help="compared failures")
     parser.add_argument("--out", type=Path, default=Path("/tmp/message-count-diagnosis"))
+    parser.add_argument("--params", type=Path, default=None, help="a params file (variants)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    params = load_params()
+    params = load_params(args.params) if args.params else load_params()
     for name in args.worlds.split(","):
         world = trained_world(name, args.invoices, args.seed, params, args.out)
+        print_slopes(name, world)
         logged = logged_effect(world, params)
         per_message = marginal_values(world, params, args.events)
         print_world(name, logged, per_message, params.policy.min_message_gain)

@@ -140,6 +140,27 @@ class ModelParams(Section):
         "more update requests, which fix cards (docs/evaluation.md, h82: fatigue's "
         "first-stage slope -0.110 -> -0.130 per message; zoo +0.55 captured on average)",
     )
+    count_effect_fixed_slope: tuple[str, ...] = Field(
+        (),
+        description="models whose calibration map serves their count effect's first-stage "
+        "slope (timing held fixed, shrunk by count_effect_prior) as a fixed term, without "
+        "a slope of its own refitted beside the trees' scores (group_calibration.py). "
+        "Measured, not kept: with the two below, fatigue's served slope -0.092 -> -0.130, "
+        "zoo fatigue 63.2 -> 63.5 but strict_logging 62.2 -> 33.0 (docs/evaluation.md, h85)",
+    )
+    count_effect_excluded_inputs: dict[str, list[str]] = Field(
+        {},
+        description="model -> inputs left out of its trees when it has a count effect: the "
+        "time since the last message, through which the retry trees can carry the count "
+        "of messages the offset is meant to hold (docs/evaluation.md, h85)",
+    )
+    count_effect_prior: float = Field(
+        1.0,
+        ge=0,
+        description="the count effect's slope is its estimate times z^2 / (this + z^2), z "
+        "the estimate over its standard error: 1 halves a slope one standard error from "
+        "zero, 0 serves the estimate unshrunk (count_effect.py)",
+    )
     calendar_effects: dict[str, list[str]] = Field(
         {"retry": ["local_weekday"]},
         description="model -> integer-valued calendar inputs (the local weekday) whose every "

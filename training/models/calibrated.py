@@ -377,7 +377,13 @@ def fit_calibrated(
         # lack them (then there is nothing to hold)
         held = tuple(c for c in params.count_effect_held_fixed.get(name, ()) if c in features)
         effect = fit_count_effect(
-            x_train, y_train, count_effect[0], features, count_effect[1], held=held
+            x_train,
+            y_train,
+            count_effect[0],
+            features,
+            count_effect[1],
+            held=held,
+            prior=params.count_effect_prior,
         )
         train_offsets = effect.offsets(x_train[effect.column].to_numpy(dtype=float))
         valid_offsets = effect.offsets(x_valid[effect.column].to_numpy(dtype=float))
@@ -506,6 +512,7 @@ def fit_calibrated(
         None
         if effect is None
         else np.concatenate([p[effect.column].to_numpy(dtype=float) for p in slope_rows])[:, None],
+        served_slopes(name, effect, params),
     )
     return CalibratedModel(
         name=name,
@@ -536,6 +543,16 @@ def _calendar_offsets(
     for e in effects:
         out += e.offsets(rows[e.column].to_numpy(dtype=float), codes)
     return out
+
+
+def served_slopes(
+    name: str, effect: CountEffect | None, params: ModelParams
+) -> tuple[float, ...] | None:
+    """The count effect's first-stage slope as the map's fixed slope when
+    ``params.count_effect_fixed_slope`` names ``name`` (None: the map fits its own)."""
+    if effect is None or name not in params.count_effect_fixed_slope:
+        return None
+    return (effect.per_unit,)
 
 
 def check_count_effect_map(name: str, grouped: list[str]) -> None:
@@ -575,13 +592,16 @@ def fit_group_calibrator(
     params: ModelParams,
     slopes: list[str] | None = None,
     slope_inputs: np.ndarray | None = None,
+    fixed_slopes: tuple[float, ...] | None = None,
 ) -> GroupCalibrator | None:
     """The map with offsets per value of the ``grouped`` columns (from
     :func:`calibration_columns`; None when there are none); ``codes``: the rows' values in
     them (n x len(grouped): category codes in the training order, NaN when missing or
     unseen, or counts), as :func:`encode_matrix` gives them; ``slopes``: count inputs
     with one log-odds slope each in the map, ``slope_inputs`` their values (n x
-    len(slopes)). One code path for the in-process and the cluster fit."""
+    len(slopes)), ``fixed_slopes`` their slopes when given rather than fitted (the count
+    effect's first stage, ``params.count_effect_fixed_slope``). One code path for the
+    in-process and the cluster fit."""
     if not grouped:
         return None
     steps = params.calibration_dunning_steps
@@ -595,4 +615,5 @@ def fit_group_calibrator(
         tuple(c not in categories for c in grouped),
         tuple(features.index(c) for c in slopes or ()),
         slope_inputs,
+        fixed_slopes,
     )

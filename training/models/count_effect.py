@@ -20,7 +20,8 @@ Here the count gets a log-odds slope estimated with the dunning timing held fixe
 logistic regression of the outcome on the count and on one indicator per cell of
 (rank, time since the failure, decline category), where the logged plans vary the
 count independently of the retry's own timing. The slope, shrunk by its standard error
-(``slope * z² / (1 + z²)``, so a slope the data cannot tell from zero is almost zero),
+(``slope * z² / (prior + z²)``, ``train.model.count_effect_prior`` 1 by default, so a
+slope the data cannot tell from zero is almost zero),
 enters boosting as a fixed offset per row (LightGBM's ``init_score``): the trees fit the
 rest, and can no longer hand the count's effect to the time inputs. The model's score
 is the booster's log-odds plus the offset, before calibration.
@@ -183,6 +184,7 @@ def fit_count_effect(
     category: str = "inv_decline_category",
     weight: np.ndarray | None = None,
     held: tuple[str, ...] = (),
+    prior: float = 1.0,
 ) -> CountEffect:
     """The slope of ``column`` in ``rows`` (training rows, their ``label``; each row
     counting ``weight`` times, 1 without) with the dunning timing (``rank``, hours since
@@ -201,7 +203,9 @@ def fit_count_effect(
     own in the regression: they are not rows at 0 (customers with no past activity have
     no active hour to be close to, and answer more often than those far from theirs;
     counted as 0, they flattened the closeness's slope on night_owls from 0.91 ± 0.14 to
-    0.04 ± 0.10). Their level is the trees' to fit, from the inputs that are missing too."""
+    0.04 ± 0.10). Their level is the trees' to fit, from the inputs that are missing too.
+
+    ``prior``: the shrinkage's (:func:`shrunk`)."""
     raw = rows[column].to_numpy(dtype=float)
     count = np.minimum(np.nan_to_num(raw, nan=0.0), COUNT_CAP)
     y = np.asarray(label, dtype=float)
@@ -217,11 +221,20 @@ def fit_count_effect(
     return CountEffect(
         column=column,
         position=features.index(column),
-        per_unit=estimate * z2 / (1.0 + z2),
+        per_unit=shrunk(estimate, z2, prior),
         estimate=estimate,
         standard_error=error,
         rows=len(y) if weight is None else int(np.sum(weight)),
     )
+
+
+def shrunk(estimate: float, z2: float, prior: float) -> float:
+    """``estimate * z² / (prior + z²)`` (z: the estimate over its standard error): with
+    ``prior`` 1 a slope one standard error from zero is halved, one the data cannot tell
+    from zero is almost zero; with 0 the estimate as it is (0 when it has no error)."""
+    if prior == 0.0:
+        return estimate if z2 > 0 else 0.0
+    return estimate * z2 / (prior + z2)
 
 
 def fit_cells(
@@ -231,13 +244,14 @@ def fit_cells(
     rank: str,
     category: str = "inv_decline_category",
     held: tuple[str, ...] = (),
+    prior: float = 1.0,
 ) -> CountEffect:
     """:func:`fit_count_effect` from the rows' :func:`count_cells` (the same likelihood):
     each cell enters as one line of its positives and one of its negatives, weighted by
     their numbers. The slope equals the rows' fit up to the solver's tolerance (L-BFGS-B
     stops at its default ``ftol``; the cells' sums round differently)."""
     lines, y, weight = cell_lines(cells)
-    return fit_count_effect(lines, y, column, features, rank, category, weight, held)
+    return fit_count_effect(lines, y, column, features, rank, category, weight, held, prior)
 
 
 def cell_lines(cells: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:

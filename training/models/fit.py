@@ -132,11 +132,14 @@ def _calendar_effects(name: str, params: ModelParams) -> CalendarSpec | None:
 
 
 def model_inputs(name: str, params: ModelParams) -> list[str]:
-    """``name``'s inputs: :data:`MODEL_FEATURES` without ``params.excluded_inputs`` and
-    with one of the observed span's two forms, days or share of the tenure
+    """``name``'s inputs: :data:`MODEL_FEATURES` without ``params.excluded_inputs`` (and
+    without ``params.count_effect_excluded_inputs[name]`` when ``name`` has a count
+    effect) and with one of the observed span's two forms, days or share of the tenure
     (``params.observed_share_input``)."""
     swapped_out = "cust_observed_days" if params.observed_share_input else "cust_observed_share"
     excluded = {*params.excluded_inputs, swapped_out}
+    if name in params.count_effects:  # the inputs that carry the count past its offset
+        excluded |= set(params.count_effect_excluded_inputs.get(name, ()))
     return [column for column in MODEL_FEATURES[name] if column not in excluded]
 
 
@@ -148,6 +151,9 @@ def check_monotone_inputs(params: ModelParams) -> None:
         "monotone_increasing": set(params.monotone_increasing),
         "additive_groups": {name for group in params.additive_groups for name in group},
         "excluded_inputs": set(params.excluded_inputs),
+        "count_effect_excluded_inputs": {
+            name for names in params.count_effect_excluded_inputs.values() for name in names
+        },
     }
     for key, names in named.items():
         unknown = sorted(names - known)

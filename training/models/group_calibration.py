@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy import sparse
+from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 
 from training.core.probability import logit
@@ -66,6 +67,34 @@ def _design(
     if slopes is not None and slopes.shape[1]:
         blocks.append(sparse.csr_matrix(slopes))
     return sparse.hstack(blocks, format="csr")
+
+
+def _fit_with_offset(
+    design: sparse.csr_matrix, label: np.ndarray, offset: np.ndarray, strength: float
+) -> tuple[np.ndarray, float]:
+    """sklearn's L2 logistic regression (``C`` = ``strength``, intercept unpenalised) with
+    a fixed log-odds ``offset`` per row, which sklearn cannot take: the coefficients and
+    the intercept."""
+    y = np.asarray(label, dtype=float)
+    width = design.shape[1]
+
+    def loss(beta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = design @ beta[:width] + beta[width] + offset
+        residual = 1.0 / (1.0 + np.exp(-z)) - y
+        value = strength * np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * beta[:width] @ beta[:width]
+        grad = np.append(strength * (design.T @ residual) + beta[:width], strength * residual.sum())
+        return float(value), grad
+
+    start = np.zeros(width + 1)
+    start[width] = logit(np.array([np.clip(y.mean(), 1e-6, 1 - 1e-6)]))[0]
+    fitted = minimize(
+        loss,
+        start,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": 10_000, "ftol": 1e-12, "gtol": 1e-7},
+    )
+    return fitted.x[:width], float(fitted.x[width])
 
 
 def slope_values(values: np.ndarray) -> np.ndarray:
@@ -176,18 +205,30 @@ class GroupCalibrator:
         counts: tuple[bool, ...] = (),
         slopes: tuple[int, ...] = (),
         slope_inputs: np.ndarray | None = None,
+        fixed_slopes: tuple[float, ...] | None = None,
     ) -> GroupCalibrator:
         """``codes``: the rows' values in ``columns`` (n x len(columns), NaN when missing:
         category codes, or counts for the columns ``counts`` marks); ``strength``: the
         inverse L2 penalty of the offsets (sklearn's ``C``); ``slopes``: positions of
         count columns that get one log-odds slope each, ``slope_inputs`` their values
-        (n x len(slopes))."""
+        (n x len(slopes)); ``fixed_slopes``: those slopes given, not fitted (the map is
+        fitted with them as a fixed offset, and serves them)."""
         calibrator = cls(
             tuple(columns), tuple(sizes), LogisticRegression(), tuple(counts), tuple(slopes)
         )
         model = LogisticRegression(C=strength, max_iter=1000)
         values = None if not slopes or slope_inputs is None else slope_values(slope_inputs)
-        model.fit(_design(scores, calibrator.group_codes(codes), sizes, values), label)
+        grouped = calibrator.group_codes(codes)
+        if fixed_slopes is not None and values is not None:
+            fixed = np.asarray(fixed_slopes, dtype=float)
+            coef, intercept = _fit_with_offset(
+                _design(scores, grouped, sizes), label, values @ fixed, strength
+            )
+            model.coef_ = np.concatenate([coef, fixed])[None, :]
+            model.intercept_ = np.array([intercept])
+            model.classes_ = np.array([0, 1])
+        else:
+            model.fit(_design(scores, grouped, sizes, values), label)
         calibrator.model = model
         return calibrator
 

@@ -33,7 +33,9 @@ class RankSupport:
     def fit(
         cls, rows: pd.DataFrame, features: list[str], rank: str, columns: tuple[str, ...]
     ) -> RankSupport:
-        """The range of ``columns`` per value of ``rank`` in ``rows`` (NaN ignored)."""
+        """The range of ``columns`` per value of ``rank`` in ``rows`` (NaN ignored); the
+        columns that are no input of the model (``features``) are left out."""
+        columns = tuple(c for c in columns if c in features)
         ranks = rows[rank].to_numpy(dtype=float)
         if np.isnan(ranks).any():
             raise ValueError(f"support: the rank column {rank!r} has missing values")

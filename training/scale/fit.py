@@ -46,6 +46,7 @@ from training.models.calibrated import (
     encode,
     encode_matrix,
     fit_group_calibrator,
+    served_slopes,
     shifted,
 )
 from training.models.count_effect import CountEffect, add_cells, count_cells, fit_cells
@@ -345,7 +346,9 @@ def fit_on_cluster(
         column, rank = count_effect
         held = tuple(c for c in count_effect_held(name, params) if c in features)
         cells = client.gather(client.map(_cells, train, column=column, rank=rank, held=held))
-        effect = fit_cells(add_cells(cells), column, features, rank, held=held)
+        effect = fit_cells(
+            add_cells(cells), column, features, rank, held=held, prior=params.count_effect_prior
+        )
         check_count_effect_map(name, grouped)
     calendar = None
     if calendar_effects is not None and calendar_effects[0]:
@@ -442,6 +445,7 @@ def fit_on_cluster(
         params,
         [] if hidden is None else [hidden],
         None if hidden is None else np.concatenate([v for _, _, _, v in scored])[:, None],
+        served_slopes(name, effect, params),
     )
     model = CalibratedModel(
         name=name,

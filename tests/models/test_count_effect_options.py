@@ -1,0 +1,136 @@
+"""The count effect's three options (h85): the first-stage slope served by the calibration
+map (``count_effect_fixed_slope``), inputs out of the trees when a model has a count
+effect (``count_effect_excluded_inputs``), and the shrinkage's prior
+(``count_effect_prior``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.config.params import ModelParams
+from training.models.calibrated import fit_calibrated
+from training.models.count_effect import fit_count_effect, shrunk
+from training.models.fit import MODEL_FEATURES, check_monotone_inputs, model_inputs
+from training.models.group_calibration import GroupCalibrator, _design, slope_values
+from training.models.support import RankSupport
+
+FEATURES = ["retries_before", "hours_since_failure", "inv_decline_category", "messages_before"]
+
+
+def _rows(rng: np.random.Generator, n: int, slope: float) -> pd.DataFrame:
+    """Retries whose success rises with the wait, after messages whose count rises with
+    it too (a plan's fixed offsets) but varies between plans at the same time."""
+    rank = rng.integers(0, 3, n).astype(float)
+    hours = 24.0 + 48.0 * rank + rng.uniform(0, 48, n)
+    count = np.clip(np.floor(hours / 60.0) + rng.integers(-1, 2, n), 0, 3).astype(float)
+    category = rng.choice(["insufficient_funds", "do_not_honor"], n)
+    logit = -2.6 + 0.006 * hours - 0.4 * rank + 0.3 * (category == "do_not_honor")
+    p = 1.0 / (1.0 + np.exp(-(logit + slope * count)))
+    return pd.DataFrame(
+        {
+            "retries_before": rank,
+            "hours_since_failure": hours,
+            "inv_decline_category": category,
+            "messages_before": count,
+            "y": (rng.random(n) < p).astype(int),
+        }
+    )
+
+
+def _fit(params: ModelParams):
+    rng = np.random.default_rng(11)
+    train, valid = _rows(rng, 12000, -0.4), _rows(rng, 4000, -0.4)
+    return fit_calibrated(
+        "retry",
+        (train[FEATURES], train["y"].to_numpy()),
+        (valid[FEATURES], valid["y"].to_numpy()),
+        FEATURES,
+        ["inv_decline_category"],
+        params,
+        groups=np.arange(len(train)),
+        calibration_groups=("inv_decline_category", "retries_before"),
+        count_effect=("messages_before", "retries_before"),
+    )
+
+
+def test_the_map_serves_the_first_stage_slope_when_fixed():
+    base = ModelParams(num_boost_round=20, min_data_in_leaf=50, calibration_folds=2)
+    own = _fit(base)
+    fixed = _fit(base.model_copy(update={"count_effect_fixed_slope": ("retry",)}))
+    assert own.count_effect is not None and fixed.count_effect is not None
+    assert own.group_calibrator is not None and fixed.group_calibrator is not None
+    first_stage = fixed.count_effect.per_unit
+    served = fixed.group_calibrator.model.coef_[0][-1]
+    assert served == first_stage
+    # the map's own slope is refitted beside the scores: another figure
+    assert own.group_calibrator.model.coef_[0][-1] != pytest.approx(first_stage, abs=1e-6)
+    # and the served model applies it: one message more at the same time
+    rows = _rows(np.random.default_rng(2), 200, -0.4)[FEATURES]
+    rows = rows.assign(messages_before=1.0)
+    one, two = fixed.predict(rows), fixed.predict(rows.assign(messages_before=2.0))
+    lift = np.log(two / (1 - two)) - np.log(one / (1 - one))
+    assert np.allclose(lift, first_stage)
+
+
+def test_the_fixed_map_fits_the_rest_as_the_free_map_does():
+    rng = np.random.default_rng(0)
+    n = 8000
+    scores = rng.uniform(0.02, 0.5, n)
+    category = rng.integers(0, 3, n).astype(float)
+    count = rng.integers(0, 4, n).astype(float)
+    truth = np.log(scores / (1 - scores)) + 0.3 * (category == 1) - 0.2 * count
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-truth))).astype(int)
+    codes = np.column_stack([category, count])
+    args = (scores, y, codes, (0, 1), (3, 3), 1.0, (False, True), (1,), count[:, None])
+    free = GroupCalibrator.fit(*args)
+    slope = float(free.model.coef_[0][-1])
+    fixed = GroupCalibrator.fit(*args, (slope,))
+    assert fixed.model.coef_[0][-1] == slope
+    # the same penalised likelihood, at least as well minimised as sklearn's
+    design = _design(scores, free.group_codes(codes), (3, 3), slope_values(count[:, None]))
+
+    def objective(model) -> float:
+        beta = model.coef_[0]
+        z = design @ beta + model.intercept_[0]
+        return float(np.sum(np.logaddexp(0, z) - y * z) + 0.5 * beta @ beta)
+
+    assert objective(fixed.model) <= objective(free.model) + 1e-3
+    assert np.abs(free.predict(scores, codes) - fixed.predict(scores, codes)).max() < 0.005
+    assert np.allclose(fixed.predict(scores, codes), fixed.predict_sparse(scores, codes))
+
+
+def test_the_prior_sets_the_shrinkage():
+    assert shrunk(-0.2, 1.0, 1.0) == pytest.approx(-0.1)
+    assert shrunk(-0.2, 1.0, 0.25) == pytest.approx(-0.16)
+    assert shrunk(-0.2, 1.0, 0.0) == -0.2
+    assert shrunk(-0.2, 0.0, 0.0) == 0.0  # no error known: no slope
+    rows = _rows(np.random.default_rng(4), 20000, slope=-0.2)
+    args = (rows, rows["y"].to_numpy(), "messages_before", FEATURES, "retries_before")
+    unshrunk, default = fit_count_effect(*args, prior=0.0), fit_count_effect(*args)
+    assert unshrunk.per_unit == unshrunk.estimate
+    z2 = (default.estimate / default.standard_error) ** 2
+    assert default.per_unit == pytest.approx(default.estimate * z2 / (1 + z2))
+    assert abs(default.per_unit) < abs(unshrunk.per_unit)
+
+
+def test_inputs_leave_the_trees_only_with_a_count_effect():
+    out = {"retry": ["hours_since_last_message"]}
+    on = ModelParams(count_effect_excluded_inputs=out)
+    assert "hours_since_last_message" in MODEL_FEATURES["retry"]
+    assert "hours_since_last_message" not in model_inputs("retry", on)
+    assert "hours_since_last_message" in model_inputs("message", on)  # another model's
+    off = on.model_copy(update={"count_effects": {}})
+    assert "hours_since_last_message" in model_inputs("retry", off)
+    with pytest.raises(ValueError, match="count_effect_excluded_inputs"):
+        check_monotone_inputs(ModelParams(count_effect_excluded_inputs={"retry": ["typo"]}))
+
+
+def test_the_rank_support_skips_a_time_input_left_out():
+    rows = _rows(np.random.default_rng(1), 500, 0.0)
+    rows["hours_since_last_message"] = 5.0
+    support = RankSupport.fit(
+        rows, FEATURES, "retries_before", ("hours_since_failure", "hours_since_last_message")
+    )
+    assert support.positions == (FEATURES.index("hours_since_failure"),)
