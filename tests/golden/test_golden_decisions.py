@@ -16,8 +16,9 @@ change on the decision path, check it against the previous commit in the same
 environment; if that fails too, the packages moved, and the file is rewritten with a
 commit that says so. The file records the environment that wrote it (package versions,
 the CPU's SIMD level): the small world's model is trained in the test, and a machine
-with other vector instructions (AVX-512 against AVX2) rounds a few sums differently,
-which grows into other trees; the failure message names both environments.
+with other vector instructions (AVX-512 against AVX2, say) or other package releases
+rounds a few sums differently, which grows into other trees; the failure message names
+both environments.
 """
 
 from __future__ import annotations
