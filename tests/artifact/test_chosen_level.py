@@ -106,6 +106,27 @@ def test_a_level_per_kind_and_family_only_where_coinciding_rows_are_enough():
     assert none == {"retry": {}, "message": {}} and no_fits == {"retry": {}, "message": {}}
 
 
+def test_the_threshold_in_standard_errors_sets_how_much_of_a_noisy_fit_is_applied():
+    # a small positive gap on few rows: one standard error takes it all, 0 keeps the fit
+    rng = np.random.default_rng(8)
+    n = 800
+    q = np.full(n, 0.15)
+    kind = np.full(n, "retry", dtype=object)
+    family = np.full(n, "insufficient_funds", dtype=object)
+    label = (rng.random(n) < 0.17).astype(float)
+    matched = np.ones(n, dtype=bool)
+    args = (label, q, kind, family, matched, 50, ("retry",), False)
+    a, se, _ = family_levels(*args)[1]["retry"]["insufficient_funds"]
+    assert 0 < a < se  # within its noise
+    assert family_levels(*args, threshold_se=1.0)[0]["retry"] == {}
+    half = family_levels(*args, threshold_se=0.5)[0]["retry"].get("insufficient_funds", 0.0)
+    assert half == max(a - 0.5 * se, 0.0)
+    assert family_levels(*args, threshold_se=0.0)[0]["retry"]["insufficient_funds"] == a
+    # a fit below 0 stays off without ``lower``, whatever the threshold
+    low = (rng.random(n) < 0.12).astype(float)
+    assert family_levels(low, *args[1:], threshold_se=0.0)[0]["retry"] == {}
+
+
 def test_leveled_moves_the_chosen_rows_of_the_levels_kind_and_category_only():
     q = np.full(4, 0.2)
     kind = np.array(["retry", "retry", "message", "retry"], dtype=object)

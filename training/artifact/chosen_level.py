@@ -17,9 +17,10 @@ without regard to the models. Per model and decline family,
     logit P(outcome) = a + logit q
 
 is fitted on the coinciding rows by maximum likelihood (``q``: the row's probability with
-its calendar contrast, as the reported probability values it), and ``a`` is soft
-thresholded by its standard error (``sign(a) max(|a| - se, 0)``: 0 where the validation
-data cannot tell), and applied where it is above 0 (``lower``: below as well; off by
+its calendar contrast, as the reported probability values it), ``a`` is soft thresholded
+by ``threshold_se`` standard errors (``sign(a) max(|a| - k se, 0)``; k = 0 by default
+since h86: along the chosen schedules the models are low far more often than high, and
+one standard error off set most fits to 0 on every world), and applied where it is above 0 (``lower``: below as well; off by
 default, since the gain shrinkage, training/artifact/gain_shrinkage.py, already takes the
 search's optimism off the searched gains, and a negative level on the default world took
 its calibration 0.023 -> 0.028 through the zoo). The reported probability then adds ``a`` to the log-odds of each row
@@ -130,10 +131,11 @@ def family_levels(
     min_rows: int,
     kinds: tuple[str, ...] = KINDS,
     lower: bool = True,
+    threshold_se: float = 1.0,
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, list[float]]]]:
     """Per kind of ``kinds`` and decline family with ``min_rows`` coinciding rows and both
-    outcomes: the soft-thresholded level (applied; one below 0 only with ``lower``) and
-    the fit (level, standard error, rows)."""
+    outcomes: the level soft-thresholded by ``threshold_se`` standard errors (applied; one
+    below 0 only with ``lower``) and the fit (level, standard error, rows)."""
     applied: dict[str, dict[str, float]] = {name: {} for name in KINDS}
     fits: dict[str, dict[str, list[float]]] = {name: {} for name in KINDS}
     offset = logit(q)
@@ -144,7 +146,7 @@ def family_levels(
                 continue
             a, se = fit_level(label[rows], offset[rows])
             fits[name][str(fam)] = [a, se, float(rows.sum())]
-            level = soft_threshold(a, se)
+            level = soft_threshold(a, threshold_se * se)
             if level > 0.0 or (level < 0.0 and lower):
                 applied[name][str(fam)] = level
     return applied, fits
@@ -251,6 +253,7 @@ def fit_chosen_level(
         settings.min_rows,
         tuple(settings.kinds),
         settings.lower,
+        settings.threshold_se,
     )
     result = ChosenLevel(applied["retry"], applied["message"], fits, len(events))
     log.info("level where the search chooses: %s (fits %s)", applied, fits)

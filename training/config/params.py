@@ -306,6 +306,13 @@ class ChosenLevelParams(Section):
         "search's optimism off its gains; on the default world at 20,000 invoices a soft "
         "issuer level of -0.28 took calibration by decile 0.023 -> 0.028)",
     )
+    threshold_se: float = Field(
+        0.0,
+        ge=0,
+        description="a fitted level is moved towards 0 by this many of its standard errors "
+        "(1 until h86: a fit within its noise was dropped, and along the chosen schedules "
+        "the models are low far more often than high; 0: the fit, where above 0)",
+    )
 
 
 class TrainParams(Section):
