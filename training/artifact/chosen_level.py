@@ -20,10 +20,11 @@ is fitted on the coinciding rows by maximum likelihood (``q``: the row's probabi
 its calendar contrast, as the reported probability values it), ``a`` is soft thresholded
 by ``threshold_se`` standard errors (``sign(a) max(|a| - k se, 0)``; k = 0 by default
 since h86: along the chosen schedules the models are low far more often than high, and
-one standard error off set most fits to 0 on every world), and applied where it is above 0 (``lower``: below as well; off by
-default, since the gain shrinkage, training/artifact/gain_shrinkage.py, already takes the
-search's optimism off the searched gains, and a negative level on the default world took
-its calibration 0.023 -> 0.028 through the zoo). The reported probability then adds ``a`` to the log-odds of each row
+one standard error off set most fits to 0 on every world), and applied where it is above
+0 (``lower``: below as well; off by default, since the gain shrinkage,
+training/artifact/gain_shrinkage.py, already takes the search's optimism off the searched
+gains, and a negative level on the default world took its calibration 0.023 -> 0.028
+through the zoo). The reported probability then adds ``a`` to the log-odds of each row
 of the *searched* schedule (``ModelDecider.steepened_values``); the fixed schedule is the
 logs' own and stays as it is, and the search and its decisions never see it. Retries
 only by default (``kinds``: a message level over-valued strict_logging's soft-issuer
