@@ -8,35 +8,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from retry_count_rows import FEATURES
+from retry_count_rows import retry_rows as _rows
 
 from training.config.params import ModelParams
 from training.models.calibrated import fit_calibrated
 from training.models.count_effect import fit_count_effect
 from training.models.fit import _count_effect
 from training.models.group_calibration import GroupCalibrator
-
-FEATURES = ["retries_before", "hours_since_failure", "inv_decline_category", "messages_before"]
-
-
-def _rows(rng: np.random.Generator, n: int, slope: float) -> pd.DataFrame:
-    """Retries whose success rises with the wait, after messages whose count rises with
-    it too (a plan's fixed offsets) but varies between plans at the same time."""
-    rank = rng.integers(0, 3, n).astype(float)
-    hours = 24.0 + 48.0 * rank + rng.uniform(0, 48, n)
-    plan_shift = rng.integers(-1, 2, n)  # explored plans send earlier or later
-    count = np.clip(np.floor(hours / 60.0) + plan_shift, 0, 3).astype(float)
-    category = rng.choice(["insufficient_funds", "do_not_honor"], n)
-    logit = -2.6 + 0.006 * hours - 0.4 * rank + 0.3 * (category == "do_not_honor")
-    p = 1.0 / (1.0 + np.exp(-(logit + slope * count)))
-    return pd.DataFrame(
-        {
-            "retries_before": rank,
-            "hours_since_failure": hours,
-            "inv_decline_category": category,
-            "messages_before": count,
-            "y": (rng.random(n) < p).astype(int),
-        }
-    )
 
 
 def test_the_slope_is_found_with_the_timing_held_fixed_and_shrunk_when_unclear():
