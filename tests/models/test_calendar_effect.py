@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from retry_helpers import fit_retry
 
 from training.config.params import ModelParams
 from training.models.calendar_effect import (
@@ -21,7 +22,7 @@ from training.models.calendar_effect import (
     frame_offsets,
     total_offsets,
 )
-from training.models.calibrated import category_codes, encode_matrix, fit_calibrated
+from training.models.calibrated import category_codes, encode_matrix
 from training.models.count_effect import add_cells
 from training.models.fit import _calendar_effects
 
@@ -249,15 +250,12 @@ def _model(boost: float, effects: CalendarSpec | None):
     rng = np.random.default_rng(11)
     train, valid = _rows(rng, 30000, boost), _rows(rng, 8000, boost)
     params = ModelParams(num_boost_round=40, min_data_in_leaf=50, calibration_folds=1)
-    return fit_calibrated(
-        "retry",
-        (train[FEATURES], train["y"].to_numpy()),
-        (valid[FEATURES], valid["y"].to_numpy()),
+    return fit_retry(
+        train,
+        valid,
         FEATURES,
-        ["inv_decline_category"],
         params,
         groups=np.arange(len(train)),
-        calibration_groups=("inv_decline_category", "retries_before"),
         calendar_effects=effects,
     )
 

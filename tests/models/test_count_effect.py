@@ -8,11 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from retry_count_rows import FEATURES
-from retry_count_rows import retry_rows as _rows
+from retry_helpers import FEATURES, fit_retry
+from retry_helpers import retry_rows as _rows
 
 from training.config.params import ModelParams
-from training.models.calibrated import fit_calibrated
 from training.models.count_effect import fit_count_effect
 from training.models.fit import _count_effect
 from training.models.group_calibration import GroupCalibrator
@@ -46,15 +45,12 @@ def _model(slope: float, effect: tuple[str, str] | None):
     rng = np.random.default_rng(11)
     train, valid = _rows(rng, 30000, slope), _rows(rng, 8000, slope)
     params = ModelParams(num_boost_round=60, min_data_in_leaf=50, calibration_folds=2)
-    return fit_calibrated(
-        "retry",
-        (train[FEATURES], train["y"].to_numpy()),
-        (valid[FEATURES], valid["y"].to_numpy()),
+    return fit_retry(
+        train,
+        valid,
         FEATURES,
-        ["inv_decline_category"],
         params,
         groups=np.arange(len(train)),
-        calibration_groups=("inv_decline_category", "retries_before"),
         count_effect=effect,
     )
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from retry_helpers import fit_retry
 
 from training.config.params import ModelParams
-from training.models.calibrated import fit_calibrated
 from training.models.count_effect import count_cells, fit_cells, fit_count_effect
 from training.models.fit import count_effect_held
 
@@ -82,14 +82,11 @@ def test_the_model_fits_its_slope_with_the_inputs_held_fixed():
             count_effect_held_fixed=held,
         )
         train, valid = rng_rows
-        model = fit_calibrated(
-            "retry",
-            (train[FEATURES], train["y"].to_numpy()),
-            (valid[FEATURES], valid["y"].to_numpy()),
+        model = fit_retry(
+            train,
+            valid,
             FEATURES,
-            ["inv_decline_category"],
             params,
-            calibration_groups=("inv_decline_category", "retries_before"),
             count_effect=("messages_before", "retries_before"),
         )
         assert model.count_effect is not None

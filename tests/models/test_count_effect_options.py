@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from retry_count_rows import FEATURES
-from retry_count_rows import retry_rows as _rows
+from retry_helpers import FEATURES, fit_retry
+from retry_helpers import retry_rows as _rows
 
 from training.config.params import ModelParams
-from training.models.calibrated import fit_calibrated
 from training.models.count_effect import fit_count_effect, shrunk
 from training.models.fit import MODEL_FEATURES, check_monotone_inputs, model_inputs
 from training.models.group_calibration import GroupCalibrator, _design, slope_values
@@ -21,15 +20,12 @@ from training.models.support import RankSupport
 def _fit(params: ModelParams):
     rng = np.random.default_rng(11)
     train, valid = _rows(rng, 12000, -0.4), _rows(rng, 4000, -0.4)
-    return fit_calibrated(
-        "retry",
-        (train[FEATURES], train["y"].to_numpy()),
-        (valid[FEATURES], valid["y"].to_numpy()),
+    return fit_retry(
+        train,
+        valid,
         FEATURES,
-        ["inv_decline_category"],
         params,
         groups=np.arange(len(train)),
-        calibration_groups=("inv_decline_category", "retries_before"),
         count_effect=("messages_before", "retries_before"),
     )
 

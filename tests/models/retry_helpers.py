@@ -1,10 +1,15 @@
-"""Retry rows with a count of earlier messages confounded with the wait, shared by the
-count effect's tests."""
+"""Shared by the model tests: retry rows with a count of earlier messages confounded with
+the wait, and a retry model fitted on such frames."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
+
+from training.config.params import ModelParams
+from training.models.calibrated import CalibratedModel, fit_calibrated
 
 FEATURES = ["retries_before", "hours_since_failure", "inv_decline_category", "messages_before"]
 
@@ -27,4 +32,26 @@ def retry_rows(rng: np.random.Generator, n: int, slope: float) -> pd.DataFrame:
             "messages_before": count,
             "y": (rng.random(n) < p).astype(int),
         }
+    )
+
+
+def fit_retry(
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    features: list[str],
+    params: ModelParams,
+    **extra: Any,
+) -> CalibratedModel:
+    """A retry model on the frames' ``features`` and their outcome ``y``, calibrated per
+    decline category and retry rank; ``extra``: the rest of :func:`fit_calibrated`'s
+    arguments (groups, count or calendar effect)."""
+    return fit_calibrated(
+        "retry",
+        (train[features], train["y"].to_numpy()),
+        (valid[features], valid["y"].to_numpy()),
+        features,
+        ["inv_decline_category"],
+        params,
+        calibration_groups=("inv_decline_category", "retries_before"),
+        **extra,
     )
