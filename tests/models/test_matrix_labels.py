@@ -163,3 +163,20 @@ def test_a_matrix_of_string_templates_equals_every_row_encoded():
             )
             np.testing.assert_array_equal(got, want)
             assert columns["template"] is template  # the caller's columns are left as given
+
+
+def test_read_only_labels_are_encoded_once_across_calls():
+    """Labels made once and never written (the search's templates and channels) keep their
+    encoding across calls' matrices, per category list; other labels per matrix."""
+    from training.models.matrix import EventMatrix
+
+    first, second = (EventMatrix.from_columns(np.arange(1), {"a": np.zeros(1)}) for _ in "12")
+    kept = np.array(["sms", "email", "fax"], dtype=object)
+    kept.flags.writeable = False
+    cats, other = ("email", "sms"), ("sms", "fax")
+    got = first._encoded_labels(kept, cats)
+    np.testing.assert_array_equal(got, category_codes(kept, cats))
+    assert second._encoded_labels(kept, cats) is got  # kept across matrices
+    np.testing.assert_array_equal(second._encoded_labels(kept, other), category_codes(kept, other))
+    written = kept.copy()  # writable: encoded per matrix
+    assert first._encoded_labels(written, cats) is not second._encoded_labels(written, cats)

@@ -339,9 +339,14 @@ class EventMatrix:
         """:class:`Labels` encoded, once per labels array and category list per call
         (the search passes the same template and channel labels every round)."""
         key = (id(labels), categories)
-        kept = self._label_codes.get(key)
+        # labels made once and never written (the search's templates and channels, a
+        # model's categories): encoded once per process, not once per call
+        memo = _KEPT_LABEL_CODES if _never_written(labels) else self._label_codes
+        kept = memo.get(key)
         if kept is None or kept[0] is not labels:
-            kept = self._label_codes[key] = (labels, _encode_column(labels, categories))
+            if len(memo) > 256:
+                memo.clear()
+            kept = memo[key] = (labels, _encode_column(labels, categories))
         return kept[1]
 
     def _rate_columns(
@@ -483,6 +488,17 @@ class EventMatrix:
             self._float("cust_sms_click_rate")[pos],
             self._float("cust_email_click_rate")[pos],
         )
+
+
+_KEPT_LABEL_CODES: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+"""The codes of labels that are never written (:func:`_never_written`), by the labels'
+identity (kept alive here, so an id is not reused) and category list, across calls."""
+
+
+def _never_written(labels: np.ndarray) -> bool:
+    """Whether ``labels`` owns its values and is read-only (made once and kept: the
+    message search's templates and channels, :func:`as_labels`' categories)."""
+    return labels.base is None and not labels.flags.writeable
 
 
 def _labelled(columns: RowColumns, row_categories: tuple[tuple[str, tuple], ...]) -> RowColumns:
