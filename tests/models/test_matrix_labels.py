@@ -180,3 +180,15 @@ def test_read_only_labels_are_encoded_once_across_calls():
     np.testing.assert_array_equal(second._encoded_labels(kept, other), category_codes(kept, other))
     written = kept.copy()  # writable: encoded per matrix
     assert first._encoded_labels(written, cats) is not second._encoded_labels(written, cats)
+
+
+def test_a_batch_sized_string_column_keeps_the_general_path():
+    """From LABEL_ROWS rows the strings are encoded by distinct label (cheaper than their
+    binary search); below, as labels."""
+    from training.models.matrix import LABEL_ROWS, Labels, _labelled
+
+    row_categories = (("template", ("ask", "remind")),)
+    big = np.array(["ask", "remind"] * (LABEL_ROWS // 2), dtype=object)
+    assert _labelled({"template": big}, row_categories)["template"] is big
+    small = big[: LABEL_ROWS - 1]
+    assert isinstance(_labelled({"template": small}, row_categories)["template"], Labels)

@@ -507,11 +507,13 @@ def _labelled(columns: RowColumns, row_categories: tuple[tuple[str, tuple], ...]
     when every value is one of them: the labels are then encoded, and their pair rates
     looked up, once per call's matrix (:meth:`EventMatrix._encoded_labels`), where each
     model call converted, searched and factorized the strings (~0.35 M instructions a
-    lone decision). ``labels[codes]`` equals the column, so every value is the same."""
+    lone decision). ``labels[codes]`` equals the column, so every value is the same.
+    From :data:`LABEL_ROWS` rows (a batch's), the general path's encoding by distinct
+    label costs less than the strings' binary search (Python comparisons)."""
     out = None
     for name, categories in row_categories:
         values = columns.get(name)
-        if type(values) is np.ndarray and values.dtype == object and len(values):
+        if type(values) is np.ndarray and values.dtype == object and 0 < len(values) < LABEL_ROWS:
             labels = as_labels(values, categories)
             if labels is not None:
                 if out is None:
