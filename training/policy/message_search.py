@@ -36,8 +36,8 @@ costs ~0.4 ms around the trees, a row a few microseconds."""
 
 
 CHANNELS = np.array(["email", "sms"], dtype=object)
-CHANNELS.flags.writeable = False  # shared: its encodings are kept across calls
 """The channels a message goes by; candidates hold their codes (positions here)."""
+CHANNELS.flags.writeable = False  # shared: its encodings are kept across calls
 
 
 @lru_cache(maxsize=16)
