@@ -96,3 +96,99 @@ def test_one_events_matrix_equals_its_row_in_a_matrix_of_many():
     got = lone.model_matrix(model, np.zeros(6, dtype=np.int64), rows)
     np.testing.assert_array_equal(got, want)
     assert got.flags.c_contiguous == want.flags.c_contiguous and got.shape == (6, 4)
+
+
+def test_string_labels_as_codes_over_the_models_categories():
+    from training.models.matrix import as_labels
+
+    categories = ("remind", "ask", "final", "b")  # not sorted: codes in training order
+    values = np.array(["ask", "b", "remind", "ask", "final"], dtype=object)
+    got = as_labels(values, categories)
+    assert got is not None
+    np.testing.assert_array_equal(got.values(), values)
+    np.testing.assert_array_equal(
+        category_codes(got.labels, categories)[got.codes], category_codes(values, categories)
+    )
+    for other in (None, np.nan, "unseen", 3):  # missing, unseen, no string: the general path
+        assert as_labels(np.array(["ask", other], dtype=object), categories) is None
+    assert as_labels(values, ("ask", 1)) is None  # a category that is no string
+
+
+def test_a_matrix_of_string_templates_equals_every_row_encoded():
+    """The whole-schedule scoring passes templates and channels as strings: turned into
+    labels over the model's categories, the matrix (codes and the template's pair rate)
+    is the one each row's own encoding gives, for one event and for many, and with a
+    missing or unseen template (the general path)."""
+    from types import SimpleNamespace
+
+    from training.models.matrix import EventMatrix
+
+    rng = np.random.default_rng(11)
+    cats = np.array(["card", "funds", "fraud"], dtype=object)
+    templates = ["remind", "ask", "final"]
+    n_rows = 40
+    fit_t = np.array(templates, dtype=object)[rng.integers(0, 3, 300)]
+    rate = PairRate("t_rate", "template", "cat").fit(
+        fit_t, cats[rng.integers(0, 3, 300)], rng.integers(0, 2, 300)
+    )
+    model = SimpleNamespace(
+        name="message",
+        features=["a", "template", "cat", "channel", "t_rate", "x"],
+        categories={"template": templates, "channel": ["email", "sms"], "cat": list(cats)},
+        rates=(rate,),
+    )
+    for n_events in (1, 4):
+        events = EventMatrix.from_columns(
+            np.arange(n_events),
+            {"a": rng.random(n_events), "cat": cats[rng.integers(0, 3, n_events)]},
+        )
+        pos = rng.integers(0, n_events, n_rows)
+        for extra in ((), (None,), ("unseen",)):
+            pool = np.array([*templates, *extra], dtype=object)
+            template = pool[rng.integers(0, len(pool), n_rows)]
+            template[0] = pool[-1]
+            channel = np.array(["sms", "email"], dtype=object)[rng.integers(0, 2, n_rows)]
+            x = rng.random(n_rows)
+            columns = {"template": template, "channel": channel, "x": x}
+            got = events.model_matrix(model, pos, columns)
+            want = np.column_stack(
+                [
+                    events.column("a")[pos],
+                    category_codes(template, templates),
+                    category_codes(events.column("cat")[pos], list(cats)),
+                    category_codes(channel, ["email", "sms"]),
+                    rate.lookup(template, events.column("cat")[pos]),
+                    x,
+                ]
+            )
+            np.testing.assert_array_equal(got, want)
+            assert columns["template"] is template  # the caller's columns are left as given
+
+
+def test_read_only_labels_are_encoded_once_across_calls():
+    """Labels made once and never written (the search's templates and channels) keep their
+    encoding across calls' matrices, per category list; other labels per matrix."""
+    from training.models.matrix import EventMatrix
+
+    first, second = (EventMatrix.from_columns(np.arange(1), {"a": np.zeros(1)}) for _ in "12")
+    kept = np.array(["sms", "email", "fax"], dtype=object)
+    kept.flags.writeable = False
+    cats, other = ("email", "sms"), ("sms", "fax")
+    got = first._encoded_labels(kept, cats)
+    np.testing.assert_array_equal(got, category_codes(kept, cats))
+    assert second._encoded_labels(kept, cats) is got  # kept across matrices
+    np.testing.assert_array_equal(second._encoded_labels(kept, other), category_codes(kept, other))
+    written = kept.copy()  # writable: encoded per matrix
+    assert first._encoded_labels(written, cats) is not second._encoded_labels(written, cats)
+
+
+def test_a_batch_sized_string_column_keeps_the_general_path():
+    """From LABEL_ROWS rows the strings are encoded by distinct label (cheaper than their
+    binary search); below, as labels."""
+    from training.models.matrix import LABEL_ROWS, Labels, _labelled
+
+    row_categories = (("template", ("ask", "remind")),)
+    big = np.array(["ask", "remind"] * (LABEL_ROWS // 2), dtype=object)
+    assert _labelled({"template": big}, row_categories)["template"] is big
+    small = big[: LABEL_ROWS - 1]
+    assert isinstance(_labelled({"template": small}, row_categories)["template"], Labels)

@@ -78,6 +78,7 @@ class _Layout:
     event_positions: np.ndarray  # the event columns' places in the model's order
     other_positions: tuple[int, ...]  # and the per-row columns'
     hour_response: bool  # whether the model reads an hour-response column (or a rate does)
+    row_categories: tuple[tuple[str, tuple], ...] = ()  # the per-row category columns
 
 
 def _as_key(categories: list | None) -> tuple | None:
@@ -95,6 +96,7 @@ def _layout(model: CalibratedModel, event_columns: tuple[str, ...]) -> _Layout:
         event_pos, other_pos = _split(tuple(model.features), event_columns)
         events = tuple(model.features[i] for i in event_pos)
         others = tuple(model.features[j] for j in other_pos)
+        other_categories = tuple(_as_key(model.categories.get(name)) for name in others)
         layout = np.concatenate([event_pos, other_pos])
         kept = (
             model,
@@ -102,11 +104,16 @@ def _layout(model: CalibratedModel, event_columns: tuple[str, ...]) -> _Layout:
                 events,
                 tuple(_as_key(model.categories.get(name)) for name in events),
                 others,
-                tuple(_as_key(model.categories.get(name)) for name in others),
+                other_categories,
                 None if (layout == np.arange(len(layout))).all() else np.argsort(layout),
                 event_pos,
                 tuple(int(j) for j in other_pos),
                 reads_hour_response(model),
+                tuple(
+                    (name, categories)
+                    for name, categories in zip(others, other_categories, strict=True)
+                    if categories is not None
+                ),
             ),
         )
         if len(_LAYOUTS) > 256:
@@ -245,10 +252,12 @@ class EventMatrix:
     ) -> np.ndarray:
         """Matrix for ``model``: event columns of the rows' events ``pos`` plus the given
         per-row ``columns`` (a model column in neither is missing, NaN)."""
+        layout = self._layout(model)
+        if layout.row_categories:
+            columns = _labelled(columns, layout.row_categories)
         derived = self._rate_columns(model, pos, columns)
         if derived:
             columns = {**columns, **derived}
-        layout = self._layout(model)
         n = len(pos)
         if len(self.ids) == 1 and layout.order is None:
             return self._one_event_matrix(model, layout, columns, n)
@@ -330,9 +339,14 @@ class EventMatrix:
         """:class:`Labels` encoded, once per labels array and category list per call
         (the search passes the same template and channel labels every round)."""
         key = (id(labels), categories)
-        kept = self._label_codes.get(key)
+        # labels made once and never written (the search's templates and channels, a
+        # model's categories): encoded once per process, not once per call
+        memo = _KEPT_LABEL_CODES if _never_written(labels) else self._label_codes
+        kept = memo.get(key)
         if kept is None or kept[0] is not labels:
-            kept = self._label_codes[key] = (labels, _encode_column(labels, categories))
+            if len(memo) > 256:
+                memo.clear()
+            kept = memo[key] = (labels, _encode_column(labels, categories))
         return kept[1]
 
     def _rate_columns(
@@ -474,6 +488,71 @@ class EventMatrix:
             self._float("cust_sms_click_rate")[pos],
             self._float("cust_email_click_rate")[pos],
         )
+
+
+_KEPT_LABEL_CODES: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+"""The codes of labels that are never written (:func:`_never_written`), by the labels'
+identity (kept alive here, so an id is not reused) and category list, across calls."""
+
+
+def _never_written(labels: np.ndarray) -> bool:
+    """Whether ``labels`` owns its values and is read-only (made once and kept: the
+    message search's templates and channels, :func:`as_labels`' categories)."""
+    return labels.base is None and not labels.flags.writeable
+
+
+def _labelled(columns: RowColumns, row_categories: tuple[tuple[str, tuple], ...]) -> RowColumns:
+    """``columns`` with each per-row category column given as strings (the whole-schedule
+    scoring's templates and channels) as :class:`Labels` over the model's categories,
+    when every value is one of them: the labels are then encoded, and their pair rates
+    looked up, once per call's matrix (:meth:`EventMatrix._encoded_labels`), where each
+    model call converted, searched and factorized the strings (~0.35 M instructions a
+    lone decision). ``labels[codes]`` equals the column, so every value is the same.
+    From :data:`LABEL_ROWS` rows (a batch's), the general path's encoding by distinct
+    label costs less than the strings' binary search (Python comparisons)."""
+    out = None
+    for name, categories in row_categories:
+        values = columns.get(name)
+        if type(values) is np.ndarray and values.dtype == object and 0 < len(values) < LABEL_ROWS:
+            labels = as_labels(values, categories)
+            if labels is not None:
+                if out is None:
+                    out = dict(columns)
+                out[name] = labels
+    return columns if out is None else out
+
+
+@lru_cache(maxsize=64)
+def _category_labels(categories: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A model's categories (all strings) as an object array, in the training order, its
+    labels sorted (by Python's string order) and the position of each sorted one in it;
+    None when some category is no string. Kept: never written."""
+    if not categories or not all(type(c) is str for c in categories):
+        return None
+    labels = np.array(categories, dtype=object)
+    order = np.array(sorted(range(len(labels)), key=lambda i: labels[i]), dtype=np.intp)
+    ordered = labels[order]
+    for array in (labels, order, ordered):
+        array.flags.writeable = False
+    return labels, ordered, order
+
+
+def as_labels(values: np.ndarray, categories: tuple) -> Labels | None:
+    """``values`` (an object array) as :class:`Labels` over ``categories``, when every
+    value is a string among them (None otherwise: a missing value, another type or an
+    unseen label takes the general path, which encodes each as training does)."""
+    kept = _category_labels(categories)
+    if kept is None:
+        return None
+    labels, ordered, order = kept
+    try:
+        at = np.searchsorted(ordered, values)  # (Python's comparisons: strings only)
+    except TypeError:
+        return None
+    np.minimum(at, len(ordered) - 1, out=at)
+    if not (ordered[at] == values).all():
+        return None
+    return Labels(order[at], labels)
 
 
 def _encode_column(values: np.ndarray, categories: Sequence[str] | None) -> np.ndarray:

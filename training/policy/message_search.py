@@ -14,6 +14,7 @@ the oracle) gets each candidate as a timeline. Both see the same candidates.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,16 @@ costs ~0.4 ms around the trees, a row a few microseconds."""
 
 CHANNELS = np.array(["email", "sms"], dtype=object)
 """The channels a message goes by; candidates hold their codes (positions here)."""
+CHANNELS.flags.writeable = False  # shared: its encodings are kept across calls
+
+
+@lru_cache(maxsize=16)
+def _template_labels(templates: tuple[str, ...]) -> np.ndarray:
+    """A decider's templates as a read-only object array, the same object every call (the
+    model encodes it once per process: ``EventMatrix._encoded_labels``)."""
+    labels = np.array(templates, dtype=object)
+    labels.flags.writeable = False
+    return labels
 
 
 class _Candidates:
@@ -111,7 +122,7 @@ class _Context:
         templates: list[str],
     ) -> None:
         self.scorer = scorer
-        self.templates = np.array(templates, dtype=object)
+        self.templates = _template_labels(tuple(templates))
         self.asks_update = is_update_request(self.templates, update)  # per template code
         self.update = update
         self.features = features
