@@ -240,8 +240,10 @@ def fit_models(
             rank, columns = RANK_SUPPORT[name]
             x_train = _part(dataset, part == "train")[0]
             model.support = RankSupport.fit(x_train, model.features, rank, columns)
-        if params.model.template_time_support and name == "message":
-            model.template_support = TemplateSupport.fit(_part(dataset, part == "train")[0])
+        margin = params.model.template_time_support
+        if margin is not None and name == "message":
+            rows = _part(dataset, part == "train")[0]
+            model.template_support = TemplateSupport.fit(rows, margin)
         fitted[name] = model
         x_test, y_test = _part(dataset, part == "test")
         p_test = model.predict(x_test)

@@ -7,7 +7,8 @@ offsets carry what the template did where it was sent to times it never was. On 
 at 20,000 invoices the search sent final notices days before any logged one, valued at
 about twice what they recovered (night_owls at seed 8: 1,468 of 9,000 planned messages,
 0.18 valued against 0.11; docs/evaluation.md, h90). With
-``train.model.template_time_support`` the message search leaves such candidates out.
+``train.model.template_time_support`` (a margin in hours) the message search leaves such
+candidates out.
 """
 
 from __future__ import annotations
@@ -27,14 +28,15 @@ class TemplateSupport:
     upper: np.ndarray
 
     @classmethod
-    def fit(cls, rows: pd.DataFrame) -> TemplateSupport:
-        """The range of ``hours_since_failure`` per ``template`` in ``rows`` (NaN ignored)."""
+    def fit(cls, rows: pd.DataFrame, margin_hours: float = 0.0) -> TemplateSupport:
+        """The range of ``hours_since_failure`` per ``template`` in ``rows`` (NaN ignored),
+        widened by ``margin_hours`` either way."""
         hours = rows["hours_since_failure"].astype(float)
         by = hours.groupby(rows["template"].astype(str).to_numpy()).agg(["min", "max"]).dropna()
         return cls(
             tuple(str(t) for t in by.index),
-            by["min"].to_numpy(dtype=float),
-            by["max"].to_numpy(dtype=float),
+            by["min"].to_numpy(dtype=float) - margin_hours,
+            by["max"].to_numpy(dtype=float) + margin_hours,
         )
 
     def bounds(self, templates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
