@@ -88,6 +88,15 @@ class ModelParams(Section):
         "training rows of the same rank cover (support.py): no extrapolation of one "
         "rank's offsets through splits learned on later ranks",
     )
+    template_time_support: float | None = Field(
+        None,
+        ge=0,
+        description="the message search leaves out a template at hours after the failure "
+        "more than this many hours outside the range its training rows cover "
+        "(template_support.py; None: off): the models' value there is extrapolation "
+        "(night_owls at seed 8: final notices days before any logged one, valued 0.18 "
+        "where they recover 0.11)",
+    )
     excluded_inputs: tuple[str, ...] = Field(
         (),
         description="inputs left out of every model that has them (measured, not kept: "

@@ -38,6 +38,7 @@ from training.models.cross_fit import out_of_fold_scores
 from training.models.group_calibration import GroupCalibrator
 from training.models.pair_rates import FittedPairRate, PairRate
 from training.models.support import RankSupport
+from training.models.template_support import TemplateSupport
 
 
 def encode(
@@ -159,6 +160,8 @@ class CalibratedModel:
     rates: tuple[FittedPairRate, ...] = ()  # derived inputs (pair_rates.py)
     group_calibrator: GroupCalibrator | None = None  # offsets per group (group_calibration.py)
     support: RankSupport | None = None  # time inputs clipped per rank (support.py)
+    # the hours after the failure each message template was sent at (template_support.py)
+    template_support: TemplateSupport | None = None
     count_effect: CountEffect | None = None  # a count's learned slope (count_effect.py)
     # log-odds offsets per value of calendar inputs (calendar_effect.py)
     calendar_effects: tuple[CalendarEffect, ...] = ()

@@ -28,6 +28,7 @@ from training.models.pair_rates import PairRate
 from training.models.propensity_weights import propensity_weights
 from training.models.split import TimeSplit
 from training.models.support import RankSupport
+from training.models.template_support import TemplateSupport
 
 RANK_BINS = (0.5, 1.5, 2.5)  # counts of earlier events: none, one, two, three or more
 PAIR_RATES = {
@@ -239,6 +240,10 @@ def fit_models(
             rank, columns = RANK_SUPPORT[name]
             x_train = _part(dataset, part == "train")[0]
             model.support = RankSupport.fit(x_train, model.features, rank, columns)
+        margin = params.model.template_time_support
+        if margin is not None and name == "message":
+            rows = _part(dataset, part == "train")[0]
+            model.template_support = TemplateSupport.fit(rows, margin)
         fitted[name] = model
         x_test, y_test = _part(dataset, part == "test")
         p_test = model.predict(x_test)

@@ -135,7 +135,11 @@ class _Context:
         self.tz: np.ndarray | str = str(tz[0]) if same else tz  # one zone: no per-row work
         self.tz_codes = None if same else pd.factorize(tz)[0]  # equal codes: equal zones
         self.fast = isinstance(scorer, ModelScorer)
+        self.support: tuple[np.ndarray, np.ndarray] | None = None
         if self.fast:
+            fitted = getattr(scorer.models.message, "template_support", None)
+            if fitted is not None:  # train.model.template_time_support
+                self.support = fitted.bounds(self.templates)
             self.matrix = as_event_matrix(features)
             self.rows = self.matrix.positions(self.ids)
             # each event's click rate by channel code (a row per channel), read per round
@@ -180,7 +184,13 @@ class _Context:
             "channel_click_rate": self.click_rate[candidates.channel, candidates.pos],
         }
         model = self.scorer.models.message
-        return self.scorer.predict(model, self.matrix, rows, columns)
+        p = self.scorer.predict(model, self.matrix, rows, columns)
+        if self.support is not None:  # a template outside the hours it was logged at
+            since = state["hours_since_failure"]
+            lower, upper = self.support
+            out = (since < lower[candidates.template]) | (since > upper[candidates.template])
+            p = np.where(out, 0.0, p)
+        return p
 
     def _timeline_probabilities(self, candidates: _Candidates, chosen: _Candidates) -> np.ndarray:
         """Each candidate as its own schedule: the event's past, the messages chosen, it."""

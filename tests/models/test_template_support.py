@@ -1,0 +1,31 @@
+"""The hours after the failure each message template was logged at (template_support.py)."""
+
+import numpy as np
+import pandas as pd
+
+from training.models.template_support import TemplateSupport
+
+ROWS = pd.DataFrame(
+    {
+        "template": ["final_notice", "final_notice", "payment_link", "payment_link", "x"],
+        "hours_since_failure": [121.0, 250.0, 1.0, 230.0, np.nan],
+    }
+)
+
+
+def test_each_template_gets_the_range_of_its_rows():
+    support = TemplateSupport.fit(ROWS)
+    lower, upper = support.bounds(np.array(["payment_link", "final_notice"], dtype=object))
+    assert lower.tolist() == [1.0, 121.0]
+    assert upper.tolist() == [230.0, 250.0]
+
+
+def test_a_template_without_rows_is_unbounded():
+    support = TemplateSupport.fit(ROWS)  # "x" has no hours: no range
+    lower, upper = support.bounds(np.array(["x", "never_logged"], dtype=object))
+    assert np.isneginf(lower).all() and np.isposinf(upper).all()
+
+
+def test_the_margin_widens_every_range_both_ways():
+    lower, upper = TemplateSupport.fit(ROWS, 24.0).bounds(np.array(["final_notice"]))
+    assert (lower[0], upper[0]) == (97.0, 274.0)

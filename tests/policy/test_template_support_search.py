@@ -1,0 +1,36 @@
+"""The message search leaves out a template at hours outside its logged range
+(``train.model.template_time_support``, training/models/template_support.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from training.core.localtime import HOUR_NS, to_ns
+from training.features.invoice import events_from_history
+from training.models.template_support import TemplateSupport
+from training.policy.scorer import past_rows
+
+
+def _plan_hours(small_world, monkeypatch, support: TemplateSupport | None):
+    decider = small_world.artifact.decider(compiled=False)
+    decider.config = decider.config.model_copy(update={"exploration_rate": 0.0})
+    monkeypatch.setattr(decider.scorer.models.message, "template_support", support)
+    events = events_from_history(small_world.history).tail(60).reset_index(drop=True)
+    plan = decider.plan(events, None, explore=False, past=past_rows(events, None))
+    failed = dict(zip(events["event_id"], to_ns(events["failed_at"]), strict=True))
+    messages = plan.messages
+    start = np.array([failed[e] for e in messages.event_id])
+    return messages.template, (messages.send_at - start) / HOUR_NS
+
+
+def test_planned_messages_stay_within_their_templates_logged_hours(small_world, monkeypatch):
+    templates = np.array(small_world.artifact.templates, dtype=object)
+    # every template allowed only from 60 to 150 hours after the failure
+    narrow = TemplateSupport(
+        tuple(templates), np.full(len(templates), 60.0), np.full(len(templates), 150.0)
+    )
+    template, hours = _plan_hours(small_world, monkeypatch, None)
+    assert ((hours < 60.0) | (hours > 150.0)).any()  # without the support, some lie outside
+    template, hours = _plan_hours(small_world, monkeypatch, narrow)
+    assert len(hours) > 0
+    assert ((hours >= 60.0) & (hours <= 150.0)).all()
