@@ -155,7 +155,9 @@ class ModelParams(Section):
         "squared standard error times count_effect_map_prior_scale) beside the map's L2 "
         "penalty: the first stage weighs as far as the logging varies the count at a "
         "given timing (group_calibration.py; ignored for a model in "
-        "count_effect_fixed_slope, whose slope is fixed; docs/evaluation.md, h89)",
+        "count_effect_fixed_slope, whose slope is fixed). Measured, not kept: fatigue's "
+        "served slope -0.084 -> -0.096, zoo fatigue 64.0 -> 64.3 but strict_logging "
+        "62.2 -> 60.2 (docs/evaluation.md, h89)",
     )
     count_effect_map_prior_scale: float = Field(
         1.0,
