@@ -109,3 +109,46 @@ def test_the_rank_support_skips_a_time_input_left_out():
         rows, FEATURES, "retries_before", ("hours_since_failure", "hours_since_last_message")
     )
     assert support.positions == (FEATURES.index("hours_since_failure"),)
+
+
+def test_the_map_slope_moves_to_the_first_stage_by_its_precision():
+    """``count_effect_map_prior`` (h89): a first stage the data cannot pin (a huge
+    standard error) leaves the map's own slope; a precise one sets it."""
+    rng = np.random.default_rng(5)
+    n = 8000
+    scores = rng.uniform(0.02, 0.5, n)
+    category = rng.integers(0, 3, n).astype(float)
+    count = rng.integers(0, 4, n).astype(float)
+    truth = np.log(scores / (1 - scores)) + 0.3 * (category == 1) - 0.2 * count
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-truth))).astype(int)
+    codes = np.column_stack([category, count])
+    args = (scores, y, codes, (0, 1), (3, 3), 1.0, (False, True), (1,), count[:, None], None)
+    own = float(GroupCalibrator.fit(*args).model.coef_[0][-1])
+    assert own == pytest.approx(-0.2, abs=0.08)
+    weak = GroupCalibrator.fit(*args, ((-0.8, 1e6),)).model.coef_[0][-1]
+    strong = GroupCalibrator.fit(*args, ((-0.8, 1e-8),)).model.coef_[0][-1]
+    middle = GroupCalibrator.fit(*args, ((-0.8, 0.01),)).model.coef_[0][-1]
+    none = GroupCalibrator.fit(*args, ((-0.8, np.inf),)).model.coef_[0][-1]
+    assert weak == pytest.approx(none, abs=1e-3)
+    # no prior: the map's own slope (sklearn's solver stops earlier than the offset fit's)
+    assert none == pytest.approx(own, abs=0.02)
+    assert strong == pytest.approx(-0.8, abs=1e-3)
+    assert -0.8 < middle < own - 0.05  # between, by the two precisions
+
+
+def test_the_map_prior_reads_the_first_stage():
+    base = ModelParams(num_boost_round=20, min_data_in_leaf=50, calibration_folds=2)
+    own = _fit(base)
+    params = base.model_copy(
+        update={"count_effect_map_prior": ("retry",), "count_effect_map_prior_scale": 1e-6}
+    )
+    tight = _fit(params)
+    assert own.group_calibrator is not None and tight.group_calibrator is not None
+    assert tight.count_effect is not None
+    served = tight.group_calibrator.model.coef_[0][-1]
+    assert served == pytest.approx(tight.count_effect.estimate, abs=0.01)
+    assert own.group_calibrator.model.coef_[0][-1] != pytest.approx(served, abs=0.01)
+    rows = _rows(np.random.default_rng(2), 200, -0.4)[FEATURES].assign(messages_before=1.0)
+    one, two = tight.predict(rows), tight.predict(rows.assign(messages_before=2.0))
+    lift = np.log(two / (1 - two)) - np.log(one / (1 - one))
+    assert np.allclose(lift, served)

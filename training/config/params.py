@@ -157,6 +157,24 @@ class ModelParams(Section):
         "Measured, not kept: with the two below, fatigue's served slope -0.092 -> -0.130, "
         "zoo fatigue 63.2 -> 63.5 but strict_logging 62.2 -> 33.0 (docs/evaluation.md, h85)",
     )
+    count_effect_map_prior: tuple[str, ...] = Field(
+        (),
+        description="models whose calibration map refits its count slope with the first "
+        "stage's estimate as a Gaussian prior (mean: the estimate, unshrunk; variance: its "
+        "squared standard error times count_effect_map_prior_scale) beside the map's L2 "
+        "penalty: the first stage weighs as far as the logging varies the count at a "
+        "given timing (group_calibration.py; ignored for a model in "
+        "count_effect_fixed_slope, whose slope is fixed). Measured, not kept: fatigue's "
+        "served slope -0.084 -> -0.096, zoo fatigue 64.0 -> 64.3 but strict_logging "
+        "62.2 -> 60.2 (docs/evaluation.md, h89)",
+    )
+    count_effect_map_prior_scale: float = Field(
+        1.0,
+        gt=0,
+        description="the prior's variance is the first stage's squared standard error "
+        "times this: above 1 trusts the first stage less (its bias towards zero under "
+        "confounded plans is not in its standard error)",
+    )
     count_effect_excluded_inputs: dict[str, list[str]] = Field(
         {},
         description="model -> inputs left out of its trees when it has a count effect: the "

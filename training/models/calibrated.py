@@ -516,6 +516,7 @@ def fit_calibrated(
         if effect is None
         else np.concatenate([p[effect.column].to_numpy(dtype=float) for p in slope_rows])[:, None],
         served_slopes(name, effect, params),
+        slope_priors(name, effect, params),
     )
     return CalibratedModel(
         name=name,
@@ -558,6 +559,19 @@ def served_slopes(
     return (effect.per_unit,)
 
 
+def slope_priors(
+    name: str, effect: CountEffect | None, params: ModelParams
+) -> tuple[tuple[float, float], ...] | None:
+    """The count effect's first-stage estimate and its variance (the squared standard
+    error times ``params.count_effect_map_prior_scale``) as the prior of the map's own
+    slope when ``params.count_effect_map_prior`` names ``name`` (None: the map's L2
+    penalty alone; a slope fixed by :func:`served_slopes` is not refitted at all)."""
+    if effect is None or name not in params.count_effect_map_prior:
+        return None
+    variance = effect.standard_error**2 * params.count_effect_map_prior_scale
+    return ((effect.estimate, variance),)
+
+
 def check_count_effect_map(name: str, grouped: list[str]) -> None:
     """Refuse a count effect without the map's group offsets (``grouped``: the
     :func:`calibration_columns`), which fit its slope again beside the scores."""
@@ -596,6 +610,7 @@ def fit_group_calibrator(
     slopes: list[str] | None = None,
     slope_inputs: np.ndarray | None = None,
     fixed_slopes: tuple[float, ...] | None = None,
+    priors: tuple[tuple[float, float], ...] | None = None,
 ) -> GroupCalibrator | None:
     """The map with offsets per value of the ``grouped`` columns (from
     :func:`calibration_columns`; None when there are none); ``codes``: the rows' values in
@@ -603,7 +618,8 @@ def fit_group_calibrator(
     unseen, or counts), as :func:`encode_matrix` gives them; ``slopes``: count inputs
     with one log-odds slope each in the map, ``slope_inputs`` their values (n x
     len(slopes)), ``fixed_slopes`` their slopes when given rather than fitted (the count
-    effect's first stage, ``params.count_effect_fixed_slope``). One code path for the
+    effect's first stage, ``params.count_effect_fixed_slope``), ``priors`` else their
+    Gaussian priors (mean, variance; :func:`slope_priors`). One code path for the
     in-process and the cluster fit."""
     if not grouped:
         return None
@@ -619,4 +635,5 @@ def fit_group_calibrator(
         tuple(features.index(c) for c in slopes or ()),
         slope_inputs,
         fixed_slopes,
+        priors,
     )

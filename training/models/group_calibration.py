@@ -70,11 +70,17 @@ def _design(
 
 
 def _fit_with_offset(
-    design: sparse.csr_matrix, label: np.ndarray, offset: np.ndarray, strength: float
+    design: sparse.csr_matrix,
+    label: np.ndarray,
+    offset: np.ndarray,
+    strength: float,
+    prior: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, float]:
     """sklearn's L2 logistic regression (``C`` = ``strength``, intercept unpenalised) with
     a fixed log-odds ``offset`` per row, which sklearn cannot take: the coefficients and
-    the intercept."""
+    the intercept. ``prior``: (means, precisions) per coefficient, a Gaussian penalty
+    ``precision * (beta - mean)² / 2`` per unit of the log-likelihood added to the L2 one
+    (precision 0: none)."""
     y = np.asarray(label, dtype=float)
     width = design.shape[1]
 
@@ -83,6 +89,10 @@ def _fit_with_offset(
         residual = 1.0 / (1.0 + np.exp(-z)) - y
         value = strength * np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * beta[:width] @ beta[:width]
         grad = np.append(strength * (design.T @ residual) + beta[:width], strength * residual.sum())
+        if prior is not None:
+            gap = beta[:width] - prior[0]
+            value += 0.5 * strength * float(np.sum(prior[1] * gap * gap))
+            grad[:width] += strength * prior[1] * gap
         return float(value), grad
 
     start = np.zeros(width + 1)
@@ -95,6 +105,21 @@ def _fit_with_offset(
         options={"maxiter": 10_000, "ftol": 1e-12, "gtol": 1e-7},
     )
     return fitted.x[:width], float(fitted.x[width])
+
+
+def penalised_toward(
+    width: int, slope_priors: tuple[tuple[float, float], ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (means, precisions) of :func:`_fit_with_offset`'s prior for a design of
+    ``width`` columns whose last ones are the slopes: each slope's (mean, variance), a
+    precision of 1 / variance (0 where the variance is infinite, zero or not a number:
+    no prior), every other column none."""
+    means, precisions = np.zeros(width), np.zeros(width)
+    for j, (mean, variance) in enumerate(slope_priors):
+        at = width - len(slope_priors) + j
+        if np.isfinite(variance) and variance > 0 and np.isfinite(mean):
+            means[at], precisions[at] = mean, 1.0 / variance
+    return means, precisions
 
 
 def slope_values(values: np.ndarray) -> np.ndarray:
@@ -206,13 +231,16 @@ class GroupCalibrator:
         slopes: tuple[int, ...] = (),
         slope_inputs: np.ndarray | None = None,
         fixed_slopes: tuple[float, ...] | None = None,
+        slope_priors: tuple[tuple[float, float], ...] | None = None,
     ) -> GroupCalibrator:
         """``codes``: the rows' values in ``columns`` (n x len(columns), NaN when missing:
         category codes, or counts for the columns ``counts`` marks); ``strength``: the
         inverse L2 penalty of the offsets (sklearn's ``C``); ``slopes``: positions of
         count columns that get one log-odds slope each, ``slope_inputs`` their values
         (n x len(slopes)); ``fixed_slopes``: those slopes given, not fitted (the map is
-        fitted with them as a fixed offset, and serves them)."""
+        fitted with them as a fixed offset, and serves them); ``slope_priors``: else a
+        Gaussian prior (mean, variance) per slope, beside the L2 penalty (the count
+        effect's first stage, :func:`penalised_toward`; an infinite variance: none)."""
         calibrator = cls(
             tuple(columns), tuple(sizes), LogisticRegression(), tuple(counts), tuple(slopes)
         )
@@ -225,6 +253,18 @@ class GroupCalibrator:
                 _design(scores, grouped, sizes), label, values @ fixed, strength
             )
             model.coef_ = np.concatenate([coef, fixed])[None, :]
+            model.intercept_ = np.array([intercept])
+            model.classes_ = np.array([0, 1])
+        elif slope_priors is not None and values is not None:
+            design = _design(scores, grouped, sizes, values)
+            coef, intercept = _fit_with_offset(
+                design,
+                label,
+                np.zeros(len(scores)),
+                strength,
+                penalised_toward(design.shape[1], slope_priors),
+            )
+            model.coef_ = coef[None, :]
             model.intercept_ = np.array([intercept])
             model.classes_ = np.array([0, 1])
         else:

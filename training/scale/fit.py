@@ -48,6 +48,7 @@ from training.models.calibrated import (
     fit_group_calibrator,
     served_slopes,
     shifted,
+    slope_priors,
 )
 from training.models.count_effect import CountEffect, add_cells, count_cells, fit_cells
 from training.models.datasets import Dataset
@@ -446,6 +447,7 @@ def fit_on_cluster(
         [] if hidden is None else [hidden],
         None if hidden is None else np.concatenate([v for _, _, _, v in scored])[:, None],
         served_slopes(name, effect, params),
+        slope_priors(name, effect, params),
     )
     model = CalibratedModel(
         name=name,
