@@ -30,6 +30,19 @@ def _fit(params: ModelParams):
     )
 
 
+def _map_rows(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Scores, labels, codes (a category, a count) and the count of rows whose truth adds
+    0.3 for category 1 and -0.2 a count to the score's log-odds: a map's input."""
+    rng = np.random.default_rng(seed)
+    n = 8000
+    scores = rng.uniform(0.02, 0.5, n)
+    category = rng.integers(0, 3, n).astype(float)
+    count = rng.integers(0, 4, n).astype(float)
+    truth = np.log(scores / (1 - scores)) + 0.3 * (category == 1) - 0.2 * count
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-truth))).astype(int)
+    return scores, y, np.column_stack([category, count]), count
+
+
 def test_the_map_serves_the_first_stage_slope_when_fixed():
     base = ModelParams(num_boost_round=20, min_data_in_leaf=50, calibration_folds=2)
     own = _fit(base)
@@ -50,14 +63,7 @@ def test_the_map_serves_the_first_stage_slope_when_fixed():
 
 
 def test_the_fixed_map_fits_the_rest_as_the_free_map_does():
-    rng = np.random.default_rng(0)
-    n = 8000
-    scores = rng.uniform(0.02, 0.5, n)
-    category = rng.integers(0, 3, n).astype(float)
-    count = rng.integers(0, 4, n).astype(float)
-    truth = np.log(scores / (1 - scores)) + 0.3 * (category == 1) - 0.2 * count
-    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-truth))).astype(int)
-    codes = np.column_stack([category, count])
+    scores, y, codes, count = _map_rows(0)
     args = (scores, y, codes, (0, 1), (3, 3), 1.0, (False, True), (1,), count[:, None])
     free = GroupCalibrator.fit(*args)
     slope = float(free.model.coef_[0][-1])
@@ -114,14 +120,7 @@ def test_the_rank_support_skips_a_time_input_left_out():
 def test_the_map_slope_moves_to_the_first_stage_by_its_precision():
     """``count_effect_map_prior`` (h89): a first stage the data cannot pin (a huge
     standard error) leaves the map's own slope; a precise one sets it."""
-    rng = np.random.default_rng(5)
-    n = 8000
-    scores = rng.uniform(0.02, 0.5, n)
-    category = rng.integers(0, 3, n).astype(float)
-    count = rng.integers(0, 4, n).astype(float)
-    truth = np.log(scores / (1 - scores)) + 0.3 * (category == 1) - 0.2 * count
-    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-truth))).astype(int)
-    codes = np.column_stack([category, count])
+    scores, y, codes, count = _map_rows(5)
     args = (scores, y, codes, (0, 1), (3, 3), 1.0, (False, True), (1,), count[:, None], None)
     own = float(GroupCalibrator.fit(*args).model.coef_[0][-1])
     assert own == pytest.approx(-0.2, abs=0.08)
