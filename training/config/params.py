@@ -97,6 +97,13 @@ class ModelParams(Section):
         "(night_owls at seed 8: final notices days before any logged one, valued 0.18 "
         "where they recover 0.11)",
     )
+    template_time_support_sides: Literal["both", "lower"] = Field(
+        "both",
+        description="which bounds of template_time_support apply: both, or only the "
+        "lower one (a template never sent earlier than logged, but later than logged "
+        "allowed; other_team's payment links, logged in narrow bands, are worth "
+        "sending after them: both sides took other_team/7 74.9 -> 70.3)",
+    )
     excluded_inputs: tuple[str, ...] = Field(
         (),
         description="inputs left out of every model that has them (measured, not kept: "
