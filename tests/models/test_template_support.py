@@ -29,3 +29,10 @@ def test_a_template_without_rows_is_unbounded():
 def test_the_margin_widens_every_range_both_ways():
     lower, upper = TemplateSupport.fit(ROWS, 24.0).bounds(np.array(["final_notice"]))
     assert (lower[0], upper[0]) == (97.0, 274.0)
+
+
+def test_the_lower_side_alone_leaves_later_hours_open():
+    support = TemplateSupport.fit(ROWS, 24.0, sides="lower")
+    lower, upper = support.bounds(np.array(["final_notice", "payment_link"], dtype=object))
+    assert lower.tolist() == [97.0, -23.0]
+    assert np.isposinf(upper).all()

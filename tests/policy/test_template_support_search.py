@@ -34,3 +34,15 @@ def test_planned_messages_stay_within_their_templates_logged_hours(small_world, 
     template, hours = _plan_hours(small_world, monkeypatch, narrow)
     assert len(hours) > 0
     assert ((hours >= 60.0) & (hours <= 150.0)).all()
+
+
+def test_the_lower_side_alone_keeps_later_hours(small_world, monkeypatch):
+    templates = np.array(small_world.artifact.templates, dtype=object)
+    # train.model.template_time_support_sides: lower -- no upper bound
+    lower_only = TemplateSupport(
+        tuple(templates), np.full(len(templates), 60.0), np.full(len(templates), np.inf)
+    )
+    template, hours = _plan_hours(small_world, monkeypatch, lower_only)
+    assert len(hours) > 0
+    assert (hours >= 60.0).all()
+    assert (hours > 150.0).any()  # later than the two-sided test's bound stays open

@@ -97,6 +97,15 @@ class ModelParams(Section):
         "(night_owls at seed 8: final notices days before any logged one, valued 0.18 "
         "where they recover 0.11)",
     )
+    template_time_support_sides: Literal["both", "lower"] = Field(
+        "both",
+        description="which bounds of template_time_support apply: both, or only the "
+        "lower one (a template never searched more than the margin before its first "
+        "logged hour; later than its last left open). Measured at 24 h, not kept: "
+        "other_team/7 74.9 -> 70.3 with both, 73.2 with lower, other_team/8 72.5 -> 70.4 "
+        "with lower (its update requests are logged only from 48 h), night_owls/8 "
+        "71.9 -> 75.9 with lower",
+    )
     excluded_inputs: tuple[str, ...] = Field(
         (),
         description="inputs left out of every model that has them (measured, not kept: "

@@ -243,7 +243,9 @@ def fit_models(
         margin = params.model.template_time_support
         if margin is not None and name == "message":
             rows = _part(dataset, part == "train")[0]
-            model.template_support = TemplateSupport.fit(rows, margin)
+            model.template_support = TemplateSupport.fit(
+                rows, margin, params.model.template_time_support_sides
+            )
         fitted[name] = model
         x_test, y_test = _part(dataset, part == "test")
         p_test = model.predict(x_test)

@@ -8,12 +8,15 @@ at 20,000 invoices the search sent final notices days before any logged one, val
 about twice what they recovered (night_owls at seed 8: 1,468 of 9,000 planned messages,
 0.18 valued against 0.11; docs/evaluation.md, h90). With
 ``train.model.template_time_support`` (a margin in hours) the message search leaves such
-candidates out.
+candidates out. With ``train.model.template_time_support_sides: lower`` only the lower
+bound applies: a template is never sent earlier than logged, but may be sent later
+(other_team's payment links, logged in narrow bands, are still worth sending after them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -28,15 +31,23 @@ class TemplateSupport:
     upper: np.ndarray
 
     @classmethod
-    def fit(cls, rows: pd.DataFrame, margin_hours: float = 0.0) -> TemplateSupport:
+    def fit(
+        cls,
+        rows: pd.DataFrame,
+        margin_hours: float = 0.0,
+        sides: Literal["both", "lower"] = "both",
+    ) -> TemplateSupport:
         """The range of ``hours_since_failure`` per ``template`` in ``rows`` (NaN ignored),
-        widened by ``margin_hours`` either way."""
+        widened by ``margin_hours`` either way; with ``sides="lower"`` no upper bound."""
         hours = rows["hours_since_failure"].astype(float)
         by = hours.groupby(rows["template"].astype(str).to_numpy()).agg(["min", "max"]).dropna()
+        upper = by["max"].to_numpy(dtype=float) + margin_hours
+        if sides == "lower":
+            upper = np.full(len(upper), np.inf)
         return cls(
             tuple(str(t) for t in by.index),
             by["min"].to_numpy(dtype=float) - margin_hours,
-            by["max"].to_numpy(dtype=float) + margin_hours,
+            upper,
         )
 
     def bounds(self, templates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
