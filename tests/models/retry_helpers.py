@@ -3,6 +3,7 @@ the wait, and a retry model fitted on such frames."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -55,3 +56,17 @@ def fit_retry(
         calibration_groups=("inv_decline_category", "retries_before"),
         **extra,
     )
+
+
+def fit_drawn_retry(
+    rows: Callable[[np.random.Generator, int], pd.DataFrame],
+    sizes: tuple[int, int],
+    features: list[str],
+    params: ModelParams,
+    **extra: Any,
+) -> CalibratedModel:
+    """:func:`fit_retry` on a training and a validation frame of ``sizes`` rows drawn by
+    ``rows`` from one seeded generator, each training row its own cross-fitting group."""
+    rng = np.random.default_rng(11)
+    train, valid = rows(rng, sizes[0]), rows(rng, sizes[1])
+    return fit_retry(train, valid, features, params, groups=np.arange(len(train)), **extra)

@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from retry_helpers import fit_retry
+from retry_helpers import fit_drawn_retry
 
 from training.config.params import ModelParams
 from training.models.calendar_effect import (
@@ -247,15 +247,12 @@ def test_total_offsets_sum_the_effects_and_one_effect_s_are_its_own():
 
 
 def _model(boost: float, effects: CalendarSpec | None):
-    rng = np.random.default_rng(11)
-    train, valid = _rows(rng, 30000, boost), _rows(rng, 8000, boost)
     params = ModelParams(num_boost_round=40, min_data_in_leaf=50, calibration_folds=1)
-    return fit_retry(
-        train,
-        valid,
+    return fit_drawn_retry(
+        lambda rng, n: _rows(rng, n, boost),
+        (30000, 8000),
         FEATURES,
         params,
-        groups=np.arange(len(train)),
         calendar_effects=effects,
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from retry_helpers import FEATURES, fit_retry
+from retry_helpers import FEATURES, fit_drawn_retry
 from retry_helpers import retry_rows as _rows
 
 from training.config.params import ModelParams
@@ -42,16 +42,9 @@ def test_the_slope_is_found_with_the_timing_held_fixed_and_shrunk_when_unclear()
 
 
 def _model(slope: float, effect: tuple[str, str] | None):
-    rng = np.random.default_rng(11)
-    train, valid = _rows(rng, 30000, slope), _rows(rng, 8000, slope)
     params = ModelParams(num_boost_round=60, min_data_in_leaf=50, calibration_folds=2)
-    return fit_retry(
-        train,
-        valid,
-        FEATURES,
-        params,
-        groups=np.arange(len(train)),
-        count_effect=effect,
+    return fit_drawn_retry(
+        lambda rng, n: _rows(rng, n, slope), (30000, 8000), FEATURES, params, count_effect=effect
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from retry_helpers import FEATURES, fit_retry
+from retry_helpers import FEATURES, fit_drawn_retry
 from retry_helpers import retry_rows as _rows
 
 from training.config.params import ModelParams
@@ -18,14 +18,11 @@ from training.models.support import RankSupport
 
 
 def _fit(params: ModelParams):
-    rng = np.random.default_rng(11)
-    train, valid = _rows(rng, 12000, -0.4), _rows(rng, 4000, -0.4)
-    return fit_retry(
-        train,
-        valid,
+    return fit_drawn_retry(
+        lambda rng, n: _rows(rng, n, -0.4),
+        (12000, 4000),
         FEATURES,
         params,
-        groups=np.arange(len(train)),
         count_effect=("messages_before", "retries_before"),
     )
 
