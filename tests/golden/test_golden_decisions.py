@@ -20,12 +20,18 @@ with other vector instructions (AVX-512 against AVX2, say) or other package rele
 rounds a few sums differently, which grows into other trees; the failure message names
 both environments.
 
-So there is one file per SIMD level (the widest numpy dispatches to): on 2026-12-07 the
-same code and packages on an AVX-512 machine gave other learned answers for all 201
-requests (45 with other times, templates or channels; the expected recovery up to 0.02
-apart) and the same fallback answers. A change meant to alter decisions rewrites the
-file of each level it can run on; a machine whose level has no file fails and says how
-to write one.
+So there is one file per SIMD level, AVX-512 if numpy or OpenBLAS dispatches to it, else
+AVX2: on 2026-12-07 the same code and packages on an AVX-512 machine gave other learned
+answers for all 201 requests (45 with other times, templates or channels; the expected
+recovery up to 0.02 apart) and the same fallback answers. Both switches matter, and an
+AVX-512 machine reproduces the AVX2 file exactly with both turned down, so a change
+meant to alter decisions rewrites both files on one machine::
+
+    SMARTRETRY_WRITE_GOLDEN=1 python -m pytest -p no:xdist tests/golden
+    OPENBLAS_CORETYPE=Haswell NPY_DISABLE_CPU_FEATURES=X86_V4 \\
+        SMARTRETRY_WRITE_GOLDEN=1 python -m pytest -p no:xdist tests/golden
+
+A machine whose level has no file fails and says how to write one.
 """
 
 from __future__ import annotations
@@ -188,20 +194,35 @@ def _answers(small_world) -> dict[str, list[dict[str, Any]]]:
 def _environment() -> dict[str, Any]:
     """What the file's exactness depends on besides the code."""
     import numpy as np
+    from threadpoolctl import threadpool_info
 
     core = getattr(np, "_core", None) or np.core
     features = core._multiarray_umath.__cpu_features__
     found = {name for name, on in features.items() if on}
+    numpy_simd = next((f for f in ("AVX512_SKX", "AVX2", "SSE42") if f in found), "none")
+    blas_cores = sorted(
+        {str(i.get("architecture")) for i in threadpool_info() if i.get("architecture")}
+    )
     return {
         "machine": platform.machine(),
         "packages": {name: version(name) for name in NUMERIC_PACKAGES},
-        "widest_simd": next((f for f in ("AVX512F", "AVX2", "SSE42") if f in found), "none"),
+        "numpy_simd": numpy_simd,
+        "blas_cores": blas_cores,
+        "simd_level": _simd_level(numpy_simd, blas_cores),
     }
+
+
+def _simd_level(numpy_simd: str, blas_cores: list[str]) -> str:
+    """AVX-512 if numpy or the BLAS dispatches to it, else AVX2 if both reach AVX2."""
+    wide_blas = {"skylakex", "cooperlake", "sapphirerapids"}
+    if numpy_simd == "AVX512_SKX" or any(c.lower() in wide_blas for c in blas_cores):
+        return "avx512"
+    return "avx2" if numpy_simd == "AVX2" else numpy_simd.lower()
 
 
 def golden_file(environment: dict[str, Any]) -> Path:
     """The golden file of this machine's SIMD level (other levels train other trees)."""
-    return GOLDEN_DIR / f"decisions-{environment['widest_simd'].lower()}.json"
+    return GOLDEN_DIR / f"decisions-{environment['simd_level']}.json"
 
 
 def test_decisions_match_the_golden_file(small_world):
@@ -213,7 +234,7 @@ def test_decisions_match_the_golden_file(small_world):
         golden.write_text(json.dumps(written, indent=1, sort_keys=True) + "\n")
     assert golden.exists(), (
         f"{golden.name} missing: no golden file for this machine's SIMD level "
-        f"({environment['widest_simd']}); write it with SMARTRETRY_WRITE_GOLDEN=1 on a "
+        f"({environment['simd_level']}); write it with SMARTRETRY_WRITE_GOLDEN=1 on a "
         "commit whose decisions are known good (the others pass there)"
     )
     expected = json.loads(golden.read_text())
