@@ -18,6 +18,9 @@ before the candidate (``card_update_likely``), not from a click nobody has seen 
 
 from __future__ import annotations
 
+import math
+import struct
+from itertools import starmap
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -135,7 +138,26 @@ def state_of_rows(
 
     The flags and columns go through the group arithmetic stacked (a row each): the
     policy scores whole schedules of a few dozen rows, where the number of numpy calls
-    is the cost; every value is computed by the same operations as one column alone."""
+    is the cost; every value is computed by the same operations as one column alone.
+    Up to :data:`SMALL_STATE_ROWS` rows (a lone decision's whole schedules) with integer
+    keys go through :func:`_small_state` instead (the same values to the bit, in plain
+    Python), unless a kind or a message's template is one it leaves to this path."""
+    if len(key) <= SMALL_STATE_ROWS and np.asarray(key).dtype.kind in "iu":
+        small = _small_state(key, ns, kind, template, candidate, update_requests)
+        if small is not None:
+            return small
+    return _state_of_rows(key, ns, kind, template, candidate, update_requests)
+
+
+def _state_of_rows(
+    key: np.ndarray,
+    ns: np.ndarray,
+    kind: np.ndarray,
+    template: np.ndarray,
+    candidate: np.ndarray,
+    update_requests: UpdateRequests,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """:func:`state_of_rows` in numpy, for any number of rows."""
     key_code = _group_codes(key)
     kinds = np.array([kind == name for name in ("original", "retry", "message")])
     order_code = np.where(
@@ -191,6 +213,91 @@ _BLOCK_ROWS = {
 }
 """The row of each state column in :func:`state_of_rows`' block (the counts together,
 the times since together: each group written in one call)."""
+
+
+SMALL_STATE_ROWS = 128
+"""Most rows :func:`state_of_rows` computes in plain Python (:func:`_small_state`): a
+lone decision's whole-schedule scoring has a few dozen, where the ~50 numpy calls of the
+general path cost more than a pass over the rows."""
+
+_NAN = float("nan")
+_PACK_ROW = struct.Struct(f"{len(_BLOCK_ROWS)}d").pack
+
+
+def _small_state(
+    key: np.ndarray,
+    ns: np.ndarray,
+    kind: np.ndarray,
+    template: np.ndarray,
+    candidate: np.ndarray,
+    update_requests: UpdateRequests,
+) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+    """:func:`_state_of_rows` of a few rows in plain Python: the same order (key, time,
+    kind, then the rows' order), the same float operations, so the same values to the
+    bit (tested). None (take the general path) when a kind is not one of
+    :data:`KIND_ORDER`'s or a message's template is neither a string nor missing (None,
+    NaN: the same template as ``""``, as in :func:`_template_codes`)."""
+    names = tuple(update_requests.templates)
+    plausible = update_requests.plausible_after_hours
+    try:
+        codes = list(map(KIND_ORDER.get, np.asarray(kind).tolist()))
+    except TypeError:  # (an unhashable kind)
+        return None
+    if None in codes or "" in names:  # ("" asked for: a missing template would be one)
+        return None
+    keys, templates = np.asarray(key).tolist(), np.asarray(template, dtype=object).tolist()
+    hours = (np.asarray(ns) / 3.6e12).tolist()
+    # per group: its first charge and first update request (absent: NaN)
+    starts: dict[int, float] = {}
+    requested: dict[int, float] = {}
+    for i, (k, h, code, name) in enumerate(zip(keys, hours, codes, templates, strict=True)):
+        if code == 0:
+            if h < starts.get(k, math.inf):
+                starts[k] = h
+        elif code == 2:
+            if not isinstance(name, str):
+                if name is None or (isinstance(name, float) and math.isnan(name)):
+                    templates[i] = name = ""
+                else:
+                    return None
+            if name in names and h < requested.get(k, math.inf):
+                requested[k] = h
+    order = np.lexsort((np.array(codes, dtype=np.int64), ns, key)).tolist()
+    values: list[tuple[float, ...]] = [()] * len(order)
+    group: int | None = None
+    for i in order:
+        k, h, code = keys[i], hours[i], codes[i]
+        if k != group:  # a new group: nothing earlier
+            group, start, first_request = k, starts.get(k, _NAN), requested.get(k, _NAN)
+            retries = messages = requests = 0.0
+            last_attempt = last_message = last_request = _NAN
+            sent: dict[str, float] = {}
+        likely = 1.0 if h - first_request >= plausible else 0.0
+        if code == 2:
+            name = templates[i]
+            same = sent.get(name, 0.0)
+            values[i] = (
+                h - start, retries, messages, requests,
+                h - last_attempt, h - last_message, h - last_request, same, likely,
+            )  # fmt: skip
+            messages += 1.0
+            last_message = h
+            sent[name] = same + 1.0
+            if name in names:
+                requests += 1.0
+                last_request = h
+        else:
+            values[i] = (
+                h - start, retries, messages, requests,
+                h - last_attempt, h - last_message, h - last_request, _NAN, likely,
+            )  # fmt: skip
+            last_attempt = h
+            retries += code
+    wanted = np.flatnonzero(np.asarray(candidate, dtype=bool))
+    packed = b"".join(starmap(_PACK_ROW, map(values.__getitem__, wanted.tolist())))
+    block = np.frombuffer(packed, np.float64).reshape(len(wanted), len(_BLOCK_ROWS))
+    columns = block.T.copy()  # (the floats' bits as they are: packed natively)
+    return wanted, {name: columns[_BLOCK_ROWS[name]] for name in STATE_FEATURES}
 
 
 SPAN_HOURS = np.float64(1e7)
