@@ -1,16 +1,16 @@
 """Instructions per decision, exactly, and per stage: the lone decision under callgrind.
 
-    python benchmarks/bench_instructions.py [--decisions 50] [--batch 1] [--warm 5]
+    python benchmarks/bench_instructions.py [--decisions 50] [--batch 1] [--warm N]
         [--work /tmp/smartretry-bench] [--out DIR] [--no-stages] [--only LABEL]
-        [--invoices 20000] [--seed 7]
+        [--stage LABEL=module:function ...] [--invoices 20000] [--seed 7]
 
 CPU times on a shared machine move by 5-20 % between runs; instruction counts do not. This
 builds (or reuses) the model of ``bench_decision.py --work`` (:func:`bench_world.prepare`),
-writes ``--warm`` + ``--decisions`` x ``--batch`` held-out requests (``World.sample(...,
+writes (``--warm`` + ``--decisions``) x ``--batch`` held-out requests (``World.sample(...,
 known_share=0.2)``) to ``--out``, then runs itself under ``valgrind --tool=callgrind
 --instr-atstart=no``: the child loads the decider, freezes the heap as the server does,
-decides the ``--warm`` requests one at a time (and, with ``--batch`` > 1, one batch) to
-warm the caches, then decides ``--decisions`` calls of ``--batch`` requests through
+decides the first ``--warm`` calls of ``--batch`` requests (default: 5 lone ones, or one
+batch) to warm the caches, then the next ``--decisions`` calls through
 ``training.api.service.recommend`` under a seeded process generator
 (``seeded_process_rng(12345)``: the exploration's draws are the same every run).
 Callgrind counts only that loop: a small C extension, compiled on first use with ``gcc``
@@ -29,6 +29,8 @@ Two runs (``--no-stages``: the first only):
 
 ``--only LABEL`` (with the stages): callgrind counts only inside that stage
 (``--toggle-collect=stage_K``), so the stages nested in it read as its shares.
+``--stage LABEL=module:attribute`` (repeated) adds a stage after :data:`STAGES`' (a
+stage's own parts, say).
 
 Run a before/after as ``PYTHONPATH=TREE python benchmarks/bench_instructions.py ...``
 for each tree (an export: ``git archive COMMIT | tar -x -C TREE``), the same ``--work``
@@ -211,6 +213,19 @@ def wrap_stages(cg: Any, stages: tuple[tuple[str, str], ...]) -> dict[int, tuple
     return wrapped
 
 
+def stages_of(args: argparse.Namespace) -> tuple[tuple[str, str], ...]:
+    """:data:`STAGES` and the ``--stage LABEL=SPEC`` ones."""
+    extra: list[tuple[str, str]] = []
+    for stage in args.stage:
+        label, equals, spec = stage.rpartition("=")
+        if not (label and equals and ":" in spec):
+            raise SystemExit(f"--stage {stage!r}: LABEL=module:function expected")
+        extra.append((label, spec))
+    if len(STAGES) + len(extra) > STAGE_FRAMES:
+        raise SystemExit(f"at most {STAGE_FRAMES} stages in all")
+    return STAGES + tuple(extra)
+
+
 def child(args: argparse.Namespace) -> None:
     """Under valgrind: warm up, then decide the measured calls with instrumentation on."""
     sys.path.insert(0, str(args.extension))
@@ -222,22 +237,20 @@ def child(args: argparse.Namespace) -> None:
     from training.core.randomness import seeded_process_rng
 
     requests = json.loads((args.out / "requests.json").read_text())
-    wrapped = wrap_stages(cg, STAGES) if args.mode == "stages" else {}
+    wrapped = wrap_stages(cg, stages_of(args)) if args.mode == "stages" else {}
     decider = load_artifact_decider(str(args.model))
     freeze_heap()  # as the server does after loading its model
-    warm, size = requests[: args.warm], args.batch
-    for request in warm:
-        service.recommend(decider, [request])
-    measured = requests[args.warm :]
-    if size > 1:  # a batch's own first-call costs (its caches), outside the count
-        service.recommend(decider, measured[-size:])
-        measured = measured[:-size]
+    size = args.batch
+    calls_of = [requests[i : i + size] for i in range(0, len(requests), size)]
+    for call in calls_of[: args.warm]:  # first-call costs (caches), outside the count
+        service.recommend(decider, call)
+    measured = calls_of[args.warm :]
     for _, calls in wrapped.values():
         calls[0] = 0
     with seeded_process_rng(SEED):
         cg.start()
-        for i in range(args.decisions):
-            service.recommend(decider, measured[i * size : (i + 1) * size])
+        for call in measured[: args.decisions]:
+            service.recommend(decider, call)
         cg.stop()
     counts = {str(k): [label, calls[0]] for k, (label, calls) in wrapped.items()}
     (args.out / f"calls-{args.mode}.json").write_text(json.dumps(counts))
@@ -250,7 +263,7 @@ def run(args: argparse.Namespace, model: Path, extension: Path, mode: str) -> An
         "valgrind", "--tool=callgrind", "--instr-atstart=no",
         f"--callgrind-out-file={out_file}",
     ]  # fmt: skip
-    only = [k for k, (label, _) in enumerate(STAGES) if label.strip() == args.only]
+    only = [k for k, (label, _) in enumerate(stages_of(args)) if label.strip() == args.only]
     if mode == "stages" and args.only:
         if not only:
             raise SystemExit(f"--only {args.only!r}: no such stage label")
@@ -259,6 +272,7 @@ def run(args: argparse.Namespace, model: Path, extension: Path, mode: str) -> An
         *valgrind, sys.executable, __file__, "--child", mode, "--model", str(model),
         "--extension", str(extension), "--out", str(args.out), "--warm", str(args.warm),
         "--decisions", str(args.decisions), "--batch", str(args.batch),
+        *(f"--stage={stage}" for stage in args.stage),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
     subprocess.run(command, check=True, env=env, stderr=subprocess.DEVNULL)
@@ -283,7 +297,7 @@ def report(args: argparse.Namespace, total: Annotated | None, stages: Annotated 
     if stages is None:
         return
     calls = json.loads((args.out / "calls-stages.json").read_text())
-    scope = f"inside '{args.only}'" if args.only else "inclusive"
+    scope = f"inside '{args.only}'; calls: all of them" if args.only else "inclusive"
     print(f"stages ({scope}; the wrapped run's total {stages.total / n / 1e6:.2f} M per call):")
     print(f"  {'stage':26s} {'M per call':>10s} {'calls per call':>15s}")
     for k, (label, count) in sorted(calls.items(), key=lambda item: int(item[0])):
@@ -295,18 +309,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=50, help="measured calls")
     parser.add_argument("--batch", type=int, default=1, help="requests per call")
-    parser.add_argument("--warm", type=int, default=5, help="lone warm-up requests")
+    parser.add_argument("--warm", type=int, help="warm-up calls (default: 5 lone ones, or 1 batch)")
     parser.add_argument("--invoices", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--work", type=Path, default=Path("/tmp/smartretry-bench"))
     parser.add_argument("--out", type=Path, help="callgrind files (default: WORK/instructions)")
     parser.add_argument("--no-stages", action="store_true", help="the total run only")
     parser.add_argument("--only", metavar="LABEL", help="count only inside this stage")
+    parser.add_argument(
+        "--stage",
+        action="append",
+        default=[],
+        metavar="LABEL=SPEC",
+        help="one more stage (SPEC: module:function or module:Class.method)",
+    )
     parser.add_argument("--child", choices=("total", "stages"), help=argparse.SUPPRESS)
     parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--extension", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.out = (args.out or args.work / "instructions").resolve()
+    if args.warm is None:
+        args.warm = 5 if args.batch == 1 else 1
     if args.child:
         args.mode = args.child
         child(args)
@@ -316,8 +339,7 @@ def main() -> None:
 
     world = prepare(args.work, args.invoices, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    count = args.warm + args.decisions * args.batch + (args.batch if args.batch > 1 else 0)
-    requests = world.sample(count, known_share=0.2)
+    requests = world.sample((args.warm + args.decisions) * args.batch, known_share=0.2)
     (args.out / "requests.json").write_text(json.dumps(requests, default=str))
     extension = build_extension(args.out)
     total = None if args.only else run(args, world.model_dir, extension, "total")

@@ -1,6 +1,7 @@
 """benchmarks/bench_instructions.py reads callgrind_annotate's output right (valgrind
 itself is not run here)."""
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-from bench_instructions import STAGE_FRAMES, STAGES, parse_annotate
+from bench_instructions import STAGE_FRAMES, STAGES, parse_annotate, stages_of
 
 SO = "[/tmp/x/cgstage-abc/_cgstage.cpython-311-x86_64-linux-gnu.so]"
 ANNOTATE = f"""\
@@ -51,3 +52,12 @@ def test_every_stage_has_a_frame_and_a_distinct_label() -> None:
     labels = [label.strip() for label, _ in STAGES]
     assert len(STAGES) <= STAGE_FRAMES
     assert len(set(labels)) == len(labels)
+
+
+def test_more_stages_from_the_command_line() -> None:
+    spec = "scored with contrast=training.policy.decider:scored_with_contrast"
+    stages = stages_of(argparse.Namespace(stage=[spec]))
+    assert stages[:-1] == STAGES
+    assert stages[-1] == ("scored with contrast", "training.policy.decider:scored_with_contrast")
+    with pytest.raises(SystemExit, match="LABEL=module:function"):
+        stages_of(argparse.Namespace(stage=["training.policy.decider:past_of_events"]))
