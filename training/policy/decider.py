@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from itertools import accumulate
 from typing import Any, NamedTuple, TypeAlias
 
 import numpy as np
@@ -318,11 +319,11 @@ class ModelDecider:
         retries = [columns.rows(s[0], "at", None) for s in schedules]
         messages = [columns.rows(s[1], "send_at", s[2] if len(s) == 3 else None) for s in schedules]
         parts = [*retries, *messages]
-        sizes = np.array([len(part["ns"]) for part in parts], dtype=np.int64)
+        sizes = [len(part["ns"]) for part in parts]
         offset = np.repeat(np.tile(np.arange(count, dtype=np.int64) * n, 2), sizes)
         owners = np.concatenate([part["event_id"] for part in parts]) if parts else np.zeros(0)
         event_pos = _positions(ids, owners)
-        n_h, n_r, n_m = len(h_key), int(sizes[:count].sum()), int(sizes[count:].sum())
+        n_h, n_r, n_m = len(h_key), sum(sizes[:count]), sum(sizes[count:])
         key = np.concatenate([h_key.astype(np.int64), offset + event_pos])
         ns = np.concatenate([h_ns, *(part["ns"] for part in parts)])
         kind = np.concatenate(
@@ -332,10 +333,12 @@ class ModelDecider:
         template = np.concatenate([nothing, *(part["template"] for part in messages)])
         channel = np.concatenate([nothing, *(part["channel"] for part in messages)])
         candidate = np.arange(len(key)) >= n_h
-        wanted, state = state_of_rows(
+        _, state = state_of_rows(
             key, ns, kind, template, candidate, self.rules.limits.update_requests
         )
-        rows = _Rows(key[wanted] % n, ns[wanted], kind[wanted], template[wanted], channel[wanted])
+        # the candidate rows (those ``state`` describes) are the rows after the past ones
+        tail = slice(n_h, None)
+        rows = _Rows(key[tail] % n, ns[tail], kind[tail], template[tail], channel[tail])
         moves = self._contrast_moves()
         contrast: np.ndarray | None = None
         if moves and len(rows.ns) < MEMO_ROWS:  # a few rows: the moved copies in the same call
@@ -345,27 +348,24 @@ class ModelDecider:
         else:
             p = self._row_probabilities(features, ids, rows, state, scored_rows)
         survival = np.bincount(
-            key[wanted], weights=np.log1p(-np.clip(p, 0, 1 - 1e-9)), minlength=n * count
+            key[tail], weights=np.log1p(-np.clip(p, 0, 1 - 1e-9)), minlength=n * count
         )
         expected = 1.0 - (1.0 - np.tile(p_self, count)) * np.exp(survival)
         # candidate rows are the schedules' rows in the order given: retries, then messages
-        split_r = np.cumsum([0, *sizes[:count]])
-        split_m = np.cumsum([0, *sizes[count:]]) + n_r
-        return [
-            LaidOut(
-                expected[s * n : (s + 1) * n],
-                np.concatenate([p[split_r[s] : split_r[s + 1]], p[split_m[s] : split_m[s + 1]]]),
-                ScheduleRows(
-                    rows,
-                    state,
-                    p,
-                    slice(int(split_r[s]), int(split_r[s + 1])),
-                    slice(int(split_m[s]), int(split_m[s + 1])),
-                    contrast,
-                ),
+        bounds = list(accumulate(sizes, initial=0))  # schedule s: its retries' rows at
+        # bounds[s]:bounds[s + 1], its messages' at bounds[count + s]:bounds[count + s + 1]
+        laid = []
+        for s in range(count):
+            retry_rows = slice(bounds[s], bounds[s + 1])
+            message_rows = slice(bounds[count + s], bounds[count + s + 1])
+            laid.append(
+                LaidOut(
+                    expected[s * n : (s + 1) * n],
+                    np.concatenate([p[retry_rows], p[message_rows]]),
+                    ScheduleRows(rows, state, p, retry_rows, message_rows, contrast),
+                )
             )
-            for s in range(count)
-        ]
+        return laid
 
     def _row_probabilities(
         self,
