@@ -49,6 +49,7 @@ class SlotTable:
             1, tuple(config.message_local_hours), self.quiet_start, self.quiet_end
         )
         hours = offsets[~quiet]  # a local day's allowed hours (ns from its midnight)
+        self.per_day = len(hours)
         n = len(failed)
         both = tz if isinstance(tz, str) else np.concatenate([tz, tz])
         first, last = _local_day(np.concatenate([failed, window_end]), both).reshape(2, n)
@@ -105,6 +106,43 @@ class SlotTable:
             return ref, _local_day(ref, self.tz) - self.first_day
         at = self.row_start + end_day
         return np.where(quiet, self.end_at[at], earliest), np.where(quiet, self.end_day[at], day)
+
+    def defer_one(self, earliest: int) -> tuple[int, int]:
+        """:meth:`defer` of a lone request's one event (one zone) on Python integers: the
+        same instant and local day (its offset looked up as :meth:`defer`'s), without a
+        dozen numpy calls a round."""
+        zone = self.tz
+        assert isinstance(zone, str)
+        at = np.array([earliest], dtype=np.int64)
+        local = earliest + int(zone_offsets(at, zone, (earliest, earliest))[0])
+        day = local // DAY_NS
+        hour = (local - day * DAY_NS) // HOUR_NS
+        day -= int(self.first_day[0])
+        start, end = self.quiet_start, self.quiet_end
+        if self.ends == 0:
+            return earliest, day
+        quiet = (hour >= start or hour < end) if start > end else (start <= hour < end)
+        if not quiet:
+            return earliest, day
+        end_day = day + (hour >= start) if start > end else day
+        if end_day < 0 or end_day >= self.ends:  # outside the table
+            ref = defer_quiet_ns(at, zone, start, end)
+            return int(ref[0]), int(_local_day(ref, zone)[0]) - int(self.first_day[0])
+        return int(self.end_at[end_day]), int(self.end_day[end_day])
+
+    def later_one(self, ref: int, ref_day: int, window_end: int) -> np.ndarray:
+        """:meth:`times` of a lone request's one event after its first allowed time
+        ``ref`` (the times :meth:`times` puts after the first, in its order): a slice of
+        the event's slots, the days tried being consecutive."""
+        if not self.distinct:
+            one = np.zeros(1, dtype=np.intp)
+            _, times = self.times(one, np.array([ref]), np.array([ref_day]), np.array([window_end]))
+            return times[1:]
+        days = len(self.day) // self.per_day if self.per_day else 0
+        low = min(max(ref_day, 0), days)
+        high = min(max(ref_day + self.days_ahead, low), days)
+        at = self.at[0, low * self.per_day : high * self.per_day]
+        return at[(at > ref) & (at < window_end)]
 
     def times(
         self, pos: np.ndarray, ref: np.ndarray, ref_day: np.ndarray, window_end: np.ndarray
