@@ -44,7 +44,7 @@ midnight, none."""
 
 @pytest.mark.parametrize("quiet", QUIET)
 @pytest.mark.parametrize("one_zone", [True, False])
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(len(ZONES)))  # one zone: each of them
 def test_slot_table_tries_the_times_of_each_round_alone(seed, one_zone, quiet):
     config = PolicyConfig(quiet_hours=QuietHours(start_hour=quiet[0], end_hour=quiet[1]))
     assert _check_rounds(seed, one_zone, config)
@@ -102,6 +102,11 @@ def _check_lone(failed, window_end, tz, config, earliest, ref, ref_day) -> None:
     owner, at = owner[len(failed) :], at[len(failed) :]
     for i in range(12):
         lone = SlotTable(failed[[i]], window_end[[i]], tz, None, config)
+        zones = np.array([tz], dtype=object)  # the general layout of the same event
+        general = SlotTable(failed[[i]], window_end[[i]], zones, np.zeros(1, int), config)
+        for name in ("first_day", "day", "at", "end_at", "end_day", "row_start"):
+            assert np.array_equal(getattr(lone, name), getattr(general, name)), name
+        assert (lone.ends, lone.distinct) == (general.ends, general.distinct)
         got = lone.defer_one(int(earliest[i]))
         assert got == (int(ref[i]), int(ref_day[i])) and all(type(v) is int for v in got)
         later = lone.later_one(got[0], got[1], int(window_end[i]))
