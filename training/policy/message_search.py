@@ -271,10 +271,12 @@ def plan_messages(
     any_template = np.ones_like(asks_update)
     table = SlotTable(failed, window_end, context.tz, context.tz_codes, config)
     if context.fast and context.one_event and isinstance(context.tz, str):
+        allowed = [c for c in range(len(CHANNELS)) if channels[c, 0]]
+        first = [t for t in range(len(templates)) if is_ask[t] or not force_update[0]]
         pairs = (
-            [(t, c) for t in range(len(templates)) if is_ask[t] or not force_update[0] for c in (0, 1) if channels[c, 0]],
-            [(t, c) for t in range(len(templates)) for c in (0, 1) if channels[c, 0]],
-        )  # fmt: skip
+            [(t, c) for t in first for c in allowed],
+            [(t, c) for t in range(len(templates)) for c in allowed],
+        )
         return _plan_one(
             context, table, (int(failed[0]), int(window_end[0])), int(budget[0]),
             bool(force_update[0]), pairs, gap, config,
