@@ -44,7 +44,7 @@ midnight, none."""
 
 @pytest.mark.parametrize("quiet", QUIET)
 @pytest.mark.parametrize("one_zone", [True, False])
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(len(ZONES)))  # one zone: each of them
 def test_slot_table_tries_the_times_of_each_round_alone(seed, one_zone, quiet):
     config = PolicyConfig(quiet_hours=QuietHours(start_hour=quiet[0], end_hour=quiet[1]))
     assert _check_rounds(seed, one_zone, config)
@@ -88,7 +88,29 @@ def _check_rounds(seed: int, one_zone: bool, config: PolicyConfig) -> bool:
         got = sorted(zip(owner.tolist(), at.tolist(), strict=True))
         assert got == _each_round_alone(pos, ref, window_end, tz, config)
         assert len(set(got)) == len(got)
+        if one_zone:
+            _check_lone(failed, window_end, tz, config, earliest, ref, ref_day)
     return table.distinct
+
+
+def _check_lone(failed, window_end, tz, config, earliest, ref, ref_day) -> None:
+    """The first events each as a lone request's table: :meth:`SlotTable.defer_one` and
+    :meth:`SlotTable.later_one` give what the table of all the events gives each."""
+    everyone = np.arange(len(failed))
+    table = SlotTable(failed, window_end, tz, None, config)
+    owner, at = table.times(everyone, ref, ref_day, window_end)
+    owner, at = owner[len(failed) :], at[len(failed) :]
+    for i in range(12):
+        lone = SlotTable(failed[[i]], window_end[[i]], tz, None, config)
+        zones = np.array([tz], dtype=object)  # the general layout of the same event
+        general = SlotTable(failed[[i]], window_end[[i]], zones, np.zeros(1, int), config)
+        for name in ("first_day", "day", "at", "end_at", "end_day", "row_start"):
+            assert np.array_equal(getattr(lone, name), getattr(general, name)), name
+        assert (lone.ends, lone.distinct) == (general.ends, general.distinct)
+        got = lone.defer_one(int(earliest[i]))
+        assert got == (int(ref[i]), int(ref_day[i])) and all(type(v) is int for v in got)
+        later = lone.later_one(got[0], got[1], int(window_end[i]))
+        assert later.tolist() == at[owner == i].tolist()
 
 
 @pytest.mark.parametrize("one_zone", [True, False])
@@ -106,3 +128,7 @@ def test_deferral_outside_the_table_as_alone(one_zone):
     ref, ref_day = table.defer(earliest)
     assert np.array_equal(ref, defer_quiet_ns(earliest, tz, 21, 8))
     assert np.array_equal(ref_day, (ref + utc_offsets(ref, tz)) // DAY_NS - table.first_day)
+    if one_zone:
+        for i in range(n):
+            lone = SlotTable(failed[[i]], window_end[[i]], tz, None, PolicyConfig())
+            assert lone.defer_one(int(earliest[i])) == (int(ref[i]), int(ref_day[i]))

@@ -130,10 +130,15 @@ class _Context:
         self.ids = column_array(events, "event_id")
         self.one_event = len(self.ids) == 1
         tz = column_array(events, "timezone", object)
-        tz = np.where(pd.isna(tz), "UTC", tz)
-        same = len(tz) > 0 and isinstance(tz[0], str) and (tz == tz[0]).all()
-        self.tz: np.ndarray | str = str(tz[0]) if same else tz  # one zone: no per-row work
-        self.tz_codes = None if same else pd.factorize(tz)[0]  # equal codes: equal zones
+        self.tz: np.ndarray | str
+        self.tz_codes: np.ndarray | None = None
+        if len(tz) == 1 and isinstance(tz[0], str):  # a lone request's zone
+            self.tz = str(tz[0])
+        else:
+            tz = np.where(pd.isna(tz), "UTC", tz)
+            same = len(tz) > 0 and isinstance(tz[0], str) and (tz == tz[0]).all()
+            self.tz = str(tz[0]) if same else tz  # one zone: no per-row work
+            self.tz_codes = None if same else pd.factorize(tz)[0]  # equal codes: equal zones
         self.fast = isinstance(scorer, ModelScorer)
         self.support: tuple[np.ndarray, np.ndarray] | None = None
         if self.fast:
@@ -265,6 +270,17 @@ def plan_messages(
     asks_update = is_ask[:, None] | ~force_update[None, :]  # template x event
     any_template = np.ones_like(asks_update)
     table = SlotTable(failed, window_end, context.tz, context.tz_codes, config)
+    if context.fast and context.one_event and isinstance(context.tz, str):
+        allowed = [c for c in range(len(CHANNELS)) if channels[c, 0]]
+        first = [t for t in range(len(templates)) if is_ask[t] or not force_update[0]]
+        pairs = (
+            [(t, c) for t in first for c in allowed],
+            [(t, c) for t in range(len(templates)) for c in allowed],
+        )
+        return _plan_one(
+            context, table, (int(failed[0]), int(window_end[0])), int(budget[0]),
+            bool(force_update[0]), pairs, gap, config,
+        )  # fmt: skip
     scored = _Scored(len(context.ids))
     for round_ in range(int(budget.max())):
         ref, ref_day = table.defer(earliest)  # (ref may be earliest: read before it moves)
@@ -302,6 +318,105 @@ def plan_messages(
     # by event id, then time (the order every schedule frame has)
     order = np.lexsort((chosen.ns, _id_rank(context.ids)[chosen.pos]))
     return context.schedule(chosen.take(order), chosen_p[order])
+
+
+def _plan_one(
+    context: _Context,
+    table: SlotTable,
+    window: tuple[int, int],
+    budget: int,
+    force_update: bool,
+    pairs: tuple[list[tuple[int, int]], list[tuple[int, int]]],
+    gap: int,
+    config: PolicyConfig,
+) -> MessageRows:
+    """:func:`plan_messages`' rounds for a lone request's one event (the models scoring,
+    one zone): the same candidates, scores and picks, the bookkeeping on Python integers
+    (its first allowed time, the window, the budget, the messages chosen) where the
+    general loop spends a few dozen numpy calls a round on one-element arrays.
+    ``window``: the failed charge and the window's end (ns); ``pairs``: the (template,
+    channel) codes the first round and the later ones try, in :func:`_combos`' order."""
+    earliest, window_end = window
+    chosen: list[tuple[int, int, int]] = []  # send time (ns), template, channel
+    chosen_p: list[float] = []
+    kept: tuple[_Candidates, np.ndarray] | None = None  # the last scored round's (reuse)
+    for round_ in range(budget):
+        ref, ref_day = table.defer_one(earliest)
+        if not ref < window_end:
+            break
+        slots = None
+        if kept is not None and round_ > 0 and (round_ > 1 or not force_update):
+            ns = kept[0].ns
+            rows = np.flatnonzero((ns >= earliest) & (ns < window_end))
+            if len(rows):
+                slots = kept[0].take(rows), kept[1][rows]
+        if slots is None:
+            tried = pairs[0] if round_ == 0 else pairs[1]
+            if not tried:
+                break
+            k = len(tried)
+            combos = _Candidates(
+                np.array(
+                    [[0] * k, [ref] * k, [t for t, _ in tried], [c for _, c in tried]],
+                    dtype=np.int64,
+                )
+            )
+            slots = _round_one(context, table, combos, _chosen(chosen), ref, ref_day, window_end)
+            if config.reuse_message_scores:
+                kept = slots
+        candidates, p = slots
+        best = int(_best_per_event(candidates, p, True)[0])
+        if not p[best] >= config.min_message_gain:
+            break
+        at, template, channel = (int(v) for v in candidates.block[1:, best])
+        chosen.append((at, template, channel))
+        chosen_p.append(p[best])
+        earliest = at + gap
+    order = sorted(range(len(chosen)), key=lambda i: chosen[i][0])  # stable, as lexsort
+    return context.schedule(
+        _chosen([chosen[i] for i in order]), np.array([chosen_p[i] for i in order], dtype=float)
+    )
+
+
+def _chosen(rows: list[tuple[int, int, int]]) -> _Candidates:
+    """A lone request's messages chosen (send time, template, channel) as candidates."""
+    if not rows:
+        return _empty()
+    return _Candidates(
+        np.array([[0] * len(rows), *([r[j] for r in rows] for j in range(3))], dtype=np.int64)
+    )
+
+
+def _round_one(
+    context: _Context,
+    table: SlotTable,
+    combos: _Candidates,
+    chosen: _Candidates,
+    ref: int,
+    ref_day: int,
+    window_end: int,
+) -> tuple[_Candidates, np.ndarray]:
+    """:func:`_round` of one event (:func:`_plan_one`): the same rows, in the same order,
+    scored in the same calls, built with a handful of numpy calls."""
+    later = table.later_one(ref, ref_day, window_end)
+    k, m = len(combos), len(later)
+    if m and k * m - m <= MERGE_EXTRA_ROWS:  # :func:`_merged_round`
+        block = np.empty((4, k + k * m), dtype=np.int64)
+        block[:, :k] = combos.block
+        block[:, k:] = np.repeat(combos.block, m, axis=1)
+        block[1, k:] = np.tile(later, k)
+        scored = _Candidates(block)
+        p = context.probabilities(scored, chosen)
+        best = int(_best_per_event(combos, p[:k], True)[0])
+        rows = np.arange(k + best * m - 1, k + best * m + m)
+        rows[0] = best
+        return scored.take(rows), p[rows]
+    p_combos = context.probabilities(combos, chosen)
+    best = int(_best_per_event(combos, p_combos, True)[0])
+    slots = combos.take(np.full(m + 1, best))
+    slots.block[1, 1:] = later
+    rest = slots.take(np.arange(1, m + 1))
+    return slots, np.concatenate([p_combos[best : best + 1], context.probabilities(rest, chosen)])
 
 
 class _Scored:

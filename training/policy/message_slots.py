@@ -45,10 +45,11 @@ class SlotTable:
         self.tz, self.days_ahead = tz, config.message_days_ahead
         self.quiet_start = config.quiet_hours.start_hour
         self.quiet_end = config.quiet_hours.end_hour
-        offsets, quiet = _day_hours(
-            1, tuple(config.message_local_hours), self.quiet_start, self.quiet_end
-        )
-        hours = offsets[~quiet]  # a local day's allowed hours (ns from its midnight)
+        hours = _allowed_hours(tuple(config.message_local_hours), self.quiet_start, self.quiet_end)
+        self.per_day = len(hours)
+        if len(failed) == 1 and isinstance(tz, str):  # a lone request
+            self._one(int(failed[0]), int(window_end[0]), hours, config)
+            return
         n = len(failed)
         both = tz if isinstance(tz, str) else np.concatenate([tz, tz])
         first, last = _local_day(np.concatenate([failed, window_end]), both).reshape(2, n)
@@ -106,6 +107,69 @@ class SlotTable:
         at = self.row_start + end_day
         return np.where(quiet, self.end_at[at], earliest), np.where(quiet, self.end_day[at], day)
 
+    def _one(self, failed: int, window_end: int, hours: np.ndarray, config: PolicyConfig) -> None:
+        """The table of one event in one zone (a lone request): the same arrays as the
+        general layout's, in a third of its numpy calls."""
+        zone = self.tz
+        assert isinstance(zone, str)
+        both = np.array([failed, window_end], dtype=np.int64)
+        bounds = (min(failed, window_end), max(failed, window_end))
+        first, last = ((both + zone_offsets(both, zone, bounds)) // DAY_NS).tolist()
+        first_day = first - 1  # a day before the failed charge's
+        self.first_day = np.array([first_day], dtype=np.int64)
+        days = last - first_day + 2
+        self.day = np.repeat(np.arange(days), len(hours))
+        ends = 0 if self.quiet_start == self.quiet_end else days + 2
+        ends += int(np.ceil(config.min_message_gap_hours / 24)) if ends else 0
+        self.ends = ends
+        day_ns = np.arange(first_day, first_day + max(days, ends), dtype=np.int64) * DAY_NS
+        slots = (day_ns[:days, None] + hours[None, :]).ravel()
+        local = np.concatenate([slots, day_ns[:ends] + self.quiet_end * HOUR_NS])
+        at = local if zone == "UTC" else local_to_utc_ns(local, zone)  # (UTC: the same)
+        self.at = at[None, : len(slots)]
+        self.distinct = bool((np.diff(np.sort(self.at, axis=1), axis=1) != 0).all())
+        self.end_at = at[len(slots) :]
+        self.end_day = _local_day(self.end_at, zone) - first_day
+        self.row_start = np.zeros(1, dtype=np.int64)
+
+    def defer_one(self, earliest: int) -> tuple[int, int]:
+        """:meth:`defer` of a lone request's one event (one zone) on Python integers: the
+        same instant and local day (its offset looked up as :meth:`defer`'s), without a
+        dozen numpy calls a round."""
+        zone = self.tz
+        assert isinstance(zone, str)
+        at = np.array([earliest], dtype=np.int64)
+        offset = 0 if zone == "UTC" else int(zone_offsets(at, zone, (earliest, earliest))[0])
+        local = earliest + offset
+        day = local // DAY_NS
+        hour = (local - day * DAY_NS) // HOUR_NS
+        day -= int(self.first_day[0])
+        start, end = self.quiet_start, self.quiet_end
+        if self.ends == 0:
+            return earliest, day
+        quiet = (hour >= start or hour < end) if start > end else (start <= hour < end)
+        if not quiet:
+            return earliest, day
+        end_day = day + (hour >= start) if start > end else day
+        if end_day < 0 or end_day >= self.ends:  # outside the table
+            ref = defer_quiet_ns(at, zone, start, end)
+            return int(ref[0]), int(_local_day(ref, zone)[0]) - int(self.first_day[0])
+        return int(self.end_at[end_day]), int(self.end_day[end_day])
+
+    def later_one(self, ref: int, ref_day: int, window_end: int) -> np.ndarray:
+        """:meth:`times` of a lone request's one event after its first allowed time
+        ``ref`` (the times :meth:`times` puts after the first, in its order): a slice of
+        the event's slots, the days tried being consecutive."""
+        if not self.distinct:
+            one = np.zeros(1, dtype=np.intp)
+            _, times = self.times(one, np.array([ref]), np.array([ref_day]), np.array([window_end]))
+            return times[1:]
+        days = len(self.day) // self.per_day if self.per_day else 0
+        low = min(max(ref_day, 0), days)
+        high = min(max(ref_day + self.days_ahead, low), days)
+        at = self.at[0, low * self.per_day : high * self.per_day]
+        return at[(at > ref) & (at < window_end)]
+
     def times(
         self, pos: np.ndarray, ref: np.ndarray, ref_day: np.ndarray, window_end: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +208,15 @@ def _offsets(utc_ns: np.ndarray, zones: np.ndarray | str) -> np.ndarray:
     """UTC offsets of instants none of which is NaT (the table's and the rounds' times):
     one zone without :func:`~training.core.localtime.utc_offsets`' checks."""
     return zone_offsets(utc_ns, zones) if isinstance(zones, str) else utc_offsets(utc_ns, zones)
+
+
+@lru_cache(maxsize=16)
+def _allowed_hours(local_hours: tuple[int, ...], quiet_start: int, quiet_end: int) -> np.ndarray:
+    """A local day's allowed message hours (ns from its midnight; kept, never written)."""
+    offsets, quiet = _day_hours(1, local_hours, quiet_start, quiet_end)
+    hours = offsets[~quiet]
+    hours.flags.writeable = False
+    return hours
 
 
 @lru_cache(maxsize=16)
