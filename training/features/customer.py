@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from training.core.localtime import to_ns
-from training.features.history_log import FLAGS
+from training.features.history_log import ACTIVITY_WEIGHT, FLAGS
 
 SPAN = np.int64(10**11)  # seconds: keys are customer * SPAN + epoch seconds
 YEAR_S = 365 * 86400
@@ -97,6 +97,9 @@ def running_sums(log: pd.DataFrame) -> pd.DataFrame:
             values[f"{kind}_h{k}_cos"] = np.cos(angle) * weight
             values[f"{kind}_h{k}_sin"] = np.sin(angle) * weight
     act = log["activity"].to_numpy()
+    if ACTIVITY_WEIGHT in log:  # learned weights of the activity events (h95)
+        act = log[ACTIVITY_WEIGHT].to_numpy(dtype=float)
+        values[ACTIVITY_WEIGHT] = act
     for name, weight in (("pay_dom", pay), ("pay_wd", pay), ("act_hour", act)):
         values[f"{name}_cos"] = np.cos(angles[name]) * weight
         values[f"{name}_sin"] = np.sin(angles[name]) * weight
@@ -322,7 +325,8 @@ def customer_columns(
     last_failure = at("last_failure_s")
     last_retry, last_customer = at("last_by_retry_s"), at("last_by_customer_s")
     # the payday of the month, of the week and the active hour: one call, a row each
-    rows = [index.rows[name] for name in ("payment", "payment", "activity")]
+    weight = ACTIVITY_WEIGHT if ACTIVITY_WEIGHT in index.rows else "activity"
+    rows = [index.rows[name] for name in ("payment", "payment", weight)]
     rows += [index.rows[f"{angle}_{part}"] for part in ("cos", "sin") for angle in CIRCLES]
     counts, cos, sin = sums[rows].reshape(3, len(CIRCLES), len(now))
     (pay_dom, pay_wd, act_hour), (pay_dom_r, pay_wd_r, act_r) = _circular_mean(

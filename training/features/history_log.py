@@ -14,8 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from training.config.params import ActiveHourParams
 from training.contract.history import History
 from training.core.localtime import to_local
+from training.features.active_hour import LAG_EDGES, event_cells, learn_cell_weights
 
 FLAGS = (
     "failure",
@@ -47,8 +49,9 @@ def _rows(customer_id: pd.Series, at: pd.Series, **flags: np.ndarray | int) -> p
     return frame
 
 
-def customer_event_log(history: History) -> pd.DataFrame:
-    """Build the log from the four contract tables (vectorized)."""
+def customer_event_log(history: History, settings: ActiveHourParams | None = None) -> pd.DataFrame:
+    """Build the log from the four contract tables (vectorized). ``settings``: how the
+    active hour weighs the activity events (default: equally, no weight column)."""
     inv = history.invoices[["invoice_id", "customer_id", "due_at"]]
     owner = inv.set_index("invoice_id")["customer_id"]
     att = history.attempts
@@ -88,10 +91,112 @@ def customer_event_log(history: History) -> pd.DataFrame:
             sms_click=sms[clicked],
         ),
     ]
+    if settings is not None and settings.weighting == "learned":
+        weights = learned_activity_weights(history, settings.weight_power)
+        activity = [parts[3], parts[5], parts[6]]  # the order of ACTIVITY_KINDS
+        bounds = np.cumsum([0] + [len(p) for p in activity])
+        for part in parts:
+            part[ACTIVITY_WEIGHT] = 0.0
+        for i, part in enumerate(activity):
+            part[ACTIVITY_WEIGHT] = weights[bounds[i] : bounds[i + 1]]
     log = pd.concat([p for p in parts if len(p)], ignore_index=True)
     log["at"] = pd.to_datetime(log["at"], utc=True)
     timezone = history.customers.set_index("customer_id")["timezone"]
     return add_local_time(log, log["customer_id"].map(timezone))
+
+
+ACTIVITY_KINDS = ("customer_attempt", "open", "click")
+"""The events behind the ``activity`` flag: customer-initiated attempts, message opens and
+clicks (:func:`activity_events`)."""
+ACTIVITY_WEIGHT = "activity_weight"
+"""An optional float column: each activity event's weight in the active-hour estimate
+(``train.features.active_hour.weighting: learned``); absent, every event weighs 1."""
+
+
+def activity_events(history: History) -> pd.DataFrame:
+    """The log's activity events, one row each: customer_id, at (UTC), kind (one of
+    :data:`ACTIVITY_KINDS`) and hours_since_send, the hours since the latest message sent
+    to the customer at or before the event (NaN: none was). In the order of
+    :data:`ACTIVITY_KINDS`, each kind in its table's order (vectorized)."""
+    owner = history.invoices.set_index("invoice_id")["customer_id"]
+    att, msgs = history.attempts, history.messages
+    by_customer = att[(att["initiated_by"] == "customer").to_numpy()]
+    opened = msgs[msgs["opened_at"].notna().to_numpy()]
+    clicked = msgs[msgs["clicked_at"].notna().to_numpy()]
+    parts = [
+        (by_customer["invoice_id"], by_customer["attempted_at"]),
+        (opened["invoice_id"], opened["opened_at"]),
+        (clicked["invoice_id"], clicked["clicked_at"]),
+    ]
+    events = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "customer_id": ids.map(owner).to_numpy(),
+                    "at": pd.to_datetime(at, utc=True).reset_index(drop=True),
+                    "kind": kind,
+                }
+            )
+            for (ids, at), kind in zip(parts, ACTIVITY_KINDS, strict=True)
+        ],
+        ignore_index=True,
+    )
+    sends = pd.DataFrame(
+        {
+            "customer_id": msgs["invoice_id"].map(owner).to_numpy(),
+            "sent_at": pd.to_datetime(msgs["sent_at"], utc=True).reset_index(drop=True),
+        }
+    ).sort_values("sent_at", kind="stable")
+    by_time = pd.merge_asof(
+        events.reset_index().sort_values("at", kind="stable"),
+        sends,
+        left_on="at",
+        right_on="sent_at",
+        by="customer_id",
+        direction="backward",
+    ).set_index("index")
+    lag = (by_time["at"] - by_time["sent_at"]) / pd.Timedelta(hours=1)
+    events["hours_since_send"] = lag.reindex(events.index).to_numpy(dtype=float)
+    return events
+
+
+def _local_hours(at: pd.Series, customer_id: pd.Series, timezone: pd.Series) -> np.ndarray:
+    local = to_local(at, customer_id.map(timezone).fillna("UTC"))
+    return (local.dt.hour + local.dt.minute / 60.0).to_numpy()
+
+
+def learned_activity_weights(history: History, power: float = 1.0) -> np.ndarray:
+    """Each event of :func:`activity_events` (same order): its cell's weight, learned
+    from the history (:mod:`training.features.active_hour`), to the ``power``."""
+    events = activity_events(history)
+    timezone = history.customers.set_index("customer_id")["timezone"]
+    owner = history.invoices.set_index("invoice_id")["customer_id"]
+    msgs = history.messages
+    sends = pd.DataFrame(
+        {
+            "customer_id": msgs["invoice_id"].map(owner).to_numpy(),
+            "at": pd.to_datetime(msgs["sent_at"], utc=True).reset_index(drop=True),
+            "clicked": msgs["clicked_at"].notna().to_numpy(),
+        }
+    )
+    customers = pd.Index(pd.unique(events["customer_id"]))
+
+    def frame(table: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "code": customers.get_indexer(table["customer_id"]).astype(np.int64),
+                "seconds": table["at"].astype("int64").to_numpy() // 10**9,
+                "local_hour": _local_hours(table["at"], table["customer_id"], timezone),
+            }
+        )
+
+    kind = pd.Categorical(events["kind"], categories=ACTIVITY_KINDS).codes
+    cells = event_cells(kind, len(ACTIVITY_KINDS), events["hours_since_send"].to_numpy())
+    ev = frame(events).assign(cell=cells)
+    sent = frame(sends).assign(clicked=sends["clicked"].to_numpy())
+    sent = sent[sent["code"].to_numpy() >= 0]
+    weights = learn_cell_weights(ev, sent, len(ACTIVITY_KINDS) * (len(LAG_EDGES) + 1))
+    return weights[cells] ** power
 
 
 def add_local_time(log: pd.DataFrame, timezone: pd.Series) -> pd.DataFrame:
@@ -101,9 +206,8 @@ def add_local_time(log: pd.DataFrame, timezone: pd.Series) -> pd.DataFrame:
     log["local_weekday"] = local.dt.weekday.to_numpy()
     log["local_day_of_month"] = local.dt.day.to_numpy()
     log["days_in_month"] = local.dt.days_in_month.to_numpy()
-    return log.sort_values(["customer_id", "at"], kind="stable").reset_index(drop=True)[
-        list(LOG_COLUMNS)
-    ]
+    columns = [*LOG_COLUMNS, *([ACTIVITY_WEIGHT] if ACTIVITY_WEIGHT in log else [])]
+    return log.sort_values(["customer_id", "at"], kind="stable").reset_index(drop=True)[columns]
 
 
 def empty_log() -> pd.DataFrame:
