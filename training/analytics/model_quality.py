@@ -74,7 +74,11 @@ def held_out_predictions(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(label, calibrated probability) per model on the test period's rows."""
     data = build_training_data(
-        history, artifact.decline_table, params.window_days, artifact.retry_limits.update_requests
+        history,
+        artifact.decline_table,
+        params.window_days,
+        artifact.retry_limits.update_requests,
+        active_hour=params.features.active_hour,
     )
     start = held_out_start(artifact, history, params)
     out = {}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from training.config.params import ActiveHourParams
 from training.config.retry_limits import UpdateRequests
 from training.contract.history import History
 from training.declines.table import DeclineTable
@@ -165,14 +166,17 @@ def build_training_data(
     window_days: int,
     update: UpdateRequests,
     history_start: pd.Timestamp | None = None,
+    active_hour: ActiveHourParams | None = None,
 ) -> TrainingData:
     """Every training row of the three models, with features as of decision time.
 
     ``history_start``: when the exported history begins (default: its first event); a
     part of a partitioned history passes the whole history's start, so its customer
-    features are those of the whole history (``training/scale``)."""
+    features are those of the whole history (``training/scale``). ``active_hour``: how
+    the customer's active hour weighs its activity events (``train.features.active_hour``;
+    default: equally)."""
     events = events_from_history(history)
-    log = customer_event_log(history)
+    log = customer_event_log(history, active_hour)
     index = CustomerIndex.build(log, history_start)
     features = event_features(events, log, table, index=index)
     timeline = history_timeline(history)

@@ -273,7 +273,9 @@ def train_models(
     steps = tqdm(total=1 + len(names), desc="train", unit="step", disable=not progress)
     started = time.perf_counter()
     steps.set_postfix_str("features")
-    data = build_training_data(history, table, params.window_days, update)
+    data = build_training_data(
+        history, table, params.window_days, update, active_hour=params.features.active_hour
+    )
     seconds["features"] = time.perf_counter() - started
     steps.update()
     split = TimeSplit.from_due_dates(history.invoices["due_at"], params)

@@ -130,7 +130,14 @@ def training_rows(
     split: TimeSplit,
 ) -> PartRows:
     """The part's training rows, built by :func:`build_training_data` (one code path)."""
-    data = build_training_data(part.history, table, params.window_days, update, history_start)
+    data = build_training_data(
+        part.history,
+        table,
+        params.window_days,
+        update,
+        history_start,
+        active_hour=params.features.active_hour,
+    )
     rows = {}
     for name in MODEL_NAMES:
         dataset = getattr(data, name)
