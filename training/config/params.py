@@ -106,6 +106,15 @@ class ModelParams(Section):
         "with lower (its update requests are logged only from 48 h), night_owls/8 "
         "71.9 -> 75.9 with lower",
     )
+    template_time_support_width_fraction: float = Field(
+        0.0,
+        ge=0,
+        description="template_time_support's margin per template: the larger of the "
+        "margin in hours and this fraction of the width of the template's logged band "
+        "(0: the margin alone). A template logged in a wide band (night_owls' final "
+        "notices, 121-250 h) is extrapolated further from it than one logged in a narrow "
+        "band is (other_team's update requests, 48-130 h)",
+    )
     excluded_inputs: tuple[str, ...] = Field(
         (),
         description="inputs left out of every model that has them (measured, not kept: "

@@ -36,19 +36,19 @@ class TemplateSupport:
         rows: pd.DataFrame,
         margin_hours: float = 0.0,
         sides: Literal["both", "lower"] = "both",
+        width_fraction: float = 0.0,
     ) -> TemplateSupport:
         """The range of ``hours_since_failure`` per ``template`` in ``rows`` (NaN ignored),
-        widened by ``margin_hours`` either way; with ``sides="lower"`` no upper bound."""
+        widened either way by ``margin_hours`` or, where larger, ``width_fraction`` times
+        the range's own width; with ``sides="lower"`` no upper bound."""
         hours = rows["hours_since_failure"].astype(float)
         by = hours.groupby(rows["template"].astype(str).to_numpy()).agg(["min", "max"]).dropna()
-        upper = by["max"].to_numpy(dtype=float) + margin_hours
+        low, high = by["min"].to_numpy(dtype=float), by["max"].to_numpy(dtype=float)
+        margin = np.maximum(margin_hours, width_fraction * (high - low))
+        upper = high + margin
         if sides == "lower":
             upper = np.full(len(upper), np.inf)
-        return cls(
-            tuple(str(t) for t in by.index),
-            by["min"].to_numpy(dtype=float) - margin_hours,
-            upper,
-        )
+        return cls(tuple(str(t) for t in by.index), low - margin, upper)
 
     def bounds(self, templates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bound per template name (unbounded for a template never seen)."""
