@@ -3,6 +3,9 @@
 A diagnostic, not a speed benchmark. On one zoo world (simulated and trained as
 ``smartretry zoo`` does with params.yaml, or read back from ``--cache``) it prints
 
+The world is trained with ``train.model.template_time_support`` off (the unbounded
+plan is the model's own), the rest from params.yaml.
+
 1. each message template's band: the ``hours_since_failure`` of the message model's
    training rows (quantiles), and the bounds every variant below draws from them;
 2. for the held-out failures the zoo compares, the learned plan without a bound (the
@@ -24,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.config.params import load_params
+from training.config.params import Params, load_params
 from training.core.frames import Schedules
 from training.declines.table import family_of, load_decline_table
 from training.evaluation import run
@@ -37,13 +40,20 @@ from training.models.template_support import TemplateSupport
 HOUR_BUCKETS = [-1, 6, 12, 24, 36, 48, 72, 96, 121, 168, 1e9]
 
 
+def without_bounds(params: Params) -> Params:
+    """``params`` with ``train.model.template_time_support`` off: the trained world is
+    main's before h96 (the variants below put the bounds on its message model)."""
+    model = params.train.model.model_copy(update={"template_time_support": None})
+    return params.model_copy(update={"train": params.train.model_copy(update={"model": model})})
+
+
 def load(args: argparse.Namespace):
     """The trained world and the message model's training rows (template, hours)."""
     cache = args.cache / f"{args.world}-{args.invoices}-{args.seed}-bands.pkl"
     if cache.exists():
         with cache.open("rb") as f:
             return pickle.load(f)
-    params = load_params()
+    params = without_bounds(load_params())
     world = simulate_and_train(args.world, args.invoices, args.seed, params, args.out)
     update = params.retry_rules.update_requests
     data = build_training_data(
@@ -92,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     pd.set_option("display.width", 200)
-    params = load_params()
+    params = without_bounds(load_params())
     world, rows = load(args)
     hours = rows["hours_since_failure"].astype(float)
     bands = hours.groupby(rows["template"]).describe(percentiles=[0.01, 0.05, 0.1, 0.5, 0.9])
