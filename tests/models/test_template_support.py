@@ -36,3 +36,17 @@ def test_the_lower_side_alone_leaves_later_hours_open():
     lower, upper = support.bounds(np.array(["final_notice", "payment_link"], dtype=object))
     assert lower.tolist() == [97.0, -23.0]
     assert np.isposinf(upper).all()
+
+
+def test_a_wide_band_gets_a_margin_scaled_to_its_width():
+    # final_notice 121-250 h (width 129), payment_link 1-230 h (width 229); the margin is
+    # the larger of 24 h and half the width
+    support = TemplateSupport.fit(ROWS, 24.0, sides="lower", width_fraction=0.5)
+    lower, _ = support.bounds(np.array(["final_notice", "payment_link"], dtype=object))
+    assert lower.tolist() == [121.0 - 64.5, 1.0 - 114.5]
+
+
+def test_a_narrow_band_keeps_the_floor():
+    rows = pd.DataFrame({"template": ["t", "t"], "hours_since_failure": [48.0, 60.0]})
+    lower, upper = TemplateSupport.fit(rows, 24.0, width_fraction=0.5).bounds(np.array(["t"]))
+    assert (lower[0], upper[0]) == (24.0, 84.0)  # half the width, 6 h, is under the floor

@@ -61,6 +61,10 @@ def exact_params(tmp_path_factory: pytest.TempPathFactory) -> Path:
         # the Dask path calibrates on the validation period (no out-of-fold boosters; the
         # same offsets per group): compare like with like
         "calibration_folds": 0,
+        # a template's logged hours bound the search (both paths fit the bands)
+        "template_time_support": 24.0,
+        "template_time_support_sides": "lower",
+        "template_time_support_width_fraction": 0.75,
     }
     # no exploration: the same requests get the same decisions, wherever they are scored
     settings = {

@@ -219,6 +219,13 @@ def test_one_worker_trains_the_in_process_models(
         assert dask_support.rank_position == local_support.rank_position, name
         np.testing.assert_array_equal(dask_support.lower, local_support.lower)
         np.testing.assert_array_equal(dask_support.upper, local_support.upper)
+    # each template's logged hours since the failure: the same bands on both paths
+    local_bands = reference.models.message.template_support
+    dask_bands = artifact.models.message.template_support
+    assert local_bands is not None and dask_bands is not None
+    assert dask_bands.templates == local_bands.templates
+    np.testing.assert_array_equal(dask_bands.lower, local_bands.lower)
+    np.testing.assert_array_equal(dask_bands.upper, local_bands.upper)
     _calibrations_agree(
         tmp_path / "dask",
         local["artifact"],

@@ -244,7 +244,10 @@ def fit_models(
         if margin is not None and name == "message":
             rows = _part(dataset, part == "train")[0]
             model.template_support = TemplateSupport.fit(
-                rows, margin, params.model.template_time_support_sides
+                rows,
+                margin,
+                params.model.template_time_support_sides,
+                params.model.template_time_support_width_fraction,
             )
         fitted[name] = model
         x_test, y_test = _part(dataset, part == "test")

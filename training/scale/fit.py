@@ -56,6 +56,7 @@ from training.models.fit import check_monotone_inputs, count_effect_held
 from training.models.metrics import binary_metrics
 from training.models.pair_rates import FittedPairRate, PairRate
 from training.models.support import RankSupport
+from training.models.template_support import TemplateSupport
 from training.scale.parts import DUE_AT, INVOICE, LABEL, ROW_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -469,6 +470,16 @@ def fit_on_cluster(
         frames = client.gather(client.map(_columns, train, names=[rank, *clipped]))
         model.support = RankSupport.fit(
             pd.concat(frames, ignore_index=True), model.features, rank, clipped
+        )
+    if name == "message" and params.template_time_support is not None:
+        frames = client.gather(
+            client.map(_columns, train, names=["template", "hours_since_failure"])
+        )
+        model.template_support = TemplateSupport.fit(
+            pd.concat(frames, ignore_index=True),
+            params.template_time_support,
+            params.template_time_support_sides,
+            params.template_time_support_width_fraction,
         )
     predicted = client.gather(client.map(_predict, test, model=model))
     y_test = np.concatenate([y for y, _ in predicted]) if predicted else np.zeros(0, int)
