@@ -110,7 +110,13 @@ def main() -> None:
     history, truth = simulated(args.world, args.invoices, args.seed, params, args.out)
     table = load_decline_table()
     update = params.retry_rules.update_requests
-    data = build_training_data(history, table, params.train.window_days, update)
+    data = build_training_data(
+        history,
+        table,
+        params.train.window_days,
+        update,
+        active_hour=params.train.features.active_hour,
+    )
     split = TimeSplit.from_due_dates(history.invoices["due_at"], params.train)
     templates = sorted(history.messages["template"].dropna().unique())
     first = history.messages.sort_values("sent_at").drop_duplicates("invoice_id")

@@ -95,7 +95,13 @@ def logged_effect(world: TrainedWorld, params: Params) -> pd.DataFrame:
     probability as logged and without that message, by kind and messages before."""
     history = world.history
     update = params.retry_rules.update_requests
-    data = build_training_data(history, load_decline_table(), params.train.window_days, update)
+    data = build_training_data(
+        history,
+        load_decline_table(),
+        params.train.window_days,
+        update,
+        active_hour=params.train.features.active_hour,
+    )
     split = TimeSplit.from_due_dates(history.invoices["due_at"], params.train)
     events = data.events
     test = set(events.loc[split.assign(events["failed_at"]) == "test", "event_id"])

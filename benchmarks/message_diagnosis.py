@@ -90,7 +90,13 @@ def held_out_rows(world, params) -> pd.DataFrame:
     history, artifact, truth = world.history, world.artifact, world.truth
     table = load_decline_table()
     update = params.retry_rules.update_requests
-    data = build_training_data(history, table, params.train.window_days, update)
+    data = build_training_data(
+        history,
+        table,
+        params.train.window_days,
+        update,
+        active_hour=params.train.features.active_hour,
+    )
     timeline = history_timeline(history)
     rows = candidate_features(data.event_features, timeline, update)
     meta = timeline.loc[rows.index]

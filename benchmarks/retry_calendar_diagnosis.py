@@ -144,7 +144,13 @@ def main() -> None:
     params = load_params(args.params)
     history, truth = simulated(args.world, args.invoices, args.seed, params, args.out)
     update = params.retry_rules.update_requests
-    data = build_training_data(history, load_decline_table(), params.train.window_days, update)
+    data = build_training_data(
+        history,
+        load_decline_table(),
+        params.train.window_days,
+        update,
+        active_hour=params.train.features.active_hour,
+    )
     split = TimeSplit.from_due_dates(history.invoices["due_at"], params.train)
     test = np.asarray(split.assign(data.retry.due_at) == "test")
     timeline = history_timeline(history)

@@ -118,7 +118,13 @@ def main() -> None:
     params = load_params(args.params)
     history, _ = load_history(args.data, params.validate_)
     update = params.retry_rules.update_requests
-    data = build_training_data(history, load_decline_table(), params.train.window_days, update)
+    data = build_training_data(
+        history,
+        load_decline_table(),
+        params.train.window_days,
+        update,
+        active_hour=params.train.features.active_hour,
+    )
     split = TimeSplit.from_due_dates(history.invoices["due_at"], params.train)
     names = tuple(n for n in args.models.split(",") if n != "message" or len(history.messages))
     for variant in args.variant:

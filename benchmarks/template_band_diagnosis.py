@@ -57,7 +57,11 @@ def load(args: argparse.Namespace):
     world = simulate_and_train(args.world, args.invoices, args.seed, params, args.out)
     update = params.retry_rules.update_requests
     data = build_training_data(
-        world.history, load_decline_table(), params.train.window_days, update
+        world.history,
+        load_decline_table(),
+        params.train.window_days,
+        update,
+        active_hour=params.train.features.active_hour,
     )
     split = TimeSplit.from_due_dates(world.history.invoices["due_at"], params.train)
     train = np.asarray(split.assign(data.message.due_at) == "train")

@@ -25,8 +25,11 @@ from training.features.history_log import (
 )
 
 
-def test_the_default_weighs_every_event_equally() -> None:
-    assert TrainParams().features.active_hour.weighting == "equal"
+def test_the_default_learns_the_weights_and_params_yaml_agrees() -> None:
+    from training.config.params import load_params
+
+    assert TrainParams().features.active_hour.weighting == "learned"
+    assert load_params().train.features.active_hour.weighting == "learned"
 
 
 def test_cells_are_kind_by_hours_since_the_latest_send() -> None:
@@ -118,7 +121,7 @@ def test_activity_events_follow_the_log_kinds_and_time_the_latest_send(history) 
 
 def test_equal_weighting_is_main_and_learned_adds_the_weight_column(history) -> None:
     main = customer_event_log(history)
-    equal = customer_event_log(history, ActiveHourParams())
+    equal = customer_event_log(history, ActiveHourParams(weighting="equal"))
     pd.testing.assert_frame_equal(main, equal)
     assert ACTIVITY_WEIGHT not in main
     learned = customer_event_log(history, ActiveHourParams(weighting="learned"))

@@ -90,6 +90,7 @@ def test_rows(scale_history) -> dict:
         load_decline_table(),
         params.train.window_days,
         params.retry_rules.update_requests,
+        active_hour=params.train.features.active_hour,
     )
     split = TimeSplit.from_due_dates(scale_history.invoices["due_at"], params.train)
     rows = {}
