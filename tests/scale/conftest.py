@@ -69,13 +69,7 @@ def exact_params(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # no exploration: the same requests get the same decisions, wherever they are scored
     settings = {
         # the gain shrinkage measured on 200 validation-period events (both paths)
-        # each part learns the active hour's event weights from its own customers, so only
-        # equal weights give both paths the same customer log (docs/scale.md)
-        "train": {
-            "model": model,
-            "gain_shrinkage": {"events": 200},
-            "features": {"active_hour": {"weighting": "equal"}},
-        },
+        "train": {"model": model, "gain_shrinkage": {"events": 200}},
         "policy": {"exploration_rate": 0.0},
     }
     path.write_text(yaml.safe_dump(settings))

@@ -24,8 +24,8 @@ def _by_invoice(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_training_rows_match_the_in_process_stage(client, partitioned_dir):
-    # each part learns the active hour's event weights from its own customers: only equal
-    # weights give both paths the same log (docs/scale.md)
+    # equal event weights here; the learned ones (the default) are learned once over the
+    # parts and compared in test_scale_active_hour.py
     params = Params.model_validate({"train": {"features": {"active_hour": {"weighting": "equal"}}}})
     history, _ = load_history(partitioned_dir)
     table = load_decline_table()

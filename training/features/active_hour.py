@@ -48,10 +48,13 @@ def asof_circular(
     keys = codes[order] * SPAN + seconds[order]
     angle = 2 * np.pi * np.asarray(hours, dtype=float)[order] / 24.0
     terms = np.c_[np.cos(angle), np.sin(angle), np.ones(len(angle))]
-    cum = np.vstack([np.zeros((1, 3)), np.cumsum(terms, axis=0)])
+    # running sums within each customer, so a customer's mean does not depend on the other
+    # customers' events (the same bits on any part that holds whole customers)
+    within = pd.DataFrame(terms).groupby(codes[order], sort=False).cumsum().to_numpy()
+    cum = np.vstack([np.zeros((1, 3)), within])
     end = np.searchsorted(keys, query_codes * SPAN + query_seconds, side="left")
     start = np.searchsorted(keys, query_codes * SPAN, side="left")
-    sums = cum[end] - cum[start]
+    sums = np.where((end > start)[:, None], cum[end], 0.0)
     count = sums[:, 2]
     with np.errstate(invalid="ignore"):
         mean = np.mod(np.arctan2(sums[:, 1], sums[:, 0]), 2 * np.pi) / (2 * np.pi) * 24.0
@@ -79,12 +82,24 @@ def hour_closeness(hours: np.ndarray, centre: np.ndarray) -> np.ndarray:
     return (1.0 + np.cos(2 * np.pi * (np.asarray(hours) - np.asarray(centre)) / 24.0)) ** 2 / 4
 
 
-def learn_cell_weights(events: pd.DataFrame, sends: pd.DataFrame, cells: int) -> np.ndarray:
-    """One weight per cell, from ``events`` (customer code, seconds, local_hour, cell)
-    and ``sends`` (customer code, seconds, local_hour, clicked): see the module."""
-    cutoff = np.quantile(sends["seconds"], LEARN_SHARE) if len(sends) else 0
+def learn_cutoff(seconds: np.ndarray) -> float:
+    """The send time (epoch seconds) before which the slopes are fitted: the
+    :data:`LEARN_SHARE` quantile of every send's time (0 without sends)."""
+    return float(np.quantile(seconds, LEARN_SHARE)) if len(seconds) else 0.0
+
+
+FIT_COLUMNS = ("cell", "closeness", "clicked")
+
+
+def fit_rows(events: pd.DataFrame, sends: pd.DataFrame, cutoff: float, cells: int) -> pd.DataFrame:
+    """The rows the cells' slopes are fitted on (:data:`FIT_COLUMNS`): per cell, each send
+    before ``cutoff`` whose customer had an event of the cell before it, the closeness of
+    its local hour to the as-of mean of those events, and whether it was clicked. Cell by
+    cell, each in the order of ``sends``. Per customer, so a part holding whole customers
+    gives its customers' rows exactly; the parts' rows concatenated in the order of their
+    sends are the whole history's."""
     fit = sends[sends["seconds"].to_numpy() < cutoff]
-    score = np.zeros(cells)
+    frames = []
     for cell in range(cells):
         one = events[events["cell"].to_numpy() == cell]
         centre, count = asof_circular(
@@ -95,11 +110,39 @@ def learn_cell_weights(events: pd.DataFrame, sends: pd.DataFrame, cells: int) ->
             fit["seconds"].to_numpy(),
         )
         have = count > 0
+        frames.append(
+            pd.DataFrame(
+                {
+                    "cell": np.full(int(have.sum()), cell, dtype=np.int64),
+                    "closeness": hour_closeness(fit["local_hour"].to_numpy()[have], centre[have]),
+                    "clicked": fit["clicked"].to_numpy(dtype=bool)[have],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def weights_from_rows(rows: pd.DataFrame, cells: int) -> np.ndarray:
+    """One weight per cell from the fit rows (:func:`fit_rows`, or several parts' rows
+    concatenated): see the module."""
+    score = np.zeros(cells)
+    cell_of = rows["cell"].to_numpy()
+    for cell in range(cells):
+        have = cell_of == cell
         if have.sum() < MIN_MESSAGES:
             continue
-        closeness = hour_closeness(fit["local_hour"].to_numpy()[have], centre[have])
-        slope, se = click_slope(closeness, fit["clicked"].to_numpy()[have])
+        slope, se = click_slope(
+            rows["closeness"].to_numpy()[have], rows["clicked"].to_numpy()[have]
+        )
         score[cell] = max(slope - se, 0.0)
     if score.max() <= 0:
         return np.ones(cells)
     return score / score.max()
+
+
+def learn_cell_weights(events: pd.DataFrame, sends: pd.DataFrame, cells: int) -> np.ndarray:
+    """One weight per cell, from ``events`` (customer code, seconds, local_hour, cell)
+    and ``sends`` (customer code, seconds, local_hour, clicked): see the module. The
+    two steps a Dask cluster runs apart (``training/scale/active_hour.py``)."""
+    cutoff = learn_cutoff(sends["seconds"].to_numpy())
+    return weights_from_rows(fit_rows(events, sends, cutoff, cells), cells)

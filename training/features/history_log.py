@@ -17,7 +17,12 @@ import pandas as pd
 from training.config.params import ActiveHourParams
 from training.contract.history import History
 from training.core.localtime import to_local
-from training.features.active_hour import LAG_EDGES, event_cells, learn_cell_weights
+from training.features.active_hour import (
+    LAG_EDGES,
+    event_cells,
+    fit_rows,
+    learn_cell_weights,
+)
 
 FLAGS = (
     "failure",
@@ -49,9 +54,15 @@ def _rows(customer_id: pd.Series, at: pd.Series, **flags: np.ndarray | int) -> p
     return frame
 
 
-def customer_event_log(history: History, settings: ActiveHourParams | None = None) -> pd.DataFrame:
+def customer_event_log(
+    history: History,
+    settings: ActiveHourParams | None = None,
+    cell_weights: np.ndarray | None = None,
+) -> pd.DataFrame:
     """Build the log from the four contract tables (vectorized). ``settings``: how the
-    active hour weighs the activity events (default: equally, no weight column)."""
+    active hour weighs the activity events (default: equally, no weight column);
+    ``cell_weights``: with learned weighting, the cells' weights to use instead of
+    learning them from ``history`` (a Dask part: the weights learned over all parts)."""
     inv = history.invoices[["invoice_id", "customer_id", "due_at"]]
     owner = inv.set_index("invoice_id")["customer_id"]
     att = history.attempts
@@ -92,7 +103,7 @@ def customer_event_log(history: History, settings: ActiveHourParams | None = Non
         ),
     ]
     if settings is not None and settings.weighting == "learned":
-        weights = learned_activity_weights(history, settings.weight_power)
+        weights = learned_activity_weights(history, settings.weight_power, cell_weights)
         activity = [parts[3], parts[5], parts[6]]  # the order of ACTIVITY_KINDS
         bounds = np.cumsum([0] + [len(p) for p in activity])
         for part in parts:
@@ -165,9 +176,14 @@ def _local_hours(at: pd.Series, customer_id: pd.Series, timezone: pd.Series) -> 
     return (local.dt.hour + local.dt.minute / 60.0).to_numpy()
 
 
-def learned_activity_weights(history: History, power: float = 1.0) -> np.ndarray:
-    """Each event of :func:`activity_events` (same order): its cell's weight, learned
-    from the history (:mod:`training.features.active_hour`), to the ``power``."""
+CELLS = len(ACTIVITY_KINDS) * (len(LAG_EDGES) + 1)
+"""The cells of the activity events (kind x lag band): one learned weight each."""
+
+
+def _learning_tables(history: History) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The activity events (code, seconds, local_hour, cell; the order of
+    :func:`activity_events`) and the sends to customers with an activity event (code,
+    seconds, local_hour, clicked; the messages' order) the cell weights are learned from."""
     events = activity_events(history)
     timezone = history.customers.set_index("customer_id")["timezone"]
     owner = history.invoices.set_index("invoice_id")["customer_id"]
@@ -194,9 +210,39 @@ def learned_activity_weights(history: History, power: float = 1.0) -> np.ndarray
     cells = event_cells(kind, len(ACTIVITY_KINDS), events["hours_since_send"].to_numpy())
     ev = frame(events).assign(cell=cells)
     sent = frame(sends).assign(clicked=sends["clicked"].to_numpy())
-    sent = sent[sent["code"].to_numpy() >= 0]
-    weights = learn_cell_weights(ev, sent, len(ACTIVITY_KINDS) * (len(LAG_EDGES) + 1))
-    return weights[cells] ** power
+    return ev, sent[sent["code"].to_numpy() >= 0]
+
+
+def send_seconds(history: History) -> np.ndarray:
+    """The times (epoch seconds, int64) of the sends the learning's cutoff is taken over
+    (:func:`~training.features.active_hour.learn_cutoff`); a Dask part sends its own."""
+    return _learning_tables(history)[1]["seconds"].to_numpy(dtype=np.int64)
+
+
+def activity_fit_rows(history: History, cutoff: float) -> pd.DataFrame:
+    """The history's rows for the cells' slopes before ``cutoff``
+    (:func:`~training.features.active_hour.fit_rows`)."""
+    ev, sent = _learning_tables(history)
+    return fit_rows(ev, sent, cutoff, CELLS)
+
+
+def learn_activity_cell_weights(history: History) -> np.ndarray:
+    """The :data:`CELLS` weights learned from the whole ``history`` in process."""
+    ev, sent = _learning_tables(history)
+    return learn_cell_weights(ev, sent, CELLS)
+
+
+def learned_activity_weights(
+    history: History, power: float = 1.0, cell_weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Each event of :func:`activity_events` (same order): its cell's weight, learned
+    from the history (:mod:`training.features.active_hour`) or given (``cell_weights``,
+    one per cell: learned over every part of a Dask cluster's history), to the ``power``."""
+    events = activity_events(history)
+    kind = pd.Categorical(events["kind"], categories=ACTIVITY_KINDS).codes
+    cells = event_cells(kind, len(ACTIVITY_KINDS), events["hours_since_send"].to_numpy())
+    weights = learn_activity_cell_weights(history) if cell_weights is None else cell_weights
+    return np.asarray(weights, dtype=float)[cells] ** power
 
 
 def add_local_time(log: pd.DataFrame, timezone: pd.Series) -> pd.DataFrame:

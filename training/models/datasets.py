@@ -167,6 +167,7 @@ def build_training_data(
     update: UpdateRequests,
     history_start: pd.Timestamp | None = None,
     active_hour: ActiveHourParams | None = None,
+    cell_weights: np.ndarray | None = None,
 ) -> TrainingData:
     """Every training row of the three models, with features as of decision time.
 
@@ -174,9 +175,10 @@ def build_training_data(
     part of a partitioned history passes the whole history's start, so its customer
     features are those of the whole history (``training/scale``). ``active_hour``: how
     the customer's active hour weighs its activity events (``train.features.active_hour``;
-    default: equally)."""
+    default: equally); ``cell_weights``: with learned weighting, the cells' weights
+    learned over the whole history (a Dask part; default: learned from ``history``)."""
     events = events_from_history(history)
-    log = customer_event_log(history, active_hour)
+    log = customer_event_log(history, active_hour, cell_weights)
     index = CustomerIndex.build(log, history_start)
     features = event_features(events, log, table, index=index)
     timeline = history_timeline(history)

@@ -24,6 +24,7 @@ from training.models.fit import (
     model_inputs,
 )
 from training.models.split import TimeSplit
+from training.scale.active_hour import cell_weights_on_cluster
 from training.scale.fit import ClusterFit, fit_on_cluster
 from training.scale.parts import model_rows, training_rows
 
@@ -58,7 +59,10 @@ def rows_on_cluster(
     names: tuple[str, ...],
 ) -> tuple[list[Any], dict[str, dict[str, list[Any]]]]:
     """Each part's training rows (futures) and, apart, each model's rows of each period,
-    so a model's rows leave the workers' memory once it is fitted."""
+    so a model's rows leave the workers' memory once it is fitted. With learned
+    active-hour weighting, the cells' weights are learned over all of ``validated`` first
+    (as in process over the history they make up)."""
+    weights = cell_weights_on_cluster(client, validated, params.train.features.active_hour)
     rows = client.map(
         training_rows,
         validated,
@@ -67,6 +71,7 @@ def rows_on_cluster(
         update=params.retry_rules.update_requests,
         history_start=history_start,
         split=split,
+        cell_weights=weights,
     )
     by_model = {
         name: {period: client.map(model_rows, rows, name=name, period=period) for period in PERIODS}

@@ -128,8 +128,11 @@ def training_rows(
     update: UpdateRequests,
     history_start: pd.Timestamp,
     split: TimeSplit,
+    cell_weights: np.ndarray | None = None,
 ) -> PartRows:
-    """The part's training rows, built by :func:`build_training_data` (one code path)."""
+    """The part's training rows, built by :func:`build_training_data` (one code path).
+    ``cell_weights``: the active hour's cell weights learned over all parts
+    (``training/scale/active_hour.py``; None: equal weighting, or learned from the part)."""
     data = build_training_data(
         part.history,
         table,
@@ -137,6 +140,7 @@ def training_rows(
         update,
         history_start,
         active_hour=params.features.active_hour,
+        cell_weights=cell_weights,
     )
     rows = {}
     for name in MODEL_NAMES:
