@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.config.params import Params
+from training.config.params import ActiveHourParams, Params
 from training.contract.io import load_history
 from training.contract.partitioned import list_parts
 from training.declines.table import load_decline_table
@@ -91,4 +91,4 @@ def test_learned_training_rows_on_dask_match_the_in_process_stage(client, partit
 
 def test_equal_weighting_learns_nothing_on_dask(client, partitioned_dir):
     validated, _ = validate_on_cluster(client, partitioned_dir, Params())
-    assert cell_weights_on_cluster(client, validated, Params().train.features.active_hour) is None
+    assert cell_weights_on_cluster(client, validated, ActiveHourParams(weighting="equal")) is None
