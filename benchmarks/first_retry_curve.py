@@ -35,7 +35,7 @@ from training.core.frames import Schedules, empty_messages, empty_retries
 from training.declines.table import family_of, load_decline_table
 from training.evaluation import run
 from training.evaluation.truth_eval import truth_recovery
-from training.models.datasets import build_training_data
+from training.models.datasets import training_data_for
 from training.models.fit import TrainedModels, fit_models
 from training.models.split import TimeSplit
 from training.policy.decider import ModelDecider
@@ -109,14 +109,7 @@ def main() -> None:
     params = load_params(args.params)
     history, truth = simulated(args.world, args.invoices, args.seed, params, args.out)
     table = load_decline_table()
-    update = params.retry_rules.update_requests
-    data = build_training_data(
-        history,
-        table,
-        params.train.window_days,
-        update,
-        active_hour=params.train.features.active_hour,
-    )
+    data = training_data_for(history, params, table)
     split = TimeSplit.from_due_dates(history.invoices["due_at"], params.train)
     templates = sorted(history.messages["template"].dropna().unique())
     first = history.messages.sort_values("sent_at").drop_duplicates("invoice_id")

@@ -40,7 +40,7 @@ from training.evaluation.truth_eval import truth_recovery
 from training.evaluation.truth_scorer import TruthScorer
 from training.evaluation.zoo import TrainedWorld, simulate_and_train
 from training.features.frames import candidate_features
-from training.models.datasets import build_training_data, history_timeline
+from training.models.datasets import history_timeline, training_data_for
 from training.models.split import TimeSplit
 from training.policy.message_pruning import (
     Schedule,
@@ -95,13 +95,7 @@ def logged_effect(world: TrainedWorld, params: Params) -> pd.DataFrame:
     probability as logged and without that message, by kind and messages before."""
     history = world.history
     update = params.retry_rules.update_requests
-    data = build_training_data(
-        history,
-        load_decline_table(),
-        params.train.window_days,
-        update,
-        active_hour=params.train.features.active_hour,
-    )
+    data = training_data_for(history, params, load_decline_table())
     split = TimeSplit.from_due_dates(history.invoices["due_at"], params.train)
     events = data.events
     test = set(events.loc[split.assign(events["failed_at"]) == "test", "event_id"])

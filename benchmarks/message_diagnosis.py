@@ -33,7 +33,7 @@ from training.evaluation import run
 from training.evaluation.truth_eval import truth_recovery
 from training.evaluation.zoo import simulate_and_train
 from training.features.frames import candidate_features
-from training.models.datasets import build_training_data, history_timeline
+from training.models.datasets import history_timeline, training_data_for
 from training.models.split import TimeSplit
 from training.policy.scorer import past_rows
 from training.simulator import behaviour
@@ -90,13 +90,7 @@ def held_out_rows(world, params) -> pd.DataFrame:
     history, artifact, truth = world.history, world.artifact, world.truth
     table = load_decline_table()
     update = params.retry_rules.update_requests
-    data = build_training_data(
-        history,
-        table,
-        params.train.window_days,
-        update,
-        active_hour=params.train.features.active_hour,
-    )
+    data = training_data_for(history, params, table)
     timeline = history_timeline(history)
     rows = candidate_features(data.event_features, timeline, update)
     meta = timeline.loc[rows.index]

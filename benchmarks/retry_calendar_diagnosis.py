@@ -30,7 +30,7 @@ from screen_model_params import variant_settings
 from training.config.params import load_params
 from training.declines.table import family_of, load_decline_table
 from training.features.dunning_state import timeline_state
-from training.models.datasets import build_training_data, history_timeline
+from training.models.datasets import history_timeline, training_data_for
 from training.models.fit import fit_models
 from training.models.split import TimeSplit
 from training.simulator import behaviour
@@ -144,13 +144,7 @@ def main() -> None:
     params = load_params(args.params)
     history, truth = simulated(args.world, args.invoices, args.seed, params, args.out)
     update = params.retry_rules.update_requests
-    data = build_training_data(
-        history,
-        load_decline_table(),
-        params.train.window_days,
-        update,
-        active_hour=params.train.features.active_hour,
-    )
+    data = training_data_for(history, params, load_decline_table())
     split = TimeSplit.from_due_dates(history.invoices["due_at"], params.train)
     test = np.asarray(split.assign(data.retry.due_at) == "test")
     timeline = history_timeline(history)

@@ -35,7 +35,7 @@ from sklearn.metrics import log_loss
 from training.config.params import TrainParams, load_params
 from training.contract.io import load_history
 from training.declines.table import load_decline_table
-from training.models.datasets import TrainingData, build_training_data
+from training.models.datasets import TrainingData, training_data_for
 from training.models.fit import fit_models
 from training.models.split import TimeSplit
 
@@ -117,14 +117,7 @@ def main() -> None:
 
     params = load_params(args.params)
     history, _ = load_history(args.data, params.validate_)
-    update = params.retry_rules.update_requests
-    data = build_training_data(
-        history,
-        load_decline_table(),
-        params.train.window_days,
-        update,
-        active_hour=params.train.features.active_hour,
-    )
+    data = training_data_for(history, params, load_decline_table())
     split = TimeSplit.from_due_dates(history.invoices["due_at"], params.train)
     names = tuple(n for n in args.models.split(",") if n != "message" or len(history.messages))
     for variant in args.variant:

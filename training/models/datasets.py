@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from training.config.params import ActiveHourParams
+from training.config.params import ActiveHourParams, Params
 from training.config.retry_limits import UpdateRequests
 from training.contract.history import History
 from training.declines.table import DeclineTable
@@ -212,3 +212,15 @@ def build_training_data(
         invoice_id=cure["event_id"].to_numpy(),
     )
     return TrainingData(dataset("retry"), dataset("message"), self_cure, events, features, log)
+
+
+def training_data_for(history: History, params: Params, table: DeclineTable) -> TrainingData:
+    """The training rows the train stage builds from ``history`` under ``params`` (its
+    window, update requests and active-hour weighting), for tools outside that stage."""
+    return build_training_data(
+        history,
+        table,
+        params.train.window_days,
+        params.retry_rules.update_requests,
+        active_hour=params.train.features.active_hour,
+    )
