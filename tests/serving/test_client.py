@@ -122,3 +122,17 @@ def test_connection_errors_are_retried_then_raised() -> None:
         with pytest.raises(httpx.ConnectError):
             client.model()
     assert waits == [0.5, 1.0]
+
+
+def test_new_event_ids_never_hold_a_card_number() -> None:
+    """Plain uuid hex holds a Luhn-valid 13+ digit run about once in a thousand ids, which
+    the API refuses as a card number; the client's ids keep every digit run under 13."""
+    import re
+
+    from training.api.sensitive import contains_card_number
+
+    ids = [new_event_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    assert max(len(run) for i in ids for run in re.findall(r"[0-9]+", i)) <= 12
+    assert not any(contains_card_number(i) for i in ids)
+    assert contains_card_number("evt_4111111111111111ab")  # the check can fail
