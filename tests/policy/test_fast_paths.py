@@ -28,6 +28,7 @@ class TimelineScorer:
 
     def __init__(self, scorer) -> None:
         self.inner = scorer
+        self.models = scorer.models  # its bounds (template support) hold on either path
 
     def candidate_probabilities(self, features, timeline):
         return self.inner.candidate_probabilities(features, timeline)

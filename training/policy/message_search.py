@@ -141,10 +141,13 @@ class _Context:
             self.tz_codes = None if same else pd.factorize(tz)[0]  # equal codes: equal zones
         self.fast = isinstance(scorer, ModelScorer)
         self.support: tuple[np.ndarray, np.ndarray] | None = None
+        # the trained message model's template bounds (train.model.template_time_support),
+        # whichever path scores it; a scorer without trained models (the truth) has none
+        message_model = getattr(getattr(scorer, "models", None), "message", None)
+        fitted = getattr(message_model, "template_support", None)
+        if fitted is not None:
+            self.support = fitted.bounds(self.templates)
         if self.fast:
-            fitted = getattr(scorer.models.message, "template_support", None)
-            if fitted is not None:  # train.model.template_time_support
-                self.support = fitted.bounds(self.templates)
             self.matrix = as_event_matrix(features)
             self.rows = self.matrix.positions(self.ids)
             # each event's click rate by channel code (a row per channel), read per round
@@ -171,7 +174,11 @@ class _Context:
         if len(candidates) == 0:
             return np.zeros(0)
         if not self.fast:
-            return self._timeline_probabilities(candidates, chosen)
+            p = self._timeline_probabilities(candidates, chosen)
+            if self.support is None:
+                return p
+            since = candidates.ns / HOUR_NS - self._failure_hours()[candidates.pos]
+            return self._within_support(p, since, candidates.template)
         order = np.lexsort((chosen.ns, chosen.pos))
         chosen = chosen.take(order)
         hours = candidates.ns / HOUR_NS
@@ -190,12 +197,26 @@ class _Context:
         }
         model = self.scorer.models.message
         p = self.scorer.predict(model, self.matrix, rows, columns)
-        if self.support is not None:  # a template outside the hours it was logged at
-            since = state["hours_since_failure"]
-            lower, upper = self.support
-            out = (since < lower[candidates.template]) | (since > upper[candidates.template])
-            p = np.where(out, 0.0, p)
+        if self.support is not None:
+            p = self._within_support(p, state["hours_since_failure"], candidates.template)
         return p
+
+    def _within_support(self, p: np.ndarray, since: np.ndarray, template: np.ndarray) -> np.ndarray:
+        """0 for a template outside the hours since failure it was logged at."""
+        assert self.support is not None
+        lower, upper = self.support
+        return np.where((since < lower[template]) | (since > upper[template]), 0.0, p)
+
+    def _failure_hours(self) -> np.ndarray:
+        """Each event's original charge (hours since the epoch), as the fast path's
+        ``start``: the earliest original attempt in ``past``."""
+        owner = _positions(self.ids, column_array(self.past, "event_id"))
+        kind = column_array(self.past, "kind")
+        original = (owner >= 0) & (kind == "original")
+        hours = to_ns(column_values(self.past, "t"))[original] / HOUR_NS
+        start = np.full(len(self.ids), np.nan)
+        np.fmin.at(start, owner[original], hours)
+        return start
 
     def _timeline_probabilities(self, candidates: _Candidates, chosen: _Candidates) -> np.ndarray:
         """Each candidate as its own schedule: the event's past, the messages chosen, it."""
