@@ -238,11 +238,9 @@ def learned_activity_weights(
     """Each event of :func:`activity_events` (same order): its cell's weight, learned
     from the history (:mod:`training.features.active_hour`) or given (``cell_weights``,
     one per cell: learned over every part of a Dask cluster's history), to the ``power``."""
-    events = activity_events(history)
-    kind = pd.Categorical(events["kind"], categories=ACTIVITY_KINDS).codes
-    cells = event_cells(kind, len(ACTIVITY_KINDS), events["hours_since_send"].to_numpy())
-    weights = learn_activity_cell_weights(history) if cell_weights is None else cell_weights
-    return np.asarray(weights, dtype=float)[cells] ** power
+    ev, sent = _learning_tables(history)  # the events once: their cells and the learning
+    weights = learn_cell_weights(ev, sent, CELLS) if cell_weights is None else cell_weights
+    return np.asarray(weights, dtype=float)[ev["cell"].to_numpy()] ** power
 
 
 def add_local_time(log: pd.DataFrame, timezone: pd.Series) -> pd.DataFrame:
