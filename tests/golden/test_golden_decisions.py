@@ -20,16 +20,22 @@ with other vector instructions (AVX-512 against AVX2, say) or other package rele
 rounds a few sums differently, which grows into other trees; the failure message names
 both environments.
 
-So there is one file per SIMD level, AVX-512 if numpy or OpenBLAS dispatches to it, else
-AVX2: on 2026-12-07 the same code and packages on an AVX-512 machine gave other learned
-answers for all 201 requests (45 with other times, templates or channels; the expected
-recovery up to 0.02 apart) and the same fallback answers. Both switches matter, and an
-AVX-512 machine reproduces the AVX2 file exactly with both turned down, so a change
-meant to alter decisions rewrites both files on one machine::
+So there is one file per SIMD level, named by numpy's vector width and OpenBLAS's:
+``avx2`` (both AVX2), ``avx512`` (both AVX-512, as on Intel Xeons) and ``avx512-numpy``
+(numpy at AVX-512, OpenBLAS at Haswell, as on AMD EPYC; written 2026-12-07, when such a
+machine matched neither other file). On 2026-12-07 the same code and packages on an
+AVX-512 machine gave other learned answers for all 201 requests (45 with other times,
+templates or channels; the expected recovery up to 0.02 apart) and the same fallback
+answers. Both switches matter, and one AVX-512 machine can write all three files by
+turning each down, so a change meant to alter decisions rewrites them all there::
 
     SMARTRETRY_WRITE_GOLDEN=1 python -m pytest -p no:xdist tests/golden
+    OPENBLAS_CORETYPE=SkylakeX SMARTRETRY_WRITE_GOLDEN=1 python -m pytest -p no:xdist tests/golden
     OPENBLAS_CORETYPE=Haswell NPY_DISABLE_CPU_FEATURES=X86_V4 \\
         SMARTRETRY_WRITE_GOLDEN=1 python -m pytest -p no:xdist tests/golden
+
+(on an Intel AVX-512 machine the first line writes ``avx512``; use
+``OPENBLAS_CORETYPE=Haswell`` alone for ``avx512-numpy``).
 
 A machine whose level has no file fails and says how to write one.
 """
@@ -213,11 +219,21 @@ def _environment() -> dict[str, Any]:
 
 
 def _simd_level(numpy_simd: str, blas_cores: list[str]) -> str:
-    """AVX-512 if numpy or the BLAS dispatches to it, else AVX2 if both reach AVX2."""
-    wide_blas = {"skylakex", "cooperlake", "sapphirerapids"}
-    if numpy_simd == "AVX512_SKX" or any(c.lower() in wide_blas for c in blas_cores):
+    """The class of machines that train the same trees: numpy's vector width and the BLAS's.
+
+    Each side moves the trees on its own (checked on one AVX-512 machine by switching each
+    down): numpy at AVX-512 beside OpenBLAS at Haswell, as an AMD EPYC runs by default,
+    matched neither the AVX2 file nor the AVX-512 one, so the pair names the file.
+    """
+    wide_blas = any(c.lower() in {"skylakex", "cooperlake", "sapphirerapids"} for c in blas_cores)
+    wide_numpy = numpy_simd == "AVX512_SKX"
+    if wide_blas and wide_numpy:
         return "avx512"
-    return "avx2" if numpy_simd == "AVX2" else numpy_simd.lower()
+    if wide_numpy:
+        return "avx512-numpy"
+    if numpy_simd == "AVX2" and not wide_blas:
+        return "avx2"
+    return f"numpy-{numpy_simd.lower()}-blas-{'-'.join(blas_cores).lower() or 'none'}"
 
 
 def golden_file(environment: dict[str, Any]) -> Path:
