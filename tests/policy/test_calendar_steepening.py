@@ -247,7 +247,7 @@ def test_one_categorys_labels_are_np_uniques():
     pool = np.array(["expired_card", "insufficient_funds", "", None, np.nan, 3], dtype=object)
     cases = [pool[[k] * size] for k in range(len(pool)) for size in (1, 2, 17)]
     cases += [pool[rng.integers(0, len(pool), size=int(rng.integers(2, 30)))] for _ in range(40)]
-    cases += [np.array(["a", "a"], dtype="<U1"), np.zeros(0, dtype=object)]
+    cases += [np.array(["a", "a"], dtype="<U1"), np.zeros(0, dtype=object), pool[[0] * 300]]
     for category in cases:
         labels, code = category_labels(category)
         want_labels, want_code = np.unique(category.astype(str), return_inverse=True)
