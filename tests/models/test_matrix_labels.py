@@ -4,9 +4,10 @@ encoding, missing values and non-string columns included."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from training.models.calibrated import category_codes
-from training.models.matrix import _by_labels
+from training.models.matrix import _by_labels, _row_codes
 from training.models.pair_rates import PairRate
 
 
@@ -192,3 +193,17 @@ def test_a_batch_sized_string_column_keeps_the_general_path():
     assert _labelled({"template": big}, row_categories)["template"] is big
     small = big[: LABEL_ROWS - 1]
     assert isinstance(_labelled({"template": small}, row_categories)["template"], Labels)
+
+
+def test_one_string_label_is_coded_as_pandas_codes_it():
+    """A lone request's event column (one string) skips ``pd.factorize``: the same codes
+    and labels; one missing or non-string value keeps the general path."""
+    for value in ["card", "", "01", "insufficient_funds"]:
+        codes, labels = _row_codes(np.array([value], dtype=object))
+        want, uniques = pd.factorize(np.array([value], dtype=object))
+        assert codes.dtype == (want % 2).dtype and codes.tolist() == (want % 2).tolist()
+        assert labels.dtype == object and labels.tolist() == [*uniques.tolist(), None]
+    for value in [None, np.nan]:
+        codes, labels = _row_codes(np.array([value], dtype=object))
+        assert codes.tolist() == [0] and labels.tolist() == [None]
+    assert _row_codes(np.array([3], dtype=object)) is None

@@ -14,6 +14,7 @@ from training.models.matrix import as_event_matrix
 from training.policy.calendar import (
     DAY_NS,
     HOUR_NS,
+    category_labels,
     category_slopes,
     contrast_parts,
     date_moves,
@@ -237,3 +238,18 @@ def test_the_contrast_reuses_the_scored_layout_and_scores_only_the_moved_rows_on
     ]
     for got, want in zip(folded, alone, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_one_categorys_labels_are_np_uniques():
+    """Rows of one decline category (a lone request's) skip the sort: the same labels
+    (dtype and values) and codes as ``np.unique``, which other rows still take."""
+    rng = np.random.default_rng(2)
+    pool = np.array(["expired_card", "insufficient_funds", "", None, np.nan, 3], dtype=object)
+    cases = [pool[[k] * size] for k in range(len(pool)) for size in (1, 2, 17)]
+    cases += [pool[rng.integers(0, len(pool), size=int(rng.integers(2, 30)))] for _ in range(40)]
+    cases += [np.array(["a", "a"], dtype="<U1"), np.zeros(0, dtype=object), pool[[0] * 300]]
+    for category in cases:
+        labels, code = category_labels(category)
+        want_labels, want_code = np.unique(category.astype(str), return_inverse=True)
+        assert labels.dtype == want_labels.dtype and labels.tolist() == want_labels.tolist()
+        assert code.dtype == want_code.dtype and code.tolist() == want_code.tolist()

@@ -8,6 +8,7 @@ import numpy as np
 from training.core.localtime import HOUR_NS, to_ns
 from training.features.invoice import events_from_history
 from training.models.template_support import TemplateSupport
+from training.policy.message_search import _support_bounds, _template_labels
 from training.policy.scorer import past_rows
 
 
@@ -46,3 +47,18 @@ def test_the_lower_side_alone_keeps_later_hours(small_world, monkeypatch):
     assert len(hours) > 0
     assert (hours >= 60.0).all()
     assert (hours > 150.0).any()  # later than the two-sided test's bound stays open
+
+
+def test_template_bounds_are_kept_per_support_and_templates():
+    """The search's bounds per template are the support's, worked out once per support
+    and read-only templates array (the decider's labels), again for any other."""
+    support = TemplateSupport(("a", "b"), np.array([1.0, 2.0]), np.array([5.0, np.inf]))
+    labels = _template_labels(("b", "c", "a"))
+    first = _support_bounds(support, labels)
+    for got, want in zip(first, support.bounds(labels), strict=True):
+        assert got.tolist() == want.tolist() and not got.flags.writeable
+    assert _support_bounds(support, labels) is first
+    other = TemplateSupport(("c",), np.array([0.0]), np.array([1.0]))
+    assert _support_bounds(other, labels)[0].tolist() == [-np.inf, 0.0, -np.inf]
+    writable = np.array(["a"], dtype=object)
+    assert _support_bounds(support, writable) is not _support_bounds(support, writable)

@@ -653,6 +653,8 @@ def _row_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         return codes.reshape(-1), labels
     if values.dtype != object:
         return None
+    if len(values) == 1 and isinstance(values[0], str):  # a lone request's event column
+        return np.zeros(1, dtype=np.intp), np.array([values[0], None], dtype=object)
     codes, uniques = pd.factorize(values)
     if not all(isinstance(label, str) for label in uniques):
         return None

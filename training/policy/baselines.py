@@ -20,7 +20,6 @@ times are converted once per time zone, not per row.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -43,6 +42,7 @@ from training.core.localtime import (
     utc_offsets,
 )
 from training.declines.rules import RetryRules
+from training.policy.fixed_lone import ScheduleColumns, day_shifts, lone_fixed_columns
 
 # -- building blocks -------------------------------------------------------------------
 # Internally an event is its position in ``events`` and a time is int64 nanoseconds since
@@ -128,7 +128,7 @@ def _at_same_clock(
     """The failure moved by ``days[slot]`` keeping the local wall-clock time (DST-safe)."""
     if len(pos) == 0:
         return np.empty(0, dtype="int64")
-    shift = _day_shifts(tuple(days))[slot]
+    shift = day_shifts(tuple(days))[slot]
     return local_to_utc_ns(ev.local_failed[pos] + shift, ev.zones(pos))
 
 
@@ -142,21 +142,13 @@ def _same_clock_slots(ev: _Events, *days: tuple[float, ...]) -> list[tuple[np.nd
     pos = np.concatenate([p for p, _ in slots])
     if len(pos) == 0:
         return [(p, np.empty(0, dtype="int64")) for p, _ in slots]
-    shift = np.concatenate(
-        [_day_shifts(tuple(d))[s] for (_, s), d in zip(slots, days, strict=True)]
-    )
+    shift = np.concatenate([day_shifts(tuple(d))[s] for (_, s), d in zip(slots, days, strict=True)])
     at = local_to_utc_ns(ev.local_failed[pos] + shift, ev.zones(pos))
     out, start = [], 0
     for p, _ in slots:
         out.append((p, at[start : start + len(p)]))
         start += len(p)
     return out
-
-
-@lru_cache(maxsize=256)
-def _day_shifts(days: tuple[float, ...]) -> np.ndarray:
-    """Nanoseconds of each number of days (the configured slots: converted once)."""
-    return pd.to_timedelta(np.array(days, dtype=float), unit="D").as_unit("ns").asi8
 
 
 def _distinct(pos: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -253,11 +245,6 @@ def _fit_messages(
     within = distinct.copy()
     within[distinct] = rank_in_group(pos[distinct]) < ev.max_messages[pos[distinct]]
     return _Messages(pos[within], send_at[within], channel[within].astype(object), template[within])
-
-
-ScheduleColumns = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
-"""A schedule as columns: retries (event_id, at) and messages (event_id, send_at, channel,
-template), times as int64 ns, rows sorted by event id then time."""
 
 
 def _schedule_columns(
@@ -366,8 +353,15 @@ def fixed_schedule_columns(
     *,
     quiet_hours: QuietHours,
 ) -> ScheduleColumns:
-    """:func:`fixed_schedule` as columns (what the decision scores it from)."""
+    """:func:`fixed_schedule` as columns (what the decision scores it from); a lone
+    request's on Python scalars (:mod:`training.policy.fixed_lone`: the same schedule)."""
     config = config or BaselineConfig()
+    if len(events) == 1:
+        if decisions is None:
+            decisions = rules.decide_table(events, previous_attempts)
+        lone = lone_fixed_columns(events, decisions, rules, config, quiet_hours)
+        if lone is not None:
+            return lone
     ev = _Events(events)
     decisions = _decisions(rules, ev, previous_attempts, decisions)
     (pos, send_at), (retry_pos, retry_at) = _same_clock_slots(

@@ -35,6 +35,7 @@ after it keep them.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -98,8 +99,13 @@ def explore(
     """The schedule each event returns for its uniform ``draw`` (module docstring).
 
     ``retries``: the searched ones, grouped by event and by time within an event;
-    ``start``, ``end`` (exclusive): per event, the times every retry must keep (ns)."""
+    ``start``, ``end`` (exclusive): per event, the times every retry must keep (ns); one
+    event's on Python values (:func:`_explore_one`: the same figures)."""
     n = len(ids)
+    if n == 1:
+        lone = _explore_one(ids[0], retries, int(start[0]), int(end[0]), spacing_hours, config)
+        if lone is not None:
+            return lone(float(draw[0]))
     shifts = np.array([0, *config.exploration_shifts_hours], dtype=np.int64)
     arms, rate, mass = len(shifts), config.exploration_rate, day_mass(config)
     pos = _positions(ids, retries.event_id)
@@ -206,6 +212,149 @@ def _retry_marginals(
     pushed = (rest == 0) & (d >= low) & (d <= high) & (d != 0)
     count = np.where(times == later, kept, np.where(times > later, pushed, 0))
     return np.minimum(p + arms.day_mass[e] * count, 1.0)
+
+
+class _One(NamedTuple):
+    """One event's arms (:class:`_Arms` on Python values) and its searched retries."""
+
+    retries: RetryRows
+    at: list[int]
+    start: int
+    end: int
+    shifts: list[int]
+    valid: list[bool]
+    rate: float
+    mass: float
+    searched: float
+    day_mass: float
+    days: int
+    low: int
+    high: int
+    spacing: int
+
+    def __call__(self, draw: float) -> Explored:
+        """:func:`explore` of this event for its ``draw``."""
+        rate, arms, shifts = self.rate, len(self.shifts), self.shifts
+        arm = min(math.floor(draw / rate * arms), arms - 1) if rate and draw < rate else 0
+        arm = arm if self.valid[arm] else 0
+        moves = rate <= draw < rate + self.mass and self.days > 0
+        step = 0
+        if moves:  # the cell's share of the day arm picks one of the other days
+            share = min((draw - rate) / self.mass, 1.0 - 1e-12)
+            step = self.low + math.floor(share * self.days)
+            step += 1 if self.low <= 0 and step >= 0 else 0  # the searched day skipped
+        if moves:
+            propensity = self.mass / max(self.days, 1)
+        elif arm > 0:
+            propensity = rate / arms * shifts.count(shifts[arm])
+        else:
+            propensity = self.searched
+        kind = DAY_MOVED if moves else SHIFTED if arm > 0 else SEARCHED
+        figures = (_floats([propensity]), _ints([kind]), _ints([shifts[arm]]), _ints([step]))
+        if arm == 0 and not moves:  # nothing moved: the same rows
+            return Explored(self.retries, *figures, _floats(self._marginals()))
+        spacing = self.spacing
+        new_at = [t + shifts[arm] * HOUR_NS for t in self.at]
+        new_at[0] += step * DAY_NS
+        if moves:  # pushed >= spacing apart
+            top = _FLOOR
+            for k, t in enumerate(new_at):
+                top = max(top, t - k * spacing)
+                new_at[k] = top + k * spacing
+        keep = np.array([t < self.end for t in new_at], dtype=bool)
+        kept = [t for t in new_at if t < self.end]
+        explored = RetryRows(self.retries.event_id[keep], _ints(kept))
+        rows = [k for k, t in enumerate(new_at) if t < self.end]
+        return Explored(explored, *figures, _floats(self._marginals(rows, kept)))
+
+    def _marginals(
+        self, rows: list[int] | None = None, times: list[int] | None = None
+    ) -> list[float]:
+        """:func:`_retry_marginals` of this event's retries (``rows``: the searched row of
+        each returned retry, ``times`` its time; None: the searched retries returned)."""
+        at, spacing, low, high = self.at, self.spacing, self.low, self.high
+        first = at[0]
+        later, top, figures = [], _FLOOR, []
+        for k, t in enumerate(at):
+            top = max(top, _FLOOR if k == 0 else t - k * spacing)
+            later.append(top + k * spacing)
+        for k, t in enumerate(at) if rows is None else zip(rows, times or [], strict=True):
+            base, own = at[k], first + k * spacing
+            last = min(high, (later[k] - own) // DAY_NS)  # the largest d leaving it
+            kept = max(last - low + 1, 0) - (low <= 0 and last >= 0)
+            if rows is None:
+                count = kept if base == later[k] else 0
+                figures.append(min(self.searched + self.day_mass * count, 1.0))
+                continue
+            p = self.searched if base == t else 0.0
+            hits = sum(
+                1
+                for valid, shift in zip(self.valid, self.shifts, strict=True)
+                if valid and base + shift * HOUR_NS == t
+            )
+            p = p + (self.rate / len(self.shifts)) * hits
+            d, rest = divmod(t - own, DAY_NS)
+            if t == later[k]:
+                count = kept
+            else:
+                count = int(t > later[k] and rest == 0 and low <= d <= high and d != 0)
+            figures.append(min(p + self.day_mass * count, 1.0))
+        return figures
+
+
+_BOUND = 2**61
+"""Times (ns) a lone event's arms are worked out for on Python integers: far from int64's
+limits, where the general path's integers would wrap."""
+
+
+def _floats(values: list[float]) -> np.ndarray:
+    return np.array(values, dtype=np.float64)
+
+
+def _ints(values: list[int]) -> np.ndarray:
+    return np.array(values, dtype=np.int64)
+
+
+def _explore_one(
+    event_id: object,
+    retries: RetryRows,
+    start: int,
+    end: int,
+    spacing_hours: float,
+    config: PolicyConfig,
+) -> _One | None:
+    """:func:`explore`'s arms of one event on Python values (a lone request: numpy's
+    ~100 calls on one-element arrays were ~0.6 M instructions); ``None`` (the general
+    path) without retries or with a retry of another event."""
+    owners = retries.event_id
+    if not len(owners) or not (owners == event_id).all() or max(abs(start), abs(end)) > _BOUND:
+        return None
+    at = retries.at.tolist()
+    shifts = [0, *(int(h) for h in np.array(config.exploration_shifts_hours, dtype=np.int64))]
+    rate, mass, arms = config.exploration_rate, day_mass(config), len(shifts)
+    first, last = at[0], at[-1]
+    valid = [s != 0 and first + s * HOUR_NS >= start and last + s * HOUR_NS < end for s in shifts]
+    low = -((first - start) // DAY_NS)
+    high = (end - 1 - first) // DAY_NS
+    days = max(high - low + 1 - (low <= 0 and high >= 0), 0)
+    searched = 1.0 - rate - mass
+    searched += rate / arms * (arms - sum(valid)) + (0.0 if days > 0 else mass)
+    return _One(
+        retries,
+        at,
+        start,
+        end,
+        shifts,
+        valid,
+        rate,
+        mass,
+        searched,
+        mass / max(days, 1) if days > 0 else 0.0,
+        days,
+        low,
+        high,
+        int(spacing_hours * HOUR_NS),
+    )
 
 
 def message_propensities(count: int) -> np.ndarray:
