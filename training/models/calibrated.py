@@ -32,8 +32,8 @@ from training.models.calendar_effect import (
     fit_calendar_effects,
     total_offsets,
 )
-from training.models.compiled import CompiledTrees, compile_booster
 from training.models.click_prior import ClickPrior, fit_click_prior
+from training.models.compiled import CompiledTrees, compile_booster
 from training.models.count_effect import CountEffect, fit_count_effect
 from training.models.cross_fit import out_of_fold_scores
 from training.models.group_calibration import GroupCalibrator

@@ -82,18 +82,22 @@ class ClickPrior:
     def apply_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The same on a frame of rows by column name (the training and validation rows
         before they are encoded); a new frame."""
-        columns = {}
-        for channel, (rate, sent) in RATE_COLUMNS.items():
-            if rate in frame and sent in frame:
-                columns[rate] = self.shrink(
-                    channel, frame[rate].to_numpy(dtype=float), frame[sent].to_numpy(dtype=float)
+        columns: dict[str, np.ndarray] = {}
+        for channel, (rate_name, sent_name) in RATE_COLUMNS.items():
+            if rate_name in frame and sent_name in frame:
+                columns[rate_name] = self.shrink(
+                    channel,
+                    frame[rate_name].to_numpy(dtype=float),
+                    frame[sent_name].to_numpy(dtype=float),
                 )
         if CHANNEL_RATE in frame and "channel" in frame and len(columns) == len(CHANNELS):
             is_sms = (frame["channel"].astype(object) == "sms").to_numpy()
             rate = frame[CHANNEL_RATE].to_numpy(dtype=float)
             sent = {c: frame[RATE_COLUMNS[c][1]].to_numpy(dtype=float) for c in CHANNELS}
             columns[CHANNEL_RATE] = np.where(
-                is_sms, self.shrink("sms", rate, sent["sms"]), self.shrink("email", rate, sent["email"])
+                is_sms,
+                self.shrink("sms", rate, sent["sms"]),
+                self.shrink("email", rate, sent["email"]),
             )
         return frame.assign(**columns)
 
@@ -123,14 +127,16 @@ def fit_click_prior(
     has not both channels' rate and send count as inputs)."""
     if not all(r in features and s in features for r, s in RATE_COLUMNS.values()):
         return None
-    rate, sends, positions = {}, {}, {}
+    rate: dict[str, float] = {}
+    sends: dict[str, float] = {}
+    positions: dict[str, tuple[int, int]] = {}
     for channel, (r, s) in RATE_COLUMNS.items():
         rate[channel], sends[channel] = moment_prior(
             rows[r].to_numpy(dtype=float), rows[s].to_numpy(dtype=float)
         )
         positions[channel] = (features.index(r), features.index(s))
     channel_rate = features.index(CHANNEL_RATE) if CHANNEL_RATE in features else -1
-    channel = features.index("channel") if "channel" in features else -1
+    channel_at = features.index("channel") if "channel" in features else -1
     labels = categories.get("channel", [])
     sms_code = float(labels.index("sms")) if "sms" in labels else np.nan
-    return ClickPrior(rate, sends, positions, channel_rate, channel, sms_code)
+    return ClickPrior(rate, sends, positions, channel_rate, channel_at, sms_code)
