@@ -32,6 +32,7 @@ from training.models.calendar_effect import (
     fit_calendar_effects,
     total_offsets,
 )
+from training.models.click_prior import ClickPrior, fit_click_prior
 from training.models.compiled import CompiledTrees, compile_booster
 from training.models.count_effect import CountEffect, fit_count_effect
 from training.models.cross_fit import out_of_fold_scores
@@ -165,6 +166,8 @@ class CalibratedModel:
     count_effect: CountEffect | None = None  # a count's learned slope (count_effect.py)
     # log-odds offsets per value of calendar inputs (calendar_effect.py)
     calendar_effects: tuple[CalendarEffect, ...] = ()
+    # the click rates' beta prior, applied to every matrix scored (click_prior.py)
+    click_prior: ClickPrior | None = None
 
     def rate_columns(self, column: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
         """The derived pair-rate inputs from the rows' columns (``column(name)``)."""
@@ -192,6 +195,10 @@ class CalibratedModel:
     def _booster_scores(
         self, matrix: np.ndarray, threads: int = 1, owned: bool = False
     ) -> np.ndarray:
+        prior = getattr(self, "click_prior", None)  # artifacts saved before it
+        if prior is not None:
+            matrix = prior.apply(matrix if owned else matrix.copy())
+            owned = True
         support = getattr(self, "support", None)  # artifacts saved before it
         if support is not None:
             matrix = support.clip(matrix, in_place=owned and self._clips_apart())
@@ -368,6 +375,11 @@ def fit_calibrated(
         for c in categorical
         if c in features
     }
+    click_prior = None
+    if name in params.click_rate_prior:
+        click_prior = fit_click_prior(x_train, list(features), categories)
+    if click_prior is not None:
+        x_train, x_valid = click_prior.apply_frame(x_train), click_prior.apply_frame(x_valid)
     x_encoded = encode(x_train, features, categories)
     valid_encoded = encode(x_valid, features, categories)
     weight = _weights(y_train, params.max_positive_weight)
@@ -532,6 +544,7 @@ def fit_calibrated(
         group_calibrator=group_calibrator,
         count_effect=effect,
         calendar_effects=calendar,
+        click_prior=click_prior,
     )
 
 

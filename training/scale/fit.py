@@ -302,6 +302,11 @@ def fit_on_cluster(
     the cells the workers count (``count_cells``), not on gathered rows;
     ``calendar_effects``: (calendar inputs, rank column, groups, penalty) as in ``fit_calibrated``,
     fitted on the workers' ``calendar_cells``."""
+    if name in params.click_rate_prior:
+        raise ValueError(
+            f"train.model.click_rate_prior: the {name} model's click-rate prior is fitted "
+            "in process only (training/models/click_prior.py; measured, not kept: h98)"
+        )
     from dask import dataframe as dd
     from lightgbm.dask import DaskLGBMClassifier
 
