@@ -11,7 +11,7 @@ column (``tests/features/test_matrix.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import NamedTuple
@@ -489,7 +489,7 @@ class EventMatrix:
             self._float("cust_email_click_rate")[pos],
         )
 
-    def channel_click_rates(self, pos: np.ndarray, channels: Sequence[str]) -> np.ndarray:
+    def channel_click_rates(self, pos: np.ndarray, channels: Iterable[str]) -> np.ndarray:
         """:meth:`channel_click_rate` of every row in ``pos`` by each channel in turn (a
         row per channel): the same values, each column read once, without a channel
         array and a comparison per channel (the message search's context, per call)."""
