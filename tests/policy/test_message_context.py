@@ -1,17 +1,21 @@
 """The message search's per-call context for one event (message_search.py): the past
 attempts laid out on Python values (:func:`_lone_past_attempts`) and the click rates
 read once per channel (:meth:`EventMatrix.channel_click_rates`) give the general
-path's arrays to the bit, dtypes included, on random pasts."""
+path's arrays to the bit, dtypes included, on random pasts; the templates asking for an
+update are worked out once per templates and update requests."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from training.config.retry_limits import UpdateRequests
 from training.core.columnar import ColumnTable, utc_array
+from training.features.dunning_state import is_update_request
 from training.models.matrix import EventMatrix
 from training.policy.message_search import (
     CHANNELS,
+    _asks_update,
     _lone_past_attempts,
     _past_attempts,
 )
@@ -80,3 +84,15 @@ def test_click_rates_per_channel_equal_the_rate_of_each_channel():
         assert got.dtype == want.dtype and got.shape == want.shape
         assert got.tobytes() == want.tobytes()
         assert not np.array_equal(got[0], got[1]) or len(pos) == 0
+
+
+def test_update_requests_per_template_are_kept_read_only_and_equal():
+    update = UpdateRequests(("update_card", "card_expired"), 48.0)
+    templates = ("reminder", "card_expired", "final", "update_card")
+    got = _asks_update(templates, update)
+    np.testing.assert_array_equal(got, [False, True, False, True])
+    np.testing.assert_array_equal(got, is_update_request(np.array(templates, dtype=object), update))
+    assert not got.flags.writeable
+    assert _asks_update(templates, update) is got  # kept
+    other = _asks_update(templates, UpdateRequests(("final",), 48.0))
+    np.testing.assert_array_equal(other, [False, False, True, False])

@@ -50,6 +50,16 @@ def _template_labels(templates: tuple[str, ...]) -> np.ndarray:
     return labels
 
 
+@lru_cache(maxsize=16)
+def _asks_update(templates: tuple[str, ...], update: UpdateRequests) -> np.ndarray:
+    """Per template code, whether it asks for an update (:func:`is_update_request` of the
+    decider's labels), read-only and kept per templates and update requests (both
+    immutable values: the same every call), where every call's context compared them."""
+    found = is_update_request(_template_labels(templates), update)
+    found.flags.writeable = False
+    return found
+
+
 _KEPT_BOUNDS: dict[tuple[int, int], tuple[object, np.ndarray, tuple[np.ndarray, np.ndarray]]] = {}
 
 
@@ -146,7 +156,7 @@ class _Context:
     ) -> None:
         self.scorer = scorer
         self.templates = _template_labels(tuple(templates))
-        self.asks_update = is_update_request(self.templates, update)  # per template code
+        self.asks_update = _asks_update(tuple(templates), update)  # per template code
         self.update = update
         self.features = features
         self.past = past
