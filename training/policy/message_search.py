@@ -187,7 +187,7 @@ class _Context:
             self.click_rate = self.matrix.channel_click_rates(self.rows, CHANNELS)
             self.attempts, self.start = (
                 _lone_past_attempts(self.ids[0], past)
-                if self.one_event and LONE_ATTEMPTS
+                if self.one_event
                 else _past_attempts(self.ids, past)
             )
 
@@ -295,11 +295,6 @@ def _past_attempts(ids: np.ndarray, past: Table) -> tuple[PastAttempts, np.ndarr
     original = ~att_retry
     np.fmin.at(start, att_pos[original], att_hours[original])
     return attempts, start
-
-
-LONE_ATTEMPTS = True
-"""Whether one event's past attempts are laid out by :func:`_lone_past_attempts` (the
-tests switch it off to compare it with :func:`_past_attempts`)."""
 
 
 def _lone_past_attempts(event_id: object, past: Table) -> tuple[PastAttempts, np.ndarray]:
