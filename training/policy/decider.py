@@ -42,11 +42,11 @@ from training.policy.message_pruning import (
 from training.policy.message_search import plan_messages
 from training.policy.reasons import model_reasons
 from training.policy.retry_search import plan_retries, retry_windows
+from training.policy.schedule_layout import general_layout, lone_layout
 from training.policy.schedule_rows import MessageRows, RetryRows
 from training.policy.scorer import (
     ModelScorer,
     ScoredRows,
-    past_of_events,
     past_rows,
     past_table,
 )
@@ -314,31 +314,23 @@ class ModelDecider:
         if p_self is None:
             window = column_array(events, "window_days")
             p_self = self.scorer.self_cure_probabilities(as_event_matrix(features), window)
-        h_key, _, h_ns, h_kind = past_of_events(np.arange(n * count), np.tile(ids, count), past)
         columns = _FrameColumns()  # the pruning passes one retries frame for every schedule
         retries = [columns.rows(s[0], "at", None) for s in schedules]
-        messages = [columns.rows(s[1], "send_at", s[2] if len(s) == 3 else None) for s in schedules]
-        parts = [*retries, *messages]
-        sizes = [len(part["ns"]) for part in parts]
-        offset = np.repeat(np.tile(np.arange(count, dtype=np.int64) * n, 2), sizes)
-        owners = np.concatenate([part["event_id"] for part in parts]) if parts else np.zeros(0)
-        event_pos = _positions(ids, owners)
-        n_h, n_r, n_m = len(h_key), sum(sizes[:count]), sum(sizes[count:])
-        key = np.concatenate([h_key.astype(np.int64), offset + event_pos])
-        ns = np.concatenate([h_ns, *(part["ns"] for part in parts)])
-        kind = np.concatenate(
-            [h_kind, np.full(n_r, "retry", object), np.full(n_m, "message", object)]
-        )
-        nothing = np.full(n_h + n_r, None, dtype=object)
-        template = np.concatenate([nothing, *(part["template"] for part in messages)])
-        channel = np.concatenate([nothing, *(part["channel"] for part in messages)])
-        candidate = np.arange(len(key)) >= n_h
+        messages = [
+            (columns.rows(s[1], "send_at", None), s[2] if len(s) == 3 else None) for s in schedules
+        ]
+        # one event (a lone request): the same layout and sums on Python lists
+        layout = lone_layout(ids, past, retries, messages) if n == 1 else None
+        lone = layout is not None
+        if layout is None:
+            layout = general_layout(ids, past, retries, messages)
+        key, ns, kind, template, channel, candidate, n_h, sizes, event = layout
         _, state = state_of_rows(
             key, ns, kind, template, candidate, self.rules.limits.update_requests
         )
         # the candidate rows (those ``state`` describes) are the rows after the past ones
         tail = slice(n_h, None)
-        rows = _Rows(key[tail] % n, ns[tail], kind[tail], template[tail], channel[tail])
+        rows = _Rows(event, ns[tail], kind[tail], template[tail], channel[tail])
         moves = self._contrast_moves()
         contrast: np.ndarray | None = None
         if moves and len(rows.ns) < MEMO_ROWS:  # a few rows: the moved copies in the same call
@@ -347,21 +339,31 @@ class ModelDecider:
             )
         else:
             p = self._row_probabilities(features, ids, rows, state, scored_rows)
-        survival = np.bincount(
-            key[tail], weights=np.log1p(-np.clip(p, 0, 1 - 1e-9)), minlength=n * count
-        )
+        log_miss = np.log1p(-np.clip(p, 0, 1 - 1e-9))
+        if lone:  # bincount's sums: in row order from 0.0, on Python floats
+            sums = [0.0] * count
+            for k, value in zip(key[tail].tolist(), log_miss.tolist(), strict=True):
+                sums[k] += value
+            survival = np.array(sums)
+        else:
+            survival = np.bincount(key[tail], weights=log_miss, minlength=n * count)
         expected = 1.0 - (1.0 - np.tile(p_self, count)) * np.exp(survival)
         # candidate rows are the schedules' rows in the order given: retries, then messages
         bounds = list(accumulate(sizes, initial=0))  # schedule s: its retries' rows at
         # bounds[s]:bounds[s + 1], its messages' at bounds[count + s]:bounds[count + s + 1]
+        values = p.tolist() if lone and p.dtype == np.float64 else None
         laid = []
         for s in range(count):
             retry_rows = slice(bounds[s], bounds[s + 1])
             message_rows = slice(bounds[count + s], bounds[count + s + 1])
+            if values is None:
+                own = np.concatenate([p[retry_rows], p[message_rows]])
+            else:  # (one call, not three: the same float64 values)
+                own = np.array(values[retry_rows] + values[message_rows], dtype=np.float64)
             laid.append(
                 LaidOut(
                     expected[s * n : (s + 1) * n],
-                    np.concatenate([p[retry_rows], p[message_rows]]),
+                    own,
                     ScheduleRows(rows, state, p, retry_rows, message_rows, contrast),
                 )
             )
@@ -689,13 +691,6 @@ class _FrameColumns:
         if keep is not None:
             out = {name: values[keep] for name, values in out.items()}
         return out
-
-
-def _positions(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Position of each value in the unique ``ids`` (-1 if absent); one id without an index."""
-    if len(ids) == 1:
-        return np.where(values == ids[0], 0, -1)
-    return pd.Index(ids).get_indexer(values)
 
 
 class ScheduleScores:
