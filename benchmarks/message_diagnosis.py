@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from training.config.params import load_params
+from training.config.quiet_hours import QuietHours
 from training.core.frames import Schedules
 from training.declines.table import family_of, load_decline_table
 from training.evaluation import run
@@ -193,6 +194,47 @@ def compare_search(world, params, events: int) -> None:
     print(summary(per, ["policy", "channel"], ["model", "truth"]).to_string(), "\n")
     active = pd.cut(per["from_true_active_hour"], ACTIVE)
     print(summary(per, ["policy", active], ["model", "truth"]).to_string(), "\n")
+    estimate = pd.Series(features.column("cust_active_hour"), index=features.ids)
+    print_estimate_split(per, estimate, params.policy.quiet_hours)
+
+
+def hours_apart(a: pd.Series | np.ndarray, b: pd.Series | np.ndarray) -> np.ndarray:
+    """Distance between two local hours on the 24 h circle."""
+    return np.abs((np.asarray(a, dtype=float) - np.asarray(b, dtype=float) + 12) % 24 - 12)
+
+
+def print_estimate_split(per: pd.DataFrame, estimate: pd.Series, quiet: QuietHours) -> None:
+    """Why planned messages go more than 1 h from the customer's true active hour: no
+    estimate (``cust_active_hour`` at the decision), sent at a wrong estimate, the
+    estimate outside the sending hours, or the search placing them elsewhere."""
+    rows = per.assign(estimate=estimate.reindex(per["event_id"]).to_numpy())
+    has = rows["estimate"].notna()
+    near_estimate = hours_apart(rows["local_hour"], rows["estimate"]) <= 1
+    hour = rows["estimate"] % 24
+    if quiet.start_hour > quiet.end_hour:  # quiet hours wrap midnight: send in [end, start)
+        sendable = (hour >= quiet.end_hour) & (hour < quiet.start_hour)
+    else:
+        sendable = (hour < quiet.start_hour) | (hour >= quiet.end_hour)
+    far = rows["from_true_active_hour"] > 1
+    why = np.select(
+        [~has, near_estimate, ~sendable],
+        ["no estimate", "at the estimate, the estimate wrong", "estimate in the quiet hours"],
+        "the search (estimate sendable, message elsewhere)",
+    )
+    split = pd.DataFrame({"policy": rows["policy"], "why": why})[far.to_numpy()]
+    counts = split.groupby(["policy", "why"]).size().rename("messages").to_frame()
+    counts["share"] = (
+        counts["messages"] / counts.groupby("policy")["messages"].transform("sum")
+    ).round(3)
+    print(
+        f"messages more than 1 h from the true active hour, by why ({quiet.start_hour:02d}:00-{quiet.end_hour:02d}:00 quiet):"
+    )
+    print(counts.to_string(), "\n")
+    sent_near = rows[has & sendable & (rows["policy"] == "learned")]
+    print(
+        "learned messages with a sendable estimate: "
+        f"{len(sent_near):,}, within 1 h of it {np.mean(hours_apart(sent_near['local_hour'], sent_near['estimate']) <= 1):.1%}"
+    )
 
 
 def main() -> None:
