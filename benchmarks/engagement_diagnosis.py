@@ -23,20 +23,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import pickle
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from message_diagnosis import held_out_rows
+from message_diagnosis import cached_world, held_out_rows
 from scipy.stats import spearmanr
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression
 
 from training.config.params import load_params
 from training.declines.table import load_decline_table
-from training.evaluation.zoo import simulate_and_train
 from training.features.frames import candidate_features
 from training.models.datasets import history_timeline, training_data_for
 from training.models.split import TimeSplit
@@ -266,12 +264,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     params = load_params()
-    cached = args.out / args.world / f"world-{args.invoices}-{args.seed}.pkl"
-    if cached.exists():
-        world = pickle.loads(cached.read_bytes())
-    else:
-        world = simulate_and_train(args.world, args.invoices, args.seed, params, args.out)
-        cached.write_bytes(pickle.dumps(world))
+    world = cached_world(args.world, args.invoices, args.seed, params, args.out)
     print(f"{args.world}, {args.invoices:,} invoices, seed {args.seed}")
     f, x = message_rows(world, params)
     model = world.artifact.models.message

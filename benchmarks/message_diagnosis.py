@@ -237,6 +237,18 @@ def print_estimate_split(per: pd.DataFrame, estimate: pd.Series, quiet: QuietHou
     )
 
 
+def cached_world(name: str, invoices: int, seed: int, params, out: Path):
+    """The zoo world simulated and trained as ``smartretry zoo`` does, kept in ``out``: a
+    second look at the same world (this script or ``engagement_diagnosis.py``) skips
+    simulating and training."""
+    cached = out / name / f"world-{invoices}-{seed}.pkl"
+    if cached.exists():
+        return pickle.loads(cached.read_bytes())
+    world = simulate_and_train(name, invoices, seed, params, out)
+    cached.write_bytes(pickle.dumps(world))
+    return world
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--world", default="default")
@@ -247,12 +259,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     params = load_params()
-    cached = args.out / args.world / f"world-{args.invoices}-{args.seed}.pkl"
-    if cached.exists():  # a second look at the same world skips simulating and training
-        world = pickle.loads(cached.read_bytes())
-    else:
-        world = simulate_and_train(args.world, args.invoices, args.seed, params, args.out)
-        cached.write_bytes(pickle.dumps(world))
+    world = cached_world(args.world, args.invoices, args.seed, params, args.out)
     print(f"{args.world}, {args.invoices:,} invoices, seed {args.seed}")
     print_held_out(held_out_rows(world, params))
     compare_search(world, params, args.events)
