@@ -322,7 +322,25 @@ def scored_with_contrast(
     """The rows' probabilities and contrasts (:func:`row_contrasts`) from one call: each
     kind's rows followed by their moved copies, the retries' first. For a few rows (a lone
     request's), where a model call's fixed cost outweighs its rows; the rows' own
-    probabilities are the same as scored alone (each row is scored on its own)."""
+    probabilities are the same as scored alone (each row is scored on its own). Rows laid
+    out retries first (a whole schedule's scoring) take :func:`_contiguous_scored`."""
+    args = (scorer, features, event_ids, ns, kind, template, channel, state, moves)
+    scored = _contiguous_scored(*args)
+    return scored if scored is not None else _general_scored(*args)
+
+
+def _general_scored(
+    scorer: ModelScorer,
+    features: pd.DataFrame | EventMatrix,
+    event_ids: np.ndarray,
+    ns: np.ndarray,
+    kind: np.ndarray,
+    template: np.ndarray,
+    channel: np.ndarray,
+    state: Mapping[str, np.ndarray],
+    moves: Mapping[str, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`scored_with_contrast` of rows of any kinds in any order, on arrays."""
     blocks = []
     for name in ("retry", "message"):
         rows = np.flatnonzero(kind == name)
@@ -351,3 +369,92 @@ def scored_with_contrast(
             contrast[rows] = contrast_parts(logit(p[rows]), moved, shift)
         start += n + n * k
     return p, contrast
+
+
+def _contiguous_scored(
+    scorer: ModelScorer,
+    features: pd.DataFrame | EventMatrix,
+    event_ids: np.ndarray,
+    ns: np.ndarray,
+    kind: np.ndarray,
+    template: np.ndarray,
+    channel: np.ndarray,
+    state: Mapping[str, np.ndarray],
+    moves: Mapping[str, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`_general_scored` of rows laid out as a whole schedule's scoring lays them
+    out (every retry, then every message: a lone request's few dozen), the same values:
+    the rows to score and their moved instants built on Python lists, each row's contrast
+    (the mean of its moved copies' log-odds, summed in the moves' order as numpy's mean
+    over them) on Python floats; the log-odds stay numpy's (``logit`` of the same
+    arrays). None (the general path) for rows of other kinds or order, or instants not
+    int64 or moved past int64's range (where numpy's sums would wrap)."""
+    n = len(kind)
+    kinds = kind.tolist()
+    r = kinds.count("retry")
+    if n == 0 or ns.dtype != np.int64 or kinds[:r].count("retry") != r:
+        return None
+    if kinds.count("message") != n - r:
+        return None
+    empty: list[int] = []
+    shift_r = moves["retry"].tolist() if r and "retry" in moves else empty
+    shift_m = moves["message"].tolist() if r < n and "message" in moves else empty
+    times = ns.tolist()
+    retry_ns, message_ns = times[:r], times[r:]
+    rows = list(range(r)) * (1 + len(shift_r)) + list(range(r, n)) * (1 + len(shift_m))
+    moved = [
+        *retry_ns,
+        *(t + s for s in shift_r for t in retry_ns),
+        *message_ns,
+        *(t + s for s in shift_m for t in message_ns),
+    ]
+    try:
+        moved_ns = np.array(moved, dtype=np.int64)
+    except OverflowError:
+        return None
+    at = np.array(rows, dtype=np.intp)
+    scored = scorer.row_probabilities(
+        features,
+        event_ids[at],
+        moved_ns,
+        kind[at],
+        template[at],
+        channel[at],
+        {column: values[at] for column, values in state.items()},
+    )
+    m = n - r
+    start_m = r + r * len(shift_r)  # the messages' own rows in ``scored``
+    if shift_r:
+        p = np.concatenate([scored[:r], scored[start_m : start_m + m]])
+    else:
+        p = scored[:n].copy()
+    pairs = [[0.0, 0.0] for _ in range(n)]
+    for first, size, shift in ((0, r, shift_r), (start_m, m, shift_m)):
+        if size and shift:
+            at_row = 0 if first == 0 else r
+            own = logit(scored[first : first + size]).tolist()
+            copies = logit(scored[first + size : first + size + size * len(shift)]).tolist()
+            _contrast_pairs(pairs, at_row, own, copies, shift)
+    return p, np.array(pairs, dtype=np.float64).reshape(n, 2)
+
+
+def _contrast_pairs(
+    pairs: list[list[float]], first: int, own: list[float], copies: list[float], shift: list[int]
+) -> None:
+    """:func:`contrast_parts` of one kind's rows (``own``: their log-odds; ``copies``:
+    the moved copies' log-odds, shift-major) written into ``pairs`` from row ``first``:
+    each kind of move's mean summed in the moves' order from the first, then divided by
+    their number (numpy's mean over the moves' axis), 0 where a kind has no move."""
+    size = len(own)
+    by_day = [s % DAY_NS == 0 for s in shift]
+    for column, chosen in enumerate(
+        [k for k, day in enumerate(by_day) if day is want] for want in (True, False)
+    ):
+        if not chosen:
+            continue
+        count = float(len(chosen))
+        for j in range(size):
+            total = copies[chosen[0] * size + j]
+            for k in chosen[1:]:
+                total += copies[k * size + j]
+            pairs[first + j][column] = own[j] - total / count
