@@ -9,6 +9,7 @@ A customer without history gets NaN (LightGBM's missing value) and zero counts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -302,8 +303,20 @@ def customer_columns(
     arrays, one value per decision.
 
     ``as_of_ns`` and ``signup_ns`` are UTC int64 nanoseconds (NaT allowed for signup);
-    the numpy core of :func:`customer_features`, for callers that build one frame.
+    the numpy core of :func:`customer_features`, for callers that build one frame. One
+    decision (a lone request) takes :func:`_lone_customer_columns`: the same values.
     """
+    if len(customer_ids) == 1:
+        lone = _lone_customer_columns(customer_ids, as_of_ns, signup_ns, index)
+        if lone is not None:
+            return lone
+    return _general_customer_columns(customer_ids, as_of_ns, signup_ns, index)
+
+
+def _general_customer_columns(
+    customer_ids: np.ndarray, as_of_ns: np.ndarray, signup_ns: np.ndarray, index: CustomerIndex
+) -> dict[str, np.ndarray]:
+    """:func:`customer_columns` of any number of decisions, on arrays."""
     codes = _customer_codes(index.customers, customer_ids)
     as_of = _ns_to_seconds(as_of_ns)
     known = codes >= 0
@@ -375,3 +388,122 @@ def customer_columns(
             "cust_clicks": at("email_click") + at("sms_click"),
             **{name: at(name.removeprefix("cust_")) for name in HOUR_PROFILE_COLUMNS},
         }
+
+
+_INT64 = np.iinfo(np.int64)
+
+
+def _lone_row(index: CustomerIndex, code: int, seconds: int) -> int | None:
+    """:func:`_lookup` of one decision on Python integers (-1: none); None where the key
+    leaves int64 (numpy's would wrap)."""
+    if code < 0 or len(index.log_keys) == 0:
+        return -1
+    key = code * int(SPAN) + seconds
+    if not _INT64.min <= key <= _INT64.max:
+        return None
+    row = int(index.log_keys.searchsorted(key, side="left")) - 1
+    return row if row >= 0 and int(index.log_codes[row]) == code else -1
+
+
+def _lone_customer_columns(
+    customer_ids: np.ndarray, as_of_ns: np.ndarray, signup_ns: np.ndarray, index: CustomerIndex
+) -> dict[str, np.ndarray] | None:
+    """:func:`_general_customer_columns` of one decision: the running sums read as
+    Python floats, each feature worked out with the same float operations in the same
+    order (``np.where``'s branches as conditions, NaN kept where numpy keeps it), the
+    circular means by :func:`_circular_mean` itself (numpy's ``arctan2``); one array of
+    every value, a 1-element view per column. None (the general path) for a missing
+    decision time or a key outside int64."""
+    code = int(_customer_codes(index.customers, customer_ids)[0])
+    as_of_raw = int(as_of_ns[0])
+    if as_of_raw == _INT64.min:
+        return None
+    as_of = as_of_raw // 10**9
+    now = _lone_row(index, code, as_of)
+    year_ago = _lone_row(index, code, as_of - YEAR_S)
+    if now is None or year_ago is None:
+        return None
+    rows = index.rows
+    sums = index.sums[:, now].tolist() if now >= 0 else index.empty.tolist()
+
+    def at(column: str) -> float:
+        return sums[rows[column]]
+
+    failures, recoveries, by_retry = at("failure"), at("recovery"), at("recovery_by_retry")
+    payments, email_sent, sms_sent = at("payment"), at("email_sent"), at("sms_sent")
+    last_failure = at("last_failure_s")
+    last_retry, last_customer = at("last_by_retry_s"), at("last_by_customer_s")
+    weight = ACTIVITY_WEIGHT if ACTIVITY_WEIGHT in rows else "activity"
+    circle = [rows[name] for name in ("payment", "payment", weight)]
+    circle += [rows[f"{angle}_{part}"] for part in ("cos", "sin") for angle in CIRCLES]
+    counts, cos, sin = np.array([sums[k] for k in circle]).reshape(3, len(CIRCLES), 1)
+    means, strengths = _circular_mean(cos, sin, counts, CIRCLE_PERIODS)
+    (pay_dom, pay_wd, act_hour), (pay_dom_r, pay_wd_r, act_r) = (
+        means.ravel().tolist(),
+        strengths.ravel().tolist(),
+    )
+    signup_raw = int(signup_ns[0])
+    signup = math.nan if signup_raw == _INT64.min else float(signup_raw // 10**9)
+    start = index.history_start
+    now_s = float(as_of)
+    if math.isnan(start):
+        start = now_s
+    later = start if math.isnan(signup) or start > signup else signup  # np.fmax
+    observed_days = (now_s - later) / 86400.0
+    tenure_days = (now_s - signup) / 86400.0
+    year_failures = index.sums[rows["failure"], year_ago] if year_ago >= 0 else None
+    nan = math.nan
+    values = [
+        tenure_days,
+        observed_days,
+        _lone_observed_share(observed_days, tenure_days),
+        failures / _at_least(observed_days, 30.0) * 365.0,
+        failures,
+        failures
+        - (float(year_failures) if year_failures is not None else index.empty[rows["failure"]]),
+        (now_s - last_failure) / 86400.0 if last_failure >= 0 else nan,
+        recoveries,
+        recoveries / failures if failures > 0 else nan,
+        by_retry / recoveries if recoveries > 0 else nan,
+        float(last_retry > last_customer) if _at_least(last_retry, last_customer) >= 0 else nan,
+        payments,
+        pay_dom + (1.0 if payments > 0 else nan),
+        pay_dom_r,
+        pay_wd,
+        pay_wd_r,
+        at("activity"),
+        act_hour,
+        act_r,
+        email_sent,
+        at("email_click") / email_sent if email_sent > 0 else nan,
+        sms_sent,
+        at("sms_click") / sms_sent if sms_sent > 0 else nan,
+        at("email_click") + at("sms_click"),
+        *(at(name.removeprefix("cust_")) for name in HOUR_PROFILE_COLUMNS),
+    ]
+    block = np.array(values, dtype=np.float64).reshape(len(values), 1)
+    return dict(zip(_LONE_NAMES, block, strict=True))
+
+
+_LONE_NAMES = (*CUSTOMER_FEATURES, "cust_clicks", *HOUR_PROFILE_COLUMNS)
+"""The columns of :func:`_lone_customer_columns`, in :func:`customer_columns`' order."""
+
+
+def _at_least(value: float, floor: float) -> float:
+    """``np.maximum(value, floor)`` of two floats: NaN when either is NaN."""
+    if math.isnan(value) or math.isnan(floor):
+        return math.nan
+    return value if value >= floor else floor
+
+
+def _lone_observed_share(observed_days: float, tenure_days: float) -> float:
+    """:func:`_observed_share` of one decision: 1 at or before signup, else the share
+    clipped to [0, 1] (NaN stays NaN)."""
+    if tenure_days <= 0:
+        return 1.0
+    if math.isnan(tenure_days):
+        return math.nan
+    share = observed_days / tenure_days
+    if math.isnan(share):
+        return share
+    return 0.0 if share < 0.0 else 1.0 if share > 1.0 else share
