@@ -8,6 +8,8 @@ milliseconds of the pandas ``.dt`` accessors.
 
 from __future__ import annotations
 
+import calendar as _calendar
+import datetime as dt
 from collections.abc import Callable
 
 import numpy as np
@@ -46,6 +48,35 @@ def calendar_arrays(
         for values in (hour, weekday, day, to_end):
             values[~valid] = np.nan
     return hour, weekday, day, to_end
+
+
+def instant_calendar(utc_ns: int, zone: object) -> tuple[float, float, float, float] | None:
+    """:func:`calendar_arrays` of one instant (int64 ns) in one zone (missing: UTC), on
+    Python numbers (a lone request's failure time): the same offset lookup, the same
+    integer arithmetic and float operations; None (the arrays) for NaT, a zone that is
+    not a name, or a date outside Python's."""
+    missing = zone is None or (isinstance(zone, float) and zone != zone)
+    if utc_ns == NAT or not (isinstance(zone, str) or missing):
+        return None
+    name = zone if isinstance(zone, str) else "UTC"
+    local = utc_ns + int(utc_offsets(np.array([utc_ns], dtype=np.int64), name)[0])
+    days = local // DAY_NS
+    minute = (local - days * DAY_NS) // MINUTE_NS
+    if not _FIRST_DAY <= days <= _LAST_DAY:
+        return None
+    date = _EPOCH + dt.timedelta(days=days)
+    in_month = _calendar.monthrange(date.year, date.month)[1]
+    return (
+        float(minute // 60) + (minute % 60) / 60.0,
+        float((days + EPOCH_WEEKDAY) % 7),
+        float(date.day),
+        float(in_month - date.day),
+    )
+
+
+_EPOCH = dt.date(1970, 1, 1)
+_FIRST_DAY = (dt.date.min - _EPOCH).days
+_LAST_DAY = (dt.date.max - _EPOCH).days - 31  # (its month's end within Python's dates)
 
 
 def minute_hour(minute: np.ndarray) -> np.ndarray:

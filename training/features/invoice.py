@@ -12,7 +12,7 @@ from training.core.columnar import Table, column_array, column_values
 from training.core.frames import EVENT_COLUMNS
 from training.core.localtime import NAT, to_ns
 from training.declines.table import DeclineTable, load_decline_table, text_values
-from training.features.calendar import calendar_arrays
+from training.features.calendar import calendar_arrays, instant_calendar
 
 LATEST = np.iinfo(np.int64).max  # stands for "no time" in minima
 
@@ -81,6 +81,12 @@ def events_from_history(history: History) -> pd.DataFrame:
 def advice_codes(values: pd.Series | np.ndarray) -> np.ndarray:
     """Merchant advice codes as two-digit text ("1" -> "01"), ``"none"`` when missing."""
     raw = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else values
+    if len(raw) == 1:  # one (a lone request's): a text or missing, on Python strings
+        one = raw[0]
+        if isinstance(one, str):
+            return np.array([one.strip().zfill(2)], dtype=object)
+        if one is None or (isinstance(one, float) and one != one):
+            return np.array(["none"], dtype=object)
     text = np.where(pd.isna(raw), "none", raw).astype(str)
     return np.char.zfill(np.char.strip(text), 2).astype(object)  # np.char: numpy 1.26 too
 
@@ -121,6 +127,20 @@ def dunning_start_ns(events: Table, previous_attempts: pd.DataFrame | None) -> n
     return start
 
 
+def _failure_calendar(
+    utc_ns: np.ndarray, zones: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Local hour, weekday and day of month of each failure (:func:`calendar_arrays`);
+    one failure (a lone request) by :func:`instant_calendar`, the same values."""
+    if len(utc_ns) == 1:
+        one = instant_calendar(int(utc_ns[0]), zones[0])
+        if one is not None:
+            hour, weekday, day, _ = np.array(one, dtype=np.float64).reshape(4, 1)
+            return hour, weekday, day
+    hour, weekday, day, _ = calendar_arrays(utc_ns, zones)
+    return hour, weekday, day
+
+
 def _filled(raw: np.ndarray, fill: str) -> np.ndarray:
     return np.where(pd.isna(raw), fill, raw)
 
@@ -149,7 +169,7 @@ def invoice_columns(
     decline = table.classify_texts(
         text_values(processor), text_values(column_values(events, "decline_code"))
     )
-    hour, weekday, day, _ = calendar_arrays(
+    hour, weekday, day = _failure_calendar(
         to_ns(column_values(events, "failed_at")), column_array(events, "timezone", object)
     )
     return {
