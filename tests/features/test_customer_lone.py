@@ -108,3 +108,22 @@ def test_a_missing_decision_time_and_an_empty_log_take_the_general_path(index):
     lone = customer._lone_customer_columns(*args)
     assert lone is not None
     _assert_same(lone, customer._general_customer_columns(*args))
+
+
+def test_one_decisions_circular_means_equal_the_arrays_on_random_sums():
+    """Angles in every quadrant and on the axes, zero and negative counts, tiny and
+    huge sums: :func:`_lone_circular_means` against :func:`_circular_mean` of the
+    (3, 1) arrays the general path passes, to the bit."""
+    rng = np.random.default_rng(107)
+    edges = [0.0, -0.0, 1.0, -1.0, 1e-300, -1e-300, 1e300, 3.5]
+    for _ in range(3000):
+        sums = rng.normal(0.0, 10.0 ** rng.integers(-3, 6), 9)
+        sums[:3] = rng.choice([0.0, 1.0, 2.0, 17.0, -1.0, 0.5], 3)
+        mask = rng.random(9) < 0.15
+        sums[mask] = rng.choice(edges, int(mask.sum()))
+        counts, cos, sin = sums.reshape(3, 3, 1)
+        with np.errstate(over="ignore"):  # (1e300 squared: inf either way)
+            values, strengths = customer._circular_mean(cos, sin, counts, customer.CIRCLE_PERIODS)
+        got = customer._lone_circular_means(sums.tolist())
+        assert np.array(got[0]).tobytes() == values.ravel().tobytes()
+        assert np.array(got[1]).tobytes() == strengths.ravel().tobytes()

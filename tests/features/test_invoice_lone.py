@@ -8,6 +8,7 @@ import math
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 
 from training.core.localtime import NAT
 from training.features.calendar import calendar_arrays, instant_calendar
@@ -84,3 +85,12 @@ def test_one_advice_code_equals_the_arrays():
         got = invoice.advice_codes(np.array([value], dtype=object))
         assert got.dtype == object and type(got[0]) is type(want[0]) is str
         assert got.tolist() == want.tolist(), value
+
+
+def test_one_zone_name_is_kept_and_a_missing_one_read_as_utc():
+    from training.features.frames import _zones_or_utc
+
+    for zones in (["Europe/London"], [None], [math.nan], ["UTC", None], []):
+        given = np.array(zones, dtype=object)
+        want = np.where(pd.isna(given), "UTC", given) if pd.isna(given).any() else given
+        np.testing.assert_array_equal(_zones_or_utc(given), want, strict=True)

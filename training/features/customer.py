@@ -436,11 +436,8 @@ def _lone_customer_columns(
     weight = ACTIVITY_WEIGHT if ACTIVITY_WEIGHT in rows else "activity"
     circle = [rows[name] for name in ("payment", "payment", weight)]
     circle += [rows[f"{angle}_{part}"] for part in ("cos", "sin") for angle in CIRCLES]
-    counts, cos, sin = np.array([sums[k] for k in circle]).reshape(3, len(CIRCLES), 1)
-    means, strengths = _circular_mean(cos, sin, counts, CIRCLE_PERIODS)
-    (pay_dom, pay_wd, act_hour), (pay_dom_r, pay_wd_r, act_r) = (
-        means.ravel().tolist(),
-        strengths.ravel().tolist(),
+    (pay_dom, pay_wd, act_hour), (pay_dom_r, pay_wd_r, act_r) = _lone_circular_means(
+        [sums[k] for k in circle]
     )
     signup_raw = int(signup_ns[0])
     signup = math.nan if signup_raw == _INT64.min else float(signup_raw // 10**9)
@@ -483,6 +480,29 @@ def _lone_customer_columns(
     ]
     block = np.array(values, dtype=np.float64).reshape(len(values), 1)
     return dict(zip(_LONE_NAMES, block, strict=True))
+
+
+_PERIODS = CIRCLE_PERIODS.ravel().tolist()
+
+
+def _lone_circular_means(sums: list[float]) -> tuple[list[float], list[float]]:
+    """:func:`_circular_mean` of one decision's circles (``sums``: their counts, cosine
+    sums, sine sums, :data:`CIRCLES` each): the angles by numpy's ``arctan2`` (one call:
+    its SIMD path may round otherwise than ``math.atan2``), the rest on Python floats as
+    numpy computes it (``np.mod``'s remainder is Python's; ``**2`` is ``x * x``)."""
+    size = len(CIRCLES)
+    counts, cos, sin = sums[:size], sums[size : 2 * size], sums[2 * size :]
+    angles = np.arctan2(np.array(sin), np.array(cos)).tolist()
+    turn = 2 * np.pi
+    values, strengths = [], []
+    for angle, c, s, n, period in zip(angles, cos, sin, counts, _PERIODS, strict=True):
+        if n > 0:
+            values.append(angle % turn / turn * period)
+            strengths.append(math.sqrt(c * c + s * s) / n)
+        else:
+            values.append(math.nan)
+            strengths.append(math.nan)
+    return values, strengths
 
 
 _LONE_NAMES = (*CUSTOMER_FEATURES, "cust_clicks", *HOUR_PROFILE_COLUMNS)

@@ -116,6 +116,8 @@ def event_feature_columns(
 
 def _zones_or_utc(zones: np.ndarray) -> np.ndarray:
     """Time zone names, a missing one read as UTC."""
+    if len(zones) == 1 and isinstance(zones[0], str):  # a lone request's zone
+        return zones
     missing = pd.isna(zones)
     return np.where(missing, "UTC", zones) if missing.any() else zones
 
