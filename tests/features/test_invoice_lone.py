@@ -79,7 +79,22 @@ def test_nat_and_zones_that_are_no_names_are_left_to_the_arrays():
 def test_one_advice_code_equals_the_arrays():
     from training.features import invoice
 
-    texts = ["1", "01", " 2 ", "-1", "+5", "", "  ", "\t3\n", "\u20037", "24", "abc", "1.0"]
+    texts = [
+        "1",
+        "01",
+        " 2 ",
+        "-1",
+        "+5",
+        "",
+        "  ",
+        "\t3\n",
+        "\u20037",
+        "24",
+        "abc",
+        "1.0",
+        "1\x00",
+        "\x00",
+    ]
     for value in [*texts, None, math.nan, np.str_("3"), 4, 2.0]:
         want = invoice.advice_codes(np.array([value, "x"], dtype=object))[:1]
         got = invoice.advice_codes(np.array([value], dtype=object))

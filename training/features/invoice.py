@@ -83,7 +83,7 @@ def advice_codes(values: pd.Series | np.ndarray) -> np.ndarray:
     raw = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else values
     if len(raw) == 1:  # one (a lone request's): a text or missing, on Python strings
         one = raw[0]
-        if isinstance(one, str):
+        if isinstance(one, str) and "\x00" not in one:  # (numpy's text drops trailing NULs)
             return np.array([one.strip().zfill(2)], dtype=object)
         if one is None or (isinstance(one, float) and one != one):
             return np.array(["none"], dtype=object)
