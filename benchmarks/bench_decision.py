@@ -1,6 +1,6 @@
 """Where one decision's time goes, in-process: each stage of the decision path timed.
 
-    python benchmarks/bench_decision.py [--size 1] [--calls 100] [--threads 1]
+    python benchmarks/bench_decision.py [--size 1] [--calls 100] [--passes 1] [--threads 1]
         [--invoices 20000] [--seed 7] [--work /tmp/smartretry-bench]
 
 Decides ``--calls`` calls of ``--size`` held-out requests each (different requests every
@@ -16,6 +16,12 @@ is frozen as ``smartretry serve`` freezes it (``serving.model_loader.freeze_heap
 garbage collector's full passes then skip the libraries and the model; without it, a
 1,000-item call pays ~0.1 s of them that the server does not); ``--no-freeze`` measures
 without, as the figures before 2026-12-06 10:00 UTC were.
+
+The tail: each call's CPU time is kept, and the p50/p90/p99/max per call printed. With
+``--passes N`` the same calls are decided N times over (the stage means are then over all
+of them) and each call's fastest pass is printed too: a call slow in one pass and not in
+the others was the machine's (another process, an interrupt), one slow in every pass its
+own (more rows, a memo's first sight of its inputs).
 """
 
 from __future__ import annotations
@@ -56,6 +62,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1, help="requests per call")
     parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument(
+        "--passes", type=int, default=1, help="decide the same calls this many times (the tail)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="LightGBM threads for big calls")
     parser.add_argument("--invoices", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=7)
@@ -139,36 +148,45 @@ def main() -> None:
     service.recommend(decider, requests[: args.size])  # warm-up: caches, first model calls
     totals.clear()
     CalibratedModel.predict_matrix = recorded  # type: ignore[method-assign]
+    calls_cpu = np.zeros((args.passes, args.calls), dtype=np.int64)  # ns, per pass and call
     start, cpu = time.perf_counter(), time.process_time()
-    for call in range(1, args.calls + 1):
-        service.recommend(decider, requests[call * args.size : (call + 1) * args.size])
-    total = (time.perf_counter() - start) / args.calls
-    cpu = (time.process_time() - cpu) / args.calls
+    for done in range(args.passes):
+        for call in range(1, args.calls + 1):
+            began = time.process_time_ns()
+            service.recommend(decider, requests[call * args.size : (call + 1) * args.size])
+            calls_cpu[done, call - 1] = time.process_time_ns() - began
+    count = args.calls * args.passes  # the means below are per call decided
+    total = (time.perf_counter() - start) / count
+    cpu = (time.process_time() - cpu) / count
     CalibratedModel.predict_matrix = predict_matrix  # type: ignore[method-assign]
     compiled = all(model.compiled for model, _, _ in scored)
+    passes = f" x {args.passes} passes" if args.passes > 1 else ""
     print(
-        f"{args.calls} calls of {args.size} request(s): {total * 1e3:.2f} ms per call "
+        f"{args.calls} calls of {args.size} request(s){passes}: {total * 1e3:.2f} ms per call "
         f"({cpu * 1e3:.2f} ms of the process's CPU)"
     )
+    print(f"  CPU per call: {_tail(calls_cpu.ravel())}")
+    if args.passes > 1:
+        print(f"  each call's fastest pass: {_tail(calls_cpu.min(axis=0))}")
     print(f"  {'stage':28s} {'wall':>9s}    {'CPU':>9s}")
     walls = {label: s for label, s in totals.items() if not label.endswith(" cpu")}
     for label, seconds in sorted(walls.items(), key=lambda item: -item[1]):
-        cpu_stage = totals[label + " cpu"] / args.calls * 1e3
-        print(f"  {label:28s} {seconds / args.calls * 1e3:9.2f} ms {cpu_stage:9.2f} ms")
+        cpu_stage = totals[label + " cpu"] / count * 1e3
+        print(f"  {label:28s} {seconds / count * 1e3:9.2f} ms {cpu_stage:9.2f} ms")
     rows = sum(len(matrix) for _, matrix, _ in scored)
     print(
-        f"bare predict of the same rows ({len(scored) / args.calls:.1f} model calls, "
-        f"{rows / args.calls:,.0f} rows per decision call):"
+        f"bare predict of the same rows ({len(scored) / count:.1f} model calls, "
+        f"{rows / count:,.0f} rows per decision call):"
     )
     per_model: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for model, matrix, _ in scored:
         per_model[model.name][0] += 1
         per_model[model.name][1] += len(matrix)
     print("  " + ", ".join(
-        f"{name}: {calls / args.calls:.1f} calls, {rows / args.calls:,.0f} rows"
+        f"{name}: {calls / count:.1f} calls, {rows / count:,.0f} rows"
         for name, (calls, rows) in per_model.items()
     ))  # fmt: skip
-    bare = _bare_predict(scored, lambda m, x, t: m.predict_matrix(x, t, owned=True)) / args.calls
+    bare = _bare_predict(scored, lambda m, x, t: m.predict_matrix(x, t, owned=True)) / count
     label = "compiled trees (as decided)" if compiled else "LightGBM (as decided)"
     print(f"  {label:28s} {bare * 1e3:9.2f} ms  (decision / bare: {total / bare:.1f}x)")
     lightgbm = _bare_predict(
@@ -177,7 +195,13 @@ def main() -> None:
             m.booster.predict(x, num_iteration=m.best_iteration, num_threads=t)
         ),
     )
-    print(f"  {'LightGBM predict':28s} {lightgbm / args.calls * 1e3:9.2f} ms")
+    print(f"  {'LightGBM predict':28s} {lightgbm / count * 1e3:9.2f} ms")
+
+
+def _tail(ns: np.ndarray) -> str:
+    """p50, p90, p99 and max of CPU times given in ns, in ms."""
+    p50, p90, p99 = np.percentile(ns, [50, 90, 99]) / 1e6
+    return f"p50 {p50:.2f} ms, p90 {p90:.2f} ms, p99 {p99:.2f} ms, max {ns.max() / 1e6:.2f} ms"
 
 
 def compare_lightgbm(world: Any, count: int) -> None:
