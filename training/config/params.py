@@ -259,6 +259,14 @@ class ModelParams(Section):
     )
     num_threads: int = Field(2, ge=1)
     seed: int = 7
+    ensemble_size: int = Field(
+        1,
+        ge=1,
+        description="boosters per model, fitted with the seeds seed, seed + 1, ... (bagging "
+        "and feature sampling drawn differently), each early-stopped on the validation "
+        "period, averaged in log-odds as one booster (training/models/ensemble.py); 1: one "
+        "booster. The in-process fit only: the cluster fit refuses more than 1",
+    )
 
 
 class GainShrinkageParams(Section):

@@ -36,6 +36,7 @@ from training.models.click_prior import ClickPrior, fit_click_prior
 from training.models.compiled import CompiledTrees, compile_booster
 from training.models.count_effect import CountEffect, fit_count_effect
 from training.models.cross_fit import out_of_fold_scores
+from training.models.ensemble import merged_booster
 from training.models.group_calibration import GroupCalibrator
 from training.models.pair_rates import FittedPairRate, PairRate
 from training.models.support import RankSupport
@@ -310,6 +311,42 @@ def booster_constraints(features: list[str], params: ModelParams) -> dict[str, A
     return options
 
 
+def ensemble_params(booster_params: dict[str, Any], params: ModelParams) -> list[dict[str, Any]]:
+    """The settings of each booster of the ensemble (``params.ensemble_size``): the first
+    exactly ``booster_params``, the others with the seeds that follow."""
+    return [
+        booster_params if i == 0 else {**booster_params, "seed": params.seed + i}
+        for i in range(params.ensemble_size)
+    ]
+
+
+def _boost(
+    booster_params: dict[str, Any],
+    train_data: lgb.Dataset,
+    valid_data: lgb.Dataset,
+    params: ModelParams,
+    evals: dict,
+) -> tuple[lgb.Booster, int]:
+    """One booster early-stopped on the validation rows, with its number of rounds."""
+    booster = lgb.train(
+        booster_params,
+        train_data,
+        num_boost_round=params.num_boost_round,
+        valid_sets=[valid_data],
+        valid_names=["valid"],
+        callbacks=[
+            lgb.early_stopping(params.early_stopping_rounds, verbose=False),
+            lgb.record_evaluation(evals),
+        ],
+    )
+    return booster, int(booster.best_iteration or params.num_boost_round)
+
+
+def _merged(members: list[tuple[lgb.Booster, int]]) -> tuple[lgb.Booster, int]:
+    booster = merged_booster(members)
+    return booster, booster.num_trees()
+
+
 def fit_calibrated(
     name: str,
     train: tuple[pd.DataFrame, np.ndarray],
@@ -468,35 +505,38 @@ def fit_calibrated(
     }
     evals: dict = {}
     started = time.perf_counter()
-    booster = lgb.train(
-        booster_params,
-        train_data,
-        num_boost_round=params.num_boost_round,
-        valid_sets=[valid_data],
-        valid_names=["valid"],
-        callbacks=[
-            lgb.early_stopping(params.early_stopping_rounds, verbose=False),
-            lgb.record_evaluation(evals),
-        ],
-    )
+    members = [
+        _boost(member_params, train_data, valid_data, params, evals if i == 0 else {})
+        for i, member_params in enumerate(ensemble_params(booster_params, params))
+    ]
     fit_seconds = time.perf_counter() - started
-    best = booster.best_iteration or params.num_boost_round
+    booster, best = members[0] if len(members) == 1 else _merged(members)
     raw_valid = _dense_predict(booster, valid_encoded, num_iteration=best)
     if valid_calendar is not None:
         raw_valid = shifted(raw_valid, valid_calendar)
     scores, labels, rows = raw_valid, y_valid, [valid_encoded]
     slope_rows = [x_valid]  # the rows' own counts (the encoded ones hide the effect's)
     if params.calibration_folds > 1 and groups is not None:
-        out_of_fold = out_of_fold_scores(
-            booster_params,
-            x_encoded,
-            y_train,
-            weight,
-            list(categories),
-            groups,
-            params.calibration_folds,
-            int(best),
-            train_offsets,
+        # an ensemble's out-of-fold score: the mean of its members', each with its own
+        # settings and rounds, as the merged booster averages them
+        out_of_fold = np.mean(
+            [
+                out_of_fold_scores(
+                    member_params,
+                    x_encoded,
+                    y_train,
+                    weight,
+                    list(categories),
+                    groups,
+                    params.calibration_folds,
+                    rounds,
+                    train_offsets,
+                )
+                for member_params, (_, rounds) in zip(
+                    ensemble_params(booster_params, params), members, strict=True
+                )
+            ],
+            axis=0,
         )
         if train_calendar is not None:
             out_of_fold = shifted(out_of_fold, train_calendar)

@@ -307,6 +307,12 @@ def fit_on_cluster(
             f"train.model.click_rate_prior: the {name} model's click-rate prior is fitted "
             "in process only (training/models/click_prior.py; measured, not kept: h98)"
         )
+    if params.ensemble_size > 1:
+        raise ValueError(
+            f"train.model.ensemble_size is {params.ensemble_size}: the cluster fit trains one "
+            "booster per model; an ensemble is fitted in process only "
+            "(training/models/ensemble.py)"
+        )
     from dask import dataframe as dd
     from lightgbm.dask import DaskLGBMClassifier
 
