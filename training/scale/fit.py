@@ -52,6 +52,7 @@ from training.models.calibrated import (
 )
 from training.models.count_effect import CountEffect, add_cells, count_cells, fit_cells
 from training.models.datasets import Dataset
+from training.models.ensemble import merged_booster
 from training.models.fit import check_monotone_inputs, count_effect_held
 from training.models.metrics import binary_metrics
 from training.models.pair_rates import FittedPairRate, PairRate
@@ -278,6 +279,35 @@ def _predict(frame: pd.DataFrame, model: CalibratedModel) -> tuple[np.ndarray, n
 # --- the fit ---------------------------------------------------------------------------
 
 
+def _early_stopped(
+    client: Any,
+    booster: lgb.Booster,
+    valid: list[Any],
+    valid_n: int,
+    features: list[str],
+    categories: dict[str, list[str]],
+    effect: CountEffect | None,
+    calendar: CalendarStart | None,
+    patience: int,
+) -> tuple[lgb.Booster, int, np.ndarray]:
+    """A booster boosted for every round, the round early stopping would have stopped it
+    at, and the validation rows' loss per round (summed over the workers' parts)."""
+    curves = client.gather(
+        client.map(
+            _loss_curve,
+            valid,
+            booster=booster,
+            leaf_values=leaf_value_table(booster),
+            features=features,
+            categories=categories,
+            effect=effect,
+            calendar=calendar,
+        )
+    )
+    curve = np.sum(curves, axis=0) / valid_n
+    return booster, early_stopping_iteration(curve, patience), curve
+
+
 def fit_on_cluster(
     client: Any,
     name: str,
@@ -306,12 +336,6 @@ def fit_on_cluster(
         raise ValueError(
             f"train.model.click_rate_prior: the {name} model's click-rate prior is fitted "
             "in process only (training/models/click_prior.py; measured, not kept: h98)"
-        )
-    if params.ensemble_size > 1:
-        raise ValueError(
-            f"train.model.ensemble_size is {params.ensemble_size}: the cluster fit trains one "
-            "booster per model; an ensemble is fitted in process only "
-            "(training/models/ensemble.py)"
         )
     from dask import dataframe as dd
     from lightgbm.dask import DaskLGBMClassifier
@@ -401,37 +425,34 @@ def fit_on_cluster(
     # LightGBM's machines are the workers holding the training rows
     workers = {w for held_by in client.who_has(kept).values() for w in held_by}
     started = time.perf_counter()
-    estimator = DaskLGBMClassifier(client=client, **booster_options(params, features))
-    with warnings.catch_warnings():  # the wrapper always passes n_jobs; Dask sets threads
-        warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
-        estimator.fit(
-            x, y, sample_weight=w, init_score=init_score, categorical_feature=list(categories)
-        )
+    members = []
+    for member in range(params.ensemble_size):  # seeds seed, seed + 1, ... as in process
+        options = booster_options(params, features)
+        options["random_state"] = params.seed + member
+        estimator = DaskLGBMClassifier(client=client, **options)
+        with warnings.catch_warnings():  # the wrapper always passes n_jobs; Dask sets threads
+            warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
+            estimator.fit(
+                x, y, sample_weight=w, init_score=init_score, categorical_feature=list(categories)
+            )
+        members.append(
+            _early_stopped(
+                client, estimator.to_local().booster_, valid, valid_n, features, categories,
+                effect, calendar, params.early_stopping_rounds,
+            )
+        )  # fmt: skip
     fit_seconds = time.perf_counter() - started
     log.info(
-        "%s model: %d rounds boosted on %d workers in %.1fs",
+        "%s model: %d x %d rounds boosted on %d workers in %.1fs",
         name,
+        params.ensemble_size,
         params.num_boost_round,
         len(workers),
         fit_seconds,
     )
-    booster = estimator.to_local().booster_
-
-    curves = client.gather(
-        client.map(
-            _loss_curve,
-            valid,
-            booster=booster,
-            leaf_values=leaf_value_table(booster),
-            features=features,
-            categories=categories,
-            effect=effect,
-            calendar=calendar,
-        )
-    )
-    curve = np.sum(curves, axis=0) / valid_n
-    best = early_stopping_iteration(curve, params.early_stopping_rounds)
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    booster = merged_booster([(member, rounds) for member, rounds, _ in members])
+    best = booster.num_trees()
+    curve = members[0][2]  # the first member's, as the in-process fit records its own
     scored = client.gather(
         client.map(
             _raw_scores,
