@@ -260,12 +260,14 @@ class ModelParams(Section):
     num_threads: int = Field(2, ge=1)
     seed: int = 7
     ensemble_size: int = Field(
-        1,
+        3,
         ge=1,
         description="boosters per model, fitted with the seeds seed, seed + 1, ... (bagging "
         "and feature sampling drawn differently), each early-stopped on the validation "
         "period, averaged in log-odds as one booster (training/models/ensemble.py); 1: one "
-        "booster. The in-process fit only: the cluster fit refuses more than 1",
+        "booster. 3 against 1, zoo at 20,000 invoices: mean captured 71.6 -> 72.3 at seed 7 "
+        "(fatigue 60.5 -> 65.5; docs/evaluation.md). The in-process fit only: the cluster "
+        "fit refuses more than 1",
     )
 
 
