@@ -180,7 +180,9 @@ def warm_up(decider: Decider, customers: pd.DataFrame, now: datetime | None = No
     deadline = start + SECONDS_MAX
     failed_at = (now or datetime.now(UTC)).replace(microsecond=0)
     rules = getattr(getattr(decider, "decider", decider), "rules", None)
-    known = getattr(decider, "known_customers", lambda ids: {})
+    known: Callable[[list[str]], dict[str, dict[str, Any]]] = getattr(
+        decider, "known_customers", lambda ids: {}
+    )
     events = code_events(rules) if isinstance(rules, RetryRules) else []
     rule_events = 0
     with seeded_process_rng(0):  # the process's own stream untouched
