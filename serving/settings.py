@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     model_warm_up: bool = Field(
         True,
         description="when the model loads (start, reload), decide its decline codes and a few "
-        "synthetic requests so the first requests find the decision memos filled (~0.2 s more "
+        "synthetic requests so the first requests find the decision memos filled (~0.3 s more "
         "to load); false: the first requests fill them",
     )
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0, description="largest accepted request body")

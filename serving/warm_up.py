@@ -2,12 +2,12 @@
 
 A lone decision that meets a decline code, a card brand or a table for the first time
 fills a memo on the way (the rules' decisions and wordings, the decline table's
-classifications, the policy's and the models' kept labels and layouts): ~0.3 ms more
-than a warm call, in 36 of the first 50 calls of a fresh process and still in 1 call of
-8 after 2,000 (docs/performance.md, h106). Here, at load:
+classifications, the policy's and the models' kept labels and layouts): ~0.2-0.5 ms
+more than a warm call, in 36 of the first 50 calls of a fresh process and in 265 of its
+first 2,000 (docs/performance.md, h106). Here, at load:
 
 1. the rules decide every code of the artifact's decline table (its processors', with
-   their payment method), for every card brand of the API contract, as first failures
+   their payment method) and each of its aliases, for every card brand of the API contract, as first failures
    and after one earlier attempt, through the same request tables as the API's (so the
    memos' keys are those a request meets), a few dozen events a call: this fills the
    rules' and the table's memos;
