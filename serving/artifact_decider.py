@@ -130,13 +130,17 @@ def load_artifact_decider(
     if warm_up:
         from serving.warm_up import warm_up as fill_memos  # (it imports the API's service)
 
-        done = fill_memos(loaded, loaded.customers)
-        logger.info(
-            "warm-up: %d rule events, %d decisions in %.2f s",
-            done.rule_events,
-            done.decisions,
-            done.seconds,
-        )
+        try:
+            done = fill_memos(loaded, loaded.customers)
+        except Exception:  # a warm-up's failure costs the first requests' speed, no more
+            logger.warning("warm-up failed; the first requests fill the memos", exc_info=True)
+        else:
+            logger.info(
+                "warm-up: %d rule events, %d decisions in %.2f s",
+                done.rule_events,
+                done.decisions,
+                done.seconds,
+            )
     return loaded
 
 

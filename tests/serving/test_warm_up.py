@@ -93,6 +93,18 @@ def test_a_server_with_the_warm_up_off_loads_and_answers(artifact_dir, held_out,
         assert post_json(client, "/v1/recommendations", held_out[0]).status_code == 200
 
 
+def test_a_failed_warm_up_leaves_the_model_loaded(artifact_dir, held_out, monkeypatch):
+    import serving.warm_up
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("broken warm-up")
+
+    monkeypatch.setattr(serving.warm_up, "warm_up", broken)
+    decider = load_artifact_decider(str(artifact_dir))
+    assert not decider.decider.rules._decision_memo  # type: ignore[attr-defined]
+    assert recommend(decider, held_out[:1])[0].fallback is False  # type: ignore[union-attr]
+
+
 def test_the_setting_reads_the_environment(monkeypatch):
     from serving.settings import Settings
 
