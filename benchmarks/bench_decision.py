@@ -11,7 +11,8 @@ each stage (both) (stages nest: ``plan`` contains the searches, ``plan_retries``
 refinement). Every matrix the models score is kept, and afterwards scored again alone:
 the *bare predict* of the rows the decisions scored (the models' own cost, the floor of
 a decision), with the compiled trees the decider uses and with LightGBM's ``predict``.
-Run with ``OMP_NUM_THREADS=1`` for one-core figures. After loading the model, the heap
+Run with ``OMP_NUM_THREADS=1`` for one-core figures. The model's load (with its warm-up,
+``serving/warm_up.py``) is not timed. After loading the model, the heap
 is frozen as ``smartretry serve`` freezes it (``serving.model_loader.freeze_heap``: the
 garbage collector's full passes then skip the libraries and the model; without it, a
 1,000-item call pays ~0.1 s of them that the server does not); ``--no-freeze`` measures

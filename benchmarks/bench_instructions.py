@@ -8,7 +8,8 @@ CPU times on a shared machine move by 5-20 % between runs; instruction counts do
 builds (or reuses) the model of ``bench_decision.py --work`` (:func:`bench_world.prepare`),
 writes (``--warm`` + ``--decisions``) x ``--batch`` held-out requests (``World.sample(...,
 known_share=0.2)``) to ``--out``, then runs itself under ``valgrind --tool=callgrind
---instr-atstart=no``: the child loads the decider, freezes the heap as the server does,
+--instr-atstart=no``: the child loads the decider (its warm-up, ``serving/warm_up.py``,
+included: not counted), freezes the heap as the server does,
 decides the first ``--warm`` calls of ``--batch`` requests (default: 5 lone ones, or one
 batch) to warm the caches, then the next ``--decisions`` calls through
 ``training.api.service.recommend`` under a seeded process generator

@@ -222,6 +222,7 @@ def create_app(
             load_decider,
             threads=settings.scoring_threads,
             quiet_hours=settings.quiet_hours_override(),
+            warm_up=settings.model_warm_up,
         )
     app = FastAPI(
         title="smartretry",

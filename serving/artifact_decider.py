@@ -10,6 +10,7 @@ asks a decider for, and otherwise delegates to the artifact's own decider. The A
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from training.policy.decisions import Decider, Decisions
 from training.tracking.loading import load_artifact
 
 DEFAULT_NAME = "smart-retry"
+logger = logging.getLogger(__name__)
 
 
 class ArtifactDecider:
@@ -49,6 +51,11 @@ class ArtifactDecider:
     @property
     def fallback(self) -> bool:
         return self.decider.fallback
+
+    @property
+    def customers(self) -> pd.DataFrame:
+        """The known customers' fields, by ``customer_id``."""
+        return self._customers
 
     @property
     def customer_count(self) -> int:
@@ -100,11 +107,17 @@ def _python_values(values: pd.api.extensions.ExtensionArray) -> list[Any]:
 
 
 def load_artifact_decider(
-    source: str, threads: int = 1, quiet_hours: QuietHours | None = None, compiled: bool = True
+    source: str,
+    threads: int = 1,
+    quiet_hours: QuietHours | None = None,
+    compiled: bool = True,
+    warm_up: bool = True,
 ) -> ArtifactDecider:
     """Load an artifact (local path or MLflow model URI) for serving or batch scoring;
     ``quiet_hours``: the operator's override of the quiet hours the model was trained with;
-    ``compiled``: score with the trees compiled to machine code (LightGBM otherwise)."""
+    ``compiled``: score with the trees compiled to machine code (LightGBM otherwise);
+    ``warm_up``: fill the decision memos now (:mod:`serving.warm_up`), not in the first
+    requests."""
     artifact = load_artifact(source)
     if quiet_hours is not None:
         artifact.policy = artifact.policy.model_copy(update={"quiet_hours": quiet_hours})
@@ -113,7 +126,22 @@ def load_artifact_decider(
     if "timezone" in artifact.customers.columns:  # likewise its customers' zones' offsets
         first, last = decision_years(artifact.metadata)
         warm_zones(artifact.customers["timezone"].unique().tolist(), first, last)
-    return ArtifactDecider(decider, artifact.customers, artifact.metadata)
+    loaded = ArtifactDecider(decider, artifact.customers, artifact.metadata)
+    if warm_up:
+        from serving.warm_up import warm_up as fill_memos  # (it imports the API's service)
+
+        try:
+            done = fill_memos(loaded, loaded.customers)
+        except Exception:  # a warm-up's failure costs the first requests' speed, no more
+            logger.warning("warm-up failed; the first requests fill the memos", exc_info=True)
+        else:
+            logger.info(
+                "warm-up: %d rule events, %d decisions in %.2f s",
+                done.rule_events,
+                done.decisions,
+                done.seconds,
+            )
+    return loaded
 
 
 def decision_years(metadata: Mapping[str, Any], now: datetime | None = None) -> tuple[int, int]:

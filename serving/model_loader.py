@@ -29,12 +29,18 @@ logger = logging.getLogger(__name__)
 Loader = Callable[[str], Decider]
 
 
-def load_decider(source: str, threads: int = 1, quiet_hours: QuietHours | None = None) -> Decider:
+def load_decider(
+    source: str,
+    threads: int = 1,
+    quiet_hours: QuietHours | None = None,
+    warm_up: bool = True,
+) -> Decider:
     """Load a decision artifact, wrapped so the service also gets the artifact's known
     customers and description (:class:`serving.artifact_decider.ArtifactDecider`);
     ``threads``: LightGBM threads for big scoring calls (batches); ``quiet_hours``: the
-    operator's override (``SMARTRETRY_QUIET_*_HOUR``)."""
-    return load_artifact_decider(source, threads=threads, quiet_hours=quiet_hours)
+    operator's override (``SMARTRETRY_QUIET_*_HOUR``); ``warm_up``: fill the decision
+    memos before the first request (``SMARTRETRY_MODEL_WARM_UP``)."""
+    return load_artifact_decider(source, threads=threads, quiet_hours=quiet_hours, warm_up=warm_up)
 
 
 def freeze_heap() -> None:

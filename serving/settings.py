@@ -88,6 +88,12 @@ class Settings(BaseSettings):
         "models:/smart-retry@champion",
         description="decision artifact: MLflow model URI or local path; empty = rules fallback only",
     )
+    model_warm_up: bool = Field(
+        True,
+        description="when the model loads (start, reload), decide its decline codes and a few "
+        "synthetic requests so the first requests find the decision memos filled (~0.3 s more "
+        "to load); false: the first requests fill them",
+    )
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0, description="largest accepted request body")
     max_batch_items: int = Field(1000, ge=1000, description="items per /v1/recommendations/batch")
     max_outcome_events: int = Field(5000, ge=1000, description="events per /v1/outcomes")
