@@ -61,8 +61,8 @@ async def authenticate(
 class ScopedKey(HTTPBearer):
     """The bearer scheme (which documents the key in the OpenAPI schema) that also checks the
     key: a valid key (any key when ``scope`` is None) with ``scope``, else 403. One
-    dependency, not the scheme with a check over it: FastAPI solves each dependency of each
-    request (~40 µs of the event loop's CPU apiece with its sub-dependency)."""
+    dependency, not a check over the scheme: FastAPI solves each dependency of each request
+    on the event loop (the solving was 29 % of the loop's CPU per request, h107)."""
 
     def __init__(self, scope: str | None) -> None:
         super().__init__(
