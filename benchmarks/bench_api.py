@@ -440,6 +440,7 @@ async def run_target(args: argparse.Namespace, world: World, target: str) -> dic
             answers: list[Any] = []
             for rate in rates:
                 cpu = server_cpu_seconds(pid)
+                by_process = process_cpu_seconds(pid)
                 load, answered = await open_loop(client, "/v1/recommendations", singles[rate], rate)
                 report = results["single"][f"{rate:g}"] = load.report(
                     f"{target}: single @ {rate:g}/s for {args.duration:g} s"
@@ -450,7 +451,13 @@ async def run_target(args: argparse.Namespace, world: World, target: str) -> dic
                 # (bigger micro-batches), so it is no measure of speed on its own
                 cpu_ms = (server_cpu_seconds(pid) - cpu) * 1000 / (len(singles[rate]) + 1)
                 report["server_cpu_ms_per_request"] = cpu_ms
-                print(f"server CPU per request (all its processes): {cpu_ms:.2f} ms", flush=True)
+                shares = worker_shares(by_process, process_cpu_seconds(pid))
+                report["server_cpu_shares"] = shares
+                print(
+                    f"server CPU per request (all its processes): {cpu_ms:.2f} ms; "
+                    f"by process: {'/'.join(f'{share:.0%}' for share in shares)}",
+                    flush=True,
+                )
             if not service:
                 return results
             assert local is not None
@@ -497,17 +504,30 @@ async def run_target(args: argparse.Namespace, world: World, target: str) -> dic
 def server_cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of the server and its worker processes so far: per request,
     a figure the machine's load inflates much less than latency does."""
+    return sum(process_cpu_seconds(pid).values())
+
+
+def process_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU time so far of the server's process and each of its children, by process id."""
     import psutil
 
     root = psutil.Process(pid)
-    total = 0.0
+    seconds = {}
     for process in [root, *root.children(recursive=True)]:
         try:
             times = process.cpu_times()
         except psutil.NoSuchProcess:
             continue
-        total += times.user + times.system
-    return total
+        seconds[process.pid] = times.user + times.system
+    return seconds
+
+
+def worker_shares(before: dict[int, float], after: dict[int, float]) -> list[float]:
+    """Each process's share of the CPU spent between two readings, largest first: with the
+    decisions most of a request's CPU, the workers' shares of the requests."""
+    spent = [after[pid] - before.get(pid, 0.0) for pid in after]
+    total = sum(spent) or 1.0
+    return sorted((s / total for s in spent), reverse=True)
 
 
 def free_port() -> int:

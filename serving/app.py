@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -196,6 +197,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         batcher.start()
     app.state.api_context = ApiContext(settings, services, batcher)
+    switch_interval = sys.getswitchinterval()  # the process's: restored at shutdown
+    sys.setswitchinterval(settings.switch_interval_ms / 1000)
     try:
         yield
     finally:
@@ -207,6 +210,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await task
         await run_in_threadpool(writer.close)
         engine.dispose()
+        sys.setswitchinterval(switch_interval)
 
 
 def create_app(

@@ -121,6 +121,13 @@ class Settings(BaseSettings):
     microbatch_wait_ms: float = Field(
         0, ge=0, le=1000, description="wait this long for more single requests before a call"
     )
+    switch_interval_ms: float = Field(
+        5.0,
+        gt=0,
+        le=100,
+        description="Python's thread switch interval (sys.setswitchinterval) in each worker: "
+        "how long the event loop may wait for the GIL while a decision runs on its thread",
+    )
     scoring_threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,

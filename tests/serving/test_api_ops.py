@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from sqlalchemy import create_engine
 
 from serving.app import create_app
 from serving.openapi import render
+from serving.routes import v1
+from serving.security import ScopedKey
 from training.policy.decisions import Decisions
 from training.policy.fallback import FallbackDecider
 
@@ -196,6 +199,25 @@ def test_reload_can_be_disabled(tmp_path):
     with TestClient(create_app(settings)) as client:
         response = client.post("/v1/admin/reload", headers=AUTH)
         assert (response.status_code, response.json()["code"]) == (409, "reload_disabled")
+
+
+def test_switch_interval_is_set_while_serving_and_restored(tmp_path):
+    before = sys.getswitchinterval()
+    with TestClient(create_app(make_settings(tmp_path, switch_interval_ms=0.5))):
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
+    assert sys.getswitchinterval() == before
+
+
+def test_the_key_check_is_one_dependency_without_sub_dependencies():
+    """FastAPI solves every dependency of every request on the event loop: the check is
+    the bearer scheme itself (documented in the OpenAPI schema), nothing under it."""
+    scopes = {}
+    for route in v1.routes:
+        [check] = [d for d in route.dependant.dependencies if isinstance(d.call, ScopedKey)]
+        assert check.dependencies == [], route.path
+        scopes[route.path] = check.call.required_scope
+    assert scopes["/v1/recommendations"] == "recommend"
+    assert scopes["/v1/outcomes"] == "outcomes"
 
 
 def test_docs_openapi_is_current():
